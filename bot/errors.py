@@ -1,0 +1,39 @@
+"""The project's one exception tree.
+
+CrmbotError
+├── ConfigError        bad or missing configuration; stops start-up naming the variable
+│   └── ContentError   a conversation script file is malformed; names the file and the field
+├── StoreUnavailable   Redis does not answer (webhooks answer 503, LINE redelivers)
+└── InvalidInput       input the product refuses; nothing is changed
+"""
+
+from __future__ import annotations
+
+
+class CrmbotError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(CrmbotError):
+    """Configuration is missing or invalid."""
+
+
+class ContentError(ConfigError):
+    """A content (conversation script) file is malformed.
+
+    The message always starts with the file path and the dotted field path.
+    """
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        self.path = path
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{path}: {field}: {problem}")
+
+
+class StoreUnavailable(CrmbotError):
+    """The Redis store cannot be reached."""
+
+
+class InvalidInput(CrmbotError, ValueError):
+    """Input that is refused; nothing was changed."""
