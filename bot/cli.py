@@ -1,0 +1,201 @@
+"""The ``crmbot`` command.
+
+    crmbot serve              web app + outbox worker in one process (local use)
+    crmbot worker             the background outbox worker alone (Procfile ``worker:``)
+    crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
+    crmbot outbox [--requeue REF]   list parked messages, or put one back in line
+
+Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from bot.config import Config
+from bot.errors import ConfigError, CrmbotError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.views import Button as views_Button
+
+log = logging.getLogger("crmbot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crmbot", description="CRM diagnosis and KPI bot")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the web app and the background worker (local use)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    sub.add_parser("worker", help="run the outbox worker (retries, recovery)")
+    chat = sub.add_parser("chat", help="take the diagnosis in this terminal")
+    chat.add_argument("--user", default="local", help="local user name (default: local)")
+    ob = sub.add_parser("outbox", help="list parked messages")
+    ob.add_argument("--requeue", metavar="REF", help="put a parked message back in line")
+    args = parser.parse_args(argv)
+
+    from bot.logs import setup
+
+    setup("WARNING" if args.command == "chat" else args.log_level)
+    try:
+        config = Config.from_env()
+        if args.command == "serve":
+            return serve_cmd(config, args.host, args.port or config.port)
+        if args.command == "worker":
+            return worker_cmd(config)
+        if args.command == "chat":
+            return chat_cmd(config, args.user)
+        return outbox_cmd(config, args.requeue)
+    except ConfigError as e:
+        print(f"crmbot: configuration error: {e}", file=sys.stderr)
+        return 2
+    except CrmbotError as e:
+        print(f"crmbot: {e}", file=sys.stderr)
+        return 1
+
+
+def run_worker_loop(sweep: Callable[[], int], stop: threading.Event, interval: float = 1.0) -> None:
+    while not stop.is_set():
+        try:
+            sweep()
+        except StoreUnavailable as e:
+            log.warning("worker: %s", e)
+        except Exception:
+            log.exception("worker: sweep failed")
+        stop.wait(interval)
+
+
+def serve_cmd(config: Config, host: str, port: int) -> int:
+    from werkzeug.serving import make_server
+
+    from bot.app import build_services, create_app
+
+    svc = build_services(config)
+    app = create_app(services=svc)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker_loop, args=(svc.outbox.sweep, stop), daemon=True, name="worker")
+    worker.start()
+    server = make_server(host, port, app, threaded=True)
+    log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        svc.outbox.close()
+    return 0
+
+
+def worker_cmd(config: Config) -> int:
+    from bot.app import build_services
+
+    svc = build_services(config)
+    stop = threading.Event()
+    log.info("crmbot worker running")
+    try:
+        run_worker_loop(svc.outbox.sweep, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def outbox_cmd(config: Config, requeue: str | None) -> int:
+    from bot.app import build_services
+
+    svc = build_services(config)
+    if requeue:
+        ok = svc.outbox.requeue(requeue)
+        print("requeued" if ok else "not found")
+        return 0 if ok else 1
+    rows = svc.outbox.parked()
+    for row in rows:
+        print(f"{row['ref']}\t{row['user']}\tattempts={row['attempts']}\t{row['reason']}")
+    print(f"{len(rows)} parked message(s)")
+    return 0
+
+
+def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """The diagnosis in the terminal: same machine, same store, channel "cli"."""
+    from bot import views
+    from bot.core import Bot, InboundEvent
+    from bot.redis_conn import connect
+    from conversations import inputs as I
+    from conversations.content import load_script
+    from conversations.keys import Subject
+    from conversations.machine import Settings, build
+    from conversations.store import RedisStore
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    script = load_script(config.locale, config.content_dir)
+    client = connect(config)
+    bot = Bot(
+        RedisStore(client, dedupe_ttl=config.dedupe_ttl),
+        build(Settings(expiry=config.conversation_ttl, resume_after=config.resume_after)),
+        None,
+        conversation_ttl=config.conversation_ttl,
+    )
+    subject = Subject("cli", user)
+    buttons: list[views.Button] = []
+
+    def show(outputs: Sequence[dict]) -> None:
+        nonlocal buttons
+        buttons = []
+        for out in outputs:
+            print("\n" + views.plain_text(script, out), file=stdout)
+            buttons = views.buttons_for(script, out) or buttons
+        if buttons:
+            print(_menu(buttons), file=stdout)
+
+    def send(inp: I.Input) -> None:
+        show(bot.handle(InboundEvent(subject, uuid.uuid4().hex, inp, timestamp=time.time())).outputs)
+
+    print(f"{script.title} — Ctrl-D / 'quit' で終了 (to quit)", file=stdout)
+    try:
+        send(I.Input(I.FOLLOW) if bot.store.load(subject).state == "idle" else I.Input(I.CONTINUE))
+        for line in stdin:
+            text = line.strip()
+            if text.lower() in ("quit", "exit", "q!"):
+                break
+            if not text:
+                continue
+            chosen = _pick(text, buttons)
+            send(I.from_button(chosen.data) if chosen else I.from_text(text, script.keywords))
+    except KeyboardInterrupt:
+        pass
+    except StoreUnavailable as e:
+        print(f"crmbot: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _is_answer(b: views_Button) -> bool:
+    return b.label[:1] in "ABCD" and b.label[1:2] == ":"
+
+
+def _menu(buttons: Sequence[views_Button]) -> str:
+    """Answers are typed by letter (as on LINE); the other buttons get numbers: 1) back 2) restart."""
+    parts, n = [], 0
+    for b in buttons:
+        if _is_answer(b):
+            parts.append(b.label)
+        else:
+            n += 1
+            parts.append(f"{n}) {b.label}")
+    return "  [" + " / ".join(parts) + "]"
+
+
+def _pick(text: str, buttons: Sequence[views_Button]) -> views_Button | None:
+    others = [b for b in buttons if not _is_answer(b)]
+    if text.isdigit() and 1 <= int(text) <= len(others):
+        return others[int(text) - 1]
+    return None

@@ -1,0 +1,110 @@
+"""Configuration from the environment, checked once at start-up.
+
+A bad value raises :class:`ConfigError` naming the variable; nothing here exits the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bot.errors import ConfigError
+from conversations.content import LOCALES
+
+DEFAULT_LINE_API_HOST = "https://api.line.me"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "crmbot"
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str | None = None
+    line_channel_secret: str | None = field(default=None, repr=False)
+    line_channel_access_token: str | None = field(default=None, repr=False)
+    line_api_host: str = DEFAULT_LINE_API_HOST
+    port: int = 8000
+    data_dir: Path = field(default_factory=_default_data_dir)
+    locale: str = "ja"
+    content_dir: str | None = None
+    conversation_ttl: int = 7 * 86400  # CRMBOT_CONVERSATION_TTL: unfinished diagnosis expiry
+    resume_after: int = 3600  # CRMBOT_RESUME_AFTER: a pause after which "continue or start over?"
+    dedupe_ttl: int = 3 * 86400  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
+    outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
+    outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
+    send_in_background: bool = True  # tests may send synchronously
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def line_missing(self) -> list[str]:
+        return [
+            name
+            for name, v in (
+                ("LINE_CHANNEL_SECRET", self.line_channel_secret),
+                ("LINE_CHANNEL_ACCESS_TOKEN", self.line_channel_access_token),
+            )
+            if not v
+        ]
+
+    def with_(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            v = env.get(name, "").strip()
+            return v or None
+
+        def integer(name: str, default: int, minimum: int = 1) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"environment: {name} must be a whole number (got {raw[:20]!r})") from None
+            if value < minimum:
+                raise ConfigError(f"environment: {name} must be at least {minimum} (got {value})")
+            return value
+
+        def url(name: str, default: str | None) -> str | None:
+            raw = text(name)
+            if raw is None:
+                return default
+            if not raw.startswith(("http://", "https://", "redis://", "rediss://", "unix://")):
+                raise ConfigError(f"environment: {name} is not a URL (got {raw[:30]!r})")
+            return raw
+
+        locale = (text("CRMBOT_LOCALE") or "ja").lower()
+        if locale not in LOCALES:
+            raise ConfigError(f"environment: CRMBOT_LOCALE must be one of {', '.join(LOCALES)} (got {locale!r})")
+        redis_url = url("REDIS_URL", None)
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
+        line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
+        data_dir = text("CRMBOT_DATA_DIR")
+        return cls(
+            redis_url=redis_url,
+            line_channel_secret=text("LINE_CHANNEL_SECRET"),
+            line_channel_access_token=text("LINE_CHANNEL_ACCESS_TOKEN"),
+            line_api_host=(line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
+            port=integer("PORT", 8000),
+            data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),
+            locale=locale,
+            content_dir=text("CRMBOT_CONTENT_DIR"),
+            conversation_ttl=integer("CRMBOT_CONVERSATION_TTL", 7 * 86400, 60),
+            resume_after=integer("CRMBOT_RESUME_AFTER", 3600, 1),
+            dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", 3 * 86400, 60),
+            outbox_lease=integer("CRMBOT_OUTBOX_LEASE", 30, 1),
+            outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", 8, 1),
+        )

@@ -1,0 +1,96 @@
+"""The bot core: one inbound event -> one atomic state change -> outputs queued for delivery.
+
+Channel adapters turn their webhooks into :class:`InboundEvent` and call :meth:`Bot.handle`.
+The core never imports Flask, LINE or Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import StoreUnavailable
+from bot.logs import uid
+from conversations import inputs as I
+from conversations.inputs import Input
+from conversations.keys import Subject
+from conversations.machine import Machine
+from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
+
+log = logging.getLogger(__name__)
+MAX_CAS_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    subject: Subject
+    event_id: str  # the channel's unique event ID (LINE webhookEventId): the dedupe key
+    input: Input
+    reply_token: str | None = None
+    timestamp: float | None = None  # when the channel says it happened (seconds)
+    redelivery: bool = False
+
+
+@dataclass(frozen=True)
+class Handled:
+    status: str  # "ok" or "dup"
+    state: str
+    outputs: tuple[dict[str, Any], ...] = ()
+
+
+class Bot:
+    def __init__(
+        self,
+        store: Persistence,
+        machine: Machine,
+        outbox: Any | None = None,  # bot.outbox.Outbox; typed loosely to keep imports light
+        *,
+        clock: Callable[[], float] = time.time,
+        conversation_ttl: int = 7 * 86400,
+    ) -> None:
+        self.store = store
+        self.machine = machine
+        self.outbox = outbox
+        self.clock = clock
+        self.conversation_ttl = conversation_ttl
+
+    def handle(self, ev: InboundEvent) -> Handled:
+        """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer."""
+        write = None
+        for _ in range(MAX_CAS_ATTEMPTS):
+            snap = self.store.get(ev.subject, ev.event_id)
+            if snap.seen:
+                log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
+                return Handled(DUPLICATE, snap.conv.state)
+            now = self.clock()
+            step = self.machine.step(snap.conv, ev.input, now)
+            conv = step.conv if step.changed else snap.conv
+            if step.outputs and self.outbox is not None and self.outbox.handles(ev.subject.channel):
+                write = self.outbox.prepare(ev, step.outputs, now, write)
+            else:
+                write = None
+            ttl = 0
+            if conv is not None and conv.in_progress and not conv.last:
+                ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
+            result = self.store.update(
+                snap, conv, ev.event_id, ttl=ttl, outbox=write, drop_outbox=ev.input.kind == I.UNFOLLOW
+            )
+            if result == OK:
+                log.info(
+                    "%s %s: %s -> %s (%d out)",
+                    uid(ev.subject.user_id),
+                    ev.input.kind,
+                    snap.conv.state,
+                    step.state,
+                    len(step.outputs),
+                )
+                if write is not None:
+                    self.outbox.submit(write)
+                return Handled(OK, step.state, step.outputs)
+            if result == DUPLICATE:
+                return Handled(DUPLICATE, snap.conv.state)
+            assert result == CONFLICT
+        raise StoreUnavailable("conversation record kept changing; giving up for now")

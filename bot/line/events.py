@@ -1,0 +1,89 @@
+"""LINE webhook JSON -> our InboundEvent objects. Pure: no Flask, no network.
+
+Only one-to-one chats are handled (source.type "user"); events in standby mode, events of types we
+do not use, and events missing the fields we need are skipped, never errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from bot.core import InboundEvent
+from bot.errors import InvalidInput
+from conversations import inputs as I
+from conversations.inputs import Input
+from conversations.keys import Subject
+
+CHANNEL = "line"
+
+
+def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
+    """X-Line-Signature: base64(HMAC-SHA256(channel secret, raw body))."""
+    if not signature:
+        return False
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return hmac.compare_digest(base64.b64encode(digest).decode(), signature.strip())
+
+
+def parse(payload: Any, keywords: Mapping[str, Any]) -> Iterator[InboundEvent]:
+    """Raises InvalidInput when the body is not a webhook payload at all."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise InvalidInput("not a LINE webhook body: no events list")
+    for raw in payload["events"]:
+        ev = _event(raw, keywords)
+        if ev is not None:
+            yield ev
+
+
+def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
+    if not isinstance(raw, dict) or raw.get("mode", "active") != "active":
+        return None
+    source = raw.get("source")
+    event_id = raw.get("webhookEventId")
+    if not isinstance(source, dict) or source.get("type") != "user" or not isinstance(event_id, str):
+        return None
+    user_id = source.get("userId")
+    if not isinstance(user_id, str) or not event_id or len(event_id) > 64:
+        return None
+    inp = _input(raw, keywords)
+    if inp is None:
+        return None
+    ts = raw.get("timestamp")
+    ctx = raw.get("deliveryContext")
+    token = raw.get("replyToken")
+    try:
+        subject = Subject(CHANNEL, user_id)
+    except InvalidInput:
+        return None
+    return InboundEvent(
+        subject=subject,
+        event_id=event_id,
+        input=inp,
+        reply_token=token if isinstance(token, str) and token else None,
+        timestamp=ts / 1000 if isinstance(ts, int | float) and not isinstance(ts, bool) else None,
+        redelivery=bool(ctx.get("isRedelivery")) if isinstance(ctx, dict) else False,
+    )
+
+
+def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> Input | None:
+    kind = raw.get("type")
+    if kind == "follow":
+        return Input(I.FOLLOW)
+    if kind == "unfollow":
+        return Input(I.UNFOLLOW)
+    if kind == "postback":
+        pb = raw.get("postback")
+        data = pb.get("data") if isinstance(pb, dict) else None
+        return I.from_button(data) if isinstance(data, str) else Input(I.TEXT)
+    if kind == "message":
+        msg = raw.get("message")
+        if not isinstance(msg, dict):
+            return None
+        if msg.get("type") == "text" and isinstance(msg.get("text"), str):
+            return I.from_text(msg["text"][:500], keywords)
+        return Input(I.OTHER)
+    return None  # join, leave, beacon, unsend, ... are not for this bot

@@ -1,0 +1,105 @@
+"""Delivers outbox entries to LINE: the reply API first (free), the push API when it cannot.
+
+Policy, per entry (the entry's id is its X-Line-Retry-Key):
+- First attempt, in the process that committed it: reply with the event's reply token.
+  200 -> delivered. 400 (token expired/used) -> push at once. 429, 5xx, network -> retry later by push.
+- Recovery of an entry whose first attempt may or may not have reached LINE (the process died):
+  within ``reply_window`` of the event, reply again with the same token; if LINE refuses the token
+  it was already used by that lost attempt, so the message counts as delivered. After the window
+  the token has expired and tells nothing, so the message goes by push (a lost reply would strand
+  the user; a rare duplicate question is harmless, the state machine ignores stale taps).
+- Every later attempt is a push with the same X-Line-Retry-Key: LINE accepts a key once and
+  answers 409 to a repeat, which counts as delivered, so a retry is never a duplicate.
+- Redelivered webhook events skip the reply (their token is not usable).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    MessagingApi,
+    PushMessageRequest,
+    ReplyMessageRequest,
+)
+
+from bot.line.render import render
+from bot.outbox import DELIVERED, FAILED, RETRY, Outcome
+from conversations.content import Script
+
+log = logging.getLogger(__name__)
+TIMEOUT = (3.0, 10.0)  # connect, read (seconds)
+
+
+def _retry_after(e: ApiException) -> float | None:
+    headers = {k.lower(): v for k, v in (e.headers or {}).items()}
+    try:
+        return float(headers.get("retry-after", ""))
+    except ValueError:
+        return None
+
+
+def _is_invalid_reply_token(e: ApiException) -> bool:
+    body = e.body.decode("utf-8", "replace") if isinstance(e.body, bytes) else str(e.body or "")
+    return e.status == 400 and "reply token" in body.lower()
+
+
+class LineTransport:
+    channel = "line"
+
+    def __init__(self, host: str, access_token: str, script: Script, *, reply_window: float = 50.0) -> None:
+        self.script = script
+        self.reply_window = reply_window
+        cfg = Configuration(host=host, access_token=access_token)
+        cfg.retries = 0  # retries are the outbox's job (with backoff and retry keys)
+        self.client = ApiClient(cfg)
+        self.api = MessagingApi(self.client)
+
+    def deliver(self, entry: Mapping[str, Any], *, recovering: bool, now: float) -> Outcome:
+        messages = render(self.script, entry["out"])
+        token = entry.get("rt") or ""
+        if entry.get("via", "reply") == "reply" and token and not entry.get("redelivery"):
+            fresh = now - float(entry.get("ts", now)) <= self.reply_window
+            if not recovering or fresh:
+                try:
+                    self.api.reply_message(
+                        ReplyMessageRequest(replyToken=token, messages=messages), _request_timeout=TIMEOUT
+                    )
+                    return Outcome(DELIVERED, "reply")
+                except ApiException as e:
+                    if _is_invalid_reply_token(e):
+                        if recovering:
+                            return Outcome(DELIVERED, "reply token already used by an earlier attempt")
+                        # expired or unusable: fall through to push now
+                    else:
+                        return self._failure(e, "reply")
+                except Exception as e:  # network: the outcome is unknown; later attempts push with a key
+                    return Outcome(RETRY, f"reply: {type(e).__name__}")
+        return self._push(entry, messages)
+
+    def _push(self, entry: Mapping[str, Any], messages: list[Any]) -> Outcome:
+        try:
+            self.api.push_message(
+                PushMessageRequest(to=entry["to"], messages=messages),
+                x_line_retry_key=entry["id"],
+                _request_timeout=TIMEOUT,
+            )
+            return Outcome(DELIVERED, "push")
+        except ApiException as e:
+            if e.status == 409:
+                return Outcome(DELIVERED, "push already accepted (retry key)")
+            return self._failure(e, "push")
+        except Exception as e:
+            return Outcome(RETRY, f"push: {type(e).__name__}")
+
+    @staticmethod
+    def _failure(e: ApiException, via: str) -> Outcome:
+        status = e.status or 0
+        if status == 429 or status >= 500:
+            return Outcome(RETRY, f"{via}: HTTP {status}", _retry_after(e))
+        return Outcome(FAILED, f"{via}: HTTP {status}")

@@ -1,0 +1,42 @@
+"""Flask adapter for LINE: request -> InboundEvents -> Bot.handle -> response. Nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from bot.errors import InvalidInput, StoreUnavailable
+from bot.line import events
+
+log = logging.getLogger(__name__)
+
+
+def blueprint() -> Blueprint:
+    bp = Blueprint("line", __name__)
+
+    @bp.post("/line/webhook")
+    def webhook() -> Response | tuple[str, int]:
+        svc = current_app.extensions["crmbot"]
+        cfg = svc.config
+        if not cfg.line_enabled:
+            return "LINE is not configured on this server", 503
+        body = request.get_data(cache=False)
+        if not events.signature_ok(cfg.line_channel_secret, body, request.headers.get("X-Line-Signature")):
+            log.warning("line webhook: bad or missing signature (%d bytes)", len(body))
+            return "bad signature", 400
+        try:
+            inbound = list(events.parse(json.loads(body), svc.script.keywords))
+        except (ValueError, InvalidInput) as e:  # JSONDecodeError is a ValueError
+            log.warning("line webhook: malformed body: %s", type(e).__name__)
+            return "malformed body", 400
+        try:
+            for ev in inbound:
+                svc.bot.handle(ev)
+        except StoreUnavailable as e:
+            log.error("line webhook: store unavailable (%s); LINE will redeliver", e)
+            return "store unavailable", 503
+        return Response("OK", 200, mimetype="text/plain")
+
+    return bp

@@ -1,0 +1,216 @@
+"""The diagnosis script as data: questions, choices, tier texts and advice, one TOML file per locale.
+
+Files live in ``conversations/scripts/diagnosis.<locale>.toml`` (or in ``CRMBOT_CONTENT_DIR``).
+Operators edit wording there; :func:`load_script` checks the structure and raises
+:class:`ContentError` naming the file and the field for anything malformed, so a bad edit stops
+start-up instead of reaching a user.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ContentError
+
+SCRIPTS_DIR = Path(__file__).with_name("scripts")
+LOCALES = ("ja", "en")
+QUESTION_COUNT = 10
+LETTERS = ("A", "B", "C", "D")
+TIERS = ("A", "B", "C")
+KEYWORD_KINDS = ("start", "back", "restart", "continue")
+BUTTON_MAX = 20  # LINE action label limit
+CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
+
+# text key -> placeholders it may use
+TEXT_KEYS: dict[str, frozenset[str]] = {
+    k: frozenset(v.split())
+    for k, v in {
+        "greeting": "",
+        "offer": "",
+        "start_button": "",
+        "back_button": "",
+        "restart_button": "",
+        "continue_button": "",
+        "retake_button": "",
+        "question": "number total text",
+        "choice_line": "letter text",
+        "hint": "",
+        "stale": "number",
+        "resume_prompt": "number total",
+        "restarted": "",
+        "expired": "",
+        "result_heading": "",
+        "result_count": "count total",
+        "next_point_heading": "",
+        "result_alt": "label count total",
+        "done_help": "",
+        "non_text": "",
+    }.items()
+}
+BUTTON_KEYS = ("start_button", "back_button", "restart_button", "continue_button", "retake_button")
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Question:
+    topic: str
+    text: str
+    advice: str
+    choices: Mapping[str, Choice]
+
+
+@dataclass(frozen=True)
+class Tier:
+    label: str
+    summary: str
+    next_theme: str
+
+
+@dataclass(frozen=True)
+class Script:
+    path: str
+    locale: str
+    title: str
+    keywords: Mapping[str, tuple[str, ...]]
+    texts: Mapping[str, str]
+    tiers: Mapping[str, Tier]
+    questions: tuple[Question, ...]
+
+    def text(self, key: str, **params: object) -> str:
+        return self.texts[key].format(**params) if params else self.texts[key]
+
+
+def script_path(locale: str, directory: str | Path | None = None) -> Path:
+    return Path(directory or SCRIPTS_DIR) / f"diagnosis.{locale}.toml"
+
+
+@cache
+def load_script(locale: str = "ja", directory: str | None = None) -> Script:
+    """Load and check the script for a locale. Cached: files are read once per process."""
+    path = script_path(locale, directory)
+    where = str(path)
+    if locale not in LOCALES:
+        raise ContentError(where, "locale", f"unknown locale {locale!r}; choose one of {', '.join(LOCALES)}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(where, "(file)", "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ContentError(where, "(file)", f"not valid TOML: {e}") from None
+    return _parse(where, locale, data)
+
+
+def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
+    def fail(field: str, problem: str) -> ContentError:
+        return ContentError(where, field, problem)
+
+    def text_at(obj: Mapping[str, Any], key: str, field: str, max_len: int | None = None) -> str:
+        value = obj.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise fail(field, "missing or empty text")
+        if max_len is not None and len(value) > max_len:
+            raise fail(field, f"{len(value)} characters; at most {max_len} allowed")
+        return value
+
+    def table_at(obj: Mapping[str, Any], key: str, field: str) -> Mapping[str, Any]:
+        value = obj.get(key)
+        if not isinstance(value, dict):
+            raise fail(field, "missing table")
+        return value
+
+    if data.get("locale") != locale:
+        raise fail("locale", f"must be {locale!r} for this file")
+    title = text_at(data, "title", "title", 40)
+
+    kw_table = table_at(data, "keywords", "keywords")
+    keywords: dict[str, tuple[str, ...]] = {}
+    seen_words: dict[str, str] = {}
+    for kind in KEYWORD_KINDS:
+        words = kw_table.get(kind)
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise fail(f"keywords.{kind}", "must be a non-empty list of words")
+        for w in words:
+            norm = w.strip().lower()
+            if len(norm) == 1 and norm.upper() in LETTERS:
+                raise fail(f"keywords.{kind}", f"{w!r} would shadow the answer {norm.upper()}")
+            if norm in seen_words:
+                raise fail(f"keywords.{kind}", f"{w!r} is also listed under keywords.{seen_words[norm]}")
+            seen_words[norm] = kind
+        keywords[kind] = tuple(words)
+    for extra in set(kw_table) - set(KEYWORD_KINDS):
+        raise fail(f"keywords.{extra}", "unknown keyword list")
+
+    texts_table = table_at(data, "texts", "texts")
+    texts: dict[str, str] = {}
+    for key, allowed in TEXT_KEYS.items():
+        value = text_at(texts_table, key, f"texts.{key}", BUTTON_MAX if key in BUTTON_KEYS else 1000)
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as e:
+            raise fail(f"texts.{key}", f"bad placeholder: {e}") from None
+        if names - allowed:
+            allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
+            raise fail(f"texts.{key}", f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
+        texts[key] = value
+    for extra in set(texts_table) - set(TEXT_KEYS):
+        raise fail(f"texts.{extra}", "unknown text key")
+
+    tiers_table = table_at(data, "tiers", "tiers")
+    tiers: dict[str, Tier] = {}
+    for t in TIERS:
+        tt = table_at(tiers_table, t, f"tiers.{t}")
+        tiers[t] = Tier(
+            label=text_at(tt, "label", f"tiers.{t}.label", 20),
+            summary=text_at(tt, "summary", f"tiers.{t}.summary", 400),
+            next_theme=text_at(tt, "next_theme", f"tiers.{t}.next_theme", 400),
+        )
+
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or len(raw_questions) != QUESTION_COUNT:
+        raise fail("questions", f"must list exactly {QUESTION_COUNT} questions")
+    questions = []
+    for i, rq in enumerate(raw_questions, start=1):
+        field = f"questions[{i}]"
+        if not isinstance(rq, dict):
+            raise fail(field, "must be a table")
+        rc = table_at(rq, "choices", f"{field}.choices")
+        if set(rc) != set(LETTERS):
+            raise fail(f"{field}.choices", "must have exactly the choices A, B, C and D")
+        choices = {}
+        for letter in LETTERS:
+            c = rc[letter]
+            cf = f"{field}.choices.{letter}"
+            if not isinstance(c, dict):
+                raise fail(cf, "must be a table with text and label")
+            choices[letter] = Choice(
+                text=text_at(c, "text", f"{cf}.text", 120),
+                label=text_at(c, "label", f"{cf}.label", CHOICE_LABEL_MAX),
+            )
+        questions.append(
+            Question(
+                topic=text_at(rq, "topic", f"{field}.topic", 20),
+                text=text_at(rq, "text", f"{field}.text", 400),
+                advice=text_at(rq, "advice", f"{field}.advice", 400),
+                choices=choices,
+            )
+        )
+    return Script(
+        path=where,
+        locale=locale,
+        title=title,
+        keywords=keywords,
+        texts=texts,
+        tiers=tiers,
+        questions=tuple(questions),
+    )

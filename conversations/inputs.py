@@ -1,0 +1,106 @@
+"""What a user did, in channel-neutral form, and how raw text and button data become it.
+
+Button (postback) data is compact and versioned by the diagnosis number ``sid`` and the question
+index, so a tap on a button from an earlier question or an earlier diagnosis is recognised as stale:
+
+    s               start a diagnosis
+    r               restart from question 1
+    c:<sid>         continue a paused diagnosis
+    a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
+    b:<sid>:<q>     go back from question q
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+FOLLOW = "follow"
+UNFOLLOW = "unfollow"
+START = "start"
+RESTART = "restart"
+CONTINUE = "continue"
+ANSWER = "answer"
+BACK = "back"
+TEXT = "text"  # typed text we do not understand
+OTHER = "other"  # a sticker, image, location...
+
+KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER)
+LETTERS = "ABCD"
+
+
+@dataclass(frozen=True)
+class Input:
+    kind: str
+    choice: str | None = None
+    q: int | None = None  # None: "the current question" (typed answers)
+    sid: int | None = None  # None: "the current diagnosis"
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width to half-width), trimmed, lower-case."""
+    return unicodedata.normalize("NFKC", text).strip().lower()
+
+
+def typed_choice(text: str) -> str | None:
+    """'a', 'Ａ', 'ａ', 'A: ...', 'b.' -> the letter; anything else -> None."""
+    t = normalise(text)
+    if not t or t[0].upper() not in LETTERS:
+        return None
+    if len(t) == 1 or not t[1].isalnum():
+        return t[0].upper()
+    return None
+
+
+def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
+    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue)."""
+    t = normalise(text)
+    for kind in (START, RESTART, BACK, CONTINUE):
+        if t in {normalise(w) for w in keywords.get(kind, ())}:
+            return Input(kind)
+    letter = typed_choice(text)
+    if letter:
+        return Input(ANSWER, choice=letter)
+    return Input(TEXT)
+
+
+def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: str | None = None) -> str:
+    """Postback data for a button (the inverse of from_button)."""
+    if kind == START:
+        return "s"
+    if kind == RESTART:
+        return "r"
+    if kind == CONTINUE:
+        return f"c:{sid}"
+    if kind == ANSWER:
+        return f"a:{sid}:{q}:{choice}"
+    if kind == BACK:
+        return f"b:{sid}:{q}"
+    raise ValueError(f"no button for input kind {kind!r}")
+
+
+def from_button(data: str) -> Input:
+    """Postback data -> Input. Anything malformed is TEXT (re-asked with a hint), never an error."""
+    parts = data.split(":") if isinstance(data, str) and len(data) <= 64 else []
+    try:
+        match parts:
+            case ["s"]:
+                return Input(START)
+            case ["r"]:
+                return Input(RESTART)
+            case ["c", sid]:
+                return Input(CONTINUE, sid=_nat(sid))
+            case ["a", sid, q, choice] if choice in LETTERS and len(choice) == 1:
+                return Input(ANSWER, choice=choice, q=_nat(q), sid=_nat(sid))
+            case ["b", sid, q]:
+                return Input(BACK, q=_nat(q), sid=_nat(sid))
+    except ValueError:
+        pass
+    return Input(TEXT)
+
+
+def _nat(s: str) -> int:
+    if not s.isdigit() or len(s) > 9:
+        raise ValueError(s)
+    return int(s)

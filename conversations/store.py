@@ -1,0 +1,155 @@
+"""Conversation persistence: a small interface and its Redis implementation.
+
+The interface follows python-telegram-bot's BasePersistence: ``get`` a snapshot, ``update`` it
+(compare-and-set, exactly once per inbound event, with the outbox entry to send), ``drop`` it.
+All keys come from :mod:`conversations.keys`; one user's keys share one Cluster hash slot.
+
+Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
+(outbox index intent + the Lua commit, pipelined).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from bot.errors import StoreUnavailable
+from conversations import keys
+from conversations.keys import Subject
+from conversations.machine import Conv
+
+OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
+
+# Apply one conversation transition atomically and exactly once.
+# KEYS[1] the user's conversation record (string)       crmbot:{u:<ch>:<id>}:conv
+# KEYS[2] dedupe mark of the inbound event (string)     crmbot:{u:<ch>:<id>}:seen:<event id>
+# KEYS[3] the user's outbox (hash id -> entry JSON)     crmbot:{u:<ch>:<id>}:out
+# ARGV[1] the record as it was read ("" when absent): the compare-and-set guard
+# ARGV[2] the new record ("" deletes it)
+# ARGV[3] TTL of the record in seconds ("0": no expiry)
+# ARGV[4] TTL of the dedupe mark in seconds
+# ARGV[5] outbox message id ("" when nothing is to be sent)
+# ARGV[6] outbox entry JSON
+# ARGV[7] "1" to drop the user's pending outbox (unfollow), else "0"
+# Returns "dup" (event already applied: nothing changed), "conflict" (record changed since it was
+# read: nothing changed, read again), or "ok".
+COMMIT_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'dup' end
+local cur = redis.call('GET', KEYS[1]) or ''
+if cur ~= ARGV[1] then return 'conflict' end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] ~= cur then
+  if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  end
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
+if ARGV[7] == '1' then redis.call('DEL', KEYS[3]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
+return 'ok'
+"""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    subject: Subject
+    raw: str  # the stored record as read ("" when absent): the compare-and-set guard
+    conv: Conv
+    seen: bool  # the inbound event was already applied
+
+
+@dataclass(frozen=True)
+class OutboxWrite:
+    message_id: str
+    entry: Mapping[str, Any]
+    due: float  # when the outbox index should consider it abandoned if not acknowledged
+
+
+class Persistence(abc.ABC):
+    @abc.abstractmethod
+    def get(self, subject: Subject, event_id: str) -> Snapshot: ...
+
+    @abc.abstractmethod
+    def update(
+        self,
+        snap: Snapshot,
+        conv: Conv | None,
+        event_id: str,
+        *,
+        ttl: int,
+        outbox: OutboxWrite | None = None,
+        drop_outbox: bool = False,
+    ) -> str: ...
+
+    @abc.abstractmethod
+    def drop(self, subject: Subject) -> None: ...
+
+
+class RedisStore(Persistence):
+    def __init__(self, client: redis.Redis, *, dedupe_ttl: int = 3 * 86400) -> None:
+        self.r = client
+        self.dedupe_ttl = dedupe_ttl
+        self._commit = client.register_script(COMMIT_LUA)
+
+    def get(self, subject: Subject, event_id: str) -> Snapshot:
+        try:
+            with self.r.pipeline(transaction=False) as p:
+                p.get(keys.conv(subject))
+                p.exists(keys.seen(subject, event_id))
+                raw, seen = p.execute()
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        raw_s = raw.decode() if isinstance(raw, bytes) else (raw or "")
+        return Snapshot(subject, raw_s, Conv.from_json(raw_s), bool(seen))
+
+    def update(
+        self,
+        snap: Snapshot,
+        conv: Conv | None,
+        event_id: str,
+        *,
+        ttl: int,
+        outbox: OutboxWrite | None = None,
+        drop_outbox: bool = False,
+    ) -> str:
+        s = snap.subject
+        # An unchanged record keeps its stored bytes as they are.
+        new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
+        args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0"]
+        if outbox is not None:
+            args[4] = outbox.message_id
+            args[5] = json.dumps(outbox.entry, ensure_ascii=False, separators=(",", ":"))
+        try:
+            with self.r.pipeline(transaction=False) as p:
+                if outbox is not None:
+                    # Intent first: if this process dies after the commit, the index still points
+                    # the outbox worker at the message.
+                    p.zadd(keys.OUTBOX_DUE, {keys.outbox_ref(s, outbox.message_id): outbox.due})
+                self._commit(keys=[keys.conv(s), keys.seen(s, event_id), keys.outbox(s)], args=args, client=p)
+                result = p.execute()[-1]
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        result = result.decode() if isinstance(result, bytes) else result
+        if result != OK and outbox is not None:
+            self.r.zrem(keys.OUTBOX_DUE, keys.outbox_ref(s, outbox.message_id))
+        return result
+
+    def drop(self, subject: Subject) -> None:
+        try:
+            self.r.delete(keys.conv(subject), keys.outbox(subject))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+
+    def load(self, subject: Subject) -> Conv:
+        try:
+            return Conv.from_json(self.r.get(keys.conv(subject)))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
