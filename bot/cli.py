@@ -3,7 +3,7 @@
     crmbot serve              web app + outbox worker in one process (local use)
     crmbot worker             the background outbox worker alone (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
-    crmbot outbox [--requeue REF]   list parked messages, or put one back in line
+    crmbot outbox [--requeue ID]   list parked messages, or put one back in line
 
 Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
 """
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat = sub.add_parser("chat", help="take the diagnosis in this terminal")
     chat.add_argument("--user", default="local", help="local user name (default: local)")
     ob = sub.add_parser("outbox", help="list parked messages")
-    ob.add_argument("--requeue", metavar="REF", help="put a parked message back in line")
+    ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
     args = parser.parse_args(argv)
 
     from bot.logs import setup
@@ -118,7 +118,7 @@ def outbox_cmd(config: Config, requeue: str | None) -> int:
         return 0 if ok else 1
     rows = svc.outbox.parked()
     for row in rows:
-        print(f"{row['ref']}\t{row['user']}\tattempts={row['attempts']}\t{row['reason']}")
+        print(f"{row['id']}\t{row['user']}\tattempts={row['attempts']}\t{row['reason']}")
     print(f"{len(rows)} parked message(s)")
     return 0
 

@@ -239,12 +239,19 @@ class Outbox:
             subject, message_id = keys.parse_outbox_ref(ref)
             raw = self.r.hget(keys.outbox(subject), message_id)
             entry = json.loads(raw) if raw else {}
-            out.append({"ref": ref, "user": uid(subject.user_id), "parked_at": when,
+            out.append({"id": message_id, "user": uid(subject.user_id), "parked_at": when,
                         "reason": entry.get("parked", "?"), "attempts": entry.get("n", 0)})
         return out
 
-    def requeue(self, ref: str) -> bool:
+    def requeue(self, message_id: str) -> bool:
         """Put a parked message back in line (after the operator fixed the cause)."""
+        if not message_id or ":" in message_id or "*" in message_id:
+            return False
+        refs = [r.decode() if isinstance(r, bytes) else r
+                for r, _ in self.r.zscan_iter(keys.OUTBOX_PARKED, match=f"*:{message_id}:*")]
+        if not refs:
+            return False
+        ref = refs[0]
         subject, message_id = keys.parse_outbox_ref(ref)
         raw = self.r.hget(keys.outbox(subject), message_id)
         if raw is None:

@@ -1,0 +1,394 @@
+"""A local fake of the LINE Messaging API for tests and benchmarks.
+
+Point the bot at ``fake.base_url`` (``LINE_API_HOST`` / linebot.v3 ``Configuration(host=...)``).
+The fake records every request, can be told to fail, and checks every request against the SDK's
+models, LINE's documented limits and (when present) LINE's official OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from linebot.v3.messaging import Message, MulticastRequest, PushMessageRequest, ReplyMessageRequest
+
+from tests.fakes.openapi import messaging_spec_path, validate_api_request
+
+REPLY = "/v2/bot/message/reply"
+PUSH = "/v2/bot/message/push"
+MULTICAST = "/v2/bot/message/multicast"
+QUOTA = "/v2/bot/message/quota"
+CONSUMPTION = "/v2/bot/message/quota/consumption"
+
+AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SDK_MODELS: dict[str, Any] = {REPLY: ReplyMessageRequest, PUSH: PushMessageRequest, MULTICAST: MulticastRequest}
+
+MAX_MESSAGES = 5
+MAX_MULTICAST_RECIPIENTS = 500
+MAX_QUICK_REPLY_ITEMS = 13
+MAX_ACTION_LABEL = 20  # quick reply and template actions (LINE counts grapheme clusters; we count code points)
+MAX_POSTBACK_DATA = 300
+MAX_TEXT = 5000  # LINE counts UTF-16 code units
+MAX_FLEX_ALT_TEXT = 1500
+MAX_TEMPLATE_ALT_TEXT = 400
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    status: int
+
+
+@dataclass
+class _Failure:
+    status: int
+    remaining: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _actions(node: Any) -> list[dict[str, Any]]:
+    """All action objects (``action``/``defaultAction``/``actions``) anywhere inside ``node``."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("action", "defaultAction") and isinstance(value, dict):
+                found.append(value)
+            elif key == "actions" and isinstance(value, list):
+                found.extend(a for a in value if isinstance(a, dict))
+            found.extend(_actions(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_actions(item))
+    return found
+
+
+def check_limits(body: Any) -> list[str]:
+    """LINE limits for reply/push/multicast bodies that the OpenAPI spec does not (fully) enforce."""
+    if not isinstance(body, dict):
+        return []
+    errors: list[str] = []
+    messages = body.get("messages")
+    if isinstance(messages, list) and not 1 <= len(messages) <= MAX_MESSAGES:
+        errors.append(f"messages: {len(messages)} messages (must be 1..{MAX_MESSAGES})")
+    to = body.get("to")
+    if isinstance(to, list) and len(to) > MAX_MULTICAST_RECIPIENTS:
+        errors.append(f"to: {len(to)} recipients (max {MAX_MULTICAST_RECIPIENTS})")
+    for i, msg in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(msg, dict):
+            continue
+        where, kind = f"messages[{i}]", msg.get("type")
+        labelled: list[dict[str, Any]] = []
+        items = (msg.get("quickReply") or {}).get("items") or []
+        if len(items) > MAX_QUICK_REPLY_ITEMS:
+            errors.append(f"{where}.quickReply: {len(items)} items (max {MAX_QUICK_REPLY_ITEMS})")
+        labelled += [it["action"] for it in items if isinstance(it, dict) and isinstance(it.get("action"), dict)]
+        if kind in ("text", "textV2") and isinstance(msg.get("text"), str) and _utf16_len(msg["text"]) > MAX_TEXT:
+            errors.append(f"{where}.text: {_utf16_len(msg['text'])} chars (max {MAX_TEXT})")
+        alt_max = {"flex": MAX_FLEX_ALT_TEXT, "template": MAX_TEMPLATE_ALT_TEXT}.get(kind or "")
+        alt = msg.get("altText")
+        if alt_max and isinstance(alt, str) and _utf16_len(alt) > alt_max:
+            errors.append(f"{where}.altText: {_utf16_len(alt)} chars (max {alt_max})")
+        if kind == "template":
+            labelled += _actions(msg.get("template"))
+        for action in labelled:
+            label = action.get("label")
+            if isinstance(label, str) and len(label) > MAX_ACTION_LABEL:
+                errors.append(f"{where}: action label {label!r} is {len(label)} chars (max {MAX_ACTION_LABEL})")
+        for action in _actions(msg):
+            data = action.get("data")
+            if isinstance(data, str) and len(data) > MAX_POSTBACK_DATA:
+                errors.append(f"{where}: {action.get('type')} data is {len(data)} chars (max {MAX_POSTBACK_DATA})")
+    return errors
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeLineApi
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr logging
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = self.server.fake._handle(self.command, self.path, headers, body)
+        payload = json.dumps(answer.body).encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+
+class FakeLineApi:
+    def __init__(self, access_token: str = "test-access-token", spec_path: Path | None = None) -> None:
+        self.access_token = access_token
+        self.spec_path = spec_path if spec_path is not None else messaging_spec_path()
+        self.quota: int | None = 200
+        self.delay: float = 0.0
+        self.contract_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._message_ids = iter(range(500_000_000_000_000_000, 10**19))
+        self._clear()
+
+    def _clear(self) -> None:
+        self._records: list[Recorded] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._reply_tokens: dict[str, str] = {}
+        self._deliveries: dict[str, list[dict[str, Any]]] = {}
+        self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
+        self._usage = 0
+        self.contract_errors.clear()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeLineApi:
+        if self._server is not None:
+            return self
+        if self.spec_path is not None:  # build the (slow, cached) spec up front, not on the first request
+            validate_api_request(self.spec_path, "GET", QUOTA, {"authorization": "Bearer warm-up"})
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="FakeLineApi", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeLineApi:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeLineApi is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- test controls ---------------------------------------------------------------------------
+    def issue_reply_token(self, user_id: str) -> str:
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._reply_tokens[token] = user_id
+        return token
+
+    def expire_reply_token(self, token: str) -> None:
+        with self._lock:
+            self._reply_tokens.pop(token, None)
+
+    def fail(
+        self,
+        path: str,
+        status: int,
+        times: int = 1,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests to ``path`` with ``status`` (nothing is delivered)."""
+        failure = _Failure(status, times, body if body is not None else {"message": "fake failure"}, headers or {})
+        with self._lock:
+            self._failures.setdefault(path, []).append(failure)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear()
+
+    # -- inspection ------------------------------------------------------------------------------
+    def recorded(self, path: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._records if path is None or r.path == path]
+
+    def delivered(self, user_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._deliveries.get(user_id, []))
+
+    def delivered_all(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    def summary(self) -> str:
+        with self._lock:
+            lines = [f"requests ({len(self._records)}):"]
+            lines += [f"  {r.method} {r.path} -> {r.status}" for r in self._records[-30:]]
+            lines.append("delivered: " + (", ".join(f"{u}: {len(m)}" for u, m in self._deliveries.items()) or "none"))
+            lines += ["contract errors:", *(f"  {e}" for e in self.contract_errors)] if self.contract_errors else []
+        return "\n".join(lines)
+
+    def wait_for(
+        self, predicate: Callable[[FakeLineApi], bool], timeout: float = 10.0, interval: float = 0.01
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s: {predicate!r}\n{self.summary()}")
+            time.sleep(interval)
+
+    def wait_delivered(self, user_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` messages were delivered to ``user_id``; return them."""
+        try:
+            self.wait_for(lambda fake: len(fake.delivered(user_id)) >= count, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"expected {count} message(s) delivered to {user_id}\n{exc}") from None
+        return self.delivered(user_id)
+
+    def assert_contract_ok(self) -> None:
+        with self._lock:
+            errors = list(self.contract_errors)
+        if errors:
+            raise AssertionError(f"{len(errors)} LINE API contract error(s):\n" + "\n".join(f"  {e}" for e in errors))
+
+    # -- request handling (called from server threads) ------------------------------------------
+    def _check_contract(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
+        errors: list[str] = []
+        if self.spec_path is not None:
+            errors += [f"spec: {e}" for e in validate_api_request(self.spec_path, method, path, headers, body, query)]
+        model = _SDK_MODELS.get(path) if method == "POST" else None
+        if model is not None:
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                errors.append(f"body is not valid JSON: {exc}")
+                parsed = None
+            if parsed is not None:
+                try:
+                    model.from_json(body.decode())
+                except Exception as exc:
+                    errors.append(f"sdk {model.__name__}: {' '.join(str(exc).split())}")
+                messages = parsed.get("messages") if isinstance(parsed, dict) else None
+                for i, msg in enumerate(messages if isinstance(messages, list) else []):
+                    try:
+                        Message.from_dict(msg)
+                    except Exception as exc:
+                        errors.append(f"sdk Message messages[{i}]: {type(exc).__name__}: {' '.join(str(exc).split())}")
+                errors += [f"limit: {e}" for e in check_limits(parsed)]
+        if errors:
+            with self._lock:
+                self.contract_errors.extend(f"{method} {path}: {e}" for e in errors)
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Answer:
+        path, _, query = target.partition("?")
+        self._check_contract(method, path, query, headers, body)
+        if self.delay:
+            time.sleep(self.delay)
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        with self._lock:
+            answer = self._route(method, path, headers, data)
+            answer.headers.setdefault("x-line-request-id", str(uuid.uuid4()))
+            self._records.append(Recorded(method, path, dict(headers), body, data, answer.status))
+            return answer
+
+    def _route(self, method: str, path: str, headers: dict[str, str], data: Any) -> _Answer:
+        queue = self._failures.get(path)
+        if queue:
+            failure = queue[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.pop(0)
+            return _Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+        if headers.get("authorization") != f"Bearer {self.access_token}":
+            return _Answer(401, {"message": AUTH_FAILED})
+        if method == "GET" and path == QUOTA:
+            return _Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
+        if method == "GET" and path == CONSUMPTION:
+            return _Answer(200, {"totalUsage": self._usage})
+        if method != "POST" or path not in (REPLY, PUSH, MULTICAST):
+            return _Answer(404, {"message": "Not found"})
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            return _Answer(400, {"message": "The request body has 1 error(s)"})
+        if path == REPLY:
+            user_id = self._reply_tokens.pop(str(data.get("replyToken")), None)
+            if user_id is None:
+                return _Answer(400, {"message": "Invalid reply token"})
+            return _Answer(200, {"sentMessages": self._deliver([user_id], messages)})
+        return self._send(path, headers, data, messages)
+
+    def _send(self, path: str, headers: dict[str, str], data: dict[str, Any], messages: list[Any]) -> _Answer:
+        to = data.get("to")
+        recipients = [to] if path == PUSH else to
+        if not isinstance(recipients, list) or not recipients or not all(isinstance(u, str) for u in recipients):
+            return _Answer(400, {"message": "The request body has 1 error(s)"})
+        if len(recipients) > MAX_MULTICAST_RECIPIENTS:
+            return _Answer(
+                400,
+                {
+                    "message": "The request body has 1 error(s)",
+                    "details": [{"message": "Size must be between 1 and 500", "property": "to"}],
+                },
+            )
+        key = headers.get("x-line-retry-key")
+        if key is not None:
+            if not _UUID_RE.match(key):
+                return _Answer(400, {"message": "The value for the 'X-Line-Retry-Key' header is invalid"})
+            if key in self._retry_keys:
+                request_id, sent = self._retry_keys[key]
+                conflict: dict[str, Any] = {"message": "The retry key is already accepted"}
+                if path == PUSH:
+                    conflict["sentMessages"] = copy.deepcopy(sent)
+                return _Answer(409, conflict, {"x-line-accepted-request-id": request_id})
+        sent = self._deliver(recipients, messages)
+        self._usage += len(messages) * len(recipients)
+        request_id = str(uuid.uuid4())
+        if key is not None:
+            self._retry_keys[key] = (request_id, sent)
+        return _Answer(200, {"sentMessages": sent} if path == PUSH else {}, {"x-line-request-id": request_id})
+
+    def _deliver(self, recipients: list[str], messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        for user_id in recipients:
+            self._deliveries.setdefault(user_id, []).extend(copy.deepcopy(messages))
+        return [{"id": str(next(self._message_ids)), "quoteToken": secrets.token_urlsafe(24)} for _ in messages]

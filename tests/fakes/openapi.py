@@ -1,0 +1,169 @@
+"""Load LINE's official OpenAPI specs (read in place, never copied) and validate against them.
+
+The spec directory is ``$LINE_OPENAPI_DIR`` if set, else ``<repo root>/../shared/line-openapi``.
+
+Two adjustments are made to the parsed spec, in memory only:
+
+* LINE models polymorphism as a parent schema with a ``discriminator`` mapping and *no*
+  ``oneOf``/``allOf`` (children ``allOf`` the parent).  openapi-schema-validator only follows a
+  discriminator next to ``oneOf``/``anyOf``/``allOf``, so as written a ``Message`` is only checked for
+  ``type`` and e.g. a text message without ``text`` passes.  Every reference to such a parent (except
+  the children's own ``allOf`` back-reference) is pointed at a synthetic
+  ``{"oneOf": [children], "discriminator": ...}`` schema so the concrete subtype is validated.
+* Operation-level ``servers`` (``api-data.line.me`` for blob endpoints) are dropped, and requests are
+  validated as if sent to the spec's first server URL (``https://api.line.me``), whatever host the
+  fake actually listens on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import yaml
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest
+from openapi_core.validation.request.exceptions import InvalidRequestBody
+
+SPEC_DIR_ENV = "LINE_OPENAPI_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_POLY_SUFFIX = "__polymorphic"
+_MAX_ERROR_CHARS = 400
+
+_lock = threading.Lock()  # guards the cache and serialises validation (validator thread-safety unknown)
+_cache: dict[Path, tuple[OpenAPI, str]] = {}
+
+
+def spec_dir() -> Path:
+    env = os.environ.get(SPEC_DIR_ENV)
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "line-openapi"
+
+
+def _spec_file(name: str) -> Path | None:
+    path = spec_dir() / name
+    return path if path.is_file() else None
+
+
+def messaging_spec_path() -> Path | None:
+    """Path of messaging-api.yml, or None if the spec checkout is absent."""
+    return _spec_file("messaging-api.yml")
+
+
+def webhook_spec_path() -> Path | None:
+    """Path of webhook.yml, or None if the spec checkout is absent."""
+    return _spec_file("webhook.yml")
+
+
+def _rewrite_refs(node: Any, targets: Mapping[str, str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref in targets:
+            node["$ref"] = targets[ref]
+        for key, value in node.items():
+            if key == "allOf" and isinstance(value, list):
+                # A direct ``{"$ref": Parent}`` in allOf is a child inheriting from its parent: keep it.
+                for item in value:
+                    if not (isinstance(item, dict) and "$ref" in item):
+                        _rewrite_refs(item, targets)
+            else:
+                _rewrite_refs(value, targets)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite_refs(item, targets)
+
+
+def _prepare(spec: dict[str, Any]) -> dict[str, Any]:
+    schemas: dict[str, Any] = spec.get("components", {}).get("schemas", {})
+    targets: dict[str, str] = {}
+    for name, schema in list(schemas.items()):
+        disc = schema.get("discriminator") if isinstance(schema, dict) else None
+        if not disc or not disc.get("mapping") or any(k in schema for k in ("oneOf", "anyOf", "allOf")):
+            continue
+        prop = disc["propertyName"]
+        poly_name = name + _POLY_SUFFIX
+        schemas[poly_name] = {
+            "type": "object",
+            "required": [prop],
+            "properties": {prop: {"type": "string", "enum": sorted(disc["mapping"])}},
+            "oneOf": [{"$ref": ref} for ref in dict.fromkeys(disc["mapping"].values())],
+            "discriminator": {"propertyName": prop, "mapping": dict(disc["mapping"])},
+        }
+        targets[f"#/components/schemas/{name}"] = f"#/components/schemas/{poly_name}"
+    _rewrite_refs(spec, targets)
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                operation.pop("servers", None)
+        if isinstance(item, dict):
+            item.pop("servers", None)
+    return spec
+
+
+def load_spec(path: Path) -> tuple[OpenAPI, str]:
+    """Parsed (and adjusted) openapi-core object plus its server URL; cached per file."""
+    key = path.resolve()
+    with _lock:
+        if key not in _cache:
+            with key.open(encoding="utf-8") as f:
+                raw = yaml.safe_load(f)
+            host_url = raw.get("servers", [{}])[0].get("url", "https://api.line.me").rstrip("/")
+            _cache[key] = (OpenAPI.from_dict(_prepare(raw)), host_url)
+        return _cache[key]
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def _describe(error: Exception) -> list[str]:
+    cause = error.__cause__
+    schema_errors = getattr(cause, "schema_errors", None) or ()
+    if not schema_errors:
+        return [_short(f"{type(error).__name__}: {error}")]
+    # str(InvalidRequestBody) repeats the whole body; other errors name the parameter at fault.
+    label = "request body" if isinstance(error, InvalidRequestBody) else str(error)
+    return [_short(f"{label} {se.json_path}: {se.message}") for se in schema_errors]
+
+
+def validate_api_request(
+    spec_path: Path,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes = b"",
+    query: str = "",
+) -> list[str]:
+    """Problems (empty if none) with a request, judged by the OpenAPI spec at ``spec_path``."""
+    api, host_url = load_spec(spec_path)
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "application/json")
+    request = MockRequest(
+        host_url,
+        method,
+        path,
+        args=parse_qs(query),
+        headers=dict(headers),
+        data=body or None,
+        content_type=content_type,
+    )
+    with _lock:
+        return [msg for error in api.iter_request_errors(request) for msg in _describe(error)]
+
+
+def validate_webhook_body(body: Mapping[str, Any], spec_path: Path | None = None) -> list[str]:
+    """Problems (empty if none) with a webhook request body, judged by ``CallbackRequest`` in webhook.yml.
+
+    Raises FileNotFoundError if the spec is absent (check ``webhook_spec_path()`` first to skip).
+    """
+    spec_path = spec_path or webhook_spec_path()
+    if spec_path is None:
+        raise FileNotFoundError(f"webhook.yml not found in {spec_dir()} (set {SPEC_DIR_ENV})")
+    # webhook.yml declares a dummy "POST /callback" whose request body is CallbackRequest.
+    return validate_api_request(
+        spec_path, "POST", "/callback", {"Content-Type": "application/json"}, json.dumps(body).encode()
+    )
