@@ -1,0 +1,142 @@
+"""The crmbot command: chat in the terminal, the embedded Redis default, the Procfile's web line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bot.cli import chat_cmd, main
+from bot.config import Config
+from tests.bot.line.helpers import SECRET, TOKEN, sign
+from tests.fakes.line_api import FakeLineApi
+from tests.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run_chat(config: Config, lines: list[str], user: str = "tester") -> str:
+    out = io.StringIO()
+    assert chat_cmd(config, user, io.StringIO("\n".join(lines) + "\n"), out) == 0
+    return out.getvalue()
+
+
+def test_chat_takes_the_whole_diagnosis(r, redis_url: str) -> None:
+    config = Config(redis_url=redis_url)
+    out = run_chat(config, ["1", *"AAAAAAABBC"])  # 1) = the start button
+    assert "Q10/10" in out
+    assert "B評価" in out and "Aの数：7/10" in out
+    assert "Q10 " in out  # the C at Q10 is the one point to fix
+
+
+def test_chat_resumes_where_the_user_left_off(r, redis_url: str) -> None:
+    config = Config(redis_url=redis_url)
+    run_chat(config, ["診断", "A", "B"], user="returner")
+    out = run_chat(config, ["C"], user="returner")
+    assert "Q3/10" in out and "Q4/10" in out
+
+
+def test_chat_in_english(r, redis_url: str) -> None:
+    out = run_chat(Config(redis_url=redis_url, locale="en"), ["start", *"DDDDDDDDDD"])
+    assert "C評価" in out and "Q1 " in out
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as res:
+                return res.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{url} never answered (exit code {proc.poll()})") from None
+            time.sleep(0.05)  # polling a starting server, bounded by the deadline
+
+
+def test_chat_subprocess_uses_the_embedded_redis_and_persists(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"CRMBOT_DATA_DIR": str(tmp_path)}
+    first = subprocess.run([BIN / "crmbot", "chat"], input="診断\nA\n", env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "Q2/10" in first.stdout
+    assert (tmp_path / "crmbot.rdb").exists() or any(tmp_path.iterdir())
+    second = subprocess.run([BIN / "crmbot", "chat"], input="B\n", env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert "Q3/10" in second.stdout, second.stdout
+
+
+def test_procfile_web_line_serves_the_line_webhook(redis_url: str, r, tmp_path: Path) -> None:
+    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    port = free_port()
+    with FakeLineApi(access_token=TOKEN) as fake:
+        env = os.environ | {
+            "PORT": str(port),
+            "REDIS_URL": redis_url,
+            "LINE_CHANNEL_SECRET": SECRET,
+            "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+            "LINE_API_HOST": fake.base_url,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        }
+        proc = subprocess.Popen(["bash", "-c", "exec " + web.split(":", 1)[1].strip()], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
+            user = "U" + "a" * 32
+            ev = {"type": "follow", "mode": "active", "timestamp": int(time.time() * 1000),
+                  "source": {"type": "user", "userId": user}, "webhookEventId": "01PROCFILETEST",
+                  "deliveryContext": {"isRedelivery": False}, "replyToken": fake.issue_reply_token(user),
+                  "follow": {"isUnblocked": False}}
+            body = json.dumps({"destination": "U" + "d" * 32, "events": [ev]}).encode()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=body, method="POST",
+                                         headers={"X-Line-Signature": sign(body), "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as res:
+                assert res.status == 200
+            fake.wait_delivered(user, 1)
+            fake.assert_contract_ok()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            output = proc.communicate(timeout=20)[0].decode()
+    assert SECRET not in output and TOKEN not in output and user not in output
+
+
+def test_bad_content_file_stops_start_up_naming_file_and_field(tmp_path: Path, capsys, monkeypatch) -> None:
+    src = (ROOT / "conversations/scripts/diagnosis.ja.toml").read_text(encoding="utf-8")
+    (tmp_path / "diagnosis.ja.toml").write_text(src.replace('stale = "', 'stale = "{oops} '), encoding="utf-8")
+    monkeypatch.setenv("CRMBOT_CONTENT_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "diagnosis.ja.toml") in err and "texts.stale" in err and "oops" in err
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("PORT", "eighty"), ("CRMBOT_LOCALE", "fr"), ("REDIS_URL", "localhost:6379"), ("CRMBOT_CONVERSATION_TTL", "0")],
+)
+def test_bad_environment_stops_start_up_naming_the_variable(var: str, value: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv(var, value)
+    assert main(["chat"]) == 2
+    assert var in capsys.readouterr().err
+
+
+def test_no_secret_is_logged_on_start_up(r, redis_url: str, caplog, monkeypatch) -> None:
+    from bot.app import build_services
+
+    monkeypatch.setenv("LINE_CHANNEL_SECRET", "s3cr3t-value")
+    build_services(Config.from_env({"REDIS_URL": redis_url, "LINE_CHANNEL_SECRET": "s3cr3t-value"}))
+    assert "s3cr3t-value" not in caplog.text
+    assert "LINE_CHANNEL_ACCESS_TOKEN" in caplog.text  # says why LINE is off
+    assert "s3cr3t" not in repr(Config.from_env({"LINE_CHANNEL_SECRET": "s3cr3t-value"}))
