@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ContentError
+from conversations.inputs import normalise, typed_choice
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
@@ -141,9 +142,10 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
             raise fail(f"keywords.{kind}", "must be a non-empty list of words")
         for w in words:
-            norm = w.strip().lower()
-            if len(norm) == 1 and norm.upper() in LETTERS:
-                raise fail(f"keywords.{kind}", f"{w!r} would shadow the answer {norm.upper()}")
+            # normalised exactly as inputs.from_text matches typed text (NFKC, trimmed, lower-case)
+            norm = normalise(w)
+            if letter := typed_choice(w):
+                raise fail(f"keywords.{kind}", f"{w!r} would shadow the answer {letter}")
             if norm in seen_words:
                 raise fail(f"keywords.{kind}", f"{w!r} is also listed under keywords.{seen_words[norm]}")
             seen_words[norm] = kind
