@@ -139,3 +139,25 @@ def test_no_secret_is_logged_on_start_up(r, redis_url: str, caplog, monkeypatch)
     assert "s3cr3t-value" not in caplog.text
     assert "LINE_CHANNEL_ACCESS_TOKEN" in caplog.text  # says why LINE is off
     assert "s3cr3t" not in repr(Config.from_env({"LINE_CHANNEL_SECRET": "s3cr3t-value"}))
+
+
+def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "LINE_"))}
+    env |= {"CRMBOT_DATA_DIR": str(tmp_path), "PORT": str(port)}
+    proc = subprocess.Popen([BIN / "crmbot", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=b"{}", method="POST")
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == 503  # no LINE secrets: the endpoint says so, the rest runs
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0].decode()
+    assert "LINE_CHANNEL_SECRET" in output  # the log says why, once
+    assert output.count("LINE disabled") == 1
