@@ -183,6 +183,12 @@ def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(fresh, (*outs, question(fresh)))
 
 
+def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Start after the unfinished diagnosis expired: no "starting over" notice, it is simply new."""
+    fresh = replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="")
+    return Step(fresh, (question(fresh),))
+
+
 def greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return _keep(conv, {"type": "greeting"})
 
@@ -319,7 +325,7 @@ ROUTES: tuple[Route, ...] = (
     Route(DONE, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), done_help, _STAY[DONE]),
     Route(DONE, (I.UNFOLLOW,), forget, _STAY[DONE]),
     # expired: an unfinished diagnosis ran out of time
-    Route(EXPIRED, (I.START, I.RESTART), start, _STAY[ASKING]),
+    Route(EXPIRED, (I.START, I.RESTART), start_fresh, _STAY[ASKING]),
     Route(EXPIRED, (I.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), expired, frozenset({IDLE, DONE})),

@@ -1,0 +1,378 @@
+"""Tests for conversations.content: the real scripts load; every malformed file is refused by name."""
+
+import copy
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import ConfigError, ContentError
+from conversations.content import (
+    BUTTON_KEYS,
+    CHOICE_LABEL_MAX,
+    QUESTION_COUNT,
+    TEXT_KEYS,
+    load_script,
+    script_path,
+)
+from conversations.inputs import from_text
+
+REAL_JA = script_path("ja")
+
+
+def real_data(locale: str = "ja") -> dict[str, Any]:
+    return tomllib.loads(script_path(locale).read_text(encoding="utf-8"))
+
+
+# --- a tiny TOML writer: every top-level key on one line, nested values as inline tables ----------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def toml_dumps(data: dict[str, Any]) -> str:
+    return "".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in data.items())
+
+
+def write(tmp_path: Path, data: dict[str, Any], locale: str = "ja") -> Path:
+    path = tmp_path / f"diagnosis.{locale}.toml"
+    path.write_text(toml_dumps(data), encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, locale: str = "ja") -> Any:
+    return load_script.__wrapped__(locale, str(tmp_path))
+
+
+def refused(tmp_path: Path, field: str, locale: str = "ja") -> ContentError:
+    """Load from tmp_path, expecting a ContentError naming the file and exactly this field."""
+    with pytest.raises(ContentError) as info:
+        load(tmp_path, locale)
+    e = info.value
+    path = str(tmp_path / f"diagnosis.{locale}.toml")
+    assert e.path == path
+    assert e.field == field
+    assert str(e).startswith(f"{path}: {field}: ")
+    assert e.problem
+    return e
+
+
+# --- the real scripts ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_real_scripts_load(locale: str) -> None:
+    s = load_script(locale)
+    assert s.locale == locale
+    assert s.path == str(script_path(locale))
+    assert len(s.questions) == QUESTION_COUNT == 10
+    for q in s.questions:
+        assert list(q.choices) == ["A", "B", "C", "D"]
+        for c in q.choices.values():
+            assert c.text.strip()
+            assert 0 < len(c.label) <= CHOICE_LABEL_MAX
+        assert q.topic and q.text and q.advice
+    assert set(s.texts) == set(TEXT_KEYS)
+    assert set(s.tiers) == {"A", "B", "C"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue"}
+
+
+def test_real_script_texts_format() -> None:
+    s = load_script("ja")
+    assert s.text("question", number=1, total=10, text="Q") == "Q1/10\nQ"
+    assert "Q3" in s.text("stale", number=3)
+    assert s.text("offer") == s.texts["offer"]
+
+
+def test_locales_differ() -> None:
+    assert load_script("ja").title != load_script("en").title
+
+
+def test_load_is_cached() -> None:
+    assert load_script("ja") is load_script("ja")
+    assert load_script("en") is load_script("en")
+
+
+def test_load_from_a_directory_is_cached_per_directory(tmp_path: Path) -> None:
+    write(tmp_path, real_data())
+    first = load_script("ja", str(tmp_path))
+    assert first.path == str(tmp_path / "diagnosis.ja.toml")
+    assert load_script("ja", str(tmp_path)) is first
+    assert first is not load_script("ja")
+
+
+def test_writer_round_trips_the_real_file(tmp_path: Path) -> None:
+    data = real_data()
+    write(tmp_path, data)
+    assert tomllib.loads((tmp_path / "diagnosis.ja.toml").read_text(encoding="utf-8")) == data
+    s = load(tmp_path)
+    assert s.questions == load_script("ja").questions
+    assert s.texts == load_script("ja").texts
+
+
+def test_content_error_is_a_config_error() -> None:
+    assert issubclass(ContentError, ConfigError)
+
+
+# --- malformed files ----------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    e = refused(tmp_path, "(file)")
+    assert "not found" in e.problem
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    text = REAL_JA.read_text(encoding="utf-8").replace('title = "CRM診断"', 'title = "CRM診断')
+    (tmp_path / "diagnosis.ja.toml").write_text(text, encoding="utf-8")
+    e = refused(tmp_path, "(file)")
+    assert "TOML" in e.problem
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "diagnosis.ja.toml").write_bytes(REAL_JA.read_text(encoding="utf-8").encode("shift_jis"))
+    refused(tmp_path, "(file)")
+
+
+def test_wrong_locale(tmp_path: Path) -> None:
+    (tmp_path / "diagnosis.ja.toml").write_text(
+        REAL_JA.read_text(encoding="utf-8").replace('locale = "ja"', 'locale = "en"'), encoding="utf-8"
+    )
+    refused(tmp_path, "locale")
+
+
+def test_english_file_under_the_japanese_name(tmp_path: Path) -> None:
+    write(tmp_path, real_data("en"), "ja")
+    refused(tmp_path, "locale")
+
+
+def test_unknown_locale(tmp_path: Path) -> None:
+    write(tmp_path, real_data(), "fr")
+    e = refused(tmp_path, "locale", "fr")
+    assert "'fr'" in e.problem
+
+
+def test_unknown_locale_without_directory() -> None:
+    with pytest.raises(ContentError) as info:
+        load_script.__wrapped__("de")
+    assert info.value.field == "locale"
+    assert info.value.path == str(script_path("de"))
+
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _drop_last_question(d: dict[str, Any]) -> None:
+    d["questions"].pop()
+
+
+def _add_question(d: dict[str, Any]) -> None:
+    d["questions"].append(copy.deepcopy(d["questions"][0]))
+
+
+def _drop_choice_d(d: dict[str, Any]) -> None:
+    del d["questions"][0]["choices"]["D"]
+
+
+def _extra_choice_e(d: dict[str, Any]) -> None:
+    d["questions"][3]["choices"]["E"] = {"text": "t", "label": "l"}
+
+
+def _long_label(d: dict[str, Any]) -> None:
+    d["questions"][0]["choices"]["A"]["label"] = "x" * (CHOICE_LABEL_MAX + 1)
+
+
+def _long_button(d: dict[str, Any]) -> None:
+    d["texts"]["start_button"] = "あ" * 21
+
+
+def _unknown_placeholder(d: dict[str, Any]) -> None:
+    d["texts"]["stale"] = "いまはQ{number}/{total}です。"
+
+
+def _positional_placeholder(d: dict[str, Any]) -> None:
+    d["texts"]["stale"] = "いまはQ{}です。"
+
+
+def _broken_placeholder(d: dict[str, Any]) -> None:
+    d["texts"]["stale"] = "いまはQ{number"
+
+
+def _missing_hint(d: dict[str, Any]) -> None:
+    del d["texts"]["hint"]
+
+
+def _empty_hint(d: dict[str, Any]) -> None:
+    d["texts"]["hint"] = "  "
+
+
+def _unknown_text(d: dict[str, Any]) -> None:
+    d["texts"]["farewell"] = "さようなら"
+
+
+def _duplicate_keyword(d: dict[str, Any]) -> None:
+    d["keywords"]["back"].append("診断")
+
+
+def _duplicate_keyword_case(d: dict[str, Any]) -> None:
+    d["keywords"]["restart"].append("START")
+
+
+def _letter_keyword(d: dict[str, Any]) -> None:
+    d["keywords"]["start"].append("a")
+
+
+def _letter_keyword_upper(d: dict[str, Any]) -> None:
+    d["keywords"]["continue"].append(" D ")
+
+
+def _empty_keywords(d: dict[str, Any]) -> None:
+    d["keywords"]["back"] = []
+
+
+def _unknown_keywords(d: dict[str, Any]) -> None:
+    d["keywords"]["help"] = ["ヘルプ"]
+
+
+def _missing_texts(d: dict[str, Any]) -> None:
+    del d["texts"]
+
+
+def _missing_tier(d: dict[str, Any]) -> None:
+    del d["tiers"]["B"]
+
+
+def _long_tier_label(d: dict[str, Any]) -> None:
+    d["tiers"]["C"]["label"] = "x" * 21
+
+
+def _question_not_table(d: dict[str, Any]) -> None:
+    d["questions"][4] = "Q5"
+
+
+def _choice_not_table(d: dict[str, Any]) -> None:
+    d["questions"][9]["choices"]["B"] = "B"
+
+
+def _missing_advice(d: dict[str, Any]) -> None:
+    del d["questions"][1]["advice"]
+
+
+def _long_title(d: dict[str, Any]) -> None:
+    d["title"] = "x" * 41
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (_drop_last_question, "questions"),
+        (_add_question, "questions"),
+        (_drop_choice_d, "questions[1].choices"),
+        (_extra_choice_e, "questions[4].choices"),
+        (_long_label, "questions[1].choices.A.label"),
+        (_long_button, "texts.start_button"),
+        (_unknown_placeholder, "texts.stale"),
+        (_positional_placeholder, "texts.stale"),
+        (_broken_placeholder, "texts.stale"),
+        (_missing_hint, "texts.hint"),
+        (_empty_hint, "texts.hint"),
+        (_unknown_text, "texts.farewell"),
+        (_duplicate_keyword, "keywords.back"),
+        (_duplicate_keyword_case, "keywords.restart"),
+        (_letter_keyword, "keywords.start"),
+        (_letter_keyword_upper, "keywords.continue"),
+        (_empty_keywords, "keywords.back"),
+        (_unknown_keywords, "keywords.help"),
+        (_missing_texts, "texts"),
+        (_missing_tier, "tiers.B"),
+        (_long_tier_label, "tiers.C.label"),
+        (_question_not_table, "questions[5]"),
+        (_choice_not_table, "questions[10].choices.B"),
+        (_missing_advice, "questions[2].advice"),
+        (_long_title, "title"),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else v,
+)
+def test_malformed_content_is_refused(tmp_path: Path, edit: Edit, field: str) -> None:
+    data = real_data()
+    edit(data)
+    write(tmp_path, data)
+    refused(tmp_path, field)
+
+
+def test_unknown_placeholder_message_lists_the_allowed_ones(tmp_path: Path) -> None:
+    data = real_data()
+    _unknown_placeholder(data)
+    write(tmp_path, data)
+    e = refused(tmp_path, "texts.stale")
+    assert "total" in e.problem
+    assert "{number}" in e.problem
+
+
+def test_duplicate_keyword_names_the_other_list(tmp_path: Path) -> None:
+    data = real_data()
+    _duplicate_keyword(data)
+    write(tmp_path, data)
+    e = refused(tmp_path, "keywords.back")
+    assert "keywords.start" in e.problem
+
+
+def test_lengths_at_the_limit_are_accepted(tmp_path: Path) -> None:
+    data = real_data()
+    data["questions"][0]["choices"]["A"]["label"] = "x" * CHOICE_LABEL_MAX
+    assert CHOICE_LABEL_MAX == 17
+    for key in BUTTON_KEYS:
+        data["texts"][key] = "あ" * 20
+    write(tmp_path, data)
+    s = load(tmp_path)
+    assert s.questions[0].choices["A"].label == "x" * 17
+    assert s.texts["retake_button"] == "あ" * 20
+
+
+# Keywords are matched after NFKC normalisation (see inputs.from_text and the comment in the script
+# files), so the checks must normalise the same way: a full-width keyword is the same word.
+
+
+def test_full_width_letter_keyword_is_refused(tmp_path: Path) -> None:
+    data = real_data()
+    data["keywords"]["start"].append("Ａ")  # full-width A: matches the typed answer "a"
+    write(tmp_path, data)
+    refused(tmp_path, "keywords.start")
+
+
+def test_full_width_duplicate_keyword_is_refused(tmp_path: Path) -> None:
+    data = real_data()
+    data["keywords"]["restart"].append("ｓｔａｒｔ")  # the same word as "start" in keywords.start
+    write(tmp_path, data)
+    refused(tmp_path, "keywords.restart")
+
+
+@pytest.mark.parametrize("word", ["b.", "Ｃ：", "d!"])
+def test_keyword_read_as_a_typed_answer_is_refused(tmp_path: Path, word: str) -> None:
+    data = real_data()
+    data["keywords"]["back"].append(word)  # from_text would take it for the keyword, not the answer
+    write(tmp_path, data)
+    e = refused(tmp_path, "keywords.back")
+    assert "shadow" in e.problem
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_no_real_keyword_shadows_an_answer_or_another_keyword(locale: str) -> None:
+    kw = load_script(locale).keywords
+    for kind, words in kw.items():
+        for w in words:
+            assert from_text(w, kw).kind == kind, w

@@ -1,0 +1,207 @@
+"""Tests for conversations.inputs: typed answers, keywords, and postback data."""
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conversations import inputs as I
+from conversations.content import load_script
+from conversations.inputs import Input, button, from_button, from_text, normalise, typed_choice
+
+JA = load_script("ja").keywords
+EN = load_script("en").keywords
+
+# --- typed answers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("a", "A"),
+        ("A", "A"),
+        ("Ａ", "A"),  # full-width capital
+        ("ａ", "A"),  # full-width small
+        ("A:LTVが判断の軸", "A"),
+        ("A：LTVが判断の軸", "A"),  # full-width colon
+        ("Ｂ：一部だけ把握", "B"),
+        (" b ", "B"),
+        ("\u3000ｂ\u3000", "B"),  # ideographic spaces around
+        ("c.", "C"),
+        ("d", "D"),
+        ("D) not at all", "D"),
+    ],
+)
+def test_typed_answers_count(text: str, letter: str) -> None:
+    assert typed_choice(text) == letter
+    assert from_text(text, JA) == Input(I.ANSWER, choice=letter)
+    assert from_text(text, EN) == Input(I.ANSWER, choice=letter)
+
+
+@pytest.mark.parametrize("text", ["Apple", "AB", "ab", "E", "e", "", "   ", "A1", "Ａｂ", "1", "あ", ":A", "-"])
+def test_other_text_is_not_an_answer(text: str) -> None:
+    assert typed_choice(text) is None
+    assert from_text(text, JA) == Input(I.TEXT)
+
+
+def test_normalise() -> None:
+    assert normalise("  ＳＴＡＲＴ\u3000") == "start"
+    assert normalise("ＣＲＭ診断") == "crm診断"
+
+
+# --- keywords -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("診断", I.START),
+        ("しんだん", I.START),
+        ("ＣＲＭ診断", I.START),  # full-width letters
+        ("CRM診断", I.START),  # upper case
+        (" スタート ", I.START),
+        ("START", I.START),
+        ("戻る", I.BACK),
+        ("１問もどる", I.BACK),  # full-width digit
+        ("最初から", I.RESTART),
+        ("Restart", I.RESTART),
+        ("続き", I.CONTINUE),
+        ("ｃｏｎｔｉｎｕｅ", I.CONTINUE),
+    ],
+)
+def test_japanese_keywords(text: str, kind: str) -> None:
+    assert from_text(text, JA) == Input(kind)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("start", I.START),
+        ("Start Diagnosis", I.START),
+        ("ＳＴＡＲＴ", I.START),
+        ("診断", I.START),
+        ("Go Back", I.BACK),
+        ("previous", I.BACK),
+        ("START OVER", I.RESTART),
+        ("reset", I.RESTART),
+        ("Resume", I.CONTINUE),
+        ("carry on", I.CONTINUE),
+    ],
+)
+def test_english_keywords(text: str, kind: str) -> None:
+    assert from_text(text, EN) == Input(kind)
+
+
+@pytest.mark.parametrize("text", ["診断しない", "start now", "もどるかも", "hello", "startover"])
+def test_keywords_match_whole_text_only(text: str) -> None:
+    assert from_text(text, JA).kind == I.TEXT
+    assert from_text(text, EN).kind == I.TEXT
+
+
+def test_keywords_of_the_other_locale_are_not_used() -> None:
+    assert from_text("go back", JA).kind == I.TEXT
+    assert from_text("やり直す", EN).kind == I.TEXT
+
+
+def test_no_keywords_means_only_answers_and_text() -> None:
+    assert from_text("start", {}) == Input(I.TEXT)
+    assert from_text("b", {}) == Input(I.ANSWER, choice="B")
+
+
+# --- postback data ------------------------------------------------------------------------------
+
+
+def test_button_data_formats() -> None:
+    assert button(I.START) == "s"
+    assert button(I.RESTART) == "r"
+    assert button(I.CONTINUE, sid=3) == "c:3"
+    assert button(I.ANSWER, sid=3, q=9, choice="D") == "a:3:9:D"
+    assert button(I.BACK, sid=3, q=1) == "b:3:1"
+
+
+@pytest.mark.parametrize("kind", [I.FOLLOW, I.UNFOLLOW, I.TEXT, I.OTHER, "nope"])
+def test_no_button_for_other_kinds(kind: str) -> None:
+    with pytest.raises(ValueError, match="no button"):
+        button(kind)
+
+
+nat = st.integers(min_value=0, max_value=999_999_999)
+
+
+@given(sid=nat, q=nat, choice=st.sampled_from("ABCD"))
+def test_answer_button_round_trips(sid: int, q: int, choice: str) -> None:
+    data = button(I.ANSWER, sid=sid, q=q, choice=choice)
+    assert len(data) <= 300  # LINE postback data limit
+    assert from_button(data) == Input(I.ANSWER, choice=choice, q=q, sid=sid)
+
+
+@given(sid=nat, q=nat)
+def test_back_and_continue_buttons_round_trip(sid: int, q: int) -> None:
+    assert from_button(button(I.BACK, sid=sid, q=q)) == Input(I.BACK, q=q, sid=sid)
+    assert from_button(button(I.CONTINUE, sid=sid)) == Input(I.CONTINUE, sid=sid)
+
+
+def test_start_and_restart_buttons_round_trip() -> None:
+    assert from_button(button(I.START)) == Input(I.START)
+    assert from_button(button(I.RESTART)) == Input(I.RESTART)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "",
+        "x",
+        "S",
+        "s:1",
+        "r:",
+        "c",
+        "c:",
+        "c:x",
+        "c:-1",
+        "c:1:2",
+        "a:1:2",
+        "a:1:2:E",
+        "a:1:2:a",
+        "a:1:2:AB",
+        "a:1:2:",
+        "a:1:-2:A",
+        "a:-1:2:A",
+        "a:1:2.0:A",
+        "a:1: 2:A",
+        "a:1:+2:A",
+        "a:1:2:A:extra",
+        "a:1:1234567890:A",  # more than 9 digits
+        "a:1:²:A",  # a digit for str.isdigit that int() refuses
+        "b:1",
+        "b:1:x",
+        "b:1:2:3",
+        "a:1:2:A" + " " * 60,  # overlong
+        "a:" + "1" * 70 + ":0:A",
+        "s" * 10_000,
+        "\x00",
+        "s\n",
+    ],
+)
+def test_malformed_postback_data_is_text(data: str) -> None:
+    assert from_button(data) == Input(I.TEXT)
+
+
+@pytest.mark.parametrize("data", [None, 1, b"s", ["s"], {"a": 1}, 1.5])
+def test_non_string_postback_data_is_text(data: Any) -> None:
+    assert from_button(data) == Input(I.TEXT)
+
+
+@given(st.text(max_size=100))
+def test_arbitrary_postback_data_never_raises(data: str) -> None:
+    inp = from_button(data)
+    assert inp.kind in I.KINDS
+    if inp.kind == I.ANSWER:
+        assert inp.choice in ("A", "B", "C", "D")
+        assert inp.q is not None and inp.q >= 0
+        assert inp.sid is not None and inp.sid >= 0
+
+
+@given(st.binary(max_size=40))
+def test_arbitrary_bytes_postback_data_is_text(data: bytes) -> None:
+    assert from_button(data) == Input(I.TEXT)  # type: ignore[arg-type]

@@ -1,0 +1,833 @@
+"""Tests for conversations.machine: the routing table check, every transition, the record format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from bot.errors import ConfigError
+from conversations import inputs as I
+from conversations.inputs import Input
+from conversations.machine import (
+    ASKING,
+    DONE,
+    EXPIRED,
+    IDLE,
+    QUESTION_COUNT,
+    RESUME,
+    ROUTES,
+    STATES,
+    Conv,
+    Machine,
+    Route,
+    Settings,
+    Step,
+    build,
+    greet,
+)
+
+T0 = 1_767_225_600.0
+M = build()
+SET = Settings()
+GAP = 20.0  # default time between two inputs: past the double-tap window, well inside resume_after
+assert SET.double_tap < GAP < SET.resume_after
+
+
+def q_out(sid: int, q: int) -> dict[str, Any]:
+    return {"type": "question", "sid": sid, "q": q}
+
+
+def notice(key: str, **params: Any) -> dict[str, Any]:
+    return {"type": "notice", "key": key, **params}
+
+
+def resume_out(sid: int, q: int) -> dict[str, Any]:
+    return {"type": "resume", "sid": sid, "q": q}
+
+
+OFFER = {"type": "offer"}
+GREETING = {"type": "greeting"}
+DONE_HELP = {"type": "done_help"}
+
+
+class Chat:
+    """One user talking to the machine; time is explicit and checks hold on every step."""
+
+    def __init__(self, conv: Conv | None = None, *, machine: Machine = M, now: float = T0) -> None:
+        self.machine = machine
+        self.conv = conv or Conv()
+        self.now = now
+
+    def send(self, inp: Input, dt: float = GAP) -> Step:
+        self.now += dt
+        prev = self.conv
+        step = self.machine.step(prev, inp, self.now)
+        if step.conv is not None and step.changed:
+            assert step.conv.n == prev.n + 1
+            assert step.conv.updated == self.now
+        if not step.changed:
+            assert step.conv is prev
+        json.dumps(step.outputs)  # outputs are JSON-safe
+        self.conv = step.conv if step.conv is not None else Conv()
+        return step
+
+    def tap(self, choice: str, dt: float = GAP, **kw: Any) -> Step:
+        """Tap an answer button; by default the one of the current question of the current diagnosis."""
+        kw.setdefault("q", self.conv.q)
+        kw.setdefault("sid", self.conv.sid)
+        return self.send(Input(I.ANSWER, choice=choice, **kw), dt)
+
+    def type(self, choice: str, dt: float = GAP) -> Step:
+        return self.send(Input(I.ANSWER, choice=choice), dt)
+
+    def do(self, kind: str, dt: float = GAP, **kw: Any) -> Step:
+        return self.send(Input(kind, **kw), dt)
+
+
+def asking_at(q: int, answers: str = "") -> Chat:
+    """A chat in diagnosis 1 with q questions answered."""
+    chat = Chat()
+    chat.do(I.START)
+    for letter in (answers or "ABCDABCDAB")[:q]:
+        chat.tap(letter)
+    assert (chat.conv.state, chat.conv.q) == (ASKING, q)
+    return chat
+
+
+def finished(answers: str = "AABBCCDDAB") -> Chat:
+    chat = asking_at(9, answers)
+    step = chat.tap(answers[9])
+    assert step.state == DONE
+    return chat
+
+
+# --- the table check ----------------------------------------------------------------------------
+
+
+def test_the_real_table_is_complete() -> None:
+    m = build()
+    for s in STATES:
+        for k in I.KINDS:
+            assert (s, k) in m._table
+
+
+def test_duplicate_route_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"duplicate route for \(idle, follow\)"):
+        Machine((*ROUTES, Route(IDLE, (I.FOLLOW,), greet, frozenset({IDLE}))))
+
+
+def test_unknown_state_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown state 'paused'"):
+        Machine((*ROUTES, Route("paused", (I.TEXT,), greet, frozenset({IDLE}))))
+
+
+@pytest.mark.parametrize("target", ["paused", EXPIRED])
+def test_unknown_target_is_refused(target: str) -> None:
+    routes = [replace(r, targets=frozenset({IDLE, target})) if r.handler is greet else r for r in ROUTES]
+    with pytest.raises(ConfigError, match="targets unknown states"):
+        Machine(routes)
+
+
+def test_unknown_input_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown input kind 'wave'"):
+        Machine((*ROUTES, Route(IDLE, ("wave",), greet, frozenset({IDLE}))))
+
+
+def test_missing_route_is_refused() -> None:
+    routes = [r for r in ROUTES if not (r.state == DONE and I.FOLLOW in r.kinds)]
+    with pytest.raises(ConfigError, match=r"no route for \[\('done', 'follow'\)\]"):
+        Machine(routes)
+
+
+def test_empty_table_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no route"):
+        Machine(())
+
+
+def test_handler_leading_outside_its_targets_fails_at_step_time() -> None:
+    def rogue(conv: Conv, inp: Input, ctx: Any) -> Step:
+        return Step(replace(conv, state=ASKING, sid=conv.sid + 1))
+
+    routes = [r for r in ROUTES if not (r.state == IDLE and I.FOLLOW in r.kinds)]
+    m = Machine([*routes, Route(IDLE, (I.FOLLOW,), rogue, frozenset({IDLE}))])  # the build passes
+    assert m.step(Conv(), Input(I.TEXT), T0).outputs == (OFFER,)  # other routes work
+    with pytest.raises(AssertionError, match="rogue led to 'asking'"):
+        m.step(Conv(), Input(I.FOLLOW), T0)
+
+
+def test_deleting_handler_must_declare_idle() -> None:
+    def drop(conv: Conv, inp: Input, ctx: Any) -> Step:
+        return Step(None)
+
+    routes = [r for r in ROUTES if not (r.state == DONE and I.FOLLOW in r.kinds)]
+    m = Machine([*routes, Route(DONE, (I.FOLLOW,), drop, frozenset({DONE}))])
+    with pytest.raises(AssertionError):
+        m.step(finished().conv, Input(I.FOLLOW), T0 + 10**6)
+
+
+# --- starting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [I.START, I.RESTART])
+def test_start_from_idle(kind: str) -> None:
+    step = M.step(Conv(), Input(kind), T0)
+    assert step.changed
+    assert step.conv == Conv(state=ASKING, sid=1, q=0, answers="", updated=T0, n=1)
+    assert step.outputs == (q_out(1, 0),)
+
+
+@pytest.mark.parametrize(
+    ("kind", "outputs"),
+    [
+        (I.FOLLOW, (GREETING,)),
+        (I.TEXT, (OFFER,)),
+        (I.ANSWER, (OFFER,)),
+        (I.BACK, (OFFER,)),
+        (I.CONTINUE, (OFFER,)),
+        (I.OTHER, (notice("non_text"), OFFER)),
+    ],
+)
+def test_idle_inputs_do_not_change_the_record(kind: str, outputs: tuple[dict[str, Any], ...]) -> None:
+    conv = Conv(sid=4, updated=T0, n=7)
+    step = M.step(conv, Input(kind, choice="A" if kind == I.ANSWER else None, q=0, sid=4), T0 + 1)
+    assert not step.changed
+    assert step.conv is conv
+    assert step.outputs == outputs
+
+
+def test_start_numbers_diagnoses_from_the_last_one() -> None:
+    step = M.step(Conv(sid=4, n=7), Input(I.START), T0)
+    assert (step.conv.sid, step.conv.n) == (5, 8)
+
+
+# --- answering ----------------------------------------------------------------------------------
+
+
+def test_answer_advances_and_records() -> None:
+    chat = asking_at(0)
+    step = chat.tap("C")
+    assert step.outputs == (q_out(1, 1),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 1, "C")
+    chat.tap("A")
+    assert (chat.conv.q, chat.conv.answers) == (2, "CA")
+
+
+def test_ten_answers_finish_with_the_result() -> None:
+    answers = "ABCDDCBAAB"
+    chat = asking_at(0)
+    for i, letter in enumerate(answers):
+        step = chat.tap(letter)
+        if i < QUESTION_COUNT - 1:
+            assert step.outputs == (q_out(1, i + 1),)
+            assert chat.conv.answers == answers[: i + 1]
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": answers},)
+    assert chat.conv.state == DONE
+    assert chat.conv.last == answers
+    assert chat.conv.finished == chat.now
+    assert (chat.conv.q, chat.conv.answers) == (0, "")
+    assert json.loads(chat.conv.to_json())["last"] == answers
+
+
+def test_typed_answers_apply_to_the_current_question() -> None:
+    chat = asking_at(3, "DDD")
+    step = chat.type("B")
+    assert step.outputs == (q_out(1, 4),)
+    assert (chat.conv.q, chat.conv.answers) == (4, "DDDB")
+
+
+def test_typed_answer_finishes_too() -> None:
+    chat = asking_at(9)
+    step = chat.type("A")
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAA"},)
+
+
+def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
+    chat = finished("AAAAAAAAAA")
+    step = chat.do(I.START)
+    assert step.outputs == (q_out(2, 0),)
+    assert (chat.conv.state, chat.conv.sid, chat.conv.last) == (ASKING, 2, "AAAAAAAAAA")
+    for letter in "DDDDDDDDDD":
+        step = chat.tap(letter)
+    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD"},)
+    assert chat.conv.last == "DDDDDDDDDD"
+
+
+# --- back and restart ---------------------------------------------------------------------------
+
+
+def test_back_goes_to_the_previous_question() -> None:
+    chat = asking_at(3, "ABC")
+    step = chat.do(I.BACK, q=3, sid=1)
+    assert step.outputs == (q_out(1, 2),)
+    assert (chat.conv.q, chat.conv.answers) == (2, "AB")
+    chat.tap("D")
+    assert (chat.conv.q, chat.conv.answers) == (3, "ABD")
+
+
+def test_typed_back_applies_to_the_current_question() -> None:
+    chat = asking_at(2, "AB")
+    chat.do(I.BACK)
+    chat.do(I.BACK)
+    assert (chat.conv.q, chat.conv.answers) == (0, "")
+
+
+def test_back_at_the_first_question_stays() -> None:
+    chat = asking_at(0)
+    before = chat.conv
+    step = chat.do(I.BACK, q=0, sid=1)
+    assert step.outputs == (q_out(1, 0),)
+    assert chat.conv is before
+
+
+def test_stale_back_button_does_not_move() -> None:
+    chat = asking_at(4)
+    before = chat.conv
+    step = chat.do(I.BACK, q=2, sid=1)
+    assert step.outputs == (notice("stale", number=5), q_out(1, 4))
+    assert chat.conv is before
+
+
+def test_restart_mid_way() -> None:
+    chat = asking_at(6)
+    step = chat.do(I.RESTART)
+    assert step.outputs == (notice("restarted"), q_out(2, 0))
+    assert (chat.conv.state, chat.conv.sid, chat.conv.q, chat.conv.answers) == (ASKING, 2, 0, "")
+
+
+def test_continue_while_asking_reasks() -> None:
+    chat = asking_at(2)
+    before = chat.conv
+    step = chat.do(I.CONTINUE, sid=1)
+    assert step.outputs == (q_out(1, 2),)
+    assert chat.conv is before
+
+
+# --- resume -------------------------------------------------------------------------------------
+
+
+def test_start_typed_mid_way_asks_to_resume() -> None:
+    chat = asking_at(4, "ABCD")
+    step = chat.do(I.START)
+    assert step.outputs == (resume_out(1, 4),)
+    assert (chat.conv.state, chat.conv.sid, chat.conv.q, chat.conv.answers) == (RESUME, 1, 4, "ABCD")
+
+
+def in_resume(q: int = 4, answers: str = "ABCD") -> Chat:
+    chat = asking_at(q, answers)
+    chat.do(I.START)
+    assert chat.conv.state == RESUME
+    return chat
+
+
+def test_resume_continue_reasks_the_open_question() -> None:
+    chat = in_resume()
+    step = chat.do(I.CONTINUE, sid=1)
+    assert step.outputs == (q_out(1, 4),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")
+
+
+@pytest.mark.parametrize("kind", [I.RESTART, I.START])
+def test_resume_restart_starts_over(kind: str) -> None:
+    chat = in_resume()
+    step = chat.do(kind)
+    assert step.outputs == (notice("restarted"), q_out(2, 0))
+    assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")
+
+
+def test_answering_the_current_question_from_the_resume_prompt_is_accepted() -> None:
+    chat = in_resume()
+    step = chat.tap("B")
+    assert step.outputs == (q_out(1, 5),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 5, "ABCDB")
+
+
+def test_typed_answer_from_the_resume_prompt_is_accepted() -> None:
+    chat = in_resume()
+    chat.type("C")
+    assert (chat.conv.state, chat.conv.answers) == (ASKING, "ABCDC")
+
+
+def test_last_answer_from_the_resume_prompt_finishes() -> None:
+    chat = in_resume(9, "ABCDABCDA")
+    step = chat.tap("D")
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAD"},)
+    assert chat.conv.state == DONE
+
+
+def test_back_from_the_resume_prompt() -> None:
+    chat = in_resume()
+    step = chat.do(I.BACK, q=4, sid=1)
+    assert step.outputs == (q_out(1, 3),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 3, "ABC")
+
+
+@pytest.mark.parametrize(
+    "inp",
+    [
+        Input(I.TEXT),
+        Input(I.OTHER),
+        Input(I.ANSWER, choice="A", q=2, sid=1),
+        Input(I.ANSWER, choice="A", q=4, sid=0),
+        Input(I.BACK, q=3, sid=1),
+    ],
+)
+def test_anything_else_at_the_resume_prompt_asks_again(inp: Input) -> None:
+    chat = in_resume()
+    before = chat.conv
+    step = chat.send(inp)
+    assert step.outputs == (resume_out(1, 4),)
+    assert chat.conv is before
+
+
+def test_follow_at_the_resume_prompt_greets_and_asks_again() -> None:
+    chat = in_resume()
+    step = chat.do(I.FOLLOW)
+    assert step.outputs == (GREETING, resume_out(1, 4))
+    assert chat.conv.state == RESUME
+
+
+# --- stale buttons and double taps --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "sid"),
+    [(2, 1), (4, 1), (9, 1), (3, 0), (3, 2), (0, 0)],
+    ids=["prev-q", "next-q", "far-q", "old-sid", "new-sid", "old"],
+)
+def test_stale_answer_button_never_moves(q: int, sid: int) -> None:
+    chat = asking_at(3, "ABC")
+    before = chat.conv
+    step = chat.tap("D", q=q, sid=sid)
+    assert step.outputs == (notice("stale", number=4), q_out(1, 3))
+    assert chat.conv is before
+
+
+def test_button_of_an_earlier_diagnosis_is_stale() -> None:
+    chat = asking_at(2)
+    chat.do(I.RESTART)
+    chat.tap("A")
+    assert (chat.conv.sid, chat.conv.q) == (2, 1)
+    before = chat.conv
+    step = chat.tap("B", q=1, sid=1)  # question 2 of diagnosis 1
+    assert step.outputs == (notice("stale", number=2), q_out(2, 1))
+    assert chat.conv is before
+
+
+def test_double_tap_is_ignored() -> None:
+    chat = asking_at(3, "ABC")
+    chat.tap("D")
+    before = chat.conv
+    step = chat.tap("D", dt=1, q=3, sid=1)
+    assert step.outputs == ()
+    assert not step.changed
+    assert chat.conv is before
+
+
+def test_double_tap_at_the_window_edge_is_still_ignored() -> None:
+    chat = asking_at(3, "ABC")
+    chat.tap("D")
+    assert chat.tap("D", dt=SET.double_tap, q=3, sid=1).outputs == ()
+
+
+def test_repeat_after_the_double_tap_window_is_stale() -> None:
+    chat = asking_at(3, "ABC")
+    chat.tap("D")
+    step = chat.tap("D", dt=SET.double_tap + 0.5, q=3, sid=1)
+    assert step.outputs == (notice("stale", number=5), q_out(1, 4))
+
+
+def test_other_choice_within_the_window_is_stale_not_a_double_tap() -> None:
+    chat = asking_at(3, "ABC")
+    chat.tap("D")
+    step = chat.tap("A", dt=1, q=3, sid=1)
+    assert step.outputs == (notice("stale", number=5), q_out(1, 4))
+    assert chat.conv.answers == "ABCD"
+
+
+def test_double_tap_on_the_last_answer_is_ignored() -> None:
+    chat = finished("AABBCCDDAB")
+    before = chat.conv
+    assert chat.tap("B", dt=1, q=9, sid=1).outputs == ()
+    assert chat.conv is before
+    assert chat.tap("B", dt=SET.double_tap + 1, q=9, sid=1).outputs == (DONE_HELP,)
+
+
+def test_custom_double_tap_window() -> None:
+    chat = Chat(machine=build(Settings(double_tap=60)))
+    chat.do(I.START)
+    chat.tap("A")
+    assert chat.tap("A", dt=59, q=0, sid=1).outputs == ()
+
+
+# --- text, pauses and expiry --------------------------------------------------------------------
+
+
+def test_text_during_a_question_hints() -> None:
+    chat = asking_at(2)
+    before = chat.conv
+    step = chat.do(I.TEXT)
+    assert step.outputs == (notice("hint"), q_out(1, 2))
+    assert chat.conv is before
+
+
+def test_non_text_during_a_question() -> None:
+    chat = asking_at(2)
+    assert chat.do(I.OTHER).outputs == (notice("non_text"), q_out(1, 2))
+
+
+def test_text_at_resume_after_still_hints() -> None:
+    chat = asking_at(2)
+    assert chat.do(I.TEXT, dt=SET.resume_after).outputs == (notice("hint"), q_out(1, 2))
+
+
+@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER])
+def test_text_after_a_long_pause_asks_to_resume(kind: str) -> None:
+    chat = asking_at(2, "AB")
+    step = chat.do(kind, dt=SET.resume_after + 1)
+    assert step.outputs == (resume_out(1, 2),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (RESUME, 2, "AB")
+
+
+def test_pause_is_counted_from_the_last_change_not_the_last_hint() -> None:
+    chat = asking_at(2)
+    chat.do(I.TEXT, dt=SET.resume_after / 2)
+    assert chat.do(I.TEXT, dt=SET.resume_after / 2 + 1).outputs == (resume_out(1, 2),)
+
+
+def test_answer_after_a_long_pause_is_still_accepted() -> None:
+    chat = asking_at(2, "AB")
+    step = chat.tap("C", dt=SET.resume_after * 5)
+    assert step.outputs == (q_out(1, 3),)
+
+
+@pytest.mark.parametrize(
+    "inp",
+    [Input(I.TEXT), Input(I.OTHER), Input(I.CONTINUE, sid=1), Input(I.BACK), Input(I.ANSWER, choice="A")],
+    ids=["text", "other", "continue", "back", "typed-answer"],
+)
+def test_expiry_resets_to_idle(inp: Input) -> None:
+    chat = asking_at(5)
+    step = chat.send(inp, dt=SET.expiry + 1)
+    assert step.outputs == (notice("expired"), OFFER)
+    assert chat.conv.state == IDLE
+    assert (chat.conv.sid, chat.conv.answers, chat.conv.last) == (1, "", "")
+    assert "q" not in json.loads(chat.conv.to_json())
+
+
+def test_expiry_of_a_resume_prompt() -> None:
+    chat = in_resume()
+    assert chat.do(I.CONTINUE, dt=SET.expiry + 1).outputs == (notice("expired"), OFFER)
+    assert chat.conv.state == IDLE
+
+
+def test_not_expired_at_the_limit() -> None:
+    chat = asking_at(5)
+    assert M.dispatch_state(chat.conv, chat.now + SET.expiry) == ASKING
+    assert M.dispatch_state(chat.conv, chat.now + SET.expiry + 0.001) == EXPIRED
+
+
+def test_expiry_keeps_the_finished_result() -> None:
+    chat = finished("AAAABBBBCC")
+    chat.do(I.START)
+    chat.tap("A")
+    step = chat.do(I.TEXT, dt=SET.expiry + 1)
+    assert step.outputs == (notice("expired"), OFFER)
+    assert (chat.conv.state, chat.conv.last, chat.conv.sid) == (DONE, "AAAABBBBCC", 2)
+
+
+def test_answer_buttons_after_expiry_do_not_move_anything() -> None:
+    chat = asking_at(5, "ABCDA")
+    step = chat.tap("B", dt=SET.expiry + 1)
+    assert step.outputs == (notice("expired"), OFFER)
+    assert (chat.conv.state, chat.conv.answers) == (IDLE, "")
+    reset = chat.conv
+    step = chat.tap("B", q=5, sid=1)
+    assert step.outputs == (OFFER,)
+    assert chat.conv is reset
+
+
+def test_start_after_expiry_begins_a_new_diagnosis() -> None:
+    chat = asking_at(5)
+    step = chat.do(I.START, dt=SET.expiry + 1)
+    assert step.outputs[-1] == q_out(2, 0)
+    assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")
+
+
+def test_follow_after_expiry_greets() -> None:
+    chat = asking_at(5)
+    step = chat.do(I.FOLLOW, dt=SET.expiry + 1)
+    assert step.outputs == (GREETING,)
+    assert chat.conv.state == IDLE
+
+
+def test_done_never_expires() -> None:
+    chat = finished()
+    before = chat.conv
+    assert chat.do(I.TEXT, dt=SET.expiry * 10).outputs == (DONE_HELP,)
+    assert chat.conv is before
+
+
+def test_custom_expiry() -> None:
+    chat = Chat(machine=build(Settings(expiry=100, resume_after=50)))
+    chat.do(I.START)
+    assert chat.do(I.TEXT, dt=101).outputs == (notice("expired"), OFFER)
+
+
+# --- follow / unfollow / done -------------------------------------------------------------------
+
+
+def test_follow_in_idle_greets() -> None:
+    step = M.step(Conv(), Input(I.FOLLOW), T0)
+    assert step.outputs == (GREETING,)
+    assert not step.changed
+
+
+def test_follow_in_done_greets() -> None:
+    chat = finished()
+    before = chat.conv
+    assert chat.do(I.FOLLOW).outputs == (GREETING,)
+    assert chat.conv is before
+
+
+def test_follow_mid_way_greets_and_asks_to_resume() -> None:
+    chat = asking_at(3)
+    step = chat.do(I.FOLLOW)
+    assert step.outputs == (GREETING, resume_out(1, 3))
+    assert chat.conv.state == RESUME
+
+
+@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER, I.BACK, I.CONTINUE])
+def test_done_helps(kind: str) -> None:
+    chat = finished()
+    before = chat.conv
+    assert chat.do(kind).outputs == (DONE_HELP,)
+    assert chat.conv is before
+
+
+def test_unfollow_in_progress_deletes_the_record() -> None:
+    chat = asking_at(3)
+    step = M.step(chat.conv, Input(I.UNFOLLOW), chat.now + 1)
+    assert step.conv is None
+    assert step.state == IDLE
+    assert step.outputs == ()
+
+
+def test_unfollow_at_the_resume_prompt_deletes_the_record() -> None:
+    chat = in_resume()
+    assert M.step(chat.conv, Input(I.UNFOLLOW), chat.now + 1).conv is None
+
+
+def test_unfollow_in_idle_deletes_the_record() -> None:
+    assert M.step(Conv(sid=3, n=4), Input(I.UNFOLLOW), T0).conv is None
+
+
+def test_unfollow_in_progress_keeps_a_finished_result() -> None:
+    chat = finished("ABABABABAB")
+    chat.do(I.START)
+    chat.tap("C")
+    step = chat.do(I.UNFOLLOW)
+    assert step.conv is not None
+    assert (step.conv.state, step.conv.last, step.conv.answers, step.conv.sid) == (DONE, "ABABABABAB", "", 2)
+    assert step.outputs == ()
+
+
+def test_unfollow_in_done_keeps_the_result() -> None:
+    chat = finished("ABABABABAB")
+    step = chat.do(I.UNFOLLOW)
+    assert (step.state, step.conv.last) == (DONE, "ABABABABAB")
+
+
+def test_unfollow_after_expiry() -> None:
+    chat = asking_at(3)
+    assert M.step(chat.conv, Input(I.UNFOLLOW), chat.now + SET.expiry + 1).conv is None
+
+
+# --- the record ---------------------------------------------------------------------------------
+
+
+def test_conv_json_format() -> None:
+    conv = Conv(state=ASKING, sid=2, q=3, answers="ABC", updated=T0 + 0.12345, last="A" * 10, finished=T0, n=9)
+    assert json.loads(conv.to_json()) == {
+        "s": "asking",
+        "sid": 2,
+        "t": round(T0 + 0.12345, 3),
+        "n": 9,
+        "q": 3,
+        "a": "ABC",
+        "last": "A" * 10,
+        "ft": T0,
+    }
+    assert " " not in conv.to_json()
+
+
+@pytest.mark.parametrize("raw", [None, "", b""])
+def test_absent_record_is_idle(raw: Any) -> None:
+    assert Conv.from_json(raw) == Conv()
+
+
+def test_from_bytes() -> None:
+    conv = Conv(state=RESUME, sid=1, q=4, answers="ABCD", updated=T0, n=3)
+    assert Conv.from_json(conv.to_json().encode()) == conv
+
+
+def test_json_round_trip_along_a_whole_conversation() -> None:
+    chat = Chat()
+    raws = []
+    for inp in [Input(I.START), Input(I.ANSWER, choice="A"), Input(I.START), Input(I.CONTINUE)]:
+        chat.send(inp, dt=0.3337)
+        raws.append(chat.conv.to_json())
+    for letter in "BCDABCDAB":
+        chat.type(letter, dt=0.1)
+        raws.append(chat.conv.to_json())
+    assert chat.conv.state == DONE
+    chat.do(I.START)
+    raws.append(chat.conv.to_json())
+    assert len(set(raws)) == len(raws)  # every change gives a new value (n)
+    for x in raws:
+        assert Conv.from_json(x).to_json() == x
+
+
+convs = st.builds(
+    Conv,
+    state=st.sampled_from([IDLE, ASKING, RESUME, DONE]),
+    sid=st.integers(0, 10**9),
+    q=st.integers(0, 9),
+    answers=st.text("ABCD", max_size=9),
+    updated=st.one_of(st.floats(0, 4e9), st.integers(0, 4 * 10**9)),
+    last=st.one_of(st.just(""), st.text("ABCD", min_size=10, max_size=10)),
+    finished=st.floats(0, 4e9),
+    n=st.integers(0, 2**53),
+)
+
+
+@given(convs)
+def test_json_round_trip_is_byte_stable(conv: Conv) -> None:
+    x = conv.to_json()
+    back = Conv.from_json(x)
+    assert back.to_json() == x
+    assert back.state == conv.state and back.sid == conv.sid and back.n == conv.n
+    if conv.in_progress:
+        assert (back.q, back.answers) == (conv.q, conv.answers)
+
+
+def test_n_increases_on_every_changed_step() -> None:
+    chat = Chat()
+    ns = [chat.conv.n]
+    for inp in [
+        Input(I.START),
+        Input(I.ANSWER, choice="A"),
+        Input(I.BACK),
+        Input(I.TEXT),  # unchanged
+        Input(I.START),  # -> resume
+        Input(I.CONTINUE),
+        Input(I.RESTART),
+    ]:
+        step = chat.send(inp)
+        if step.changed:
+            assert chat.conv.n == ns[-1] + 1
+        else:
+            assert chat.conv.n == ns[-1]
+        ns.append(chat.conv.n)
+    assert ns == [0, 1, 2, 3, 3, 4, 5, 6]
+
+
+# --- property: the machine against a tiny model -------------------------------------------------
+
+
+@dataclass
+class Model:
+    """What the diagnosis should be: at rest, asking, or at the resume prompt; the answers so far."""
+
+    state: str = "rest"
+    sid: int = 0
+    answers: str = ""
+    last: str = ""
+
+    def fresh(self) -> None:
+        self.state, self.sid, self.answers = "asking", self.sid + 1, ""
+
+    def current(self, q: int | None, sid: int | None) -> bool:
+        return (sid is None or sid == self.sid) and (q is None or q == len(self.answers))
+
+    def apply(self, inp: Input) -> str | None:
+        """Apply an input; return the result answers when the diagnosis finishes."""
+        busy = self.state in ("asking", "resume")
+        k = inp.kind
+        if k == I.RESTART or (k == I.START and self.state != "asking"):
+            self.fresh()
+        elif k == I.START or (k == I.FOLLOW and busy):
+            self.state = "resume"
+        elif k == I.CONTINUE and self.state == "resume":
+            self.state = "asking"
+        elif k == I.BACK and busy and self.current(inp.q, inp.sid) and self.answers:
+            self.state, self.answers = "asking", self.answers[:-1]
+        elif k == I.ANSWER and busy and self.current(inp.q, inp.sid):
+            assert inp.choice is not None
+            self.state, self.answers = "asking", self.answers + inp.choice
+            if len(self.answers) == QUESTION_COUNT:
+                self.state, self.last, self.answers = "rest", self.answers, ""
+                return self.last
+        return None
+
+
+q_refs = st.one_of(st.sampled_from(["cur", "prev", "next", None]), st.integers(0, 10))
+sid_refs = st.one_of(st.sampled_from(["cur", "old", "cur", None]), st.integers(0, 4))
+choices = st.sampled_from("ABCD")
+button_answers = st.tuples(st.just(I.ANSWER), st.just("cur"), st.just("cur"), choices)
+typed_answers = st.tuples(st.just(I.ANSWER), st.none(), st.none(), choices)
+ops = st.one_of(
+    st.tuples(st.sampled_from([I.START, I.RESTART, I.CONTINUE, I.TEXT, I.OTHER, I.FOLLOW])),
+    st.tuples(st.just(I.BACK), q_refs, sid_refs),
+    st.tuples(st.just(I.ANSWER), q_refs, sid_refs, choices),
+    # answers to the current question are weighted up so that diagnoses often finish
+    *[button_answers] * 6,
+    *[typed_answers] * 3,
+)
+
+
+def resolve(op: tuple[Any, ...], model: Model) -> Input:
+    kind = op[0]
+    if len(op) == 1:
+        return Input(kind, sid=model.sid if kind == I.CONTINUE else None)
+    q_ref, sid_ref = op[1], op[2]
+    cur_q = len(model.answers)
+    q = {"cur": cur_q, "prev": max(cur_q - 1, 0), "next": cur_q + 1}.get(q_ref, q_ref)
+    sid = {"cur": model.sid, "old": max(model.sid - 1, 0)}.get(sid_ref, sid_ref)
+    return Input(kind, choice=op[3] if kind == I.ANSWER else None, q=q, sid=sid)
+
+
+@given(st.booleans(), st.lists(ops, min_size=10, max_size=100))
+def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, ...]]) -> None:
+    assert (len(sequence) + 1) * GAP < SET.resume_after  # no pause is long enough to matter
+    chat, model = Chat(), Model()
+    for op in [(I.START,)] * start_first + sequence:
+        inp = resolve(op, model)
+        step = chat.send(inp)
+        expected = model.apply(inp)
+        conv = chat.conv
+        results = [o for o in step.outputs if o["type"] == "result"]
+        for o in results:
+            assert len(o["answers"]) == QUESTION_COUNT
+        assert [o["answers"] for o in results] == ([expected] if expected else [])
+        if expected:
+            event("a diagnosis finished")
+        assert conv.sid == model.sid
+        assert conv.last == model.last
+        if model.state == "rest":
+            assert conv.state == (DONE if model.last else IDLE)
+        else:
+            assert conv.state == {"asking": ASKING, "resume": RESUME}[model.state]
+            assert (conv.q, conv.answers) == (len(model.answers), model.answers)
+        assert Conv.from_json(conv.to_json()).to_json() == conv.to_json()
+
+
+def test_start_after_expiry_is_simply_a_new_diagnosis() -> None:
+    chat = asking_at(3)
+    step = chat.do(I.START, dt=SET.expiry + 1)
+    assert step.outputs == (q_out(2, 0),)  # no "starting over" notice: the old one had expired
+    assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")

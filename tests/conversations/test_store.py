@@ -1,0 +1,322 @@
+"""Tests for conversations.store.RedisStore against a real redis-server (the ``r`` fixture)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.retry import Retry
+
+from bot.errors import StoreUnavailable
+from conversations import keys
+from conversations.keys import Subject
+from conversations.machine import ASKING, DONE, Conv
+from conversations.store import CONFLICT, DUPLICATE, OK, OutboxWrite, RedisStore, Snapshot
+from tests.redis_server import free_port
+
+ALICE = Subject("line", "U00000000000000000000000000000a11")
+BOB = Subject("line", "U00000000000000000000000000000b0b")
+T0 = 1_767_225_600.0
+DEDUPE_TTL = 3 * 86400
+
+
+@pytest.fixture
+def store(r: redis.Redis) -> RedisStore:
+    return RedisStore(r, dedupe_ttl=DEDUPE_TTL)
+
+
+def asking(q: int = 0, n: int = 1) -> Conv:
+    return Conv(state=ASKING, sid=1, q=q, answers="A" * q, updated=T0 + q, n=n)
+
+
+def write(message_id: str = "m-1", due: float = T0 + 30) -> OutboxWrite:
+    return OutboxWrite(
+        message_id, {"id": message_id, "out": [{"type": "question", "sid": 1, "q": 0}], "ja": "診断"}, due
+    )
+
+
+def seed(store: RedisStore, conv: Conv, event_id: str = "ev-seed") -> Snapshot:
+    """Store conv for ALICE through the store itself and return a fresh snapshot."""
+    assert store.update(store.get(ALICE, event_id), conv, event_id, ttl=0) == OK
+    return store.get(ALICE, "ev-next")
+
+
+# --- get ----------------------------------------------------------------------------------------
+
+
+def test_get_on_an_empty_store(store: RedisStore) -> None:
+    snap = store.get(ALICE, "ev-1")
+    assert snap == Snapshot(ALICE, "", Conv(), False)
+    assert store.load(ALICE) == Conv()
+
+
+def test_get_reads_the_record_and_the_dedupe_mark(store: RedisStore, r: redis.Redis) -> None:
+    conv = asking(2, n=5)
+    r.set(keys.conv(ALICE), conv.to_json())
+    r.set(keys.seen(ALICE, "ev-1"), "1")
+    snap = store.get(ALICE, "ev-1")
+    assert snap.raw == conv.to_json()
+    assert snap.conv == conv
+    assert snap.seen
+    assert not store.get(ALICE, "ev-2").seen
+    assert store.get(BOB, "ev-1") == Snapshot(BOB, "", Conv(), False)
+
+
+# --- update -------------------------------------------------------------------------------------
+
+
+def test_update_writes_the_record_and_the_dedupe_mark_with_ttls(store: RedisStore, r: redis.Redis) -> None:
+    conv = asking(0)
+    assert store.update(store.get(ALICE, "ev-1"), conv, "ev-1", ttl=691_200) == OK
+    assert r.get(keys.conv(ALICE)) == conv.to_json().encode()
+    assert 0 < r.ttl(keys.conv(ALICE)) <= 691_200
+    assert r.get(keys.seen(ALICE, "ev-1")) == b"1"
+    assert 0 < r.ttl(keys.seen(ALICE, "ev-1")) <= DEDUPE_TTL
+    assert store.load(ALICE) == conv
+    assert store.get(ALICE, "ev-1").seen
+
+
+def test_ttl_zero_stores_the_record_without_expiry(store: RedisStore, r: redis.Redis) -> None:
+    snap = store.get(ALICE, "ev-1")
+    assert store.update(snap, asking(0), "ev-1", ttl=100) == OK
+    assert r.ttl(keys.conv(ALICE)) > 0
+    done = Conv(state=DONE, sid=1, last="A" * 10, finished=T0, updated=T0, n=2)
+    assert store.update(store.get(ALICE, "ev-2"), done, "ev-2", ttl=0) == OK
+    assert r.ttl(keys.conv(ALICE)) == -1  # -1: exists, no expiry (a previous TTL is cleared)
+    assert 0 < r.ttl(keys.seen(ALICE, "ev-2")) <= DEDUPE_TTL
+
+
+def test_the_same_event_again_is_a_duplicate_and_changes_nothing(store: RedisStore, r: redis.Redis) -> None:
+    snap = store.get(ALICE, "ev-1")
+    assert store.update(snap, asking(0, n=1), "ev-1", ttl=0) == OK
+    stored = r.get(keys.conv(ALICE))
+    again = store.get(ALICE, "ev-1")
+    assert again.seen
+    assert store.update(again, asking(1, n=2), "ev-1", ttl=0, outbox=write(), drop_outbox=True) == DUPLICATE
+    assert r.get(keys.conv(ALICE)) == stored
+    assert not r.exists(keys.outbox(ALICE))
+    assert r.ttl(keys.conv(ALICE)) == -1
+
+
+def test_a_stale_snapshot_is_a_conflict_and_changes_nothing(store: RedisStore, r: redis.Redis) -> None:
+    first = store.get(ALICE, "ev-1")
+    second = store.get(ALICE, "ev-2")  # read before ev-1 was committed
+    assert store.update(first, asking(0, n=1), "ev-1", ttl=0) == OK
+    stored = r.get(keys.conv(ALICE))
+    assert store.update(second, Conv(state=DONE, last="B" * 10, n=1), "ev-2", ttl=0) == CONFLICT
+    assert r.get(keys.conv(ALICE)) == stored
+    assert not r.exists(keys.seen(ALICE, "ev-2"))  # the event may be applied after a fresh read
+    retry = store.get(ALICE, "ev-2")
+    assert store.update(retry, asking(1, n=2), "ev-2", ttl=0) == OK
+
+
+def test_conflict_when_the_record_was_deleted_meanwhile(store: RedisStore, r: redis.Redis) -> None:
+    snap = seed(store, asking(0))
+    r.delete(keys.conv(ALICE))
+    assert store.update(snap, asking(1, n=2), "ev-next", ttl=0) == CONFLICT
+    assert not r.exists(keys.conv(ALICE))
+
+
+def test_duplicate_wins_over_conflict(store: RedisStore) -> None:
+    stale = store.get(ALICE, "ev-1")
+    assert store.update(stale, asking(0), "ev-1", ttl=0) == OK
+    assert store.update(stale, asking(0, n=7), "ev-1", ttl=0) == DUPLICATE
+
+
+def test_outbox_write_lands_in_the_outbox_and_the_due_index(store: RedisStore, r: redis.Redis) -> None:
+    w = write("m-1", due=T0 + 30)
+    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=w) == OK
+    assert r.hkeys(keys.outbox(ALICE)) == [b"m-1"]
+    assert json.loads(r.hget(keys.outbox(ALICE), "m-1")) == w.entry
+    assert "診断" in r.hget(keys.outbox(ALICE), "m-1").decode()  # stored as UTF-8, not \\u escapes
+    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-1")) == T0 + 30
+    assert not r.exists(keys.outbox(BOB))
+
+
+def test_outbox_entries_accumulate(store: RedisStore, r: redis.Redis) -> None:
+    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("m-1"))
+    store.update(store.get(ALICE, "ev-2"), asking(1, n=2), "ev-2", ttl=0, outbox=write("m-2", T0 + 60))
+    assert sorted(r.hkeys(keys.outbox(ALICE))) == [b"m-1", b"m-2"]
+    assert r.zcard(keys.OUTBOX_DUE) == 2
+
+
+def test_duplicate_removes_the_due_index_intent(store: RedisStore, r: redis.Redis) -> None:
+    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("m-1"))
+    result = store.update(store.get(ALICE, "ev-1"), asking(1, n=2), "ev-1", ttl=0, outbox=write("m-2"))
+    assert result == DUPLICATE
+    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-2")) is None
+    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-1")) is not None  # the first is kept
+    assert r.hkeys(keys.outbox(ALICE)) == [b"m-1"]
+
+
+def test_conflict_removes_the_due_index_intent(store: RedisStore, r: redis.Redis) -> None:
+    stale = store.get(ALICE, "ev-2")
+    seed(store, asking(0))
+    assert store.update(stale, asking(1, n=2), "ev-2", ttl=0, outbox=write("m-2")) == CONFLICT
+    assert r.zcard(keys.OUTBOX_DUE) == 0
+    assert not r.exists(keys.outbox(ALICE))
+
+
+def test_drop_outbox_deletes_the_users_outbox(store: RedisStore, r: redis.Redis) -> None:
+    r.hset(keys.outbox(ALICE), "old", "{}")
+    r.hset(keys.outbox(BOB), "other", "{}")
+    snap = store.get(ALICE, "ev-1")
+    assert store.update(snap, None, "ev-1", ttl=0, drop_outbox=True) == OK
+    assert not r.exists(keys.outbox(ALICE))
+    assert r.hkeys(keys.outbox(BOB)) == [b"other"]
+
+
+def test_drop_outbox_then_write(store: RedisStore, r: redis.Redis) -> None:
+    r.hset(keys.outbox(ALICE), "old", "{}")
+    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("new"), drop_outbox=True) == OK
+    assert r.hkeys(keys.outbox(ALICE)) == [b"new"]
+
+
+def test_no_drop_keeps_the_outbox(store: RedisStore, r: redis.Redis) -> None:
+    r.hset(keys.outbox(ALICE), "old", "{}")
+    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0)
+    assert r.hkeys(keys.outbox(ALICE)) == [b"old"]
+
+
+def test_conv_none_deletes_the_record(store: RedisStore, r: redis.Redis) -> None:
+    snap = seed(store, asking(3))
+    assert store.update(snap, None, "ev-next", ttl=0) == OK
+    assert not r.exists(keys.conv(ALICE))
+    assert r.exists(keys.seen(ALICE, "ev-next"))
+    assert store.get(ALICE, "ev-3").conv == Conv()
+
+
+def test_unchanged_conv_keeps_the_stored_bytes(store: RedisStore, r: redis.Redis) -> None:
+    # Stored bytes that are not what to_json would write today (key order, spacing).
+    odd = '{"n": 4, "sid": 1, "s": "asking", "t": 1767225600.0, "q": 2, "a": "AB"}'
+    r.set(keys.conv(ALICE), odd, ex=5000)
+    snap = store.get(ALICE, "ev-1")
+    assert snap.conv.to_json() != odd
+    assert store.update(snap, snap.conv, "ev-1", ttl=100) == OK
+    assert r.get(keys.conv(ALICE)) == odd.encode()
+    assert r.ttl(keys.conv(ALICE)) > 100  # not rewritten: the TTL is the one it had
+
+
+def test_equal_but_new_conv_is_rewritten(store: RedisStore, r: redis.Redis) -> None:
+    odd = '{"n": 4, "sid": 1, "s": "asking", "t": 1767225600.0, "q": 2, "a": "AB"}'
+    r.set(keys.conv(ALICE), odd)
+    snap = store.get(ALICE, "ev-1")
+    copy = Conv.from_json(snap.raw)
+    assert copy == snap.conv and copy is not snap.conv
+    assert store.update(snap, copy, "ev-1", ttl=0) == OK
+    assert r.get(keys.conv(ALICE)) == copy.to_json().encode()
+
+
+def test_unchanged_absent_record_stays_absent(store: RedisStore, r: redis.Redis) -> None:
+    snap = store.get(ALICE, "ev-1")
+    assert store.update(snap, snap.conv, "ev-1", ttl=0) == OK
+    assert not r.exists(keys.conv(ALICE))
+
+
+def test_concurrent_commits_on_one_snapshot_exactly_one_wins(store: RedisStore, r: redis.Redis) -> None:
+    snap = seed(store, asking(0))
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def commit(i: int) -> None:
+        conv = Conv(state=ASKING, sid=1, q=1, answers="ABCD"[i % 4], updated=T0 + i, n=snap.conv.n + 1)
+        barrier.wait()
+        res = store.update(snap, conv, f"ev-{i}", ttl=0, outbox=write(f"m-{i}"))
+        with lock:
+            results.append(res)
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [CONFLICT] * 7 + [OK]
+    winner = store.load(ALICE)
+    assert winner.q == 1
+    assert len(r.hkeys(keys.outbox(ALICE))) == 1
+    assert r.zcard(keys.OUTBOX_DUE) == 1
+    (message_id,) = r.hkeys(keys.outbox(ALICE))
+    i = int(message_id.decode().removeprefix("m-"))
+    assert r.exists(keys.seen(ALICE, f"ev-{i}"))
+    assert winner.updated == T0 + i
+
+
+def test_drop_deletes_record_and_outbox(store: RedisStore, r: redis.Redis) -> None:
+    seed(store, asking(2))
+    r.hset(keys.outbox(ALICE), "m", "{}")
+    r.set(keys.conv(BOB), asking(0).to_json())
+    store.drop(ALICE)
+    assert not r.exists(keys.conv(ALICE), keys.outbox(ALICE))
+    assert r.exists(keys.conv(BOB))
+
+
+# --- keys and slots -----------------------------------------------------------------------------
+
+
+def test_one_subjects_keys_share_a_cluster_slot() -> None:
+    for subject in (ALICE, BOB, Subject("slack", "T01-U02"), Subject("cli", "me")):
+        slots = {
+            key_slot(k.encode())
+            for k in (
+                keys.conv(subject),
+                keys.seen(subject, "ev-1"),
+                keys.seen(subject, "x" * 64),
+                keys.outbox(subject),
+            )
+        }
+        assert len(slots) == 1
+        assert slots == {key_slot(subject.tag[1:-1].encode())}
+
+
+def test_different_users_generally_use_different_slots() -> None:
+    subjects = [Subject("line", f"U{i:032x}") for i in range(50)]
+    assert len({s.tag for s in subjects}) == 50
+    assert len({key_slot(keys.conv(s).encode()) for s in subjects}) > 40
+    assert key_slot(keys.conv(ALICE).encode()) != key_slot(keys.conv(BOB).encode())
+
+
+def test_global_indexes_have_their_own_slot() -> None:
+    assert key_slot(keys.OUTBOX_DUE.encode()) == key_slot(keys.OUTBOX_PARKED.encode()) == key_slot(b"outbox")
+
+
+# --- an unreachable server ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_store() -> Iterator[RedisStore]:
+    # Nothing listens on the port; no retries (redis-py retries with backoff by default).
+    client = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    yield RedisStore(client)
+    client.close()
+
+
+def test_get_raises_store_unavailable(dead_store: RedisStore) -> None:
+    with pytest.raises(StoreUnavailable, match="redis: ConnectionError"):
+        dead_store.get(ALICE, "ev-1")
+
+
+def test_update_raises_store_unavailable(dead_store: RedisStore) -> None:
+    snap = Snapshot(ALICE, "", Conv(), False)
+    with pytest.raises(StoreUnavailable):
+        dead_store.update(snap, asking(0), "ev-1", ttl=0)
+    with pytest.raises(StoreUnavailable):
+        dead_store.update(snap, asking(0), "ev-1", ttl=0, outbox=write())
+
+
+def test_drop_and_load_raise_store_unavailable(dead_store: RedisStore) -> None:
+    with pytest.raises(StoreUnavailable):
+        dead_store.drop(ALICE)
+    with pytest.raises(StoreUnavailable):
+        dead_store.load(ALICE)
+
+
+def test_store_unavailable_keeps_the_cause(dead_store: RedisStore) -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        dead_store.get(ALICE, "ev-1")
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
