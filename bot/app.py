@@ -35,6 +35,7 @@ class Services:
     outbox: Outbox
     bot: Bot
     clock: Callable[[], float]
+    slack: Any = None  # bot.slack.app.SlackParts when Slack is configured
 
 
 def build_services(
@@ -52,6 +53,16 @@ def build_services(
         transports["line"] = LineTransport(config.line_api_host, config.line_channel_access_token or "", script)
     else:
         log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
+    slack_client = None
+    if config.slack_enabled:
+        from slack_sdk import WebClient
+
+        from bot.slack.transport import SlackTransport
+
+        slack_client = WebClient(token=config.slack_bot_token, base_url=config.slack_api_url, timeout=10)
+        transports["slack"] = SlackTransport(slack_client, script)
+    else:
+        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     outbox = Outbox(
         client,
         transports,
@@ -61,7 +72,25 @@ def build_services(
         background=config.send_in_background,
     )
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
-    return Services(config, client, script, machine, store, outbox, bot, clock)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock)
+    if slack_client is not None:
+        from bot.slack.app import build_slack
+        from conversations.kpi_catalog import load_catalog
+        from conversations.teams import TeamStore
+
+        svc.slack = build_slack(
+            signing_secret=config.slack_signing_secret or "",
+            client=slack_client,
+            redis_client=client,
+            bot=bot,
+            script=script,
+            catalog=load_catalog(),
+            teams=TeamStore(client),
+            outbox=outbox,
+            locale=config.locale,
+            clock=clock,
+        )
+    return svc
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:
@@ -73,7 +102,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     from bot.health import blueprint as health_bp
     from bot.line.webhook import blueprint as line_bp
+    from bot.slack.app import blueprint as slack_bp
 
     app.register_blueprint(health_bp())
     app.register_blueprint(line_bp())
+    app.register_blueprint(slack_bp())
     return app

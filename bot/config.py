@@ -28,6 +28,9 @@ class Config:
     line_channel_secret: str | None = field(default=None, repr=False)
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_host: str = DEFAULT_LINE_API_HOST
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
     port: int = 8000
     data_dir: Path = field(default_factory=_default_data_dir)
     locale: str = "ja"
@@ -50,6 +53,21 @@ class Config:
             for name, v in (
                 ("LINE_CHANNEL_SECRET", self.line_channel_secret),
                 ("LINE_CHANNEL_ACCESS_TOKEN", self.line_channel_access_token),
+            )
+            if not v
+        ]
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_signing_secret and self.slack_bot_token)
+
+    @property
+    def slack_missing(self) -> list[str]:
+        return [
+            name
+            for name, v in (
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
             )
             if not v
         ]
@@ -92,12 +110,16 @@ class Config:
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
         line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
+        slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
             line_channel_secret=text("LINE_CHANNEL_SECRET"),
             line_channel_access_token=text("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_host=(line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
+            slack_signing_secret=text("SLACK_SIGNING_SECRET"),
+            slack_bot_token=text("SLACK_BOT_TOKEN"),
+            slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",
             port=integer("PORT", 8000),
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),
             locale=locale,

@@ -113,6 +113,22 @@ class Outbox:
         }
         return OutboxWrite(message_id, entry, now + self.lease)
 
+    def enqueue(self, subject: Subject, outputs: list[dict[str, Any]]) -> OutboxWrite:
+        """Queue a message that is not tied to a conversation step (e.g. a KPI result post)."""
+        now = self.clock()
+        ev = type("Ev", (), {"subject": subject, "reply_token": None, "timestamp": now, "redelivery": False})()
+        write = self.prepare(ev, tuple(outputs), now, None)
+        ref = keys.outbox_ref(subject, write.message_id)
+        try:
+            with self.r.pipeline(transaction=False) as p:
+                p.zadd(keys.OUTBOX_DUE, {ref: write.due})
+                p.hset(keys.outbox(subject), write.message_id, _dumps(write.entry))
+                p.execute()
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        self.submit(write)
+        return write
+
     def submit(self, write: OutboxWrite) -> None:
         """Hand a just-committed entry to a sender (background thread, or inline for tests)."""
         subject = Subject(write.entry["ch"], write.entry["to"])

@@ -33,8 +33,8 @@ class Subject:
 
     def __post_init__(self) -> None:
         for name, value in (("channel", self.channel), ("user_id", self.user_id)):
-            if not value or len(value) > 128 or _FORBIDDEN & set(value):
-                raise InvalidInput(f"{name} {value[:20]!r} is not a valid identifier")
+            if not isinstance(value, str) or not value or len(value) > 128 or _FORBIDDEN & set(value):
+                raise InvalidInput(f"{name} {str(value)[:20]!r} is not a valid identifier")
 
     @property
     def tag(self) -> str:
@@ -61,3 +61,69 @@ def outbox_ref(subject: Subject, message_id: str) -> str:
 def parse_outbox_ref(ref: str) -> tuple[Subject, str]:
     channel, message_id, user_id = ref.split(":", 2)
     return Subject(channel, user_id), message_id
+
+
+# ---- Slack teams (one registered channel = one team) --------------------------------------------
+#
+#    crmbot:{t:<workspace>:<channel>}:team           team settings (hash: name, tz, created_by, ...)
+#    crmbot:{t:<workspace>:<channel>}:targets        the team's own targets (hash: indicator -> value)
+#    crmbot:{t:<workspace>:<channel>}:kpi:<quarter>  reported figures (hash: indicator -> value, _by, _at)
+#    crmbot:{t:<workspace>:<channel>}:quarters       quarters reported (sorted set: quarter -> ordinal)
+#    crmbot:{t:<workspace>:<channel>}:audit          who changed what and when (list of JSON, newest first)
+#    crmbot:{ws:<workspace>}:teams                   the workspace's teams (set of channel IDs)
+#    crmbot:{teams}:all                              every team (set of "<workspace>:<channel>")
+#    crmbot:{slack}:seen:<event id>                  Slack event dedupe marks (retries)
+
+ALL_TEAMS = f"{PREFIX}:{{teams}}:all"
+
+
+@dataclass(frozen=True)
+class TeamRef:
+    workspace: str
+    channel: str
+
+    def __post_init__(self) -> None:
+        for name, value in (("workspace", self.workspace), ("channel", self.channel)):
+            if not isinstance(value, str) or not value or len(value) > 32 or not value.isalnum():
+                raise InvalidInput(f"{name} {str(value)[:20]!r} is not a valid Slack ID")
+
+    @property
+    def tag(self) -> str:
+        return f"{{t:{self.workspace}:{self.channel}}}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.workspace}:{self.channel}"
+
+    @classmethod
+    def parse(cls, text: str) -> TeamRef:
+        workspace, _, channel = text.partition(":")
+        return cls(workspace, channel)
+
+
+def team(t: TeamRef) -> str:
+    return f"{PREFIX}:{t.tag}:team"
+
+
+def team_targets(t: TeamRef) -> str:
+    return f"{PREFIX}:{t.tag}:targets"
+
+
+def team_kpi(t: TeamRef, quarter: str) -> str:
+    return f"{PREFIX}:{t.tag}:kpi:{quarter}"
+
+
+def team_quarters(t: TeamRef) -> str:
+    return f"{PREFIX}:{t.tag}:quarters"
+
+
+def team_audit(t: TeamRef) -> str:
+    return f"{PREFIX}:{t.tag}:audit"
+
+
+def workspace_teams(workspace: str) -> str:
+    return f"{PREFIX}:{{ws:{workspace}}}:teams"
+
+
+def slack_seen(event_id: str) -> str:
+    return f"{PREFIX}:{{slack}}:seen:{event_id}"

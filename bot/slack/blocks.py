@@ -1,0 +1,351 @@
+"""Block Kit for Slack: the KPI modals, the result message, history, App Home, diagnosis messages.
+
+Pure builders over plain data (no Slack client, no Redis): each returns dicts ready for the Web API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot import views
+from bot.slack.texts import t
+from conversations.content import Script
+from conversations.kpi_catalog import Catalog
+from conversations.teams import Team
+from scoring.kpi import Indicator, KpiResult
+from scoring.periods import Quarter
+
+REPORT_CALLBACK = "kpi_report"
+TARGETS_CALLBACK = "kpi_targets"
+DIAGNOSIS_ACTION = "dx"  # action_id prefix of diagnosis buttons
+OPEN_REPORT_ACTION = "kpi_open"
+MAX_INPUT_CHARS = 20
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def section(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text[:3000]), **extra}
+
+
+def fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def bar(score: float) -> str:
+    filled = max(0, min(10, round(score)))
+    return "▰" * filled + "▱" * (10 - filled)
+
+
+def delta_text(delta: float | None) -> str:
+    if delta is None:
+        return ""
+    if delta > 0:
+        return f"  ▲{delta:.1f}"
+    if delta < 0:
+        return f"  ▼{-delta:.1f}"
+    return "  ±0"
+
+
+def parse_number(text: str | None) -> float | None:
+    """'92.5', '９２．５', '1,200', '95%' -> float; blank -> None; anything else -> ValueError."""
+    if text is None:
+        return None
+    s = unicodedata.normalize("NFKC", text).strip().replace(",", "")
+    if not s:
+        return None
+    s = s.removesuffix("%").strip()
+    if len(s) > MAX_INPUT_CHARS:
+        raise ValueError("too long")
+    value = float(s)  # ValueError for anything that is not a number
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    return value
+
+
+def _hint(locale: str, ind: Indicator, target: float, key: str) -> str:
+    return t(locale, key, target=fmt(target), unit=ind.unit, direction=t(locale, ind.direction))
+
+
+def _label(catalog: Catalog, locale: str, ind: Indicator) -> str:
+    return f"{catalog.name(ind.key, locale)}（{ind.unit}）"[:2000]
+
+
+# ---- modals -------------------------------------------------------------------------------------
+
+
+def report_modal(
+    catalog: Catalog,
+    locale: str,
+    team: Team,
+    quarters: Sequence[Quarter],
+    initial: Quarter,
+    values: Mapping[str, float],
+    targets: Mapping[str, float],
+) -> dict[str, Any]:
+    options = [{"text": plain(str(q)), "value": str(q)} for q in quarters]
+    initial_option = next(o for o in options if o["value"] == str(initial))
+    blocks: list[dict[str, Any]] = [
+        section(t(locale, "report_intro", team=team.name)),
+        {
+            "type": "input",
+            "block_id": "quarter",
+            "label": plain(t(locale, "quarter_label")),
+            "hint": plain(t(locale, "quarter_hint")),
+            "element": {"type": "static_select", "action_id": "q", "options": options,
+                        "initial_option": initial_option},
+        },
+    ]
+    for area in catalog.areas:
+        blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
+        for key in area.indicator_keys:
+            ind = catalog.indicator(key)
+            element: dict[str, Any] = {"type": "plain_text_input", "action_id": key,
+                                       "max_length": MAX_INPUT_CHARS}
+            if key in values:
+                element["initial_value"] = fmt(values[key])
+            blocks.append({
+                "type": "input",
+                "block_id": f"ind:{key}",
+                "optional": not ind.required,
+                "label": plain(_label(catalog, locale, ind)),
+                "hint": plain(_hint(locale, ind, targets.get(key, ind.target), "target_hint")),
+                "element": element,
+            })
+    return {
+        "type": "modal",
+        "callback_id": REPORT_CALLBACK,
+        "title": plain(t(locale, "report_title")),
+        "submit": plain(t(locale, "submit")),
+        "close": plain(t(locale, "cancel")),
+        "private_metadata": json.dumps({"team": team.ref.id}),
+        "blocks": blocks,
+    }
+
+
+def targets_modal(catalog: Catalog, locale: str, team: Team, targets: Mapping[str, float]) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [section(t(locale, "targets_intro", team=team.name))]
+    for area in catalog.areas:
+        blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
+        for key in area.indicator_keys:
+            ind = catalog.indicator(key)
+            element: dict[str, Any] = {"type": "plain_text_input", "action_id": key,
+                                       "max_length": MAX_INPUT_CHARS}
+            if key in targets:
+                element["initial_value"] = fmt(targets[key])
+            blocks.append({
+                "type": "input",
+                "block_id": f"ind:{key}",
+                "optional": True,
+                "label": plain(_label(catalog, locale, ind)),
+                "hint": plain(_hint(locale, ind, ind.target, "default_hint")),
+                "element": element,
+            })
+    return {
+        "type": "modal",
+        "callback_id": TARGETS_CALLBACK,
+        "title": plain(t(locale, "targets_title")),
+        "submit": plain(t(locale, "save")),
+        "close": plain(t(locale, "cancel")),
+        "private_metadata": json.dumps({"team": team.ref.id}),
+        "blocks": blocks,
+    }
+
+
+def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Any:
+    return (state.get(block_id) or {}).get(action_id) or {}
+
+
+def parse_figures(
+    catalog: Catalog, locale: str, state: Mapping[str, Any]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The indicator inputs of a submitted modal -> (values, errors keyed by block_id)."""
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for ind in catalog.indicators:
+        block = f"ind:{ind.key}"
+        raw = _input_value(state, block, ind.key).get("value")
+        try:
+            value = parse_number(raw if isinstance(raw, str) or raw is None else str(raw))
+        except ValueError:
+            errors[block] = t(locale, "err_number")
+            continue
+        if value is None:
+            continue
+        if ind.unit == "%" and value > 100:
+            errors[block] = t(locale, "err_percent")
+        elif not ind.minimum <= value <= ind.maximum:
+            errors[block] = t(locale, "err_range", min=fmt(ind.minimum), max=fmt(ind.maximum))
+        else:
+            values[ind.key] = value
+    return values, errors
+
+
+def parse_quarter(
+    locale: str, state: Mapping[str, Any], current: Quarter
+) -> tuple[Quarter | None, dict[str, str]]:
+    raw = (_input_value(state, "quarter", "q").get("selected_option") or {}).get("value")
+    try:
+        quarter = Quarter.parse(raw)
+    except ValueError:
+        return None, {"quarter": t(locale, "err_quarter")}
+    if quarter > current:
+        return None, {"quarter": t(locale, "err_future")}
+    return quarter, {}
+
+
+# ---- messages -----------------------------------------------------------------------------------
+
+
+def result_message(
+    catalog: Catalog,
+    locale: str,
+    team: Team,
+    quarter: Quarter,
+    result: KpiResult,
+    deltas: Mapping[str, float | None] | None,
+    by: str,
+    replaced: bool,
+) -> tuple[str, list[dict[str, Any]]]:
+    title = t(locale, "result_title", quarter=quarter, team=team.name)
+    lines = []
+    for area in result.areas:
+        name = catalog.name(area.area, locale)
+        if area.score is None:
+            lines.append(f"*{name}*\n{t(locale, 'not_reported')}")
+        else:
+            change = delta_text(deltas.get(area.area) if deltas else None)
+            lines.append(f"*{name}*\n`{bar(area.score)}` {area.score:.1f}/10{change}")
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": plain(title[:150])}]
+    blocks.append({"type": "section", "fields": [mrkdwn(x) for x in lines]})
+    if result.overall is not None:
+        change = delta_text(deltas.get("overall") if deltas else None)
+        overall = f"*{t(locale, 'overall')}*  `{bar(result.overall)}` *{result.overall:.1f}/10*{change}"
+        blocks.append(section(overall))
+    if result.weakest is not None:
+        weakest = result.area(result.weakest)
+        blocks.append(section(t(locale, "weakest", area=catalog.name(result.weakest, locale),
+                                score=f"{weakest.score:.1f}")))
+    context = [t(locale, "replaced_by", user=by, quarter=quarter) if replaced else t(locale, "submitted_by", user=by)]
+    if deltas is None:
+        context.append(t(locale, "no_previous"))
+    else:
+        context.append(f"▲▼ {t(locale, 'vs_previous')}")
+    blocks.append({"type": "context", "elements": [mrkdwn(x) for x in context]})
+    overall_txt = f"{result.overall:.1f}/10" if result.overall is not None else t(locale, "not_reported")
+    return f"{title}: {t(locale, 'overall')} {overall_txt}", blocks
+
+
+def history_blocks(
+    catalog: Catalog, locale: str, team: Team, rows: Sequence[tuple[Quarter, KpiResult]]
+) -> tuple[str, list[dict[str, Any]]]:
+    title = t(locale, "history_title", team=team.name)
+    if not rows:
+        return title, [section(title), section(t(locale, "history_empty"))]
+    header = "| " + " | ".join(str(q) for q, _ in rows)
+    lines = [header]
+
+    def cell(score: float | None) -> str:
+        return "  -  " if score is None else f"{score:4.1f}"
+
+    for area in catalog.areas:
+        scores = [res.area(area.key).score for _, res in rows]
+        trend = ""
+        known = [s for s in scores if s is not None]
+        if len(known) >= 2:
+            trend = " ↗" if known[-1] > known[-2] else (" ↘" if known[-1] < known[-2] else " →")
+        lines.append(f"{catalog.name(area.key, locale)}: " + " | ".join(cell(s) for s in scores) + trend)
+    overall = [res.overall for _, res in rows]
+    lines.append(f"{t(locale, 'overall')}: " + " | ".join(cell(s) for s in overall))
+    return title, [section(title), section("```" + "\n".join(lines) + "```")]
+
+
+def home_view(
+    catalog: Catalog, locale: str, rows: Sequence[tuple[Team, Quarter, bool, Quarter | None, KpiResult | None]]
+) -> dict[str, Any]:
+    """rows: (team, current quarter, reported this quarter?, latest reported quarter, its result)."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain(t(locale, "home_title"))},
+        section(t(locale, "home_intro")),
+    ]
+    if not rows:
+        blocks.append(section(t(locale, "home_none")))
+    for team, current, reported, latest_q, latest in rows[:30]:
+        status = t(locale, "home_reported" if reported else "home_missing", quarter=current)
+        mark = "✅" if reported else "⏳"
+        text = f"*{team.name}*  <#{team.ref.channel}>\n{mark} {status}"
+        if latest is not None and latest_q is not None and latest.overall is not None:
+            text += "\n" + t(locale, "home_latest", quarter=latest_q, score=f"{latest.overall:.1f}")
+            text += "\n" + " ".join(
+                f"{catalog.name(a.area, locale)} {'-' if a.score is None else f'{a.score:.1f}'}" for a in latest.areas
+            )
+        blocks.append({"type": "divider"})
+        blocks.append(section(text))
+    return {"type": "home", "blocks": blocks}
+
+
+def report_button(locale: str, team: Team, quarter: Quarter) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": "kpi_open",
+        "elements": [{
+            "type": "button",
+            "style": "primary",
+            "action_id": OPEN_REPORT_ACTION,
+            "text": plain(t(locale, "report_button")),
+            "value": json.dumps({"team": team.ref.id, "quarter": str(quarter)}),
+        }],
+    }
+
+
+# ---- the diagnosis ------------------------------------------------------------------------------
+
+
+def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """All outputs of one step as one Slack message (one post = one delivery to check)."""
+    blocks: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for out in outputs:
+        if out["type"] == "result":
+            text, result_blocks = diagnosis_result(script, out["answers"])
+            texts.append(text)
+            blocks += result_blocks
+        else:
+            body = views.plain_text(script, out)
+            texts.append(body)
+            blocks.append(section(body))
+        buttons = views.buttons_for(script, out)
+        if buttons:
+            blocks.append({
+                "type": "actions",
+                "block_id": f"dx-{len(blocks)}",
+                "elements": [
+                    {"type": "button", "action_id": f"{DIAGNOSIS_ACTION}:{i}", "text": plain(b.label[:75]),
+                     "value": b.data}
+                    for i, b in enumerate(buttons)
+                ],
+            })
+    return "\n".join(texts)[:3000], blocks
+
+
+def diagnosis_result(script: Script, answers: str) -> tuple[str, list[dict[str, Any]]]:
+    v = views.result_view(script, answers)
+    marks = {"A": "🟢", "B": "🟡", "C": "🟠", "D": "⚪"}
+    strip = " ".join(f"{i + 1}{marks[a]}" for i, a in enumerate(v.result.answers))
+    blocks = [
+        {"type": "header", "text": plain(f"{v.heading}: {v.label}"[:150])},
+        section(f"*{v.label}*  {v.count_line}\n{strip}"),
+        section(v.summary),
+        section(f"*{v.point_heading}*\n*{v.point_title}*\n{v.point_text}"),
+    ]
+    return v.alt, blocks

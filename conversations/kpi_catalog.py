@@ -1,0 +1,234 @@
+"""The quarterly KPI catalog as data: areas, indicators, display names and default targets.
+
+The catalog lives in ``conversations/scripts/kpi.toml``. Operators edit names, units, ranges,
+default targets, rules and which indicators are required there; :func:`load_catalog` checks the
+whole file and raises :class:`ContentError` naming the file and the dotted field for anything
+malformed (``areas[2].indicators[1].target``; list positions count from 1, as in the diagnosis
+scripts), so a bad edit stops start-up instead of skewing a score.
+
+The five areas are fixed by the domain (``AREA_KEYS``, in that order); each has at least one
+indicator and at least one required indicator. Scoring itself is :mod:`scoring.kpi`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from bot.errors import ContentError
+from conversations.content import LOCALES, SCRIPTS_DIR
+from scoring.kpi import DIRECTIONS, OVERALL, RULES, Indicator, KpiResult, score_report
+
+__all__ = [
+    "AREA_KEYS",
+    "CATALOG_PATH",
+    "NAME_MAX",
+    "UNIT_MAX",
+    "Area",
+    "Catalog",
+    "load_catalog",
+]
+
+CATALOG_PATH = SCRIPTS_DIR / "kpi.toml"
+AREA_KEYS: tuple[str, ...] = ("engagement", "data_quality", "satisfaction", "roi", "efficiency")
+NAME_MAX: Mapping[str, int] = MappingProxyType({"ja": 24, "en": 40})
+UNIT_MAX = 10
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+_AREA_FIELDS = frozenset({"key", "name_ja", "name_en", "indicators"})
+_INDICATOR_FIELDS = frozenset(
+    {"key", "name_ja", "name_en", "unit", "direction", "minimum", "maximum", "target", "rule", "step", "required"}
+)
+
+
+@dataclass(frozen=True)
+class Area:
+    """One evaluation area: its key, display names and its indicators' keys in catalog order."""
+
+    key: str
+    name_ja: str
+    name_en: str
+    indicator_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The checked KPI catalog. Build it with :func:`load_catalog`.
+
+    ``names`` maps every area key and indicator key to its display names by locale
+    (read-only; excluded from hashing, as it is derived from the file like the rest).
+    """
+
+    path: str
+    areas: tuple[Area, ...]
+    indicators: tuple[Indicator, ...]
+    names: Mapping[str, Mapping[str, str]] = field(hash=False, repr=False)
+
+    @property
+    def area_keys(self) -> tuple[str, ...]:
+        return tuple(a.key for a in self.areas)
+
+    def area(self, key: str) -> Area:
+        """The area with this key; ``KeyError`` if there is none."""
+        for a in self.areas:
+            if a.key == key:
+                return a
+        raise KeyError(key)
+
+    def indicator(self, key: str) -> Indicator:
+        """The indicator with this key; ``KeyError`` if there is none."""
+        for ind in self.indicators:
+            if ind.key == key:
+                return ind
+        raise KeyError(key)
+
+    def name(self, key: str, locale: str = "ja") -> str:
+        """Display name of an area or indicator; ``KeyError`` for an unknown key or locale."""
+        return self.names[key][locale]
+
+    def score(self, values: Mapping[str, float | None], targets: Mapping[str, float] | None = None) -> KpiResult:
+        """Score a report against this catalog (see :func:`scoring.kpi.score_report`)."""
+        return score_report(self.indicators, self.area_keys, values, targets)
+
+
+@cache
+def load_catalog(path: str | None = None) -> Catalog:
+    """Load and check the KPI catalog (default: ``conversations/scripts/kpi.toml``).
+
+    Cached: each file is read once per process.
+    """
+    where = str(path or CATALOG_PATH)
+    try:
+        data = tomllib.loads(Path(where).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(where, "(file)", "file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ContentError(where, "(file)", f"not valid TOML: {e}") from None
+    return _parse(where, data)
+
+
+def _parse(where: str, data: dict[str, Any]) -> Catalog:
+    def fail(at: str, problem: str) -> ContentError:
+        return ContentError(where, at, problem)
+
+    def only(obj: Mapping[str, Any], allowed: frozenset[str], at: str) -> None:
+        for extra in sorted(set(obj) - allowed):
+            raise fail(f"{at}.{extra}" if at else extra, "unknown field")
+
+    def text_at(obj: Mapping[str, Any], key: str, at: str, max_len: int) -> str:
+        value = obj.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise fail(at, "missing or empty text")
+        if value != value.strip():
+            raise fail(at, "must not start or end with spaces")
+        if len(value) > max_len:
+            raise fail(at, f"{len(value)} characters; at most {max_len} allowed")
+        return value
+
+    def key_at(obj: Mapping[str, Any], at: str) -> str:
+        value = text_at(obj, "key", at, 40)
+        if not KEY_PATTERN.fullmatch(value):
+            raise fail(at, f"{value!r} must be lower-case letters, digits and _ (starting with a letter)")
+        return value
+
+    def number_at(obj: Mapping[str, Any], key: str, at: str) -> float:
+        value = obj.get(key)
+        if value is None:
+            raise fail(at, "missing number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise fail(at, f"must be a finite number, got {value!r}")
+        return value
+
+    def choice_at(obj: Mapping[str, Any], key: str, at: str, choices: tuple[str, ...]) -> str:
+        value = obj.get(key)
+        if value not in choices:
+            raise fail(at, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+        return str(value)
+
+    only(data, frozenset({"areas"}), "")
+    raw_areas = data.get("areas")
+    if not isinstance(raw_areas, list) or len(raw_areas) != len(AREA_KEYS):
+        raise fail("areas", f"must list exactly {len(AREA_KEYS)} areas: {', '.join(AREA_KEYS)}")
+
+    areas: list[Area] = []
+    indicators: list[Indicator] = []
+    names: dict[str, Mapping[str, str]] = {}
+    seen: dict[str, str] = {}  # indicator key -> field where it was first defined
+    for a_no, (ra, expected) in enumerate(zip(raw_areas, AREA_KEYS, strict=True), start=1):
+        af = f"areas[{a_no}]"
+        if not isinstance(ra, dict):
+            raise fail(af, "must be a table")
+        only(ra, _AREA_FIELDS, af)
+        area_key = key_at(ra, f"{af}.key")
+        if area_key != expected:
+            raise fail(f"{af}.key", f"expected {expected!r}: the areas are {', '.join(AREA_KEYS)}, in that order")
+        names[area_key] = MappingProxyType(
+            {loc: text_at(ra, f"name_{loc}", f"{af}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
+        )
+        raw_inds = ra.get("indicators")
+        if not isinstance(raw_inds, list) or not raw_inds:
+            raise fail(f"{af}.indicators", "must list at least one indicator")
+        keys: list[str] = []
+        for i_no, ri in enumerate(raw_inds, start=1):
+            f = f"{af}.indicators[{i_no}]"
+            if not isinstance(ri, dict):
+                raise fail(f, "must be a table")
+            only(ri, _INDICATOR_FIELDS, f)
+            key = key_at(ri, f"{f}.key")
+            if key in seen:
+                raise fail(f"{f}.key", f"duplicate key {key!r}; already used at {seen[key]}")
+            if key in AREA_KEYS or key == OVERALL:
+                raise fail(f"{f}.key", f"{key!r} is an area key (or reserved) and cannot name an indicator")
+            seen[key] = f"{f}.key"
+            ind_names = {loc: text_at(ri, f"name_{loc}", f"{f}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
+            unit = text_at(ri, "unit", f"{f}.unit", UNIT_MAX)
+            direction = choice_at(ri, "direction", f"{f}.direction", DIRECTIONS)
+            rule = choice_at(ri, "rule", f"{f}.rule", RULES)
+            minimum = number_at(ri, "minimum", f"{f}.minimum")
+            maximum = number_at(ri, "maximum", f"{f}.maximum")
+            if minimum >= maximum:
+                raise fail(f"{f}.maximum", f"must be above minimum ({minimum}), got {maximum}")
+            if rule == "ratio" and minimum < 0:
+                raise fail(f"{f}.minimum", f"the ratio rule needs a minimum of 0 or more, got {minimum}")
+            target = number_at(ri, "target", f"{f}.target")
+            if not minimum <= target <= maximum:
+                raise fail(f"{f}.target", f"{target} is outside the range {minimum}..{maximum}")
+            if rule == "gap":
+                step = number_at(ri, "step", f"{f}.step")
+                if step <= 0:
+                    raise fail(f"{f}.step", f"must be above 0, got {step}")
+            elif "step" in ri:
+                raise fail(f"{f}.step", "only the gap rule uses a step; remove it")
+            else:
+                step = Indicator.step
+            required = ri.get("required")
+            if not isinstance(required, bool):
+                raise fail(f"{f}.required", f"must be true or false, got {required!r}")
+            indicators.append(
+                Indicator(
+                    key=key,
+                    area=area_key,
+                    direction=direction,  # type: ignore[arg-type]  # checked against DIRECTIONS
+                    unit=unit,
+                    minimum=minimum,
+                    maximum=maximum,
+                    target=target,
+                    rule=rule,  # type: ignore[arg-type]  # checked against RULES
+                    step=step,
+                    required=required,
+                )
+            )
+            names[key] = MappingProxyType(ind_names)
+            keys.append(key)
+        if not any(ind.required for ind in indicators if ind.area == area_key):
+            raise fail(f"{af}.indicators", "at least one indicator must have required = true")
+        area_names = names[area_key]
+        areas.append(Area(area_key, area_names["ja"], area_names["en"], indicator_keys=tuple(keys)))
+    return Catalog(path=where, areas=tuple(areas), indicators=tuple(indicators), names=MappingProxyType(names))

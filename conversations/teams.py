@@ -1,0 +1,184 @@
+"""Slack teams and their quarterly KPI figures in Redis (keys from conversations.keys).
+
+A team is one registered Slack channel. All of one team's keys share one Cluster hash slot, so a
+report submission (replace the figures, index the quarter, append the audit record) is one Lua
+script. Figures are kept for as long as the team exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+from bot.errors import StoreUnavailable
+from conversations import keys
+from conversations.keys import TeamRef
+from scoring.periods import Quarter
+
+AUDIT_KEEP = 1000
+
+# Replace one quarter's figures and record the change.
+# KEYS[1] the quarter's figures (hash)        crmbot:{t:<ws>:<ch>}:kpi:<quarter>
+# KEYS[2] the team's reported quarters (zset) crmbot:{t:<ws>:<ch>}:quarters
+# KEYS[3] the team's audit log (list)         crmbot:{t:<ws>:<ch>}:audit
+# ARGV[1] the new figures, JSON object indicator -> number as string
+# ARGV[2] who (Slack user ID), ARGV[3] when (epoch seconds), ARGV[4] quarter ("2026-Q4"),
+# ARGV[5] the quarter's ordinal (zset score), ARGV[6] how many audit records to keep
+# Returns the previous figures as JSON ("{}" when the quarter is new).
+SUBMIT_LUA = """
+local old = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if string.sub(flat[i], 1, 1) ~= '_' then old[flat[i]] = flat[i + 1] end
+end
+local new = cjson.decode(ARGV[1])
+redis.call('DEL', KEYS[1])
+for k, v in pairs(new) do redis.call('HSET', KEYS[1], k, v) end
+redis.call('HSET', KEYS[1], '_by', ARGV[2], '_at', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+local rec = {kind = 'report', quarter = ARGV[4], by = ARGV[2], at = tonumber(ARGV[3]), old = old, new = new}
+redis.call('LPUSH', KEYS[3], cjson.encode(rec))
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+if next(old) == nil then return '{}' end
+return cjson.encode(old)
+"""
+
+# Replace the team's targets and record the change.
+# KEYS[1] targets (hash), KEYS[2] audit (list)
+# ARGV[1] new targets JSON (indicator -> number as string), ARGV[2] who, ARGV[3] when, ARGV[4] audit size
+TARGETS_LUA = """
+local old = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do old[flat[i]] = flat[i + 1] end
+local new = cjson.decode(ARGV[1])
+redis.call('DEL', KEYS[1])
+for k, v in pairs(new) do redis.call('HSET', KEYS[1], k, v) end
+local rec = {kind = 'targets', by = ARGV[2], at = tonumber(ARGV[3]), old = old, new = new}
+redis.call('LPUSH', KEYS[2], cjson.encode(rec))
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return 'ok'
+"""
+
+
+@dataclass(frozen=True)
+class Team:
+    ref: TeamRef
+    name: str
+    tz: str
+    created_by: str
+    created_at: float
+    reminders: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    quarter: str
+    values: Mapping[str, float]
+    by: str
+    at: float
+
+
+def _s(v: bytes | str | None) -> str:
+    return v.decode() if isinstance(v, bytes) else (v or "")
+
+
+def _num(v: float) -> str:
+    return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
+
+
+class TeamStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._submit = client.register_script(SUBMIT_LUA)
+        self._targets = client.register_script(TARGETS_LUA)
+
+    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+
+    # ---- teams -----------------------------------------------------------------------------------
+
+    def register(self, ref: TeamRef, name: str, tz: str, by: str, now: float) -> tuple[Team, bool]:
+        """Create the team, or update its name and time zone. Returns (team, created)."""
+
+        def run() -> tuple[Team, bool]:
+            # Indexes first: a crash in between leaves an index entry without a team, which readers skip.
+            with self.r.pipeline(transaction=False) as p:
+                p.sadd(keys.workspace_teams(ref.workspace), ref.channel)
+                p.sadd(keys.ALL_TEAMS, ref.id)
+                p.execute()
+            created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
+            fields = {"name": name, "tz": tz}
+            if created:
+                fields |= {"created_by": by, "reminders": "1"}
+            self.r.hset(keys.team(ref), mapping=fields)
+            team = self.get(ref)
+            assert team is not None
+            return team, created
+
+        return self._call(run)
+
+    def get(self, ref: TeamRef) -> Team | None:
+        raw = self._call(self.r.hgetall, keys.team(ref))
+        if not raw or b"name" not in raw:
+            return None
+        d = {_s(k): _s(v) for k, v in raw.items()}
+        return Team(ref, d["name"], d.get("tz", "Asia/Tokyo"), d.get("created_by", ""),
+                    float(d.get("created_at", 0)), d.get("reminders", "1") == "1")
+
+    def workspace_teams(self, workspace: str) -> list[Team]:
+        channels = sorted(_s(c) for c in self._call(self.r.smembers, keys.workspace_teams(workspace)))
+        teams = [self.get(TeamRef(workspace, c)) for c in channels]
+        return [t for t in teams if t is not None]
+
+    def all_teams(self) -> list[Team]:
+        refs = sorted(_s(x) for x in self._call(self.r.smembers, keys.ALL_TEAMS))
+        teams = [self.get(TeamRef.parse(x)) for x in refs]
+        return [t for t in teams if t is not None]
+
+    def set_reminders(self, ref: TeamRef, on: bool) -> None:
+        self._call(self.r.hset, keys.team(ref), "reminders", "1" if on else "0")
+
+    # ---- targets ---------------------------------------------------------------------------------
+
+    def targets(self, ref: TeamRef) -> dict[str, float]:
+        raw = self._call(self.r.hgetall, keys.team_targets(ref))
+        return {_s(k): float(v) for k, v in raw.items()}
+
+    def set_targets(self, ref: TeamRef, targets: Mapping[str, float], by: str, now: float) -> None:
+        payload = json.dumps({k: _num(v) for k, v in targets.items()})
+        self._call(self._targets, keys=[keys.team_targets(ref), keys.team_audit(ref)],
+                   args=[payload, by, repr(now), AUDIT_KEEP])
+
+    # ---- reports ---------------------------------------------------------------------------------
+
+    def submit(
+        self, ref: TeamRef, quarter: Quarter, values: Mapping[str, float], by: str, now: float
+    ) -> dict[str, float]:
+        """Store a quarter's figures (replacing earlier ones). Returns the figures it replaced."""
+        payload = json.dumps({k: _num(v) for k, v in values.items()})
+        old = self._call(
+            self._submit,
+            keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref)],
+            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP],
+        )
+        return {k: float(v) for k, v in json.loads(_s(old)).items()}
+
+    def report(self, ref: TeamRef, quarter: Quarter | str) -> Report | None:
+        raw = self._call(self.r.hgetall, keys.team_kpi(ref, str(quarter)))
+        if not raw:
+            return None
+        d = {_s(k): _s(v) for k, v in raw.items()}
+        values = {k: float(v) for k, v in d.items() if not k.startswith("_")}
+        return Report(str(quarter), values, d.get("_by", ""), float(d.get("_at", 0)))
+
+    def quarters(self, ref: TeamRef) -> list[Quarter]:
+        return [Quarter.parse(_s(q)) for q in self._call(self.r.zrange, keys.team_quarters(ref), 0, -1)]
+
+    def audit(self, ref: TeamRef, count: int = 20) -> list[dict]:
+        return [json.loads(x) for x in self._call(self.r.lrange, keys.team_audit(ref), 0, count - 1)]

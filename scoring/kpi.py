@@ -1,0 +1,309 @@
+"""Scoring of the quarterly KPI evaluation (四半期KPI評価): five areas, each scored 0-10.
+
+Pure functions only: no I/O, no storage, no imports from the rest of the project. The catalog of
+areas and indicators (names, units, default targets) is data, loaded and checked elsewhere
+(``conversations.kpi_catalog``); this module only does the arithmetic.
+
+The rules
+---------
+* An :class:`Indicator` is one measurable figure (data completeness %, NPS, new leads, ...). It
+  belongs to one area, has a ``direction`` (``"higher"`` or ``"lower"`` is better), a plausible
+  range ``minimum``..``maximum``, a default ``target`` inside that range and a scoring ``rule``.
+  ``required`` is metadata for whoever collects the figures (see :func:`missing_required`);
+  scoring itself accepts partial reports.
+* :func:`score_indicator` turns one value into an integer score 0..10 (10 = target met or beaten,
+  0 = target missed by far). ``ValueError`` if the value is not a finite ``int``/``float`` (bools
+  are refused) or lies outside ``minimum``..``maximum``; an explicit target must satisfy the same.
+
+  ``"gap"`` - for levels such as a percentage where the target is a level to reach::
+
+      shortfall = target - value      (higher is better)
+      shortfall = value - target      (lower is better)
+      shortfall <= 0  -> 10
+      otherwise       -> max(0, 10 - 2 * ceil(shortfall / step))
+
+  so every started ``step`` short of the target costs 2 points. With target 95 and step 5 (the
+  domain example, "95%+ complete scores 10, 90-94% scores 8"): 95 and above -> 10, 90 to 94.x
+  -> 8, 85 to 89.x -> 6, 80 to 84.x -> 4, 75 to 79.x -> 2, below 75 -> 0.
+
+  ``"ratio"`` - for counts, rates and times where attainment is a proportion of the target::
+
+      attainment = value / target     (higher is better; a target of 0 is attained by any value)
+      attainment = target / value     (lower is better; a value of 0 is full attainment)
+      attainment >= 1 -> 10, otherwise floor(attainment * 10)
+
+  A ratio indicator's range (and so its values and targets) must not be negative.
+
+  ``shortfall / step`` and ``attainment * 10`` are rounded to 9 decimals before ``ceil``/``floor``
+  so that binary-float noise (``0.30000000000000004``) never costs a point. Both rules are
+  monotonic: a better value never scores lower.
+* :func:`score_report` scores one quarter's report. ``values`` is keyed by indicator key; a key
+  that is missing or ``None`` means "not reported". ``targets`` overrides default targets per
+  indicator key. Unknown keys in either mapping raise ``ValueError`` (they are typos, not data).
+
+  - An area's score is the mean of its **reported** indicator scores, rounded to one decimal.
+    An area with nothing reported scores ``None`` ("not reported"), never 0.
+  - ``overall`` is the mean of the reported areas' (rounded) scores, rounded to one decimal;
+    ``None`` when no area was reported.
+  - ``weakest`` is the reported area with the lowest score; on a tie the area earlier in catalog
+    order wins (the catalog lists the areas in the domain's order). ``None`` when nothing was
+    reported.
+
+  Rounding is half up (7.25 -> 7.3) and computed exactly (fractions/decimals), so a mean never
+  drifts by binary-float error.
+* :func:`compare` gives the change from one report to the next, per area and for
+  ``"overall"``: ``current - previous`` rounded to one decimal, ``None`` where either side is not
+  reported (or there is no previous report at all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Literal, get_args
+
+__all__ = [
+    "DIRECTIONS",
+    "MAX_SCORE",
+    "OVERALL",
+    "RULES",
+    "AreaScore",
+    "Direction",
+    "Indicator",
+    "IndicatorScore",
+    "KpiResult",
+    "Rule",
+    "compare",
+    "missing_required",
+    "score_indicator",
+    "score_report",
+]
+
+Direction = Literal["higher", "lower"]
+Rule = Literal["gap", "ratio"]
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+RULES: tuple[str, ...] = get_args(Rule)
+MAX_SCORE = 10
+OVERALL = "overall"  # the key of the overall change in compare(); no area may use it
+
+_GAP_POINTS_PER_STEP = 2
+_NOISE_DIGITS = 9
+_ONE_DECIMAL = Decimal("0.1")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One measurable KPI figure and how it is scored (see the module docstring).
+
+    Raises ``ValueError`` for an inconsistent definition: empty key or area, unknown direction or
+    rule, non-finite numbers, ``minimum >= maximum``, a target outside the range, ``step <= 0``,
+    or a negative minimum for the ratio rule.
+    """
+
+    key: str
+    area: str
+    direction: Direction
+    unit: str
+    minimum: float
+    maximum: float
+    target: float
+    rule: Rule
+    step: float = 5.0
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("key", "area"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"indicator {name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"{self.key}: direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        if self.rule not in RULES:
+            raise ValueError(f"{self.key}: rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        for name in ("minimum", "maximum", "target", "step"):
+            if not _is_number(getattr(self, name)):
+                raise ValueError(f"{self.key}: {name} must be a finite number, got {getattr(self, name)!r}")
+        if self.minimum >= self.maximum:
+            raise ValueError(f"{self.key}: minimum {self.minimum} must be below maximum {self.maximum}")
+        if self.rule == "ratio" and self.minimum < 0:
+            raise ValueError(f"{self.key}: the ratio rule needs a minimum of 0 or more, got {self.minimum}")
+        if not self.minimum <= self.target <= self.maximum:
+            raise ValueError(f"{self.key}: target {self.target} is outside {self.minimum}..{self.maximum}")
+        if self.step <= 0:
+            raise ValueError(f"{self.key}: step must be above 0, got {self.step}")
+
+
+@dataclass(frozen=True)
+class IndicatorScore:
+    """One indicator in a scored report: the ``value`` reported (``None`` = not reported), the
+    ``target`` it was scored against and its ``score`` 0..10 (``None`` when not reported)."""
+
+    key: str
+    value: float | None
+    target: float
+    score: int | None
+
+
+@dataclass(frozen=True)
+class AreaScore:
+    """One area in a scored report: ``score`` is the mean of its reported indicator scores
+    rounded to one decimal, ``None`` when nothing was reported; ``indicators`` lists every
+    indicator of the area in catalog order, reported or not."""
+
+    area: str
+    score: float | None
+    indicators: tuple[IndicatorScore, ...]
+
+
+@dataclass(frozen=True)
+class KpiResult:
+    """A scored report. Build it with :func:`score_report`.
+
+    ``areas`` in catalog order; ``overall`` the mean of the reported area scores (one decimal,
+    ``None`` if nothing was reported); ``weakest`` the reported area with the lowest score
+    (earlier area on a tie, ``None`` if nothing was reported).
+    """
+
+    areas: tuple[AreaScore, ...]
+    overall: float | None
+    weakest: str | None
+
+    def area(self, key: str) -> AreaScore:
+        """The score of one area; ``KeyError`` for an area not in this result."""
+        for area in self.areas:
+            if area.area == key:
+                return area
+        raise KeyError(key)
+
+
+def _checked(ind: Indicator, name: str, value: object) -> float:
+    if not _is_number(value):
+        raise ValueError(f"{ind.key}: {name} must be a finite number, got {value!r}")
+    assert isinstance(value, int | float)
+    if not ind.minimum <= value <= ind.maximum:
+        raise ValueError(f"{ind.key}: {name} {value} is outside {ind.minimum}..{ind.maximum}")
+    return value
+
+
+def score_indicator(ind: Indicator, value: float, target: float | None = None) -> int:
+    """Score one value 0..10 against ``target`` (default: ``ind.target``) by the indicator's rule.
+
+    Raises ``ValueError`` when the value or target is not a finite number or lies outside
+    ``ind.minimum``..``ind.maximum``.
+    """
+    value = _checked(ind, "value", value)
+    target = ind.target if target is None else _checked(ind, "target", target)
+    if ind.rule == "gap":
+        shortfall = target - value if ind.direction == "higher" else value - target
+        if shortfall <= 0:
+            return MAX_SCORE
+        steps = math.ceil(round(shortfall / ind.step, _NOISE_DIGITS))
+        return max(0, MAX_SCORE - _GAP_POINTS_PER_STEP * steps)
+    if ind.direction == "higher":
+        if value >= target:  # covers a target of 0: any value attains it
+            return MAX_SCORE
+        tenths = MAX_SCORE * value / target
+    else:
+        if value <= target:  # covers a value of 0: full attainment
+            return MAX_SCORE
+        tenths = MAX_SCORE * target / value
+    return min(MAX_SCORE, max(0, math.floor(round(tenths, _NOISE_DIGITS))))
+
+
+def _round1(exact: Fraction | Decimal) -> float:
+    """Round half up to one decimal; ``exact`` is a Fraction or Decimal, so nothing drifts."""
+    if isinstance(exact, Fraction):
+        exact = Decimal(exact.numerator) / Decimal(exact.denominator)
+    return float(exact.quantize(_ONE_DECIMAL, rounding=ROUND_HALF_UP))
+
+
+def _exact(x: float) -> Decimal:
+    """A one-decimal score as the decimal it stands for (7.3, not 7.29999...)."""
+    return Decimal(repr(x))
+
+
+def _check_catalog(indicators: Sequence[Indicator], areas: Sequence[str]) -> None:
+    if len(set(areas)) != len(areas):
+        raise ValueError(f"duplicate area in {list(areas)}")
+    if OVERALL in areas:
+        raise ValueError(f"{OVERALL!r} is reserved and cannot be an area")
+    keys = [ind.key for ind in indicators]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate indicator key in {keys}")
+    for ind in indicators:
+        if ind.area not in areas:
+            raise ValueError(f"{ind.key}: area {ind.area!r} is not one of {list(areas)}")
+
+
+def score_report(
+    indicators: Sequence[Indicator],
+    areas: Sequence[str],
+    values: Mapping[str, float | None],
+    targets: Mapping[str, float] | None = None,
+) -> KpiResult:
+    """Score one report (see the module docstring for the rules).
+
+    ``areas`` gives the area order; every indicator's area must be in it. ``values`` maps
+    indicator keys to reported values (missing or ``None`` = not reported); ``targets`` maps
+    indicator keys to targets that replace the defaults. Raises ``ValueError`` for duplicate
+    areas or indicator keys, an indicator in an unknown area, unknown keys in ``values`` or
+    ``targets``, and any value or target :func:`score_indicator` refuses.
+    """
+    _check_catalog(indicators, areas)
+    targets = targets or {}
+    known = {ind.key for ind in indicators}
+    for name, given in (("values", values), ("targets", targets)):
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ValueError(f"{name} name unknown indicators: {', '.join(unknown)}")
+
+    area_scores: list[AreaScore] = []
+    for area in areas:
+        rows: list[IndicatorScore] = []
+        for ind in indicators:
+            if ind.area != area:
+                continue
+            target = ind.target if targets.get(ind.key) is None else _checked(ind, "target", targets[ind.key])
+            value = values.get(ind.key)
+            score = None if value is None else score_indicator(ind, value, target)
+            rows.append(IndicatorScore(key=ind.key, value=value, target=target, score=score))
+        reported = [row.score for row in rows if row.score is not None]
+        mean = _round1(Fraction(sum(reported), len(reported))) if reported else None
+        area_scores.append(AreaScore(area=area, score=mean, indicators=tuple(rows)))
+
+    scored = [(a.area, a.score) for a in area_scores if a.score is not None]
+    if not scored:
+        return KpiResult(areas=tuple(area_scores), overall=None, weakest=None)
+    overall = _round1(sum((_exact(s) for _, s in scored), Decimal(0)) / len(scored))
+    weakest = min(scored, key=lambda pair: pair[1])[0]  # min() keeps the first of equal scores
+    return KpiResult(areas=tuple(area_scores), overall=overall, weakest=weakest)
+
+
+def missing_required(indicators: Sequence[Indicator], values: Mapping[str, float | None]) -> tuple[str, ...]:
+    """Keys of required indicators that ``values`` does not report (missing or ``None``), in
+    catalog order. Scoring does not need them; the conversation that collects a report does."""
+    return tuple(ind.key for ind in indicators if ind.required and values.get(ind.key) is None)
+
+
+def compare(current: KpiResult, previous: KpiResult | None) -> dict[str, float | None]:
+    """The change from ``previous`` to ``current``: one entry per area of ``current`` (in its
+    order) and ``"overall"``, each ``current - previous`` rounded to one decimal, or ``None``
+    where either side is not reported (an area missing from ``previous`` counts as not reported;
+    ``previous=None`` makes every entry ``None``)."""
+    before: dict[str, float | None] = {}
+    if previous is not None:
+        before = {a.area: a.score for a in previous.areas}
+        before[OVERALL] = previous.overall
+    now: dict[str, float | None] = {a.area: a.score for a in current.areas}
+    now[OVERALL] = current.overall
+    change: dict[str, float | None] = {}
+    for key, score in now.items():
+        old = before.get(key)
+        change[key] = None if score is None or old is None else _round1(_exact(score) - _exact(old))
+    return change

@@ -1,0 +1,266 @@
+"""Tests for conversations.kpi_catalog: the shipped catalog loads; every malformed file is refused by name."""
+
+import copy
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import ConfigError, ContentError
+from conversations.kpi_catalog import AREA_KEYS, CATALOG_PATH, NAME_MAX, Area, Catalog, load_catalog
+from scoring.kpi import Indicator, score_indicator
+
+DOMAIN_AREA_NAMES = {
+    "engagement": ("ユーザー参加度", "User engagement"),
+    "data_quality": ("データ品質", "Data quality"),
+    "satisfaction": ("顧客満足度", "Customer satisfaction"),
+    "roi": ("投資収益率（ROI）", "ROI"),
+    "efficiency": ("プロセス効率", "Process efficiency"),
+}
+
+
+def real_data() -> dict[str, Any]:
+    return tomllib.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+
+
+# --- a tiny TOML writer: nested values as inline tables ---------------------------------------------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v != v:
+        return "nan"
+    if isinstance(v, float) and v in (float("inf"), float("-inf")):
+        return "inf" if v > 0 else "-inf"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def write(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "kpi.toml"
+    path.write_text("".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in data.items()), encoding="utf-8")
+    return path
+
+
+def load(path: Path) -> Catalog:
+    return load_catalog.__wrapped__(str(path))  # bypass the cache: each test has its own file
+
+
+# --- the shipped catalog ------------------------------------------------------------------------
+
+
+def test_shipped_catalog_has_the_five_domain_areas_in_order() -> None:
+    c = load_catalog()
+    assert c.path == str(CATALOG_PATH)
+    assert c.area_keys == AREA_KEYS == ("engagement", "data_quality", "satisfaction", "roi", "efficiency")
+    for area in c.areas:
+        assert (area.name_ja, area.name_en) == DOMAIN_AREA_NAMES[area.key]
+        assert (c.name(area.key, "ja"), c.name(area.key, "en")) == DOMAIN_AREA_NAMES[area.key]
+        assert c.area(area.key) is area
+
+
+def test_shipped_catalog_areas_list_their_indicators() -> None:
+    c = load_catalog()
+    assert [i.key for i in c.indicators] == [k for a in c.areas for k in a.indicator_keys]
+    for area in c.areas:
+        own = [c.indicator(k) for k in area.indicator_keys]
+        assert 2 <= len(own) <= 3
+        assert all(i.area == area.key for i in own)
+        assert any(i.required for i in own), area.key
+
+
+def test_every_default_target_scores_10_against_itself() -> None:
+    c = load_catalog()
+    assert len(c.indicators) >= 10
+    for i in c.indicators:
+        assert score_indicator(i, i.target) == 10, i.key
+
+
+def test_shipped_indicators_are_sensible() -> None:
+    c = load_catalog()
+    for i in c.indicators:
+        assert len(c.name(i.key, "ja")) <= NAME_MAX["ja"]
+        assert len(c.name(i.key, "en")) <= NAME_MAX["en"]
+        if i.unit == "%":
+            assert (i.minimum, i.maximum) == (0, 100), i.key
+    complete = c.indicator("complete_records")  # the domain example: 95%+ scores 10, 90-94% scores 8
+    assert (complete.rule, complete.direction, complete.target, complete.step) == ("gap", "higher", 95, 5)
+    assert [score_indicator(complete, v) for v in (100, 95, 94, 90, 89)] == [10, 10, 8, 8, 6]
+    dupes = c.indicator("duplicate_records")
+    assert (dupes.rule, dupes.direction, dupes.target, dupes.step) == ("gap", "lower", 2, 1)
+    nps = c.indicator("nps")
+    assert (nps.minimum, nps.maximum, nps.rule, nps.target, nps.step) == (-100, 100, "gap", 30, 10)
+
+
+def test_catalog_lookups() -> None:
+    c = load_catalog()
+    assert c.name("complete_records", "ja") != c.name("complete_records", "en")
+    assert c.name("roi") == "投資収益率（ROI）"  # ja by default
+    with pytest.raises(KeyError):
+        c.indicator("nope")
+    with pytest.raises(KeyError):
+        c.area("nope")
+    with pytest.raises(KeyError):
+        c.name("nope", "ja")
+    with pytest.raises(KeyError):
+        c.name("roi", "fr")
+
+
+def test_catalog_scores_a_report() -> None:
+    c = load_catalog()
+    r = c.score({"complete_records": 92, "report_hours": 4}, targets={"report_hours": 4})
+    assert [a.score for a in r.areas] == [None, 8.0, None, None, 10.0]
+    assert r.overall == 9.0
+    assert r.weakest == "data_quality"
+
+
+def test_catalog_is_cached_and_frozen() -> None:
+    assert load_catalog() is load_catalog()
+    c = load_catalog()
+    assert isinstance(c.areas[0], Area)
+    assert isinstance(c.indicators[0], Indicator)
+    with pytest.raises(AttributeError):
+        c.areas = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        c.names["roi"]["ja"] = "x"  # type: ignore[index]
+
+
+def test_rewritten_copy_loads_the_same(tmp_path: Path) -> None:
+    """Sanity check of the test's TOML writer: an unchanged copy loads to the same catalog."""
+    c = load(write(tmp_path, real_data()))
+    shipped = load_catalog()
+    assert (c.areas, c.indicators) == (shipped.areas, shipped.indicators)
+    assert {k: dict(v) for k, v in c.names.items()} == {k: dict(v) for k, v in shipped.names.items()}
+
+
+def test_target_may_sit_on_either_end_of_the_range(tmp_path: Path) -> None:
+    data = real_data()
+    data["areas"][1]["indicators"][0]["target"] = 100
+    data["areas"][1]["indicators"][1]["target"] = 0
+    c = load(write(tmp_path, data))
+    assert c.indicator("complete_records").target == 100
+    assert c.indicator("duplicate_records").target == 0
+
+
+# --- malformed files ----------------------------------------------------------------------------
+
+
+def ind(data: dict[str, Any], area: int, n: int) -> dict[str, Any]:
+    """The n-th indicator (1-based) of the area-th area (1-based), as in the error's field path."""
+    return data["areas"][area - 1]["indicators"][n - 1]
+
+
+def _set(area: int, n: int, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: ind(d, area, n).update(fields)
+
+
+def _del(area: int, n: int, name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda d: ind(d, area, n).pop(name)
+
+
+def _no_required(d: dict[str, Any]) -> None:
+    for i in d["areas"][3]["indicators"]:
+        i["required"] = False
+
+
+def _swap_areas(d: dict[str, Any]) -> None:
+    d["areas"][0], d["areas"][1] = d["areas"][1], d["areas"][0]
+
+
+def _gap_to_ratio_keeping_step(d: dict[str, Any]) -> None:
+    ind(d, 1, 1)["rule"] = "ratio"
+
+
+MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
+    ("bad direction", _set(1, 1, direction="up"), "areas[1].indicators[1].direction", "must be one of"),
+    ("bad rule", _set(3, 2, rule="linear"), "areas[3].indicators[2].rule", "must be one of 'gap', 'ratio'"),
+    ("target above range", _set(2, 1, target=120), "areas[2].indicators[1].target", "outside the range 0..100"),
+    ("target below range", _set(3, 2, target=-101), "areas[3].indicators[2].target", "outside the range"),
+    ("duplicate key", _set(3, 2, key="complete_records"), "areas[3].indicators[2].key", "duplicate key"),
+    ("duplicate in one area", _set(1, 2, key="active_members"), "areas[1].indicators[2].key", "areas[1].indicators[1]"),
+    ("key is an area key", _set(4, 1, key="roi"), "areas[4].indicators[1].key", "is an area key"),
+    ("key is reserved", _set(4, 1, key="overall"), "areas[4].indicators[1].key", "reserved"),
+    ("key pattern", _set(4, 1, key="New Leads"), "areas[4].indicators[1].key", "lower-case letters"),
+    ("no required indicator", _no_required, "areas[4].indicators", "required = true"),
+    ("missing name", _del(5, 1, "name_en"), "areas[5].indicators[1].name_en", "missing or empty text"),
+    ("empty name", _set(5, 2, name_ja="  "), "areas[5].indicators[2].name_ja", "missing or empty text"),
+    ("padded name", _set(5, 2, name_ja=" 入力時間"), "areas[5].indicators[2].name_ja", "spaces"),
+    ("long ja name", _set(1, 1, name_ja="あ" * 25), "areas[1].indicators[1].name_ja", "25 characters; at most 24"),
+    ("long en name", _set(1, 1, name_en="a" * 41), "areas[1].indicators[1].name_en", "41 characters; at most 40"),
+    ("missing unit", _del(1, 2, "unit"), "areas[1].indicators[2].unit", "missing"),
+    ("long unit", _set(1, 2, unit="件" * 11), "areas[1].indicators[2].unit", "at most 10"),
+    ("unknown field", _set(2, 2, weight=2), "areas[2].indicators[2].weight", "unknown field"),
+    ("missing target", _del(2, 2, "target"), "areas[2].indicators[2].target", "missing number"),
+    ("text target", _set(2, 2, target="2"), "areas[2].indicators[2].target", "finite number"),
+    ("bool minimum", _set(2, 2, minimum=False), "areas[2].indicators[2].minimum", "finite number"),
+    ("infinite maximum", _set(2, 2, maximum=float("inf")), "areas[2].indicators[2].maximum", "finite number"),
+    ("nan target", _set(2, 2, target=float("nan")), "areas[2].indicators[2].target", "finite number"),
+    ("minimum not below maximum", _set(2, 2, minimum=100), "areas[2].indicators[2].maximum", "above minimum"),
+    ("ratio below 0", _set(4, 1, minimum=-1), "areas[4].indicators[1].minimum", "ratio rule"),
+    ("gap without step", _del(2, 1, "step"), "areas[2].indicators[1].step", "missing number"),
+    ("zero step", _set(2, 1, step=0), "areas[2].indicators[1].step", "must be above 0"),
+    ("step on ratio", _gap_to_ratio_keeping_step, "areas[1].indicators[1].step", "only the gap rule"),
+    ("required not bool", _set(5, 1, required="yes"), "areas[5].indicators[1].required", "true or false"),
+    ("missing required", _del(5, 1, "required"), "areas[5].indicators[1].required", "true or false"),
+    ("indicator not a table", lambda d: d["areas"][0]["indicators"].append(3), "areas[1].indicators[4]", "table"),
+    ("no indicators", lambda d: d["areas"][2].update(indicators=[]), "areas[3].indicators", "at least one"),
+    ("indicators missing", lambda d: d["areas"][2].pop("indicators"), "areas[3].indicators", "at least one"),
+    ("missing area name", lambda d: d["areas"][1].pop("name_ja"), "areas[2].name_ja", "missing or empty text"),
+    ("unknown area field", lambda d: d["areas"][1].update(weight=1), "areas[2].weight", "unknown field"),
+    ("areas out of order", _swap_areas, "areas[1].key", "expected 'engagement'"),
+    ("renamed area", lambda d: d["areas"][4].update(key="speed"), "areas[5].key", "expected 'efficiency'"),
+    ("area not a table", lambda d: d["areas"].__setitem__(1, "data_quality"), "areas[2]", "must be a table"),
+    ("four areas", lambda d: d["areas"].pop(), "areas", "exactly 5 areas"),
+    ("no areas", lambda d: d.pop("areas"), "areas", "exactly 5 areas"),
+    ("unknown top-level field", lambda d: d.update(version=2), "version", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "problem"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_catalog_names_file_and_field(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], field: str, problem: str
+) -> None:
+    data = copy.deepcopy(real_data())
+    change(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ContentError) as info:
+        load(path)
+    err = info.value
+    assert (err.path, err.field) == (str(path), field)
+    assert problem in err.problem
+    assert str(err).startswith(f"{path}: {field}: ")
+    assert isinstance(err, ConfigError)  # stops start-up like any configuration error
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.toml"
+    path.write_text('[[areas]]\nkey = "engagement\n', encoding="utf-8")
+    with pytest.raises(ContentError, match=r"not valid TOML") as info:
+        load(path)
+    assert (info.value.path, info.value.field) == (str(path), "(file)")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "kpi.toml"
+    path.write_bytes('name = "データ"'.encode("shift_jis"))
+    with pytest.raises(ContentError, match=r"not valid TOML") as info:
+        load(path)
+    assert info.value.field == "(file)"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ContentError, match=r"file not found") as info:
+        load(path)
+    assert (info.value.path, info.value.field) == (str(path), "(file)")

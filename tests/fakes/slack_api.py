@@ -1,0 +1,828 @@
+"""A local fake of the Slack Web API for tests and benchmarks.
+
+Point the bot at ``fake.base_url`` (``SLACK_API_URL`` / slack_sdk ``WebClient(base_url=...)``).
+The fake answers ``POST /api/<method>`` (JSON, form-encoded or query-string arguments, as slack_sdk
+sends them), records every call, can be told to fail, and checks every ``blocks`` list and ``view``
+against slack_sdk's Block Kit models and Slack's documented limits. It also serves ``response_url``s
+(:meth:`FakeSlackApi.new_response_url`) so ``respond()`` calls can be captured too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+API_PREFIX = "/api/"
+RESPONSE_PREFIX = "/response/"
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+BOT_NAME = "crmbot"
+TEAM_ID = "T1"
+TEAM_NAME = "Test"
+TEAM_URL = "https://test.slack.com/"
+APP_ID = "A1"
+CHANNEL_NAME = "crm-team"
+EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z, as tests.conftest.FakeClock
+
+# Arguments that carry JSON; in form-encoded (and query-string) requests they arrive as JSON strings.
+JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_LABEL = 24  # modal title, submit and close
+MAX_CALLBACK_ID = 255
+MAX_PRIVATE_METADATA = 3000
+MAX_TEXT = 40000
+MAX_SECTION_TEXT = 3000
+VIEW_TYPES = ("modal", "home", "workflow_step")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str  # Slack method ("chat.postMessage"), or "response_url"
+    headers: dict[str, str]  # lower-case names
+    args: dict[str, Any]  # parsed arguments, JSON fields decoded (a form/query ``token`` is left out)
+    status: int
+    response: Any
+    body: bytes = b""
+
+
+@dataclass
+class _Failure:
+    status: int
+    remaining: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error(code: str, **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "error": code, **extra}
+
+
+def dm_channel_id(user_id: str) -> str:
+    """The fake's stable DM channel id for ``user_id`` (what ``conversations.open`` returns)."""
+    return "D" + hashlib.sha1(user_id.encode()).hexdigest()[:10].upper()
+
+
+def _text_of(obj: Any) -> str | None:
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        return obj["text"]
+    return obj if isinstance(obj, str) else None
+
+
+def _action_ids(node: Any) -> list[str]:
+    """Every ``action_id`` anywhere inside ``node`` (a block)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("action_id"), str):
+            found.append(node["action_id"])
+        for value in node.values():
+            found.extend(_action_ids(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_action_ids(item))
+    return found
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def check_blocks(blocks: Any, where: str = "blocks", max_blocks: int = MAX_MESSAGE_BLOCKS) -> list[str]:
+    """slack_sdk model validation plus Slack limits for one message's or view's ``blocks``."""
+    if not isinstance(blocks, list):
+        return [f"{where}: must be a list of blocks (got {type(blocks).__name__})"]
+    errors: list[str] = []
+    if len(blocks) > max_blocks:
+        errors.append(f"{where}: {len(blocks)} blocks (max {max_blocks})")
+    block_ids: dict[str, int] = {}
+    action_ids: dict[str, int] = {}
+    for i, raw in enumerate(blocks):
+        here = f"{where}[{i}]"
+        if not isinstance(raw, dict):
+            errors.append(f"{here}: block must be an object (got {type(raw).__name__})")
+            continue
+        try:
+            block = Block.parse(copy.deepcopy(raw))
+        except Exception as exc:
+            errors.append(f"{here}: sdk cannot parse {raw.get('type')!r} block: {_one_line(exc)}")
+            block = None
+        else:
+            if block is None:
+                errors.append(f"{here}: unknown block type {raw.get('type')!r}")
+        if block is not None:
+            try:
+                block.validate_json()
+            except Exception as exc:
+                errors.append(f"{here} ({raw.get('type')}): sdk: {_one_line(exc)}")
+        if raw.get("type") == "section":
+            text = _text_of(raw.get("text"))
+            if text is not None and len(text) > MAX_SECTION_TEXT:
+                errors.append(f"{here}.text: {len(text)} chars (max {MAX_SECTION_TEXT})")
+        block_id = raw.get("block_id")
+        if isinstance(block_id, str):
+            if block_id in block_ids:
+                errors.append(f"{here}: duplicate block_id {block_id!r} (also {where}[{block_ids[block_id]}])")
+            block_ids.setdefault(block_id, i)
+        for action_id in _action_ids(raw):
+            if action_id in action_ids:
+                errors.append(f"{here}: duplicate action_id {action_id!r} (also {where}[{action_ids[action_id]}])")
+            action_ids.setdefault(action_id, i)
+    return errors
+
+
+def check_message(args: dict[str, Any]) -> list[str]:
+    """Limits for a chat.* / response_url message: ``text`` and ``blocks``."""
+    errors: list[str] = []
+    text = args.get("text")
+    if text is not None and not isinstance(text, str):
+        errors.append(f"text: must be a string (got {type(text).__name__})")
+    elif isinstance(text, str) and len(text) > MAX_TEXT:
+        errors.append(f"text: {len(text)} chars (max {MAX_TEXT})")
+    if "blocks" in args and args["blocks"] is not None:
+        errors += check_blocks(args["blocks"], "blocks", MAX_MESSAGE_BLOCKS)
+    metadata = args.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and metadata["event_type"]
+        and isinstance(metadata.get("event_payload"), dict)
+    ):
+        errors.append(
+            f"metadata: needs a non-empty string event_type and an object event_payload (got {metadata!r:.80})"
+        )
+    return errors
+
+
+def check_view(view: Any, where: str = "view") -> list[str]:
+    """slack_sdk ``View`` validation plus Slack limits for a modal / home tab view."""
+    if not isinstance(view, dict):
+        return [f"{where}: must be an object (got {type(view).__name__})"]
+    errors: list[str] = []
+    kind = view.get("type")
+    if kind not in VIEW_TYPES:
+        errors.append(f"{where}.type: {kind!r} (must be one of {', '.join(VIEW_TYPES)})")
+    try:
+        View(**copy.deepcopy(view)).validate_json()
+    except Exception as exc:
+        errors.append(f"{where}: sdk: {_one_line(exc)}")
+    errors += check_blocks(view.get("blocks"), f"{where}.blocks", MAX_VIEW_BLOCKS)
+    if kind == "modal":
+        if view.get("title") is None:
+            errors.append(f"{where}.title: a modal needs a title")
+        for key in ("title", "submit", "close"):
+            value = view.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or value.get("type") != "plain_text":
+                errors.append(f"{where}.{key}: must be a plain_text object (got {value!r:.60})")
+            text = _text_of(value)
+            if text is not None and not 1 <= len(text) <= MAX_VIEW_LABEL:
+                errors.append(f"{where}.{key}: {len(text)} chars (must be 1..{MAX_VIEW_LABEL})")
+        blocks = view.get("blocks")
+        has_input = isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+        if has_input and view.get("submit") is None:
+            errors.append(f"{where}.submit: a modal with input blocks needs a submit button")
+    callback_id = view.get("callback_id")
+    if isinstance(callback_id, str) and len(callback_id) > MAX_CALLBACK_ID:
+        errors.append(f"{where}.callback_id: {len(callback_id)} chars (max {MAX_CALLBACK_ID})")
+    metadata = view.get("private_metadata")
+    if metadata is not None and not isinstance(metadata, str):
+        errors.append(f"{where}.private_metadata: must be a string (got {type(metadata).__name__})")
+    elif isinstance(metadata, str) and len(metadata) > MAX_PRIVATE_METADATA:
+        errors.append(f"{where}.private_metadata: {len(metadata)} chars (max {MAX_PRIVATE_METADATA})")
+    return errors
+
+
+def parse_args(content_type: str, body: bytes, query: str = "") -> tuple[dict[str, Any], str | None, list[str]]:
+    """Arguments of one Web API request: ``(args, form_token, problems)``.
+
+    Query-string and form fields are merged with the JSON body; JSON-valued fields that arrive as strings
+    are decoded. A ``token`` form/query field (which Slack accepts instead of the header) is split out.
+    """
+    problems: list[str] = []
+    args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    kind = content_type.split(";")[0].strip().lower()
+    if body:
+        if kind == "application/json":
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                problems.append(f"invalid_json: body is not valid JSON ({exc})")
+                data = {}
+            if isinstance(data, dict):
+                args.update(data)
+            else:
+                problems.append(f"invalid_json: body must be a JSON object (got {type(data).__name__})")
+        elif kind == "application/x-www-form-urlencoded":
+            args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        else:
+            problems.append(f"unsupported Content-Type {content_type!r}")
+    token = args.pop("token", None) if kind != "application/json" else None
+    for key in JSON_FIELDS:
+        value = args.get(key)
+        if isinstance(value, str) and value.strip():
+            try:
+                args[key] = json.loads(value)
+            except ValueError as exc:
+                problems.append(f"{key}: not valid JSON ({exc})")
+    return args, token if isinstance(token, str) else None, problems
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeSlackApi
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr logging
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = self.server.fake._handle(self.path, headers, body)
+        payload = json.dumps(answer.body).encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _handle
+
+
+class FakeSlackApi:
+    def __init__(self, bot_token: str = "xoxb-test-token") -> None:
+        self.bot_token = bot_token
+        self.delay: float = 0.0
+        self.contract_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ts_counter = itertools.count(100, 100)  # never reset: ts stay unique across reset()
+        self._view_counter = itertools.count(1)
+        self._dm_users: dict[str, str] = {}  # DM channel id -> user id (stable, never reset)
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "users.info": self._users_info,
+        }
+        self._clear()
+
+    def _clear(self) -> None:
+        self._records: list[Recorded] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._ephemerals: dict[str, list[dict[str, Any]]] = {}
+        self._views: dict[str, dict[str, Any]] = {}
+        self._opened: list[str] = []  # view ids from views.open / views.push, in order
+        self._home: dict[str, str] = {}  # user id -> view id
+        self._used_triggers: set[str] = set()
+        self._archived: set[str] = set()
+        self._removed: set[str] = set()
+        self._responses: dict[str, list[dict[str, Any]]] = {}
+        self.contract_errors.clear()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeSlackApi:
+        if self._server is not None:
+            return self
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="FakeSlackApi", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSlackApi:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeSlackApi is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """The Web API base URL, with the trailing slash slack_sdk expects."""
+        return self.root_url + API_PREFIX
+
+    # -- test controls ---------------------------------------------------------------------------
+    def fail(
+        self,
+        method: str,
+        error: str | None = None,
+        status: int = 200,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}`` and ``status``.
+
+        ``error`` defaults to ``ratelimited`` for 429 (with ``Retry-After: 1`` unless ``headers`` are given)
+        and ``internal_error`` otherwise. Nothing is posted or opened by a failed call.
+        """
+        if error is None:
+            error = "ratelimited" if status == 429 else "internal_error"
+        if headers is None:
+            headers = {"Retry-After": "1"} if status == 429 else {}
+        with self._lock:
+            self._failures.setdefault(method, []).append(_Failure(status, times, _error(error), dict(headers)))
+
+    def archive(self, channel_id: str) -> None:
+        """Posting to ``channel_id`` now answers ``is_archived``; conversations.info shows it archived."""
+        with self._lock:
+            self._archived.add(channel_id)
+
+    def remove_bot(self, channel_id: str) -> None:
+        """The bot is no longer a member of ``channel_id``: posting there answers ``not_in_channel``."""
+        with self._lock:
+            self._removed.add(channel_id)
+
+    def new_response_url(self) -> str:
+        """A ``response_url`` served by this fake (e.g. for slash_command_body(response_url=...))."""
+        key = secrets.token_hex(8)
+        with self._lock:
+            self._responses[key] = []
+        return f"{self.root_url}{RESPONSE_PREFIX}{key}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear()
+
+    # -- inspection ------------------------------------------------------------------------------
+    def calls(self, method: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._records if method is None or r.method == method]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Messages posted to ``channel`` (a user id means the DM with that user), in order, as updated."""
+        with self._lock:
+            return copy.deepcopy(self._messages.get(self._resolve(channel), []))
+
+    def ephemerals(self, channel: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._ephemerals.get(self._resolve(channel), []))
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Views opened with views.open / views.push, in order, each in its latest (updated) state."""
+        with self._lock:
+            return [copy.deepcopy(self._views[view_id]) for view_id in self._opened]
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._views.get(view_id))
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            view_id = self._home.get(user_id)
+            return copy.deepcopy(self._views[view_id]) if view_id else None
+
+    def responses(self, response_url: str) -> list[dict[str, Any]]:
+        """Payloads posted to a response_url from :meth:`new_response_url`, in order."""
+        key = response_url.rsplit("/", 1)[-1]
+        with self._lock:
+            return copy.deepcopy(self._responses.get(key, []))
+
+    def summary(self) -> str:
+        with self._lock:
+            lines = [f"calls ({len(self._records)}):"]
+            lines += [
+                f"  {r.method} -> {r.status} "
+                + ("ok" if isinstance(r.response, dict) and r.response.get("ok") else f"{r.response!r:.80}")
+                for r in self._records[-30:]
+            ]
+            lines.append("messages: " + (", ".join(f"{c}: {len(m)}" for c, m in self._messages.items()) or "none"))
+            lines.append(f"views: {len(self._views)} ({len(self._opened)} opened, {len(self._home)} home)")
+            lines += ["contract errors:", *(f"  {e}" for e in self.contract_errors)] if self.contract_errors else []
+        return "\n".join(lines)
+
+    def wait_for(
+        self, predicate: Callable[[FakeSlackApi], bool], timeout: float = 10.0, interval: float = 0.01
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s: {predicate!r}\n{self.summary()}")
+            time.sleep(interval)
+
+    def wait_messages(self, channel: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` messages were posted to ``channel``; return them."""
+        try:
+            self.wait_for(lambda fake: len(fake.messages(channel)) >= count, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"expected {count} message(s) in {channel}\n{exc}") from None
+        return self.messages(channel)
+
+    def assert_contract_ok(self) -> None:
+        with self._lock:
+            errors = list(self.contract_errors)
+        if errors:
+            raise AssertionError(f"{len(errors)} Slack API contract error(s):\n" + "\n".join(f"  {e}" for e in errors))
+
+    # -- request handling (called from server threads) ------------------------------------------
+    def _contract(self, method: str, args: dict[str, Any], problems: list[str]) -> None:
+        errors = list(problems)
+        if method.startswith("chat.") or method == "response_url":
+            errors += check_message(args)
+        elif "blocks" in args:
+            errors += check_blocks(args["blocks"])
+        if "view" in args:
+            errors += check_view(args["view"])
+        if errors:
+            with self._lock:
+                self.contract_errors.extend(f"{method}: {e}" for e in errors)
+
+    def _handle(self, target: str, headers: dict[str, str], body: bytes) -> _Answer:
+        path, _, query = target.partition("?")
+        args, token, problems = parse_args(headers.get("content-type", ""), body, query)
+        if path.startswith(RESPONSE_PREFIX):
+            method = "response_url"
+        elif path.startswith(API_PREFIX):
+            method = path[len(API_PREFIX) :]
+        else:
+            method = path
+        self._contract(method, args, problems)
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            if method == "response_url":
+                answer = self._respond(path[len(RESPONSE_PREFIX) :], args, problems)
+            else:
+                answer = self._route(method, headers, args, token, problems)
+            answer.headers.setdefault("X-Slack-Req-Id", secrets.token_hex(16))
+            self._records.append(Recorded(method, dict(headers), args, answer.status, copy.deepcopy(answer.body), body))
+            return answer
+
+    def _route(
+        self, method: str, headers: dict[str, str], args: dict[str, Any], token: str | None, problems: list[str]
+    ) -> _Answer:
+        queue = self._failures.get(method)
+        if queue:
+            failure = queue[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.pop(0)
+            return _Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+        handler = self._methods.get(method)
+        if handler is None:
+            return _Answer(200, _error("unknown_method", req_method=method))
+        auth = headers.get("authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth[len("Bearer ") :].strip()
+        if not token:
+            return _Answer(200, _error("not_authed"))
+        if token != self.bot_token:
+            return _Answer(200, _error("invalid_auth"))
+        for problem in problems:
+            if problem.startswith("invalid_json"):
+                return _Answer(200, _error("invalid_json"))
+            if problem.startswith("blocks:"):
+                return _Answer(200, _error("invalid_blocks_format"))
+            if problem.startswith(("view:", "attachments:", "metadata:")):
+                return _Answer(200, _error("invalid_arguments"))
+        return _Answer(200, handler(args))
+
+    def _respond(self, key: str, args: dict[str, Any], problems: list[str]) -> _Answer:
+        if key not in self._responses:
+            return _Answer(404, _error("expired_url"))
+        if problems:
+            return _Answer(400, _error("invalid_payload"))
+        self._responses[key].append(copy.deepcopy(args))
+        return _Answer(200, {"ok": True})
+
+    # -- helpers (lock held) -------------------------------------------------------------------
+    def _next_ts(self) -> str:
+        n = next(self._ts_counter)
+        return f"{EPOCH + n // 1_000_000}.{n % 1_000_000:06d}"
+
+    def _resolve(self, channel: str) -> str:
+        """Slack lets chat.postMessage take a user id: it posts to the DM with that user."""
+        if channel[:1] not in ("U", "W"):
+            return channel
+        dm = dm_channel_id(channel)
+        self._dm_users[dm] = channel
+        return dm
+
+    def _channel_error(self, channel: str) -> dict[str, Any] | None:
+        if channel in self._archived:
+            return _error("is_archived")
+        if channel in self._removed:
+            return _error("not_in_channel")
+        return None
+
+    def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _new_view(self, view: dict[str, Any], view_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        view_id = view_id or f"V{next(self._view_counter)}"
+        fixed = {"id", "team_id", "state", "hash", "app_id", "bot_id", "root_view_id", "previous_view_id"}
+        obj: dict[str, Any] = {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": view.get("type"),
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "state": {"values": {}},
+            "hash": f"{EPOCH}.{secrets.token_hex(4)}",
+            "title": None,
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "close": None,
+            "submit": None,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": APP_ID,
+            "external_id": "",
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+        }
+        obj.update({k: copy.deepcopy(v) for k, v in view.items() if k not in fixed})
+        obj.update(extra)
+        self._views[view_id] = obj
+        return obj
+
+    def _external_id_taken(self, view: dict[str, Any], own_id: str | None = None) -> bool:
+        external_id = view.get("external_id")
+        return bool(external_id) and any(
+            v["external_id"] == external_id and v["id"] != own_id for v in self._views.values()
+        )
+
+    # -- methods (lock held) ---------------------------------------------------------------------
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": TEAM_URL,
+            "team": TEAM_NAME,
+            "user": BOT_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw_channel = args.get("channel")
+        if not isinstance(raw_channel, str) or not raw_channel:
+            return _error("channel_not_found")
+        channel = self._resolve(raw_channel)
+        if (err := self._channel_error(channel)) is not None:
+            return err
+        if not args.get("text") and not args.get("blocks") and not args.get("attachments"):
+            return _error("no_text")
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "channel": channel,
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": args.get("text") or "",
+            "ts": ts,
+        }
+        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+            if args.get(key) is not None:
+                message[key] = copy.deepcopy(args[key])
+        self._messages.setdefault(channel, []).append(message)
+        reply = {k: v for k, v in message.items() if k != "channel"}
+        return {"ok": True, "channel": channel, "ts": ts, "message": copy.deepcopy(reply)}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve(str(args.get("channel") or ""))
+        if not channel:
+            return _error("channel_not_found")
+        if (err := self._channel_error(channel)) is not None:
+            return err
+        message = self._find_message(channel, str(args.get("ts") or ""))
+        if message is None:
+            return _error("message_not_found")
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in args:
+                message[key] = copy.deepcopy(args[key])
+        message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        reply = {k: v for k, v in message.items() if k != "channel"}
+        return {"ok": True, "channel": channel, "ts": message["ts"], "text": message["text"], "message": reply}
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve(str(args.get("channel") or ""))
+        message = self._find_message(channel, str(args.get("ts") or ""))
+        if message is None:
+            return _error("message_not_found")
+        self._messages[channel].remove(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"]}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve(str(args.get("channel") or ""))
+        if not channel:
+            return _error("channel_not_found")
+        user = args.get("user")
+        if not isinstance(user, str) or not user:
+            return _error("user_not_found")
+        if (err := self._channel_error(channel)) is not None:
+            return err
+        if not args.get("text") and not args.get("blocks") and not args.get("attachments"):
+            return _error("no_text")
+        ts = self._next_ts()
+        message: dict[str, Any] = {"type": "message", "channel": channel, "user": user, "ts": ts}
+        message["text"] = args.get("text") or ""
+        for key in ("blocks", "attachments", "thread_ts"):
+            if args.get(key) is not None:
+                message[key] = copy.deepcopy(args[key])
+        self._ephemerals.setdefault(channel, []).append(message)
+        return {"ok": True, "message_ts": ts}
+
+    def _take_trigger(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        trigger_id = args.get("trigger_id")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] missing trigger_id"]})
+        if trigger_id in self._used_triggers:
+            return _error("trigger_exchanged")
+        self._used_triggers.add(trigger_id)
+        return None
+
+    def _views_open(self, args: dict[str, Any], pushed: bool = False) -> dict[str, Any]:
+        view = args.get("view")
+        if not isinstance(view, dict) or view.get("type") not in ("modal", "workflow_step"):
+            return _error("invalid_arguments")
+        if self._external_id_taken(view):
+            return _error("duplicate_external_id")
+        if (err := self._take_trigger(args)) is not None:
+            return err
+        previous = self._views[self._opened[-1]] if pushed and self._opened else None
+        extra = {"previous_view_id": previous["id"], "root_view_id": previous["root_view_id"]} if previous else {}
+        obj = self._new_view(view, **extra)
+        self._opened.append(obj["id"])
+        return {"ok": True, "view": copy.deepcopy(obj)}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._views_open(args, pushed=True)
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        if not isinstance(view, dict):
+            return _error("invalid_arguments")
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if view_id:
+            current = self._views.get(str(view_id))
+        elif external_id:
+            current = next((v for v in self._views.values() if v["external_id"] == external_id), None)
+        else:
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] need view_id or external_id"]})
+        if current is None:
+            return _error("not_found")
+        if args.get("hash") and args["hash"] != current["hash"]:
+            return _error("hash_conflict")
+        if self._external_id_taken(view, current["id"]):
+            return _error("duplicate_external_id")
+        keep = {"previous_view_id": current["previous_view_id"], "root_view_id": current["root_view_id"]}
+        obj = self._new_view(view, current["id"], **keep)
+        return {"ok": True, "view": copy.deepcopy(obj)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id, view = args.get("user_id"), args.get("view")
+        if not isinstance(user_id, str) or not user_id:
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] missing user_id"]})
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] view.type must be home"]})
+        current_id = self._home.get(user_id)
+        if current_id and args.get("hash") and args["hash"] != self._views[current_id]["hash"]:
+            return _error("hash_conflict")
+        obj = self._new_view(view, current_id)
+        self._home[user_id] = obj["id"]
+        return {"ok": True, "view": copy.deepcopy(obj)}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = args.get("users")
+        if isinstance(users, str):
+            users = [u.strip() for u in users.split(",") if u.strip()]
+        if args.get("channel") and not users:
+            return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": args["channel"]}}
+        if not isinstance(users, list) or not users:
+            return _error("users_list_not_supplied")
+        if len(users) == 1:
+            return {"ok": True, "channel": {"id": self._resolve(str(users[0]))}}
+        group = "G" + hashlib.sha1(",".join(sorted(map(str, users))).encode()).hexdigest()[:10].upper()
+        return {"ok": True, "channel": {"id": group}}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        info: dict[str, Any] = {
+            "id": channel,
+            "created": EPOCH,
+            "is_archived": channel in self._archived,
+            "is_member": channel not in self._removed,
+        }
+        if channel.startswith("D"):
+            info |= {"is_im": True, "is_channel": False, "user": self._dm_users.get(channel)}
+        else:
+            info |= {"name": CHANNEL_NAME, "is_channel": True, "is_im": False, "is_private": channel.startswith("G")}
+        return {"ok": True, "channel": info}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (and thread parents), newest first; ``metadata`` only with include_all_metadata."""
+        channel = args.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        if channel in self._removed:
+            return _error("not_in_channel")
+        try:
+            limit = max(1, min(int(args.get("limit") or 100), 999))
+            start = int(args.get("cursor") or 0)
+        except (TypeError, ValueError):
+            return _error("invalid_arguments")
+        with_metadata = args.get("include_all_metadata") in (True, 1, "1", "true", "True")
+        top = [m for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        newest_first = sorted(top, key=lambda m: float(m["ts"]), reverse=True)
+        page = newest_first[start : start + limit]
+        messages = [
+            {k: copy.deepcopy(v) for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
+            for m in page
+        ]
+        more = start + limit < len(newest_first)
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user")
+        if not isinstance(user, str) or not user:
+            return _error("user_not_found")
+        real_name = f"User {user}"
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": TEAM_ID,
+                "name": f"user-{user.lower()}",
+                "real_name": real_name,
+                "deleted": False,
+                "is_bot": user == BOT_USER_ID,
+                "tz": "Asia/Tokyo",
+                "tz_label": "Japan Standard Time",
+                "tz_offset": 32400,
+                "locale": "ja-JP",
+                "profile": {"real_name": real_name, "display_name": real_name},
+            },
+        }

@@ -1,0 +1,452 @@
+"""Tests of the Slack Web API fake and the Slack request-signing helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from slack_bolt import App, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+
+from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
+from tests.fakes.slack_signing import (
+    FORM,
+    JSON,
+    block_actions_payload,
+    event_body,
+    interaction_body,
+    sign,
+    signed_headers,
+    slash_command_body,
+    view_submission_payload,
+)
+
+TOKEN = "xoxb-test-token"
+SECRET = "test-signing-secret"
+CHANNEL = "C0CRM"
+USER = "U1"
+SECTION = {"type": "section", "block_id": "intro", "text": {"type": "mrkdwn", "text": "*Hello*"}}
+BUTTONS = {
+    "type": "actions",
+    "block_id": "choices",
+    "elements": [
+        {"type": "button", "action_id": "yes", "text": {"type": "plain_text", "text": "Yes"}, "value": "y"},
+        {"type": "button", "action_id": "no", "text": {"type": "plain_text", "text": "No"}, "value": "n"},
+    ],
+}
+MODAL = {
+    "type": "modal",
+    "callback_id": "diagnosis",
+    "title": {"type": "plain_text", "text": "CRM diagnosis"},
+    "submit": {"type": "plain_text", "text": "Send"},
+    "close": {"type": "plain_text", "text": "Cancel"},
+    "private_metadata": "step=1",
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "sales",
+            "label": {"type": "plain_text", "text": "Monthly sales"},
+            "element": {"type": "plain_text_input", "action_id": "amount"},
+        },
+        {
+            "type": "input",
+            "block_id": "channel",
+            "label": {"type": "plain_text", "text": "Main channel"},
+            "element": {
+                "type": "static_select",
+                "action_id": "pick",
+                "options": [
+                    {"text": {"type": "plain_text", "text": "Own site"}, "value": "site"},
+                    {"text": {"type": "plain_text", "text": "Rakuten"}, "value": "rakuten"},
+                ],
+            },
+        },
+    ],
+}
+HOME = {"type": "home", "blocks": [SECTION]}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(bot_token=TOKEN) as api:
+        yield api
+
+
+@pytest.fixture
+def client(fake: FakeSlackApi) -> WebClient:
+    return WebClient(token=TOKEN, base_url=fake.base_url)
+
+
+def raw_call(fake: FakeSlackApi, method: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(fake.base_url + method, data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+
+# -- Web API ------------------------------------------------------------------------------------------
+
+
+def test_auth_test(client: WebClient, fake: FakeSlackApi) -> None:
+    resp = client.auth_test()
+    assert (resp["user_id"], resp["bot_id"], resp["team_id"], resp["team"]) == ("UBOT", "BBOT", "T1", "Test")
+    assert resp["url"].startswith("https://")
+    assert [c.method for c in fake.calls()] == ["auth.test"]
+
+
+def test_post_message_is_recorded_with_blocks(client: WebClient, fake: FakeSlackApi) -> None:
+    first = client.chat_postMessage(channel=CHANNEL, text="hello", blocks=[SECTION, BUTTONS])
+    second = client.chat_postMessage(channel=CHANNEL, text="again", thread_ts=first["ts"])
+    assert first["ok"] and first["channel"] == CHANNEL
+    assert first["ts"] == "1767225600.000100"
+    assert float(second["ts"]) > float(first["ts"])
+    assert first["message"]["blocks"] == [SECTION, BUTTONS]
+
+    messages = fake.messages(CHANNEL)
+    assert [(m["text"], m["ts"]) for m in messages] == [("hello", first["ts"]), ("again", second["ts"])]
+    assert messages[0]["blocks"] == [SECTION, BUTTONS]
+    assert messages[1]["thread_ts"] == first["ts"]
+
+    call = fake.calls("chat.postMessage")[0]
+    assert call.args["blocks"] == [SECTION, BUTTONS]
+    assert call.headers["authorization"] == f"Bearer {TOKEN}"
+    assert call.headers["content-type"].startswith(JSON)
+    assert (call.status, call.response["ts"]) == (200, first["ts"])
+    fake.assert_contract_ok()
+
+
+def test_form_encoded_and_query_arguments_are_parsed(client: WebClient, fake: FakeSlackApi) -> None:
+    client.api_call("chat.postMessage", params={"channel": CHANNEL, "text": "t", "blocks": json.dumps([SECTION])})
+    call = fake.calls("chat.postMessage")[0]
+    assert call.headers["content-type"] == FORM
+    assert call.args["blocks"] == [SECTION]
+    assert fake.messages(CHANNEL)[0]["blocks"] == [SECTION]
+
+    # users.info / conversations.info are sent as query parameters, conversations.open form-encoded
+    user = client.users_info(user=USER)["user"]
+    assert (user["id"], user["real_name"], user["tz"]) == (USER, f"User {USER}", "Asia/Tokyo")
+    info = client.conversations_info(channel=CHANNEL)["channel"]
+    assert (info["id"], info["name"], info["is_archived"]) == (CHANNEL, "crm-team", False)
+    dm = client.conversations_open(users=[USER])["channel"]["id"]
+    assert dm.startswith("D") and dm == client.conversations_open(users=USER)["channel"]["id"] == dm_channel_id(USER)
+
+    # posting to a user id lands in the DM with that user
+    posted = client.chat_postMessage(channel=USER, text="dm")
+    assert posted["channel"] == dm
+    assert [m["text"] for m in fake.messages(dm)] == [m["text"] for m in fake.messages(USER)] == ["dm"]
+    fake.assert_contract_ok()
+
+
+def test_token_is_required(fake: FakeSlackApi) -> None:
+    with pytest.raises(SlackApiError) as err:
+        WebClient(token="xoxb-wrong", base_url=fake.base_url).chat_postMessage(channel=CHANNEL, text="x")
+    assert (err.value.response.status_code, err.value.response["error"]) == (200, "invalid_auth")
+
+    status, body = raw_call(fake, "auth.test", b"", {"Content-Type": FORM})
+    assert (status, body) == (200, {"ok": False, "error": "not_authed"})
+    status, body = raw_call(fake, "auth.test", f"token={TOKEN}".encode(), {"Content-Type": FORM})
+    assert (status, body["ok"]) == (200, True)
+    assert fake.messages(CHANNEL) == []
+
+
+def test_rate_limit_failure_surfaces_status_and_retry_after(client: WebClient, fake: FakeSlackApi) -> None:
+    fake.fail("chat.postMessage", status=429, headers={"Retry-After": "3"})
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel=CHANNEL, text="x")
+    response = err.value.response
+    assert response.status_code == 429
+    assert response["error"] == "ratelimited"
+    assert {k.lower(): v for k, v in response.headers.items()}["retry-after"] == "3"
+    assert fake.messages(CHANNEL) == []
+
+    assert client.chat_postMessage(channel=CHANNEL, text="x")["ok"]  # times=1: the next call succeeds
+    assert [c.status for c in fake.calls("chat.postMessage")] == [429, 200]
+
+
+def test_fail_with_error_answers_200_not_ok(client: WebClient, fake: FakeSlackApi) -> None:
+    fake.fail("chat.postMessage", error="channel_not_found", times=2)
+    for _ in range(2):
+        with pytest.raises(SlackApiError) as err:
+            client.chat_postMessage(channel=CHANNEL, text="x")
+        assert (err.value.response.status_code, err.value.response["error"]) == (200, "channel_not_found")
+    assert client.chat_postMessage(channel=CHANNEL, text="x")["ok"]
+    assert len(fake.messages(CHANNEL)) == 1
+
+
+def test_archived_and_removed_channels(client: WebClient, fake: FakeSlackApi) -> None:
+    fake.archive(CHANNEL)
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel=CHANNEL, text="x")
+    assert err.value.response["error"] == "is_archived"
+    assert client.conversations_info(channel=CHANNEL)["channel"]["is_archived"] is True
+
+    fake.remove_bot("C0OTHER")
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postEphemeral(channel="C0OTHER", user=USER, text="x")
+    assert err.value.response["error"] == "not_in_channel"
+    assert client.chat_postMessage(channel="C0ANY", text="unknown channels are fine")["ok"]
+    assert fake.messages(CHANNEL) == [] and fake.ephemerals("C0OTHER") == []
+
+
+def test_update_and_ephemeral(client: WebClient, fake: FakeSlackApi) -> None:
+    ts = client.chat_postMessage(channel=CHANNEL, text="before", blocks=[BUTTONS])["ts"]
+    updated = client.chat_update(channel=CHANNEL, ts=ts, text="after", blocks=[SECTION])
+    assert (updated["ts"], updated["text"]) == (ts, "after")
+    [message] = fake.messages(CHANNEL)
+    assert (message["text"], message["blocks"], message["ts"]) == ("after", [SECTION], ts)
+    with pytest.raises(SlackApiError) as err:
+        client.chat_update(channel=CHANNEL, ts="1.000000", text="x")
+    assert err.value.response["error"] == "message_not_found"
+
+    eph = client.chat_postEphemeral(channel=CHANNEL, user=USER, text="only you", blocks=[SECTION])
+    assert eph["message_ts"]
+    assert [(m["user"], m["text"]) for m in fake.ephemerals(CHANNEL)] == [(USER, "only you")]
+    assert len(fake.messages(CHANNEL)) == 1
+    fake.assert_contract_ok()
+
+
+def test_views_are_recorded(client: WebClient, fake: FakeSlackApi) -> None:
+    opened = client.views_open(trigger_id="trig-1", view=MODAL)["view"]
+    assert opened["id"].startswith("V") and opened["hash"]
+    assert (opened["callback_id"], opened["private_metadata"], opened["blocks"]) == (
+        "diagnosis",
+        "step=1",
+        MODAL["blocks"],
+    )
+    with pytest.raises(SlackApiError) as err:
+        client.views_open(trigger_id="trig-1", view=MODAL)
+    assert err.value.response["error"] == "trigger_exchanged"
+
+    pushed = client.views_push(trigger_id="trig-2", view={**MODAL, "callback_id": "step2"})["view"]
+    assert pushed["previous_view_id"] == opened["id"]
+    with pytest.raises(SlackApiError) as err:
+        client.views_update(view_id=opened["id"], hash="stale", view=MODAL)
+    assert err.value.response["error"] == "hash_conflict"
+    updated = client.views_update(view_id=opened["id"], hash=opened["hash"], view={**MODAL, "private_metadata": "2"})
+    assert updated["view"]["id"] == opened["id"] and updated["view"]["hash"] != opened["hash"]
+    assert [(v["id"], v["private_metadata"]) for v in fake.opened_views()] == [
+        (opened["id"], "2"),
+        (pushed["id"], "step=1"),
+    ]
+
+    home = client.views_publish(user_id=USER, view=HOME)["view"]
+    assert fake.home_view(USER) == home and home["blocks"] == [SECTION]
+    again = client.views_publish(user_id=USER, view={"type": "home", "blocks": [BUTTONS]})["view"]
+    assert again["id"] == home["id"] and fake.home_view(USER)["blocks"] == [BUTTONS]  # type: ignore[index]
+    assert fake.home_view("U0NOBODY") is None
+    assert [c.method for c in fake.calls()].count("views.publish") == 2
+    fake.assert_contract_ok()
+
+
+def test_contract_errors_are_collected_but_answered(client: WebClient, fake: FakeSlackApi) -> None:
+    long_section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    assert client.chat_postMessage(channel=CHANNEL, text="long", blocks=[long_section])["ok"]
+    assert any("3001" in e and "chat.postMessage" in e for e in fake.contract_errors), fake.contract_errors
+
+    fake.reset()
+    long_title = {**MODAL, "title": {"type": "plain_text", "text": "t" * 30}}
+    assert client.views_open(trigger_id="trig-title", view=long_title)["ok"]
+    assert any("views.open" in e and "title" in e for e in fake.contract_errors), fake.contract_errors
+    with pytest.raises(AssertionError, match="contract error"):
+        fake.assert_contract_ok()
+
+    fake.reset()
+    twin = {"type": "actions", "elements": [{**BUTTONS["elements"][0], "value": "again"}]}  # reuses action_id "yes"
+    blocks = [SECTION, SECTION, BUTTONS, twin, {"type": "no_such_block"}] + [{"type": "divider"}] * 50
+    client.chat_postMessage(channel=CHANNEL, text="bad", blocks=blocks)
+    errors = "\n".join(fake.contract_errors)
+    for expected in ("duplicate block_id 'intro'", "duplicate action_id 'yes'", "no_such_block", "55 blocks"):
+        assert expected in errors
+    fake.reset()
+    client.views_open(trigger_id="trig-pm", view={**MODAL, "private_metadata": "m" * 3001, "submit": None})
+    errors = "\n".join(fake.contract_errors)
+    assert "private_metadata" in errors and "submit" in errors
+
+
+def test_valid_message_has_no_contract_errors(client: WebClient, fake: FakeSlackApi) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="fine", blocks=[SECTION, {"type": "divider"}, BUTTONS])
+    client.views_open(trigger_id="trig-ok", view=MODAL)
+    client.views_publish(user_id=USER, view=HOME)
+    assert fake.contract_errors == []
+    fake.assert_contract_ok()
+
+
+def test_history_returns_metadata_only_when_asked(client: WebClient, fake: FakeSlackApi) -> None:
+    meta = {"event_type": "crmbot_outbox", "event_payload": {"id": "e1"}}
+    first = client.chat_postMessage(channel=CHANNEL, text="one", metadata=meta)["ts"]
+    client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=first)
+    client.chat_postMessage(channel=CHANNEL, text="two")
+    assert fake.messages(CHANNEL)[0]["metadata"] == meta
+
+    page = client.conversations_history(channel=CHANNEL, limit=1, include_all_metadata=True)
+    assert [m["text"] for m in page["messages"]] == ["two"] and page["has_more"]
+    rest = client.conversations_history(
+        channel=CHANNEL, cursor=page["response_metadata"]["next_cursor"], limit=5, include_all_metadata=True
+    )
+    assert [(m["text"], m.get("metadata")) for m in rest["messages"]] == [("one", meta)] and not rest["has_more"]
+    plain = client.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in plain["messages"]] == ["two", "one"]
+    assert all("metadata" not in m for m in plain["messages"])
+    fake.assert_contract_ok()
+
+    client.chat_postMessage(channel=CHANNEL, text="bad", metadata={"event_payload": {}})
+    assert any("metadata" in e for e in fake.contract_errors)
+
+
+def test_unknown_method(client: WebClient, fake: FakeSlackApi) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.api_call("no.such.method")
+    assert err.value.response["error"] == "unknown_method"
+
+
+def test_response_url_is_captured(fake: FakeSlackApi) -> None:
+    url = fake.new_response_url()
+    resp = WebhookClient(url).send(text="done", blocks=[SECTION], response_type="ephemeral")
+    assert resp.status_code == 200
+    assert fake.responses(url) == [{"text": "done", "blocks": [SECTION], "response_type": "ephemeral"}]
+    assert fake.calls("response_url")[0].args["text"] == "done"
+    fake.assert_contract_ok()
+
+
+def test_wait_for_and_reset(client: WebClient, fake: FakeSlackApi) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(client.chat_postMessage, channel=CHANNEL, text=str(i)) for i in range(8)]
+        messages = fake.wait_messages(CHANNEL, 8)
+        assert all(f.result()["ok"] for f in futures)
+    assert sorted(m["text"] for m in messages) == [str(i) for i in range(8)]
+    assert len({m["ts"] for m in messages}) == 8
+    with pytest.raises(AssertionError, match="expected 9 message"):
+        fake.wait_messages(CHANNEL, 9, timeout=0)
+
+    fake.archive(CHANNEL)
+    fake.fail("auth.test")
+    fake.reset()
+    assert fake.calls() == [] and fake.messages(CHANNEL) == []
+    assert client.auth_test()["ok"] and client.chat_postMessage(channel=CHANNEL, text="x")["ok"]
+
+
+# -- request signing ----------------------------------------------------------------------------------
+
+
+def test_sign_matches_slack_sdk_verifier() -> None:
+    body = slash_command_body("/crm", "help", USER, CHANNEL)
+    ts = 1_767_225_600
+    verifier = SignatureVerifier(SECRET, clock=FixedClock(ts + 10))
+    assert verifier.is_valid(body, str(ts), sign(SECRET, body, ts))
+    assert sign(SECRET, body, ts) == verifier.generate_signature(timestamp=str(ts), body=body)
+    assert not verifier.is_valid(body + b"x", str(ts), sign(SECRET, body, ts))
+    assert not verifier.is_valid(body, str(ts), sign("other-secret", body, ts))
+    assert not SignatureVerifier(SECRET, clock=FixedClock(ts + 600)).is_valid(body, str(ts), sign(SECRET, body, ts))
+
+    event = event_body({"type": "app_mention", "user": USER, "text": "hi", "channel": CHANNEL, "ts": "1.2"})
+    headers = signed_headers(SECRET, event, ts, retry_num=1, retry_reason="http_timeout")
+    assert headers["Content-Type"] == JSON
+    assert (headers["X-Slack-Retry-Num"], headers["X-Slack-Retry-Reason"]) == ("1", "http_timeout")
+    assert verifier.is_valid_request(event, headers)
+    assert "X-Slack-Retry-Num" not in signed_headers(SECRET, body, ts, FORM)
+    assert verifier.is_valid_request(body, signed_headers(SECRET, body, ts, FORM))
+
+
+def test_payload_shapes() -> None:
+    submission = view_submission_payload(USER, MODAL, {"sales": {"amount": "120"}, "channel": {"pick": "rakuten"}})
+    view = submission["view"]
+    assert submission["type"] == "view_submission" and submission["user"]["id"] == USER
+    assert (view["id"], view["type"], view["callback_id"], view["private_metadata"]) == (
+        "V1",
+        "modal",
+        "diagnosis",
+        "step=1",
+    )
+    assert view["state"]["values"] == {
+        "sales": {"amount": {"type": "plain_text_input", "value": "120"}},
+        "channel": {"pick": {"type": "static_select", "selected_option": MODAL["blocks"][1]["element"]["options"][1]}},
+    }
+
+    message = {"channel": CHANNEL, "ts": "1767225600.000100", "text": "q", "blocks": [BUTTONS]}
+    clicked = block_actions_payload(USER, "no", "n", message=message)
+    assert clicked["container"] == {
+        "type": "message",
+        "message_ts": "1767225600.000100",
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
+    }
+    assert clicked["actions"][0] | {"action_ts": ""} == {
+        "action_id": "no",
+        "block_id": "choices",
+        "type": "button",
+        "text": {"type": "plain_text", "text": "No"},
+        "value": "n",
+        "action_ts": "",
+    }
+    in_view = block_actions_payload(USER, "pick", "site", view={**MODAL, "id": "V9"})
+    assert in_view["container"] == {"type": "view", "view_id": "V9"}
+    assert in_view["actions"][0]["selected_option"]["value"] == "site"
+    with pytest.raises(ValueError):
+        block_actions_payload(USER, "yes", "y")
+
+
+def test_signed_requests_are_accepted_by_bolt(fake: FakeSlackApi) -> None:
+    app = App(
+        client=WebClient(token=TOKEN, base_url=fake.base_url),
+        signing_secret=SECRET,
+        process_before_response=True,
+    )
+    seen: dict[str, Any] = {}
+
+    @app.command("/crm")
+    def on_command(ack: Any, command: dict[str, Any]) -> None:
+        seen["command"] = command
+        ack()
+
+    @app.action("yes")
+    def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        seen["action"] = (body["channel"]["id"], action["value"])
+        ack()
+
+    @app.view("diagnosis")
+    def on_view(ack: Any, view: dict[str, Any]) -> None:
+        seen["view"] = view["state"]["values"]["sales"]["amount"]["value"]
+        ack()
+
+    @app.event("app_mention")
+    def on_mention(event: dict[str, Any]) -> None:
+        seen["event"] = event["text"]
+
+    def dispatch(body: bytes, **kw: Any) -> int:
+        headers = signed_headers(SECRET, body, int(time.time()), **kw)
+        return app.dispatch(BoltRequest(body=body.decode(), headers=headers)).status
+
+    assert dispatch(slash_command_body("/crm", "start", USER, CHANNEL)) == 200
+    assert (seen["command"]["text"], seen["command"]["user_id"]) == ("start", USER)
+    ts = WebClient(token=TOKEN, base_url=fake.base_url).chat_postMessage(channel=CHANNEL, text="q", blocks=[BUTTONS])
+    message = fake.messages(CHANNEL)[0]
+    assert message["ts"] == ts["ts"]
+    assert dispatch(interaction_body(block_actions_payload(USER, "yes", "y", message=message))) == 200
+    assert seen["action"] == (CHANNEL, "y")
+    body = interaction_body(view_submission_payload(USER, MODAL, {"sales": {"amount": "99"}}))
+    assert dispatch(body) == 200
+    assert seen["view"] == "99"
+    mention = {"type": "app_mention", "user": USER, "text": "<@UBOT> hi", "channel": CHANNEL, "ts": "1767225600.1"}
+    assert dispatch(event_body(mention), retry_num=1, retry_reason="http_timeout") == 200
+    assert seen["event"] == "<@UBOT> hi"
+
+    tampered = slash_command_body("/crm", "x", USER, CHANNEL)
+    headers = signed_headers("wrong-secret", tampered, int(time.time()))
+    assert app.dispatch(BoltRequest(body=tampered.decode(), headers=headers)).status == 401
+    assert [c.method for c in fake.calls()][:1] == ["auth.test"]
+    fake.assert_contract_ok()
