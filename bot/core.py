@@ -76,7 +76,13 @@ class Bot:
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
             result = self.store.update(
-                snap, conv, ev.event_id, ttl=ttl, outbox=write, drop_outbox=ev.input.kind == I.UNFOLLOW
+                snap,
+                conv,
+                ev.event_id,
+                ttl=ttl,
+                outbox=write,
+                drop_outbox=ev.input.kind == I.UNFOLLOW,
+                remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
             )
             if result == OK:
                 log.info(

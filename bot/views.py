@@ -58,6 +58,11 @@ def retake_button(script: Script) -> Button:
     return Button(label, I.button(I.START), label)
 
 
+def optin_buttons(script: Script) -> list[Button]:
+    yes, no = script.text("optin_yes_button"), script.text("optin_no_button")
+    return [Button(yes, I.button(I.OPT_IN), yes), Button(no, I.button(I.OPT_OUT), no)]
+
+
 def resume_buttons(script: Script, sid: int) -> list[Button]:
     cont, restart = script.text("continue_button"), script.text("restart_button")
     return [Button(cont, I.button(I.CONTINUE, sid=sid), cont), Button(restart, I.button(I.RESTART), restart)]
@@ -119,7 +124,10 @@ def plain_text(script: Script, out: dict[str, Any]) -> str:
     if kind == "notice":
         params = {k: v for k, v in out.items() if k not in ("type", "key")}
         return script.text(out["key"], **params)
-    return script.text({"greeting": "greeting", "offer": "offer", "done_help": "done_help"}[kind])
+    if kind == "reminder":
+        return script.text("reminder", label=script.tiers[out["tier"]].label)
+    return script.text({"greeting": "greeting", "offer": "offer", "done_help": "done_help",
+                        "optin_offer": "optin_offer"}[kind])
 
 
 def buttons_for(script: Script, out: dict[str, Any]) -> list[Button]:
@@ -131,6 +139,8 @@ def buttons_for(script: Script, out: dict[str, Any]) -> list[Button]:
         return resume_buttons(script, out["sid"])
     if kind in ("greeting", "offer"):
         return [start_button(script)]
-    if kind in ("result", "done_help"):
+    if kind in ("result", "done_help", "reminder"):
         return [retake_button(script)]
+    if kind == "optin_offer":
+        return optin_buttons(script)
     return []

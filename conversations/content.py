@@ -24,7 +24,7 @@ LOCALES = ("ja", "en")
 QUESTION_COUNT = 10
 LETTERS = ("A", "B", "C", "D")
 TIERS = ("A", "B", "C")
-KEYWORD_KINDS = ("start", "back", "restart", "continue")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop")
 BUTTON_MAX = 20  # LINE action label limit
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
 
@@ -52,9 +52,18 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "result_alt": "label count total",
         "done_help": "",
         "non_text": "",
+        "optin_offer": "",
+        "optin_yes_button": "",
+        "optin_no_button": "",
+        "optin_on": "",
+        "optin_off": "",
+        "reminder": "label",
     }.items()
 }
-BUTTON_KEYS = ("start_button", "back_button", "restart_button", "continue_button", "retake_button")
+BUTTON_KEYS = (
+    "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
+    "optin_no_button",
+)
 
 
 @dataclass(frozen=True)

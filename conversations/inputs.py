@@ -8,6 +8,7 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     c:<sid>         continue a paused diagnosis
     a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
     b:<sid>:<q>     go back from question q
+    o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ ANSWER = "answer"
 BACK = "back"
 TEXT = "text"  # typed text we do not understand
 OTHER = "other"  # a sticker, image, location...
+OPT_IN = "opt_in"  # wants a reminder to retake the diagnosis next quarter
+OPT_OUT = "opt_out"  # no (more) reminders: the button, or a stop word
 
-KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER)
+KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT)
 LETTERS = "ABCD"
 
 
@@ -59,6 +62,8 @@ def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
     for kind in (START, RESTART, BACK, CONTINUE):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
+    if t in {normalise(w) for w in keywords.get("stop", ())}:
+        return Input(OPT_OUT)
     letter = typed_choice(text)
     if letter:
         return Input(ANSWER, choice=letter)
@@ -77,6 +82,8 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return f"a:{sid}:{q}:{choice}"
     if kind == BACK:
         return f"b:{sid}:{q}"
+    if kind in (OPT_IN, OPT_OUT):
+        return "o:1" if kind == OPT_IN else "o:0"
     raise ValueError(f"no button for input kind {kind!r}")
 
 
@@ -89,6 +96,10 @@ def from_button(data: str) -> Input:
                 return Input(START)
             case ["r"]:
                 return Input(RESTART)
+            case ["o", "1"]:
+                return Input(OPT_IN)
+            case ["o", "0"]:
+                return Input(OPT_OUT)
             case ["c", sid]:
                 return Input(CONTINUE, sid=_nat(sid))
             case ["a", sid, q, choice] if choice in LETTERS and len(choice) == 1:

@@ -9,6 +9,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<channel>:<user id>}:out             the user's outbox (hash: message id -> entry JSON)
     crmbot:{outbox}:due                            outbox index (sorted set: ref -> due time)
     crmbot:{outbox}:parked                         messages that kept failing (sorted set: ref -> time)
+    crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
+    crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from bot.errors import InvalidInput
 
 PREFIX = "crmbot"
 OUTBOX_DUE = f"{PREFIX}:{{outbox}}:due"
+# Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
+REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 OUTBOX_PARKED = f"{PREFIX}:{{outbox}}:parked"
 
 _FORBIDDEN = set("{}:\r\n\t ")
@@ -51,6 +55,11 @@ def seen(subject: Subject, event_id: str) -> str:
 
 def outbox(subject: Subject) -> str:
     return f"{PREFIX}:{subject.tag}:out"
+
+
+def reminder_sent(subject: Subject, period: str, kind: str = "retake") -> str:
+    """Ledger of one reminder (period, kind) to one recipient: set once, so it is sent once."""
+    return f"{PREFIX}:{subject.tag}:rem:{period}:{kind}"
 
 
 def outbox_ref(subject: Subject, message_id: str) -> str:

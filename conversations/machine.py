@@ -57,6 +57,7 @@ class Conv:
     last: str = ""  # answers of the last finished diagnosis
     finished: float = 0.0  # when it finished
     n: int = 0  # change counter: makes every stored value unique (compare-and-set guard)
+    remind: bool = False  # opted in to a quarterly reminder to retake the diagnosis
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -64,6 +65,8 @@ class Conv:
             d |= {"q": self.q, "a": self.answers}
         if self.last:
             d |= {"last": self.last, "ft": round(self.finished, 3)}
+        if self.remind:
+            d["r"] = 1
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -80,6 +83,7 @@ class Conv:
             last=d.get("last", ""),
             finished=d.get("ft", 0.0),
             n=d.get("n", 0),
+            remind=bool(d.get("r", 0)),
         )
 
     @property
@@ -174,7 +178,8 @@ def _keep(conv: Conv, *outputs: dict[str, Any]) -> Step:
 
 def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
-    return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n)
+    return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
+                remind=conv.remind)
 
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -202,10 +207,10 @@ def non_text_idle(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def forget(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """Unfollow: drop anything in progress; a finished result is kept (the user may come back)."""
+    """Unfollow: drop anything in progress and the reminder; a finished result is kept."""
     if not conv.last:
         return Step(None)
-    return Step(_at_rest(conv))
+    return Step(replace(_at_rest(conv), remind=False))
 
 
 def _is_current(conv: Conv, inp: Input) -> bool:
@@ -227,8 +232,11 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = Conv(state=DONE, sid=conv.sid, last=answers, finished=ctx.now, n=conv.n)
-    return Step(done, ({"type": "result", "sid": conv.sid, "answers": answers},))
+    done = Conv(state=DONE, sid=conv.sid, last=answers, finished=ctx.now, n=conv.n, remind=conv.remind)
+    outs: tuple[dict[str, Any], ...] = ({"type": "result", "sid": conv.sid, "answers": answers},)
+    if not conv.remind:
+        outs += ({"type": "optin_offer"},)
+    return Step(done, outs)
 
 
 def stale(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -284,6 +292,18 @@ def done_help(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return _keep(conv, {"type": "done_help"})
 
 
+def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    if conv.remind:
+        return _keep(conv, notice("optin_on"))
+    return Step(replace(conv, remind=True), (notice("optin_on"),))
+
+
+def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    if not conv.remind:
+        return _keep(conv, notice("optin_off"))
+    return Step(replace(conv, remind=False), (notice("optin_off"),))
+
+
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(_at_rest(conv), (notice("expired"), {"type": "offer"}))
 
@@ -329,6 +349,11 @@ ROUTES: tuple[Route, ...] = (
     Route(EXPIRED, (I.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), expired, frozenset({IDLE, DONE})),
+    # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
+    *(Route(s, (I.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (I.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (I.OPT_IN,), opt_in, frozenset(IN_PROGRESS)),
+    Route(EXPIRED, (I.OPT_OUT,), opt_out, frozenset(IN_PROGRESS)),
 )
 
 

@@ -87,6 +87,7 @@ class Persistence(abc.ABC):
         ttl: int,
         outbox: OutboxWrite | None = None,
         drop_outbox: bool = False,
+        remind_index: bool = False,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -119,7 +120,10 @@ class RedisStore(Persistence):
         ttl: int,
         outbox: OutboxWrite | None = None,
         drop_outbox: bool = False,
+        remind_index: bool = False,
     ) -> str:
+        """Commit a transition. ``remind_index`` adds the user to the reminder index (before the
+        commit, so the index is always a superset of the users who opted in)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -129,6 +133,8 @@ class RedisStore(Persistence):
             args[5] = json.dumps(outbox.entry, ensure_ascii=False, separators=(",", ":"))
         try:
             with self.r.pipeline(transaction=False) as p:
+                if remind_index:
+                    p.sadd(keys.REMIND_INDEX, f"{s.channel}:{s.user_id}")
                 if outbox is not None:
                     # Intent first: if this process dies after the commit, the index still points
                     # the outbox worker at the message.

@@ -316,6 +316,8 @@ def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tupl
     blocks: list[dict[str, Any]] = []
     texts: list[str] = []
     for out in outputs:
+        if out["type"] == "optin_offer":
+            continue  # the quarterly retake reminder is a LINE feature
         if out["type"] == "result":
             text, result_blocks = diagnosis_result(script, out["answers"])
             texts.append(text)

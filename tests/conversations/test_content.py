@@ -88,7 +88,7 @@ def test_real_scripts_load(locale: str) -> None:
         assert q.topic and q.text and q.advice
     assert set(s.texts) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
-    assert set(s.keywords) == {"start", "back", "restart", "continue"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop"}
 
 
 def test_real_script_texts_format() -> None:
@@ -373,6 +373,7 @@ def test_keyword_read_as_a_typed_answer_is_refused(tmp_path: Path, word: str) ->
 @pytest.mark.parametrize("locale", ["ja", "en"])
 def test_no_real_keyword_shadows_an_answer_or_another_keyword(locale: str) -> None:
     kw = load_script(locale).keywords
+    expected = {"stop": "opt_out"}  # a stop word opts out of the reminder
     for kind, words in kw.items():
         for w in words:
-            assert from_text(w, kw).kind == kind, w
+            assert from_text(w, kw).kind == expected.get(kind, kind), w

@@ -53,6 +53,7 @@ def resume_out(sid: int, q: int) -> dict[str, Any]:
 OFFER = {"type": "offer"}
 GREETING = {"type": "greeting"}
 DONE_HELP = {"type": "done_help"}
+OPTIN_OFFER = {"type": "optin_offer"}
 
 
 class Chat:
@@ -225,7 +226,7 @@ def test_ten_answers_finish_with_the_result() -> None:
         if i < QUESTION_COUNT - 1:
             assert step.outputs == (q_out(1, i + 1),)
             assert chat.conv.answers == answers[: i + 1]
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": answers},)
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": answers}, OPTIN_OFFER)
     assert chat.conv.state == DONE
     assert chat.conv.last == answers
     assert chat.conv.finished == chat.now
@@ -243,7 +244,7 @@ def test_typed_answers_apply_to_the_current_question() -> None:
 def test_typed_answer_finishes_too() -> None:
     chat = asking_at(9)
     step = chat.type("A")
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAA"},)
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAA"}, OPTIN_OFFER)
 
 
 def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
@@ -253,7 +254,7 @@ def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
     assert (chat.conv.state, chat.conv.sid, chat.conv.last) == (ASKING, 2, "AAAAAAAAAA")
     for letter in "DDDDDDDDDD":
         step = chat.tap(letter)
-    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD"},)
+    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD"}, OPTIN_OFFER)
     assert chat.conv.last == "DDDDDDDDDD"
 
 
@@ -355,7 +356,7 @@ def test_typed_answer_from_the_resume_prompt_is_accepted() -> None:
 def test_last_answer_from_the_resume_prompt_finishes() -> None:
     chat = in_resume(9, "ABCDABCDA")
     step = chat.tap("D")
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAD"},)
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAD"}, OPTIN_OFFER)
     assert chat.conv.state == DONE
 
 
@@ -831,3 +832,31 @@ def test_start_after_expiry_is_simply_a_new_diagnosis() -> None:
     step = chat.do(I.START, dt=SET.expiry + 1)
     assert step.outputs == (q_out(2, 0),)  # no "starting over" notice: the old one had expired
     assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")
+
+
+def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
+    chat = finished()
+    step = chat.send(Input(I.OPT_IN))
+    assert chat.conv.remind and step.outputs == (notice("optin_on"),)
+    chat.do(I.START)
+    for letter in "ABCDABCDA":
+        chat.tap(letter)
+    step = chat.tap("A")
+    assert step.outputs == ({"type": "result", "sid": 2, "answers": "ABCDABCDAA"},)  # no second offer
+    assert chat.conv.remind  # kept across the retake
+
+
+def test_stop_word_and_unfollow_end_the_reminder() -> None:
+    chat = finished()
+    chat.send(Input(I.OPT_IN))
+    step = chat.send(Input(I.OPT_OUT))
+    assert not chat.conv.remind and step.outputs == (notice("optin_off"),)
+    chat.send(Input(I.OPT_IN))
+    chat.send(Input(I.UNFOLLOW))
+    assert chat.conv.state == DONE and not chat.conv.remind and chat.conv.last
+
+
+def test_opting_in_mid_diagnosis_keeps_the_question_open() -> None:
+    chat = asking_at(4)
+    chat.send(Input(I.OPT_IN))
+    assert (chat.conv.state, chat.conv.q, chat.conv.remind) == (ASKING, 4, True)
