@@ -48,9 +48,11 @@ def build_services(
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     transports: dict[str, Any] = {}
     if config.line_enabled:
-        from bot.line.transport import LineTransport
+        from bot.line.transport import LineBatchTransport, LineTransport
 
-        transports["line"] = LineTransport(config.line_api_host, config.line_channel_access_token or "", script)
+        line = LineTransport(config.line_api_host, config.line_channel_access_token or "", script)
+        transports["line"] = line
+        transports["linebatch"] = LineBatchTransport(line.api, script, client)
     else:
         log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
     slack_client = None
@@ -91,6 +93,33 @@ def build_services(
             clock=clock,
         )
     return svc
+
+
+def build_reminders(svc: Services) -> Any:
+    """The quarterly reminder engine over the app's services (bot.reminders.Reminders)."""
+    from bot.reminders import Reminders, ReminderSettings
+    from conversations.teams import TeamStore
+
+    cfg = svc.config
+    line = svc.outbox.transports.get("line")
+    button = None
+    if svc.slack is not None:
+        from bot.slack.blocks import report_button
+
+        def button(team: Any, quarter: Any) -> dict[str, Any]:
+            return report_button(cfg.locale, team, quarter)
+
+    return Reminders(
+        svc.redis,
+        TeamStore(svc.redis),
+        svc.outbox,
+        locale=cfg.locale,
+        settings=ReminderSettings(
+            hour=cfg.remind_hour, nudges=cfg.remind_nudges, cadence=cfg.remind_cadence, grace=cfg.remind_grace
+        ),
+        line_api=line.api if line is not None else None,
+        report_button=button,
+    )
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> Flask:

@@ -4,6 +4,8 @@
     crmbot worker             the background outbox worker alone (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
+    crmbot clock              the reminder schedule (Procfile ``clock:``)
+    crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
 
 Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
 """
@@ -36,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
     sub.add_parser("worker", help="run the outbox worker (retries, recovery)")
+    sub.add_parser("clock", help="run the quarterly reminder schedule")
+    remind = sub.add_parser("remind", help="one pass of every reminder due at an instant, then exit")
+    remind.add_argument("--now", required=True, help="the instant, ISO-8601 with a time zone")
+    remind.add_argument("--dry-run", action="store_true", help="send nothing, change nothing")
     chat = sub.add_parser("chat", help="take the diagnosis in this terminal")
     chat.add_argument("--user", default="local", help="local user name (default: local)")
     ob = sub.add_parser("outbox", help="list parked messages")
@@ -53,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return worker_cmd(config)
         if args.command == "chat":
             return chat_cmd(config, args.user)
+        if args.command == "clock":
+            return clock_cmd(config)
+        if args.command == "remind":
+            return remind_cmd(config, args.now, args.dry_run)
         return outbox_cmd(config, args.requeue)
     except ConfigError as e:
         print(f"crmbot: configuration error: {e}", file=sys.stderr)
@@ -105,6 +115,72 @@ def worker_cmd(config: Config) -> int:
         run_worker_loop(svc.outbox.sweep, stop)
     except KeyboardInterrupt:
         stop.set()
+    return 0
+
+
+def parse_instant(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"--now: not an ISO-8601 time: {text[:40]!r}") from None
+    if when.tzinfo is None:
+        raise ConfigError(f"--now: give a time zone, e.g. {text.strip()}+09:00")
+    return when.timestamp()
+
+
+def remind_cmd(config: Config, now_text: str, dry_run: bool, out: TextIO | None = None) -> int:
+    """One pass at the given instant: what is due is queued and tried once; prints a summary."""
+    from bot.app import build_reminders, build_services
+
+    now = parse_instant(now_text)
+    svc = build_services(config.with_(send_in_background=False), clock=lambda: now)
+    summary = build_reminders(svc).run(now, dry_run=dry_run)
+    print(summary.render(), file=out or sys.stdout)
+    return 0
+
+
+CLOCK_LOCK = "crmbot:{clock}:lock"
+
+
+def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> bool:
+    """One scheduled pass, by at most one clock at a time (SET NX EX). Exactly-once does not rest
+    on the lock (every reminder has its own ledger mark); the lock only saves duplicate work."""
+    r = svc.redis  # type: ignore[attr-defined]
+    if not r.set(CLOCK_LOCK, owner, nx=True, ex=max(5, int(interval * 2))):
+        return False
+    try:
+        summary = reminders.run(svc.clock())  # type: ignore[attr-defined]
+        if summary.sent or summary.failed:
+            log.info("clock: %s", summary.render().splitlines()[0])
+        svc.outbox.sweep()  # type: ignore[attr-defined]
+    finally:
+        if r.get(CLOCK_LOCK) in (owner, owner.encode()):
+            r.delete(CLOCK_LOCK)
+    return True
+
+
+def clock_cmd(config: Config, interval: float = 60.0) -> int:
+    from bot.app import build_reminders, build_services
+
+    svc = build_services(config.with_(send_in_background=False))
+    reminders = build_reminders(svc)
+    owner = uuid.uuid4().hex
+    stop = threading.Event()
+    log.info("crmbot clock running (a pass every %.0fs; missed reminders within the grace window go out now)",
+             interval)
+    try:
+        while not stop.is_set():
+            try:
+                clock_pass(svc, reminders, owner, interval)
+            except StoreUnavailable as e:
+                log.warning("clock: %s", e)
+            except Exception:
+                log.exception("clock: pass failed")
+            stop.wait(interval)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -41,6 +41,10 @@ class Config:
     outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
     send_in_background: bool = True  # tests may send synchronously
+    remind_hour: int = 10  # CRMBOT_REMIND_HOUR: local hour of the quarter's first reminder
+    remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
+    remind_cadence: str = "quarterly"  # CRMBOT_REMIND_CADENCE: quarterly | half-yearly
+    remind_grace: int = 3 * 86400  # CRMBOT_REMIND_GRACE: a missed reminder is still sent this long after
 
     @property
     def line_enabled(self) -> bool:
@@ -110,6 +114,19 @@ class Config:
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
         line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
+        cadence = (text("CRMBOT_REMIND_CADENCE") or "quarterly").lower()
+        if cadence not in ("quarterly", "half-yearly"):
+            raise ConfigError(f"environment: CRMBOT_REMIND_CADENCE must be quarterly or half-yearly (got {cadence!r})")
+        raw_nudges = text("CRMBOT_REMIND_NUDGES")
+        try:
+            nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else (7, 14)
+        except ValueError:
+            raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be days, comma-separated (e.g. 7,14)") from None
+        if any(not 1 <= n <= 80 for n in nudges):
+            raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be between 1 and 80 days")
+        hour = integer("CRMBOT_REMIND_HOUR", 10, 0)
+        if hour > 23:
+            raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
         slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
@@ -129,4 +146,8 @@ class Config:
             dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", 3 * 86400, 60),
             outbox_lease=integer("CRMBOT_OUTBOX_LEASE", 30, 1),
             outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", 8, 1),
+            remind_hour=hour,
+            remind_nudges=nudges,
+            remind_cadence=cadence,
+            remind_grace=integer("CRMBOT_REMIND_GRACE", 3 * 86400, 0),
         )

@@ -49,6 +49,18 @@ return 1
 """
 
 
+# Claim a one-off message (a reminder) and queue it, exactly once.
+# KEYS[1] the ledger mark of the message (string)   crmbot:{u:<ch>:<id>}:rem:<period>:<kind>
+# KEYS[2] the recipient's outbox (hash)             crmbot:{u:<ch>:<id>}:out
+# ARGV[1] message id, ARGV[2] entry JSON, ARGV[3] TTL of the ledger mark in seconds
+# Returns 1 if claimed and queued, 0 if the ledger mark already existed (nothing written).
+CLAIM_ENQUEUE_LUA = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: str  # delivered | retry | failed
@@ -86,6 +98,7 @@ class Outbox:
         self.lease = lease
         self.max_attempts = max_attempts
         self._claim = client.register_script(CLAIM_LUA)
+        self._claim_enqueue = client.register_script(CLAIM_ENQUEUE_LUA)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="outbox") if background else None
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
@@ -129,16 +142,50 @@ class Outbox:
         self.submit(write)
         return write
 
+    def claim_and_enqueue(
+        self,
+        subject: Subject,
+        ledger_key: str,
+        outputs: list[dict[str, Any]],
+        *,
+        ttl: int,
+        extra: dict[str, Any] | None = None,
+    ) -> OutboxWrite | None:
+        """Queue a message unless its ledger mark exists: the mark and the entry are written by one
+        Lua script (same hash slot), so a message is queued at most once and never half-queued."""
+        now = self.clock()
+        ev = type("Ev", (), {"subject": subject, "reply_token": None, "timestamp": now, "redelivery": False})()
+        write = self.prepare(ev, tuple(outputs), now, None)
+        if extra:
+            write.entry.update(extra)
+        ref = keys.outbox_ref(subject, write.message_id)
+        try:
+            with self.r.pipeline(transaction=False) as p:
+                p.zadd(keys.OUTBOX_DUE, {ref: write.due})
+                self._claim_enqueue(keys=[ledger_key, keys.outbox(subject)],
+                                    args=[write.message_id, _dumps(write.entry), ttl], client=p)
+                claimed = p.execute()[-1]
+            if not claimed:
+                self.r.zrem(keys.OUTBOX_DUE, ref)
+                return None
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        return write
+
     def submit(self, write: OutboxWrite) -> None:
         """Hand a just-committed entry to a sender (background thread, or inline for tests)."""
-        subject = Subject(write.entry["ch"], write.entry["to"])
         if self._pool is None:
-            self._attempt(subject, write.message_id, dict(write.entry), recovering=False)
+            self.attempt_now(write)
             return
-        fut = self._pool.submit(self._attempt, subject, write.message_id, dict(write.entry), recovering=False)
+        fut = self._pool.submit(self.attempt_now, write)
         with self._lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+
+    def attempt_now(self, write: OutboxWrite) -> Outcome:
+        """The first delivery attempt, in the calling thread."""
+        subject = Subject(write.entry["ch"], write.entry["to"])
+        return self._attempt(subject, write.message_id, dict(write.entry), recovering=False)
 
     def _forget(self, fut: Future[None]) -> None:
         with self._lock:
@@ -161,12 +208,13 @@ class Outbox:
 
     # ---- delivering -------------------------------------------------------------------------------
 
-    def _attempt(self, subject: Subject, message_id: str, entry: dict[str, Any], *, recovering: bool) -> None:
+    def _attempt(self, subject: Subject, message_id: str, entry: dict[str, Any], *, recovering: bool) -> Outcome:
         transport = self.transports.get(subject.channel)
         now = self.clock()
         if transport is None:
-            self._park(subject, message_id, entry, f"no transport for channel {subject.channel!r}")
-            return
+            outcome = Outcome(FAILED, f"no transport for channel {subject.channel!r}")
+            self._park(subject, message_id, entry, outcome.detail)
+            return outcome
         try:
             outcome = transport.deliver(entry, recovering=recovering, now=now)
         except Exception as e:  # a bug or an unexpected client error must not lose the message
@@ -176,13 +224,13 @@ class Outbox:
             if outcome.kind == DELIVERED:
                 self._ack(subject, message_id)
                 log.info("outbox: delivered %s to %s (%s)", message_id[:8], uid(subject.user_id), outcome.detail)
-                return
+                return outcome
             entry["n"] = int(entry.get("n", 0)) + 1
             entry["via"] = "push"
             entry["last_error"] = outcome.detail[:200]
             if outcome.kind == FAILED or entry["n"] >= self.max_attempts:
                 self._park(subject, message_id, entry, outcome.detail)
-                return
+                return Outcome(FAILED, outcome.detail)
             due = self.clock() + backoff(entry["n"], outcome.retry_after)
             self._reschedule(subject, message_id, entry, due)
             log.warning(
@@ -195,6 +243,7 @@ class Outbox:
         except redis.RedisError:
             # The index entry still points here; a sweep will pick the message up again.
             log.warning("outbox: redis unavailable while recording %s; left for the sweeper", message_id[:8])
+        return outcome
 
     def _ack(self, subject: Subject, message_id: str) -> None:
         with self.r.pipeline(transaction=False) as p:

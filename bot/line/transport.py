@@ -24,13 +24,16 @@ from linebot.v3.messaging import (
     ApiException,
     Configuration,
     MessagingApi,
+    MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
 )
 
 from bot.line.render import render
 from bot.outbox import DELIVERED, FAILED, RETRY, Outcome
+from conversations import keys
 from conversations.content import Script
+from conversations.keys import Subject
 
 log = logging.getLogger(__name__)
 TIMEOUT = (3.0, 10.0)  # connect, read (seconds)
@@ -103,3 +106,42 @@ class LineTransport:
         if status == 429 or status >= 500:
             return Outcome(RETRY, f"{via}: HTTP {status}", _retry_after(e))
         return Outcome(FAILED, f"{via}: HTTP {status}")
+
+
+class LineBatchTransport:
+    """Quarterly reminders by multicast (at most 500 users a request, one X-Line-Retry-Key each).
+
+    Sends only to the batch's users whose reminder ledger mark names this batch, so a batch
+    recovered after a crash never reaches a user another batch has claimed.
+    """
+
+    channel = "linebatch"
+
+    def __init__(self, api: MessagingApi, script: Script, client: Any) -> None:
+        self.api = api
+        self.script = script
+        self.r = client
+
+    def deliver(self, entry: Mapping[str, Any], *, recovering: bool, now: float) -> Outcome:
+        users = list(entry.get("rcpt") or [])
+        with self.r.pipeline(transaction=False) as p:
+            for u in users:
+                p.get(keys.reminder_sent(Subject("line", u), entry["period"]))
+            marks = p.execute()
+        marks = [m.decode() if isinstance(m, bytes) else m for m in marks]
+        mine = [u for u, m in zip(users, marks, strict=True) if m == entry["id"]]
+        if not mine:
+            return Outcome(DELIVERED, "no recipients left")
+        try:
+            self.api.multicast(
+                MulticastRequest(to=mine, messages=render(self.script, entry["out"])),
+                x_line_retry_key=entry["id"],
+                _request_timeout=TIMEOUT,
+            )
+            return Outcome(DELIVERED, f"multicast to {len(mine)}")
+        except ApiException as e:
+            if e.status == 409:
+                return Outcome(DELIVERED, "multicast already accepted (retry key)")
+            return LineTransport._failure(e, "multicast")
+        except Exception as e:
+            return Outcome(RETRY, f"multicast: {type(e).__name__}")

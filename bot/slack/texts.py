@@ -59,6 +59,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "home_latest": "最新 {quarter} の総合 {score}/10",
         "dm_only": "診断の質問をDMでお送りしました。",
         "report_button": "今期の数値を報告する",
+        "remind_kickoff": "*{quarter}* のKPI報告の時期になりました。\n"
+        "下のボタンから数値を入力してください。採点結果はこのチャンネルで共有されます。",
+        "remind_nudge": "*{quarter}* のKPIがまだ報告されていません。\n"
+        "数分で終わります。下のボタンからどうぞ（止めるには `/kpi reminders off`）。",
     },
     "en": {
         "help": (
@@ -116,6 +120,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "home_latest": "Latest {quarter} overall {score}/10",
         "dm_only": "I've sent the diagnosis questions to you by DM.",
         "report_button": "Report this quarter",
+        "remind_kickoff": "It's time to report the KPIs for *{quarter}*.\n"
+        "Enter the current figures with the button below; the scores will be shared in this channel.",
+        "remind_nudge": "The KPIs for *{quarter}* have not been reported yet.\n"
+        "It takes a few minutes: use the button below (`/kpi reminders off` pauses these).",
     },
 }
 

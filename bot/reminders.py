@@ -1,0 +1,277 @@
+"""Quarterly reminders that go out exactly once.
+
+Slack: at the start of each quarter (the first weekday of its first month, 10:00 in the team's time
+zone) each registered team's channel gets a reminder with a button that opens the KPI form for that
+quarter; nudges follow after 7 and 14 days, only to teams that have not reported that quarter.
+LINE: once a quarter every user who opted in gets one push inviting them to retake the diagnosis,
+showing their last tier; pushes go by multicast, at most 500 users a request, one request per tier.
+
+Exactly once: every (recipient, period, kind) has a ledger mark in the recipient's hash slot. A
+Lua script sets the mark and queues the message in the recipient's outbox in one step, so two
+clocks, a clock killed mid-run, or ``crmbot remind`` run by hand at the same time can never queue
+it twice, and a queued message is delivered by the outbox (retries with backoff, Retry-After,
+recovery after a crash, parking of permanent failures; LINE multicasts carry an X-Line-Retry-Key).
+A reminder is sent from its due time until ``grace`` later (default 3 days), never after.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+
+from bot.outbox import DELIVERED, FAILED, Outbox
+from bot.slack.texts import t
+from conversations import keys
+from conversations.keys import Subject
+from conversations.machine import Conv
+from conversations.teams import Team, TeamStore
+from scoring import score
+from scoring.periods import Quarter, quarter_of, zone
+
+log = logging.getLogger(__name__)
+DAY = 86400
+LEDGER_TTL = 400 * DAY  # a ledger mark outlives its period; then it expires on its own
+LINE_BATCH = 500  # LINE's multicast limit
+LINE_TZ = "Asia/Tokyo"
+RECENT = 30 * DAY  # someone who took the diagnosis this recently is not asked to retake it yet
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    hour: int = 10  # local time of the kickoff reminder
+    nudges: tuple[int, ...] = (7, 14)  # days after the kickoff
+    cadence: str = "quarterly"  # or "half-yearly" (January and July only)
+    grace: float = 3 * DAY  # a reminder missed while no clock ran is still sent within this window
+
+
+@dataclass
+class Summary:
+    sent: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"sent {len(self.sent)}, skipped {len(self.skipped)}, failed {len(self.failed)}"]
+        lines += [f"  sent     {x}" for x in self.sent]
+        lines += [f"  skipped  {x}: {why}" for x, why in self.skipped]
+        lines += [f"  failed   {x}: {why}" for x, why in self.failed]
+        return "\n".join(lines)
+
+
+def kickoff_at(quarter: Quarter, tz: str, hour: int = 10) -> float:
+    """The first weekday (Mon-Fri) of the quarter's first month, at ``hour`` local time."""
+    day = datetime(quarter.year, quarter.first_month, 1, hour, tzinfo=zone(tz))
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day.timestamp()
+
+
+def schedule(quarter: Quarter, tz: str, settings: ReminderSettings) -> list[tuple[str, float]]:
+    """(kind, due time) of the Slack reminders of one quarter."""
+    if settings.cadence == "half-yearly" and quarter.q not in (1, 3):
+        return []
+    start = kickoff_at(quarter, tz, settings.hour)
+    return [("kickoff", start)] + [(f"nudge{d}", start + d * DAY) for d in settings.nudges]
+
+
+def _due(now: float, due: float, grace: float) -> bool:
+    return due <= now <= due + grace
+
+
+class Reminders:
+    def __init__(
+        self,
+        client: redis.Redis,
+        teams: TeamStore,
+        outbox: Outbox,
+        *,
+        locale: str = "ja",
+        settings: ReminderSettings | None = None,
+        line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
+        report_button: Callable[[Team, Quarter], dict[str, Any]] | None = None,
+    ) -> None:
+        self.r = client
+        self.teams = teams
+        self.outbox = outbox
+        self.locale = locale
+        self.settings = settings or ReminderSettings()
+        self.line_api = line_api
+        self.report_button = report_button
+
+    def run(self, now: float, *, dry_run: bool = False) -> Summary:
+        summary = Summary()
+        if self.outbox.handles("slack"):
+            self._slack(now, dry_run, summary)
+        if self.outbox.handles("linebatch"):
+            self._line(now, dry_run, summary)
+        return summary
+
+    def _record(self, summary: Summary, label: str, write: Any, dry_run: bool) -> None:
+        if dry_run:
+            summary.sent.append(f"{label} (dry run: would send)")
+            return
+        outcome = self.outbox.attempt_now(write)
+        if outcome.kind == DELIVERED:
+            summary.sent.append(label)
+        elif outcome.kind == FAILED:
+            summary.failed.append((label, f"{outcome.detail} (permanent: parked, not retried)"))
+        else:
+            summary.failed.append((label, f"{outcome.detail} (queued: retried with backoff)"))
+
+    # ---- Slack ----------------------------------------------------------------------------------
+
+    def _slack(self, now: float, dry_run: bool, summary: Summary) -> None:
+        for team in self.teams.all_teams():
+            quarter = quarter_of(now, team.tz)
+            label_base = f"slack {team.ref.workspace}/{team.ref.channel} {quarter}"
+            for kind, due in schedule(quarter, team.tz, self.settings):
+                if not _due(now, due, self.settings.grace):
+                    continue
+                label = f"{label_base} {kind}"
+                subject = Subject("slack", f"{team.ref.workspace}.{team.ref.channel}")
+                ledger = keys.reminder_sent(subject, str(quarter), kind)
+                if self.r.exists(ledger):
+                    continue  # sent already: not news for the summary
+                if not team.reminders:
+                    summary.skipped.append((label, "reminders paused by the team"))
+                    continue
+                if kind != "kickoff" and self.teams.report(team.ref, quarter) is not None:
+                    summary.skipped.append((label, "already reported"))
+                    continue
+                text = t(self.locale, "remind_kickoff" if kind == "kickoff" else "remind_nudge", quarter=quarter)
+                blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+                if self.report_button is not None:
+                    blocks.append(self.report_button(team, quarter))
+                if dry_run:
+                    summary.sent.append(f"{label} (dry run: would send)")
+                    continue
+                write = self.outbox.claim_and_enqueue(
+                    subject, ledger, [{"type": "slack_post", "text": text, "blocks": blocks}], ttl=int(LEDGER_TTL)
+                )
+                if write is None:
+                    continue  # another clock claimed it a moment ago
+                self._record(summary, label, write, dry_run)
+
+    # ---- LINE -----------------------------------------------------------------------------------
+
+    def _line_period(self, now: float) -> Quarter | None:
+        quarter = quarter_of(now, LINE_TZ)
+        if self.settings.cadence == "half-yearly" and quarter.q not in (1, 3):
+            return None
+        if not _due(now, kickoff_at(quarter, LINE_TZ, self.settings.hour), self.settings.grace):
+            return None
+        return quarter
+
+    def _opted_in(self, quarter: Quarter, now: float, dry_run: bool, summary: Summary) -> dict[str, list[str]]:
+        """Users to remind, grouped by the tier of their last result."""
+        quarter_start = datetime(quarter.year, quarter.first_month, 1, tzinfo=zone(LINE_TZ)).timestamp()
+        by_tier: dict[str, list[str]] = defaultdict(list)
+        refs = sorted(x.decode() if isinstance(x, bytes) else x for x in self.r.sscan_iter(keys.REMIND_INDEX))
+        for chunk in _chunks([r for r in refs if r.startswith("line:")], 500):
+            subjects = [Subject("line", ref.split(":", 1)[1]) for ref in chunk]
+            with self.r.pipeline(transaction=False) as p:
+                for s in subjects:
+                    p.get(keys.conv(s))
+                    p.exists(keys.reminder_sent(s, str(quarter)))
+                rows = p.execute()
+            gone = []
+            for i, s in enumerate(subjects):
+                conv, sent = Conv.from_json(rows[2 * i]), rows[2 * i + 1]
+                if not conv.remind:
+                    gone.append(f"line:{s.user_id}")
+                    continue
+                if sent or not conv.last:
+                    continue
+                if conv.finished >= quarter_start or now - conv.finished < RECENT:
+                    summary.skipped.append((f"line {_short(s.user_id)} {quarter}", "took it less than 30 days ago"))
+                    continue
+                by_tier[score(conv.last).tier].append(s.user_id)
+            if gone and not dry_run:
+                self.r.srem(keys.REMIND_INDEX, *gone)
+        return by_tier
+
+    def _quota_left(self) -> float:
+        if self.line_api is None:
+            return math.inf
+        quota = self.line_api.get_message_quota()
+        if quota.type != "limited" or quota.value is None:
+            return math.inf
+        used = self.line_api.get_message_quota_consumption().total_usage
+        return max(0, quota.value - used)
+
+    def _line(self, now: float, dry_run: bool, summary: Summary) -> None:
+        quarter = self._line_period(now)
+        if quarter is None:
+            return
+        by_tier = self._opted_in(quarter, now, dry_run, summary)
+        total = sum(len(v) for v in by_tier.values())
+        if total == 0:
+            return
+        left = self._quota_left()
+        for tier in sorted(by_tier):
+            users = by_tier[tier]
+            allowed = users[: int(min(len(users), left))]
+            left -= len(allowed)
+            for user in users[len(allowed):]:
+                summary.skipped.append((f"line {_short(user)} {quarter}", "monthly message quota would be exceeded"))
+            for batch in _chunks(allowed, LINE_BATCH):
+                label = f"line multicast {quarter} tier {tier} ({len(batch)} users)"
+                if dry_run:
+                    summary.sent.append(f"{label} (dry run: would send)")
+                    continue
+                write = self._line_batch(quarter, tier, batch)
+                if write is None:
+                    continue
+                self._record(summary, f"{label.split(' (')[0]} ({len(write.entry['rcpt'])} users)", write, False)
+
+    def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Any:
+        """Queue one multicast, then claim its users: the batch entry is written first, so a crash at
+        any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
+        the outbox worker still sends to (the transport sends only to users whose mark names it)."""
+        import uuid
+
+        batch_id = str(uuid.uuid4())
+        subject = Subject("linebatch", batch_id)
+        ledger = keys.reminder_sent(subject, str(quarter), "batch")
+        write = self.outbox.claim_and_enqueue(
+            subject,
+            ledger,
+            [{"type": "reminder", "tier": tier}],
+            ttl=int(LEDGER_TTL),
+            extra={"rcpt": users, "period": str(quarter)},
+        )
+        if write is None:
+            return None
+        with self.r.pipeline(transaction=False) as p:
+            for u in users:
+                p.set(keys.reminder_sent(Subject("line", u), str(quarter)), write.message_id, nx=True,
+                      ex=int(LEDGER_TTL))
+            claimed = p.execute()
+        mine = [u for u, ok in zip(users, claimed, strict=True) if ok]
+        write.entry["rcpt"] = mine
+        self.r.hset(keys.outbox(subject), write.message_id, _dumps(write.entry))
+        return write
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _short(user_id: str) -> str:
+    from bot.logs import uid
+
+    return uid(user_id)
+
+
+def _dumps(entry: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))

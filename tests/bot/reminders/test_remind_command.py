@@ -1,0 +1,40 @@
+"""`crmbot remind --now ... [--dry-run]`: one pass at an instant, with a printed summary."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.cli import main, remind_cmd
+from tests.bot.reminders.conftest import World
+
+
+def test_remind_prints_a_summary_and_sends_what_is_due(world: World) -> None:
+    world.team("C1")
+    world.line_user("U" + "1" * 32)
+    out = io.StringIO()
+    assert remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", False, out) == 0
+    text = out.getvalue()
+    assert text.splitlines()[0] == "sent 2, skipped 0, failed 0"
+    assert "slack T1/C1 2026-Q2 kickoff" in text and "line multicast 2026-Q2 tier B (1 users)" in text
+    assert len(world.slack.messages("C1")) == 1
+    out = io.StringIO()
+    remind_cmd(world.config(), "2026-04-01T11:00:00+09:00", False, out)
+    assert out.getvalue().splitlines()[0] == "sent 0, skipped 0, failed 0"
+
+
+def test_remind_dry_run_changes_nothing(world: World) -> None:
+    world.team("C1")
+    keys_before = sorted(world.r.keys("*"))
+    out = io.StringIO()
+    remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", True, out)
+    assert "would send" in out.getvalue()
+    assert sorted(world.r.keys("*")) == keys_before and world.slack.messages("C1") == []
+
+
+@pytest.mark.parametrize("when", ["yesterday", "2026-04-01T10:00:00"])
+def test_remind_refuses_an_unclear_instant(when: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main(["remind", "--now", when]) == 2
+    assert "--now" in capsys.readouterr().err

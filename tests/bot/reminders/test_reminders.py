@@ -1,0 +1,252 @@
+"""Reminders through the real Redis and the fake Slack and LINE APIs, with injected time."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.reminders import kickoff_at
+from conversations import keys
+from scoring.periods import Quarter
+from tests.bot.reminders.conftest import World, at
+from tests.fakes.line_api import MULTICAST, QUOTA
+
+Q2 = Quarter(2026, 2)
+KICKOFF = at("2026-04-01T10:00:00")
+DAY = 86400
+
+
+def test_a_team_gets_the_kickoff_at_its_due_time_and_not_before(world: World) -> None:
+    world.team("C1", "本店")
+    world.clock.t = KICKOFF - 60
+    assert world.reminders.run(world.clock()).sent == []
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert summary.sent == ["slack T1/C1 2026-Q2 kickoff"]
+    [msg] = world.slack.messages("C1")
+    assert "2026-Q2" in msg["text"]
+    button = msg["blocks"][1]["elements"][0]
+    assert button["action_id"] == "kpi_open" and '"quarter": "2026-Q2"' in button["value"]
+
+
+def test_each_reminder_goes_out_once_however_often_the_pass_runs(world: World) -> None:
+    world.team("C1")
+    for minutes in range(0, 120, 10):
+        world.clock.t = KICKOFF + minutes * 60
+        world.reminders.run(world.clock())
+    assert len(world.slack.messages("C1")) == 1
+
+
+def test_nudges_only_to_teams_that_have_not_reported(world: World) -> None:
+    reported, silent = world.team("C1"), world.team("C2")
+    world.clock.t = KICKOFF
+    world.reminders.run(world.clock())
+    world.teams.submit(reported, Q2, {"complete_records": 96}, "U1", KICKOFF + DAY)
+    for day in (7, 14):
+        world.clock.t = KICKOFF + day * DAY
+        summary = world.reminders.run(world.clock())
+        assert (f"slack T1/C1 2026-Q2 nudge{day}", "already reported") in summary.skipped
+    assert len(world.slack.messages("C1")) == 1
+    assert len(world.slack.messages("C2")) == 3
+    del silent
+
+
+def test_time_zone_of_the_team_sets_the_hour(world: World) -> None:
+    world.team("CLDN", tz="Europe/London")
+    world.clock.t = KICKOFF  # 10:00 in Tokyo is 02:00 in London
+    assert world.reminders.run(world.clock()).sent == []
+    world.clock.t = kickoff_at(Q2, "Europe/London")
+    assert world.reminders.run(world.clock()).sent == ["slack T1/CLDN 2026-Q2 kickoff"]
+
+
+def test_paused_team_gets_nothing(world: World) -> None:
+    ref = world.team("C1")
+    world.teams.set_reminders(ref, False)
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert summary.skipped == [("slack T1/C1 2026-Q2 kickoff", "reminders paused by the team")]
+    assert world.slack.messages("C1") == []
+
+
+def test_missed_reminder_is_sent_within_the_grace_window_and_never_after(world: World) -> None:
+    world.team("C1")
+    world.team("C2")
+    world.clock.t = KICKOFF + 2 * DAY  # the clock was down for two days
+    assert [x.split()[1] for x in world.reminders.run(world.clock()).sent] == ["T1/C1", "T1/C2"]
+    world.r.delete(keys.reminder_sent(keys.Subject("slack", "T1.C2"), "2026-Q2", "kickoff"))
+    world.slack.reset()
+    world.clock.t = KICKOFF + 3 * DAY + 1  # past the grace window: never
+    assert world.reminders.run(world.clock()).sent == []
+    assert world.slack.messages("C2") == []
+
+
+def test_dry_run_sends_nothing_and_changes_nothing(world: World) -> None:
+    world.team("C1")
+    world.line_user("U" + "1" * 32)
+    before = {k: world.r.dump(k) for k in world.r.keys("*")}
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock(), dry_run=True)
+    assert summary.sent == ["slack T1/C1 2026-Q2 kickoff (dry run: would send)",
+                            "line multicast 2026-Q2 tier B (1 users) (dry run: would send)"]
+    assert {k: world.r.dump(k) for k in world.r.keys("*")} == before
+    assert world.slack.calls("chat.postMessage") == [] and world.line.recorded(MULTICAST) == []
+
+
+def test_two_clocks_racing_send_each_reminder_once(world: World) -> None:
+    for i in range(5):
+        world.team(f"C{i}")
+    for i in range(40):
+        world.line_user(f"U{i:032d}")
+    clocks = [world.reminders] + [world.another_clock()[1] for _ in range(3)]
+    world.clock.t = KICKOFF
+    barrier = threading.Barrier(len(clocks))
+
+    def run(rem) -> None:
+        barrier.wait()
+        rem.run(KICKOFF)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clocks]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    for i in range(5):
+        assert len(world.slack.messages(f"C{i}")) == 1
+    recipients = world.multicast_recipients()
+    assert sorted(recipients) == sorted(f"U{i:032d}" for i in range(40))
+
+
+def test_slack_429_is_honoured_then_sent_once(world: World) -> None:
+    world.team("C1")
+    world.slack.fail("chat.postMessage", status=429, headers={"Retry-After": "30"})
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert summary.failed and "ratelimited" in summary.failed[0][1]
+    world.clock.advance(29)
+    assert world.svc.outbox.sweep() == 0
+    world.clock.advance(2)
+    assert world.svc.outbox.sweep() == 1
+    assert len(world.slack.messages("C1")) == 1
+    assert world.reminders.run(world.clock()).sent == []  # not queued again
+
+
+def test_one_archived_channel_does_not_stop_the_others(world: World) -> None:
+    world.team("C1")
+    world.team("C2")
+    world.slack.archive("C1")
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert [x for x, _ in summary.failed] == ["slack T1/C1 2026-Q2 kickoff"]
+    assert "is_archived" in summary.failed[0][1] and "parked" in summary.failed[0][1]
+    assert summary.sent == ["slack T1/C2 2026-Q2 kickoff"]
+    assert len(world.svc.outbox.parked()) == 1
+    world.clock.advance(DAY)
+    world.svc.outbox.sweep()
+    world.reminders.run(world.clock())
+    assert len(world.slack.calls("chat.postMessage")) == 2  # the archived one is not retried
+
+
+def test_line_reminder_shows_the_last_tier_and_goes_by_multicast_per_tier(world: World) -> None:
+    a = [world.line_user(f"UA{i:031d}", "AAAAAAAAAA").user_id for i in range(3)]
+    c = [world.line_user(f"UC{i:031d}", "DDDDDDDDDD").user_id for i in range(2)]
+    world.line_user("U" + "9" * 32, remind=False)
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert sorted(summary.sent) == [
+        "line multicast 2026-Q2 tier A (3 users)",
+        "line multicast 2026-Q2 tier C (2 users)",
+    ]
+    calls = world.line.recorded(MULTICAST)
+    assert len({rec.headers["x-line-retry-key"] for rec in calls}) == 2
+    by_text = {rec.json["messages"][0]["text"]: sorted(rec.json["to"]) for rec in calls}
+    assert by_text[world.svc.script.text("reminder", label="A評価")] == sorted(a)
+    assert by_text[world.svc.script.text("reminder", label="C評価")] == sorted(c)
+    world.clock.advance(DAY)
+    world.reminders.run(world.clock())
+    assert len(world.line.recorded(MULTICAST)) == 2
+
+
+def test_multicast_batches_hold_at_most_500_users(world: World) -> None:
+    for i in range(1001):
+        world.line_user(f"U{i:032d}")
+    world.clock.t = KICKOFF
+    world.reminders.run(world.clock())
+    sizes = sorted(len(rec.json["to"]) for rec in world.line.recorded(MULTICAST))
+    assert sizes == [1, 500, 500]
+    assert len(set(world.multicast_recipients())) == 1001
+
+
+def test_what_would_exceed_the_monthly_quota_is_not_sent(world: World) -> None:
+    for i in range(5):
+        world.line_user(f"U{i:032d}")
+    world.line.quota = 3
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert len(world.line.recorded(QUOTA)) == 1
+    assert summary.sent == ["line multicast 2026-Q2 tier B (3 users)"]
+    assert [why for _, why in summary.skipped] == ["monthly message quota would be exceeded"] * 2
+    assert len(world.multicast_recipients()) == 3
+    world.line.quota = 100  # the quota is raised: the rest go out on the next pass, still within grace
+    world.clock.advance(3600)
+    world.reminders.run(world.clock())
+    assert len(world.multicast_recipients()) == 5 and len(set(world.multicast_recipients())) == 5
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_line_failures_are_retried_with_backoff_and_never_doubled(world: World, status: int) -> None:
+    users = [world.line_user(f"U{i:032d}").user_id for i in range(3)]
+    headers = {"Retry-After": "60"} if status == 429 else None
+    world.line.fail(MULTICAST, status, headers=headers)
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert summary.failed and str(status) in summary.failed[0][1]
+    world.clock.advance(61)
+    assert world.svc.outbox.sweep() == 1
+    keys_used = [rec.headers["x-line-retry-key"] for rec in world.line.recorded(MULTICAST)]
+    assert len(keys_used) == 2 and len(set(keys_used)) == 1
+    assert sorted(world.multicast_recipients()) == sorted(users)
+
+
+def test_clock_killed_after_queueing_the_reminder_is_recovered_once(world: World) -> None:
+    world.team("C1")
+    users = [world.line_user(f"U{i:032d}").user_id for i in range(3)]
+
+    def killed(write):
+        raise SystemExit("clock killed")
+
+    world.svc.outbox.attempt_now = killed
+    world.clock.t = KICKOFF
+    with pytest.raises(SystemExit):
+        world.reminders.run(world.clock())
+    with pytest.raises(SystemExit):
+        world.reminders.run(world.clock())  # restarted and killed again: the next item
+    svc2, clock2 = world.another_clock()
+    world.clock.advance(world.svc.config.outbox_lease + 1)
+    clock2.run(world.clock())
+    svc2.outbox.sweep()
+    assert len(world.slack.messages("C1")) == 1
+    assert sorted(world.multicast_recipients()) == sorted(users)
+
+
+def test_stop_word_or_unfollow_ends_the_reminder(world: World) -> None:
+    from bot.core import InboundEvent
+    from conversations import inputs as I
+
+    stopper, leaver, stayer = (world.line_user(f"U{i:032d}") for i in range(3))
+    world.svc.bot.handle(InboundEvent(stopper, "e1", I.from_text("停止", world.svc.script.keywords)))
+    world.svc.bot.handle(InboundEvent(leaver, "e2", I.Input(I.UNFOLLOW)))
+    world.line.reset()
+    world.clock.t = KICKOFF
+    world.reminders.run(world.clock())
+    assert world.multicast_recipients() == [stayer.user_id]
+    assert world.r.smembers(keys.REMIND_INDEX) == {f"line:{stayer.user_id}".encode()}
+
+
+def test_someone_who_just_took_it_is_not_asked_to_retake_yet(world: World) -> None:
+    world.line_user("U" + "1" * 32, finished=KICKOFF - 5 * DAY)
+    old = world.line_user("U" + "2" * 32, finished=KICKOFF - 80 * DAY)
+    world.clock.t = KICKOFF
+    summary = world.reminders.run(world.clock())
+    assert world.multicast_recipients() == [old.user_id]
+    assert [why for _, why in summary.skipped] == ["took it less than 30 days ago"]

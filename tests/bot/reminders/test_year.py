@@ -1,0 +1,142 @@
+"""A simulated year: four quarters, three teams, a hundred LINE users, two clocks and one crash.
+
+Every expected reminder and nudge is received exactly once and no unexpected one is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bot.reminders import kickoff_at
+from conversations.keys import Subject
+from scoring.periods import Quarter
+from tests.bot.reminders.conftest import World, at
+
+DAY = 86400
+QUARTERS = [Quarter(2026, q) for q in (1, 2, 3, 4)]
+
+
+def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
+    world.clock.t = at("2025-12-20T00:00:00")
+    # three teams: one reports on day 3 of each quarter, one on day 10, one never (and pauses in Q3)
+    early, late, silent = world.team("CEARLY"), world.team("CLATE", tz="Europe/London"), world.team("CSILENT")
+    # a hundred LINE users: 60 opted in (mixed tiers), 40 not; ten of the 60 send the stop word in Q2
+    opted = [f"U{i:032d}" for i in range(60)]
+    tiers = ["AAAAAAAAAA", "AAAAAAAABB", "ABABABABAB"]
+    for i, u in enumerate(opted):
+        world.line_user(u, tiers[i % 3], finished=world.clock() - 60 * DAY)
+    for i in range(60, 100):
+        world.line_user(f"U{i:032d}", remind=False, finished=world.clock() - 60 * DAY)
+    stoppers = set(opted[:10])
+
+    svc_b, clock_b = world.another_clock()
+    clocks = [(world.svc, world.reminders), (svc_b, clock_b)]
+    crashed = False
+    expected_slack: Counter[str] = Counter()
+    expected_line: Counter[tuple[str, str]] = Counter()
+
+    for quarter in QUARTERS:
+        for ref, tz in ((early, "Asia/Tokyo"), (late, "Europe/London"), (silent, "Asia/Tokyo")):
+            start = kickoff_at(quarter, tz)
+            kinds = ["kickoff"]
+            if ref is late:
+                kinds += ["nudge7"]
+            if ref is silent:
+                kinds = [] if quarter.q == 3 else ["kickoff", "nudge7", "nudge14"]
+            for k in kinds:
+                expected_slack[f"{ref.channel} {quarter} {k}"] += 1
+            del start
+        for u in opted:
+            if quarter.q >= 3 and u in stoppers:
+                continue
+            expected_line[(u, str(quarter))] += 1
+
+    step = 6 * 3600
+    end = at("2027-01-01T00:00:00")
+    while world.clock() < end:
+        now = world.clock()
+        quarter = Quarter(2026, (max(1, min(12, _month(now))) - 1) // 3 + 1) if _year(now) == 2026 else None
+        if quarter is not None:
+            start = kickoff_at(quarter, "Asia/Tokyo")
+            if now >= start + 3 * DAY and world.teams.report(early, quarter) is None:
+                world.teams.submit(early, quarter, {"complete_records": 97}, "U1", now)
+            if now >= kickoff_at(quarter, "Europe/London") + 10 * DAY and world.teams.report(late, quarter) is None:
+                world.teams.submit(late, quarter, {"complete_records": 91}, "U2", now)
+            if quarter.q == 2 and now >= start + 30 * DAY and not world.r.exists("test:stopped"):
+                for u in stoppers:
+                    from bot.core import InboundEvent
+                    from conversations import inputs as I
+
+                    world.svc.bot.handle(InboundEvent(Subject("line", u), f"stop-{u}", I.Input(I.OPT_OUT)))
+                world.r.set("test:stopped", 1)
+            if quarter.q == 3 and now >= start - DAY:
+                world.teams.set_reminders(silent, False)
+            if quarter.q == 4 and now >= start - DAY:
+                world.teams.set_reminders(silent, True)
+        for i, (svc, rem) in enumerate(clocks):
+            if not crashed and quarter == Quarter(2026, 2) and now >= kickoff_at(quarter, "Asia/Tokyo") and i == 0:
+                # clock A is killed in the middle of its pass, after queueing its first reminder
+                real = svc.outbox.attempt_now
+
+                def killed(write, real=real, svc=svc):
+                    svc.outbox.attempt_now = real
+                    raise SystemExit("killed")
+
+                svc.outbox.attempt_now = killed
+                try:
+                    rem.run(now)
+                except SystemExit:
+                    crashed = True
+                continue
+            rem.run(now)
+            svc.outbox.sweep()
+        world.clock.advance(step)
+
+    assert crashed
+    got_slack: Counter[str] = Counter()
+    for channel in ("CEARLY", "CLATE", "CSILENT"):
+        for msg in world.slack.messages(channel):
+            text = msg["text"]
+            q = next(str(q) for q in QUARTERS if str(q) in text)
+            kind = "kickoff" if "時期になりました" in text else "nudge"
+            got_slack[f"{channel} {q} {kind}"] += 1
+    want_slack: Counter[str] = Counter()
+    for key, n in expected_slack.items():
+        channel, q, kind = key.split()
+        want_slack[f"{channel} {q} {'kickoff' if kind == 'kickoff' else 'nudge'}"] += n
+    assert got_slack == want_slack
+
+    got_line: Counter[tuple[str, str]] = Counter()
+    for rec in world.line.recorded("/v2/bot/message/multicast"):
+        if rec.status == 200:
+            q = _quarter_of_recorded(world, rec)
+            for u in rec.json["to"]:
+                got_line[(u, q)] += 1
+    assert got_line == expected_line
+    assert world.svc.outbox.parked() == []
+
+
+def _month(ts: float) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, ZoneInfo("Asia/Tokyo")).month
+
+
+def _year(ts: float) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, ZoneInfo("Asia/Tokyo")).year
+
+
+def _quarter_of_recorded(world: World, rec) -> str:
+    """The period of a multicast: its users' ledger marks name the batch (its retry key)."""
+    from conversations import keys
+
+    key = rec.headers["x-line-retry-key"]
+    user = Subject("line", rec.json["to"][0])
+    for q in QUARTERS:
+        if world.r.get(keys.reminder_sent(user, str(q))) == key.encode():
+            return str(q)
+    raise AssertionError(f"no ledger names batch {key}")
