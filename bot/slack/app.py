@@ -116,8 +116,10 @@ def build_slack(
         ack()
         ref = TeamRef(command["team_id"], command["channel_id"])
         user, channel = command["user_id"], command["channel_id"]
-        sub, _, rest = (command.get("text") or "").strip().partition(" ")
-        sub = sub.lower()
+        # split on any whitespace: Japanese input methods type U+3000 (full-width) for a space
+        words = (command.get("text") or "").split(None, 1)
+        sub = words[0].lower() if words else ""
+        rest = words[1] if len(words) > 1 else ""
         if sub == "setup":
             setup(ref, user, rest.strip())
             return
@@ -174,9 +176,10 @@ def build_slack(
                     name = ref.channel
         team, created = teams.register(ref, name, tz, user, clock())
         if created:
-            ephemeral(ref.channel, user, t(locale, "setup_done", name=team.name, tz=team.tz))
+            # the announcement is queued first: a failed (best-effort) ephemeral must not lose it
             post_to_team(team, t(locale, "setup_announce", user=user, name=team.name),
                          [B.section(t(locale, "setup_announce", user=user, name=team.name))])
+            ephemeral(ref.channel, user, t(locale, "setup_done", name=team.name, tz=team.tz))
         else:
             ephemeral(ref.channel, user, t(locale, "setup_updated", name=team.name, tz=team.tz))
 

@@ -39,11 +39,13 @@ def section(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def fmt(value: float) -> str:
-    return f"{value:g}"
+    """A figure as people write it: 1000000 (not 1e+06), 12.345678 (every digit kept), 95 (no .0)."""
+    v = float(value)
+    return str(int(v)) if v.is_integer() else repr(v)
 
 
 def bar(score: float) -> str:
-    filled = max(0, min(10, round(score)))
+    filled = max(0, min(10, math.floor(score + 0.5)))  # half up, like the scores (round() goes to even)
     return "▰" * filled + "▱" * (10 - filled)
 
 

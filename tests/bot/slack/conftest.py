@@ -1,0 +1,307 @@
+"""Slack end to end: signed requests -> Flask -> Bolt -> the app -> real Redis -> the fake Slack Web API.
+
+Bolt acks first and runs listeners on its thread pool; outbox sends run on the outbox's pool. Tests
+never sleep: :meth:`SlackEnv.settle` waits (bounded) for exactly the work the requests started, so
+"nothing else happened" can be asserted as firmly as "this happened".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+
+from bot.app import Services, build_services, create_app
+from bot.config import Config
+from bot.slack.app import build_slack
+from bot.slack.texts import t
+from conversations import keys
+from conversations.keys import Subject, TeamRef
+from conversations.kpi_catalog import Catalog
+from conversations.machine import Conv
+from conversations.teams import TeamStore
+from tests.conftest import FakeClock
+from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
+from tests.fakes.slack_signing import (
+    TEAM_ID,
+    block_actions_payload,
+    event_body,
+    interaction_body,
+    signed_headers,
+    slash_command_body,
+    view_submission_payload,
+)
+
+SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+WS = TEAM_ID  # the workspace the fake signs for ("T1")
+CH = "C0CRM1"
+CH2 = "C0CRM2"
+ALICE = "U0ALICE"
+BOB = "U0BOB"
+TEAM_NAME = "本店CRMチーム"
+Q1_2026 = "2026-Q1"  # the FakeClock starts at 2026-01-01T00:00Z = 09:00 in Tokyo
+Q4_2025 = "2025-Q4"
+NOV_2025 = 1_763_164_800.0  # 2025-11-15T00:00Z: 2025-Q4 everywhere
+LOCALE = "ja"
+
+
+def txt(key: str, **params: object) -> str:
+    return t(LOCALE, key, **params)
+
+
+class TrackingExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, remembering what is still running so a test can wait for it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=5, thread_name_prefix="bolt")
+        self._lock = threading.Lock()
+        self._running: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut = super().submit(fn, *args, **kwargs)
+        with self._lock:
+            self._running.add(fut)
+        fut.add_done_callback(self._done)
+        return fut
+
+    def _done(self, fut: Future[Any]) -> None:
+        with self._lock:
+            self._running.discard(fut)
+
+    def running(self) -> list[Future[Any]]:
+        with self._lock:
+            return list(self._running)
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR records of Bolt's listener runner: a listener that crashed after its ack."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class SlackEnv:
+    svc: Services
+    http: Any
+    fake: FakeSlackApi
+    clock: FakeClock
+    r: redis.Redis
+    executor: TrackingExecutor = field(default_factory=TrackingExecutor)
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    listener_errors_expected: bool = False
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    @property
+    def teams(self) -> TeamStore:
+        return self.svc.slack.teams
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.svc.slack.catalog
+
+    def instrument(self) -> None:
+        runner = self.svc.slack.app.listener_runner
+        runner.listener_executor = self.executor
+        runner.lazy_listener_runner.executor = self.executor
+
+    def rebuild_slack(self, catalog: Catalog) -> None:
+        """Swap in Slack parts built over another catalog (same client, Redis, outbox and clock)."""
+        old = self.svc.slack
+        self.svc.slack = build_slack(
+            signing_secret=SECRET, client=old.client, redis_client=self.svc.redis, bot=self.svc.bot,
+            script=self.svc.script, catalog=catalog, teams=old.teams, outbox=self.svc.outbox,
+            locale=self.svc.config.locale, clock=self.clock,
+        )
+        self.instrument()
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until every listener Bolt started and every first send the outbox started is done."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for fut in self.executor.running():
+                fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            self.svc.outbox.drain(timeout=max(0.0, deadline - time.monotonic()))
+            if not self.executor.running():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("Bolt listeners still running after the deadline")
+
+    def post(self, body: bytes, *, secret: str = SECRET, timestamp: int | None = None,
+             retry_num: int | None = None) -> Any:
+        ts = int(time.time()) if timestamp is None else timestamp  # Bolt checks against the wall clock
+        headers = signed_headers(secret, body, ts, retry_num=retry_num,
+                                 retry_reason="http_timeout" if retry_num else None)
+        return self.http.post("/slack/events", data=body, headers=headers)
+
+    def ok(self, body: bytes, **kw: Any) -> Any:
+        res = self.post(body, **kw)
+        assert res.status_code == 200, (res.status_code, res.get_data(as_text=True))
+        self.settle()
+        return res
+
+    # ---- what users do --------------------------------------------------------------------------
+    def command(self, text: str, *, user: str = ALICE, channel: str = CH, command: str = "/kpi") -> Any:
+        return self.ok(slash_command_body(command, text, user, channel))
+
+    def setup_team(self, name: str = TEAM_NAME, *, channel: str = CH, user: str = ALICE, extra: str = "") -> None:
+        self.command(f"setup {name} {extra}".strip(), user=user, channel=channel)
+        assert self.teams.get(TeamRef(WS, channel)) is not None, self.fake.summary()
+
+    def open_report(self, *, user: str = ALICE, channel: str = CH) -> dict[str, Any]:
+        before = len(self.fake.opened_views())
+        self.command("", user=user, channel=channel)
+        views = self.fake.opened_views()
+        assert len(views) == before + 1, self.fake.summary()
+        return views[-1]
+
+    def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str = ALICE) -> Any:
+        res = self.post(interaction_body(view_submission_payload(user, view, values)))
+        assert res.status_code == 200, (res.status_code, res.get_data(as_text=True))
+        self.settle()
+        return res
+
+    def report(self, figures: dict[str, Any], *, quarter: str | None = Q1_2026, user: str = ALICE,
+               channel: str = CH) -> Any:
+        """Open the report modal with /kpi and submit it with these figures (the rest left blank)."""
+        view = self.open_report(user=user, channel=channel)
+        return self.submit(view, form_values(self.catalog, figures, quarter), user=user)
+
+    def click(self, user: str, message: dict[str, Any], action_id: str, value: str) -> Any:
+        return self.ok(interaction_body(block_actions_payload(user, action_id, value, message=message)))
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None) -> Any:
+        return self.ok(event_body(event, event_id=event_id), retry_num=retry_num)
+
+    # ---- what happened --------------------------------------------------------------------------
+    def channel_messages(self, channel: str = CH) -> list[dict[str, Any]]:
+        return self.fake.messages(channel)
+
+    def dms(self, user: str) -> list[dict[str, Any]]:
+        return self.fake.messages(dm_channel_id(user))
+
+    def ephemerals(self, channel: str = CH, user: str | None = None) -> list[str]:
+        return [m["text"] for m in self.fake.ephemerals(channel) if user is None or m["user"] == user]
+
+    def conv(self, user: str) -> Conv:
+        return Conv.from_json(self.r.get(keys.conv(Subject("slack", f"{WS}.{user}"))))
+
+    def team_keys(self, channel: str = CH) -> list[str]:
+        tag = TeamRef(WS, channel).tag  # braces are not special in Redis glob patterns
+        return sorted(k.decode() for k in self.r.scan_iter(match=f"crmbot:{tag}:*"))
+
+    def pending(self) -> int:
+        return self.r.zcard(keys.OUTBOX_DUE)
+
+
+def form_values(catalog: Catalog, figures: dict[str, Any], quarter: str | None = Q1_2026,
+                omit: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """The modal's state as Slack sends it: every input block present, blanks as None."""
+    values: dict[str, dict[str, Any]] = {}
+    if quarter is not None:
+        values["quarter"] = {"q": quarter}
+    for ind in catalog.indicators:
+        if ind.key in omit:
+            continue
+        raw = figures.get(ind.key)
+        values[f"ind:{ind.key}"] = {ind.key: None if raw is None else str(raw)}
+    unknown = set(figures) - {ind.key for ind in catalog.indicators}
+    assert not unknown, f"test names unknown indicators {unknown}"
+    return values
+
+
+def fields_of(message: dict[str, Any]) -> list[str]:
+    """The per-area lines of a KPI result message."""
+    section = next(b for b in message["blocks"] if b["type"] == "section" and "fields" in b)
+    return [f["text"] for f in section["fields"]]
+
+
+def sections_of(message: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b]
+
+
+def context_of(message: dict[str, Any]) -> list[str]:
+    return [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]]
+
+
+def area_line(name: str, score: float, change: str = "") -> str:
+    filled = int(score + 0.5)  # round half up, like the scores themselves
+    return f"*{name}*\n`{'▰' * filled}{'▱' * (10 - filled)}` {score:.1f}/10{change}"
+
+
+def slack_config(redis_url: str, fake: FakeSlackApi, **changes: Any) -> Config:
+    return Config(
+        redis_url=redis_url,
+        slack_signing_secret=SECRET,
+        slack_bot_token=fake.bot_token or TOKEN,
+        slack_api_url=fake.base_url,
+    ).with_(**changes)
+
+
+@pytest.fixture(scope="session")
+def fake_slack_server() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(bot_token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_slack(fake_slack_server: FakeSlackApi) -> Iterator[FakeSlackApi]:
+    fake_slack_server.reset()
+    yield fake_slack_server
+
+
+@pytest.fixture
+def slack_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock) -> Iterator[SlackEnv]:
+    svc = build_services(slack_config(redis_url, fake_slack), clock=clock)
+    env = SlackEnv(svc, create_app(services=svc).test_client(), fake_slack, clock, r)
+    env.instrument()
+    bolt_log = logging.getLogger("crmbot.slack.bolt")
+    bolt_log.addHandler(env.errors)
+    try:
+        yield env
+        env.settle()
+        fake_slack.assert_contract_ok()  # every view and message the bot sent passes slack_sdk's models
+        if not env.listener_errors_expected:
+            assert not env.errors.records, "a listener crashed: " + "; ".join(
+                f"{r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage() for r in env.errors.records
+            )
+    finally:
+        bolt_log.removeHandler(env.errors)
+        env.executor.shutdown(wait=True)
+        svc.outbox.close()
+
+
+# Figures used across the tests and their scores by hand (kpi.toml defaults):
+#   active_members 80 (target 80, gap)   -> 10 |
+#   updates_per_member 10 (20, ratio)    -> 5  | engagement 7.5
+#   complete_records 92 (95, gap step 5) -> 8  | data quality 8.0
+#   satisfaction_score 4.2 (4.2, ratio)  -> 10 | satisfaction 10.0
+#   new_leads 150 (300, ratio)           -> 5  | ROI 5.0
+#   report_hours 4 (2, lower ratio)      -> 5  | efficiency 5.0
+#   overall (7.5 + 8 + 10 + 5 + 5) / 5 = 7.1; weakest: ROI (ties with efficiency, ROI comes first)
+BASE = {
+    "active_members": "80",
+    "updates_per_member": "10",
+    "complete_records": "92",
+    "satisfaction_score": "4.2",
+    "new_leads": "150",
+    "report_hours": "4",
+}
+BASE_STORED = {k: float(v) for k, v in BASE.items()}
+
+
+def area_names(env: SlackEnv) -> dict[str, str]:
+    return {a.key: env.catalog.name(a.key, LOCALE) for a in env.catalog.areas}
+

@@ -1,0 +1,211 @@
+"""`/kpi history`, `/kpi targets` and the App Home tab."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.slack import blocks as B
+from conversations.keys import TeamRef
+from tests.bot.slack.conftest import (
+    ALICE,
+    BASE,
+    BOB,
+    CH,
+    CH2,
+    NOV_2025,
+    Q1_2026,
+    Q4_2025,
+    TEAM_NAME,
+    WS,
+    SlackEnv,
+    area_line,
+    area_names,
+    context_of,
+    fields_of,
+    form_values,
+    txt,
+)
+from tests.fakes.slack_api import dm_channel_id
+from tests.fakes.slack_signing import interaction_body, slash_command_body, view_submission_payload
+
+REF = TeamRef(WS, CH)
+Q4_FIGURES = {**BASE, "active_members": "70", "new_leads": "300"}  # 6.5, 8, 10, 10, 5: overall 7.9
+JAN_2 = 1_767_225_600.0 + 86400
+
+
+@pytest.fixture
+def team_env(slack_env: SlackEnv) -> SlackEnv:
+    slack_env.setup_team()
+    return slack_env
+
+
+def report_two_quarters(env: SlackEnv, channel: str = CH) -> None:
+    env.clock.t = NOV_2025
+    env.report(Q4_FIGURES, quarter=Q4_2025, channel=channel)
+    env.clock.t = JAN_2
+    env.report(BASE, quarter=Q1_2026, channel=channel)
+
+
+# ---- history -------------------------------------------------------------------------------------
+
+
+def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) -> None:
+    report_two_quarters(team_env)
+    team_env.command("history", user=BOB)
+    [history] = [m for m in team_env.fake.ephemerals(CH) if m["user"] == BOB]
+    title = txt("history_title", team=TEAM_NAME)
+    assert history["text"] == title
+    assert [b["text"]["text"] for b in history["blocks"]] == [
+        title,
+        "```"
+        "| 2025-Q4 | 2026-Q1\n"
+        "ユーザー参加度:  6.5 |  7.5 ↗\n"
+        "データ品質:  8.0 |  8.0 →\n"
+        "顧客満足度: 10.0 | 10.0 →\n"
+        "投資収益率（ROI）: 10.0 |  5.0 ↘\n"
+        "プロセス効率:  5.0 |  5.0 →\n"
+        "総合:  7.9 |  7.1"
+        "```",
+    ]
+    assert team_env.channel_messages(CH)[-1]["text"].startswith(f"CRM KPI {Q1_2026}")  # history is not posted
+
+
+def test_history_before_any_report(team_env: SlackEnv) -> None:
+    team_env.command("history")
+    history = team_env.fake.ephemerals(CH)[-1]
+    assert [b["text"]["text"] for b in history["blocks"]] == [
+        txt("history_title", team=TEAM_NAME), txt("history_empty")
+    ]
+
+
+# ---- targets -------------------------------------------------------------------------------------
+
+
+def open_targets(env: SlackEnv, user: str = ALICE) -> dict:
+    env.command("targets", user=user)
+    view = env.fake.opened_views()[-1]
+    assert view["callback_id"] == B.TARGETS_CALLBACK
+    return view
+
+
+def submit_targets(env: SlackEnv, view: dict, targets: dict[str, str], user: str = ALICE):
+    values = form_values(env.catalog, targets, quarter=None)
+    res = env.post(interaction_body(view_submission_payload(user, view, values)))
+    assert res.status_code == 200
+    env.settle()
+    return res
+
+
+def test_targets_modal_lists_every_indicator_as_optional(team_env: SlackEnv) -> None:
+    view = open_targets(team_env)
+    inputs = [b for b in view["blocks"] if b["type"] == "input"]
+    assert [b["block_id"] for b in inputs] == [f"ind:{i.key}" for i in team_env.catalog.indicators]
+    assert all(b["optional"] for b in inputs)
+    completeness = next(b for b in inputs if b["block_id"] == "ind:complete_records")
+    assert completeness["hint"]["text"] == txt("default_hint", target="95", unit="%", direction=txt("higher"))
+
+
+def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -> None:
+    figures = {**BASE, "complete_records": "95"}
+    team_env.report(figures)
+    assert fields_of(team_env.channel_messages(CH)[-1])[1] == area_line(area_names(team_env)["data_quality"], 10.0)
+
+    team_env.clock.advance(600)
+    res = submit_targets(team_env, open_targets(team_env, BOB), {"complete_records": "98"}, BOB)
+    assert res.get_data() == b""
+    assert team_env.teams.targets(REF) == {"complete_records": 98.0}
+    assert team_env.teams.audit(REF)[0] == {
+        "kind": "targets", "by": BOB, "at": team_env.clock(), "old": {}, "new": {"complete_records": "98"}
+    }
+    assert team_env.ephemerals(CH, BOB) == [txt("targets_saved")]
+
+    # the same 95% now falls 3 points short of 98: one started step of 5 -> 8
+    team_env.clock.advance(600)
+    view = team_env.open_report()
+    hint = next(b for b in view["blocks"] if b.get("block_id") == "ind:complete_records")["hint"]["text"]
+    assert hint == txt("target_hint", target="98", unit="%", direction=txt("higher"))
+    team_env.submit(view, form_values(team_env.catalog, figures))
+    message = team_env.channel_messages(CH)[-1]
+    assert fields_of(message)[1] == area_line(area_names(team_env)["data_quality"], 8.0)
+    assert context_of(message)[0] == txt("replaced_by", user=ALICE, quarter=Q1_2026)
+
+    # the targets modal shows the team's target; clearing it goes back to the default
+    view = open_targets(team_env)
+    field = next(b for b in view["blocks"] if b.get("block_id") == "ind:complete_records")
+    assert field["element"]["initial_value"] == "98"
+    submit_targets(team_env, view, {})
+    assert team_env.teams.targets(REF) == {}
+    assert team_env.teams.audit(REF)[0] | {"at": 0} == {
+        "kind": "targets", "by": ALICE, "at": 0, "old": {"complete_records": "98"}, "new": {}
+    }
+
+
+@pytest.mark.parametrize(
+    ("targets", "errors"),
+    [
+        ({"complete_records": "abc"}, {"ind:complete_records": txt("err_number")}),
+        ({"complete_records": "120"}, {"ind:complete_records": txt("err_percent")}),
+        ({"satisfaction_score": "9"}, {"ind:satisfaction_score": txt("err_range", min="1", max="5")}),
+    ],
+    ids=["not-a-number", "percent-over-100", "out-of-range"],
+)
+def test_an_invalid_target_is_refused_and_nothing_is_stored(team_env: SlackEnv, targets: dict, errors: dict) -> None:
+    view = open_targets(team_env)
+    res = submit_targets(team_env, view, {"report_hours": "3", **targets})
+    assert res.get_json() == {"response_action": "errors", "errors": errors}
+    assert team_env.teams.targets(REF) == {}
+    assert team_env.teams.audit(REF) == []
+    assert txt("targets_saved") not in team_env.ephemerals(CH)
+
+
+# ---- App Home ------------------------------------------------------------------------------------
+
+
+def home_opened(env: SlackEnv, user: str, tab: str = "home", event_id: str | None = None, retry: int | None = None):
+    event = {"type": "app_home_opened", "user": user, "channel": dm_channel_id(user), "tab": tab,
+             "event_ts": "1767225600.000100"}
+    return env.event(event, event_id=event_id, retry_num=retry)
+
+
+def test_app_home_lists_the_workspace_teams_with_latest_scores(slack_env: SlackEnv) -> None:
+    slack_env.setup_team("本店", channel=CH)
+    slack_env.setup_team("二号店", channel=CH2)
+    slack_env.ok(slash_command_body("/kpi", "setup よその店", ALICE, "C0ELSEWHERE", team_id="T2"))
+    slack_env.clock.t = NOV_2025
+    slack_env.report(Q4_FIGURES, quarter=Q4_2025, channel=CH2)
+    slack_env.clock.t = JAN_2
+    slack_env.report(BASE, quarter=Q1_2026, channel=CH)
+
+    home_opened(slack_env, BOB)
+    [publish] = slack_env.fake.calls("views.publish")
+    assert publish.args["user_id"] == BOB
+    view = slack_env.fake.home_view(BOB)
+    assert view is not None and view["type"] == "home"
+    names = area_names(slack_env)
+    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
+    assert texts == [
+        txt("home_intro"),
+        f"*本店*  <#{CH}>\n✅ {txt('home_reported', quarter=Q1_2026)}\n"
+        + txt("home_latest", quarter=Q1_2026, score="7.1") + "\n"
+        + f"{names['engagement']} 7.5 {names['data_quality']} 8.0 {names['satisfaction']} 10.0 "
+        f"{names['roi']} 5.0 {names['efficiency']} 5.0",
+        f"*二号店*  <#{CH2}>\n⏳ {txt('home_missing', quarter=Q1_2026)}\n"
+        + txt("home_latest", quarter=Q4_2025, score="7.9") + "\n"
+        + f"{names['engagement']} 6.5 {names['data_quality']} 8.0 {names['satisfaction']} 10.0 "
+        f"{names['roi']} 10.0 {names['efficiency']} 5.0",
+    ]
+    assert "よその店" not in str(view)  # another workspace's team
+
+
+def test_app_home_without_teams(slack_env: SlackEnv) -> None:
+    home_opened(slack_env, ALICE)
+    view = slack_env.fake.home_view(ALICE)
+    assert view is not None
+    assert [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"] == [
+        txt("home_intro"), txt("home_none")
+    ]
+
+
+def test_the_messages_tab_publishes_nothing(slack_env: SlackEnv) -> None:
+    home_opened(slack_env, ALICE, tab="messages")
+    assert slack_env.fake.calls("views.publish") == []
