@@ -26,7 +26,8 @@ AUDIT_KEEP = 1000
 # KEYS[3] the team's audit log (list)         crmbot:{t:<ws>:<ch>}:audit
 # ARGV[1] the new figures, JSON object indicator -> number as string
 # ARGV[2] who (Slack user ID), ARGV[3] when (epoch seconds), ARGV[4] quarter ("2026-Q4"),
-# ARGV[5] the quarter's ordinal (zset score), ARGV[6] how many audit records to keep
+# ARGV[5] the quarter's ordinal (zset score), ARGV[6] how many audit records to keep,
+# ARGV[7] the targets in force, JSON (kept with the figures: a past quarter's score never changes)
 # Returns the previous figures as JSON ("{}" when the quarter is new).
 SUBMIT_LUA = """
 local old = {}
@@ -37,7 +38,7 @@ end
 local new = cjson.decode(ARGV[1])
 redis.call('DEL', KEYS[1])
 for k, v in pairs(new) do redis.call('HSET', KEYS[1], k, v) end
-redis.call('HSET', KEYS[1], '_by', ARGV[2], '_at', ARGV[3])
+redis.call('HSET', KEYS[1], '_by', ARGV[2], '_at', ARGV[3], '_targets', ARGV[7])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 local rec = {kind = 'report', quarter = ARGV[4], by = ARGV[2], at = tonumber(ARGV[3]), old = old, new = new}
 redis.call('LPUSH', KEYS[3], cjson.encode(rec))
@@ -79,6 +80,7 @@ class Report:
     values: Mapping[str, float]
     by: str
     at: float
+    targets: Mapping[str, float] | None = None  # the team's targets when it was reported
 
 
 def _s(v: bytes | str | None) -> str:
@@ -158,14 +160,22 @@ class TeamStore:
     # ---- reports ---------------------------------------------------------------------------------
 
     def submit(
-        self, ref: TeamRef, quarter: Quarter, values: Mapping[str, float], by: str, now: float
+        self,
+        ref: TeamRef,
+        quarter: Quarter,
+        values: Mapping[str, float],
+        by: str,
+        now: float,
+        targets: Mapping[str, float] | None = None,
     ) -> dict[str, float]:
-        """Store a quarter's figures (replacing earlier ones). Returns the figures it replaced."""
+        """Store a quarter's figures (replacing earlier ones) with the targets in force.
+        Returns the figures it replaced."""
         payload = json.dumps({k: _num(v) for k, v in values.items()})
+        targets_json = json.dumps({k: _num(v) for k, v in (targets or {}).items()})
         old = self._call(
             self._submit,
             keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref)],
-            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP],
+            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json],
         )
         return {k: float(v) for k, v in json.loads(_s(old)).items()}
 
@@ -175,7 +185,8 @@ class TeamStore:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
         values = {k: float(v) for k, v in d.items() if not k.startswith("_")}
-        return Report(str(quarter), values, d.get("_by", ""), float(d.get("_at", 0)))
+        targets = {k: float(v) for k, v in json.loads(d["_targets"]).items()} if "_targets" in d else None
+        return Report(str(quarter), values, d.get("_by", ""), float(d.get("_at", 0)), targets)
 
     def quarters(self, ref: TeamRef) -> list[Quarter]:
         return [Quarter.parse(_s(q)) for q in self._call(self.r.zrange, keys.team_quarters(ref), 0, -1)]

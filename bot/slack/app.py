@@ -94,8 +94,25 @@ def build_slack(
     def targets_of(ref: TeamRef) -> dict[str, float]:
         return teams.targets(ref)
 
-    def score(values: dict[str, float], targets: dict[str, float]) -> KpiResult:
-        return catalog.score(values, targets)
+    def usable(figures: Any) -> dict[str, float]:
+        """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
+        indicator, a narrower range), and an old figure the catalog no longer knows is left out."""
+        out = {}
+        for key, value in dict(figures or {}).items():
+            try:
+                ind = catalog.indicator(key)
+            except KeyError:
+                continue
+            if ind.minimum <= value <= ind.maximum:
+                out[key] = value
+        return out
+
+    def score(values: Any, targets: Any) -> KpiResult:
+        return catalog.score(usable(values), usable(targets))
+
+    def score_report(rep: Any, ref: TeamRef) -> KpiResult:
+        """A stored report, scored against the targets in force when it was reported."""
+        return score(rep.values, rep.targets if rep.targets is not None else targets_of(ref))
 
     def post_to_team(team: Team, text: str, blocks: list[dict[str, Any]]) -> None:
         outbox.enqueue(subject_of(team.ref.workspace, team.ref.channel),
@@ -137,11 +154,10 @@ def build_slack(
                               view=B.targets_modal(catalog, locale, team, targets_of(ref)))
         elif sub == "history":
             rows = []
-            targets = targets_of(ref)
             for q in teams.quarters(ref)[-8:]:
                 rep = teams.report(ref, q)
                 if rep is not None:
-                    rows.append((q, score(dict(rep.values), targets)))
+                    rows.append((q, score_report(rep, ref)))
             text, blks = B.history_blocks(catalog, locale, team, rows)
             ephemeral(channel, user, text, blks)
         elif sub == "reminders" and rest.strip().lower() in ("on", "off"):
@@ -164,14 +180,14 @@ def build_slack(
         except ValueError:
             ephemeral(ref.channel, user, t(locale, "bad_tz", tz=tz[:40]))
             return
-        name = " ".join(words)[:80]
+        name = _plain_name(" ".join(words))
         if not name:
             existing = teams.get(ref)
             if existing:
                 name = existing.name
             else:
                 try:
-                    name = client.conversations_info(channel=ref.channel)["channel"]["name"]
+                    name = _plain_name(client.conversations_info(channel=ref.channel)["channel"]["name"])
                 except Exception:
                     name = ref.channel
         team, created = teams.register(ref, name, tz, user, clock())
@@ -220,11 +236,11 @@ def build_slack(
             return
         ack()
         user = body["user"]["id"]
-        replaced = teams.submit(team.ref, quarter, values, user, now)
         targets = targets_of(team.ref)
+        replaced = teams.submit(team.ref, quarter, values, user, now, targets)
         result = score(values, targets)
         prev = teams.report(team.ref, quarter.previous())
-        deltas = compare(result, score(dict(prev.values), targets)) if prev else None
+        deltas = compare(result, score_report(prev, team.ref)) if prev else None
         text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, user, bool(replaced))
         post_to_team(team, text, blks)
         log.info("slack: team %s reported %s (%d figures) by %s", team.ref.channel, quarter, len(values), uid(user))
@@ -259,7 +275,7 @@ def build_slack(
             latest = None
             if latest_q is not None:
                 rep = teams.report(team.ref, latest_q)
-                latest = score(dict(rep.values), targets_of(team.ref)) if rep else None
+                latest = score_report(rep, team.ref) if rep else None
             rows.append((team, current, reported, latest_q, latest))
         client.views_publish(user_id=event["user"], view=B.home_view(catalog, locale, rows))
 
@@ -294,6 +310,11 @@ def build_slack(
                I.from_text(text, script.keywords))
 
     return SlackParts(app, SlackRequestHandler(app), client, teams, catalog)
+
+
+def _plain_name(text: str) -> str:
+    """A team name safe in mrkdwn: no <, > or & (so no mentions like <!channel>), at most 80 chars."""
+    return re.sub(r"[<>&*_~`]", "", text).strip()[:80]
 
 
 def blueprint() -> Blueprint:

@@ -209,3 +209,24 @@ def test_app_home_without_teams(slack_env: SlackEnv) -> None:
 def test_the_messages_tab_publishes_nothing(slack_env: SlackEnv) -> None:
     home_opened(slack_env, ALICE, tab="messages")
     assert slack_env.fake.calls("views.publish") == []
+
+
+def test_a_new_target_does_not_rewrite_past_scores(team_env: SlackEnv) -> None:
+    report_two_quarters(team_env)
+    submit_targets(team_env, open_targets(team_env), {"complete_records": "99", "active_members": "95"})
+    team_env.command("history", user=BOB)
+    [history] = [m for m in team_env.fake.ephemerals(CH) if m["user"] == BOB]
+    table = history["blocks"][1]["text"]["text"]
+    assert "データ品質:  8.0 |  8.0 →" in table  # scored against the targets in force when reported
+    assert "総合:  7.9 |  7.1" in table
+    assert team_env.teams.report(REF, Q4_2025).targets == {}
+
+
+def test_figures_the_catalog_no_longer_knows_are_left_out(team_env: SlackEnv) -> None:
+    report_two_quarters(team_env)
+    from conversations import keys
+
+    team_env.r.hset(keys.team_kpi(REF, str(Q4_2025)), "retired_indicator", "12")  # removed from kpi.toml
+    team_env.command("history", user=BOB)
+    [history] = [m for m in team_env.fake.ephemerals(CH) if m["user"] == BOB]
+    assert "総合:  7.9 |  7.1" in history["blocks"][1]["text"]["text"]

@@ -137,3 +137,12 @@ def test_slash_command_body_is_what_the_app_reads(slack_env: SlackEnv) -> None:
     assert slack_env.teams.get(TeamRef("T2", CH)) is not None
     assert slack_env.teams.get(TeamRef(WS, CH)) is None
     assert slack_env.teams.workspace_teams(WS) == []
+
+
+def test_a_team_name_cannot_ping_the_channel(slack_env: SlackEnv) -> None:
+    slack_env.setup_team("<!channel> 本店*チーム*")
+    from conversations.keys import TeamRef
+
+    team = slack_env.teams.get(TeamRef(WS, CH))
+    assert team is not None and team.name == "!channel 本店チーム"
+    assert all("<!channel>" not in m["text"] for m in slack_env.channel_messages(CH))
