@@ -185,3 +185,26 @@ def test_redis_down_then_back_nothing_lost_nothing_doubled(fake_line: FakeLineAp
 @pytest.mark.parametrize("path", ["/healthz"])
 def test_healthz_ok_while_redis_answers(line_env: LineEnv, path: str) -> None:
     assert line_env.http.get(path).status_code == 200
+
+
+def test_sender_dies_after_line_accepted_a_push(line_env: LineEnv, redis_url: str, fake_line: FakeLineApi) -> None:
+    """Killed between the LINE API's acceptance of a push and the outbox acknowledgement: the
+    recovery pushes again with the same X-Line-Retry-Key, LINE answers 409, the user gets it once."""
+    def die(subject, message_id):
+        raise redis.ConnectionError("process died")
+
+    line_env.svc.outbox._ack = die
+    user = line_env.user()
+    ev = user.text_event("診断")
+    fake_line.expire_reply_token(ev["replyToken"])  # the reply is refused: the message goes by push
+    user.send(ev)
+    line_env.settle()
+    assert len(fake_line.delivered(user.user_id)) == 1 and pending(line_env) == 1
+    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
+    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
+    assert revived.outbox.sweep() == 1
+    pushes = fake_line.recorded(PUSH)
+    assert [p.status for p in pushes] == [200, 409]
+    assert pushes[0].headers["x-line-retry-key"] == pushes[1].headers["x-line-retry-key"]
+    assert len(fake_line.delivered(user.user_id)) == 1
+    assert pending(line_env) == 0
