@@ -36,6 +36,9 @@ from conversations.store import OutboxWrite
 log = logging.getLogger(__name__)
 
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
+# The transport wants to deliver another way (LINE: push instead of a refused reply): the outbox
+# records the switch first, so a recovery after a crash knows which way the message may have gone.
+SWITCH = "switch"
 
 # Claim a due outbox message for this worker.
 # KEYS[1] the outbox index (sorted set ref -> due time)
@@ -217,6 +220,10 @@ class Outbox:
             return outcome
         try:
             outcome = transport.deliver(entry, recovering=recovering, now=now)
+            if outcome.kind == SWITCH:
+                entry["via"] = outcome.detail
+                self.r.hset(keys.outbox(subject), message_id, _dumps(entry))
+                outcome = transport.deliver(entry, recovering=recovering, now=now)
         except Exception as e:  # a bug or an unexpected client error must not lose the message
             log.exception("outbox: transport error for %s", uid(subject.user_id))
             outcome = Outcome(RETRY, f"{type(e).__name__}")

@@ -2,7 +2,8 @@
 
 Policy, per entry (the entry's id is its X-Line-Retry-Key):
 - First attempt, in the process that committed it: reply with the event's reply token.
-  200 -> delivered. 400 (token expired/used) -> push at once. 429, 5xx, network -> retry later by push.
+  200 -> delivered. 400 (token expired/used) -> the outbox records "via push", then pushes at once.
+  429, 5xx, network -> retry later by push.
 - Recovery of an entry whose first attempt may or may not have reached LINE (the process died):
   within ``reply_window`` of the event, reply again with the same token; if LINE refuses the token
   it was already used by that lost attempt, so the message counts as delivered. After the window
@@ -30,7 +31,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.line.render import render
-from bot.outbox import DELIVERED, FAILED, RETRY, Outcome
+from bot.outbox import DELIVERED, FAILED, RETRY, SWITCH, Outcome
 from conversations import keys
 from conversations.content import Script
 from conversations.keys import Subject
@@ -78,7 +79,8 @@ class LineTransport:
                     if _is_invalid_reply_token(e):
                         if recovering:
                             return Outcome(DELIVERED, "reply token already used by an earlier attempt")
-                        # expired or unusable: fall through to push now
+                        # expired or unusable: push now, once the outbox has recorded the switch
+                        return Outcome(SWITCH, "push")
                     else:
                         return self._failure(e, "reply")
                 except Exception as e:  # network: the outcome is unknown; later attempts push with a key

@@ -208,3 +208,33 @@ def test_sender_dies_after_line_accepted_a_push(line_env: LineEnv, redis_url: st
     assert pushes[0].headers["x-line-retry-key"] == pushes[1].headers["x-line-retry-key"]
     assert len(fake_line.delivered(user.user_id)) == 1
     assert pending(line_env) == 0
+
+
+def test_sender_dies_after_the_reply_was_refused_before_pushing(
+    line_env: LineEnv, redis_url: str, fake_line: FakeLineApi
+) -> None:
+    """The token was refused and the process died before its push: the recorded switch makes the
+    recovery push (a refused token must not be read as "an earlier attempt used it")."""
+    transport = line_env.svc.outbox.transports["line"]
+    real = transport.deliver
+    calls = []
+
+    def deliver(entry, **kw):
+        calls.append(entry["via"])
+        if len(calls) == 2:
+            raise SystemExit("process died before pushing")
+        return real(entry, **kw)
+
+    transport.deliver = deliver
+    user = line_env.user()
+    ev = user.text_event("診断")
+    fake_line.expire_reply_token(ev["replyToken"])
+    user.send(ev)
+    with pytest.raises(SystemExit):
+        line_env.settle()
+    assert calls == ["reply", "push"] and fake_line.delivered(user.user_id) == []
+    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
+    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
+    assert revived.outbox.sweep() == 1
+    assert [r.path for r in fake_line.recorded()] == [REPLY, PUSH]
+    assert len(fake_line.delivered(user.user_id)) == 1
