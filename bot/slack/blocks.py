@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot import views
@@ -86,6 +86,34 @@ def _label(catalog: Catalog, locale: str, ind: Indicator) -> str:
 # ---- modals -------------------------------------------------------------------------------------
 
 
+def _indicator_inputs(
+    catalog: Catalog,
+    locale: str,
+    initial: Mapping[str, float],
+    shape: Callable[[Indicator], tuple[bool, float, str]],
+) -> list[dict[str, Any]]:
+    """One header per area and one number input per indicator (block ind:<key>, action <key>).
+    ``shape(indicator)`` gives (optional, the target shown in the hint, the hint's text key)."""
+    blocks: list[dict[str, Any]] = []
+    for area in catalog.areas:
+        blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
+        for key in area.indicator_keys:
+            ind = catalog.indicator(key)
+            optional, target, hint_key = shape(ind)
+            element: dict[str, Any] = {"type": "plain_text_input", "action_id": key, "max_length": MAX_INPUT_CHARS}
+            if key in initial:
+                element["initial_value"] = fmt(initial[key])
+            blocks.append({
+                "type": "input",
+                "block_id": f"ind:{key}",
+                "optional": optional,
+                "label": plain(_label(catalog, locale, ind)),
+                "hint": plain(_hint(locale, ind, target, hint_key)),
+                "element": element,
+            })
+    return blocks
+
+
 def report_modal(
     catalog: Catalog,
     locale: str,
@@ -108,22 +136,9 @@ def report_modal(
                         "initial_option": initial_option},
         },
     ]
-    for area in catalog.areas:
-        blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
-        for key in area.indicator_keys:
-            ind = catalog.indicator(key)
-            element: dict[str, Any] = {"type": "plain_text_input", "action_id": key,
-                                       "max_length": MAX_INPUT_CHARS}
-            if key in values:
-                element["initial_value"] = fmt(values[key])
-            blocks.append({
-                "type": "input",
-                "block_id": f"ind:{key}",
-                "optional": not ind.required,
-                "label": plain(_label(catalog, locale, ind)),
-                "hint": plain(_hint(locale, ind, targets.get(key, ind.target), "target_hint")),
-                "element": element,
-            })
+    blocks += _indicator_inputs(
+        catalog, locale, values, lambda ind: (not ind.required, targets.get(ind.key, ind.target), "target_hint")
+    )
     return {
         "type": "modal",
         "callback_id": REPORT_CALLBACK,
@@ -137,22 +152,7 @@ def report_modal(
 
 def targets_modal(catalog: Catalog, locale: str, team: Team, targets: Mapping[str, float]) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [section(t(locale, "targets_intro", team=team.name))]
-    for area in catalog.areas:
-        blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
-        for key in area.indicator_keys:
-            ind = catalog.indicator(key)
-            element: dict[str, Any] = {"type": "plain_text_input", "action_id": key,
-                                       "max_length": MAX_INPUT_CHARS}
-            if key in targets:
-                element["initial_value"] = fmt(targets[key])
-            blocks.append({
-                "type": "input",
-                "block_id": f"ind:{key}",
-                "optional": True,
-                "label": plain(_label(catalog, locale, ind)),
-                "hint": plain(_hint(locale, ind, ind.target, "default_hint")),
-                "element": element,
-            })
+    blocks += _indicator_inputs(catalog, locale, targets, lambda ind: (True, ind.target, "default_hint"))
     return {
         "type": "modal",
         "callback_id": TARGETS_CALLBACK,
