@@ -25,6 +25,7 @@ def _default_data_dir() -> Path:
 @dataclass(frozen=True)
 class Config:
     redis_url: str | None = None
+    redis_cluster: bool = False  # REDIS_CLUSTER: REDIS_URL names one node of a Redis Cluster
     line_channel_secret: str | None = field(default=None, repr=False)
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_host: str = DEFAULT_LINE_API_HOST
@@ -113,6 +114,13 @@ class Config:
         redis_url = url("REDIS_URL", None)
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
+        raw_cluster = (text("REDIS_CLUSTER") or "0").lower()
+        if raw_cluster not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"environment: REDIS_CLUSTER must be 1 or 0 (got {raw_cluster[:20]!r})")
+        redis_cluster = raw_cluster in ("1", "true", "yes", "on")
+        if redis_cluster and not (redis_url and redis_url.startswith(("redis://", "rediss://"))):
+            raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
+                              "(redis://host:port or rediss://host:port)")
         line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
         cadence = (text("CRMBOT_REMIND_CADENCE") or "quarterly").lower()
         if cadence not in ("quarterly", "half-yearly"):
@@ -131,6 +139,7 @@ class Config:
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
+            redis_cluster=redis_cluster,
             line_channel_secret=text("LINE_CHANNEL_SECRET"),
             line_channel_access_token=text("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_host=(line_host or DEFAULT_LINE_API_HOST).rstrip("/"),

@@ -29,6 +29,7 @@ import redis
 
 from bot.errors import StoreUnavailable
 from bot.logs import uid
+from bot.redis_conn import write_then_script
 from conversations import keys
 from conversations.keys import Subject
 from conversations.store import OutboxWrite
@@ -163,11 +164,9 @@ class Outbox:
             write.entry.update(extra)
         ref = keys.outbox_ref(subject, write.message_id)
         try:
-            with self.r.pipeline(transaction=False) as p:
-                p.zadd(keys.OUTBOX_DUE, {ref: write.due})
-                self._claim_enqueue(keys=[ledger_key, keys.outbox(subject)],
-                                    args=[write.message_id, _dumps(write.entry), ttl], client=p)
-                claimed = p.execute()[-1]
+            claimed = write_then_script(self.r, self._claim_enqueue, keys=[ledger_key, keys.outbox(subject)],
+                                        args=[write.message_id, _dumps(write.entry), ttl],
+                                        before=lambda p: p.zadd(keys.OUTBOX_DUE, {ref: write.due}))
             if not claimed:
                 self.r.zrem(keys.OUTBOX_DUE, ref)
                 return None

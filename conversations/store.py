@@ -5,7 +5,8 @@ The interface follows python-telegram-bot's BasePersistence: ``get`` a snapshot,
 All keys come from :mod:`conversations.keys`; one user's keys share one Cluster hash slot.
 
 Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
-(outbox index intent + the Lua commit, pipelined).
+(outbox index intent + the Lua commit, pipelined; on a Redis Cluster the intent, which lives in
+another slot, goes first and the commit after it, see :func:`bot.redis_conn.write_then_script`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 
 from bot.errors import StoreUnavailable
+from bot.redis_conn import write_then_script
 from conversations import keys
 from conversations.keys import Subject
 from conversations.machine import Conv
@@ -131,16 +133,18 @@ class RedisStore(Persistence):
         if outbox is not None:
             args[4] = outbox.message_id
             args[5] = json.dumps(outbox.entry, ensure_ascii=False, separators=(",", ":"))
+
+        def intent(p: Any) -> None:
+            if remind_index:
+                p.sadd(keys.REMIND_INDEX, f"{s.channel}:{s.user_id}")
+            if outbox is not None:
+                # Intent first: if this process dies after the commit, the index still points
+                # the outbox worker at the message.
+                p.zadd(keys.OUTBOX_DUE, {keys.outbox_ref(s, outbox.message_id): outbox.due})
+
         try:
-            with self.r.pipeline(transaction=False) as p:
-                if remind_index:
-                    p.sadd(keys.REMIND_INDEX, f"{s.channel}:{s.user_id}")
-                if outbox is not None:
-                    # Intent first: if this process dies after the commit, the index still points
-                    # the outbox worker at the message.
-                    p.zadd(keys.OUTBOX_DUE, {keys.outbox_ref(s, outbox.message_id): outbox.due})
-                self._commit(keys=[keys.conv(s), keys.seen(s, event_id), keys.outbox(s)], args=args, client=p)
-                result = p.execute()[-1]
+            result = write_then_script(self.r, self._commit, keys=[keys.conv(s), keys.seen(s, event_id),
+                                       keys.outbox(s)], args=args, before=intent)
         except redis.RedisError as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}") from e
         result = result.decode() if isinstance(result, bytes) else result

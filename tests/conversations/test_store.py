@@ -320,3 +320,50 @@ def test_store_unavailable_keeps_the_cause(dead_store: RedisStore) -> None:
     with pytest.raises(StoreUnavailable) as info:
         dead_store.get(ALICE, "ev-1")
     assert isinstance(info.value.__cause__, redis.ConnectionError)
+
+
+def _count_round_trips(client, monkeypatch) -> list[list[bytes]]:
+    """Every request/response exchange the client makes (a pipeline is one)."""
+    sent: list[list[bytes]] = []
+    conn = client.connection_pool.get_connection()
+    client.connection_pool.release(conn)  # back to the pool: the next command reuses it, no handshake
+    conn_cls = type(conn)
+    real_one, real_many = conn_cls.send_command, conn_cls.send_packed_command
+
+    def one(self, *args, **kw):
+        sent.append([args[0] if isinstance(args[0], bytes) else str(args[0]).encode()])
+        return real_one(self, *args, **kw)
+
+    def many(self, command, check_health=True):
+        if isinstance(command, list):  # a pipeline: one write, one round trip
+            sent.append([b"pipeline"])
+        return real_many(self, command, check_health)
+
+    monkeypatch.setattr(conn_cls, "send_command", one)
+    monkeypatch.setattr(conn_cls, "send_packed_command", many)
+    return sent
+
+
+def test_a_commit_with_an_outbox_entry_is_one_round_trip(r, monkeypatch) -> None:
+    from conversations.machine import ASKING
+
+    store = RedisStore(r)
+    subject = Subject("line", "U" + "7" * 32)
+    snap = store.get(subject, "e0")
+    write = OutboxWrite("m1", {"id": "m1"}, 100.0)
+    assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0, outbox=write) == "ok"  # loads the script
+    snap = store.get(subject, "e1")
+    sent = _count_round_trips(r, monkeypatch)
+    assert store.update(snap, Conv(state=ASKING, sid=1, q=1, answers="A", n=2), "e1", ttl=0, outbox=write) == "ok"
+    assert sent == [[b"pipeline"]]
+
+
+def test_a_flushed_script_cache_is_reloaded(r) -> None:
+    from conversations.machine import ASKING
+
+    store = RedisStore(r)
+    subject = Subject("line", "U" + "8" * 32)
+    r.script_flush()
+    snap = store.get(subject, "e0")
+    assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0) == "ok"
+    assert store.load(subject).state == ASKING

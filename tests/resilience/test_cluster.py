@@ -1,0 +1,536 @@
+"""Redis Cluster: three real masters run the LINE diagnosis, the Slack KPI flow and a reminder pass
+with zero CROSSSLOT errors and the same results as one server.
+
+Each flow runs twice in one test, first on the suite's single redis-server, then on the cluster
+(``REDIS_CLUSTER=1``, connected by the product's own ``bot.redis_conn.connect``), against the same
+fake LINE and Slack APIs and the same injected time; what the fakes received must be identical, and
+also match what the flow is known to produce. CROSSSLOT is looked for three ways: every node's
+``INFO errorstats`` (reset before each test), every exception the Redis clients raise (a spy on
+the commands and pipelines of both clients, which also sees redis-py's own client-side slot check),
+and every log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import ClusterPipeline, RedisCluster
+
+from bot.app import build_reminders, build_services, create_app
+from bot.config import Config
+from bot.redis_conn import connect
+from conversations import keys
+from conversations.content import load_script
+from conversations.keys import Subject, TeamRef
+from conversations.machine import Conv
+from conversations.teams import TeamStore
+from scoring.periods import Quarter
+from tests.bot.line.conftest import LineEnv
+from tests.bot.line.helpers import SECRET, TOKEN, LineUser, last_quick_reply_data, texts
+from tests.bot.reminders.conftest import World, at
+from tests.bot.slack.conftest import (
+    ALICE,
+    BASE,
+    BASE_STORED,
+    BOB,
+    CH,
+    Q1_2026,
+    TEAM_NAME,
+    WS,
+    SlackEnv,
+    area_line,
+    area_names,
+    fields_of,
+    sections_of,
+    txt,
+)
+from tests.bot.slack.conftest import SECRET as SLACK_SECRET
+from tests.bot.slack.conftest import TOKEN as SLACK_TOKEN
+from tests.cluster_server import RedisClusterServer
+from tests.conftest import FakeClock
+from tests.fakes.line_api import MULTICAST, REPLY, FakeLineApi
+from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
+from tests.fakes.slack_signing import event_body
+
+SLOT_ERROR = re.compile(r"CROSSSLOT|same (key )?slot|different slots", re.IGNORECASE)
+TAG = re.compile(r"\{([^}]+)\}")
+
+# The LINE user of the diagnosis: its keys' slot is on another node than crmbot:{outbox}:* and
+# crmbot:{reminders}:*, the keys written beside its Lua commit (checked by the first test).
+LINE_USER = "U" + "0" * 31 + "3"
+KICKOFF = at("2026-04-01T10:00:00")
+# Reminder recipients by last tier (answers as stored), spread over the slots.
+RECIPIENTS = {f"U{i:032d}": answers for i, answers in enumerate(
+    ["AAAAAAAAAA", "AAAAAAABCD", "DDDDDDDDDD", "AAAAAAABCD", "AAAAAAAAAB", "AAAAAABBCD"])}
+
+
+# ---- the cluster and the two back ends -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisClusterServer]:
+    server = RedisClusterServer().start()
+    try:
+        yield server
+    finally:
+        server.stop(clean=True)
+
+
+@pytest.fixture(scope="session")
+def apis() -> Iterator[tuple[FakeLineApi, FakeSlackApi]]:
+    with FakeLineApi(access_token=TOKEN) as line, FakeSlackApi(bot_token=SLACK_TOKEN) as slack:
+        yield line, slack
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    cluster: bool
+    client: Any  # redis.Redis, or RedisCluster from the product's connect()
+
+    def config(self, line: FakeLineApi | None = None, slack: FakeSlackApi | None = None, **changes: Any) -> Config:
+        cfg = Config(redis_url=self.url, redis_cluster=self.cluster)
+        if line is not None:
+            cfg = cfg.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_host=line.base_url)
+        if slack is not None:
+            cfg = cfg.with_(slack_signing_secret=SLACK_SECRET, slack_bot_token=SLACK_TOKEN,
+                            slack_api_url=slack.base_url)
+        return cfg.with_(**changes)
+
+
+@dataclass
+class SlotErrors:
+    """Exceptions raised by the Redis clients, and log records, that mention a slot problem."""
+
+    raised: list[str] = field(default_factory=list)
+
+    def found(self, caplog: pytest.LogCaptureFixture) -> list[str]:
+        logged = [
+            f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else f"{r.name}: {r.getMessage()}"
+            for r in caplog.records
+        ]
+        return self.raised + [x for x in logged if SLOT_ERROR.search(x)]
+
+
+@pytest.fixture
+def slot_errors(monkeypatch: pytest.MonkeyPatch) -> SlotErrors:
+    """Spies on every command and pipeline of both clients: a slot error is recorded, then raised as before."""
+    seen = SlotErrors()
+
+    def spy(cls: type, name: str) -> None:
+        original = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, *args, **kwargs)
+            except Exception as e:
+                if SLOT_ERROR.search(str(e)) or isinstance(e, redis.exceptions.ClusterCrossSlotError):
+                    seen.raised.append(f"{type(e).__name__}: {e}")
+                raise
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    spy(RedisCluster, "execute_command")
+    spy(ClusterPipeline, "execute")
+    spy(redis.Redis, "execute_command")
+    spy(redis.client.Pipeline, "execute")
+    return seen
+
+
+@pytest.fixture
+def single(r: redis.Redis, redis_url: str) -> Backend:
+    return Backend("single", redis_url, False, r)  # `r` has flushed the database
+
+
+@pytest.fixture
+def on_cluster(cluster: RedisClusterServer) -> Iterator[Backend]:
+    client = connect(Config(redis_url=cluster.url, redis_cluster=True))
+    assert isinstance(client, RedisCluster)
+    client.flushdb()  # every primary
+    for node in cluster.node_clients():
+        node.config_resetstat()  # errorstats start from zero
+        node.close()
+    yield Backend("cluster", cluster.url, True, client)
+    client.close()
+
+
+def crossslot_replies(cluster: RedisClusterServer) -> dict[int, Any]:
+    """CROSSSLOT errors each node answered since the test began (from the server's own counters)."""
+    found = {}
+    for port, node in zip(cluster.ports, cluster.node_clients(), strict=True):
+        stats = node.info("errorstats")
+        node.close()
+        if "errorstat_CROSSSLOT" in stats:
+            found[port] = stats["errorstat_CROSSSLOT"]
+    return found
+
+
+def assert_no_crossslot(cluster: RedisClusterServer, errors: SlotErrors, caplog: pytest.LogCaptureFixture) -> None:
+    assert crossslot_replies(cluster) == {}
+    assert errors.found(caplog) == []
+
+
+def node_of(client: RedisCluster, key: str) -> str:
+    return client.get_node_from_key(key).name
+
+
+# ---- the three flows (each returns what the outside world saw) ----------------------------------
+
+
+def answer_button(fake: FakeLineApi, user: LineUser, letter: str) -> str:
+    data = [d for d in last_quick_reply_data(fake.delivered(user.user_id)) if d.startswith("a:")]
+    assert data, fake.summary()
+    return next(d for d in data if d.endswith(":" + letter))
+
+
+def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
+    """Follow, start, ten answers by the buttons sent, one event redelivered, one stale tap, opt in."""
+    fake.reset()
+    clock = FakeClock()
+    svc = build_services(backend.config(line=fake), clock=clock)
+    env = LineEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client)
+    try:
+        user = env.user(LINE_USER)
+        user.follow()
+        env.settle()
+        user.tap(last_quick_reply_data(fake.delivered(user.user_id))[0])  # the start button
+        env.settle()
+        for i, letter in enumerate("AAAAAAABCD"):
+            ev = user.postback_event(answer_button(fake, user, letter))
+            user.send(ev)
+            env.settle()
+            if i == 2:  # LINE redelivers the third answer, then sends it once more as it was
+                user.send(dict(ev, deliveryContext={"isRedelivery": True}))
+                user.send(ev)
+                env.settle()
+            if i == 4:  # a minute later an old Q1 button is tapped
+                clock.advance(60)
+                user.tap("a:1:0:D")
+                env.settle()
+        user.tap("o:1")  # yes to the quarterly reminder
+        env.settle()
+        fake.assert_contract_ok()
+        conv = Conv.from_json(backend.client.get(keys.conv(Subject("line", LINE_USER))))
+        return {
+            "delivered": fake.delivered_all(),
+            "requests": [(r.method, r.path, r.status) for r in fake.recorded()],
+            "state": (conv.state, conv.sid, conv.last, conv.remind),
+            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+            "opted_in": sorted(x.decode() for x in backend.client.smembers(keys.REMIND_INDEX)),
+        }
+    finally:
+        svc.outbox.close()
+
+
+def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
+    """/kpi setup, /kpi and the modal submitted with a quarter's figures, the result in the channel,
+    and App Home opened with Slack retrying the event."""
+    fake.reset()
+    clock = FakeClock()
+    svc = build_services(backend.config(slack=fake), clock=clock)
+    env = SlackEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client)
+    env.instrument()
+    bolt_log = logging.getLogger("crmbot.slack.bolt")
+    bolt_log.addHandler(env.errors)
+    try:
+        env.setup_team()
+        clock.advance(86400)
+        env.report(BASE)
+        home = event_body({"type": "app_home_opened", "user": BOB, "channel": dm_channel_id(BOB), "tab": "home",
+                           "event_ts": "1767225600.000100"}, event_id="Ev0CLUSTERHOME")
+        env.ok(home)
+        env.ok(home, retry_num=1)
+        env.settle()
+        fake.assert_contract_ok()
+        assert not env.errors.records, [r.getMessage() for r in env.errors.records]
+        report = env.teams.report(TeamRef(WS, CH), Q1_2026)
+        assert report is not None
+        return {
+            "channel": [(m["text"], m.get("blocks")) for m in env.channel_messages(CH)],
+            "ephemerals": env.ephemerals(CH),
+            "views": [v.get("blocks") for v in fake.opened_views()],
+            "home": [(c.args["user_id"], c.args["view"]) for c in fake.calls("views.publish")],
+            "stored": (dict(report.values), report.by, report.at),
+            "quarters": env.teams.quarters(TeamRef(WS, CH)),
+            "audit": [(a["kind"], a["quarter"], a["by"]) for a in env.teams.audit(TeamRef(WS, CH))],
+            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+            "catalog_names": area_names(env),
+        }
+    finally:
+        bolt_log.removeHandler(env.errors)
+        env.executor.shutdown(wait=True)
+        svc.outbox.close()
+
+
+def reminder_flow(backend: Backend, line: FakeLineApi, slack: FakeSlackApi) -> dict[str, Any]:
+    """Two teams (one paused) and six opted-in LINE users; the kickoff pass, then the pass again."""
+    line.reset()
+    slack.reset()
+    line.quota = None
+    clock = FakeClock()
+    svc = build_services(backend.config(line=line, slack=slack, send_in_background=False), clock=clock)
+    world = World(backend.client, backend.url, clock, line, slack, svc, build_reminders(svc), TeamStore(backend.client))
+    try:
+        world.team("C1", "本店")
+        paused = world.team("C2", "二号店")
+        world.teams.set_reminders(paused, False)
+        for user_id, answers in RECIPIENTS.items():
+            world.line_user(user_id, answers)
+        clock.t = KICKOFF
+        first = world.reminders.run(clock())
+        clock.t = KICKOFF + 600
+        second = world.reminders.run(clock())  # exactly once: nothing is sent again
+        line.assert_contract_ok()
+        slack.assert_contract_ok()
+        multicasts = sorted((sorted(r.json["to"]), r.json["messages"]) for r in line.recorded(MULTICAST))
+        return {
+            "first": (sorted(first.sent), sorted(first.skipped), first.failed),
+            "second": (second.sent, second.skipped, second.failed),
+            "slack": {ch: [(m["text"], m.get("blocks")) for m in slack.messages(ch)] for ch in ("C1", "C2")},
+            "multicasts": multicasts,
+            "recipients": sorted(world.multicast_recipients()),
+            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+        }
+    finally:
+        svc.outbox.close()
+
+
+# ---- the tests ----------------------------------------------------------------------------------
+
+
+def test_cluster_has_three_masters_and_the_flows_keys_land_on_different_ones(
+    cluster: RedisClusterServer, on_cluster: Backend
+) -> None:
+    client = on_cluster.client
+    assert len(client.get_primaries()) == 3
+    for node in cluster.node_clients():
+        assert node.cluster("INFO")["cluster_state"] == "ok"
+        node.close()
+    # The writes that go beside a Lua script (outbox index, reminder index) are on other nodes than
+    # the user's own keys, so a cross-slot mistake could not hide on a shared node.
+    user = Subject("line", LINE_USER)
+    assert node_of(client, keys.conv(user)) != node_of(client, keys.OUTBOX_DUE)
+    assert node_of(client, keys.OUTBOX_DUE) == node_of(client, keys.REMIND_INDEX)
+    assert node_of(client, keys.team(TeamRef(WS, CH))) != node_of(client, keys.ALL_TEAMS)
+    assert len({node_of(client, keys.conv(Subject("line", u))) for u in RECIPIENTS}) == 3
+
+
+def test_line_diagnosis_on_the_cluster_matches_one_server(
+    single: Backend, on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    line, _ = apis
+    expected = line_flow(single, line)
+    got = line_flow(on_cluster, line)
+    assert got == expected
+
+    messages = got["delivered"][LINE_USER]
+    # greeting, Q1..Q10, stale notice + the current question again, result, reminder offer, confirmation;
+    # the redelivered answer and its repeat added nothing
+    assert len(messages) == 16
+    assert {path for _, path, _ in got["requests"]} == {REPLY}
+    assert all(status == 200 for _, _, status in got["requests"])
+    assert load_script("ja", None).text("stale", number=6) in texts(messages)
+    result = next(m for m in messages if m["type"] == "flex")
+    assert "B評価" in result["altText"] and "7/10" in result["altText"]
+    questions = [m["text"].split()[0] for m in messages if re.match(r"Q\d+/10", m.get("text", ""))]
+    assert questions == [f"Q{i}/10" for i in (1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 10)]  # Q6 again after the stale tap
+    assert got["state"] == ("done", 1, "AAAAAAABCD", True)
+    assert got["pending"] == 0
+    assert got["opted_in"] == [f"line:{LINE_USER}"]
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_slack_kpi_flow_on_the_cluster_matches_one_server(
+    single: Backend, on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, slack = apis
+    expected = slack_flow(single, slack)
+    got = slack_flow(on_cluster, slack)
+    assert got == expected
+
+    announcement, result = got["channel"]
+    assert TEAM_NAME in announcement[0]
+    assert result[0] == f"CRM KPI {Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    names = got["catalog_names"]
+    message = {"blocks": result[1]}
+    assert fields_of(message) == [
+        area_line(names["engagement"], 7.5),
+        area_line(names["data_quality"], 8.0),
+        area_line(names["satisfaction"], 10.0),
+        area_line(names["roi"], 5.0),
+        area_line(names["efficiency"], 5.0),
+    ]
+    assert sections_of(message)[1] == txt("weakest", area=names["roi"], score="5.0")
+    assert got["stored"] == (BASE_STORED, ALICE, FakeClock().t + 86400)
+    assert got["quarters"] == [Quarter(2026, 1)]
+    assert got["audit"] == [("report", Q1_2026, ALICE)]
+    assert [user for user, _ in got["home"]] == [BOB]  # the retried event was not handled twice
+    assert got["pending"] == 0
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_reminder_pass_on_the_cluster_matches_one_server(
+    single: Backend, on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    line, slack = apis
+    expected = reminder_flow(single, line, slack)
+    got = reminder_flow(on_cluster, line, slack)
+    assert got == expected
+
+    sent, skipped, failed = got["first"]
+    assert sent == sorted([
+        "slack T1/C1 2026-Q2 kickoff",
+        "line multicast 2026-Q2 tier A (2 users)",
+        "line multicast 2026-Q2 tier B (2 users)",
+        "line multicast 2026-Q2 tier C (2 users)",
+    ])
+    assert skipped == [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")]
+    assert failed == []
+    assert got["second"] == ([], [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")], [])
+    [(text, _)] = got["slack"]["C1"]
+    assert "2026-Q2" in text
+    assert got["slack"]["C2"] == []
+    assert got["recipients"] == sorted(RECIPIENTS)  # everyone once, nobody twice
+    assert [len(to) for to, _ in got["multicasts"]] == [2, 2, 2]
+    assert got["pending"] == 0
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_every_key_of_one_user_or_team_lives_in_one_slot(
+    on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    line, slack = apis
+    line_flow(on_cluster, line)
+    slack_flow(on_cluster, slack)
+    reminder_flow(on_cluster, line, slack)
+
+    client = on_cluster.client
+    all_keys = sorted(k.decode() for k in client.scan_iter(match="*", count=1000))
+    untagged = [k for k in all_keys if not TAG.search(k)]
+    assert untagged == []
+    by_tag: dict[str, list[str]] = defaultdict(list)
+    for k in all_keys:
+        by_tag[TAG.search(k).group(1)].append(k)  # type: ignore[union-attr]
+    # what the flows wrote, by owner: a LINE user, a Slack team, the Slack team's reminder ledger, ...
+    assert {f"u:line:{LINE_USER}", f"t:{WS}:{CH}", f"ws:{WS}", "teams", "slack", "reminders",
+            "u:slack:T1.C1", *(f"u:line:{u}" for u in RECIPIENTS)} <= set(by_tag)
+    assert len(by_tag[f"u:line:{LINE_USER}"]) >= 3  # conv, dedupe marks, ...
+    assert len(by_tag[f"t:{WS}:{CH}"]) >= 4  # team, kpi:<quarter>, quarters, audit
+    seed = cluster.node_clients()[0]
+    nodes = set()
+    for tag, members in by_tag.items():
+        slots = {seed.cluster("KEYSLOT", k) for k in members}  # the server's own hash-slot function
+        assert len(slots) == 1, (tag, members, slots)
+        nodes.add(node_of(client, members[0]))
+    seed.close()
+    assert len(nodes) == 3  # the flows really spread over the three masters
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_redis_cluster_is_configured_from_the_environment(cluster: RedisClusterServer) -> None:
+    config = Config.from_env({"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1"})
+    assert config.redis_cluster
+    client = connect(config)
+    try:
+        assert isinstance(client, RedisCluster) and client.ping()
+    finally:
+        client.close()
+    assert not Config.from_env({"REDIS_URL": cluster.url}).redis_cluster
+    plain = connect(Config.from_env({"REDIS_URL": cluster.url, "REDIS_CLUSTER": "0"}))
+    assert type(plain) is redis.Redis  # the single-server path is the plain client, as before
+    plain.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_CLUSTER": "1"}, "REDIS_CLUSTER=1 needs REDIS_URL"),
+        ({"REDIS_CLUSTER": "1", "REDIS_URL": "unix:///tmp/redis.sock"}, "REDIS_CLUSTER=1 needs REDIS_URL"),
+        ({"REDIS_CLUSTER": "maybe", "REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_CLUSTER must be 1 or 0"),
+    ],
+)
+def test_bad_cluster_configuration_names_the_variable(env: dict[str, str], message: str) -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)
+
+
+def test_lua_scripts_survive_a_flushed_script_cache(
+    on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A node that restarted or failed over has no scripts: NOSCRIPT is answered by loading them again."""
+    line, _ = apis
+    line.reset()
+    clock = FakeClock()
+    svc = build_services(on_cluster.config(line=line), clock=clock)
+    env = LineEnv(svc, create_app(services=svc).test_client(), line, clock, on_cluster.client)
+    try:
+        user = env.user(LINE_USER)
+        user.follow()
+        env.settle()
+        assert on_cluster.client.script_flush()  # on every primary
+        user.tap("s")
+        env.settle()
+        assert [m["text"][:5] for m in line.delivered(LINE_USER)[1:]] == ["Q1/10"]
+        assert Conv.from_json(on_cluster.client.get(keys.conv(Subject("line", LINE_USER)))).state == "asking"
+    finally:
+        svc.outbox.close()
+    nodes = cluster.node_clients()
+    noscript = [n.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0) for n in nodes]
+    for n in nodes:
+        n.close()
+    assert sum(noscript) >= 1  # the flushed cache was really hit, and recovered from
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_a_commit_is_one_pipeline_on_one_server_and_intent_then_script_on_the_cluster(
+    single: Backend, on_cluster: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single-server path is unchanged (the intent and the Lua commit in one pipelined round
+    trip); the cluster writes the intent first, then calls the script on the user's node."""
+    from conversations.store import OutboxWrite, RedisStore
+
+    calls: list[str] = []
+
+    def count(cls: type, name: str, label: str) -> None:
+        original = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(label if name == "execute" else f"{label} {args[0]}")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    count(redis.client.Pipeline, "execute", "pipeline")
+    count(redis.Redis, "execute_command", "command")
+    count(ClusterPipeline, "execute", "cluster pipeline")
+    count(RedisCluster, "execute_command", "cluster command")
+    seen = {}
+    for backend in (single, on_cluster):
+        store = RedisStore(backend.client)
+        warm = Subject("line", "Uwarm")  # a first call may load the script on a fresh server first
+        assert store.update(store.get(warm, "ev-0"), Conv(state="asking", sid=1), "ev-0", ttl=60) == "ok"
+        subject = Subject("line", LINE_USER)
+        snap = store.get(subject, "ev-1")
+        calls.clear()
+        write = OutboxWrite("m-1", {"id": "m-1", "out": []}, 100.0)
+        assert store.update(snap, Conv(state="asking", sid=1), "ev-1", ttl=60, outbox=write, remind_index=True) == "ok"
+        seen[backend.name] = list(calls)
+        assert backend.client.zscore(keys.OUTBOX_DUE, keys.outbox_ref(subject, "m-1")) == 100.0
+        assert backend.client.sismember(keys.REMIND_INDEX, f"line:{LINE_USER}")
+        assert backend.client.hexists(keys.outbox(subject), "m-1")
+    assert seen == {"single": ["pipeline"], "cluster": ["cluster pipeline", "cluster command EVALSHA"]}
