@@ -11,18 +11,15 @@ import copy
 import json
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from linebot.v3.messaging import Message, MulticastRequest, PushMessageRequest, ReplyMessageRequest
 
+from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
 from tests.fakes.openapi import messaging_spec_path, validate_api_request
 
 REPLY = "/v2/bot/message/reply"
@@ -53,21 +50,6 @@ class Recorded:
     body: bytes
     json: Any
     status: int
-
-
-@dataclass
-class _Failure:
-    status: int
-    remaining: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _utf16_len(text: str) -> int:
@@ -129,93 +111,33 @@ def check_limits(body: Any) -> list[str]:
     return errors
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeLineApi
+class FakeLineApi(FakeHttpApi):
+    name = "LINE API"
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr logging
-        pass
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.server.fake._handle(self.command, self.path, headers, body)
-        payload = json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-
-class FakeLineApi:
     def __init__(self, access_token: str = "test-access-token", spec_path: Path | None = None) -> None:
+        super().__init__()
         self.access_token = access_token
         self.spec_path = spec_path if spec_path is not None else messaging_spec_path()
         self.quota: int | None = 200
-        self.delay: float = 0.0
-        self.contract_errors: list[str] = []
-        self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._message_ids = iter(range(500_000_000_000_000_000, 10**19))
         self._clear()
 
     def _clear(self) -> None:
         self._records: list[Recorded] = []
-        self._failures: dict[str, list[_Failure]] = {}
+        self._failures: dict[str, list[Failure]] = {}
         self._reply_tokens: dict[str, str] = {}
         self._deliveries: dict[str, list[dict[str, Any]]] = {}
         self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._usage = 0
         self.contract_errors.clear()
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeLineApi:
-        if self._server is not None:
-            return self
+    def _warm_up(self) -> None:
         if self.spec_path is not None:  # build the (slow, cached) spec up front, not on the first request
             validate_api_request(self.spec_path, "GET", QUOTA, {"authorization": "Bearer warm-up"})
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="FakeLineApi", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeLineApi:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeLineApi is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.root_url
 
     # -- test controls ---------------------------------------------------------------------------
     def issue_reply_token(self, user_id: str) -> str:
@@ -237,7 +159,7 @@ class FakeLineApi:
         headers: dict[str, str] | None = None,
     ) -> None:
         """Answer the next ``times`` requests to ``path`` with ``status`` (nothing is delivered)."""
-        failure = _Failure(status, times, body if body is not None else {"message": "fake failure"}, headers or {})
+        failure = Failure(status, times, body if body is not None else {"message": "fake failure"}, headers or {})
         with self._lock:
             self._failures.setdefault(path, []).append(failure)
 
@@ -266,15 +188,6 @@ class FakeLineApi:
             lines += ["contract errors:", *(f"  {e}" for e in self.contract_errors)] if self.contract_errors else []
         return "\n".join(lines)
 
-    def wait_for(
-        self, predicate: Callable[[FakeLineApi], bool], timeout: float = 10.0, interval: float = 0.01
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"condition not met within {timeout}s: {predicate!r}\n{self.summary()}")
-            time.sleep(interval)
-
     def wait_delivered(self, user_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until at least ``count`` messages were delivered to ``user_id``; return them."""
         try:
@@ -282,12 +195,6 @@ class FakeLineApi:
         except AssertionError as exc:
             raise AssertionError(f"expected {count} message(s) delivered to {user_id}\n{exc}") from None
         return self.delivered(user_id)
-
-    def assert_contract_ok(self) -> None:
-        with self._lock:
-            errors = list(self.contract_errors)
-        if errors:
-            raise AssertionError(f"{len(errors)} LINE API contract error(s):\n" + "\n".join(f"  {e}" for e in errors))
 
     # -- request handling (called from server threads) ------------------------------------------
     def _check_contract(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
@@ -317,7 +224,7 @@ class FakeLineApi:
             with self._lock:
                 self.contract_errors.extend(f"{method} {path}: {e}" for e in errors)
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Answer:
+    def handle_request(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         path, _, query = target.partition("?")
         self._check_contract(method, path, query, headers, body)
         if self.delay:
@@ -332,39 +239,39 @@ class FakeLineApi:
             self._records.append(Recorded(method, path, dict(headers), body, data, answer.status))
             return answer
 
-    def _route(self, method: str, path: str, headers: dict[str, str], data: Any) -> _Answer:
+    def _route(self, method: str, path: str, headers: dict[str, str], data: Any) -> Answer:
         queue = self._failures.get(path)
         if queue:
             failure = queue[0]
             failure.remaining -= 1
             if failure.remaining <= 0:
                 queue.pop(0)
-            return _Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+            return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
         if headers.get("authorization") != f"Bearer {self.access_token}":
-            return _Answer(401, {"message": AUTH_FAILED})
+            return Answer(401, {"message": AUTH_FAILED})
         if method == "GET" and path == QUOTA:
-            return _Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
+            return Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
         if method == "GET" and path == CONSUMPTION:
-            return _Answer(200, {"totalUsage": self._usage})
+            return Answer(200, {"totalUsage": self._usage})
         if method != "POST" or path not in (REPLY, PUSH, MULTICAST):
-            return _Answer(404, {"message": "Not found"})
+            return Answer(404, {"message": "Not found"})
         messages = data.get("messages") if isinstance(data, dict) else None
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            return _Answer(400, {"message": "The request body has 1 error(s)"})
+            return Answer(400, {"message": "The request body has 1 error(s)"})
         if path == REPLY:
             user_id = self._reply_tokens.pop(str(data.get("replyToken")), None)
             if user_id is None:
-                return _Answer(400, {"message": "Invalid reply token"})
-            return _Answer(200, {"sentMessages": self._deliver([user_id], messages)})
+                return Answer(400, {"message": "Invalid reply token"})
+            return Answer(200, {"sentMessages": self._deliver([user_id], messages)})
         return self._send(path, headers, data, messages)
 
-    def _send(self, path: str, headers: dict[str, str], data: dict[str, Any], messages: list[Any]) -> _Answer:
+    def _send(self, path: str, headers: dict[str, str], data: dict[str, Any], messages: list[Any]) -> Answer:
         to = data.get("to")
         recipients = [to] if path == PUSH else to
         if not isinstance(recipients, list) or not recipients or not all(isinstance(u, str) for u in recipients):
-            return _Answer(400, {"message": "The request body has 1 error(s)"})
+            return Answer(400, {"message": "The request body has 1 error(s)"})
         if len(recipients) > MAX_MULTICAST_RECIPIENTS:
-            return _Answer(
+            return Answer(
                 400,
                 {
                     "message": "The request body has 1 error(s)",
@@ -374,19 +281,19 @@ class FakeLineApi:
         key = headers.get("x-line-retry-key")
         if key is not None:
             if not _UUID_RE.match(key):
-                return _Answer(400, {"message": "The value for the 'X-Line-Retry-Key' header is invalid"})
+                return Answer(400, {"message": "The value for the 'X-Line-Retry-Key' header is invalid"})
             if key in self._retry_keys:
                 request_id, sent = self._retry_keys[key]
                 conflict: dict[str, Any] = {"message": "The retry key is already accepted"}
                 if path == PUSH:
                     conflict["sentMessages"] = copy.deepcopy(sent)
-                return _Answer(409, conflict, {"x-line-accepted-request-id": request_id})
+                return Answer(409, conflict, {"x-line-accepted-request-id": request_id})
         sent = self._deliver(recipients, messages)
         self._usage += len(messages) * len(recipients)
         request_id = str(uuid.uuid4())
         if key is not None:
             self._retry_keys[key] = (request_id, sent)
-        return _Answer(200, {"sentMessages": sent} if path == PUSH else {}, {"x-line-request-id": request_id})
+        return Answer(200, {"sentMessages": sent} if path == PUSH else {}, {"x-line-request-id": request_id})
 
     def _deliver(self, recipients: list[str], messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         for user_id in recipients:

@@ -14,17 +14,16 @@ import hashlib
 import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+
+from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
 
 API_PREFIX = "/api/"
 RESPONSE_PREFIX = "/response/"
@@ -60,21 +59,6 @@ class Recorded:
     status: int
     response: Any
     body: bytes = b""
-
-
-@dataclass
-class _Failure:
-    status: int
-    remaining: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _error(code: str, **extra: Any) -> dict[str, Any]:
@@ -251,43 +235,13 @@ def parse_args(content_type: str, body: bytes, query: str = "") -> tuple[dict[st
     return args, token if isinstance(token, str) else None, problems
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeSlackApi
+class FakeSlackApi(FakeHttpApi):
+    name = "Slack API"
+    content_type = "application/json; charset=utf-8"
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr logging
-        pass
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.server.fake._handle(self.path, headers, body)
-        payload = json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _handle
-
-
-class FakeSlackApi:
     def __init__(self, bot_token: str = "xoxb-test-token") -> None:
+        super().__init__()
         self.bot_token = bot_token
-        self.delay: float = 0.0
-        self.contract_errors: list[str] = []
-        self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._ts_counter = itertools.count(100, 100)  # never reset: ts stay unique across reset()
         self._view_counter = itertools.count(1)
         self._dm_users: dict[str, str] = {}  # DM channel id -> user id (stable, never reset)
@@ -310,7 +264,7 @@ class FakeSlackApi:
 
     def _clear(self) -> None:
         self._records: list[Recorded] = []
-        self._failures: dict[str, list[_Failure]] = {}
+        self._failures: dict[str, list[Failure]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._ephemerals: dict[str, list[dict[str, Any]]] = {}
         self._views: dict[str, dict[str, Any]] = {}
@@ -321,41 +275,6 @@ class FakeSlackApi:
         self._removed: set[str] = set()
         self._responses: dict[str, list[dict[str, Any]]] = {}
         self.contract_errors.clear()
-
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeSlackApi:
-        if self._server is not None:
-            return self
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="FakeSlackApi", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeSlackApi:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def root_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeSlackApi is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def base_url(self) -> str:
@@ -381,7 +300,7 @@ class FakeSlackApi:
         if headers is None:
             headers = {"Retry-After": "1"} if status == 429 else {}
         with self._lock:
-            self._failures.setdefault(method, []).append(_Failure(status, times, _error(error), dict(headers)))
+            self._failures.setdefault(method, []).append(Failure(status, times, _error(error), dict(headers)))
 
     def archive(self, channel_id: str) -> None:
         """Posting to ``channel_id`` now answers ``is_archived``; conversations.info shows it archived."""
@@ -451,15 +370,6 @@ class FakeSlackApi:
             lines += ["contract errors:", *(f"  {e}" for e in self.contract_errors)] if self.contract_errors else []
         return "\n".join(lines)
 
-    def wait_for(
-        self, predicate: Callable[[FakeSlackApi], bool], timeout: float = 10.0, interval: float = 0.01
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"condition not met within {timeout}s: {predicate!r}\n{self.summary()}")
-            time.sleep(interval)
-
     def wait_messages(self, channel: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until at least ``count`` messages were posted to ``channel``; return them."""
         try:
@@ -467,12 +377,6 @@ class FakeSlackApi:
         except AssertionError as exc:
             raise AssertionError(f"expected {count} message(s) in {channel}\n{exc}") from None
         return self.messages(channel)
-
-    def assert_contract_ok(self) -> None:
-        with self._lock:
-            errors = list(self.contract_errors)
-        if errors:
-            raise AssertionError(f"{len(errors)} Slack API contract error(s):\n" + "\n".join(f"  {e}" for e in errors))
 
     # -- request handling (called from server threads) ------------------------------------------
     def _contract(self, method: str, args: dict[str, Any], problems: list[str]) -> None:
@@ -487,7 +391,10 @@ class FakeSlackApi:
             with self._lock:
                 self.contract_errors.extend(f"{method}: {e}" for e in errors)
 
-    def _handle(self, target: str, headers: dict[str, str], body: bytes) -> _Answer:
+    def handle_request(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        return self._handle(target, headers, body)
+
+    def _handle(self, target: str, headers: dict[str, str], body: bytes) -> Answer:
         path, _, query = target.partition("?")
         args, token, problems = parse_args(headers.get("content-type", ""), body, query)
         if path.startswith(RESPONSE_PREFIX):
@@ -510,40 +417,40 @@ class FakeSlackApi:
 
     def _route(
         self, method: str, headers: dict[str, str], args: dict[str, Any], token: str | None, problems: list[str]
-    ) -> _Answer:
+    ) -> Answer:
         queue = self._failures.get(method)
         if queue:
             failure = queue[0]
             failure.remaining -= 1
             if failure.remaining <= 0:
                 queue.pop(0)
-            return _Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+            return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
         handler = self._methods.get(method)
         if handler is None:
-            return _Answer(200, _error("unknown_method", req_method=method))
+            return Answer(200, _error("unknown_method", req_method=method))
         auth = headers.get("authorization", "")
         if auth.startswith("Bearer "):
             token = auth[len("Bearer ") :].strip()
         if not token:
-            return _Answer(200, _error("not_authed"))
+            return Answer(200, _error("not_authed"))
         if token != self.bot_token:
-            return _Answer(200, _error("invalid_auth"))
+            return Answer(200, _error("invalid_auth"))
         for problem in problems:
             if problem.startswith("invalid_json"):
-                return _Answer(200, _error("invalid_json"))
+                return Answer(200, _error("invalid_json"))
             if problem.startswith("blocks:"):
-                return _Answer(200, _error("invalid_blocks_format"))
+                return Answer(200, _error("invalid_blocks_format"))
             if problem.startswith(("view:", "attachments:", "metadata:")):
-                return _Answer(200, _error("invalid_arguments"))
-        return _Answer(200, handler(args))
+                return Answer(200, _error("invalid_arguments"))
+        return Answer(200, handler(args))
 
-    def _respond(self, key: str, args: dict[str, Any], problems: list[str]) -> _Answer:
+    def _respond(self, key: str, args: dict[str, Any], problems: list[str]) -> Answer:
         if key not in self._responses:
-            return _Answer(404, _error("expired_url"))
+            return Answer(404, _error("expired_url"))
         if problems:
-            return _Answer(400, _error("invalid_payload"))
+            return Answer(400, _error("invalid_payload"))
         self._responses[key].append(copy.deepcopy(args))
-        return _Answer(200, {"ok": True})
+        return Answer(200, {"ok": True})
 
     # -- helpers (lock held) -------------------------------------------------------------------
     def _next_ts(self) -> str:

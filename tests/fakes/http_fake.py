@@ -1,0 +1,135 @@
+"""What the local fake APIs share: a JSON HTTP server on 127.0.0.1 in a daemon thread, its
+lifecycle, polling with a deadline, and the list of contract errors seen in requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+
+@dataclass
+class Failure:
+    """An answer the fake was told to give instead of serving the request."""
+
+    status: int
+    remaining: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeHttpApi
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr logging
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = self.server.fake.handle_request(self.command, self.path, headers, body)
+        payload = json.dumps(answer.body).encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", self.server.fake.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+
+class FakeHttpApi:
+    """Base of the fakes: subclasses implement ``handle_request`` and ``summary``."""
+
+    name = "fake API"
+    content_type = "application/json"
+
+    def __init__(self) -> None:
+        self.delay: float = 0.0
+        self.contract_errors: list[str] = []
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- to implement ----------------------------------------------------------------------------
+    def handle_request(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def _warm_up(self) -> None:
+        """Slow one-off preparation before serving (e.g. building a spec validator)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        self._warm_up()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- inspection ------------------------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[Any], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+        """Poll ``predicate(self)`` until it holds, or fail with a summary at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"condition not met within {timeout}s: {predicate!r}\n{self.summary()}")
+            time.sleep(interval)
+
+    def assert_contract_ok(self) -> None:
+        with self._lock:
+            errors = list(self.contract_errors)
+        if errors:
+            listing = "\n".join(f"  {e}" for e in errors)
+            raise AssertionError(f"{len(errors)} {self.name} contract error(s):\n{listing}")
