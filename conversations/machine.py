@@ -304,6 +304,13 @@ def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(replace(conv, remind=False), (notice("optin_off"),))
 
 
+def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Opting in or out while an unfinished diagnosis has expired: the answer is recorded and the
+    expired diagnosis is put to rest (not revived by the change)."""
+    on = inp.kind == I.OPT_IN
+    return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
+
+
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(_at_rest(conv), (notice("expired"), {"type": "offer"}))
 
@@ -352,8 +359,7 @@ ROUTES: tuple[Route, ...] = (
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
     *(Route(s, (I.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (I.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
-    Route(EXPIRED, (I.OPT_IN,), opt_in, frozenset(IN_PROGRESS)),
-    Route(EXPIRED, (I.OPT_OUT,), opt_out, frozenset(IN_PROGRESS)),
+    Route(EXPIRED, (I.OPT_IN, I.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -64,9 +65,21 @@ def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
         event_id=event_id,
         input=inp,
         reply_token=token if isinstance(token, str) and token else None,
-        timestamp=ts / 1000 if isinstance(ts, int | float) and not isinstance(ts, bool) else None,
+        timestamp=_seconds(ts),
         redelivery=bool(ctx.get("isRedelivery")) if isinstance(ctx, dict) else False,
     )
+
+
+def _seconds(ts: Any) -> float | None:
+    """LINE's millisecond timestamp in seconds; None unless it is a finite number (an integer too
+    large for a float, NaN or Infinity would otherwise break the reply-token window arithmetic)."""
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        return None
+    try:
+        seconds = ts / 1000
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> Input | None:

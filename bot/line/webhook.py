@@ -27,8 +27,12 @@ def blueprint() -> Blueprint:
             log.warning("line webhook: bad or missing signature (%d bytes)", len(body))
             return "bad signature", 400
         try:
-            inbound = list(events.parse(json.loads(body), svc.script.keywords))
-        except (ValueError, InvalidInput) as e:  # JSONDecodeError is a ValueError
+            payload = json.loads(body)
+            # Lone surrogates ("\ud800" escapes) are valid JSON but not text: nothing made of them can
+            # be stored or sent (UnicodeEncodeError, a ValueError). Deep nesting: RecursionError.
+            json.dumps(payload, ensure_ascii=False).encode()
+            inbound = list(events.parse(payload, svc.script.keywords))
+        except (ValueError, RecursionError, InvalidInput) as e:  # JSONDecodeError is a ValueError
             log.warning("line webhook: malformed body: %s", type(e).__name__)
             return "malformed body", 400
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 
 from bot.core import Bot, InboundEvent
@@ -131,10 +132,18 @@ def build_slack(
     @app.command("/kpi")
     def kpi(ack: Any, command: dict[str, Any]) -> None:
         ack()
-        ref = TeamRef(command["team_id"], command["channel_id"])
-        user, channel = command["user_id"], command["channel_id"]
+        ids = _strings(command, "team_id", "channel_id", "user_id", "trigger_id")
+        try:
+            ref = TeamRef(ids[0], ids[1]) if ids else None
+        except InvalidInput:
+            ref = None
+        if ids is None or ref is None:
+            log.warning("slack: /kpi without a valid team, channel, user or trigger ignored")
+            return
+        user, channel = ids[2], ids[1]
         # split on any whitespace: Japanese input methods type U+3000 (full-width) for a space
-        words = (command.get("text") or "").split(None, 1)
+        text = command.get("text")
+        words = (text if isinstance(text, str) else "").split(None, 1)
         sub = words[0].lower() if words else ""
         rest = words[1] if len(words) > 1 else ""
         if sub == "setup":
@@ -202,27 +211,30 @@ def build_slack(
     @app.action(B.OPEN_REPORT_ACTION)
     def open_from_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
+        data = _json_object(action.get("value"))
+        trigger_id = body.get("trigger_id")
         try:
-            data = json.loads(action.get("value") or "{}")
-            team = teams.get(TeamRef.parse(data.get("team", "")))
+            team = teams.get(TeamRef.parse(data.get("team"))) if isinstance(data.get("team"), str) else None
             quarter = Quarter.parse(data.get("quarter", ""))
         except (ValueError, InvalidInput):
             return
-        if team is not None:
-            open_report(body["trigger_id"], team, quarter)
+        if team is not None and isinstance(trigger_id, str) and trigger_id:
+            open_report(trigger_id, team, quarter)
 
     # ---- modal submissions -----------------------------------------------------------------------
     def team_of_view(view: dict[str, Any]) -> Team | None:
+        ref = _json_object(view.get("private_metadata")).get("team")
         try:
-            return teams.get(TeamRef.parse(json.loads(view.get("private_metadata") or "{}").get("team", "")))
-        except (ValueError, InvalidInput, AttributeError):
+            return teams.get(TeamRef.parse(ref)) if isinstance(ref, str) else None
+        except InvalidInput:
             return None
 
     @app.view(B.REPORT_CALLBACK)
     def on_report(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         team = team_of_view(view)
-        state = (view.get("state") or {}).get("values") or {}
-        if team is None:
+        state = _object(_object(view.get("state")).get("values"))
+        user = _strings(_object(body.get("user")), "id")
+        if team is None or user is None:
             ack(response_action="errors", errors={"quarter": t(locale, "not_a_team")})
             return
         now = clock()
@@ -235,7 +247,7 @@ def build_slack(
             ack(response_action="errors", errors=errors)
             return
         ack()
-        user = body["user"]["id"]
+        user = user[0]
         targets = targets_of(team.ref)
         replaced = teams.submit(team.ref, quarter, values, user, now, targets)
         result = score(values, targets)
@@ -248,23 +260,26 @@ def build_slack(
     @app.view(B.TARGETS_CALLBACK)
     def on_targets(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         team = team_of_view(view)
-        if team is None:
-            ack(response_action="errors", errors={})
+        user = _strings(_object(body.get("user")), "id")
+        if team is None or user is None:
+            # Slack refuses an empty errors object (and Bolt raises on one): name the first input
+            ack(response_action="errors", errors={f"ind:{catalog.indicators[0].key}": t(locale, "not_a_team")})
             return
-        values, errors = B.parse_figures(catalog, locale, (view.get("state") or {}).get("values") or {})
+        values, errors = B.parse_figures(catalog, locale, _object(_object(view.get("state")).get("values")))
         if errors:
             ack(response_action="errors", errors=errors)
             return
         ack()
-        teams.set_targets(team.ref, values, body["user"]["id"], clock())
-        ephemeral(team.ref.channel, body["user"]["id"], t(locale, "targets_saved"))
+        teams.set_targets(team.ref, values, user[0], clock())
+        ephemeral(team.ref.channel, user[0], t(locale, "targets_saved"))
 
     # ---- App Home --------------------------------------------------------------------------------
     @app.event("app_home_opened")
     def home(event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home":
-            return
+        ids = _strings(event, "user")
         workspace = body.get("team_id", "")
+        if event.get("tab", "home") != "home" or ids is None or not isinstance(workspace, str):
+            return
         now = clock()
         rows = []
         for team in teams.workspace_teams(workspace):
@@ -277,7 +292,7 @@ def build_slack(
                 rep = teams.report(team.ref, latest_q)
                 latest = score_report(rep, team.ref) if rep else None
             rows.append((team, current, reported, latest_q, latest))
-        client.views_publish(user_id=event["user"], view=B.home_view(catalog, locale, rows))
+        client.views_publish(user_id=ids[0], view=B.home_view(catalog, locale, rows))
 
     # ---- the diagnosis ---------------------------------------------------------------------------
     def handle(workspace: str, user: str, event_id: str, inp: I.Input) -> None:
@@ -291,25 +306,113 @@ def build_slack(
     @app.command("/diagnosis")
     def diagnosis(ack: Any, command: dict[str, Any]) -> None:
         ack(text=t(locale, "dm_only"))
-        handle(command["team_id"], command["user_id"], "cmd:" + command.get("trigger_id", ""), I.Input(I.START))
+        ids = _strings(command, "team_id", "user_id", "trigger_id")
+        if ids is None:
+            log.warning("slack: /diagnosis without a team, user or trigger ignored")
+            return
+        handle(ids[0], ids[1], "cmd:" + ids[2], I.Input(I.START))
 
     @app.action(re.compile(rf"^{B.DIAGNOSIS_ACTION}:\d+$"))
     def diagnosis_button(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        user = body["user"]
-        workspace = user.get("team_id") or (body.get("team") or {}).get("id", "")
-        action_ts = action.get("action_ts") or body.get("trigger_id", "")
-        handle(workspace, user["id"], f"act:{action_ts}", I.from_button(action.get("value") or ""))
+        user = _object(body.get("user"))
+        workspace = user.get("team_id") or _object(body.get("team")).get("id")
+        action_ts = action.get("action_ts") or body.get("trigger_id")
+        ids = _strings({"w": workspace, "u": user.get("id"), "a": action_ts}, "w", "u", "a")
+        if ids is None:
+            log.warning("slack: a diagnosis button without a team, user or action time ignored")
+            return
+        handle(ids[0], ids[1], f"act:{ids[2]}", I.from_button(action.get("value") or ""))
 
     @app.event("message")
     def direct_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return
         text = event.get("text") or ""
-        handle(body.get("team_id", ""), event.get("user", ""), "ev:" + body.get("event_id", ""),
-               I.from_text(text, script.keywords))
+        ids = _strings({"w": body.get("team_id"), "u": event.get("user"), "e": body.get("event_id")}, "w", "u", "e")
+        if ids is None or not isinstance(text, str):
+            log.warning("slack: a direct message without a team, user, event ID or text ignored")
+            return
+        handle(ids[0], ids[1], "ev:" + ids[2], I.from_text(text, script.keywords))
 
     return SlackParts(app, SlackRequestHandler(app), client, teams, catalog)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    """A JSON object carried in a string field (button value, private_metadata); {} for anything else."""
+    try:
+        return _object(json.loads(text)) if isinstance(text, str) else {}
+    except (ValueError, RecursionError):
+        return {}
+
+
+def _strings(d: dict[str, Any], *names: str) -> tuple[str, ...] | None:
+    """The named fields, when every one is a non-empty string (as Slack always sends them); else None."""
+    values = tuple(d.get(n) for n in names)
+    return values if all(isinstance(v, str) and v for v in values) else None  # type: ignore[return-value]
+
+
+# What Bolt relies on in a request body, as Slack always sends it. Bolt raises on anything else:
+# before even checking the signature when the body does not parse or is not an object (a 500), in
+# its middleware (a 500), or in a listener after its ack. Such a body cannot be Slack's: refused.
+_ID_FIELDS = ("team", "user", "channel", "enterprise")  # an ID, or an object carrying it
+# Objects Bolt reads IDs from, recursively (the event, the message acted on, ...).
+_NESTED = ("event", "message", "previous_message", "item", "assistant_thread", "view", "function_data", "container",
+           "state", "workflow_step")
+_NOT_NULL = ("event", "view", "actions", "response_urls", "authorizations")  # read with .get(name, {}) / [0]
+_STRING_FIELDS = ("type", "command", "text", "team_id", "channel_id", "user_id", "trigger_id", "event_id",
+                  "callback_id", "action_id", "response_url", "api_app_id", "token", "enterprise_id")
+
+
+def _shape(obj: dict[str, Any], where: str, depth: int = 0) -> str | None:
+    """The first field of ``obj`` (or of the objects nested in it) of a type Bolt cannot take."""
+    for name in _ID_FIELDS:
+        if obj.get(name) is not None and not isinstance(obj[name], str | dict):
+            return where + name
+    for name in ("authorizations", "actions", "response_urls"):  # lists of objects
+        value = obj.get(name)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+            return where + name
+    nested = [(name, obj.get(name)) for name in _NESTED]
+    nested.append(("authorizations[0]", (obj.get("authorizations") or [None])[0]))
+    for name, value in nested:
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return where + name
+        if depth < 4 and (problem := _shape(value, f"{where}{name}.", depth + 1)):
+            return problem
+    return None
+
+
+def malformed(raw: str, content_type: str | None) -> str | None:
+    """Why a request body cannot be one of Slack's (so must not reach Bolt), or None."""
+    try:
+        body = parse_body(raw, content_type)  # exactly as Bolt will parse it
+        json.dumps(body, ensure_ascii=False).encode()  # lone surrogates ("\ud800") are not text
+    except (ValueError, RecursionError) as e:
+        return type(e).__name__
+    if not isinstance(body, dict):
+        return "not an object"
+    for name in _NOT_NULL:
+        if name in body and body[name] is None:
+            return name
+    for name in _STRING_FIELDS:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return name
+    if problem := _shape(body, ""):
+        return problem
+    if body.get("actions") == [] or not all(isinstance(a.get("action_id"), str) for a in body.get("actions") or []):
+        return "actions"  # Bolt matches actions[0].action_id
+    for name, inner in (("event", "type"), ("view", "callback_id"), ("view", "type")):
+        value = _object(body.get(name)).get(inner)
+        if value is not None and not isinstance(value, str):
+            return f"{name}.{inner}"
+    return None
 
 
 def _plain_name(text: str) -> str:
@@ -325,6 +428,11 @@ def blueprint() -> Blueprint:
         svc = current_app.extensions["crmbot"]
         if svc.slack is None:
             return "Slack is not configured on this server", 503
+        content_type = request.headers.get("Content-Type")
+        problem = malformed(request.get_data(as_text=True), content_type.split(";")[0] if content_type else None)
+        if problem is not None:
+            log.warning("slack: malformed request body (%s)", problem)
+            return "malformed body", 400
         return svc.slack.handler.handle(request)
 
     return bp

@@ -164,8 +164,11 @@ def targets_modal(catalog: Catalog, locale: str, team: Team, targets: Mapping[st
     }
 
 
-def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Any:
-    return (state.get(block_id) or {}).get(action_id) or {}
+def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Mapping[str, Any]:
+    """One input's state entry ({} when absent or not shaped as Slack sends it)."""
+    block = state.get(block_id) if isinstance(state, Mapping) else None
+    entry = block.get(action_id) if isinstance(block, Mapping) else None
+    return entry if isinstance(entry, Mapping) else {}
 
 
 def parse_figures(
@@ -196,7 +199,8 @@ def parse_figures(
 def parse_quarter(
     locale: str, state: Mapping[str, Any], current: Quarter
 ) -> tuple[Quarter | None, dict[str, str]]:
-    raw = (_input_value(state, "quarter", "q").get("selected_option") or {}).get("value")
+    option = _input_value(state, "quarter", "q").get("selected_option")
+    raw = option.get("value") if isinstance(option, Mapping) else None
     try:
         quarter = Quarter.parse(raw)
     except ValueError:

@@ -860,3 +860,12 @@ def test_opting_in_mid_diagnosis_keeps_the_question_open() -> None:
     chat = asking_at(4)
     chat.send(Input(I.OPT_IN))
     assert (chat.conv.state, chat.conv.q, chat.conv.remind) == (ASKING, 4, True)
+
+
+def test_opting_in_on_an_expired_diagnosis_does_not_revive_it() -> None:
+    chat = asking_at(3)
+    step = chat.send(Input(I.OPT_IN), dt=SET.expiry + 1)
+    assert step.outputs == (notice("optin_on"),)
+    assert (chat.conv.state, chat.conv.remind, chat.conv.answers) == (IDLE, True, "")
+    step = chat.tap("A", q=3, sid=1)
+    assert chat.conv.state == IDLE and step.outputs == (OFFER,)

@@ -1,0 +1,504 @@
+"""The real Bot, RedisStore and Redis against a small model of the diagnosis, step by random step.
+
+A hypothesis state machine drives ``bot.core.Bot`` (the RedisStore on the suite's real Redis, the
+machine from ``conversations.machine.build()``, a recording outbox, an injected clock) for two
+subjects at once, with every kind of input a user can produce: start, answers (buttons carrying
+the diagnosis number and question, or typed letters), back, restart, continue, stale buttons,
+free text, stickers, follow/unfollow, the reminder opt-in, pauses, expiry, redelivered events and
+concurrent deliveries. The model is written from the documented behaviour (README, the machine's
+docstring), not from the handlers, and is checked after every step against what Redis holds:
+
+- the stored record (state, diagnosis number, question, answers, finished result, reminder flag,
+  change counter) equals the model; in-progress records carry a TTL, kept results do not;
+- every call returns exactly the outputs the model predicts; a "result" carries exactly 10 answers;
+- a redelivered event is a no-op answering "dup", with no outputs and nothing queued;
+- of concurrent taps on the current question exactly one advances; the others see the new state;
+- the user's outbox holds exactly the messages queued since the last unfollow, each with the
+  outputs of its event, and the outbox index holds no reference a lost race left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from bot.core import Bot, Handled, InboundEvent
+from conversations import inputs as I
+from conversations import keys
+from conversations.content import load_script
+from conversations.inputs import Input
+from conversations.keys import Subject
+from conversations.machine import Conv, Settings, build
+from conversations.store import OutboxWrite, RedisStore
+from tests.conftest import FakeClock
+
+CHANNEL = "prop"
+QUESTIONS = 10
+# Short windows so that pauses, expiry and double taps all happen within a few steps.
+SETTINGS = Settings(expiry=1000.0, resume_after=300.0, double_tap=10.0)
+KEYWORDS = load_script("ja").keywords
+SUBJECTS = 2
+
+IDLE, ASKING, RESUME, DONE = "idle", "asking", "resume", "done"
+GREETING = {"type": "greeting"}
+OFFER = {"type": "offer"}
+DONE_HELP = {"type": "done_help"}
+OPTIN_OFFER = {"type": "optin_offer"}
+
+# ---- the model ----------------------------------------------------------------------------------
+
+
+def notice(key: str, **params: Any) -> dict[str, Any]:
+    return {"type": "notice", "key": key, **params}
+
+
+def question(sid: int, q: int) -> dict[str, Any]:
+    return {"type": "question", "sid": sid, "q": q}
+
+
+def resume_prompt(sid: int, q: int) -> dict[str, Any]:
+    return {"type": "resume", "sid": sid, "q": q}
+
+
+@dataclass(frozen=True)
+class Model:
+    """What one user's record should be. ``stored`` False: no record in Redis at all."""
+
+    state: str = IDLE
+    sid: int = 0
+    q: int = 0
+    answers: str = ""
+    last: str = ""
+    remind: bool = False
+    updated: float = 0.0
+    n: int = 0
+    stored: bool = False
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in (ASKING, RESUME)
+
+    def expired(self, now: float) -> bool:
+        return self.in_progress and now - self.updated > SETTINGS.expiry
+
+
+def _changed(m: Model, now: float, **kw: Any) -> Model:
+    """A change is stored: it bumps the change counter and the time of the last change."""
+    return replace(m, **kw, updated=now, n=m.n + 1, stored=True)
+
+
+def _at_rest(m: Model) -> dict[str, Any]:
+    return {"state": DONE if m.last else IDLE, "q": 0, "answers": ""}
+
+
+def _fresh(m: Model) -> dict[str, Any]:
+    return {"state": ASKING, "sid": m.sid + 1, "q": 0, "answers": ""}
+
+
+def _double_tap(m: Model, inp: Input, now: float) -> bool:
+    """The answer just given, tapped again within the double-tap window: silently ignored."""
+    if inp.kind != I.ANSWER or inp.sid != m.sid or inp.q is None or now - m.updated > SETTINGS.double_tap:
+        return False
+    given = m.answers if m.in_progress else m.last
+    return inp.q == len(given) - 1 and given[inp.q] == inp.choice
+
+
+def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]]]:
+    """The documented behaviour: (the record after the input, the outputs to send)."""
+    k = inp.kind
+    if k in (I.OPT_IN, I.OPT_OUT):  # in any state; the state stays
+        on = k == I.OPT_IN
+        out = [notice("optin_on" if on else "optin_off")]
+        if m.expired(now):  # the expired diagnosis is put to rest, not revived
+            return _changed(m, now, **_at_rest(m), remind=on), out
+        return (m if m.remind == on else _changed(m, now, remind=on)), out
+    if k == I.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
+        return (_changed(m, now, **_at_rest(m), remind=False) if m.last else Model()), []
+    if m.expired(now):
+        if k in (I.START, I.RESTART):
+            new = _changed(m, now, **_fresh(m))
+            return new, [question(new.sid, 0)]
+        if k == I.FOLLOW:
+            return _changed(m, now, **_at_rest(m)), [GREETING]
+        return _changed(m, now, **_at_rest(m)), [notice("expired"), OFFER]
+    if m.state in (IDLE, DONE):
+        if k in (I.START, I.RESTART):
+            new = _changed(m, now, **_fresh(m))
+            return new, [question(new.sid, 0)]
+        if k == I.FOLLOW:
+            return m, [GREETING]
+        if m.state == DONE:
+            return m, ([] if _double_tap(m, inp, now) else [DONE_HELP])
+        return m, ([notice("non_text"), OFFER] if k == I.OTHER else [OFFER])
+    # a diagnosis is under way (asking, or resume: "continue or start over?")
+    if k == I.RESTART or (k == I.START and m.state == RESUME):
+        new = _changed(m, now, **_fresh(m))
+        return new, [notice("restarted"), question(new.sid, 0)]
+    if k in (I.START, I.FOLLOW):
+        return _changed(m, now, state=RESUME), [*([GREETING] if k == I.FOLLOW else []), resume_prompt(m.sid, m.q)]
+    if k == I.CONTINUE:
+        return (_changed(m, now, state=ASKING) if m.state == RESUME else m), [question(m.sid, m.q)]
+    if k in (I.TEXT, I.OTHER):
+        if m.state == RESUME:
+            return m, [resume_prompt(m.sid, m.q)]
+        if now - m.updated > SETTINGS.resume_after:
+            return _changed(m, now, state=RESUME), [resume_prompt(m.sid, m.q)]
+        return m, [notice("non_text" if k == I.OTHER else "hint"), question(m.sid, m.q)]
+    assert k in (I.ANSWER, I.BACK), k
+    current = (inp.sid is None or inp.sid == m.sid) and (inp.q is None or inp.q == m.q)
+    if not current:  # an old button: never moves the state
+        if _double_tap(m, inp, now):
+            return m, []
+        if m.state == RESUME:
+            return m, [resume_prompt(m.sid, m.q)]
+        return m, [notice("stale", number=m.q + 1), question(m.sid, m.q)]
+    if k == I.BACK:
+        if m.q == 0:
+            return m, [question(m.sid, 0)]
+        return _changed(m, now, state=ASKING, q=m.q - 1, answers=m.answers[:-1]), [question(m.sid, m.q - 1)]
+    assert inp.choice is not None
+    answers = m.answers + inp.choice
+    if len(answers) < QUESTIONS:
+        return _changed(m, now, state=ASKING, q=m.q + 1, answers=answers), [question(m.sid, m.q + 1)]
+    done = _changed(m, now, state=DONE, q=0, answers="", last=answers)
+    return done, [{"type": "result", "sid": m.sid, "answers": answers}, *([] if m.remind else [OPTIN_OFFER])]
+
+
+# ---- the outbox stand-in ------------------------------------------------------------------------
+
+
+class RecordingOutbox:
+    """The Bot's outbox interface (handles / prepare / submit), recording what it is asked to send.
+
+    Entries are written by the real store's Lua commit; nothing is ever acknowledged, so the user's
+    outbox hash keeps every message queued for it (until an unfollow drops it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted: list[OutboxWrite] = []
+
+    def handles(self, channel: str) -> bool:
+        return channel == CHANNEL
+
+    def prepare(self, ev: InboundEvent, outputs: tuple[dict[str, Any], ...], now: float,
+                previous: OutboxWrite | None) -> OutboxWrite:
+        message_id = previous.message_id if previous else uuid.uuid4().hex
+        entry = {"id": message_id, "to": ev.subject.user_id, "event": ev.event_id, "out": list(outputs)}
+        return OutboxWrite(message_id, entry, now + 30)
+
+    def submit(self, write: OutboxWrite) -> None:
+        with self._lock:
+            self.submitted.append(write)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.submitted)
+
+
+# ---- the state machine --------------------------------------------------------------------------
+
+
+@dataclass
+class User:
+    subject: Subject
+    model: Model = field(default_factory=Model)
+    events: list[InboundEvent] = field(default_factory=list)  # every event delivered (for redelivery)
+    queued: list[str] = field(default_factory=list)  # message ids queued since the last unfollow
+    queued_ever: list[str] = field(default_factory=list)
+
+
+class BotAgainstModel(RuleBasedStateMachine):
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.r = client
+        self.clock = FakeClock()
+        self.outbox = RecordingOutbox()
+        self.bot = Bot(RedisStore(client), build(SETTINGS), self.outbox, clock=self.clock,
+                       conversation_ttl=int(SETTINGS.expiry))
+        run = uuid.uuid4().hex[:10]
+        self.users = [User(Subject(CHANNEL, f"U{run}x{i}")) for i in range(SUBJECTS)]
+
+    def teardown(self) -> None:
+        for u in self.users:
+            tag = u.subject.tag
+            doomed = list(self.r.scan_iter(match=f"{keys.PREFIX}:{tag}:*", count=500))
+            if doomed:
+                self.r.delete(*doomed)
+            self.r.srem(keys.REMIND_INDEX, f"{CHANNEL}:{u.subject.user_id}")
+            for mid in u.queued_ever:
+                self.r.zrem(keys.OUTBOX_DUE, keys.outbox_ref(u.subject, mid))
+
+    # ---- delivering ----------------------------------------------------------------------------
+    def new_event(self, u: User, inp: Input) -> InboundEvent:
+        return InboundEvent(u.subject, "ev-" + uuid.uuid4().hex, inp, timestamp=self.clock())
+
+    def deliver(self, ui: int, inp: Input) -> Handled:
+        """One event, alone: the result, the record and the queued message are exactly the model's."""
+        u = self.users[ui]
+        ev = self.new_event(u, inp)
+        now = self.clock()
+        want_model, want_out = expect(u.model, inp, now)
+        before = self.outbox.count()
+        got = self.bot.handle(ev)
+        u.events.append(ev)
+        assert got.status == "ok", got
+        assert list(got.outputs) == want_out, (inp, u.model, got.outputs)
+        assert got.state == want_model.state
+        self.check_queued(u, ev, got, before)
+        u.model = want_model
+        if inp.kind == I.UNFOLLOW:
+            u.queued = []
+        return got
+
+    def check_queued(self, u: User, ev: InboundEvent, got: Handled, before: int) -> None:
+        """A handled event with outputs queues exactly one message (its outputs); without, none."""
+        new = [w for w in self.outbox.submitted[before:] if w.entry["event"] == ev.event_id]
+        if got.status == "ok" and got.outputs:
+            assert len(new) == 1, new
+            assert new[0].entry["out"] == list(got.outputs)
+            u.queued.append(new[0].message_id)
+            u.queued_ever.append(new[0].message_id)
+        else:
+            assert new == [], new
+
+    def user_index(self) -> st.SearchStrategy[int]:
+        return st.integers(0, SUBJECTS - 1)
+
+    def answerable(self) -> list[int]:
+        now = self.clock()
+        return [i for i, u in enumerate(self.users) if u.model.in_progress and not u.model.expired(now)]
+
+    # ---- what users do ---------------------------------------------------------------------------
+    @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
+    def start(self, ui: int, typed: bool) -> None:
+        self.deliver(ui, I.from_text("診断", KEYWORDS) if typed else I.from_button("s"))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
+    def restart(self, ui: int, typed: bool) -> None:
+        self.deliver(ui, I.from_text("最初から", KEYWORDS) if typed else I.from_button("r"))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
+    def go_on(self, ui: int, typed: bool) -> None:
+        m = self.users[ui].model
+        self.deliver(ui, I.from_text("続き", KEYWORDS) if typed else I.from_button(f"c:{m.sid}"))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), letter=st.sampled_from("ABCD"),
+          how=st.sampled_from(["button", "button", "plain", "fullwidth", "lower", "with-text"]))
+    def answer(self, ui: int, letter: str, how: str) -> None:
+        """The current question's button (or, when nothing is open, the last one seen), or a typed letter."""
+        m = self.users[ui].model
+        q = m.q if m.in_progress else QUESTIONS - 1
+        typed = {"plain": letter, "fullwidth": chr(ord(letter) + 0xFEE0), "lower": letter.lower(),
+                 "with-text": f"{letter}: そう思う"}
+        inp = I.from_button(f"a:{m.sid}:{q}:{letter}") if how == "button" else I.from_text(typed[how], KEYWORDS)
+        assert inp.kind == I.ANSWER and inp.choice == letter, (how, inp)
+        got = self.deliver(ui, inp)
+        for out in got.outputs:
+            if out["type"] == "result":
+                assert len(out["answers"]) == QUESTIONS and set(out["answers"]) <= set("ABCD"), out
+
+    @precondition(lambda self: self.answerable())
+    @rule(data=st.data(), letters=st.text("ABCD", min_size=2, max_size=QUESTIONS))
+    def answer_run(self, data: st.DataObject, letters: str) -> None:
+        """Several questions answered in a row, by button, so that diagnoses do reach their result."""
+        ui = data.draw(st.sampled_from(self.answerable()))
+        for letter in letters:
+            m = self.users[ui].model
+            if not m.in_progress:
+                break
+            got = self.deliver(ui, I.from_button(f"a:{m.sid}:{m.q}:{letter}"))
+            self.clock.advance(SETTINGS.double_tap + 1)
+            if any(out["type"] == "result" for out in got.outputs):
+                [result] = [out for out in got.outputs if out["type"] == "result"]
+                assert result["answers"] == m.answers + letter and len(result["answers"]) == QUESTIONS
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
+    def back(self, ui: int, typed: bool) -> None:
+        m = self.users[ui].model
+        self.deliver(ui, I.from_text("戻る", KEYWORDS) if typed else I.from_button(f"b:{m.sid}:{m.q}"))
+
+    @precondition(lambda self: any(u.model.sid > 0 or u.model.q > 0 for u in self.users))
+    @rule(data=st.data())
+    def stale_button(self, data: st.DataObject) -> None:
+        """A button of another question or another diagnosis (older, or one not yet started)."""
+        ui = data.draw(st.sampled_from([i for i, u in enumerate(self.users) if u.model.sid > 0 or u.model.q > 0]))
+        m = self.users[ui].model
+        sid = data.draw(st.integers(0, m.sid + 1), label="sid")
+        q = data.draw(st.integers(0, QUESTIONS - 1).filter(lambda q: (sid, q) != (m.sid, m.q)), label="q")
+        kind = data.draw(st.sampled_from(["a", "b"]), label="kind")
+        raw = f"a:{sid}:{q}:{data.draw(st.sampled_from('ABCD'))}" if kind == "a" else f"b:{sid}:{q}"
+        self.deliver(ui, I.from_button(raw))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), text=st.text(max_size=12))
+    def say(self, ui: int, text: str) -> None:
+        """Anything typed: whatever the parser makes of it, the model knows what it must do."""
+        self.deliver(ui, I.from_text(text, KEYWORDS))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), data=st.sampled_from(["", "x", "a:1", "a:1:0:E", "b:x:1", "c", "o:2",
+                                                                   "a:-1:0:A", "a:1:0:AB", "s:1", "r:r"]))
+    def garbage_button(self, ui: int, data: str) -> None:
+        self.deliver(ui, I.from_button(data))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1))
+    def sticker(self, ui: int) -> None:
+        self.deliver(ui, Input(I.OTHER))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1))
+    def follow(self, ui: int) -> None:
+        self.deliver(ui, Input(I.FOLLOW))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1))
+    def unfollow(self, ui: int) -> None:
+        self.deliver(ui, Input(I.UNFOLLOW))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), how=st.sampled_from(["o:1", "o:0", "停止"]))
+    def reminder(self, ui: int, how: str) -> None:
+        self.deliver(ui, I.from_text(how, KEYWORDS) if how == "停止" else I.from_button(how))
+
+    @rule(seconds=st.sampled_from([1, 4, 9, 11, 30, 120, 301, 600]))
+    def wait(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    @rule()
+    def expire(self) -> None:
+        self.clock.advance(SETTINGS.expiry + 1)
+
+    # ---- the channel misbehaving -----------------------------------------------------------------
+    @precondition(lambda self: any(u.events for u in self.users))
+    @rule(data=st.data())
+    def redelivery(self, data: st.DataObject) -> None:
+        """An event delivered again (same event ID, maybe marked as a redelivery): a no-op."""
+        u = data.draw(st.sampled_from([u for u in self.users if u.events]))
+        ev = data.draw(st.sampled_from(u.events))
+        if data.draw(st.booleans(), label="flagged"):
+            ev = replace(ev, redelivery=True)
+        before = self.outbox.count()
+        got = self.bot.handle(ev)
+        assert got.status == "dup" and got.outputs == (), got
+        assert got.state == u.model.state
+        assert self.outbox.count() == before
+
+    @precondition(lambda self: self.answerable())
+    @rule(data=st.data())
+    def concurrent_taps(self, data: st.DataObject) -> None:
+        """2-4 taps on the open question's buttons at once: exactly one advances the diagnosis; the
+        others are handled on the new state (stale, or a silent double tap of the same letter)."""
+        ui = data.draw(st.sampled_from(self.answerable()))
+        u = self.users[ui]
+        m = u.model
+        letters = data.draw(st.lists(st.sampled_from("ABCD"), min_size=2, max_size=4), label="letters")
+        evs = [self.new_event(u, I.from_button(f"a:{m.sid}:{m.q}:{x}")) for x in letters]
+        now = self.clock()
+        before = self.outbox.count()
+        results = self.race(evs)
+        u.events += evs
+        assert [h.status for h in results] == ["ok"] * len(evs), results
+        alone = [expect(m, ev.input, now) for ev in evs]
+        winners = [i for i, h in enumerate(results) if list(h.outputs) == alone[i][1]]
+        assert len(winners) == 1, (m, letters, results)
+        won = alone[winners[0]][0]
+        for i, h in enumerate(results):
+            if i != winners[0]:
+                after, out = expect(won, evs[i].input, now)
+                assert after == won, "a losing tap must not change anything"
+                assert list(h.outputs) == out, (letters, i, h.outputs, out)
+        for ev, h in zip(evs, results, strict=True):
+            self.check_queued(u, ev, h, before)
+        u.model = won
+
+    @rule(data=st.data(), copies=st.integers(2, 4))
+    def concurrent_redelivery(self, data: st.DataObject, copies: int) -> None:
+        """One event delivered 2-4 times at once (LINE redelivering while the first is in flight):
+        applied exactly once; every other copy answers "dup" with no outputs."""
+        ui = data.draw(self.user_index())
+        u = self.users[ui]
+        m = u.model
+        inp = data.draw(st.sampled_from([
+            I.from_button("s"), I.from_button(f"a:{m.sid}:{m.q}:B"), I.from_text("c", KEYWORDS),
+            I.from_button(f"b:{m.sid}:{m.q}"), I.from_button("r"), Input(I.FOLLOW), I.from_button("o:1"),
+        ]))
+        ev = self.new_event(u, inp)
+        want_model, want_out = expect(m, inp, self.clock())
+        before = self.outbox.count()
+        results = self.race([ev] * copies)
+        u.events.append(ev)
+        assert sorted(h.status for h in results) == ["dup"] * (copies - 1) + ["ok"], results
+        [first] = [h for h in results if h.status == "ok"]
+        assert list(first.outputs) == want_out
+        assert all(h.outputs == () for h in results if h.status == "dup")
+        self.check_queued(u, ev, first, before)
+        u.model = want_model
+
+    def race(self, evs: list[InboundEvent]) -> list[Handled]:
+        barrier = threading.Barrier(len(evs))
+
+        def go(ev: InboundEvent) -> Handled:
+            barrier.wait(timeout=30)
+            return self.bot.handle(ev)
+
+        with ThreadPoolExecutor(max_workers=len(evs)) as pool:
+            futures = [pool.submit(go, ev) for ev in evs]
+            return [f.result(timeout=60) for f in futures]
+
+    # ---- what must hold after every step ---------------------------------------------------------
+    @invariant()
+    def record_is_the_model(self) -> None:
+        for u in self.users:
+            key = keys.conv(u.subject)
+            raw = self.r.get(key)
+            m = u.model
+            if not m.stored:
+                assert raw is None, (u.subject, raw)
+                continue
+            assert raw is not None, u.subject
+            conv = Conv.from_json(raw)
+            got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.remind, conv.n, conv.updated)
+            assert got == (m.state, m.sid, m.q, m.answers, m.last, m.remind, m.n, m.updated), (got, m)
+            assert (len(conv.answers) == conv.q) if conv.in_progress else (conv.answers == "")
+            ttl = self.r.ttl(key)
+            if m.in_progress and not m.last:
+                assert ttl > 0, "an abandoned first diagnosis must be garbage-collected"
+            else:
+                assert ttl == -1, "a kept result (or an idle record) must never expire"
+            if m.remind:
+                assert self.r.sismember(keys.REMIND_INDEX, f"{CHANNEL}:{u.subject.user_id}")
+
+    @invariant()
+    def outbox_is_what_was_queued(self) -> None:
+        due = {m.decode() for m in self.r.zrange(keys.OUTBOX_DUE, 0, -1)}
+        for u in self.users:
+            stored = {k.decode(): json.loads(v) for k, v in self.r.hgetall(keys.outbox(u.subject)).items()}
+            assert sorted(stored) == sorted(u.queued)
+            for mid, entry in stored.items():
+                assert entry["id"] == mid and entry["to"] == u.subject.user_id
+            mine = {ref for ref in due if ref.startswith(f"{CHANNEL}:") and ref.endswith(f":{u.subject.user_id}")}
+            assert mine == {keys.outbox_ref(u.subject, mid) for mid in u.queued_ever}, "orphan index entries"
+
+    @invariant()
+    def results_carry_ten_answers(self) -> None:
+        for w in self.outbox.submitted:
+            for out in w.entry["out"]:
+                if out["type"] == "result":
+                    assert len(out["answers"]) == QUESTIONS, out
+
+
+def test_bot_store_and_redis_follow_the_model(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        run_state_machine_as_test(
+            lambda: BotAgainstModel(client),
+            settings=settings(max_examples=60, stateful_step_count=40, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow]),
+        )
+    finally:
+        client.close()
