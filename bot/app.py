@@ -72,6 +72,7 @@ def build_services(
         lease=config.outbox_lease,
         max_attempts=config.outbox_max_attempts,
         background=config.send_in_background,
+        threads=config.outbox_threads,
     )
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)

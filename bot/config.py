@@ -41,6 +41,7 @@ class Config:
     dedupe_ttl: int = 3 * 86400  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
     outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
+    outbox_threads: int = 32  # CRMBOT_OUTBOX_THREADS: sender threads per process (sends wait on the API)
     send_in_background: bool = True  # tests may send synchronously
     remind_hour: int = 10  # CRMBOT_REMIND_HOUR: local hour of the quarter's first reminder
     remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
@@ -155,6 +156,7 @@ class Config:
             dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", 3 * 86400, 60),
             outbox_lease=integer("CRMBOT_OUTBOX_LEASE", 30, 1),
             outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", 8, 1),
+            outbox_threads=integer("CRMBOT_OUTBOX_THREADS", 32, 1),
             remind_hour=hour,
             remind_nudges=nudges,
             remind_cadence=cadence,

@@ -94,7 +94,7 @@ class Outbox:
         lease: float = 30.0,
         max_attempts: int = 8,
         background: bool = True,
-        threads: int = 4,
+        threads: int = 32,
     ) -> None:
         self.r = client
         self.transports = dict(transports)
@@ -179,10 +179,20 @@ class Outbox:
         if self._pool is None:
             self.attempt_now(write)
             return
-        fut = self._pool.submit(self.attempt_now, write)
+        fut = self._pool.submit(self._first_attempt, write, time.monotonic())
         with self._lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+
+    def _first_attempt(self, write: OutboxWrite, queued_at: float) -> Outcome | None:
+        """A sender thread's first attempt, unless the entry waited so long in this process's queue
+        that the worker may already have taken it over (its lease ran out): then it is the worker's,
+        and attempting it here could send it twice."""
+        if time.monotonic() - queued_at > self.lease / 2:
+            log.warning("outbox: %s waited over half its lease in the send queue; left to the worker",
+                        write.message_id[:8])
+            return None
+        return self.attempt_now(write)
 
     def attempt_now(self, write: OutboxWrite) -> Outcome:
         """The first delivery attempt, in the calling thread."""

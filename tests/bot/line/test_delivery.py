@@ -238,3 +238,22 @@ def test_sender_dies_after_the_reply_was_refused_before_pushing(
     assert revived.outbox.sweep() == 1
     assert [r.path for r in fake_line.recorded()] == [REPLY, PUSH]
     assert len(fake_line.delivered(user.user_id)) == 1
+
+
+def test_a_send_that_waited_past_half_its_lease_is_left_to_the_worker(
+    line_env: LineEnv, redis_url: str, fake_line: FakeLineApi
+) -> None:
+    """A backlog in this process's send queue must not race the worker that took the message over."""
+    import time as real_time
+
+    outbox = line_env.svc.outbox
+    submitted = []
+    outbox.submit = lambda write: submitted.append(write)  # hold the first attempt back
+    user = start_diagnosis(line_env)
+    [write] = submitted
+    queued_long_ago = real_time.monotonic() - outbox.lease  # as if it sat in the queue a whole lease
+    assert outbox._first_attempt(write, queued_long_ago) is None
+    assert fake_line.recorded() == []
+    line_env.clock.advance(outbox.lease + 1)
+    assert build_services(line_config(redis_url, fake_line), clock=line_env.clock).outbox.sweep() == 1
+    assert len(fake_line.delivered(user.user_id)) == 1
