@@ -142,13 +142,17 @@ def remind_cmd(config: Config, now_text: str, dry_run: bool, out: TextIO | None 
 
 
 CLOCK_LOCK = "crmbot:{clock}:lock"
+CLOCK_LOCK_SECONDS = 900
 
 
 def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> bool:
     """One scheduled pass, by at most one clock at a time (SET NX EX). Exactly-once does not rest
     on the lock (every reminder has its own ledger mark); the lock only saves duplicate work."""
     r = svc.redis  # type: ignore[attr-defined]
-    if not r.set(CLOCK_LOCK, owner, nx=True, ex=max(5, int(interval * 2))):
+    # Held for up to 15 minutes: a paced pass (200 teams at 1 post/s) takes minutes, and a second clock
+    # starting its own pass meanwhile would double the send rate. A clock that dies holding it only
+    # delays the next pass (reminders have a grace window of days).
+    if not r.set(CLOCK_LOCK, owner, nx=True, ex=max(CLOCK_LOCK_SECONDS, int(interval * 2))):
         return False
     try:
         summary = reminders.run(svc.clock())  # type: ignore[attr-defined]

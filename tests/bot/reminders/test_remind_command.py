@@ -38,3 +38,18 @@ def test_remind_refuses_an_unclear_instant(when: str, capsys, monkeypatch) -> No
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     assert main(["remind", "--now", when]) == 2
     assert "--now" in capsys.readouterr().err
+
+
+def test_one_clock_at_a_time_runs_a_pass(world: World) -> None:
+    from bot.cli import CLOCK_LOCK, clock_pass
+    from tests.bot.reminders.conftest import at
+
+    world.team("C1")
+    world.clock.t = at("2026-04-01T10:00:00")
+    world.r.set(CLOCK_LOCK, "another-clock", ex=60)
+    assert clock_pass(world.svc, world.reminders, "me", 60) is False  # the other clock's pass is running
+    assert world.slack.messages("C1") == []
+    world.r.delete(CLOCK_LOCK)
+    assert clock_pass(world.svc, world.reminders, "me", 60) is True
+    assert len(world.slack.messages("C1")) == 1
+    assert world.r.get(CLOCK_LOCK) is None  # released when the pass ends
