@@ -1,0 +1,125 @@
+"""The benchmark command: ``./scripts/bench`` (``python -m benchmarks.run``).
+
+Runs the sections (webhook load, Redis cost per answer, memory and start-up, reminder fan-out), prints
+one table with each figure, its same-run baseline or ratio and its target, and writes every figure to
+``benchmarks/results/latest.json``. Not part of the test suite; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import procs
+from benchmarks.report import MISS, Row, table
+
+SECTIONS = ("webhook", "redis", "memory", "fanout")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run with small sizes (about two minutes); its figures are not the targets'")
+    p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    p.add_argument("--users", type=int, default=200, help="simulated LINE users in the webhook load (200)")
+    p.add_argument("--delay", type=float, default=50, help="added API delay in ms (50)")
+    p.add_argument("--slow-delay", type=float, default=500, help="the slow API delay in ms (500)")
+    p.add_argument("--pace", type=float, default=2.0,
+                   help="paced runs: seconds between one user's events (2.0: 200 users offer 100 events/s)")
+    p.add_argument("--drain-timeout", type=float, default=300, help="max seconds to wait for replies (300)")
+    p.add_argument("--cost-users", type=int, default=50, help="users taking the diagnosis for the Redis cost (50)")
+    p.add_argument("--finished", type=int, default=100_000, help="finished diagnoses seeded (100,000)")
+    p.add_argument("--in-progress", type=int, default=10_000, help="diagnoses in progress seeded (10,000)")
+    p.add_argument("--teams", type=int, default=200, help="Slack teams in the fan-out (200)")
+    p.add_argument("--slack-rate", type=float, default=2.0,
+                   help="the fake Slack's workspace-wide limit in msg/s, and the bot's SLACK_RATE_PER_SECOND (2; "
+                        "1 is the product's default and adds ~95 s)")
+    p.add_argument("--line-rate", type=float, default=200, help="the fake LINE multicast limit, req/s (200)")
+    p.add_argument("--out", type=Path, default=procs.RESULTS / "latest.json", help="where to write the figures")
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.users, opts.cost_users = min(opts.users, 20), min(opts.cost_users, 10)
+        opts.finished, opts.in_progress = min(opts.finished, 2_000), min(opts.in_progress, 200)
+        opts.teams, opts.slow_delay = min(opts.teams, 30), min(opts.slow_delay, 200)
+        opts.slack_rate = max(opts.slack_rate, 5.0)
+        opts.drain_timeout = min(opts.drain_timeout, 60)
+    opts.delay /= 1000
+    opts.slow_delay /= 1000
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse(argv)
+    sections = opts.only or list(SECTIONS)
+    fakes = procs.Fakes("bench-line-" + secrets.token_hex(8), "xoxb-bench-" + secrets.token_hex(8)).start()
+    rows: list[Row] = []
+    data: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
+        "sections": {},
+    }
+    started = time.monotonic()
+    seeded: Any = None
+    try:
+        for name in sections:
+            print(f"[{name}]", flush=True)
+            t0 = time.monotonic()
+            watch = procs.CpuWatch()
+            if name == "webhook":
+                from benchmarks import webhook
+
+                got, figures = webhook.run(opts, fakes)
+            elif name == "redis":
+                from benchmarks import rediscost
+
+                got, figures = rediscost.run(opts, fakes)
+            elif name == "memory":
+                from benchmarks import memory
+
+                got, figures, seeded = memory.run(opts, keep=("fanout" in sections),
+                                                  webhook=data["sections"].get("webhook"))
+            else:
+                from benchmarks import fanout
+
+                got, figures = fanout.run(opts, fakes, seeded)
+                seeded = None
+            figures["seconds"] = time.monotonic() - t0
+            figures["other_processes_cpus"] = watch.others()
+            if figures["other_processes_cpus"] > 0.2:
+                print(f"  note: other processes kept {figures['other_processes_cpus']:.2f} of {os.cpu_count()} CPUs "
+                      "busy during this section; its figures are noisier", flush=True)
+            rows += got
+            data["sections"][name] = figures
+            print(table(got), flush=True)
+    finally:
+        if seeded is not None:
+            seeded.stop()
+        fakes.stop()
+    data["seconds"] = time.monotonic() - started
+    data["rows"] = [r.as_dict() for r in rows]
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    print()
+    noise = ", ".join(f"{k} {v.get('other_processes_cpus', 0.0):.2f}" for k, v in data["sections"].items())
+    print(f"crmbot benchmarks, {data['when']}, {os.cpu_count()} CPUs, {data['seconds']:.0f} s"
+          + (" (--quick: small sizes)" if opts.quick else "")
+          + f"; CPUs kept busy by other processes: {noise}")
+    print(table(rows))
+    print(f"\nfigures: {opts.out}")
+    missed = [r for r in rows if r.result == MISS]
+    if missed:
+        print(f"{len(missed)} target(s) missed: see benchmarks/README.md for each one's cause.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
