@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -116,25 +116,49 @@ class Outbox:
         self, ev: Any, outputs: tuple[dict[str, Any], ...], now: float, previous: OutboxWrite | None
     ) -> OutboxWrite:
         """The outbox entry for an inbound event's outputs (the id is kept across CAS retries)."""
-        message_id = previous.message_id if previous else str(uuid.uuid4())
+        return self._write(
+            ev.subject,
+            outputs,
+            now,
+            message_id=previous.message_id if previous else None,
+            reply_token=ev.reply_token,
+            timestamp=ev.timestamp,
+            redelivery=bool(ev.redelivery),
+        )
+
+    def _write(
+        self,
+        subject: Subject,
+        outputs: Iterable[dict[str, Any]],
+        now: float,
+        *,
+        message_id: str | None = None,
+        reply_token: str | None = None,
+        timestamp: float | None = None,
+        redelivery: bool = False,
+    ) -> OutboxWrite:
+        message_id = message_id or str(uuid.uuid4())
         entry = {
             "id": message_id,  # also the LINE X-Line-Retry-Key
-            "ch": ev.subject.channel,
-            "to": ev.subject.user_id,
-            "rt": ev.reply_token or "",
-            "ts": ev.timestamp if ev.timestamp is not None else now,
-            "redelivery": bool(ev.redelivery),
+            "ch": subject.channel,
+            "to": subject.user_id,
+            "rt": reply_token or "",
+            "ts": timestamp if timestamp is not None else now,
+            "redelivery": redelivery,
             "out": list(outputs),
             "n": 0,  # failed attempts so far
             "via": "reply",  # how the next attempt goes: reply (first) or push (after a failure)
         }
         return OutboxWrite(message_id, entry, now + self.lease)
 
+    def update_entry(self, write: OutboxWrite) -> None:
+        """Store a queued entry again after changing it (before its first attempt)."""
+        self.r.hset(keys.outbox(Subject(write.entry["ch"], write.entry["to"])), write.message_id,
+                    _dumps(write.entry))
+
     def enqueue(self, subject: Subject, outputs: list[dict[str, Any]]) -> OutboxWrite:
         """Queue a message that is not tied to a conversation step (e.g. a KPI result post)."""
-        now = self.clock()
-        ev = type("Ev", (), {"subject": subject, "reply_token": None, "timestamp": now, "redelivery": False})()
-        write = self.prepare(ev, tuple(outputs), now, None)
+        write = self._write(subject, outputs, self.clock())
         ref = keys.outbox_ref(subject, write.message_id)
         try:
             with self.r.pipeline(transaction=False) as p:
@@ -157,9 +181,7 @@ class Outbox:
     ) -> OutboxWrite | None:
         """Queue a message unless its ledger mark exists: the mark and the entry are written by one
         Lua script (same hash slot), so a message is queued at most once and never half-queued."""
-        now = self.clock()
-        ev = type("Ev", (), {"subject": subject, "reply_token": None, "timestamp": now, "redelivery": False})()
-        write = self.prepare(ev, tuple(outputs), now, None)
+        write = self._write(subject, outputs, self.clock())
         if extra:
             write.entry.update(extra)
         ref = keys.outbox_ref(subject, write.message_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 import redis
 
+from bot.logs import uid
 from bot.outbox import DELIVERED, FAILED, Outbox
 from bot.slack.texts import t
 from conversations import keys
@@ -113,10 +115,8 @@ class Reminders:
             self._line(now, dry_run, summary)
         return summary
 
-    def _record(self, summary: Summary, label: str, write: Any, dry_run: bool) -> None:
-        if dry_run:
-            summary.sent.append(f"{label} (dry run: would send)")
-            return
+    def _record(self, summary: Summary, label: str, write: Any) -> None:
+        """Make the first attempt of a queued reminder and note how it went."""
         outcome = self.outbox.attempt_now(write)
         if outcome.kind == DELIVERED:
             summary.sent.append(label)
@@ -157,7 +157,7 @@ class Reminders:
                 )
                 if write is None:
                     continue  # another clock claimed it a moment ago
-                self._record(summary, label, write, dry_run)
+                self._record(summary, label, write)
 
     # ---- LINE -----------------------------------------------------------------------------------
 
@@ -190,7 +190,7 @@ class Reminders:
                 if sent or not conv.last:
                     continue
                 if conv.finished >= quarter_start or now - conv.finished < RECENT:
-                    summary.skipped.append((f"line {_short(s.user_id)} {quarter}", "took it less than 30 days ago"))
+                    summary.skipped.append((f"line {uid(s.user_id)} {quarter}", "took it less than 30 days ago"))
                     continue
                 by_tier[score(conv.last).tier].append(s.user_id)
             if gone and not dry_run:
@@ -220,7 +220,7 @@ class Reminders:
             allowed = users[: int(min(len(users), left))]
             left -= len(allowed)
             for user in users[len(allowed):]:
-                summary.skipped.append((f"line {_short(user)} {quarter}", "monthly message quota would be exceeded"))
+                summary.skipped.append((f"line {uid(user)} {quarter}", "monthly message quota would be exceeded"))
             for batch in _chunks(allowed, LINE_BATCH):
                 label = f"line multicast {quarter} tier {tier} ({len(batch)} users)"
                 if dry_run:
@@ -229,14 +229,12 @@ class Reminders:
                 write = self._line_batch(quarter, tier, batch)
                 if write is None:
                     continue
-                self._record(summary, f"{label.split(' (')[0]} ({len(write.entry['rcpt'])} users)", write, False)
+                self._record(summary, f"line multicast {quarter} tier {tier} ({len(write.entry['rcpt'])} users)", write)
 
     def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Any:
         """Queue one multicast, then claim its users: the batch entry is written first, so a crash at
         any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
         the outbox worker still sends to (the transport sends only to users whose mark names it)."""
-        import uuid
-
         batch_id = str(uuid.uuid4())
         subject = Subject("linebatch", batch_id)
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
@@ -256,7 +254,7 @@ class Reminders:
             claimed = p.execute()
         mine = [u for u, ok in zip(users, claimed, strict=True) if ok]
         write.entry["rcpt"] = mine
-        self.r.hset(keys.outbox(subject), write.message_id, _dumps(write.entry))
+        self.outbox.update_entry(write)
         return write
 
 
@@ -264,14 +262,3 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
-
-def _short(user_id: str) -> str:
-    from bot.logs import uid
-
-    return uid(user_id)
-
-
-def _dumps(entry: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
