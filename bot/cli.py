@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Config
-from bot.errors import ConfigError, CrmbotError, StoreUnavailable
+from conversations.errors import ConfigError, CrmbotError, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.views import Button as views_Button

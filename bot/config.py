@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot.errors import ConfigError
 from conversations.content import LOCALES
+from conversations.errors import ConfigError
 
 DEFAULT_LINE_API_HOST = "https://api.line.me"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"

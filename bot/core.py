@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import StoreUnavailable
 from bot.logs import uid
 from conversations import inputs as I
+from conversations.errors import StoreUnavailable
 from conversations.inputs import Input
 from conversations.keys import Subject
 from conversations.machine import Machine

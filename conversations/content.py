@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bot.errors import ContentError
+from conversations.errors import ContentError
 from conversations.inputs import normalise, typed_choice
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")

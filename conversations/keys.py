@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import InvalidInput
+from conversations.errors import InvalidInput
 
 PREFIX = "crmbot"
 OUTBOX_DUE = f"{PREFIX}:{{outbox}}:due"

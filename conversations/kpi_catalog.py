@@ -22,8 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from bot.errors import ContentError
 from conversations.content import LOCALES, SCRIPTS_DIR
+from conversations.errors import ContentError
 from scoring.kpi import DIRECTIONS, OVERALL, RULES, Indicator, KpiResult, score_report
 
 __all__ = [

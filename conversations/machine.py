@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.errors import ConfigError
 from conversations import inputs as I
+from conversations.errors import ConfigError
 from conversations.inputs import Input
 
 QUESTION_COUNT = 10

@@ -6,7 +6,7 @@ All keys come from :mod:`conversations.keys`; one user's keys share one Cluster 
 
 Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
 (outbox index intent + the Lua commit, pipelined; on a Redis Cluster the intent, which lives in
-another slot, goes first and the commit after it, see :func:`bot.redis_conn.write_then_script`).
+another slot, goes first and the commit after it, see :func:`conversations.redis_ops.write_then_script`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import redis
 
-from bot.errors import StoreUnavailable
-from bot.redis_conn import write_then_script
 from conversations import keys
+from conversations.errors import StoreUnavailable
 from conversations.keys import Subject
 from conversations.machine import Conv
+from conversations.redis_ops import write_then_script
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 

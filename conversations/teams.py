@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.errors import StoreUnavailable
 from conversations import keys
+from conversations.errors import StoreUnavailable
 from conversations.keys import TeamRef
 from scoring.periods import Quarter
 

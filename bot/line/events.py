@@ -14,8 +14,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.core import InboundEvent
-from bot.errors import InvalidInput
 from conversations import inputs as I
+from conversations.errors import InvalidInput
 from conversations.inputs import Input
 from conversations.keys import Subject
 

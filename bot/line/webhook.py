@@ -7,8 +7,8 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from bot.errors import InvalidInput, StoreUnavailable
 from bot.line import events
+from conversations.errors import InvalidInput, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

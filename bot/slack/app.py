@@ -21,13 +21,13 @@ from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 
 from bot.core import Bot, InboundEvent
-from bot.errors import InvalidInput, StoreUnavailable
 from bot.logs import uid
 from bot.slack import blocks as B
 from bot.slack.texts import t
 from conversations import inputs as I
 from conversations import keys
 from conversations.content import Script
+from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import Subject, TeamRef
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Team, TeamStore

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ConfigError
 from bot.ratelimit import KeyedBuckets, TokenBucket, burst_from_env, rate_from_env
+from conversations.errors import ConfigError
 
 
 class Time:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ConfigError, ContentError
 from conversations.content import (
     BUTTON_KEYS,
     CHOICE_LABEL_MAX,
@@ -18,6 +17,7 @@ from conversations.content import (
     load_script,
     script_path,
 )
+from conversations.errors import ConfigError, ContentError
 from conversations.inputs import from_text
 
 REAL_JA = script_path("ja")

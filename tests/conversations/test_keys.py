@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors import InvalidInput
 from conversations import keys
+from conversations.errors import InvalidInput
 from conversations.keys import Subject
 
 ALICE = Subject("line", "U0123456789abcdef")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.errors import ConfigError, ContentError
+from conversations.errors import ConfigError, ContentError
 from conversations.kpi_catalog import AREA_KEYS, CATALOG_PATH, NAME_MAX, Area, Catalog, load_catalog
 from scoring.kpi import Indicator, score_indicator
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from bot.errors import ConfigError
 from conversations import inputs as I
+from conversations.errors import ConfigError
 from conversations.inputs import Input
 from conversations.machine import (
     ASKING,

@@ -12,8 +12,8 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from bot.errors import StoreUnavailable
 from conversations import keys
+from conversations.errors import StoreUnavailable
 from conversations.keys import Subject
 from conversations.machine import ASKING, DONE, Conv
 from conversations.store import CONFLICT, DUPLICATE, OK, OutboxWrite, RedisStore, Snapshot

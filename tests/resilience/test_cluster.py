@@ -462,7 +462,7 @@ def test_redis_cluster_is_configured_from_the_environment(cluster: RedisClusterS
     ],
 )
 def test_bad_cluster_configuration_names_the_variable(env: dict[str, str], message: str) -> None:
-    from bot.errors import ConfigError
+    from conversations.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)

@@ -4,7 +4,11 @@ CrmbotError
 ├── ConfigError        bad or missing configuration; stops start-up naming the variable
 │   └── ContentError   a conversation script file is malformed; names the file and the field
 ├── StoreUnavailable   Redis does not answer (webhooks answer 503, LINE redelivers)
+├── Contention         a record kept changing under concurrent writers; nothing was changed, try again
 └── InvalidInput       input the product refuses; nothing is changed
+
+Lower-level errors (redis-py's) are translated into this tree in one place:
+:func:`conversations.redis_ops.translated`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class ContentError(ConfigError):
 
 class StoreUnavailable(CrmbotError):
     """The Redis store cannot be reached."""
+
+
+class Contention(CrmbotError):
+    """A compare-and-set kept losing to concurrent writers; nothing was changed. Not an outage."""
 
 
 class InvalidInput(CrmbotError, ValueError):
