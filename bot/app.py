@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.core import Bot
 from bot.outbox import Outbox
 from bot.redis_conn import connect
+from bot.worker import Faults, Transport, Worker
 from conversations.content import Script, load_script
 from conversations.machine import Machine, Settings, build
 from conversations.store import RedisStore
@@ -41,46 +42,33 @@ class Services:
 def build_services(
     config: Config, *, client: redis.Redis | None = None, clock: Callable[[], float] = time.time
 ) -> Services:
-    """Load content (fails fast on a bad file), connect Redis, wire the core and the transports."""
+    """Load content (fails fast on a bad file), connect Redis, wire the core. The web tier only
+    commits jobs; the worker (:func:`build_worker`) delivers them."""
     script = load_script(config.locale, config.content_dir)
     client = client if client is not None else connect(config)
     machine = build(Settings(expiry=config.conversation_ttl, resume_after=config.resume_after))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
-    transports: dict[str, Any] = {}
+    channels = []
     if config.line_enabled:
-        from bot.line.transport import LineBatchTransport, LineTransport
-
-        line = LineTransport(config.line_api_host, config.line_channel_access_token or "", script)
-        transports["line"] = line
-        transports["linebatch"] = LineBatchTransport(line.api, script, client)
+        channels += ["line", "linebatch"]
     else:
         log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
-    slack_client = None
+    if config.slack_enabled:
+        channels.append("slack")
+    else:
+        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
+    outbox = Outbox(client, channels, clock=clock, lease=config.outbox_lease)
+    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.slack_enabled:
         from slack_sdk import WebClient
 
-        from bot.slack.transport import SlackTransport
-
-        slack_client = WebClient(token=config.slack_bot_token, base_url=config.slack_api_url, timeout=10)
-        transports["slack"] = SlackTransport(slack_client, script)
-    else:
-        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
-    outbox = Outbox(
-        client,
-        transports,
-        clock=clock,
-        lease=config.outbox_lease,
-        max_attempts=config.outbox_max_attempts,
-        background=config.send_in_background,
-        threads=config.outbox_threads,
-    )
-    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
-    svc = Services(config, client, script, machine, store, outbox, bot, clock)
-    if slack_client is not None:
         from bot.slack.app import build_slack
         from conversations.kpi_catalog import load_catalog
         from conversations.teams import TeamStore
 
+        # The web tier's Slack client opens modals only (Slack accepts them within 3 s of the click).
+        slack_client = WebClient(token=config.slack_bot_token, base_url=config.slack_api_url, timeout=3)
         svc.slack = build_slack(
             signing_secret=config.slack_signing_secret or "",
             client=slack_client,
@@ -96,13 +84,49 @@ def build_services(
     return svc
 
 
+async def build_worker(
+    config: Config,
+    script: Script,
+    *,
+    clock: Callable[[], float] = time.time,
+    faults: Faults | None = None,
+) -> Worker:
+    """The worker with a transport per configured channel (call it inside the worker's event loop)."""
+    from bot.ratelimit import Limit
+    from bot.redis_conn import connect_async
+
+    transports: dict[str, Transport] = {}
+    if config.line_enabled:
+        from bot.line.transport import LineApi, LineBatchTransport, LineTransport
+
+        api = LineApi(config.line_api_host, config.line_channel_access_token or "", read_timeout=config.api_timeout)
+        push = Limit(config.line_push_rate, max(1.0, config.line_push_rate / 20)) if config.line_push_rate else None
+        multi = (Limit(config.line_multicast_rate, max(1.0, config.line_multicast_rate / 20))
+                 if config.line_multicast_rate else None)
+        transports["line"] = LineTransport(api, script, push_limit=push)
+        transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
+    if config.slack_enabled:
+        from bot.slack.transport import SlackLimits, SlackTransport
+
+        limits = SlackLimits(workspace=Limit(config.slack_rate, config.slack_burst) if config.slack_rate else None)
+        transports["slack"] = SlackTransport(config.slack_bot_token or "", config.slack_api_url, script,
+                                             limits=limits, timeout=config.api_timeout)
+    return Worker(connect_async(config), transports, clock=clock, lease=config.outbox_lease,
+                  max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
+
+
 def build_reminders(svc: Services) -> Any:
     """The quarterly reminder engine over the app's services (bot.reminders.Reminders)."""
     from bot.reminders import Reminders, ReminderSettings
     from conversations.teams import TeamStore
 
     cfg = svc.config
-    line = svc.outbox.transports.get("line")
+    line_api = None
+    if cfg.line_enabled:  # the clock reads LINE's message quota before a pass
+        from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
+
+        line_api = MessagingApi(ApiClient(Configuration(host=cfg.line_api_host,
+                                                        access_token=cfg.line_channel_access_token)))
     button = None
     if svc.slack is not None:
         from bot.slack.blocks import report_button
@@ -118,7 +142,7 @@ def build_reminders(svc: Services) -> Any:
         settings=ReminderSettings(
             hour=cfg.remind_hour, nudges=cfg.remind_nudges, cadence=cfg.remind_cadence, grace=cfg.remind_grace
         ),
-        line_api=line.api if line is not None else None,
+        line_api=line_api,
         report_button=button,
     )
 

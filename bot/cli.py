@@ -1,7 +1,7 @@
 """The ``crmbot`` command.
 
-    crmbot serve              web app + outbox worker in one process (local use)
-    crmbot worker             the background outbox worker alone (Procfile ``worker:``)
+    crmbot serve              web app + worker in one process (local use)
+    crmbot worker             the worker: delivers every message (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
     crmbot clock              the reminder schedule (Procfile ``clock:``)
@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Config
@@ -34,10 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crmbot", description="CRM diagnosis and KPI bot")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the web app and the background worker (local use)")
+    serve = sub.add_parser("serve", help="run the web app and a worker in one process (local use)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    sub.add_parser("worker", help="run the outbox worker (retries, recovery)")
+    sub.add_parser("worker", help="run the worker: delivers every reply, post and reminder")
     sub.add_parser("clock", help="run the quarterly reminder schedule")
     remind = sub.add_parser("remind", help="one pass of every reminder due at an instant, then exit")
     remind.add_argument("--now", required=True, help="the instant, ISO-8601 with a time zone")
@@ -72,26 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def run_worker_loop(sweep: Callable[[], int], stop: threading.Event, interval: float = 1.0) -> None:
-    while not stop.is_set():
-        try:
-            sweep()
-        except StoreUnavailable as e:
-            log.warning("worker: %s", e)
-        except Exception:
-            log.exception("worker: sweep failed")
-        stop.wait(interval)
-
-
 def serve_cmd(config: Config, host: str, port: int) -> int:
+    """The web app and a worker in one process (local use; production runs them apart)."""
     from werkzeug.serving import make_server
 
-    from bot.app import build_services, create_app
+    from bot.app import build_services, build_worker, create_app
+    from bot.worker import WorkerThread
 
     svc = build_services(config)
     app = create_app(services=svc)
-    stop = threading.Event()
-    worker = threading.Thread(target=run_worker_loop, args=(svc.outbox.sweep, stop), daemon=True, name="worker")
+    worker = WorkerThread(lambda: build_worker(config, svc.script))
     worker.start()
     server = make_server(host, port, app, threaded=True)
     log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
@@ -100,21 +90,32 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
-        svc.outbox.close()
+        worker.close()
     return 0
 
 
 def worker_cmd(config: Config) -> int:
-    from bot.app import build_services
+    """Deliver every job until SIGTERM or SIGINT; the attempts in flight finish first."""
+    import asyncio
+    import signal
 
-    svc = build_services(config)
-    stop = threading.Event()
-    log.info("crmbot worker running")
-    try:
-        run_worker_loop(svc.outbox.sweep, stop)
-    except KeyboardInterrupt:
-        stop.set()
+    from bot.app import build_worker
+    from conversations.content import load_script
+
+    script = load_script(config.locale, config.content_dir)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = await build_worker(config, script)
+        try:
+            await worker.run(stop)
+        finally:
+            await worker.close()
+
+    asyncio.run(main())
     return 0
 
 
@@ -131,11 +132,11 @@ def parse_instant(text: str) -> float:
 
 
 def remind_cmd(config: Config, now_text: str, dry_run: bool, out: TextIO | None = None) -> int:
-    """One pass at the given instant: what is due is queued and tried once; prints a summary."""
+    """One pass at the given instant: what is due is queued (the worker delivers it); prints a summary."""
     from bot.app import build_reminders, build_services
 
     now = parse_instant(now_text)
-    svc = build_services(config.with_(send_in_background=False), clock=lambda: now)
+    svc = build_services(config, clock=lambda: now)
     summary = build_reminders(svc).run(now, dry_run=dry_run)
     print(summary.render(), file=out or sys.stdout)
     return 0
@@ -158,7 +159,6 @@ def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> b
         summary = reminders.run(svc.clock())  # type: ignore[attr-defined]
         if summary.sent or summary.failed:
             log.info("clock: %s", summary.render().splitlines()[0])
-        svc.outbox.sweep()  # type: ignore[attr-defined]
     finally:
         if r.get(CLOCK_LOCK) in (owner, owner.encode()):
             r.delete(CLOCK_LOCK)
@@ -168,7 +168,7 @@ def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> b
 def clock_cmd(config: Config, interval: float = 60.0) -> int:
     from bot.app import build_reminders, build_services
 
-    svc = build_services(config.with_(send_in_background=False))
+    svc = build_services(config)
     reminders = build_reminders(svc)
     owner = uuid.uuid4().hex
     stop = threading.Event()
@@ -198,7 +198,7 @@ def outbox_cmd(config: Config, requeue: str | None) -> int:
         return 0 if ok else 1
     rows = svc.outbox.parked()
     for row in rows:
-        print(f"{row['id']}\t{row['user']}\tattempts={row['attempts']}\t{row['reason']}")
+        print(f"{row.id}\t{row.channel}\t{row.user}\tattempts={row.attempts}\t{row.reason}")
     print(f"{len(rows)} parked message(s)")
     return 0
 

@@ -5,6 +5,7 @@ A bad value raises :class:`ConfigError` naming the variable; nothing here exits 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -41,8 +42,13 @@ class Config:
     dedupe_ttl: int = 3 * 86400  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
     outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
-    outbox_threads: int = 32  # CRMBOT_OUTBOX_THREADS: sender threads per process (sends wait on the API)
-    send_in_background: bool = True  # tests may send synchronously
+    api_timeout: float = 10.0  # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer
+    worker_concurrency: int = 256  # CRMBOT_WORKER_CONCURRENCY: sends in flight per worker process
+    # Rate limits shared by all workers (requests a second; None: not limited)
+    line_push_rate: float | None = 2000.0  # LINE_PUSH_RATE_PER_SECOND: LINE's limit for push
+    line_multicast_rate: float | None = 200.0  # LINE_RATE_PER_SECOND: LINE's limit for multicast
+    slack_rate: float | None = 1.0  # SLACK_RATE_PER_SECOND: posts per workspace
+    slack_burst: float = 20.0  # SLACK_RATE_BURST
     remind_hour: int = 10  # CRMBOT_REMIND_HOUR: local hour of the quarter's first reminder
     remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
     remind_cadence: str = "quarterly"  # CRMBOT_REMIND_CADENCE: quarterly | half-yearly
@@ -109,6 +115,46 @@ class Config:
                 raise ConfigError(f"environment: {name} is not a URL (got {raw[:30]!r})")
             return raw
 
+        def rate(name: str, default: float) -> float | None:
+            """Requests a second: a positive number, or 0 / off for no limit (None)."""
+            raw = (text(name) or "").lower()
+            if not raw:
+                return default
+            if raw in ("0", "off", "none"):
+                return None
+            try:
+                value = float(raw)
+            except ValueError:
+                value = -1.0
+            if not 0 < value < math.inf:
+                raise ConfigError(f"environment: {name} must be requests per second, or 0 for no limit "
+                                  f"(got {raw[:20]!r})")
+            return value
+
+        def seconds(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                value = 0.0
+            if not 0.1 <= value <= 600:
+                raise ConfigError(f"environment: {name} must be seconds between 0.1 and 600 (got {raw[:20]!r})")
+            return value
+
+        def burst(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                value = 0.0
+            if not 1 <= value < math.inf:
+                raise ConfigError(f"environment: {name} must be a number of requests, at least 1 (got {raw[:20]!r})")
+            return value
+
         locale = (text("CRMBOT_LOCALE") or "ja").lower()
         if locale not in LOCALES:
             raise ConfigError(f"environment: CRMBOT_LOCALE must be one of {', '.join(LOCALES)} (got {locale!r})")
@@ -156,7 +202,12 @@ class Config:
             dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", 3 * 86400, 60),
             outbox_lease=integer("CRMBOT_OUTBOX_LEASE", 30, 1),
             outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", 8, 1),
-            outbox_threads=integer("CRMBOT_OUTBOX_THREADS", 32, 1),
+            worker_concurrency=integer("CRMBOT_WORKER_CONCURRENCY", 256, 1),
+            api_timeout=seconds("CRMBOT_API_TIMEOUT", 10.0),
+            line_push_rate=rate("LINE_PUSH_RATE_PER_SECOND", 2000.0),
+            line_multicast_rate=rate("LINE_RATE_PER_SECOND", 200.0),
+            slack_rate=rate("SLACK_RATE_PER_SECOND", 1.0),
+            slack_burst=burst("SLACK_RATE_BURST", 20.0),
             remind_hour=hour,
             remind_nudges=nudges,
             remind_cadence=cadence,

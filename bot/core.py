@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.logs import uid
+from bot.outbox import Outbox
 from conversations import inputs as I
-from conversations.errors import StoreUnavailable
+from conversations.errors import Contention
 from conversations.inputs import Input
 from conversations.keys import Subject
 from conversations.machine import Machine
@@ -46,7 +47,7 @@ class Bot:
         self,
         store: Persistence,
         machine: Machine,
-        outbox: Any | None = None,  # bot.outbox.Outbox; typed loosely to keep imports light
+        outbox: Outbox | None = None,
         *,
         clock: Callable[[], float] = time.time,
         conversation_ttl: int = 7 * 86400,
@@ -58,8 +59,9 @@ class Bot:
         self.conversation_ttl = conversation_ttl
 
     def handle(self, ev: InboundEvent) -> Handled:
-        """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer."""
-        write = None
+        """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
+        when the user's record kept changing under concurrent events (nothing was applied)."""
+        job = None
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -69,9 +71,9 @@ class Bot:
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
             if step.outputs and self.outbox is not None and self.outbox.handles(ev.subject.channel):
-                write = self.outbox.prepare(ev, step.outputs, now, write)
+                job = self.outbox.job_for(ev, step.outputs, now, job)
             else:
-                write = None
+                job = None
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -80,7 +82,8 @@ class Bot:
                 conv,
                 ev.event_id,
                 ttl=ttl,
-                outbox=write,
+                job=job,
+                look_at=self.outbox.look_at(now) if job is not None and self.outbox is not None else 0.0,
                 drop_outbox=ev.input.kind == I.UNFOLLOW,
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
             )
@@ -93,10 +96,8 @@ class Bot:
                     step.state,
                     len(step.outputs),
                 )
-                if write is not None:
-                    self.outbox.submit(write)
                 return Handled(OK, step.state, step.outputs)
             if result == DUPLICATE:
                 return Handled(DUPLICATE, snap.conv.state)
             assert result == CONFLICT
-        raise StoreUnavailable("conversation record kept changing; giving up for now")
+        raise Contention("conversation record kept changing; giving up for now")

@@ -1,172 +1,104 @@
-"""Client-side rate limiting: a small thread-safe token bucket, and one bucket per key.
+"""Rate limits shared by every worker, kept in Redis (GCRA: one timestamp per limit).
 
-A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second. ``acquire()``
-takes a token and, when none is left, sleeps until its turn: a reservation may take the bucket
-into debt, and whoever reserves next waits for that debt too, so callers go in the order they
-asked. ``hold(seconds)`` is for a server that answered 429 with Retry-After: nobody gets a token
-before then. The clock and the sleep are injectable, so tests drive a bucket without real time.
+The APIs limit per LINE channel and per Slack workspace and channel, whatever number of worker
+processes send; so the pacing lives in Redis, where all of them see it. A limit of ``rate``
+requests a second with bursts of ``burst`` keeps one number, its *theoretical arrival time* (TAT).
+:meth:`SharedLimiter.reserve` takes the next slot and answers how long to wait before using it:
+callers go in the order they asked, a waiting caller holds its slot. :meth:`SharedLimiter.hold` is
+for a server that answered 429 with Retry-After: no slot before then.
 
-Limits are per process (each gunicorn worker, ``crmbot worker`` and ``crmbot clock`` has its own
-buckets); the APIs' limits are per channel or workspace, so a 429 can still happen when several
-processes send at once. The outbox retries those, honouring Retry-After.
+Time comes from the worker's clock (``time.time`` in production, injected in tests), so workers on
+several machines need their clocks in step (NTP); a skew of ``s`` seconds shifts the pacing by ``s``.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from collections.abc import Callable, Mapping
+import math
+from dataclasses import dataclass
+from typing import Any
 
-from conversations.errors import ConfigError
+from conversations.keys import PREFIX
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
-# A 429's Retry-After up to this long holds the bucket (the senders after it wait); a longer one is
-# an outage rather than pacing, and is left to the outbox's backoff instead of tying up senders.
-MAX_HOLD = 5.0
+# Retry-After is honoured up to this long; a longer or a senseless one (negative, not finite, not a
+# number) is not trusted: the caller's own backoff applies instead.
+MAX_RETRY_AFTER = 300.0
 
+# Reserve the next slot of a limit.
+# KEYS[1] the limit's TAT (string, seconds)   crmbot:{rl:<name>}
+# ARGV[1] now, ARGV[2] seconds per request (1/rate), ARGV[3] burst (requests at once)
+# Returns the seconds to wait before the reserved slot (a string; "0" = now).
+RESERVE_LUA = """
+local now = tonumber(ARGV[1])
+local step = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + step
+local wait = new_tat - burst * step - now
+if wait < 0 then wait = 0 end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
 
-class TokenBucket:
-    def __init__(
-        self, rate: float, burst: float = 1.0, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
-    ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be positive (got {rate!r})")
-        if not burst >= 1:
-            raise ValueError(f"burst must be at least 1 (got {burst!r})")
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = self.burst
-        self._stamp = clock()
-
-    def _refill(self) -> None:
-        now = self._clock()
-        if now > self._stamp:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-
-    def reserve(self, n: float = 1.0) -> float:
-        """Take ``n`` tokens now, into debt if need be; returns the seconds to wait before acting."""
-        with self._lock:
-            self._refill()
-            self._tokens -= n
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def acquire(self, n: float = 1.0) -> float:
-        """Take ``n`` tokens, sleeping until they are due. Returns the seconds slept."""
-        wait = self.reserve(n)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-    def try_acquire(self, n: float = 1.0) -> bool:
-        """Take ``n`` tokens only if they are there now (never waits, never goes into debt)."""
-        with self._lock:
-            self._refill()
-            if self._tokens >= n:
-                self._tokens -= n
-                return True
-            return False
-
-    def hold(self, seconds: float) -> None:
-        """No token before ``seconds`` from now (the server said Retry-After); later ones follow at the rate."""
-        if not seconds > 0:
-            return
-        with self._lock:
-            self._refill()
-            self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
-
-    def idle(self) -> bool:
-        """Full: nobody has used it for a while (a keyed bucket in this state can be dropped)."""
-        with self._lock:
-            self._refill()
-            return self._tokens >= self.burst
-
-    @property
-    def available(self) -> float:
-        """Tokens available now (negative: debt, in tokens)."""
-        with self._lock:
-            self._refill()
-            return self._tokens
+# Hold a limit: no slot before now + seconds.
+# KEYS[1] the limit's TAT; ARGV[1] now, ARGV[2] seconds, ARGV[3] seconds per request, ARGV[4] burst
+# Returns "1".
+HOLD_LUA = """
+local now = tonumber(ARGV[1])
+local want = now + tonumber(ARGV[2]) + (tonumber(ARGV[4]) - 1) * tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < want then tat = want end
+redis.call('SET', KEYS[1], string.format('%.6f', tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+return '1'
+"""
 
 
-class KeyedBuckets:
-    """One :class:`TokenBucket` per key (a channel, a workspace), made on first use.
+@dataclass(frozen=True)
+class Limit:
+    """``rate`` requests a second, ``burst`` at once."""
 
-    Idle (full) buckets are dropped once more than ``max_keys`` exist, so memory stays bounded.
-    """
+    rate: float
+    burst: float = 1.0
 
-    def __init__(
-        self,
-        rate: float,
-        burst: float = 1.0,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
-        max_keys: int = 10_000,
-    ) -> None:
-        TokenBucket(rate, burst, clock=clock, sleep=sleep)  # validates the arguments
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self.max_keys = max_keys
-        self._lock = threading.Lock()
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def bucket(self, key: str) -> TokenBucket:
-        with self._lock:
-            b = self._buckets.get(key)
-            if b is None:
-                if len(self._buckets) >= self.max_keys:
-                    for k in [k for k, v in self._buckets.items() if v.idle()]:
-                        del self._buckets[k]
-                b = self._buckets[key] = TokenBucket(self.rate, self.burst, clock=self._clock, sleep=self._sleep)
-            return b
-
-    def acquire(self, key: str, n: float = 1.0) -> float:
-        return self.bucket(key).acquire(n)
-
-    def hold(self, key: str, seconds: float) -> None:
-        self.bucket(key).hold(seconds)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._buckets)
+    def __post_init__(self) -> None:
+        if not (0 < self.rate < math.inf):
+            raise ValueError(f"rate must be positive (got {self.rate!r})")
+        if not (1 <= self.burst < math.inf):
+            raise ValueError(f"burst must be at least 1 (got {self.burst!r})")
 
 
-def rate_from_env(name: str, default: float, env: Mapping[str, str] | None = None) -> float | None:
-    """A rate (per second) from the environment: a positive number, or ``0``/``off`` for no limit
-    (returned as None). A bad value raises ConfigError naming the variable."""
-    env = os.environ if env is None else env
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("0", "off", "none"):
+def limit_key(name: str) -> str:
+    return f"{PREFIX}:{{rl:{name}}}"
+
+
+def retry_after(value: Any) -> float | None:
+    """A Retry-After header as seconds, or None when absent or not to be trusted."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"environment: {name} must be requests per second, or 0 for no limit (got {raw[:20]!r})")
-    return value
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
-def burst_from_env(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
-    """A burst size (requests) from the environment: a number of at least 1."""
-    env = os.environ if env is None else env
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 1 <= value < float("inf"):
-        raise ConfigError(f"environment: {name} must be a number of requests, at least 1 (got {raw[:20]!r})")
-    return value
+class SharedLimiter:
+    """Limits in Redis, used from a worker's event loop (a redis.asyncio client)."""
+
+    def __init__(self, client: Any) -> None:
+        self.r = client
+        self._reserve = client.register_script(RESERVE_LUA)
+        self._hold = client.register_script(HOLD_LUA)
+
+    async def reserve(self, name: str, limit: Limit | None, now: float) -> float:
+        """Take the next slot of ``name``; returns the seconds to wait before using it."""
+        if limit is None:
+            return 0.0
+        wait = await self._reserve(keys=[limit_key(name)], args=[repr(now), repr(1.0 / limit.rate), limit.burst])
+        return float(wait)
+
+    async def hold(self, name: str, limit: Limit | None, now: float, seconds: float) -> None:
+        """The server refused for ``seconds``: nobody gets a slot of ``name`` before then."""
+        if limit is None or seconds <= 0:
+            return
+        await self._hold(keys=[limit_key(name)], args=[repr(now), repr(seconds), repr(1.0 / limit.rate), limit.burst])

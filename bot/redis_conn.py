@@ -52,3 +52,22 @@ def connect_cluster(url: str) -> Any:
         raise ConfigError(f"environment: REDIS_URL with REDIS_CLUSTER=1: {e}") from e
     log.info("redis cluster with %d primaries", len(client.get_primaries()))
     return client
+
+
+def connect_async(config: Config) -> Any:
+    """A redis.asyncio client (the worker's) for the same server as :func:`connect`."""
+    import redis.asyncio as aredis
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    if config.redis_url and config.redis_cluster:
+        return AsyncRedisCluster.from_url(config.redis_url, **_TIMEOUTS)
+    # A connection the server closed (a restart) is made again once before the call fails.
+    again: dict[str, Any] = {"retry": Retry(ExponentialBackoff(cap=1.0), 2),
+                             "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
+    if config.redis_url:
+        return aredis.Redis.from_url(config.redis_url, **_TIMEOUTS, **again)
+    embedded = connect(config)
+    path = embedded.connection_pool.connection_kwargs.get("path")
+    return aredis.Redis(unix_socket_path=path, **_TIMEOUTS, **again)

@@ -28,9 +28,10 @@ from typing import Any
 import redis
 
 from bot.logs import uid
-from bot.outbox import DELIVERED, FAILED, Outbox
+from bot.outbox import Outbox
 from bot.slack.texts import t
 from conversations import keys
+from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.teams import Team, TeamStore
@@ -115,16 +116,6 @@ class Reminders:
             self._line(now, dry_run, summary)
         return summary
 
-    def _record(self, summary: Summary, label: str, write: Any) -> None:
-        """Make the first attempt of a queued reminder and note how it went."""
-        outcome = self.outbox.attempt_now(write)
-        if outcome.kind == DELIVERED:
-            summary.sent.append(label)
-        elif outcome.kind == FAILED:
-            summary.failed.append((label, f"{outcome.detail} (permanent: parked, not retried)"))
-        else:
-            summary.failed.append((label, f"{outcome.detail} (queued: retried with backoff)"))
-
     # ---- Slack ----------------------------------------------------------------------------------
 
     def _slack(self, now: float, dry_run: bool, summary: Summary) -> None:
@@ -152,12 +143,10 @@ class Reminders:
                 if dry_run:
                     summary.sent.append(f"{label} (dry run: would send)")
                     continue
-                write = self.outbox.claim_and_enqueue(
-                    subject, ledger, [{"type": "slack_post", "text": text, "blocks": blocks}], ttl=int(LEDGER_TTL)
-                )
-                if write is None:
+                job = self.outbox.to_subject(subject, [{"type": "slack_post", "text": text, "blocks": blocks}])
+                if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL)):
                     continue  # another clock claimed it a moment ago
-                self._record(summary, label, write)
+                summary.sent.append(label)
 
     # ---- LINE -----------------------------------------------------------------------------------
 
@@ -226,36 +215,29 @@ class Reminders:
                 if dry_run:
                     summary.sent.append(f"{label} (dry run: would send)")
                     continue
-                write = self._line_batch(quarter, tier, batch)
-                if write is None:
+                job = self._line_batch(quarter, tier, batch)
+                if job is None:
                     continue
-                self._record(summary, f"line multicast {quarter} tier {tier} ({len(write.entry['rcpt'])} users)", write)
+                summary.sent.append(f"line multicast {quarter} tier {tier} ({len(job.meta['rcpt'])} users)")
 
-    def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Any:
-        """Queue one multicast, then claim its users: the batch entry is written first, so a crash at
+    def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Job | None:
+        """Queue one multicast, then claim its users: the batch job is written first, so a crash at
         any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
-        the outbox worker still sends to (the transport sends only to users whose mark names it)."""
-        batch_id = str(uuid.uuid4())
-        subject = Subject("linebatch", batch_id)
+        the worker still sends to (the transport sends only to users whose mark names the batch).
+        No worker looks at the batch before its users are claimed: it is woken only then (or,
+        after a crash here, found by its recovery mark once the lease has passed)."""
+        subject = Subject("linebatch", str(uuid.uuid4()))
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
-        write = self.outbox.claim_and_enqueue(
-            subject,
-            ledger,
-            [{"type": "reminder", "tier": tier}],
-            ttl=int(LEDGER_TTL),
-            extra={"rcpt": users, "period": str(quarter)},
-        )
-        if write is None:
+        job = self.outbox.to_subject(subject, [{"type": "reminder", "tier": tier}], rcpt=users, period=str(quarter))
+        if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL), wake=False):
             return None
         with self.r.pipeline(transaction=False) as p:
             for u in users:
-                p.set(keys.reminder_sent(Subject("line", u), str(quarter)), write.message_id, nx=True,
-                      ex=int(LEDGER_TTL))
+                p.set(keys.reminder_sent(Subject("line", u), str(quarter)), job.id, nx=True, ex=int(LEDGER_TTL))
             claimed = p.execute()
-        mine = [u for u, ok in zip(users, claimed, strict=True) if ok]
-        write.entry["rcpt"] = mine
-        self.outbox.update_entry(write)
-        return write
+        job.meta["rcpt"] = [u for u, ok in zip(users, claimed, strict=True) if ok]
+        self.outbox.update_and_wake(job)
+        return job
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -126,3 +126,95 @@ def intend(pipe: Any, job: Job, look_at: float) -> None:
 def wake(pipe: Any, job: Job) -> None:
     """Queue (on ``pipe``) the hint that a job was just committed. Written *after* the commit."""
     pipe.lpush(ready(shard_of(job.tag)), job.ref)
+
+
+# ---- claiming and recording (Lua, in the mailbox's hash slot) -------------------------------------
+#
+# A lease is "<not before>|<claim token>". A token means "someone is delivering it": a claim after
+# its time has run out is a *recovery* (the earlier attempt's outcome is unknown). No token means
+# "waiting until <not before>" (a retry's backoff). A parked job's lease is "inf|".
+
+# Claim a job for one delivery attempt.
+# KEYS[1] the mailbox (hash: job id -> job JSON)       crmbot:{<tag>}:out
+# KEYS[2] its leases (hash: job id -> lease)           crmbot:{<tag>}:lease
+# ARGV[1] job id, ARGV[2] now, ARGV[3] the lease's end (now + lease seconds), ARGV[4] a fresh claim token
+# Returns {1, job JSON, recovering (1 when an earlier claim ran out unrecorded)} when claimed;
+# {0, time} when it may not be claimed before that time (leased to another worker, or waiting);
+# {-1} when the job is gone (delivered, dropped, or its commit never happened).
+CLAIM_LUA = """
+local job = redis.call('HGET', KEYS[1], ARGV[1])
+if not job then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return {-1}
+end
+local recovering = 0
+local lease = redis.call('HGET', KEYS[2], ARGV[1])
+if lease then
+  local sep = string.find(lease, '|', 1, true)
+  local until_s = string.sub(lease, 1, sep - 1)
+  local held_by = string.sub(lease, sep + 1)
+  if until_s == 'inf' then return {0, 'inf'} end
+  if tonumber(until_s) > tonumber(ARGV[2]) then return {0, until_s} end
+  if held_by ~= '' then recovering = 1 end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. '|' .. ARGV[4])
+return {1, job, recovering}
+"""
+
+# Record what an attempt did, if the claim is still ours.
+# KEYS[1] the mailbox, KEYS[2] its leases (as in CLAIM_LUA)
+# ARGV[1] job id, ARGV[2] the claim token, ARGV[3] what happened:
+#   "done"   delivered: the job and its lease are removed
+#   "save"   a checkpoint mid-attempt (the transport changed its state): the job is stored, the claim kept
+#   "retry"  failed for now: the job is stored and may be claimed again from ARGV[5]
+#   "park"   failed for good: the job is stored and never claimed again until requeued
+# ARGV[4] the job JSON (save, retry, park), ARGV[5] not before (retry)
+# Returns 1 when recorded, 0 when the claim was no longer ours (another worker took the job over).
+RECORD_LUA = """
+local lease = redis.call('HGET', KEYS[2], ARGV[1])
+if not lease then return 0 end
+local sep = string.find(lease, '|', 1, true)
+if string.sub(lease, sep + 1) ~= ARGV[2] then return 0 end
+if ARGV[3] == 'done' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+if ARGV[3] == 'retry' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[5] .. '|')
+elseif ARGV[3] == 'park' then
+  redis.call('HSET', KEYS[2], ARGV[1], 'inf|')
+end
+return 1
+"""
+
+# Put a parked job back in line.
+# KEYS[1] the mailbox, KEYS[2] its leases
+# ARGV[1] job id, ARGV[2] the job JSON with its failure count reset
+# Returns 1 when requeued, 0 when there is no such parked job.
+REQUEUE_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= 'inf|' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# Queue a one-off job (a reminder) unless its ledger mark exists, exactly once.
+# KEYS[1] the ledger mark (string)    KEYS[2] the recipient's mailbox (hash)
+# ARGV[1] job id, ARGV[2] job JSON, ARGV[3] TTL of the ledger mark in seconds
+# Returns 1 when claimed and queued, 0 when the mark already existed (nothing written).
+LEDGER_ENQUEUE_LUA = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# Store a job in its mailbox (for a job committed on its own, ordered between its queue marks).
+# KEYS[1] the mailbox; ARGV[1] job id, ARGV[2] job JSON. Returns 1.
+PUT_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""

@@ -25,7 +25,7 @@ OUTBOX_DUE = f"{PREFIX}:{{outbox}}:due"
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 OUTBOX_PARKED = f"{PREFIX}:{{outbox}}:parked"
 
-_FORBIDDEN = set("{}:\r\n\t ")
+_FORBIDDEN = set("{}:|\r\n\t ")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,12 @@ class Subject:
 
     @property
     def tag(self) -> str:
-        return f"{{u:{self.channel}:{self.user_id}}}"
+        return f"{{{self.tag_name}}}"
+
+    @property
+    def tag_name(self) -> str:
+        """The hash tag without its braces (a job's owner, see conversations.jobs)."""
+        return f"u:{self.channel}:{self.user_id}"
 
 
 def conv(subject: Subject) -> str:

@@ -87,3 +87,49 @@ def write_then_script(
             after(p)
             p.execute()
     return result
+
+
+def is_async_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    return isinstance(client, AsyncRedisCluster)
+
+
+async def awrite_then_script(
+    client: Any,
+    script: Any,
+    *,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    before: Callable[[Pipe], None] | None = None,
+    after: Callable[[Pipe], None] | None = None,
+) -> Any:
+    """:func:`write_then_script` for a redis.asyncio client (the worker's)."""
+    try:
+        if not is_async_cluster(client):
+            for attempt in (1, 2):
+                try:
+                    async with client.pipeline(transaction=False) as p:
+                        if before is not None:
+                            before(p)
+                        p.evalsha(script.sha, len(keys), *keys, *args)
+                        at = len(p.command_stack) - 1
+                        if after is not None:
+                            after(p)
+                        return (await p.execute())[at]
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    await client.script_load(script.script)
+        if before is not None:
+            async with client.pipeline(transaction=False) as p:
+                before(p)
+                await p.execute()
+        result = await script(keys=list(keys), args=list(args))
+        if after is not None:
+            async with client.pipeline(transaction=False) as p:
+                after(p)
+                await p.execute()
+        return result
+    except redis.RedisError as e:
+        raise StoreUnavailable(f"redis: {type(e).__name__}") from e

@@ -5,39 +5,39 @@ The interface follows python-telegram-bot's BasePersistence: ``get`` a snapshot,
 All keys come from :mod:`conversations.keys`; one user's keys share one Cluster hash slot.
 
 Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
-(outbox index intent + the Lua commit, pipelined; on a Redis Cluster the intent, which lives in
-another slot, goes first and the commit after it, see :func:`conversations.redis_ops.write_then_script`).
+(the job's recovery mark, the Lua commit and the wake-up hint, pipelined; on a Redis Cluster the
+mark and the hint live in another slot and go before and after the commit, see
+:func:`conversations.redis_ops.write_then_script`).
 """
 
 from __future__ import annotations
 
 import abc
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from conversations import keys
-from conversations.errors import StoreUnavailable
+from conversations import jobs, keys
+from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
-from conversations.redis_ops import write_then_script
+from conversations.redis_ops import text, translated, write_then_script
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 
 # Apply one conversation transition atomically and exactly once.
 # KEYS[1] the user's conversation record (string)       crmbot:{u:<ch>:<id>}:conv
 # KEYS[2] dedupe mark of the inbound event (string)     crmbot:{u:<ch>:<id>}:seen:<event id>
-# KEYS[3] the user's outbox (hash id -> entry JSON)     crmbot:{u:<ch>:<id>}:out
+# KEYS[3] the user's mailbox (hash job id -> job JSON)  crmbot:{u:<ch>:<id>}:out
+# KEYS[4] the mailbox's leases (hash)                   crmbot:{u:<ch>:<id>}:lease
 # ARGV[1] the record as it was read ("" when absent): the compare-and-set guard
 # ARGV[2] the new record ("" deletes it)
 # ARGV[3] TTL of the record in seconds ("0": no expiry)
 # ARGV[4] TTL of the dedupe mark in seconds
-# ARGV[5] outbox message id ("" when nothing is to be sent)
-# ARGV[6] outbox entry JSON
-# ARGV[7] "1" to drop the user's pending outbox (unfollow), else "0"
+# ARGV[5] job id ("" when nothing is to be sent)
+# ARGV[6] job JSON
+# ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0"
 # Returns "dup" (event already applied: nothing changed), "conflict" (record changed since it was
 # read: nothing changed, read again), or "ok".
 COMMIT_LUA = """
@@ -54,7 +54,7 @@ elseif ARGV[2] ~= cur then
   end
 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
-if ARGV[7] == '1' then redis.call('DEL', KEYS[3]) end
+if ARGV[7] == '1' then redis.call('DEL', KEYS[3], KEYS[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
 return 'ok'
 """
@@ -66,13 +66,6 @@ class Snapshot:
     raw: str  # the stored record as read ("" when absent): the compare-and-set guard
     conv: Conv
     seen: bool  # the inbound event was already applied
-
-
-@dataclass(frozen=True)
-class OutboxWrite:
-    message_id: str
-    entry: Mapping[str, Any]
-    due: float  # when the outbox index should consider it abandoned if not acknowledged
 
 
 class Persistence(abc.ABC):
@@ -87,7 +80,8 @@ class Persistence(abc.ABC):
         event_id: str,
         *,
         ttl: int,
-        outbox: OutboxWrite | None = None,
+        job: Job | None = None,
+        look_at: float = 0.0,
         drop_outbox: bool = False,
         remind_index: bool = False,
     ) -> str: ...
@@ -103,13 +97,10 @@ class RedisStore(Persistence):
         self._commit = client.register_script(COMMIT_LUA)
 
     def get(self, subject: Subject, event_id: str) -> Snapshot:
-        try:
-            with self.r.pipeline(transaction=False) as p:
-                p.get(keys.conv(subject))
-                p.exists(keys.seen(subject, event_id))
-                raw, seen = p.execute()
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        with translated(), self.r.pipeline(transaction=False) as p:
+            p.get(keys.conv(subject))
+            p.exists(keys.seen(subject, event_id))
+            raw, seen = p.execute()
         raw_s = raw.decode() if isinstance(raw, bytes) else (raw or "")
         return Snapshot(subject, raw_s, Conv.from_json(raw_s), bool(seen))
 
@@ -120,46 +111,44 @@ class RedisStore(Persistence):
         event_id: str,
         *,
         ttl: int,
-        outbox: OutboxWrite | None = None,
+        job: Job | None = None,
+        look_at: float = 0.0,
         drop_outbox: bool = False,
         remind_index: bool = False,
     ) -> str:
-        """Commit a transition. ``remind_index`` adds the user to the reminder index (before the
-        commit, so the index is always a superset of the users who opted in)."""
+        """Commit a transition, with the job that delivers its outputs (looked at again by a worker at
+        ``look_at`` if nothing delivered it by then). ``remind_index`` adds the user to the reminder
+        index (before the commit, so the index is always a superset of the users who opted in)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
         args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0"]
-        if outbox is not None:
-            args[4] = outbox.message_id
-            args[5] = json.dumps(outbox.entry, ensure_ascii=False, separators=(",", ":"))
+        if job is not None:
+            args[4] = job.id
+            args[5] = job.to_json()
 
-        def intent(p: Any) -> None:
+        def before(p: Any) -> None:
             if remind_index:
                 p.sadd(keys.REMIND_INDEX, f"{s.channel}:{s.user_id}")
-            if outbox is not None:
-                # Intent first: if this process dies after the commit, the index still points
-                # the outbox worker at the message.
-                p.zadd(keys.OUTBOX_DUE, {keys.outbox_ref(s, outbox.message_id): outbox.due})
+            if job is not None:
+                # The recovery mark first: if this process dies after the commit, a worker still
+                # finds the job.
+                jobs.intend(p, job, look_at)
 
-        try:
+        def after(p: Any) -> None:
+            if job is not None:
+                jobs.wake(p, job)  # a commit that did not happen leaves a hint to nothing: dropped
+
+        with translated():
             result = write_then_script(self.r, self._commit, keys=[keys.conv(s), keys.seen(s, event_id),
-                                       keys.outbox(s)], args=args, before=intent)
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
-        result = result.decode() if isinstance(result, bytes) else result
-        if result != OK and outbox is not None:
-            self.r.zrem(keys.OUTBOX_DUE, keys.outbox_ref(s, outbox.message_id))
-        return result
+                                       jobs.mailbox(s.tag_name), jobs.leases(s.tag_name)], args=args,
+                                       before=before, after=after)
+        return text(result)
 
     def drop(self, subject: Subject) -> None:
-        try:
-            self.r.delete(keys.conv(subject), keys.outbox(subject))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        with translated():
+            self.r.delete(keys.conv(subject), jobs.mailbox(subject.tag_name), jobs.leases(subject.tag_name))
 
     def load(self, subject: Subject) -> Conv:
-        try:
+        with translated():
             return Conv.from_json(self.r.get(keys.conv(subject)))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e

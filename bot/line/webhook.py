@@ -8,7 +8,7 @@ import logging
 from flask import Blueprint, Response, current_app, request
 
 from bot.line import events
-from conversations.errors import InvalidInput, StoreUnavailable
+from conversations.errors import Contention, InvalidInput, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def blueprint() -> Blueprint:
         except StoreUnavailable as e:
             log.error("line webhook: store unavailable (%s); LINE will redeliver", e)
             return "store unavailable", 503
+        except Contention:
+            log.warning("line webhook: a user's record kept changing; LINE will redeliver")
+            return "busy, try again", 503
         return Response("OK", 200, mimetype="text/plain")
 
     return bp

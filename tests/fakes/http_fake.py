@@ -21,6 +21,7 @@ class Failure:
     remaining: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    after_serving: bool = False  # serve the request (deliver), then answer with the failure anyway
 
 
 @dataclass

@@ -157,9 +157,13 @@ class FakeLineApi(FakeHttpApi):
         times: int = 1,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        *,
+        after_serving: bool = False,
     ) -> None:
-        """Answer the next ``times`` requests to ``path`` with ``status`` (nothing is delivered)."""
-        failure = Failure(status, times, body if body is not None else {"message": "fake failure"}, headers or {})
+        """Answer the next ``times`` requests to ``path`` with ``status``: nothing is delivered, or with
+        ``after_serving`` the request is served first (the message lands, the answer is lost)."""
+        failure = Failure(status, times, body if body is not None else {"message": "fake failure"}, headers or {},
+                          after_serving)
         with self._lock:
             self._failures.setdefault(path, []).append(failure)
 
@@ -246,7 +250,12 @@ class FakeLineApi(FakeHttpApi):
             failure.remaining -= 1
             if failure.remaining <= 0:
                 queue.pop(0)
+            if failure.after_serving:
+                self._serve(method, path, headers, data)
             return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+        return self._serve(method, path, headers, data)
+
+    def _serve(self, method: str, path: str, headers: dict[str, str], data: Any) -> Answer:
         if headers.get("authorization") != f"Bearer {self.access_token}":
             return Answer(401, {"message": AUTH_FAILED})
         if method == "GET" and path == QUOTA:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 import redis
 
-from bot.app import Services, build_services, create_app
+from bot.app import Services, build_services, build_worker, create_app
 from bot.config import Config
+from bot.worker import WorkerThread
 from tests.bot.line.helpers import SECRET, TOKEN, LineUser
 from tests.conftest import FakeClock
 from tests.fakes.line_api import FakeLineApi
@@ -34,13 +35,15 @@ class LineEnv:
     fake: FakeLineApi
     clock: FakeClock
     r: redis.Redis
+    worker: WorkerThread
 
     def user(self, user_id: str | None = None) -> LineUser:
         return LineUser(self.http, self.fake, self.clock, user_id)
 
-    def settle(self) -> None:
-        """Wait (bounded) for this process's background sends to finish."""
-        self.svc.outbox.drain(timeout=15)
+    def settle(self) -> int:
+        """Let the worker deliver everything that can go now (as `crmbot worker` would); returns
+        the number of attempts it made."""
+        return self.worker.drain()
 
 
 def line_config(redis_url: str, fake: FakeLineApi, **changes: Any) -> Config:
@@ -52,9 +55,16 @@ def line_config(redis_url: str, fake: FakeLineApi, **changes: Any) -> Config:
     ).with_(**changes)
 
 
+def start_worker(config: Config, svc: Services, clock: Any, faults: Any = None) -> WorkerThread:
+    """The worker as `crmbot worker` builds it, on the test's clock, driven by drain()."""
+    return WorkerThread(lambda: build_worker(config, svc.script, clock=clock, faults=faults))
+
+
 @pytest.fixture
 def line_env(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, clock: FakeClock) -> Iterator[LineEnv]:
-    svc = build_services(line_config(redis_url, fake_line), clock=clock)
+    config = line_config(redis_url, fake_line)
+    svc = build_services(config, clock=clock)
     app = create_app(services=svc)
-    yield LineEnv(svc, app.test_client(), fake_line, clock, r)
-    svc.outbox.close()
+    worker = start_worker(config, svc, clock)
+    yield LineEnv(svc, app.test_client(), fake_line, clock, r, worker)
+    worker.close()

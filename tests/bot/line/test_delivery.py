@@ -1,23 +1,36 @@
-"""Replies that are never lost and never doubled: failures, fallbacks, crashes, Redis outages."""
+"""Replies that are never lost and never doubled: the one reply policy, failures, crashes, Redis outages.
+
+Crashes are injected through the worker's documented fault hook (bot.worker.Faults): raising
+Crash abandons an attempt exactly where a dying process would, and the claim runs out after the lease.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from bot.app import build_services, create_app
-from conversations import keys
-from tests.bot.line.conftest import LineEnv, line_config
+from bot.worker import Crash, NoFaults, Outcome, WorkerThread
+from conversations import jobs, keys
+from conversations.jobs import Job
+from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser
 from tests.conftest import FakeClock
 from tests.fakes.line_api import PUSH, REPLY, FakeLineApi
 from tests.redis_server import RedisServer
 
+LEASE = 30
 
-def pending(env: LineEnv) -> int:
-    return env.r.zcard(keys.OUTBOX_DUE)
+
+def queued(env: LineEnv) -> list[Job]:
+    """Every job still in a mailbox."""
+    out = []
+    for key in env.r.scan_iter(match="crmbot:{*}:out"):
+        out += [Job.from_json(v) for v in env.r.hvals(key)]
+    return out
 
 
 def start_diagnosis(env: LineEnv) -> LineUser:
@@ -27,30 +40,95 @@ def start_diagnosis(env: LineEnv) -> LineUser:
     return user
 
 
-def test_line_500_then_success_delivers_once_by_push_with_retry_key(line_env: LineEnv) -> None:
+class CrashAt(NoFaults):
+    """Crash once at one point of one attempt."""
+
+    def __init__(self, point: str) -> None:
+        self.point = point
+        self.fired = False
+
+    def _maybe(self, point: str) -> None:
+        if point == self.point and not self.fired:
+            self.fired = True
+            raise Crash(point)
+
+    def before_deliver(self, job: Job) -> None:
+        self._maybe("before")
+
+    def after_checkpoint(self, job: Job) -> None:
+        self._maybe("checkpoint")
+
+    def after_deliver(self, job: Job, outcome: Outcome) -> None:
+        self._maybe("after")
+
+
+@pytest.fixture
+def crashing(line_env: LineEnv) -> Iterator[tuple[WorkerThread, CrashAt]]:
+    """A second worker, with a fault hook; the caller sets its crash point."""
+    faults = CrashAt("")
+    worker = start_worker(line_env.svc.config, line_env.svc, line_env.clock, faults)
+    yield worker, faults
+    worker.close()
+
+
+def test_reply_500_retries_the_reply_and_delivers_once(line_env: LineEnv) -> None:
     line_env.fake.fail(REPLY, 500)
     user = start_diagnosis(line_env)
     assert line_env.fake.delivered(user.user_id) == []
-    assert pending(line_env) == 1
-    line_env.svc.outbox.sweep()  # not due yet: nothing happens
-    assert [r.path for r in line_env.fake.recorded()] == [REPLY]
+    assert line_env.settle() == 0  # its retry's time has not come
     line_env.clock.advance(2)  # first backoff
-    assert line_env.svc.outbox.sweep() == 1
-    [push] = line_env.fake.recorded(PUSH)
-    assert push.status == 200 and push.headers.get("x-line-retry-key")
+    assert line_env.settle() == 1
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(REPLY, 500), (REPLY, 200)]
     assert [m["text"][:5] for m in line_env.fake.delivered(user.user_id)] == ["Q1/10"]
-    assert pending(line_env) == 0
+    assert queued(line_env) == []
 
 
-def test_reply_token_refused_falls_back_to_push_at_once(line_env: LineEnv) -> None:
+def test_reply_that_landed_but_whose_answer_was_lost_is_not_sent_twice(line_env: LineEnv) -> None:
+    """A 500 after LINE accepted the reply: the retry replies again, LINE refuses the used token,
+    which proves the first one got through."""
+    line_env.fake.fail(REPLY, 500, after_serving=True)
+    user = start_diagnosis(line_env)
+    line_env.clock.advance(2)
+    line_env.settle()
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(REPLY, 500), (REPLY, 400)]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+    assert queued(line_env) == []
+
+
+def test_a_reply_that_timed_out_is_retried_as_a_reply(r, redis_url: str, fake_line: FakeLineApi, clock) -> None:
+    """LINE slower than our read timeout: the reply lands after we gave up; the retry's reply is
+    refused (token used), so the user gets it once and nothing is pushed."""
+    config = line_config(redis_url, fake_line, api_timeout=0.2)
+    svc = build_services(config, clock=clock)
+    http = create_app(services=svc).test_client()
+    worker = start_worker(config, svc, clock)
+    try:
+        user = LineUser(http, fake_line, clock)
+        fake_line.delay = 1.0
+        user.say("診断")
+        worker.drain()
+        fake_line.wait_delivered(user.user_id, 1)  # it landed after the client gave up
+        fake_line.delay = 0.0
+        clock.advance(2)
+        worker.drain()
+        assert [(x.path, x.status) for x in fake_line.recorded()] == [(REPLY, 200), (REPLY, 400)]
+        assert len(fake_line.delivered(user.user_id)) == 1
+    finally:
+        fake_line.delay = 0.0
+        worker.close()
+
+
+def test_reply_token_refused_at_first_falls_back_to_push_at_once(line_env: LineEnv) -> None:
     user = line_env.user()
     ev = user.text_event("診断")
     line_env.fake.expire_reply_token(ev["replyToken"])
     user.send(ev)
     line_env.settle()
     assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(REPLY, 400), (PUSH, 200)]
+    [push] = line_env.fake.recorded(PUSH)
+    assert push.headers.get("x-line-retry-key")
     assert len(line_env.fake.delivered(user.user_id)) == 1
-    assert pending(line_env) == 0
+    assert queued(line_env) == []
 
 
 def test_redelivered_event_goes_by_push(line_env: LineEnv) -> None:
@@ -61,108 +139,213 @@ def test_redelivered_event_goes_by_push(line_env: LineEnv) -> None:
 
 
 def test_push_retry_is_never_a_duplicate(line_env: LineEnv) -> None:
-    """LINE accepted the push but the answer was lost (a 500 after acceptance looks the same)."""
+    """LINE accepted the push but the answer was lost: the retry carries the same key, LINE says 409."""
     user = line_env.user()
     ev = user.text_event("診断")
     line_env.fake.expire_reply_token(ev["replyToken"])
-    line_env.fake.fail(PUSH, 502)
+    line_env.fake.fail(PUSH, 502, after_serving=True)
     user.send(ev)
     line_env.settle()
     line_env.clock.advance(2)
-    line_env.svc.outbox.sweep()
-    line_env.clock.advance(60)
-    line_env.svc.outbox.sweep()
+    line_env.settle()
     pushes = line_env.fake.recorded(PUSH)
-    assert [p.status for p in pushes] == [502, 200]
+    assert [p.status for p in pushes] == [502, 409]
     assert len({p.headers["x-line-retry-key"] for p in pushes}) == 1
     assert len(line_env.fake.delivered(user.user_id)) == 1
 
 
 def test_429_retry_after_is_honoured(line_env: LineEnv) -> None:
-    line_env.fake.fail(REPLY, 429, headers={"Retry-After": "30"})
+    line_env.fake.fail(REPLY, 429, headers={"Retry-After": "7"})
     user = start_diagnosis(line_env)
-    line_env.clock.advance(29)
-    assert line_env.svc.outbox.sweep() == 0
-    line_env.clock.advance(2)
-    assert line_env.svc.outbox.sweep() == 1
+    line_env.clock.advance(6)
+    assert line_env.settle() == 0
+    line_env.clock.advance(1)
+    assert line_env.settle() == 1
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+
+
+@pytest.mark.parametrize("value", ["-5", "inf", "nan", "soon", "1e400"])
+def test_a_senseless_retry_after_is_not_trusted(line_env: LineEnv, value: str) -> None:
+    line_env.fake.fail(REPLY, 429, headers={"Retry-After": value})
+    user = start_diagnosis(line_env)
+    line_env.clock.advance(2)  # the worker's own first backoff applies
+    assert line_env.settle() == 1
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+
+
+def test_a_huge_retry_after_is_capped(line_env: LineEnv) -> None:
+    line_env.fake.fail(REPLY, 429, headers={"Retry-After": "86400"})
+    line_env.fake.fail(PUSH, 429, headers={"Retry-After": "86400"})
+    user = start_diagnosis(line_env)
+    line_env.clock.advance(300)  # the cap: five minutes, not a day
+    line_env.settle()
+    assert len(line_env.fake.delivered(user.user_id)) == 0  # the push was refused too (window passed)
+    line_env.clock.advance(300)
+    line_env.settle()
     assert len(line_env.fake.delivered(user.user_id)) == 1
 
 
 def test_message_that_keeps_failing_is_parked_not_retried_forever(line_env: LineEnv) -> None:
-    line_env.fake.fail(REPLY, 500)
+    line_env.fake.fail(REPLY, 500, times=100)
     line_env.fake.fail(PUSH, 500, times=100)
     user = start_diagnosis(line_env)
-    for _ in range(20):
-        line_env.clock.advance(600)
-        line_env.svc.outbox.sweep()
-    attempts = len(line_env.fake.recorded())
-    assert attempts == line_env.svc.config.outbox_max_attempts
+    for _ in range(12):
+        line_env.clock.advance(301)
+        line_env.settle()
+    assert len(line_env.fake.recorded()) == line_env.svc.config.outbox_max_attempts
     [parked] = line_env.svc.outbox.parked()
-    assert parked["attempts"] == attempts and "500" in parked["reason"]
-    assert user.user_id not in json.dumps(parked)  # the operator view shows a hashed ID
-    assert pending(line_env) == 0
-    # the operator fixes the cause and puts it back in line
+    assert parked.attempts == line_env.svc.config.outbox_max_attempts and "500" in parked.reason
     line_env.fake.reset()
-    assert line_env.svc.outbox.requeue(parked["id"])
-    line_env.svc.outbox.sweep()
+    assert line_env.svc.outbox.requeue(parked.id)
+    line_env.settle()
     assert len(line_env.fake.delivered(user.user_id)) == 1
-    assert line_env.svc.outbox.parked() == []
+    assert line_env.svc.outbox.parked() == [] and queued(line_env) == []
 
 
 def test_permanent_error_parks_at_once(line_env: LineEnv) -> None:
-    line_env.fake.fail(REPLY, 403, body={"message": "not allowed"})
+    line_env.fake.fail(REPLY, 403)
     start_diagnosis(line_env)
-    assert len(line_env.svc.outbox.parked()) == 1
-    assert len(line_env.fake.recorded()) == 1
+    [parked] = line_env.svc.outbox.parked()
+    assert "403" in parked.reason and parked.attempts == 1
+    assert not line_env.svc.outbox.requeue("no-such-id")
 
 
-def test_process_dies_between_commit_and_send(line_env: LineEnv, redis_url: str, fake_line: FakeLineApi) -> None:
-    line_env.svc.outbox.submit = lambda write: None  # the process dies right after the commit
-    user = start_diagnosis(line_env)
-    assert fake_line.recorded() == [] and pending(line_env) == 1
-    # a new process (the worker) comes up; the lease runs out
-    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
-    assert revived.outbox.sweep() == 0
-    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
-    assert revived.outbox.sweep() == 1
-    assert len(fake_line.delivered(user.user_id)) == 1
-    assert pending(line_env) == 0
+def test_worker_dies_before_sending_recovery_replies(line_env: LineEnv, crashing) -> None:
+    worker, faults = crashing
+    faults.point = "before"
+    user = line_env.user()
+    user.say("診断")
+    worker.drain()
+    assert faults.fired and line_env.fake.recorded() == []
+    line_env.clock.advance(LEASE + 1)  # the claim runs out; within the reply window
+    line_env.settle()
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(REPLY, 200)]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
 
 
-def test_sender_dies_after_line_accepted_the_reply(line_env: LineEnv, redis_url: str, fake_line: FakeLineApi) -> None:
-    def die(subject, message_id):  # LINE accepted the reply; the process dies before the ack
-        raise redis.ConnectionError("process died")
+def test_worker_dies_after_line_accepted_the_reply(line_env: LineEnv, crashing) -> None:
+    """The recovery replies again; LINE refuses the used token: delivered, once."""
+    worker, faults = crashing
+    faults.point = "after"
+    user = line_env.user()
+    user.say("診断")
+    worker.drain()
+    assert len(line_env.fake.delivered(user.user_id)) == 1 and len(queued(line_env)) == 1
+    line_env.clock.advance(LEASE + 1)
+    line_env.settle()
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(REPLY, 200), (REPLY, 400)]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+    assert queued(line_env) == []
 
-    line_env.svc.outbox._ack = die
-    user = start_diagnosis(line_env)
-    assert len(fake_line.delivered(user.user_id)) == 1 and pending(line_env) == 1
-    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
-    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
-    assert revived.outbox.sweep() == 1
-    assert len(fake_line.delivered(user.user_id)) == 1  # the used token told us: already delivered
-    assert pending(line_env) == 0
+
+def test_recovery_after_the_reply_window_pushes(line_env: LineEnv, crashing) -> None:
+    worker, faults = crashing
+    faults.point = "before"
+    user = line_env.user()
+    ev = user.text_event("診断")
+    user.send(ev)
+    worker.drain()
+    line_env.clock.advance(120)
+    line_env.fake.expire_reply_token(ev["replyToken"])  # LINE's own expiry
+    line_env.settle()
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(PUSH, 200)]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
 
 
-def test_recovery_after_the_reply_window_uses_push(line_env: LineEnv, redis_url: str, fake_line: FakeLineApi) -> None:
-    line_env.svc.outbox.submit = lambda write: None
-    user = start_diagnosis(line_env)
-    line_env.clock.advance(600)  # nobody was up for ten minutes: the reply token is long gone
-    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
-    revived.outbox.sweep()
-    assert [r.path for r in fake_line.recorded()] == [PUSH]
-    assert len(fake_line.delivered(user.user_id)) == 1
+def test_the_reply_window_counts_from_our_receipt_not_the_event_timestamp(line_env: LineEnv, crashing) -> None:
+    """An event stamped an hour ahead of our clock: a recovery two minutes after we received it must
+    push (its token has expired), not read LINE's refusal as an earlier delivery."""
+    worker, faults = crashing
+    faults.point = "before"
+    user = line_env.user()
+    ev = user.text_event("診断")
+    ev["timestamp"] = int((line_env.clock() + 3600) * 1000)
+    user.send(ev)
+    worker.drain()
+    line_env.clock.advance(120)
+    line_env.fake.expire_reply_token(ev["replyToken"])
+    line_env.settle()
+    assert [(r.path, r.status) for r in line_env.fake.recorded()] == [(PUSH, 200)]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+
+
+def test_worker_dies_after_line_accepted_a_push(line_env: LineEnv, crashing) -> None:
+    """The recovery pushes again with the same X-Line-Retry-Key; LINE answers 409: once."""
+    worker, faults = crashing
+    faults.point = "after"
+    user = line_env.user()
+    ev = user.text_event("診断")
+    line_env.fake.expire_reply_token(ev["replyToken"])  # the reply is refused: it goes by push
+    user.send(ev)
+    worker.drain()
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+    line_env.clock.advance(LEASE + 1)
+    line_env.settle()
+    pushes = line_env.fake.recorded(PUSH)
+    assert [p.status for p in pushes] == [200, 409]
+    assert pushes[0].headers["x-line-retry-key"] == pushes[1].headers["x-line-retry-key"]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+    assert queued(line_env) == []
+
+
+def test_worker_dies_after_the_reply_was_refused_before_pushing(line_env: LineEnv, crashing) -> None:
+    """The switch to push is checkpointed before the push: the recovery pushes (a refused token must
+    not be read as "an earlier attempt used it")."""
+    worker, faults = crashing
+    faults.point = "checkpoint"
+    user = line_env.user()
+    ev = user.text_event("診断")
+    line_env.fake.expire_reply_token(ev["replyToken"])
+    user.send(ev)
+    worker.drain()
+    assert faults.fired and line_env.fake.delivered(user.user_id) == []
+    line_env.clock.advance(LEASE + 1)
+    line_env.settle()
+    assert [r.path for r in line_env.fake.recorded()] == [REPLY, PUSH]
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+
+
+def test_two_workers_never_send_the_same_job(line_env: LineEnv, crashing) -> None:
+    """Both find the same jobs (hints and sweeps); the claim lets one send each."""
+    worker, _ = crashing
+    users = [line_env.user() for _ in range(20)]
+    for u in users:
+        u.say("診断")
+    for ref in [j.ref for j in queued(line_env)]:  # extra hints: every job found twice
+        line_env.r.lpush(jobs.ready(jobs.shard_of(jobs.parse_ref(ref)[0])), ref)
+    a = worker.call(worker.worker.drain(), 30)
+    b = line_env.settle()
+    line_env.clock.advance(LEASE + 1)
+    line_env.settle()
+    assert a + b == 20
+    assert all(len(line_env.fake.delivered(u.user_id)) == 1 for u in users)
+
+
+def test_a_hint_lost_with_the_web_process_is_recovered_by_the_sweep(line_env: LineEnv) -> None:
+    """The web process died after its commit, before its wake-up hint: the recovery mark finds it."""
+    user = line_env.user()
+    user.say("診断")
+    for shard in range(jobs.QUEUE_SHARDS):
+        line_env.r.delete(jobs.ready(shard))
+    assert line_env.settle() == 0
+    line_env.clock.advance(LEASE + 1)
+    assert line_env.settle() == 1
+    assert len(line_env.fake.delivered(user.user_id)) == 1
 
 
 def test_redis_down_then_back_nothing_lost_nothing_doubled(fake_line: FakeLineApi, tmp_path) -> None:
     clock = FakeClock()
     server = RedisServer(persist=True, data_dir=str(tmp_path)).start()
+    worker: WorkerThread | None = None
     try:
-        svc = build_services(line_config(server.url, fake_line), clock=clock)
+        config = line_config(server.url, fake_line)
+        svc = build_services(config, clock=clock)
         app = create_app(services=svc)
+        worker = start_worker(config, svc, clock)
         user = LineUser(app.test_client(), fake_line, clock)
         assert app.test_client().get("/healthz").status_code == 200
         user.say("診断")
-        svc.outbox.drain()
+        worker.drain()
         ev = user.postback_event("a:1:0:B")
         server.kill()
         assert user.post(ev).status_code == 503
@@ -171,89 +354,18 @@ def test_redis_down_then_back_nothing_lost_nothing_doubled(fake_line: FakeLineAp
         redelivered = dict(ev, deliveryContext={"isRedelivery": True})
         assert user.post(redelivered).status_code == 200
         assert user.post(redelivered).status_code == 200  # and once more: still applied once
-        svc.outbox.drain()
+        worker.drain()
         client = redis.Redis.from_url(server.url)
         conv = json.loads(client.get(keys.conv(keys.Subject("line", user.user_id))))
         assert conv["a"] == "B" and conv["q"] == 1
         got = [m["text"][:5] for m in fake_line.delivered(user.user_id)]
         assert got == ["Q1/10", "Q2/10"]
-        svc.outbox.close()
+        client.close()
     finally:
+        if worker is not None:
+            worker.close()
         server.stop()
 
 
-@pytest.mark.parametrize("path", ["/healthz"])
-def test_healthz_ok_while_redis_answers(line_env: LineEnv, path: str) -> None:
-    assert line_env.http.get(path).status_code == 200
-
-
-def test_sender_dies_after_line_accepted_a_push(line_env: LineEnv, redis_url: str, fake_line: FakeLineApi) -> None:
-    """Killed between the LINE API's acceptance of a push and the outbox acknowledgement: the
-    recovery pushes again with the same X-Line-Retry-Key, LINE answers 409, the user gets it once."""
-    def die(subject, message_id):
-        raise redis.ConnectionError("process died")
-
-    line_env.svc.outbox._ack = die
-    user = line_env.user()
-    ev = user.text_event("診断")
-    fake_line.expire_reply_token(ev["replyToken"])  # the reply is refused: the message goes by push
-    user.send(ev)
-    line_env.settle()
-    assert len(fake_line.delivered(user.user_id)) == 1 and pending(line_env) == 1
-    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
-    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
-    assert revived.outbox.sweep() == 1
-    pushes = fake_line.recorded(PUSH)
-    assert [p.status for p in pushes] == [200, 409]
-    assert pushes[0].headers["x-line-retry-key"] == pushes[1].headers["x-line-retry-key"]
-    assert len(fake_line.delivered(user.user_id)) == 1
-    assert pending(line_env) == 0
-
-
-def test_sender_dies_after_the_reply_was_refused_before_pushing(
-    line_env: LineEnv, redis_url: str, fake_line: FakeLineApi
-) -> None:
-    """The token was refused and the process died before its push: the recorded switch makes the
-    recovery push (a refused token must not be read as "an earlier attempt used it")."""
-    transport = line_env.svc.outbox.transports["line"]
-    real = transport.deliver
-    calls = []
-
-    def deliver(entry, **kw):
-        calls.append(entry["via"])
-        if len(calls) == 2:
-            raise SystemExit("process died before pushing")
-        return real(entry, **kw)
-
-    transport.deliver = deliver
-    user = line_env.user()
-    ev = user.text_event("診断")
-    fake_line.expire_reply_token(ev["replyToken"])
-    user.send(ev)
-    with pytest.raises(SystemExit):
-        line_env.settle()
-    assert calls == ["reply", "push"] and fake_line.delivered(user.user_id) == []
-    revived = build_services(line_config(redis_url, fake_line), clock=line_env.clock)
-    line_env.clock.advance(line_env.svc.config.outbox_lease + 1)
-    assert revived.outbox.sweep() == 1
-    assert [r.path for r in fake_line.recorded()] == [REPLY, PUSH]
-    assert len(fake_line.delivered(user.user_id)) == 1
-
-
-def test_a_send_that_waited_past_half_its_lease_is_left_to_the_worker(
-    line_env: LineEnv, redis_url: str, fake_line: FakeLineApi
-) -> None:
-    """A backlog in this process's send queue must not race the worker that took the message over."""
-    import time as real_time
-
-    outbox = line_env.svc.outbox
-    submitted = []
-    outbox.submit = lambda write: submitted.append(write)  # hold the first attempt back
-    user = start_diagnosis(line_env)
-    [write] = submitted
-    queued_long_ago = real_time.monotonic() - outbox.lease  # as if it sat in the queue a whole lease
-    assert outbox._first_attempt(write, queued_long_ago) is None
-    assert fake_line.recorded() == []
-    line_env.clock.advance(outbox.lease + 1)
-    assert build_services(line_config(redis_url, fake_line), clock=line_env.clock).outbox.sweep() == 1
-    assert len(fake_line.delivered(user.user_id)) == 1
+def test_healthz_ok_while_redis_answers(line_env: LineEnv) -> None:
+    assert line_env.http.get("/healthz").status_code == 200

@@ -1,0 +1,394 @@
+"""The worker: delivers every job, one path for all of them (claim -> deliver -> record).
+
+Jobs are committed by the web process (replies), the Slack listeners (posts) and the clock
+(reminders); see :mod:`conversations.jobs` for the keys. A worker waits on each queue shard's
+``ready`` list (BRPOP: a committed job is picked up within milliseconds) and sweeps each shard's
+``due`` set every second (retries whose time has come, and jobs whose claim ran out because a worker
+died). Whichever way a job is found, an attempt is the same code:
+
+1. **claim** it in its mailbox (Lua compare-and-set of the lease, pipelined with the recovery mark
+   ``due = now + lease``): one worker wins; a claim after an earlier one ran out unrecorded is a
+   *recovery*, and the transport is told (the earlier attempt's outcome is unknown);
+2. **deliver** it with the transport of its channel (asyncio: many sends in flight on one thread,
+   a slow API costs waiting, not threads); a transport may checkpoint its own state mid-attempt;
+3. **record** the outcome if the claim is still ours (Lua), pipelined with the queue update:
+   delivered -> removed; failed for now -> retried after a backoff (2, 4, 8 ... s, at least the
+   server's Retry-After, capped); failed for good or too often -> parked for the operator.
+
+N workers on N machines share the work; rate limits are shared in Redis (:mod:`bot.ratelimit`).
+
+**Fault hook** (for tests and drills, documented in the README): ``Worker(faults=...)`` takes an
+object with the methods of :class:`Faults`: ``before_deliver(job)`` (claimed, nothing sent yet),
+``after_checkpoint(job)`` (a transport stored its state mid-attempt, e.g. LINE's switch to push)
+and ``after_deliver(job, outcome)`` (the API answered; nothing recorded yet). Raising :class:`Crash`
+from any of them abandons the attempt exactly as a process dying there would: nothing more is
+recorded, and the claim runs out after the lease. :class:`NoFaults` is a base that does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from bot.logs import uid
+from bot.ratelimit import SharedLimiter
+from conversations import jobs
+from conversations.errors import StoreUnavailable
+from conversations.jobs import Job
+from conversations.redis_ops import awrite_then_script, text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
+SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
+WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
+SWEEP_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # delivered | retry | failed
+    detail: str = ""  # short, never a message text
+    retry_after: float | None = None  # the server's Retry-After, already checked (bot.ratelimit.retry_after)
+
+
+class Crash(Exception):
+    """Raised by a fault hook: the worker abandons the attempt as a dying process would."""
+
+
+class LostClaim(Exception):
+    """The job's claim ran out and another worker took it over: this attempt stops, records nothing."""
+
+
+class Faults(Protocol):
+    def before_deliver(self, job: Job) -> None: ...
+
+    def after_checkpoint(self, job: Job) -> None: ...
+
+    def after_deliver(self, job: Job, outcome: Outcome) -> None: ...
+
+
+class NoFaults:
+    """A fault hook that injects nothing: subclass it and override the points you need."""
+
+    def before_deliver(self, job: Job) -> None:
+        return None
+
+    def after_checkpoint(self, job: Job) -> None:
+        return None
+
+    def after_deliver(self, job: Job, outcome: Outcome) -> None:
+        return None
+
+
+@dataclass
+class Attempt:
+    """What a transport gets for one delivery attempt."""
+
+    job: Job
+    now: float
+    recovering: bool  # an earlier attempt's outcome is unknown (it was claimed and never recorded)
+    redis: Any  # the worker's redis.asyncio client (read-only use: e.g. a multicast's ledger marks)
+    limiter: SharedLimiter
+    clock: Callable[[], float]
+    _save: Callable[[], Awaitable[bool]] = field(repr=False, default=None)  # type: ignore[assignment]
+    _faults: Faults | None = field(repr=False, default=None)
+
+    async def checkpoint(self) -> None:
+        """Store the job's changed state before acting on it (e.g. LINE: "push from now on"), so a
+        recovery knows what this attempt may have done. Raises LostClaim if the job is no longer ours."""
+        if not await self._save():
+            raise LostClaim(self.job.id)
+        if self._faults is not None:
+            self._faults.after_checkpoint(self.job)
+
+
+class Transport(Protocol):
+    channel: str
+
+    async def deliver(self, attempt: Attempt) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+def backoff(attempts: int, retry_after: float | None = None, base: float = 2.0, cap: float = 300.0) -> float:
+    """Seconds before the next attempt after ``attempts`` failures: 2, 4, 8 ... capped, at least Retry-After."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+class Worker:
+    def __init__(
+        self,
+        client: Any,  # redis.asyncio.Redis or RedisCluster
+        transports: Mapping[str, Transport],
+        *,
+        clock: Callable[[], float] = time.time,
+        lease: float = 30.0,
+        max_attempts: int = 8,
+        concurrency: int = 256,
+        faults: Faults | None = None,
+    ) -> None:
+        self.r = client
+        self.transports = dict(transports)
+        self.clock = clock
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.faults = faults
+        self.limiter = SharedLimiter(client)
+        self._claim = client.register_script(jobs.CLAIM_LUA)
+        self._record = client.register_script(jobs.RECORD_LUA)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- one attempt ------------------------------------------------------------------------------
+
+    async def process(self, ref: str) -> str:
+        """Claim, deliver and record the job named by ``ref``. Returns what happened: delivered,
+        retry, failed, busy (someone else has it, or its time has not come), gone, or crashed."""
+        if ref in self._inflight:
+            return "busy"
+        self._inflight.add(ref)
+        try:
+            async with self._slots:
+                return await self._process(ref)
+        finally:
+            self._inflight.discard(ref)
+
+    async def _process(self, ref: str) -> str:
+        tag, job_id = jobs.parse_ref(ref)
+        shard = jobs.shard_of(tag)
+        now = self.clock()
+        token = uuid.uuid4().hex[:16]
+        res = await awrite_then_script(
+            self.r, self._claim, keys=[jobs.mailbox(tag), jobs.leases(tag)],
+            args=[job_id, repr(now), repr(now + self.lease), token],
+            before=lambda p: p.zadd(jobs.due(shard), {ref: now + self.lease}),
+        )
+        status = int(res[0])
+        if status == -1:
+            await self.r.zrem(jobs.due(shard), ref)
+            return "gone"
+        if status == 0:
+            until = text(res[1])
+            if until == "inf":  # parked: it lives in the parked set until requeued
+                await self.r.zrem(jobs.due(shard), ref)
+            else:
+                await self.r.zadd(jobs.due(shard), {ref: float(until)})
+            return "busy"
+        job = Job.from_json(res[1])
+        recovering = int(res[2]) == 1
+
+        async def save() -> bool:
+            return bool(await self._record(keys=[jobs.mailbox(tag), jobs.leases(tag)],
+                                           args=[job.id, token, "save", job.to_json(), ""]))
+
+        attempt = Attempt(job, now, recovering, self.r, self.limiter, self.clock, save, self.faults)
+        try:
+            outcome = await self._deliver(attempt)
+        except (Crash, LostClaim) as e:
+            log.warning("worker: attempt for %s abandoned (%s)", job.id[:8], type(e).__name__)
+            return "crashed"
+        return await self._finish(job, token, shard, outcome)
+
+    async def _deliver(self, attempt: Attempt) -> Outcome:
+        job = attempt.job
+        transport = self.transports.get(job.channel)
+        if transport is None:
+            return Outcome(FAILED, f"no transport for channel {job.channel!r}")
+        if self.faults is not None:
+            self.faults.before_deliver(job)
+        try:
+            outcome = await transport.deliver(attempt)
+        except (Crash, LostClaim):
+            raise
+        except Exception as e:  # a bug or an unexpected client error must not lose the message
+            log.exception("worker: transport %s failed for %s", job.channel, uid(job.to))
+            outcome = Outcome(RETRY, type(e).__name__)
+        if self.faults is not None:
+            self.faults.after_deliver(job, outcome)
+        return outcome
+
+    async def _finish(self, job: Job, token: str, shard: int, outcome: Outcome) -> str:
+        ref = job.ref
+        now = self.clock()
+        keys = [jobs.mailbox(job.tag), jobs.leases(job.tag)]
+        if outcome.kind == DELIVERED:
+            await awrite_then_script(self.r, self._record, keys=keys, args=[job.id, token, "done", "", ""],
+                                     after=lambda p: p.zrem(jobs.due(shard), ref))
+            log.info("worker: delivered %s to %s (%s)", job.id[:8], uid(job.to), outcome.detail)
+            return DELIVERED
+        job.attempts += 1
+        job.error = outcome.detail[:200]
+        if outcome.kind == FAILED or job.attempts >= self.max_attempts:
+            job.parked = job.error or "failed"
+
+            def park(p: Any) -> None:
+                p.zrem(jobs.due(shard), ref)
+                p.zadd(jobs.parked(shard), {ref: now})
+
+            await awrite_then_script(self.r, self._record, keys=keys, args=[job.id, token, "park", job.to_json(), ""],
+                                     after=park)
+            log.error("worker: parked %s for %s after %d attempt(s): %s", job.id[:8], uid(job.to), job.attempts,
+                      job.error)
+            return FAILED
+        at = now + backoff(job.attempts, outcome.retry_after)
+        await awrite_then_script(self.r, self._record, keys=keys,
+                                 args=[job.id, token, "retry", job.to_json(), repr(at)],
+                                 after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
+        log.warning("worker: attempt %d for %s failed (%s); again in %.0fs", job.attempts, uid(job.to),
+                    job.error, at - now)
+        return RETRY
+
+    # ---- finding work -----------------------------------------------------------------------------
+
+    async def due_refs(self, shard: int, now: float) -> list[str]:
+        raw = await self.r.zrangebyscore(jobs.due(shard), "-inf", now, start=0, num=SWEEP_BATCH)
+        return [text(x) for x in raw]
+
+    async def drain(self, rounds: int = 100) -> int:
+        """Deliver everything that can go now, then return how many attempts were made (tests, and
+        ``crmbot remind``). Hints are taken without waiting; retries whose time has not come stay."""
+        attempts = 0
+        for _ in range(rounds):
+            refs: set[str] = set()
+            now = self.clock()
+            for shard in range(jobs.QUEUE_SHARDS):
+                while (raw := await self.r.rpop(jobs.ready(shard))) is not None:
+                    refs.add(text(raw))
+                refs.update(await self.due_refs(shard, now))
+            if not refs:
+                break
+            # A ref that is busy, crashed or retried comes back later than now: the rounds end.
+            results = await asyncio.gather(*(self.process(ref) for ref in sorted(refs)))
+            attempts += sum(r not in ("busy", "gone") for r in results)
+        return attempts
+
+    def _spawn(self, ref: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(ref))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, ref: str) -> None:
+        try:
+            await self.process(ref)
+        except StoreUnavailable as e:
+            log.warning("worker: %s", e)
+        except Exception as e:
+            log.error("worker: attempt failed: %s", type(e).__name__)
+
+    async def _consume(self, shard: int, stop: asyncio.Event) -> None:
+        key = jobs.ready(shard)
+        while not stop.is_set():
+            try:
+                got = await self.r.brpop([key], timeout=WAIT_TIMEOUT)
+            except Exception as e:  # Redis away: wait a little and try again
+                log.warning("worker: waiting on shard %d failed (%s)", shard, type(e).__name__)
+                await _wait(stop, SWEEP_EVERY)
+                continue
+            if got:
+                self._spawn(text(got[1]))
+
+    async def _sweep(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                now = self.clock()
+                for shard in range(jobs.QUEUE_SHARDS):
+                    for ref in await self.due_refs(shard, now):
+                        self._spawn(ref)
+            except Exception as e:
+                log.warning("worker: sweep failed (%s)", type(e).__name__)
+            await _wait(stop, SWEEP_EVERY)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; then let the attempts in flight finish (up to a lease)."""
+        log.info("worker: running (%d queue shards)", jobs.QUEUE_SHARDS)
+        loops = [asyncio.create_task(self._consume(s, stop)) for s in range(jobs.QUEUE_SHARDS)]
+        loops.append(asyncio.create_task(self._sweep(stop)))
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.gather(*loops, return_exceptions=True)
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=self.lease)
+            log.info("worker: stopped")
+
+    async def close(self) -> None:
+        for transport in self.transports.values():
+            try:
+                await transport.close()
+            except Exception as e:
+                log.warning("worker: closing %s: %s", transport.channel, type(e).__name__)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class WorkerThread:
+    """A worker on an event loop in a thread of its own: ``crmbot serve`` runs one beside the web
+    server; tests use :meth:`drain` to deliver what is due, on the same loop every time (the HTTP
+    clients' sessions belong to it).
+
+    ``build`` is called on the loop's thread (clients that need a running loop are made there).
+    """
+
+    def __init__(self, build: Callable[[], Awaitable[Worker]]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="worker", daemon=True)
+        self._thread.start()
+        self.worker: Worker = self.call(build())
+        self._stop: asyncio.Event | None = None
+        self._running: Any = None
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def drain(self, timeout: float = 60.0) -> int:
+        return self.call(self.worker.drain(), timeout)
+
+    def start(self) -> None:
+        """Deliver continuously (until :meth:`close`)."""
+
+        async def begin() -> None:
+            self._stop = asyncio.Event()
+            self._running = asyncio.ensure_future(self.worker.run(self._stop))
+
+        self.call(begin())
+
+    def close(self, timeout: float = 60.0) -> None:
+        if not self._loop.is_running():
+            return
+
+        async def end() -> None:
+            if self._stop is not None:
+                self._stop.set()
+                await self._running
+            await self.worker.close()
+            await _close_client(self.worker.r)
+
+        try:
+            self.call(end(), timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+
+async def _close_client(client: Any) -> None:
+    closer = getattr(client, "aclose", None) or getattr(client, "close", None)
+    if closer is not None:
+        result = closer()
+        if asyncio.iscoroutine(result):
+            await result
