@@ -157,7 +157,7 @@ def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> b
         return False
     try:
         summary = reminders.run(svc.clock())  # type: ignore[attr-defined]
-        if summary.sent or summary.failed:
+        if summary.queued:
             log.info("clock: %s", summary.render().splitlines()[0])
     finally:
         if r.get(CLOCK_LOCK) in (owner, owner.encode()):

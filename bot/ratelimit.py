@@ -9,6 +9,7 @@ for a server that answered 429 with Retry-After: no slot before then.
 
 Time comes from the worker's clock (``time.time`` in production, injected in tests), so workers on
 several machines need their clocks in step (NTP); a skew of ``s`` seconds shifts the pacing by ``s``.
+A limit whose next slot lies over an hour ahead is taken for a clock that went back, and reset.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ local now = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+if tat < now or tat > now + 3600 then tat = now end  -- over an hour ahead: a clock that went back
 local new_tat = tat + step
 local wait = new_tat - burst * step - now
 if wait < 0 then wait = 0 end

@@ -56,15 +56,15 @@ class ReminderSettings:
 
 @dataclass
 class Summary:
-    sent: list[str] = field(default_factory=list)
+    """What a pass did. It only queues: the worker delivers (its failures are in `crmbot outbox`)."""
+
+    queued: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
 
     def render(self) -> str:
-        lines = [f"sent {len(self.sent)}, skipped {len(self.skipped)}, failed {len(self.failed)}"]
-        lines += [f"  sent     {x}" for x in self.sent]
+        lines = [f"queued {len(self.queued)}, skipped {len(self.skipped)}"]
+        lines += [f"  queued   {x}" for x in self.queued]
         lines += [f"  skipped  {x}: {why}" for x, why in self.skipped]
-        lines += [f"  failed   {x}: {why}" for x, why in self.failed]
         return "\n".join(lines)
 
 
@@ -141,12 +141,12 @@ class Reminders:
                 if self.report_button is not None:
                     blocks.append(self.report_button(team, quarter))
                 if dry_run:
-                    summary.sent.append(f"{label} (dry run: would send)")
+                    summary.queued.append(f"{label} (dry run: would queue)")
                     continue
                 job = self.outbox.to_subject(subject, [{"type": "slack_post", "text": text, "blocks": blocks}])
                 if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL)):
                     continue  # another clock claimed it a moment ago
-                summary.sent.append(label)
+                summary.queued.append(label)
 
     # ---- LINE -----------------------------------------------------------------------------------
 
@@ -213,12 +213,12 @@ class Reminders:
             for batch in _chunks(allowed, LINE_BATCH):
                 label = f"line multicast {quarter} tier {tier} ({len(batch)} users)"
                 if dry_run:
-                    summary.sent.append(f"{label} (dry run: would send)")
+                    summary.queued.append(f"{label} (dry run: would queue)")
                     continue
                 job = self._line_batch(quarter, tier, batch)
                 if job is None:
                     continue
-                summary.sent.append(f"line multicast {quarter} tier {tier} ({len(job.meta['rcpt'])} users)")
+                summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.meta['rcpt'])} users)")
 
     def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Job | None:
         """Queue one multicast, then claim its users: the batch job is written first, so a crash at

@@ -6,9 +6,8 @@ touch it atomically. Global indexes carry their own tag.
 
     crmbot:{u:<channel>:<user id>}:conv            the user's conversation record (string, JSON)
     crmbot:{u:<channel>:<user id>}:seen:<event>    dedupe mark of one inbound event (string, TTL)
-    crmbot:{u:<channel>:<user id>}:out             the user's outbox (hash: message id -> entry JSON)
-    crmbot:{outbox}:due                            outbox index (sorted set: ref -> due time)
-    crmbot:{outbox}:parked                         messages that kept failing (sorted set: ref -> time)
+    crmbot:{u:<channel>:<user id>}:out             the user's mailbox of jobs (see conversations.jobs)
+    crmbot:{u:<channel>:<user id>}:lease           the mailbox's leases (see conversations.jobs)
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
 """
@@ -20,10 +19,8 @@ from dataclasses import dataclass
 from conversations.errors import InvalidInput
 
 PREFIX = "crmbot"
-OUTBOX_DUE = f"{PREFIX}:{{outbox}}:due"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
-OUTBOX_PARKED = f"{PREFIX}:{{outbox}}:parked"
 
 _FORBIDDEN = set("{}:|\r\n\t ")
 
@@ -58,23 +55,9 @@ def seen(subject: Subject, event_id: str) -> str:
     return f"{PREFIX}:{subject.tag}:seen:{event_id}"
 
 
-def outbox(subject: Subject) -> str:
-    return f"{PREFIX}:{subject.tag}:out"
-
-
 def reminder_sent(subject: Subject, period: str, kind: str = "retake") -> str:
     """Ledger of one reminder (period, kind) to one recipient: set once, so it is sent once."""
     return f"{PREFIX}:{subject.tag}:rem:{period}:{kind}"
-
-
-def outbox_ref(subject: Subject, message_id: str) -> str:
-    """Member of the outbox index naming one message: ``<channel>:<message id>:<user id>``."""
-    return f"{subject.channel}:{message_id}:{subject.user_id}"
-
-
-def parse_outbox_ref(ref: str) -> tuple[Subject, str]:
-    channel, message_id, user_id = ref.split(":", 2)
-    return Subject(channel, user_id), message_id
 
 
 # ---- Slack teams (one registered channel = one team) --------------------------------------------

@@ -77,9 +77,15 @@ def test_chat_subprocess_uses_the_embedded_redis_and_persists(tmp_path: Path) ->
     assert "Q3/10" in second.stdout, second.stdout
 
 
-def test_procfile_web_line_serves_the_line_webhook(redis_url: str, r, tmp_path: Path) -> None:
-    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+def _procfile(kind: str) -> str:
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith(f"{kind}:"))
+    return line.split(":", 1)[1].strip()
+
+
+def test_procfile_web_answers_and_only_the_worker_sends(redis_url: str, r, tmp_path: Path) -> None:
+    """The Procfile's web: alone answers webhooks and sends nothing; its worker: delivers each reply once."""
     port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
     with FakeLineApi(access_token=TOKEN) as fake:
         env = os.environ | {
             "PORT": str(port),
@@ -89,26 +95,46 @@ def test_procfile_web_line_serves_the_line_webhook(redis_url: str, r, tmp_path: 
             "LINE_API_HOST": fake.base_url,
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         }
-        proc = subprocess.Popen(["bash", "-c", "exec " + web.split(":", 1)[1].strip()], env=env, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def start(kind: str) -> subprocess.Popen[bytes]:
+            proc = subprocess.Popen(["bash", "-c", "exec " + _procfile(kind)], env=env, cwd=tmp_path,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            procs.append(proc)
+            return proc
+
+        output = ""
         try:
-            assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
-            user = "U" + "a" * 32
-            ev = {"type": "follow", "mode": "active", "timestamp": int(time.time() * 1000),
-                  "source": {"type": "user", "userId": user}, "webhookEventId": "01PROCFILETEST",
-                  "deliveryContext": {"isRedelivery": False}, "replyToken": fake.issue_reply_token(user),
-                  "follow": {"isUnblocked": False}}
-            body = json.dumps({"destination": "U" + "d" * 32, "events": [ev]}).encode()
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=body, method="POST",
-                                         headers={"X-Line-Signature": sign(body), "Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=10) as res:
-                assert res.status == 200
-            fake.wait_delivered(user, 1)
+            web = start("web")
+            assert _wait_http(f"http://127.0.0.1:{port}/healthz", web) == 200
+            users = ["U" + c * 32 for c in "abc"]
+            for i, user in enumerate(users):
+                ev = {"type": "follow", "mode": "active", "timestamp": int(time.time() * 1000),
+                      "source": {"type": "user", "userId": user}, "webhookEventId": f"01PROCFILETEST{i}",
+                      "deliveryContext": {"isRedelivery": False}, "replyToken": fake.issue_reply_token(user),
+                      "follow": {"isUnblocked": False}}
+                body = json.dumps({"destination": "U" + "d" * 32, "events": [ev]}).encode()
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=body, method="POST",
+                                             headers={"X-Line-Signature": sign(body),
+                                                      "Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=10) as res:
+                    assert res.status == 200
+            # committed and answered; nothing went to LINE: the jobs wait in their mailboxes
+            assert len(list(r.scan_iter(match="crmbot:{u:line:*}:out"))) == 3
+            assert fake.recorded() == []
+            start("worker")
+            for user in users:
+                fake.wait_delivered(user, 1)
+            fake.wait_for(lambda f: not list(r.scan_iter(match="crmbot:{u:line:*}:out")))  # all recorded
+            assert all(len(fake.delivered(u)) == 1 for u in users)
+            assert [x.status for x in fake.recorded()] == [200, 200, 200]
             fake.assert_contract_ok()
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            output = proc.communicate(timeout=20)[0].decode()
-    assert SECRET not in output and TOKEN not in output and user not in output
+            for proc in procs:
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                output += proc.communicate(timeout=30)[0].decode()
+    assert all(proc.returncode == 0 for proc in procs), output
+    assert SECRET not in output and TOKEN not in output and not any(u in output for u in users)
 
 
 def test_bad_content_file_stops_start_up_naming_file_and_field(tmp_path: Path, capsys, monkeypatch) -> None:

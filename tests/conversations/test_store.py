@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 
@@ -12,11 +11,12 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from conversations import keys
+from conversations import jobs, keys
 from conversations.errors import StoreUnavailable
+from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import ASKING, DONE, Conv
-from conversations.store import CONFLICT, DUPLICATE, OK, OutboxWrite, RedisStore, Snapshot
+from conversations.store import CONFLICT, DUPLICATE, OK, RedisStore, Snapshot
 from tests.redis_server import free_port
 
 ALICE = Subject("line", "U00000000000000000000000000000a11")
@@ -34,10 +34,14 @@ def asking(q: int = 0, n: int = 1) -> Conv:
     return Conv(state=ASKING, sid=1, q=q, answers="A" * q, updated=T0 + q, n=n)
 
 
-def write(message_id: str = "m-1", due: float = T0 + 30) -> OutboxWrite:
-    return OutboxWrite(
-        message_id, {"id": message_id, "out": [{"type": "question", "sid": 1, "q": 0}], "ja": "診断"}, due
-    )
+def write(message_id: str = "m-1") -> Job:
+    return Job.new("line", ALICE.user_id, ALICE.tag_name, [{"type": "question", "sid": 1, "q": 0, "ja": "診断"}], T0,
+                   job_id=message_id)
+
+
+def mailbox(subject: Subject) -> str:
+    return jobs.mailbox(subject.tag_name)
+
 
 
 def seed(store: RedisStore, conv: Conv, event_id: str = "ev-seed") -> Snapshot:
@@ -97,9 +101,10 @@ def test_the_same_event_again_is_a_duplicate_and_changes_nothing(store: RedisSto
     stored = r.get(keys.conv(ALICE))
     again = store.get(ALICE, "ev-1")
     assert again.seen
-    assert store.update(again, asking(1, n=2), "ev-1", ttl=0, outbox=write(), drop_outbox=True) == DUPLICATE
+    assert store.update(again, asking(1, n=2), "ev-1", ttl=0, job=write(), look_at=T0 + 30,
+                        drop_outbox=True) == DUPLICATE
     assert r.get(keys.conv(ALICE)) == stored
-    assert not r.exists(keys.outbox(ALICE))
+    assert not r.exists(mailbox(ALICE))
     assert r.ttl(keys.conv(ALICE)) == -1
 
 
@@ -129,58 +134,61 @@ def test_duplicate_wins_over_conflict(store: RedisStore) -> None:
 
 
 def test_outbox_write_lands_in_the_outbox_and_the_due_index(store: RedisStore, r: redis.Redis) -> None:
-    w = write("m-1", due=T0 + 30)
-    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=w) == OK
-    assert r.hkeys(keys.outbox(ALICE)) == [b"m-1"]
-    assert json.loads(r.hget(keys.outbox(ALICE), "m-1")) == w.entry
-    assert "診断" in r.hget(keys.outbox(ALICE), "m-1").decode()  # stored as UTF-8, not \\u escapes
-    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-1")) == T0 + 30
-    assert not r.exists(keys.outbox(BOB))
+    w = write("m-1")
+    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=w, look_at=T0 + 30) == OK
+    assert r.hkeys(mailbox(ALICE)) == [b"m-1"]
+    assert Job.from_json(r.hget(mailbox(ALICE), "m-1")) == w
+    assert "診断" in r.hget(mailbox(ALICE), "m-1").decode()  # stored as UTF-8, not \\u escapes
+    assert r.zscore(jobs.due(jobs.shard_of(ALICE.tag_name)), jobs.ref(ALICE.tag_name, "m-1")) == T0 + 30
+    assert not r.exists(mailbox(BOB))
 
 
 def test_outbox_entries_accumulate(store: RedisStore, r: redis.Redis) -> None:
-    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("m-1"))
-    store.update(store.get(ALICE, "ev-2"), asking(1, n=2), "ev-2", ttl=0, outbox=write("m-2", T0 + 60))
-    assert sorted(r.hkeys(keys.outbox(ALICE))) == [b"m-1", b"m-2"]
-    assert r.zcard(keys.OUTBOX_DUE) == 2
+    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=write("m-1"), look_at=T0 + 30)
+    store.update(store.get(ALICE, "ev-2"), asking(1, n=2), "ev-2", ttl=0, job=write("m-2"), look_at=T0 + 60)
+    assert sorted(r.hkeys(mailbox(ALICE))) == [b"m-1", b"m-2"]
+    assert r.zcard(jobs.due(jobs.shard_of(ALICE.tag_name))) == 2
 
 
-def test_duplicate_removes_the_due_index_intent(store: RedisStore, r: redis.Redis) -> None:
-    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("m-1"))
-    result = store.update(store.get(ALICE, "ev-1"), asking(1, n=2), "ev-1", ttl=0, outbox=write("m-2"))
+def test_a_duplicate_leaves_the_first_job_alone(store: RedisStore, r: redis.Redis) -> None:
+    """The second commit's job is not written; its recovery mark and hint point at nothing, and a
+    worker drops them when its claim finds no job (see tests/bot/test_worker.py)."""
+    store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=write("m-1"), look_at=T0 + 30)
+    result = store.update(store.get(ALICE, "ev-1"), asking(1, n=2), "ev-1", ttl=0, job=write("m-2"),
+                          look_at=T0 + 30)
     assert result == DUPLICATE
-    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-2")) is None
-    assert r.zscore(keys.OUTBOX_DUE, keys.outbox_ref(ALICE, "m-1")) is not None  # the first is kept
-    assert r.hkeys(keys.outbox(ALICE)) == [b"m-1"]
+    assert r.hkeys(mailbox(ALICE)) == [b"m-1"]
+    shard = jobs.shard_of(ALICE.tag_name)
+    assert r.lrange(jobs.ready(shard), 0, -1) == [jobs.ref(ALICE.tag_name, m).encode() for m in ("m-2", "m-1")]
 
 
-def test_conflict_removes_the_due_index_intent(store: RedisStore, r: redis.Redis) -> None:
+def test_a_conflict_writes_no_job(store: RedisStore, r: redis.Redis) -> None:
     stale = store.get(ALICE, "ev-2")
     seed(store, asking(0))
-    assert store.update(stale, asking(1, n=2), "ev-2", ttl=0, outbox=write("m-2")) == CONFLICT
-    assert r.zcard(keys.OUTBOX_DUE) == 0
-    assert not r.exists(keys.outbox(ALICE))
+    assert store.update(stale, asking(1, n=2), "ev-2", ttl=0, job=write("m-2"), look_at=T0 + 30) == CONFLICT
+    assert not r.exists(mailbox(ALICE))
 
 
 def test_drop_outbox_deletes_the_users_outbox(store: RedisStore, r: redis.Redis) -> None:
-    r.hset(keys.outbox(ALICE), "old", "{}")
-    r.hset(keys.outbox(BOB), "other", "{}")
+    r.hset(mailbox(ALICE), "old", "{}")
+    r.hset(mailbox(BOB), "other", "{}")
     snap = store.get(ALICE, "ev-1")
     assert store.update(snap, None, "ev-1", ttl=0, drop_outbox=True) == OK
-    assert not r.exists(keys.outbox(ALICE))
-    assert r.hkeys(keys.outbox(BOB)) == [b"other"]
+    assert not r.exists(mailbox(ALICE))
+    assert r.hkeys(mailbox(BOB)) == [b"other"]
 
 
 def test_drop_outbox_then_write(store: RedisStore, r: redis.Redis) -> None:
-    r.hset(keys.outbox(ALICE), "old", "{}")
-    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, outbox=write("new"), drop_outbox=True) == OK
-    assert r.hkeys(keys.outbox(ALICE)) == [b"new"]
+    r.hset(mailbox(ALICE), "old", "{}")
+    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=write("new"), look_at=T0 + 30,
+                        drop_outbox=True) == OK
+    assert r.hkeys(mailbox(ALICE)) == [b"new"]
 
 
 def test_no_drop_keeps_the_outbox(store: RedisStore, r: redis.Redis) -> None:
-    r.hset(keys.outbox(ALICE), "old", "{}")
+    r.hset(mailbox(ALICE), "old", "{}")
     store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0)
-    assert r.hkeys(keys.outbox(ALICE)) == [b"old"]
+    assert r.hkeys(mailbox(ALICE)) == [b"old"]
 
 
 def test_conv_none_deletes_the_record(store: RedisStore, r: redis.Redis) -> None:
@@ -227,7 +235,7 @@ def test_concurrent_commits_on_one_snapshot_exactly_one_wins(store: RedisStore, 
     def commit(i: int) -> None:
         conv = Conv(state=ASKING, sid=1, q=1, answers="ABCD"[i % 4], updated=T0 + i, n=snap.conv.n + 1)
         barrier.wait()
-        res = store.update(snap, conv, f"ev-{i}", ttl=0, outbox=write(f"m-{i}"))
+        res = store.update(snap, conv, f"ev-{i}", ttl=0, job=write(f"m-{i}"), look_at=T0 + 30)
         with lock:
             results.append(res)
 
@@ -239,9 +247,8 @@ def test_concurrent_commits_on_one_snapshot_exactly_one_wins(store: RedisStore, 
     assert sorted(results) == [CONFLICT] * 7 + [OK]
     winner = store.load(ALICE)
     assert winner.q == 1
-    assert len(r.hkeys(keys.outbox(ALICE))) == 1
-    assert r.zcard(keys.OUTBOX_DUE) == 1
-    (message_id,) = r.hkeys(keys.outbox(ALICE))
+    assert len(r.hkeys(mailbox(ALICE))) == 1  # only the winner's job; the losers' marks point at nothing
+    (message_id,) = r.hkeys(mailbox(ALICE))
     i = int(message_id.decode().removeprefix("m-"))
     assert r.exists(keys.seen(ALICE, f"ev-{i}"))
     assert winner.updated == T0 + i
@@ -249,10 +256,10 @@ def test_concurrent_commits_on_one_snapshot_exactly_one_wins(store: RedisStore, 
 
 def test_drop_deletes_record_and_outbox(store: RedisStore, r: redis.Redis) -> None:
     seed(store, asking(2))
-    r.hset(keys.outbox(ALICE), "m", "{}")
+    r.hset(mailbox(ALICE), "m", "{}")
     r.set(keys.conv(BOB), asking(0).to_json())
     store.drop(ALICE)
-    assert not r.exists(keys.conv(ALICE), keys.outbox(ALICE))
+    assert not r.exists(keys.conv(ALICE), mailbox(ALICE))
     assert r.exists(keys.conv(BOB))
 
 
@@ -267,7 +274,8 @@ def test_one_subjects_keys_share_a_cluster_slot() -> None:
                 keys.conv(subject),
                 keys.seen(subject, "ev-1"),
                 keys.seen(subject, "x" * 64),
-                keys.outbox(subject),
+                jobs.mailbox(subject.tag_name),
+                jobs.leases(subject.tag_name),
             )
         }
         assert len(slots) == 1
@@ -281,8 +289,11 @@ def test_different_users_generally_use_different_slots() -> None:
     assert key_slot(keys.conv(ALICE).encode()) != key_slot(keys.conv(BOB).encode())
 
 
-def test_global_indexes_have_their_own_slot() -> None:
-    assert key_slot(keys.OUTBOX_DUE.encode()) == key_slot(keys.OUTBOX_PARKED.encode()) == key_slot(b"outbox")
+def test_each_queue_shard_has_its_own_slot() -> None:
+    for shard in range(jobs.QUEUE_SHARDS):
+        slots = {key_slot(k.encode()) for k in (jobs.ready(shard), jobs.due(shard), jobs.parked(shard))}
+        assert slots == {key_slot(f"q{shard}".encode())}
+    assert len({key_slot(jobs.ready(s).encode()) for s in range(jobs.QUEUE_SHARDS)}) == jobs.QUEUE_SHARDS
 
 
 # --- an unreachable server ----------------------------------------------------------------------
@@ -306,7 +317,7 @@ def test_update_raises_store_unavailable(dead_store: RedisStore) -> None:
     with pytest.raises(StoreUnavailable):
         dead_store.update(snap, asking(0), "ev-1", ttl=0)
     with pytest.raises(StoreUnavailable):
-        dead_store.update(snap, asking(0), "ev-1", ttl=0, outbox=write())
+        dead_store.update(snap, asking(0), "ev-1", ttl=0, job=write(), look_at=T0 + 30)
 
 
 def test_drop_and_load_raise_store_unavailable(dead_store: RedisStore) -> None:
@@ -350,11 +361,12 @@ def test_a_commit_with_an_outbox_entry_is_one_round_trip(r, monkeypatch) -> None
     store = RedisStore(r)
     subject = Subject("line", "U" + "7" * 32)
     snap = store.get(subject, "e0")
-    write = OutboxWrite("m1", {"id": "m1"}, 100.0)
-    assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0, outbox=write) == "ok"  # loads the script
+    job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question"}], 100.0, job_id="m1")
+    assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0, job=job, look_at=130.0) == "ok"  # loads it
     snap = store.get(subject, "e1")
     sent = _count_round_trips(r, monkeypatch)
-    assert store.update(snap, Conv(state=ASKING, sid=1, q=1, answers="A", n=2), "e1", ttl=0, outbox=write) == "ok"
+    assert store.update(snap, Conv(state=ASKING, sid=1, q=1, answers="A", n=2), "e1", ttl=0, job=job,
+                        look_at=130.0) == "ok"
     assert sent == [[b"pipeline"]]
 
 

@@ -26,15 +26,15 @@ from redis.cluster import ClusterPipeline, RedisCluster
 from bot.app import build_reminders, build_services, create_app
 from bot.config import Config
 from bot.redis_conn import connect
-from conversations import keys
+from conversations import jobs, keys
 from conversations.content import load_script
 from conversations.keys import Subject, TeamRef
 from conversations.machine import Conv
 from conversations.teams import TeamStore
 from scoring.periods import Quarter
-from tests.bot.line.conftest import LineEnv
+from tests.bot.line.conftest import LineEnv, start_worker
 from tests.bot.line.helpers import SECRET, TOKEN, LineUser, last_quick_reply_data, texts
-from tests.bot.reminders.conftest import World, at
+from tests.bot.reminders.conftest import Delivering, World, at
 from tests.bot.slack.conftest import (
     ALICE,
     BASE,
@@ -62,9 +62,9 @@ from tests.fakes.slack_signing import event_body
 SLOT_ERROR = re.compile(r"CROSSSLOT|same (key )?slot|different slots", re.IGNORECASE)
 TAG = re.compile(r"\{([^}]+)\}")
 
-# The LINE user of the diagnosis: its keys' slot is on another node than crmbot:{outbox}:* and
+# The LINE user of the diagnosis: its keys' slot is on another node than its queue shard and
 # crmbot:{reminders}:*, the keys written beside its Lua commit (checked by the first test).
-LINE_USER = "U" + "0" * 31 + "3"
+LINE_USER = "U" + "0" * 31 + "7"
 KICKOFF = at("2026-04-01T10:00:00")
 # Reminder recipients by last tier (answers as stored), spread over the slots.
 RECIPIENTS = {f"U{i:032d}": answers for i, answers in enumerate(
@@ -195,8 +195,10 @@ def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
     """Follow, start, ten answers by the buttons sent, one event redelivered, one stale tap, opt in."""
     fake.reset()
     clock = FakeClock()
-    svc = build_services(backend.config(line=fake), clock=clock)
-    env = LineEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client)
+    config = backend.config(line=fake)
+    svc = build_services(config, clock=clock)
+    worker = start_worker(config, svc, clock)
+    env = LineEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client, worker)
     try:
         user = env.user(LINE_USER)
         user.follow()
@@ -223,11 +225,11 @@ def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
             "delivered": fake.delivered_all(),
             "requests": [(r.method, r.path, r.status) for r in fake.recorded()],
             "state": (conv.state, conv.sid, conv.last, conv.remind),
-            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+            "pending": pending(backend.client),
             "opted_in": sorted(x.decode() for x in backend.client.smembers(keys.REMIND_INDEX)),
         }
     finally:
-        svc.outbox.close()
+        worker.close()
 
 
 def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
@@ -235,8 +237,10 @@ def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
     and App Home opened with Slack retrying the event."""
     fake.reset()
     clock = FakeClock()
-    svc = build_services(backend.config(slack=fake), clock=clock)
-    env = SlackEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client)
+    config = backend.config(slack=fake)
+    svc = build_services(config, clock=clock)
+    worker = start_worker(config, svc, clock)
+    env = SlackEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client, worker)
     env.instrument()
     bolt_log = logging.getLogger("crmbot.slack.bolt")
     bolt_log.addHandler(env.errors)
@@ -261,13 +265,13 @@ def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
             "stored": (dict(report.values), report.by, report.at),
             "quarters": env.teams.quarters(TeamRef(WS, CH)),
             "audit": [(a["kind"], a["quarter"], a["by"]) for a in env.teams.audit(TeamRef(WS, CH))],
-            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+            "pending": pending(backend.client),
             "catalog_names": area_names(env),
         }
     finally:
         bolt_log.removeHandler(env.errors)
         env.executor.shutdown(wait=True)
-        svc.outbox.close()
+        worker.close()
 
 
 def reminder_flow(backend: Backend, line: FakeLineApi, slack: FakeSlackApi) -> dict[str, Any]:
@@ -276,8 +280,11 @@ def reminder_flow(backend: Backend, line: FakeLineApi, slack: FakeSlackApi) -> d
     slack.reset()
     line.quota = None
     clock = FakeClock()
-    svc = build_services(backend.config(line=line, slack=slack, send_in_background=False), clock=clock)
-    world = World(backend.client, backend.url, clock, line, slack, svc, build_reminders(svc), TeamStore(backend.client))
+    config = backend.config(line=line, slack=slack)
+    svc = build_services(config, clock=clock)
+    worker = start_worker(config, svc, clock)
+    world = World(backend.client, backend.url, clock, line, slack, svc, Delivering(build_reminders(svc), worker),
+                  TeamStore(backend.client), worker)
     try:
         world.team("C1", "本店")
         paused = world.team("C2", "二号店")
@@ -292,15 +299,15 @@ def reminder_flow(backend: Backend, line: FakeLineApi, slack: FakeSlackApi) -> d
         slack.assert_contract_ok()
         multicasts = sorted((sorted(r.json["to"]), r.json["messages"]) for r in line.recorded(MULTICAST))
         return {
-            "first": (sorted(first.sent), sorted(first.skipped), first.failed),
-            "second": (second.sent, second.skipped, second.failed),
+            "first": (sorted(first.queued), sorted(first.skipped)),
+            "second": (second.queued, second.skipped),
             "slack": {ch: [(m["text"], m.get("blocks")) for m in slack.messages(ch)] for ch in ("C1", "C2")},
             "multicasts": multicasts,
             "recipients": sorted(world.multicast_recipients()),
-            "pending": backend.client.zcard(keys.OUTBOX_DUE),
+            "pending": pending(backend.client),
         }
     finally:
-        svc.outbox.close()
+        worker.close()
 
 
 # ---- the tests ----------------------------------------------------------------------------------
@@ -317,8 +324,9 @@ def test_cluster_has_three_masters_and_the_flows_keys_land_on_different_ones(
     # The writes that go beside a Lua script (outbox index, reminder index) are on other nodes than
     # the user's own keys, so a cross-slot mistake could not hide on a shared node.
     user = Subject("line", LINE_USER)
-    assert node_of(client, keys.conv(user)) != node_of(client, keys.OUTBOX_DUE)
-    assert node_of(client, keys.OUTBOX_DUE) == node_of(client, keys.REMIND_INDEX)
+    shard = jobs.shard_of(user.tag_name)
+    assert node_of(client, keys.conv(user)) != node_of(client, jobs.due(shard))
+    assert node_of(client, keys.conv(user)) != node_of(client, keys.REMIND_INDEX)
     assert node_of(client, keys.team(TeamRef(WS, CH))) != node_of(client, keys.ALL_TEAMS)
     assert len({node_of(client, keys.conv(Subject("line", u))) for u in RECIPIENTS}) == 3
 
@@ -388,16 +396,15 @@ def test_reminder_pass_on_the_cluster_matches_one_server(
     got = reminder_flow(on_cluster, line, slack)
     assert got == expected
 
-    sent, skipped, failed = got["first"]
-    assert sent == sorted([
+    queued, skipped = got["first"]
+    assert queued == sorted([
         "slack T1/C1 2026-Q2 kickoff",
         "line multicast 2026-Q2 tier A (2 users)",
         "line multicast 2026-Q2 tier B (2 users)",
         "line multicast 2026-Q2 tier C (2 users)",
     ])
     assert skipped == [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")]
-    assert failed == []
-    assert got["second"] == ([], [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")], [])
+    assert got["second"] == ([], [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")])
     [(text, _)] = got["slack"]["C1"]
     assert "2026-Q2" in text
     assert got["slack"]["C2"] == []
@@ -476,8 +483,10 @@ def test_lua_scripts_survive_a_flushed_script_cache(
     line, _ = apis
     line.reset()
     clock = FakeClock()
-    svc = build_services(on_cluster.config(line=line), clock=clock)
-    env = LineEnv(svc, create_app(services=svc).test_client(), line, clock, on_cluster.client)
+    config = on_cluster.config(line=line)
+    svc = build_services(config, clock=clock)
+    worker = start_worker(config, svc, clock)
+    env = LineEnv(svc, create_app(services=svc).test_client(), line, clock, on_cluster.client, worker)
     try:
         user = env.user(LINE_USER)
         user.follow()
@@ -488,7 +497,7 @@ def test_lua_scripts_survive_a_flushed_script_cache(
         assert [m["text"][:5] for m in line.delivered(LINE_USER)[1:]] == ["Q1/10"]
         assert Conv.from_json(on_cluster.client.get(keys.conv(Subject("line", LINE_USER)))).state == "asking"
     finally:
-        svc.outbox.close()
+        worker.close()
     nodes = cluster.node_clients()
     noscript = [n.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0) for n in nodes]
     for n in nodes:
@@ -500,9 +509,10 @@ def test_lua_scripts_survive_a_flushed_script_cache(
 def test_a_commit_is_one_pipeline_on_one_server_and_intent_then_script_on_the_cluster(
     single: Backend, on_cluster: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The single-server path is unchanged (the intent and the Lua commit in one pipelined round
-    trip); the cluster writes the intent first, then calls the script on the user's node."""
-    from conversations.store import OutboxWrite, RedisStore
+    """One server: the recovery mark, the Lua commit and the wake-up hint in one pipelined round trip.
+    The cluster writes the mark first, calls the script on the user's node, then writes the hint."""
+    from conversations.jobs import Job
+    from conversations.store import RedisStore
 
     calls: list[str] = []
 
@@ -527,10 +537,19 @@ def test_a_commit_is_one_pipeline_on_one_server_and_intent_then_script_on_the_cl
         subject = Subject("line", LINE_USER)
         snap = store.get(subject, "ev-1")
         calls.clear()
-        write = OutboxWrite("m-1", {"id": "m-1", "out": []}, 100.0)
-        assert store.update(snap, Conv(state="asking", sid=1), "ev-1", ttl=60, outbox=write, remind_index=True) == "ok"
+        job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question"}], 70.0, job_id="m-1")
+        assert store.update(snap, Conv(state="asking", sid=1), "ev-1", ttl=60, job=job, look_at=100.0,
+                            remind_index=True) == "ok"
         seen[backend.name] = list(calls)
-        assert backend.client.zscore(keys.OUTBOX_DUE, keys.outbox_ref(subject, "m-1")) == 100.0
+        shard = jobs.shard_of(subject.tag_name)
+        assert backend.client.zscore(jobs.due(shard), job.ref) == 100.0
+        assert backend.client.lrange(jobs.ready(shard), 0, -1) == [job.ref.encode()]
         assert backend.client.sismember(keys.REMIND_INDEX, f"line:{LINE_USER}")
-        assert backend.client.hexists(keys.outbox(subject), "m-1")
-    assert seen == {"single": ["pipeline"], "cluster": ["cluster pipeline", "cluster command EVALSHA"]}
+        assert backend.client.hexists(jobs.mailbox(subject.tag_name), "m-1")
+    assert seen == {"single": ["pipeline"],
+                    "cluster": ["cluster pipeline", "cluster command EVALSHA", "cluster pipeline"]}
+
+
+def pending(client: Any) -> int:
+    """Jobs not yet delivered, in every mailbox on every node."""
+    return sum(1 for _ in client.scan_iter(match="crmbot:{*}:out"))

@@ -13,13 +13,12 @@ docstring), not from the handlers, and is checked after every step against what 
 - every call returns exactly the outputs the model predicts; a "result" carries exactly 10 answers;
 - a redelivered event is a no-op answering "dup", with no outputs and nothing queued;
 - of concurrent taps on the current question exactly one advances; the others see the new state;
-- the user's outbox holds exactly the messages queued since the last unfollow, each with the
-  outputs of its event, and the outbox index holds no reference a lost race left behind.
+- the user's mailbox holds exactly the jobs queued since the last unfollow, each with the outputs
+  of its event, and each has its recovery mark (a job can never be stranded).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +32,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from bot.core import Bot, Handled, InboundEvent
 from conversations import inputs as I
-from conversations import keys
+from conversations import jobs, keys
 from conversations.content import load_script
 from conversations.inputs import Input
+from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv, Settings, build
-from conversations.store import OutboxWrite, RedisStore
+from conversations.store import RedisStore
 from tests.conftest import FakeClock
 
 CHANNEL = "prop"
@@ -177,32 +177,28 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
 
 
 class RecordingOutbox:
-    """The Bot's outbox interface (handles / prepare / submit), recording what it is asked to send.
+    """The Bot's outbox interface (handles / job_for / look_at), remembering every job it built.
 
-    Entries are written by the real store's Lua commit; nothing is ever acknowledged, so the user's
-    outbox hash keeps every message queued for it (until an unfollow drops it).
+    Jobs are written by the real store's Lua commit; no worker runs, so the user's mailbox keeps
+    every job queued for it (until an unfollow drops it).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.submitted: list[OutboxWrite] = []
+        self.built: dict[str, Job] = {}
 
     def handles(self, channel: str) -> bool:
         return channel == CHANNEL
 
-    def prepare(self, ev: InboundEvent, outputs: tuple[dict[str, Any], ...], now: float,
-                previous: OutboxWrite | None) -> OutboxWrite:
-        message_id = previous.message_id if previous else uuid.uuid4().hex
-        entry = {"id": message_id, "to": ev.subject.user_id, "event": ev.event_id, "out": list(outputs)}
-        return OutboxWrite(message_id, entry, now + 30)
-
-    def submit(self, write: OutboxWrite) -> None:
+    def job_for(self, ev: InboundEvent, outputs: Any, now: float, previous: Job | None) -> Job:
+        job = Job.new(ev.subject.channel, ev.subject.user_id, ev.subject.tag_name, list(outputs), now,
+                      meta={"event": ev.event_id}, job_id=previous.id if previous is not None else None)
         with self._lock:
-            self.submitted.append(write)
+            self.built[job.id] = job
+        return job
 
-    def count(self) -> int:
-        with self._lock:
-            return len(self.submitted)
+    def look_at(self, now: float) -> float:
+        return now + 30
 
 
 # ---- the state machine --------------------------------------------------------------------------
@@ -235,8 +231,10 @@ class BotAgainstModel(RuleBasedStateMachine):
             if doomed:
                 self.r.delete(*doomed)
             self.r.srem(keys.REMIND_INDEX, f"{CHANNEL}:{u.subject.user_id}")
+            shard = jobs.shard_of(u.subject.tag_name)
             for mid in u.queued_ever:
-                self.r.zrem(keys.OUTBOX_DUE, keys.outbox_ref(u.subject, mid))
+                self.r.zrem(jobs.due(shard), jobs.ref(u.subject.tag_name, mid))
+            self.r.delete(jobs.ready(shard))
 
     # ---- delivering ----------------------------------------------------------------------------
     def new_event(self, u: User, inp: Input) -> InboundEvent:
@@ -248,7 +246,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         ev = self.new_event(u, inp)
         now = self.clock()
         want_model, want_out = expect(u.model, inp, now)
-        before = self.outbox.count()
+        before = self.mailbox(u)
         got = self.bot.handle(ev)
         u.events.append(ev)
         assert got.status == "ok", got
@@ -260,14 +258,17 @@ class BotAgainstModel(RuleBasedStateMachine):
             u.queued = []
         return got
 
-    def check_queued(self, u: User, ev: InboundEvent, got: Handled, before: int) -> None:
-        """A handled event with outputs queues exactly one message (its outputs); without, none."""
-        new = [w for w in self.outbox.submitted[before:] if w.entry["event"] == ev.event_id]
+    def mailbox(self, u: User) -> dict[str, Job]:
+        return {k.decode(): Job.from_json(v) for k, v in self.r.hgetall(jobs.mailbox(u.subject.tag_name)).items()}
+
+    def check_queued(self, u: User, ev: InboundEvent, got: Handled, before: dict[str, Job]) -> None:
+        """A handled event with outputs queues exactly one job (its outputs); without, none."""
+        new = [j for j in self.mailbox(u).values() if j.id not in before and j.meta["event"] == ev.event_id]
         if got.status == "ok" and got.outputs:
             assert len(new) == 1, new
-            assert new[0].entry["out"] == list(got.outputs)
-            u.queued.append(new[0].message_id)
-            u.queued_ever.append(new[0].message_id)
+            assert new[0].outputs == list(got.outputs)
+            u.queued.append(new[0].id)
+            u.queued_ever.append(new[0].id)
         else:
             assert new == [], new
 
@@ -382,11 +383,11 @@ class BotAgainstModel(RuleBasedStateMachine):
         ev = data.draw(st.sampled_from(u.events))
         if data.draw(st.booleans(), label="flagged"):
             ev = replace(ev, redelivery=True)
-        before = self.outbox.count()
+        before = self.mailbox(u)
         got = self.bot.handle(ev)
         assert got.status == "dup" and got.outputs == (), got
         assert got.state == u.model.state
-        assert self.outbox.count() == before
+        assert self.mailbox(u) == before
 
     @precondition(lambda self: self.answerable())
     @rule(data=st.data())
@@ -399,7 +400,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         letters = data.draw(st.lists(st.sampled_from("ABCD"), min_size=2, max_size=4), label="letters")
         evs = [self.new_event(u, I.from_button(f"a:{m.sid}:{m.q}:{x}")) for x in letters]
         now = self.clock()
-        before = self.outbox.count()
+        before = self.mailbox(u)
         results = self.race(evs)
         u.events += evs
         assert [h.status for h in results] == ["ok"] * len(evs), results
@@ -429,7 +430,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         ]))
         ev = self.new_event(u, inp)
         want_model, want_out = expect(m, inp, self.clock())
-        before = self.outbox.count()
+        before = self.mailbox(u)
         results = self.race([ev] * copies)
         u.events.append(ev)
         assert sorted(h.status for h in results) == ["dup"] * (copies - 1) + ["ok"], results
@@ -474,20 +475,19 @@ class BotAgainstModel(RuleBasedStateMachine):
                 assert self.r.sismember(keys.REMIND_INDEX, f"{CHANNEL}:{u.subject.user_id}")
 
     @invariant()
-    def outbox_is_what_was_queued(self) -> None:
-        due = {m.decode() for m in self.r.zrange(keys.OUTBOX_DUE, 0, -1)}
+    def mailbox_is_what_was_queued(self) -> None:
         for u in self.users:
-            stored = {k.decode(): json.loads(v) for k, v in self.r.hgetall(keys.outbox(u.subject)).items()}
+            stored = self.mailbox(u)
             assert sorted(stored) == sorted(u.queued)
-            for mid, entry in stored.items():
-                assert entry["id"] == mid and entry["to"] == u.subject.user_id
-            mine = {ref for ref in due if ref.startswith(f"{CHANNEL}:") and ref.endswith(f":{u.subject.user_id}")}
-            assert mine == {keys.outbox_ref(u.subject, mid) for mid in u.queued_ever}, "orphan index entries"
+            shard = jobs.shard_of(u.subject.tag_name)
+            for job_id, job in stored.items():
+                assert job.id == job_id and job.to == u.subject.user_id
+                assert self.r.zscore(jobs.due(shard), job.ref) is not None, "a job without its recovery mark"
 
     @invariant()
     def results_carry_ten_answers(self) -> None:
-        for w in self.outbox.submitted:
-            for out in w.entry["out"]:
+        for job in list(self.outbox.built.values()):
+            for out in job.outputs:
                 if out["type"] == "result":
                     assert len(out["answers"]) == QUESTIONS, out
 

@@ -12,7 +12,7 @@ import redis
 from bot.app import build_services, create_app
 from conversations import keys
 from conversations.keys import Subject
-from tests.bot.line.conftest import line_config
+from tests.bot.line.conftest import line_config, start_worker
 from tests.bot.line.helpers import TOKEN, LineUser, last_quick_reply_data
 from tests.conftest import FakeClock
 from tests.fakes.line_api import FakeLineApi
@@ -40,8 +40,10 @@ def test_restart_mid_diagnoses_loses_and_doubles_nothing(
     persistent_redis: RedisServer, fake_line: FakeLineApi, how: str
 ) -> None:
     clock = FakeClock()
-    svc = build_services(line_config(persistent_redis.url, fake_line), clock=clock)
+    config = line_config(persistent_redis.url, fake_line)
+    svc = build_services(config, clock=clock)
     http = create_app(services=svc).test_client()
+    worker = start_worker(config, svc, clock)
     users = [LineUser(http, fake_line, clock, f"U{i:032d}") for i in range(USERS)]
 
     def answer(user: LineUser, letter: str, *, redelivery: bool = False, event: dict | None = None):
@@ -53,10 +55,10 @@ def test_restart_mid_diagnoses_loses_and_doubles_nothing(
 
     for u in users:  # everyone is three answers in
         u.say("診断")
-        svc.outbox.drain()
+        worker.drain()
         for letter in "ABC":
             answer(u, letter)
-            svc.outbox.drain()
+            worker.drain()
 
     in_flight = []
     getattr(persistent_redis, how)()  # Redis goes away mid-diagnosis
@@ -68,11 +70,11 @@ def test_restart_mid_diagnoses_loses_and_doubles_nothing(
     for u, ev in zip(users, in_flight, strict=True):
         assert u.post(dict(ev, deliveryContext={"isRedelivery": True})).status_code == 200
         assert u.post(dict(ev, deliveryContext={"isRedelivery": True})).status_code == 200  # twice: applied once
-    svc.outbox.drain()
+    worker.drain()
     for u in users:
         for letter in "ABCDAB":
             answer(u, letter)
-            svc.outbox.drain()
+            worker.drain()
 
     client = redis.Redis.from_url(persistent_redis.url)
     for u in users:
@@ -82,5 +84,6 @@ def test_restart_mid_diagnoses_loses_and_doubles_nothing(
         assert got == ["Q1/10", "Q2/10", "Q3/10", "Q4/10", "Q5/10", "Q6/10", "Q7/10", "Q8/10", "Q9/10", "Q10/1",
                        "CRM診断", got[-1]]  # ... the result card, then the reminder offer
         assert got[-1] == svc.script.text("optin_offer")[:5]
-    assert client.zcard(keys.OUTBOX_DUE) == 0
-    svc.outbox.close()
+    assert [k for k in client.scan_iter(match="crmbot:{*}:out")] == []  # every job delivered
+    client.close()
+    worker.close()

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from bot.app import Services, build_reminders, build_services
+from bot.app import Services, build_reminders, build_services, build_worker
 from bot.config import Config
-from bot.reminders import Reminders
+from bot.reminders import Reminders, Summary
+from bot.worker import WorkerThread
 from conversations.keys import Subject, TeamRef
 from conversations.machine import DONE, Conv
 from conversations.store import RedisStore
@@ -35,6 +36,19 @@ def fakes() -> Iterator[tuple[FakeLineApi, FakeSlackApi]]:
         yield line, slack
 
 
+class Delivering:
+    """A clock's reminder pass followed by what `crmbot worker` then does: deliver what it queued."""
+
+    def __init__(self, reminders: Reminders, worker: WorkerThread) -> None:
+        self.inner = reminders
+        self.worker = worker
+
+    def run(self, now: float, *, dry_run: bool = False) -> Summary:
+        summary = self.inner.run(now, dry_run=dry_run)
+        self.worker.drain()
+        return summary
+
+
 @dataclass
 class World:
     r: redis.Redis
@@ -43,8 +57,9 @@ class World:
     line: FakeLineApi
     slack: FakeSlackApi
     svc: Services
-    reminders: Reminders
+    reminders: Delivering
     teams: TeamStore
+    worker: WorkerThread
 
     def config(self, **changes: Any) -> Config:
         return Config(
@@ -55,13 +70,17 @@ class World:
             slack_signing_secret="slack-secret",
             slack_bot_token=SLACK_TOKEN,
             slack_api_url=self.slack.base_url,
-            send_in_background=False,
         ).with_(**changes)
 
-    def another_clock(self, **changes: Any) -> tuple[Services, Reminders]:
-        """A second clock process: its own services over the same Redis and the same fakes."""
+    def deliver(self) -> int:
+        """The worker delivers what is due now; returns the attempts it made."""
+        return self.worker.drain()
+
+    def another_clock(self, **changes: Any) -> tuple[Services, Delivering]:
+        """A second clock process: its own services over the same Redis and the same fakes (the
+        worker delivers for both, as it does in production)."""
         svc = build_services(self.config(**changes), clock=self.clock)
-        return svc, build_reminders(svc)
+        return svc, Delivering(build_reminders(svc), self.worker)
 
     def team(self, channel: str, name: str = "", tz: str = "Asia/Tokyo", workspace: str = "T1") -> TeamRef:
         ref = TeamRef(workspace, channel)
@@ -97,9 +116,13 @@ def world(r: redis.Redis, redis_url: str, clock: FakeClock, fakes: tuple[FakeLin
     line.reset()
     slack.reset()
     line.quota = None
-    w = World(r, redis_url, clock, line, slack, None, None, TeamStore(r))  # type: ignore[arg-type]
+    w = World(r, redis_url, clock, line, slack, None, None, TeamStore(r), None)  # type: ignore[arg-type]
     w.svc = build_services(w.config(), clock=clock)
-    w.reminders = build_reminders(w.svc)
-    yield w
-    line.assert_contract_ok()
-    slack.assert_contract_ok()
+    w.worker = WorkerThread(lambda: build_worker(w.config(), w.svc.script, clock=clock))
+    w.reminders = Delivering(build_reminders(w.svc), w.worker)
+    try:
+        yield w
+        line.assert_contract_ok()
+        slack.assert_contract_ok()
+    finally:
+        w.worker.close()

@@ -10,18 +10,20 @@ from bot.cli import main, remind_cmd
 from tests.bot.reminders.conftest import World
 
 
-def test_remind_prints_a_summary_and_sends_what_is_due(world: World) -> None:
+def test_remind_prints_a_summary_and_queues_what_is_due(world: World) -> None:
     world.team("C1")
     world.line_user("U" + "1" * 32)
     out = io.StringIO()
     assert remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", False, out) == 0
     text = out.getvalue()
-    assert text.splitlines()[0] == "sent 2, skipped 0, failed 0"
+    assert text.splitlines()[0] == "queued 2, skipped 0"
     assert "slack T1/C1 2026-Q2 kickoff" in text and "line multicast 2026-Q2 tier B (1 users)" in text
+    assert world.slack.messages("C1") == []  # the command only queues: the worker sends
+    world.deliver()
     assert len(world.slack.messages("C1")) == 1
     out = io.StringIO()
     remind_cmd(world.config(), "2026-04-01T11:00:00+09:00", False, out)
-    assert out.getvalue().splitlines()[0] == "sent 0, skipped 0, failed 0"
+    assert out.getvalue().splitlines()[0] == "queued 0, skipped 0"
 
 
 def test_remind_dry_run_changes_nothing(world: World) -> None:
@@ -29,7 +31,7 @@ def test_remind_dry_run_changes_nothing(world: World) -> None:
     keys_before = sorted(world.r.keys("*"))
     out = io.StringIO()
     remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", True, out)
-    assert "would send" in out.getvalue()
+    assert "would queue" in out.getvalue()
     assert sorted(world.r.keys("*")) == keys_before and world.slack.messages("C1") == []
 
 
@@ -47,9 +49,11 @@ def test_one_clock_at_a_time_runs_a_pass(world: World) -> None:
     world.team("C1")
     world.clock.t = at("2026-04-01T10:00:00")
     world.r.set(CLOCK_LOCK, "another-clock", ex=60)
-    assert clock_pass(world.svc, world.reminders, "me", 60) is False  # the other clock's pass is running
+    assert clock_pass(world.svc, world.reminders.inner, "me", 60) is False  # the other clock's pass is running
+    world.deliver()
     assert world.slack.messages("C1") == []
     world.r.delete(CLOCK_LOCK)
-    assert clock_pass(world.svc, world.reminders, "me", 60) is True
+    assert clock_pass(world.svc, world.reminders.inner, "me", 60) is True
+    world.deliver()
     assert len(world.slack.messages("C1")) == 1
     assert world.r.get(CLOCK_LOCK) is None  # released when the pass ends

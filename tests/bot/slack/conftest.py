@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 import redis
 
-from bot.app import Services, build_services, create_app
+from bot.app import Services, build_services, build_worker, create_app
 from bot.config import Config
 from bot.slack.app import build_slack
 from bot.slack.texts import t
+from bot.worker import WorkerThread
 from conversations import keys
+from conversations.jobs import Job
 from conversations.keys import Subject, TeamRef
 from conversations.kpi_catalog import Catalog
 from conversations.machine import Conv
@@ -99,6 +101,7 @@ class SlackEnv:
     fake: FakeSlackApi
     clock: FakeClock
     r: redis.Redis
+    worker: WorkerThread | None = None
     executor: TrackingExecutor = field(default_factory=TrackingExecutor)
     errors: ErrorLog = field(default_factory=ErrorLog)
     listener_errors_expected: bool = False
@@ -128,12 +131,13 @@ class SlackEnv:
         self.instrument()
 
     def settle(self, timeout: float = 15.0) -> None:
-        """Wait until every listener Bolt started and every first send the outbox started is done."""
+        """Wait until every listener Bolt started is done, then let the worker deliver what they queued."""
         deadline = time.monotonic() + timeout
         while True:
             for fut in self.executor.running():
                 fut.result(timeout=max(0.0, deadline - time.monotonic()))
-            self.svc.outbox.drain(timeout=max(0.0, deadline - time.monotonic()))
+            if self.worker is not None:
+                self.worker.drain(timeout=max(0.1, deadline - time.monotonic()))
             if not self.executor.running():
                 return
             if time.monotonic() > deadline:
@@ -203,7 +207,14 @@ class SlackEnv:
         return sorted(k.decode() for k in self.r.scan_iter(match=f"crmbot:{tag}:*"))
 
     def pending(self) -> int:
-        return self.r.zcard(keys.OUTBOX_DUE)
+        """Jobs not yet delivered, in every mailbox (parked ones are not pending)."""
+        return sum(not Job.from_json(v).parked for k in self.r.scan_iter(match="crmbot:{*}:out")
+                   for v in self.r.hvals(k))
+
+    def deliver(self) -> int:
+        """What the worker does now: attempts made."""
+        assert self.worker is not None
+        return self.worker.drain()
 
 
 def form_values(catalog: Catalog, figures: dict[str, Any], quarter: str | None = Q1_2026,
@@ -264,8 +275,10 @@ def fake_slack(fake_slack_server: FakeSlackApi) -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def slack_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock) -> Iterator[SlackEnv]:
-    svc = build_services(slack_config(redis_url, fake_slack), clock=clock)
-    env = SlackEnv(svc, create_app(services=svc).test_client(), fake_slack, clock, r)
+    config = slack_config(redis_url, fake_slack)
+    svc = build_services(config, clock=clock)
+    worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock))
+    env = SlackEnv(svc, create_app(services=svc).test_client(), fake_slack, clock, r, worker)
     env.instrument()
     bolt_log = logging.getLogger("crmbot.slack.bolt")
     bolt_log.addHandler(env.errors)
@@ -280,7 +293,7 @@ def slack_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: F
     finally:
         bolt_log.removeHandler(env.errors)
         env.executor.shutdown(wait=True)
-        svc.outbox.close()
+        worker.close()
 
 
 # Figures used across the tests and their scores by hand (kpi.toml defaults):

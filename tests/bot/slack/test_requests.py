@@ -87,7 +87,7 @@ def test_without_slack_secrets_the_endpoint_answers_503(
         assert r.keys("*") == []
         assert fake_slack.calls() == []
     finally:
-        svc.outbox.close()
+        svc.redis.close()
 
 
 def test_url_verification_handshake(slack_env: SlackEnv) -> None:
