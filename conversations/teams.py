@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
@@ -115,7 +116,7 @@ class TeamStore:
                 p.sadd(keys.ALL_TEAMS, ref.id)
                 p.execute()
             created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
-            fields = {"name": name, "tz": tz}
+            fields: dict[FieldT, EncodableT] = {"name": name, "tz": tz}
             if created:
                 fields |= {"created_by": by, "reminders": "1"}
             self.r.hset(keys.team(ref), mapping=fields)
