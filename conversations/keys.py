@@ -11,6 +11,7 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{outbox}:parked                         messages that kept failing (sorted set: ref -> time)
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
+    crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ OUTBOX_DUE = f"{PREFIX}:{{outbox}}:due"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 OUTBOX_PARKED = f"{PREFIX}:{{outbox}}:parked"
+# Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
+CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
 
 _FORBIDDEN = set("{}:\r\n\t ")
 
