@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -142,50 +141,21 @@ def remind_cmd(config: Config, now_text: str, dry_run: bool, out: TextIO | None 
     return 0
 
 
-CLOCK_LOCK = "crmbot:{clock}:lock"
-CLOCK_LOCK_SECONDS = 900
+from conversations.keys import CLOCK_LOCK as CLOCK_LOCK  # noqa: E402  (kept importable from here)
 
 
 def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> bool:
-    """One scheduled pass, by at most one clock at a time (SET NX EX). Exactly-once does not rest
-    on the lock (every reminder has its own ledger mark); the lock only saves duplicate work."""
-    r = svc.redis  # type: ignore[attr-defined]
-    # Held for up to 15 minutes: a paced pass (200 teams at 1 post/s) takes minutes, and a second clock
-    # starting its own pass meanwhile would double the send rate. A clock that dies holding it only
-    # delays the next pass (reminders have a grace window of days).
-    if not r.set(CLOCK_LOCK, owner, nx=True, ex=max(CLOCK_LOCK_SECONDS, int(interval * 2))):
-        return False
-    try:
-        summary = reminders.run(svc.clock())  # type: ignore[attr-defined]
-        if summary.queued:
-            log.info("clock: %s", summary.render().splitlines()[0])
-    finally:
-        if r.get(CLOCK_LOCK) in (owner, owner.encode()):
-            r.delete(CLOCK_LOCK)
-    return True
+    """One scheduled pass by at most one clock at a time (see :mod:`bot.clock`); False if another clock
+    holds the lock. ``interval`` is unused: the lock is short-lived and renewed while the pass runs."""
+    from bot.clock import BUSY, Clock, reminder_steps
+
+    return Clock(svc.redis, reminder_steps(svc, reminders), owner=owner).run_pass() != BUSY  # type: ignore[attr-defined,arg-type]
 
 
 def clock_cmd(config: Config, interval: float = 60.0) -> int:
-    from bot.app import build_reminders, build_services
+    from bot.clock import serve
 
-    svc = build_services(config)
-    reminders = build_reminders(svc)
-    owner = uuid.uuid4().hex
-    stop = threading.Event()
-    log.info("crmbot clock running (a pass every %.0fs; missed reminders within the grace window go out now)",
-             interval)
-    try:
-        while not stop.is_set():
-            try:
-                clock_pass(svc, reminders, owner, interval)
-            except StoreUnavailable as e:
-                log.warning("clock: %s", e)
-            except Exception:
-                log.exception("clock: pass failed")
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(config, interval)
 
 
 def outbox_cmd(config: Config, requeue: str | None) -> int:

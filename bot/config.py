@@ -13,6 +13,8 @@ from pathlib import Path
 
 from conversations.content import LOCALES
 from conversations.errors import ConfigError
+from conversations.machine import Settings as MachineSettings
+from conversations.store import DEDUPE_TTL
 
 DEFAULT_LINE_API_HOST = "https://api.line.me"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -37,9 +39,9 @@ class Config:
     data_dir: Path = field(default_factory=_default_data_dir)
     locale: str = "ja"
     content_dir: str | None = None
-    conversation_ttl: int = 7 * 86400  # CRMBOT_CONVERSATION_TTL: unfinished diagnosis expiry
-    resume_after: int = 3600  # CRMBOT_RESUME_AFTER: a pause after which "continue or start over?"
-    dedupe_ttl: int = 3 * 86400  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
+    conversation_ttl: int = int(MachineSettings.expiry)  # CRMBOT_CONVERSATION_TTL: unfinished diagnosis expiry
+    resume_after: int = int(MachineSettings.resume_after)  # CRMBOT_RESUME_AFTER: then "continue or start over?"
+    dedupe_ttl: int = DEDUPE_TTL  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
     outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
     api_timeout: float = 10.0  # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer
@@ -89,6 +91,7 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Every variable unset or empty takes the field's default above (so each default is written once)."""
         env = os.environ if env is None else env
 
         def text(name: str) -> str | None:
@@ -155,7 +158,7 @@ class Config:
                 raise ConfigError(f"environment: {name} must be a number of requests, at least 1 (got {raw[:20]!r})")
             return value
 
-        locale = (text("CRMBOT_LOCALE") or "ja").lower()
+        locale = (text("CRMBOT_LOCALE") or cls.locale).lower()
         if locale not in LOCALES:
             raise ConfigError(f"environment: CRMBOT_LOCALE must be one of {', '.join(LOCALES)} (got {locale!r})")
         redis_url = url("REDIS_URL", None)
@@ -169,17 +172,17 @@ class Config:
             raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
                               "(redis://host:port or rediss://host:port)")
         line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
-        cadence = (text("CRMBOT_REMIND_CADENCE") or "quarterly").lower()
+        cadence = (text("CRMBOT_REMIND_CADENCE") or cls.remind_cadence).lower()
         if cadence not in ("quarterly", "half-yearly"):
             raise ConfigError(f"environment: CRMBOT_REMIND_CADENCE must be quarterly or half-yearly (got {cadence!r})")
         raw_nudges = text("CRMBOT_REMIND_NUDGES")
         try:
-            nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else (7, 14)
+            nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else cls.remind_nudges
         except ValueError:
             raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be days, comma-separated (e.g. 7,14)") from None
         if any(not 1 <= n <= 80 for n in nudges):
             raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be between 1 and 80 days")
-        hour = integer("CRMBOT_REMIND_HOUR", 10, 0)
+        hour = integer("CRMBOT_REMIND_HOUR", cls.remind_hour, 0)
         if hour > 23:
             raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
         slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
@@ -193,23 +196,23 @@ class Config:
             slack_signing_secret=text("SLACK_SIGNING_SECRET"),
             slack_bot_token=text("SLACK_BOT_TOKEN"),
             slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",
-            port=integer("PORT", 8000),
+            port=integer("PORT", cls.port),
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),
             locale=locale,
             content_dir=text("CRMBOT_CONTENT_DIR"),
-            conversation_ttl=integer("CRMBOT_CONVERSATION_TTL", 7 * 86400, 60),
-            resume_after=integer("CRMBOT_RESUME_AFTER", 3600, 1),
-            dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", 3 * 86400, 60),
-            outbox_lease=integer("CRMBOT_OUTBOX_LEASE", 30, 1),
-            outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", 8, 1),
-            worker_concurrency=integer("CRMBOT_WORKER_CONCURRENCY", 256, 1),
-            api_timeout=seconds("CRMBOT_API_TIMEOUT", 10.0),
+            conversation_ttl=integer("CRMBOT_CONVERSATION_TTL", cls.conversation_ttl, 60),
+            resume_after=integer("CRMBOT_RESUME_AFTER", cls.resume_after, 1),
+            dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", cls.dedupe_ttl, 60),
+            outbox_lease=integer("CRMBOT_OUTBOX_LEASE", cls.outbox_lease, 1),
+            outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, 1),
+            worker_concurrency=integer("CRMBOT_WORKER_CONCURRENCY", cls.worker_concurrency, 1),
+            api_timeout=seconds("CRMBOT_API_TIMEOUT", cls.api_timeout),
             line_push_rate=rate("LINE_PUSH_RATE_PER_SECOND", 2000.0),
             line_multicast_rate=rate("LINE_RATE_PER_SECOND", 200.0),
             slack_rate=rate("SLACK_RATE_PER_SECOND", 1.0),
-            slack_burst=burst("SLACK_RATE_BURST", 20.0),
+            slack_burst=burst("SLACK_RATE_BURST", cls.slack_burst),
             remind_hour=hour,
             remind_nudges=nudges,
             remind_cadence=cadence,
-            remind_grace=integer("CRMBOT_REMIND_GRACE", 3 * 86400, 0),
+            remind_grace=integer("CRMBOT_REMIND_GRACE", cls.remind_grace, 0),
         )

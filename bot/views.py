@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations import inputs as I
-from conversations.content import LETTERS, Script
-from scoring import DiagnosisResult, score
-
-TOTAL = 10
+from conversations.content import Script
+from scoring import CHOICES, QUESTION_COUNT, DiagnosisResult, score
 
 
 @dataclass(frozen=True)
@@ -25,8 +23,8 @@ class Button:
 
 def question_text(script: Script, q: int) -> str:
     question = script.questions[q]
-    lines = [script.text("question", number=q + 1, total=TOTAL, text=question.text)]
-    lines += [script.text("choice_line", letter=x, text=question.choices[x].text) for x in LETTERS]
+    lines = [script.text("question", number=q + 1, total=QUESTION_COUNT, text=question.text)]
+    lines += [script.text("choice_line", letter=x, text=question.choices[x].text) for x in CHOICES]
     return "\n".join(lines)
 
 
@@ -38,7 +36,7 @@ def question_buttons(script: Script, sid: int, q: int) -> list[Button]:
             I.button(I.ANSWER, sid=sid, q=q, choice=x),
             f"{x}: {question.choices[x].text}",
         )
-        for x in LETTERS
+        for x in CHOICES
     ]
     if q > 0:
         label = script.text("back_button")
@@ -94,12 +92,12 @@ def result_view(script: Script, answers: str) -> ResultView:
         result=res,
         heading=script.text("result_heading"),
         label=tier.label,
-        count_line=script.text("result_count", count=res.a_count, total=TOTAL),
+        count_line=script.text("result_count", count=res.a_count, total=QUESTION_COUNT),
         summary=tier.summary,
         point_heading=script.text("next_point_heading"),
         point_title=point_title,
         point_text=point_text,
-        alt=script.text("result_alt", label=tier.label, count=res.a_count, total=TOTAL),
+        alt=script.text("result_alt", label=tier.label, count=res.a_count, total=QUESTION_COUNT),
     )
 
 
@@ -120,7 +118,7 @@ def plain_text(script: Script, out: dict[str, Any]) -> str:
     if kind == "result":
         return result_text(script, out["answers"])
     if kind == "resume":
-        return script.text("resume_prompt", number=out["q"] + 1, total=TOTAL)
+        return script.text("resume_prompt", number=out["q"] + 1, total=QUESTION_COUNT)
     if kind == "notice":
         params = {k: v for k, v in out.items() if k not in ("type", "key")}
         return script.text(out["key"], **params)

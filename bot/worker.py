@@ -343,7 +343,7 @@ class WorkerThread:
     ``build`` is called on the loop's thread (clients that need a running loop are made there).
     """
 
-    def __init__(self, build: Callable[[], Awaitable[Worker]]) -> None:
+    def __init__(self, build: Callable[[], Coroutine[Any, Any, Worker]]) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="worker", daemon=True)
         self._thread.start()

@@ -18,12 +18,10 @@ from typing import Any
 
 from conversations.errors import ContentError
 from conversations.inputs import normalise, typed_choice
+from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-QUESTION_COUNT = 10
-LETTERS = ("A", "B", "C", "D")
-TIERS = ("A", "B", "C")
 KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop")
 BUTTON_MAX = 20  # LINE action label limit
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
@@ -196,10 +194,10 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         if not isinstance(rq, dict):
             raise fail(field, "must be a table")
         rc = table_at(rq, "choices", f"{field}.choices")
-        if set(rc) != set(LETTERS):
+        if set(rc) != set(CHOICES):
             raise fail(f"{field}.choices", "must have exactly the choices A, B, C and D")
         choices = {}
-        for letter in LETTERS:
+        for letter in CHOICES:
             c = rc[letter]
             cf = f"{field}.choices.{letter}"
             if not isinstance(c, dict):

@@ -17,6 +17,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from scoring import CHOICES
+
 FOLLOW = "follow"
 UNFOLLOW = "unfollow"
 START = "start"
@@ -30,7 +32,6 @@ OPT_IN = "opt_in"  # wants a reminder to retake the diagnosis next quarter
 OPT_OUT = "opt_out"  # no (more) reminders: the button, or a stop word
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT)
-LETTERS = "ABCD"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def normalise(text: str) -> str:
 def typed_choice(text: str) -> str | None:
     """'a', 'Ａ', 'ａ', 'A: ...', 'b.' -> the letter; anything else -> None."""
     t = normalise(text)
-    if not t or t[0].upper() not in LETTERS:
+    if not t or t[0].upper() not in CHOICES:
         return None
     if len(t) == 1 or not t[1].isalnum():
         return t[0].upper()
@@ -102,7 +103,7 @@ def from_button(data: str) -> Input:
                 return Input(OPT_OUT)
             case ["c", sid]:
                 return Input(CONTINUE, sid=_nat(sid))
-            case ["a", sid, q, choice] if choice in LETTERS and len(choice) == 1:
+            case ["a", sid, q, choice] if choice in CHOICES:
                 return Input(ANSWER, choice=choice, q=_nat(q), sid=_nat(sid))
             case ["b", sid, q]:
                 return Input(BACK, q=_nat(q), sid=_nat(sid))

@@ -10,6 +10,7 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<channel>:<user id>}:lease           the mailbox's leases (see conversations.jobs)
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
+    crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from conversations.errors import InvalidInput
 PREFIX = "crmbot"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
+# Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
+CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
 
 _FORBIDDEN = set("{}:|\r\n\t ")
 

@@ -30,8 +30,8 @@ from typing import Any
 from conversations import inputs as I
 from conversations.errors import ConfigError
 from conversations.inputs import Input
+from scoring import QUESTION_COUNT
 
-QUESTION_COUNT = 10
 IDLE, ASKING, RESUME, DONE, EXPIRED = "idle", "asking", "resume", "done", "expired"
 STORED_STATES = (IDLE, ASKING, RESUME, DONE)
 STATES = (*STORED_STATES, EXPIRED)

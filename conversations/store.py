@@ -25,6 +25,7 @@ from conversations.machine import Conv
 from conversations.redis_ops import text, translated, write_then_script
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
+DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against redelivery
 
 # Apply one conversation transition atomically and exactly once.
 # KEYS[1] the user's conversation record (string)       crmbot:{u:<ch>:<id>}:conv
@@ -91,7 +92,7 @@ class Persistence(abc.ABC):
 
 
 class RedisStore(Persistence):
-    def __init__(self, client: redis.Redis, *, dedupe_ttl: int = 3 * 86400) -> None:
+    def __init__(self, client: redis.Redis, *, dedupe_ttl: int = DEDUPE_TTL) -> None:
         self.r = client
         self.dedupe_ttl = dedupe_ttl
         self._commit = client.register_script(COMMIT_LUA)

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
 from conversations.keys import TeamRef
-from scoring.periods import Quarter
+from scoring.periods import DEFAULT_TZ, Quarter
 
 AUDIT_KEEP = 1000
 
@@ -115,7 +116,7 @@ class TeamStore:
                 p.sadd(keys.ALL_TEAMS, ref.id)
                 p.execute()
             created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
-            fields = {"name": name, "tz": tz}
+            fields: dict[FieldT, EncodableT] = {"name": name, "tz": tz}
             if created:
                 fields |= {"created_by": by, "reminders": "1"}
             self.r.hset(keys.team(ref), mapping=fields)
@@ -130,7 +131,7 @@ class TeamStore:
         if not raw or b"name" not in raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
-        return Team(ref, d["name"], d.get("tz", "Asia/Tokyo"), d.get("created_by", ""),
+        return Team(ref, d["name"], d.get("tz", DEFAULT_TZ), d.get("created_by", ""),
                     float(d.get("created_at", 0)), d.get("reminders", "1") == "1")
 
     def workspace_teams(self, workspace: str) -> list[Team]:

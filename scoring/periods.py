@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
+# The time zone of a Slack team set up without ``tz=`` and of every LINE user (the product serves Japan).
+DEFAULT_TZ = "Asia/Tokyo"
+
 
 @dataclass(frozen=True, order=True)
 class Quarter:
