@@ -84,24 +84,41 @@ def run_worker_loop(sweep: Callable[[], int], stop: threading.Event, interval: f
 
 
 def serve_cmd(config: Config, host: str, port: int) -> int:
+    import signal
+
     from werkzeug.serving import make_server
 
     from bot.app import build_services, create_app
+    from bot.redis_conn import embedded_server
 
-    svc = build_services(config)
-    app = create_app(services=svc)
-    stop = threading.Event()
-    worker = threading.Thread(target=run_worker_loop, args=(svc.outbox.sweep, stop), daemon=True, name="worker")
-    worker.start()
-    server = make_server(host, port, app, threaded=True)
-    log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+    # Without REDIS_URL the embedded Redis is looked up (started if no process has) here, so that
+    # serve can stop it on the way out if it was the one that started it.
+    embedded = None if config.redis_url else embedded_server(config)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        svc = build_services(config)
+        app = create_app(services=svc)
+        stop = threading.Event()
+        worker = threading.Thread(target=run_worker_loop, args=(svc.outbox.sweep, stop), daemon=True, name="worker")
+        worker.start()
+        server = make_server(host, port, app, threaded=True)
+
+        def on_signal(signum: int, frame: object) -> None:  # SIGTERM/SIGINT: end serve_forever (from a thread)
+            threading.Thread(target=server.shutdown, daemon=True, name="shutdown").start()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            svc.outbox.close()
     finally:
-        stop.set()
-        svc.outbox.close()
+        if embedded is not None:
+            embedded.stop()
     return 0
 
 

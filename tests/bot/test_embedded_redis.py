@@ -274,6 +274,45 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
             time.sleep(0.05)  # polling a starting server, bounded by the deadline
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_the_server_it_started(data_dir: Path, sig: signal.Signals) -> None:
+    port = free_port()
+    proc = subprocess.Popen([BIN / "crmbot", "serve"], env=env_for(data_dir, PORT=str(port)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
+        server_pid = pidfile_pid(data_dir)
+        assert embedded_pids(data_dir) == {server_pid}
+        redis.Redis(unix_socket_path=str(data_dir / SOCKET)).set("before-stop", "1")
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert wait_gone(server_pid)
+    assert embedded_pids(data_dir) == set() and not (data_dir / SOCKET).exists()
+    assert start_or_connect(data_dir).client().get("before-stop") == b"1"  # flushed on the way out
+
+
+def test_serve_leaves_a_server_it_did_not_start(data_dir: Path) -> None:
+    running = start_or_connect(data_dir)
+    port = free_port()
+    proc = subprocess.Popen([BIN / "crmbot", "serve"], env=env_for(data_dir, PORT=str(port)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert embedded_pids(data_dir) == {running.pid}
+
+
 def test_gunicorn_workers_share_one_server(data_dir: Path) -> None:
     web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     command = web.split(":", 1)[1].strip().replace("--workers 2", "--workers 3")
