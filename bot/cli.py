@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 import uuid
@@ -72,24 +73,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_cmd(config: Config, host: str, port: int) -> int:
-    """The web app and a worker in one process (local use; production runs them apart)."""
+    """The web app and a worker in one process (local use; production runs them apart). SIGTERM and
+    Ctrl-C stop both cleanly, and the embedded Redis too if this process started it."""
     from werkzeug.serving import make_server
 
     from bot.app import build_services, build_worker, create_app
+    from bot.redis_conn import embedded_server
     from bot.worker import WorkerThread
 
-    svc = build_services(config)
-    app = create_app(services=svc)
-    worker = WorkerThread(lambda: build_worker(config, svc.script))
-    worker.start()
-    server = make_server(host, port, app, threaded=True)
-    log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+    # Without REDIS_URL the embedded Redis is looked up (started if no process has) here, so that
+    # serve can stop it on the way out if it was the one that started it.
+    embedded = None if config.redis_url else embedded_server(config)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        svc = build_services(config)
+        app = create_app(services=svc)
+        worker = WorkerThread(lambda: build_worker(config, svc.script))
+        worker.start()
+        try:
+            server = make_server(host, port, app, threaded=True)
+
+            def on_signal(signum: int, frame: object) -> None:  # end serve_forever (from a thread)
+                threading.Thread(target=server.shutdown, daemon=True, name="shutdown").start()
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_signal)
+                signal.signal(signal.SIGINT, on_signal)
+            log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+        finally:
+            worker.close()
     finally:
-        worker.close()
+        if embedded is not None:
+            embedded.stop()
     return 0
 
 

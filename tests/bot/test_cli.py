@@ -19,7 +19,7 @@ from bot.cli import chat_cmd, main
 from bot.config import Config
 from tests.bot.line.helpers import SECRET, TOKEN, sign
 from tests.fakes.line_api import FakeLineApi
-from tests.redis_server import free_port
+from tests.redis_server import embedded_pids, free_port, stop_embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -67,14 +67,19 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> int:
 
 def test_chat_subprocess_uses_the_embedded_redis_and_persists(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {"CRMBOT_DATA_DIR": str(tmp_path)}
-    first = subprocess.run([BIN / "crmbot", "chat"], input="診断\nA\n", env=env, capture_output=True, text=True,
-                           timeout=60)
-    assert first.returncode == 0, first.stderr
-    assert "Q2/10" in first.stdout
-    assert (tmp_path / "crmbot.rdb").exists() or any(tmp_path.iterdir())
-    second = subprocess.run([BIN / "crmbot", "chat"], input="B\n", env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert "Q3/10" in second.stdout, second.stdout
+    try:
+        first = subprocess.run([BIN / "crmbot", "chat"], input="診断\nA\n", env=env, capture_output=True, text=True,
+                               timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "Q2/10" in first.stdout
+        assert len(embedded_pids(tmp_path)) == 1  # chat leaves the server for the next process
+        stop_embedded(tmp_path)  # a fresh server must find the answers in the append-only file
+        assert (tmp_path / "appendonly.aof").stat().st_size > 0
+        second = subprocess.run([BIN / "crmbot", "chat"], input="B\n", env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert "Q3/10" in second.stdout, second.stdout
+    finally:
+        stop_embedded(tmp_path)
 
 
 def _procfile(kind: str) -> str:
@@ -185,5 +190,6 @@ def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=20)[0].decode()
+        stop_embedded(tmp_path)  # serve stops the server it started; this only cleans up after a failure
     assert "LINE_CHANNEL_SECRET" in output  # the log says why, once
     assert output.count("LINE disabled") == 1
