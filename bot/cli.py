@@ -1,6 +1,7 @@
 """The ``crmbot`` command.
 
     crmbot serve              web app + outbox worker in one process (local use)
+    crmbot web [--threads N]  the web app alone (Procfile ``web:``)
     crmbot worker             the background outbox worker alone (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
@@ -13,6 +14,7 @@ Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, s
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import threading
@@ -37,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the web app and the background worker (local use)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    web = sub.add_parser("web", help="run the web app alone (Procfile web:)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    web.add_argument("--threads", type=_positive, default=16, help="request threads (default: 16)")
     sub.add_parser("worker", help="run the outbox worker (retries, recovery)")
     sub.add_parser("clock", help="run the quarterly reminder schedule")
     remind = sub.add_parser("remind", help="one pass of every reminder due at an instant, then exit")
@@ -55,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.from_env()
         if args.command == "serve":
             return serve_cmd(config, args.host, args.port or config.port)
+        if args.command == "web":
+            return web_cmd(config, args.host, args.port or config.port, args.threads)
         if args.command == "worker":
             return worker_cmd(config)
         if args.command == "chat":
@@ -72,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:20]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def run_worker_loop(sweep: Callable[[], int], stop: threading.Event, interval: float = 1.0) -> None:
     while not stop.is_set():
         try:
@@ -84,23 +102,39 @@ def run_worker_loop(sweep: Callable[[], int], stop: threading.Event, interval: f
 
 
 def serve_cmd(config: Config, host: str, port: int) -> int:
-    from werkzeug.serving import make_server
-
     from bot.app import build_services, create_app
+    from bot.web import serve_web
 
     svc = build_services(config)
     app = create_app(services=svc)
     stop = threading.Event()
     worker = threading.Thread(target=run_worker_loop, args=(svc.outbox.sweep, stop), daemon=True, name="worker")
     worker.start()
-    server = make_server(host, port, app, threaded=True)
     log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
     try:
-        server.serve_forever()
+        serve_web(app, host, port)
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
+        svc.outbox.close()
+    return 0
+
+
+def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
+    """The web app alone (Procfile ``web:``), served by waitress (bot.web); SIGTERM stops it cleanly."""
+    from bot.app import build_services, create_app
+    from bot.web import serve_web
+
+    svc = build_services(config)
+    app = create_app(services=svc)
+    try:
+        serve_web(app, host, port, threads=threads)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise CrmbotError(f"web: cannot listen on {host}:{port}: {e.strerror}") from e
+    finally:
         svc.outbox.close()
     return 0
 
