@@ -3,11 +3,13 @@
 Flask, ``WebhookHandler`` (signature check), and a synchronous reply inside the webhook request, with
 a new ``ApiClient`` per event, exactly as the sample does. It answers every event the benchmark sends
 (follow, postback, text) with one text reply, so it makes as many API calls as crmbot does. Served
-by the same gunicorn line as crmbot (``'benchmarks.echo:create_app()'`` in place of the app).
+by the same web server and settings as crmbot: ``python -m benchmarks.echo`` takes the arguments of
+``crmbot web`` (--host, --port, --threads) and runs bot.web.serve_web.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from flask import Flask, abort, request
@@ -55,3 +57,20 @@ def create_app() -> Flask:
         reply(event.reply_token, "Thanks for adding me!")
 
     return app
+
+
+def main() -> None:
+    from bot.logs import setup
+    from bot.web import THREADS, serve_web
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.echo")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
+    parser.add_argument("--threads", type=int, default=THREADS)
+    args = parser.parse_args()
+    setup()
+    serve_web(create_app(), args.host, args.port, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,7 +57,7 @@ def free_port() -> int:
 
 
 def venv_env(**extra: str) -> dict[str, str]:
-    """The environment for a child: this interpreter's bin directory first on PATH (gunicorn, crmbot)."""
+    """The environment for a child: this interpreter's bin directory first on PATH (crmbot)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "CRMBOT_", "REDIS_URL"))}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
@@ -80,8 +80,8 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
 
 
 def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
-    """Stop a process we started, then whatever is left of its process group (e.g. a gunicorn worker
-    still emptying its queue after the master went)."""
+    """Stop a process we started, then whatever is left of its process group (e.g. an embedded
+    redis-server it started)."""
     if proc is None:
         return
     stop(proc, timeout)
@@ -211,13 +211,16 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 def local_only(command: str) -> str:
     """The Procfile's web line binds 0.0.0.0 (all interfaces); the benchmark binds 127.0.0.1 only."""
-    return command.replace("--bind 0.0.0.0:", "--bind 127.0.0.1:")
+    return command.replace("--host 0.0.0.0", "--host 127.0.0.1")
 
 
-def with_app(command: str, app: str) -> str:
-    """The same gunicorn line serving another WSGI app (its last argument is the app)."""
-    head, _, _app = command.rstrip().rpartition(" ")
-    return f"{head} {shlex.quote(app)}"
+def with_app(command: str, module: str) -> str:
+    """The same web line serving another app: ``crmbot web ARGS`` becomes ``python -m MODULE ARGS``, a
+    module that serves its app with bot.web.serve_web as ``crmbot web`` does (benchmarks/echo.py)."""
+    head, found, args = command.partition("crmbot web")
+    if not found:
+        raise ValueError(f"not a crmbot web line: {command!r}")
+    return f"{head}{shlex.quote(sys.executable)} -m {module}{args}"
 
 
 def start_procfile_line(name: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

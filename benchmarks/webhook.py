@@ -4,7 +4,7 @@ One server at a time, the same machine, the same fake API (benchmarks/fakes.py):
   crmbot (the Procfile's web: line, with its worker: line beside it as in production):
     flat out at the API delay (default 50 ms): its capacity, events/s;
     paced at the API delay and at the slow delay (default 500 ms): response times at a fixed load;
-  the echo bot (benchmarks/echo.py, served by the same gunicorn line):
+  the echo bot (benchmarks/echo.py, served by the same web server, bot.web, with the same arguments):
     paced at the API delay: the baseline's response times at the same load;
     flat out with no delay: the framework's ceiling; flat out at the API delay, for context.
 Every run: N users (default 200) x 13 events; then a bounded wait until every reply has reached the
@@ -138,8 +138,13 @@ def measure(name: str, url: str, secret: str, fakes: procs.Fakes, *, delay: floa
     return result
 
 
-def _workers_rss(master: int) -> list[int]:
-    return sorted(procs.rss_bytes(pid) for pid in procs.children(master))
+def _workers(pid: int) -> list[int]:
+    """The processes serving requests: a pre-forking server's children, else the server itself."""
+    return procs.children(pid) or [pid]
+
+
+def _workers_rss(pid: int) -> list[int]:
+    return sorted(procs.rss_bytes(p) for p in _workers(pid))
 
 
 def run(opts: Any, fakes: procs.Fakes) -> tuple[list[Row], dict[str, Any]]:
@@ -159,7 +164,7 @@ def run(opts: Any, fakes: procs.Fakes) -> tuple[list[Row], dict[str, Any]]:
         procs.wait_http(f"http://127.0.0.1:{port}/healthz", 60, web)
         url = f"http://127.0.0.1:{port}/line/webhook"
         measure("crmbot-warmup", url, secret, fakes, delay=0, users=10, redis_client=client, drain_timeout=30)
-        workers = procs.children(web.pid)
+        workers = _workers(web.pid)
         runs = [  # the slow API last: whatever it leaves undelivered cannot spill into another run
             measure("crmbot-paced", url, secret, fakes, delay=opts.delay, users=opts.users, pace=opts.pace,
                     redis_client=client, drain_timeout=opts.drain_timeout, workers=workers),
@@ -171,17 +176,17 @@ def run(opts: Any, fakes: procs.Fakes) -> tuple[list[Row], dict[str, Any]]:
         ours_rss = _workers_rss(web.pid)
         procs.stop_group(web)
         procs.stop_group(worker)
-        # ---- the echo bot: the same gunicorn line ----------------------------------------------------------
+        # ---- the echo bot: the same web server and arguments ---------------------------------------------
         port = procs.free_port()
         env = procs.venv_env(PORT=str(port), LINE_CHANNEL_SECRET=secret,
                              LINE_CHANNEL_ACCESS_TOKEN=fakes.line_token, LINE_API_HOST=fakes.base_url)
-        echo_line = procs.with_app(web_line, "benchmarks.echo:create_app()")
+        echo_line = procs.with_app(web_line, "benchmarks.echo")
         data["echo_command"] = echo_line
         echo = procs.start_procfile_line("web-echo", echo_line, env)
         procs.wait_http(f"http://127.0.0.1:{port}/", 60, echo)
         url = f"http://127.0.0.1:{port}/callback"
         measure("echo-warmup", url, secret, fakes, delay=0, users=10, redis_client=None, drain_timeout=30)
-        workers = procs.children(echo.pid)
+        workers = _workers(echo.pid)
         runs += [
             measure("echo-paced", url, secret, fakes, delay=opts.delay, users=opts.users, pace=opts.pace,
                     redis_client=None, drain_timeout=opts.drain_timeout, workers=workers),
@@ -225,7 +230,7 @@ def run(opts: Any, fakes: procs.Fakes) -> tuple[list[Row], dict[str, Any]]:
     split = " / ".join(" + ".join(f"{x:.1f}" for x in (fig["web_worker_cpu_s"] or [])) for fig in (o, s))
     rows.append(Row("1", f"web workers' CPU seconds in the paced runs, API {d} / {sd}", split,
                     "echo: " + " + ".join(f"{x:.1f}" for x in (b["web_worker_cpu_s"] or [])), "",
-                    "(none: how evenly gunicorn spread the load)", "info"))
+                    "(none: how the load spread over the web processes)", "info"))
     for fig, label in ((o, f"paced, API {d}"), (cap, f"flat out, API {d}"), (s, f"paced, API {sd}")):
         good = fig["errors"] == 0 and fig["replies_missing"] == 0 and fig["replies_duplicated"] == 0 and fig["drained"]
         rows.append(Row(

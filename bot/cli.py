@@ -1,6 +1,7 @@
 """The ``crmbot`` command.
 
     crmbot serve              web app + worker in one process (local use)
+    crmbot web [--threads N]  the web app alone (Procfile ``web:``): verifies, commits, answers
     crmbot worker             the worker: delivers every message (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
@@ -13,6 +14,7 @@ Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, s
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -37,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the web app and a worker in one process (local use)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    web = sub.add_parser("web", help="run the web app alone (Procfile web:)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    web.add_argument("--threads", type=_positive, default=16, help="request threads (default: 16)")
     sub.add_parser("worker", help="run the worker: delivers every reply, post and reminder")
     sub.add_parser("clock", help="run the quarterly reminder schedule")
     remind = sub.add_parser("remind", help="one pass of every reminder due at an instant, then exit")
@@ -55,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.from_env()
         if args.command == "serve":
             return serve_cmd(config, args.host, args.port or config.port)
+        if args.command == "web":
+            return web_cmd(config, args.host, args.port or config.port, args.threads)
         if args.command == "worker":
             return worker_cmd(config)
         if args.command == "chat":
@@ -72,13 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:20]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def serve_cmd(config: Config, host: str, port: int) -> int:
     """The web app and a worker in one process (local use; production runs them apart). SIGTERM and
     Ctrl-C stop both cleanly, and the embedded Redis too if this process started it."""
-    from werkzeug.serving import make_server
-
     from bot.app import build_services, build_worker, create_app
     from bot.redis_conn import embedded_server
+    from bot.web import serve_web
     from bot.worker import WorkerThread
 
     # Without REDIS_URL the embedded Redis is looked up (started if no process has) here, so that
@@ -89,20 +106,11 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
         app = create_app(services=svc)
         worker = WorkerThread(lambda: build_worker(config, svc.script))
         worker.start()
+        log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
         try:
-            server = make_server(host, port, app, threaded=True)
-
-            def on_signal(signum: int, frame: object) -> None:  # end serve_forever (from a thread)
-                threading.Thread(target=server.shutdown, daemon=True, name="shutdown").start()
-
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, on_signal)
-                signal.signal(signal.SIGINT, on_signal)
-            log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
+            serve_web(app, host, port)  # returns on SIGTERM or Ctrl-C
+        except KeyboardInterrupt:
+            pass
         finally:
             worker.close()
     finally:
@@ -111,10 +119,25 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     return 0
 
 
+def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
+    """The web app alone (Procfile ``web:``), served by waitress (bot.web); SIGTERM stops it cleanly."""
+    from bot.app import build_services, create_app
+    from bot.web import serve_web
+
+    svc = build_services(config)
+    app = create_app(services=svc)
+    try:
+        serve_web(app, host, port, threads=threads)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise CrmbotError(f"web: cannot listen on {host}:{port}: {e.strerror}") from e
+    return 0
+
+
 def worker_cmd(config: Config) -> int:
     """Deliver every job until SIGTERM or SIGINT; the attempts in flight finish first."""
     import asyncio
-    import signal
 
     from bot.app import build_worker
     from conversations.content import load_script

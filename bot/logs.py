@@ -1,9 +1,28 @@
-"""Logging helpers: user IDs appear in logs only as a short hash."""
+"""Logging: one handler on stderr for every logger (ours, Bolt's, waitress's), one line per record.
+
+User IDs appear in logs only as a short hash (:func:`uid`). Whatever a message carries, the handler's
+formatter (:class:`LineFormatter`) keeps it on its own line: CR, LF and every other control character
+are escaped, so attacker text passed as ``%s`` cannot forge a log line, and any ``body: ...`` part of a
+message is cut (slack_bolt logs "Invalid request signature detected (signature: ..., timestamp: ...,
+body: <the raw request>)" at INFO). A traceback keeps its lines, each indented with ``  | `` so that
+none of them can pass for a record.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import sys
+from typing import TextIO
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDACTED = "body: [not logged]"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LF = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_BODY = re.compile(r"\bbody: .*", re.IGNORECASE | re.DOTALL)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def uid(user_id: str) -> str:
@@ -11,5 +30,58 @@ def uid(user_id: str) -> str:
     return "u#" + hashlib.sha256(user_id.encode()).hexdigest()[:10]
 
 
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with CR, LF, the other C0/C1 control characters and U+2028/U+2029 escaped."""
+    return _CONTROL.sub(_escape, text)
+
+
+def clean(message: str) -> str:
+    """A log message made safe: a ``body: ...`` tail redacted, then :func:`one_line`."""
+    return one_line(_BODY.sub(REDACTED, message))
+
+
+class LineFormatter(logging.Formatter):
+    """The usual ``time level name: message`` line, with the message :func:`clean`-ed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = clean(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = one_line(self.formatMessage(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        blocks = [record.exc_text] if record.exc_text else []
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        for block in blocks:
+            text += "".join("\n  | " + _CONTROL_BUT_LF.sub(_escape, line) for line in block.split("\n"))
+        return text
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """The process's logging: our stderr handler on the root logger (replacing one an earlier call
+    installed), so every library's records take the same format and the same cleaning."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(LineFormatter(FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -23,11 +23,16 @@ CHANNEL = "line"
 
 
 def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
-    """X-Line-Signature: base64(HMAC-SHA256(channel secret, raw body))."""
+    """X-Line-Signature: base64(HMAC-SHA256(channel secret, raw body)). False, never an error, for any
+    header value (non-ASCII text cannot be base64, and compare_digest refuses non-ASCII str)."""
     if not signature:
         return False
+    try:
+        given = signature.strip().encode("ascii")
+    except UnicodeEncodeError:
+        return False
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return hmac.compare_digest(base64.b64encode(digest).decode(), signature.strip())
+    return hmac.compare_digest(base64.b64encode(digest), given)
 
 
 def parse(payload: Any, keywords: Mapping[str, Any]) -> Iterator[InboundEvent]:
