@@ -19,6 +19,7 @@ from bot.cli import chat_cmd, main
 from bot.config import Config
 from tests.bot.line.helpers import SECRET, TOKEN, sign
 from tests.fakes.line_api import FakeLineApi
+from tests.isolation import track_process
 from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +92,7 @@ def test_procfile_web_line_serves_the_line_webhook(redis_url: str, r, tmp_path: 
         }
         proc = subprocess.Popen(["bash", "-c", "exec " + web.split(":", 1)[1].strip()], env=env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        track_process(proc, "the Procfile's web process", group=True)
         try:
             assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
             user = "U" + "a" * 32
@@ -147,6 +149,7 @@ def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
     env |= {"CRMBOT_DATA_DIR": str(tmp_path), "PORT": str(port)}
     proc = subprocess.Popen([BIN / "crmbot", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    track_process(proc, "crmbot serve", group=True)
     try:
         assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
         req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=b"{}", method="POST")
@@ -157,7 +160,9 @@ def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
             status = e.code
         assert status == 503  # no LINE secrets: the endpoint says so, the rest runs
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # Ctrl-C: serve returns and its embedded Redis shuts down with it (SIGTERM would leave that
+        # daemonized redis-server running: it is outside the process group)
+        os.killpg(proc.pid, signal.SIGINT)
         output = proc.communicate(timeout=20)[0].decode()
     assert "LINE_CHANNEL_SECRET" in output  # the log says why, once
     assert output.count("LINE disabled") == 1
