@@ -144,7 +144,8 @@ class Registry:
         if info.comm != "redis-server" and "redis-server" not in info.cmdline.split(" ", 1)[0]:
             return None
         for root in self._roots():
-            if (info.cwd and _under(info.cwd, root)) or str(root) in info.cmdline:
+            named = any(_under(word.split(":", 1)[-1], root) for word in info.cmdline.split())
+            if (info.cwd and _under(info.cwd, root)) or named:
                 return root
         return None
 
