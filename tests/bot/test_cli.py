@@ -19,6 +19,7 @@ from bot.cli import chat_cmd, main
 from bot.config import Config
 from tests.bot.line.helpers import SECRET, TOKEN, sign
 from tests.fakes.line_api import FakeLineApi
+from tests.isolation import track_process
 from tests.redis_server import embedded_pids, free_port, stop_embedded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,7 @@ def test_procfile_web_answers_and_only_the_worker_sends(redis_url: str, r, tmp_p
         def start(kind: str) -> subprocess.Popen[bytes]:
             proc = subprocess.Popen(["bash", "-c", "exec " + _procfile(kind)], env=env, cwd=tmp_path,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            track_process(proc, f"the Procfile's {kind} process", group=True)
             procs.append(proc)
             return proc
 
@@ -178,6 +180,7 @@ def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
     env |= {"CRMBOT_DATA_DIR": str(tmp_path), "PORT": str(port)}
     proc = subprocess.Popen([BIN / "crmbot", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    track_process(proc, "crmbot serve", group=True)
     try:
         assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
         req = urllib.request.Request(f"http://127.0.0.1:{port}/line/webhook", data=b"{}", method="POST")
@@ -188,7 +191,9 @@ def test_serve_runs_on_the_embedded_redis_with_no_setup(tmp_path: Path) -> None:
             status = e.code
         assert status == 503  # no LINE secrets: the endpoint says so, the rest runs
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # Ctrl-C: serve returns and its embedded Redis shuts down with it (SIGTERM would leave that
+        # daemonized redis-server running: it is outside the process group)
+        os.killpg(proc.pid, signal.SIGINT)
         output = proc.communicate(timeout=20)[0].decode()
         stop_embedded(tmp_path)  # serve stops the server it started; this only cleans up after a failure
     assert "LINE_CHANNEL_SECRET" in output  # the log says why, once

@@ -31,10 +31,13 @@ def with_a_count(n: int, filler: str = "B") -> str:
 # --- constants and exports ----------------------------------------------------------------------
 
 
-def test_constants() -> None:
-    assert QUESTION_COUNT == 10
-    assert CHOICES == ("A", "B", "C", "D")
-    assert TIERS == ("A", "B", "C")
+def test_the_constants_are_what_scoring_accepts_and_gives() -> None:
+    for letter in CHOICES:  # every choice is an answer, counted as such
+        assert score(letter * QUESTION_COUNT).counts[letter] == QUESTION_COUNT
+    with pytest.raises(ValueError, match=f"expected {QUESTION_COUNT} answers"):
+        score("A" * (QUESTION_COUNT + 1))
+    assert {tier_for(n) for n in range(QUESTION_COUNT + 1)} == set(TIERS)  # every tier reachable, no other
+    assert (tier_for(QUESTION_COUNT), tier_for(0)) == (TIERS[0], TIERS[-1])  # listed best first
 
 
 def test_package_reexports_the_public_api() -> None:

@@ -145,4 +145,6 @@ def test_a_team_name_cannot_ping_the_channel(slack_env: SlackEnv) -> None:
 
     team = slack_env.teams.get(TeamRef(WS, CH))
     assert team is not None and team.name == "!channel 本店チーム"
-    assert all("<!channel>" not in m["text"] for m in slack_env.channel_messages(CH))
+    [announcement] = [m["text"] for m in slack_env.channel_messages(CH)]  # posted, but pings nobody
+    assert announcement == txt("setup_announce", user=ALICE, name="!channel 本店チーム")
+    assert "<!channel>" not in announcement
