@@ -11,6 +11,7 @@ tests/isolation.py's registry: the session fails if either outlives it.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
