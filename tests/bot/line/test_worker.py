@@ -1,0 +1,114 @@
+"""The worker (bot.worker): claims, records, the running loop, and `crmbot worker` as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.app import build_services, create_app
+from conversations import jobs
+from conversations.jobs import Job
+from tests.bot.line.conftest import LineEnv, line_config, start_worker
+from tests.bot.line.helpers import SECRET, TOKEN, LineUser
+from tests.fakes.line_api import FakeLineApi
+from tests.isolation import track_process
+
+BIN = Path(sys.executable).parent
+
+
+def test_a_running_worker_picks_a_committed_reply_up_without_a_sweep(line_env: LineEnv) -> None:
+    """Continuous mode: the web's wake-up hint reaches a worker blocked on the queue (BRPOP); the
+    test's clock never moves, so no sweep could have found the job (its recovery mark is 30 s ahead)."""
+    line_env.worker.start()
+    user = line_env.user()
+    user.say("診断")
+    line_env.fake.wait_delivered(user.user_id, 1)
+    line_env.fake.wait_for(lambda f: not list(line_env.r.scan_iter(match="crmbot:{*}:out")))
+    assert [r.path for r in line_env.fake.recorded()] == ["/v2/bot/message/reply"]
+
+
+def test_a_job_whose_commit_never_happened_is_dropped(line_env: LineEnv) -> None:
+    """A hint and a recovery mark with no job behind them (a commit that lost its compare-and-set)."""
+    job = Job.new("line", "U" + "9" * 32, "u:line:U" + "9" * 32, [{"type": "greeting"}], line_env.clock())
+    shard = jobs.shard_of(job.tag)
+    line_env.r.zadd(jobs.due(shard), {job.ref: line_env.clock()})
+    line_env.r.lpush(jobs.ready(shard), job.ref)
+    assert line_env.settle() == 0
+    assert line_env.r.zcard(jobs.due(shard)) == 0 and line_env.r.llen(jobs.ready(shard)) == 0
+    assert line_env.fake.recorded() == []
+
+
+def test_a_parked_job_is_not_claimed_until_requeued(line_env: LineEnv) -> None:
+    line_env.fake.fail("/v2/bot/message/reply", 403)
+    user = line_env.user()
+    user.say("診断")
+    line_env.settle()
+    [parked] = line_env.svc.outbox.parked()
+    shard = jobs.shard_of(f"u:line:{user.user_id}")
+    ref = jobs.ref(f"u:line:{user.user_id}", parked.id)
+    line_env.r.lpush(jobs.ready(shard), ref)  # a stray hint
+    line_env.r.zadd(jobs.due(shard), {ref: 0})  # and a stray mark
+    assert line_env.settle() == 0
+    assert len(line_env.fake.recorded()) == 1
+    assert line_env.svc.outbox.requeue(parked.id)
+    assert line_env.settle() == 1
+    assert len(line_env.fake.delivered(user.user_id)) == 1
+
+
+def test_jobs_spread_over_the_queue_shards() -> None:
+    tags = {f"u:line:U{i:032x}" for i in range(200)}
+    shards = [jobs.shard_of(t) for t in tags]
+    assert set(shards) == set(range(jobs.QUEUE_SHARDS))
+    assert max(shards.count(s) for s in set(shards)) < 2 * len(tags) / jobs.QUEUE_SHARDS
+
+
+def test_crmbot_worker_delivers_and_stops_cleanly_on_sigterm(r: redis.Redis, redis_url: str,
+                                                             fake_line: FakeLineApi, clock, tmp_path: Path) -> None:
+    """The Procfile's worker as a real process: it delivers what the web committed, then SIGTERM
+    lets it finish and exit 0."""
+    config = line_config(redis_url, fake_line)
+    svc = build_services(config, clock=clock)
+    http = create_app(services=svc).test_client()
+    env = os.environ | {"REDIS_URL": redis_url, "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+                        "LINE_API_HOST": fake_line.base_url}
+    proc = subprocess.Popen([BIN / "crmbot", "worker"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    track_process(proc, "crmbot worker", group=True)
+    try:
+        users = [LineUser(http, fake_line, clock) for _ in range(5)]
+        for u in users:
+            u.say("診断")
+        for u in users:
+            fake_line.wait_delivered(u.user_id, 1, timeout=30)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    assert "worker: stopped" in output
+    assert all(len(fake_line.delivered(u.user_id)) == 1 for u in users)
+    assert TOKEN not in output and not any(u.user_id in output for u in users)
+
+
+@pytest.mark.parametrize("workers", [3])
+def test_several_workers_share_the_work_and_send_each_reply_once(line_env: LineEnv, workers: int) -> None:
+    extra = [start_worker(line_env.svc.config, line_env.svc, line_env.clock) for _ in range(workers - 1)]
+    try:
+        for w in [line_env.worker, *extra]:
+            w.start()
+        users = [line_env.user() for _ in range(30)]
+        for u in users:
+            u.say("診断")
+        for u in users:
+            line_env.fake.wait_delivered(u.user_id, 1)
+        line_env.fake.wait_for(lambda f: not list(line_env.r.scan_iter(match="crmbot:{*}:out")))
+        assert all(len(line_env.fake.delivered(u.user_id)) == 1 for u in users)
+        assert len(line_env.fake.recorded()) == 30
+    finally:
+        for w in extra:
+            w.close()
