@@ -73,8 +73,4 @@ def connect_async(config: Config) -> Any:
     # A connection the server closed (a restart) is made again once before the call fails.
     again: dict[str, Any] = {"retry": Retry(ExponentialBackoff(cap=1.0), 2),
                              "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    if config.redis_url:
-        return aredis.Redis.from_url(config.redis_url, **_TIMEOUTS, **again)
-    embedded = connect(config)
-    path = embedded.connection_pool.connection_kwargs.get("path")
-    return aredis.Redis(unix_socket_path=path, **_TIMEOUTS, **again)
+    return aredis.Redis.from_url(redis_url_of(config), **_TIMEOUTS, **again)

@@ -313,24 +313,29 @@ def test_serve_leaves_a_server_it_did_not_start(data_dir: Path) -> None:
     assert embedded_pids(data_dir) == {running.pid}
 
 
-def test_gunicorn_workers_share_one_server(data_dir: Path) -> None:
-    web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    command = web.split(":", 1)[1].strip().replace("--workers 2", "--workers 3")
+def test_the_procfiles_processes_started_together_share_one_server(data_dir: Path) -> None:
+    """web:, worker: and clock: started at the same moment with no REDIS_URL: one embedded server."""
+    lines = {k: v.strip() for k, _, v in (x.partition(":") for x in (ROOT / "Procfile").read_text().splitlines())
+             if k in ("web", "worker", "clock")}
     port = free_port()
     env = env_for(data_dir, PORT=str(port), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    log_path = data_dir.parent / "gunicorn.log"
+    log_path = data_dir.parent / "procfile.log"
+    procs = []
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(["bash", "-c", "exec " + command], env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        for command in lines.values():
+            procs.append(subprocess.Popen(["bash", "-c", "exec " + command], env=env, stdout=log_file,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
     try:
-        assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc) == 200
+        assert _wait_http(f"http://127.0.0.1:{port}/healthz", procs[0]) == 200
         deadline = time.monotonic() + 60
-        # each worker warns "LINE disabled" once it has built its services, i.e. after connect()
-        while log_path.read_text().count("LINE disabled") < 3:
-            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
-            time.sleep(0.05)  # polling workers that are still booting, bounded by the deadline
+        # every process logs "embedded redis at" once it is connected
+        while log_path.read_text().count("embedded redis at") < 3:
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), log_path.read_text()
+            time.sleep(0.05)  # polling processes that are still booting, bounded by the deadline
         pids = embedded_pids(data_dir)
         assert len(pids) == 1 and pids == {pidfile_pid(data_dir)}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=60)
