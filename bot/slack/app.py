@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ def build_slack(
     )
     deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams,
                 outbox=outbox, locale=locale, clock=clock)
+    # Bolt logs a refused request's body at INFO; request bodies never go to our logs
+    logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     listeners.register(app, deps)
     return SlackParts(app, SlackRequestHandler(app), client, teams, catalog, deps)
 
@@ -129,6 +132,24 @@ def malformed(raw: str, content_type: str | None) -> str | None:
     return None
 
 
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")  # Slack's v0 HMAC-SHA256, lower-case hex
+
+
+def unsigned(timestamp: str | None, signature: str | None) -> str | None:
+    """Which signing header cannot be Slack's (absent, or not of the one form Slack sends), or None.
+
+    Bolt reads the timestamp with int() and the signature with hmac.compare_digest: a non-ASCII
+    signature, or a timestamp that is not a number or too large for a float, raises there (a 500).
+    A header of any other form could never verify, so refusing it early changes no answer but those.
+    """
+    if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
+        return "timestamp"
+    if signature is None or not _SIGNATURE.fullmatch(signature):
+        return "signature"
+    return None
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("slack", __name__)
 
@@ -137,6 +158,11 @@ def blueprint() -> Blueprint:
         svc = current_app.extensions["crmbot"]
         if svc.slack is None:
             return "Slack is not configured on this server", 503
+        headers = request.headers
+        bad_header = unsigned(headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"))
+        if bad_header is not None:
+            log.warning("slack: request refused: malformed or missing %s header", bad_header)
+            return "invalid request", 401
         content_type = request.headers.get("Content-Type")
         problem = malformed(request.get_data(as_text=True), content_type.split(";")[0] if content_type else None)
         if problem is not None:
