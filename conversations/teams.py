@@ -3,6 +3,10 @@
 A team is one registered Slack channel. All of one team's keys share one Cluster hash slot, so a
 report submission (replace the figures, index the quarter, append the audit record) is one Lua
 script. Figures are kept for as long as the team exists.
+
+A submission made from a Slack modal carries the modal's view ID and hash: the script applies it
+only if it sets the mark of that pair first (SET NX), so the same signed submission delivered twice
+(a retry, or a replay within Slack's five-minute window) is applied once.
 """
 
 from __future__ import annotations
@@ -15,21 +19,26 @@ import redis
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
-from conversations.keys import TeamRef
+from conversations.keys import TeamRef, ViewRef
 from scoring.periods import Quarter
 
 AUDIT_KEEP = 1000
+VIEW_MARK_TTL = 86400  # a modal's submission is remembered a day (Slack refuses replays after 5 minutes)
 
 # Replace one quarter's figures and record the change.
 # KEYS[1] the quarter's figures (hash)        crmbot:{t:<ws>:<ch>}:kpi:<quarter>
 # KEYS[2] the team's reported quarters (zset) crmbot:{t:<ws>:<ch>}:quarters
 # KEYS[3] the team's audit log (list)         crmbot:{t:<ws>:<ch>}:audit
+# KEYS[4] (optional) the modal's mark         crmbot:{t:<ws>:<ch>}:view:<view id>:<view hash>
 # ARGV[1] the new figures, JSON object indicator -> number as string
 # ARGV[2] who (Slack user ID), ARGV[3] when (epoch seconds), ARGV[4] quarter ("2026-Q4"),
 # ARGV[5] the quarter's ordinal (zset score), ARGV[6] how many audit records to keep,
 # ARGV[7] the targets in force, JSON (kept with the figures: a past quarter's score never changes)
-# Returns the previous figures as JSON ("{}" when the quarter is new).
+# ARGV[8] the mark's TTL in seconds (with KEYS[4])
+# Returns the previous figures as JSON ("{}" when the quarter is new); nil, changing nothing, when
+# the modal's mark was already set (a replay).
 SUBMIT_LUA = """
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', tonumber(ARGV[8])) then return false end
 local old = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
@@ -48,9 +57,12 @@ return cjson.encode(old)
 """
 
 # Replace the team's targets and record the change.
-# KEYS[1] targets (hash), KEYS[2] audit (list)
-# ARGV[1] new targets JSON (indicator -> number as string), ARGV[2] who, ARGV[3] when, ARGV[4] audit size
+# KEYS[1] targets (hash), KEYS[2] audit (list), KEYS[3] (optional) the modal's mark (as SUBMIT_LUA)
+# ARGV[1] new targets JSON (indicator -> number as string), ARGV[2] who, ARGV[3] when, ARGV[4] audit size,
+# ARGV[5] the mark's TTL (with KEYS[3])
+# Returns 'ok'; nil, changing nothing, when the modal's mark was already set.
 TARGETS_LUA = """
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[5])) then return false end
 local old = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do old[flat[i]] = flat[i + 1] end
@@ -72,6 +84,12 @@ class Team:
     created_by: str
     created_at: float
     reminders: bool = True
+
+
+@dataclass(frozen=True)
+class Submitted:
+    applied: bool  # False: this modal's submission was applied before (a replay); nothing changed
+    replaced: dict[str, float]  # the figures it replaced ({} when the quarter was new, or not applied)
 
 
 @dataclass(frozen=True)
@@ -152,10 +170,16 @@ class TeamStore:
         raw = self._call(self.r.hgetall, keys.team_targets(ref))
         return {_s(k): float(v) for k, v in raw.items()}
 
-    def set_targets(self, ref: TeamRef, targets: Mapping[str, float], by: str, now: float) -> None:
+    def set_targets(
+        self, ref: TeamRef, targets: Mapping[str, float], by: str, now: float, *, view: ViewRef | None = None
+    ) -> bool:
+        """Replace the team's targets. ``view``: the modal they come from, applied once. Returns whether
+        they were applied (False: that modal's submission was applied before)."""
         payload = json.dumps({k: _num(v) for k, v in targets.items()})
-        self._call(self._targets, keys=[keys.team_targets(ref), keys.team_audit(ref)],
-                   args=[payload, by, repr(now), AUDIT_KEEP])
+        marks = [keys.team_view_submitted(ref, view)] if view else []
+        done = self._call(self._targets, keys=[keys.team_targets(ref), keys.team_audit(ref), *marks],
+                          args=[payload, by, repr(now), AUDIT_KEEP, VIEW_MARK_TTL])
+        return done is not None
 
     # ---- reports ---------------------------------------------------------------------------------
 
@@ -167,17 +191,22 @@ class TeamStore:
         by: str,
         now: float,
         targets: Mapping[str, float] | None = None,
-    ) -> dict[str, float]:
+        *,
+        view: ViewRef | None = None,
+    ) -> Submitted:
         """Store a quarter's figures (replacing earlier ones) with the targets in force.
-        Returns the figures it replaced."""
+        ``view``: the modal they were submitted from, applied once."""
         payload = json.dumps({k: _num(v) for k, v in values.items()})
         targets_json = json.dumps({k: _num(v) for k, v in (targets or {}).items()})
+        marks = [keys.team_view_submitted(ref, view)] if view else []
         old = self._call(
             self._submit,
-            keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref)],
-            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json],
+            keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref), *marks],
+            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json, VIEW_MARK_TTL],
         )
-        return {k: float(v) for k, v in json.loads(_s(old)).items()}
+        if old is None:
+            return Submitted(False, {})
+        return Submitted(True, {k: float(v) for k, v in json.loads(_s(old)).items()})
 
     def report(self, ref: TeamRef, quarter: Quarter | str) -> Report | None:
         raw = self._call(self.r.hgetall, keys.team_kpi(ref, str(quarter)))

@@ -15,7 +15,7 @@ from bot.slack.listeners.common import ephemeral, post_to_team, score, score_rep
 from bot.slack.payload import json_object, obj, strings
 from bot.slack.texts import t
 from conversations.errors import InvalidInput
-from conversations.keys import TeamRef
+from conversations.keys import TeamRef, ViewRef
 from conversations.teams import Team
 from scoring.kpi import compare, missing_required
 from scoring.periods import Quarter, quarter_of, recent, zone
@@ -150,12 +150,21 @@ def team_of_view(deps: Deps, view: dict[str, Any]) -> Team | None:
         return None
 
 
+def view_ref(view: dict[str, Any]) -> ViewRef | None:
+    """The submitted modal's ID and hash (Slack always sends both): what makes a replay recognisable."""
+    try:
+        return ViewRef(view.get("id"), view.get("hash"))  # type: ignore[arg-type]  # checked there
+    except InvalidInput:
+        return None
+
+
 def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
     locale, catalog, teams = deps.locale, deps.catalog, deps.teams
     team = team_of_view(deps, view)
     state = obj(obj(view.get("state")).get("values"))
     user = strings(obj(body.get("user")), "id")
-    if team is None or user is None:
+    submitted = view_ref(view)
+    if team is None or user is None or submitted is None:
         ack(response_action="errors", errors={"quarter": t(locale, "not_a_team")})
         return
     now = deps.clock()
@@ -170,11 +179,14 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
     ack()
     by = user[0]
     targets = teams.targets(team.ref)
-    replaced = teams.submit(team.ref, quarter, values, by, now, targets)
+    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted)
+    if not outcome.applied:
+        log.info("slack: a report modal submitted again (team %s) was not applied twice", team.ref.channel)
+        return
     result = score(deps, values, targets)
     prev = teams.report(team.ref, quarter.previous())
     deltas = compare(result, score_report(deps, prev, team.ref)) if prev else None
-    text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, bool(replaced))
+    text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, bool(outcome.replaced))
     post_to_team(deps, team, text, blks)
     log.info("slack: team %s reported %s (%d figures) by %s", team.ref.channel, quarter, len(values), uid(by))
 
@@ -183,7 +195,8 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     locale, catalog = deps.locale, deps.catalog
     team = team_of_view(deps, view)
     user = strings(obj(body.get("user")), "id")
-    if team is None or user is None:
+    submitted = view_ref(view)
+    if team is None or user is None or submitted is None:
         # Slack refuses an empty errors object (and Bolt raises on one): name the first input
         ack(response_action="errors", errors={f"ind:{catalog.indicators[0].key}": t(locale, "not_a_team")})
         return
@@ -192,7 +205,9 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         ack(response_action="errors", errors=errors)
         return
     ack()
-    deps.teams.set_targets(team.ref, values, user[0], deps.clock())
+    if not deps.teams.set_targets(team.ref, values, user[0], deps.clock(), view=submitted):
+        log.info("slack: a targets modal submitted again (team %s) was not applied twice", team.ref.channel)
+        return
     ephemeral(deps, team.ref.channel, user[0], t(locale, "targets_saved"))
 
 

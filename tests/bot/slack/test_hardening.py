@@ -10,8 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.bot.slack.conftest import ALICE, CH, SECRET, SlackEnv
-from tests.fakes.slack_signing import event_body, sign, slash_command_body
+from conversations import keys
+from conversations.keys import TeamRef, ViewRef
+from tests.bot.slack.conftest import ALICE, BASE, BASE_STORED, BOB, CH, Q1_2026, SECRET, WS, SlackEnv, form_values, txt
+from tests.fakes.slack_signing import event_body, interaction_body, sign, slash_command_body, view_submission_payload
+
+REF = TeamRef(WS, CH)
 
 
 def api_calls(env: SlackEnv) -> list[str]:
@@ -114,3 +118,107 @@ def test_a_refused_request_body_is_not_logged(slack_env: SlackEnv, caplog: pytes
     assert caplog.records  # the refusal itself is logged ...
     assert "zzsecretteamname" not in caplog.text  # ... without the body
     assert_nothing_happened(slack_env)
+
+
+# ---- 2. a replayed view_submission is applied once ------------------------------------------------------
+
+
+@pytest.fixture
+def team_env(slack_env: SlackEnv) -> SlackEnv:
+    slack_env.setup_team()
+    return slack_env
+
+
+def kpi_posts(env: SlackEnv) -> list[dict]:
+    """The result posts committed for the team, oldest first."""
+    return [m for m in env.channel_messages(CH) if m["text"].startswith("CRM KPI")]
+
+
+def signed_twice(env: SlackEnv, body: bytes) -> tuple[bytes, bytes]:
+    """The exact same signed request delivered twice (same bytes, same timestamp and signature)."""
+    ts = int(time.time())
+    first, second = env.post(body, timestamp=ts), env.post(body, timestamp=ts)
+    env.settle()
+    assert (first.status_code, second.status_code) == (200, 200)
+    return first.get_data(), second.get_data()
+
+
+def report_body(env: SlackEnv, view: dict, figures: dict, user: str = ALICE) -> bytes:
+    return interaction_body(view_submission_payload(user, view, form_values(env.catalog, figures)))
+
+
+def test_a_replayed_report_submission_is_applied_once(team_env: SlackEnv) -> None:
+    view = team_env.open_report()
+    first, second = signed_twice(team_env, report_body(team_env, view, BASE))
+    assert (first, second) == (b"", b"")  # both close the modal
+    assert dict(team_env.teams.report(REF, Q1_2026).values) == BASE_STORED
+    assert len(team_env.teams.audit(REF)) == 1
+    assert len(kpi_posts(team_env)) == 1
+    mark = keys.team_view_submitted(REF, ViewRef(view["id"], view["hash"]))
+    assert 0 < team_env.r.ttl(mark) <= 86400
+
+
+def test_a_replay_after_a_newer_report_does_not_bring_the_old_figures_back(team_env: SlackEnv) -> None:
+    old_view = team_env.open_report()
+    old = report_body(team_env, old_view, BASE)
+    ts = int(time.time())
+    assert team_env.post(old, timestamp=ts).status_code == 200
+    team_env.settle()
+    newer = {**BASE, "complete_records": "96"}
+    team_env.report(newer, user=BOB)  # a new modal: applied
+    assert team_env.post(old, timestamp=ts).status_code == 200  # an attacker replays the first one
+    team_env.settle()
+    report = team_env.teams.report(REF, Q1_2026)
+    assert (dict(report.values), report.by) == ({k: float(v) for k, v in newer.items()}, BOB)
+    assert [a["by"] for a in team_env.teams.audit(REF)] == [BOB, ALICE]
+    assert len(kpi_posts(team_env)) == 2
+
+
+def test_the_same_figures_through_a_new_modal_are_applied_again(team_env: SlackEnv) -> None:
+    team_env.report(BASE)
+    team_env.report(BASE)
+    assert len(team_env.teams.audit(REF)) == 2
+    first, second = kpi_posts(team_env)
+    assert txt("submitted_by", user=ALICE) in str(first["blocks"])
+    assert txt("replaced_by", user=ALICE, quarter=Q1_2026) in str(second["blocks"])
+
+
+def test_a_corrected_submission_of_the_same_modal_is_applied(team_env: SlackEnv) -> None:
+    """Refused input leaves the modal open with the same view ID and hash: the corrected submission
+    of that modal is its first applied one."""
+    view = team_env.open_report()
+    res = team_env.submit(view, form_values(team_env.catalog, {**BASE, "complete_records": "abc"}))
+    assert res.get_json()["response_action"] == "errors"
+    res = team_env.submit(view, form_values(team_env.catalog, BASE))
+    assert res.get_data() == b""
+    assert dict(team_env.teams.report(REF, Q1_2026).values) == BASE_STORED
+    assert len(kpi_posts(team_env)) == 1
+
+
+def test_a_replayed_targets_submission_is_applied_once(team_env: SlackEnv) -> None:
+    team_env.command("targets")
+    view = team_env.fake.opened_views()[-1]
+    body = interaction_body(view_submission_payload(
+        ALICE, view, form_values(team_env.catalog, {"complete_records": "98"}, quarter=None)))
+    assert signed_twice(team_env, body) == (b"", b"")
+    assert team_env.teams.targets(REF) == {"complete_records": 98.0}
+    assert len(team_env.teams.audit(REF)) == 1
+    assert team_env.ephemerals(CH, ALICE).count(txt("targets_saved")) == 1
+
+
+@pytest.mark.parametrize("field", ["id", "hash"])
+@pytest.mark.parametrize("value", [None, "", "V 1", "x" * 65, "V:{t}"], ids=["absent", "empty", "space", "long", "tag"])
+def test_a_submission_without_a_usable_view_id_or_hash_is_refused(team_env: SlackEnv, field: str,
+                                                                     value: str | None) -> None:
+    view = team_env.open_report()
+    payload = view_submission_payload(ALICE, view, form_values(team_env.catalog, BASE))
+    if value is None:
+        del payload["view"][field]
+    else:
+        payload["view"][field] = value
+    res = team_env.post(interaction_body(payload))
+    team_env.settle()
+    assert res.status_code == 200
+    assert res.get_json() == {"response_action": "errors", "errors": {"quarter": txt("not_a_team")}}
+    assert team_env.teams.quarters(REF) == [] and team_env.teams.audit(REF) == []
+    assert kpi_posts(team_env) == []
