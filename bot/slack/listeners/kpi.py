@@ -12,7 +12,7 @@ from bot.logs import uid
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import ephemeral, post_to_team, score, score_report
-from bot.slack.payload import json_object, obj, strings
+from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.texts import t
 from conversations.errors import InvalidInput
 from conversations.keys import TeamRef, ViewRef
@@ -131,10 +131,14 @@ def open_report_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], d
     data = json_object(action.get("value"))
     trigger_id = body.get("trigger_id")
     try:
-        team = deps.teams.get(TeamRef.parse(data.get("team"))) if isinstance(data.get("team"), str) else None
+        ref = TeamRef.parse(data.get("team")) if isinstance(data.get("team"), str) else None
         quarter = Quarter.parse(data.get("quarter", ""))
     except (ValueError, InvalidInput):
         return
+    if ref is not None and ref.workspace != sender_workspace(body):
+        log.warning("slack: a report button naming another workspace's team ignored")
+        return
+    team = deps.teams.get(ref) if ref is not None else None
     if team is not None and isinstance(trigger_id, str) and trigger_id:
         open_report(deps, trigger_id, team, quarter)
 
@@ -142,12 +146,18 @@ def open_report_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], d
 # ---- modal submissions ---------------------------------------------------------------------------
 
 
-def team_of_view(deps: Deps, view: dict[str, Any]) -> Team | None:
-    ref = json_object(view.get("private_metadata")).get("team")
+def team_of_view(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> Team | None:
+    """The registered team a modal names in its private_metadata, if it is one of the workspace the
+    submission comes from (a payload never acts on another workspace's team)."""
+    name = json_object(view.get("private_metadata")).get("team")
     try:
-        return deps.teams.get(TeamRef.parse(ref)) if isinstance(ref, str) else None
+        ref = TeamRef.parse(name) if isinstance(name, str) else None
     except InvalidInput:
         return None
+    if ref is not None and ref.workspace != sender_workspace(body):
+        log.warning("slack: a modal naming another workspace's team refused")
+        return None
+    return deps.teams.get(ref) if ref is not None else None
 
 
 def view_ref(view: dict[str, Any]) -> ViewRef | None:
@@ -160,7 +170,7 @@ def view_ref(view: dict[str, Any]) -> ViewRef | None:
 
 def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
     locale, catalog, teams = deps.locale, deps.catalog, deps.teams
-    team = team_of_view(deps, view)
+    team = team_of_view(deps, body, view)
     state = obj(obj(view.get("state")).get("values"))
     user = strings(obj(body.get("user")), "id")
     submitted = view_ref(view)
@@ -193,7 +203,7 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
 
 def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
     locale, catalog = deps.locale, deps.catalog
-    team = team_of_view(deps, view)
+    team = team_of_view(deps, body, view)
     user = strings(obj(body.get("user")), "id")
     submitted = view_ref(view)
     if team is None or user is None or submitted is None:

@@ -4,16 +4,26 @@ is stored (with its channel post) before the modal closes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 
 import pytest
 
+from bot.slack import blocks as B
 from conversations import keys
 from conversations.keys import TeamRef, ViewRef
+from scoring.periods import Quarter
 from tests.bot.slack.conftest import ALICE, BASE, BASE_STORED, BOB, CH, Q1_2026, SECRET, WS, SlackEnv, form_values, txt
-from tests.fakes.slack_signing import event_body, interaction_body, sign, slash_command_body, view_submission_payload
+from tests.fakes.slack_signing import (
+    block_actions_payload,
+    event_body,
+    interaction_body,
+    sign,
+    slash_command_body,
+    view_submission_payload,
+)
 
 REF = TeamRef(WS, CH)
 
@@ -222,3 +232,85 @@ def test_a_submission_without_a_usable_view_id_or_hash_is_refused(team_env: Slac
     assert res.get_json() == {"response_action": "errors", "errors": {"quarter": txt("not_a_team")}}
     assert team_env.teams.quarters(REF) == [] and team_env.teams.audit(REF) == []
     assert kpi_posts(team_env) == []
+
+
+# ---- 3. a payload acts only on teams of the workspace it comes from ------------------------------------
+
+OTHER_WS = "T2"
+
+
+def from_workspace(payload: dict, workspace: str | None, user_team: str | None = None) -> dict:
+    """``payload`` as sent from ``workspace`` (None: Slack leaves ``team`` out, as for org-wide apps)."""
+    payload["team"] = None if workspace is None else {"id": workspace, "domain": "other"}
+    payload["user"]["team_id"] = user_team or workspace
+    return payload
+
+
+@pytest.mark.parametrize(("workspace", "user_team"), [(OTHER_WS, None), (None, OTHER_WS), (OTHER_WS, WS)],
+                         ids=["team", "user-team-only", "team-wins"])
+def test_a_report_from_another_workspace_is_refused(team_env: SlackEnv, workspace: str | None,
+                                                    user_team: str | None) -> None:
+    view = team_env.open_report()  # names T1's team in its private_metadata
+    payload = from_workspace(view_submission_payload(ALICE, view, form_values(team_env.catalog, BASE)),
+                             workspace, user_team)
+    res = team_env.post(interaction_body(payload))
+    team_env.settle()
+    assert res.get_json() == {"response_action": "errors", "errors": {"quarter": txt("not_a_team")}}
+    assert team_env.teams.quarters(REF) == [] and team_env.teams.audit(REF) == []
+    assert kpi_posts(team_env) == []
+    assert not any(k.startswith(f"crmbot:{REF.tag}:view:") for k in map(bytes.decode, team_env.r.keys("*")))
+
+
+def test_a_report_from_the_teams_own_workspace_without_a_team_field_is_applied(team_env: SlackEnv) -> None:
+    """The control of the test above: the user's team_id alone is enough when Slack leaves team out."""
+    view = team_env.open_report()
+    payload = from_workspace(view_submission_payload(ALICE, view, form_values(team_env.catalog, BASE)), None, WS)
+    res = team_env.post(interaction_body(payload))
+    team_env.settle()
+    assert res.get_data() == b""
+    assert dict(team_env.teams.report(REF, Q1_2026).values) == BASE_STORED
+
+
+def test_a_report_naming_a_team_of_another_workspace_is_refused_even_if_registered(slack_env: SlackEnv) -> None:
+    """T2 has a team in a channel of the same ID; a T2 user's modal forged to name T1's team is refused."""
+    slack_env.setup_team()  # T1:CH
+    slack_env.ok(slash_command_body("/kpi", "setup よその店", BOB, CH, team_id=OTHER_WS))
+    other = TeamRef(OTHER_WS, CH)
+    assert slack_env.teams.get(other) is not None
+    view = slack_env.open_report()
+    payload = from_workspace(view_submission_payload(BOB, view, form_values(slack_env.catalog, BASE)), OTHER_WS)
+    assert json.loads(payload["view"]["private_metadata"]) == {"team": REF.id}
+    res = slack_env.post(interaction_body(payload))
+    slack_env.settle()
+    assert res.get_json()["response_action"] == "errors"
+    assert slack_env.teams.quarters(REF) == [] and slack_env.teams.quarters(other) == []
+
+
+def test_targets_from_another_workspace_are_refused(team_env: SlackEnv) -> None:
+    team_env.command("targets")
+    view = team_env.fake.opened_views()[-1]
+    payload = from_workspace(view_submission_payload(
+        ALICE, view, form_values(team_env.catalog, {"complete_records": "98"}, quarter=None)), OTHER_WS)
+    res = team_env.post(interaction_body(payload))
+    team_env.settle()
+    first_input = f"ind:{team_env.catalog.indicators[0].key}"
+    assert res.get_json() == {"response_action": "errors", "errors": {first_input: txt("not_a_team")}}
+    assert team_env.teams.targets(REF) == {} and team_env.teams.audit(REF) == []
+    assert txt("targets_saved") not in team_env.ephemerals(CH)
+
+
+@pytest.mark.parametrize(("workspace", "opens"), [(WS, 1), (OTHER_WS, 0)], ids=["own", "other"])
+def test_the_report_button_opens_only_a_team_of_its_own_workspace(team_env: SlackEnv, workspace: str,
+                                                                  opens: int) -> None:
+    team = team_env.teams.get(REF)
+    button = B.report_button("ja", team, Quarter(2025, 4))
+    message = {"channel": CH, "ts": "1767225600.000900", "text": "reminder", "blocks": [button]}
+    value = button["elements"][0]["value"]
+    assert json.loads(value)["team"] == REF.id
+    before = sorted(team_env.r.keys("*"))
+    res = team_env.post(interaction_body(block_actions_payload(BOB, B.OPEN_REPORT_ACTION, value, message=message,
+                                                               team_id=workspace)))
+    team_env.settle()
+    assert (res.status_code, res.get_data()) == (200, b"")  # ignored: a plain ack
+    assert len(team_env.fake.opened_views()) == opens
+    assert sorted(team_env.r.keys("*")) == before
