@@ -4,9 +4,12 @@ This module wires the app (:func:`build_slack`) and guards the endpoint (:func:`
 listeners live in :mod:`bot.slack.listeners`, one module per feature, and get their dependencies
 as one :class:`bot.slack.deps.Deps`.
 
-Every listener acks first (Bolt then answers Slack at once and runs the rest in its thread pool),
-so Slack never waits past its 3 seconds. Bolt verifies the signature and refuses timestamps older
-than five minutes. Events Slack retries (same event_id) are handled once.
+Listeners ack first (Bolt then answers Slack at once and runs the rest in its thread pool), so
+Slack never waits past its 3 seconds; a modal submission is the exception: it is stored first and
+acknowledged after, so a modal closes only on a stored submission (else it stays open, saying so).
+The blueprint refuses signing headers of any form Slack never sends; Bolt verifies the signature
+and refuses timestamps older than five minutes. Events Slack retries (same event_id) are handled
+once, and a modal submission delivered twice is applied once.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def build_slack(
     outbox: Any,
     locale: str,
     clock: Callable[[], float],
+    post_lease: float = 30.0,
 ) -> SlackParts:
     app = App(
         client=client,
@@ -66,7 +70,7 @@ def build_slack(
         logger=logging.getLogger("crmbot.slack.bolt"),
     )
     deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams,
-                outbox=outbox, locale=locale, clock=clock)
+                outbox=outbox, locale=locale, clock=clock, post_lease=post_lease)
     # Bolt logs a refused request's body at INFO; request bodies never go to our logs
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     listeners.register(app, deps)

@@ -30,3 +30,4 @@ class Deps:
     outbox: Any  # bot.outbox.Outbox: posts that must not be lost (the setup announcement)
     locale: str  # "ja" or "en"
     clock: Callable[[], float]  # server time, injectable
+    post_lease: float = 30.0  # seconds a committed KPI post waits for a worker before recovery looks at it

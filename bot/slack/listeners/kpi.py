@@ -14,7 +14,7 @@ from bot.slack.deps import Deps
 from bot.slack.listeners.common import ephemeral, post_to_team, score, score_report
 from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.texts import t
-from conversations.errors import InvalidInput
+from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef, ViewRef
 from conversations.teams import Team
 from scoring.kpi import compare, missing_required
@@ -169,14 +169,28 @@ def view_ref(view: dict[str, Any]) -> ViewRef | None:
 
 
 def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
+    """Validate, render the channel post, store the report with its post (one script), then close the
+    modal. If the store does not answer, the modal stays open saying so (nothing was stored)."""
+    try:
+        answer = store_report(body, view, deps)
+    except StoreUnavailable as e:
+        log.error("slack: a report could not be stored (%s)", e)
+        answer = {"quarter": t(deps.locale, "err_store")}
+    if answer:
+        ack(response_action="errors", errors=answer)
+    else:
+        ack()
+
+
+def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict[str, str]:
+    """The modal's errors by block ID; {} once the report is stored (or was already: a replay)."""
     locale, catalog, teams = deps.locale, deps.catalog, deps.teams
     team = team_of_view(deps, body, view)
     state = obj(obj(view.get("state")).get("values"))
     user = strings(obj(body.get("user")), "id")
     submitted = view_ref(view)
     if team is None or user is None or submitted is None:
-        ack(response_action="errors", errors={"quarter": t(locale, "not_a_team")})
-        return
+        return {"quarter": t(locale, "not_a_team")}
     now = deps.clock()
     quarter, errors = B.parse_quarter(locale, state, quarter_of(now, team.tz))
     values, value_errors = B.parse_figures(catalog, locale, state)
@@ -184,38 +198,51 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
     for key in missing_required(catalog.indicators, values):
         errors.setdefault(f"ind:{key}", t(locale, "err_number"))
     if errors or quarter is None:
-        ack(response_action="errors", errors=errors)
-        return
-    ack()
+        return errors
     by = user[0]
+    # The post is rendered before the store (it is committed with the report): from the figures, the
+    # targets in force and the previous quarter, all read first. "Replaced" is read first too, so two
+    # people submitting the same quarter at the same instant may both read "reported" (the audit
+    # records, written by the script, are exact).
     targets = teams.targets(team.ref)
-    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted)
-    if not outcome.applied:
-        log.info("slack: a report modal submitted again (team %s) was not applied twice", team.ref.channel)
-        return
-    result = score(deps, values, targets)
+    current = teams.report(team.ref, quarter)
     prev = teams.report(team.ref, quarter.previous())
+    result = score(deps, values, targets)
     deltas = compare(result, score_report(deps, prev, team.ref)) if prev else None
-    text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, bool(outcome.replaced))
-    post_to_team(deps, team, text, blks)
-    log.info("slack: team %s reported %s (%d figures) by %s", team.ref.channel, quarter, len(values), uid(by))
+    replaced = current is not None and bool(current.values)
+    text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, replaced)
+    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted,
+                           post=[{"type": "slack_post", "text": text, "blocks": blks}], lease=deps.post_lease)
+    if outcome.applied:
+        log.info("slack: team %s reported %s (%d figures) by %s", team.ref.channel, quarter, len(values), uid(by))
+    else:
+        log.info("slack: a report modal submitted again (team %s) was not applied twice", team.ref.channel)
+    return {}
 
 
 def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
+    """Validate and store the targets, then close the modal (open, saying so, if the store does not answer)."""
     locale, catalog = deps.locale, deps.catalog
-    team = team_of_view(deps, body, view)
-    user = strings(obj(body.get("user")), "id")
-    submitted = view_ref(view)
-    if team is None or user is None or submitted is None:
-        # Slack refuses an empty errors object (and Bolt raises on one): name the first input
-        ack(response_action="errors", errors={f"ind:{catalog.indicators[0].key}": t(locale, "not_a_team")})
-        return
-    values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")))
-    if errors:
-        ack(response_action="errors", errors=errors)
+    # Slack refuses an empty errors object (and Bolt raises on one): a modal-wide problem names the first input
+    first_input = f"ind:{catalog.indicators[0].key}"
+    try:
+        team = team_of_view(deps, body, view)
+        user = strings(obj(body.get("user")), "id")
+        submitted = view_ref(view)
+        if team is None or user is None or submitted is None:
+            ack(response_action="errors", errors={first_input: t(locale, "not_a_team")})
+            return
+        values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")))
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        applied = deps.teams.set_targets(team.ref, values, user[0], deps.clock(), view=submitted)
+    except StoreUnavailable as e:
+        log.error("slack: targets could not be stored (%s)", e)
+        ack(response_action="errors", errors={first_input: t(locale, "err_store")})
         return
     ack()
-    if not deps.teams.set_targets(team.ref, values, user[0], deps.clock(), view=submitted):
+    if not applied:
         log.info("slack: a targets modal submitted again (team %s) was not applied twice", team.ref.channel)
         return
     ephemeral(deps, team.ref.channel, user[0], t(locale, "targets_saved"))

@@ -22,13 +22,14 @@ from bot.app import Services, build_services, create_app
 from bot.config import Config
 from bot.slack.app import build_slack
 from bot.slack.texts import t
-from conversations import keys
+from conversations import jobs, keys
+from conversations.jobs import Job
 from conversations.keys import Subject, TeamRef
 from conversations.kpi_catalog import Catalog
 from conversations.machine import Conv
 from conversations.teams import TeamStore
 from tests.conftest import FakeClock
-from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
+from tests.fakes.slack_api import FakeSlackApi, check_message, dm_channel_id
 from tests.fakes.slack_signing import (
     TEAM_ID,
     block_actions_payload,
@@ -117,13 +118,14 @@ class SlackEnv:
         runner.listener_executor = self.executor
         runner.lazy_listener_runner.executor = self.executor
 
-    def rebuild_slack(self, catalog: Catalog) -> None:
-        """Swap in Slack parts built over another catalog (same client, Redis, outbox and clock)."""
+    def rebuild_slack(self, catalog: Catalog | None = None, *, teams: TeamStore | None = None,
+                      post_lease: float = 30.0) -> None:
+        """Swap in Slack parts built over another catalog or team store (same client, Redis, outbox and clock)."""
         old = self.svc.slack
         self.svc.slack = build_slack(
             signing_secret=SECRET, client=old.client, redis_client=self.svc.redis, bot=self.svc.bot,
-            script=self.svc.script, catalog=catalog, teams=old.teams, outbox=self.svc.outbox,
-            locale=self.svc.config.locale, clock=self.clock,
+            script=self.svc.script, catalog=catalog or old.catalog, teams=teams or old.teams, outbox=self.svc.outbox,
+            locale=self.svc.config.locale, clock=self.clock, post_lease=post_lease,
         )
         self.instrument()
 
@@ -188,6 +190,28 @@ class SlackEnv:
     # ---- what happened --------------------------------------------------------------------------
     def channel_messages(self, channel: str = CH) -> list[dict[str, Any]]:
         return self.fake.messages(channel)
+
+    # UNTIL-WORKER: a KPI report's result post is committed as a job in the team's mailbox, in the
+    # report's own script (conversations.teams), and nothing delivers those jobs until the delivery
+    # worker lands. Tests read the committed jobs instead of the channel; once the worker exists,
+    # switch the callers of team_posts back to channel_messages (the delivered messages).
+    def team_jobs(self, channel: str = CH) -> list[Job]:
+        """The jobs committed in a team's mailbox, oldest first."""
+        raw = self.r.hgetall(jobs.mailbox(TeamRef(WS, channel).tag[1:-1]))
+        return sorted((Job.from_json(v) for v in raw.values()), key=lambda j: (j.received, j.id))
+
+    def team_posts(self, channel: str = CH) -> list[dict[str, Any]]:
+        """The channel posts committed for a team, oldest first, as messages ({"text", "blocks"}),
+        each checked against Slack's limits as the fake checks what it receives."""
+        posts = []
+        for job in self.team_jobs(channel):
+            assert (job.channel, job.to) == ("slack", f"{WS}.{channel}"), job
+            [output] = job.outputs
+            assert output["type"] == "slack_post", output
+            message = {"text": output["text"], "blocks": output["blocks"]}
+            assert check_message(message) == [], check_message(message)
+            posts.append(message)
+        return posts
 
     def dms(self, user: str) -> list[dict[str, Any]]:
         return self.fake.messages(dm_channel_id(user))

@@ -6,16 +6,37 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
+from bot.config import Config
+from bot.redis_conn import connect
 from bot.slack import blocks as B
-from conversations import keys
+from bot.slack.texts import t
+from conversations import jobs, keys
 from conversations.keys import TeamRef, ViewRef
+from conversations.teams import TeamStore
 from scoring.periods import Quarter
-from tests.bot.slack.conftest import ALICE, BASE, BASE_STORED, BOB, CH, Q1_2026, SECRET, WS, SlackEnv, form_values, txt
+from tests.bot.slack.conftest import (
+    ALICE,
+    BASE,
+    BASE_STORED,
+    BOB,
+    CH,
+    Q1_2026,
+    SECRET,
+    TEAM_NAME,
+    WS,
+    SlackEnv,
+    context_of,
+    form_values,
+    txt,
+)
 from tests.fakes.slack_signing import (
     block_actions_payload,
     event_body,
@@ -141,7 +162,8 @@ def team_env(slack_env: SlackEnv) -> SlackEnv:
 
 def kpi_posts(env: SlackEnv) -> list[dict]:
     """The result posts committed for the team, oldest first."""
-    return [m for m in env.channel_messages(CH) if m["text"].startswith("CRM KPI")]
+    # UNTIL-WORKER: the committed jobs; the delivered channel messages once the delivery worker lands
+    return env.team_posts(CH)
 
 
 def signed_twice(env: SlackEnv, body: bytes) -> tuple[bytes, bytes]:
@@ -175,6 +197,7 @@ def test_a_replay_after_a_newer_report_does_not_bring_the_old_figures_back(team_
     assert team_env.post(old, timestamp=ts).status_code == 200
     team_env.settle()
     newer = {**BASE, "complete_records": "96"}
+    team_env.clock.advance(60)
     team_env.report(newer, user=BOB)  # a new modal: applied
     assert team_env.post(old, timestamp=ts).status_code == 200  # an attacker replays the first one
     team_env.settle()
@@ -186,6 +209,7 @@ def test_a_replay_after_a_newer_report_does_not_bring_the_old_figures_back(team_
 
 def test_the_same_figures_through_a_new_modal_are_applied_again(team_env: SlackEnv) -> None:
     team_env.report(BASE)
+    team_env.clock.advance(60)
     team_env.report(BASE)
     assert len(team_env.teams.audit(REF)) == 2
     first, second = kpi_posts(team_env)
@@ -314,3 +338,129 @@ def test_the_report_button_opens_only_a_team_of_its_own_workspace(team_env: Slac
     assert (res.status_code, res.get_data()) == (200, b"")  # ignored: a plain ack
     assert len(team_env.fake.opened_views()) == opens
     assert sorted(team_env.r.keys("*")) == before
+
+
+# ---- 4. a report is stored, with its post, before the modal closes --------------------------------------
+
+TAG = REF.tag[1:-1]  # "t:T1:C0CRM1": the team's mailbox owner
+
+
+def test_the_report_and_its_post_are_committed_before_the_modal_closes(team_env: SlackEnv) -> None:
+    team_env.clock.advance(3600)
+    view = team_env.open_report()
+    team_env.fake.reset()
+    res = team_env.post(report_body(team_env, view, BASE))
+    # The answer has come back; Bolt's listener may still be running, but the store came first:
+    assert (res.status_code, res.get_data()) == (200, b"")
+    assert dict(TeamStore(team_env.r).report(REF, Q1_2026).values) == BASE_STORED
+    [job] = team_env.team_jobs(CH)
+    team_env.settle()
+
+    now = team_env.clock()
+    assert (job.channel, job.to, job.tag, job.received, job.attempts) == ("slack", f"{WS}.{CH}", TAG, now, 0)
+    [post] = team_env.team_posts(CH)
+    assert post["text"] == f"CRM KPI {Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert context_of(post) == [txt("submitted_by", user=ALICE), txt("no_previous")]
+    # the hints a delivery worker wakes on: its recovery time (the lease) and the ready list
+    shard = jobs.shard_of(TAG)
+    assert team_env.r.zscore(jobs.due(shard), job.ref) == now + 30
+    # (a server that had not loaded the script yet answers NOSCRIPT and the commit is sent again: a
+    # duplicate hint, which costs a worker one look)
+    assert set(team_env.r.lrange(jobs.ready(shard), 0, -1)) == {job.ref.encode()}
+    # the post is not also sent by the old outbox, nor directly
+    assert team_env.pending() == 0 and team_env.fake.calls("chat.postMessage") == []
+
+
+def test_the_post_lease_is_a_parameter(team_env: SlackEnv) -> None:
+    team_env.rebuild_slack(post_lease=120)
+    team_env.report(BASE)
+    [job] = team_env.team_jobs(CH)
+    assert team_env.r.zscore(jobs.due(jobs.shard_of(TAG)), job.ref) == team_env.clock() + 120
+
+
+def test_a_replay_commits_no_second_post(team_env: SlackEnv) -> None:
+    view = team_env.open_report()
+    signed_twice(team_env, report_body(team_env, view, BASE))
+    assert len(team_env.team_jobs(CH)) == 1
+
+
+def snapshot(env: SlackEnv) -> dict[bytes, bytes]:
+    return {k: env.r.dump(k) for k in env.r.keys("*")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def read_only_client(r: redis.Redis, redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the same (real) server that may read but not write: every commit is refused (NOPERM)."""
+    name = f"reader-{uuid.uuid4().hex[:8]}"
+    r.execute_command("ACL", "SETUSER", name, "on", ">reader-pw", "~*", "+@read", "+@connection")
+    client = redis.Redis.from_url(redis_url, username=name, password="reader-pw")
+    try:
+        yield client
+    finally:
+        client.close()
+        r.execute_command("ACL", "DELUSER", name)
+
+
+def test_with_redis_down_the_report_modal_stays_open_asking_to_try_again(team_env: SlackEnv) -> None:
+    view = team_env.open_report()
+    team_env.fake.reset()
+    before = snapshot(team_env)
+    down = connect(Config(redis_url=f"redis://127.0.0.1:{free_port()}"))  # the product's client; nothing listens
+    team_env.rebuild_slack(teams=TeamStore(down))
+    try:
+        res = team_env.post(report_body(team_env, view, BASE))
+        team_env.settle()
+    finally:
+        down.close()
+    assert res.status_code == 200
+    assert res.get_json() == {"response_action": "errors", "errors": {"quarter": txt("err_store")}}
+    assert snapshot(team_env) == before
+    assert team_env.fake.calls("chat.postMessage") == []
+
+
+def test_a_refused_commit_keeps_the_modal_open_and_the_same_modal_applies_once_redis_is_back(
+    team_env: SlackEnv, read_only_client: redis.Redis
+) -> None:
+    store = team_env.teams
+    view = team_env.open_report()
+    body = report_body(team_env, view, BASE)
+    before = snapshot(team_env)
+    team_env.rebuild_slack(teams=TeamStore(read_only_client))  # reads work, the commit is refused
+    res = team_env.post(body)
+    team_env.settle()
+    assert res.get_json() == {"response_action": "errors", "errors": {"quarter": txt("err_store")}}
+    assert snapshot(team_env) == before  # no figures, no job, no hint, no replay mark
+
+    team_env.rebuild_slack(teams=store)
+    res = team_env.post(body)  # the user presses submit again on the modal that stayed open
+    team_env.settle()
+    assert res.get_data() == b""
+    assert dict(store.report(REF, Q1_2026).values) == BASE_STORED
+    assert len(team_env.team_posts(CH)) == 1
+
+
+def test_a_refused_targets_commit_keeps_the_modal_open(team_env: SlackEnv, read_only_client: redis.Redis) -> None:
+    team_env.command("targets")
+    view = team_env.fake.opened_views()[-1]
+    before = snapshot(team_env)
+    team_env.rebuild_slack(teams=TeamStore(read_only_client))
+    values = form_values(team_env.catalog, {"complete_records": "98"}, quarter=None)
+    res = team_env.post(interaction_body(view_submission_payload(ALICE, view, values)))
+    team_env.settle()
+    first_input = f"ind:{team_env.catalog.indicators[0].key}"
+    assert res.get_json() == {"response_action": "errors", "errors": {first_input: txt("err_store")}}
+    assert snapshot(team_env) == before
+    assert txt("targets_saved") not in team_env.ephemerals(CH)
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_the_store_error_is_worded_in_both_languages(locale: str) -> None:
+    text = t(locale, "err_store")
+    assert text and len(text) <= 60
+    assert text.endswith("。") if locale == "ja" else text.endswith(".")

@@ -42,8 +42,10 @@ def team_env(slack_env: SlackEnv) -> SlackEnv:
 
 
 def result_messages(env: SlackEnv) -> list[dict]:
-    """Channel messages after the setup announcement."""
-    return env.channel_messages(CH)[1:]
+    """The result posts of the team's reports."""
+    # UNTIL-WORKER: the committed posts (jobs in the team's mailbox), until the delivery worker lands;
+    # then back to the delivered channel messages after the setup announcement: env.channel_messages(CH)[1:]
+    return env.team_posts(CH)
 
 
 # ---- the modal -----------------------------------------------------------------------------------
