@@ -15,6 +15,7 @@ touch it atomically. Global indexes carry their own tag.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from conversations.errors import InvalidInput
@@ -73,6 +74,9 @@ def reminder_sent(subject: Subject, period: str, kind: str = "retake") -> str:
 #    crmbot:{ws:<workspace>}:teams                   the workspace's teams (set of channel IDs)
 #    crmbot:{teams}:all                              every team (set of "<workspace>:<channel>")
 #    crmbot:{slack}:seen:<event id>                  Slack event dedupe marks (retries)
+#    crmbot:{t:<workspace>:<channel>}:view:<view id>:<view hash>
+#                                                    a submitted modal, applied once (string, TTL): a
+#                                                    replayed view_submission is acknowledged, not applied
 
 ALL_TEAMS = f"{PREFIX}:{{teams}}:all"
 
@@ -119,6 +123,27 @@ def team_quarters(t: TeamRef) -> str:
 
 def team_audit(t: TeamRef) -> str:
     return f"{PREFIX}:{t.tag}:audit"
+
+
+_VIEW_PART = re.compile(r"[A-Za-z0-9._-]{1,64}")  # Slack's view IDs ("V0123ABC") and hashes ("1712345678.a1b2")
+
+
+@dataclass(frozen=True)
+class ViewRef:
+    """One state of a Slack modal: its view ID and the hash Slack gives each version of it."""
+
+    id: str
+    hash: str
+
+    def __post_init__(self) -> None:
+        for name, value in (("view id", self.id), ("view hash", self.hash)):
+            if not isinstance(value, str) or not _VIEW_PART.fullmatch(value):
+                raise InvalidInput(f"{name} {str(value)[:20]!r} is not a Slack view ID or hash")
+
+
+def team_view_submitted(t: TeamRef, view: ViewRef) -> str:
+    """Mark of one submitted state of a modal, in the team's hash slot (so the submission's script sets it)."""
+    return f"{PREFIX}:{t.tag}:view:{view.id}:{view.hash}"
 
 
 def workspace_teams(workspace: str) -> str:

@@ -59,6 +59,8 @@ from tests.fakes.line_api import MULTICAST, REPLY, FakeLineApi
 from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
 from tests.fakes.slack_signing import event_body
 
+TEAM_TAG = TeamRef(WS, CH).tag[1:-1]
+
 SLOT_ERROR = re.compile(r"CROSSSLOT|same (key )?slot|different slots", re.IGNORECASE)
 TAG = re.compile(r"\{([^}]+)\}")
 
@@ -259,6 +261,9 @@ def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
         assert report is not None
         return {
             "channel": [(m["text"], m.get("blocks")) for m in env.channel_messages(CH)],
+            # every hint consumed and every recovery mark cleared once the worker delivered
+            "hints": (backend.client.zcard(jobs.due(jobs.shard_of(TEAM_TAG))),
+                      backend.client.llen(jobs.ready(jobs.shard_of(TEAM_TAG)))),
             "ephemerals": env.ephemerals(CH),
             "views": [v.get("blocks") for v in fake.opened_views()],
             "home": [(c.args["user_id"], c.args["view"]) for c in fake.calls("views.publish")],
@@ -367,6 +372,7 @@ def test_slack_kpi_flow_on_the_cluster_matches_one_server(
     assert got == expected
 
     announcement, result = got["channel"]
+    assert got["hints"] == (0, 0)
     assert TEAM_NAME in announcement[0]
     assert result[0] == f"CRM KPI {Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
     names = got["catalog_names"]

@@ -688,7 +688,8 @@ def test_slack_a_valid_submission_still_goes_through(team_probe: SlackProbe) -> 
     res, calls = team_probe.check(interaction(view_submission_payload(ALICE, view, values)),
                                   may_store=lambda k: True, may_call=lambda c: True)
     assert res.status_code == 200 and not res.get_data()
-    assert [c.method for c in calls] == ["chat.postMessage"]
+    assert [c.method for c in calls] == ["chat.postMessage"]  # delivered by the worker
+    assert [p["text"][:7] for p in team_probe.env.team_posts(CH)] == ["CRM KPI"]
 
 
 # -- buttons -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ never sleep: :meth:`SlackEnv.settle` waits (bounded) for exactly the work the re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from bot.config import Config
 from bot.slack.app import build_slack
 from bot.slack.texts import t
 from bot.worker import WorkerThread
-from conversations import keys
+from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import Subject, TeamRef
 from conversations.kpi_catalog import Catalog
@@ -120,13 +121,14 @@ class SlackEnv:
         runner.listener_executor = self.executor
         runner.lazy_listener_runner.executor = self.executor
 
-    def rebuild_slack(self, catalog: Catalog) -> None:
-        """Swap in Slack parts built over another catalog (same client, Redis, outbox and clock)."""
+    def rebuild_slack(self, catalog: Catalog | None = None, *, teams: TeamStore | None = None,
+                      post_lease: float = 30.0) -> None:
+        """Swap in Slack parts built over another catalog or team store (same client, Redis, outbox and clock)."""
         old = self.svc.slack
         self.svc.slack = build_slack(
             signing_secret=SECRET, client=old.client, redis_client=self.svc.redis, bot=self.svc.bot,
-            script=self.svc.script, catalog=catalog, teams=old.teams, outbox=self.svc.outbox,
-            locale=self.svc.config.locale, clock=self.clock,
+            script=self.svc.script, catalog=catalog or old.catalog, teams=teams or old.teams, outbox=self.svc.outbox,
+            locale=self.svc.config.locale, clock=self.clock, post_lease=post_lease,
         )
         self.instrument()
 
@@ -192,6 +194,25 @@ class SlackEnv:
     # ---- what happened --------------------------------------------------------------------------
     def channel_messages(self, channel: str = CH) -> list[dict[str, Any]]:
         return self.fake.messages(channel)
+
+    @contextlib.contextmanager
+    def worker_paused(self) -> Iterator[None]:
+        """Nothing is delivered inside (as with only the Procfile's web: running): jobs stay queued."""
+        saved, self.worker = self.worker, None
+        try:
+            yield
+        finally:
+            self.worker = saved
+
+    def team_jobs(self, channel: str = CH) -> list[Job]:
+        """The jobs still in a team's mailbox (not yet delivered), oldest first."""
+        raw = self.r.hgetall(jobs.mailbox(TeamRef(WS, channel).tag[1:-1]))
+        return sorted((Job.from_json(v) for v in raw.values()), key=lambda j: (j.received, j.id))
+
+    def team_posts(self, channel: str = CH) -> list[dict[str, Any]]:
+        """The KPI result posts delivered to a team's channel, oldest first (the fake checks each
+        against Slack's limits as it receives it)."""
+        return [m for m in self.channel_messages(channel) if str(m.get("text", "")).startswith("CRM KPI")]
 
     def dms(self, user: str) -> list[dict[str, Any]]:
         return self.fake.messages(dm_channel_id(user))

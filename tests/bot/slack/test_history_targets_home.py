@@ -67,7 +67,10 @@ def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) 
         "総合:  7.9 |  7.1"
         "```",
     ]
-    assert team_env.channel_messages(CH)[-1]["text"].startswith(f"CRM KPI {Q1_2026}")  # history is not posted
+    results = team_env.team_posts(CH)
+    assert results[-1]["text"].startswith(f"CRM KPI {Q1_2026}")  # history is not posted
+    assert [m["text"] for m in team_env.channel_messages(CH)] == [txt("setup_announce", user=ALICE, name=TEAM_NAME),
+                                                                  *(m["text"] for m in results)]
 
 
 def test_history_before_any_report(team_env: SlackEnv) -> None:
@@ -108,7 +111,7 @@ def test_targets_modal_lists_every_indicator_as_optional(team_env: SlackEnv) -> 
 def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -> None:
     figures = {**BASE, "complete_records": "95"}
     team_env.report(figures)
-    assert fields_of(team_env.channel_messages(CH)[-1])[1] == area_line(area_names(team_env)["data_quality"], 10.0)
+    assert fields_of(team_env.team_posts(CH)[-1])[1] == area_line(area_names(team_env)["data_quality"], 10.0)
 
     team_env.clock.advance(600)
     res = submit_targets(team_env, open_targets(team_env, BOB), {"complete_records": "98"}, BOB)
@@ -125,7 +128,7 @@ def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -
     hint = next(b for b in view["blocks"] if b.get("block_id") == "ind:complete_records")["hint"]["text"]
     assert hint == txt("target_hint", target="98", unit="%", direction=txt("higher"))
     team_env.submit(view, form_values(team_env.catalog, figures))
-    message = team_env.channel_messages(CH)[-1]
+    message = team_env.team_posts(CH)[-1]
     assert fields_of(message)[1] == area_line(area_names(team_env)["data_quality"], 8.0)
     assert context_of(message)[0] == txt("replaced_by", user=ALICE, quarter=Q1_2026)
 

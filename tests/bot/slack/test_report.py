@@ -42,8 +42,8 @@ def team_env(slack_env: SlackEnv) -> SlackEnv:
 
 
 def result_messages(env: SlackEnv) -> list[dict]:
-    """Channel messages after the setup announcement."""
-    return env.channel_messages(CH)[1:]
+    """The result posts of the team's reports."""
+    return env.team_posts(CH)
 
 
 # ---- the modal -----------------------------------------------------------------------------------

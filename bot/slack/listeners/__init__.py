@@ -1,0 +1,24 @@
+"""The Slack listeners, one module per feature, registered on the Bolt app by :func:`register`.
+
+    middleware  the dependencies in every request's context; Slack's event retries handled once
+    kpi         /kpi and its subcommands, the report and targets modals, the open-report button
+    diagnosis   /diagnosis, the diagnosis buttons, direct messages
+    home        the App Home tab
+
+Every listener is a module-level function; Bolt injects its arguments by name (``ack``, ``body``,
+``command``, ...), and ``deps`` (:class:`bot.slack.deps.Deps`) from the request context.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.slack.deps import Deps
+from bot.slack.listeners import diagnosis, home, kpi, middleware
+
+
+def register(app: App, deps: Deps) -> None:
+    middleware.register(app, deps)
+    kpi.register(app)
+    diagnosis.register(app)
+    home.register(app)

@@ -1,0 +1,46 @@
+"""Helpers the listener modules share: scoring stored figures, ephemerals, posts to a team."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.slack.deps import Deps
+from conversations.keys import Subject, TeamRef
+from conversations.teams import Report, Team
+from scoring.kpi import KpiResult
+
+
+def subject_of(workspace: str, user: str) -> Subject:
+    return Subject("slack", f"{workspace}.{user}")
+
+
+def ephemeral(deps: Deps, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    deps.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+
+
+def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]) -> None:
+    deps.outbox.enqueue(subject_of(team.ref.workspace, team.ref.channel),
+                        [{"type": "slack_post", "text": text, "blocks": blocks}])
+
+
+def usable(deps: Deps, figures: Any) -> dict[str, float]:
+    """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
+    indicator, a narrower range), and an old figure the catalog no longer knows is left out."""
+    out = {}
+    for key, value in dict(figures or {}).items():
+        try:
+            ind = deps.catalog.indicator(key)
+        except KeyError:
+            continue
+        if ind.minimum <= value <= ind.maximum:
+            out[key] = value
+    return out
+
+
+def score(deps: Deps, values: Any, targets: Any) -> KpiResult:
+    return deps.catalog.score(usable(deps, values), usable(deps, targets))
+
+
+def score_report(deps: Deps, rep: Report, ref: TeamRef) -> KpiResult:
+    """A stored report, scored against the targets in force when it was reported."""
+    return score(deps, rep.values, rep.targets if rep.targets is not None else deps.teams.targets(ref))
