@@ -14,8 +14,12 @@ def subject_of(workspace: str, user: str) -> Subject:
     return Subject("slack", f"{workspace}.{user}")
 
 
-def ephemeral(deps: Deps, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-    deps.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+def ephemeral(deps: Deps, ref: TeamRef, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    """A message only ``user`` sees in the channel: queued for the worker (the web tier sends nothing)."""
+    out: dict[str, Any] = {"type": "slack_ephemeral", "user": user, "text": text}
+    if blocks is not None:
+        out["blocks"] = blocks
+    deps.outbox.enqueue(subject_of(ref.workspace, ref.channel), [out])
 
 
 def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ from slack_bolt import App
 
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
-from bot.slack.listeners.common import score_report
+from bot.slack.listeners.common import score_report, subject_of
 from bot.slack.payload import strings
 from scoring.periods import quarter_of
 
@@ -16,7 +16,7 @@ from scoring.periods import quarter_of
 def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
     ids = strings(event, "user")
     workspace = body.get("team_id", "")
-    if event.get("tab", "home") != "home" or ids is None or not isinstance(workspace, str):
+    if event.get("tab", "home") != "home" or ids is None or not isinstance(workspace, str) or not workspace:
         return
     teams = deps.teams
     now = deps.clock()
@@ -31,7 +31,8 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
             rep = teams.report(team.ref, latest_q)
             latest = score_report(deps, rep, team.ref) if rep else None
         rows.append((team, current, reported, latest_q, latest))
-    deps.client.views_publish(user_id=ids[0], view=B.home_view(deps.catalog, deps.locale, rows))
+    view = B.home_view(deps.catalog, deps.locale, rows)
+    deps.outbox.enqueue(subject_of(workspace, ids[0]), [{"type": "slack_home", "user": ids[0], "view": view}])
 
 
 def register(app: App) -> None:

@@ -52,21 +52,22 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         log.warning("slack: /kpi without a valid team, channel, user or trigger ignored")
         return
     locale, teams = deps.locale, deps.teams
-    user, channel, trigger_id = ids[2], ids[1], ids[3]
+    user, trigger_id = ids[2], ids[3]
     # split on any whitespace: Japanese input methods type U+3000 (full-width) for a space
     text = command.get("text")
     words = (text if isinstance(text, str) else "").split(None, 1)
     sub = words[0].lower() if words else ""
     rest = words[1] if len(words) > 1 else ""
     if sub == "setup":
-        setup(deps, ref, user, rest.strip())
+        channel_name = command.get("channel_name")
+        setup(deps, ref, user, rest.strip(), channel_name if isinstance(channel_name, str) else "")
         return
     if sub in ("help", "?"):
-        ephemeral(deps, channel, user, t(locale, "help"))
+        ephemeral(deps, ref, user, t(locale, "help"))
         return
     team = teams.get(ref)
     if team is None:
-        ephemeral(deps, channel, user, t(locale, "not_a_team"))
+        ephemeral(deps, ref, user, t(locale, "not_a_team"))
         return
     if sub == "":
         open_report(deps, trigger_id, team)
@@ -80,16 +81,16 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
             if rep is not None:
                 rows.append((q, score_report(deps, rep, ref)))
         text, blks = B.history_blocks(deps.catalog, locale, team, rows)
-        ephemeral(deps, channel, user, text, blks)
+        ephemeral(deps, ref, user, text, blks)
     elif sub == "reminders" and rest.strip().lower() in ("on", "off"):
         on = rest.strip().lower() == "on"
         teams.set_reminders(ref, on)
-        ephemeral(deps, channel, user, t(locale, "reminders_on" if on else "reminders_off"))
+        ephemeral(deps, ref, user, t(locale, "reminders_on" if on else "reminders_off"))
     else:
-        ephemeral(deps, channel, user, t(locale, "help"))
+        ephemeral(deps, ref, user, t(locale, "help"))
 
 
-def setup(deps: Deps, ref: TeamRef, user: str, rest: str) -> None:
+def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = "") -> None:
     locale = deps.locale
     tz = DEFAULT_TZ
     words = []
@@ -101,26 +102,21 @@ def setup(deps: Deps, ref: TeamRef, user: str, rest: str) -> None:
     try:
         zone(tz)
     except ValueError:
-        ephemeral(deps, ref.channel, user, t(locale, "bad_tz", tz=tz[:40]))
+        ephemeral(deps, ref, user, t(locale, "bad_tz", tz=tz[:40]))
         return
     name = plain_name(" ".join(words))
     if not name:
         existing = deps.teams.get(ref)
-        if existing:
-            name = existing.name
-        else:
-            try:
-                name = plain_name(deps.client.conversations_info(channel=ref.channel)["channel"]["name"])
-            except Exception:
-                name = ref.channel
+        # else the channel's name as the slash command carried it (no API call from the web tier)
+        name = existing.name if existing else plain_name(channel_name) or ref.channel
     team, created = deps.teams.register(ref, name, tz, user, deps.clock())
     if created:
         # the announcement is queued first: a failed (best-effort) ephemeral must not lose it
         announcement = t(locale, "setup_announce", user=user, name=team.name)
         post_to_team(deps, team, announcement, [B.section(announcement)])
-        ephemeral(deps, ref.channel, user, t(locale, "setup_done", name=team.name, tz=team.tz))
+        ephemeral(deps, ref, user, t(locale, "setup_done", name=team.name, tz=team.tz))
     else:
-        ephemeral(deps, ref.channel, user, t(locale, "setup_updated", name=team.name, tz=team.tz))
+        ephemeral(deps, ref, user, t(locale, "setup_updated", name=team.name, tz=team.tz))
 
 
 # ---- the open-report button (reminders) ----------------------------------------------------------
@@ -245,7 +241,7 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     if not applied:
         log.info("slack: a targets modal submitted again (team %s) was not applied twice", team.ref.channel)
         return
-    ephemeral(deps, team.ref.channel, user[0], t(locale, "targets_saved"))
+    ephemeral(deps, team.ref, user[0], t(locale, "targets_saved"))
 
 
 def register(app: App) -> None:
