@@ -36,13 +36,13 @@ from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.teams import Team, TeamStore
 from scoring import score
-from scoring.periods import Quarter, quarter_of, zone
+from scoring.periods import DEFAULT_TZ, Quarter, quarter_of, zone
 
 log = logging.getLogger(__name__)
 DAY = 86400
 LEDGER_TTL = 400 * DAY  # a ledger mark outlives its period; then it expires on its own
 LINE_BATCH = 500  # LINE's multicast limit
-LINE_TZ = "Asia/Tokyo"
+LINE_TZ = DEFAULT_TZ  # LINE users are reminded on Japan time
 RECENT = 30 * DAY  # someone who took the diagnosis this recently is not asked to retake it yet
 
 

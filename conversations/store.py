@@ -90,6 +90,9 @@ class Persistence(abc.ABC):
     @abc.abstractmethod
     def drop(self, subject: Subject) -> None: ...
 
+    @abc.abstractmethod
+    def load(self, subject: Subject) -> Conv: ...
+
 
 class RedisStore(Persistence):
     def __init__(self, client: redis.Redis, *, dedupe_ttl: int = DEDUPE_TTL) -> None:

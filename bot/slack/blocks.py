@@ -202,7 +202,7 @@ def parse_quarter(
     option = _input_value(state, "quarter", "q").get("selected_option")
     raw = option.get("value") if isinstance(option, Mapping) else None
     try:
-        quarter = Quarter.parse(raw)
+        quarter = Quarter.parse(raw if isinstance(raw, str) else "")
     except ValueError:
         return None, {"quarter": t(locale, "err_quarter")}
     if quarter > current:

@@ -97,7 +97,8 @@ class SlackTransport:
 
     async def _already_posted(self, channel: str, job_id: str) -> bool:
         res = await self.client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
-        for msg in res.get("messages", []):
+        messages: list[dict[str, Any]] = res.get("messages") or []
+        for msg in messages:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("id") == job_id:
                 return True

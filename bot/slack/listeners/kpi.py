@@ -18,10 +18,10 @@ from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef, ViewRef
 from conversations.teams import Team
 from scoring.kpi import compare, missing_required
-from scoring.periods import Quarter, quarter_of, recent, zone
+from scoring.periods import DEFAULT_TZ, Quarter, quarter_of, recent, zone
 
 log = logging.getLogger(__name__)
-DEFAULT_TZ = "Asia/Tokyo"
+
 
 
 def plain_name(text: str) -> str:
@@ -127,7 +127,8 @@ def open_report_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], d
     data = json_object(action.get("value"))
     trigger_id = body.get("trigger_id")
     try:
-        ref = TeamRef.parse(data.get("team")) if isinstance(data.get("team"), str) else None
+        team_id = data.get("team")
+        ref = TeamRef.parse(team_id) if isinstance(team_id, str) else None
         quarter = Quarter.parse(data.get("quarter", ""))
     except (ValueError, InvalidInput):
         return
