@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, current_app
+
+from conversations.errors import StoreUnavailable
+from conversations.redis_ops import translated
 
 
 def blueprint() -> Blueprint:
@@ -12,8 +14,9 @@ def blueprint() -> Blueprint:
     @bp.get("/healthz")
     def healthz() -> tuple[str, int]:
         try:
-            current_app.extensions["crmbot"].redis.ping()
-        except (redis.RedisError, OSError):
+            with translated():
+                current_app.extensions["crmbot"].redis.ping()
+        except (StoreUnavailable, OSError):
             return "redis unavailable", 503
         return "ok", 200
 

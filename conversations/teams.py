@@ -25,7 +25,6 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from conversations import jobs, keys
-from conversations.errors import StoreUnavailable
 from conversations.jobs import Job
 from conversations.keys import TeamRef, ViewRef
 from conversations.redis_ops import translated, write_then_script
@@ -132,10 +131,8 @@ class TeamStore:
         self._targets = client.register_script(TARGETS_LUA)
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
+        with translated():
             return fn(*args, **kwargs)
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
 
     # ---- teams -----------------------------------------------------------------------------------
 
