@@ -47,7 +47,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.server.fake.handle_request(self.command, self.path, headers, body)
+        fake = self.server.fake
+        with fake._lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            answer = fake.handle_request(self.command, self.path, headers, body)
+        finally:
+            with fake._lock:
+                fake.in_flight -= 1
         payload = json.dumps(answer.body).encode()
         self.send_response(answer.status)
         self.send_header("Content-Type", self.server.fake.content_type)
@@ -68,6 +76,8 @@ class FakeHttpApi:
 
     def __init__(self) -> None:
         self.delay: float = 0.0
+        self.in_flight = 0  # requests being handled now
+        self.max_in_flight = 0  # the most handled at once (reset it to measure a stretch)
         self.contract_errors: list[str] = []
         self._lock = threading.RLock()
         self._server: _Server | None = None

@@ -7,9 +7,11 @@ import threading
 
 import pytest
 
+from bot.core import MAX_CAS_ATTEMPTS
 from conversations import keys
 from conversations.keys import Subject
 from conversations.machine import Conv
+from conversations.store import RedisStore, Snapshot
 from tests.bot.line.conftest import LineEnv
 from tests.bot.line.helpers import LineUser, last_quick_reply_data, sign, texts
 from tests.fakes.line_api import REPLY
@@ -318,3 +320,31 @@ def test_line_disabled_answers_503(r, redis_url, clock) -> None:
     res = create_app(services=svc).test_client().post("/line/webhook", data=b"{}")
     assert res.status_code == 503
     assert "not configured" in res.get_data(as_text=True)
+
+
+class _Contended(RedisStore):
+    """Another writer changes the user's record between every read and commit (real contention)."""
+
+    def get(self, subject: Subject, event_id: str) -> Snapshot:
+        snap = super().get(subject, event_id)
+        self.r.set(keys.conv(subject), Conv(state="idle", n=snap.conv.n + 1000 + len(event_id)).to_json())
+        self.r.incr("test:contended")
+        return snap
+
+
+def test_a_record_that_keeps_changing_is_contention_not_an_outage(line_env: LineEnv) -> None:
+    real = line_env.svc.bot.store
+    line_env.svc.bot.store = _Contended(line_env.r)
+    try:
+        user = line_env.user()
+        ev = user.text_event("診断")
+        res = user.post(ev)
+        assert res.status_code == 503 and res.get_data(as_text=True) == "busy, try again"
+        assert int(line_env.r.get("test:contended")) == MAX_CAS_ATTEMPTS  # it tried, then gave up
+        assert line_env.settle() == 0 and line_env.fake.recorded() == []
+    finally:
+        line_env.svc.bot.store = real
+    redelivered = dict(ev, deliveryContext={"isRedelivery": True})
+    assert user.post(redelivered).status_code == 200  # LINE's redelivery goes through, once
+    line_env.settle()
+    assert len(line_env.fake.delivered(user.user_id)) == 1

@@ -178,6 +178,22 @@ def test_multicast_batches_hold_at_most_500_users(world: World) -> None:
     assert len(set(world.multicast_recipients())) == 1001
 
 
+def test_the_multicasts_of_one_pass_go_out_concurrently(world: World) -> None:
+    """Queued by the pass, sent by the worker side by side (up to LINE's rate), not one after another."""
+    for i in range(1500):
+        world.line_user(f"U{i:032d}")
+    world.line.delay = 0.2  # each multicast takes a while at LINE
+    world.line.max_in_flight = 0
+    try:
+        world.clock.t = KICKOFF
+        world.reminders.run(world.clock())
+    finally:
+        world.line.delay = 0.0
+    assert len(world.line.recorded(MULTICAST)) == 3
+    assert world.line.max_in_flight == 3
+    assert len(set(world.multicast_recipients())) == 1500
+
+
 def test_what_would_exceed_the_monthly_quota_is_not_sent(world: World) -> None:
     for i in range(5):
         world.line_user(f"U{i:032d}")
