@@ -33,15 +33,15 @@ def connect(config: Config) -> redis.Redis:
         return connect_cluster(config.redis_url)
     if config.redis_url:
         return redis.Redis.from_url(config.redis_url, **_TIMEOUTS)
-    server = embedded_server(config)
-    log.info("embedded redis at %s (pid %d%s)", server.socket_path, server.pid, ", started now" if server.owned else "")
-    return server.client(**_TIMEOUTS)
+    return embedded_server(config).client(**_TIMEOUTS)
 
 
 def embedded_server(config: Config) -> EmbeddedRedis:
     """The embedded server of CRMBOT_DATA_DIR, started now if no process has started it. Its ``owned``
     says whether this call started it (then its ``stop()`` shuts it down)."""
-    return start_or_connect(config.data_dir)
+    server = start_or_connect(config.data_dir)
+    log.info("embedded redis at %s (pid %d%s)", server.socket_path, server.pid, ", started now" if server.owned else "")
+    return server
 
 
 def redis_url_of(config: Config) -> str:

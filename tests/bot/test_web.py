@@ -34,6 +34,7 @@ from werkzeug.serving import make_server
 from bot.web import WebServer
 from tests.bot.line.helpers import SECRET, TOKEN, sign
 from tests.fakes.line_api import FakeLineApi
+from tests.isolation import track_process
 from tests.redis_server import free_port
 
 BIN = os.path.dirname(sys.executable)
@@ -93,16 +94,22 @@ def crmbot_web(redis_url: str, fake: FakeLineApi, *args: str) -> Iterator[WebPro
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "REDIS_", "PORT"))}
     env |= {"REDIS_URL": redis_url, "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
             "LINE_API_HOST": fake.base_url, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    with tempfile.TemporaryFile() as output:
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as worker_output:
+        # the web tier only commits: a worker (the Procfile's worker:) delivers the replies
+        worker = subprocess.Popen([os.path.join(BIN, "crmbot"), "worker"], env=env, stdout=worker_output,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        track_process(worker, "crmbot worker", group=True)
         proc = subprocess.Popen([os.path.join(BIN, "crmbot"), "web", "--host", "127.0.0.1", "--port", str(port),
                                  *args], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        track_process(proc, "crmbot web", group=True)
         try:
             _wait_healthy(port, proc)
             yield WebProcess(proc, port, output)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=30)
+            for p in (proc, worker):
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=30)
 
 
 # ---- slow clients ------------------------------------------------------------------------------------
