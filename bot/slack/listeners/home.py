@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import App
@@ -10,7 +11,10 @@ from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import score_report, subject_of
 from bot.slack.payload import strings
+from conversations.errors import InvalidInput
 from scoring.periods import quarter_of
+
+log = logging.getLogger(__name__)
 
 
 def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
@@ -32,7 +36,12 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
             latest = score_report(deps, rep, team.ref) if rep else None
         rows.append((team, current, reported, latest_q, latest))
     view = B.home_view(deps.catalog, deps.locale, rows)
-    deps.outbox.enqueue(subject_of(workspace, ids[0]), [{"type": "slack_home", "user": ids[0], "view": view}])
+    try:
+        subject = subject_of(workspace, ids[0])
+    except InvalidInput:
+        log.warning("slack: App Home opened by a user ID that is not one; ignored")
+        return
+    deps.outbox.enqueue(subject, [{"type": "slack_home", "user": ids[0], "view": view}])
 
 
 def register(app: App) -> None:
