@@ -241,6 +241,7 @@ FALLBACK_LINES = {
 ECHO_LINE = ("gunicorn --bind 127.0.0.1:${PORT} --workers 2 --threads {threads} --access-logfile - "
              "'benchmarks.echo:create_app()'")
 ECHO_THREADS = 8
+FALLBACKS: list[str] = []  # every time a fallback line ran instead of the Procfile's, and why
 _PORT = re.compile(r"\$\{PORT(?::?-[^}]*)?\}|\$PORT\b")
 
 
@@ -315,11 +316,13 @@ def start_line(kind: str, name: str, env: dict[str, str], *, url: str | None = N
                     raise RuntimeError(f"{command!r} exited with {proc.returncode}")
         except RuntimeError as e:
             stop_group(proc)
-            reason = f"{command!r} did not start ({e}; see {LOGS / (tag + '.log')})"
+            reason = f"{command!r} did not start ({str(e).split('; see')[0]}; log: {LOGS / (tag + '.log')})"
             if i + 1 < len(tried):
                 print(f"  note: {reason}; running the pre-redesign {kind}: line instead", flush=True)
                 continue
             raise RuntimeError(reason) from None
+        if i:
+            FALLBACKS.append(f"{kind}: {reason}; ran {command!r}")
         return Started(kind, original, command, proc, reason if i else "")
     raise RuntimeError(f"no {kind}: line to run")
 

@@ -27,7 +27,7 @@ SECTIONS = ("webhook", "redis", "memory", "fanout")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run with small sizes (about two minutes); its figures are not the targets'")
+                   help="a smoke run with small sizes (about three minutes); its figures are not the targets'")
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     p.add_argument("--closed-users", type=_ints, default=[8, 32, 128],
                    help="closed loop: the numbers of users, comma-separated (8,32,128)")
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         fakes.stop()
     data["seconds"] = time.monotonic() - started
     data["rows"] = [r.as_dict() for r in rows]
+    data["fallbacks"] = sorted(set(procs.FALLBACKS))
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     print()
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
           + (" (--quick: small sizes)" if opts.quick else "")
           + f"; CPUs kept busy by other processes: {noise}")
     print(table(rows))
+    for line in data["fallbacks"]:
+        print(f"note: the Procfile's line did not start, so the pre-redesign one ran: {line}")
     print(f"\nfigures: {opts.out}")
     missed = [r for r in rows if r.result == MISS]
     if missed:
