@@ -5,6 +5,9 @@ not validate requests against the specs (that costs 2-3 ms a request under a loc
 the bottleneck here); they keep what the figures need:
 
 - the time each request arrived (before the added delay), by reply token, user and channel;
+- a request is decided and recorded when it arrives, before the added delay: a message LINE accepted
+  stays delivered even if the client gives up waiting for the answer (a delay above the SDK's 10 s
+  read timeout), as with the real API, where a timed-out request may well have been delivered;
 - LINE semantics that decide "exactly once": a reply token works once (then 400 "Invalid reply
   token"), an ``X-Line-Retry-Key`` is accepted once (then 409);
 - an added delay before every API answer (``delay``, seconds), the API's latency;
@@ -12,7 +15,10 @@ the bottleneck here); they keep what the figures need:
   chat.postMessage per channel and workspace-wide. Past a limit the answer is 429 with
   ``Retry-After`` (whole seconds, at least 1) and nothing is delivered.
 
-Control (JSON): ``POST /_bench/config``, ``POST /_bench/reset``, ``GET /_bench/records``.
+Control (JSON): ``POST /_bench/config``, ``POST /_bench/reset``, ``GET /_bench/records``; and the
+websocket ``/_bench/stream``, which gets one text message per reply or push accepted, as it arrives:
+``{"r": reply token, "t": arrival}`` or ``{"p": user ID, "t": arrival}`` (the closed-loop users wait
+on it).
 Run: ``python -m benchmarks.fakes --port P --line-token T --slack-token S`` (prints ``ready``).
 """
 
@@ -61,6 +67,7 @@ class State:
         self.slack_channel_limit: tuple[float, float] | None = None
         self.slack_workspace_limit: tuple[float, float] | None = None
         self.ids = itertools.count(1)
+        self.streams: set[web.WebSocketResponse] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -100,6 +107,13 @@ class State:
             "timeline": self.timeline,
         }
 
+    async def notify(self, note: str) -> None:
+        for ws in list(self.streams):
+            try:
+                await ws.send_str(note)
+            except (ConnectionError, RuntimeError):
+                self.streams.discard(ws)
+
 
 def _sent(n: int, state: State) -> list[dict[str, str]]:
     return [{"id": str(next(state.ids)), "quoteToken": "q"} for _ in range(max(1, n))]
@@ -118,14 +132,19 @@ async def line_api(request: web.Request) -> web.Response:
     arrived = time.time()
     path = request.path
     body = await request.read()
-    if state.delay:
-        await asyncio.sleep(state.delay)
-    answer = _line(state, request.method, path, request.headers, body, arrived)
+    delay = state.delay
+    notes: list[str] = []
+    answer = _line(state, request.method, path, request.headers, body, arrived, notes)  # decided on arrival
     state.status[f"{path} {answer.status}"] += 1
+    for note in notes:
+        await state.notify(note)
+    if delay:
+        await asyncio.sleep(delay)
     return answer
 
 
-def _line(state: State, method: str, path: str, headers: Any, body: bytes, arrived: float) -> web.Response:
+def _line(state: State, method: str, path: str, headers: Any, body: bytes, arrived: float,
+          notes: list[str]) -> web.Response:
     if headers.get("Authorization") != state.line_auth:
         return _json(401, {"message": "Authentication failed."})
     if method == "GET" and path == "/v2/bot/message/quota":
@@ -150,6 +169,7 @@ def _line(state: State, method: str, path: str, headers: Any, body: bytes, arriv
             rec[2] += 1
             return _json(400, {"message": "Invalid reply token"})
         rec[0], rec[1] = arrived, 1
+        notes.append(json.dumps({"r": token, "t": arrived}))
         return _json(200, {"sentMessages": _sent(len(messages), state)})
     key = headers.get("X-Line-Retry-Key")
     if key is not None:
@@ -159,6 +179,7 @@ def _line(state: State, method: str, path: str, headers: Any, body: bytes, arriv
     if path == PUSH:
         state.pushes[data["to"]] += 1
         state.push_times[data["to"]].append(arrived)
+        notes.append(json.dumps({"p": data["to"], "t": arrived}))
         return _json(200, {"sentMessages": _sent(len(messages), state)})
     recipients = data.get("to") or []
     if len(recipients) > 500:
@@ -179,10 +200,11 @@ async def slack_api(request: web.Request) -> web.Response:
             args.update(json.loads(raw))
         else:
             args.update(parse_qsl(raw.decode()))
-    if state.delay:
-        await asyncio.sleep(state.delay)
-    status, body, headers = _slack(state, method, request.headers, args, arrived)
+    delay = state.delay
+    status, body, headers = _slack(state, method, request.headers, args, arrived)  # decided on arrival
     state.status[f"{method} {status}"] += 1
+    if delay:
+        await asyncio.sleep(delay)
     return _json(status, body, headers)
 
 
@@ -237,12 +259,26 @@ async def control_records(request: web.Request) -> web.Response:
     return _json(200, request.app["state"].records())
 
 
+async def control_stream(request: web.Request) -> web.WebSocketResponse:
+    state: State = request.app["state"]
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    state.streams.add(ws)
+    try:
+        async for _ in ws:  # nothing is expected from the client; this waits until it goes
+            pass
+    finally:
+        state.streams.discard(ws)
+    return ws
+
+
 def make_app(line_token: str, slack_token: str) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app["state"] = State(line_token, slack_token)
     app.router.add_post("/_bench/config", control_config)
     app.router.add_post("/_bench/reset", control_reset)
     app.router.add_get("/_bench/records", control_records)
+    app.router.add_get("/_bench/stream", control_stream)
     app.router.add_route("*", "/v2/bot/{tail:.*}", line_api)
     app.router.add_post("/api/{method}", slack_api)
     return app

@@ -3,8 +3,8 @@
 - Redis bytes per user: ``used_memory`` before and after committing 100,000 finished diagnoses (opted
   in to the reminder), then 10,000 in progress, each time after the dedupe window has run out (the
   marks are deleted, as their TTL would), on a redis-server of its own. See benchmarks/seed.py.
-- The resident memory (VmRSS) of the web process after the webhook load (section 1's runs), next to
-  the echo bot's after the same load.
+- The resident memory (VmRSS) of the largest process of the web role after the webhook load (section
+  1's runs; a gunicorn worker today), next to the echo bot's largest after the same load.
 - ``crmbot chat``'s start-up: from spawning the command until it prints the first question ("Q1/10";
   it is given the start button's "1" on stdin), the median of five; and which packages it imports
   (``-X importtime``): it must not import the SDKs it does not use (linebot, slack_sdk, slack_bolt,
@@ -134,8 +134,8 @@ def run(opts: Any, keep: bool = False, webhook: dict[str, Any] | None = None
     ]
     if webhook:
         ours, echo = webhook.get("crmbot_worker_rss_bytes") or [0], webhook.get("echo_worker_rss_bytes") or [0]
-        rows.append(Row("3", "RSS of the web process after the load (largest one)", f"{max(ours) / 2**20:.0f} MiB",
-                        f"echo bot's worker: {max(echo) / 2**20:.0f} MiB", f"{ratio(max(ours), max(echo)):.2f}x",
+        rows.append(Row("3", "RSS of the largest web process after the load", f"{max(ours) / 2**20:.0f} MiB",
+                        f"echo bot's: {max(echo) / 2**20:.0f} MiB", f"{ratio(max(ours), max(echo)):.2f}x",
                         "(none)", "info"))
     st = data["startup"]
     heavy = ", ".join(f"{k} {v:.0f} ms" for k, v in list(st["heaviest_imports_ms"].items())[:4])

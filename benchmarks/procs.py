@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -57,7 +58,7 @@ def free_port() -> int:
 
 
 def venv_env(**extra: str) -> dict[str, str]:
-    """The environment for a child: this interpreter's bin directory first on PATH (crmbot)."""
+    """The environment for a child: this interpreter's bin directory first on PATH (gunicorn, crmbot)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "CRMBOT_", "REDIS_URL"))}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
@@ -80,8 +81,8 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
 
 
 def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
-    """Stop a process we started, then whatever is left of its process group (e.g. an embedded
-    redis-server it started)."""
+    """Stop a process we started, then whatever is left of its process group (e.g. a gunicorn worker
+    still emptying its queue after the master went)."""
     if proc is None:
         return
     stop(proc, timeout)
@@ -196,8 +197,48 @@ class Fakes:
     def records(self) -> dict[str, Any]:
         return self._call("/_bench/records")
 
+    @property
+    def stream_url(self) -> str:
+        """A websocket that gets one message per reply or push the fake LINE API accepts, as it arrives."""
+        return self.base_url + "/_bench/stream"
+
+
+# ---- the bot's queues (before and after the delivery redesign) ------------------------------------------
+
+
+def pending_jobs(client: redis.Redis) -> int:
+    """Messages the bot still has to deliver or look at again: the outbox index of today's code, and the
+    queue shards of conversations/jobs.py (ready lists, due sets), whichever this checkout has."""
+    from conversations import keys
+
+    n = 0
+    with client.pipeline(transaction=False) as p:
+        if hasattr(keys, "OUTBOX_DUE"):
+            p.zcard(keys.OUTBOX_DUE)
+        try:
+            from conversations import jobs
+        except ImportError:
+            jobs = None  # type: ignore[assignment]
+        if jobs is not None and hasattr(jobs, "QUEUE_SHARDS"):
+            for k in range(jobs.QUEUE_SHARDS):
+                p.llen(jobs.ready(k))
+                p.zcard(jobs.due(k))
+        for v in p.execute():
+            n += int(v)
+    return n
+
 
 # ---- the Procfile ---------------------------------------------------------------------------------
+
+# Lines to run when the Procfile's own line does not start (none since the redesign: the Procfile's
+# web: and worker: lines are the product's; kept so that a broken line is reported, not hidden).
+FALLBACK_LINES: dict[str, str] = {}
+# The baseline's server: line-bot-sdk's sample echo app served exactly as `crmbot web` serves ours
+# (waitress through bot.web.serve_web, the same 16 request threads), bound to 127.0.0.1.
+ECHO_LINE = f"{shlex.quote(sys.executable)} -m benchmarks.echo --host 127.0.0.1 --port ${{PORT}} --threads {{threads}}"
+ECHO_THREADS = 16
+FALLBACKS: list[str] = []  # every time a fallback line ran instead of the Procfile's, and why
+_PORT = re.compile(r"\$\{PORT(?::?-[^}]*)?\}|\$PORT\b")
 
 
 def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -209,23 +250,107 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return lines
 
 
+def with_port(command: str, port: int) -> str:
+    """``$PORT``, ``${PORT}`` and ``${PORT:-8000}`` replaced by the port, as a Procfile runner sets it."""
+    return _PORT.sub(str(port), command)
+
+
 def local_only(command: str) -> str:
-    """The Procfile's web line binds 0.0.0.0 (all interfaces); the benchmark binds 127.0.0.1 only."""
-    return command.replace("--host 0.0.0.0", "--host 127.0.0.1")
-
-
-def with_app(command: str, module: str) -> str:
-    """The same web line serving another app: ``crmbot web ARGS`` becomes ``python -m MODULE ARGS``, a
-    module that serves its app with bot.web.serve_web as ``crmbot web`` does (benchmarks/echo.py)."""
-    head, found, args = command.partition("crmbot web")
-    if not found:
-        raise ValueError(f"not a crmbot web line: {command!r}")
-    return f"{head}{shlex.quote(sys.executable)} -m {module}{args}"
+    """A Procfile line binds 0.0.0.0 (all interfaces: ``--bind 0.0.0.0:P``, ``--host 0.0.0.0``); the
+    benchmark binds 127.0.0.1 only."""
+    return re.sub(r"(?<![\d.])0\.0\.0\.0(?![\d.])", "127.0.0.1", command)
 
 
 def start_procfile_line(name: str, command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Runs a Procfile line as a Procfile runner does: ``bash -c 'exec <line>'`` with $PORT set."""
-    return spawn(name, ["bash", "-c", "exec " + command], env)
+    """Runs a line as a Procfile runner does: ``bash -c 'exec <line>'`` with $PORT set (and substituted)."""
+    port = env.get("PORT")
+    return spawn(name, ["bash", "-c", "exec " + (with_port(command, int(port)) if port else command)], env)
+
+
+class Started:
+    """A process started from a Procfile line: what the Procfile says, what ran, and its process."""
+
+    def __init__(self, kind: str, procfile_line: str | None, command: str, proc: subprocess.Popen[bytes],
+                 fallback_reason: str = "") -> None:
+        self.kind, self.procfile_line, self.command, self.proc = kind, procfile_line, command, proc
+        self.fallback_reason = fallback_reason
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def describe(self) -> dict[str, str | None]:
+        return {"procfile": self.procfile_line, "ran": self.command, "fallback_because": self.fallback_reason or None}
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+def start_line(kind: str, name: str, env: dict[str, str], *, url: str | None = None,
+               lines: dict[str, str] | None = None, settle: float = 2.0) -> Started:
+    """Start the Procfile's ``kind:`` line (bound to 127.0.0.1). ``url``: wait until it answers HTTP there;
+    else wait ``settle`` seconds and check it is still running. If the line is missing or exits while
+    starting, the pre-redesign line (FALLBACK_LINES) runs instead and the reason is kept."""
+    lines = procfile() if lines is None else lines
+    tried: list[tuple[str | None, str]] = []
+    if kind in lines:
+        tried.append((lines[kind], local_only(lines[kind])))
+    if kind in FALLBACK_LINES and (not tried or local_only(FALLBACK_LINES[kind]) != tried[0][1]):
+        tried.append((lines.get(kind), local_only(FALLBACK_LINES[kind])))
+    reason = "" if kind in lines else f"the Procfile has no {kind}: line"
+    for i, (original, command) in enumerate(tried):
+        tag = name if i == 0 else f"{name}-fallback"
+        proc = start_procfile_line(tag, command, env)
+        try:
+            if url is not None:
+                wait_http(url, 60, proc)
+            else:
+                deadline = time.monotonic() + settle
+                while time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.1)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{command!r} exited with {proc.returncode}")
+        except RuntimeError as e:
+            stop_group(proc)
+            reason = f"{command!r} did not start ({str(e).split('; see')[0]}; log: {LOGS / (tag + '.log')})"
+            if i + 1 < len(tried):
+                print(f"  note: {reason}; running the pre-redesign {kind}: line instead", flush=True)
+                continue
+            raise RuntimeError(reason) from None
+        if i:
+            FALLBACKS.append(f"{kind}: {reason}; ran {command!r}")
+        return Started(kind, original, command, proc, reason if i else "")
+    raise RuntimeError(f"no {kind}: line to run")
+
+
+def start_echo(name: str, env: dict[str, str], url: str, threads: int = ECHO_THREADS) -> Started:
+    line = ECHO_LINE.replace("{threads}", str(threads))
+    proc = start_procfile_line(name, line, env)
+    wait_http(url, 60, proc)
+    return Started("echo", None, line, proc)
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and its live descendants."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in parents:
+            found.append(pid)
+            todo += [p for p, pp in parents.items() if pp == pid]
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) of ``root``, its live descendants and their reaped children."""
+    return _tree_ticks(root) / _TICK
 
 
 def children(pid: int) -> list[int]:

@@ -27,13 +27,27 @@ SECTIONS = ("webhook", "redis", "memory", "fanout")
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run with small sizes (about two minutes); its figures are not the targets'")
+                   help="a smoke run with small sizes (about three minutes); its figures are not the targets'")
     p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
-    p.add_argument("--users", type=int, default=200, help="simulated LINE users in the webhook load (200)")
+    p.add_argument("--closed-users", type=_ints, default=[8, 32, 128],
+                   help="closed loop: the numbers of users, comma-separated (8,32,128)")
+    p.add_argument("--closed-seconds", type=float, default=12, help="closed loop: seconds of tapping per run (12)")
     p.add_argument("--delay", type=float, default=50, help="added API delay in ms (50)")
     p.add_argument("--slow-delay", type=float, default=500, help="the slow API delay in ms (500)")
+    p.add_argument("--reply-users", type=int, default=32, help="closed loop users at the slow API delay (32)")
+    p.add_argument("--reply-limit", type=float, default=600,
+                   help="target: reply p99 at the slow API delay, ms (600)")
+    p.add_argument("--timeout-delay", type=float, default=12_000,
+                   help="an API delay above the SDK's 10 s read timeout, ms (12000)")
+    p.add_argument("--timeout-users", type=int, default=8, help="closed loop users at that delay (8)")
+    p.add_argument("--timeout-seconds", type=float, default=10, help="seconds of tapping at that delay (10)")
+    p.add_argument("--timeout-window", type=float, default=45,
+                   help="seconds duplicates are watched for after the last tap at that delay (45)")
+    p.add_argument("--echo-threads", type=int, default=8,
+                   help="threads of each of the echo bot's 2 gunicorn workers (8, as the product's Procfile had)")
+    p.add_argument("--users", type=int, default=200, help="open loop: simulated LINE users (200)")
     p.add_argument("--pace", type=float, default=2.0,
-                   help="paced runs: seconds between one user's events (2.0: 200 users offer 100 events/s)")
+                   help="open loop: seconds between one user's events (2.0: 200 users offer 100 events/s)")
     p.add_argument("--drain-timeout", type=float, default=300, help="max seconds to wait for replies (300)")
     p.add_argument("--cost-users", type=int, default=50, help="users taking the diagnosis for the Redis cost (50)")
     p.add_argument("--finished", type=int, default=100_000, help="finished diagnoses seeded (100,000)")
@@ -43,17 +57,35 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="the fake Slack's workspace-wide limit in msg/s, and the bot's SLACK_RATE_PER_SECOND (2; "
                         "1 is the product's default and adds ~95 s)")
     p.add_argument("--line-rate", type=float, default=200, help="the fake LINE multicast limit, req/s (200)")
+    p.add_argument("--line-burst", type=float, default=20, help="the fake LINE multicast limit's burst (20)")
     p.add_argument("--out", type=Path, default=procs.RESULTS / "latest.json", help="where to write the figures")
     opts = p.parse_args(argv)
     if opts.quick:
-        opts.users, opts.cost_users = min(opts.users, 20), min(opts.cost_users, 10)
+        opts.users, opts.cost_users = min(opts.users, 10), min(opts.cost_users, 10)
+        opts.pace = min(opts.pace, 0.5)
         opts.finished, opts.in_progress = min(opts.finished, 2_000), min(opts.in_progress, 200)
-        opts.teams, opts.slow_delay = min(opts.teams, 30), min(opts.slow_delay, 200)
+        opts.teams = min(opts.teams, 30)
+        opts.closed_seconds, opts.timeout_seconds = min(opts.closed_seconds, 3), min(opts.timeout_seconds, 3)
+        opts.timeout_users, opts.timeout_window = min(opts.timeout_users, 4), min(opts.timeout_window, 20)
         opts.slack_rate = max(opts.slack_rate, 5.0)
+        # 2,000 users are 4 multicasts, within LINE's burst of 20: a smaller limit makes it bind
+        opts.line_rate, opts.line_burst = min(opts.line_rate, 20.0), min(opts.line_burst, 2.0)
         opts.drain_timeout = min(opts.drain_timeout, 60)
     opts.delay /= 1000
     opts.slow_delay /= 1000
+    opts.timeout_delay /= 1000
+    opts.reply_limit /= 1000
     return opts
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not whole numbers separated by commas: {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("give at least one number of users, each at least 1")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         fakes.stop()
     data["seconds"] = time.monotonic() - started
     data["rows"] = [r.as_dict() for r in rows]
+    data["fallbacks"] = sorted(set(procs.FALLBACKS))
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     print()
@@ -114,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
           + (" (--quick: small sizes)" if opts.quick else "")
           + f"; CPUs kept busy by other processes: {noise}")
     print(table(rows))
+    for line in data["fallbacks"]:
+        print(f"note: the Procfile's line did not start, so the pre-redesign one ran: {line}")
     print(f"\nfigures: {opts.out}")
     missed = [r for r in rows if r.result == MISS]
     if missed:
