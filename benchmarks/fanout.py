@@ -69,7 +69,7 @@ def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tupl
                         line_channel_access_token=fakes.line_token, line_api_host=fakes.base_url,
                         slack_signing_secret="bench-" + secrets.token_hex(8), slack_bot_token=fakes.slack_token,
                         slack_api_url=fakes.base_url + "/api/", slack_rate=slack_rate,
-                        line_multicast_rate=opts.line_rate)
+                        slack_burst=SLACK_WORKSPACE_BURST, line_multicast_rate=opts.line_rate)
         started = time.time()
 
         def clock() -> float:
