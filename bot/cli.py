@@ -7,6 +7,7 @@
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
     crmbot clock              the reminder schedule (Procfile ``clock:``)
     crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
+    crmbot line setup [--url URL] [--dry-run]  ready the LINE channel: token, webhook, rich menu
 
 Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
 """
@@ -52,11 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("--user", default="local", help="local user name (default: local)")
     ob = sub.add_parser("outbox", help="list parked messages")
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
+    line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
+    line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
+                                 "webhook, install the rich menu (run again: changes only what is not right)")
+    line_setup.add_argument("--url", help="the bot's public https:// address; the webhook becomes URL/line/webhook")
+    line_setup.add_argument("--dry-run", action="store_true", help="read only: print what would change")
     args = parser.parse_args(argv)
 
     from bot.logs import setup
 
-    setup("WARNING" if args.command == "chat" else args.log_level)
+    setup("WARNING" if args.command in ("chat", "line") else args.log_level)
     try:
         config = Config.from_env()
         if args.command == "serve":
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return clock_cmd(config)
         if args.command == "remind":
             return remind_cmd(config, args.now, args.dry_run)
+        if args.command == "line":
+            return line_setup_cmd(config, args.url, args.dry_run)
         return outbox_cmd(config, args.requeue)
     except ConfigError as e:
         print(f"crmbot: configuration error: {e}", file=sys.stderr)
@@ -197,6 +205,15 @@ def clock_cmd(config: Config, interval: float = 60.0) -> int:
     from bot.clock import serve
 
     return serve(config, interval)
+
+
+def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO | None = None) -> int:
+    """Ready the LINE channel (see bot.line.setup); the rich menu's labels come from the script file."""
+    from bot.line.setup import setup_cmd
+    from conversations.content import load_script
+
+    script = load_script(config.locale, config.content_dir)
+    return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
 def outbox_cmd(config: Config, requeue: str | None) -> int:

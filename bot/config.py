@@ -17,6 +17,7 @@ from conversations.machine import Settings as MachineSettings
 from conversations.store import DEDUPE_TTL
 
 DEFAULT_LINE_API_HOST = "https://api.line.me"
+DEFAULT_LINE_API_DATA_HOST = "https://api-data.line.me"  # LINE's host for images (a rich menu's)
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -32,6 +33,7 @@ class Config:
     line_channel_secret: str | None = field(default=None, repr=False)
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_host: str = DEFAULT_LINE_API_HOST
+    line_api_data_host: str = DEFAULT_LINE_API_DATA_HOST  # LINE_API_DATA_HOST
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
@@ -172,6 +174,7 @@ class Config:
             raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
                               "(redis://host:port or rediss://host:port)")
         line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
+        line_data_host = url("LINE_API_DATA_HOST", DEFAULT_LINE_API_DATA_HOST)
         cadence = (text("CRMBOT_REMIND_CADENCE") or cls.remind_cadence).lower()
         if cadence not in ("quarterly", "half-yearly"):
             raise ConfigError(f"environment: CRMBOT_REMIND_CADENCE must be quarterly or half-yearly (got {cadence!r})")
@@ -193,6 +196,7 @@ class Config:
             line_channel_secret=text("LINE_CHANNEL_SECRET"),
             line_channel_access_token=text("LINE_CHANNEL_ACCESS_TOKEN"),
             line_api_host=(line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
+            line_api_data_host=(line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/"),
             slack_signing_secret=text("SLACK_SIGNING_SECRET"),
             slack_bot_token=text("SLACK_BOT_TOKEN"),
             slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",

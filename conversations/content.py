@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +24,9 @@ SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
 KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop")
 BUTTON_MAX = 20  # LINE action label limit
+# The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
+RICHMENU_AREAS = ("start", "result", "consult")
+RICHMENU_CHAT_BAR_MAX = 14  # LINE's limit for a rich menu's chat bar text
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
 
 # text key -> placeholders it may use
@@ -86,6 +89,19 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class MenuArea:
+    kind: str  # one of RICHMENU_AREAS
+    label: str  # drawn on the menu's image
+    text: str  # sent as the user's message when the area is tapped: a keyword of its kind
+
+
+@dataclass(frozen=True)
+class RichMenu:
+    chat_bar: str
+    areas: tuple[MenuArea, ...]
+
+
+@dataclass(frozen=True)
 class Script:
     path: str
     locale: str
@@ -94,6 +110,7 @@ class Script:
     texts: Mapping[str, str]
     tiers: Mapping[str, Tier]
     questions: tuple[Question, ...]
+    richmenu: RichMenu
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
@@ -222,4 +239,33 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         texts=texts,
         tiers=tiers,
         questions=tuple(questions),
+        richmenu=_parse_richmenu(data, keywords, fail, text_at, table_at),
     )
+
+
+def _parse_richmenu(
+    data: Mapping[str, Any],
+    keywords: Mapping[str, tuple[str, ...]],
+    fail: Callable[[str, str], ContentError],
+    text_at: Callable[[Mapping[str, Any], str, str, int], str],
+    table_at: Callable[[Mapping[str, Any], str, str], Mapping[str, Any]],
+) -> RichMenu:
+    """``[richmenu]``: the chat bar text and, per area, the label drawn and the word its tap sends.
+
+    The word must be one of the keywords of the area's kind, where the script has that keyword list, so a
+    tap means exactly what typing it would (a message action survives any change of button data)."""
+    table = table_at(data, "richmenu", "richmenu")
+    chat_bar = text_at(table, "chat_bar", "richmenu.chat_bar", RICHMENU_CHAT_BAR_MAX)
+    areas = []
+    for kind in RICHMENU_AREAS:
+        field = f"richmenu.{kind}"
+        area = table_at(table, kind, field)
+        label = text_at(area, "label", f"{field}.label", BUTTON_MAX)
+        text = text_at(area, "text", f"{field}.text", 300)
+        words = keywords.get(kind)
+        if words is not None and normalise(text) not in {normalise(w) for w in words}:
+            raise fail(f"{field}.text", f"{text!r} is not one of keywords.{kind}, so a tap would not be understood")
+        areas.append(MenuArea(kind, label, text))
+    for extra in set(table) - {"chat_bar", *RICHMENU_AREAS}:
+        raise fail(f"richmenu.{extra}", "unknown rich menu entry")
+    return RichMenu(chat_bar, tuple(areas))

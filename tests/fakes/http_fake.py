@@ -27,7 +27,7 @@ class Failure:
 @dataclass
 class Answer:
     status: int
-    body: Any
+    body: Any  # JSON-encoded, or sent as is if bytes (give its "content-type" in headers)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -56,11 +56,18 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake._lock:
                 fake.in_flight -= 1
-        payload = json.dumps(answer.body).encode()
+        extra = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
+        if isinstance(answer.body, bytes | bytearray):  # a binary answer (an image): its own content type
+            payload = bytes(answer.body)
+            content_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"),
+                                "application/octet-stream")
+        else:
+            payload = json.dumps(answer.body).encode()
+            content_type = self.server.fake.content_type
         self.send_response(answer.status)
-        self.send_header("Content-Type", self.server.fake.content_type)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
+        for name, value in extra.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)

@@ -1,19 +1,28 @@
 """A local fake of the LINE Messaging API for tests and benchmarks.
 
-Point the bot at ``fake.base_url`` (``LINE_API_HOST`` / linebot.v3 ``Configuration(host=...)``).
-The fake records every request, can be told to fail, and checks every request against the SDK's
-models, LINE's documented limits and (when present) LINE's official OpenAPI spec.
+Point the bot at ``fake.base_url`` (``LINE_API_HOST`` / linebot.v3 ``Configuration(host=...)``) and, for
+the data host's endpoints (a rich menu's image), at ``fake.data_url`` (``LINE_API_DATA_HOST``): the same
+server under another host name, so a request sent to the wrong host is a contract error, as it would be
+a 404 on LINE. The fake records every request, can be told to fail, and checks every request against
+the SDK's models, LINE's documented limits and (when present) LINE's official OpenAPI spec.
+
+Besides messages it keeps a channel's set-up, as ``crmbot line setup`` changes it: the bot's info, the
+webhook endpoint (and LINE's webhook test, answered by ``webhook_probe``), rich menus with their images
+and the default rich menu.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,31 @@ PUSH = "/v2/bot/message/push"
 MULTICAST = "/v2/bot/message/multicast"
 QUOTA = "/v2/bot/message/quota"
 CONSUMPTION = "/v2/bot/message/quota/consumption"
+BOT_INFO = "/v2/bot/info"
+WEBHOOK_ENDPOINT = "/v2/bot/channel/webhook/endpoint"
+WEBHOOK_TEST = "/v2/bot/channel/webhook/test"
+RICHMENU = "/v2/bot/richmenu"
+RICHMENU_LIST = "/v2/bot/richmenu/list"
+DEFAULT_RICHMENU = "/v2/bot/user/all/richmenu"
+
+
+def richmenu_path(menu_id: str) -> str:
+    return f"{RICHMENU}/{menu_id}"
+
+
+def richmenu_content_path(menu_id: str) -> str:
+    """On the data host (api-data.line.me)."""
+    return f"{RICHMENU}/{menu_id}/content"
+
+
+def default_richmenu_path(menu_id: str) -> str:
+    return f"{DEFAULT_RICHMENU}/{menu_id}"
+
+
+_RICHMENU_RE = re.compile(r"^/v2/bot/richmenu/(richmenu-[0-9a-zA-Z]+)$")
+_CONTENT_RE = re.compile(r"^/v2/bot/richmenu/([^/]+)/content$")
+_DEFAULT_RE = re.compile(r"^/v2/bot/user/all/richmenu/([^/]+)$")
+_DATA_HOST_RE = re.compile(r"^/v2/bot/(richmenu/[^/]+|message/[^/]+)/content(/.*)?$")  # the blob endpoints
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -40,6 +74,9 @@ MAX_POSTBACK_DATA = 300
 MAX_TEXT = 5000  # LINE counts UTF-16 code units
 MAX_FLEX_ALT_TEXT = 1500
 MAX_TEMPLATE_ALT_TEXT = 400
+MAX_RICHMENU_IMAGE = 1024 * 1024
+MAX_RICHMENU_AREAS = 20
+MAX_RICHMENUS = 1000
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,19 @@ class FakeLineApi(FakeHttpApi):
         self._message_ids = iter(range(500_000_000_000_000_000, 10**19))
         self._clear()
 
+    def _clear_setup(self) -> None:
+        self.bot_info: dict[str, Any] = {
+            "userId": "U" + "b" * 32, "basicId": "@123abcde", "displayName": "CRM診断",
+            "chatMode": "bot", "markAsReadMode": "auto",
+        }
+        self.webhook_endpoint: str | None = None
+        self.webhook_active = True  # "Use webhook" in the console (no API changes it)
+        # LINE's webhook test: URL -> (HTTP status our server answered, reason); None: 200 "OK".
+        self.webhook_probe: Callable[[str], tuple[int, str]] | None = None
+        self.richmenus: dict[str, dict[str, Any]] = {}  # id -> the menu as LINE lists it
+        self.richmenu_images: dict[str, tuple[str, bytes]] = {}  # id -> (content type, bytes)
+        self.default_richmenu: str | None = None
+
     def _clear(self) -> None:
         self._records: list[Recorded] = []
         self._failures: dict[str, list[Failure]] = {}
@@ -129,6 +179,7 @@ class FakeLineApi(FakeHttpApi):
         self._deliveries: dict[str, list[dict[str, Any]]] = {}
         self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._usage = 0
+        self._clear_setup()
         self.contract_errors.clear()
 
     def _warm_up(self) -> None:
@@ -138,6 +189,11 @@ class FakeLineApi(FakeHttpApi):
     @property
     def base_url(self) -> str:
         return self.root_url
+
+    @property
+    def data_url(self) -> str:
+        """The data host (``LINE_API_DATA_HOST``): the same server, named ``localhost`` instead of 127.0.0.1."""
+        return self.root_url.replace("127.0.0.1", "localhost", 1)
 
     # -- test controls ---------------------------------------------------------------------------
     def issue_reply_token(self, user_id: str) -> str:
@@ -203,6 +259,11 @@ class FakeLineApi(FakeHttpApi):
     # -- request handling (called from server threads) ------------------------------------------
     def _check_contract(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
         errors: list[str] = []
+        if self._server is not None:
+            on_data_host = headers.get("host", "").startswith("localhost:")
+            if bool(_DATA_HOST_RE.match(path)) != on_data_host:
+                want = "the data host (api-data.line.me)" if not on_data_host else "the API host (api.line.me)"
+                errors.append(f"sent to {headers.get('host')!r}: LINE serves this path only on {want}")
         if self.spec_path is not None:
             errors += [f"spec: {e}" for e in validate_api_request(self.spec_path, method, path, headers, body, query)]
         model = _SDK_MODELS.get(path) if method == "POST" else None
@@ -238,12 +299,12 @@ class FakeLineApi(FakeHttpApi):
         except ValueError:
             data = None
         with self._lock:
-            answer = self._route(method, path, headers, data)
+            answer = self._route(method, path, headers, data, body)
             answer.headers.setdefault("x-line-request-id", str(uuid.uuid4()))
             self._records.append(Recorded(method, path, dict(headers), body, data, answer.status))
             return answer
 
-    def _route(self, method: str, path: str, headers: dict[str, str], data: Any) -> Answer:
+    def _route(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"") -> Answer:
         queue = self._failures.get(path)
         if queue:
             failure = queue[0]
@@ -251,17 +312,20 @@ class FakeLineApi(FakeHttpApi):
             if failure.remaining <= 0:
                 queue.pop(0)
             if failure.after_serving:
-                self._serve(method, path, headers, data)
+                self._serve(method, path, headers, data, body)
             return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
-        return self._serve(method, path, headers, data)
+        return self._serve(method, path, headers, data, body)
 
-    def _serve(self, method: str, path: str, headers: dict[str, str], data: Any) -> Answer:
+    def _serve(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"") -> Answer:
         if headers.get("authorization") != f"Bearer {self.access_token}":
             return Answer(401, {"message": AUTH_FAILED})
         if method == "GET" and path == QUOTA:
             return Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
         if method == "GET" and path == CONSUMPTION:
             return Answer(200, {"totalUsage": self._usage})
+        setup = self._serve_setup(method, path, headers, data, body)
+        if setup is not None:
+            return setup
         if method != "POST" or path not in (REPLY, PUSH, MULTICAST):
             return Answer(404, {"message": "Not found"})
         messages = data.get("messages") if isinstance(data, dict) else None
@@ -273,6 +337,116 @@ class FakeLineApi(FakeHttpApi):
                 return Answer(400, {"message": "Invalid reply token"})
             return Answer(200, {"sentMessages": self._deliver([user_id], messages)})
         return self._send(path, headers, data, messages)
+
+    # -- channel set-up: bot info, webhook, rich menus (what `crmbot line setup` uses) ------------
+    def _serve_setup(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes) -> Answer | None:
+        """The answer for a set-up endpoint, or None if ``path`` is not one."""
+        if path == BOT_INFO and method == "GET":
+            return Answer(200, copy.deepcopy(self.bot_info))
+        if path == WEBHOOK_ENDPOINT:
+            return self._webhook_endpoint(method, data)
+        if path == WEBHOOK_TEST and method == "POST":
+            return self._webhook_test(data)
+        if path == RICHMENU and method == "POST":
+            return self._create_richmenu(data)
+        if path == RICHMENU_LIST and method == "GET":
+            return Answer(200, {"richmenus": [copy.deepcopy(m) for m in self.richmenus.values()]})
+        if path == DEFAULT_RICHMENU:
+            if method == "GET":
+                if self.default_richmenu is None:
+                    return Answer(404, {"message": "no default richmenu"})
+                return Answer(200, {"richMenuId": self.default_richmenu})
+            if method == "DELETE":
+                self.default_richmenu = None
+                return Answer(200, {})
+        if m := _DEFAULT_RE.match(path):
+            return self._set_default(m.group(1)) if method == "POST" else None
+        if m := _CONTENT_RE.match(path):
+            return self._richmenu_content(method, m.group(1), headers.get("content-type", ""), body)
+        if m := _RICHMENU_RE.match(path):
+            menu_id = m.group(1)
+            if menu_id not in self.richmenus:
+                return Answer(404, {"message": "richmenu not found"})
+            if method == "GET":
+                return Answer(200, copy.deepcopy(self.richmenus[menu_id]))
+            if method == "DELETE":
+                del self.richmenus[menu_id]
+                self.richmenu_images.pop(menu_id, None)
+                if self.default_richmenu == menu_id:
+                    self.default_richmenu = None
+                return Answer(200, {})
+        return None
+
+    def _webhook_endpoint(self, method: str, data: Any) -> Answer | None:
+        if method == "GET":
+            if self.webhook_endpoint is None:
+                return Answer(404, {"message": "Webhook endpoint is not set"})
+            return Answer(200, {"endpoint": self.webhook_endpoint, "active": self.webhook_active})
+        if method == "PUT":
+            endpoint = data.get("endpoint") if isinstance(data, dict) else None
+            if not isinstance(endpoint, str) or not endpoint.startswith("https://") or len(endpoint) > 500:
+                return Answer(400, {"message": "Invalid webhook endpoint URL"})
+            self.webhook_endpoint = endpoint
+            return Answer(200, {})
+        return None
+
+    def _webhook_test(self, data: Any) -> Answer:
+        endpoint = (data or {}).get("endpoint") if isinstance(data, dict) else None
+        endpoint = endpoint or self.webhook_endpoint
+        if not endpoint:
+            return Answer(400, {"message": "Webhook endpoint is not set"})
+        status, reason = self.webhook_probe(endpoint) if self.webhook_probe else (200, "OK")
+        return Answer(200, {
+            "success": status == 200,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "statusCode": status,
+            "reason": reason,
+            "detail": str(status),
+        })
+
+    def _create_richmenu(self, data: Any) -> Answer:
+        problem = _richmenu_problem(data)
+        if problem:
+            return Answer(400, {"message": "The request body has 1 error(s)", "details": [{"message": problem}]})
+        if len(self.richmenus) >= MAX_RICHMENUS:
+            return Answer(400, {"message": f"Can't create more than {MAX_RICHMENUS} rich menus"})
+        menu_id = "richmenu-" + secrets.token_hex(16)
+        self.richmenus[menu_id] = {
+            "richMenuId": menu_id,
+            "size": data["size"],
+            "selected": bool(data.get("selected", False)),
+            "name": data["name"],
+            "chatBarText": data["chatBarText"],
+            "areas": data["areas"],
+        }
+        return Answer(200, {"richMenuId": menu_id})
+
+    def _richmenu_content(self, method: str, menu_id: str, content_type: str, body: bytes) -> Answer | None:
+        if menu_id not in self.richmenus:
+            return Answer(404, {"message": "richmenu not found"})
+        if method == "GET":
+            if menu_id not in self.richmenu_images:
+                return Answer(404, {"message": "Not found"})
+            kind, image = self.richmenu_images[menu_id]
+            return Answer(200, image, {"content-type": kind})
+        if method != "POST":
+            return None
+        if menu_id in self.richmenu_images:
+            return Answer(400, {"message": "An image has already been uploaded to the richmenu"})
+        size = self.richmenus[menu_id]["size"]
+        problem = _image_problem(content_type, body, (size["width"], size["height"]))
+        if problem:
+            return Answer(400, {"message": problem})
+        self.richmenu_images[menu_id] = (content_type, body)
+        return Answer(200, {})
+
+    def _set_default(self, menu_id: str) -> Answer:
+        if menu_id not in self.richmenus:
+            return Answer(404, {"message": "richmenu not found"})
+        if menu_id not in self.richmenu_images:
+            return Answer(400, {"message": "must upload richmenu image before applying it to user"})
+        self.default_richmenu = menu_id
+        return Answer(200, {})
 
     def _send(self, path: str, headers: dict[str, str], data: dict[str, Any], messages: list[Any]) -> Answer:
         to = data.get("to")
@@ -308,3 +482,54 @@ class FakeLineApi(FakeHttpApi):
         for user_id in recipients:
             self._deliveries.setdefault(user_id, []).extend(copy.deepcopy(messages))
         return [{"id": str(next(self._message_ids)), "quoteToken": secrets.token_urlsafe(24)} for _ in messages]
+
+
+# LINE's rules for a rich menu (developers.line.biz, "Rich menu object" and "Upload rich menu image") that
+# the OpenAPI spec does not state.
+def _richmenu_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    size = data.get("size") or {}
+    width, height = size.get("width"), size.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and 800 <= width <= 2500 and height >= 250
+            and width / height >= 1.45):
+        return f"size {width}x{height}: width 800-2500, height at least 250, width/height at least 1.45"
+    for key in ("name", "chatBarText"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            return f"{key} is required"
+    areas = data.get("areas")
+    if not isinstance(areas, list) or not 1 <= len(areas) <= MAX_RICHMENU_AREAS:
+        return f"areas: 1 to {MAX_RICHMENU_AREAS} required"
+    for i, area in enumerate(areas):
+        b = (area.get("bounds") or {}) if isinstance(area, dict) else {}
+        if not (all(isinstance(b.get(k), int) for k in ("x", "y", "width", "height"))
+                and b["x"] + b["width"] <= width and b["y"] + b["height"] <= height):
+            return f"areas[{i}].bounds outside the menu"
+        action = area.get("action") if isinstance(area, dict) else None
+        if not isinstance(action, dict) or not action.get("type"):
+            return f"areas[{i}].action is required"
+        label = action.get("label")
+        if isinstance(label, str) and len(label) > MAX_ACTION_LABEL:
+            return f"areas[{i}].action.label longer than {MAX_ACTION_LABEL}"
+    return None
+
+
+def _image_problem(content_type: str, body: bytes, size: tuple[int, int]) -> str | None:
+    from PIL import Image
+
+    kind = content_type.split(";")[0].strip().lower()
+    if kind not in ("image/png", "image/jpeg"):
+        return f"Content-Type {content_type!r}: image/png or image/jpeg required"
+    if len(body) > MAX_RICHMENU_IMAGE:
+        return f"image is {len(body)} bytes (max {MAX_RICHMENU_IMAGE})"
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            image.load()
+            fmt, actual = image.format, image.size
+    except Exception as exc:
+        return f"not an image: {type(exc).__name__}"
+    if f"image/{(fmt or '').lower()}" != kind:
+        return f"the image is {fmt} but Content-Type says {kind}"
+    if actual != size:
+        return f"image size {actual[0]}x{actual[1]} does not match the rich menu's {size[0]}x{size[1]}"
+    return None
