@@ -109,12 +109,6 @@ def quarter_of(now: float, tz: str) -> Quarter:
     return Quarter(local.year, (local.month - 1) // 3 + 1)
 
 
-def recent(now: float, tz: str, count: int = 5) -> list[Quarter]:
-    """The current quarter first, then the ones before it."""
-    cur = quarter_of(now, tz)
-    return [cur.previous(i) for i in range(count)]
-
-
 def last_ended(now: float, tz: str) -> Quarter:
     """The most recent quarter that has ended (in the given time zone): the one a report is for."""
     return quarter_of(now, tz).previous()
