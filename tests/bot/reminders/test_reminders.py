@@ -332,3 +332,22 @@ def test_english_reminders_name_the_months(world: World) -> None:
     assert msg["text"] == t("en", "remind_kickoff", period="FY2026 Q1 (Apr-Jun 2026)")
     assert "*FY2026 Q1 (Apr-Jun 2026)* has ended" in msg["text"]
     del svc
+
+
+def test_line_texts_say_when_the_reminder_comes(world: World) -> None:
+    """The opt-in texts promise the first business day of a quarter, and the next one when the diagnosis
+    was taken less than 30 days before: what the pass does."""
+    from bot.reminders import RECENT
+
+    script = world.svc.script
+    assert "1・4・7・10月の最初の営業日" in script.text("optin_offer")
+    assert "1・4・7・10月の最初の営業日" in script.text("optin_on")
+    assert f"{RECENT // DAY}日たっていないときは、その次の回から" in script.text("optin_on")
+    assert "3か月" not in script.text("reminder", label="B評価")  # it may come sooner or later than that
+    recent = world.line_user("U" + "1" * 32, finished=at("2026-03-20T12:00:00"))  # 12 days before April's
+    world.clock.t = KICKOFF
+    world.reminders.run(world.clock())
+    assert world.multicast_recipients() == []
+    world.clock.t = at("2026-07-01T10:00:00")  # the next first business day
+    world.reminders.run(world.clock())
+    assert world.multicast_recipients() == [recent.user_id]
