@@ -1,12 +1,16 @@
 """Quarterly reminders that go out exactly once.
 
-Slack: at the start of each quarter (the first weekday of its first month, 10:00 in the team's time
-zone) each registered team's channel gets a reminder with a button that opens the KPI form for that
-quarter; nudges follow after 7 and 14 days, only to teams that have not reported that quarter.
-LINE: once a quarter every user who opted in gets one push inviting them to retake the diagnosis,
-showing their last tier; pushes go by multicast, at most 500 users a request, one request per tier.
+Slack: at the start of each quarter (its first business day: not a Saturday, Sunday, Japanese public
+holiday or 1-3 January; 10:00 in the team's time zone) each registered team's channel gets a reminder
+asking for the figures of the quarter that has just ended, named in the team's business year, with a
+button that opens the KPI form for it; nudges follow after 7 and 14 days, only to teams that have not
+reported that quarter.
+LINE: once a quarter, on the same first business day (10:00 Japan time), every user who opted in gets
+one push inviting them to retake the diagnosis, showing their last tier; pushes go by multicast, at
+most 500 users a request, one request per tier.
 
-Exactly once: every (recipient, period, kind) has a ledger mark in the recipient's hash slot. A
+Exactly once: every (recipient, period, kind) has a ledger mark in the recipient's hash slot (the
+period is the quarter the reminder is sent in, for Slack too, whose reminder asks for the one before). A
 Lua script sets the mark and queues the message in the recipient's outbox in one step, so two
 clocks, a clock killed mid-run, or ``crmbot remind`` run by hand at the same time can never queue
 it twice, and a queued message is delivered by the outbox (retries with backoff, Retry-After,
@@ -22,21 +26,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
 
 from bot.logs import uid
 from bot.outbox import Outbox
-from bot.slack.texts import t
+from bot.slack.texts import period_label, t
 from conversations import keys
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.teams import Team, TeamStore
 from scoring import score
-from scoring.periods import DEFAULT_TZ, Quarter, quarter_of, zone
+from scoring.periods import DEFAULT_TZ, Quarter, kickoff_day, local_time, quarter_of, zone
 
 log = logging.getLogger(__name__)
 DAY = 86400
@@ -69,11 +73,9 @@ class Summary:
 
 
 def kickoff_at(quarter: Quarter, tz: str, hour: int = 10) -> float:
-    """The first weekday (Mon-Fri) of the quarter's first month, at ``hour`` local time."""
-    day = datetime(quarter.year, quarter.first_month, 1, hour, tzinfo=zone(tz))
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day.timestamp()
+    """The first business day of the quarter's first month (no weekend, Japanese public holiday or
+    1-3 January: :func:`scoring.periods.kickoff_day`), at ``hour`` local time."""
+    return local_time(kickoff_day(quarter), hour, tz)
 
 
 def schedule(quarter: Quarter, tz: str, settings: ReminderSettings) -> list[tuple[str, float]]:
@@ -120,26 +122,27 @@ class Reminders:
 
     def _slack(self, now: float, dry_run: bool, summary: Summary) -> None:
         for team in self.teams.all_teams():
-            quarter = quarter_of(now, team.tz)
-            label_base = f"slack {team.ref.workspace}/{team.ref.channel} {quarter}"
-            for kind, due in schedule(quarter, team.tz, self.settings):
+            running = quarter_of(now, team.tz)  # the reminders of its start ...
+            asked = running.previous()  # ... ask for the quarter that has just ended
+            for kind, due in schedule(running, team.tz, self.settings):
                 if not _due(now, due, self.settings.grace):
                     continue
-                label = f"{label_base} {kind}"
+                label = f"slack {team.ref.workspace}/{team.ref.channel} {kind} for {asked}"
                 subject = Subject("slack", f"{team.ref.workspace}.{team.ref.channel}")
-                ledger = keys.reminder_sent(subject, str(quarter), kind)
+                ledger = keys.reminder_sent(subject, str(running), kind)
                 if self.r.exists(ledger):
                     continue  # sent already: not news for the summary
                 if not team.reminders:
                     summary.skipped.append((label, "reminders paused by the team"))
                     continue
-                if kind != "kickoff" and self.teams.report(team.ref, quarter) is not None:
+                if kind != "kickoff" and self.teams.report(team.ref, asked) is not None:
                     summary.skipped.append((label, "already reported"))
                     continue
-                text = t(self.locale, "remind_kickoff" if kind == "kickoff" else "remind_nudge", quarter=quarter)
+                period = period_label(self.locale, asked, team.fy_start)
+                text = t(self.locale, "remind_kickoff" if kind == "kickoff" else "remind_nudge", period=period)
                 blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
                 if self.report_button is not None:
-                    blocks.append(self.report_button(team, quarter))
+                    blocks.append(self.report_button(team, asked))
                 if dry_run:
                     summary.queued.append(f"{label} (dry run: would queue)")
                     continue

@@ -1,13 +1,15 @@
 """The quarterly KPI catalog as data: areas, indicators, display names and default targets.
 
-The catalog lives in ``conversations/scripts/kpi.toml``. Operators edit names, units, ranges,
-default targets, rules and which indicators are required there; :func:`load_catalog` checks the
+The catalog lives in ``conversations/scripts/kpi.toml``. Operators edit names, units, one-line
+definitions, ranges, default targets, rules and which indicators are required there (names, units
+and definitions in each locale); :func:`load_catalog` checks the
 whole file and raises :class:`ContentError` naming the file and the dotted field for anything
 malformed (``areas[2].indicators[1].target``; list positions count from 1, as in the diagnosis
 scripts), so a bad edit stops start-up instead of skewing a score.
 
 The five areas are fixed by the domain (``AREA_KEYS``, in that order); each has at least one
-indicator and at least one required indicator. Scoring itself is :mod:`scoring.kpi`.
+indicator and at least one required indicator. A name never repeats its unit (the form shows
+"name（unit）"). Scoring itself is :mod:`scoring.kpi`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from scoring.kpi import DIRECTIONS, OVERALL, RULES, Indicator, KpiResult, score_
 __all__ = [
     "AREA_KEYS",
     "CATALOG_PATH",
+    "DEFINITION_MAX",
     "NAME_MAX",
     "UNIT_MAX",
     "Area",
@@ -39,13 +42,20 @@ __all__ = [
 CATALOG_PATH = SCRIPTS_DIR / "kpi.toml"
 AREA_KEYS: tuple[str, ...] = ("engagement", "data_quality", "satisfaction", "roi", "efficiency")
 NAME_MAX: Mapping[str, int] = MappingProxyType({"ja": 24, "en": 40})
+DEFINITION_MAX: Mapping[str, int] = MappingProxyType({"ja": 80, "en": 150})
 UNIT_MAX = 10
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+# Words that already say "percent": a name with one of them and the unit % says it twice.
+_PERCENT_WORDS = ("%", "％", "割合", "パーセント", "percent", "share of")
+_STEP_RULES = ("gap", "improve")
 
 _AREA_FIELDS = frozenset({"key", "name_ja", "name_en", "indicators"})
 _INDICATOR_FIELDS = frozenset(
-    {"key", "name_ja", "name_en", "unit", "direction", "minimum", "maximum", "target", "rule", "step", "required"}
+    {"key", "name_ja", "name_en", "unit", "unit_en", "definition_ja", "definition_en", "direction", "minimum",
+     "maximum", "target", "rule", "step", "floor", "required"}
 )
+# the locale -> the field of an indicator's unit in that locale
+_UNIT_FIELDS: Mapping[str, str] = MappingProxyType({"ja": "unit", "en": "unit_en"})
 
 
 @dataclass(frozen=True)
@@ -62,14 +72,19 @@ class Area:
 class Catalog:
     """The checked KPI catalog. Build it with :func:`load_catalog`.
 
-    ``names`` maps every area key and indicator key to its display names by locale
-    (read-only; excluded from hashing, as it is derived from the file like the rest).
+    ``names`` maps every area key and indicator key to its display names by locale; ``units``
+    and ``definitions`` map every indicator key to its unit and one-line definition by locale
+    (read-only; excluded from hashing, as they are derived from the file like the rest).
     """
 
     path: str
     areas: tuple[Area, ...]
     indicators: tuple[Indicator, ...]
     names: Mapping[str, Mapping[str, str]] = field(hash=False, repr=False)
+    units: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}), hash=False,
+                                                   repr=False)
+    definitions: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}), hash=False,
+                                                         repr=False)
 
     @property
     def area_keys(self) -> tuple[str, ...]:
@@ -93,9 +108,25 @@ class Catalog:
         """Display name of an area or indicator; ``KeyError`` for an unknown key or locale."""
         return self.names[key][locale]
 
-    def score(self, values: Mapping[str, float | None], targets: Mapping[str, float] | None = None) -> KpiResult:
-        """Score a report against this catalog (see :func:`scoring.kpi.score_report`)."""
-        return score_report(self.indicators, self.area_keys, values, targets)
+    def unit(self, key: str, locale: str = "ja") -> str:
+        """An indicator's unit in a locale (its ``unit`` when the catalog was built without them)."""
+        units = self.units.get(key)
+        return units[locale] if units is not None else self.indicator(key).unit
+
+    def definition(self, key: str, locale: str = "ja") -> str:
+        """An indicator's one-line definition in a locale ("" when the catalog was built without them)."""
+        definitions = self.definitions.get(key)
+        return definitions[locale] if definitions is not None else ""
+
+    def score(
+        self,
+        values: Mapping[str, float | None],
+        targets: Mapping[str, float] | None = None,
+        previous: Mapping[str, float | None] | None = None,
+    ) -> KpiResult:
+        """Score a report against this catalog (see :func:`scoring.kpi.score_report`); ``previous``:
+        the previous quarter's figures, for the improve rule."""
+        return score_report(self.indicators, self.area_keys, values, targets, previous)
 
 
 @cache
@@ -130,6 +161,8 @@ def _parse(where: str, data: dict[str, Any]) -> Catalog:
             raise fail(at, "must not start or end with spaces")
         if len(value) > max_len:
             raise fail(at, f"{len(value)} characters; at most {max_len} allowed")
+        if "\n" in value or "\r" in value:
+            raise fail(at, "must be one line")
         return value
 
     def key_at(obj: Mapping[str, Any], at: str) -> str:
@@ -160,6 +193,8 @@ def _parse(where: str, data: dict[str, Any]) -> Catalog:
     areas: list[Area] = []
     indicators: list[Indicator] = []
     names: dict[str, Mapping[str, str]] = {}
+    units: dict[str, Mapping[str, str]] = {}
+    definitions: dict[str, Mapping[str, str]] = {}
     seen: dict[str, str] = {}  # indicator key -> field where it was first defined
     for a_no, (ra, expected) in enumerate(zip(raw_areas, AREA_KEYS, strict=True), start=1):
         af = f"areas[{a_no}]"
@@ -188,7 +223,16 @@ def _parse(where: str, data: dict[str, Any]) -> Catalog:
                 raise fail(f"{f}.key", f"{key!r} is an area key (or reserved) and cannot name an indicator")
             seen[key] = f"{f}.key"
             ind_names = {loc: text_at(ri, f"name_{loc}", f"{f}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
-            unit = text_at(ri, "unit", f"{f}.unit", UNIT_MAX)
+            ind_units = {loc: text_at(ri, _UNIT_FIELDS[loc], f"{f}.{_UNIT_FIELDS[loc]}", UNIT_MAX) for loc in LOCALES}
+            for loc in LOCALES:
+                said = _unit_in_name(ind_names[loc], ind_units[loc])
+                if said:
+                    raise fail(f"{f}.name_{loc}", f"says {said!r}, which its unit {ind_units[loc]!r} says already "
+                                                  "(the form shows the unit beside the name)")
+            ind_definitions = {
+                loc: text_at(ri, f"definition_{loc}", f"{f}.definition_{loc}", DEFINITION_MAX[loc]) for loc in LOCALES
+            }
+            unit = ind_units["ja"]
             direction = choice_at(ri, "direction", f"{f}.direction", DIRECTIONS)
             rule = choice_at(ri, "rule", f"{f}.rule", RULES)
             minimum = number_at(ri, "minimum", f"{f}.minimum")
@@ -200,14 +244,24 @@ def _parse(where: str, data: dict[str, Any]) -> Catalog:
             target = number_at(ri, "target", f"{f}.target")
             if not minimum <= target <= maximum:
                 raise fail(f"{f}.target", f"{target} is outside the range {minimum}..{maximum}")
-            if rule == "gap":
+            if rule in _STEP_RULES:
                 step = number_at(ri, "step", f"{f}.step")
                 if step <= 0:
                     raise fail(f"{f}.step", f"must be above 0, got {step}")
             elif "step" in ri:
-                raise fail(f"{f}.step", "only the gap rule uses a step; remove it")
+                raise fail(f"{f}.step", "only the gap and improve rules use a step; remove it")
             else:
                 step = Indicator.step
+            floor: float | None = None
+            if rule == "scale":
+                floor = number_at(ri, "floor", f"{f}.floor")
+                if not minimum <= floor <= maximum:
+                    raise fail(f"{f}.floor", f"{floor} is outside the range {minimum}..{maximum}")
+                if (floor >= target) if direction == "higher" else (floor <= target):
+                    side = "below" if direction == "higher" else "above"
+                    raise fail(f"{f}.floor", f"must be {side} the target ({target}): the floor scores 0, the target 10")
+            elif "floor" in ri:
+                raise fail(f"{f}.floor", "only the scale rule uses a floor; remove it")
             required = ri.get("required")
             if not isinstance(required, bool):
                 raise fail(f"{f}.required", f"must be true or false, got {required!r}")
@@ -223,12 +277,28 @@ def _parse(where: str, data: dict[str, Any]) -> Catalog:
                     rule=rule,  # type: ignore[arg-type]  # checked against RULES
                     step=step,
                     required=required,
+                    floor=floor,
                 )
             )
             names[key] = MappingProxyType(ind_names)
+            units[key] = MappingProxyType(ind_units)
+            definitions[key] = MappingProxyType(ind_definitions)
             keys.append(key)
         if not any(ind.required for ind in indicators if ind.area == area_key):
             raise fail(f"{af}.indicators", "at least one indicator must have required = true")
         area_names = names[area_key]
         areas.append(Area(area_key, area_names["ja"], area_names["en"], indicator_keys=tuple(keys)))
-    return Catalog(path=where, areas=tuple(areas), indicators=tuple(indicators), names=MappingProxyType(names))
+    return Catalog(path=where, areas=tuple(areas), indicators=tuple(indicators), names=MappingProxyType(names),
+                   units=MappingProxyType(units), definitions=MappingProxyType(definitions))
+
+
+def _unit_in_name(name: str, unit: str) -> str:
+    """The part of ``name`` that says its unit again ("" if none): the unit itself, one of its
+    parts ("件/週" -> 件, 週), or for % a word meaning percent."""
+    lowered = name.casefold()
+    words = [unit, *unit.split("/")] + (list(_PERCENT_WORDS) if unit in ("%", "％") else [])
+    for word in words:
+        word = word.strip()
+        if word and word.casefold() in lowered:
+            return word
+    return ""

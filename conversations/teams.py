@@ -28,7 +28,7 @@ from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import TeamRef, ViewRef
 from conversations.redis_ops import translated, write_then_script
-from scoring.periods import DEFAULT_TZ, Quarter
+from scoring.periods import DEFAULT_FY_START, DEFAULT_TZ, FY_STARTS, Quarter
 
 AUDIT_KEEP = 1000
 VIEW_MARK_TTL = 86400  # a modal's submission is remembered a day (Slack refuses replays after 5 minutes)
@@ -98,6 +98,7 @@ class Team:
     created_by: str
     created_at: float
     reminders: bool = True
+    fy_start: int = DEFAULT_FY_START  # the business year's first month (1, 4, 7 or 10)
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,13 @@ class TeamStore:
 
     # ---- teams -----------------------------------------------------------------------------------
 
-    def register(self, ref: TeamRef, name: str, tz: str, by: str, now: float) -> tuple[Team, bool]:
-        """Create the team, or update its name and time zone. Returns (team, created)."""
+    def register(
+        self, ref: TeamRef, name: str, tz: str, by: str, now: float, fy_start: int | None = None
+    ) -> tuple[Team, bool]:
+        """Create the team, or update its name and time zone. ``fy_start``: the business year's first
+        month (None: the team's own, April for a new team). Returns (team, created)."""
+        if fy_start is not None and fy_start not in FY_STARTS:
+            raise ValueError(f"a business year cannot start in month {fy_start}")
 
         def run() -> tuple[Team, bool]:
             # Indexes first: a crash in between leaves an index entry without a team, which readers skip.
@@ -147,8 +153,10 @@ class TeamStore:
                 p.execute()
             created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
             fields: dict[FieldT, EncodableT] = {"name": name, "tz": tz}
+            if fy_start is not None:
+                fields["fy"] = str(fy_start)
             if created:
-                fields |= {"created_by": by, "reminders": "1"}
+                fields |= {"created_by": by, "reminders": "1", "fy": str(fy_start or DEFAULT_FY_START)}
             self.r.hset(keys.team(ref), mapping=fields)
             team = self.get(ref)
             assert team is not None
@@ -161,8 +169,11 @@ class TeamStore:
         if not raw or b"name" not in raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
+        fy = d.get("fy", "")
+        # a team registered before business years existed starts its year in April
+        fy_start = int(fy) if fy.isdigit() and int(fy) in FY_STARTS else DEFAULT_FY_START
         return Team(ref, d["name"], d.get("tz", DEFAULT_TZ), d.get("created_by", ""),
-                    float(d.get("created_at", 0)), d.get("reminders", "1") == "1")
+                    float(d.get("created_at", 0)), d.get("reminders", "1") == "1", fy_start)
 
     def workspace_teams(self, workspace: str) -> list[Team]:
         channels = sorted(_s(c) for c in self._call(self.r.smembers, keys.workspace_teams(workspace)))

@@ -6,14 +6,15 @@ areas and indicators (names, units, default targets) is data, loaded and checked
 
 The rules
 ---------
-* An :class:`Indicator` is one measurable figure (data completeness %, NPS, new leads, ...). It
+* An :class:`Indicator` is one measurable figure (data completeness %, NPS, F2 rate, ...). It
   belongs to one area, has a ``direction`` (``"higher"`` or ``"lower"`` is better), a plausible
   range ``minimum``..``maximum``, a default ``target`` inside that range and a scoring ``rule``.
   ``required`` is metadata for whoever collects the figures (see :func:`missing_required`);
   scoring itself accepts partial reports.
 * :func:`score_indicator` turns one value into an integer score 0..10 (10 = target met or beaten,
   0 = target missed by far). ``ValueError`` if the value is not a finite ``int``/``float`` (bools
-  are refused) or lies outside ``minimum``..``maximum``; an explicit target must satisfy the same.
+  are refused) or lies outside ``minimum``..``maximum``; an explicit target must satisfy the same
+  (and, for the scale rule, lie on the better side of the floor: :func:`target_problem`).
 
   ``"gap"`` - for levels such as a percentage where the target is a level to reach::
 
@@ -34,8 +35,29 @@ The rules
 
   A ratio indicator's range (and so its values and targets) must not be negative.
 
+  ``"scale"`` - for a rating scale whose bottom is not zero (a 1-5 survey): ``floor`` is the
+  value that scores 0 (the scale's worst end) and the target scores 10, linearly in between::
+
+      attainment = (value - floor) / (target - floor)     (higher is better)
+      attainment = (floor - value) / (floor - target)     (lower is better)
+      attainment >= 1 -> 10, attainment <= 0 -> 0, otherwise floor(attainment * 10)
+
+  The floor lies in the range, on the worse side of the default target (and of any team target).
+  On a 1-5 scale with floor 1 and target 4.2: 1.0 -> 0, 3.0 -> 6, 4.2 and above -> 10.
+
+  ``"improve"`` - "better than the last quarter": scored against the previous quarter's figure
+  (``previous``) when there is one; the figure must beat it (strictly) to score 10, and every
+  started ``step`` by which it falls short of beating it costs 2 points::
+
+      shortfall = previous - value    (higher is better; value - previous when lower is better)
+      shortfall < 0 -> 10
+      otherwise     -> max(0, 10 - 2 * (floor(shortfall / step) + 1))
+
+  so holding last quarter's figure scores 8. Without a previous figure (the first report, or the
+  figure was not reported last quarter) it is scored against ``target`` exactly like ``"gap"``.
+
   ``shortfall / step`` and ``attainment * 10`` are rounded to 9 decimals before ``ceil``/``floor``
-  so that binary-float noise (``0.30000000000000004``) never costs a point. Both rules are
+  so that binary-float noise (``0.30000000000000004``) never costs a point. Every rule is
   monotonic: a better value never scores lower.
 * :func:`score_report` scores one quarter's report. ``values`` is keyed by indicator key; a key
   that is missing or ``None`` means "not reported". ``targets`` overrides default targets per
@@ -48,6 +70,12 @@ The rules
   - ``weakest`` is the reported area with the lowest score; on a tie the area earlier in catalog
     order wins (the catalog lists the areas in the domain's order). ``None`` when nothing was
     reported.
+  - ``weakest_figure`` is the indicator that pulled the weakest area down: its reported indicator
+    with the lowest score (the earlier one on a tie). ``None`` when there is no weakest area or
+    that indicator scores 10 (nothing pulled it down).
+  - Coverage: each area and the result count the figures ``reported`` of the ``total``, so a
+    figure left blank (which leaves its area's mean to the others) is visible.
+  - ``previous`` (optional) holds the previous quarter's figures, used by the ``"improve"`` rule.
 
   Rounding is half up (7.25 -> 7.3) and computed exactly (fractions/decimals), so a mean never
   drifts by binary-float error.
@@ -71,6 +99,7 @@ __all__ = [
     "OVERALL",
     "RULES",
     "AreaScore",
+    "Basis",
     "Direction",
     "Indicator",
     "IndicatorScore",
@@ -80,10 +109,12 @@ __all__ = [
     "missing_required",
     "score_indicator",
     "score_report",
+    "target_problem",
 ]
 
 Direction = Literal["higher", "lower"]
-Rule = Literal["gap", "ratio"]
+Rule = Literal["gap", "ratio", "scale", "improve"]
+Basis = Literal["target", "previous"]  # what an indicator's score was measured against
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 RULES: tuple[str, ...] = get_args(Rule)
 MAX_SCORE = 10
@@ -117,6 +148,7 @@ class Indicator:
     rule: Rule
     step: float = 5.0
     required: bool = False
+    floor: float | None = None  # the scale rule's zero point (its scale's worst end); only that rule has one
 
     def __post_init__(self) -> None:
         for name in ("key", "area"):
@@ -137,17 +169,32 @@ class Indicator:
             raise ValueError(f"{self.key}: target {self.target} is outside {self.minimum}..{self.maximum}")
         if self.step <= 0:
             raise ValueError(f"{self.key}: step must be above 0, got {self.step}")
+        if self.rule != "scale":
+            if self.floor is not None:
+                raise ValueError(f"{self.key}: only the scale rule has a floor")
+            return
+        if not _is_number(self.floor):
+            raise ValueError(f"{self.key}: the scale rule needs a floor (a finite number), got {self.floor!r}")
+        assert self.floor is not None
+        if not self.minimum <= self.floor <= self.maximum:
+            raise ValueError(f"{self.key}: floor {self.floor} is outside {self.minimum}..{self.maximum}")
+        problem = target_problem(self, self.target)
+        if problem:
+            raise ValueError(f"{self.key}: {problem}")
 
 
 @dataclass(frozen=True)
 class IndicatorScore:
     """One indicator in a scored report: the ``value`` reported (``None`` = not reported), the
-    ``target`` it was scored against and its ``score`` 0..10 (``None`` when not reported)."""
+    ``target`` it was scored against and its ``score`` 0..10 (``None`` when not reported).
+    ``basis`` says what ``target`` is: the target in force, or (the improve rule) the previous
+    quarter's figure."""
 
     key: str
     value: float | None
     target: float
     score: int | None
+    basis: Basis = "target"
 
 
 @dataclass(frozen=True)
@@ -160,6 +207,16 @@ class AreaScore:
     score: float | None
     indicators: tuple[IndicatorScore, ...]
 
+    @property
+    def reported(self) -> int:
+        """How many of the area's figures were reported."""
+        return sum(1 for row in self.indicators if row.value is not None)
+
+    @property
+    def total(self) -> int:
+        """How many figures the area has."""
+        return len(self.indicators)
+
 
 @dataclass(frozen=True)
 class KpiResult:
@@ -167,12 +224,14 @@ class KpiResult:
 
     ``areas`` in catalog order; ``overall`` the mean of the reported area scores (one decimal,
     ``None`` if nothing was reported); ``weakest`` the reported area with the lowest score
-    (earlier area on a tie, ``None`` if nothing was reported).
+    (earlier area on a tie, ``None`` if nothing was reported); ``weakest_figure`` the key of the
+    indicator that pulled that area down (``None`` if none did).
     """
 
     areas: tuple[AreaScore, ...]
     overall: float | None
     weakest: str | None
+    weakest_figure: str | None = None
 
     def area(self, key: str) -> AreaScore:
         """The score of one area; ``KeyError`` for an area not in this result."""
@@ -180,6 +239,23 @@ class KpiResult:
             if area.area == key:
                 return area
         raise KeyError(key)
+
+    def indicator(self, key: str) -> IndicatorScore:
+        """The score of one indicator; ``KeyError`` for an indicator not in this result."""
+        for area in self.areas:
+            for row in area.indicators:
+                if row.key == key:
+                    return row
+        raise KeyError(key)
+
+    @property
+    def reported(self) -> int:
+        """How many figures were reported (coverage: ``reported`` of ``total``)."""
+        return sum(area.reported for area in self.areas)
+
+    @property
+    def total(self) -> int:
+        return sum(area.total for area in self.areas)
 
 
 def _checked(ind: Indicator, name: str, value: object) -> float:
@@ -191,20 +267,58 @@ def _checked(ind: Indicator, name: str, value: object) -> float:
     return value
 
 
-def score_indicator(ind: Indicator, value: float, target: float | None = None) -> int:
-    """Score one value 0..10 against ``target`` (default: ``ind.target``) by the indicator's rule.
+def target_problem(ind: Indicator, target: float) -> str | None:
+    """Why ``target`` cannot be this indicator's target beyond its range (``None`` if it can): a
+    scale indicator's target must lie on the better side of its floor, or nothing could score."""
+    if ind.rule != "scale" or ind.floor is None:
+        return None
+    if ind.direction == "higher" and target <= ind.floor:
+        return f"target {target} must be above the floor {ind.floor}"
+    if ind.direction == "lower" and target >= ind.floor:
+        return f"target {target} must be below the floor {ind.floor}"
+    return None
 
-    Raises ``ValueError`` when the value or target is not a finite number or lies outside
-    ``ind.minimum``..``ind.maximum``.
+
+def _checked_target(ind: Indicator, target: object) -> float:
+    checked = _checked(ind, "target", target)
+    problem = target_problem(ind, checked)
+    if problem:
+        raise ValueError(f"{ind.key}: {problem}")
+    return checked
+
+
+def _tenths(attainment: float) -> int:
+    return min(MAX_SCORE, max(0, math.floor(round(MAX_SCORE * attainment, _NOISE_DIGITS))))
+
+
+def score_indicator(ind: Indicator, value: float, target: float | None = None, previous: float | None = None) -> int:
+    """Score one value 0..10 against ``target`` (default: ``ind.target``) by the indicator's rule;
+    ``previous`` is the previous quarter's figure (only the improve rule uses it).
+
+    Raises ``ValueError`` when the value, target or previous figure is not a finite number or lies
+    outside ``ind.minimum``..``ind.maximum``, or the target is refused by :func:`target_problem`.
     """
     value = _checked(ind, "value", value)
-    target = ind.target if target is None else _checked(ind, "target", target)
-    if ind.rule == "gap":
-        shortfall = target - value if ind.direction == "higher" else value - target
+    target = ind.target if target is None else _checked_target(ind, target)
+    higher = ind.direction == "higher"
+    if ind.rule == "improve" and previous is not None:
+        previous = _checked(ind, "previous", previous)
+        shortfall = previous - value if higher else value - previous
+        if shortfall < 0:
+            return MAX_SCORE
+        steps = math.floor(round(shortfall / ind.step, _NOISE_DIGITS)) + 1
+        return max(0, MAX_SCORE - _GAP_POINTS_PER_STEP * steps)
+    if ind.rule in ("gap", "improve"):
+        shortfall = target - value if higher else value - target
         if shortfall <= 0:
             return MAX_SCORE
         steps = math.ceil(round(shortfall / ind.step, _NOISE_DIGITS))
         return max(0, MAX_SCORE - _GAP_POINTS_PER_STEP * steps)
+    if ind.rule == "scale":
+        assert ind.floor is not None  # checked when the indicator was built
+        span = target - ind.floor if higher else ind.floor - target
+        got = value - ind.floor if higher else ind.floor - value
+        return MAX_SCORE if got >= span else _tenths(got / span)
     if ind.direction == "higher":
         if value >= target:  # covers a target of 0: any value attains it
             return MAX_SCORE
@@ -246,19 +360,22 @@ def score_report(
     areas: Sequence[str],
     values: Mapping[str, float | None],
     targets: Mapping[str, float] | None = None,
+    previous: Mapping[str, float | None] | None = None,
 ) -> KpiResult:
     """Score one report (see the module docstring for the rules).
 
     ``areas`` gives the area order; every indicator's area must be in it. ``values`` maps
     indicator keys to reported values (missing or ``None`` = not reported); ``targets`` maps
-    indicator keys to targets that replace the defaults. Raises ``ValueError`` for duplicate
-    areas or indicator keys, an indicator in an unknown area, unknown keys in ``values`` or
-    ``targets``, and any value or target :func:`score_indicator` refuses.
+    indicator keys to targets that replace the defaults; ``previous`` holds the previous quarter's
+    figures (the improve rule scores against them). Raises ``ValueError`` for duplicate areas or
+    indicator keys, an indicator in an unknown area, unknown keys in ``values``, ``targets`` or
+    ``previous``, and any value, target or previous figure :func:`score_indicator` refuses.
     """
     _check_catalog(indicators, areas)
     targets = targets or {}
+    previous = previous or {}
     known = {ind.key for ind in indicators}
-    for name, given in (("values", values), ("targets", targets)):
+    for name, given in (("values", values), ("targets", targets), ("previous", previous)):
         unknown = sorted(set(given) - known)
         if unknown:
             raise ValueError(f"{name} name unknown indicators: {', '.join(unknown)}")
@@ -269,10 +386,16 @@ def score_report(
         for ind in indicators:
             if ind.area != area:
                 continue
-            target = ind.target if targets.get(ind.key) is None else _checked(ind, "target", targets[ind.key])
+            target = ind.target if targets.get(ind.key) is None else _checked_target(ind, targets[ind.key])
+            before = previous.get(ind.key) if ind.rule == "improve" else None
+            if before is not None:
+                before = _checked(ind, "previous", before)
             value = values.get(ind.key)
-            score = None if value is None else score_indicator(ind, value, target)
-            rows.append(IndicatorScore(key=ind.key, value=value, target=target, score=score))
+            score = None if value is None else score_indicator(ind, value, target, before)
+            if before is None:
+                rows.append(IndicatorScore(key=ind.key, value=value, target=target, score=score))
+            else:
+                rows.append(IndicatorScore(key=ind.key, value=value, target=before, score=score, basis="previous"))
         reported = [row.score for row in rows if row.score is not None]
         mean = _round1(Fraction(sum(reported), len(reported))) if reported else None
         area_scores.append(AreaScore(area=area, score=mean, indicators=tuple(rows)))
@@ -282,7 +405,10 @@ def score_report(
         return KpiResult(areas=tuple(area_scores), overall=None, weakest=None)
     overall = _round1(sum((_exact(s) for _, s in scored), Decimal(0)) / len(scored))
     weakest = min(scored, key=lambda pair: pair[1])[0]  # min() keeps the first of equal scores
-    return KpiResult(areas=tuple(area_scores), overall=overall, weakest=weakest)
+    rows = [row for a in area_scores if a.area == weakest for row in a.indicators if row.score is not None]
+    lowest = min(rows, key=lambda row: row.score or 0)  # the area has a score, so a row was scored
+    figure = lowest.key if lowest.score is not None and lowest.score < MAX_SCORE else None
+    return KpiResult(areas=tuple(area_scores), overall=overall, weakest=weakest, weakest_figure=figure)
 
 
 def missing_required(indicators: Sequence[Indicator], values: Mapping[str, float | None]) -> tuple[str, ...]:

@@ -1,20 +1,43 @@
 """Reporting periods (quarters), pure: no clock of its own, time zones by name.
 
-A quarter is written ``2026-Q4``. The current quarter depends on the team's time zone: a team in
-Asia/Tokyo is already in Q1 when it is still 31 December in UTC.
+A quarter is a calendar quarter, written ``2026-Q4`` (October-December 2026): that is how figures are
+stored, whatever a team's business year. The current quarter depends on the team's time zone: a team
+in Asia/Tokyo is already in Q1 when it is still 31 December in UTC.
+
+* **A report is for a quarter that has ended**: quarterly figures exist only then. The quarter running
+  now cannot be reported; :func:`last_ended` is the one a report is for by default, and
+  :func:`reportable` adds earlier ones for late entries.
+* **The business year** (年度) starts in a month a team chooses, one of :data:`FY_STARTS` (so that its
+  quarters are calendar quarters; April by default, as at most Japanese companies). A business year
+  is named after the calendar year it starts in: with April, July-September 2026 is 2026年度 第2四半期
+  and January-March 2027 is 2026年度 第4四半期 (:func:`fiscal`).
+* **The first business day** of a month skips Saturdays, Sundays, Japanese public holidays (from
+  the maintained ``holidays`` package: substitute holidays included; for years it covers, 1949-2099)
+  and the New Year days, 1-3 January (:func:`first_business_day`). The kickoff of a quarter's
+  reporting is on the first business day of its first month (:func:`kickoff_day`), and asks for the
+  quarter before it.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 
 # The time zone of a Slack team set up without ``tz=`` and of every LINE user (the product serves Japan).
 DEFAULT_TZ = "Asia/Tokyo"
+# The first month of a business year: only a calendar quarter's first month, so that business quarters
+# are calendar quarters (the figures are stored by calendar quarter). April is the Japanese default.
+FY_STARTS: tuple[int, ...] = (1, 4, 7, 10)
+DEFAULT_FY_START = 4
+NEW_YEAR_DAYS = 3  # 1-3 January are not business days (most Japanese companies close)
 
 
 @dataclass(frozen=True, order=True)
@@ -54,6 +77,24 @@ class Quarter:
     def first_month(self) -> int:
         return 3 * (self.q - 1) + 1
 
+    @property
+    def last_month(self) -> int:
+        return self.first_month + 2
+
+    @property
+    def start(self) -> date:
+        """The quarter's first calendar day."""
+        return date(self.year, self.first_month, 1)
+
+
+@dataclass(frozen=True, order=True)
+class FiscalQuarter:
+    """A quarter of a business year: ``year`` names the calendar year the business year starts in
+    (2026年度), ``q`` is 1..4 counted from the business year's first month."""
+
+    year: int
+    q: int
+
 
 def zone(name: str) -> ZoneInfo:
     try:
@@ -68,7 +109,85 @@ def quarter_of(now: float, tz: str) -> Quarter:
     return Quarter(local.year, (local.month - 1) // 3 + 1)
 
 
-def recent(now: float, tz: str, count: int = 5) -> list[Quarter]:
-    """The current quarter first, then the ones before it (the choices for a late report)."""
-    cur = quarter_of(now, tz)
-    return [cur.previous(i) for i in range(count)]
+def last_ended(now: float, tz: str) -> Quarter:
+    """The most recent quarter that has ended (in the given time zone): the one a report is for."""
+    return quarter_of(now, tz).previous()
+
+
+def reportable(now: float, tz: str, count: int = 5) -> list[Quarter]:
+    """The last ended quarter first, then the ones before it (the choices for a late report).
+    The running quarter is never among them."""
+    last = last_ended(now, tz)
+    return [last.previous(i) for i in range(count)]
+
+
+def has_ended(quarter: Quarter, now: float, tz: str) -> bool:
+    """Whether the quarter is over (in the given time zone): only then can it be reported."""
+    return quarter < quarter_of(now, tz)
+
+
+# ---- the business year -----------------------------------------------------------------------------
+
+
+def check_fy_start(month: int) -> int:
+    """``month`` if it can start a business year (one of FY_STARTS), else ValueError."""
+    if isinstance(month, bool) or not isinstance(month, int) or month not in FY_STARTS:
+        raise ValueError(f"a business year starts in month {', '.join(map(str, FY_STARTS))}, not {month!r}")
+    return month
+
+
+def parse_fy_start(text: str) -> int:
+    """'4', '４', '4月', '04' -> 4; ValueError for anything else or a month that cannot start one."""
+    s = unicodedata.normalize("NFKC", text).strip().removesuffix("月").strip()
+    if not s.isdigit() or len(s) > 2:
+        raise ValueError(f"not a month: {text[:10]!r}")
+    return check_fy_start(int(s))
+
+
+def fiscal(quarter: Quarter, fy_start: int = DEFAULT_FY_START) -> FiscalQuarter:
+    """The business-year quarter a calendar quarter is, for a business year starting in ``fy_start``."""
+    check_fy_start(fy_start)
+    year = quarter.year if quarter.first_month >= fy_start else quarter.year - 1
+    return FiscalQuarter(year, (quarter.first_month - fy_start) % 12 // 3 + 1)
+
+
+# ---- business days ---------------------------------------------------------------------------------
+
+
+@cache
+def _japanese_holidays(year: int) -> frozenset[date]:
+    # computed once per year and frozen: a plain set is safe to share between threads
+    return frozenset(holidays.country_holidays("JP", years=year))
+
+
+def is_japanese_holiday(day: date) -> bool:
+    """A Japanese public holiday (国民の祝日, substitute and citizens' holidays included)."""
+    return day in _japanese_holidays(day.year)
+
+
+def is_business_day(day: date) -> bool:
+    """Monday to Friday, not a Japanese public holiday, not 1-3 January."""
+    if day.weekday() >= 5:
+        return False
+    if day.month == 1 and day.day <= NEW_YEAR_DAYS:
+        return False
+    return not is_japanese_holiday(day)
+
+
+def first_business_day(year: int, month: int) -> date:
+    """The first business day of a month (see :func:`is_business_day`)."""
+    day = date(year, month, 1)
+    while not is_business_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def kickoff_day(quarter: Quarter) -> date:
+    """The day a quarter's reporting round starts (asking for the quarter before it): the first
+    business day of its first month."""
+    return first_business_day(quarter.year, quarter.first_month)
+
+
+def local_time(day: date, hour: int, tz: str) -> float:
+    """The epoch instant of ``hour``:00 on ``day`` in the given time zone."""
+    return datetime(day.year, day.month, day.day, hour, tzinfo=zone(tz)).timestamp()

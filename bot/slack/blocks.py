@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot import views
-from bot.slack.texts import t
+from bot.slack.texts import months_label, period_label, t, with_unit
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Team
-from scoring.kpi import Indicator, KpiResult
+from scoring.kpi import MAX_SCORE, Indicator, KpiResult, target_problem
 from scoring.periods import Quarter
 
 REPORT_CALLBACK = "kpi_report"
@@ -60,10 +60,11 @@ def delta_text(delta: float | None) -> str:
 
 
 def parse_number(text: str | None) -> float | None:
-    """'92.5', '９２．５', '1,200', '95%' -> float; blank -> None; anything else -> ValueError."""
+    """'92.5', '９２．５', '1,200', '95%', '−20' -> float; blank -> None; anything else -> ValueError."""
     if text is None:
         return None
-    s = unicodedata.normalize("NFKC", text).strip().replace(",", "")
+    # NFKC turns full-width digits, '．' and '－' into ASCII; the minus sign U+2212 it leaves alone
+    s = unicodedata.normalize("NFKC", text).strip().replace(",", "").replace("\u2212", "-")
     if not s:
         return None
     s = s.removesuffix("%").strip()
@@ -75,12 +76,25 @@ def parse_number(text: str | None) -> float | None:
     return value
 
 
-def _hint(locale: str, ind: Indicator, target: float, key: str) -> str:
-    return t(locale, key, target=fmt(target), unit=ind.unit, direction=t(locale, ind.direction))
+def figure(catalog: Catalog, locale: str, key: str, value: float) -> str:
+    """A figure with the indicator's unit in the locale: 「95%」「3.5点」 / "3.5 of 5"."""
+    return with_unit(locale, fmt(value), catalog.unit(key, locale))
+
+
+def _hint(catalog: Catalog, locale: str, ind: Indicator, target: float, defaults: bool) -> str:
+    """The indicator's one-line definition, then its target."""
+    if ind.rule == "improve":
+        key = "improve_default_hint" if defaults else "improve_hint"
+    else:
+        key = "default_hint" if defaults else "target_hint"
+    line = t(locale, key, target=figure(catalog, locale, ind.key, target), direction=t(locale, ind.direction))
+    definition = catalog.definition(ind.key, locale)
+    return (f"{definition}\n{line}" if definition else line)[:2000]
 
 
 def _label(catalog: Catalog, locale: str, ind: Indicator) -> str:
-    return f"{catalog.name(ind.key, locale)}（{ind.unit}）"[:2000]
+    name, unit = catalog.name(ind.key, locale), catalog.unit(ind.key, locale)
+    return (f"{name} ({unit})" if locale == "en" else f"{name}（{unit}）")[:2000]
 
 
 # ---- modals -------------------------------------------------------------------------------------
@@ -90,16 +104,16 @@ def _indicator_inputs(
     catalog: Catalog,
     locale: str,
     initial: Mapping[str, float],
-    shape: Callable[[Indicator], tuple[bool, float, str]],
+    shape: Callable[[Indicator], tuple[bool, float, bool]],
 ) -> list[dict[str, Any]]:
     """One header per area and one number input per indicator (block ind:<key>, action <key>).
-    ``shape(indicator)`` gives (optional, the target shown in the hint, the hint's text key)."""
+    ``shape(indicator)`` gives (optional, the target shown in the hint, whether it is a default)."""
     blocks: list[dict[str, Any]] = []
     for area in catalog.areas:
         blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
         for key in area.indicator_keys:
             ind = catalog.indicator(key)
-            optional, target, hint_key = shape(ind)
+            optional, target, defaults = shape(ind)
             element: dict[str, Any] = {"type": "plain_text_input", "action_id": key, "max_length": MAX_INPUT_CHARS}
             if key in initial:
                 element["initial_value"] = fmt(initial[key])
@@ -108,7 +122,7 @@ def _indicator_inputs(
                 "block_id": f"ind:{key}",
                 "optional": optional,
                 "label": plain(_label(catalog, locale, ind)),
-                "hint": plain(_hint(locale, ind, target, hint_key)),
+                "hint": plain(_hint(catalog, locale, ind, target, defaults)),
                 "element": element,
             })
     return blocks
@@ -123,7 +137,7 @@ def report_modal(
     values: Mapping[str, float],
     targets: Mapping[str, float],
 ) -> dict[str, Any]:
-    options = [{"text": plain(str(q)), "value": str(q)} for q in quarters]
+    options = [{"text": plain(period_label(locale, q, team.fy_start)[:75]), "value": str(q)} for q in quarters]
     initial_option = next(o for o in options if o["value"] == str(initial))
     blocks: list[dict[str, Any]] = [
         section(t(locale, "report_intro", team=team.name)),
@@ -137,7 +151,7 @@ def report_modal(
         },
     ]
     blocks += _indicator_inputs(
-        catalog, locale, values, lambda ind: (not ind.required, targets.get(ind.key, ind.target), "target_hint")
+        catalog, locale, values, lambda ind: (not ind.required, targets.get(ind.key, ind.target), False)
     )
     return {
         "type": "modal",
@@ -152,7 +166,7 @@ def report_modal(
 
 def targets_modal(catalog: Catalog, locale: str, team: Team, targets: Mapping[str, float]) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [section(t(locale, "targets_intro", team=team.name))]
-    blocks += _indicator_inputs(catalog, locale, targets, lambda ind: (True, ind.target, "default_hint"))
+    blocks += _indicator_inputs(catalog, locale, targets, lambda ind: (True, ind.target, True))
     return {
         "type": "modal",
         "callback_id": TARGETS_CALLBACK,
@@ -172,9 +186,10 @@ def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Map
 
 
 def parse_figures(
-    catalog: Catalog, locale: str, state: Mapping[str, Any]
+    catalog: Catalog, locale: str, state: Mapping[str, Any], *, as_targets: bool = False
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """The indicator inputs of a submitted modal -> (values, errors keyed by block_id)."""
+    """The indicator inputs of a submitted modal -> (values, errors keyed by block_id).
+    ``as_targets``: the inputs are targets (a scale's target must lie on the better side of its floor)."""
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     for ind in catalog.indicators:
@@ -187,26 +202,30 @@ def parse_figures(
             continue
         if value is None:
             continue
-        if ind.unit == "%" and value > 100:
+        if ind.unit == "%" and value > 100 >= ind.maximum:  # a share (growth may pass 100%)
             errors[block] = t(locale, "err_percent")
         elif not ind.minimum <= value <= ind.maximum:
             errors[block] = t(locale, "err_range", min=fmt(ind.minimum), max=fmt(ind.maximum))
+        elif as_targets and ind.floor is not None and target_problem(ind, value):
+            key = "err_floor_higher" if ind.direction == "higher" else "err_floor_lower"
+            errors[block] = t(locale, key, floor=figure(catalog, locale, ind.key, ind.floor))
         else:
             values[ind.key] = value
     return values, errors
 
 
 def parse_quarter(
-    locale: str, state: Mapping[str, Any], current: Quarter
+    locale: str, state: Mapping[str, Any], running: Quarter
 ) -> tuple[Quarter | None, dict[str, str]]:
+    """The quarter chosen in a report modal; refused unless it has ended (before ``running``)."""
     option = _input_value(state, "quarter", "q").get("selected_option")
     raw = option.get("value") if isinstance(option, Mapping) else None
     try:
         quarter = Quarter.parse(raw if isinstance(raw, str) else "")
     except ValueError:
         return None, {"quarter": t(locale, "err_quarter")}
-    if quarter > current:
-        return None, {"quarter": t(locale, "err_future")}
+    if quarter >= running:
+        return None, {"quarter": t(locale, "err_running")}
     return quarter, {}
 
 
@@ -223,7 +242,8 @@ def result_message(
     by: str,
     replaced: bool,
 ) -> tuple[str, list[dict[str, Any]]]:
-    title = t(locale, "result_title", quarter=quarter, team=team.name)
+    period = period_label(locale, quarter, team.fy_start)
+    title = t(locale, "result_title", period=period, team=team.name)
     lines = []
     for area in result.areas:
         name = catalog.name(area.area, locale)
@@ -231,7 +251,8 @@ def result_message(
             lines.append(f"*{name}*\n{t(locale, 'not_reported')}")
         else:
             change = delta_text(deltas.get(area.area) if deltas else None)
-            lines.append(f"*{name}*\n`{bar(area.score)}` {area.score:.1f}/10{change}")
+            coverage = t(locale, "coverage", reported=area.reported, total=area.total)
+            lines.append(f"*{name}*\n`{bar(area.score)}` {area.score:.1f}/10{change}\n{coverage}")
     blocks: list[dict[str, Any]] = [{"type": "header", "text": plain(title[:150])}]
     blocks.append({"type": "section", "fields": [mrkdwn(x) for x in lines]})
     if result.overall is not None:
@@ -240,9 +261,12 @@ def result_message(
         blocks.append(section(overall))
     if result.weakest is not None:
         weakest = result.area(result.weakest)
-        blocks.append(section(t(locale, "weakest", area=catalog.name(result.weakest, locale),
-                                score=f"{weakest.score:.1f}")))
-    context = [t(locale, "replaced_by", user=by, quarter=quarter) if replaced else t(locale, "submitted_by", user=by)]
+        text = t(locale, "weakest", area=catalog.name(result.weakest, locale), score=f"{weakest.score:.1f}")
+        if result.weakest_figure is not None:
+            text += "\n" + weakest_figure(catalog, locale, result)
+        blocks.append(section(text))
+    context = [t(locale, "replaced_by", user=by, period=period) if replaced else t(locale, "submitted_by", user=by)]
+    context.append(t(locale, "coverage", reported=result.reported, total=result.total))
     if deltas is None:
         context.append(t(locale, "no_previous"))
     else:
@@ -252,13 +276,24 @@ def result_message(
     return f"{title}: {t(locale, 'overall')} {overall_txt}", blocks
 
 
+def weakest_figure(catalog: Catalog, locale: str, result: KpiResult) -> str:
+    """The figure that pulled the weakest area down, with its value against its target (or against
+    last quarter's figure, for the improve rule)."""
+    assert result.weakest_figure is not None
+    row = result.indicator(result.weakest_figure)
+    assert row.value is not None and row.score is not None and row.score < MAX_SCORE
+    key = "weakest_figure_previous" if row.basis == "previous" else "weakest_figure"
+    return t(locale, key, name=catalog.name(row.key, locale), value=figure(catalog, locale, row.key, row.value),
+             target=figure(catalog, locale, row.key, row.target), score=row.score)
+
+
 def history_blocks(
     catalog: Catalog, locale: str, team: Team, rows: Sequence[tuple[Quarter, KpiResult]]
 ) -> tuple[str, list[dict[str, Any]]]:
     title = t(locale, "history_title", team=team.name)
     if not rows:
         return title, [section(title), section(t(locale, "history_empty"))]
-    header = "| " + " | ".join(str(q) for q, _ in rows)
+    header = "| " + " | ".join(months_label(locale, q) for q, _ in rows)
     lines = [header]
 
     def cell(score: float | None) -> str:
@@ -279,19 +314,21 @@ def history_blocks(
 def home_view(
     catalog: Catalog, locale: str, rows: Sequence[tuple[Team, Quarter, bool, Quarter | None, KpiResult | None]]
 ) -> dict[str, Any]:
-    """rows: (team, current quarter, reported this quarter?, latest reported quarter, its result)."""
+    """rows: (team, the quarter due (the last ended), reported?, latest reported quarter, its result)."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(t(locale, "home_title"))},
         section(t(locale, "home_intro")),
     ]
     if not rows:
         blocks.append(section(t(locale, "home_none")))
-    for team, current, reported, latest_q, latest in rows[:30]:
-        status = t(locale, "home_reported" if reported else "home_missing", quarter=current)
+    for team, due, reported, latest_q, latest in rows[:30]:
+        period = period_label(locale, due, team.fy_start)
+        status = t(locale, "home_reported" if reported else "home_missing", period=period)
         mark = "✅" if reported else "⏳"
         text = f"*{team.name}*  <#{team.ref.channel}>\n{mark} {status}"
         if latest is not None and latest_q is not None and latest.overall is not None:
-            text += "\n" + t(locale, "home_latest", quarter=latest_q, score=f"{latest.overall:.1f}")
+            text += "\n" + t(locale, "home_latest", period=period_label(locale, latest_q, team.fy_start),
+                              score=f"{latest.overall:.1f}")
             text += "\n" + " ".join(
                 f"{catalog.name(a.area, locale)} {'-' if a.score is None else f'{a.score:.1f}'}" for a in latest.areas
             )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conversations.errors import ConfigError, ContentError
-from conversations.kpi_catalog import AREA_KEYS, CATALOG_PATH, NAME_MAX, Area, Catalog, load_catalog
+from conversations.kpi_catalog import AREA_KEYS, CATALOG_PATH, DEFINITION_MAX, NAME_MAX, Area, Catalog, load_catalog
 from scoring.kpi import Indicator, score_indicator
 
 DOMAIN_AREA_NAMES = {
@@ -73,9 +73,11 @@ def test_shipped_catalog_has_the_five_domain_areas_in_order() -> None:
 def test_shipped_catalog_areas_list_their_indicators() -> None:
     c = load_catalog()
     assert [i.key for i in c.indicators] == [k for a in c.areas for k in a.indicator_keys]
+    assert {a.key: len(a.indicator_keys) for a in c.areas} == {
+        "engagement": 3, "data_quality": 2, "satisfaction": 3, "roi": 6, "efficiency": 2
+    }
     for area in c.areas:
         own = [c.indicator(k) for k in area.indicator_keys]
-        assert 2 <= len(own) <= 3
         assert all(i.area == area.key for i in own)
         assert any(i.required for i in own), area.key
 
@@ -87,20 +89,66 @@ def test_every_default_target_scores_10_against_itself() -> None:
         assert score_indicator(i, i.target) == 10, i.key
 
 
+GROWTH = ("repeat_sales_growth", "ltv_growth")  # against a year earlier: -100% (nothing) and up
+SAVED = ("report_time_saved", "entry_time_saved")  # against a baseline: at most 100%, negative if slower
+
+
 def test_shipped_indicators_are_sensible() -> None:
     c = load_catalog()
     for i in c.indicators:
         assert len(c.name(i.key, "ja")) <= NAME_MAX["ja"]
         assert len(c.name(i.key, "en")) <= NAME_MAX["en"]
-        if i.unit == "%":
+        if i.key in GROWTH:
+            assert (i.unit, i.minimum, i.direction) == ("%", -100, "higher"), i.key
+        elif i.key in SAVED:
+            assert (i.unit, i.maximum, i.direction) == ("%", 100, "higher"), i.key
+        elif i.unit == "%":
             assert (i.minimum, i.maximum) == (0, 100), i.key
     complete = c.indicator("complete_records")  # the domain example: 95%+ scores 10, 90-94% scores 8
     assert (complete.rule, complete.direction, complete.target, complete.step) == ("gap", "higher", 95, 5)
     assert [score_indicator(complete, v) for v in (100, 95, 94, 90, 89)] == [10, 10, 8, 8, 6]
     dupes = c.indicator("duplicate_records")
     assert (dupes.rule, dupes.direction, dupes.target, dupes.step) == ("gap", "lower", 2, 1)
-    nps = c.indicator("nps")
-    assert (nps.minimum, nps.maximum, nps.rule, nps.target, nps.step) == (-100, 100, "gap", 30, 10)
+
+
+def test_satisfaction_on_a_one_to_five_scale() -> None:
+    """The bottom of the scale scores 0 and the target 10 (the ratio rule gave 1.0 two points, 3.0 seven)."""
+    sat = load_catalog().indicator("satisfaction_score")
+    assert (sat.rule, sat.floor, sat.minimum, sat.maximum, sat.target) == ("scale", 1, 1, 5, 4.2)
+    assert [score_indicator(sat, v) for v in (1.0, 2.0, 3.0, 4.0, 4.2, 5.0)] == [0, 3, 6, 9, 10, 10]
+
+
+def test_nps_target_is_zero() -> None:
+    """Japanese NPS is usually far below Western figures, often negative: +30 was unrealistic."""
+    nps = load_catalog().indicator("nps")
+    assert (nps.minimum, nps.maximum, nps.rule, nps.target, nps.step) == (-100, 100, "gap", 0, 10)
+    assert [score_indicator(nps, v) for v in (0, -5, -10, -30, 20)] == [10, 8, 8, 4, 10]
+
+
+def test_roi_is_growth_and_mail_order_conversions_not_counts() -> None:
+    c = load_catalog()
+    roi = c.area("roi").indicator_keys
+    assert roi == ("repeat_sales_growth", "ltv_growth", "f2_rate", "trial_conversion", "campaign_conversion",
+                   "open_rate")
+    assert all(c.unit(k, "ja") == "%" == c.unit(k, "en") for k in roi)
+    assert c.indicator("repeat_sales_growth").required
+    assert "90" in c.definition("f2_rate", "ja") and "90 days" in c.definition("f2_rate", "en")
+    assert "LINE" in c.name("open_rate", "ja") and "LINE" in c.name("open_rate", "en")
+
+
+def test_every_indicator_has_units_and_a_one_line_definition_per_locale() -> None:
+    c = load_catalog()
+    for i in c.indicators:
+        assert c.unit(i.key, "ja") == i.unit
+        for loc in ("ja", "en"):
+            definition = c.definition(i.key, loc)
+            assert 20 <= len(definition) <= DEFINITION_MAX[loc] and "\n" not in definition, (i.key, loc)
+            assert "÷" in definition, (i.key, loc)  # numerator ÷ denominator
+            name, unit = c.name(i.key, loc), c.unit(i.key, loc)
+            assert all(part not in name for part in unit.split("/")), (i.key, loc)  # the unit said once
+    assert "暦の時間" in c.definition("resolution_hours", "ja")  # clock hours, said so
+    assert "clock hours" in c.definition("resolution_hours", "en")
+    assert "作業した時間" in c.definition("report_time_saved", "ja")  # working hours, said so
 
 
 def test_catalog_lookups() -> None:
@@ -119,10 +167,25 @@ def test_catalog_lookups() -> None:
 
 def test_catalog_scores_a_report() -> None:
     c = load_catalog()
-    r = c.score({"complete_records": 92, "report_hours": 4}, targets={"report_hours": 4})
+    r = c.score({"complete_records": 92, "report_time_saved": 30}, targets={"report_time_saved": 30})
     assert [a.score for a in r.areas] == [None, 8.0, None, None, 10.0]
     assert r.overall == 9.0
-    assert r.weakest == "data_quality"
+    assert (r.weakest, r.weakest_figure) == ("data_quality", "complete_records")
+    assert (r.reported, r.total) == (2, 16)
+
+
+def test_catalog_scores_nps_against_the_last_quarter_when_its_rule_says_so(tmp_path: Path) -> None:
+    data = real_data()
+    nps = ind(data, 3, 2)
+    assert nps["key"] == "nps"
+    nps["rule"] = "improve"
+    c = load(write(tmp_path, data))
+    assert c.indicator("nps").rule == "improve"
+    assert c.score({"nps": -15}, previous={"nps": -20}).indicator("nps").score == 10
+    assert c.score({"nps": -20}, previous={"nps": -20}).indicator("nps").score == 8
+    assert c.score({"nps": -35}, previous={"nps": -20}).indicator("nps").score == 6  # a step and a half below
+    assert c.score({"nps": -40}, previous={"nps": -20}).indicator("nps").score == 4
+    assert c.score({"nps": -15}).indicator("nps").score == 6  # no last quarter: against the target 0
 
 
 def test_catalog_is_cached_and_frozen() -> None:
@@ -207,10 +270,28 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("infinite maximum", _set(2, 2, maximum=float("inf")), "areas[2].indicators[2].maximum", "finite number"),
     ("nan target", _set(2, 2, target=float("nan")), "areas[2].indicators[2].target", "finite number"),
     ("minimum not below maximum", _set(2, 2, minimum=100), "areas[2].indicators[2].maximum", "above minimum"),
-    ("ratio below 0", _set(4, 1, minimum=-1), "areas[4].indicators[1].minimum", "ratio rule"),
+    ("ratio below 0", _set(4, 3, minimum=-1), "areas[4].indicators[3].minimum", "ratio rule"),
     ("gap without step", _del(2, 1, "step"), "areas[2].indicators[1].step", "missing number"),
     ("zero step", _set(2, 1, step=0), "areas[2].indicators[1].step", "must be above 0"),
-    ("step on ratio", _gap_to_ratio_keeping_step, "areas[1].indicators[1].step", "only the gap rule"),
+    ("step on ratio", _gap_to_ratio_keeping_step, "areas[1].indicators[1].step", "only the gap and improve rules"),
+    ("improve without step", _del(3, 2, "step"), "areas[3].indicators[2].step", "missing number"),
+    ("scale without floor", _del(3, 1, "floor"), "areas[3].indicators[1].floor", "missing number"),
+    ("floor above the target", _set(3, 1, floor=4.5), "areas[3].indicators[1].floor", "must be below the target"),
+    ("floor at the target", _set(3, 1, floor=4.2), "areas[3].indicators[1].floor", "must be below the target"),
+    ("floor outside the range", _set(3, 1, floor=0), "areas[3].indicators[1].floor", "outside the range 1..5"),
+    ("floor on a gap rule", _set(3, 2, floor=-100), "areas[3].indicators[2].floor", "only the scale rule"),
+    ("step on a scale rule", _set(3, 1, step=1), "areas[3].indicators[1].step", "only the gap and improve"),
+    ("missing definition", _del(4, 3, "definition_en"), "areas[4].indicators[3].definition_en", "missing"),
+    ("two-line definition", _set(4, 3, definition_ja="分子\n分母"), "areas[4].indicators[3].definition_ja",
+     "one line"),
+    ("long definition", _set(4, 3, definition_ja="あ" * 81), "areas[4].indicators[3].definition_ja", "at most 80"),
+    ("missing English unit", _del(1, 2, "unit_en"), "areas[1].indicators[2].unit_en", "missing"),
+    ("unit twice (ja)", _set(3, 3, name_ja="問い合わせ解決までの平均時間"), "areas[3].indicators[3].name_ja",
+     "says '時間'"),
+    ("unit part twice", _set(1, 2, name_ja="1人あたり週の更新件数"), "areas[1].indicators[2].name_ja", "says '件'"),
+    ("percent twice", _set(2, 1, name_ja="そろった顧客データの割合"), "areas[2].indicators[1].name_ja", "says '割合'"),
+    ("unit twice (en)", _set(3, 3, name_en="Hours to resolve an inquiry"), "areas[3].indicators[3].name_en",
+     "says 'hours'"),
     ("required not bool", _set(5, 1, required="yes"), "areas[5].indicators[1].required", "true or false"),
     ("missing required", _del(5, 1, "required"), "areas[5].indicators[1].required", "true or false"),
     ("indicator not a table", lambda d: d["areas"][0]["indicators"].append(3), "areas[1].indicators[4]", "table"),

@@ -38,11 +38,15 @@ from tests.bot.reminders.conftest import Delivering, World, at
 from tests.bot.slack.conftest import (
     ALICE,
     BASE,
+    BASE_REPORTED,
     BASE_STORED,
     BOB,
     CH,
+    P_Q1_2026,
     Q1_2026,
+    START,
     TEAM_NAME,
+    TOTALS,
     WS,
     SlackEnv,
     area_line,
@@ -238,7 +242,7 @@ def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
     """/kpi setup, /kpi and the modal submitted with a quarter's figures, the result in the channel,
     and App Home opened with Slack retrying the event."""
     fake.reset()
-    clock = FakeClock()
+    clock = FakeClock(START)  # 1 April: January-March has ended
     config = backend.config(slack=fake)
     svc = build_services(config, clock=clock)
     worker = start_worker(config, svc, clock)
@@ -374,18 +378,16 @@ def test_slack_kpi_flow_on_the_cluster_matches_one_server(
     announcement, result = got["channel"]
     assert got["hints"] == (0, 0)
     assert TEAM_NAME in announcement[0]
-    assert result[0] == f"CRM KPI {Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert result[0] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
     names = got["catalog_names"]
     message = {"blocks": result[1]}
     assert fields_of(message) == [
-        area_line(names["engagement"], 7.5),
-        area_line(names["data_quality"], 8.0),
-        area_line(names["satisfaction"], 10.0),
-        area_line(names["roi"], 5.0),
-        area_line(names["efficiency"], 5.0),
+        area_line(names[area], score, reported=BASE_REPORTED[area], total=TOTALS[area])
+        for area, score in (("engagement", 7.5), ("data_quality", 8.0), ("satisfaction", 10.0), ("roi", 5.0),
+                            ("efficiency", 5.0))
     ]
-    assert sections_of(message)[1] == txt("weakest", area=names["roi"], score="5.0")
-    assert got["stored"] == (BASE_STORED, ALICE, FakeClock().t + 86400)
+    assert sections_of(message)[1].startswith(txt("weakest", area=names["roi"], score="5.0") + "\n")
+    assert got["stored"] == (BASE_STORED, ALICE, START + 86400)
     assert got["quarters"] == [Quarter(2026, 1)]
     assert got["audit"] == [("report", Q1_2026, ALICE)]
     assert [user for user, _ in got["home"]] == [BOB]  # the retried event was not handled twice
@@ -404,15 +406,15 @@ def test_reminder_pass_on_the_cluster_matches_one_server(
 
     queued, skipped = got["first"]
     assert queued == sorted([
-        "slack T1/C1 2026-Q2 kickoff",
+        "slack T1/C1 kickoff for 2026-Q1",
         "line multicast 2026-Q2 tier A (2 users)",
         "line multicast 2026-Q2 tier B (2 users)",
         "line multicast 2026-Q2 tier C (2 users)",
     ])
-    assert skipped == [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")]
-    assert got["second"] == ([], [("slack T1/C2 2026-Q2 kickoff", "reminders paused by the team")])
+    assert skipped == [("slack T1/C2 kickoff for 2026-Q1", "reminders paused by the team")]
+    assert got["second"] == ([], [("slack T1/C2 kickoff for 2026-Q1", "reminders paused by the team")])
     [(text, _)] = got["slack"]["C1"]
-    assert "2026-Q2" in text
+    assert P_Q1_2026 in text  # April's kickoff asks for January-March
     assert got["slack"]["C2"] == []
     assert got["recipients"] == sorted(RECIPIENTS)  # everyone once, nobody twice
     assert [len(to) for to, _ in got["multicasts"]] == [2, 2, 2]

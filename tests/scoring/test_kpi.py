@@ -140,7 +140,12 @@ def test_explicit_target_is_checked(bad: float) -> None:
         ({"key": ""}, "key must be a non-empty string"),
         ({"area": None}, "area must be a non-empty string"),
         ({"direction": "up"}, "direction must be one of higher, lower"),
-        ({"rule": "linear"}, "rule must be one of gap, ratio"),
+        ({"rule": "linear"}, "rule must be one of gap, ratio, scale, improve"),
+        ({"rule": "scale"}, "the scale rule needs a floor"),
+        ({"rule": "scale", "floor": -1}, "floor -1 is outside 0..100"),
+        ({"rule": "scale", "floor": 95}, "target 95 must be above the floor 95"),
+        ({"rule": "scale", "direction": "lower", "floor": 90}, "target 95 must be below the floor 90"),
+        ({"rule": "gap", "floor": 1}, "only the scale rule has a floor"),
         ({"minimum": math.nan}, "minimum must be a finite number"),
         ({"target": True}, "target must be a finite number"),
         ({"minimum": 100, "maximum": 100}, "minimum 100 must be below maximum 100"),
@@ -352,15 +357,22 @@ def indicators(draw: st.DrawFn) -> Indicator:
     target = draw(st.floats(min_value=low, max_value=high))
     step = draw(st.floats(min_value=1e-3, max_value=1e3))
     direction = draw(st.sampled_from(kpi.DIRECTIONS))
-    return Indicator("k", "a", direction, "u", low, high, target, rule, step)
+    floor = None
+    if rule == "scale":  # the floor lies on the worse side of the target
+        worse = (low, target) if direction == "higher" else (target, high)
+        assume(worse[0] < worse[1])
+        floor = draw(st.floats(min_value=worse[0], max_value=worse[1]).filter(lambda f: f != target))
+    return Indicator("k", "a", direction, "u", low, high, target, rule, step, floor=floor)
 
 
 @given(indicators(), st.data())
 def test_scores_are_integers_within_0_to_10_and_monotonic(indicator: Indicator, data: st.DataObject) -> None:
     in_range = st.floats(min_value=indicator.minimum, max_value=indicator.maximum)
     v1, v2 = data.draw(in_range), data.draw(in_range)
+    previous = data.draw(st.one_of(st.none(), in_range))  # the improve rule's baseline, if any
     worse, better = sorted((v1, v2)) if indicator.direction == "higher" else sorted((v1, v2), reverse=True)
-    s_worse, s_better = score_indicator(indicator, worse), score_indicator(indicator, better)
+    s_worse = score_indicator(indicator, worse, previous=previous)
+    s_better = score_indicator(indicator, better, previous=previous)
     assert isinstance(s_worse, int)
     assert 0 <= s_worse <= 10
     assert 0 <= s_better <= 10
@@ -385,3 +397,98 @@ def test_report_scores_stay_within_0_to_10(raw: list[float | None]) -> None:
     assert all(0 <= s <= 10 for s in reported)
     assert min(reported) <= r.overall <= max(reported)
     assert r.area(r.weakest or "").score == min(reported)
+
+
+# --- the scale rule: a rating scale whose bottom is not zero --------------------------------------
+
+SATISFACTION = ind("sat", "s", rule="scale", unit="点", minimum=1, maximum=5, target=4.2, floor=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1.0, 0), (1.3, 0), (1.32, 1), (2.0, 3), (3.0, 6), (4.0, 9), (4.19, 9), (4.2, 10), (5.0, 10)],
+)
+def test_scale_bottom_scores_zero_and_the_target_ten(value: float, expected: int) -> None:
+    """1-5 survey, target 4.2: the worst answer (1.0) scores 0, not 2 as the ratio rule gave."""
+    assert score_indicator(SATISFACTION, value) == expected
+
+
+def test_scale_with_a_team_target() -> None:
+    assert score_indicator(SATISFACTION, 3.0, target=3.0) == 10
+    assert score_indicator(SATISFACTION, 2.0, target=3.0) == 5
+    with pytest.raises(ValueError, match="must be above the floor 1"):
+        score_indicator(SATISFACTION, 2.0, target=1)
+    with pytest.raises(ValueError, match="must be above the floor 1"):
+        score_report((SATISFACTION,), ("s",), {"sat": 2.0}, {"sat": 1})
+    assert kpi.target_problem(SATISFACTION, 1) is not None and kpi.target_problem(SATISFACTION, 1.1) is None
+    assert kpi.target_problem(COMPLETE, 0) is None  # only the scale rule has a floor
+
+
+def test_scale_lower_is_better() -> None:
+    wait = ind("wait", "s", rule="scale", direction="lower", unit="分", minimum=0, maximum=60, target=5, floor=45)
+    assert [score_indicator(wait, v) for v in (60, 45, 25, 5, 0)] == [0, 0, 5, 10, 10]
+
+
+# --- the improve rule: better than the last quarter -----------------------------------------------
+
+NPS_TREND = ind("nps", "s", rule="improve", unit="pt", minimum=-100, maximum=100, target=0, step=5)
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "expected"),
+    [(-19, -20, 10), (-20, -20, 8), (-22, -20, 8), (-25, -20, 6), (-30, -20, 4), (-40, -20, 0), (50, -20, 10)],
+)
+def test_improve_is_scored_against_the_previous_quarter(value: float, previous: float, expected: int) -> None:
+    """Beating last quarter scores 10; holding it is one step short (8); each started 5 points below
+    costs 2 more, whatever the target (0)."""
+    assert score_indicator(NPS_TREND, value, previous=previous) == expected
+
+
+def test_improve_without_a_previous_figure_is_scored_against_the_target() -> None:
+    assert score_indicator(NPS_TREND, 0) == 10
+    assert score_indicator(NPS_TREND, -3) == 8
+    assert score_indicator(NPS_TREND, -12) == 4
+
+
+def test_improve_in_a_report_names_its_basis() -> None:
+    cat = (NPS_TREND, SATISFACTION)
+    now = score_report(cat, ("s",), {"nps": -20, "sat": 4.2}, previous={"nps": -20, "sat": 3.0})
+    assert now.indicator("nps") == IndicatorScore("nps", -20, -20, 8, basis="previous")
+    assert now.indicator("sat") == IndicatorScore("sat", 4.2, 4.2, 10)  # other rules ignore the previous figure
+    first = score_report(cat, ("s",), {"nps": -20, "sat": 4.2}, previous={"nps": None})
+    assert first.indicator("nps") == IndicatorScore("nps", -20, 0, 2)  # against the target: 4 steps short
+    with pytest.raises(ValueError, match="previous name unknown indicators: zzz"):
+        score_report(cat, ("s",), {}, previous={"zzz": 1})
+    with pytest.raises(ValueError, match="previous 200 is outside"):
+        score_report(cat, ("s",), {"nps": 1}, previous={"nps": 200})
+
+
+def test_improve_lower_is_better() -> None:
+    hours = ind("h", "e", rule="improve", direction="lower", unit="時間", minimum=0, maximum=200, target=10, step=2)
+    assert [score_indicator(hours, v, previous=10) for v in (9.9, 10, 11.9, 12, 30)] == [10, 8, 8, 6, 0]
+
+
+# --- coverage and the figure that pulled the weakest area down -------------------------------------
+
+
+def test_coverage_counts_reported_figures() -> None:
+    r = score_report(CATALOG, AREAS, {"complete": 90, "leads": 300, "nps": None})
+    assert [(a.area, a.reported, a.total) for a in r.areas] == [("data", 1, 2), ("roi", 1, 1), ("eff", 0, 1),
+                                                                ("sat", 0, 1)]
+    assert (r.reported, r.total) == (2, 5)
+
+
+def test_the_weakest_figure_is_the_lowest_of_the_weakest_area() -> None:
+    r = score_report(CATALOG, AREAS, {"complete": 85, "dupes": 4, "leads": 300})  # data (6 + 6) / 2, roi 10
+    assert (r.weakest, r.weakest_figure) == ("data", "complete")  # a tie: the earlier figure
+    r = score_report(CATALOG, AREAS, {"complete": 95, "dupes": 4, "leads": 300})
+    assert (r.weakest, r.weakest_figure) == ("data", "dupes")
+    assert r.indicator("dupes") == IndicatorScore("dupes", 4, 2, 6)
+    with pytest.raises(KeyError):
+        r.indicator("nope")
+
+
+def test_no_weakest_figure_when_nothing_pulled_the_area_down() -> None:
+    r = score_report(CATALOG, AREAS, {"complete": 99, "leads": 300})
+    assert (r.weakest, r.weakest_figure) == ("data", None)
+    assert score_report(CATALOG, AREAS, {}).weakest_figure is None

@@ -7,7 +7,7 @@ from typing import Any
 from bot.slack.deps import Deps
 from conversations.keys import Subject, TeamRef
 from conversations.teams import Report, Team
-from scoring.kpi import KpiResult
+from scoring.kpi import KpiResult, target_problem
 
 
 def subject_of(workspace: str, user: str) -> Subject:
@@ -27,24 +27,28 @@ def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]
                         [{"type": "slack_post", "text": text, "blocks": blocks}])
 
 
-def usable(deps: Deps, figures: Any) -> dict[str, float]:
+def usable(deps: Deps, figures: Any, *, targets: bool = False) -> dict[str, float]:
     """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
-    indicator, a narrower range), and an old figure the catalog no longer knows is left out."""
+    indicator, a narrower range, a new rule), and an old figure the catalog no longer knows is left
+    out; so is an old target the indicator's rule no longer accepts (its default applies)."""
     out = {}
     for key, value in dict(figures or {}).items():
         try:
             ind = deps.catalog.indicator(key)
         except KeyError:
             continue
-        if ind.minimum <= value <= ind.maximum:
+        if ind.minimum <= value <= ind.maximum and not (targets and target_problem(ind, value)):
             out[key] = value
     return out
 
 
-def score(deps: Deps, values: Any, targets: Any) -> KpiResult:
-    return deps.catalog.score(usable(deps, values), usable(deps, targets))
+def score(deps: Deps, values: Any, targets: Any, previous: Any = None) -> KpiResult:
+    """Score figures against targets; ``previous``: the previous quarter's figures (the improve rule)."""
+    return deps.catalog.score(usable(deps, values), usable(deps, targets, targets=True), usable(deps, previous))
 
 
-def score_report(deps: Deps, rep: Report, ref: TeamRef) -> KpiResult:
-    """A stored report, scored against the targets in force when it was reported."""
-    return score(deps, rep.values, rep.targets if rep.targets is not None else deps.teams.targets(ref))
+def score_report(deps: Deps, rep: Report, ref: TeamRef, previous: Report | None = None) -> KpiResult:
+    """A stored report, scored against the targets in force when it was reported (and, for the
+    improve rule, the previous quarter's stored figures)."""
+    targets = rep.targets if rep.targets is not None else deps.teams.targets(ref)
+    return score(deps, rep.values, targets, previous.values if previous is not None else None)

@@ -1,4 +1,4 @@
-"""The App Home tab: the workspace's teams, whether they reported this quarter, their latest scores."""
+"""The App Home tab: the workspace's teams, whether they reported the quarter that ended, their latest scores."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.slack.deps import Deps
 from bot.slack.listeners.common import score_report, subject_of
 from bot.slack.payload import strings
 from conversations.errors import InvalidInput
-from scoring.periods import quarter_of
+from scoring.periods import last_ended
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,15 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
     now = deps.clock()
     rows = []
     for team in teams.workspace_teams(workspace):
-        current = quarter_of(now, team.tz)
-        reported = teams.report(team.ref, current) is not None
+        due = last_ended(now, team.tz)  # the quarter a report is due for
+        reported = teams.report(team.ref, due) is not None
         quarters = teams.quarters(team.ref)
         latest_q = quarters[-1] if quarters else None
         latest = None
         if latest_q is not None:
             rep = teams.report(team.ref, latest_q)
-            latest = score_report(deps, rep, team.ref) if rep else None
-        rows.append((team, current, reported, latest_q, latest))
+            latest = score_report(deps, rep, team.ref, teams.report(team.ref, latest_q.previous())) if rep else None
+        rows.append((team, due, reported, latest_q, latest))
     view = B.home_view(deps.catalog, deps.locale, rows)
     try:
         subject = subject_of(workspace, ids[0])

@@ -13,12 +13,12 @@ from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import ephemeral, post_to_team, score, score_report
 from bot.slack.payload import json_object, obj, sender_workspace, strings
-from bot.slack.texts import t
+from bot.slack.texts import fy_month, t
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef, ViewRef
-from conversations.teams import Team
-from scoring.kpi import compare, missing_required
-from scoring.periods import DEFAULT_TZ, Quarter, quarter_of, recent, zone
+from conversations.teams import Report, Team
+from scoring.kpi import KpiResult, compare, missing_required
+from scoring.periods import DEFAULT_TZ, Quarter, parse_fy_start, quarter_of, reportable, zone
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ def plain_name(text: str) -> str:
 
 
 def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None) -> None:
-    choices = recent(deps.clock(), team.tz)
+    """The report modal: the last ended quarter preselected (or the one a reminder's button names,
+    if it is still among the choices), earlier ones offered for late entries, never the running one."""
+    choices = reportable(deps.clock(), team.tz)
     initial = quarter if quarter in choices else choices[0]
     report = deps.teams.report(team.ref, initial)
     view = B.report_modal(deps.catalog, deps.locale, team, choices, initial, report.values if report else {},
@@ -75,12 +77,7 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         deps.client.views_open(trigger_id=trigger_id,
                                view=B.targets_modal(deps.catalog, locale, team, teams.targets(ref)))
     elif sub == "history":
-        rows = []
-        for q in teams.quarters(ref)[-8:]:
-            rep = teams.report(ref, q)
-            if rep is not None:
-                rows.append((q, score_report(deps, rep, ref)))
-        text, blks = B.history_blocks(deps.catalog, locale, team, rows)
+        text, blks = B.history_blocks(deps.catalog, locale, team, history(deps, ref))
         ephemeral(deps, ref, user, text, blks)
     elif sub == "reminders" and rest.strip().lower() in ("on", "off"):
         on = rest.strip().lower() == "on"
@@ -90,13 +87,38 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         ephemeral(deps, ref, user, t(locale, "help"))
 
 
+def history(deps: Deps, ref: TeamRef, count: int = 8) -> list[tuple[Quarter, KpiResult]]:
+    """The team's last ``count`` reported quarters, each scored as when it was reported (its targets;
+    the quarter before it for the improve rule)."""
+    reports: dict[Quarter, Report | None] = {}
+
+    def report(q: Quarter) -> Report | None:
+        if q not in reports:
+            reports[q] = deps.teams.report(ref, q)
+        return reports[q]
+
+    rows = []
+    for q in deps.teams.quarters(ref)[-count:]:
+        rep = report(q)
+        if rep is not None:
+            rows.append((q, score_report(deps, rep, ref, report(q.previous()))))
+    return rows
+
+
 def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = "") -> None:
     locale = deps.locale
     tz = DEFAULT_TZ
+    fy: int | None = None
     words = []
     for word in rest.split():
         if word.lower().startswith("tz="):
             tz = word[3:]
+        elif word.lower().startswith("fy="):
+            try:
+                fy = parse_fy_start(word[3:])
+            except ValueError:
+                ephemeral(deps, ref, user, t(locale, "bad_fy"))
+                return
         else:
             words.append(word)
     try:
@@ -109,14 +131,15 @@ def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = ""
         existing = deps.teams.get(ref)
         # else the channel's name as the slash command carried it (no API call from the web tier)
         name = existing.name if existing else plain_name(channel_name) or ref.channel
-    team, created = deps.teams.register(ref, name, tz, user, deps.clock())
+    team, created = deps.teams.register(ref, name, tz, user, deps.clock(), fy)
+    settings = {"name": team.name, "tz": team.tz, "fy": fy_month(locale, team.fy_start)}
     if created:
         # the announcement is queued first: a failed (best-effort) ephemeral must not lose it
         announcement = t(locale, "setup_announce", user=user, name=team.name)
         post_to_team(deps, team, announcement, [B.section(announcement)])
-        ephemeral(deps, ref, user, t(locale, "setup_done", name=team.name, tz=team.tz))
+        ephemeral(deps, ref, user, t(locale, "setup_done", **settings))
     else:
-        ephemeral(deps, ref, user, t(locale, "setup_updated", name=team.name, tz=team.tz))
+        ephemeral(deps, ref, user, t(locale, "setup_updated", **settings))
 
 
 # ---- the open-report button (reminders) ----------------------------------------------------------
@@ -204,8 +227,10 @@ def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict
     targets = teams.targets(team.ref)
     current = teams.report(team.ref, quarter)
     prev = teams.report(team.ref, quarter.previous())
-    result = score(deps, values, targets)
-    deltas = compare(result, score_report(deps, prev, team.ref)) if prev else None
+    result = score(deps, values, targets, prev.values if prev else None)
+    deltas = None
+    if prev is not None:
+        deltas = compare(result, score_report(deps, prev, team.ref, teams.report(team.ref, quarter.previous(2))))
     replaced = current is not None and bool(current.values)
     text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, replaced)
     outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted,
@@ -229,7 +254,7 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         if team is None or user is None or submitted is None:
             ack(response_action="errors", errors={first_input: t(locale, "not_a_team")})
             return
-        values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")))
+        values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")), as_targets=True)
         if errors:
             ack(response_action="errors", errors=errors)
             return

@@ -17,7 +17,8 @@ def test_remind_prints_a_summary_and_queues_what_is_due(world: World) -> None:
     assert remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", False, out) == 0
     text = out.getvalue()
     assert text.splitlines()[0] == "queued 2, skipped 0"
-    assert "slack T1/C1 2026-Q2 kickoff" in text and "line multicast 2026-Q2 tier B (1 users)" in text
+    # April's kickoff asks the team for January-March; the LINE round is April's
+    assert "slack T1/C1 kickoff for 2026-Q1" in text and "line multicast 2026-Q2 tier B (1 users)" in text
     assert world.slack.messages("C1") == []  # the command only queues: the worker sends
     world.deliver()
     assert len(world.slack.messages("C1")) == 1

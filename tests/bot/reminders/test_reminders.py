@@ -7,11 +7,14 @@ import threading
 import pytest
 
 from bot.reminders import kickoff_at
+from bot.slack.texts import t
 from conversations import keys
+from conversations.keys import TeamRef
 from scoring.periods import Quarter
 from tests.bot.reminders.conftest import World, at
 from tests.fakes.line_api import MULTICAST, QUOTA
 
+Q1 = Quarter(2026, 1)  # the quarter April's reminders ask for
 Q2 = Quarter(2026, 2)
 KICKOFF = at("2026-04-01T10:00:00")
 DAY = 86400
@@ -23,11 +26,12 @@ def test_a_team_gets_the_kickoff_at_its_due_time_and_not_before(world: World) ->
     assert world.reminders.run(world.clock()).queued == []
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert summary.queued == ["slack T1/C1 2026-Q2 kickoff"]
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q1"]
     [msg] = world.slack.messages("C1")
-    assert "2026-Q2" in msg["text"]
+    # the quarter that has just ended, named in the team's business year (April by default)
+    assert msg["text"] == t("ja", "remind_kickoff", period="2025年度 第4四半期（2026年1〜3月）")
     button = msg["blocks"][1]["elements"][0]
-    assert button["action_id"] == "kpi_open" and '"quarter": "2026-Q2"' in button["value"]
+    assert button["action_id"] == "kpi_open" and '"quarter": "2026-Q1"' in button["value"]
 
 
 def test_each_reminder_goes_out_once_however_often_the_pass_runs(world: World) -> None:
@@ -42,14 +46,24 @@ def test_nudges_only_to_teams_that_have_not_reported(world: World) -> None:
     reported, silent = world.team("C1"), world.team("C2")
     world.clock.t = KICKOFF
     world.reminders.run(world.clock())
-    world.teams.submit(reported, Q2, {"complete_records": 96}, "U1", KICKOFF + DAY)
+    world.teams.submit(reported, Q1, {"complete_records": 96}, "U1", KICKOFF + DAY)
     for day in (7, 14):
         world.clock.t = KICKOFF + day * DAY
         summary = world.reminders.run(world.clock())
-        assert (f"slack T1/C1 2026-Q2 nudge{day}", "already reported") in summary.skipped
+        assert (f"slack T1/C1 nudge{day} for 2026-Q1", "already reported") in summary.skipped
     assert len(world.slack.messages("C1")) == 1
-    assert len(world.slack.messages("C2")) == 3
+    nudges = world.slack.messages("C2")[1:]
+    assert [m["text"] for m in nudges] == [t("ja", "remind_nudge", period="2025年度 第4四半期（2026年1〜3月）")] * 2
     del silent
+
+
+def test_a_report_of_the_running_quarter_does_not_stop_the_nudges(world: World) -> None:
+    """A figure stored for April-June (as the bot asked before reports were for ended quarters) is not
+    a report of January-March."""
+    ref = world.team("C1")
+    world.teams.submit(ref, Q2, {"complete_records": 96}, "U1", KICKOFF - DAY)
+    world.clock.t = KICKOFF + 7 * DAY
+    assert world.reminders.run(world.clock()).queued == ["slack T1/C1 nudge7 for 2026-Q1"]
 
 
 def test_time_zone_of_the_team_sets_the_hour(world: World) -> None:
@@ -57,7 +71,7 @@ def test_time_zone_of_the_team_sets_the_hour(world: World) -> None:
     world.clock.t = KICKOFF  # 10:00 in Tokyo is 02:00 in London
     assert world.reminders.run(world.clock()).queued == []
     world.clock.t = kickoff_at(Q2, "Europe/London")
-    assert world.reminders.run(world.clock()).queued == ["slack T1/CLDN 2026-Q2 kickoff"]
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CLDN kickoff for 2026-Q1"]
 
 
 def test_paused_team_gets_nothing(world: World) -> None:
@@ -65,7 +79,7 @@ def test_paused_team_gets_nothing(world: World) -> None:
     world.teams.set_reminders(ref, False)
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert summary.skipped == [("slack T1/C1 2026-Q2 kickoff", "reminders paused by the team")]
+    assert summary.skipped == [("slack T1/C1 kickoff for 2026-Q1", "reminders paused by the team")]
     assert world.slack.messages("C1") == []
 
 
@@ -87,7 +101,7 @@ def test_dry_run_sends_nothing_and_changes_nothing(world: World) -> None:
     before = {k: world.r.dump(k) for k in world.r.keys("*")}
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock(), dry_run=True)
-    assert summary.queued == ["slack T1/C1 2026-Q2 kickoff (dry run: would queue)",
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q1 (dry run: would queue)",
                             "line multicast 2026-Q2 tier B (1 users) (dry run: would queue)"]
     assert {k: world.r.dump(k) for k in world.r.keys("*")} == before
     assert world.slack.calls("chat.postMessage") == [] and world.line.recorded(MULTICAST) == []
@@ -122,7 +136,7 @@ def test_slack_429_is_honoured_then_sent_once(world: World) -> None:
     world.slack.fail("chat.postMessage", status=429, headers={"Retry-After": "30"})
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert summary.queued == ["slack T1/C1 2026-Q2 kickoff"]
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q1"]
     assert [c.status for c in world.slack.calls("chat.postMessage")] == [429]
     world.clock.advance(29)
     assert world.deliver() == 0
@@ -138,7 +152,7 @@ def test_one_archived_channel_does_not_stop_the_others(world: World) -> None:
     world.slack.archive("C1")
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert summary.queued == ["slack T1/C1 2026-Q2 kickoff", "slack T1/C2 2026-Q2 kickoff"]
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q1", "slack T1/C2 kickoff for 2026-Q1"]
     [parked] = world.svc.outbox.parked()
     assert parked.reason == "slack: is_archived"
     assert len(world.slack.messages("C2")) == 1
@@ -270,3 +284,70 @@ def test_someone_who_just_took_it_is_not_asked_to_retake_yet(world: World) -> No
     summary = world.reminders.run(world.clock())
     assert world.multicast_recipients() == [old.user_id]
     assert [why for _, why in summary.skipped] == ["took it less than 30 days ago"]
+
+
+# ---- periods and holidays -------------------------------------------------------------------------
+
+
+def test_the_april_2027_kickoff_asks_for_january_to_march(world: World) -> None:
+    april = world.team("CAPR", "本店")  # business year from April (the default)
+    calendar = TeamRef("T1", "CCAL")
+    world.teams.register(calendar, "暦年の店", "Asia/Tokyo", "UADMIN", world.clock(), fy_start=1)
+    world.clock.t = at("2027-04-01T10:00:00")  # a Thursday
+    summary = world.reminders.run(world.clock())
+    assert summary.queued == ["slack T1/CAPR kickoff for 2027-Q1", "slack T1/CCAL kickoff for 2027-Q1"]
+    [msg] = world.slack.messages("CAPR")
+    assert msg["text"] == t("ja", "remind_kickoff", period="2026年度 第4四半期（2027年1〜3月）")
+    assert '"quarter": "2027-Q1"' in msg["blocks"][1]["elements"][0]["value"]
+    [msg] = world.slack.messages("CCAL")
+    assert msg["text"] == t("ja", "remind_kickoff", period="2027年度 第1四半期（1〜3月）")
+    del april
+
+
+def test_a_holiday_on_the_first_weekday_moves_the_kickoff_and_the_line_reminder(world: World) -> None:
+    """1 January 2027 is a Friday and 元日: Slack's kickoff and LINE's reminder wait for Monday the 4th."""
+    world.team("C1")
+    user = world.line_user("U" + "1" * 32, finished=at("2026-09-01T12:00:00"))
+    for day in ("2027-01-01", "2027-01-02", "2027-01-03"):
+        world.clock.t = at(f"{day}T10:00:00")
+        assert world.reminders.run(world.clock()).queued == []
+    world.clock.t = at("2027-01-04T09:59:00")
+    assert world.reminders.run(world.clock()).queued == []
+    world.clock.t = at("2027-01-04T10:00:00")
+    summary = world.reminders.run(world.clock())
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q4", "line multicast 2027-Q1 tier B (1 users)"]
+    [msg] = world.slack.messages("C1")
+    assert msg["text"] == t("ja", "remind_kickoff", period="2026年度 第3四半期（10〜12月）")
+    assert world.multicast_recipients() == [user.user_id]
+    world.clock.t = at("2027-01-11T10:00:00")  # the first nudge: seven days after the kickoff, not the 1st
+    assert world.reminders.run(world.clock()).queued == ["slack T1/C1 nudge7 for 2026-Q4"]
+
+
+def test_english_reminders_name_the_months(world: World) -> None:
+    world.team("C1")
+    svc, rem = world.another_clock(locale="en")
+    world.clock.t = at("2026-07-01T10:00:00")
+    rem.run(world.clock())
+    [msg] = world.slack.messages("C1")
+    assert msg["text"] == t("en", "remind_kickoff", period="FY2026 Q1 (Apr-Jun 2026)")
+    assert "*FY2026 Q1 (Apr-Jun 2026)* has ended" in msg["text"]
+    del svc
+
+
+def test_line_texts_say_when_the_reminder_comes(world: World) -> None:
+    """The opt-in texts promise the first business day of a quarter, and the next one when the diagnosis
+    was taken less than 30 days before: what the pass does."""
+    from bot.reminders import RECENT
+
+    script = world.svc.script
+    assert "1・4・7・10月の最初の営業日" in script.text("optin_offer")
+    assert "1・4・7・10月の最初の営業日" in script.text("optin_on")
+    assert f"{RECENT // DAY}日たっていないときは、その次の回から" in script.text("optin_on")
+    assert "3か月" not in script.text("reminder", label="B評価")  # it may come sooner or later than that
+    recent = world.line_user("U" + "1" * 32, finished=at("2026-03-20T12:00:00"))  # 12 days before April's
+    world.clock.t = KICKOFF
+    world.reminders.run(world.clock())
+    assert world.multicast_recipients() == []
+    world.clock.t = at("2026-07-01T10:00:00")  # the next first business day
+    world.reminders.run(world.clock())
+    assert world.multicast_recipients() == [recent.user_id]

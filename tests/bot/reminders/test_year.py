@@ -1,6 +1,8 @@
 """A simulated year: four quarters, three teams, a hundred LINE users, two clocks and one crash.
 
-Every expected reminder and nudge is received exactly once and no unexpected one is.
+Every expected reminder and nudge is received exactly once and no unexpected one is; every Slack
+reminder asks for the quarter that has ended. The year is 2027, whose first quarter starts on a
+Japanese holiday (元日, a Friday): its round starts on Monday the 4th.
 """
 
 from __future__ import annotations
@@ -8,16 +10,20 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.reminders import kickoff_at
+from bot.slack.texts import period_label
 from conversations.keys import Subject
 from scoring.periods import Quarter
 from tests.bot.reminders.conftest import World, at
 
 DAY = 86400
-QUARTERS = [Quarter(2026, q) for q in (1, 2, 3, 4)]
+YEAR = 2027
+QUARTERS = [Quarter(YEAR, q) for q in (1, 2, 3, 4)]  # the rounds; each asks for the quarter before it
+ASKED = {q: q.previous() for q in QUARTERS}
+CHANNELS = ("CEARLY", "CLATE", "CSILENT")
 
 
 def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
-    world.clock.t = at("2025-12-20T00:00:00")
+    world.clock.t = at(f"{YEAR - 1}-12-20T00:00:00")
     # three teams: one reports on day 3 of each quarter, one on day 10, one never (and pauses in Q3)
     early, late, silent = world.team("CEARLY"), world.team("CLATE", tz="Europe/London"), world.team("CSILENT")
     # a hundred LINE users: 60 opted in (mixed tiers), 40 not; ten of the 60 send the stop word in Q2
@@ -44,7 +50,7 @@ def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
             if ref is silent:
                 kinds = [] if quarter.q == 3 else ["kickoff", "nudge7", "nudge14"]
             for k in kinds:
-                expected_slack[f"{ref.channel} {quarter} {k}"] += 1
+                expected_slack[f"{ref.channel} {ASKED[quarter]} {k}"] += 1
             del start
         for u in opted:
             if quarter.q >= 3 and u in stoppers:
@@ -52,16 +58,18 @@ def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
             expected_line[(u, str(quarter))] += 1
 
     step = 6 * 3600
-    end = at("2027-01-01T00:00:00")
+    sent_at: dict[str, list[float]] = {channel: [] for channel in CHANNELS}
+    end = at(f"{YEAR + 1}-01-01T00:00:00")
     while world.clock() < end:
         now = world.clock()
-        quarter = Quarter(2026, (max(1, min(12, _month(now))) - 1) // 3 + 1) if _year(now) == 2026 else None
+        quarter = Quarter(YEAR, (max(1, min(12, _month(now))) - 1) // 3 + 1) if _year(now) == YEAR else None
         if quarter is not None:
             start = kickoff_at(quarter, "Asia/Tokyo")
-            if now >= start + 3 * DAY and world.teams.report(early, quarter) is None:
-                world.teams.submit(early, quarter, {"complete_records": 97}, "U1", now)
-            if now >= kickoff_at(quarter, "Europe/London") + 10 * DAY and world.teams.report(late, quarter) is None:
-                world.teams.submit(late, quarter, {"complete_records": 91}, "U2", now)
+            asked = ASKED[quarter]
+            if now >= start + 3 * DAY and world.teams.report(early, asked) is None:
+                world.teams.submit(early, asked, {"complete_records": 97}, "U1", now)
+            if now >= kickoff_at(quarter, "Europe/London") + 10 * DAY and world.teams.report(late, asked) is None:
+                world.teams.submit(late, asked, {"complete_records": 91}, "U2", now)
             if quarter.q == 2 and now >= start + 30 * DAY and not world.r.exists("test:stopped"):
                 for u in stoppers:
                     from bot.core import InboundEvent
@@ -74,7 +82,7 @@ def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
             if quarter.q == 4 and now >= start - DAY:
                 world.teams.set_reminders(silent, True)
         for i, (svc, rem) in enumerate(clocks):
-            if not crashed and quarter == Quarter(2026, 2) and now >= kickoff_at(quarter, "Asia/Tokyo") and i == 0:
+            if not crashed and quarter == Quarter(YEAR, 2) and now >= kickoff_at(quarter, "Asia/Tokyo") and i == 0:
                 # clock A is killed in the middle of its pass, after queueing its first reminder
                 real = svc.outbox.put_once
 
@@ -90,21 +98,36 @@ def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
                     crashed = True
                 continue
             rem.run(now)
+        for channel in CHANNELS:  # when each message arrived (to the step)
+            arrived = world.slack.messages(channel)
+            sent_at[channel] += [now] * (len(arrived) - len(sent_at[channel]))
         world.clock.advance(step)
 
     assert crashed
+    labels = {period_label("ja", q, 4): q for q in ASKED.values()}  # the teams' business year starts in April
     got_slack: Counter[str] = Counter()
-    for channel in ("CEARLY", "CLATE", "CSILENT"):
-        for msg in world.slack.messages(channel):
+    kickoffs: list[tuple[str, Quarter, float]] = []
+    for channel in CHANNELS:
+        for msg, sent in zip(world.slack.messages(channel), sent_at[channel], strict=True):
             text = msg["text"]
-            q = next(str(q) for q in QUARTERS if str(q) in text)
-            kind = "kickoff" if "時期になりました" in text else "nudge"
+            [q] = [q for label, q in labels.items() if label in text]
+            kind = "kickoff" if "が終わりました" in text else "nudge"
             got_slack[f"{channel} {q} {kind}"] += 1
+            if kind == "kickoff":
+                kickoffs.append((channel, q, sent))
     want_slack: Counter[str] = Counter()
     for key, n in expected_slack.items():
         channel, q, kind = key.split()
         want_slack[f"{channel} {q} {'kickoff' if kind == 'kickoff' else 'nudge'}"] += n
     assert got_slack == want_slack
+    # every kickoff went out on its round's first business day (within the 6-hour steps of the simulation)
+    # and asked for the quarter before that round: January's on Monday the 4th, not on 元日
+    for channel, asked, sent in kickoffs:
+        tz = "Europe/London" if channel == "CLATE" else "Asia/Tokyo"
+        due = kickoff_at(asked.next(), tz)
+        assert due <= sent < due + 6 * 3600, (channel, asked)
+    assert sorted({asked for _, asked, _ in kickoffs}) == [Quarter(YEAR - 1, 4), *QUARTERS[:3]]
+    assert min(sent for _, asked, sent in kickoffs if asked == Quarter(YEAR - 1, 4)) >= at(f"{YEAR}-01-04T10:00:00")
 
     got_line: Counter[tuple[str, str]] = Counter()
     for rec in world.line.recorded("/v2/bot/message/multicast"):

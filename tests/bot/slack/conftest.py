@@ -50,9 +50,13 @@ CH2 = "C0CRM2"
 ALICE = "U0ALICE"
 BOB = "U0BOB"
 TEAM_NAME = "本店CRMチーム"
-Q1_2026 = "2026-Q1"  # the FakeClock starts at 2026-01-01T00:00Z = 09:00 in Tokyo
+START = 1_775_001_600.0  # the Slack tests start at 2026-04-01T00:00Z = 09:00 in Tokyo: January-March has ended
+Q1_2026 = "2026-Q1"  # the quarter a report is for at START (reports are for quarters that have ended)
 Q4_2025 = "2025-Q4"
-NOV_2025 = 1_763_164_800.0  # 2025-11-15T00:00Z: 2025-Q4 everywhere
+# the same quarters as the team sees them (its business year starts in April, the default)
+P_Q1_2026 = "2025年度 第4四半期（2026年1〜3月）"
+P_Q4_2025 = "2025年度 第3四半期（10〜12月）"
+FEB_2026 = 1_771_113_600.0  # 2026-02-15T00:00Z: 2025-Q4 has ended everywhere, 2026-Q1 is running
 LOCALE = "ja"
 
 
@@ -268,9 +272,11 @@ def context_of(message: dict[str, Any]) -> list[str]:
     return [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]]
 
 
-def area_line(name: str, score: float, change: str = "") -> str:
+def area_line(name: str, score: float, change: str = "", *, reported: int, total: int) -> str:
+    """An area of a result post: its bar, score, change, and how many of its figures were reported."""
     filled = int(score + 0.5)  # round half up, like the scores themselves
-    return f"*{name}*\n`{'▰' * filled}{'▱' * (10 - filled)}` {score:.1f}/10{change}"
+    coverage = txt("coverage", reported=reported, total=total)
+    return f"*{name}*\n`{'▰' * filled}{'▱' * (10 - filled)}` {score:.1f}/10{change}\n{coverage}"
 
 
 def slack_config(redis_url: str, fake: FakeSlackApi, **changes: Any) -> Config:
@@ -297,6 +303,7 @@ def fake_slack(fake_slack_server: FakeSlackApi) -> Iterator[FakeSlackApi]:
 @pytest.fixture
 def slack_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock) -> Iterator[SlackEnv]:
     config = slack_config(redis_url, fake_slack)
+    clock.t = START
     svc = build_services(config, clock=clock)
     worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock))
     env = SlackEnv(svc, create_app(services=svc).test_client(), fake_slack, clock, r, worker)
@@ -318,21 +325,29 @@ def slack_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: F
 
 
 # Figures used across the tests and their scores by hand (kpi.toml defaults):
-#   active_members 80 (target 80, gap)   -> 10 |
-#   updates_per_member 10 (20, ratio)    -> 5  | engagement 7.5
-#   complete_records 92 (95, gap step 5) -> 8  | data quality 8.0
-#   satisfaction_score 4.2 (4.2, ratio)  -> 10 | satisfaction 10.0
-#   new_leads 150 (300, ratio)           -> 5  | ROI 5.0
-#   report_hours 4 (2, lower ratio)      -> 5  | efficiency 5.0
-#   overall (7.5 + 8 + 10 + 5 + 5) / 5 = 7.1; weakest: ROI (ties with efficiency, ROI comes first)
+#   active_members 80 (target 80, gap)          -> 10 |
+#   updates_per_member 10 (20, ratio)           -> 5  | engagement 7.5 (2 of 3 figures)
+#   complete_records 92 (95, gap step 5)        -> 8  | data quality 8.0 (1 of 2)
+#   satisfaction_score 4.2 (4.2, scale floor 1) -> 10 | satisfaction 10.0 (1 of 3)
+#   repeat_sales_growth -3 (10, gap step 5)     -> 4  |
+#   f2_rate 15 (25, ratio)                      -> 6  | ROI 5.0 (2 of 6)
+#   report_time_saved 25 (50, gap step 10)      -> 4  |
+#   entry_time_saved 10 (30, gap step 10)       -> 6  | efficiency 5.0 (2 of 2)
+#   overall (7.5 + 8 + 10 + 5 + 5) / 5 = 7.1; 8 of 16 figures; weakest: ROI (ties with efficiency, ROI
+#   comes first), pulled down by repeat sales growth, -3% against a target of 10% (4/10)
 BASE = {
     "active_members": "80",
     "updates_per_member": "10",
     "complete_records": "92",
     "satisfaction_score": "4.2",
-    "new_leads": "150",
-    "report_hours": "4",
+    "repeat_sales_growth": "-3",
+    "f2_rate": "15",
+    "report_time_saved": "25",
+    "entry_time_saved": "10",
 }
+# figures per area in the catalog, and of them reported in BASE
+TOTALS = {"engagement": 3, "data_quality": 2, "satisfaction": 3, "roi": 6, "efficiency": 2}
+BASE_REPORTED = {"engagement": 2, "data_quality": 1, "satisfaction": 1, "roi": 2, "efficiency": 2}
 BASE_STORED = {k: float(v) for k, v in BASE.items()}
 
 

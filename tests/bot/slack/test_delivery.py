@@ -11,7 +11,7 @@ from bot.app import build_worker
 from bot.worker import Crash, NoFaults, Outcome, WorkerThread
 from conversations.jobs import Job
 from conversations.keys import TeamRef
-from tests.bot.slack.conftest import ALICE, BASE, BASE_STORED, CH, Q1_2026, TEAM_NAME, WS, SlackEnv, txt
+from tests.bot.slack.conftest import ALICE, BASE, BASE_STORED, CH, P_Q1_2026, Q1_2026, TEAM_NAME, WS, SlackEnv, txt
 from tests.fakes.slack_api import dm_channel_id
 from tests.fakes.slack_signing import slash_command_body
 
@@ -95,7 +95,7 @@ def test_a_server_error_is_retried_with_backoff(team_env: SlackEnv) -> None:
     team_env.clock.advance(2)
     assert team_env.deliver() == 1
     [message] = team_env.channel_messages(CH)
-    assert message["text"].startswith(f"CRM KPI {Q1_2026}")
+    assert message["text"].startswith(f"CRM KPI {P_Q1_2026}")
     assert posts(team_env) == [(503, "internal_error"), (200, None)]
     assert [c.args["channel"] for c in team_env.fake.calls("conversations.history")] == [CH]  # checked first
 
@@ -162,5 +162,5 @@ def test_a_permanent_error_parks_the_message(team_env: SlackEnv, break_channel: 
     assert team_env.svc.outbox.requeue(parked.id)
     assert team_env.deliver() == 1
     [message] = team_env.channel_messages(CH)
-    assert message["text"].startswith(f"CRM KPI {Q1_2026}")
+    assert message["text"].startswith(f"CRM KPI {P_Q1_2026}")
     assert team_env.svc.outbox.parked() == []

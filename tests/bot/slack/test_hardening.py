@@ -28,6 +28,7 @@ from tests.bot.slack.conftest import (
     BASE_STORED,
     BOB,
     CH,
+    P_Q1_2026,
     Q1_2026,
     SECRET,
     TEAM_NAME,
@@ -213,7 +214,7 @@ def test_the_same_figures_through_a_new_modal_are_applied_again(team_env: SlackE
     assert len(team_env.teams.audit(REF)) == 2
     first, second = kpi_posts(team_env)
     assert txt("submitted_by", user=ALICE) in str(first["blocks"])
-    assert txt("replaced_by", user=ALICE, quarter=Q1_2026) in str(second["blocks"])
+    assert txt("replaced_by", user=ALICE, period=P_Q1_2026) in str(second["blocks"])
 
 
 def test_a_corrected_submission_of_the_same_modal_is_applied(team_env: SlackEnv) -> None:
@@ -367,8 +368,9 @@ def test_the_report_and_its_post_are_committed_before_the_modal_closes(team_env:
         assert team_env.pending() == 1 and team_env.fake.calls("chat.postMessage") == []
     team_env.settle()  # the worker delivers it
     [post] = team_env.team_posts(CH)
-    assert post["text"] == f"CRM KPI {Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
-    assert context_of(post) == [txt("submitted_by", user=ALICE), txt("no_previous")]
+    assert post["text"] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert context_of(post) == [txt("submitted_by", user=ALICE), txt("coverage", reported=8, total=16),
+                                txt("no_previous")]
     assert team_env.pending() == 0 and len(team_env.fake.calls("chat.postMessage")) == 1
 
 

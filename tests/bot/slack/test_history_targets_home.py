@@ -12,10 +12,14 @@ from tests.bot.slack.conftest import (
     BOB,
     CH,
     CH2,
-    NOV_2025,
+    FEB_2026,
+    P_Q1_2026,
+    P_Q4_2025,
     Q1_2026,
     Q4_2025,
+    START,
     TEAM_NAME,
+    TOTALS,
     WS,
     SlackEnv,
     area_line,
@@ -29,8 +33,8 @@ from tests.fakes.slack_api import dm_channel_id
 from tests.fakes.slack_signing import interaction_body, slash_command_body, view_submission_payload
 
 REF = TeamRef(WS, CH)
-Q4_FIGURES = {**BASE, "active_members": "70", "new_leads": "300"}  # 6.5, 8, 10, 10, 5: overall 7.9
-JAN_2 = 1_767_225_600.0 + 86400
+Q4_FIGURES = {**BASE, "active_members": "70", "repeat_sales_growth": "12", "f2_rate": "30"}  # 6.5, 8, 10, 10, 5: 7.9
+APR_2 = START + 86400
 
 
 @pytest.fixture
@@ -40,9 +44,9 @@ def team_env(slack_env: SlackEnv) -> SlackEnv:
 
 
 def report_two_quarters(env: SlackEnv, channel: str = CH) -> None:
-    env.clock.t = NOV_2025
+    env.clock.t = FEB_2026
     env.report(Q4_FIGURES, quarter=Q4_2025, channel=channel)
-    env.clock.t = JAN_2
+    env.clock.t = APR_2
     env.report(BASE, quarter=Q1_2026, channel=channel)
 
 
@@ -58,7 +62,7 @@ def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) 
     assert [b["text"]["text"] for b in history["blocks"]] == [
         title,
         "```"
-        "| 2025-Q4 | 2026-Q1\n"
+        "| 2025年10〜12月 | 2026年1〜3月\n"
         "ユーザー参加度:  6.5 |  7.5 ↗\n"
         "データ品質:  8.0 |  8.0 →\n"
         "顧客満足度: 10.0 | 10.0 →\n"
@@ -68,7 +72,7 @@ def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) 
         "```",
     ]
     results = team_env.team_posts(CH)
-    assert results[-1]["text"].startswith(f"CRM KPI {Q1_2026}")  # history is not posted
+    assert results[-1]["text"].startswith(f"CRM KPI {P_Q1_2026}")  # history is not posted
     assert [m["text"] for m in team_env.channel_messages(CH)] == [txt("setup_announce", user=ALICE, name=TEAM_NAME),
                                                                   *(m["text"] for m in results)]
 
@@ -105,13 +109,15 @@ def test_targets_modal_lists_every_indicator_as_optional(team_env: SlackEnv) -> 
     assert [b["block_id"] for b in inputs] == [f"ind:{i.key}" for i in team_env.catalog.indicators]
     assert all(b["optional"] for b in inputs)
     completeness = next(b for b in inputs if b["block_id"] == "ind:complete_records")
-    assert completeness["hint"]["text"] == txt("default_hint", target="95", unit="%", direction=txt("higher"))
+    assert completeness["hint"]["text"] == (team_env.catalog.definition("complete_records", "ja") + "\n"
+                                            + txt("default_hint", target="95%", direction=txt("higher")))
 
 
 def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -> None:
     figures = {**BASE, "complete_records": "95"}
     team_env.report(figures)
-    assert fields_of(team_env.team_posts(CH)[-1])[1] == area_line(area_names(team_env)["data_quality"], 10.0)
+    quality = area_names(team_env)["data_quality"]
+    assert fields_of(team_env.team_posts(CH)[-1])[1] == area_line(quality, 10.0, reported=1, total=2)
 
     team_env.clock.advance(600)
     res = submit_targets(team_env, open_targets(team_env, BOB), {"complete_records": "98"}, BOB)
@@ -126,11 +132,11 @@ def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -
     team_env.clock.advance(600)
     view = team_env.open_report()
     hint = next(b for b in view["blocks"] if b.get("block_id") == "ind:complete_records")["hint"]["text"]
-    assert hint == txt("target_hint", target="98", unit="%", direction=txt("higher"))
+    assert hint.endswith("\n" + txt("target_hint", target="98%", direction=txt("higher")))
     team_env.submit(view, form_values(team_env.catalog, figures))
     message = team_env.team_posts(CH)[-1]
-    assert fields_of(message)[1] == area_line(area_names(team_env)["data_quality"], 8.0)
-    assert context_of(message)[0] == txt("replaced_by", user=ALICE, quarter=Q1_2026)
+    assert fields_of(message)[1] == area_line(quality, 8.0, reported=1, total=TOTALS["data_quality"])
+    assert context_of(message)[0] == txt("replaced_by", user=ALICE, period=P_Q1_2026)
 
     # the targets modal shows the team's target; clearing it goes back to the default
     view = open_targets(team_env)
@@ -149,12 +155,14 @@ def test_a_new_target_changes_later_scoring_and_is_audited(team_env: SlackEnv) -
         ({"complete_records": "abc"}, {"ind:complete_records": txt("err_number")}),
         ({"complete_records": "120"}, {"ind:complete_records": txt("err_percent")}),
         ({"satisfaction_score": "9"}, {"ind:satisfaction_score": txt("err_range", min="1", max="5")}),
+        # the scale's bottom scores 0: a target there (or below) would leave nothing to score
+        ({"satisfaction_score": "1"}, {"ind:satisfaction_score": txt("err_floor_higher", floor="1点")}),
     ],
-    ids=["not-a-number", "percent-over-100", "out-of-range"],
+    ids=["not-a-number", "percent-over-100", "out-of-range", "satisfaction-at-the-floor"],
 )
 def test_an_invalid_target_is_refused_and_nothing_is_stored(team_env: SlackEnv, targets: dict, errors: dict) -> None:
     view = open_targets(team_env)
-    res = submit_targets(team_env, view, {"report_hours": "3", **targets})
+    res = submit_targets(team_env, view, {"report_time_saved": "30", **targets})
     assert res.get_json() == {"response_action": "errors", "errors": errors}
     assert team_env.teams.targets(REF) == {}
     assert team_env.teams.audit(REF) == []
@@ -174,9 +182,9 @@ def test_app_home_lists_the_workspace_teams_with_latest_scores(slack_env: SlackE
     slack_env.setup_team("本店", channel=CH)
     slack_env.setup_team("二号店", channel=CH2)
     slack_env.ok(slash_command_body("/kpi", "setup よその店", ALICE, "C0ELSEWHERE", team_id="T2"))
-    slack_env.clock.t = NOV_2025
+    slack_env.clock.t = FEB_2026
     slack_env.report(Q4_FIGURES, quarter=Q4_2025, channel=CH2)
-    slack_env.clock.t = JAN_2
+    slack_env.clock.t = APR_2
     slack_env.report(BASE, quarter=Q1_2026, channel=CH)
 
     home_opened(slack_env, BOB)
@@ -188,12 +196,12 @@ def test_app_home_lists_the_workspace_teams_with_latest_scores(slack_env: SlackE
     texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]
     assert texts == [
         txt("home_intro"),
-        f"*本店*  <#{CH}>\n✅ {txt('home_reported', quarter=Q1_2026)}\n"
-        + txt("home_latest", quarter=Q1_2026, score="7.1") + "\n"
+        f"*本店*  <#{CH}>\n✅ {txt('home_reported', period=P_Q1_2026)}\n"
+        + txt("home_latest", period=P_Q1_2026, score="7.1") + "\n"
         + f"{names['engagement']} 7.5 {names['data_quality']} 8.0 {names['satisfaction']} 10.0 "
         f"{names['roi']} 5.0 {names['efficiency']} 5.0",
-        f"*二号店*  <#{CH2}>\n⏳ {txt('home_missing', quarter=Q1_2026)}\n"
-        + txt("home_latest", quarter=Q4_2025, score="7.9") + "\n"
+        f"*二号店*  <#{CH2}>\n⏳ {txt('home_missing', period=P_Q1_2026)}\n"
+        + txt("home_latest", period=P_Q4_2025, score="7.9") + "\n"
         + f"{names['engagement']} 6.5 {names['data_quality']} 8.0 {names['satisfaction']} 10.0 "
         f"{names['roi']} 10.0 {names['efficiency']} 5.0",
     ]

@@ -17,7 +17,7 @@ def test_setup_registers_the_channel_confirms_and_announces(slack_env: SlackEnv)
     ref = TeamRef(WS, CH)
     assert slack_env.teams.get(ref) == Team(ref, TEAM_NAME, "Asia/Tokyo", ALICE, slack_env.clock(), True)
     assert [t.ref for t in slack_env.teams.workspace_teams(WS)] == [ref]
-    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo")]
+    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo", fy="4")]
 
     [announcement] = slack_env.channel_messages(CH)
     expected = txt("setup_announce", user=ALICE, name=TEAM_NAME)
@@ -32,7 +32,7 @@ def test_setup_honours_the_time_zone(slack_env: SlackEnv) -> None:
     slack_env.command(f"setup {TEAM_NAME} tz=Europe/London")
     team = slack_env.teams.get(TeamRef(WS, CH))
     assert team is not None and (team.name, team.tz) == (TEAM_NAME, "Europe/London")
-    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Europe/London")]
+    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Europe/London", fy="4")]
 
 
 def test_setup_with_a_bad_time_zone_is_refused_and_stores_nothing(slack_env: SlackEnv) -> None:
@@ -62,7 +62,9 @@ def test_setup_again_updates_without_duplicating(slack_env: SlackEnv) -> None:
     assert slack_env.teams.get(ref) == Team(ref, "本店CRM 第二チーム", "Europe/London", ALICE, created_at, True)
     assert [t.ref for t in slack_env.teams.workspace_teams(WS)] == [ref]
     assert [t.ref for t in slack_env.teams.all_teams()] == [ref]
-    assert slack_env.ephemerals(CH, BOB) == [txt("setup_updated", name="本店CRM 第二チーム", tz="Europe/London")]
+    assert slack_env.ephemerals(CH, BOB) == [
+        txt("setup_updated", name="本店CRM 第二チーム", tz="Europe/London", fy="4")
+    ]
     assert len(slack_env.channel_messages(CH)) == 1  # announced once, at the first setup
 
 
@@ -75,6 +77,31 @@ def test_setup_without_a_name_takes_the_channel_name(slack_env: SlackEnv) -> Non
     slack_env.command("setup tz=Europe/London")
     team = slack_env.teams.get(TeamRef(WS, CH))
     assert team is not None and (team.name, team.tz) == (TEAM_NAME, "Europe/London")
+
+
+def test_setup_sets_the_first_month_of_the_business_year(slack_env: SlackEnv) -> None:
+    slack_env.command(f"setup {TEAM_NAME} fy=1")
+    ref = TeamRef(WS, CH)
+    assert slack_env.teams.get(ref) == Team(ref, TEAM_NAME, "Asia/Tokyo", ALICE, slack_env.clock(), True, 1)
+    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo", fy="1")]
+    assert "年度の始まり: 1月" in slack_env.ephemerals(CH, ALICE)[0]
+    # running setup again without fy= keeps it; fy=４月 (as typed in Japanese) changes it
+    slack_env.command("setup tz=Asia/Tokyo")
+    assert slack_env.teams.get(ref).fy_start == 1  # type: ignore[union-attr]
+    slack_env.command("setup fy=４月")
+    assert slack_env.teams.get(ref).fy_start == 4  # type: ignore[union-attr]
+    assert slack_env.ephemerals(CH, ALICE)[-1] == txt("setup_updated", name=TEAM_NAME, tz="Asia/Tokyo", fy="4")
+
+
+def test_a_business_year_can_only_start_with_a_calendar_quarter(slack_env: SlackEnv) -> None:
+    """Figures are kept by calendar quarter: a business year from March would cut across them."""
+    slack_env.command(f"setup {TEAM_NAME} fy=3")
+    assert slack_env.ephemerals(CH, ALICE) == [txt("bad_fy")]
+    assert slack_env.teams.get(TeamRef(WS, CH)) is None and slack_env.r.keys("*") == []
+    slack_env.setup_team()
+    slack_env.command("setup fy=april")
+    assert slack_env.ephemerals(CH, ALICE)[-1] == txt("bad_fy")
+    assert slack_env.teams.get(TeamRef(WS, CH)).fy_start == 4  # type: ignore[union-attr]
 
 
 def test_two_channels_are_two_teams_in_one_workspace(slack_env: SlackEnv) -> None:
@@ -92,7 +119,7 @@ def test_setup_typed_with_a_full_width_space(slack_env: SlackEnv) -> None:
     slack_env.command(f"setup\u3000{TEAM_NAME}")
     team = slack_env.teams.get(TeamRef(WS, CH))
     assert team is not None and team.name == TEAM_NAME
-    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo")]
+    assert slack_env.ephemerals(CH, ALICE) == [txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo", fy="4")]
 
 
 def test_kpi_in_an_unregistered_channel_says_not_a_team_and_opens_nothing(slack_env: SlackEnv) -> None:
@@ -109,7 +136,7 @@ def test_help_is_ephemeral(slack_env: SlackEnv) -> None:
     slack_env.setup_team()
     slack_env.command("what")
     assert slack_env.ephemerals(CH, ALICE) == [
-        txt("help"), txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo"), txt("help")
+        txt("help"), txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo", fy="4"), txt("help")
     ]
 
 
