@@ -102,7 +102,7 @@ def leases(tag: str) -> str:
 
 def shard_of(tag: str) -> int:
     """The queue shard of an owner: all of one owner's jobs go through one shard."""
-    return zlib.crc32(tag.encode()) % QUEUE_SHARDS
+    return zlib.crc32(tag.encode("utf-8", "surrogatepass")) % QUEUE_SHARDS
 
 
 def ready(shard: int) -> str:
