@@ -176,9 +176,10 @@ def test_applying_twice_or_out_of_order_changes_nothing(stats: Analytics, r: red
     for d in u.deltas:
         stats.apply(d)
     once = stats.funnel(), stats.leads()
-    for d in reversed(u.deltas):
+    for d in u.deltas:  # a retried job applies its delta again
         stats.apply(d)
-    for d in u.deltas:
+    assert (stats.funnel(), stats.leads()) == once
+    for d in reversed(u.deltas):  # an older job applied after newer ones (a retry that waited)
         stats.apply(d)
     assert (stats.funnel(), stats.leads()) == once
     [lead] = once[1]
