@@ -238,7 +238,14 @@ def delta_of(
     ``before``/``after``: the user's record before and after the step (``after`` is ``before`` itself
     when the step changed nothing, None when it deleted the record); ``outputs``: what the step says;
     ``event``: the input's kind (conversations.inputs: follow and unfollow count). Values are absolute
-    (as of ``after``), so applying a delta twice, or an older one after a newer one, changes nothing.
+    (as of ``after``), so applying a delta twice, or an older one after a newer one, changes nothing::
+
+        {"at": step time, "test": 1 (channel "web"),
+         "follow": 1 | 0, "person": "<ch>:<user>",             # a follow or an unfollow
+         "ended": lead id,                                      # the diagnosis under way ended (restart...)
+         "lead": {"id", "channel", "user", "sid", "n", "begun", "updated", "reached", "remind" 1|0,
+                  "open" 1|0 (in progress), "answers" (while open, or the final ten),
+                  "finished", "tier" (once finished), "consult": 1 (a "consult_ack" output)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.channel in TEST_CHANNELS:
