@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import App
@@ -14,13 +13,15 @@ from bot.slack.payload import strings
 from conversations.errors import InvalidInput
 from scoring.periods import last_ended
 
-log = logging.getLogger(__name__)
-
 
 def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
     ids = strings(event, "user")
     workspace = body.get("team_id", "")
     if event.get("tab", "home") != "home" or ids is None or not isinstance(workspace, str) or not workspace:
+        return
+    try:
+        subject = subject_of(workspace, ids[0])
+    except InvalidInput:  # not a Slack team and user ID (e.g. control characters): nothing to show
         return
     teams = deps.teams
     now = deps.clock()
@@ -36,11 +37,6 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
             latest = score_report(deps, rep, team.ref, teams.report(team.ref, latest_q.previous())) if rep else None
         rows.append((team, due, reported, latest_q, latest))
     view = B.home_view(deps.catalog, deps.locale, rows)
-    try:
-        subject = subject_of(workspace, ids[0])
-    except InvalidInput:
-        log.warning("slack: App Home opened by a user ID that is not one; ignored")
-        return
     deps.outbox.enqueue(subject, [{"type": "slack_home", "user": ids[0], "view": view}])
 
 
