@@ -17,7 +17,7 @@ from bot.outbox import Outbox
 from bot.redis_conn import connect
 from bot.worker import Faults, Transport, Worker
 from conversations.content import Script, load_script
-from conversations.machine import Machine, Settings, build
+from conversations.machine import Machine, build
 from conversations.store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def build_services(
     commits jobs; the worker (:func:`build_worker`) delivers them."""
     script = load_script(config.locale, config.content_dir)
     client = client if client is not None else connect(config)
-    machine = build(Settings(expiry=config.conversation_ttl, resume_after=config.resume_after))
+    machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     channels = []
     if config.line_enabled:
