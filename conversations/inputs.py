@@ -9,7 +9,7 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
     b:<sid>:<q>     go back from question q
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
-    k:<sid>         ask for a consultation about diagnosis sid (the button on its result)
+    k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
 """
 
 from __future__ import annotations

@@ -339,10 +339,11 @@ def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """A consultation request: about the diagnosis whose result carried the button (an earlier one
-    is fine: its result was shown), else the current or latest one. The state stays; free text is
-    left to a person for ``Settings.handoff`` seconds. A double tap is not confirmed twice."""
-    sid = inp.sid if inp.sid is not None and 1 <= inp.sid <= conv.sid else conv.sid
+    """A consultation request, about the current diagnosis: the latest result, or the one under way
+    (the operator's lead; a button from an earlier result asks about the person's latest too). The
+    state stays; free text is left to a person for ``Settings.handoff`` seconds. A double tap is not
+    confirmed twice."""
+    sid = conv.sid
     again = conv.consulted == sid
     if again and ctx.now - conv.updated <= ctx.settings.double_tap:
         return _keep(conv)

@@ -144,7 +144,7 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
     if k == I.CONSULT:
         if m.state == IDLE:
             return m, [notice("consult_first"), OFFER]
-        sid = inp.sid if inp.sid is not None and 1 <= inp.sid <= m.sid else m.sid  # the button's diagnosis
+        sid = m.sid  # about the current diagnosis (the latest result, or the one under way)
         again = m.consulted == sid
         if again and now - m.updated <= SETTINGS.double_tap:  # a double tap
             return m, []
