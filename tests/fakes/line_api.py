@@ -27,6 +27,11 @@ PUSH = "/v2/bot/message/push"
 MULTICAST = "/v2/bot/message/multicast"
 QUOTA = "/v2/bot/message/quota"
 CONSUMPTION = "/v2/bot/message/quota/consumption"
+PROFILE = "/v2/bot/profile/"  # + user ID
+
+
+def profile_path(user_id: str) -> str:
+    return PROFILE + user_id
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -129,6 +134,7 @@ class FakeLineApi(FakeHttpApi):
         self._deliveries: dict[str, list[dict[str, Any]]] = {}
         self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._usage = 0
+        self._profiles: dict[str, dict[str, str]] = {}
         self.contract_errors.clear()
 
     def _warm_up(self) -> None:
@@ -166,6 +172,11 @@ class FakeLineApi(FakeHttpApi):
                           after_serving)
         with self._lock:
             self._failures.setdefault(path, []).append(failure)
+
+    def set_profile(self, user_id: str, display_name: str, **extra: str) -> None:
+        """The profile LINE returns for a user (others: 404, as for someone who is not a friend)."""
+        with self._lock:
+            self._profiles[user_id] = {"displayName": display_name, "userId": user_id, **extra}
 
     def reset(self) -> None:
         with self._lock:
@@ -262,6 +273,9 @@ class FakeLineApi(FakeHttpApi):
             return Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
         if method == "GET" and path == CONSUMPTION:
             return Answer(200, {"totalUsage": self._usage})
+        if method == "GET" and path.startswith(PROFILE):
+            profile = self._profiles.get(path[len(PROFILE):])
+            return Answer(200, copy.deepcopy(profile)) if profile else Answer(404, {"message": "Not found"})
         if method != "POST" or path not in (REPLY, PUSH, MULTICAST):
             return Answer(404, {"message": "Not found"})
         messages = data.get("messages") if isinstance(data, dict) else None
