@@ -69,6 +69,7 @@ class Conv:
     finished: float = 0.0  # when it finished
     n: int = 0  # change counter: makes every stored value unique (compare-and-set guard)
     remind: bool = False  # opted in to a quarterly reminder to retake the diagnosis
+    begun: float = 0.0  # when diagnosis ``sid`` started (0.0: a record stored before this field, see step())
     handoff_until: float = 0.0  # a consultation request is open: free text is left to a person until then
     consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none)
 
@@ -80,6 +81,8 @@ class Conv:
             d |= {"last": self.last, "ft": round(self.finished, 3)}
         if self.remind:
             d["r"] = 1
+        if begun := round(self.begun, 3):
+            d["b"] = begun
         if self.handoff_until:
             d["h"] = round(self.handoff_until, 3)
         if self.consulted:
@@ -101,6 +104,7 @@ class Conv:
             finished=d.get("ft", 0.0),
             n=d.get("n", 0),
             remind=bool(d.get("r", 0)),
+            begun=d.get("b", 0.0),
             handoff_until=d.get("h", 0.0),
             consulted=d.get("k", 0),
         )
@@ -180,8 +184,11 @@ class Machine:
         if out.state not in route.targets:
             raise AssertionError(f"{route.handler.__name__} led to {out.state!r}, not in {sorted(route.targets)}")
         if out.conv is not None and out.changed:
+            # A record stored before ``begun`` existed takes its last change as the start of its diagnosis.
+            begun = out.conv.begun or (conv.updated if out.conv.sid == conv.sid else 0.0)
             handoff_until = out.conv.handoff_until if out.conv.handoff_until > now else 0.0  # over: forgotten
-            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1, handoff_until=handoff_until))
+            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1, begun=begun,
+                                            handoff_until=handoff_until))
         return out
 
 
@@ -206,18 +213,24 @@ def _keep(conv: Conv, *outputs: dict[str, Any]) -> Step:
 def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
-                remind=conv.remind, handoff_until=conv.handoff_until, consulted=conv.consulted)
+                remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
+                consulted=conv.consulted)
+
+
+def _begin(conv: Conv, ctx: Ctx) -> Conv:
+    """Diagnosis ``sid + 1`` starts now (``begun`` is stored to the millisecond, as read back)."""
+    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3))
 
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    fresh = replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="")
+    fresh = _begin(conv, ctx)
     outs = [notice("restarted")] if conv.in_progress else []
     return Step(fresh, (*outs, question(fresh)))
 
 
 def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Start after the unfinished diagnosis expired: no "starting over" notice, it is simply new."""
-    fresh = replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="")
+    fresh = _begin(conv, ctx)
     return Step(fresh, (question(fresh),))
 
 
