@@ -103,7 +103,8 @@ async def build_worker(
         push = Limit(config.line_push_rate, max(1.0, config.line_push_rate / 20)) if config.line_push_rate else None
         multi = (Limit(config.line_multicast_rate, max(1.0, config.line_multicast_rate / 20))
                  if config.line_multicast_rate else None)
-        transports["line"] = LineTransport(api, script, push_limit=push)
+        transports["line"] = LineTransport(api, script, push_limit=push,
+                                           on_profile=_keep_line_name if config.fetch_profile else None)
         transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
     if config.slack_enabled:
         from bot.slack.transport import SlackLimits, SlackTransport
@@ -116,6 +117,13 @@ async def build_worker(
     sink = StatsSink(expiry=config.conversation_ttl)  # the operator's figures, applied before each delivery
     return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
+
+
+async def _keep_line_name(client: Any, user_id: str, name: str) -> None:
+    """A follower's LINE display name, fetched by the worker at follow, kept for the operator's leads."""
+    from conversations.analytics import set_name_async
+
+    await set_name_async(client, "line", user_id, name)
 
 
 def build_reminders(svc: Services) -> Any:
