@@ -113,8 +113,10 @@ async def build_worker(
         transports["slack"] = SlackTransport(config.slack_bot_token or "", config.slack_api_url, script,
                                              limits=limits, timeout=config.api_timeout)
     from bot.analytics_sink import StatsSink
+    from bot.operator import make_consult_hook
 
-    sink = StatsSink(expiry=config.conversation_ttl)  # the operator's figures, applied before each delivery
+    # the operator's figures, applied before each delivery; a first consultation request briefs the operator
+    sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
     return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
 
