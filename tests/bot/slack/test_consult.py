@@ -34,9 +34,22 @@ def consult_button(message: dict[str, Any]) -> dict[str, Any]:
     return button
 
 
+OPS = "C0OPERATOR"
+
+
 @pytest.fixture
 def booking_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock) -> Iterator[SlackEnv]:
-    config = slack_config(redis_url, fake_slack, consult_url=BOOKING)
+    yield from slack_env_with(r, redis_url, fake_slack, clock, consult_url=BOOKING)
+
+
+@pytest.fixture
+def operator_env(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock) -> Iterator[SlackEnv]:
+    yield from slack_env_with(r, redis_url, fake_slack, clock, operator_slack_channel=OPS)
+
+
+def slack_env_with(r: redis.Redis, redis_url: str, fake_slack: FakeSlackApi, clock: FakeClock,
+                   **changes: Any) -> Iterator[SlackEnv]:
+    config = slack_config(redis_url, fake_slack, **changes)
     svc = build_services(config, clock=clock)
     worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock))
     env = SlackEnv(svc, create_app(services=svc).test_client(), fake_slack, clock, r, worker)
@@ -95,3 +108,20 @@ def test_with_a_booking_page_the_confirmation_links_to_it(booking_env: SlackEnv)
     booking_env.click(ALICE, confirmation, CONSULT_URL_ACTION, None)  # Slack tells us of the click: acked
     assert len(booking_env.dms(ALICE)) == count
     assert booking_env.conv(ALICE).consulted == 1
+
+
+def test_a_request_from_a_dm_briefs_the_operator_once(operator_env: SlackEnv) -> None:
+    env = operator_env
+    result = finish(env, "ABACADAAAB")  # 6 A: C評価; the D at Q6 is the point to fix
+    button = consult_button(result)
+    env.click(ALICE, result, button["action_id"], button["value"])
+    env.clock.advance(60)
+    env.click(ALICE, result, button["action_id"], button["value"])  # asked again: confirmed, not briefed
+    assert [m["text"] for m in env.dms(ALICE)[-2:]] == [env.svc.script.text("consult_ack"),
+                                                        env.svc.script.text("consult_again")]
+    [post] = env.channel_messages(OPS)
+    assert post["text"] == "相談のお申し込み：（未取得）（C評価（Aの数 6/10））"
+    fields = [f["text"] for b in post["blocks"] if "fields" in b for f in b["fields"]]
+    assert fields[:3] == ["*お名前*\n（未取得）", "*チャネル*\nSlack", "*結果*\nC評価（Aの数 6/10）"]
+    q6 = env.svc.script.questions[5]
+    assert post["blocks"][-2]["text"]["text"] == f"*次に整えたい一点*\nQ6 {q6.topic}（D：{q6.choices['D'].label}）"
