@@ -407,3 +407,12 @@ def test_no_real_keyword_shadows_an_answer_or_another_keyword(locale: str) -> No
     for kind, words in kw.items():
         for w in words:
             assert from_text(w, kw).kind == expected.get(kind, kind), w
+
+
+@pytest.mark.parametrize("key", ["consult_button", "consult_ack", "consult_again", "consult_booking",
+                                 "consult_book_button", "consult_first"])
+def test_a_file_without_a_consultation_text_is_refused(tmp_path: Path, key: str) -> None:
+    data = real_data()
+    del data["texts"][key]
+    write(tmp_path, data)
+    assert refused(tmp_path, f"texts.{key}").problem == "missing or empty text"
