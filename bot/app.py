@@ -17,7 +17,7 @@ from bot.outbox import Outbox
 from bot.redis_conn import connect
 from bot.worker import Faults, Transport, Worker
 from conversations.content import Script, load_script
-from conversations.machine import Machine, Settings, build
+from conversations.machine import Machine, build
 from conversations.store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def build_services(
     commits jobs; the worker (:func:`build_worker`) delivers them."""
     script = load_script(config.locale, config.content_dir)
     client = client if client is not None else connect(config)
-    machine = build(Settings(expiry=config.conversation_ttl, resume_after=config.resume_after))
+    machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     channels = []
     if config.line_enabled:
@@ -103,7 +103,8 @@ async def build_worker(
         push = Limit(config.line_push_rate, max(1.0, config.line_push_rate / 20)) if config.line_push_rate else None
         multi = (Limit(config.line_multicast_rate, max(1.0, config.line_multicast_rate / 20))
                  if config.line_multicast_rate else None)
-        transports["line"] = LineTransport(api, script, push_limit=push)
+        transports["line"] = LineTransport(api, script, push_limit=push,
+                                           on_profile=_keep_line_name if config.fetch_profile else None)
         transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
     if config.slack_enabled:
         from bot.slack.transport import SlackLimits, SlackTransport
@@ -112,10 +113,19 @@ async def build_worker(
         transports["slack"] = SlackTransport(config.slack_bot_token or "", config.slack_api_url, script,
                                              limits=limits, timeout=config.api_timeout)
     from bot.analytics_sink import StatsSink
+    from bot.operator import make_consult_hook
 
-    sink = StatsSink(expiry=config.conversation_ttl)  # the operator's figures, applied before each delivery
+    # the operator's figures, applied before each delivery; a first consultation request briefs the operator
+    sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
     return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
+
+
+async def _keep_line_name(client: Any, user_id: str, name: str) -> None:
+    """A follower's LINE display name, fetched by the worker at follow, kept for the operator's leads."""
+    from conversations.analytics import set_name_async
+
+    await set_name_async(client, "line", user_id, name)
 
 
 def build_reminders(svc: Services) -> Any:

@@ -239,7 +239,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     from conversations import inputs as I
     from conversations.content import load_script
     from conversations.keys import Subject
-    from conversations.machine import Settings, build
+    from conversations.machine import build
     from conversations.store import RedisStore
 
     stdin = stdin or sys.stdin
@@ -248,7 +248,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     client = connect(config)
     bot = Bot(
         RedisStore(client, dedupe_ttl=config.dedupe_ttl),
-        build(Settings(expiry=config.conversation_ttl, resume_after=config.resume_after)),
+        build(config.machine_settings()),
         None,
         conversation_ttl=config.conversation_ttl,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from conversations.store import DEDUPE_TTL
 DEFAULT_LINE_API_HOST = "https://api.line.me"
 DEFAULT_LINE_API_DATA_HOST = "https://api-data.line.me"  # LINE's host for images (a rich menu's)
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SLACK_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
 
 
 def _default_data_dir() -> Path:
@@ -57,6 +59,11 @@ class Config:
     remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
     remind_cadence: str = "quarterly"  # CRMBOT_REMIND_CADENCE: quarterly | half-yearly
     remind_grace: int = 3 * 86400  # CRMBOT_REMIND_GRACE: a missed reminder is still sent this long after
+    # Consultation (the step after the result)
+    consult_url: str | None = None  # CRMBOT_CONSULT_URL: the booking page offered with the confirmation
+    operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
+    handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
+    fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
 
     @property
     def line_enabled(self) -> bool:
@@ -87,6 +94,10 @@ class Config:
             )
             if not v
         ]
+
+    def machine_settings(self) -> MachineSettings:
+        return MachineSettings(expiry=self.conversation_ttl, resume_after=self.resume_after,
+                               handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "")
 
     def with_(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -189,6 +200,32 @@ class Config:
         if hour > 23:
             raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
         slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
+        consult_url = text("CRMBOT_CONSULT_URL")
+        if consult_url is not None and (not consult_url.startswith(("https://", "http://")) or len(consult_url) > 1000
+                                        or any(c.isspace() for c in consult_url)):
+            raise ConfigError("environment: CRMBOT_CONSULT_URL must be a web page address (https://...), "
+                              "at most 1000 characters")
+        operator_channel = text("CRMBOT_OPERATOR_SLACK_CHANNEL")
+        if operator_channel is not None:
+            if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
+                raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL must be a Slack channel ID "
+                                  f"(like C0123ABCD; got {operator_channel[:20]!r})")
+            if not (text("SLACK_SIGNING_SECRET") and text("SLACK_BOT_TOKEN")):
+                raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL needs Slack configured "
+                                  "(SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+        raw_handoff = text("CRMBOT_HANDOFF_HOURS")
+        handoff = cls.handoff_hours
+        if raw_handoff is not None:
+            try:
+                handoff = float(raw_handoff)
+            except ValueError:
+                handoff = -1.0
+            if not 0 <= handoff <= 24 * 365:
+                raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
+                                  f"0 for none (got {raw_handoff[:20]!r})")
+        raw_profile = (text("CRMBOT_FETCH_PROFILE") or "1").lower()
+        if raw_profile not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"environment: CRMBOT_FETCH_PROFILE must be 1 or 0 (got {raw_profile[:20]!r})")
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
@@ -219,4 +256,8 @@ class Config:
             remind_nudges=nudges,
             remind_cadence=cadence,
             remind_grace=integer("CRMBOT_REMIND_GRACE", cls.remind_grace, 0),
+            consult_url=consult_url,
+            operator_slack_channel=operator_channel,
+            handoff_hours=handoff,
+            fetch_profile=raw_profile in ("1", "true", "yes", "on"),
         )

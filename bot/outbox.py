@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.logs import uid
+from conversations import inputs as I
 from conversations import jobs
 from conversations.jobs import Job
 from conversations.keys import Subject
@@ -67,6 +68,8 @@ class Outbox:
             state["reply_token"] = ev.reply_token
         if ev.redelivery:
             state["redelivery"] = True
+        if ev.input.kind == I.FOLLOW:
+            state["fetch_profile"] = True  # LINE: the worker fetches the display name once it has replied
         subject: Subject = ev.subject
         return Job.new(subject.channel, subject.user_id, subject.tag_name, list(outputs), now, state=state,
                        job_id=previous.id if previous is not None else None)

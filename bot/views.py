@@ -56,6 +56,26 @@ def retake_button(script: Script) -> Button:
     return Button(label, I.button(I.START), label)
 
 
+def consult_button(script: Script, sid: int) -> Button:
+    label = script.text("consult_button")
+    return Button(label, I.button(I.CONSULT, sid=sid), label)
+
+
+@dataclass(frozen=True)
+class ConsultView:
+    text: str  # the confirmation (and, with a booking page, the line that points to it)
+    url: str  # the booking page ("" none)
+    url_label: str
+
+
+def consult_view(script: Script, out: dict[str, Any]) -> ConsultView:
+    lines = [script.text("consult_again" if out.get("again") else "consult_ack")]
+    url = str(out.get("url") or "")
+    if url:
+        lines.append(script.text("consult_booking"))
+    return ConsultView("\n".join(lines), url, script.text("consult_book_button"))
+
+
 def optin_buttons(script: Script) -> list[Button]:
     yes, no = script.text("optin_yes_button"), script.text("optin_no_button")
     return [Button(yes, I.button(I.OPT_IN), yes), Button(no, I.button(I.OPT_OUT), no)]
@@ -124,6 +144,9 @@ def plain_text(script: Script, out: dict[str, Any]) -> str:
         return script.text(out["key"], **params)
     if kind == "reminder":
         return script.text("reminder", label=script.tiers[out["tier"]].label)
+    if kind == "consult_ack":
+        v = consult_view(script, out)
+        return f"{v.text}\n{v.url}" if v.url else v.text
     return script.text({"greeting": "greeting", "offer": "offer", "done_help": "done_help",
                         "optin_offer": "optin_offer"}[kind])
 
@@ -137,7 +160,9 @@ def buttons_for(script: Script, out: dict[str, Any]) -> list[Button]:
         return resume_buttons(script, out["sid"])
     if kind in ("greeting", "offer"):
         return [start_button(script)]
-    if kind in ("result", "done_help", "reminder"):
+    if kind == "result":
+        return [consult_button(script, out["sid"]), retake_button(script)]
+    if kind in ("done_help", "reminder"):
         return [retake_button(script)]
     if kind == "optin_offer":
         return optin_buttons(script)

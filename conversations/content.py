@@ -22,7 +22,7 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult")
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
@@ -59,11 +59,17 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "optin_on": "",
         "optin_off": "",
         "reminder": "label",
+        "consult_button": "",
+        "consult_ack": "",
+        "consult_again": "",
+        "consult_booking": "",
+        "consult_book_button": "",
+        "consult_first": "",
     }.items()
 }
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
-    "optin_no_button",
+    "optin_no_button", "consult_button", "consult_book_button",
 )
 
 

@@ -9,6 +9,7 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
     b:<sid>:<q>     go back from question q
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
+    k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ TEXT = "text"  # typed text we do not understand
 OTHER = "other"  # a sticker, image, location...
 OPT_IN = "opt_in"  # wants a reminder to retake the diagnosis next quarter
 OPT_OUT = "opt_out"  # no (more) reminders: the button, or a stop word
+CONSULT = "consult"  # asks for a consultation: the button on a result, or a consult word
 
-KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT)
+KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT)
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,9 @@ def typed_choice(text: str) -> str | None:
 
 
 def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
-    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue)."""
+    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/stop)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
     if t in {normalise(w) for w in keywords.get("stop", ())}:
@@ -85,6 +87,8 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return f"b:{sid}:{q}"
     if kind in (OPT_IN, OPT_OUT):
         return "o:1" if kind == OPT_IN else "o:0"
+    if kind == CONSULT:
+        return f"k:{sid}"
     raise ValueError(f"no button for input kind {kind!r}")
 
 
@@ -103,6 +107,8 @@ def from_button(data: str) -> Input:
                 return Input(OPT_OUT)
             case ["c", sid]:
                 return Input(CONTINUE, sid=_nat(sid))
+            case ["k", sid]:
+                return Input(CONSULT, sid=_nat(sid))
             case ["a", sid, q, choice] if choice in CHOICES:
                 return Input(ANSWER, choice=choice, q=_nat(q), sid=_nat(sid))
             case ["b", sid, q]:

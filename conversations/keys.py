@@ -13,6 +13,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
     crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
                                                    Lua script applies a step's figures: see conversations.analytics
+    crmbot:{op:<slack channel>}:out                the operator channel's mailbox of briefs (see bot.operator)
+    crmbot:{op:<slack channel>}:brief:<lead id>    a consultation request's brief queued (string, TTL): once
 """
 
 from __future__ import annotations
@@ -154,3 +156,16 @@ def workspace_teams(workspace: str) -> str:
 
 def slack_seen(event_id: str) -> str:
     return f"{PREFIX}:{{slack}}:seen:{event_id}"
+
+
+# ---- the operator's channel (consultation briefs) -----------------------------------------------
+
+
+def operator_tag(channel: str) -> str:
+    """The hash tag (without braces) of the operator's Slack channel: its mailbox and ledger marks."""
+    return f"op:{channel}"
+
+
+def consult_briefed(channel: str, lead_id: str) -> str:
+    """Ledger mark of one lead's brief to the operator's channel, in the channel's slot: queued once."""
+    return f"{PREFIX}:{{{operator_tag(channel)}}}:brief:{lead_id}"

@@ -13,11 +13,18 @@ States (stored):
     done     the last diagnosis finished; its answers are in ``last``
 Dispatch-only state:
     expired  an unfinished diagnosis older than ``Settings.expiry`` (the record is then reset)
+Overlay:
+    handoff  a consultation request is open (``Conv.handoff_until`` is ahead of now): a person replies
+             in the channel's own chat, so the overlay's routes (free text, stickers) come first and
+             say nothing; every other input goes to the state's own route as usual.
 
 Outputs are small dicts (JSON-safe) that each channel renders in its own way:
     {"type": "greeting"} | {"type": "offer"} | {"type": "notice", "key": <text key>}
     {"type": "question", "sid": n, "q": i} | {"type": "resume", "sid": n, "q": i}
     {"type": "result", "sid": n, "answers": "ABCD..."} | {"type": "done_help"}
+    {"type": "consult_ack", "sid": n[, "again": true][, "url": booking page]}: a consultation about
+        diagnosis n was requested (the analytics mark the lead the first time; "again" when this
+        diagnosis already had one)
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from conversations.inputs import Input
 from scoring import QUESTION_COUNT
 
 IDLE, ASKING, RESUME, DONE, EXPIRED = "idle", "asking", "resume", "done", "expired"
+HANDOFF = "handoff"
 STORED_STATES = (IDLE, ASKING, RESUME, DONE)
 STATES = (*STORED_STATES, EXPIRED)
+OVERLAYS = (HANDOFF,)  # routes that come first while their condition holds, for the kinds they list
 IN_PROGRESS = (ASKING, RESUME)
 
 
@@ -43,6 +52,8 @@ class Settings:
     expiry: float = 7 * 86400  # an unfinished diagnosis expires after this many seconds
     resume_after: float = 3600  # text after this long a pause asks "continue or start over?"
     double_tap: float = 10.0  # a repeat of the answer just given, within this window, is ignored
+    handoff: float = 24 * 3600  # after a consultation request, free text is left to a person this long
+    consult_url: str = ""  # a booking page offered with the consultation's confirmation ("" none)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,8 @@ class Conv:
     n: int = 0  # change counter: makes every stored value unique (compare-and-set guard)
     remind: bool = False  # opted in to a quarterly reminder to retake the diagnosis
     begun: float = 0.0  # when diagnosis ``sid`` started (0.0: a record stored before this field, see step())
+    handoff_until: float = 0.0  # a consultation request is open: free text is left to a person until then
+    consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -70,6 +83,10 @@ class Conv:
             d["r"] = 1
         if begun := round(self.begun, 3):
             d["b"] = begun
+        if self.handoff_until:
+            d["h"] = round(self.handoff_until, 3)
+        if self.consulted:
+            d["k"] = self.consulted
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -88,6 +105,8 @@ class Conv:
             n=d.get("n", 0),
             remind=bool(d.get("r", 0)),
             begun=d.get("b", 0.0),
+            handoff_until=d.get("h", 0.0),
+            consulted=d.get("k", 0),
         )
 
     @property
@@ -132,7 +151,7 @@ class Machine:
         self.settings = settings or Settings()
         table: dict[tuple[str, str], Route] = {}
         for r in routes:
-            if r.state not in STATES:
+            if r.state not in STATES and r.state not in OVERLAYS:
                 raise ConfigError(f"state machine: unknown state {r.state!r} in route {r.handler.__name__}")
             if unknown := set(r.targets) - set(STORED_STATES):
                 raise ConfigError(f"state machine: {r.handler.__name__} targets unknown states {sorted(unknown)}")
@@ -152,15 +171,24 @@ class Machine:
             return EXPIRED
         return conv.state
 
+    def overlay(self, conv: Conv, now: float) -> str | None:
+        """The overlay in force for this record now, if any."""
+        return HANDOFF if conv.handoff_until > now else None
+
     def step(self, conv: Conv, inp: Input, now: float) -> Step:
-        route = self._table[(self.dispatch_state(conv, now), inp.kind)]
+        over = self.overlay(conv, now)
+        route = self._table.get((over, inp.kind)) if over else None
+        if route is None:
+            route = self._table[(self.dispatch_state(conv, now), inp.kind)]
         out = route.handler(conv, inp, Ctx(now, self.settings))
         if out.state not in route.targets:
             raise AssertionError(f"{route.handler.__name__} led to {out.state!r}, not in {sorted(route.targets)}")
         if out.conv is not None and out.changed:
             # A record stored before ``begun`` existed takes its last change as the start of its diagnosis.
             begun = out.conv.begun or (conv.updated if out.conv.sid == conv.sid else 0.0)
-            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1, begun=begun))
+            handoff_until = out.conv.handoff_until if out.conv.handoff_until > now else 0.0  # over: forgotten
+            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1, begun=begun,
+                                            handoff_until=handoff_until))
         return out
 
 
@@ -185,7 +213,8 @@ def _keep(conv: Conv, *outputs: dict[str, Any]) -> Step:
 def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
-                remind=conv.remind, begun=conv.begun)
+                remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
+                consulted=conv.consulted)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
@@ -218,10 +247,10 @@ def non_text_idle(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def forget(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """Unfollow: drop anything in progress and the reminder; a finished result is kept."""
+    """Unfollow: drop anything in progress, the reminder and an open handoff; a finished result is kept."""
     if not conv.last:
         return Step(None)
-    return Step(replace(_at_rest(conv), remind=False))
+    return Step(replace(_at_rest(conv), remind=False, handoff_until=0.0))
 
 
 def _is_current(conv: Conv, inp: Input) -> bool:
@@ -243,8 +272,7 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = Conv(state=DONE, sid=conv.sid, last=answers, finished=ctx.now, n=conv.n, remind=conv.remind,
-                begun=conv.begun)
+    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now)
     outs: tuple[dict[str, Any], ...] = ({"type": "result", "sid": conv.sid, "answers": answers},)
     if not conv.remind:
         outs += ({"type": "optin_offer"},)
@@ -323,6 +351,34 @@ def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
 
 
+def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A consultation request, about the current diagnosis: the latest result, or the one under way
+    (the operator's lead; a button from an earlier result asks about the person's latest too). The
+    state stays; free text is left to a person for ``Settings.handoff`` seconds. A double tap is not
+    confirmed twice."""
+    sid = conv.sid
+    again = conv.consulted == sid
+    if again and ctx.now - conv.updated <= ctx.settings.double_tap:
+        return _keep(conv)
+    out: dict[str, Any] = {"type": "consult_ack", "sid": sid}
+    if again:
+        out["again"] = True
+    if ctx.settings.consult_url:
+        out["url"] = ctx.settings.consult_url
+    until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
+    return Step(replace(conv, handoff_until=until, consulted=sid), (out,))
+
+
+def consult_first(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A consultation asked for with no diagnosis to talk about: take the diagnosis first."""
+    return _keep(conv, notice("consult_first"), {"type": "offer"})
+
+
+def leave_to_person(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Free text while a consultation request is open: a person answers it, the bot says nothing."""
+    return _keep(conv)
+
+
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(_at_rest(conv), (notice("expired"), {"type": "offer"}))
 
@@ -341,6 +397,7 @@ ROUTES: tuple[Route, ...] = (
     Route(IDLE, (I.FOLLOW,), greet, _STAY[IDLE]),
     Route(IDLE, (I.TEXT, I.ANSWER, I.BACK, I.CONTINUE), offer, _STAY[IDLE]),
     Route(IDLE, (I.OTHER,), non_text_idle, _STAY[IDLE]),
+    Route(IDLE, (I.CONSULT,), consult_first, _STAY[IDLE]),
     Route(IDLE, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # asking: question q is open
     Route(ASKING, (I.ANSWER,), answer, frozenset({ASKING, DONE})),
@@ -367,11 +424,15 @@ ROUTES: tuple[Route, ...] = (
     Route(EXPIRED, (I.START, I.RESTART), start_fresh, _STAY[ASKING]),
     Route(EXPIRED, (I.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE, I.CONSULT), expired, frozenset({IDLE, DONE})),
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
     *(Route(s, (I.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (I.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (I.OPT_IN, I.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
+    # a consultation request about a diagnosis taken (or under way), in any state (the state stays)
+    *(Route(s, (I.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, DONE)),
+    # handoff: while a request is open, free text and stickers are left to a person (in any state)
+    Route(HANDOFF, (I.TEXT, I.OTHER), leave_to_person, _ALL),
 )
 
 

@@ -1,7 +1,10 @@
 """Machine outputs -> LINE Messaging API messages (line-bot-sdk v3 models).
 
 Questions are text messages with quick replies whose labels begin with the choice letter; the
-result is a Flex bubble: tier label, A count, a strip of the ten answers, the one point to fix.
+result is a Flex bubble: tier label, A count, a strip of the ten answers, the one point to fix, and
+two buttons: 「相談する」 (a postback: LINE sends us no webhook for a URI action, so the request is
+recorded from the postback and its confirmation carries the booking page as a URI button) and
+"take it again".
 """
 
 from __future__ import annotations
@@ -41,15 +44,36 @@ def render(script: Script, outputs: list[dict[str, Any]]) -> list[Message]:
     messages: list[Message] = []
     for out in outputs:
         if out["type"] == "result":
-            messages.append(result_message(script, out["answers"]))
+            messages.append(result_message(script, out["answers"], out.get("sid", 0)))
+        elif out["type"] == "consult_ack" and out.get("url"):
+            messages.append(consult_message(script, out))
         else:
             qr = quick_reply(views.buttons_for(script, out))
             messages.append(TextMessage(text=views.plain_text(script, out)[:5000], quickReply=qr))
     return messages[:5]
 
 
-def result_message(script: Script, answers: str) -> FlexMessage:
+def _postback(b: views.Button) -> dict[str, Any]:
+    return {"type": "postback", "label": b.label, "data": b.data, "displayText": b.echo[:300]}
+
+
+def consult_message(script: Script, out: dict[str, Any]) -> FlexMessage:
+    """The confirmation of a consultation request with the booking page behind a URI button."""
+    v = views.consult_view(script, out)
+    bubble = {
+        "type": "bubble",
+        "body": {"type": "box", "layout": "vertical",
+                 "contents": [{"type": "text", "text": v.text, "size": "sm", "wrap": True, "color": "#333333"}]},
+        "footer": {"type": "box", "layout": "vertical", "contents": [
+            {"type": "button", "style": "primary", "action": {"type": "uri", "label": v.url_label, "uri": v.url}},
+        ]},
+    }
+    return FlexMessage(altText=v.text[:1500], contents=FlexContainer.from_dict(bubble))
+
+
+def result_message(script: Script, answers: str, sid: int) -> FlexMessage:
     v = views.result_view(script, answers)
+    consult = views.consult_button(script, sid)
     retake = views.retake_button(script)
     cells = [
         {
@@ -95,13 +119,10 @@ def result_message(script: Script, answers: str) -> FlexMessage:
         "footer": {
             "type": "box",
             "layout": "vertical",
+            "spacing": "sm",
             "contents": [
-                {
-                    "type": "button",
-                    "style": "primary",
-                    "action": {"type": "postback", "label": retake.label, "data": retake.data,
-                               "displayText": retake.echo},
-                }
+                {"type": "button", "style": "primary", "action": _postback(consult)},
+                {"type": "button", "style": "secondary", "action": _postback(retake)},
             ],
         },
     }

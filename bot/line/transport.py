@@ -16,6 +16,13 @@ reply was sent whose outcome we do not know: it timed out, or a worker died send
 - After the window, or once switched, every attempt pushes with the job id as X-Line-Retry-Key:
   LINE accepts a key once and answers 409 to a repeat, which counts as delivered.
 
+The profile (the operator's leads show LINE display names): a follow's reply job carries
+``fetch_profile`` in its state. With a profile sink (``CRMBOT_FETCH_PROFILE``, on by default), once
+the reply is delivered the transport checkpoints ``sent`` (a retry never sends it again), fetches
+``GET /v2/bot/profile/{userId}`` and hands the display name to the sink. A profile LINE does not give
+(404: not a friend any more) is not retried; a 429/5xx/timeout is, up to ``PROFILE_TRIES`` attempts,
+then the job is done without it (the reply went out; a name is not worth parking it).
+
 Multicasts (``linebatch`` jobs, the quarterly reminders) go to the batch's users whose ledger mark
 names the batch, with the job id as retry key. Pushes and multicasts are paced by limits shared in
 Redis (LINE's per-channel limits: 2,000/s for push, 200/s for multicast); replies are not paced.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -39,6 +47,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.line.render import render
+from bot.logs import uid
 from bot.ratelimit import Limit, retry_after
 from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations import keys
@@ -50,6 +59,9 @@ log = logging.getLogger(__name__)
 REPLY_WINDOW = 50.0  # seconds after our server received the webhook that a reply token is tried
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
 MAX_WAIT_IN_ATTEMPT = 10.0  # a pacing wait longer than this is left to a later attempt
+PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
+# Keeps a follower's display name: (the worker's redis.asyncio client, LINE user ID, display name).
+ProfileSink = Callable[[Any, str, str], Awaitable[None]]
 
 
 class LineApi:
@@ -116,13 +128,44 @@ class LineTransport:
     channel = "line"
 
     def __init__(self, api: LineApi, script: Script, *, push_limit: Limit | None = None,
-                 reply_window: float = REPLY_WINDOW) -> None:
+                 reply_window: float = REPLY_WINDOW, on_profile: ProfileSink | None = None) -> None:
         self.line = api
         self.script = script
         self.push_limit = push_limit
         self.reply_window = reply_window
+        self.on_profile = on_profile
 
     async def deliver(self, attempt: Attempt) -> Outcome:
+        job = attempt.job
+        if self.on_profile is None or not job.state.get("fetch_profile"):
+            return await self._send(attempt)
+        if not job.state.get("sent"):
+            outcome = await self._send(attempt)
+            if outcome.kind != DELIVERED:
+                return outcome
+            job.state["sent"] = True
+            await attempt.checkpoint()  # from here on, an attempt only fetches the profile
+        return await self._profile(attempt, self.on_profile)
+
+    async def _profile(self, attempt: Attempt, sink: ProfileSink) -> Outcome:
+        job = attempt.job
+        last_try = job.attempts + 1 >= PROFILE_TRIES
+        try:
+            profile = await self.line.api.get_profile(job.to, _request_timeout=self.line.timeout())
+        except ApiException as e:
+            status = e.status or 0
+            if (status == 429 or status >= 500) and not last_try:
+                return failure(e, "profile")
+            log.info("line: no profile for %s (HTTP %d); kept without a name", uid(job.to), status)
+            return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile: HTTP {status}")
+        except (TimeoutError, aiohttp.ClientError) as e:
+            if not last_try:
+                return Outcome(RETRY, f"profile: {type(e).__name__}")
+            return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile: {type(e).__name__}")
+        await sink(attempt.redis, job.to, profile.display_name)
+        return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile kept")
+
+    async def _send(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         state = job.state
         messages = render(self.script, job.outputs)

@@ -22,6 +22,7 @@ from scoring.periods import Quarter
 REPORT_CALLBACK = "kpi_report"
 TARGETS_CALLBACK = "kpi_targets"
 DIAGNOSIS_ACTION = "dx"  # action_id prefix of diagnosis buttons
+CONSULT_URL_ACTION = "consult_url"  # the booking page's link button (Slack still sends an action: acked)
 OPEN_REPORT_ACTION = "kpi_open"
 MAX_INPUT_CHARS = 20
 
@@ -365,6 +366,14 @@ def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tupl
             text, result_blocks = diagnosis_result(script, out["answers"])
             texts.append(text)
             blocks += result_blocks
+        elif out["type"] == "consult_ack":
+            v = views.consult_view(script, out)
+            texts.append(v.text)
+            blocks.append(section(v.text))
+            if v.url:
+                blocks.append({"type": "actions", "block_id": f"consult-{len(blocks)}", "elements": [
+                    {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
+                     "url": v.url, "style": "primary"}]})
         else:
             body = views.plain_text(script, out)
             texts.append(body)

@@ -88,7 +88,7 @@ def test_real_scripts_load(locale: str) -> None:
         assert q.topic and q.text and q.advice
     assert set(s.texts) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
-    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult"}
 
 
 def test_real_script_texts_format() -> None:
@@ -276,6 +276,30 @@ def _long_title(d: dict[str, Any]) -> None:
     d["title"] = "x" * 41
 
 
+def _missing_consult_ack(d: dict[str, Any]) -> None:
+    del d["texts"]["consult_ack"]
+
+
+def _missing_consult_button(d: dict[str, Any]) -> None:
+    del d["texts"]["consult_button"]
+
+
+def _long_consult_button(d: dict[str, Any]) -> None:
+    d["texts"]["consult_button"] = "専門家に無料で相談してみる（予約不要・オンライン可）"  # 26 > LINE's 20
+
+
+def _long_book_button(d: dict[str, Any]) -> None:
+    d["texts"]["consult_book_button"] = "ご都合のよい日時を予約ページから選ぶ（無料です）"
+
+
+def _missing_consult_keywords(d: dict[str, Any]) -> None:
+    del d["keywords"]["consult"]
+
+
+def _consult_keyword_shadows_start(d: dict[str, Any]) -> None:
+    d["keywords"]["consult"].append("診断")
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
@@ -304,6 +328,12 @@ def _long_title(d: dict[str, Any]) -> None:
         (_choice_not_table, "questions[10].choices.B"),
         (_missing_advice, "questions[2].advice"),
         (_long_title, "title"),
+        (_missing_consult_ack, "texts.consult_ack"),
+        (_missing_consult_button, "texts.consult_button"),
+        (_long_consult_button, "texts.consult_button"),
+        (_long_book_button, "texts.consult_book_button"),
+        (_missing_consult_keywords, "keywords.consult"),
+        (_consult_keyword_shadows_start, "keywords.consult"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else v,
 )
@@ -377,3 +407,12 @@ def test_no_real_keyword_shadows_an_answer_or_another_keyword(locale: str) -> No
     for kind, words in kw.items():
         for w in words:
             assert from_text(w, kw).kind == expected.get(kind, kind), w
+
+
+@pytest.mark.parametrize("key", ["consult_button", "consult_ack", "consult_again", "consult_booking",
+                                 "consult_book_button", "consult_first"])
+def test_a_file_without_a_consultation_text_is_refused(tmp_path: Path, key: str) -> None:
+    data = real_data()
+    del data["texts"][key]
+    write(tmp_path, data)
+    assert refused(tmp_path, f"texts.{key}").problem == "missing or empty text"

@@ -68,6 +68,9 @@ def test_normalise() -> None:
         ("Restart", I.RESTART),
         ("続き", I.CONTINUE),
         ("ｃｏｎｔｉｎｕｅ", I.CONTINUE),
+        ("相談", I.CONSULT),
+        ("相談したい", I.CONSULT),
+        ("　ご相談　", I.CONSULT),  # full-width spaces
     ],
 )
 def test_japanese_keywords(text: str, kind: str) -> None:
@@ -87,6 +90,7 @@ def test_japanese_keywords(text: str, kind: str) -> None:
         ("reset", I.RESTART),
         ("Resume", I.CONTINUE),
         ("carry on", I.CONTINUE),
+        ("Talk to an expert", I.CONSULT),
     ],
 )
 def test_english_keywords(text: str, kind: str) -> None:
@@ -118,6 +122,7 @@ def test_button_data_formats() -> None:
     assert button(I.CONTINUE, sid=3) == "c:3"
     assert button(I.ANSWER, sid=3, q=9, choice="D") == "a:3:9:D"
     assert button(I.BACK, sid=3, q=1) == "b:3:1"
+    assert button(I.CONSULT, sid=3) == "k:3"
 
 
 @pytest.mark.parametrize("kind", [I.FOLLOW, I.UNFOLLOW, I.TEXT, I.OTHER, "nope"])
@@ -140,6 +145,7 @@ def test_answer_button_round_trips(sid: int, q: int, choice: str) -> None:
 def test_back_and_continue_buttons_round_trip(sid: int, q: int) -> None:
     assert from_button(button(I.BACK, sid=sid, q=q)) == Input(I.BACK, q=q, sid=sid)
     assert from_button(button(I.CONTINUE, sid=sid)) == Input(I.CONTINUE, sid=sid)
+    assert from_button(button(I.CONSULT, sid=sid)) == Input(I.CONSULT, sid=sid)
 
 
 def test_start_and_restart_buttons_round_trip() -> None:
@@ -176,6 +182,11 @@ def test_start_and_restart_buttons_round_trip() -> None:
         "b:1",
         "b:1:x",
         "b:1:2:3",
+        "k",
+        "k:",
+        "k:x",
+        "k:-1",
+        "k:1:2",
         "a:1:2:A" + " " * 60,  # overlong
         "a:" + "1" * 70 + ":0:A",
         "s" * 10_000,

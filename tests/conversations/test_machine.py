@@ -17,6 +17,7 @@ from conversations.machine import (
     ASKING,
     DONE,
     EXPIRED,
+    HANDOFF,
     IDLE,
     QUESTION_COUNT,
     RESUME,
@@ -892,3 +893,155 @@ def test_opting_in_on_an_expired_diagnosis_does_not_revive_it() -> None:
     assert (chat.conv.state, chat.conv.remind, chat.conv.answers) == (IDLE, True, "")
     step = chat.tap("A", q=3, sid=1)
     assert chat.conv.state == IDLE and step.outputs == (OFFER,)
+
+
+# --- consultation and handoff -------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def ack(sid: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "consult_ack", "sid": sid, **extra}
+
+
+def consulted(answers: str = "AABBCCDDAB", settings: Settings = SET) -> Chat:
+    chat = finished(answers)
+    chat.machine = Machine(ROUTES, settings)
+    step = chat.do(I.CONSULT, sid=chat.conv.sid)
+    assert step.outputs == (ack(1, **({"url": settings.consult_url} if settings.consult_url else {})),)
+    return chat
+
+
+def test_consult_on_a_result_records_the_request_and_opens_a_handoff() -> None:
+    chat = finished()
+    before = chat.conv
+    step = chat.do(I.CONSULT, sid=1)
+    assert step.changed and step.outputs == (ack(1),)
+    assert chat.conv == replace(before, handoff_until=chat.now + 24 * HOUR, consulted=1, updated=chat.now,
+                                n=before.n + 1)
+    assert (chat.conv.state, chat.conv.last) == (DONE, "AABBCCDDAB")
+
+
+def test_the_booking_page_rides_on_the_confirmation() -> None:
+    chat = consulted(settings=Settings(consult_url="https://example.com/book"))
+    assert chat.conv.consulted == 1
+
+
+@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER])
+def test_free_text_during_the_handoff_gets_no_answer(kind: str) -> None:
+    chat = consulted()
+    kept = chat.conv
+    for dt in (GAP, HOUR, 20 * HOUR):
+        step = chat.do(kind, dt=dt)
+        assert step.outputs == () and not step.changed and chat.conv is kept
+
+
+def test_after_the_handoff_the_bot_answers_again_and_forgets_the_window() -> None:
+    chat = consulted()
+    opened = chat.now
+    assert chat.do(I.TEXT, dt=24 * HOUR - GAP - 1).outputs == ()  # one second before the end
+    chat.now = opened + 24 * HOUR  # the window is over at its end
+    step = chat.do(I.TEXT, dt=0)
+    assert step.outputs == (DONE_HELP,)
+    chat.do(I.OPT_IN)  # any change drops the stored window
+    assert chat.conv.handoff_until == 0.0 and chat.conv.consulted == 1
+    assert "h" not in json.loads(chat.conv.to_json())
+
+
+def test_diagnosis_words_and_buttons_still_work_during_the_handoff() -> None:
+    chat = consulted()
+    assert chat.do(I.OPT_OUT).outputs == (notice("optin_off"),)
+    assert chat.do(I.FOLLOW).outputs == (GREETING,)
+    step = chat.do(I.START)
+    assert step.outputs == (q_out(2, 0),)
+    assert chat.type("B").outputs == (q_out(2, 1),)  # a typed letter is an answer, not free text
+    assert chat.tap("C").outputs == (q_out(2, 2),)
+    assert chat.do(I.BACK, q=2, sid=2).outputs == (q_out(2, 1),)
+    assert chat.do(I.TEXT).outputs == ()  # free text stays with the person, mid-diagnosis too
+    assert chat.do(I.OTHER).outputs == ()
+    assert chat.conv.handoff_until > chat.now  # a retake keeps the window
+
+
+def test_a_double_tap_is_not_confirmed_twice_but_a_later_tap_is() -> None:
+    chat = consulted()
+    assert chat.do(I.CONSULT, dt=SET.double_tap, sid=1).outputs == ()
+    step = chat.do(I.CONSULT, dt=SET.double_tap + 1, sid=1)
+    assert step.outputs == (ack(1, again=True),)
+    assert chat.conv.handoff_until == chat.now + 24 * HOUR  # the window starts again
+
+
+def test_a_request_is_about_the_latest_diagnosis_whatever_button_carried_it() -> None:
+    chat = finished("DDDDDDDDDD")
+    chat.do(I.START)
+    for letter in "ABCDABCDA":
+        chat.tap(letter)
+    chat.tap("A")  # diagnosis 2 finished too
+    assert chat.do(I.CONSULT, sid=1).outputs == (ack(2),)  # the button on the first result
+    assert chat.conv.consulted == 2
+
+
+@pytest.mark.parametrize("sid", [None, 0, 1, 2, 10**6])
+def test_a_typed_or_unknown_request_is_about_the_latest_diagnosis(sid: int | None) -> None:
+    chat = finished()
+    assert chat.do(I.CONSULT, sid=sid).outputs == (ack(1),)
+
+
+def test_a_request_mid_diagnosis_is_about_the_diagnosis_under_way() -> None:
+    chat = asking_at(4)
+    step = chat.do(I.CONSULT)
+    assert step.outputs == (ack(1),)
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")
+    assert chat.do(I.TEXT).outputs == ()  # no hint during the handoff
+    assert chat.tap("A").outputs == (q_out(1, 5),)
+
+
+def test_a_request_at_the_resume_prompt_keeps_the_prompt() -> None:
+    chat = asking_at(4)
+    chat.do(I.START)
+    assert chat.conv.state == RESUME
+    assert chat.do(I.CONSULT).outputs == (ack(1),)
+    assert chat.conv.state == RESUME
+    assert chat.do(I.CONTINUE, sid=1).outputs == (q_out(1, 4),)
+
+
+def test_no_diagnosis_no_consultation_yet() -> None:
+    step = M.step(Conv(), Input(I.CONSULT), T0)
+    assert step.outputs == (notice("consult_first"), OFFER) and not step.changed
+
+
+def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_first() -> None:
+    chat = asking_at(3)
+    step = chat.do(I.CONSULT, dt=SET.expiry + 1)
+    assert step.outputs == (notice("expired"), OFFER)
+    assert chat.conv.handoff_until == 0.0 and chat.conv.state == IDLE
+
+
+def test_no_handoff_when_switched_off() -> None:
+    chat = consulted(settings=Settings(handoff=0))
+    assert chat.conv.handoff_until == 0.0
+    assert chat.do(I.TEXT).outputs == (DONE_HELP,)
+
+
+def test_unfollow_ends_the_handoff() -> None:
+    chat = consulted()
+    chat.do(I.UNFOLLOW)
+    assert chat.conv.handoff_until == 0.0 and chat.conv.last
+    assert chat.do(I.FOLLOW).outputs == (GREETING,)
+    assert chat.do(I.TEXT).outputs == (DONE_HELP,)
+
+
+def test_handoff_fields_in_the_record() -> None:
+    conv = Conv(state=DONE, sid=3, last="A" * 10, finished=T0, updated=T0, n=4, handoff_until=T0 + 0.12345,
+                consulted=3)
+    d = json.loads(conv.to_json())
+    assert (d["h"], d["k"]) == (round(T0 + 0.12345, 3), 3)
+    assert Conv.from_json(conv.to_json()) == replace(conv, handoff_until=round(T0 + 0.12345, 3))
+    assert "h" not in json.loads(Conv().to_json()) and "k" not in json.loads(Conv().to_json())
+
+
+def test_overlay_routes_are_checked_but_need_not_cover_every_kind() -> None:
+    assert (HANDOFF, I.TEXT) in M._table and (HANDOFF, I.START) not in M._table
+    with pytest.raises(ConfigError, match="unknown input kind 'wave'"):
+        Machine((*ROUTES, Route(HANDOFF, ("wave",), greet, frozenset({IDLE}))))
+    with pytest.raises(ConfigError, match=r"duplicate route for \(handoff, text\)"):
+        Machine((*ROUTES, Route(HANDOFF, (I.TEXT,), greet, frozenset({IDLE}))))

@@ -61,6 +61,11 @@ _RICHMENU_RE = re.compile(r"^/v2/bot/richmenu/(richmenu-[0-9a-zA-Z]+)$")
 _CONTENT_RE = re.compile(r"^/v2/bot/richmenu/([^/]+)/content$")
 _DEFAULT_RE = re.compile(r"^/v2/bot/user/all/richmenu/([^/]+)$")
 _DATA_HOST_RE = re.compile(r"^/v2/bot/(richmenu/[^/]+|message/[^/]+)/content(/.*)?$")  # the blob endpoints
+PROFILE = "/v2/bot/profile/"  # + user ID
+
+
+def profile_path(user_id: str) -> str:
+    return PROFILE + user_id
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -180,6 +185,7 @@ class FakeLineApi(FakeHttpApi):
         self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._usage = 0
         self._clear_setup()
+        self._profiles: dict[str, dict[str, str]] = {}
         self.contract_errors.clear()
 
     def _warm_up(self) -> None:
@@ -222,6 +228,11 @@ class FakeLineApi(FakeHttpApi):
                           after_serving)
         with self._lock:
             self._failures.setdefault(path, []).append(failure)
+
+    def set_profile(self, user_id: str, display_name: str, **extra: str) -> None:
+        """The profile LINE returns for a user (others: 404, as for someone who is not a friend)."""
+        with self._lock:
+            self._profiles[user_id] = {"displayName": display_name, "userId": user_id, **extra}
 
     def reset(self) -> None:
         with self._lock:
@@ -326,6 +337,9 @@ class FakeLineApi(FakeHttpApi):
         setup = self._serve_setup(method, path, headers, data, body)
         if setup is not None:
             return setup
+        if method == "GET" and path.startswith(PROFILE):
+            profile = self._profiles.get(path[len(PROFILE):])
+            return Answer(200, copy.deepcopy(profile)) if profile else Answer(404, {"message": "Not found"})
         if method != "POST" or path not in (REPLY, PUSH, MULTICAST):
             return Answer(404, {"message": "Not found"})
         messages = data.get("messages") if isinstance(data, dict) else None

@@ -24,7 +24,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from tests.fakes.line_api import CONSUMPTION, MULTICAST, PUSH, QUOTA, REPLY, FakeLineApi
+from tests.fakes.line_api import CONSUMPTION, MULTICAST, PUSH, QUOTA, REPLY, FakeLineApi, profile_path
 from tests.fakes.openapi import (
     SPEC_DIR_ENV,
     messaging_spec_path,
@@ -164,6 +164,25 @@ def test_quota_endpoints(fake: FakeLineApi) -> None:
     fake.assert_contract_ok()
 
 
+def test_profile_endpoint(fake: FakeLineApi) -> None:
+    fake.set_profile(USER, "山田 花子", language="ja")
+    assert call(fake, "GET", profile_path(USER))[:2] == (
+        200, {"displayName": "山田 花子", "userId": USER, "language": "ja"})
+    assert call(fake, "GET", profile_path(OTHER))[:2] == (404, {"message": "Not found"})  # not a friend
+    assert call(fake, "GET", profile_path(USER), token="wrong")[0] == 401
+    assert [r.status for r in fake.recorded(profile_path(USER))] == [200, 401]
+    fake.assert_contract_ok()
+    fake.reset()
+    assert call(fake, "GET", profile_path(USER))[0] == 404
+
+
+def test_profile_requests_are_checked_against_the_spec(fake: FakeLineApi) -> None:
+    require_spec()
+    fake.set_profile(USER, "Hanako")
+    call(fake, "POST", profile_path(USER), {})  # no such operation
+    assert any(e.startswith(f"POST {profile_path(USER)}: spec:") for e in fake.contract_errors), fake.contract_errors
+
+
 def test_unknown_path_is_404(fake: FakeLineApi) -> None:
     assert call(fake, "GET", "/v2/bot/nope")[0] == 404
 
@@ -223,6 +242,8 @@ def test_real_sdk_client_requests_satisfy_the_contract(fake: FakeLineApi) -> Non
         assert exc.value.status == 409
         assert api.get_message_quota().value == 200
         assert api.get_message_quota_consumption().total_usage == 1
+        fake.set_profile(USER, "Hanako")
+        assert api.get_profile(USER).display_name == "Hanako"
     assert [m["text"] for m in fake.delivered(USER)] == ["Hi", "Later"]
     assert fake.recorded(REPLY)[0].json["messages"][0]["quickReply"]["items"][0]["action"]["data"] == "answer=yes"
     fake.assert_contract_ok()

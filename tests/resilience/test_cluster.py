@@ -61,7 +61,7 @@ from tests.bot.slack.conftest import SECRET as SLACK_SECRET
 from tests.bot.slack.conftest import TOKEN as SLACK_TOKEN
 from tests.cluster_server import RedisClusterServer
 from tests.conftest import FakeClock
-from tests.fakes.line_api import MULTICAST, REPLY, FakeLineApi
+from tests.fakes.line_api import MULTICAST, REPLY, FakeLineApi, profile_path
 from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
 from tests.fakes.slack_signing import event_body
 
@@ -209,6 +209,7 @@ def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
     env = LineEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client, worker)
     try:
         user = env.user(LINE_USER)
+        fake.set_profile(LINE_USER, "クラスタ 花子")  # the worker fetches the display name at follow
         user.follow()
         env.settle()
         user.tap(last_quick_reply_data(fake.delivered(user.user_id))[0])  # the start button
@@ -239,6 +240,7 @@ def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
             "state": (conv.state, conv.sid, conv.last, conv.remind),
             "pending": pending(backend.client),
             "opted_in": sorted(x.decode() for x in backend.client.smembers(keys.REMIND_INDEX)),
+            "name": [lead.name for lead in Analytics(backend.client, clock=clock).person("line", LINE_USER)],
         }
     finally:
         worker.close()
@@ -360,7 +362,8 @@ def test_line_diagnosis_on_the_cluster_matches_one_server(
     # greeting, Q1..Q10, stale notice + the current question again, result, reminder offer, confirmation;
     # the redelivered answer and its repeat added nothing
     assert len(messages) == 16
-    assert {path for _, path, _ in got["requests"]} == {REPLY}
+    assert {path for _, path, _ in got["requests"]} == {REPLY, profile_path(LINE_USER)}
+    assert got["name"] == ["クラスタ 花子"]
     assert all(status == 200 for _, _, status in got["requests"])
     assert load_script("ja", None).text("stale", number=6) in texts(messages)
     result = next(m for m in messages if m["type"] == "flex")

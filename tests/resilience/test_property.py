@@ -4,12 +4,14 @@ A hypothesis state machine drives ``bot.core.Bot`` (the RedisStore on the suite'
 machine from ``conversations.machine.build()``, a recording outbox, an injected clock) for two
 subjects at once, with every kind of input a user can produce: start, answers (buttons carrying
 the diagnosis number and question, or typed letters), back, restart, continue, stale buttons,
-free text, stickers, follow/unfollow, the reminder opt-in, pauses, expiry, redelivered events and
-concurrent deliveries. The model is written from the documented behaviour (README, the machine's
-docstring), not from the handlers, and is checked after every step against what Redis holds:
+free text, stickers, follow/unfollow, the reminder opt-in, consultation requests (and the handoff
+that silences free text after them), pauses, expiry, redelivered events and concurrent deliveries.
+The model is written from the documented behaviour (README, the machine's docstring), not from the
+handlers, and is checked after every step against what Redis holds:
 
 - the stored record (state, diagnosis number, question, answers, finished result, reminder flag,
-  change counter) equals the model; in-progress records carry a TTL, kept results do not;
+  change counter, handoff window, consulted diagnosis) equals the model; in-progress records carry
+  a TTL, kept results do not;
 - every call returns exactly the outputs the model predicts; a "result" carries exactly 10 answers;
 - a redelivered event is a no-op answering "dup", with no outputs and nothing queued;
 - of concurrent taps on the current question exactly one advances; the others see the new state;
@@ -45,7 +47,7 @@ from tests.conftest import FakeClock
 CHANNEL = "prop"
 QUESTIONS = 10
 # Short windows so that pauses, expiry and double taps all happen within a few steps.
-SETTINGS = Settings(expiry=1000.0, resume_after=300.0, double_tap=10.0)
+SETTINGS = Settings(expiry=1000.0, resume_after=300.0, double_tap=10.0, handoff=500.0)
 KEYWORDS = load_script("ja").keywords
 SUBJECTS = 2
 
@@ -83,6 +85,11 @@ class Model:
     updated: float = 0.0
     n: int = 0
     stored: bool = False
+    handoff_until: float = 0.0  # a consultation request is open: free text gets no answer until then
+    consulted: int = 0  # the diagnosis of the latest consultation request
+
+    def in_handoff(self, now: float) -> bool:
+        return self.handoff_until > now
 
     @property
     def in_progress(self) -> bool:
@@ -93,8 +100,10 @@ class Model:
 
 
 def _changed(m: Model, now: float, **kw: Any) -> Model:
-    """A change is stored: it bumps the change counter and the time of the last change."""
-    return replace(m, **kw, updated=now, n=m.n + 1, stored=True)
+    """A change is stored: it bumps the change counter and the time of the last change; a handoff
+    that is over is forgotten."""
+    new = replace(m, **kw, updated=now, n=m.n + 1, stored=True)
+    return new if new.handoff_until > now else replace(new, handoff_until=0.0)
 
 
 def _at_rest(m: Model) -> dict[str, Any]:
@@ -116,6 +125,8 @@ def _double_tap(m: Model, inp: Input, now: float) -> bool:
 def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]]]:
     """The documented behaviour: (the record after the input, the outputs to send)."""
     k = inp.kind
+    if k in (I.TEXT, I.OTHER) and m.in_handoff(now):  # left to a person: nothing said, nothing changed
+        return m, []
     if k in (I.OPT_IN, I.OPT_OUT):  # in any state; the state stays
         on = k == I.OPT_IN
         out = [notice("optin_on" if on else "optin_off")]
@@ -123,7 +134,7 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
             return _changed(m, now, **_at_rest(m), remind=on), out
         return (m if m.remind == on else _changed(m, now, remind=on)), out
     if k == I.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
-        return (_changed(m, now, **_at_rest(m), remind=False) if m.last else Model()), []
+        return (_changed(m, now, **_at_rest(m), remind=False, handoff_until=0.0) if m.last else Model()), []
     if m.expired(now):
         if k in (I.START, I.RESTART):
             new = _changed(m, now, **_fresh(m))
@@ -131,6 +142,15 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
         if k == I.FOLLOW:
             return _changed(m, now, **_at_rest(m)), [GREETING]
         return _changed(m, now, **_at_rest(m)), [notice("expired"), OFFER]
+    if k == I.CONSULT:
+        if m.state == IDLE:
+            return m, [notice("consult_first"), OFFER]
+        sid = m.sid  # about the current diagnosis (the latest result, or the one under way)
+        again = m.consulted == sid
+        if again and now - m.updated <= SETTINGS.double_tap:  # a double tap
+            return m, []
+        ack: dict[str, Any] = {"type": "consult_ack", "sid": sid, **({"again": True} if again else {})}
+        return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=sid), [ack]
     if m.state in (IDLE, DONE):
         if k in (I.START, I.RESTART):
             new = _changed(m, now, **_fresh(m))
@@ -375,6 +395,19 @@ class BotAgainstModel(RuleBasedStateMachine):
     def reminder(self, ui: int, how: str) -> None:
         self.deliver(ui, I.from_text(how, KEYWORDS) if how == "停止" else I.from_button(how))
 
+    @rule(ui=st.integers(0, SUBJECTS - 1), data=st.data())
+    def consult(self, ui: int, data: st.DataObject) -> None:
+        """「相談する」 on a result (this diagnosis', an earlier one's, or a forged number), or typed."""
+        m = self.users[ui].model
+        how = data.draw(st.sampled_from(["typed", "current", "other"]), label="how")
+        if how == "typed":
+            inp = I.from_text("相談", KEYWORDS)
+        else:
+            sid = m.sid if how == "current" else data.draw(st.integers(0, m.sid + 2), label="sid")
+            inp = I.from_button(f"k:{sid}")
+        assert inp.kind == I.CONSULT, inp
+        self.deliver(ui, inp)
+
     @rule(seconds=st.sampled_from([1, 4, 9, 11, 30, 120, 301, 600]))
     def wait(self, seconds: int) -> None:
         self.clock.advance(seconds)
@@ -472,8 +505,10 @@ class BotAgainstModel(RuleBasedStateMachine):
                 continue
             assert raw is not None, u.subject
             conv = Conv.from_json(raw)
-            got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.remind, conv.n, conv.updated)
-            assert got == (m.state, m.sid, m.q, m.answers, m.last, m.remind, m.n, m.updated), (got, m)
+            got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.remind, conv.n, conv.updated,
+                   conv.handoff_until, conv.consulted)
+            assert got == (m.state, m.sid, m.q, m.answers, m.last, m.remind, m.n, m.updated, m.handoff_until,
+                           m.consulted), (got, m)
             assert (len(conv.answers) == conv.q) if conv.in_progress else (conv.answers == "")
             ttl = self.r.ttl(key)
             if m.in_progress and not m.last:

@@ -61,7 +61,12 @@ def direct_message(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> N
     handle(deps, ids[0], ids[1], "ev:" + ids[2], I.from_text(text, deps.script.keywords))
 
 
+def booking_link(ack: Ack) -> None:
+    ack()  # the browser opens the booking page; Slack still tells us of the click
+
+
 def register(app: App) -> None:
     app.command("/diagnosis")(diagnosis_command)
+    app.action(B.CONSULT_URL_ACTION)(booking_link)
     app.action(re.compile(rf"^{B.DIAGNOSIS_ACTION}:\d+$"))(diagnosis_button)
     app.event("message")(direct_message)

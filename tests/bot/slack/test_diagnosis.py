@@ -81,7 +81,7 @@ def test_clicking_through_all_ten_questions_reaches_each_tier(
         point = f"*Q{weakest + 1} {question.topic}*\n{question.advice}"
     assert result["blocks"][3]["text"]["text"] == f"*{script.text('next_point_heading')}*\n{point}"
     assert result["text"] == script.text("result_alt", label=label, count=count, total=10)
-    assert [b["value"] for b in buttons(result)] == ["s"]  # take it again
+    assert [b["value"] for b in buttons(result)] == ["k:1", "s"]  # a consultation, or take it again
 
     raw = slack_env.r.get(keys.conv(Subject("slack", f"{WS}.{ALICE}")))
     assert raw is not None
