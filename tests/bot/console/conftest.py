@@ -70,3 +70,44 @@ def logged_in(console: Console) -> Console:
     res = console.login()
     assert res.status_code == 302, res.get_data(as_text=True)
     return console
+
+
+# ---- with LINE (the fake LINE API) and a worker -------------------------------------------------------
+
+from tests.bot.line.conftest import line_config, start_worker  # noqa: E402
+from tests.bot.line.helpers import TOKEN as LINE_TOKEN  # noqa: E402
+from tests.bot.line.helpers import LineUser  # noqa: E402
+from tests.fakes.line_api import FakeLineApi  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def console_fake_line() -> Iterator[FakeLineApi]:
+    with FakeLineApi(access_token=LINE_TOKEN) as fake:
+        yield fake
+
+
+@dataclass
+class LineConsole(Console):
+    fake: FakeLineApi = None  # type: ignore[assignment]
+    worker: Any = None
+
+    def user(self, user_id: str | None = None) -> LineUser:
+        return LineUser(self.http, self.fake, self.clock, user_id)
+
+    def settle(self) -> int:
+        return int(self.worker.drain())
+
+
+@pytest.fixture
+def line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path,
+                 console_fake_line: FakeLineApi) -> Iterator[LineConsole]:
+    fake_line = console_fake_line
+    fake_line.reset()
+    config = line_config(redis_url, fake_line).with_(console_password=PASSWORD, console_token=TOKEN,
+                                                     secret_key=SECRET_KEY, data_dir=tmp_path)
+    svc = build_services(config, clock=clock)
+    app = create_app(services=svc)
+    worker = start_worker(config, svc, clock)
+    yield LineConsole(svc, app, app.test_client(), clock, r, fake_line, worker)
+    worker.close()
+    fake_line.assert_contract_ok()
