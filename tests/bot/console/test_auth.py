@@ -302,3 +302,12 @@ def test_secrets_compare_equal_only_when_equal() -> None:
     assert not auth.same_secret("abc", "abd")
     assert not auth.same_secret("abc", "abcd")
     assert not auth.same_secret("", "abc")
+
+
+def test_pages_carry_security_headers_and_are_not_cached(logged_in: Console) -> None:
+    for path in ["/console/teams", "/console/login", "/console/export/kpi.csv"]:
+        res = logged_in.http.get(path)
+        assert res.headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["X-Content-Type-Options"] == "nosniff"
+    assert logged_in.http.get("/console/teams").headers["Cache-Control"] == "no-store"
