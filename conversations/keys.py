@@ -11,6 +11,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
+    crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
+                                                   Lua script applies a step's figures: see conversations.analytics
 """
 
 from __future__ import annotations

@@ -176,9 +176,10 @@ def test_applying_twice_or_out_of_order_changes_nothing(stats: Analytics, r: red
     for d in u.deltas:
         stats.apply(d)
     once = stats.funnel(), stats.leads()
-    for d in reversed(u.deltas):
+    for d in u.deltas:  # a retried job applies its delta again
         stats.apply(d)
-    for d in u.deltas:
+    assert (stats.funnel(), stats.leads()) == once
+    for d in reversed(u.deltas):  # an older job applied after newer ones (a retry that waited)
         stats.apply(d)
     assert (stats.funnel(), stats.leads()) == once
     [lead] = once[1]
@@ -219,3 +220,92 @@ def test_lead_properties() -> None:
     assert (lead.tier, lead.point, lead.a_count) == (None, None, 1)
     assert lead.status(T0 + 60) == "in_progress"
     assert lead.status(T0 + 8 * DAY) == "stopped"
+
+
+def test_a_restart_ends_the_first_diagnosis_at_once(stats: Analytics) -> None:
+    stats.clock = lambda: T0 + 600  # minutes later: the first would still be in progress
+    u = User(stats=stats)
+    u.do(I.START)
+    u.answer("AB")
+    first = u.lead_id
+    u.do(I.RESTART)
+    f = stats.funnel()
+    assert (f["started"], f["in_progress"]) == (2, 1)
+    assert [x["dropoff"] for x in f["questions"][:3]] == [0.0, 0.0, 1.0]  # the first stopped at Q3
+    lead = stats.lead(first)
+    assert lead is not None and lead.closed and lead.status(T0 + 600) == "stopped"
+    assert [x.id for x in stats.leads(status="in_progress")] == [u.lead_id]
+
+
+def test_an_unfollow_mid_diagnosis_stops_it_and_forgets_the_name(stats: Analytics, r: redis.Redis) -> None:
+    stats.clock = lambda: T0 + 600
+    u = User(stats=stats)
+    u.do(I.FOLLOW)
+    stats.set_name("line", LINE_A.user_id, "山田\x00 商店  ")
+    assert stats.followers() == 1
+    u.do(I.START)
+    u.answer("A")
+    [lead] = stats.leads()
+    assert (lead.name, lead.status(T0 + 600)) == ("山田 商店", "in_progress")
+    u.do(I.UNFOLLOW)
+    [lead] = stats.leads()
+    assert (lead.name, lead.status(T0 + 600), lead.reached, lead.answers) == ("", "stopped", 2, "A")
+    assert stats.followers() == 0 and stats.funnel()["in_progress"] == 0
+    stats.set_name("line", LINE_A.user_id, "late profile")  # a profile fetch that lost the race
+    assert r.hlen(A.NAMES) == 0
+    u.do(I.FOLLOW)
+    assert stats.followers() == 1
+
+
+def test_an_older_follow_applied_after_an_unfollow_does_not_count(stats: Analytics) -> None:
+    u = User()
+    follow = u.do(I.FOLLOW)
+    unfollow = u.do(I.UNFOLLOW)
+    assert follow is not None and unfollow is not None
+    stats.apply(unfollow)
+    stats.apply(follow)  # a retried follow job
+    assert stats.followers() == 0
+
+
+def synthetic(i: int, channel: str = "line", *, begun: float = T0, reached: int = 3) -> dict[str, Any]:
+    user = f"U{i:05d}"
+    return {"at": begun, "lead": {"id": A.lead_id(channel, user, 1, begun + i), "channel": channel, "user": user,
+                                  "sid": 1, "n": 1, "begun": begun + i, "updated": begun + i, "reached": reached,
+                                  "remind": 0, "open": 0, "answers": "AB"}}
+
+
+def test_leads_page_newest_first_across_channels(stats: Analytics) -> None:
+    for i in range(230):
+        stats.apply(synthetic(i, "line" if i % 3 else "slack"))
+    everyone = stats.leads(limit=None)
+    assert [x.started for x in everyone] == [T0 + i for i in reversed(range(230))]
+    assert stats.leads(limit=5, offset=200) == everyone[200:205]
+    assert len(stats.leads()) == 200
+    assert [x.channel for x in stats.leads(channel="slack", limit=None)] == ["slack"] * 77
+    assert stats.funnel()["started"] == 230
+    assert [x["shown"] for x in stats.funnel()["questions"][:4]] == [230, 230, 230, 0]
+
+
+def test_series_by_day_week_and_month(stats: Analytics) -> None:
+    jst_noon = A.day_start(date(2026, 1, 5)) + 3 * 3600  # a Monday
+    for i, days in enumerate([0, 1, 6, 7, 30]):
+        stats.apply(synthetic(i, begun=jst_noon + days * DAY))
+    by_day = stats.series(date(2026, 1, 5), date(2026, 1, 7))
+    assert [(x["label"], x["started"]) for x in by_day] == [("2026-01-05", 1), ("2026-01-06", 1), ("2026-01-07", 0)]
+    by_week = stats.series(date(2026, 1, 1), date(2026, 1, 31), "week")
+    assert [(x["label"], x["started"]) for x in by_week] == [
+        ("2025-12-29", 0), ("2026-01-05", 3), ("2026-01-12", 1), ("2026-01-19", 0), ("2026-01-26", 0)]
+    by_month = stats.series(date(2026, 1, 10), date(2026, 2, 28), "month")
+    assert [(x["label"], x["started"]) for x in by_month] == [("2026-01", 2), ("2026-02", 1)]  # from the 10th
+    with pytest.raises(InvalidInput):
+        stats.series(date(2026, 1, 1), date(2026, 1, 2), "year")
+
+
+def test_a_delta_that_is_not_one_is_refused(stats: Analytics) -> None:
+    bad = synthetic(1)
+    bad["lead"] |= {"finished": T0, "answers": "ABC", "tier": "A"}
+    with pytest.raises(InvalidInput):
+        stats.apply(bad)
+    worse = synthetic(2, reached=11)
+    with pytest.raises(InvalidInput):
+        stats.apply(worse)
