@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo
 from conversations import inputs as I
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
-from conversations.machine import Conv
+from conversations.machine import DONE, Conv
 from conversations.redis_ops import text, translated
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
@@ -211,6 +211,19 @@ def _begun(conv: Conv) -> float:
     return conv.begun or conv.updated  # a record stored before ``begun`` existed (see Machine.step)
 
 
+def _finished(conv: Conv, outputs: Sequence[Mapping[str, Any]], now: float) -> tuple[str, float] | None:
+    """(final answers, when) if diagnosis ``conv.sid`` has finished: in this step (its result), or
+    before (a record at rest whose kept result is this diagnosis', not an earlier one's: it finished
+    after this one began). Every later delta of a finished diagnosis says so again (absolute values)."""
+    for o in outputs:
+        answers = o.get("answers")
+        if o.get("type") == "result" and o.get("sid") == conv.sid and isinstance(answers, str):
+            return answers, round(now, 3)
+    if conv.state == DONE and len(conv.last) == QUESTION_COUNT and round(conv.finished, 3) >= round(_begun(conv), 3):
+        return conv.last, round(conv.finished, 3)
+    return None
+
+
 def delta_of(
     before: Conv,
     after: Conv | None,
@@ -225,7 +238,14 @@ def delta_of(
     ``before``/``after``: the user's record before and after the step (``after`` is ``before`` itself
     when the step changed nothing, None when it deleted the record); ``outputs``: what the step says;
     ``event``: the input's kind (conversations.inputs: follow and unfollow count). Values are absolute
-    (as of ``after``), so applying a delta twice, or an older one after a newer one, changes nothing.
+    (as of ``after``), so applying a delta twice, or an older one after a newer one, changes nothing::
+
+        {"at": step time, "test": 1 (channel "web"),
+         "follow": 1 | 0, "person": "<ch>:<user>",             # a follow or an unfollow
+         "ended": lead id,                                      # the diagnosis under way ended (restart...)
+         "lead": {"id", "channel", "user", "sid", "n", "begun", "updated", "reached", "remind" 1|0,
+                  "open" 1|0 (in progress), "answers" (while open, or the final ten),
+                  "finished", "tier" (once finished), "consult": 1 (a "consult_ack" output)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.channel in TEST_CHANNELS:
@@ -259,11 +279,11 @@ def delta_of(
         }
         if is_open:
             lead["answers"] = cur.answers
-        for o in outputs:
-            if o.get("type") == "result" and o.get("sid") == cur.sid and isinstance(o.get("answers"), str):
-                answers = o["answers"]
-                lead |= {"answers": answers, "finished": round(now, 3), "tier": tier_for(answers.count("A"))}
-                reached.append(QUESTION_COUNT)
+        finished = _finished(cur, outputs, now)
+        if finished is not None:
+            answers, at = finished
+            lead |= {"answers": answers, "finished": at, "tier": tier_for(answers.count("A"))}
+            reached.append(QUESTION_COUNT)
         lead["reached"] = max(reached, default=0)
         if consult:
             lead["consult"] = 1
@@ -292,9 +312,14 @@ APPLY_LUA = """
 local notify = 0
 local id = ARGV[1]
 local test = ARGV[14] == '1'
+local s = {}
+if id ~= '' then
+  s = redis.call('HMGET', KEYS[1], 'n', 'r', 'f', 'x', 'cr', 'cn', 'c')
+  -- a diagnosis from before the figures began, first seen as it ends (nothing shown, not finished): no lead
+  if not s[1] and ARGV[8] == '0' and ARGV[10] == '' and ARGV[19] ~= '1' then id = '' end
+end
 if id ~= '' then
   local lead = KEYS[1]
-  local s = redis.call('HMGET', lead, 'n', 'r', 'f', 'x', 'cr', 'cn', 'c')
   local newer = tonumber(ARGV[5]) > (tonumber(s[1]) or -1)
   local finished = s[3] or ''
   redis.call('HSET', lead, 'ch', ARGV[2], 'u', ARGV[3], 'sid', ARGV[4], 'b', ARGV[6])

@@ -309,3 +309,41 @@ def test_a_delta_that_is_not_one_is_refused(stats: Analytics) -> None:
     worse = synthetic(2, reached=11)
     with pytest.raises(InvalidInput):
         stats.apply(worse)
+
+
+def test_every_delta_of_a_finished_diagnosis_says_it_finished(stats: Analytics) -> None:
+    """Absolute values: the opt-in after the result alone is enough to know the diagnosis finished."""
+    u = User()
+    u.do(I.START)
+    u.answer("AAAAAAAABB")
+    optin = u.send(Input(I.OPT_IN))
+    assert optin is not None
+    stats.apply(optin)
+    [lead] = stats.leads()
+    assert (lead.tier, lead.answers, lead.reached, lead.remind, lead.finished) == ("B", "AAAAAAAABB", 10, True,
+                                                                                  u.deltas[-2]["lead"]["finished"])
+
+
+def test_a_kept_result_of_an_earlier_diagnosis_is_not_this_ones() -> None:
+    """Diagnosis 2 expired and was put to rest: the record is "done" with diagnosis 1's result, and a
+    later step's delta about diagnosis 2 does not call it finished."""
+    u = User()
+    u.do(I.START)
+    u.answer("ABABABABAB")
+    u.do(I.START)
+    u.answer("A")
+    u.do(I.TEXT, dt=8 * DAY)  # expired: put to rest
+    assert (u.conv.state, u.conv.sid, u.conv.last) == ("done", 2, "ABABABABAB")
+    d = u.send(Input(I.OPT_IN))
+    assert d is not None and d["lead"]["id"] == u.lead_id and "finished" not in d["lead"]
+    assert d["lead"]["reached"] == 0 and d["lead"]["open"] == 0
+
+
+def test_a_diagnosis_from_before_the_figures_seen_only_as_it_ends_is_no_lead(stats: Analytics) -> None:
+    u = User(stats=stats)
+    u.conv = Conv.from_json('{"s":"asking","sid":3,"t":1767225600.5,"n":4,"q":2,"a":"AB"}')  # no "b": stored before
+    d = u.do(I.TEXT, dt=8 * DAY)  # it expired: put to rest, never shown again
+    assert d is not None and d["lead"]["reached"] == 0
+    assert stats.leads() == [] and stats.funnel()["started"] == 0
+    u.do(I.START)
+    assert [x.number for x in stats.leads()] == [4]
