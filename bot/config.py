@@ -64,6 +64,11 @@ class Config:
     operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
     handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
+    # The operator console (bot.console)
+    console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
+    console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
+    secret_key: str | None = field(default=None, repr=False)  # CRMBOT_SECRET_KEY: signs the console's cookie
+    trust_proxy: bool = False  # CRMBOT_TRUST_PROXY: believe X-Forwarded-Proto/-For of the one proxy in front
 
     @property
     def line_enabled(self) -> bool:
@@ -226,6 +231,16 @@ class Config:
         raw_profile = (text("CRMBOT_FETCH_PROFILE") or "1").lower()
         if raw_profile not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
             raise ConfigError(f"environment: CRMBOT_FETCH_PROFILE must be 1 or 0 (got {raw_profile[:20]!r})")
+
+        def secret(name: str, minimum: int) -> str | None:
+            raw = text(name)
+            if raw is not None and len(raw) < minimum:
+                raise ConfigError(f"environment: {name} must be at least {minimum} characters")
+            return raw
+
+        raw_proxy = (text("CRMBOT_TRUST_PROXY") or "0").lower()
+        if raw_proxy not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"environment: CRMBOT_TRUST_PROXY must be 1 or 0 (got {raw_proxy[:20]!r})")
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
@@ -260,4 +275,8 @@ class Config:
             operator_slack_channel=operator_channel,
             handoff_hours=handoff,
             fetch_profile=raw_profile in ("1", "true", "yes", "on"),
+            console_password=secret("CRMBOT_CONSOLE_PASSWORD", 8),
+            console_token=secret("CRMBOT_CONSOLE_TOKEN", 16),
+            secret_key=secret("CRMBOT_SECRET_KEY", 16),
+            trust_proxy=raw_proxy in ("1", "true", "yes", "on"),
         )
