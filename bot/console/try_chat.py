@@ -7,8 +7,9 @@ machine, store and exactly-once commit as a LINE webhook) and answers at once; t
 replies into the user's inbox, and the page polls ``/console/try/messages?after=N`` for them (a few
 lines of plain JavaScript, nothing from a CDN).
 
-Routes:
-    GET  /console/try                     the page (a new test user greets like a LINE follow)
+Routes (all behind the console's login, :func:`bot.console.auth.guard_pages`: a session, and a CSRF
+token on every POST, here in the ``X-CSRF-Token`` header):
+    GET  /console/try/                    the page (a new test user is greeted as a new LINE friend is)
     GET  /console/try/messages?after=N    JSON: the messages numbered above N, the last number, pending
     POST /console/try/send                JSON {"event", "data" (a button) or "text", "echo"}: 200 at once
     POST /console/try/reset               a new test user (a clean chat)
@@ -16,19 +17,18 @@ Routes:
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, session
+from flask import Blueprint, current_app, jsonify, render_template, request, session
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, generate_csrf
 
+from bot.console import auth
 from bot.core import Bot, Handled, InboundEvent
 from bot.logs import uid
 from bot.webchat import Inbox, subject
@@ -37,11 +37,8 @@ from conversations.errors import Contention, InvalidInput, StoreUnavailable
 from conversations.keys import Subject
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., ResponseReturnValue])
 
 SESSION_USER = "try_user"  # the test user's id (channel "web")
-SESSION_CSRF = "try_csrf"
-CSRF_HEADER = "X-CSRF-Token"
 HELLO = "hello"  # the event id of a new test user's first event (a follow): greeted once
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_TEXT = 2000  # longest typed message taken
@@ -72,30 +69,6 @@ PAGE_TEXTS: dict[str, dict[str, str]] = {
         "test_badge": "test",
     },
 }
-
-
-def login_required(view: F) -> F:
-    """The console's login check. Until the console's auth lands (bot/console/auth.py), this is the one
-    place to swap: every route of this page goes through it."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
-
-
-def csrf_token() -> str:
-    token = session.get(SESSION_CSRF)
-    if not isinstance(token, str):
-        token = session[SESSION_CSRF] = secrets.token_urlsafe(32)
-    return token
-
-
-def csrf_ok() -> bool:
-    sent = request.headers.get(CSRF_HEADER, "")
-    kept = session.get(SESSION_CSRF)
-    return isinstance(kept, str) and bool(sent) and hmac.compare_digest(sent.encode(), kept.encode())
 
 
 def _services() -> Any:
@@ -138,17 +111,19 @@ def _setup(state: BlueprintSetupState) -> None:
     app = state.app
     svc = app.extensions["crmbot"]
     app.extensions["crmbot.webchat"] = Inbox(svc.redis)
-    if not app.secret_key:  # the console sets its own; without it, sessions last as long as the process
-        app.secret_key = secrets.token_bytes(32)
 
 
 def blueprint() -> Blueprint:
     bp = Blueprint("console_try", __name__, url_prefix="/console/try", template_folder="templates",
                    static_folder="static", static_url_path="/static")
     bp.record_once(_setup)
+    auth.guard_pages(bp)
 
-    @bp.get("")
-    @login_required
+    @bp.errorhandler(CSRFError)
+    def csrf_failed(_e: CSRFError) -> ResponseReturnValue:
+        return jsonify(error="csrf"), 400
+
+    @bp.get("/")
     def page() -> ResponseReturnValue:
         who = _user()
         if who is None:
@@ -160,10 +135,9 @@ def blueprint() -> Blueprint:
         svc = _services()
         locale = svc.config.locale
         return render_template("try.html", t=PAGE_TEXTS.get(locale, PAGE_TEXTS["ja"]), locale=locale,
-                               csrf=csrf_token(), title=svc.script.title)
+                               csrf=generate_csrf(), title=svc.script.title)
 
     @bp.get("/messages")
-    @login_required
     def messages() -> ResponseReturnValue:
         who = _user()
         after = request.args.get("after", "0")
@@ -180,10 +154,7 @@ def blueprint() -> Blueprint:
         return res
 
     @bp.post("/send")
-    @login_required
     def send() -> ResponseReturnValue:
-        if not csrf_ok():
-            return jsonify(error="csrf"), 403
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return jsonify(error="a JSON object is expected"), 400
@@ -208,10 +179,7 @@ def blueprint() -> Blueprint:
         return jsonify(ok=True, status=handled.status, state=handled.state)
 
     @bp.post("/reset")
-    @login_required
     def reset() -> ResponseReturnValue:
-        if not csrf_ok():
-            abort(403)
         who = _new_user()
         try:
             _handle(who, HELLO, I.Input(I.FOLLOW))

@@ -2,8 +2,8 @@
 
 The page is driven here through Flask's test client exactly as its JavaScript drives it (the
 buttons' data from the delivered messages, the CSRF header, a random event id per tap); the worker
-is the one ``crmbot worker`` builds, drained on the test's clock. tests/browser/ drives the same
-page in a real browser.
+is the one ``crmbot worker`` builds, drained on the test's clock. The console's login comes first
+(the page is one of its pages). tests/browser/ drives the same page in a real browser.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +20,15 @@ import redis
 
 from bot import webchat
 from bot.app import Services, build_services, build_worker, create_app
-from bot.config import Config
 from bot.worker import Crash, NoFaults, Outcome, WorkerThread
 from conversations import jobs, keys
 from conversations.content import load_script
 from conversations.jobs import Job
 from conversations.keys import Subject
+from tests.bot.console.conftest import PASSWORD, console_config, csrf_of
 from tests.conftest import FakeClock
+
+TRY = "/console/try/"
 
 
 @dataclass
@@ -53,7 +56,12 @@ class TryPage:
     csrf: str = ""
     seen: list[dict[str, Any]] = field(default_factory=list)
 
-    def open(self, path: str = "/console/try") -> str:
+    def login(self) -> None:
+        token = csrf_of(self.http.get("/console/login").get_data(as_text=True))
+        res = self.http.post("/console/login", data={"password": PASSWORD, "csrf_token": token})
+        assert res.status_code == 302
+
+    def open(self, path: str = TRY) -> str:
         res = self.http.get(path)
         assert res.status_code == 200
         page = res.get_data(as_text=True)
@@ -62,7 +70,7 @@ class TryPage:
 
     @property
     def user(self) -> Subject:
-        with self.http.session_transaction() as s:
+        with self.http.session_transaction(TRY) as s:
             return Subject("web", s["try_user"])
 
     def settle(self) -> int:
@@ -96,15 +104,17 @@ class TryPage:
 
 
 @pytest.fixture
-def page(r: redis.Redis, redis_url: str, clock: FakeClock) -> Iterator[TryPage]:
-    config = Config(redis_url=redis_url)
+def page(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[TryPage]:
+    config = console_config(redis_url, tmp_path)
     svc = build_services(config, clock=clock)
     app = create_app(services=svc)
     faults = Crasher()
     worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock, faults=faults))
     worker.faults = faults  # type: ignore[attr-defined]
     try:
-        yield TryPage(app.test_client(), svc, worker, clock, r)
+        p = TryPage(app.test_client(), svc, worker, clock, r)
+        p.login()
+        yield p
     finally:
         worker.close()
 
@@ -222,8 +232,8 @@ def test_no_csrf_token_changes_nothing(page: TryPage) -> None:
     data = page.buttons()[0]["data"]
     for token in ("", "wrong-token"):
         res = page.post({"data": data}, csrf=token)
-        assert res.status_code == 403
-    assert page.http.post("/console/try/reset", headers={"X-CSRF-Token": "nope"}).status_code == 403
+        assert res.status_code == 400 and res.get_json() == {"error": "csrf"}
+    assert page.http.post("/console/try/reset", headers={"X-CSRF-Token": "nope"}).status_code == 400
     page.settle()
     assert page.fetch()["messages"] == []
     assert page.r.get(keys.conv(page.user)) == before
@@ -282,12 +292,23 @@ def test_the_page_loads_nothing_from_elsewhere(page: TryPage) -> None:
         assert "http://" not in res.get_data(as_text=True) and "https://" not in res.get_data(as_text=True)
 
 
-def test_english(r: redis.Redis, redis_url: str, clock: FakeClock) -> None:
-    config = Config(redis_url=redis_url, locale="en")
+def test_without_a_login_nothing_opens(page: TryPage) -> None:
+    http = page.http.application.test_client()  # another browser: no session
+    res = http.get(TRY)
+    assert res.status_code == 302 and res.headers["Location"].startswith("/console/login")
+    assert http.get("/console/try/messages?after=0").status_code == 302
+    assert http.post("/console/try/send", json={"event": "x" * 16, "text": "診断"}).status_code == 302
+    assert http.get("/console/try").status_code == 308  # the nav's address is /console/try/
+    assert list(page.r.scan_iter(match="crmbot:{u:web:*")) == []  # nobody was made, nothing stored
+
+
+def test_english(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) -> None:
+    config = console_config(redis_url, tmp_path, locale="en")
     svc = build_services(config, clock=clock)
     worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock))
     try:
         p = TryPage(create_app(services=svc).test_client(), svc, worker, clock, r)
+        p.login()
         html = p.open()
         assert 'lang="en"' in html and "Try it in the browser" in html
         p.settle()

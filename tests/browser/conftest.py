@@ -158,9 +158,29 @@ def browser(chromium: tuple[str, str]) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, server: Server) -> Iterator[Any]:
-    browser.get(server.url("/healthz"))  # cookies belong to the origin: clear them there
+    # The console's cookie is scoped to /console: clear cookies from a page there (a style sheet).
+    browser.get(server.url("/console/try/static/try.css"))
     browser.delete_all_cookies()
+    assert browser.get_cookies() == []
     yield browser
+
+
+def log_in(browser: Any, server: Server, password: str = CONSOLE_PASSWORD) -> None:
+    """Through the console's login form, as a person does."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url("/console/login"))
+    box = until(browser, lambda b: b.find_elements(By.ID, "password"), "the login form")[0]
+    box.send_keys(password)
+    browser.find_element(By.ID, "login-submit").click()
+
+
+@pytest.fixture
+def console(page: Any, server: Server) -> Any:
+    """The browser, logged in to the console."""
+    log_in(page, server)
+    until(page, lambda b: b.current_url.rstrip("/").endswith("/console"), "the overview after the login")
+    return page
 
 
 def until(browser: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:

@@ -45,37 +45,37 @@ def wait_question(browser: Any, number: int) -> None:
 
 
 def open_try(browser: Any, server: Server) -> None:
-    browser.get(server.url("/console/try"))
+    browser.get(server.url("/console/try/"))
     until(browser, lambda b: any("友だち追加" in t for t in bot_texts(b)), "the greeting")
 
 
-def test_take_the_diagnosis_in_the_browser(page: Any, server: Server, tmp_path: Path) -> None:
+def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    open_try(page, server)
-    assert page.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
-    tap(page, "#replies button[data-data='s']", "the start button")
+    open_try(console, server)
+    assert console.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
+    tap(console, "#replies button[data-data='s']", "the start button")
     for i, letter in enumerate(ANSWERS, start=1):
-        wait_question(page, i)
+        wait_question(console, i)
         if i == 5:  # typed, as on LINE
-            box = page.find_element(By.ID, "text")
+            box = console.find_element(By.ID, "text")
             box.send_keys("ｂ", Keys.ENTER)
         else:
-            tap(page, f"#replies button[data-choice='{letter}']", f"choice {letter} of question {i}")
-    card = until(page, lambda b: b.find_elements(By.CSS_SELECTOR, "#log .card"), "the result card")[0]
+            tap(console, f"#replies button[data-choice='{letter}']", f"choice {letter} of question {i}")
+    card = until(console, lambda b: b.find_elements(By.CSS_SELECTOR, "#log .card"), "the result card")[0]
     assert "B評価" in card.text and "8/10" in card.text
     assert "Q9" in card.find_element(By.CSS_SELECTOR, ".point-title").text
     cells = [e.text.split()[-1] for e in card.find_elements(By.CSS_SELECTOR, ".strip span")]
     assert "".join(cells) == ANSWERS
-    users = [e.text for e in page.find_elements(By.CSS_SELECTOR, "#log .msg-user")]
+    users = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#log .msg-user")]
     assert users[0] == "診断をはじめる" and users[5] == "ｂ" and users[1].startswith("A: ")
     # the reminder question follows the result, with its two buttons
-    until(page, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
-    page.set_window_size(430, 1000)  # the README's picture: the result card from its top
-    page.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
-    screenshot(page, "console-try.png", tmp_path)
-    page.set_window_size(420, 860)
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
+    console.set_window_size(430, 1000)  # the README's picture: the result card from its top
+    console.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
+    screenshot(console, "console-try.png", tmp_path)
+    console.set_window_size(420, 860)
 
     # The same store as LINE: one web user, finished with these answers.
     convs = [k.decode() for k in server.redis.scan_iter(match="crmbot:{u:web:*}:conv")]
@@ -83,22 +83,22 @@ def test_take_the_diagnosis_in_the_browser(page: Any, server: Server, tmp_path: 
     user_id = convs[0].removeprefix("crmbot:{u:web:").removesuffix("}:conv")
     assert b'"last":"' + ANSWERS.encode() + b'"' in server.redis.get(keys.conv(Subject("web", user_id)))
     assert server.fake_line.recorded() == []  # nothing went to LINE
-    assert all(url.startswith(server.base + "/") for url in resources(page)), resources(page)
+    assert all(url.startswith(server.base + "/") for url in resources(console)), resources(console)
 
 
-def test_back_start_over_and_a_new_test(page: Any, server: Server) -> None:
-    open_try(page, server)
-    tap(page, "#replies button[data-data='s']", "the start button")
-    wait_question(page, 1)
-    tap(page, "#replies button[data-choice='A']", "A")
-    wait_question(page, 2)
-    tap(page, "#replies button[data-choice='D']", "D")
-    wait_question(page, 3)
-    tap(page, "#replies button[data-data^='b:']", "back")
-    wait_question(page, 2)
-    tap(page, "#replies button[data-data='r']", "start over")
-    wait_question(page, 1)
-    before = len(bot_texts(page))
+def test_back_start_over_and_a_new_test(console: Any, server: Server) -> None:
+    open_try(console, server)
+    tap(console, "#replies button[data-data='s']", "the start button")
+    wait_question(console, 1)
+    tap(console, "#replies button[data-choice='A']", "A")
+    wait_question(console, 2)
+    tap(console, "#replies button[data-choice='D']", "D")
+    wait_question(console, 3)
+    tap(console, "#replies button[data-data^='b:']", "back")
+    wait_question(console, 2)
+    tap(console, "#replies button[data-data='r']", "start over")
+    wait_question(console, 1)
+    before = len(bot_texts(console))
     assert before > 3
-    page.find_element("id", "reset").click()
-    until(page, lambda b: len(bot_texts(b)) == 1 and "友だち追加" in bot_texts(b)[0], "a clean chat for a new test")
+    console.find_element("id", "reset").click()
+    until(console, lambda b: len(bot_texts(b)) == 1 and "友だち追加" in bot_texts(b)[0], "a clean chat for a new test")

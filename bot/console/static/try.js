@@ -90,7 +90,10 @@
   function poll() {
     window.clearTimeout(timer);
     return fetch(root.dataset.messagesUrl + "?after=" + last, { credentials: "same-origin", cache: "no-store" })
-      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (res) {
+        if (res.redirected) { loggedOut(); return null; }
+        return res.ok ? res.json() : null;
+      })
       .then(function (body) {
         if (!body) { return; }
         var added = false;
@@ -114,6 +117,7 @@
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(payload)
     }).then(function (res) {
+      if (res.redirected) { loggedOut(); throw new Error("logged out"); }
       if (res.ok) { return res; }
       if (res.status === 503 && tries > 1) { return wait(600).then(function () { return post(url, payload, tries - 1); }); }
       throw new Error(String(res.status));
@@ -122,6 +126,9 @@
       throw e;
     });
   }
+
+  // The session ended (a redirect to the login page): reload, and the console asks for the login.
+  function loggedOut() { window.location.reload(); }
 
   function wait(ms) { return new Promise(function (resolve) { window.setTimeout(resolve, ms); }); }
 

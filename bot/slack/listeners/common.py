@@ -6,7 +6,8 @@ from typing import Any
 
 from bot.slack.deps import Deps
 from conversations.keys import Subject, TeamRef
-from conversations.teams import Report, Team
+from conversations.kpi_catalog import Catalog
+from conversations.teams import Report, Team, TeamStore
 from scoring.kpi import KpiResult
 
 
@@ -28,12 +29,16 @@ def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]
 
 
 def usable(deps: Deps, figures: Any) -> dict[str, float]:
+    return usable_figures(deps.catalog, figures)
+
+
+def usable_figures(catalog: Catalog, figures: Any) -> dict[str, float]:
     """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
     indicator, a narrower range), and an old figure the catalog no longer knows is left out."""
     out = {}
     for key, value in dict(figures or {}).items():
         try:
-            ind = deps.catalog.indicator(key)
+            ind = catalog.indicator(key)
         except KeyError:
             continue
         if ind.minimum <= value <= ind.maximum:
@@ -46,5 +51,10 @@ def score(deps: Deps, values: Any, targets: Any) -> KpiResult:
 
 
 def score_report(deps: Deps, rep: Report, ref: TeamRef) -> KpiResult:
-    """A stored report, scored against the targets in force when it was reported."""
-    return score(deps, rep.values, rep.targets if rep.targets is not None else deps.teams.targets(ref))
+    return score_stored(deps.catalog, deps.teams, rep, ref)
+
+
+def score_stored(catalog: Catalog, teams: TeamStore, rep: Report, ref: TeamRef) -> KpiResult:
+    """A stored report, scored against the targets in force when it was reported (the console too)."""
+    targets = rep.targets if rep.targets is not None else teams.targets(ref)
+    return catalog.score(usable_figures(catalog, rep.values), usable_figures(catalog, targets))
