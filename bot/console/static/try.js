@@ -64,11 +64,28 @@
     return box;
   }
 
+  // Text with its web addresses as links (a booking page); everything else stays plain text.
+  function bubble(text) {
+    var node = el("div", "bubble");
+    text.split(/(https?:\/\/[^\s]+)/).forEach(function (part, i) {
+      if (i % 2 === 1) {
+        var a = el("a", "", part);
+        a.href = part;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        node.appendChild(a);
+      } else if (part) {
+        node.appendChild(document.createTextNode(part));
+      }
+    });
+    return node;
+  }
+
   function show(msg) {
     var item = el("li", "msg " + (msg.from === "user" ? "msg-user" : "msg-bot"));
     item.dataset.n = msg.n;
     item.dataset.kind = msg.kind;
-    item.appendChild(msg.card ? card(msg.card, msg.buttons) : el("div", "bubble", msg.text));
+    item.appendChild(msg.card ? card(msg.card, msg.buttons) : bubble(msg.text));
     log.appendChild(item);
   }
 
