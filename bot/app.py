@@ -112,7 +112,10 @@ async def build_worker(
         limits = SlackLimits(workspace=Limit(config.slack_rate, config.slack_burst) if config.slack_rate else None)
         transports["slack"] = SlackTransport(config.slack_bot_token or "", config.slack_api_url, script,
                                              limits=limits, timeout=config.api_timeout)
-    return Worker(connect_async(config), transports, clock=clock, lease=config.outbox_lease,
+    from bot.analytics_sink import StatsSink
+
+    sink = StatsSink(expiry=config.conversation_ttl)  # the operator's figures, applied before each delivery
+    return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
 
 

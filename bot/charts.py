@@ -26,6 +26,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 COLORS: Mapping[str, str] = {
     "A": "#009E73", "B": "#56B4E9", "C": "#E69F00", "D": "#D55E00",
 }
+TIER_COLORS: Mapping[str, str] = {"A": "#007a5a", "B": "#2a7ab0", "C": "#b06d00"}  # as the console's tier badges
 WIDTH, HEIGHT = 8.0, 3.4  # inches at 100 dpi: 800 x 340 px
 
 _lock = threading.Lock()
@@ -63,8 +64,8 @@ def _style() -> dict[str, Any]:
     }
 
 
-def _color(name: str, i: int) -> str:
-    return COLORS.get(name, PALETTE[i % len(PALETTE)])
+def _color(name: str, i: int, colors: Mapping[str, str] | None = None) -> str:
+    return (colors or COLORS).get(name) or PALETTE[i % len(PALETTE)]
 
 
 def _render(fig: Any, fmt: Format) -> bytes:
@@ -91,9 +92,11 @@ def bars(
     empty: str = "No data",
     fmt: Format = "svg",
     size: tuple[float, float] = (WIDTH, HEIGHT),
+    colors: Mapping[str, str] | None = None,
 ) -> bytes:
     """Bars per label, one colour per series (``series`` name -> one value per label). ``stacked``
-    piles the series; ``percent`` scales each label's bar to 100 % (with ``stacked``)."""
+    piles the series; ``percent`` scales each label's bar to 100 % (with ``stacked``); ``colors`` by series
+    name (default: A-D as :data:`COLORS`, the rest from :data:`PALETTE`)."""
     matplotlib, Figure = _setup()
     with _lock, matplotlib.rc_context(_style()):
         fig = Figure(figsize=size, layout="constrained")
@@ -115,11 +118,11 @@ def bars(
         for i, (name, vals) in enumerate(values.items()):
             if stacked:
                 kwargs = {"left": base} if horizontal else {"bottom": base}
-                bar(positions, vals, width if not horizontal else 0.7, label=name, color=_color(name, i), **kwargs)
+                bar(positions, vals, width, label=name, color=_color(name, i, colors), **kwargs)
                 base = [b + v for b, v in zip(base, vals, strict=True)]
             else:
                 shifted = [p - 0.4 + width * (i + 0.5) for p in positions]
-                bar(shifted, vals, width, label=name, color=_color(name, i))
+                bar(shifted, vals, width, label=name, color=_color(name, i, colors))
         ticks = ax.set_yticks if horizontal else ax.set_xticks
         ticks(positions, list(labels))
         if horizontal:
@@ -149,6 +152,7 @@ def lines(
     empty: str = "No data",
     fmt: Format = "svg",
     size: tuple[float, float] = (WIDTH, HEIGHT),
+    colors: Mapping[str, str] | None = None,
 ) -> bytes:
     """One line per series over ``labels``; a None value is a gap (e.g. an area not reported)."""
     matplotlib, Figure = _setup()
@@ -163,7 +167,7 @@ def lines(
         xs = list(range(len(labels)))
         for i, (name, vals) in enumerate(series.items()):
             ys = [float("nan") if v is None else float(v) for v in vals]
-            ax.plot(xs, ys, marker="o", label=name, color=_color(name, i), linewidth=2, markersize=4)
+            ax.plot(xs, ys, marker="o", label=name, color=_color(name, i, colors), linewidth=2, markersize=4)
         ax.set_xticks(xs, list(labels))
         if y_range is not None:
             ax.set_ylim(*y_range)

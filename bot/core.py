@@ -15,10 +15,12 @@ from typing import Any
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import inputs as I
+from conversations.analytics import STATS_CHANNEL, delta_of
 from conversations.errors import Contention
 from conversations.inputs import Input
+from conversations.jobs import Job
 from conversations.keys import Subject
-from conversations.machine import Machine
+from conversations.machine import Conv, Machine
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,7 @@ class Bot:
             now = self.clock()
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
-            if step.outputs and self.outbox is not None and self.outbox.handles(ev.subject.channel):
-                job = self.outbox.job_for(ev, step.outputs, now, job)
-            else:
-                job = None
+            job = self._job(ev, snap.conv, conv, step.outputs, now, job)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -101,3 +100,22 @@ class Bot:
                 return Handled(DUPLICATE, snap.conv.state)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
+
+    def _job(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[dict[str, Any], ...],
+             now: float, previous: Job | None) -> Job | None:
+        """The job committed with a step: its outputs, and what it changed for the operator's figures
+        (``meta["stats"]``, applied by the worker: conversations.analytics). A step with figures to
+        count but nothing to say commits a stats-only job (channel "stats")."""
+        if self.outbox is None or not self.outbox.handles(ev.subject.channel):
+            return None
+        stats = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
+        if outputs:
+            job = self.outbox.job_for(ev, outputs, now, previous)
+        elif stats is not None:
+            job = Job.new(STATS_CHANNEL, ev.subject.user_id, ev.subject.tag_name, [], now,
+                          job_id=previous.id if previous is not None else None)
+        else:
+            return None
+        if stats is not None:
+            job.meta["stats"] = stats
+        return job

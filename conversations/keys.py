@@ -13,6 +13,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:web:<id>}:inbox                      a try-it (web) user's chat as delivered (list of "<n>:<JSON>")
     crmbot:{u:web:<id>}:inbox:meta                 its counter "n" and the marks of what it holds (hash)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
+    crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
+                                                   Lua script applies a step's figures: see conversations.analytics
 """
 
 from __future__ import annotations

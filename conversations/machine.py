@@ -58,6 +58,7 @@ class Conv:
     finished: float = 0.0  # when it finished
     n: int = 0  # change counter: makes every stored value unique (compare-and-set guard)
     remind: bool = False  # opted in to a quarterly reminder to retake the diagnosis
+    begun: float = 0.0  # when diagnosis ``sid`` started (0.0: a record stored before this field, see step())
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -67,6 +68,8 @@ class Conv:
             d |= {"last": self.last, "ft": round(self.finished, 3)}
         if self.remind:
             d["r"] = 1
+        if begun := round(self.begun, 3):
+            d["b"] = begun
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -84,6 +87,7 @@ class Conv:
             finished=d.get("ft", 0.0),
             n=d.get("n", 0),
             remind=bool(d.get("r", 0)),
+            begun=d.get("b", 0.0),
         )
 
     @property
@@ -154,7 +158,9 @@ class Machine:
         if out.state not in route.targets:
             raise AssertionError(f"{route.handler.__name__} led to {out.state!r}, not in {sorted(route.targets)}")
         if out.conv is not None and out.changed:
-            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1))
+            # A record stored before ``begun`` existed takes its last change as the start of its diagnosis.
+            begun = out.conv.begun or (conv.updated if out.conv.sid == conv.sid else 0.0)
+            out = replace(out, conv=replace(out.conv, updated=now, n=conv.n + 1, begun=begun))
         return out
 
 
@@ -179,18 +185,23 @@ def _keep(conv: Conv, *outputs: dict[str, Any]) -> Step:
 def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
-                remind=conv.remind)
+                remind=conv.remind, begun=conv.begun)
+
+
+def _begin(conv: Conv, ctx: Ctx) -> Conv:
+    """Diagnosis ``sid + 1`` starts now (``begun`` is stored to the millisecond, as read back)."""
+    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3))
 
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    fresh = replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="")
+    fresh = _begin(conv, ctx)
     outs = [notice("restarted")] if conv.in_progress else []
     return Step(fresh, (*outs, question(fresh)))
 
 
 def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Start after the unfinished diagnosis expired: no "starting over" notice, it is simply new."""
-    fresh = replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="")
+    fresh = _begin(conv, ctx)
     return Step(fresh, (question(fresh),))
 
 
@@ -232,7 +243,8 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = Conv(state=DONE, sid=conv.sid, last=answers, finished=ctx.now, n=conv.n, remind=conv.remind)
+    done = Conv(state=DONE, sid=conv.sid, last=answers, finished=ctx.now, n=conv.n, remind=conv.remind,
+                begun=conv.begun)
     outs: tuple[dict[str, Any], ...] = ({"type": "result", "sid": conv.sid, "answers": answers},)
     if not conv.remind:
         outs += ({"type": "optin_offer"},)

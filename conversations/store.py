@@ -26,6 +26,7 @@ from conversations.redis_ops import text, translated, write_then_script
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against redelivery
+SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): kept only for its figures
 
 # Apply one conversation transition atomically and exactly once.
 # KEYS[1] the user's conversation record (string)       crmbot:{u:<ch>:<id>}:conv
@@ -38,7 +39,9 @@ DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against rede
 # ARGV[4] TTL of the dedupe mark in seconds
 # ARGV[5] job id ("" when nothing is to be sent)
 # ARGV[6] job JSON
-# ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0"
+# ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0". With a job (ARGV[5]) they are set
+#         aside as "x-<job id>" (never claimed: nothing is sent) for that job to count their figures
+#         and delete them (bot/analytics_sink.py); without one they are deleted at once.
 # Returns "dup" (event already applied: nothing changed), "conflict" (record changed since it was
 # read: nothing changed, read again), or "ok".
 COMMIT_LUA = """
@@ -55,7 +58,20 @@ elseif ARGV[2] ~= cur then
   end
 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
-if ARGV[7] == '1' then redis.call('DEL', KEYS[3], KEYS[4]) end
+if ARGV[7] == '1' then
+  if ARGV[5] ~= '' then
+    local pending = redis.call('HGETALL', KEYS[3])
+    for i = 1, #pending, 2 do
+      if string.sub(pending[i], 1, 2) ~= 'x-' then
+        redis.call('HSET', KEYS[3], 'x-' .. pending[i], pending[i + 1])
+        redis.call('HDEL', KEYS[3], pending[i])
+      end
+    end
+    redis.call('DEL', KEYS[4])
+  else
+    redis.call('DEL', KEYS[3], KEYS[4])
+  end
+end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
 return 'ok'
 """

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from bot.console import auth, fmt
+from bot.console import auth, fmt, leads
 from bot.console.teams import all_reports
 from bot.console.texts import texts
 from conversations.errors import StoreUnavailable
@@ -71,13 +72,46 @@ def kpi_csv(locale: str) -> bytes:
     return csv_bytes(header, rows)
 
 
+def _bad_request(why: str) -> Response:
+    return Response(json.dumps({"error": why}) + "\n", 400, mimetype="application/json")
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("console_tools", __name__, url_prefix="/console")
     auth.guard_tools(bp)
+    auth.secure_headers(bp)
 
     @bp.errorhandler(StoreUnavailable)
     def unavailable(_e: StoreUnavailable) -> Response:
         return Response('{"error": "store unavailable"}\n', 503, mimetype="application/json")
+
+    @bp.get("/api/funnel")
+    def funnel() -> Response:
+        """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
+        every channel but the try-it page's, or ``channel=line|slack``; exactly
+        :meth:`conversations.analytics.Analytics.funnel`."""
+        try:
+            start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
+        except ValueError:
+            return _bad_request("from and to are dates, YYYY-MM-DD, from not after to")
+        channel = request.args.get("channel") or None
+        if channel is not None and channel not in leads.CHANNELS:
+            return _bad_request("channel is line or slack")
+        return jsonify(leads.analytics(svc()).funnel(start, end, channel))
+
+    @bp.get("/export/leads.csv")
+    def export_leads() -> Response:
+        """One row per diagnosis, the leads page's columns, filtered as the page (``tier``, ``progress``,
+        ``consult``, ``from``, ``to``, ``channel``), newest first."""
+        f = leads.Filters.parse(request.args)
+        if f.error:
+            return _bad_request(f"bad filter: {f.error}")
+        s = svc()
+        t = texts()
+        now, expiry = s.clock(), s.config.conversation_ttl
+        rows = (leads.csv_row(lead, t, s.script, now, expiry)
+                for lead in leads.analytics(s).iter_leads(**f.kwargs()))
+        return csv_response("leads.csv", csv_bytes(leads.csv_header(t), rows))
 
     @bp.get("/export/kpi.csv")
     def export_kpi() -> Response:

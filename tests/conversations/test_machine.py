@@ -178,7 +178,7 @@ def test_deleting_handler_must_declare_idle() -> None:
 def test_start_from_idle(kind: str) -> None:
     step = M.step(Conv(), Input(kind), T0)
     assert step.changed
-    assert step.conv == Conv(state=ASKING, sid=1, q=0, answers="", updated=T0, n=1)
+    assert step.conv == Conv(state=ASKING, sid=1, q=0, answers="", updated=T0, n=1, begun=T0)
     assert step.outputs == (q_out(1, 0),)
 
 
@@ -672,8 +672,30 @@ def test_absent_record_is_idle(raw: Any) -> None:
 
 
 def test_from_bytes() -> None:
-    conv = Conv(state=RESUME, sid=1, q=4, answers="ABCD", updated=T0, n=3)
+    conv = Conv(state=RESUME, sid=1, q=4, answers="ABCD", updated=T0, n=3, begun=T0 - 60)
     assert Conv.from_json(conv.to_json().encode()) == conv
+
+
+def test_a_diagnosis_records_when_it_began_and_keeps_it_to_the_end() -> None:
+    chat = Chat()
+    chat.do(I.START)
+    began = chat.conv.begun
+    assert began == round(chat.now, 3) and json.loads(chat.conv.to_json())["b"] == began
+    for letter in "ABCDABCDAB":
+        chat.type(letter, dt=5)
+    assert chat.conv.state == DONE and chat.conv.begun == began
+    chat.send(Input(I.START), dt=100)
+    assert chat.conv.begun == round(chat.now, 3) > began
+
+
+def test_a_record_stored_before_begun_existed_takes_its_last_change_once() -> None:
+    """Stored without "b": its next change fixes ``begun`` at the record's last change, for good."""
+    old = Conv.from_json('{"s":"asking","sid":3,"t":1767225600.5,"n":4,"q":2,"a":"AB"}')
+    assert old.begun == 0.0
+    step = M.step(old, Input(I.ANSWER, choice="C", q=2, sid=3), T0 + 100)
+    assert step.conv.begun == 1767225600.5
+    again = M.step(step.conv, Input(I.ANSWER, choice="C", q=3, sid=3), T0 + 200)
+    assert again.conv.begun == 1767225600.5
 
 
 def test_json_round_trip_along_a_whole_conversation() -> None:
@@ -703,6 +725,7 @@ convs = st.builds(
     last=st.one_of(st.just(""), st.text("ABCD", min_size=10, max_size=10)),
     finished=st.floats(0, 4e9),
     n=st.integers(0, 2**53),
+    begun=st.one_of(st.just(0.0), st.floats(0, 4e9)),
 )
 
 

@@ -43,6 +43,10 @@ def mailbox(subject: Subject) -> str:
     return jobs.mailbox(subject.tag_name)
 
 
+def leases(subject: Subject) -> str:
+    return jobs.leases(subject.tag_name)
+
+
 
 def seed(store: RedisStore, conv: Conv, event_id: str = "ev-seed") -> Snapshot:
     """Store conv for ALICE through the store itself and return a fresh snapshot."""
@@ -178,11 +182,16 @@ def test_drop_outbox_deletes_the_users_outbox(store: RedisStore, r: redis.Redis)
     assert r.hkeys(mailbox(BOB)) == [b"other"]
 
 
-def test_drop_outbox_then_write(store: RedisStore, r: redis.Redis) -> None:
-    r.hset(mailbox(ALICE), "old", "{}")
+def test_drop_outbox_then_write_sets_the_pending_jobs_aside_for_the_new_one(store: RedisStore, r: redis.Redis) -> None:
+    """With a job (the unfollow's figures), pending jobs are renamed "x-<id>": no worker claims them by
+    their id any more (nothing is sent), and the new job counts their figures (bot/analytics_sink.py)."""
+    r.hset(mailbox(ALICE), mapping={"old": "{1}", "x-older": "{2}"})
+    r.hset(leases(ALICE), "old", "1|token")
     assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=write("new"), look_at=T0 + 30,
                         drop_outbox=True) == OK
-    assert r.hkeys(mailbox(ALICE)) == [b"new"]
+    assert sorted(r.hkeys(mailbox(ALICE))) == [b"new", b"x-old", b"x-older"]
+    assert r.hget(mailbox(ALICE), "x-old") == b"{1}" and r.hget(mailbox(ALICE), "x-older") == b"{2}"
+    assert not r.exists(leases(ALICE))
 
 
 def test_no_drop_keeps_the_outbox(store: RedisStore, r: redis.Redis) -> None:

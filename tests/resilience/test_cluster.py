@@ -26,7 +26,9 @@ from redis.cluster import ClusterPipeline, RedisCluster
 from bot.app import build_reminders, build_services, create_app
 from bot.config import Config
 from bot.redis_conn import connect
+from conversations import analytics as A
 from conversations import jobs, keys
+from conversations.analytics import Analytics
 from conversations.content import load_script
 from conversations.keys import Subject, TeamRef
 from conversations.machine import Conv
@@ -223,7 +225,11 @@ def line_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
         env.settle()
         fake.assert_contract_ok()
         conv = Conv.from_json(backend.client.get(keys.conv(Subject("line", LINE_USER))))
+        stats = Analytics(backend.client, clock=clock)
         return {
+            "funnel": stats.funnel(),
+            "leads": [(x.id, x.answers, x.tier, x.remind, x.reached, x.status(clock())) for x in stats.leads()],
+            "followers": stats.followers(),
             "delivered": fake.delivered_all(),
             "requests": [(r.method, r.path, r.status) for r in fake.recorded()],
             "state": (conv.state, conv.sid, conv.last, conv.remind),
@@ -332,6 +338,7 @@ def test_cluster_has_three_masters_and_the_flows_keys_land_on_different_ones(
     shard = jobs.shard_of(user.tag_name)
     assert node_of(client, keys.conv(user)) != node_of(client, jobs.due(shard))
     assert node_of(client, keys.conv(user)) != node_of(client, keys.REMIND_INDEX)
+    assert node_of(client, keys.conv(user)) != node_of(client, A.ACTIVE)  # the figures' {stats} slot
     assert node_of(client, keys.team(TeamRef(WS, CH))) != node_of(client, keys.ALL_TEAMS)
     assert len({node_of(client, keys.conv(Subject("line", u))) for u in RECIPIENTS}) == 3
 
@@ -358,6 +365,13 @@ def test_line_diagnosis_on_the_cluster_matches_one_server(
     assert questions == [f"Q{i}/10" for i in (1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 10)]  # Q6 again after the stale tap
     assert got["state"] == ("done", 1, "AAAAAAABCD", True)
     assert got["pending"] == 0
+    # the operator's figures, applied by the worker in the {stats} slot: the same on both
+    funnel = got["funnel"]
+    assert (funnel["started"], funnel["finished"], funnel["tiers"]) == (1, 1, {"A": 0, "B": 1, "C": 0})
+    assert [(x["shown"], x["answered"]) for x in funnel["questions"]] == [(1, 1)] * 10
+    assert [x["answers"][letter] for x, letter in zip(funnel["questions"], "AAAAAAABCD", strict=True)] == [1] * 10
+    assert [lead[1:] for lead in got["leads"]] == [("AAAAAAABCD", "B", True, 10, "finished")]
+    assert got["followers"] == 1
     assert got["opted_in"] == [f"line:{LINE_USER}"]
     assert_no_crossslot(cluster, slot_errors, caplog)
 

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from bot.app import MAX_BODY
 from bot.slack import blocks as B
+from conversations import analytics as A
 from conversations import jobs, keys
 from conversations.keys import Subject
 from tests.bot.line.conftest import LineEnv
@@ -389,7 +390,18 @@ def subject_keys(subject: Subject) -> Any:
     happens to be the opt-in button's data ("o:1"), the reminder index."""
     shard = jobs.shard_of(subject.tag_name)
     shared = (jobs.due(shard), jobs.ready(shard), jobs.parked(shard), keys.REMIND_INDEX)
-    return lambda key: key.startswith(f"{keys.PREFIX}:{subject.tag}:") or key in shared
+    figures = figures_of(subject)
+    return lambda key: key.startswith(f"{keys.PREFIX}:{subject.tag}:") or key in shared or figures(key)
+
+
+def figures_of(subject: Subject) -> Any:
+    """The operator's figures of a diagnosis step of ``subject`` (conversations.analytics): its own
+    lead and person index, its channel's counts, the shared sets."""
+    ch = subject.channel
+    own = (A.lead_key(f"{ch}:{subject.user_id}:"), A.person_key(ch, subject.user_id))
+    counts = (A.started_key(ch), f"{A.STATS}:reached:{ch}:", f"{A.STATS}:tier:{ch}:", f"{A.STATS}:answer:{ch}:")
+    shared = (A.ACTIVE, A.CHANNELS, A.CONSULT_OPEN, A.FOLLOWERS, A.FOLLOW, A.NAMES)
+    return lambda key: key.startswith(own) or key == counts[0] or key.startswith(counts[1:]) or key in shared
 
 
 def dm_calls(user: str) -> Any:

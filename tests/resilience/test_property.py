@@ -14,7 +14,8 @@ docstring), not from the handlers, and is checked after every step against what 
 - a redelivered event is a no-op answering "dup", with no outputs and nothing queued;
 - of concurrent taps on the current question exactly one advances; the others see the new state;
 - the user's mailbox holds exactly the jobs queued since the last unfollow, each with the outputs
-  of its event, and each has its recovery mark (a job can never be stranded).
+  of its event, and each has its recovery mark (a job can never be stranded); an unfollow commits a
+  job with figures only (channel "stats") and sets the earlier ones aside ("x-<id>": never sent).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ class User:
     model: Model = field(default_factory=Model)
     events: list[InboundEvent] = field(default_factory=list)  # every event delivered (for redelivery)
     queued: list[str] = field(default_factory=list)  # message ids queued since the last unfollow
+    aside: list[str] = field(default_factory=list)  # message ids set aside by an unfollow (no worker runs here)
     queued_ever: list[str] = field(default_factory=list)
 
 
@@ -252,25 +254,32 @@ class BotAgainstModel(RuleBasedStateMachine):
         assert got.status == "ok", got
         assert list(got.outputs) == want_out, (inp, u.model, got.outputs)
         assert got.state == want_model.state
+        if inp.kind == I.UNFOLLOW:
+            u.aside += u.queued
+            u.queued = []
         self.check_queued(u, ev, got, before)
         u.model = want_model
-        if inp.kind == I.UNFOLLOW:
-            u.queued = []
         return got
 
     def mailbox(self, u: User) -> dict[str, Job]:
         return {k.decode(): Job.from_json(v) for k, v in self.r.hgetall(jobs.mailbox(u.subject.tag_name)).items()}
 
     def check_queued(self, u: User, ev: InboundEvent, got: Handled, before: dict[str, Job]) -> None:
-        """A handled event with outputs queues exactly one job (its outputs); without, none."""
-        new = [j for j in self.mailbox(u).values() if j.id not in before and j.meta["event"] == ev.event_id]
+        """A handled event with outputs queues exactly one job (its outputs); an unfollow one job with
+        its figures only; otherwise none."""
+        new = [j for k, j in self.mailbox(u).items() if not k.startswith("x-") and j.id not in before
+               and j.meta.get("event", ev.event_id) == ev.event_id]
         if got.status == "ok" and got.outputs:
             assert len(new) == 1, new
             assert new[0].outputs == list(got.outputs)
-            u.queued.append(new[0].id)
-            u.queued_ever.append(new[0].id)
+        elif got.status == "ok" and ev.input.kind == I.UNFOLLOW:
+            assert len(new) == 1, new
+            assert (new[0].channel, new[0].outputs, new[0].meta["stats"]["follow"]) == ("stats", [], 0)
         else:
             assert new == [], new
+        if new:
+            u.queued.append(new[0].id)
+            u.queued_ever.append(new[0].id)
 
     def user_index(self) -> st.SearchStrategy[int]:
         return st.integers(0, SUBJECTS - 1)
@@ -477,8 +486,9 @@ class BotAgainstModel(RuleBasedStateMachine):
     @invariant()
     def mailbox_is_what_was_queued(self) -> None:
         for u in self.users:
-            stored = self.mailbox(u)
+            stored = {k: j for k, j in self.mailbox(u).items() if not k.startswith("x-")}
             assert sorted(stored) == sorted(u.queued)
+            assert sorted(k[2:] for k in self.mailbox(u) if k.startswith("x-")) == sorted(set(u.aside))
             shard = jobs.shard_of(u.subject.tag_name)
             for job_id, job in stored.items():
                 assert job.id == job_id and job.to == u.subject.user_id

@@ -10,6 +10,7 @@ from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import score_report, subject_of
 from bot.slack.payload import strings
+from conversations.errors import InvalidInput
 from scoring.periods import quarter_of
 
 
@@ -17,6 +18,10 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
     ids = strings(event, "user")
     workspace = body.get("team_id", "")
     if event.get("tab", "home") != "home" or ids is None or not isinstance(workspace, str) or not workspace:
+        return
+    try:
+        subject = subject_of(workspace, ids[0])
+    except InvalidInput:  # not a Slack team and user ID (e.g. control characters): nothing to show
         return
     teams = deps.teams
     now = deps.clock()
@@ -32,7 +37,7 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
             latest = score_report(deps, rep, team.ref) if rep else None
         rows.append((team, current, reported, latest_q, latest))
     view = B.home_view(deps.catalog, deps.locale, rows)
-    deps.outbox.enqueue(subject_of(workspace, ids[0]), [{"type": "slack_home", "user": ids[0], "view": view}])
+    deps.outbox.enqueue(subject, [{"type": "slack_home", "user": ids[0], "view": view}])
 
 
 def register(app: App) -> None:

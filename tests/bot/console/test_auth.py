@@ -302,3 +302,24 @@ def test_secrets_compare_equal_only_when_equal() -> None:
     assert not auth.same_secret("abc", "abd")
     assert not auth.same_secret("abc", "abcd")
     assert not auth.same_secret("", "abc")
+
+
+def test_pages_carry_security_headers_and_are_not_cached(logged_in: Console) -> None:
+    for path in ["/console/teams", "/console/login", "/console/export/kpi.csv"]:
+        res = logged_in.http.get(path)
+        assert res.headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["X-Content-Type-Options"] == "nosniff"
+    assert logged_in.http.get("/console/teams").headers["Cache-Control"] == "no-store"
+
+
+def test_redis_down_answers_503_with_a_page_saying_so(clock: FakeClock, tmp_path: Path) -> None:
+    from tests.redis_server import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    c = make_console(console_config(down, tmp_path), redis.Redis.from_url(down), clock)
+    html = c.http.get("/console/login").get_data(as_text=True)
+    res = c.http.post("/console/login", data={"password": PASSWORD, "csrf_token": csrf_of(html)})
+    assert res.status_code == 503 and "データベースに接続できません" in res.get_data(as_text=True)
+    res = c.http.get("/console/export/kpi.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert res.status_code == 503 and res.get_json() == {"error": "store unavailable"}

@@ -171,11 +171,15 @@ def test_delivery_page_without_line(logged_in: Console) -> None:
     assert "LINE が設定されていません" in html and 'id="parked-none"' in html
 
 
-@pytest.mark.parametrize("path", ["/console/teams", "/console/delivery"])
-def test_pages_in_english(console: Console, path: str, r, redis_url: str, clock, tmp_path) -> None:
+@pytest.mark.parametrize("path", ["/console/", "/console/leads", "/console/teams", "/console/delivery",
+                                  "/console/login"])
+def test_pages_in_english(path: str, r, redis_url: str, clock, tmp_path) -> None:
     from tests.bot.console.conftest import console_config, make_console
 
     en = make_console(console_config(redis_url, tmp_path, locale="en"), r, clock)
-    en.login()
+    if path != "/console/login":
+        en.login()
     html = en.http.get(path).get_data(as_text=True)
-    assert '<html lang="en">' in html and "Log out" in html and "ログアウト" not in html
+    assert '<html lang="en">' in html and not re.search(r"[\u3040-\u30ff]", html)  # no kana left
+    if path != "/console/login":
+        assert "Log out" in html
