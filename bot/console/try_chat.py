@@ -118,6 +118,7 @@ def blueprint() -> Blueprint:
                    static_folder="static", static_url_path="/static")
     bp.record_once(_setup)
     auth.guard_pages(bp)
+    auth.secure_headers(bp)  # the console's Content-Security-Policy (our own files only), no framing
 
     @bp.errorhandler(CSRFError)
     def csrf_failed(_e: CSRFError) -> ResponseReturnValue:

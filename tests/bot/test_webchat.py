@@ -285,6 +285,10 @@ def test_redis_down_answers_503(page: TryPage, monkeypatch: pytest.MonkeyPatch) 
 
 def test_the_page_loads_nothing_from_elsewhere(page: TryPage) -> None:
     html = page.open()
+    res = page.http.get(TRY)
+    assert "script-src 'self'" in res.headers["Content-Security-Policy"]  # an inline script would not run
+    assert res.headers["X-Frame-Options"] == "DENY" and res.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in html and " style=" not in html and " on" + "click=" not in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     for name in ("try.js", "try.css"):
         res = page.http.get(f"/console/try/static/{name}")
@@ -323,3 +327,22 @@ def test_render_skips_an_output_it_does_not_know() -> None:
     got = webchat.render(script, [{"type": "consult_ack"}, {"type": "question", "sid": 1, "q": 0}])
     assert [m["kind"] for m in got] == ["question"]
     assert got[0]["buttons"][0]["data"] == "a:1:0:A"
+
+
+def test_a_try_it_diagnosis_is_a_test_lead_in_no_figure(page: TryPage) -> None:
+    from conversations.analytics import Analytics
+
+    page.open()
+    page.settle()
+    page.fetch()
+    page.tap("診断をはじめる")
+    for letter in "AAAAAAAAAB":
+        page.tap(letter + ":")
+    assert page.seen[-2]["card"]["tier"] == "A"
+    analytics = Analytics(page.r, clock=page.clock)
+    leads = analytics.leads(channel="web")
+    assert len(leads) == 1 and leads[0].test and leads[0].user_id == page.user.user_id
+    assert leads[0].answers == "AAAAAAAAAB" and leads[0].tier == "A"
+    funnel = analytics.funnel()
+    assert funnel["started"] == 0 and funnel["finished"] == 0 and funnel["tiers"] == {"A": 0, "B": 0, "C": 0}
+    assert analytics.leads() == [] and analytics.followers() == 0

@@ -77,6 +77,40 @@ class Server:
         return self.base + path
 
 
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: bytes
+
+    def get_data(self, as_text: bool = False) -> Any:
+        return self.body.decode(errors="replace") if as_text else self.body
+
+
+class Http:
+    """What tests.bot.line.helpers.LineUser needs of a client, over real HTTP to the server."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def post(self, path: str, data: bytes, headers: dict[str, str]) -> Answer:
+        req = urllib.request.Request(self.base + path, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as res:
+                return Answer(res.status, res.read())
+        except urllib.error.HTTPError as e:
+            return Answer(e.code, e.read())
+
+
+def eventually(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll ``condition()`` until it is truthy, within a deadline."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)  # polling the server's worker, bounded by the deadline
+    return found
+
+
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -162,6 +196,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     browser.get(server.url("/console/try/static/try.css"))
     browser.delete_all_cookies()
     assert browser.get_cookies() == []
+    browser.execute_cdp_cmd("Network.clearBrowserCache", {})  # charts are cached a minute: each test draws anew
     yield browser
 
 

@@ -8,45 +8,10 @@ from typing import Any
 
 from conversations import keys
 from conversations.keys import Subject
+from tests.browser.chat import bot_texts, open_try, tap, wait_question
 from tests.browser.conftest import Server, resources, screenshot, until
 
 ANSWERS = "AAAABAAACA"  # 8 A's: B評価; the weakest answer is the C at Q9
-
-
-def bot_texts(browser: Any) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#log .msg-bot")]
-
-
-def tap(browser: Any, css: str, what: str) -> None:
-    """Click the quick reply matching ``css`` once it is there."""
-    from selenium.webdriver.common.by import By
-
-    def click(b: Any) -> bool:
-        found = b.find_elements(By.CSS_SELECTOR, css)
-        if not found or not found[0].is_enabled():
-            return False
-        found[0].click()
-        return True
-
-    until(browser, click, what)
-
-
-def wait_question(browser: Any, number: int) -> None:
-    from selenium.webdriver.common.by import By
-
-    def shown(b: Any) -> bool:
-        texts = bot_texts(b)
-        asking = texts and texts[-1].startswith(f"Q{number}/10")
-        return bool(asking and b.find_elements(By.CSS_SELECTOR, "#replies button[data-choice]"))
-
-    until(browser, shown, f"question {number} with its buttons")
-
-
-def open_try(browser: Any, server: Server) -> None:
-    browser.get(server.url("/console/try/"))
-    until(browser, lambda b: any("友だち追加" in t for t in bot_texts(b)), "the greeting")
 
 
 def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_path: Path) -> None:
