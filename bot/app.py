@@ -48,7 +48,7 @@ def build_services(
     client = client if client is not None else connect(config)
     machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
-    channels = []
+    channels = ["web"]  # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
     if config.line_enabled:
         channels += ["line", "linebatch"]
     else:
@@ -94,8 +94,9 @@ async def build_worker(
     """The worker with a transport per configured channel (call it inside the worker's event loop)."""
     from bot.ratelimit import Limit
     from bot.redis_conn import connect_async
+    from bot.webchat import WebChatTransport
 
-    transports: dict[str, Transport] = {}
+    transports: dict[str, Transport] = {"web": WebChatTransport(script)}
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -167,6 +168,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["crmbot"] = svc
 
+    from bot.console.try_chat import blueprint as try_bp
     from bot.health import blueprint as health_bp
     from bot.line.webhook import blueprint as line_bp
     from bot.slack.app import blueprint as slack_bp
@@ -178,4 +180,5 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     from bot.console import register as register_console
 
     register_console(app, svc)  # /console/ (and / leads there)
+    app.register_blueprint(try_bp())  # /console/try/, behind the console's login
     return app

@@ -10,6 +10,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<channel>:<user id>}:lease           the mailbox's leases (see conversations.jobs)
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
+    crmbot:{u:web:<id>}:inbox                      a try-it (web) user's chat as delivered (list of "<n>:<JSON>")
+    crmbot:{u:web:<id>}:inbox:meta                 its counter "n" and the marks of what it holds (hash)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
     crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
                                                    Lua script applies a step's figures: see conversations.analytics
@@ -66,6 +68,16 @@ def seen(subject: Subject, event_id: str) -> str:
 def reminder_sent(subject: Subject, period: str, kind: str = "retake") -> str:
     """Ledger of one reminder (period, kind) to one recipient: set once, so it is sent once."""
     return f"{PREFIX}:{subject.tag}:rem:{period}:{kind}"
+
+
+def inbox(subject: Subject) -> str:
+    """A web chat user's messages as the worker delivered them (the try-it page reads them)."""
+    return f"{PREFIX}:{subject.tag}:inbox"
+
+
+def inbox_meta(subject: Subject) -> str:
+    """The inbox's message counter and its delivery marks (one per job or typed message: appended once)."""
+    return f"{PREFIX}:{subject.tag}:inbox:meta"
 
 
 # ---- Slack teams (one registered channel = one team) --------------------------------------------

@@ -1,0 +1,173 @@
+"""The "web" channel: the try-it chat page (``/console/try``) as a channel like LINE and Slack.
+
+The page's user is ``Subject("web", <random id kept in the browser session>)``. What they tap or type
+goes through :meth:`bot.core.Bot.handle` like a LINE webhook (same machine, same store, same
+exactly-once commit); the job it commits is delivered by the worker like every other job, with
+:class:`WebChatTransport`: it renders the outputs with :mod:`bot.views` (the words and buttons of the
+terminal chat and of LINE's quick replies, from the same script) and appends them to the user's
+*inbox*, a list in the user's hash slot that the page polls (:class:`Inbox`).
+
+An append is exactly once: each carries a mark (the job id, or the typed message's event id) that a
+Lua script sets in the same step, so a worker that delivers a job again after a crash (the claim ran
+out before the outcome was recorded) appends nothing the second time.
+
+Web users are test users: the analytics leave channel ``web`` out of every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot import views
+from bot.logs import uid
+from bot.worker import DELIVERED, Attempt, Outcome
+from conversations import jobs, keys
+from conversations.content import Script
+from conversations.keys import Subject
+from conversations.redis_ops import text, translated
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "web"
+INBOX_MAX = 400  # messages kept per web user (older ones are dropped; the counter goes on)
+INBOX_TTL = 7 * 86400  # seconds an idle web chat is kept
+
+# Append messages to a web user's inbox, once per mark.
+# KEYS[1] the inbox (list of "<n>:<message JSON>")   crmbot:{u:web:<id>}:inbox
+# KEYS[2] its meta (hash: "n" -> last number, "m:<mark>" -> 1)   crmbot:{u:web:<id>}:inbox:meta
+# ARGV[1] the mark (a job id, or "e:<event id>" for what the user typed), ARGV[2] TTL in seconds,
+# ARGV[3] how many messages to keep, ARGV[4..] the messages (JSON)
+# Returns the number of the last message appended, or 0 when the mark was already set (nothing written).
+APPEND_LUA = """
+if redis.call('HSETNX', KEYS[2], 'm:' .. ARGV[1], 1) == 0 then return 0 end
+local n = 0
+for i = 4, #ARGV do
+  n = redis.call('HINCRBY', KEYS[2], 'n', 1)
+  redis.call('RPUSH', KEYS[1], n .. ':' .. ARGV[i])
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return n
+"""
+
+
+def subject(user_id: str) -> Subject:
+    return Subject(CHANNEL, user_id)
+
+
+def _button(b: views.Button) -> dict[str, str]:
+    return {"label": b.label, "data": b.data, "echo": b.echo}
+
+
+def render(script: Script, outputs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The bot's messages for a job's outputs: the words and buttons every channel uses (bot.views);
+    a result also carries its parts, so the page can draw it as a card as LINE does."""
+    messages: list[dict[str, Any]] = []
+    for out in outputs:
+        try:
+            msg: dict[str, Any] = {"from": "bot", "kind": out["type"], "text": views.plain_text(script, dict(out)),
+                                   "buttons": [_button(b) for b in views.buttons_for(script, dict(out))]}
+        except KeyError:  # an output this page does not know yet: the rest still shows
+            log.warning("webchat: no rendering for output type %r", str(out.get("type"))[:40])
+            continue
+        if out["type"] == "result":
+            v = views.result_view(script, out["answers"])
+            msg["card"] = {"tier": v.result.tier, "heading": v.heading, "label": v.label, "count": v.count_line,
+                           "answers": v.result.answers, "summary": v.summary, "point_heading": v.point_heading,
+                           "point_title": v.point_title, "point_text": v.point_text}
+        messages.append(msg)
+    return messages
+
+
+def user_message(said: str) -> dict[str, Any]:
+    """What the user typed or tapped, as their side of the chat shows it."""
+    return {"from": "user", "kind": "said", "text": said, "buttons": []}
+
+
+def _encode(messages: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in messages]
+
+
+def _decode(raw: Any) -> dict[str, Any] | None:
+    n, sep, body = text(raw).partition(":")
+    if not sep or not n.isdigit():
+        return None
+    msg: dict[str, Any] = json.loads(body)
+    msg["n"] = int(n)
+    return msg
+
+
+class WebChatTransport:
+    """The worker's transport for channel "web": renders a job's outputs into the user's inbox."""
+
+    channel = CHANNEL
+
+    def __init__(self, script: Script, *, ttl: int = INBOX_TTL, keep: int = INBOX_MAX) -> None:
+        self.script = script
+        self.ttl = ttl
+        self.keep = keep
+        self._scripts: dict[int, Any] = {}
+
+    def _append(self, client: Any) -> Any:
+        found = self._scripts.get(id(client))
+        if found is None:
+            found = self._scripts[id(client)] = client.register_script(APPEND_LUA)
+        return found
+
+    async def deliver(self, attempt: Attempt) -> Outcome:
+        job = attempt.job
+        who = subject(job.to)
+        messages = render(self.script, job.outputs)
+        if not messages:
+            return Outcome(DELIVERED, "nothing to show")
+        last = await self._append(attempt.redis)(keys=[keys.inbox(who), keys.inbox_meta(who)],
+                                                 args=[job.id, self.ttl, self.keep, *_encode(messages)])
+        if int(last) == 0:
+            return Outcome(DELIVERED, "already in the inbox")
+        log.debug("webchat: %d message(s) to %s", len(messages), uid(job.to))
+        return Outcome(DELIVERED, f"{len(messages)} message(s)")
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Page:
+    messages: list[dict[str, Any]]  # each with its number "n", oldest first
+    last: int  # the number of the newest message (0: none yet)
+    pending: bool  # jobs for this user wait in the mailbox: the bot is still "typing"
+
+
+class Inbox:
+    """The web tier's side: read a web user's inbox, and put what they typed in it."""
+
+    def __init__(self, client: Any, *, ttl: int = INBOX_TTL, keep: int = INBOX_MAX) -> None:
+        self.r = client
+        self.ttl = ttl
+        self.keep = keep
+        self._append = client.register_script(APPEND_LUA)
+
+    def said(self, who: Subject, event_id: str, said: str) -> bool:
+        """Show what the user said, once per event (a repeated POST shows it once). False if already there."""
+        with translated():
+            return bool(self._append(keys=[keys.inbox(who), keys.inbox_meta(who)],
+                                     args=[f"e:{event_id}", self.ttl, self.keep, *_encode([user_message(said)])]))
+
+    def read(self, who: Subject, after: int = 0) -> Page:
+        """Messages numbered above ``after`` (one round trip)."""
+        with translated(), self.r.pipeline(transaction=False) as p:
+            p.lrange(keys.inbox(who), 0, -1)
+            p.hget(keys.inbox_meta(who), "n")
+            p.hlen(jobs.mailbox(who.tag_name))
+            raw, last, waiting = p.execute()
+        messages = [m for m in (_decode(x) for x in raw) if m is not None and m["n"] > after]
+        return Page(messages, int(last or 0), bool(waiting))
+
+    def clear(self, who: Subject) -> None:
+        with translated():
+            self.r.delete(keys.inbox(who), keys.inbox_meta(who))
