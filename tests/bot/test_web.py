@@ -313,7 +313,11 @@ def test_web_server_stops_from_another_thread_and_closes_its_sockets() -> None:
         thread.join(timeout=15)
     assert not thread.is_alive()
     try:
-        assert idle.recv(1) == b""  # closed by the server
+        try:
+            got = idle.recv(1)
+        except ConnectionResetError:  # closed by the server with a reset rather than a FIN: closed too
+            got = b""
+        assert got == b""  # closed by the server
     finally:
         idle.close()
     with pytest.raises(ConnectionRefusedError):

@@ -324,7 +324,7 @@ def test_english(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Pat
 
 def test_render_skips_an_output_it_does_not_know() -> None:
     script = load_script("ja")
-    got = webchat.render(script, [{"type": "consult_ack"}, {"type": "question", "sid": 1, "q": 0}])
+    got = webchat.render(script, [{"type": "no_such_output"}, {"type": "question", "sid": 1, "q": 0}])
     assert [m["kind"] for m in got] == ["question"]
     assert got[0]["buttons"][0]["data"] == "a:1:0:A"
 

@@ -17,19 +17,20 @@ from tests.fakes.line_api import CONSUMPTION, PUSH, QUOTA, REPLY
 
 HONTEN = TeamRef("T1", "C0CRM1")
 SHITEN = TeamRef("T1", "C0CRM2")
-Q4_2025 = Quarter(2025, 4)
-Q1_2026 = Quarter(2026, 1)  # the FakeClock's quarter (2026-01-01 09:00 in Tokyo)
+Q3_2025 = Quarter(2025, 3)
+Q4_2025 = Quarter(2025, 4)  # the last quarter that ended at the FakeClock's time (2026-01-01 09:00 in Tokyo)
 NOV_2025 = 1_763_164_800.0
+OCT_2025 = 1_759_449_600.0  # 2025-10-03 09:00 in Tokyo: Jul-Sep reported once it ended
 FIGURES = {"active_members": 80, "complete_records": 92.5, "duplicate_records": 2, "satisfaction_score": 4.2,
-           "nps": 15, "new_leads": 300, "close_rate": 10, "report_hours": 2}
+           "nps": 15, "repeat_sales_growth": 5, "f2_rate": 30, "report_time_saved": 20}
 
 
 def _teams(console: Console) -> TeamStore:
     store = TeamStore(console.r)
-    store.register(HONTEN, "本店CRMチーム", "Asia/Tokyo", "U0ALICE", NOV_2025)
+    store.register(HONTEN, "本店CRMチーム", "Asia/Tokyo", "U0ALICE", OCT_2025)
     store.register(SHITEN, "=支店", "Asia/Tokyo", "U0BOB", console.clock())
-    store.submit(HONTEN, Q4_2025, FIGURES, "U0ALICE", NOV_2025)
-    store.submit(HONTEN, Q1_2026, {**FIGURES, "nps": 30}, "U0ALICE", console.clock())
+    store.submit(HONTEN, Q3_2025, FIGURES, "U0ALICE", OCT_2025)
+    store.submit(HONTEN, Q4_2025, {**FIGURES, "nps": 30}, "U0ALICE", console.clock())
     return store
 
 
@@ -40,9 +41,10 @@ def test_teams_page_lists_every_team_and_which_quarters_are_reported(logged_in: 
     rows = {m.group(1): m.group(2) for m in re.finditer(r'data-team="([^"]+)">(.*?)</tr>', html, re.S)}
     honten, shiten = rows["T1:C0CRM1"], rows["T1:C0CRM2"]
     result = load_catalog().score(FIGURES | {"nps": 30})
-    assert f'data-quarter="2026-Q1">{result.overall:.1f}<' in honten
-    assert 'class="num missing" data-quarter="2025-Q3">未報告<' in honten
-    assert 'class="num missing" data-quarter="2026-Q1">未報告<' in shiten
+    assert f'data-quarter="2025-Q4">{result.overall:.1f}<' in honten
+    assert 'class="num missing" data-quarter="2025-Q2">未報告<' in honten
+    assert 'class="num missing" data-quarter="2025-Q4">未報告<' in shiten
+    assert 'data-quarter="2026-Q1"' not in html  # the running quarter: not yet reportable
     for area in result.areas:  # the latest quarter's five areas
         assert f">{area.score:.1f}<" in honten
 
@@ -51,7 +53,7 @@ def test_team_page_shows_each_quarter_reported_or_not_and_the_trend_chart(logged
     _teams(logged_in)
     html = logged_in.http.get("/console/teams/T1:C0CRM1").get_data(as_text=True)
     rows = re.findall(r'<tr class="(reported|missing)" data-quarter="([^"]+)"', html)
-    assert rows == [("reported", "2026-Q1"), ("reported", "2025-Q4")]
+    assert rows == [("reported", "2025-Q4"), ("reported", "2025-Q3")]
     assert 'id="chart-team-trend"' in html
     svg = logged_in.http.get("/console/teams/T1:C0CRM1/trend.svg")
     assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
@@ -76,23 +78,23 @@ def test_kpi_csv_bytes(console: Console) -> None:
               + ",".join(catalog.name(k) for k in catalog.area_keys) + ","
               + ",".join(f"{catalog.name(i.key)} ({i.unit})" for i in catalog.indicators))
     assert lines[0] == header
-    q4 = catalog.score(FIGURES)
+    q3 = catalog.score(FIGURES)
     figures = ",".join({"active_members": "80", "complete_records": "92.5", "duplicate_records": "2",
-                        "satisfaction_score": "4.2", "nps": "15", "new_leads": "300", "close_rate": "10",
-                        "report_hours": "2"}.get(i.key, "") for i in catalog.indicators)
-    assert lines[1] == (f"T1,C0CRM1,本店CRMチーム,2025-Q4,U0ALICE,2025-11-15 09:00,{q4.overall:.1f},"
-                        + ",".join(f"{a.score:.1f}" if a.score is not None else "" for a in q4.areas)
+                        "satisfaction_score": "4.2", "nps": "15", "repeat_sales_growth": "5", "f2_rate": "30",
+                        "report_time_saved": "20"}.get(i.key, "") for i in catalog.indicators)
+    assert lines[1] == (f"T1,C0CRM1,本店CRMチーム,2025-Q3,U0ALICE,2025-10-03 09:00,{q3.overall:.1f},"
+                        + ",".join(f"{a.score:.1f}" if a.score is not None else "" for a in q3.areas)
                         + "," + figures)
-    assert lines[2].startswith("T1,C0CRM1,本店CRMチーム,2026-Q1,U0ALICE,2026-01-01 09:00,")
+    assert lines[2].startswith("T1,C0CRM1,本店CRMチーム,2025-Q4,U0ALICE,2026-01-01 09:00,")
     assert len(lines) == 4  # header, two reported quarters, the final CRLF (the other team reported none)
 
 
 def test_kpi_csv_guards_against_formulas(console: Console) -> None:
     store = TeamStore(console.r)
     store.register(SHITEN, "=HYPERLINK(\"x\")", "Asia/Tokyo", "U0BOB", console.clock())
-    store.submit(SHITEN, Q1_2026, FIGURES, "U0BOB", console.clock())
+    store.submit(SHITEN, Q4_2025, FIGURES, "U0BOB", console.clock())
     res = console.http.get("/console/export/kpi.csv", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert ",\"'=HYPERLINK(\"\"x\"\")\",2026-Q1," in res.data.decode("utf-8-sig")
+    assert ",\"'=HYPERLINK(\"\"x\"\")\",2025-Q4," in res.data.decode("utf-8-sig")
 
 
 def test_no_teams_yet(logged_in: Console) -> None:
