@@ -15,7 +15,9 @@ from conversations.content import Script
 from scoring import TIERS
 
 PAGE_SIZE = 50
-CHANNELS = ("line", "slack")  # the channels a filter may name (the try-it channel's users are tests)
+# The channels a filter may name. "web" is the try-it page's: its users are tests, left out of "all"
+# and shown only when asked for, so a newcomer can see their own try in the overview.
+CHANNELS = ("line", "slack", "web")
 
 
 def analytics(svc: Any) -> Analytics:

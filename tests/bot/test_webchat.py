@@ -346,3 +346,22 @@ def test_a_try_it_diagnosis_is_a_test_lead_in_no_figure(page: TryPage) -> None:
     funnel = analytics.funnel()
     assert funnel["started"] == 0 and funnel["finished"] == 0 and funnel["tiers"] == {"A": 0, "B": 0, "C": 0}
     assert analytics.leads() == [] and analytics.followers() == 0
+
+
+def test_a_newcomer_sees_their_try_in_the_overview_when_they_ask_for_tries(page: TryPage) -> None:
+    """The figures leave tries out, and the overview's channel filter shows them on request: the
+    person who ran ./scripts/run and took the diagnosis here sees it there."""
+    page.open()
+    page.settle()
+    page.fetch()
+    page.tap("診断をはじめる")
+    for letter in "AAAAAAABCD":
+        page.tap(letter + ":")
+    default = page.http.get("/console/").get_data(as_text=True)
+    tries = page.http.get("/console/?channel=web").get_data(as_text=True)
+    figure = re.compile(r'id="fig-finished"[^>]*>\s*([0-9,]+)')
+    assert figure.search(default).group(1) == "0"  # type: ignore[union-attr]
+    assert figure.search(tries).group(1) == "1"  # type: ignore[union-attr]
+    assert 'value="web" selected' in tries
+    leads = page.http.get("/console/leads?channel=web").get_data(as_text=True)
+    assert leads.count('class="lead-row"') + leads.count("lead-row ") >= 1
