@@ -1,5 +1,8 @@
 """The diagnosis script as data: questions, choices, tier texts and advice, one TOML file per locale.
 
+Each question carries two levels of advice: ``advice_b`` for a B answer and ``advice_cd`` for a C or D
+answer (:meth:`Question.advice_for`); a file lacking either is refused.
+
 Files live in ``conversations/scripts/diagnosis.<locale>.toml`` (or in ``CRMBOT_CONTENT_DIR``).
 Operators edit wording there; :func:`load_script` checks the structure and raises
 :class:`ContentError` naming the file and the field for anything malformed, so a bad edit stops
@@ -28,6 +31,7 @@ BUTTON_MAX = 20  # LINE action label limit
 RICHMENU_AREAS = ("start", "result", "consult")
 RICHMENU_CHAT_BAR_MAX = 14  # LINE's limit for a rich menu's chat bar text
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
+ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
 
 # text key -> placeholders it may use
 TEXT_KEYS: dict[str, frozenset[str]] = {
@@ -49,6 +53,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "expired": "",
         "result_heading": "",
         "result_count": "count total",
+        "framing": "",
         "next_point_heading": "",
         "result_alt": "label count total",
         "done_help": "",
@@ -83,8 +88,24 @@ class Choice:
 class Question:
     topic: str
     text: str
-    advice: str
+    advice_b: str  # for a B answer ("partly, sometimes"): make it a routine, measured
+    advice_cd: str  # for a C or D answer: the first concrete step, small enough for this month
     choices: Mapping[str, Choice]
+
+    @property
+    def advice(self) -> str:
+        """The advice for a C or D answer (the level every weakest answer had before B got its own)."""
+        return self.advice_cd
+
+    def advice_for(self, answer: str) -> str:
+        """The advice for this answer's level: B gets ``advice_b``, C and D get ``advice_cd``.
+
+        An A answer needs no advice; asking for it is a programming error."""
+        if answer == "B":
+            return self.advice_b
+        if answer in ("C", "D"):
+            return self.advice_cd
+        raise ValueError(f"no advice for the answer {answer!r}")
 
 
 @dataclass(frozen=True)
@@ -229,14 +250,21 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
                 text=text_at(c, "text", f"{cf}.text", 120),
                 label=text_at(c, "label", f"{cf}.label", CHOICE_LABEL_MAX),
             )
+        if "advice" in rq:
+            raise fail(f"{field}.advice", "the advice now has two levels: write advice_b (for a B answer) "
+                       "and advice_cd (for a C or D answer) instead")
         questions.append(
             Question(
                 topic=text_at(rq, "topic", f"{field}.topic", 20),
                 text=text_at(rq, "text", f"{field}.text", 400),
-                advice=text_at(rq, "advice", f"{field}.advice", 400),
+                advice_b=text_at(rq, "advice_b", f"{field}.advice_b", ADVICE_MAX),
+                advice_cd=text_at(rq, "advice_cd", f"{field}.advice_cd", ADVICE_MAX),
                 choices=choices,
             )
         )
+        if normalise(questions[-1].advice_b) == normalise(questions[-1].advice_cd):
+            raise fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
+                       "(make the practice a routine, measured)")
     return Script(
         path=where,
         locale=locale,

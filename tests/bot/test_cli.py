@@ -49,7 +49,7 @@ def test_chat_resumes_where_the_user_left_off(r, redis_url: str) -> None:
 
 def test_chat_in_english(r, redis_url: str) -> None:
     out = run_chat(Config(redis_url=redis_url, locale="en"), ["start", *"DDDDDDDDDD"])
-    assert "C評価" in out and "Q1 " in out
+    assert "Grade C" in out and "Q1 " in out
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conversations.content import (
+    ADVICE_MAX,
     BUTTON_KEYS,
     CHOICE_LABEL_MAX,
     QUESTION_COUNT,
@@ -85,7 +86,8 @@ def test_real_scripts_load(locale: str) -> None:
         for c in q.choices.values():
             assert c.text.strip()
             assert 0 < len(c.label) <= CHOICE_LABEL_MAX
-        assert q.topic and q.text and q.advice
+        assert q.topic and q.text and q.advice_b and q.advice_cd
+        assert q.advice_b != q.advice_cd
     assert set(s.texts) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
     assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult"}
@@ -268,8 +270,33 @@ def _choice_not_table(d: dict[str, Any]) -> None:
     d["questions"][9]["choices"]["B"] = "B"
 
 
-def _missing_advice(d: dict[str, Any]) -> None:
-    del d["questions"][1]["advice"]
+def _missing_advice_b(d: dict[str, Any]) -> None:
+    del d["questions"][1]["advice_b"]
+
+
+def _missing_advice_cd(d: dict[str, Any]) -> None:
+    del d["questions"][9]["advice_cd"]
+
+
+def _empty_advice_b(d: dict[str, Any]) -> None:
+    d["questions"][4]["advice_b"] = " \n "
+
+
+def _long_advice_cd(d: dict[str, Any]) -> None:
+    d["questions"][2]["advice_cd"] = "あ" * (ADVICE_MAX + 1)
+
+
+def _advice_b_copies_advice_cd(d: dict[str, Any]) -> None:
+    d["questions"][6]["advice_b"] = d["questions"][6]["advice_cd"] + " "
+
+
+def _old_single_advice(d: dict[str, Any]) -> None:
+    q = d["questions"][0]
+    q["advice"] = q.pop("advice_cd")
+
+
+def _missing_framing(d: dict[str, Any]) -> None:
+    del d["texts"]["framing"]
 
 
 def _long_title(d: dict[str, Any]) -> None:
@@ -326,7 +353,13 @@ def _consult_keyword_shadows_start(d: dict[str, Any]) -> None:
         (_long_tier_label, "tiers.C.label"),
         (_question_not_table, "questions[5]"),
         (_choice_not_table, "questions[10].choices.B"),
-        (_missing_advice, "questions[2].advice"),
+        (_missing_advice_b, "questions[2].advice_b"),
+        (_missing_advice_cd, "questions[10].advice_cd"),
+        (_empty_advice_b, "questions[5].advice_b"),
+        (_long_advice_cd, "questions[3].advice_cd"),
+        (_advice_b_copies_advice_cd, "questions[7].advice_b"),
+        (_old_single_advice, "questions[1].advice"),
+        (_missing_framing, "texts.framing"),
         (_long_title, "title"),
         (_missing_consult_ack, "texts.consult_ack"),
         (_missing_consult_button, "texts.consult_button"),
@@ -416,3 +449,119 @@ def test_a_file_without_a_consultation_text_is_refused(tmp_path: Path, key: str)
     del data["texts"][key]
     write(tmp_path, data)
     assert refused(tmp_path, f"texts.{key}").problem == "missing or empty text"
+
+
+# --- advice by level: B gets its own advice, C and D the first step -----------------------------------
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_advice_for_picks_the_answer_level(locale: str) -> None:
+    for q in load_script(locale).questions:
+        assert q.advice_for("B") == q.advice_b
+        assert q.advice_for("C") == q.advice_cd == q.advice_for("D")
+        assert q.advice == q.advice_cd  # the name older callers read
+
+
+def test_an_a_answer_has_no_advice() -> None:
+    with pytest.raises(ValueError):
+        load_script("ja").questions[0].advice_for("A")
+
+
+def test_a_file_lacking_either_level_names_the_file_and_the_field(tmp_path: Path) -> None:
+    for i, key in enumerate(["advice_b", "advice_cd"] * 5):
+        data = real_data("en")
+        del data["questions"][i][key]
+        write(tmp_path, data, "en")
+        assert refused(tmp_path, f"questions[{i + 1}].{key}", "en").problem == "missing or empty text"
+
+
+def test_the_old_single_advice_field_is_refused_with_a_hint(tmp_path: Path) -> None:
+    data = real_data()
+    _old_single_advice(data)
+    write(tmp_path, data)
+    e = refused(tmp_path, "questions[1].advice")
+    assert "advice_b" in e.problem and "advice_cd" in e.problem
+
+
+def test_advice_at_the_length_limit_is_accepted(tmp_path: Path) -> None:
+    data = real_data()
+    data["questions"][0]["advice_b"] = "い" * ADVICE_MAX
+    data["questions"][0]["advice_cd"] = "う" * ADVICE_MAX
+    write(tmp_path, data)
+    q = load(tmp_path).questions[0]
+    assert (q.advice_b, q.advice_cd) == ("い" * ADVICE_MAX, "う" * ADVICE_MAX)
+
+
+# --- the wording itself: faithful to the domain brief, distinguishable on a phone ------------------
+
+
+def _labels(locale: str, q: int, *letters: str) -> list[str]:
+    return [load_script(locale).questions[q - 1].choices[x].label for x in letters]
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+@pytest.mark.parametrize(("q", "pair"), [(7, "AB"), (8, "CD"), (8, "AB")])
+def test_neighbouring_labels_read_differently_at_a_glance(locale: str, q: int, pair: str) -> None:
+    a, b = _labels(locale, q, *pair)
+    # neither the first nor the last two characters are shared, so the buttons don't look alike
+    assert a[:2] != b[:2] and a[-2:] != b[-2:], (a, b)
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_every_question_has_distinct_labels(locale: str) -> None:
+    for q in load_script(locale).questions:
+        labels = [c.label for c in q.choices.values()]
+        assert len(set(labels)) == 4, labels
+
+
+def test_japanese_lines_that_drifted_keep_the_meaning() -> None:
+    ja = load_script("ja")
+    q1, q3, q4, q6, q9 = (ja.questions[i - 1] for i in (1, 3, 4, 6, 9))
+    assert "一人あたり" not in q1.text and "お客さま一人ひとり" in q1.text  # each customer's, not an average
+    assert "お届け" not in q4.text and "連絡" in q4.text  # contact after a purchase, not shipping
+    assert "時期" not in q6.text and q6.text.index("最後に買った日") < q6.text.index("回数")  # RFM: recency first
+    assert "見ている" in q3.choices["B"].text and "弱い" in q3.choices["B"].text  # watched, weak measures
+    assert "検討" not in q9.choices["C"].text and "考えたことはある" in q9.choices["C"].text
+    assert all("一人あたり" not in t.summary for t in ja.tiers.values())
+
+
+def test_lines_too_close_to_the_source_are_gone() -> None:
+    ja = load_script("ja")
+    texts = [ja.questions[9].text, *(c.text for c in ja.questions[9].choices.values()),
+             ja.questions[2].choices["A"].text, ja.questions[6].choices["B"].text, ja.tiers["C"].summary,
+             ja.tiers["C"].next_theme]
+    for phrase in ["設計図", "経営そのもの", "しくみの一つ", "ツールの一種", "最重要", "なんとなく", "能力や努力",
+                   "順番の問題"]:
+        assert not any(phrase in t for t in texts), phrase
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_jargon_is_glossed_where_it_first_appears(locale: str) -> None:
+    s = load_script(locale)
+    opening = "（" if locale == "ja" else " ("
+    assert "LTV" + opening in s.questions[0].text  # Q1 explains LTV
+    assert "RFM" + opening in s.questions[5].text  # Q6 explains RFM
+    for q in s.questions:
+        for advice in (q.advice_b, q.advice_cd):
+            if "F2" in advice:
+                after = advice[advice.index("F2"):]
+                assert "90" in after[:80], advice  # F2 comes with its meaning: again within 90 days
+
+
+def test_the_english_interface_has_no_japanese_and_no_purchase_order() -> None:
+    en = load_script("en")
+    shown = [en.title, *en.texts.values(), *(t for tier in en.tiers.values()
+                                             for t in (tier.label, tier.summary, tier.next_theme))]
+    for q in en.questions:
+        shown += [q.topic, q.text, q.advice_b, q.advice_cd, *(x for c in q.choices.values() for x in (c.text, c.label))]
+    for t in shown:
+        assert not any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in t), t
+        assert " order" not in t.lower(), t
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_every_tier_has_its_next_theme_and_the_framing_is_there(locale: str) -> None:
+    s = load_script(locale)
+    themes = [s.tiers[t].next_theme for t in "ABC"]
+    assert all(themes) and len(set(themes)) == 3
+    assert s.texts["framing"].strip() and "\n" not in s.texts["framing"]  # one line

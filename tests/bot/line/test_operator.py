@@ -218,6 +218,6 @@ def test_the_brief_of_a_test_user_in_english(ops: Ops) -> None:
     lead = Lead(id="web:W1:1-1", channel="web", user_id="W1", started=1.0, finished=2.0, reached=10,
                 answers="AAAAAAAAAA", consult="new", consult_at=1_767_225_600.0, test=True, number=1)
     text, blocks = brief(load_script("en"), "en", lead)
-    assert text == "Consultation request: (not known) (A評価 (Grade A) (10/10 A answers))"
+    assert text == "Consultation request: (not known) (Grade A (10/10 A answers))"
     assert blocks[0]["text"]["text"] == "Consultation request (a test from the try-it page)"
     assert blocks[-2]["text"]["text"] == "*The one point to fix next*\nAll A: on to the next theme"
