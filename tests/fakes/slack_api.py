@@ -291,6 +291,7 @@ class FakeSlackApi(FakeHttpApi):
         self.client_id = client_id
         self.client_secret = client_secret
         self._token_counter = itertools.count(1)
+        self.refreshed_expires_in = ROTATION_EXPIRES_IN  # a refreshed token's life (an install's: approve())
         self._ts_counter = itertools.count(100, 100)  # never reset: ts stay unique across reset()
         self._view_counter = itertools.count(1)
         self._dm_users: dict[str, str] = {}  # DM channel id -> user id (stable, never reset)
@@ -370,7 +371,8 @@ class FakeSlackApi(FakeHttpApi):
                 rotation: bool = False, expires_in: int = ROTATION_EXPIRES_IN) -> dict[str, str]:
         """What slack.com does when ``user`` approves the install that ``authorize_url`` asks for in
         workspace ``team``: the query Slack redirects the browser with (``code`` and ``state``).
-        ``rotation``: the app has token rotation on (its token expires after ``expires_in`` seconds)."""
+        ``rotation``: the app has token rotation on (this token expires after ``expires_in`` seconds, the
+        refreshed ones after ``refreshed_expires_in``, 12 hours)."""
         parts = urlsplit(authorize_url)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if f"{parts.scheme}://{parts.netloc}{parts.path}" != AUTHORIZE_URL:
@@ -624,9 +626,11 @@ class FakeSlackApi(FakeHttpApi):
             return client_id, secret
         return str(args.get("client_id") or ""), str(args.get("client_secret") or "")
 
-    def _issue(self, install: _Install) -> dict[str, Any]:
+    def _issue(self, install: _Install, refreshed: bool = False) -> dict[str, Any]:
         """A new access token for an installation (and, with rotation, its new refresh token)."""
         n = next(self._token_counter)
+        if refreshed:
+            install.expires_in = self.refreshed_expires_in
         if install.rotation:
             token = f"xoxe.xoxb-1-{install.team}-{n}-{secrets.token_hex(6)}"
             install.refresh = f"xoxe-1-{install.team}-{n}-{secrets.token_hex(6)}"
@@ -658,7 +662,7 @@ class FakeSlackApi(FakeHttpApi):
             if install is None:
                 return Answer(200, _error("invalid_refresh_token"))
             self._team = install.team
-            return Answer(200, self._issue(install))
+            return Answer(200, self._issue(install, refreshed=True))
         grant = self._codes.pop(str(args.get("code") or ""), None)  # a code works once
         if grant is None:
             return Answer(200, _error("invalid_code"))
