@@ -7,6 +7,7 @@ browser does: /slack/install -> Slack's consent page (the fake's ``approve``) ->
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -298,6 +299,35 @@ def test_a_refresh_a_slow_process_made_never_replaces_a_newer_token(oauth_env: O
     # a process that refreshed from the same (now spent) refresh token comes back late: refused
     assert not env.installations.replace_bot(old, old.refreshed("xoxe.xoxb-late", "xoxe-late", 0))
     assert env.installations.bot(W2) == newer
+
+
+def test_one_process_refreshes_at_a_time(oauth_env: OAuthEnv) -> None:
+    """While another process holds the workspace's refresh, the worker does not refresh too (the
+    refresh token works once): an expired token waits a second and goes out with the new one."""
+    env = oauth_env
+    env.install(W2, rotation=True, expires_in=3600)
+    installed = env.installations.bot(W2)
+    assert installed is not None
+    env.installations.save(W2, dataclasses.replace(installed, expires_at=int(time.time()) - 1))  # 1 h later
+    env.teams.register(TeamRef(W2, CH2), "二号店", "Asia/Tokyo", BOB, env.clock())
+    build_reminders(env.svc).run(KICKOFF)
+    assert env.installations.lock_rotation(W2, "another-process", 15)
+    env.deliver()
+    (job,) = pending_jobs(env)
+    assert job.attempts == 1 and job.error == "slack: the workspace's token is being refreshed"
+    assert env.fake.calls("chat.postMessage") == []  # not sent with the token it holds as expired
+    assert [c for c in env.fake.calls("oauth.v2.access") if c.args.get("grant_type")] == []
+
+    env.installations.unlock_rotation(W2, "another-process")
+    env.clock.t += 2  # the retry's time
+    env.deliver()
+    stored = env.installations.bot(W2)
+    assert stored is not None and env.posts_to(CH2) == [(W2, stored.token)]
+    assert len([c for c in env.fake.calls("oauth.v2.access") if c.args.get("grant_type")]) == 1
+
+
+def pending_jobs(env: OAuthEnv) -> list[Job]:
+    return [Job.from_json(v) for k in env.r.scan_iter(match="crmbot:{*}:out") for v in env.r.hvals(k)]
 
 
 # ---- uninstalling -------------------------------------------------------------------------------------
