@@ -19,10 +19,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import redis
 import yaml
+from slack_bolt.error import BoltError
+from slack_sdk.oauth.installation_store import Installation
 
 from bot.app import build_reminders, build_services, build_worker, create_app
 from bot.config import Config
-from bot.slack.oauth import BOT_SCOPES, NOT_INSTALLED, redact
+from bot.slack.oauth import BOT_SCOPES, NOT_INSTALLED, RedisInstallationStore, redact
 from bot.worker import WorkerThread
 from conversations import jobs, keys
 from conversations.errors import ConfigError
@@ -468,6 +470,38 @@ def test_the_manifest_declares_what_the_install_needs() -> None:
     assert settings["token_rotation_enabled"] in (True, False)  # false for SLACK_BOT_TOKEN; true with OAuth
     urls = re.findall(r"https://crmbot\.example\.com/\S*", MANIFEST.read_text(encoding="utf-8"))
     assert set(urls) == {"https://crmbot.example.com/slack/events", "https://crmbot.example.com/slack/oauth_redirect"}
+
+
+def test_the_installation_store_answers_bolts_questions(r: redis.Redis) -> None:
+    store = RedisInstallationStore(Installations(r))
+    installation = Installation(
+        app_id="A1", team_id=W1, team_name="本店", bot_token="xoxe.xoxb-1", bot_id="B1", bot_user_id="UB1",
+        bot_scopes="commands,chat:write", bot_refresh_token="xoxe-1", bot_token_expires_in=43200,
+        user_id="U0ADMIN", token_type="bot", installed_at=1_700_000_000.0)
+    store.save(installation)
+    found = store.find_installation(enterprise_id=None, team_id=W1)
+    assert found is not None
+    assert (found.bot_token, found.bot_refresh_token, found.bot_token_expires_at, found.bot_scopes) == \
+        ("xoxe.xoxb-1", "xoxe-1", installation.bot_token_expires_at, ["commands", "chat:write"])
+    assert (found.user_id, found.team_name, found.app_id, found.token_type, found.installed_at) == \
+        ("U0ADMIN", "本店", "A1", "bot", 1_700_000_000.0)
+    assert store.find_installation(enterprise_id=None, team_id=W1, user_id="U0ADMIN") is not None
+    assert store.find_installation(enterprise_id=None, team_id=W1, user_id="U0OTHER") is None
+    assert store.find_installation(enterprise_id=None, team_id=W2) is None
+    bot = store.find_bot(enterprise_id=None, team_id=W1)
+    assert bot is not None and (bot.bot_token, bot.bot_user_id, bot.bot_id) == ("xoxe.xoxb-1", "UB1", "B1")
+    assert store.find_bot(enterprise_id="E1", team_id=None, is_enterprise_install=True) is None  # org-wide: none
+    # a user's token revoked: their record goes, the bot stays; the bot's revoked: not installed any more
+    store.delete_installation(enterprise_id=None, team_id=W1, user_id="U0ADMIN")
+    assert store.find_installation(enterprise_id=None, team_id=W1, user_id="U0ADMIN") is None
+    assert store.find_bot(enterprise_id=None, team_id=W1) is not None
+    store.delete_bot(enterprise_id=None, team_id=W1)
+    assert store.find_bot(enterprise_id=None, team_id=W1) is None and r.keys("*") == []
+    store.save(installation)
+    store.delete_all(enterprise_id=None, team_id=W1)
+    assert r.keys("*") == []
+    with pytest.raises(BoltError):  # an org-wide install is refused (Bolt shows its failure page)
+        store.save(Installation(enterprise_id="E1", bot_token="xoxb-e", user_id="U1", is_enterprise_install=True))
 
 
 def test_a_bot_install_record_round_trips() -> None:
