@@ -64,11 +64,18 @@ def build_services(
         from slack_sdk import WebClient
 
         from bot.slack.app import build_slack
+        from bot.slack.tokens import OAuthOptions
         from conversations.kpi_catalog import load_catalog
         from conversations.teams import TeamStore
 
         # The web tier's Slack client opens modals only (Slack accepts them within 3 s of the click).
-        slack_client = WebClient(token=config.slack_bot_token, base_url=config.slack_api_url, timeout=3)
+        # Many workspaces (OAuth): it has no token of its own; each request gets its workspace's.
+        oauth = (OAuthOptions(config.slack_client_id or "", config.slack_client_secret or "",
+                              config.slack_redirect_uri) if config.slack_oauth else None)
+        if oauth is not None and config.slack_bot_token:
+            log.warning("Slack: SLACK_BOT_TOKEN is not used with the OAuth install (SLACK_CLIENT_ID)")
+        slack_client = WebClient(token=None if oauth else config.slack_bot_token, base_url=config.slack_api_url,
+                                 timeout=3)
         svc.slack = build_slack(
             signing_secret=config.slack_signing_secret or "",
             client=slack_client,
@@ -80,6 +87,7 @@ def build_services(
             outbox=outbox,
             locale=config.locale,
             clock=clock,
+            oauth=oauth,
         )
     return svc
 
@@ -108,11 +116,16 @@ async def build_worker(
                                            on_profile=_keep_line_name if config.fetch_profile else None)
         transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
     if config.slack_enabled:
+        from bot.slack.tokens import InstalledTokens, OAuthOptions, TokenSource
         from bot.slack.transport import SlackLimits, SlackTransport
 
         limits = SlackLimits(workspace=Limit(config.slack_rate, config.slack_burst) if config.slack_rate else None)
-        transports["slack"] = SlackTransport(config.slack_bot_token or "", config.slack_api_url, script,
-                                             limits=limits, timeout=config.api_timeout)
+        tokens: str | TokenSource = config.slack_bot_token or ""
+        if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
+            tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
+                                     config.slack_api_url, timeout=config.api_timeout)
+        transports["slack"] = SlackTransport(tokens, config.slack_api_url, script, limits=limits,
+                                             timeout=config.api_timeout)
     from bot.analytics_sink import StatsSink
     from bot.operator import make_consult_hook
 
@@ -142,11 +155,15 @@ def build_reminders(svc: Services) -> Any:
         line_api = MessagingApi(ApiClient(Configuration(host=cfg.line_api_host,
                                                         access_token=cfg.line_channel_access_token)))
     button = None
+    installed = None
     if svc.slack is not None:
         from bot.slack.blocks import report_button
 
         def button(team: Any, quarter: Any) -> dict[str, Any]:
             return report_button(cfg.locale, team, quarter)
+
+        if svc.slack.installations is not None:  # many workspaces: an uninstalled one's teams are skipped
+            installed = svc.slack.installations.installed
 
     return Reminders(
         svc.redis,
@@ -158,6 +175,7 @@ def build_reminders(svc: Services) -> Any:
         ),
         line_api=line_api,
         report_button=button,
+        installed=installed,
     )
 
 

@@ -38,6 +38,10 @@ class Config:
     line_api_data_host: str = DEFAULT_LINE_API_DATA_HOST  # LINE_API_DATA_HOST
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
+    # Many workspaces: Slack's OAuth install (SLACK_CLIENT_ID / SLACK_CLIENT_SECRET), instead of one SLACK_BOT_TOKEN
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = field(default=None, repr=False)
+    slack_redirect_uri: str | None = None  # SLACK_REDIRECT_URI: unset, Slack uses the app's one redirect URL
     slack_api_url: str = DEFAULT_SLACK_API_URL
     port: int = 8000
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -86,19 +90,20 @@ class Config:
         ]
 
     @property
+    def slack_oauth(self) -> bool:
+        """Many workspaces: each installs the app by OAuth and is answered with its own token."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_signing_secret and self.slack_bot_token)
+        return bool(self.slack_signing_secret and (self.slack_bot_token or self.slack_oauth))
 
     @property
     def slack_missing(self) -> list[str]:
-        return [
-            name
-            for name, v in (
-                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-                ("SLACK_BOT_TOKEN", self.slack_bot_token),
-            )
-            if not v
-        ]
+        missing = [] if self.slack_signing_secret else ["SLACK_SIGNING_SECRET"]
+        if not (self.slack_bot_token or self.slack_oauth):
+            missing.append("SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
+        return missing
 
     def machine_settings(self) -> MachineSettings:
         return MachineSettings(expiry=self.conversation_ttl, resume_after=self.resume_after,
@@ -241,6 +246,16 @@ class Config:
         raw_proxy = (text("CRMBOT_TRUST_PROXY") or "0").lower()
         if raw_proxy not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
             raise ConfigError(f"environment: CRMBOT_TRUST_PROXY must be 1 or 0 (got {raw_proxy[:20]!r})")
+        client_id, client_secret = text("SLACK_CLIENT_ID"), text("SLACK_CLIENT_SECRET")
+        if bool(client_id) != bool(client_secret):
+            raise ConfigError("environment: the OAuth install needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                              f"({'SLACK_CLIENT_SECRET' if client_id else 'SLACK_CLIENT_ID'} is not set)")
+        if client_id and text("SLACK_BOT_TOKEN"):
+            raise ConfigError("environment: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                              "SLACK_CLIENT_SECRET (many workspaces, installed by OAuth), not both")
+        redirect_uri = url("SLACK_REDIRECT_URI", None)
+        if redirect_uri and not redirect_uri.startswith(("https://", "http://")):
+            raise ConfigError("environment: SLACK_REDIRECT_URI must be an https:// URL")
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
@@ -251,6 +266,9 @@ class Config:
             line_api_data_host=(line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/"),
             slack_signing_secret=text("SLACK_SIGNING_SECRET"),
             slack_bot_token=text("SLACK_BOT_TOKEN"),
+            slack_client_id=client_id,
+            slack_client_secret=client_secret,
+            slack_redirect_uri=redirect_uri,
             slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",
             port=integer("PORT", cls.port),
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),

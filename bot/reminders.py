@@ -101,6 +101,7 @@ class Reminders:
         settings: ReminderSettings | None = None,
         line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
         report_button: Callable[[Team, Quarter], dict[str, Any]] | None = None,
+        installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
     ) -> None:
         self.r = client
         self.teams = teams
@@ -109,6 +110,7 @@ class Reminders:
         self.settings = settings or ReminderSettings()
         self.line_api = line_api
         self.report_button = report_button
+        self.installed = installed
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
@@ -121,6 +123,7 @@ class Reminders:
     # ---- Slack ----------------------------------------------------------------------------------
 
     def _slack(self, now: float, dry_run: bool, summary: Summary) -> None:
+        installed: dict[str, bool] = {}  # per workspace, read once a pass
         for team in self.teams.all_teams():
             running = quarter_of(now, team.tz)  # the reminders of its start ...
             asked = running.previous()  # ... ask for the quarter that has just ended
@@ -134,6 +137,12 @@ class Reminders:
                     continue  # sent already: not news for the summary
                 if not team.reminders:
                     summary.skipped.append((label, "reminders paused by the team"))
+                    continue
+                workspace = team.ref.workspace
+                if self.installed is not None and workspace not in installed:
+                    installed[workspace] = self.installed(workspace)
+                if not installed.get(workspace, True):
+                    summary.skipped.append((label, "the app is not installed in the workspace (uninstalled)"))
                     continue
                 if kind != "kickoff" and self.teams.report(team.ref, asked) is not None:
                     summary.skipped.append((label, "already reported"))

@@ -93,6 +93,15 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{t:<workspace>:<channel>}:view:<view id>:<view hash>
 #                                                    a submitted modal, applied once (string, TTL): a
 #                                                    replayed view_submission is acknowledged, not applied
+#
+# ---- Slack installations (many workspaces, OAuth; see conversations.installations) ------------
+#
+#    crmbot:{ws:<workspace>}:install                 the workspace's installation (hash: "bot" -> the bot's
+#                                                    token and IDs, "installer" / "installer:<user>" -> who
+#                                                    installed it; JSON each)
+#    crmbot:{ws:<workspace>}:rotating                held by the one process refreshing the workspace's bot
+#                                                    token (string: its owner token, PX)
+#    crmbot:{oauth}:state:<state>                    an install's one-time OAuth state (string: when issued, EX)
 
 ALL_TEAMS = f"{PREFIX}:{{teams}}:all"
 
@@ -181,3 +190,29 @@ def operator_tag(channel: str) -> str:
 def consult_briefed(channel: str, lead_id: str) -> str:
     """Ledger mark of one lead's brief to the operator's channel, in the channel's slot: queued once."""
     return f"{PREFIX}:{{{operator_tag(channel)}}}:brief:{lead_id}"
+
+
+def slack_id(value: object, name: str = "workspace") -> str:
+    """A Slack ID (team, enterprise, user: letters and digits, at most 32), or InvalidInput."""
+    if not isinstance(value, str) or not value or len(value) > 32 or not value.isascii() or not value.isalnum():
+        raise InvalidInput(f"{name} {str(value)[:20]!r} is not a valid Slack ID")
+    return value
+
+
+def installation(workspace: str) -> str:
+    """The workspace's installation, in the workspace's hash slot (beside its list of teams)."""
+    return f"{PREFIX}:{{ws:{slack_id(workspace)}}}:install"
+
+
+def installation_rotating(workspace: str) -> str:
+    return f"{PREFIX}:{{ws:{slack_id(workspace)}}}:rotating"
+
+
+_STATE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def oauth_state(state: str) -> str:
+    """An OAuth install's state; InvalidInput for a value we never issue (so no key is built from it)."""
+    if not isinstance(state, str) or not _STATE.fullmatch(state):
+        raise InvalidInput("not an OAuth state we issue")
+    return f"{PREFIX}:{{oauth}}:state:{state}"

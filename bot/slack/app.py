@@ -1,4 +1,5 @@
-"""Slack: a Bolt app mounted in Flask at POST /slack/events (slash commands, interactivity, events).
+"""Slack: a Bolt app mounted in Flask at POST /slack/events (slash commands, interactivity, events),
+and, for many workspaces, Bolt's OAuth install at GET /slack/install and /slack/oauth_redirect.
 
 This module wires the app (:func:`build_slack`) and guards the endpoint (:func:`blueprint`); the
 listeners live in :mod:`bot.slack.listeners`, one module per feature, and get their dependencies
@@ -10,6 +11,9 @@ acknowledged after, so a modal closes only on a stored submission (else it stays
 The blueprint refuses signing headers of any form Slack never sends; Bolt verifies the signature
 and refuses timestamps older than five minutes. Events Slack retries (same event_id) are handled
 once, and a modal submission delivered twice is applied once.
+
+One workspace: ``SLACK_BOT_TOKEN``. Many (OAuth, ``SLACK_CLIENT_ID`` / ``SLACK_CLIENT_SECRET``): see
+:mod:`bot.slack.oauth`; every request is answered with its own workspace's token.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from slack_sdk import WebClient
 from bot.core import Bot
 from bot.slack import listeners
 from bot.slack.deps import Deps
+from bot.slack.oauth import InstalledAuthorize, Redact, RefuseUninstalled, Rotation, oauth_settings
 from bot.slack.payload import obj
+from bot.slack.tokens import OAuthOptions
 from conversations.content import Script
+from conversations.installations import Installations
 from conversations.kpi_catalog import Catalog
 from conversations.teams import TeamStore
 
@@ -46,6 +53,7 @@ class SlackParts:
     teams: TeamStore
     catalog: Catalog
     deps: Deps
+    installations: Installations | None = None  # many workspaces (OAuth): who is installed, with which token
 
 
 def build_slack(
@@ -61,20 +69,48 @@ def build_slack(
     locale: str,
     clock: Callable[[], float],
     post_lease: float = 30.0,
+    oauth: OAuthOptions | None = None,
 ) -> SlackParts:
-    app = App(
-        client=client,
-        signing_secret=signing_secret,
-        token_verification_enabled=False,
-        process_before_response=False,
-        logger=logging.getLogger("crmbot.slack.bolt"),
-    )
+    """The Bolt app. ``client``: with one workspace, carries ``SLACK_BOT_TOKEN``; with ``oauth`` (many
+    workspaces) it has no token, and each request gets its workspace's from the installation store."""
+    bolt_log = logging.getLogger("crmbot.slack.bolt")
+    installations = None
+    if oauth is None:
+        app = App(
+            client=client,
+            signing_secret=signing_secret,
+            token_verification_enabled=False,
+            process_before_response=False,
+            logger=bolt_log,
+        )
+        app.event("app_uninstalled")(_uninstalled_one_workspace)  # the manifest subscribes to them (for OAuth)
+        app.event("tokens_revoked")(_uninstalled_one_workspace)
+    else:
+        installations = Installations(redis_client)
+        if not any(isinstance(f, Redact) for f in bolt_log.filters):  # the OAuth flow may log a code or state
+            bolt_log.addFilter(Redact())
+        app = App(
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=False,
+            logger=bolt_log,
+            before_authorize=RefuseUninstalled(installations, locale),
+            # an Authorize instance is taken as is (beside the OAuth settings); its None means "not installed"
+            authorize=InstalledAuthorize(installations, Rotation(installations, oauth, client)),  # type: ignore[arg-type]
+            oauth_settings=oauth_settings(oauth, installations, clock, bolt_log),
+        )
+        app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the installation is deleted
     deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams,
                 outbox=outbox, locale=locale, clock=clock, post_lease=post_lease)
     # Bolt logs a refused request's body at INFO; request bodies never go to our logs
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     listeners.register(app, deps)
-    return SlackParts(app, SlackRequestHandler(app), client, teams, catalog, deps)
+    return SlackParts(app, SlackRequestHandler(app), client, teams, catalog, deps, installations)
+
+
+def _uninstalled_one_workspace(event: dict[str, Any]) -> None:
+    log.error("slack: %s: SLACK_BOT_TOKEN no longer works; install the app again and set its new token",
+              str(event.get("type"))[:20])
 
 
 # What Bolt relies on in a request body, as Slack always sends it. Bolt raises on anything else:
@@ -172,6 +208,15 @@ def blueprint() -> Blueprint:
         if problem is not None:
             log.warning("slack: malformed request body (%s)", problem)
             return "malformed body", 400
+        return svc.slack.handler.handle(request)
+
+    @bp.get("/slack/install")
+    @bp.get("/slack/oauth_redirect")
+    def oauth() -> Any:
+        """Bolt's OAuth flow (many workspaces): the install's start, and Slack's redirect back."""
+        svc = current_app.extensions["crmbot"]
+        if svc.slack is None or svc.slack.app.oauth_flow is None:
+            return "Slack's OAuth install is not configured on this server", 404
         return svc.slack.handler.handle(request)
 
     return bp

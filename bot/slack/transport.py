@@ -1,7 +1,9 @@
 """Delivers jobs to Slack from the worker (asyncio, slack_sdk's AsyncWebClient on aiohttp).
 
 A job goes to ``<workspace>.<target>``: a user (the diagnosis in a DM; ``conversations.open``
-first, the DM's channel kept in the job's state) or a team channel. Its outputs are the diagnosis'
+first, the DM's channel kept in the job's state) or a team channel. It is sent with that workspace's
+bot token (:mod:`bot.slack.tokens`: ``SLACK_BOT_TOKEN``, or with OAuth the workspace's installation);
+a job for a workspace where the app is not installed (uninstalled) is parked, saying so. Its outputs are the diagnosis'
 steps, or one of:
 
 - ``slack_post`` ``{text, blocks}``: a message in the channel;
@@ -30,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ratelimit import Limit, retry_after
 from bot.slack.blocks import diagnosis_message
+from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
 from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations.content import Script
 
@@ -37,7 +40,9 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "crmbot_delivery"
 PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "account_inactive", "user_not_found",
              "cannot_dm_bot", "invalid_auth", "not_authed", "missing_scope", "restricted_action",
-             "invalid_blocks", "msg_too_long", "no_text", "user_not_in_channel"}
+             "invalid_blocks", "msg_too_long", "no_text", "user_not_in_channel", "token_revoked", "token_expired"}
+# The token was refused: with OAuth the installation may hold another one by now (reinstalled, refreshed).
+AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 TIMEOUT = 10  # seconds per Web API call
 MAX_WAIT_IN_ATTEMPT = 10.0
 
@@ -61,32 +66,36 @@ def split_to(to: str) -> tuple[str, str]:
 class SlackTransport:
     channel = "slack"
 
-    def __init__(self, token: str, base_url: str, script: Script, *, limits: SlackLimits | None = None,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(self, token: str | TokenSource, base_url: str, script: Script, *,
+                 limits: SlackLimits | None = None, timeout: float = TIMEOUT) -> None:
         self.timeout = timeout
-        self.token = token
+        self.tokens: TokenSource = StaticToken(token) if isinstance(token, str) else token
         self.base_url = base_url
         self.script = script
         self.limits = limits or SlackLimits()
-        self._client: AsyncWebClient | None = None
+        self._clients: dict[str, AsyncWebClient] = {}  # workspace -> a client with its current token
 
-    @property
-    def client(self) -> AsyncWebClient:
-        if self._client is None:  # made on first use, inside the worker's event loop
-            self._client = AsyncWebClient(token=self.token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
-        return self._client
+    def client_for(self, workspace: str, token: str) -> AsyncWebClient:
+        """A Web API client that sends ``token`` (made in the worker's event loop, kept per workspace)."""
+        client = self._clients.get(workspace)
+        if client is None or client.token != token:
+            client = AsyncWebClient(token=token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
+            self._clients[workspace] = client
+        return client
 
     async def close(self) -> None:
-        if self._client is not None and self._client.session is not None:
-            await self._client.session.close()
-        self._client = None
+        for client in self._clients.values():
+            if client.session is not None:
+                await client.session.close()
+        self._clients.clear()
+        await self.tokens.close()
 
-    async def _conversation(self, attempt: Attempt, target: str) -> str:
+    async def _conversation(self, client: AsyncWebClient, attempt: Attempt, target: str) -> str:
         if not target.startswith(("U", "W")):
             return target
         state = attempt.job.state
         if not state.get("dm"):
-            res = await self.client.conversations_open(users=target)
+            res = await client.conversations_open(users=target)
             state["dm"] = res["channel"]["id"]
         return str(state["dm"])
 
@@ -95,8 +104,8 @@ class SlackTransport:
             return outputs[0]["text"], outputs[0]["blocks"]
         return diagnosis_message(self.script, outputs)
 
-    async def _already_posted(self, channel: str, job_id: str) -> bool:
-        res = await self.client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
+    async def _already_posted(self, client: AsyncWebClient, channel: str, job_id: str) -> bool:
+        res = await client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
         messages: list[dict[str, Any]] = res.get("messages") or []
         for msg in messages:
             meta = msg.get("metadata") or {}
@@ -119,24 +128,32 @@ class SlackTransport:
         workspace, target = split_to(job.to)
         kind = job.outputs[0].get("type") if len(job.outputs) == 1 else None
         try:
+            token = await self.tokens.token(attempt.redis, workspace)
+        except TokenBusy:
+            return Outcome(RETRY, "slack: the workspace's token is being refreshed", 1.0)
+        if token is None:
+            return Outcome(FAILED, f"slack: the app is not installed in workspace {workspace[:32]} (uninstalled?): "
+                                   "no token; requeue after installing it again")
+        client = self.client_for(workspace, token)
+        try:
             if kind == "slack_home":
                 out = job.outputs[0]
-                await self.client.views_publish(user_id=out["user"], view=out["view"])
+                await client.views_publish(user_id=out["user"], view=out["view"])
                 return Outcome(DELIVERED, "home published")
             if kind == "slack_ephemeral":
                 out = job.outputs[0]
-                await self.client.chat_postEphemeral(channel=target, user=out["user"], text=out["text"],
+                await client.chat_postEphemeral(channel=target, user=out["user"], text=out["text"],
                                                      blocks=out.get("blocks"))
                 return Outcome(DELIVERED, "ephemeral")
             dm = target.startswith(("U", "W", "D"))
-            channel = await self._conversation(attempt, target)
+            channel = await self._conversation(client, attempt, target)
             unknown = attempt.recovering or bool(job.state.get("post_unknown"))
-            if unknown and await self._already_posted(channel, job.id):
+            if unknown and await self._already_posted(client, channel, job.id):
                 return Outcome(DELIVERED, "already posted (found by metadata)")
             if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
                 return later
             text, blocks = self._render(job.outputs)
-            await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+            await client.chat_postMessage(channel=channel, text=text, blocks=blocks,
                                                metadata={"event_type": EVENT_TYPE, "event_payload": {"id": job.id}})
             return Outcome(DELIVERED, "posted")
         except SlackApiError as e:
@@ -153,6 +170,13 @@ class SlackTransport:
             if status >= 500:
                 job.state["post_unknown"] = True
                 return Outcome(RETRY, f"slack: HTTP {status}")
+            if error in AUTH_ERRORS:
+                now_stored = await self.tokens.fresh(attempt.redis, workspace)
+                if now_stored is None:
+                    return Outcome(FAILED, f"slack: {error}: the app is not installed in workspace "
+                                           f"{workspace[:32]} (uninstalled?)")
+                if now_stored != token:
+                    return Outcome(RETRY, f"slack: {error} (the workspace's token has changed since)")
             if error in PERMANENT:
                 return Outcome(FAILED, f"slack: {error}")
             return Outcome(RETRY, f"slack: {error or status}")

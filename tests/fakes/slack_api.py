@@ -5,10 +5,19 @@ The fake answers ``POST /api/<method>`` (JSON, form-encoded or query-string argu
 sends them), records every call, can be told to fail, and checks every ``blocks`` list and ``view``
 against slack_sdk's Block Kit models and Slack's documented limits. It also serves ``response_url``s
 (:meth:`FakeSlackApi.new_response_url`) so ``respond()`` calls can be captured too.
+
+Many workspaces: ``bot_token`` answers for workspace ``T1``; an app installed by OAuth gets a token of its
+own per workspace. :meth:`FakeSlackApi.approve` is what slack.com does when someone approves an install
+(the redirect's ``code`` and ``state``), ``oauth.v2.access`` exchanges the code for the workspace's bot
+token (with token rotation: an expiring token and a one-time refresh token, exchanged again with
+``grant_type=refresh_token``), and every other method checks the ``Authorization: Bearer`` token: it
+answers as that token's workspace (``Recorded.team`` says which), ``invalid_auth`` for a token it never
+issued or revoked (:meth:`FakeSlackApi.uninstall`), ``token_expired`` for an expired one.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import itertools
@@ -16,9 +25,9 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
@@ -37,6 +46,11 @@ TEAM_URL = "https://test.slack.com/"
 APP_ID = "A1"
 CHANNEL_NAME = "crm-team"
 EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z, as tests.conftest.FakeClock
+# The app's OAuth credentials (Basic Information > App Credentials)
+CLIENT_ID = "1111111111.2222222222"
+CLIENT_SECRET = "fake-client-secret"
+AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
+ROTATION_EXPIRES_IN = 43200  # a rotating token lives 12 hours
 
 # Arguments that carry JSON; in form-encoded (and query-string) requests they arrive as JSON strings.
 JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
@@ -59,6 +73,37 @@ class Recorded:
     status: int
     response: Any
     body: bytes = b""
+    team: str | None = None  # the workspace whose token answered (None: no valid token, or none needed)
+
+
+@dataclass
+class _Token:
+    team: str
+    expires_at: float | None = None  # real time (slack_sdk's rotation decides by real time too)
+    revoked: bool = False
+
+
+@dataclass
+class _Install:
+    """One workspace's installation of the app, as slack.com keeps it."""
+
+    team: str
+    name: str
+    installer: str
+    scopes: list[str]
+    rotation: bool
+    expires_in: int
+    tokens: list[str] = field(default_factory=list)  # every access token issued, oldest first
+    refresh: str | None = None  # the one refresh token that works now (rotation)
+
+
+def bot_user_of(team: str) -> str:
+    """The bot user's ID in a workspace (``UBOT`` in T1, as before many workspaces)."""
+    return BOT_USER_ID if team == TEAM_ID else f"UBOT{team}"
+
+
+def bot_id_of(team: str) -> str:
+    return BOT_ID if team == TEAM_ID else f"BBOT{team}"
 
 
 def _error(code: str, **extra: Any) -> dict[str, Any]:
@@ -239,9 +284,14 @@ class FakeSlackApi(FakeHttpApi):
     name = "Slack API"
     content_type = "application/json; charset=utf-8"
 
-    def __init__(self, bot_token: str = "xoxb-test-token") -> None:
+    def __init__(self, bot_token: str = "xoxb-test-token", *, client_id: str = CLIENT_ID,
+                 client_secret: str = CLIENT_SECRET) -> None:
         super().__init__()
         self.bot_token = bot_token
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._token_counter = itertools.count(1)
+        self.refreshed_expires_in = ROTATION_EXPIRES_IN  # a refreshed token's life (an install's: approve())
         self._ts_counter = itertools.count(100, 100)  # never reset: ts stay unique across reset()
         self._view_counter = itertools.count(1)
         self._dm_users: dict[str, str] = {}  # DM channel id -> user id (stable, never reset)
@@ -260,6 +310,7 @@ class FakeSlackApi(FakeHttpApi):
             "conversations.history": self._conversations_history,
             "users.info": self._users_info,
         }
+        self._team = TEAM_ID  # the workspace of the request being answered (lock held)
         self._clear()
 
     def _clear(self) -> None:
@@ -274,6 +325,10 @@ class FakeSlackApi(FakeHttpApi):
         self._archived: set[str] = set()
         self._removed: set[str] = set()
         self._responses: dict[str, list[dict[str, Any]]] = {}
+        self._tokens: dict[str, _Token] = {self.bot_token: _Token(TEAM_ID)} if self.bot_token else {}
+        self._installs: dict[str, _Install] = {}
+        self._codes: dict[str, dict[str, Any]] = {}  # code -> the approved install (used once)
+        self._refresh_tokens: dict[str, str] = {}  # refresh token -> workspace (each works once)
         self.contract_errors.clear()
 
     @property
@@ -311,6 +366,47 @@ class FakeSlackApi(FakeHttpApi):
         """The bot is no longer a member of ``channel_id``: posting there answers ``not_in_channel``."""
         with self._lock:
             self._removed.add(channel_id)
+
+    def approve(self, authorize_url: str, team: str, *, user: str = "U0INSTALLER", name: str | None = None,
+                rotation: bool = False, expires_in: int = ROTATION_EXPIRES_IN) -> dict[str, str]:
+        """What slack.com does when ``user`` approves the install that ``authorize_url`` asks for in
+        workspace ``team``: the query Slack redirects the browser with (``code`` and ``state``).
+        ``rotation``: the app has token rotation on (this token expires after ``expires_in`` seconds, the
+        refreshed ones after ``refreshed_expires_in``, 12 hours)."""
+        parts = urlsplit(authorize_url)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        if f"{parts.scheme}://{parts.netloc}{parts.path}" != AUTHORIZE_URL:
+            raise AssertionError(f"not Slack's authorize URL: {authorize_url[:60]!r}")
+        if query.get("client_id") != self.client_id:
+            raise AssertionError(f"authorize URL for another app: client_id {query.get('client_id')!r}")
+        code = f"{team}.{secrets.token_hex(12)}"
+        with self._lock:
+            self._codes[code] = {
+                "team": team, "name": name or f"Workspace {team}", "user": user, "rotation": rotation,
+                "expires_in": expires_in, "scopes": [x for x in query.get("scope", "").split(",") if x],
+                "redirect_uri": query.get("redirect_uri"),
+            }
+        return {"code": code, "state": query.get("state", "")}
+
+    def uninstall(self, team: str) -> None:
+        """The app is removed from ``team``: every token and refresh token of it stops working."""
+        with self._lock:
+            for token in self._tokens.values():
+                if token.team == team:
+                    token.revoked = True
+            self._refresh_tokens = {k: v for k, v in self._refresh_tokens.items() if v != team}
+            self._installs.pop(team, None)
+
+    def tokens_of(self, team: str) -> list[str]:
+        """The access tokens issued for ``team`` (oldest first) that still work."""
+        now = time.time()
+        with self._lock:
+            return [t for t, v in self._tokens.items()
+                    if v.team == team and not v.revoked and (v.expires_at is None or v.expires_at > now)]
+
+    def installed(self, team: str) -> bool:
+        with self._lock:
+            return team in self._installs
 
     def new_response_url(self) -> str:
         """A ``response_url`` served by this fake (e.g. for slash_command_body(response_url=...))."""
@@ -407,12 +503,14 @@ class FakeSlackApi(FakeHttpApi):
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
+            self._team = ""
             if method == "response_url":
                 answer = self._respond(path[len(RESPONSE_PREFIX) :], args, problems)
             else:
                 answer = self._route(method, headers, args, token, problems)
             answer.headers.setdefault("X-Slack-Req-Id", secrets.token_hex(16))
-            self._records.append(Recorded(method, dict(headers), args, answer.status, copy.deepcopy(answer.body), body))
+            self._records.append(Recorded(method, dict(headers), args, answer.status, copy.deepcopy(answer.body), body,
+                                          self._team or None))
             return answer
 
     def _route(
@@ -425,6 +523,8 @@ class FakeSlackApi(FakeHttpApi):
             if failure.remaining <= 0:
                 queue.pop(0)
             return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
+        if method == "oauth.v2.access":
+            return self._oauth_v2_access(headers, args)
         handler = self._methods.get(method)
         if handler is None:
             return Answer(200, _error("unknown_method", req_method=method))
@@ -433,8 +533,12 @@ class FakeSlackApi(FakeHttpApi):
             token = auth[len("Bearer ") :].strip()
         if not token:
             return Answer(200, _error("not_authed"))
-        if token != self.bot_token:
+        known = self._tokens.get(token)
+        if known is None or known.revoked:
             return Answer(200, _error("invalid_auth"))
+        if known.expires_at is not None and known.expires_at <= time.time():
+            return Answer(200, _error("token_expired"))
+        self._team = known.team
         for problem in problems:
             if problem.startswith("invalid_json"):
                 return Answer(200, _error("invalid_json"))
@@ -480,7 +584,7 @@ class FakeSlackApi(FakeHttpApi):
         fixed = {"id", "team_id", "state", "hash", "app_id", "bot_id", "root_view_id", "previous_view_id"}
         obj: dict[str, Any] = {
             "id": view_id,
-            "team_id": TEAM_ID,
+            "team_id": self._team or TEAM_ID,
             "type": view.get("type"),
             "blocks": [],
             "private_metadata": "",
@@ -496,8 +600,8 @@ class FakeSlackApi(FakeHttpApi):
             "root_view_id": view_id,
             "app_id": APP_ID,
             "external_id": "",
-            "app_installed_team_id": TEAM_ID,
-            "bot_id": BOT_ID,
+            "app_installed_team_id": self._team or TEAM_ID,
+            "bot_id": bot_id_of(self._team or TEAM_ID),
         }
         obj.update({k: copy.deepcopy(v) for k, v in view.items() if k not in fixed})
         obj.update(extra)
@@ -510,16 +614,81 @@ class FakeSlackApi(FakeHttpApi):
             v["external_id"] == external_id and v["id"] != own_id for v in self._views.values()
         )
 
+    # -- OAuth (lock held) -----------------------------------------------------------------------
+    def _client_credentials(self, headers: dict[str, str], args: dict[str, Any]) -> tuple[str, str]:
+        """The app's client ID and secret: HTTP Basic (as slack_sdk sends them), else form fields."""
+        auth = headers.get("authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                client_id, _, secret = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            except ValueError:
+                return "", ""
+            return client_id, secret
+        return str(args.get("client_id") or ""), str(args.get("client_secret") or "")
+
+    def _issue(self, install: _Install, refreshed: bool = False) -> dict[str, Any]:
+        """A new access token for an installation (and, with rotation, its new refresh token)."""
+        n = next(self._token_counter)
+        if refreshed:
+            install.expires_in = self.refreshed_expires_in
+        if install.rotation:
+            token = f"xoxe.xoxb-1-{install.team}-{n}-{secrets.token_hex(6)}"
+            install.refresh = f"xoxe-1-{install.team}-{n}-{secrets.token_hex(6)}"
+            self._refresh_tokens[install.refresh] = install.team
+            self._tokens[token] = _Token(install.team, time.time() + install.expires_in)
+        else:
+            token = f"xoxb-{install.team}-{n}-{secrets.token_hex(6)}"
+            self._tokens[token] = _Token(install.team)
+        install.tokens.append(token)
+        answer: dict[str, Any] = {
+            "ok": True, "access_token": token, "token_type": "bot", "scope": ",".join(install.scopes),
+            "bot_user_id": bot_user_of(install.team), "app_id": APP_ID,
+            "team": {"id": install.team, "name": install.name}, "enterprise": None,
+            "is_enterprise_install": False, "authed_user": {"id": install.installer},
+        }
+        if install.rotation:
+            answer |= {"refresh_token": install.refresh, "expires_in": install.expires_in}
+        return answer
+
+    def _oauth_v2_access(self, headers: dict[str, str], args: dict[str, Any]) -> Answer:
+        client_id, secret = self._client_credentials(headers, args)
+        if client_id != self.client_id:
+            return Answer(200, _error("invalid_client_id"))
+        if secret != self.client_secret:
+            return Answer(200, _error("bad_client_secret"))
+        if args.get("grant_type") == "refresh_token":
+            team = self._refresh_tokens.pop(str(args.get("refresh_token") or ""), None)  # works once
+            install = self._installs.get(team or "")
+            if install is None:
+                return Answer(200, _error("invalid_refresh_token"))
+            self._team = install.team
+            return Answer(200, self._issue(install, refreshed=True))
+        grant = self._codes.pop(str(args.get("code") or ""), None)  # a code works once
+        if grant is None:
+            return Answer(200, _error("invalid_code"))
+        if grant["redirect_uri"] is not None and args.get("redirect_uri") != grant["redirect_uri"]:
+            return Answer(200, _error("bad_redirect_uri"))
+        install = _Install(grant["team"], grant["name"], grant["user"], grant["scopes"], grant["rotation"],
+                           grant["expires_in"])
+        old = self._installs.get(install.team)
+        if old is not None and old.refresh:  # a reinstall replaces the refresh token
+            self._refresh_tokens.pop(old.refresh, None)
+        self._installs[install.team] = install
+        self._team = install.team
+        return Answer(200, self._issue(install))
+
     # -- methods (lock held) ---------------------------------------------------------------------
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        team = self._team
+        install = self._installs.get(team)
         return {
             "ok": True,
-            "url": TEAM_URL,
-            "team": TEAM_NAME,
+            "url": TEAM_URL if team == TEAM_ID else f"https://{team.lower()}.slack.com/",
+            "team": install.name if install else TEAM_NAME,
             "user": BOT_NAME,
-            "team_id": TEAM_ID,
-            "user_id": BOT_USER_ID,
-            "bot_id": BOT_ID,
+            "team_id": team,
+            "user_id": bot_user_of(team),
+            "bot_id": bot_id_of(team),
             "is_enterprise_install": False,
         }
 
@@ -536,10 +705,10 @@ class FakeSlackApi(FakeHttpApi):
         message: dict[str, Any] = {
             "type": "message",
             "channel": channel,
-            "user": BOT_USER_ID,
-            "bot_id": BOT_ID,
+            "user": bot_user_of(self._team),
+            "bot_id": bot_id_of(self._team),
             "app_id": APP_ID,
-            "team": TEAM_ID,
+            "team": self._team,
             "text": args.get("text") or "",
             "ts": ts,
         }

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack_api import FakeSlackApi, dm_channel_id
+from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, FakeSlackApi, dm_channel_id
 from tests.fakes.slack_signing import (
     FORM,
     JSON,
@@ -162,6 +162,78 @@ def test_token_is_required(fake: FakeSlackApi) -> None:
     status, body = raw_call(fake, "auth.test", f"token={TOKEN}".encode(), {"Content-Type": FORM})
     assert (status, body["ok"]) == (200, True)
     assert fake.messages(CHANNEL) == []
+
+
+# -- OAuth: many workspaces, each with its own token ---------------------------------------------------
+
+AUTHORIZE = f"https://slack.com/oauth/v2/authorize?state=st-1&client_id={CLIENT_ID}&scope=commands,chat:write&user_scope="
+
+
+def exchange(fake: FakeSlackApi, **args: Any) -> Any:
+    return WebClient(base_url=fake.base_url).oauth_v2_access(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **args)
+
+
+def test_oauth_install_gives_each_workspace_its_own_token(fake: FakeSlackApi) -> None:
+    redirect = fake.approve(AUTHORIZE, "T2", user="U0ADMIN", name="二号店")
+    assert redirect["state"] == "st-1"
+    answer = exchange(fake, code=redirect["code"])
+    assert (answer["team"], answer["authed_user"], answer["token_type"]) == \
+        ({"id": "T2", "name": "二号店"}, {"id": "U0ADMIN"}, "bot")
+    assert answer["scope"] == "commands,chat:write" and "refresh_token" not in answer.data  # type: ignore[union-attr]
+    token = answer["access_token"]
+    assert fake.tokens_of("T2") == [token] and fake.installed("T2")
+    with pytest.raises(SlackApiError) as err:
+        exchange(fake, code=redirect["code"])  # a code works once
+    assert err.value.response["error"] == "invalid_code"
+    call = fake.calls("oauth.v2.access")[0]
+    assert call.headers["authorization"].startswith("Basic ") and call.team == "T2"
+
+    # each token answers as its own workspace; the default token stays T1's
+    two = WebClient(token=token, base_url=fake.base_url)
+    assert (two.auth_test()["team_id"], two.auth_test()["user_id"]) == ("T2", "UBOTT2")
+    posted = two.chat_postMessage(channel="C0TWO", text="hi")
+    assert posted["message"]["team"] == "T2"
+    WebClient(token=TOKEN, base_url=fake.base_url).chat_postMessage(channel=CHANNEL, text="hi")
+    assert [(c.team, c.headers["authorization"]) for c in fake.calls("chat.postMessage")] == \
+        [("T2", f"Bearer {token}"), ("T1", f"Bearer {TOKEN}")]
+
+    fake.uninstall("T2")
+    with pytest.raises(SlackApiError) as err:
+        two.chat_postMessage(channel="C0TWO", text="again")
+    assert err.value.response["error"] == "invalid_auth" and fake.calls("chat.postMessage")[-1].team is None
+    assert fake.tokens_of("T2") == [] and not fake.installed("T2")
+
+
+def test_oauth_refuses_wrong_credentials(fake: FakeSlackApi) -> None:
+    code = fake.approve(AUTHORIZE, "T2")["code"]
+    client = WebClient(base_url=fake.base_url)
+    refused = ((CLIENT_ID, "wrong", "bad_client_secret"), ("9.9", CLIENT_SECRET, "invalid_client_id"))
+    for client_id, secret, error in refused:
+        with pytest.raises(SlackApiError) as err:
+            client.oauth_v2_access(client_id=client_id, client_secret=secret, code=code)
+        assert err.value.response["error"] == error
+    with pytest.raises(AssertionError):
+        fake.approve(AUTHORIZE.replace(CLIENT_ID, "9.9"), "T2")  # another app's install
+    assert exchange(fake, code=code)["ok"]  # the code was not used up by the refused calls
+
+
+def test_token_rotation_refreshes_once_per_refresh_token(fake: FakeSlackApi) -> None:
+    first = exchange(fake, code=fake.approve(AUTHORIZE, "T3", rotation=True, expires_in=3600)["code"])
+    assert first["access_token"].startswith("xoxe.xoxb-") and first["refresh_token"].startswith("xoxe-1-")
+    assert first["expires_in"] == 3600
+    second = exchange(fake, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert second["access_token"] != first["access_token"] and second["refresh_token"] != first["refresh_token"]
+    with pytest.raises(SlackApiError) as err:  # a refresh token works once
+        exchange(fake, grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert err.value.response["error"] == "invalid_refresh_token"
+    # the old access token works until it expires; both answer as T3
+    assert fake.tokens_of("T3") == [first["access_token"], second["access_token"]]
+    assert WebClient(token=second["access_token"], base_url=fake.base_url).auth_test()["team_id"] == "T3"
+
+    short = exchange(fake, code=fake.approve(AUTHORIZE, "T4", rotation=True, expires_in=0)["code"])
+    with pytest.raises(SlackApiError) as err:
+        WebClient(token=short["access_token"], base_url=fake.base_url).auth_test()
+    assert err.value.response["error"] == "token_expired"
 
 
 def test_rate_limit_failure_surfaces_status_and_retry_after(client: WebClient, fake: FakeSlackApi) -> None:

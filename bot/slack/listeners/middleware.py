@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -17,13 +18,16 @@ SEEN_TTL = 86400
 
 
 class ProvideDeps(Middleware):
-    """Puts the dependencies in the request context: Bolt injects them into a listener's ``deps``."""
+    """Puts the dependencies in the request context: Bolt injects them into a listener's ``deps``.
+    Their ``client`` is the request's (Bolt's authorization gave it the workspace's token: with OAuth,
+    each workspace's own)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
-        req.context["deps"] = self.deps
+        client = req.context.client
+        req.context["deps"] = replace(self.deps, client=client) if client is not None else self.deps
         return next()
 
 

@@ -1,0 +1,254 @@
+"""Slack installations in Redis: which bot token answers for which workspace (many workspaces, OAuth).
+
+Pure storage, no Slack SDK: :mod:`bot.slack.oauth` adapts it to slack_sdk's ``InstallationStore`` (for
+Bolt's OAuth flow and the web tier's authorize) and the worker reads it with redis.asyncio
+(:class:`AsyncInstallations`). Keys are built in :mod:`conversations.keys`; one workspace's keys share
+its hash slot ``{ws:<workspace>}`` (with its list of teams):
+
+    crmbot:{ws:<workspace>}:install     hash: "bot" -> :class:`BotInstall` (JSON), "installer" -> the
+                                        latest installer's record, "installer:<user>" -> each installer's
+                                        (JSON objects, opaque here: the adapter's)
+    crmbot:{ws:<workspace>}:rotating    the token-rotation lock (its owner token, PX)
+    crmbot:{oauth}:state:<state>        an install's one-time state (when it was issued, EX)
+
+Token rotation: an expiring bot token is exchanged for a new one with its refresh token, and Slack
+revokes a refresh token once used. So one process at a time refreshes a workspace's token (the
+``rotating`` lock), and the new token is stored only if the stored refresh token is still the one
+it used (compare-and-set, :data:`REPLACE_BOT_LUA`): a slow process never puts an older token back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import redis
+
+from conversations import keys
+from conversations.errors import StoreUnavailable
+from conversations.redis_ops import text, translated
+
+BOT = "bot"
+INSTALLER = "installer"  # the latest installer's record; "installer:<user>" each installer's
+STATE_GRACE = 60  # seconds a consumed-or-not state key outlives its expiry in Redis (its age decides)
+
+# Store a refreshed bot token if the refresh token it was made with is still the stored one.
+# KEYS[1] the workspace's installation (hash)      crmbot:{ws:<workspace>}:install
+# ARGV[1] the refresh token the refresh used, ARGV[2] the new bot record (JSON)
+# Returns 1 when stored; 0 when the installation is gone or was refreshed (or reinstalled) meanwhile.
+REPLACE_BOT_LUA = """
+local current = redis.call('HGET', KEYS[1], 'bot')
+if not current then return 0 end
+local ok, bot = pcall(cjson.decode, current)
+if not ok or type(bot) ~= 'table' or bot['refresh_token'] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'bot', ARGV[2])
+return 1
+"""
+
+# Delete installer records: all of them (ARGV[1] == ""), or one user's (and the latest, if it is theirs).
+# KEYS[1] the workspace's installation (hash). Returns how many fields were deleted.
+DELETE_INSTALLERS_LUA = """
+local n = 0
+if ARGV[1] == '' then
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if f == 'installer' or string.sub(f, 1, 10) == 'installer:' then
+      n = n + redis.call('HDEL', KEYS[1], f)
+    end
+  end
+  return n
+end
+n = redis.call('HDEL', KEYS[1], 'installer:' .. ARGV[1])
+local latest = redis.call('HGET', KEYS[1], 'installer')
+if latest then
+  local ok, rec = pcall(cjson.decode, latest)
+  if ok and type(rec) == 'table' and rec['user_id'] == ARGV[1] then
+    n = n + redis.call('HDEL', KEYS[1], 'installer')
+  end
+end
+return n
+"""
+
+# Compare-and-delete of the rotation lock. KEYS[1] the lock; ARGV[1] the owner's token. Returns 1 if deleted.
+UNLOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class BotInstall:
+    """A workspace's bot installation: what a request or a delivery to that workspace needs."""
+
+    workspace: str  # the team ID ("T...")
+    token: str  # the bot token ("xoxb-...", or "xoxe.xoxb-..." with token rotation)
+    bot_id: str = ""
+    bot_user_id: str = ""
+    scopes: tuple[str, ...] = ()
+    refresh_token: str | None = None  # with token rotation: exchanges an expiring token for a new one (once)
+    expires_at: int | None = None  # with token rotation: when the token expires (Unix seconds, real time)
+    app_id: str | None = None
+    enterprise_id: str | None = None  # an Enterprise Grid workspace's organisation
+    team_name: str | None = None
+    installed_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else the adapter keeps (custom values)
+
+    def __post_init__(self) -> None:
+        keys.slack_id(self.workspace)
+
+    def expiring(self, now: float, within: float) -> bool:
+        """Whether the token should be refreshed now: it rotates and expires within ``within`` seconds."""
+        return self.refresh_token is not None and self.expires_at is not None and self.expires_at - now <= within
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def refreshed(self, token: str, refresh_token: str | None, expires_at: int | None) -> BotInstall:
+        return replace(self, token=token, refresh_token=refresh_token, expires_at=expires_at)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> BotInstall:
+        data = json.loads(raw)
+        data["scopes"] = tuple(data.get("scopes") or ())
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _installer_field(user: str | None) -> str:
+    return INSTALLER if user is None else f"{INSTALLER}:{keys.slack_id(user, 'user')}"
+
+
+def _bot(raw: Any) -> BotInstall | None:
+    return BotInstall.from_json(raw) if raw else None
+
+
+class Installations:
+    """The installations, for a redis-py client (the web tier, the reminder clock)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._replace = client.register_script(REPLACE_BOT_LUA)
+        self._delete_installers = client.register_script(DELETE_INSTALLERS_LUA)
+        self._unlock = client.register_script(UNLOCK_LUA)
+
+    # ---- installations ----------------------------------------------------------------------------
+
+    def save(self, workspace: str, bot: BotInstall | None, installer: Mapping[str, Any] | None = None,
+             user: str | None = None) -> None:
+        """Store an installation: the bot (if the install gave one) and the installer's record (as the
+        workspace's latest, and as ``user``'s), in one command."""
+        fields: dict[str, str] = {}
+        if bot is not None:
+            if bot.workspace != workspace:
+                raise ValueError("a bot installation saved under another workspace")
+            fields[BOT] = bot.to_json()
+        if installer is not None:
+            record = json.dumps(dict(installer), ensure_ascii=False, separators=(",", ":"))
+            fields[INSTALLER] = record
+            if user is not None:
+                fields[_installer_field(user)] = record
+        if fields:
+            with translated():
+                self.r.hset(keys.installation(workspace), mapping=fields)  # type: ignore[arg-type]
+
+    def bot(self, workspace: str) -> BotInstall | None:
+        with translated():
+            return _bot(self.r.hget(keys.installation(workspace), BOT))
+
+    def installed(self, workspace: str) -> bool:
+        """Whether the workspace has a bot token (the app is installed there)."""
+        with translated():
+            return bool(self.r.hexists(keys.installation(workspace), BOT))
+
+    def installer(self, workspace: str, user: str | None = None) -> dict[str, Any] | None:
+        """The latest installer's record, or ``user``'s."""
+        with translated():
+            raw = self.r.hget(keys.installation(workspace), _installer_field(user))
+        return json.loads(raw) if raw else None
+
+    def delete_bot(self, workspace: str) -> bool:
+        with translated():
+            return bool(self.r.hdel(keys.installation(workspace), BOT))
+
+    def delete_installers(self, workspace: str, user: str | None = None) -> int:
+        """Every installer's record, or ``user``'s; returns how many records were deleted."""
+        user_arg = "" if user is None else keys.slack_id(user, "user")
+        with translated():
+            return int(self._delete_installers(keys=[keys.installation(workspace)], args=[user_arg]))
+
+    def delete_all(self, workspace: str) -> bool:
+        """The whole installation (uninstalled): returns whether there was one."""
+        with translated():
+            return bool(self.r.delete(keys.installation(workspace)))
+
+    # ---- token rotation ---------------------------------------------------------------------------
+
+    def replace_bot(self, previous: BotInstall, new: BotInstall) -> bool:
+        """Store ``new`` (a refreshed token) if ``previous``'s refresh token is still the stored one."""
+        with translated():
+            return bool(self._replace(keys=[keys.installation(previous.workspace)],
+                                      args=[previous.refresh_token or "", new.to_json()]))
+
+    def lock_rotation(self, workspace: str, owner: str, ttl: float) -> bool:
+        with translated():
+            return bool(self.r.set(keys.installation_rotating(workspace), owner, nx=True,
+                                   px=max(1, round(ttl * 1000))))
+
+    def unlock_rotation(self, workspace: str, owner: str) -> None:
+        with translated():
+            self._unlock(keys=[keys.installation_rotating(workspace)], args=[owner])
+
+    # ---- one-time OAuth states --------------------------------------------------------------------
+
+    def issue_state(self, state: str, now: float, ttl: float) -> bool:
+        """Remember a state just issued (False if it exists already: issue another)."""
+        with translated():
+            return bool(self.r.set(keys.oauth_state(state), repr(now), nx=True, ex=int(ttl) + STATE_GRACE))
+
+    def consume_state(self, state: str, now: float, ttl: float) -> bool:
+        """True once for a state issued less than ``ttl`` seconds ago; it is gone after (GETDEL)."""
+        with translated():
+            raw = self.r.getdel(keys.oauth_state(state))
+        if raw is None:
+            return False
+        try:
+            issued = float(text(raw))
+        except ValueError:
+            return False
+        return 0 <= now - issued <= ttl
+
+
+class AsyncInstallations:
+    """What the worker needs, for a redis.asyncio client: a workspace's bot, and its token's rotation."""
+
+    def __init__(self, client: Any) -> None:
+        self.r = client
+
+    async def bot(self, workspace: str) -> BotInstall | None:
+        try:
+            return _bot(await self.r.hget(keys.installation(workspace), BOT))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+
+    async def replace_bot(self, previous: BotInstall, new: BotInstall) -> bool:
+        try:
+            return bool(await self.r.eval(REPLACE_BOT_LUA, 1, keys.installation(previous.workspace),
+                                          previous.refresh_token or "", new.to_json()))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+
+    async def lock_rotation(self, workspace: str, owner: str, ttl: float) -> bool:
+        try:
+            return bool(await self.r.set(keys.installation_rotating(workspace), owner, nx=True,
+                                         px=max(1, round(ttl * 1000))))
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+
+    async def unlock_rotation(self, workspace: str, owner: str) -> None:
+        try:
+            await self.r.eval(UNLOCK_LUA, 1, keys.installation_rotating(workspace), owner)
+        except redis.RedisError as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
