@@ -44,17 +44,17 @@ from types import MappingProxyType
 
 __all__ = [
     "CHOICES",
-    "Comparison",
-    "NextTier",
     "QUESTION_COUNT",
     "TIERS",
+    "Comparison",
     "DiagnosisResult",
+    "NextTier",
     "QuestionScore",
+    "compare",
     "next_point",
+    "next_tier",
     "parse_answers",
     "score",
-    "compare",
-    "next_tier",
     "tier_for",
 ]
 

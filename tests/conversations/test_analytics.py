@@ -94,7 +94,9 @@ def test_restart_ends_the_diagnosis_under_way() -> None:
     u = User()
     u.do(I.START)
     first = u.lead_id
-    d = u.do(I.RESTART)
+    d = u.do(I.RESTART)  # start over? the diagnosis is still under way
+    assert d is not None and "ended" not in d and d["lead"]["id"] == first and d["lead"]["open"] == 1
+    d = u.send(Input(I.RESTART_YES, sid=1))  # yes
     assert d is not None and d["ended"] == first and d["lead"]["id"] == u.lead_id != first
 
 
@@ -229,6 +231,7 @@ def test_a_restart_ends_the_first_diagnosis_at_once(stats: Analytics) -> None:
     u.answer("AB")
     first = u.lead_id
     u.do(I.RESTART)
+    u.send(Input(I.RESTART_YES, sid=1))
     f = stats.funnel()
     assert (f["started"], f["in_progress"]) == (2, 1)
     assert [x["dropoff"] for x in f["questions"][:3]] == [0.0, 0.0, 1.0]  # the first stopped at Q3
