@@ -166,7 +166,12 @@ def test_back_and_start_over(page: TryPage) -> None:
     assert page.seen[-1]["text"].startswith("Q3/10")
     page.tap("1問もどる")
     assert page.seen[-1]["text"].startswith("Q2/10")
-    page.tap("最初からやり直す")
+    page.tap("最初からやり直す？")  # asks first; the place is kept
+    assert page.seen[-1]["text"] == load_script("ja").text("restart_confirm", count=1)
+    page.tap("いいえ、続ける")
+    assert page.seen[-1]["text"].startswith("Q2/10")
+    page.tap("最初からやり直す？")
+    page.tap("はい、最初から")
     assert page.seen[-1]["text"].startswith("Q1/10")
 
 
@@ -324,7 +329,7 @@ def test_english(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Pat
 
 def test_render_skips_an_output_it_does_not_know() -> None:
     script = load_script("ja")
-    got = webchat.render(script, [{"type": "consult_ack"}, {"type": "question", "sid": 1, "q": 0}])
+    got = webchat.render(script, [{"type": "no_such_output"}, {"type": "question", "sid": 1, "q": 0}])
     assert [m["kind"] for m in got] == ["question"]
     assert got[0]["buttons"][0]["data"] == "a:1:0:A"
 
