@@ -72,7 +72,8 @@ def consult_message(script: Script, out: dict[str, Any]) -> FlexMessage:
         "body": {"type": "box", "layout": "vertical",
                  "contents": [{"type": "text", "text": v.text, "size": "sm", "wrap": True, "color": INK}]},
         "footer": {"type": "box", "layout": "vertical", "contents": [
-            {"type": "button", "style": "primary", "action": {"type": "uri", "label": v.url_label, "uri": v.url}},
+            {"type": "button", "style": "primary", "color": ACCENT,
+             "action": {"type": "uri", "label": v.url_label, "uri": v.url}},
         ]},
     }
     return FlexMessage(altText=v.text[:1500], contents=FlexContainer.from_dict(bubble))
