@@ -350,3 +350,15 @@ def test_a_diagnosis_from_before_the_figures_seen_only_as_it_ends_is_no_lead(sta
     assert stats.leads() == [] and stats.funnel()["started"] == 0
     u.do(I.START)
     assert [x.number for x in stats.leads()] == [4]
+
+
+def test_the_result_shown_after_an_unfinished_retake_expired_does_not_finish_the_retake() -> None:
+    u = User()
+    u.do(I.START)
+    u.answer("AAAAAAAAAB")
+    u.do(I.START)
+    u.answer("AB")
+    retake = u.lead_id
+    d = u.do(I.RESULT, dt=8 * 86400)  # 「結果」 after the retake expired: the first result, shown again
+    assert d is not None and d["lead"]["id"] == retake
+    assert d["lead"]["open"] == 0 and "finished" not in d["lead"] and "tier" not in d["lead"]
