@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations import inputs as I
-from conversations.content import Script
-from scoring import CHOICES, QUESTION_COUNT, DiagnosisResult, score
+from conversations.content import Script, advice_for
+from scoring import CHOICES, QUESTION_COUNT, Comparison, DiagnosisResult, compare, next_tier, score
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,20 @@ def question_buttons(script: Script, sid: int, q: int) -> list[Button]:
     if q > 0:
         label = script.text("back_button")
         buttons.append(Button(label, I.button(I.BACK, sid=sid, q=q), label))
-    label = script.text("restart_button")
+    label = script.text("restart_ask_button")
     buttons.append(Button(label, I.button(I.RESTART), label))
     return buttons
+
+
+def confirm_restart_buttons(script: Script, sid: int) -> list[Button]:
+    yes, no = script.text("restart_yes_button"), script.text("restart_no_button")
+    return [Button(yes, I.button(I.RESTART_YES, sid=sid), yes), Button(no, I.button(I.CONTINUE, sid=sid), no)]
+
+
+def advice_button(script: Script, q: int, letter: str) -> Button:
+    """A result row's tap: question q's advice for an answer at this level."""
+    label = script.text("advice_button", number=q + 1)
+    return Button(label, I.button(I.ADVICE, q=q, choice=letter), label)
 
 
 def start_button(script: Script) -> Button:
@@ -87,47 +98,126 @@ def resume_buttons(script: Script, sid: int) -> list[Button]:
 
 
 @dataclass(frozen=True)
+class AnswerRow:
+    q: int  # 0-based
+    topic: str
+    letter: str
+    label: str  # the chosen answer's short label
+    advice: Button | None  # None for an A answer
+
+
+@dataclass(frozen=True)
 class ResultView:
     result: DiagnosisResult
     heading: str
     label: str
     count_line: str
+    framing: str  # "" when the file has no framing line
     summary: str
-    point_heading: str
-    point_title: str  # the question's topic, or the tier's next theme title when all are A
-    point_text: str
+    closeness: str  # "" at A評価
+    theme_heading: str
+    theme: str  # the tier's next theme
+    point_heading: str  # "next point to fix", or the all-A heading
+    point_title: str  # "Q3 topic (your answer: C)"; "" when all ten are A
+    point_text: str  # the advice for that answer's level; "" when all ten are A
+    answers_heading: str
+    rows: tuple[AnswerRow, ...]
+    advice_hint: str  # "" when every answer is A
+    comparison: tuple[str, ...]  # lines comparing with the result before ("" none)
     alt: str
 
 
-def result_view(script: Script, answers: str) -> ResultView:
+def advice_title(script: Script, q: int, letter: str) -> str:
+    return script.text("advice_title", number=q + 1, topic=script.questions[q].topic, letter=letter)
+
+
+def comparison_lines(script: Script, c: Comparison) -> tuple[str, ...]:
+    lines = [
+        script.text("compare_heading"),
+        script.text("compare_line", before_label=script.tiers[c.before.tier].label, before_count=c.before.a_count,
+                    after_label=script.tiers[c.after.tier].label, after_count=c.after.a_count,
+                    total=QUESTION_COUNT),
+    ]
+    if c.moved:
+        items = "、".join(f"Q{i + 1} {script.questions[i].topic} {x}→{y}" for i, x, y in c.moved) \
+            if script.locale == "ja" else ", ".join(f"Q{i + 1} {script.questions[i].topic} {x}->{y}"
+                                                     for i, x, y in c.moved)
+        lines.append(script.text("compare_moved", items=items))
+    else:
+        lines.append(script.text("compare_same"))
+    if c.point_before is not None and c.point_now is not None:
+        topic = script.questions[c.point_before].topic
+        if c.point_fixed:
+            lines.append(script.text("compare_point_fixed", number=c.point_before + 1, topic=topic))
+        else:
+            lines.append(script.text("compare_point_open", number=c.point_before + 1, topic=topic,
+                                     letter=c.point_now))
+    return tuple(lines)
+
+
+def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
     res = score(answers)
     tier = script.tiers[res.tier]
+    up = next_tier(res.a_count)
     if res.next_point is None:
-        point_title, point_text = tier.label, tier.next_theme
+        point_heading, point_title, point_text = script.text("all_a_heading"), "", ""
     else:
-        question = script.questions[res.next_point]
-        point_title = f"Q{res.next_point + 1} {question.topic}"
-        point_text = question.advice
+        letter = res.answers[res.next_point]
+        point_heading = script.text("next_point_heading")
+        point_title = advice_title(script, res.next_point, letter)
+        point_text = advice_for(script.questions[res.next_point], letter)
+    rows = tuple(
+        AnswerRow(i, script.questions[i].topic, a, script.questions[i].choices[a].label,
+                  None if a == "A" else advice_button(script, i, a))
+        for i, a in enumerate(res.answers)
+    )
     return ResultView(
         result=res,
         heading=script.text("result_heading"),
         label=tier.label,
         count_line=script.text("result_count", count=res.a_count, total=QUESTION_COUNT),
+        framing=script.texts.get("framing", ""),
         summary=tier.summary,
-        point_heading=script.text("next_point_heading"),
+        closeness="" if up is None else script.text("closeness", label=script.tiers[up.tier].label,
+                                                    count=up.missing),
+        theme_heading=script.text("next_theme_heading"),
+        theme=tier.next_theme,
+        point_heading=point_heading,
         point_title=point_title,
         point_text=point_text,
+        answers_heading=script.text("answers_heading"),
+        rows=rows,
+        advice_hint="" if res.next_point is None else script.text("advice_hint"),
+        comparison=comparison_lines(script, compare(prev, res.answers)) if prev else (),
         alt=script.text("result_alt", label=tier.label, count=res.a_count, total=QUESTION_COUNT),
     )
 
 
-def result_text(script: Script, answers: str) -> str:
-    v = result_view(script, answers)
-    marks = " ".join(f"Q{i + 1}:{a}" for i, a in enumerate(v.result.answers))
-    return "\n".join(
-        [v.heading, f"【{v.label}】 {v.count_line}", marks, "", v.summary, "", f"■ {v.point_heading}: {v.point_title}",
-         v.point_text]
-    )
+def result_text(script: Script, answers: str, prev: str = "") -> str:
+    v = result_view(script, answers, prev)
+    lines = [v.heading, f"【{v.label}】 {v.count_line}"]
+    if v.closeness:
+        lines.append(v.closeness)
+    if v.framing:
+        lines += ["", v.framing]
+    lines += ["", v.summary, "", f"■ {v.theme_heading}", v.theme, ""]
+    if v.point_title:
+        lines += [f"■ {v.point_heading}: {v.point_title}", v.point_text]
+    else:
+        lines.append(f"■ {v.point_heading}")
+    lines += ["", f"■ {v.answers_heading}"]
+    lines += [f"Q{r.q + 1} {r.topic}: {r.letter} {r.label}" for r in v.rows]
+    if v.comparison:
+        lines += ["", f"■ {v.comparison[0]}", *v.comparison[1:]]
+    return "\n".join(lines)
+
+
+def advice_text(script: Script, q: int, letter: str) -> str:
+    return f"{advice_title(script, q, letter)}\n{advice_for(script.questions[q], letter)}"
+
+
+def greeting_text(script: Script) -> str:
+    return f"{script.text('greeting')}\n\n{script.text('privacy_note')}"
 
 
 def plain_text(script: Script, out: dict[str, Any]) -> str:
@@ -136,7 +226,13 @@ def plain_text(script: Script, out: dict[str, Any]) -> str:
     if kind == "question":
         return question_text(script, out["q"])
     if kind == "result":
-        return result_text(script, out["answers"])
+        return result_text(script, out["answers"], out.get("prev", ""))
+    if kind == "advice":
+        return advice_text(script, out["q"], out["choice"])
+    if kind == "confirm_restart":
+        return script.text("restart_confirm", count=out["q"])
+    if kind == "greeting":
+        return greeting_text(script)
     if kind == "resume":
         return script.text("resume_prompt", number=out["q"] + 1, total=QUESTION_COUNT)
     if kind == "notice":
@@ -147,7 +243,7 @@ def plain_text(script: Script, out: dict[str, Any]) -> str:
     if kind == "consult_ack":
         v = consult_view(script, out)
         return f"{v.text}\n{v.url}" if v.url else v.text
-    return script.text({"greeting": "greeting", "offer": "offer", "done_help": "done_help",
+    return script.text({"offer": "offer", "done_help": "done_help",
                         "optin_offer": "optin_offer"}[kind])
 
 
@@ -158,10 +254,14 @@ def buttons_for(script: Script, out: dict[str, Any]) -> list[Button]:
         return question_buttons(script, out["sid"], out["q"])
     if kind == "resume":
         return resume_buttons(script, out["sid"])
+    if kind == "confirm_restart":
+        return confirm_restart_buttons(script, out["sid"])
     if kind in ("greeting", "offer"):
         return [start_button(script)]
     if kind == "result":
-        return [consult_button(script, out["sid"]), retake_button(script)]
+        # the advice of each non-A answer (the card's rows on LINE; buttons elsewhere), then the next steps
+        rows = result_view(script, out["answers"]).rows
+        return [*(r.advice for r in rows if r.advice), consult_button(script, out["sid"]), retake_button(script)]
     if kind in ("done_help", "reminder"):
         return [retake_button(script)]
     if kind == "optin_offer":

@@ -76,10 +76,14 @@ def render(script: Script, outputs: Iterable[Mapping[str, Any]]) -> list[dict[st
             log.warning("webchat: no rendering for output type %r", str(out.get("type"))[:40])
             continue
         if out["type"] == "result":
-            v = views.result_view(script, out["answers"])
+            v = views.result_view(script, out["answers"], out.get("prev", ""))
             msg["card"] = {"tier": v.result.tier, "heading": v.heading, "label": v.label, "count": v.count_line,
-                           "answers": v.result.answers, "summary": v.summary, "point_heading": v.point_heading,
-                           "point_title": v.point_title, "point_text": v.point_text}
+                           "closeness": v.closeness, "framing": v.framing, "answers": v.result.answers,
+                           "summary": v.summary, "theme_heading": v.theme_heading, "theme": v.theme,
+                           "point_heading": v.point_heading, "point_title": v.point_title,
+                           "point_text": v.point_text, "answers_heading": v.answers_heading,
+                           "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows],
+                           "comparison": list(v.comparison)}
         messages.append(msg)
     return messages
 

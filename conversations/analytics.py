@@ -217,7 +217,7 @@ def _finished(conv: Conv, outputs: Sequence[Mapping[str, Any]], now: float) -> t
     after this one began). Every later delta of a finished diagnosis says so again (absolute values)."""
     for o in outputs:
         answers = o.get("answers")
-        if o.get("type") == "result" and o.get("sid") == conv.sid and isinstance(answers, str):
+        if o.get("type") == "result" and o.get("sid") == conv.sid and isinstance(answers, str) and not o.get("again"):
             return answers, round(now, 3)
     if conv.state == DONE and len(conv.last) == QUESTION_COUNT and round(conv.finished, 3) >= round(_begun(conv), 3):
         return conv.last, round(conv.finished, 3)

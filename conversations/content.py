@@ -25,7 +25,7 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result")
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
@@ -70,11 +70,33 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "consult_booking": "",
         "consult_book_button": "",
         "consult_first": "",
+        "privacy_note": "",
+        "next_theme_heading": "",
+        "closeness": "label count",
+        "all_a_heading": "",
+        "answers_heading": "",
+        "advice_hint": "",
+        "advice_title": "number topic letter",
+        "advice_button": "number",
+        "restart_ask_button": "",
+        "restart_confirm": "count",
+        "restart_yes_button": "",
+        "restart_no_button": "",
+        "no_result": "",
+        "compare_heading": "",
+        "compare_line": "before_label before_count after_label after_count total",
+        "compare_moved": "items",
+        "compare_same": "",
+        "compare_point_fixed": "number topic",
+        "compare_point_open": "number topic letter",
     }.items()
 }
+# Text keys a file may leave out (the result then shows no such line).
+OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"framing": frozenset()}
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
-    "optin_no_button", "consult_button", "consult_book_button",
+    "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
+    "restart_yes_button", "restart_no_button",
 )
 
 
@@ -143,6 +165,14 @@ class Script:
         return self.texts[key].format(**params) if params else self.texts[key]
 
 
+def advice_for(question: Question, letter: str) -> str:
+    """The question's advice for an answer at this level: a B answer gets ``advice_b`` (make it a routine),
+    a C or D answer ``advice_cd`` (the first step), where the file has them; otherwise ``advice``."""
+    level = "advice_b" if letter == "B" else "advice_cd"
+    specific = getattr(question, level, "")
+    return specific if isinstance(specific, str) and specific else question.advice
+
+
 def script_path(locale: str, directory: str | Path | None = None) -> Path:
     return Path(directory or SCRIPTS_DIR) / f"diagnosis.{locale}.toml"
 
@@ -206,7 +236,9 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
 
     texts_table = table_at(data, "texts", "texts")
     texts: dict[str, str] = {}
-    for key, allowed in TEXT_KEYS.items():
+    for key, allowed in {**OPTIONAL_TEXT_KEYS, **TEXT_KEYS}.items():
+        if key not in TEXT_KEYS and key not in texts_table:
+            continue
         value = text_at(texts_table, key, f"texts.{key}", BUTTON_MAX if key in BUTTON_KEYS else 1000)
         try:
             names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
@@ -216,7 +248,7 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
             allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
             raise fail(f"texts.{key}", f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
         texts[key] = value
-    for extra in set(texts_table) - set(TEXT_KEYS):
+    for extra in set(texts_table) - set(TEXT_KEYS) - set(OPTIONAL_TEXT_KEYS):
         raise fail(f"texts.{extra}", "unknown text key")
 
     tiers_table = table_at(data, "tiers", "tiers")

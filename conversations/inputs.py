@@ -4,12 +4,14 @@ Button (postback) data is compact and versioned by the diagnosis number ``sid`` 
 index, so a tap on a button from an earlier question or an earlier diagnosis is recognised as stale:
 
     s               start a diagnosis
-    r               restart from question 1
+    r               start over? (asks to confirm while a diagnosis is under way)
+    r:<sid>         yes, start diagnosis sid over from question 1
     c:<sid>         continue a paused diagnosis
     a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
     b:<sid>:<q>     go back from question q
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
     k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
+    v:<q>:<X>       show the advice for question q (0-based) at answer level X (B-D): a row of a result
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scoring import CHOICES
+from scoring import CHOICES, QUESTION_COUNT
 
 FOLLOW = "follow"
 UNFOLLOW = "unfollow"
@@ -32,8 +34,12 @@ OTHER = "other"  # a sticker, image, location...
 OPT_IN = "opt_in"  # wants a reminder to retake the diagnosis next quarter
 OPT_OUT = "opt_out"  # no (more) reminders: the button, or a stop word
 CONSULT = "consult"  # asks for a consultation: the button on a result, or a consult word
+RESTART_YES = "restart_yes"  # confirmed: start the diagnosis under way over
+RESULT = "result"  # show the last result again (a result word, or the rich menu)
+ADVICE = "advice"  # show one question's advice for an answer level (a row of a result)
 
-KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT)
+KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
+         RESTART_YES, RESULT, ADVICE)
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,9 @@ def typed_choice(text: str) -> str | None:
 
 
 def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
-    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/stop)."""
+    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE, CONSULT):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
     if t in {normalise(w) for w in keywords.get("stop", ())}:
@@ -79,6 +85,10 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return "s"
     if kind == RESTART:
         return "r"
+    if kind == RESTART_YES:
+        return f"r:{sid}"
+    if kind == ADVICE:
+        return f"v:{q}:{choice}"
     if kind == CONTINUE:
         return f"c:{sid}"
     if kind == ANSWER:
@@ -105,6 +115,10 @@ def from_button(data: str) -> Input:
                 return Input(OPT_IN)
             case ["o", "0"]:
                 return Input(OPT_OUT)
+            case ["r", sid]:
+                return Input(RESTART_YES, sid=_nat(sid))
+            case ["v", q, choice] if choice in CHOICES[1:] and _nat(q) < QUESTION_COUNT:
+                return Input(ADVICE, choice=choice, q=_nat(q))
             case ["c", sid]:
                 return Input(CONTINUE, sid=_nat(sid))
             case ["k", sid]:

@@ -10,6 +10,7 @@ States (stored):
     idle     no diagnosis under way (a finished result may be kept in ``last``)
     asking   question ``q`` (0-based) of diagnosis ``sid`` is open; ``answers`` holds q letters
     resume   the user came back to an unfinished diagnosis and was asked: continue or start over?
+    confirm  the user asked to start over mid-diagnosis and was asked to confirm (the place is kept)
     done     the last diagnosis finished; its answers are in ``last``
 Dispatch-only state:
     expired  an unfinished diagnosis older than ``Settings.expiry`` (the record is then reset)
@@ -21,7 +22,11 @@ Overlay:
 Outputs are small dicts (JSON-safe) that each channel renders in its own way:
     {"type": "greeting"} | {"type": "offer"} | {"type": "notice", "key": <text key>}
     {"type": "question", "sid": n, "q": i} | {"type": "resume", "sid": n, "q": i}
-    {"type": "result", "sid": n, "answers": "ABCD..."} | {"type": "done_help"}
+    {"type": "result", "sid": n, "answers": "ABCD..."[, "prev": the result before it][, "again": true]}
+        ("again": the last result shown once more on request; "prev": compared with the one before)
+    {"type": "confirm_restart", "sid": n, "q": i}: start over? yes / no
+    {"type": "advice", "q": i, "choice": X}: question i's advice for an answer X (B-D)
+    {"type": "done_help"}
     {"type": "consult_ack", "sid": n[, "again": true][, "url": booking page]}: a consultation about
         diagnosis n was requested (the analytics mark the lead the first time; "again" when this
         diagnosis already had one)
@@ -39,12 +44,12 @@ from conversations.errors import ConfigError
 from conversations.inputs import Input
 from scoring import QUESTION_COUNT
 
-IDLE, ASKING, RESUME, DONE, EXPIRED = "idle", "asking", "resume", "done", "expired"
+IDLE, ASKING, RESUME, CONFIRM, DONE, EXPIRED = "idle", "asking", "resume", "confirm", "done", "expired"
 HANDOFF = "handoff"
-STORED_STATES = (IDLE, ASKING, RESUME, DONE)
+STORED_STATES = (IDLE, ASKING, RESUME, CONFIRM, DONE)
 STATES = (*STORED_STATES, EXPIRED)
 OVERLAYS = (HANDOFF,)  # routes that come first while their condition holds, for the kinds they list
-IN_PROGRESS = (ASKING, RESUME)
+IN_PROGRESS = (ASKING, RESUME, CONFIRM)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Conv:
     begun: float = 0.0  # when diagnosis ``sid`` started (0.0: a record stored before this field, see step())
     handoff_until: float = 0.0  # a consultation request is open: free text is left to a person until then
     consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none)
+    prev: str = ""  # answers of the finished diagnosis before ``last`` (a retake is compared with it)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -87,6 +93,8 @@ class Conv:
             d["h"] = round(self.handoff_until, 3)
         if self.consulted:
             d["k"] = self.consulted
+        if self.prev:
+            d["p"] = self.prev
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -107,6 +115,7 @@ class Conv:
             begun=d.get("b", 0.0),
             handoff_until=d.get("h", 0.0),
             consulted=d.get("k", 0),
+            prev=d.get("p", ""),
         )
 
     @property
@@ -203,6 +212,27 @@ def notice(key: str, **params: Any) -> dict[str, Any]:
     return {"type": "notice", "key": key, **params}
 
 
+def result_output(conv: Conv, *, again: bool = False) -> dict[str, Any]:
+    """The kept result (``conv.last``), compared with the one before it when there is one."""
+    out: dict[str, Any] = {"type": "result", "sid": conv.sid, "answers": conv.last}
+    if conv.prev:
+        out["prev"] = conv.prev
+    if again:
+        out["again"] = True
+    return out
+
+
+def place(conv: Conv) -> tuple[dict[str, Any], ...]:
+    """What shows the user where they are in a diagnosis under way (nothing when none is)."""
+    if conv.state == ASKING:
+        return (question(conv),)
+    if conv.state == RESUME:
+        return ({"type": "resume", "sid": conv.sid, "q": conv.q},)
+    if conv.state == CONFIRM:
+        return ({"type": "confirm_restart", "sid": conv.sid, "q": conv.q},)
+    return ()
+
+
 # ---- handlers ---------------------------------------------------------------------------------------
 
 
@@ -214,7 +244,7 @@ def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
-                consulted=conv.consulted)
+                consulted=conv.consulted, prev=conv.prev)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
@@ -272,8 +302,8 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now)
-    outs: tuple[dict[str, Any], ...] = ({"type": "result", "sid": conv.sid, "answers": answers},)
+    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last)
+    outs: tuple[dict[str, Any], ...] = (result_output(done),)
     if not conv.remind:
         outs += ({"type": "optin_offer"},)
     return Step(done, outs)
@@ -295,7 +325,7 @@ def back(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def reask(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    if conv.state == RESUME:
+    if conv.state in (RESUME, CONFIRM):
         return Step(replace(conv, state=ASKING), (question(conv),))
     return _keep(conv, question(conv))
 
@@ -339,9 +369,10 @@ def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """No (more) reminders; mid-diagnosis the open question (or prompt) is shown again."""
     if not conv.remind:
-        return _keep(conv, notice("optin_off"))
-    return Step(replace(conv, remind=False), (notice("optin_off"),))
+        return _keep(conv, notice("optin_off"), *place(conv))
+    return Step(replace(conv, remind=False), (notice("optin_off"), *place(conv)))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -349,6 +380,64 @@ def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     expired diagnosis is put to rest (not revived by the change)."""
     on = inp.kind == I.OPT_IN
     return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
+
+
+def ask_restart(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Start over? The answers so far are kept until the user says yes."""
+    asked = replace(conv, state=CONFIRM)
+    return Step(asked, place(asked))
+
+
+def confirm_again(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return _keep(conv, *place(conv))
+
+
+def restart_yes(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Yes, start over: only for the diagnosis under way (an old button is stale)."""
+    if inp.sid != conv.sid:
+        return _keep(conv, notice("stale", number=conv.q + 1), *place(conv))
+    return start(conv, inp, ctx)
+
+
+def restart_yes_at_rest(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A start-over confirmation with no diagnosis under way: the one it was about has ended."""
+    return _keep(conv, {"type": "done_help"} if conv.state == DONE else {"type": "offer"})
+
+
+def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """An answer to the open question while asked to confirm: the user carries on (no start over)."""
+    if inp.kind == I.ANSWER and _is_current(conv, inp):
+        return answer(replace(conv, state=ASKING), inp, ctx)
+    if inp.kind == I.BACK and _is_current(conv, inp):
+        carried_on = replace(conv, state=ASKING)
+        went = back(carried_on, inp, ctx)
+        return went if went.changed else Step(carried_on, went.outputs)
+    if _is_double_tap(conv, inp, ctx):
+        return _keep(conv)
+    return _keep(conv, *place(conv))
+
+
+def show_result(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """The last result once more (with its comparison); mid-diagnosis the open question follows."""
+    if not conv.last:
+        return _keep(conv, notice("no_result"), *(place(conv) or ({"type": "offer"},)))
+    return _keep(conv, result_output(conv, again=True), *place(conv))
+
+
+def show_result_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    rest = _at_rest(conv)
+    if not rest.last:
+        return Step(rest, (notice("expired"), notice("no_result"), {"type": "offer"}))
+    return Step(rest, (result_output(rest, again=True),))
+
+
+def advice(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A result's row tapped: that question's advice for that answer level; the place is kept."""
+    return _keep(conv, {"type": "advice", "q": inp.q, "choice": inp.choice}, *place(conv))
+
+
+def advice_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), ({"type": "advice", "q": inp.q, "choice": inp.choice},))
 
 
 def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -394,6 +483,7 @@ _STAY = {s: frozenset({s}) for s in STORED_STATES}
 ROUTES: tuple[Route, ...] = (
     # idle: nothing under way
     Route(IDLE, (I.START, I.RESTART), start, frozenset({ASKING})),
+    Route(IDLE, (I.RESTART_YES,), restart_yes_at_rest, _STAY[IDLE]),
     Route(IDLE, (I.FOLLOW,), greet, _STAY[IDLE]),
     Route(IDLE, (I.TEXT, I.ANSWER, I.BACK, I.CONTINUE), offer, _STAY[IDLE]),
     Route(IDLE, (I.OTHER,), non_text_idle, _STAY[IDLE]),
@@ -402,7 +492,8 @@ ROUTES: tuple[Route, ...] = (
     # asking: question q is open
     Route(ASKING, (I.ANSWER,), answer, frozenset({ASKING, DONE})),
     Route(ASKING, (I.BACK,), back, _STAY[ASKING]),
-    Route(ASKING, (I.RESTART,), start, _STAY[ASKING]),
+    Route(ASKING, (I.RESTART,), ask_restart, frozenset({CONFIRM})),
+    Route(ASKING, (I.RESTART_YES,), restart_yes, _STAY[ASKING]),
     Route(ASKING, (I.START, I.FOLLOW), ask_resume, frozenset({RESUME})),
     Route(ASKING, (I.CONTINUE,), reask, _STAY[ASKING]),
     Route(ASKING, (I.TEXT, I.OTHER), hint, frozenset({ASKING, RESUME})),
@@ -410,18 +501,29 @@ ROUTES: tuple[Route, ...] = (
     # resume: asked "continue or start over?"
     Route(RESUME, (I.CONTINUE,), reask, _STAY[ASKING]),
     Route(RESUME, (I.START, I.RESTART), start, _STAY[ASKING]),
+    Route(RESUME, (I.RESTART_YES,), restart_yes, frozenset({ASKING, RESUME})),
     Route(RESUME, (I.ANSWER,), answer_or_resume, frozenset({ASKING, DONE, RESUME})),
     Route(RESUME, (I.BACK,), back_or_resume, frozenset({ASKING, RESUME})),
     Route(RESUME, (I.TEXT, I.OTHER), resume_again, _STAY[RESUME]),
     Route(RESUME, (I.FOLLOW,), ask_resume, _STAY[RESUME]),
     Route(RESUME, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    # confirm: asked "start over?" mid-diagnosis; the place is kept until the user says yes
+    Route(CONFIRM, (I.RESTART_YES,), restart_yes, frozenset({ASKING, CONFIRM})),
+    Route(CONFIRM, (I.CONTINUE,), reask, _STAY[ASKING]),
+    Route(CONFIRM, (I.ANSWER, I.BACK), answer_or_confirm, frozenset({ASKING, DONE, CONFIRM})),
+    Route(CONFIRM, (I.RESTART, I.TEXT, I.OTHER), confirm_again, _STAY[CONFIRM]),
+    Route(CONFIRM, (I.START, I.FOLLOW), ask_resume, frozenset({RESUME})),
+    Route(CONFIRM, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # done: a result is kept
     Route(DONE, (I.START, I.RESTART), start, _STAY[ASKING]),
+    Route(DONE, (I.RESTART_YES,), restart_yes_at_rest, _STAY[DONE]),
     Route(DONE, (I.FOLLOW,), greet, _STAY[DONE]),
     Route(DONE, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), done_help, _STAY[DONE]),
     Route(DONE, (I.UNFOLLOW,), forget, _STAY[DONE]),
     # expired: an unfinished diagnosis ran out of time
-    Route(EXPIRED, (I.START, I.RESTART), start_fresh, _STAY[ASKING]),
+    Route(EXPIRED, (I.START, I.RESTART, I.RESTART_YES), start_fresh, _STAY[ASKING]),
+    Route(EXPIRED, (I.RESULT,), show_result_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (I.ADVICE,), advice_expired, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE, I.CONSULT), expired, frozenset({IDLE, DONE})),
@@ -430,7 +532,10 @@ ROUTES: tuple[Route, ...] = (
     *(Route(s, (I.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (I.OPT_IN, I.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
     # a consultation request about a diagnosis taken (or under way), in any state (the state stays)
-    *(Route(s, (I.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, DONE)),
+    *(Route(s, (I.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, CONFIRM, DONE)),
+    # the last result again, and a result row's advice, in any state (the state and the place stay)
+    *(Route(s, (I.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (I.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
     Route(HANDOFF, (I.TEXT, I.OTHER), leave_to_person, _ALL),
 )

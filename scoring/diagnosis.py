@@ -46,9 +46,13 @@ __all__ = [
     "CHOICES",
     "QUESTION_COUNT",
     "TIERS",
+    "Comparison",
     "DiagnosisResult",
+    "NextTier",
     "QuestionScore",
+    "compare",
     "next_point",
+    "next_tier",
     "parse_answers",
     "score",
     "tier_for",
@@ -173,4 +177,63 @@ def score(answers: str | Sequence[str]) -> DiagnosisResult:
             for index, letter in enumerate(letters)
         ),
         next_point=_next_point_of(letters),
+    )
+
+
+@dataclass(frozen=True)
+class NextTier:
+    """How close the next tier is: ``tier`` is the next one up, ``missing`` the A answers still needed."""
+
+    tier: str
+    missing: int
+
+
+def next_tier(a_count: int) -> NextTier | None:
+    """The next tier up from ``a_count`` A answers and how many more A answers reach it.
+
+    ``None`` at tier "A" (nothing above it). Raises ``ValueError`` like :func:`tier_for`.
+    """
+    tier = tier_for(a_count)
+    if tier == "A":
+        return None
+    target = _TIER_A_MIN if tier == "B" else _TIER_B_MIN
+    return NextTier(tier=TIERS[TIERS.index(tier) - 1], missing=target - a_count)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A retake against the result before it.
+
+    ``moved`` lists the questions whose answer changed as (0-based index, before, after) in question
+    order; ``point_before`` is the previous result's point to fix (``None`` when it was all A) and
+    ``point_now`` the answer given to that question this time (``None`` likewise).
+    """
+
+    before: DiagnosisResult
+    after: DiagnosisResult
+    moved: tuple[tuple[int, str, str], ...]
+    point_before: int | None
+    point_now: str | None
+
+    @property
+    def a_change(self) -> int:
+        return self.after.a_count - self.before.a_count
+
+    @property
+    def point_fixed(self) -> bool:
+        """Last time's point to fix is now answered A (False when there was none)."""
+        return self.point_now == "A"
+
+
+def compare(before: str | Sequence[str], after: str | Sequence[str]) -> Comparison:
+    """Compare two diagnoses of one person (the earlier first). Raises ``ValueError`` for invalid answers."""
+    b, a = score(before), score(after)
+    moved = tuple((i, x, y) for i, (x, y) in enumerate(zip(b.answers, a.answers, strict=True)) if x != y)
+    point = b.next_point
+    return Comparison(
+        before=b,
+        after=a,
+        moved=moved,
+        point_before=point,
+        point_now=None if point is None else a.answers[point],
     )

@@ -1,8 +1,10 @@
 """Machine outputs -> LINE Messaging API messages (line-bot-sdk v3 models).
 
 Questions are text messages with quick replies whose labels begin with the choice letter; the
-result is a Flex bubble: tier label, A count, a strip of the ten answers, the one point to fix, and
-two buttons: 「相談する」 (a postback: LINE sends us no webhook for a URI action, so the request is
+result is a Flex bubble: tier label, A count and how close the next tier is, the framing line, the
+tier's text and next theme, the one point to fix with the advice for that answer's level, the ten
+answers by topic (a tap on a non-A row asks for its advice), the comparison with the result before,
+and two buttons: 「相談する」 (a postback: LINE sends us no webhook for a URI action, so the request is
 recorded from the postback and its confirmation carries the booking page as a URI button) and
 "take it again".
 """
@@ -24,8 +26,13 @@ from linebot.v3.messaging import (
 from bot import views
 from conversations.content import Script
 
-GRADE_COLOURS = {"A": "#2E7D32", "B": "#F9A825", "C": "#EF6C00", "D": "#9E9E9E"}
+# Every text on the card meets WCAG AA (4.5:1) against what it is drawn on (tests/bot/line/test_contrast.py).
+GRADE_COLOURS = {"A": "#2E7D32", "B": "#8A6100", "C": "#B34700", "D": "#616161"}
 TIER_COLOURS = {"A": "#1B5E20", "B": "#1565C0", "C": "#5D4037"}
+ON_COLOUR = "#FFFFFF"  # text on a grade or tier colour
+INK = "#333333"  # body text on the white card
+ACCENT = "#1565C0"  # headings on the white card
+QUIET = "#555555"  # hints on the white card
 
 
 def quick_reply(buttons: list[views.Button]) -> QuickReply | None:
@@ -44,7 +51,7 @@ def render(script: Script, outputs: list[dict[str, Any]]) -> list[Message]:
     messages: list[Message] = []
     for out in outputs:
         if out["type"] == "result":
-            messages.append(result_message(script, out["answers"], out.get("sid", 0)))
+            messages.append(result_message(script, out["answers"], out.get("sid", 0), out.get("prev", "")))
         elif out["type"] == "consult_ack" and out.get("url"):
             messages.append(consult_message(script, out))
         else:
@@ -63,33 +70,72 @@ def consult_message(script: Script, out: dict[str, Any]) -> FlexMessage:
     bubble = {
         "type": "bubble",
         "body": {"type": "box", "layout": "vertical",
-                 "contents": [{"type": "text", "text": v.text, "size": "sm", "wrap": True, "color": "#333333"}]},
+                 "contents": [{"type": "text", "text": v.text, "size": "sm", "wrap": True, "color": INK}]},
         "footer": {"type": "box", "layout": "vertical", "contents": [
-            {"type": "button", "style": "primary", "action": {"type": "uri", "label": v.url_label, "uri": v.url}},
+            {"type": "button", "style": "primary", "color": ACCENT,
+             "action": {"type": "uri", "label": v.url_label, "uri": v.url}},
         ]},
     }
     return FlexMessage(altText=v.text[:1500], contents=FlexContainer.from_dict(bubble))
 
 
-def result_message(script: Script, answers: str, sid: int) -> FlexMessage:
-    v = views.result_view(script, answers)
+def _text(text: str, *, size: str = "sm", color: str = INK, bold: bool = False, **extra: Any) -> dict[str, Any]:
+    t: dict[str, Any] = {"type": "text", "text": text, "size": size, "wrap": True, "color": color, **extra}
+    if bold:
+        t["weight"] = "bold"
+    return t
+
+
+def _row(script: Script, row: views.AnswerRow) -> dict[str, Any]:
+    """One answer: a letter badge in its grade colour and the question's topic; a non-A row is a button."""
+    box: dict[str, Any] = {
+        "type": "box",
+        "layout": "horizontal",
+        "spacing": "sm",
+        "contents": [
+            {"type": "box", "layout": "vertical", "width": "28px", "cornerRadius": "4px", "paddingAll": "2px",
+             "backgroundColor": GRADE_COLOURS[row.letter],
+             "contents": [_text(row.letter, color=ON_COLOUR, bold=True, align="center", wrap=False)]},
+            _text(f"Q{row.q + 1} {row.topic}", flex=1, gravity="center"),
+        ],
+    }
+    if row.advice is not None:
+        box["contents"].append(_text("›", color=ACCENT, bold=True, flex=0, gravity="center", wrap=False))
+        box["action"] = _postback(row.advice)
+    return box
+
+
+def result_message(script: Script, answers: str, sid: int, prev: str = "") -> FlexMessage:
+    v = views.result_view(script, answers, prev)
     consult = views.consult_button(script, sid)
     retake = views.retake_button(script)
-    cells = [
-        {
-            "type": "box",
-            "layout": "vertical",
-            "flex": 1,
-            "cornerRadius": "4px",
-            "paddingAll": "2px",
-            "backgroundColor": GRADE_COLOURS[a],
-            "contents": [
-                {"type": "text", "text": str(i + 1), "size": "xxs", "color": "#FFFFFF", "align": "center"},
-                {"type": "text", "text": a, "size": "sm", "weight": "bold", "color": "#FFFFFF", "align": "center"},
-            ],
-        }
-        for i, a in enumerate(v.result.answers)
+    header = [
+        _text(v.heading, color=ON_COLOUR),
+        _text(v.label, size="xxl", color=ON_COLOUR, bold=True),
+        _text(v.count_line, size="md", color=ON_COLOUR),
     ]
+    if v.closeness:
+        header.append(_text(v.closeness, color=ON_COLOUR))
+    body: list[dict[str, Any]] = []
+    if v.framing:
+        body.append(_text(v.framing))
+    body += [
+        _text(v.summary),
+        {"type": "separator"},
+        _text(v.theme_heading, color=ACCENT, bold=True),
+        _text(v.theme),
+        {"type": "separator"},
+        _text(v.point_heading, color=ACCENT, bold=True),
+    ]
+    if v.point_title:
+        body += [_text(v.point_title, size="md", bold=True), _text(v.point_text)]
+    body += [{"type": "separator"}, _text(v.answers_heading, color=ACCENT, bold=True)]
+    if v.advice_hint:
+        body.append(_text(v.advice_hint, size="xs", color=QUIET))
+    body.append({"type": "box", "layout": "vertical", "spacing": "xs", "contents": [_row(script, r) for r in v.rows]})
+    if v.comparison:
+        body += [{"type": "separator"}, _text(v.comparison[0], color=ACCENT, bold=True),
+                 *(_text(line) for line in v.comparison[1:])]
     bubble = {
         "type": "bubble",
         "header": {
@@ -97,31 +143,16 @@ def result_message(script: Script, answers: str, sid: int) -> FlexMessage:
             "layout": "vertical",
             "backgroundColor": TIER_COLOURS[v.result.tier],
             "paddingAll": "16px",
-            "contents": [
-                {"type": "text", "text": v.heading, "size": "sm", "color": "#FFFFFFCC"},
-                {"type": "text", "text": v.label, "size": "xxl", "weight": "bold", "color": "#FFFFFF"},
-                {"type": "text", "text": v.count_line, "size": "md", "color": "#FFFFFF"},
-            ],
+            "contents": header,
         },
-        "body": {
-            "type": "box",
-            "layout": "vertical",
-            "spacing": "md",
-            "contents": [
-                {"type": "box", "layout": "horizontal", "spacing": "xs", "contents": cells},
-                {"type": "text", "text": v.summary, "size": "sm", "wrap": True, "color": "#333333"},
-                {"type": "separator"},
-                {"type": "text", "text": v.point_heading, "size": "sm", "weight": "bold", "color": "#1565C0"},
-                {"type": "text", "text": v.point_title, "size": "md", "weight": "bold", "wrap": True},
-                {"type": "text", "text": v.point_text, "size": "sm", "wrap": True, "color": "#333333"},
-            ],
-        },
+        "body": {"type": "box", "layout": "vertical", "spacing": "md", "backgroundColor": "#FFFFFF", "contents": body},
         "footer": {
             "type": "box",
             "layout": "vertical",
             "spacing": "sm",
+            "backgroundColor": "#FFFFFF",
             "contents": [
-                {"type": "button", "style": "primary", "action": _postback(consult)},
+                {"type": "button", "style": "primary", "color": ACCENT, "action": _postback(consult)},
                 {"type": "button", "style": "secondary", "action": _postback(retake)},
             ],
         },

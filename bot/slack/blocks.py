@@ -363,7 +363,7 @@ def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tupl
         if out["type"] == "optin_offer":
             continue  # the quarterly retake reminder is a LINE feature
         if out["type"] == "result":
-            text, result_blocks = diagnosis_result(script, out["answers"])
+            text, result_blocks = diagnosis_result(script, out["answers"], out.get("prev", ""))
             texts.append(text)
             blocks += result_blocks
         elif out["type"] == "consult_ack":
@@ -392,14 +392,24 @@ def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tupl
     return "\n".join(texts)[:3000], blocks
 
 
-def diagnosis_result(script: Script, answers: str) -> tuple[str, list[dict[str, Any]]]:
-    v = views.result_view(script, answers)
+def diagnosis_result(script: Script, answers: str, prev: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The result: tier, A count and how close the next tier is, the tier's text and next theme, the point
+    to fix with its advice, the ten answers by topic (each non-A one has an advice button below), and the
+    comparison with the result before."""
+    v = views.result_view(script, answers, prev)
     marks = {"A": "🟢", "B": "🟡", "C": "🟠", "D": "⚪"}
-    strip = " ".join(f"{i + 1}{marks[a]}" for i, a in enumerate(v.result.answers))
+    head = f"*{v.label}*  {v.count_line}" + (f"\n{v.closeness}" if v.closeness else "")
+    point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*\n{v.point_text}" if v.point_title else "")
+    rows = "\n".join(f"{marks[r.letter]} {r.letter}  Q{r.q + 1} {r.topic}" for r in v.rows)
     blocks = [
         {"type": "header", "text": plain(f"{v.heading}: {v.label}"[:150])},
-        section(f"*{v.label}*  {v.count_line}\n{strip}"),
+        section(head),
+        *([section(v.framing)] if v.framing else []),
         section(v.summary),
-        section(f"*{v.point_heading}*\n*{v.point_title}*\n{v.point_text}"),
+        section(f"*{v.theme_heading}*\n{v.theme}"),
+        section(point),
+        section(f"*{v.answers_heading}*\n{rows}" + (f"\n{v.advice_hint}" if v.advice_hint else "")),
     ]
+    if v.comparison:
+        blocks.append(section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:])))
     return v.alt, blocks

@@ -166,7 +166,12 @@ def test_back_and_start_over(page: TryPage) -> None:
     assert page.seen[-1]["text"].startswith("Q3/10")
     page.tap("1問もどる")
     assert page.seen[-1]["text"].startswith("Q2/10")
-    page.tap("最初からやり直す")
+    page.tap("最初からやり直す？")  # asks first; the place is kept
+    assert page.seen[-1]["text"] == load_script("ja").text("restart_confirm", count=1)
+    page.tap("いいえ、続ける")
+    assert page.seen[-1]["text"].startswith("Q2/10")
+    page.tap("最初からやり直す？")
+    page.tap("はい、最初から")
     assert page.seen[-1]["text"].startswith("Q1/10")
 
 

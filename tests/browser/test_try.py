@@ -31,8 +31,9 @@ def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_pat
     card = until(console, lambda b: b.find_elements(By.CSS_SELECTOR, "#log .card"), "the result card")[0]
     assert "B評価" in card.text and "8/10" in card.text
     assert "Q9" in card.find_element(By.CSS_SELECTOR, ".point-title").text
-    cells = [e.text.split()[-1] for e in card.find_elements(By.CSS_SELECTOR, ".strip span")]
-    assert "".join(cells) == ANSWERS
+    badges = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".rows .grade")]
+    assert "".join(badges) == ANSWERS
+    assert "Q1 " in card.find_element(By.CSS_SELECTOR, ".rows").text  # each answer beside its question's topic
     users = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#log .msg-user")]
     assert users[0] == "診断をはじめる" and users[5] == "ｂ" and users[1].startswith("A: ")
     # the reminder question follows the result, with its two buttons
@@ -61,7 +62,8 @@ def test_back_start_over_and_a_new_test(console: Any, server: Server) -> None:
     wait_question(console, 3)
     tap(console, "#replies button[data-data^='b:']", "back")
     wait_question(console, 2)
-    tap(console, "#replies button[data-data='r']", "start over")
+    tap(console, "#replies button[data-data='r']", "start over?")
+    tap(console, "#replies button[data-data='r:1']", "yes, start over")
     wait_question(console, 1)
     before = len(bot_texts(console))
     assert before > 3

@@ -94,7 +94,9 @@ def test_restart_ends_the_diagnosis_under_way() -> None:
     u = User()
     u.do(I.START)
     first = u.lead_id
-    d = u.do(I.RESTART)
+    d = u.do(I.RESTART)  # start over? the diagnosis is still under way
+    assert d is not None and "ended" not in d and d["lead"]["id"] == first and d["lead"]["open"] == 1
+    d = u.send(Input(I.RESTART_YES, sid=1))  # yes
     assert d is not None and d["ended"] == first and d["lead"]["id"] == u.lead_id != first
 
 
@@ -229,6 +231,7 @@ def test_a_restart_ends_the_first_diagnosis_at_once(stats: Analytics) -> None:
     u.answer("AB")
     first = u.lead_id
     u.do(I.RESTART)
+    u.send(Input(I.RESTART_YES, sid=1))
     f = stats.funnel()
     assert (f["started"], f["in_progress"]) == (2, 1)
     assert [x["dropoff"] for x in f["questions"][:3]] == [0.0, 0.0, 1.0]  # the first stopped at Q3
@@ -347,3 +350,15 @@ def test_a_diagnosis_from_before_the_figures_seen_only_as_it_ends_is_no_lead(sta
     assert stats.leads() == [] and stats.funnel()["started"] == 0
     u.do(I.START)
     assert [x.number for x in stats.leads()] == [4]
+
+
+def test_the_result_shown_after_an_unfinished_retake_expired_does_not_finish_the_retake() -> None:
+    u = User()
+    u.do(I.START)
+    u.answer("AAAAAAAAAB")
+    u.do(I.START)
+    u.answer("AB")
+    retake = u.lead_id
+    d = u.do(I.RESULT, dt=8 * 86400)  # 「結果」 after the retake expired: the first result, shown again
+    assert d is not None and d["lead"]["id"] == retake
+    assert d["lead"]["open"] == 0 and "finished" not in d["lead"] and "tier" not in d["lead"]

@@ -216,3 +216,20 @@ def test_arbitrary_postback_data_never_raises(data: str) -> None:
 @given(st.binary(max_size=40))
 def test_arbitrary_bytes_postback_data_is_text(data: bytes) -> None:
     assert from_button(data) == Input(I.TEXT)  # type: ignore[arg-type]
+
+
+def test_start_over_confirmation_and_advice_buttons_round_trip() -> None:
+    assert from_button(button(I.RESTART_YES, sid=4)) == Input(I.RESTART_YES, sid=4)
+    assert button(I.RESTART_YES, sid=4) == "r:4"
+    assert from_button(button(I.ADVICE, q=9, choice="B")) == Input(I.ADVICE, choice="B", q=9)
+    assert button(I.ADVICE, q=2, choice="D") == "v:2:D"
+
+
+@pytest.mark.parametrize("data", ["v:10:B", "v:1:A", "v:1:E", "v:x:B", "v:1", "r:-1", "r:x", "r:1:2"])
+def test_malformed_advice_or_confirmation_is_text(data: str) -> None:
+    assert from_button(data) == Input(I.TEXT)
+
+
+@pytest.mark.parametrize("word", ["結果", "結果を見る", "result", "ＲＥＳＵＬＴ"])
+def test_result_words_ask_for_the_last_result(word: str) -> None:
+    assert from_text(word, load_script("ja").keywords) == Input(I.RESULT)

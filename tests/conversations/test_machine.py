@@ -15,6 +15,7 @@ from conversations.errors import ConfigError
 from conversations.inputs import Input
 from conversations.machine import (
     ASKING,
+    CONFIRM,
     DONE,
     EXPIRED,
     HANDOFF,
@@ -255,8 +256,8 @@ def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
     assert (chat.conv.state, chat.conv.sid, chat.conv.last) == (ASKING, 2, "AAAAAAAAAA")
     for letter in "DDDDDDDDDD":
         step = chat.tap(letter)
-    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD"}, OPTIN_OFFER)
-    assert chat.conv.last == "DDDDDDDDDD"
+    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD", "prev": "AAAAAAAAAA"}, OPTIN_OFFER)
+    assert (chat.conv.last, chat.conv.prev) == ("DDDDDDDDDD", "AAAAAAAAAA")
 
 
 # --- back and restart ---------------------------------------------------------------------------
@@ -294,11 +295,92 @@ def test_stale_back_button_does_not_move() -> None:
     assert chat.conv is before
 
 
-def test_restart_mid_way() -> None:
+def test_restart_mid_way_asks_first_and_keeps_the_place() -> None:
     chat = asking_at(6)
+    before = (chat.conv.sid, chat.conv.q, chat.conv.answers)
     step = chat.do(I.RESTART)
+    assert step.outputs == ({"type": "confirm_restart", "sid": 1, "q": 6},)
+    assert chat.conv.state == CONFIRM and (chat.conv.sid, chat.conv.q, chat.conv.answers) == before
+    step = chat.do(I.RESTART_YES, sid=1)
     assert step.outputs == (notice("restarted"), q_out(2, 0))
     assert (chat.conv.state, chat.conv.sid, chat.conv.q, chat.conv.answers) == (ASKING, 2, 0, "")
+
+
+def test_no_to_start_over_returns_to_the_open_question() -> None:
+    chat = asking_at(6)
+    before = (chat.conv.sid, chat.conv.q, chat.conv.answers)
+    chat.do(I.RESTART)
+    step = chat.do(I.CONTINUE, sid=1)
+    assert step.outputs == (q_out(1, 6),)
+    assert chat.conv.state == ASKING and (chat.conv.sid, chat.conv.q, chat.conv.answers) == before
+
+
+def test_answering_while_asked_to_start_over_carries_on() -> None:
+    chat = asking_at(6)
+    chat.do(I.RESTART)
+    step = chat.tap("B")
+    assert step.outputs == (q_out(1, 7),)
+    assert chat.conv.state == ASKING and chat.conv.answers.endswith("B") and chat.conv.q == 7
+
+
+def test_text_while_asked_to_start_over_asks_again() -> None:
+    chat = asking_at(3)
+    chat.do(I.RESTART)
+    before = chat.conv
+    for kind in (I.TEXT, I.RESTART):
+        step = chat.do(kind)
+        assert step.outputs == ({"type": "confirm_restart", "sid": 1, "q": 3},)
+        assert chat.conv is before
+
+
+def test_yes_from_an_earlier_diagnosis_does_not_start_over() -> None:
+    chat = asking_at(3)
+    before = chat.conv
+    step = chat.do(I.RESTART_YES, sid=0)
+    assert step.outputs == (notice("stale", number=4), q_out(1, 3))
+    assert chat.conv is before
+
+
+def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again() -> None:
+    chat = asking_at(3)
+    chat.conv = replace(chat.conv, remind=True)
+    step = chat.do(I.OPT_OUT)
+    assert step.outputs == (notice("optin_off"), q_out(1, 3))
+    assert not chat.conv.remind and (chat.conv.state, chat.conv.q) == (ASKING, 3)
+    step = chat.do(I.OPT_OUT)  # already off: still shows where the user is
+    assert step.outputs == (notice("optin_off"), q_out(1, 3))
+
+
+def test_result_word_shows_the_last_result_again_in_any_state() -> None:
+    chat = finished("AABBCCDDAB")
+    before = chat.conv
+    step = chat.do(I.RESULT)
+    assert step.outputs == ({"type": "result", "sid": 1, "answers": "AABBCCDDAB", "again": True},)
+    assert chat.conv is before
+    chat.do(I.START)
+    chat.tap("A")
+    step = chat.do(I.RESULT)  # mid-diagnosis: the result, then the open question
+    assert step.outputs == ({"type": "result", "sid": 2, "answers": "AABBCCDDAB", "again": True}, q_out(2, 1))
+
+
+def test_result_word_without_a_result_says_so_and_offers_to_start() -> None:
+    chat = Chat()
+    step = chat.do(I.RESULT)
+    assert step.outputs == (notice("no_result"), {"type": "offer"})
+    chat.do(I.START)
+    step = chat.do(I.RESULT)
+    assert step.outputs == (notice("no_result"), q_out(1, 0))
+
+
+def test_advice_tap_answers_with_that_questions_advice_and_keeps_the_place() -> None:
+    chat = finished()
+    before = chat.conv
+    step = chat.send(Input(I.ADVICE, q=2, choice="B"))
+    assert step.outputs == ({"type": "advice", "q": 2, "choice": "B"},)
+    assert chat.conv is before
+    chat.do(I.START)
+    step = chat.send(Input(I.ADVICE, q=4, choice="D"))
+    assert step.outputs == ({"type": "advice", "q": 4, "choice": "D"}, q_out(2, 0))
 
 
 def test_continue_while_asking_reasks() -> None:
@@ -412,6 +494,7 @@ def test_stale_answer_button_never_moves(q: int, sid: int) -> None:
 def test_button_of_an_earlier_diagnosis_is_stale() -> None:
     chat = asking_at(2)
     chat.do(I.RESTART)
+    chat.do(I.RESTART_YES, sid=1)
     chat.tap("A")
     assert (chat.conv.sid, chat.conv.q) == (2, 1)
     before = chat.conv
@@ -766,12 +849,14 @@ def test_n_increases_on_every_changed_step() -> None:
 
 @dataclass
 class Model:
-    """What the diagnosis should be: at rest, asking, or at the resume prompt; the answers so far."""
+    """What the diagnosis should be: at rest, asking, at the resume prompt or asked to confirm a start
+    over; the answers so far, the last result and the one before it."""
 
     state: str = "rest"
     sid: int = 0
     answers: str = ""
     last: str = ""
+    prev: str = ""
 
     def fresh(self) -> None:
         self.state, self.sid, self.answers = "asking", self.sid + 1, ""
@@ -781,21 +866,29 @@ class Model:
 
     def apply(self, inp: Input) -> str | None:
         """Apply an input; return the result answers when the diagnosis finishes."""
-        busy = self.state in ("asking", "resume")
+        busy = self.state in ("asking", "resume", "confirm")
         k = inp.kind
-        if k == I.RESTART or (k == I.START and self.state != "asking"):
+        if k == I.RESTART and self.state == "asking":
+            self.state = "confirm"  # start over? nothing is lost yet
+        elif (
+            (k == I.RESTART_YES and busy and inp.sid == self.sid)
+            or (k == I.RESTART and self.state != "confirm")
+            or (k == I.START and self.state in ("rest", "resume"))
+        ):
             self.fresh()
         elif k == I.START or (k == I.FOLLOW and busy):
             self.state = "resume"
-        elif k == I.CONTINUE and self.state == "resume":
+        elif k == I.CONTINUE and self.state in ("resume", "confirm"):
             self.state = "asking"
+        elif k == I.BACK and self.state == "confirm" and self.current(inp.q, inp.sid):
+            self.state, self.answers = "asking", self.answers[:-1]  # carries on: asked again, or one back
         elif k == I.BACK and busy and self.current(inp.q, inp.sid) and self.answers:
             self.state, self.answers = "asking", self.answers[:-1]
         elif k == I.ANSWER and busy and self.current(inp.q, inp.sid):
             assert inp.choice is not None
             self.state, self.answers = "asking", self.answers + inp.choice
             if len(self.answers) == QUESTION_COUNT:
-                self.state, self.last, self.answers = "rest", self.answers, ""
+                self.state, self.prev, self.last, self.answers = "rest", self.last, self.answers, ""
                 return self.last
         return None
 
@@ -806,7 +899,9 @@ choices = st.sampled_from("ABCD")
 button_answers = st.tuples(st.just(I.ANSWER), st.just("cur"), st.just("cur"), choices)
 typed_answers = st.tuples(st.just(I.ANSWER), st.none(), st.none(), choices)
 ops = st.one_of(
-    st.tuples(st.sampled_from([I.START, I.RESTART, I.CONTINUE, I.TEXT, I.OTHER, I.FOLLOW])),
+    st.tuples(st.sampled_from([I.START, I.RESTART, I.CONTINUE, I.TEXT, I.OTHER, I.FOLLOW, I.RESULT])),
+    st.tuples(st.just(I.RESTART_YES), sid_refs),
+    st.tuples(st.just(I.ADVICE), st.integers(0, 9), st.sampled_from("BCD")),
     st.tuples(st.just(I.BACK), q_refs, sid_refs),
     st.tuples(st.just(I.ANSWER), q_refs, sid_refs, choices),
     # answers to the current question are weighted up so that diagnoses often finish
@@ -819,6 +914,10 @@ def resolve(op: tuple[Any, ...], model: Model) -> Input:
     kind = op[0]
     if len(op) == 1:
         return Input(kind, sid=model.sid if kind == I.CONTINUE else None)
+    if kind == I.RESTART_YES:
+        return Input(kind, sid={"cur": model.sid, "old": max(model.sid - 1, 0)}.get(op[1], op[1]))
+    if kind == I.ADVICE:
+        return Input(kind, q=op[1], choice=op[2])
     q_ref, sid_ref = op[1], op[2]
     cur_q = len(model.answers)
     q = {"cur": cur_q, "prev": max(cur_q - 1, 0), "next": cur_q + 1}.get(q_ref, q_ref)
@@ -835,18 +934,25 @@ def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, 
         step = chat.send(inp)
         expected = model.apply(inp)
         conv = chat.conv
-        results = [o for o in step.outputs if o["type"] == "result"]
+        results = [o for o in step.outputs if o["type"] == "result" and not o.get("again")]
         for o in results:
             assert len(o["answers"]) == QUESTION_COUNT
+            assert o.get("prev", "") == model.prev
         assert [o["answers"] for o in results] == ([expected] if expected else [])
+        shown = [o for o in step.outputs if o["type"] == "result" and o.get("again")]
+        if inp.kind == I.RESULT:  # the last result again, or "none yet"
+            assert [o["answers"] for o in shown] == ([model.last] if model.last else [])
+            assert bool(model.last) or notice("no_result") in step.outputs
+        else:
+            assert shown == []
         if expected:
             event("a diagnosis finished")
         assert conv.sid == model.sid
-        assert conv.last == model.last
+        assert (conv.last, conv.prev) == (model.last, model.prev)
         if model.state == "rest":
             assert conv.state == (DONE if model.last else IDLE)
         else:
-            assert conv.state == {"asking": ASKING, "resume": RESUME}[model.state]
+            assert conv.state == {"asking": ASKING, "resume": RESUME, "confirm": CONFIRM}[model.state]
             assert (conv.q, conv.answers) == (len(model.answers), model.answers)
         assert Conv.from_json(conv.to_json()).to_json() == conv.to_json()
 
@@ -866,7 +972,8 @@ def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
     for letter in "ABCDABCDA":
         chat.tap(letter)
     step = chat.tap("A")
-    assert step.outputs == ({"type": "result", "sid": 2, "answers": "ABCDABCDAA"},)  # no second offer
+    assert step.outputs == (  # no second offer
+        {"type": "result", "sid": 2, "answers": "ABCDABCDAA", "prev": "AABBCCDDAB"},)
     assert chat.conv.remind  # kept across the retake
 
 

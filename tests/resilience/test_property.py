@@ -51,7 +51,7 @@ SETTINGS = Settings(expiry=1000.0, resume_after=300.0, double_tap=10.0, handoff=
 KEYWORDS = load_script("ja").keywords
 SUBJECTS = 2
 
-IDLE, ASKING, RESUME, DONE = "idle", "asking", "resume", "done"
+IDLE, ASKING, RESUME, CONFIRM, DONE = "idle", "asking", "resume", "confirm", "done"
 GREETING = {"type": "greeting"}
 OFFER = {"type": "offer"}
 DONE_HELP = {"type": "done_help"}
@@ -72,6 +72,21 @@ def resume_prompt(sid: int, q: int) -> dict[str, Any]:
     return {"type": "resume", "sid": sid, "q": q}
 
 
+def confirm_prompt(sid: int, q: int) -> dict[str, Any]:
+    return {"type": "confirm_restart", "sid": sid, "q": q}
+
+
+def place(m: Model) -> list[dict[str, Any]]:
+    """What shows the user where they are in a diagnosis under way (nothing at rest)."""
+    return {ASKING: [question(m.sid, m.q)], RESUME: [resume_prompt(m.sid, m.q)],
+            CONFIRM: [confirm_prompt(m.sid, m.q)]}.get(m.state, [])
+
+
+def result(m: Model, answers: str, prev: str, again: bool = False) -> dict[str, Any]:
+    return {"type": "result", "sid": m.sid, "answers": answers, **({"prev": prev} if prev else {}),
+            **({"again": True} if again else {})}
+
+
 @dataclass(frozen=True)
 class Model:
     """What one user's record should be. ``stored`` False: no record in Redis at all."""
@@ -87,13 +102,14 @@ class Model:
     stored: bool = False
     handoff_until: float = 0.0  # a consultation request is open: free text gets no answer until then
     consulted: int = 0  # the diagnosis of the latest consultation request
+    prev: str = ""  # the finished result before ``last`` (a retake's result is compared with it)
 
     def in_handoff(self, now: float) -> bool:
         return self.handoff_until > now
 
     @property
     def in_progress(self) -> bool:
-        return self.state in (ASKING, RESUME)
+        return self.state in (ASKING, RESUME, CONFIRM)
 
     def expired(self, now: float) -> bool:
         return self.in_progress and now - self.updated > SETTINGS.expiry
@@ -132,16 +148,29 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
         out = [notice("optin_on" if on else "optin_off")]
         if m.expired(now):  # the expired diagnosis is put to rest, not revived
             return _changed(m, now, **_at_rest(m), remind=on), out
-        return (m if m.remind == on else _changed(m, now, remind=on)), out
+        shown = [] if on else place(m)  # a stop word mid-diagnosis: where the user is, again
+        return (m if m.remind == on else _changed(m, now, remind=on)), out + shown
     if k == I.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
         return (_changed(m, now, **_at_rest(m), remind=False, handoff_until=0.0) if m.last else Model()), []
     if m.expired(now):
-        if k in (I.START, I.RESTART):
+        if k in (I.START, I.RESTART, I.RESTART_YES):
             new = _changed(m, now, **_fresh(m))
             return new, [question(new.sid, 0)]
         if k == I.FOLLOW:
             return _changed(m, now, **_at_rest(m)), [GREETING]
-        return _changed(m, now, **_at_rest(m)), [notice("expired"), OFFER]
+        rest = _changed(m, now, **_at_rest(m))
+        if k == I.RESULT:
+            return rest, ([result(m, m.last, m.prev, again=True)] if m.last
+                          else [notice("expired"), notice("no_result"), OFFER])
+        if k == I.ADVICE:
+            return rest, [{"type": "advice", "q": inp.q, "choice": inp.choice}]
+        return rest, [notice("expired"), OFFER]
+    if k == I.RESULT:  # the last result again, in any state; the place is kept
+        if not m.last:
+            return m, [notice("no_result"), *(place(m) or [OFFER])]
+        return m, [result(m, m.last, m.prev, again=True), *place(m)]
+    if k == I.ADVICE:
+        return m, [{"type": "advice", "q": inp.q, "choice": inp.choice}, *place(m)]
     if k == I.CONSULT:
         if m.state == IDLE:
             return m, [notice("consult_first"), OFFER]
@@ -157,17 +186,25 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
             return new, [question(new.sid, 0)]
         if k == I.FOLLOW:
             return m, [GREETING]
+        if k == I.RESTART_YES:  # the diagnosis it was about has ended
+            return m, [DONE_HELP if m.state == DONE else OFFER]
         if m.state == DONE:
             return m, ([] if _double_tap(m, inp, now) else [DONE_HELP])
         return m, ([notice("non_text"), OFFER] if k == I.OTHER else [OFFER])
-    # a diagnosis is under way (asking, or resume: "continue or start over?")
-    if k == I.RESTART or (k == I.START and m.state == RESUME):
+    # a diagnosis is under way (asking; resume: "continue or start over?"; confirm: "start over?")
+    if k == I.RESTART and m.state == ASKING:  # asks first; the answers so far are kept
+        return _changed(m, now, state=CONFIRM), [confirm_prompt(m.sid, m.q)]
+    if k == I.RESTART_YES and inp.sid != m.sid:  # a yes from an earlier diagnosis
+        return m, [notice("stale", number=m.q + 1), *place(m)]
+    if (k == I.RESTART and m.state == RESUME) or k == I.RESTART_YES or (k == I.START and m.state == RESUME):
         new = _changed(m, now, **_fresh(m))
         return new, [notice("restarted"), question(new.sid, 0)]
     if k in (I.START, I.FOLLOW):
         return _changed(m, now, state=RESUME), [*([GREETING] if k == I.FOLLOW else []), resume_prompt(m.sid, m.q)]
     if k == I.CONTINUE:
-        return (_changed(m, now, state=ASKING) if m.state == RESUME else m), [question(m.sid, m.q)]
+        return (_changed(m, now, state=ASKING) if m.state != ASKING else m), [question(m.sid, m.q)]
+    if m.state == CONFIRM and k in (I.RESTART, I.TEXT, I.OTHER):  # asked again: nothing is lost unasked
+        return m, [confirm_prompt(m.sid, m.q)]
     if k in (I.TEXT, I.OTHER):
         if m.state == RESUME:
             return m, [resume_prompt(m.sid, m.q)]
@@ -181,17 +218,19 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]
             return m, []
         if m.state == RESUME:
             return m, [resume_prompt(m.sid, m.q)]
+        if m.state == CONFIRM:
+            return m, [confirm_prompt(m.sid, m.q)]
         return m, [notice("stale", number=m.q + 1), question(m.sid, m.q)]
     if k == I.BACK:
-        if m.q == 0:
-            return m, [question(m.sid, 0)]
+        if m.q == 0:  # (while asked to start over: the user carries on)
+            return (_changed(m, now, state=ASKING) if m.state == CONFIRM else m), [question(m.sid, 0)]
         return _changed(m, now, state=ASKING, q=m.q - 1, answers=m.answers[:-1]), [question(m.sid, m.q - 1)]
     assert inp.choice is not None
     answers = m.answers + inp.choice
     if len(answers) < QUESTIONS:
         return _changed(m, now, state=ASKING, q=m.q + 1, answers=answers), [question(m.sid, m.q + 1)]
-    done = _changed(m, now, state=DONE, q=0, answers="", last=answers)
-    return done, [{"type": "result", "sid": m.sid, "answers": answers}, *([] if m.remind else [OPTIN_OFFER])]
+    done = _changed(m, now, state=DONE, q=0, answers="", last=answers, prev=m.last)
+    return done, [result(m, answers, m.last), *([] if m.remind else [OPTIN_OFFER])]
 
 
 # ---- the outbox stand-in ------------------------------------------------------------------------
@@ -317,6 +356,23 @@ class BotAgainstModel(RuleBasedStateMachine):
     def restart(self, ui: int, typed: bool) -> None:
         self.deliver(ui, I.from_text("最初から", KEYWORDS) if typed else I.from_button("r"))
 
+    @rule(ui=st.integers(0, SUBJECTS - 1), data=st.data())
+    def restart_yes(self, ui: int, data: st.DataObject) -> None:
+        """Yes to "start over?": for this diagnosis, or a forged/earlier number."""
+        m = self.users[ui].model
+        sid = data.draw(st.one_of(st.just(m.sid), st.integers(0, m.sid + 1)), label="sid")
+        self.deliver(ui, I.from_button(f"r:{sid}"))
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), how=st.sampled_from(["結果", "result", "結果を見る"]))
+    def see_result(self, ui: int, how: str) -> None:
+        inp = I.from_text(how, KEYWORDS)
+        assert inp.kind == I.RESULT, inp
+        self.deliver(ui, inp)
+
+    @rule(ui=st.integers(0, SUBJECTS - 1), q=st.integers(0, QUESTIONS - 1), letter=st.sampled_from("BCD"))
+    def advice_tap(self, ui: int, q: int, letter: str) -> None:
+        self.deliver(ui, I.from_button(f"v:{q}:{letter}"))
+
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def go_on(self, ui: int, typed: bool) -> None:
         m = self.users[ui].model
@@ -375,7 +431,8 @@ class BotAgainstModel(RuleBasedStateMachine):
         self.deliver(ui, I.from_text(text, KEYWORDS))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), data=st.sampled_from(["", "x", "a:1", "a:1:0:E", "b:x:1", "c", "o:2",
-                                                                   "a:-1:0:A", "a:1:0:AB", "s:1", "r:r"]))
+                                                                   "a:-1:0:A", "a:1:0:AB", "s:1", "r:r", "v:10:B",
+                                                                   "v:1:A", "r:-1"]))
     def garbage_button(self, ui: int, data: str) -> None:
         self.deliver(ui, I.from_button(data))
 
@@ -505,10 +562,10 @@ class BotAgainstModel(RuleBasedStateMachine):
                 continue
             assert raw is not None, u.subject
             conv = Conv.from_json(raw)
-            got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.remind, conv.n, conv.updated,
-                   conv.handoff_until, conv.consulted)
-            assert got == (m.state, m.sid, m.q, m.answers, m.last, m.remind, m.n, m.updated, m.handoff_until,
-                           m.consulted), (got, m)
+            got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.prev, conv.remind, conv.n,
+                   conv.updated, conv.handoff_until, conv.consulted)
+            assert got == (m.state, m.sid, m.q, m.answers, m.last, m.prev, m.remind, m.n, m.updated,
+                           m.handoff_until, m.consulted), (got, m)
             assert (len(conv.answers) == conv.q) if conv.in_progress else (conv.answers == "")
             ttl = self.r.ttl(key)
             if m.in_progress and not m.last:

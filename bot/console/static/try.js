@@ -45,20 +45,30 @@
     head.appendChild(el("div", "heading", c.heading));
     head.appendChild(el("div", "label", c.label));
     head.appendChild(el("div", "count", c.count));
+    if (c.closeness) { head.appendChild(el("div", "count", c.closeness)); }
     box.appendChild(head);
     var body = el("div", "card-body");
-    var strip = el("div", "strip");
-    c.answers.split("").forEach(function (a, i) {
-      var cell = el("span", "grade-" + a);
-      cell.appendChild(el("small", "", String(i + 1)));
-      cell.appendChild(document.createTextNode(a));
-      strip.appendChild(cell);
-    });
-    body.appendChild(strip);
+    if (c.framing) { body.appendChild(el("p", "summary", c.framing)); }
     body.appendChild(el("p", "summary", c.summary));
+    body.appendChild(el("p", "point-heading", c.theme_heading));
+    body.appendChild(el("p", "point-text", c.theme));
     body.appendChild(el("p", "point-heading", c.point_heading));
-    body.appendChild(el("p", "point-title", c.point_title));
-    body.appendChild(el("p", "point-text", c.point_text));
+    if (c.point_title) {
+      body.appendChild(el("p", "point-title", c.point_title));
+      body.appendChild(el("p", "point-text", c.point_text));
+    }
+    body.appendChild(el("p", "point-heading", c.answers_heading));
+    var rows = el("ul", "rows");
+    c.rows.forEach(function (r) {
+      var row = el("li", "");
+      row.appendChild(el("span", "grade grade-" + r.letter, r.letter));
+      row.appendChild(document.createTextNode(" Q" + r.q + " " + r.topic));
+      rows.appendChild(row);
+    });
+    body.appendChild(rows);
+    (c.comparison || []).forEach(function (line, i) {
+      body.appendChild(el("p", i === 0 ? "point-heading" : "point-text", line));
+    });
     (buttons || []).forEach(function (b) { body.appendChild(button(b, "reply")); });
     box.appendChild(body);
     return box;

@@ -87,3 +87,29 @@ def last_quick_reply_data(messages: list[dict[str, Any]]) -> list[str]:
 
 def texts(messages: list[dict[str, Any]]) -> list[str]:
     return [m.get("text", m.get("altText", "")) for m in messages]
+
+
+def answer_rows(flex: dict[str, Any]) -> list[dict[str, Any]]:
+    """The result card's answer rows, in order: {"letter", "text" (the row's question and topic), "data"
+    (the postback of a tap on the row, "" when the row has none)}."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kids = node.get("contents")
+            if node.get("type") == "box" and node.get("layout") == "horizontal" and isinstance(kids, list) and kids:
+                badge = kids[0]
+                inner = badge.get("contents") if isinstance(badge, dict) else None
+                if badge.get("type") == "box" and isinstance(inner, list) and len(inner) == 1 \
+                        and inner[0].get("text") in ("A", "B", "C", "D"):
+                    rows.append({"letter": inner[0]["text"], "text": kids[1]["text"],
+                                 "data": node.get("action", {}).get("data", "")})
+                    return
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(flex.get("contents", flex))
+    return rows

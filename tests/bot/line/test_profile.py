@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from bot import views
 from bot.app import build_services, create_app
 from conversations.analytics import NAMES, Analytics, person_ref
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
@@ -48,7 +49,7 @@ def test_the_name_is_fetched_once_at_follow_by_the_worker(line_env: LineEnv) -> 
     line_env.settle()
     assert profile_calls(line_env, user) == 1
     assert name_of(line_env, user) == "佐藤 一郎"
-    assert [m["text"] for m in line_env.fake.delivered(user.user_id)] == [line_env.svc.script.text("greeting")]
+    assert [m["text"] for m in line_env.fake.delivered(user.user_id)] == [views.greeting_text(line_env.svc.script)]
     for text in ("診断", "A", "B"):
         user.say(text)
         line_env.settle()

@@ -7,13 +7,14 @@ import threading
 
 import pytest
 
+from bot import views
 from bot.core import MAX_CAS_ATTEMPTS
 from conversations import keys
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.store import RedisStore, Snapshot
 from tests.bot.line.conftest import LineEnv
-from tests.bot.line.helpers import LineUser, last_quick_reply_data, sign, texts
+from tests.bot.line.helpers import LineUser, answer_rows, last_quick_reply_data, sign, texts
 from tests.fakes.line_api import REPLY
 
 
@@ -64,8 +65,7 @@ def test_full_diagnosis_reaches_each_tier(line_env: LineEnv, answers: str, label
     assert label in result["altText"] and f"{count}/10" in result["altText"]
     body = json.dumps(result["contents"], ensure_ascii=False)
     assert label in body
-    strip = result["contents"]["body"]["contents"][0]["contents"]
-    assert [cell["contents"][1]["text"] for cell in strip] == list(answers)
+    assert [r["letter"] for r in answer_rows(result)] == list(answers)
     state = conv_of(line_env, user)
     assert state.state == "done" and state.last == answers
 
@@ -83,7 +83,8 @@ def test_follow_greets_and_offers_to_start(line_env: LineEnv) -> None:
     user.follow()
     line_env.settle()
     [greeting] = line_env.fake.delivered(user.user_id)
-    assert greeting["text"] == line_env.svc.script.text("greeting")
+    assert greeting["text"] == views.greeting_text(line_env.svc.script)
+    assert greeting["text"].endswith(line_env.svc.script.text("privacy_note"))
     assert last_quick_reply_data([greeting]) == ["s"]
 
 
@@ -97,7 +98,7 @@ def test_question_has_progress_and_lettered_quick_replies(line_env: LineEnv) -> 
     assert q2["text"].startswith("Q2/10")
     labels = [i["action"]["label"] for i in q2["quickReply"]["items"]]
     assert [x[0] for x in labels[:4]] == ["A", "B", "C", "D"]
-    assert labels[4:] == ["1問もどる", "最初からやり直す"]
+    assert labels[4:] == ["1問もどる", "最初からやり直す？"]
     assert conv_of(line_env, user).answers == "B"
 
 
@@ -198,7 +199,14 @@ def test_back_restart_and_resume(line_env: LineEnv) -> None:
     line_env.settle()
     assert line_env.fake.delivered(user.user_id)[-1]["text"].startswith("Q3/10")
     assert conv_of(line_env, user).state == "asking"
-    user.tap("r")
+    user.tap("r")  # start over? asks first and keeps the place
+    line_env.settle()
+    confirm = line_env.fake.delivered(user.user_id)[-1]
+    assert confirm["text"] == line_env.svc.script.text("restart_confirm", count=2)
+    assert last_quick_reply_data([confirm]) == ["r:1", "c:1"]
+    state = conv_of(line_env, user)
+    assert (state.state, state.sid, state.q, state.answers) == ("confirm", 1, 2, "AB")
+    user.tap("r:1")
     line_env.settle()
     state = conv_of(line_env, user)
     assert (state.sid, state.q, state.answers) == (2, 0, "")

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from conversations import keys
+from conversations.content import advice_for
 from conversations.keys import Subject
 from tests.bot.slack.conftest import ALICE, BOB, CH, WS, SlackEnv, txt
 from tests.fakes.slack_api import dm_channel_id
@@ -72,16 +73,26 @@ def test_clicking_through_all_ten_questions_reaches_each_tier(
     label = script.tiers[tier].label
     assert label == f"{tier}評価"
     assert result["blocks"][0]["text"]["text"] == f"{script.text('result_heading')}: {label}"
-    assert result["blocks"][1]["text"]["text"].startswith(f"*{label}*  Aの数：{count}/10")
+    head = result["blocks"][1]["text"]["text"]
+    assert head.startswith(f"*{label}*  Aの数：{count}/10")
+    closer = {"A": "", "B": "A評価まであとAが2つ", "C": "B評価まであとAが7つ"}[tier]  # 10, 7 and 0 A's
+    assert head.endswith(closer) and ("あと" in head) == bool(closer)
+    texts = [b["text"]["text"] for b in result["blocks"] if b["type"] == "section"]
+    assert f"*{script.text('next_theme_heading')}*\n{script.tiers[tier].next_theme}" in texts  # every tier's theme
     if tier == "A":
-        point = f"*{label}*\n{script.tiers['A'].next_theme}"  # nothing to fix: the next theme
+        point = f"*{script.text('all_a_heading')}*"  # nothing to fix: a heading of its own
     else:
         weakest = 9 if tier == "B" else 0  # the D at Q10; the first of ten Ds
         question = script.questions[weakest]
-        point = f"*Q{weakest + 1} {question.topic}*\n{question.advice}"
-    assert result["blocks"][3]["text"]["text"] == f"*{script.text('next_point_heading')}*\n{point}"
+        point = (f"*{script.text('next_point_heading')}*\n*Q{weakest + 1} {question.topic}（あなたの回答：D）*\n"
+                 f"{advice_for(question, 'D')}")
+    assert point in texts
+    answers_block = next(t for t in texts if t.startswith(f"*{script.text('answers_heading')}*"))
+    for i, letter in enumerate(answers):  # each answer beside its question's topic
+        assert f"{letter}  Q{i + 1} {script.questions[i].topic}" in answers_block
     assert result["text"] == script.text("result_alt", label=label, count=count, total=10)
-    assert [b["value"] for b in buttons(result)] == ["k:1", "s"]  # a consultation, or take it again
+    advice = [f"v:{i}:{x}" for i, x in enumerate(answers) if x != "A"]
+    assert [b["value"] for b in buttons(result)] == [*advice, "k:1", "s"]  # advice per non-A answer, then next steps
 
     raw = slack_env.r.get(keys.conv(Subject("slack", f"{WS}.{ALICE}")))
     assert raw is not None
@@ -181,3 +192,19 @@ def test_diagnosis_again_mid_way_offers_to_continue(slack_env: SlackEnv) -> None
     slack_env.click(ALICE, prompt, cont["action_id"], cont["value"])
     assert slack_env.dms(ALICE)[-1]["text"].startswith("Q2/10")
     assert slack_env.conv(ALICE).answers == "A"
+
+
+def test_an_advice_button_answers_with_that_questions_advice_for_the_answers_level(slack_env: SlackEnv) -> None:
+    script = slack_env.svc.script
+    start(slack_env)
+    for letter in "ABCAAAAAAD":
+        click(slack_env, ALICE, slack_env.dms(ALICE)[-1], letter)
+    result = slack_env.dms(ALICE)[-1]
+    for value, q, letter in (("v:1:B", 1, "B"), ("v:9:D", 9, "D")):
+        button = next(b for b in buttons(result) if b["value"] == value)
+        slack_env.click(ALICE, result, button["action_id"], button["value"])
+        reply = slack_env.dms(ALICE)[-1]
+        question = script.questions[q]
+        assert reply["text"] == (f"Q{q + 1} {question.topic}（あなたの回答：{letter}）\n"
+                                 f"{advice_for(question, letter)}")
+    assert slack_env.conv(ALICE).state == "done"  # nothing moved
