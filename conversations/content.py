@@ -91,8 +91,8 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "compare_point_open": "number topic letter",
     }.items()
 }
-# Text keys a file may leave out (the result then shows no such line).
-OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"framing": frozenset()}
+# Text keys a file may leave out (none at present: the framing line is required).
+OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {}
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
@@ -166,11 +166,8 @@ class Script:
 
 
 def advice_for(question: Question, letter: str) -> str:
-    """The question's advice for an answer at this level: a B answer gets ``advice_b`` (make it a routine),
-    a C or D answer ``advice_cd`` (the first step), where the file has them; otherwise ``advice``."""
-    level = "advice_b" if letter == "B" else "advice_cd"
-    specific = getattr(question, level, "")
-    return specific if isinstance(specific, str) and specific else question.advice
+    """The question's advice for an answer at this level (see :meth:`Question.advice_for`)."""
+    return question.advice_for(letter)
 
 
 def script_path(locale: str, directory: str | Path | None = None) -> Path:
