@@ -52,7 +52,10 @@ class Config:
     dedupe_ttl: int = DEDUPE_TTL  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
     outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
-    api_timeout: float = 10.0  # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer
+    # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer. Longer than the SDKs' 10 s: a
+    # reply whose answer is lost cannot be told from one never sent, and waiting (asyncio) costs nothing.
+    # Below the lease (30 s) with the longest pacing wait (5 s), so no attempt outlives its claim.
+    api_timeout: float = 20.0
     worker_concurrency: int = 256  # CRMBOT_WORKER_CONCURRENCY: sends in flight per worker process
     # Rate limits shared by all workers (requests a second; None: not limited)
     line_push_rate: float | None = 2000.0  # LINE_PUSH_RATE_PER_SECOND: LINE's limit for push

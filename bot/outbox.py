@@ -111,11 +111,16 @@ class Outbox:
             )
         return bool(claimed)
 
-    def update_and_wake(self, job: Job) -> None:
-        """Store a job queued with ``wake=False`` again after changing it, then wake a worker for it."""
+    def update(self, job: Job) -> None:
+        """Store a job queued with ``wake=False`` again after changing it (no worker has looked at it)."""
+        with translated():
+            self.r.hset(jobs.mailbox(job.tag), job.id, job.to_json())
+
+    def wake(self, queued: Iterable[Job]) -> None:
+        """Wake the workers for jobs queued with ``wake=False`` (one round trip)."""
         with translated(), self.r.pipeline(transaction=False) as p:
-            p.hset(jobs.mailbox(job.tag), job.id, job.to_json())
-            jobs.wake(p, job)
+            for job in queued:
+                jobs.wake(p, job)
             p.execute()
 
     # ---- the operator -----------------------------------------------------------------------------

@@ -24,10 +24,12 @@ from conversations.keys import PREFIX
 # number) is not trusted: the caller's own backoff applies instead.
 MAX_RETRY_AFTER = 300.0
 
-# Reserve the next slot of a limit.
+# Reserve the next slot of a limit, unless it is further away than the caller will wait.
 # KEYS[1] the limit's TAT (string, seconds)   crmbot:{rl:<name>}
-# ARGV[1] now, ARGV[2] seconds per request (1/rate), ARGV[3] burst (requests at once)
-# Returns the seconds to wait before the reserved slot (a string; "0" = now).
+# ARGV[1] now, ARGV[2] seconds per request (1/rate), ARGV[3] burst (requests at once),
+# ARGV[4] the longest wait the caller accepts (seconds)
+# Returns {taken (1 or 0), the seconds to wait before the slot (a string)}: with 0 nothing was
+# reserved (no slot is wasted by a caller who comes back later instead of waiting).
 RESERVE_LUA = """
 local now = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
@@ -37,8 +39,9 @@ if tat < now or tat > now + 3600 then tat = now end  -- over an hour ahead: a cl
 local new_tat = tat + step
 local wait = new_tat - burst * step - now
 if wait < 0 then wait = 0 end
+if wait > tonumber(ARGV[4]) then return {0, string.format('%.6f', wait)} end
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-return string.format('%.6f', wait)
+return {1, string.format('%.6f', wait)}
 """
 
 # Hold a limit: no slot before now + seconds.
@@ -91,12 +94,17 @@ class SharedLimiter:
         self._reserve = client.register_script(RESERVE_LUA)
         self._hold = client.register_script(HOLD_LUA)
 
-    async def reserve(self, name: str, limit: Limit | None, now: float) -> float:
-        """Take the next slot of ``name``; returns the seconds to wait before using it."""
+    async def reserve(self, name: str, limit: Limit | None, now: float,
+                      max_wait: float = math.inf) -> tuple[bool, float]:
+        """Take the next slot of ``name`` if it is at most ``max_wait`` seconds away. Returns (taken, the
+        seconds to wait before the slot): not taken, nothing is reserved, and the caller comes back later
+        (a caller who reserved and then gave up would waste the slot for everyone)."""
         if limit is None:
-            return 0.0
-        wait = await self._reserve(keys=[limit_key(name)], args=[repr(now), repr(1.0 / limit.rate), limit.burst])
-        return float(wait)
+            return True, 0.0
+        cap = max_wait if math.isfinite(max_wait) else 1e12
+        taken, wait = await self._reserve(keys=[limit_key(name)],
+                                          args=[repr(now), repr(1.0 / limit.rate), limit.burst, repr(cap)])
+        return bool(int(taken)), float(wait)
 
     async def hold(self, name: str, limit: Limit | None, now: float, seconds: float) -> None:
         """The server refused for ``seconds``: nobody gets a slot of ``name`` before then."""

@@ -216,6 +216,7 @@ class Reminders:
         if total == 0:
             return
         left = self._quota_left()
+        queued: list[Job] = []
         for tier in sorted(by_tier):
             users = by_tier[tier]
             allowed = users[: int(min(len(users), left))]
@@ -230,14 +231,19 @@ class Reminders:
                 job = self._line_batch(quarter, tier, batch)
                 if job is None:
                     continue
+                queued.append(job)
                 summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.meta['rcpt'])} users)")
+        # Woken together once every batch is queued: the worker sends them side by side, up to LINE's
+        # rate, rather than one by one as the pass queues them.
+        self.outbox.wake(queued)
 
     def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Job | None:
         """Queue one multicast, then claim its users: the batch job is written first, so a crash at
         any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
         the worker still sends to (the transport sends only to users whose mark names the batch).
-        No worker looks at the batch before its users are claimed: it is woken only then (or,
-        after a crash here, found by its recovery mark once the lease has passed)."""
+        No worker looks at the batch before its users are claimed: it is woken only then, with the
+        pass's other batches (or, after a crash here, found by its recovery mark once the lease has
+        passed)."""
         subject = Subject("linebatch", str(uuid.uuid4()))
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
         job = self.outbox.to_subject(subject, [{"type": "reminder", "tier": tier}], rcpt=users, period=str(quarter))
@@ -248,7 +254,7 @@ class Reminders:
                 p.set(keys.reminder_sent(Subject("line", u), str(quarter)), job.id, nx=True, ex=int(LEDGER_TTL))
             claimed = p.execute()
         job.meta["rcpt"] = [u for u, ok in zip(users, claimed, strict=True) if ok]
-        self.outbox.update_and_wake(job)
+        self.outbox.update(job)
         return job
 
 

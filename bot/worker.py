@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
+# Not attempted: the transport asks to come back after ``retry_after`` (pacing). No failure is counted.
+DEFER = "defer"
 SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
 WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
 SWEEP_BATCH = 200
@@ -55,7 +57,7 @@ SWEEP_BATCH = 200
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # delivered | retry | failed
+    kind: str  # delivered | retry | failed | defer
     detail: str = ""  # short, never a message text
     retry_after: float | None = None  # the server's Retry-After, already checked (bot.ratelimit.retry_after)
 
@@ -227,6 +229,12 @@ class Worker:
                                      after=lambda p: p.zrem(jobs.due(shard), ref))
             log.info("worker: delivered %s to %s (%s)", job.id[:8], uid(job.to), outcome.detail)
             return DELIVERED
+        if outcome.kind == DEFER:
+            at = now + max(0.05, outcome.retry_after or 1.0)
+            await awrite_then_script(self.r, self._record, keys=keys,
+                                     args=[job.id, token, "retry", job.to_json(), repr(at)],
+                                     after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
+            return DEFER
         job.attempts += 1
         job.error = outcome.detail[:200]
         if outcome.kind == FAILED or job.attempts >= self.max_attempts:

@@ -49,7 +49,7 @@ from linebot.v3.messaging import (
 from bot.line.render import render
 from bot.logs import uid
 from bot.ratelimit import Limit, retry_after
-from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
+from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations import keys
 from conversations.content import Script
 from conversations.keys import Subject
@@ -58,7 +58,7 @@ from conversations.redis_ops import text
 log = logging.getLogger(__name__)
 REPLY_WINDOW = 50.0  # seconds after our server received the webhook that a reply token is tried
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
-MAX_WAIT_IN_ATTEMPT = 10.0  # a pacing wait longer than this is left to a later attempt
+MAX_WAIT_IN_ATTEMPT = 5.0  # a pacing wait longer than this is left to a later attempt (deferred, not failed)
 PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
 # Keeps a follower's display name: (the worker's redis.asyncio client, LINE user ID, display name).
 ProfileSink = Callable[[Any, str, str], Awaitable[None]]
@@ -116,9 +116,9 @@ def failure(e: ApiException, via: str) -> Outcome:
 
 async def paced(attempt: Attempt, name: str, limit: Limit | None) -> Outcome | None:
     """Wait for a slot of a shared limit; an Outcome (retry later) when the wait is too long."""
-    wait = await attempt.limiter.reserve(name, limit, attempt.clock())
-    if wait > MAX_WAIT_IN_ATTEMPT:
-        return Outcome(RETRY, f"{name}: paced", wait)
+    taken, wait = await attempt.limiter.reserve(name, limit, attempt.clock(), MAX_WAIT_IN_ATTEMPT)
+    if not taken:
+        return Outcome(DEFER, f"{name}: paced", wait - MAX_WAIT_IN_ATTEMPT / 2)
     if wait > 0:
         await asyncio.sleep(wait)
     return None

@@ -33,7 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.ratelimit import Limit, retry_after
 from bot.slack.blocks import diagnosis_message
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
-from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
+from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations.content import Script
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "account_inac
 # The token was refused: with OAuth the installation may hold another one by now (reinstalled, refreshed).
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 TIMEOUT = 10  # seconds per Web API call
-MAX_WAIT_IN_ATTEMPT = 10.0
+MAX_WAIT_IN_ATTEMPT = 5.0  # a pacing wait longer than this is left to a later attempt (deferred, not failed)
 
 
 CHANNEL_LIMIT = Limit(1.0, 5.0)  # chat.postMessage: ~1 message/s per channel, short bursts
@@ -114,11 +114,18 @@ class SlackTransport:
         return False
 
     async def _pace(self, attempt: Attempt, workspace: str, channel: str) -> Outcome | None:
+        """Wait for a slot of the channel's limit, then of the workspace's; when either is further than
+        MAX_WAIT_IN_ATTEMPT, the post is deferred (no slot taken from the workspace, no failure counted).
+        The channel's limit is asked first: it is rarely busy, and the workspace's is the scarce one."""
         now = attempt.clock()
-        wait = await attempt.limiter.reserve(f"slack:ch:{workspace}:{channel}", self.limits.channel, now)
-        wait = max(wait, await attempt.limiter.reserve(f"slack:ws:{workspace}", self.limits.workspace, now))
-        if wait > MAX_WAIT_IN_ATTEMPT:
-            return Outcome(RETRY, "slack: paced", wait)
+        taken, wait = await attempt.limiter.reserve(f"slack:ch:{workspace}:{channel}", self.limits.channel, now,
+                                                    MAX_WAIT_IN_ATTEMPT)
+        if taken:
+            taken, ws_wait = await attempt.limiter.reserve(f"slack:ws:{workspace}", self.limits.workspace, now,
+                                                           MAX_WAIT_IN_ATTEMPT)
+            wait = max(wait, ws_wait)
+        if not taken:
+            return Outcome(DEFER, "slack: paced", wait - MAX_WAIT_IN_ATTEMPT / 2)
         if wait > 0:
             await asyncio.sleep(wait)
         return None

@@ -27,7 +27,7 @@ def limiter(r: Any, redis_url: str) -> Iterator[tuple[SharedLimiter, asyncio.Abs
 def reserve_many(limiter: tuple[SharedLimiter, asyncio.AbstractEventLoop], name: str, limit: Limit | None,
                  now: float, n: int) -> list[float]:
     lim, loop = limiter
-    return [loop.run_until_complete(lim.reserve(name, limit, now)) for _ in range(n)]
+    return [loop.run_until_complete(lim.reserve(name, limit, now))[1] for _ in range(n)]
 
 
 def test_a_burst_goes_at_once_then_requests_are_spaced_by_the_rate(limiter) -> None:
@@ -48,7 +48,7 @@ def test_two_workers_share_one_limit(limiter, redis_url: str) -> None:
     other = SharedLimiter(other_client)
     limit = Limit(1.0, 1.0)
     try:
-        waits = [loop.run_until_complete((lim if i % 2 else other).reserve("slack:ch:T:C", limit, 50.0))
+        waits = [loop.run_until_complete((lim if i % 2 else other).reserve("slack:ch:T:C", limit, 50.0))[1]
                  for i in range(4)]
     finally:
         loop.run_until_complete(other_client.aclose())
@@ -96,3 +96,16 @@ def test_rates_come_from_the_configuration() -> None:
 def test_a_bad_rate_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Config.from_env({name: value})
+
+
+def test_a_slot_further_than_the_caller_waits_is_not_taken(limiter) -> None:
+    """A caller who will not wait that long takes nothing: the next caller's slot is not pushed back."""
+    lim, loop = limiter
+    limit = Limit(1.0, 1.0)
+    assert loop.run_until_complete(lim.reserve("t", limit, 100.0, 5.0)) == (True, 0.0)
+    for _ in range(5):
+        assert loop.run_until_complete(lim.reserve("t", limit, 100.0, 5.0))[0] is True  # 1 .. 5 s away
+    taken, wait = loop.run_until_complete(lim.reserve("t", limit, 100.0, 5.0))
+    assert (taken, wait) == (False, pytest.approx(6.0))
+    taken, wait = loop.run_until_complete(lim.reserve("t", limit, 100.0, 5.0))
+    assert (taken, wait) == (False, pytest.approx(6.0))  # still 6: the refusal reserved nothing

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -112,3 +113,53 @@ def test_several_workers_share_the_work_and_send_each_reply_once(line_env: LineE
     finally:
         for w in extra:
             w.close()
+
+
+class _Paced:
+    """A transport that is told to wait (pacing) twice, then delivers."""
+
+    channel = "line"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def deliver(self, attempt: Any) -> Any:
+        from bot.worker import DEFER, DELIVERED, Outcome
+
+        self.calls += 1
+        return Outcome(DEFER, "paced", 40.0) if self.calls <= 2 else Outcome(DELIVERED, "ok")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_deferred_send_is_not_a_failed_attempt(line_env: LineEnv) -> None:
+    """Pacing defers a job to the time its limit frees up: no attempt is counted, so a long queue of
+    paced posts is never parked for it."""
+    from bot.redis_conn import connect_async
+    from bot.worker import Worker, WorkerThread
+
+    paced = _Paced()
+
+    async def build() -> Worker:
+        return Worker(connect_async(line_env.svc.config), {"line": paced}, clock=line_env.clock, max_attempts=1)
+
+    worker = WorkerThread(build)
+    try:
+        user = line_env.user()
+        user.say("診断")
+        worker.drain()
+        [job] = [Job.from_json(v) for k in line_env.r.scan_iter(match="crmbot:{u:line:*}:out")
+                 for v in line_env.r.hvals(k)]
+        assert (paced.calls, job.attempts, job.parked) == (1, 0, "")
+        line_env.clock.advance(39)
+        worker.drain()
+        assert paced.calls == 1  # not before the time it was told
+        line_env.clock.advance(2)
+        worker.drain()
+        line_env.clock.advance(41)
+        worker.drain()
+        assert paced.calls == 3
+        assert not list(line_env.r.scan_iter(match="crmbot:{u:line:*}:out"))  # delivered, never parked
+    finally:
+        worker.close()
