@@ -164,4 +164,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.register_blueprint(health_bp())
     app.register_blueprint(line_bp())
     app.register_blueprint(slack_bp())
+
+    from bot.console import register as register_console
+
+    register_console(app, svc)  # /console/ (and / leads there)
     return app

@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import Config
 from conversations.errors import ConfigError, CrmbotError, StoreUnavailable
@@ -110,13 +110,18 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     # serve can stop it on the way out if it was the one that started it.
     embedded = None if config.redis_url else embedded_server(config)
     try:
+        config, password_file = _local_console(config)
         svc = build_services(config)
         app = create_app(services=svc)
         worker = WorkerThread(lambda: build_worker(config, svc.script))
         worker.start()
         log.info("crmbot serving on http://%s:%d (LINE webhook: /line/webhook)", host, port)
+
+        def ready(server: Any) -> None:
+            print(console_link(svc.redis, server.addresses[0], password_file), flush=True)
+
         try:
-            serve_web(app, host, port)  # returns on SIGTERM or Ctrl-C
+            serve_web(app, host, port, ready=ready)  # returns on SIGTERM or Ctrl-C
         except KeyboardInterrupt:
             pass
         finally:
@@ -125,6 +130,31 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _local_console(config: Config) -> tuple[Config, Any]:
+    """``crmbot serve`` without CRMBOT_CONSOLE_PASSWORD: a password made once and kept (0600) in the
+    data directory. Returns the config with it, and its file (None when the variable is set)."""
+    if config.console_password:
+        return config, None
+    from bot.console.auth import local_password
+
+    password, path = local_password(config.data_dir)
+    return config.with_(console_password=password), path
+
+
+def console_link(client: Any, address: tuple[str, int], password_file: Any = None) -> str:
+    """The one-time login link ``crmbot serve`` prints (as Jupyter does): printed, never logged."""
+    from bot.console.auth import ONCE_TTL, issue_login_token
+
+    host, port = address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    lines = [f"Console: http://{shown}:{port}/console/login?token={issue_login_token(client)}",
+             f"  (logs in once, within {ONCE_TTL // 3600} hours"
+             + (f"; the password is in {password_file})" if password_file else ")")]
+    return "\n".join(lines)
 
 
 def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:

@@ -57,6 +57,11 @@ class Config:
     remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
     remind_cadence: str = "quarterly"  # CRMBOT_REMIND_CADENCE: quarterly | half-yearly
     remind_grace: int = 3 * 86400  # CRMBOT_REMIND_GRACE: a missed reminder is still sent this long after
+    # The operator console (bot.console)
+    console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
+    console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
+    secret_key: str | None = field(default=None, repr=False)  # CRMBOT_SECRET_KEY: signs the console's cookie
+    trust_proxy: bool = False  # CRMBOT_TRUST_PROXY: believe X-Forwarded-Proto/-For of the one proxy in front
 
     @property
     def line_enabled(self) -> bool:
@@ -189,6 +194,16 @@ class Config:
         if hour > 23:
             raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
         slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
+
+        def secret(name: str, minimum: int) -> str | None:
+            raw = text(name)
+            if raw is not None and len(raw) < minimum:
+                raise ConfigError(f"environment: {name} must be at least {minimum} characters")
+            return raw
+
+        raw_proxy = (text("CRMBOT_TRUST_PROXY") or "0").lower()
+        if raw_proxy not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"environment: CRMBOT_TRUST_PROXY must be 1 or 0 (got {raw_proxy[:20]!r})")
         data_dir = text("CRMBOT_DATA_DIR")
         return cls(
             redis_url=redis_url,
@@ -219,4 +234,8 @@ class Config:
             remind_nudges=nudges,
             remind_cadence=cadence,
             remind_grace=integer("CRMBOT_REMIND_GRACE", cls.remind_grace, 0),
+            console_password=secret("CRMBOT_CONSOLE_PASSWORD", 8),
+            console_token=secret("CRMBOT_CONSOLE_TOKEN", 16),
+            secret_key=secret("CRMBOT_SECRET_KEY", 16),
+            trust_proxy=raw_proxy in ("1", "true", "yes", "on"),
         )

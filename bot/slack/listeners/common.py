@@ -6,7 +6,8 @@ from typing import Any
 
 from bot.slack.deps import Deps
 from conversations.keys import Subject, TeamRef
-from conversations.teams import Report, Team
+from conversations.kpi_catalog import Catalog
+from conversations.teams import Report, Team, TeamStore
 from scoring.kpi import KpiResult, target_problem
 
 
@@ -28,13 +29,17 @@ def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]
 
 
 def usable(deps: Deps, figures: Any, *, targets: bool = False) -> dict[str, float]:
+    return usable_figures(deps.catalog, figures, targets=targets)
+
+
+def usable_figures(catalog: Catalog, figures: Any, *, targets: bool = False) -> dict[str, float]:
     """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
     indicator, a narrower range, a new rule), and an old figure the catalog no longer knows is left
     out; so is an old target the indicator's rule no longer accepts (its default applies)."""
     out = {}
     for key, value in dict(figures or {}).items():
         try:
-            ind = deps.catalog.indicator(key)
+            ind = catalog.indicator(key)
         except KeyError:
             continue
         if ind.minimum <= value <= ind.maximum and not (targets and target_problem(ind, value)):
@@ -48,7 +53,13 @@ def score(deps: Deps, values: Any, targets: Any, previous: Any = None) -> KpiRes
 
 
 def score_report(deps: Deps, rep: Report, ref: TeamRef, previous: Report | None = None) -> KpiResult:
+    return score_stored(deps.catalog, deps.teams, rep, ref, previous)
+
+
+def score_stored(catalog: Catalog, teams: TeamStore, rep: Report, ref: TeamRef,
+                 previous: Report | None = None) -> KpiResult:
     """A stored report, scored against the targets in force when it was reported (and, for the
-    improve rule, the previous quarter's stored figures)."""
-    targets = rep.targets if rep.targets is not None else deps.teams.targets(ref)
-    return score(deps, rep.values, targets, previous.values if previous is not None else None)
+    improve rule, the previous quarter's stored figures); the console uses it too."""
+    targets = rep.targets if rep.targets is not None else teams.targets(ref)
+    return catalog.score(usable_figures(catalog, rep.values), usable_figures(catalog, targets, targets=True),
+                         usable_figures(catalog, previous.values if previous is not None else None))

@@ -1,0 +1,32 @@
+"""The operator console: server-rendered pages at ``/console/`` (``/`` leads there), the token API and
+the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.create_app`).
+
+    pages.py    the pages (overview, leads, a lead, a person, teams, delivery) and their forms
+    tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
+    auth.py     login, sessions, CSRF, the throttle, the token
+    texts.py    every word shown, Japanese and English
+    quota.py    LINE's message quota, read at most every 5 minutes
+    fmt.py      dates in Japan time, numbers
+Charts are drawn by :mod:`bot.charts` (matplotlib, SVG).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, redirect
+from werkzeug.wrappers import Response
+
+
+def register(app: Flask, svc: Any) -> None:
+    """The console's blueprints, sessions and CSRF on ``app``; ``svc`` is the app's Services."""
+    from bot.console import auth, pages, tools
+
+    auth.install(app, svc.config, svc.redis, svc.clock)
+    app.register_blueprint(pages.blueprint())
+    app.register_blueprint(tools.blueprint())
+
+    def root() -> Response:
+        return redirect("/console/")
+
+    app.add_url_rule("/", "root", root)

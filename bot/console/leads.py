@@ -1,0 +1,133 @@
+"""Leads (one per diagnosis, :class:`conversations.analytics.Lead`) as the console shows them, on its
+pages and in ``leads.csv`` alike: who, when, how far, the tier, the answers, the point to fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot.console import fmt
+from bot.logs import uid
+from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
+from conversations.content import Script
+from scoring import TIERS
+
+PAGE_SIZE = 50
+CHANNELS = ("line", "slack")  # the channels a filter may name (the try-it channel's users are tests)
+
+
+def analytics(svc: Any) -> Analytics:
+    return Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A leads filter from a query string; ``error`` names what was malformed (then nothing applies)."""
+
+    tier: str | None = None
+    progress: str | None = None  # finished | in_progress | stopped
+    consult: str | None = None  # a consultation status
+    start: date | None = None
+    end: date | None = None
+    channel: str | None = None
+    page: int = 1
+    error: str = ""
+
+    @classmethod
+    def parse(cls, args: Mapping[str, str]) -> Filters:
+        def pick(name: str, allowed: Sequence[str]) -> str | None:
+            value = (args.get(name) or "").strip()
+            if value and value not in allowed:
+                raise ValueError(name)
+            return value or None
+
+        try:
+            start, end = fmt.day_range(args.get("from"), args.get("to"), 0, None)
+            page = int(args.get("page") or 1)
+            if not 1 <= page <= 10_000:
+                raise ValueError("page")
+            return cls(pick("tier", TIERS), pick("progress", LEAD_STATUSES), pick("consult", STATUSES), start, end,
+                       pick("channel", CHANNELS), page)
+        except ValueError as e:
+            return cls(error=str(e) or "filter")
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """The filter as query arguments (for links: the next page, the CSV)."""
+        out = {"tier": self.tier, "progress": self.progress, "consult": self.consult,
+               "from": self.start.isoformat() if self.start else None, "to": self.end.isoformat() if self.end else None,
+               "channel": self.channel, "page": str(self.page) if self.page > 1 else None}
+        out.update(changes)
+        return {k: v for k, v in out.items() if v}
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"tier": self.tier, "status": self.progress, "consult": self.consult, "start": self.start,
+                "end": self.end, "channel": self.channel}
+
+
+def who(lead: Lead) -> str:
+    """The person: the LINE display name when known; otherwise only a hash of the ID (a Slack user ID is
+    shown: it is a workspace member's handle, not a private identifier)."""
+    if lead.name:
+        return lead.name
+    if lead.channel == "slack":
+        return lead.user_id.split(".", 1)[-1]
+    return uid(lead.user_id)
+
+
+def progress(lead: Lead, t: Mapping[str, str], now: float, expiry: float) -> str:
+    state = lead.status(now, expiry)
+    if state == "finished":
+        return t["progress_finished"]
+    q = max(1, lead.reached)
+    return t["progress_in_progress" if state == "in_progress" else "progress_stopped"].format(q=q)
+
+
+def point(lead: Lead, script: Script) -> str:
+    """The one point to fix: "Q3 topic"; with ten A's, the first line of the tier's next theme; "" while
+    unfinished."""
+    if not lead.is_finished:
+        return ""
+    if lead.point is None:
+        tier = script.tiers.get(lead.tier or "A")
+        return tier.next_theme.strip().split("\n", 1)[0] if tier else ""
+    return f"Q{lead.point + 1} {script.questions[lead.point].topic}"
+
+
+def consult_label(lead: Lead, t: Mapping[str, str]) -> str:
+    return t[f"status_{lead.consult}"] if lead.consult else ""
+
+
+def csv_header(t: Mapping[str, str]) -> list[str]:
+    """The leads page's columns, with the person as a hash of the ID (the same in every row of one person)
+    and the diagnosis' number for them (1, 2 ...: retakes), but never a raw user ID."""
+    return [t["channel"], t["person_id"], t["diagnosis_no"], t["who"], t["started_at"], t["finished_at"],
+            t["progress"], t["tier"], t["a_count"], t["answers"], t["point"], t["remind"], t["consult"],
+            t["consult_at"]]
+
+
+def csv_row(lead: Lead, t: Mapping[str, str], script: Script, now: float, expiry: float) -> list[str]:
+    from bot.console.tools import cell
+
+    return [lead.channel, uid(lead.user_id), str(lead.number), cell(who(lead)), fmt.when(lead.started),
+            fmt.when(lead.finished), progress(lead, t, now, expiry), lead.tier or "",
+            str(lead.a_count) if lead.is_finished else "", lead.answers, point(lead, script),
+            t["yes"] if lead.remind else t["no"], consult_label(lead, t), fmt.when(lead.consult_at)]
+
+
+def compare(leads: Sequence[Lead]) -> list[list[str]]:
+    """Retakes side by side: per question, each diagnosis' answer, marked "+" where it improved on the
+    previous diagnosis and "-" where it fell back (A is best)."""
+    rows = []
+    for q in range(10):
+        row, before = [], ""
+        for lead in leads:
+            now = lead.answers[q] if q < len(lead.answers) else ""
+            mark = ""
+            if now and before:
+                mark = "+" if now < before else "-" if now > before else ""
+            row.append(now + mark)
+            before = now or before
+        rows.append(row)
+    return rows

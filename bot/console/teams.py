@@ -1,0 +1,84 @@
+"""The Slack teams as the console shows them: every registered team, per quarter reported or not, the
+five area scores and the overall score (scored as the Slack side scores them:
+:func:`bot.slack.listeners.common.score_stored`, against the targets in force when reported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.slack.listeners.common import score_stored
+from conversations.keys import TeamRef
+from conversations.kpi_catalog import Catalog
+from conversations.teams import Report, Team, TeamStore
+from scoring.kpi import KpiResult
+from scoring.periods import DEFAULT_TZ, Quarter, quarter_of
+
+HISTORY = 12  # quarters on a team's page and in its trend chart
+
+
+@dataclass(frozen=True)
+class QuarterRow:
+    quarter: Quarter
+    report: Report | None  # None: not reported
+    result: KpiResult | None
+
+    def area(self, key: str) -> float | None:
+        return self.result.area(key).score if self.result else None
+
+    @property
+    def overall(self) -> float | None:
+        return self.result.overall if self.result else None
+
+
+@dataclass(frozen=True)
+class TeamView:
+    team: Team
+    rows: list[QuarterRow]  # oldest first, one per quarter from the first shown to the current one
+
+    @property
+    def latest(self) -> QuarterRow | None:
+        reported = [r for r in self.rows if r.report is not None]
+        return reported[-1] if reported else None
+
+    def row(self, quarter: Quarter) -> QuarterRow | None:
+        return next((r for r in self.rows if r.quarter == quarter), None)
+
+
+def recent_quarters(now: float, count: int, tz: str = DEFAULT_TZ) -> list[Quarter]:
+    """The last ``count`` quarters up to the current one, oldest first."""
+    current = quarter_of(now, tz)
+    return [current.previous(i) for i in reversed(range(count))]
+
+
+def team_view(store: TeamStore, catalog: Catalog, team: Team, now: float, history: int = HISTORY) -> TeamView:
+    """One team's quarters: the current one (in the team's time zone) and up to ``history`` - 1 before
+    it, from the quarter of its first report or of its registration, whichever is earlier."""
+    current = quarter_of(now, team.tz)
+    reported = store.quarters(team.ref)
+    first = min([*reported, quarter_of(team.created_at or now, team.tz)])
+    start = max(first.ordinal, current.ordinal - history + 1)
+    rows = []
+    for ordinal in range(start, current.ordinal + 1):
+        q = Quarter.from_ordinal(ordinal)
+        rep = store.report(team.ref, q) if q in reported else None
+        rows.append(QuarterRow(q, rep, score_stored(catalog, store, rep, team.ref) if rep else None))
+    return TeamView(team, rows)
+
+
+def all_reports(store: TeamStore, catalog: Catalog) -> list[tuple[Team, QuarterRow]]:
+    """Every reported quarter of every team (the KPI CSV), teams by name, quarters oldest first."""
+    out = []
+    for team in sorted(store.all_teams(), key=lambda t: (t.name, t.ref.id)):
+        for q in store.quarters(team.ref):
+            rep = store.report(team.ref, q)
+            if rep is not None:
+                out.append((team, QuarterRow(q, rep, score_stored(catalog, store, rep, team.ref))))
+    return out
+
+
+def find_team(store: TeamStore, team_id: str) -> Team | None:
+    try:
+        ref = TeamRef.parse(team_id)
+    except ValueError:
+        return None
+    return store.get(ref)

@@ -1,0 +1,113 @@
+"""The console on a real Redis, through Flask's test client; the clock is injected."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from bot.app import Services, build_services, create_app
+from bot.config import Config
+from tests.conftest import FakeClock
+
+PASSWORD = "correct horse battery"
+TOKEN = "tools-token-0123456789abcdef"
+SECRET_KEY = "s" * 40
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+@dataclass
+class Console:
+    svc: Services
+    app: Any
+    http: FlaskClient
+    clock: FakeClock
+    r: redis.Redis
+
+    def client(self) -> FlaskClient:
+        """Another browser (its own cookies)."""
+        return self.app.test_client()
+
+    def login(self, http: FlaskClient | None = None, password: str = PASSWORD) -> Any:
+        http = http or self.http
+        token = csrf_of(http.get("/console/login").get_data(as_text=True))
+        return http.post("/console/login", data={"password": password, "csrf_token": token})
+
+    def csrf(self, path: str = "/console/delivery", http: FlaskClient | None = None) -> str:
+        return csrf_of((http or self.http).get(path).get_data(as_text=True))
+
+
+def console_config(redis_url: str, data_dir: Path, **changes: Any) -> Config:
+    return Config(redis_url=redis_url, console_password=PASSWORD, console_token=TOKEN, secret_key=SECRET_KEY,
+                  data_dir=data_dir).with_(**changes)
+
+
+def make_console(config: Config, r: redis.Redis, clock: FakeClock) -> Console:
+    svc = build_services(config, clock=clock)
+    app = create_app(services=svc)
+    return Console(svc, app, app.test_client(), clock, r)
+
+
+@pytest.fixture
+def console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Console]:
+    yield make_console(console_config(redis_url, tmp_path), r, clock)
+
+
+@pytest.fixture
+def logged_in(console: Console) -> Console:
+    res = console.login()
+    assert res.status_code == 302, res.get_data(as_text=True)
+    return console
+
+
+# ---- with LINE (the fake LINE API) and a worker -------------------------------------------------------
+
+from tests.bot.line.conftest import line_config, start_worker  # noqa: E402
+from tests.bot.line.helpers import TOKEN as LINE_TOKEN  # noqa: E402
+from tests.bot.line.helpers import LineUser  # noqa: E402
+from tests.fakes.line_api import FakeLineApi  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def console_fake_line() -> Iterator[FakeLineApi]:
+    with FakeLineApi(access_token=LINE_TOKEN) as fake:
+        yield fake
+
+
+@dataclass
+class LineConsole(Console):
+    fake: FakeLineApi = None  # type: ignore[assignment]
+    worker: Any = None
+
+    def user(self, user_id: str | None = None) -> LineUser:
+        return LineUser(self.http, self.fake, self.clock, user_id)
+
+    def settle(self) -> int:
+        return int(self.worker.drain())
+
+
+@pytest.fixture
+def line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path,
+                 console_fake_line: FakeLineApi) -> Iterator[LineConsole]:
+    fake_line = console_fake_line
+    fake_line.reset()
+    config = line_config(redis_url, fake_line).with_(console_password=PASSWORD, console_token=TOKEN,
+                                                     secret_key=SECRET_KEY, data_dir=tmp_path)
+    svc = build_services(config, clock=clock)
+    app = create_app(services=svc)
+    worker = start_worker(config, svc, clock)
+    yield LineConsole(svc, app, app.test_client(), clock, r, fake_line, worker)
+    worker.close()
+    fake_line.assert_contract_ok()
