@@ -410,10 +410,10 @@ def history_blocks(
 
 
 def owners_modal(catalog: Catalog, locale: str, team: Team, owners: Mapping[str, str]) -> dict[str, Any]:
-    """One optional user picker per area (block owner:<area>, action u), the current owner preselected."""
+    """One optional user picker per area (block and action owner:<area>), the current owner preselected."""
     blocks: list[dict[str, Any]] = [section(t(locale, "owners_intro"))]
     for area in catalog.areas:
-        element: dict[str, Any] = {"type": "users_select", "action_id": "u"}
+        element: dict[str, Any] = {"type": "users_select", "action_id": f"owner:{area.key}"}
         if owners.get(area.key):
             element["initial_user"] = owners[area.key]
         blocks.append({"type": "input", "block_id": f"owner:{area.key}", "optional": True,
@@ -430,9 +430,14 @@ def owners_modal(catalog: Catalog, locale: str, team: Team, owners: Mapping[str,
     }
 
 
-def parse_user(state: Mapping[str, Any], block_id: str, action_id: str = "u") -> str | None:
+def chosen_user(state: Mapping[str, Any], block_id: str) -> Any:
+    """What a user picker (its action ID is its block's) holds, as sent: None when nothing is chosen."""
+    return _input_value(state, block_id, block_id).get("selected_user")
+
+
+def parse_user(state: Mapping[str, Any], block_id: str) -> str | None:
     """A user picker's choice: a Slack user ID, or None (nothing chosen, or not shaped as one)."""
-    value = _input_value(state, block_id, action_id).get("selected_user")
+    value = chosen_user(state, block_id)
     if isinstance(value, str) and 2 <= len(value) <= 32 and value[0] in "UW" and value.isalnum():
         return value
     return None
@@ -456,11 +461,12 @@ def actions_modal(catalog: Catalog, locale: str, team: Team, quarter: Quarter, a
         blocks += [
             {"type": "input", "block_id": f"what:{n}", "optional": optional,
              "label": plain(t(locale, "action_what", n=n)),
-             "element": {"type": "plain_text_input", "action_id": "v", "max_length": MAX_ACTION_CHARS}},
+             "element": {"type": "plain_text_input", "action_id": f"what:{n}", "max_length": MAX_ACTION_CHARS}},
             {"type": "input", "block_id": f"owner:{n}", "optional": optional,
-             "label": plain(t(locale, "action_owner", n=n)), "element": {"type": "users_select", "action_id": "u"}},
+             "label": plain(t(locale, "action_owner", n=n)),
+             "element": {"type": "users_select", "action_id": f"owner:{n}"}},
             {"type": "input", "block_id": f"due:{n}", "optional": optional,
-             "label": plain(t(locale, "action_due", n=n)), "element": {"type": "datepicker", "action_id": "d"}},
+             "label": plain(t(locale, "action_due", n=n)), "element": {"type": "datepicker", "action_id": f"due:{n}"}},
         ]
     return {
         "type": "modal",
@@ -488,10 +494,10 @@ def parse_actions(
         area = None
     rows: list[tuple[str, str, str]] = []
     for n in range(1, ACTIONS_PER_MODAL + 1):
-        raw = _input_value(state, f"what:{n}", "v").get("value")
+        raw = _input_value(state, f"what:{n}", f"what:{n}").get("value")
         what = " ".join(raw.split())[:MAX_ACTION_CHARS] if isinstance(raw, str) else ""
         owner = parse_user(state, f"owner:{n}")
-        due_raw = _input_value(state, f"due:{n}", "d").get("selected_date")
+        due_raw = _input_value(state, f"due:{n}", f"due:{n}").get("selected_date")
         due = due_raw if isinstance(due_raw, str) else ""
         if n > 1 and not what and owner is None and not due:
             continue  # an optional action left blank

@@ -55,7 +55,7 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
         errors: dict[str, str] = {}
         for area in catalog.area_keys:
             block = f"owner:{area}"
-            chosen = obj(obj(state.get(block)).get("u")).get("selected_user")
+            chosen = B.chosen_user(state, block)
             owner = B.parse_user(state, block)
             if owner is not None:
                 owners[area] = owner
