@@ -229,3 +229,18 @@ def test_without_owners_one_person_reports_everything_as_before(slack_env: Slack
     slack_env.report(BASE, user=BOB)
     [post] = result_posts(slack_env)
     assert context_of(post)[0] == txt("submitted_by", user=BOB)
+
+
+def test_a_late_owner_updates_a_result_posted_at_the_last_nudge(owned: SlackEnv) -> None:
+    owned.report(ALICE_FIGURES, user=ALICE)
+    report = owned.teams.report(REF, Q1_2026)
+    assert report is not None
+    # the last nudge posted what was in (the reminders' close, tested with the reminders)
+    assert owned.teams.close(REF, Quarter.parse(Q1_2026), report.version, [
+        {"type": "slack_post", "text": "CRM KPI closed", "blocks": []}], owned.clock()) == 1
+    owned.deliver()
+    owned.report(BOB_FIGURES, user=BOB)
+    closed, updated = result_posts(owned)
+    assert closed["text"] == "CRM KPI closed"
+    assert all(txt("not_reported") not in f for f in fields_of(updated))
+    assert context_of(updated)[0] == txt("replaced_by_many", users=f"<@{ALICE}>、<@{BOB}>", period=P_Q1_2026)
