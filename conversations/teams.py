@@ -147,7 +147,8 @@ return 'ok'
 # Record improvement actions decided on a quarter's result, with their post to the channel.
 # KEYS[1] the quarter's actions (hash: action id -> JSON), KEYS[2] audit (list), KEYS[3] the team's
 # mailbox, KEYS[4] (optional) the modal's mark
-# ARGV[1] the actions, JSON list of {id, ...}, ARGV[2] who, ARGV[3] when, ARGV[4] audit size,
+# ARGV[1] the actions, JSON list of {id, ...} (each stored with n: its place in the quarter's order),
+# ARGV[2] who, ARGV[3] when, ARGV[4] audit size,
 # ARGV[5] the mark's TTL, ARGV[6] how many actions a quarter may hold, ARGV[7] the job's ID ("": none),
 # ARGV[8] the job, JSON, ARGV[9] the quarter
 # Returns 1 when recorded; 0 when the quarter would hold more than ARGV[6] (nothing written); nil,
@@ -156,7 +157,11 @@ ACTIONS_LUA = """
 if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return false end
 local actions = cjson.decode(ARGV[1])
 if redis.call('HLEN', KEYS[1]) + #actions > tonumber(ARGV[6]) then return 0 end
-for _, a in ipairs(actions) do redis.call('HSET', KEYS[1], a.id, cjson.encode(a)) end
+local n = redis.call('HLEN', KEYS[1])
+for i, a in ipairs(actions) do
+  a.n = n + i
+  redis.call('HSET', KEYS[1], a.id, cjson.encode(a))
+end
 local rec = {kind = 'actions', quarter = ARGV[9], by = ARGV[2], at = tonumber(ARGV[3]), new = actions}
 redis.call('LPUSH', KEYS[2], cjson.encode(rec))
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
@@ -213,6 +218,7 @@ class Action:
     due: str  # ISO date, YYYY-MM-DD
     by: str  # who recorded it
     at: float
+    n: int = field(default=0, compare=False)  # its place among the quarter's actions (set when recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "area": self.area, "what": self.what, "owner": self.owner, "due": self.due,
@@ -461,8 +467,8 @@ class TeamStore:
         for value in raw:
             d = json.loads(value)
             out.append(Action(str(d["id"]), str(d["area"]), str(d["what"]), str(d["owner"]), str(d["due"]),
-                              str(d["by"]), float(d["at"])))
-        return sorted(out, key=lambda a: (a.at, a.id))
+                              str(d["by"]), float(d["at"]), int(d.get("n", 0))))
+        return sorted(out, key=lambda a: (a.n, a.at, a.id))
 
     def audit(self, ref: TeamRef, count: int = 20) -> list[dict]:
         return [json.loads(x) for x in self._call(self.r.lrange, keys.team_audit(ref), 0, count - 1)]

@@ -122,8 +122,7 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         if errors or area is None:
             ack(response_action="errors", errors=errors or {"area": t(locale, "action_area")})
             return
-        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, user[0], now + i / 1000)
-                   for i, (what, owner, due) in enumerate(rows)]
+        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, user[0], now) for what, owner, due in rows]
         text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, user[0])
         done = deps.teams.add_actions(team.ref, quarter, actions, user[0], now, view=submitted,
                                       post=[{"type": "slack_post", "text": text, "blocks": blocks}],
