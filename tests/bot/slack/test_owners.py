@@ -30,6 +30,7 @@ from tests.bot.slack.conftest import (
     in_view,
     txt,
 )
+from tests.bot.slack.test_history_targets_home import home_opened
 from tests.fakes.slack_signing import interaction_body, view_submission_payload
 
 REF = TeamRef(WS, CH)
@@ -244,3 +245,16 @@ def test_a_late_owner_updates_a_result_posted_at_the_last_nudge(owned: SlackEnv)
     assert closed["text"] == "CRM KPI closed"
     assert all(txt("not_reported") not in f for f in fields_of(updated))
     assert context_of(updated)[0] == txt("replaced_by_many", users=f"<@{ALICE}>、<@{BOB}>", period=P_Q1_2026)
+
+
+def test_app_home_counts_a_quarter_reported_once_every_area_is_in(owned: SlackEnv) -> None:
+    def status() -> str:
+        home_opened(owned, CAROL)
+        view = owned.fake.home_view(CAROL)
+        assert view is not None
+        return next(b["text"]["text"] for b in view["blocks"] if b.get("text", {}).get("text", "").startswith("*本店"))
+
+    owned.report(ALICE_FIGURES, user=ALICE)
+    assert f"⏳ {txt('home_missing', period=P_Q1_2026)}" in status()
+    owned.report(BOB_FIGURES, user=BOB)
+    assert f"✅ {txt('home_reported', period=P_Q1_2026)}" in status()
