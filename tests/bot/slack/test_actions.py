@@ -153,3 +153,26 @@ def test_a_button_naming_another_workspace_opens_nothing(q4: SlackEnv) -> None:
     before = len(q4.fake.opened_views())
     q4.click(ALICE, post, B.ACTIONS_ACTION, json.dumps({"team": f"T9:{CH}", "quarter": Q4_2025}))
     assert len(q4.fake.opened_views()) == before
+
+
+def test_the_english_screens_are_valid_block_kit(q4: SlackEnv) -> None:
+    """The same screens in English (CRMBOT_LOCALE=en), checked against slack_sdk's models and Slack's limits."""
+    from conversations.teams import Action
+    from tests.fakes.slack_api import check_blocks, check_view
+
+    catalog, team = q4.catalog, q4.teams.get(REF)
+    assert team is not None
+    owners = {"engagement": ALICE, "roi": BOB}
+    assert check_view(B.owners_modal(catalog, "en", team, owners)) == []
+    assert check_view(B.actions_modal(catalog, "en", team, Q4, "roi")) == []
+    act = Action("a1", "roi", "Follow up first buyers on day 30", BOB, "2026-03-31", ALICE, FEB_2026)
+    result = catalog.score({"active_members": 80.0})
+    text, blocks = B.result_message(catalog, "en", team, Q4, result, None, ALICE, False, reporters=[ALICE, BOB],
+                                    owners=owners, follow=[(act, 1.5)], closed=True)
+    assert check_blocks(blocks) == []
+    assert "not reported (owner <@U0BOB>)" in str(blocks) and "▲1.5 up" in str(blocks)
+    assert f"Reported by <@{ALICE}>, <@{BOB}>" in str(blocks)
+    for kind in ("kickoff", "nudge7"):
+        text, blocks = B.reminder_message(catalog, "en", team, Q4, kind, owners=owners, missing=["roi"],
+                                          actions=[act])
+        assert check_blocks(blocks) == [] and text.startswith(("*FY2025 Q3", "The KPIs for *FY2025 Q3"))
