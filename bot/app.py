@@ -156,8 +156,11 @@ def build_reminders(svc: Services) -> Any:
                                                         access_token=cfg.line_channel_access_token)))
     button = None
     installed = None
+    catalog = None
     if svc.slack is not None:
         from bot.slack.blocks import report_button
+
+        catalog = svc.slack.catalog
 
         def button(team: Any, quarter: Any) -> dict[str, Any]:
             return report_button(cfg.locale, team, quarter)
@@ -176,6 +179,7 @@ def build_reminders(svc: Services) -> Any:
         line_api=line_api,
         report_button=button,
         installed=installed,
+        catalog=catalog,
     )
 
 

@@ -10,6 +10,9 @@ in the metadata, fixed SVG ids), so the same figures give the same bytes.
 
     bars(labels, series, ...)    grouped or stacked bars, vertical or horizontal
     lines(labels, series, ...)   one line per series over the labels (e.g. quarters)
+    radar(axes, series, ...)     one closed line per series around the axes (e.g. the five KPI areas)
+
+Every function draws SVG (the console) or PNG (``fmt="png"``: Slack shows PNG images, not SVG).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ COLORS: Mapping[str, str] = {
 }
 TIER_COLORS: Mapping[str, str] = {"A": "#007a5a", "B": "#2a7ab0", "C": "#b06d00"}  # as the console's tier badges
 WIDTH, HEIGHT = 8.0, 3.4  # inches at 100 dpi: 800 x 340 px
+RADAR_SIZE = (6.4, 5.0)  # inches: the radar's labels need room around the circle
+PNG_DPI = 150
 
 _lock = threading.Lock()
 _ready = False
@@ -71,7 +76,7 @@ def _color(name: str, i: int, colors: Mapping[str, str] | None = None) -> str:
 def _render(fig: Any, fmt: Format) -> bytes:
     buf = io.BytesIO()
     meta: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-    fig.savefig(buf, format=fmt, metadata=meta, dpi=100 if fmt == "svg" else 150)
+    fig.savefig(buf, format=fmt, metadata=meta, dpi=100 if fmt == "svg" else PNG_DPI)
     return buf.getvalue()
 
 
@@ -173,4 +178,58 @@ def lines(
             ax.set_ylim(*y_range)
         if len(series) > 1:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return _render(fig, fmt)
+
+
+def radar(
+    axes: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    maximum: float = 10.0,
+    title: str = "",
+    empty: str = "No data",
+    fmt: Format = "svg",
+    size: tuple[float, float] = RADAR_SIZE,
+    colors: Mapping[str, str] | None = None,
+) -> bytes:
+    """A radar (spider) chart: one spoke per axis from 0 to ``maximum``, one closed line per series
+    (the first filled lightly, the others drawn dashed, so "this quarter against the last" reads at a
+    glance). A None value is a gap in its line (e.g. an area not reported)."""
+    matplotlib, Figure = _setup()
+    with _lock, matplotlib.rc_context(_style()):
+        fig = Figure(figsize=size, layout="constrained")
+        n = len(axes)
+        if n < 3 or not any(v is not None for vals in series.values() for v in vals):
+            ax = fig.add_subplot()
+            if title:
+                ax.set_title(title, loc="left", fontsize=11)
+            _empty(ax, empty)
+            return _render(fig, fmt)
+        import math
+
+        ax = fig.add_subplot(projection="polar")
+        if title:
+            ax.set_title(title, loc="left", fontsize=11, pad=18)
+        ax.set_theta_offset(math.pi / 2)  # the first axis at the top ...
+        ax.set_theta_direction(-1)  # ... the others clockwise
+        angles = [2 * math.pi * i / n for i in range(n)]
+        closed = [*angles, angles[0]]
+        for i, (name, vals) in enumerate(series.items()):
+            ys = [float("nan") if v is None else float(v) for v in vals]
+            color = _color(name, i, colors)
+            first = i == 0
+            ax.plot(closed, [*ys, ys[0]], color=color, linewidth=2.2 if first else 1.6,
+                    linestyle="-" if first else "--", marker="o", markersize=4, label=name)
+            if first and all(v is not None for v in vals):
+                ax.fill(closed, [*ys, ys[0]], color=color, alpha=0.15)
+        ax.set_xticks(angles, list(axes))
+        ax.set_ylim(0, maximum)
+        ticks = [maximum * k / 5 for k in range(1, 6)]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks], fontsize=8, color="#666666")
+        ax.set_xlim(0, 2 * math.pi)
+        ax.set_rlabel_position(180 / n)
+        ax.tick_params(axis="x", pad=8)
+        ax.spines["polar"].set_color("#bbbbbb")
+        if len(series) > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(0.9, 1.12))
         return _render(fig, fmt)

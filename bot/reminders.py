@@ -4,7 +4,10 @@ Slack: at the start of each quarter (its first business day: not a Saturday, Sun
 holiday or 1-3 January; 10:00 in the team's time zone) each registered team's channel gets a reminder
 asking for the figures of the quarter that has just ended, named in the team's business year, with a
 button that opens the KPI form for it; nudges follow after 7 and 14 days, only to teams that have not
-reported that quarter.
+reported that quarter. A team with area owners (全員参加): the kickoff names each area's owner and
+lists the improvement actions decided last quarter; a nudge goes while areas are missing and mentions
+only their owners; the last nudge, if some areas are in, posts the team's result instead, the missing
+areas shown as not reported (once: the team store's close, in the team's hash slot).
 LINE: once a quarter, on the same first business day (10:00 Japan time), every user who opted in gets
 one push inviting them to retake the diagnosis, showing their last tier; pushes go by multicast, at
 most 500 users a request, one request per tier.
@@ -33,12 +36,14 @@ import redis
 
 from bot.logs import uid
 from bot.outbox import Outbox
-from bot.slack.texts import period_label, t
+from bot.slack.blocks import reminder_message
+from bot.slack.results import missing_areas, reporters, result_outputs
 from conversations import keys
 from conversations.jobs import Job
 from conversations.keys import Subject
+from conversations.kpi_catalog import Catalog
 from conversations.machine import Conv
-from conversations.teams import Team, TeamStore
+from conversations.teams import Report, Team, TeamStore
 from scoring import score
 from scoring.periods import DEFAULT_TZ, Quarter, kickoff_day, local_time, quarter_of, zone
 
@@ -102,6 +107,7 @@ class Reminders:
         line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
         report_button: Callable[[Team, Quarter], dict[str, Any]] | None = None,
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
+        catalog: Catalog | None = None,  # the KPI catalog: area owners, actions, the last nudge's result
     ) -> None:
         self.r = client
         self.teams = teams
@@ -111,6 +117,7 @@ class Reminders:
         self.line_api = line_api
         self.report_button = report_button
         self.installed = installed
+        self.catalog = catalog
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
@@ -144,21 +151,65 @@ class Reminders:
                 if not installed.get(workspace, True):
                     summary.skipped.append((label, "the app is not installed in the workspace (uninstalled)"))
                     continue
-                if kind != "kickoff" and self.teams.report(team.ref, asked) is not None:
+                report = self.teams.report(team.ref, asked)
+                owners = self.teams.owners(team.ref) if self.catalog is not None else {}
+                missing = self._missing(report) if owners else []
+                if kind != "kickoff" and report is not None and (not owners or not missing or report.posted):
                     summary.skipped.append((label, "already reported"))
                     continue
-                period = period_label(self.locale, asked, team.fy_start)
-                text = t(self.locale, "remind_kickoff" if kind == "kickoff" else "remind_nudge", period=period)
-                blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-                if self.report_button is not None:
-                    blocks.append(self.report_button(team, asked))
-                if dry_run:
-                    summary.queued.append(f"{label} (dry run: would queue)")
+                if kind == self._last_nudge() and owners and report is not None:
+                    self._close(team, asked, report, owners, ledger, label, now, dry_run, summary)
                     continue
-                job = self.outbox.to_subject(subject, [{"type": "slack_post", "text": text, "blocks": blocks}])
-                if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL)):
-                    continue  # another clock claimed it a moment ago
-                summary.queued.append(label)
+                self._remind(team, asked, kind, owners, missing, subject, ledger, label, dry_run, summary)
+
+    def _missing(self, report: Report | None) -> list[str]:
+        assert self.catalog is not None
+        return missing_areas(self.catalog, report)
+
+    def _last_nudge(self) -> str:
+        return f"nudge{max(self.settings.nudges)}" if self.settings.nudges else ""
+
+    def _remind(self, team: Team, asked: Quarter, kind: str, owners: dict[str, str], missing: list[str],
+                subject: Subject, ledger: str, label: str, dry_run: bool, summary: Summary) -> None:
+        actions = self.teams.actions(team.ref, asked.previous()) if kind == "kickoff" and self.catalog else []
+        text, blocks = reminder_message(self.catalog, self.locale, team, asked, kind, owners=owners,
+                                        missing=missing, actions=actions)
+        if self.report_button is not None:
+            blocks.append(self.report_button(team, asked))
+        if dry_run:
+            summary.queued.append(f"{label} (dry run: would queue)")
+            return
+        job = self.outbox.to_subject(subject, [{"type": "slack_post", "text": text, "blocks": blocks}])
+        if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL)):
+            return  # another clock claimed it a moment ago
+        summary.queued.append(label)
+
+    def _close(self, team: Team, asked: Quarter, report: Report, owners: dict[str, str], ledger: str, label: str,
+               now: float, dry_run: bool, summary: Summary) -> None:
+        """The last nudge of a team with owners and some areas in: its result, the missing areas shown
+        as not reported. The post is committed by the team store's close (once, against the figures it
+        was rendered from); the ledger mark after it (a crash in between: the next pass finds it posted)."""
+        assert self.catalog is not None
+        missing = len(self._missing(report))
+        if dry_run:
+            summary.queued.append(f"{label} (dry run: would post the result, {missing} area(s) missing)")
+            return
+        current: Report | None = report
+        for _ in range(3):
+            assert current is not None
+            targets = current.targets if current.targets is not None else self.teams.targets(team.ref)
+            outputs = result_outputs(self.catalog, self.teams, self.locale, team, asked, current.values, targets,
+                                     current.by, replaced=False, people=reporters(self.catalog, current),
+                                     owners=owners, closed=True)
+            done = self.teams.close(team.ref, asked, current.version, outputs, now)
+            if done != 0:
+                break
+            current = self.teams.report(team.ref, asked)  # an owner reported meanwhile: render it again
+        self.r.set(ledger, "closed", nx=True, ex=int(LEDGER_TTL))
+        if done == 1:
+            summary.queued.append(f"{label} (result, {len(self._missing(current))} area(s) missing)")
+        else:
+            summary.skipped.append((label, "already reported"))
 
     # ---- LINE -----------------------------------------------------------------------------------
 

@@ -84,7 +84,12 @@ def inbox_meta(subject: Subject) -> str:
 #
 #    crmbot:{t:<workspace>:<channel>}:team           team settings (hash: name, tz, created_by, ...)
 #    crmbot:{t:<workspace>:<channel>}:targets        the team's own targets (hash: indicator -> value)
-#    crmbot:{t:<workspace>:<channel>}:kpi:<quarter>  reported figures (hash: indicator -> value, _by, _at)
+#    crmbot:{t:<workspace>:<channel>}:owners         who reports which area (hash: area -> Slack user ID)
+#    crmbot:{t:<workspace>:<channel>}:kpi:<quarter>  reported figures (hash: indicator -> value, _by, _at,
+#                                                    _a:<area> who reported it, _v version, _posted result job)
+#    crmbot:{t:<workspace>:<channel>}:actions:<quarter>
+#                                                    improvement actions decided on that quarter's result
+#                                                    (hash: action id -> JSON)
 #    crmbot:{t:<workspace>:<channel>}:quarters       quarters reported (sorted set: quarter -> ordinal)
 #    crmbot:{t:<workspace>:<channel>}:audit          who changed what and when (list of JSON, newest first)
 #    crmbot:{ws:<workspace>}:teams                   the workspace's teams (set of channel IDs)
@@ -140,6 +145,14 @@ def team_targets(t: TeamRef) -> str:
 
 def team_kpi(t: TeamRef, quarter: str) -> str:
     return f"{PREFIX}:{t.tag}:kpi:{quarter}"
+
+
+def team_owners(t: TeamRef) -> str:
+    return f"{PREFIX}:{t.tag}:owners"
+
+
+def team_actions(t: TeamRef, quarter: str) -> str:
+    return f"{PREFIX}:{t.tag}:actions:{quarter}"
 
 
 def team_quarters(t: TeamRef) -> str:

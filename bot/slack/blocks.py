@@ -15,7 +15,7 @@ from bot import views
 from bot.slack.texts import months_label, period_label, t, with_unit
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
-from conversations.teams import Team
+from conversations.teams import Action, Team
 from scoring.kpi import MAX_SCORE, Indicator, KpiResult, target_problem
 from scoring.periods import Quarter
 
@@ -24,7 +24,12 @@ TARGETS_CALLBACK = "kpi_targets"
 DIAGNOSIS_ACTION = "dx"  # action_id prefix of diagnosis buttons
 CONSULT_URL_ACTION = "consult_url"  # the booking page's link button (Slack still sends an action: acked)
 OPEN_REPORT_ACTION = "kpi_open"
+OWNERS_CALLBACK = "kpi_owners"
+ACTIONS_CALLBACK = "kpi_actions"
+ACTIONS_ACTION = "kpi_add_actions"
 MAX_INPUT_CHARS = 20
+MAX_ACTION_CHARS = 150
+ACTIONS_PER_MODAL = 3
 
 
 def plain(text: str) -> dict[str, Any]:
@@ -37,6 +42,15 @@ def mrkdwn(text: str) -> dict[str, Any]:
 
 def section(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "section", "text": mrkdwn(text[:3000]), **extra}
+
+
+def escape(text: str) -> str:
+    """Text someone typed, safe in mrkdwn: no mention, link or channel-wide ping can come out of it."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def joined(locale: str, items: Sequence[str]) -> str:
+    return ("、" if locale != "en" else ", ").join(items)
 
 
 def fmt(value: float) -> str:
@@ -106,12 +120,18 @@ def _indicator_inputs(
     locale: str,
     initial: Mapping[str, float],
     shape: Callable[[Indicator], tuple[bool, float, bool]],
+    editable: Sequence[str] | None = None,
+    readonly: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One header per area and one number input per indicator (block ind:<key>, action <key>).
-    ``shape(indicator)`` gives (optional, the target shown in the hint, whether it is a default)."""
+    ``shape(indicator)`` gives (optional, the target shown in the hint, whether it is a default).
+    ``editable``: the areas with inputs (None: all); the others show ``readonly[area]`` as text."""
     blocks: list[dict[str, Any]] = []
     for area in catalog.areas:
         blocks.append({"type": "header", "text": plain(catalog.name(area.key, locale))})
+        if editable is not None and area.key not in editable:
+            blocks.append({"type": "context", "elements": [mrkdwn((readonly or {}).get(area.key, "-")[:3000])]})
+            continue
         for key in area.indicator_keys:
             ind = catalog.indicator(key)
             optional, target, defaults = shape(ind)
@@ -137,11 +157,20 @@ def report_modal(
     initial: Quarter,
     values: Mapping[str, float],
     targets: Mapping[str, float],
+    editable: Sequence[str] | None = None,
+    readonly: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The report form. ``editable``: the areas this person reports (an owner's); the others are shown
+    read-only (``readonly[area]``: who owns it, whether it is in). None: every area."""
     options = [{"text": plain(period_label(locale, q, team.fy_start)[:75]), "value": str(q)} for q in quarters]
     initial_option = next(o for o in options if o["value"] == str(initial))
+    if editable is None or len(editable) == len(catalog.areas):
+        intro = t(locale, "report_intro", team=team.name)
+    else:
+        intro = t(locale, "report_intro_owner", team=team.name,
+                  areas=joined(locale, [catalog.name(a, locale) for a in editable]))
     blocks: list[dict[str, Any]] = [
-        section(t(locale, "report_intro", team=team.name)),
+        section(intro),
         {
             "type": "input",
             "block_id": "quarter",
@@ -152,7 +181,8 @@ def report_modal(
         },
     ]
     blocks += _indicator_inputs(
-        catalog, locale, values, lambda ind: (not ind.required, targets.get(ind.key, ind.target), False)
+        catalog, locale, values, lambda ind: (not ind.required, targets.get(ind.key, ind.target), False),
+        editable, readonly,
     )
     return {
         "type": "modal",
@@ -187,13 +217,17 @@ def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Map
 
 
 def parse_figures(
-    catalog: Catalog, locale: str, state: Mapping[str, Any], *, as_targets: bool = False
+    catalog: Catalog, locale: str, state: Mapping[str, Any], *, as_targets: bool = False,
+    only: Sequence[str] | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """The indicator inputs of a submitted modal -> (values, errors keyed by block_id).
-    ``as_targets``: the inputs are targets (a scale's target must lie on the better side of its floor)."""
+    ``as_targets``: the inputs are targets (a scale's target must lie on the better side of its floor).
+    ``only``: read only these indicators (an owner's areas); None: every one."""
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
     for ind in catalog.indicators:
+        if only is not None and ind.key not in only:
+            continue
         block = f"ind:{ind.key}"
         raw = _input_value(state, block, ind.key).get("value")
         try:
@@ -242,14 +276,24 @@ def result_message(
     deltas: Mapping[str, float | None] | None,
     by: str,
     replaced: bool,
+    *,
+    reporters: Sequence[str] = (),
+    owners: Mapping[str, str] | None = None,
+    follow: Sequence[tuple[Action, float | None]] = (),
+    closed: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:
+    """The team's result post. ``reporters``: everyone who reported an area (``by`` alone when empty);
+    ``owners``: an area not reported names its owner; ``follow``: last quarter's actions with the change
+    of their area; ``closed``: posted at the last reminder with areas missing."""
     period = period_label(locale, quarter, team.fy_start)
     title = t(locale, "result_title", period=period, team=team.name)
     lines = []
     for area in result.areas:
         name = catalog.name(area.area, locale)
         if area.score is None:
-            lines.append(f"*{name}*\n{t(locale, 'not_reported')}")
+            owner = (owners or {}).get(area.area)
+            missing = t(locale, "not_reported_owner", user=owner) if owner else t(locale, "not_reported")
+            lines.append(f"*{name}*\n{missing}")
         else:
             change = delta_text(deltas.get(area.area) if deltas else None)
             coverage = t(locale, "coverage", reported=area.reported, total=area.total)
@@ -266,15 +310,52 @@ def result_message(
         if result.weakest_figure is not None:
             text += "\n" + weakest_figure(catalog, locale, result)
         blocks.append(section(text))
-    context = [t(locale, "replaced_by", user=by, period=period) if replaced else t(locale, "submitted_by", user=by)]
+    if follow:
+        rows = [t(locale, "follow_line", area=catalog.name(a.area, locale), what=escape(a.what), owner=a.owner,
+                  due=a.due, moved=moved_text(locale, change)) for a, change in follow]
+        blocks.append(section(t(locale, "follow_title") + "\n" + "\n".join(rows)))
+    people = list(dict.fromkeys(reporters)) or [by]
+    if len(people) == 1:
+        context = [t(locale, "replaced_by", user=people[0], period=period) if replaced
+                   else t(locale, "submitted_by", user=people[0])]
+    else:
+        users = joined(locale, [f"<@{u}>" for u in people])
+        context = [t(locale, "replaced_by_many", users=users, period=period) if replaced
+                   else t(locale, "submitted_by_many", users=users)]
     context.append(t(locale, "coverage", reported=result.reported, total=result.total))
     if deltas is None:
         context.append(t(locale, "no_previous"))
     else:
         context.append(f"▲▼ {t(locale, 'vs_previous')}")
+    if closed:
+        context.append(t(locale, "closed_note"))
     blocks.append({"type": "context", "elements": [mrkdwn(x) for x in context]})
     overall_txt = f"{result.overall:.1f}/10" if result.overall is not None else t(locale, "not_reported")
     return f"{title}: {t(locale, 'overall')} {overall_txt}", blocks
+
+
+def moved_text(locale: str, change: float | None, pending: bool = False) -> str:
+    """Whether an action's area moved: its score's change from the quarter it was decided on to the next."""
+    if pending:
+        return t(locale, "moved_pending")
+    if change is None:
+        return t(locale, "moved_unknown")
+    if change > 0:
+        return t(locale, "moved_up", delta=f"{change:.1f}")
+    if change < 0:
+        return t(locale, "moved_down", delta=f"{-change:.1f}")
+    return t(locale, "moved_same")
+
+
+def actions_button(locale: str, team: Team, quarter: Quarter, area: str | None) -> dict[str, Any]:
+    """「改善アクションを登録」 under a result post: opens the actions modal for that quarter's result."""
+    value = {"team": team.ref.id, "quarter": str(quarter)} | ({"area": area} if area else {})
+    return {
+        "type": "actions",
+        "block_id": "kpi_actions",
+        "elements": [{"type": "button", "action_id": ACTIONS_ACTION, "text": plain(t(locale, "actions_button")),
+                      "value": json.dumps(value)}],
+    }
 
 
 def weakest_figure(catalog: Catalog, locale: str, result: KpiResult) -> str:
@@ -289,8 +370,14 @@ def weakest_figure(catalog: Catalog, locale: str, result: KpiResult) -> str:
 
 
 def history_blocks(
-    catalog: Catalog, locale: str, team: Team, rows: Sequence[tuple[Quarter, KpiResult]]
+    catalog: Catalog,
+    locale: str,
+    team: Team,
+    rows: Sequence[tuple[Quarter, KpiResult]],
+    actions: Sequence[tuple[Quarter, Action, float | None, bool]] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
+    """The team's trend; ``actions``: (the quarter whose result they were decided on, the action, the
+    change of its area by the next quarter, whether that quarter is still to be reported)."""
     title = t(locale, "history_title", team=team.name)
     if not rows:
         return title, [section(title), section(t(locale, "history_empty"))]
@@ -309,7 +396,182 @@ def history_blocks(
         lines.append(f"{catalog.name(area.key, locale)}: " + " | ".join(cell(s) for s in scores) + trend)
     overall = [res.overall for _, res in rows]
     lines.append(f"{t(locale, 'overall')}: " + " | ".join(cell(s) for s in overall))
-    return title, [section(title), section("```" + "\n".join(lines) + "```")]
+    blocks = [section(title), section("```" + "\n".join(lines) + "```")]
+    if actions:
+        rows_text = [t(locale, "history_action_line", period=months_label(locale, q),
+                       area=catalog.name(a.area, locale), what=escape(a.what), owner=a.owner, due=a.due,
+                       moved=moved_text(locale, change, pending)) for q, a, change, pending in actions]
+        text = t(locale, "history_actions")
+        for row in rows_text:  # newest last; a section holds 3,000 characters
+            if len(text) + len(row) + 1 > 2900:
+                break
+            text += "\n" + row
+        blocks.append(section(text))
+    return title, blocks
+
+
+def owners_modal(catalog: Catalog, locale: str, team: Team, owners: Mapping[str, str]) -> dict[str, Any]:
+    """One optional user picker per area (block and action owner:<area>), the current owner preselected."""
+    blocks: list[dict[str, Any]] = [section(t(locale, "owners_intro"))]
+    for area in catalog.areas:
+        element: dict[str, Any] = {"type": "users_select", "action_id": f"owner:{area.key}"}
+        if owners.get(area.key):
+            element["initial_user"] = owners[area.key]
+        blocks.append({"type": "input", "block_id": f"owner:{area.key}", "optional": True,
+                       "label": plain(t(locale, "owners_label", area=catalog.name(area.key, locale))[:2000]),
+                       "element": element})
+    return {
+        "type": "modal",
+        "callback_id": OWNERS_CALLBACK,
+        "title": plain(t(locale, "owners_title")),
+        "submit": plain(t(locale, "save")),
+        "close": plain(t(locale, "cancel")),
+        "private_metadata": json.dumps({"team": team.ref.id}),
+        "blocks": blocks,
+    }
+
+
+def chosen_user(state: Mapping[str, Any], block_id: str) -> Any:
+    """What a user picker (its action ID is its block's) holds, as sent: None when nothing is chosen."""
+    return _input_value(state, block_id, block_id).get("selected_user")
+
+
+def parse_user(state: Mapping[str, Any], block_id: str) -> str | None:
+    """A user picker's choice: a Slack user ID, or None (nothing chosen, or not shaped as one)."""
+    value = chosen_user(state, block_id)
+    if isinstance(value, str) and 2 <= len(value) <= 32 and value[0] in "UW" and value.isalnum():
+        return value
+    return None
+
+
+def actions_modal(catalog: Catalog, locale: str, team: Team, quarter: Quarter, area: str | None) -> dict[str, Any]:
+    """One to three actions for an area: what (text), owner (user picker), due date (date picker).
+    The first is required; the others are optional, each complete or blank."""
+    options = [{"text": plain(catalog.name(a.key, locale)[:75]), "value": a.key} for a in catalog.areas]
+    area_select: dict[str, Any] = {"type": "static_select", "action_id": "a", "options": options}
+    if area in catalog.area_keys:
+        area_select["initial_option"] = next(o for o in options if o["value"] == area)
+    blocks: list[dict[str, Any]] = [
+        section(t(locale, "actions_intro", period=period_label(locale, quarter, team.fy_start))),
+        {"type": "input", "block_id": "area", "label": plain(t(locale, "action_area")), "element": area_select},
+    ]
+    for n in range(1, ACTIONS_PER_MODAL + 1):
+        optional = n > 1
+        if optional:
+            blocks.append({"type": "divider"})
+        blocks += [
+            {"type": "input", "block_id": f"what:{n}", "optional": optional,
+             "label": plain(t(locale, "action_what", n=n)),
+             "element": {"type": "plain_text_input", "action_id": f"what:{n}", "max_length": MAX_ACTION_CHARS}},
+            {"type": "input", "block_id": f"owner:{n}", "optional": optional,
+             "label": plain(t(locale, "action_owner", n=n)),
+             "element": {"type": "users_select", "action_id": f"owner:{n}"}},
+            {"type": "input", "block_id": f"due:{n}", "optional": optional,
+             "label": plain(t(locale, "action_due", n=n)), "element": {"type": "datepicker", "action_id": f"due:{n}"}},
+        ]
+    return {
+        "type": "modal",
+        "callback_id": ACTIONS_CALLBACK,
+        "title": plain(t(locale, "actions_title")),
+        "submit": plain(t(locale, "save")),
+        "close": plain(t(locale, "cancel")),
+        "private_metadata": json.dumps({"team": team.ref.id, "quarter": str(quarter)}),
+        "blocks": blocks,
+    }
+
+
+def parse_actions(
+    locale: str, state: Mapping[str, Any], today: str, areas: Sequence[str]
+) -> tuple[str | None, list[tuple[str, str, str]], dict[str, str]]:
+    """A submitted actions modal -> (area, [(what, owner, due)], errors keyed by block_id). ``today``:
+    the team's date (YYYY-MM-DD); a due date before it is refused."""
+    import datetime as dt
+
+    errors: dict[str, str] = {}
+    option = _input_value(state, "area", "a").get("selected_option")
+    area = option.get("value") if isinstance(option, Mapping) else None
+    if area not in areas:
+        errors["area"] = t(locale, "action_area")
+        area = None
+    rows: list[tuple[str, str, str]] = []
+    for n in range(1, ACTIONS_PER_MODAL + 1):
+        raw = _input_value(state, f"what:{n}", f"what:{n}").get("value")
+        what = " ".join(raw.split())[:MAX_ACTION_CHARS] if isinstance(raw, str) else ""
+        owner = parse_user(state, f"owner:{n}")
+        due_raw = _input_value(state, f"due:{n}", f"due:{n}").get("selected_date")
+        due = due_raw if isinstance(due_raw, str) else ""
+        if n > 1 and not what and owner is None and not due:
+            continue  # an optional action left blank
+        if not what:
+            errors[f"what:{n}"] = t(locale, "err_action_what")
+        if owner is None:
+            errors[f"owner:{n}"] = t(locale, "err_action_owner")
+        try:
+            if dt.date.fromisoformat(due).isoformat() != due:
+                raise ValueError(due)
+            if due < today:
+                errors[f"due:{n}"] = t(locale, "err_due_past")
+        except ValueError:
+            errors[f"due:{n}"] = t(locale, "err_action_due")
+        if owner is not None and what:
+            rows.append((what, owner, due))
+    return area, rows, errors
+
+
+def actions_post(
+    catalog: Catalog, locale: str, team: Team, quarter: Quarter, area: str, actions: Sequence[Action], by: str
+) -> tuple[str, list[dict[str, Any]]]:
+    lines = "\n".join(t(locale, "action_line", what=escape(a.what), owner=a.owner, due=a.due) for a in actions)
+    text = t(locale, "actions_post", user=by, period=period_label(locale, quarter, team.fy_start),
+             area=catalog.name(area, locale), lines=lines)
+    return text, [section(text)]
+
+
+def owners_post(catalog: Catalog, locale: str, owners: Mapping[str, str], by: str) -> tuple[str, list[dict[str, Any]]]:
+    if not owners:
+        text = t(locale, "owners_cleared_post", user=by)
+    else:
+        text = t(locale, "owners_post", user=by, lines=owner_lines(catalog, locale, owners))
+    return text, [section(text)]
+
+
+def owner_lines(catalog: Catalog, locale: str, owners: Mapping[str, str]) -> str:
+    return "\n".join(t(locale, "owner_line", area=catalog.name(a, locale), user=owners[a]) if owners.get(a)
+                     else t(locale, "owner_none", area=catalog.name(a, locale)) for a in catalog.area_keys)
+
+
+def missing_text(catalog: Catalog, locale: str, missing: Sequence[str], owners: Mapping[str, str]) -> str:
+    """Areas still to report, each with its owner mentioned: 「データ品質（@佐藤）、ROI」."""
+    return joined(locale, [t(locale, "missing_owned", area=catalog.name(a, locale), user=owners[a]) if owners.get(a)
+                           else catalog.name(a, locale) for a in missing])
+
+
+def reminder_message(
+    catalog: Catalog | None,
+    locale: str,
+    team: Team,
+    asked: Quarter,
+    kind: str,
+    *,
+    owners: Mapping[str, str] | None = None,
+    missing: Sequence[str] = (),
+    actions: Sequence[Action] = (),
+) -> tuple[str, list[dict[str, Any]]]:
+    """A reminder in the team's channel. The kickoff names each area's owner and lists the actions
+    decided last quarter; a nudge mentions only the owners of the areas still missing."""
+    period = period_label(locale, asked, team.fy_start)
+    text = t(locale, "remind_kickoff" if kind == "kickoff" else "remind_nudge", period=period)
+    blocks: list[dict[str, Any]] = [section(text)]
+    if catalog is not None and owners:
+        if kind == "kickoff":
+            blocks.append(section(t(locale, "kickoff_owners", lines=owner_lines(catalog, locale, owners))))
+        elif missing:
+            blocks.append(section(t(locale, "nudge_missing", missing=missing_text(catalog, locale, missing, owners))))
+    if catalog is not None and kind == "kickoff" and actions:
+        lines = "\n".join(t(locale, "kickoff_action_line", area=catalog.name(a.area, locale), what=escape(a.what),
+                             owner=a.owner, due=a.due) for a in actions)
+        blocks.append(section(t(locale, "kickoff_actions", lines=lines)))
+    return text, blocks
 
 
 def home_view(

@@ -20,7 +20,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "• `/kpi setup [チーム名] [tz=Asia/Tokyo] [fy=4]` このチャンネルをチームとして登録（fy: 年度が始まる月）\n"
             "• `/kpi` 終わった四半期の数値を報告（さらに前の期も選べます）\n"
             "• `/kpi targets` チームの目標値を設定\n"
-            "• `/kpi history` これまでの推移\n"
+            "• `/kpi history` これまでの推移（グラフはDMで届きます）\n"
+            "• `/kpi owners` 領域ごとの担当者を決める（全員参加）\n"
+            "• `/kpi export` これまでの数値をCSVにしてDMで受け取る\n"
             "• `/kpi reminders off` / `on` 四半期ごとのお知らせを止める・再開する\n"
             "• `/diagnosis` CRM診断（10問）をDMで受ける"
         ),
@@ -84,6 +86,80 @@ TEXTS: dict[str, dict[str, str]] = {
         "下のボタンから数値を入力してください。採点結果はこのチャンネルで共有されます。",
         "remind_nudge": "*{period}* のKPIがまだ報告されていません。\n"
         "数分で終わります。下のボタンからどうぞ（止めるには `/kpi reminders off`）。",
+        # ---- every department: area owners --------------------------------------------------------
+        "owners_title": "領域の担当者",
+        "owners_intro": "領域ごとに、数値を報告する人を決められます。担当の方は自分の領域だけを報告でき、"
+        "5つの領域がそろうと結果をチャンネルに投稿します。空欄の領域は誰でも報告できます。"
+        "すべて空欄なら、これまでどおり1人がすべてを報告します。",
+        "owners_label": "{area}の担当",
+        "owners_post": "<@{user}> さんが領域の担当者を決めました。\n{lines}\n"
+        "担当の方は `/kpi` から自分の領域を報告できます。",
+        "owners_cleared_post": "<@{user}> さんが領域の担当者をなくしました。これからは1人がすべての領域を報告します。",
+        "owner_line": "• {area}: <@{user}>",
+        "owner_none": "• {area}: 担当なし（誰でも報告できます）",
+        "owner_of": "担当 <@{user}>",
+        "err_user": "Slackのメンバーを選んでください",
+        "report_intro_owner": "*{team}* の *{areas}* の数値を入力してください（あなたの担当です）。"
+        "ほかの領域は担当の方が報告します。",
+        "readonly_in": "報告済み（<@{user}>）: {figures}",
+        "readonly_missing": "未報告",
+        "partial_saved": "*{areas}* の数値を受け付けました。\nまだの領域: {missing}\n"
+        "すべてそろうと、結果をチャンネルに投稿します。",
+        "missing_owned": "{area}（<@{user}>）",
+        "no_change": "数値に変更はありませんでした。結果はすでにチャンネルに投稿しています。",
+        "err_owner_changed": "担当が変わりました。お手数ですが、もう一度 `/kpi` から開いてください",
+        "submitted_by_many": "報告: {users}",
+        "replaced_by_many": "報告: {users}（{period} の数値を更新しました）",
+        "not_reported_owner": "未報告（担当 <@{user}>）",
+        "closed_note": "最後のお知らせの日になったため、報告のあった領域で結果をまとめました。"
+        "未報告の領域も、あとから報告すると結果を更新します。",
+        "kickoff_owners": "*担当*\n{lines}",
+        "nudge_missing": "まだの領域: {missing}",
+        # ---- improvement actions ---------------------------------------------------------------------
+        "actions_button": "改善アクションを登録",
+        "actions_title": "改善アクション",
+        "actions_intro": "*{period}* の結果をふまえて、次の四半期に取り組むことを1〜3件登録します。"
+        "次の四半期の結果で、その領域が動いたかをお見せします。",
+        "action_area": "対象の領域",
+        "action_what": "アクション{n}: 何をするか",
+        "action_owner": "アクション{n}: 担当",
+        "action_due": "アクション{n}: 期限",
+        "err_action_what": "何をするかを入力してください",
+        "err_action_owner": "担当を選んでください",
+        "err_action_due": "期限を選んでください",
+        "err_due_past": "今日以降の日付を選んでください",
+        "err_actions_full": "この四半期の改善アクションは{max}件までです",
+        "actions_post": "<@{user}> さんが *{period}* の結果から改善アクションを登録しました（{area}）。\n{lines}",
+        "action_line": "• {what}（担当 <@{owner}>、期限 {due}）",
+        "follow_title": "*前期に決めた改善アクション*",
+        "follow_line": "• {area}: {what}（<@{owner}>、期限 {due}）→ {moved}",
+        "kickoff_actions": "*前期に決めた改善アクション*（今回の結果で、その領域が動いたかをお見せします）\n{lines}",
+        "kickoff_action_line": "• {area}: {what}（<@{owner}>、期限 {due}）",
+        "moved_up": "▲{delta} 上がりました",
+        "moved_down": "▼{delta} 下がりました",
+        "moved_same": "±0 変わりませんでした",
+        "moved_unknown": "比べられません（未報告）",
+        "moved_pending": "次の四半期の結果で確かめます",
+        "history_actions": "*改善アクション*",
+        "history_action_line": "• {period} {area}: {what}（<@{owner}>、期限 {due}）→ {moved}",
+        # ---- charts and the CSV ----------------------------------------------------------------------
+        "history_chart_sent": "推移のグラフをDMでお送りしました。",
+        "history_chart_comment": "*{team}* のKPI推移です（各領域0〜10点）。",
+        "chart_radar_title": "{team} {period}",
+        "chart_radar_alt": "レーダーチャート（各領域0〜10点）。{series}",
+        "chart_lines_title": "{team} のKPI推移",
+        "chart_lines_alt": "KPI推移の折れ線グラフ（0〜10点）。{series}",
+        "chart_series": "{name}: {values}",
+        "export_sent": "これまでのKPIをCSVにしてDMでお送りしました。",
+        "export_empty": "まだ報告がないため、CSVは作りませんでした。`/kpi` から報告できます。",
+        "export_comment": "*{team}* のKPIです（CSV、UTF-8）。Excelでそのまま開けます。",
+        "csv_quarter": "四半期",
+        "csv_period": "期間",
+        "csv_reported_by": "報告者",
+        "csv_reported_at": "報告日時",
+        "csv_coverage": "報告した項目数",
+        "csv_actions": "この期の結果から決めた改善アクション",
+        "csv_action": "{area}: {what}（担当 {owner}、期限 {due}）",
     },
     "en": {
         "help": (
@@ -92,7 +168,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "(fy: the month your business year starts)\n"
             "• `/kpi` report the figures of the quarter that ended (earlier ones can be chosen)\n"
             "• `/kpi targets` set the team's targets\n"
-            "• `/kpi history` the trend so far\n"
+            "• `/kpi history` the trend so far (the chart comes by DM)\n"
+            "• `/kpi owners` choose who reports each area (every department)\n"
+            "• `/kpi export` get the figures so far as a CSV file by DM\n"
             "• `/kpi reminders off` / `on` pause or resume quarterly reminders\n"
             "• `/diagnosis` take the CRM diagnosis (10 questions) in a DM"
         ),
@@ -156,6 +234,79 @@ TEXTS: dict[str, dict[str, str]] = {
         "Enter the figures with the button below; the scores will be shared in this channel.",
         "remind_nudge": "The KPIs for *{period}* have not been reported yet.\n"
         "It takes a few minutes: use the button below (`/kpi reminders off` pauses these).",
+        # ---- every department: area owners --------------------------------------------------------
+        "owners_title": "Area owners",
+        "owners_intro": "Choose who reports each area. An owner reports their own areas only; once all five "
+        "are in, the result is posted in the channel. Anyone may report an area left blank. "
+        "With every field blank, one person reports everything, as before.",
+        "owners_label": "Owner of {area}",
+        "owners_post": "<@{user}> chose the area owners.\n{lines}\nOwners report their areas with `/kpi`.",
+        "owners_cleared_post": "<@{user}> removed the area owners. One person now reports every area.",
+        "owner_line": "• {area}: <@{user}>",
+        "owner_none": "• {area}: no owner (anyone may report it)",
+        "owner_of": "Owner <@{user}>",
+        "err_user": "Please choose a member of this Slack",
+        "report_intro_owner": "Enter the figures of *{areas}* for *{team}* (your areas). "
+        "The other areas are reported by their owners.",
+        "readonly_in": "Reported (<@{user}>): {figures}",
+        "readonly_missing": "Not reported yet",
+        "partial_saved": "Figures for *{areas}* received.\nStill to come: {missing}\n"
+        "The result is posted in the channel once every area is in.",
+        "missing_owned": "{area} (<@{user}>)",
+        "no_change": "No figure changed. The result is already in the channel.",
+        "err_owner_changed": "The area owners changed. Please open the form again with `/kpi`",
+        "submitted_by_many": "Reported by {users}",
+        "replaced_by_many": "Reported by {users} (figures for {period} updated)",
+        "not_reported_owner": "not reported (owner <@{user}>)",
+        "closed_note": "The last reminder is due, so the result covers the areas reported so far. "
+        "A missing area reported later updates the result.",
+        "kickoff_owners": "*Owners*\n{lines}",
+        "nudge_missing": "Still to come: {missing}",
+        # ---- improvement actions ---------------------------------------------------------------------
+        "actions_button": "Add improvement actions",
+        "actions_title": "Improvement actions",
+        "actions_intro": "From the result of *{period}*, record one to three things to do next quarter. "
+        "Next quarter's result shows whether their area moved.",
+        "action_area": "Area",
+        "action_what": "Action {n}: what",
+        "action_owner": "Action {n}: owner",
+        "action_due": "Action {n}: due",
+        "err_action_what": "Please say what will be done",
+        "err_action_owner": "Please choose an owner",
+        "err_action_due": "Please choose a due date",
+        "err_due_past": "Please choose today or a later date",
+        "err_actions_full": "A quarter holds at most {max} improvement actions",
+        "actions_post": "<@{user}> added improvement actions from the result of *{period}* ({area}).\n{lines}",
+        "action_line": "• {what} (owner <@{owner}>, due {due})",
+        "follow_title": "*Actions decided last quarter*",
+        "follow_line": "• {area}: {what} (<@{owner}>, due {due}) → {moved}",
+        "kickoff_actions": "*Actions decided last quarter* (this result will show whether their area moved)\n{lines}",
+        "kickoff_action_line": "• {area}: {what} (<@{owner}>, due {due})",
+        "moved_up": "▲{delta} up",
+        "moved_down": "▼{delta} down",
+        "moved_same": "±0 no change",
+        "moved_unknown": "cannot compare (not reported)",
+        "moved_pending": "checked with next quarter's result",
+        "history_actions": "*Improvement actions*",
+        "history_action_line": "• {period} {area}: {what} (<@{owner}>, due {due}) → {moved}",
+        # ---- charts and the CSV ----------------------------------------------------------------------
+        "history_chart_sent": "I've sent you the trend chart by DM.",
+        "history_chart_comment": "KPI trend of *{team}* (each area 0-10).",
+        "chart_radar_title": "{team} {period}",
+        "chart_radar_alt": "Radar chart (each area 0-10). {series}",
+        "chart_lines_title": "KPI trend of {team}",
+        "chart_lines_alt": "Line chart of the KPI trend (0-10). {series}",
+        "chart_series": "{name}: {values}",
+        "export_sent": "I've sent you the KPI figures so far as a CSV file by DM.",
+        "export_empty": "Nothing reported yet, so there is no CSV. Use `/kpi` to report.",
+        "export_comment": "KPI figures of *{team}* (CSV, UTF-8); opens in Excel as it is.",
+        "csv_quarter": "Quarter",
+        "csv_period": "Period",
+        "csv_reported_by": "Reported by",
+        "csv_reported_at": "Reported at",
+        "csv_coverage": "Figures reported",
+        "csv_actions": "Improvement actions decided on this result",
+        "csv_action": "{area}: {what} (owner {owner}, due {due})",
     },
 }
 

@@ -8,11 +8,20 @@ steps, or one of:
 
 - ``slack_post`` ``{text, blocks}``: a message in the channel;
 - ``slack_ephemeral`` ``{user, text, blocks}``: a message only ``user`` sees in the channel;
-- ``slack_home`` ``{user, view}``: the user's App Home tab (views.publish; idempotent).
+- ``slack_home`` ``{user, view}``: the user's App Home tab (views.publish; idempotent);
+- ``slack_chart`` ``{kind, labels, series, title, alt, name, ...}``: a chart drawn here as PNG
+  (:mod:`bot.charts`: ``radar`` or ``lines``) and shared with ``files_upload_v2``, its numbers in the
+  image's alt text;
+- ``slack_file`` ``{name, ext, content, title, comment}``: a text file (a CSV) shared the same way.
+
+A job may hold several of these (a result post, then its radar chart): they go out in order, the
+step reached checkpointed in the job's state after each, so a retry or a recovery resumes where the
+earlier attempt stopped rather than posting again.
 
 Slack has no idempotency key, so each post carries message metadata with the job id. A recovery (an
 earlier attempt's outcome unknown) first looks for that id in the conversation's recent history and
-only posts if it is not there.
+only posts if it is not there. A shared file carries no metadata: its name holds the job id instead
+(``kpi-radar-2026-Q1-1a2b3c4d.png``), and a recovery looks for a file of that name in the history.
 
 Pacing: chat.postMessage allows about one message a second per channel (short bursts) and a
 workspace-wide rate; both are limits shared in Redis by every worker. A DM answers the user's own
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ratelimit import Limit, retry_after
@@ -45,6 +54,8 @@ PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "account_inac
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 TIMEOUT = 10  # seconds per Web API call
 MAX_WAIT_IN_ATTEMPT = 5.0  # a pacing wait longer than this is left to a later attempt (deferred, not failed)
+FILE_OUTPUTS = ("slack_chart", "slack_file")
+MAX_ALT_TXT = 1000  # Slack refuses a longer alt_txt (alt_txt_too_large)
 
 
 CHANNEL_LIMIT = Limit(1.0, 5.0)  # chat.postMessage: ~1 message/s per channel, short bursts
@@ -55,6 +66,26 @@ WORKSPACE_LIMIT = Limit(1.0, 20.0)  # SLACK_RATE_PER_SECOND / SLACK_RATE_BURST
 class SlackLimits:
     channel: Limit | None = CHANNEL_LIMIT
     workspace: Limit | None = WORKSPACE_LIMIT
+
+
+def file_name(out: dict[str, Any], job_id: str) -> str:
+    """The name a file output is shared under: its stem, the job id's first 8 characters (what a
+    recovery looks for), its extension."""
+    ext = "png" if out["type"] == "slack_chart" else str(out.get("ext") or "txt")
+    return f"{out['name']}-{job_id[:8]}.{ext}"
+
+
+def file_bytes(out: dict[str, Any]) -> bytes:
+    """A file output's content: the chart drawn as PNG, or the text as UTF-8 (a CSV keeps its BOM)."""
+    if out["type"] == "slack_file":
+        return str(out["content"]).encode("utf-8")
+    from bot import charts
+
+    if out["kind"] == "radar":
+        return charts.radar(out["labels"], out["series"], title=out.get("title", ""), empty=out.get("empty", ""),
+                            fmt="png")
+    return charts.lines(out["labels"], out["series"], title=out.get("title", ""), empty=out.get("empty", ""),
+                        y_range=(0, 10.5), fmt="png")
 
 
 def split_to(to: str) -> tuple[str, str]:
@@ -113,6 +144,47 @@ class SlackTransport:
                 return True
         return False
 
+    async def _already_shared(self, client: AsyncWebClient, channel: str, name: str) -> bool:
+        res = await client.conversations_history(channel=channel, limit=50)
+        messages: list[dict[str, Any]] = res.get("messages") or []
+        return any(f.get("name") == name for msg in messages for f in msg.get("files") or [])
+
+    async def _share(self, client: AsyncWebClient, channel: str, out: dict[str, Any], name: str) -> None:
+        data = await asyncio.to_thread(file_bytes, out)  # drawing takes CPU: off the event loop
+        alt = str(out.get("alt") or "")[:MAX_ALT_TXT] or None
+        await client.files_upload_v2(channel=channel, content=data, filename=name,
+                                          title=str(out.get("title") or name)[:255], alt_txt=alt,
+                                          initial_comment=out.get("comment") or None)
+
+    async def _deliver_steps(self, client: AsyncWebClient, attempt: Attempt, workspace: str, target: str) -> Outcome:
+        """Posts and files one after the other, the step reached checkpointed after each."""
+        job = attempt.job
+        dm = target.startswith(("U", "W", "D"))
+        channel = await self._conversation(client, attempt, target)
+        start = int(job.state.get("step", 0))
+        for i in range(start, len(job.outputs)):
+            out = job.outputs[i]
+            unknown = (attempt.recovering and i == start) or bool(job.state.get("post_unknown"))
+            if out["type"] in FILE_OUTPUTS:
+                name = file_name(out, job.id)
+                if not (unknown and await self._already_shared(client, channel, name)):
+                    if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
+                        return later
+                    await self._share(client, channel, out, name)
+            else:
+                key = job.id if i == 0 else f"{job.id}.{i}"
+                if not (unknown and await self._already_posted(client, channel, key)):
+                    if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
+                        return later
+                    meta = {"event_type": EVENT_TYPE, "event_payload": {"id": key}}
+                    await client.chat_postMessage(channel=channel, text=out["text"], blocks=out.get("blocks"),
+                                                       metadata=meta)
+            job.state.pop("post_unknown", None)
+            if i + 1 < len(job.outputs):
+                job.state["step"] = i + 1
+                await attempt.checkpoint()
+        return Outcome(DELIVERED, f"{len(job.outputs)} steps")
+
     async def _pace(self, attempt: Attempt, workspace: str, channel: str) -> Outcome | None:
         """Wait for a slot of the channel's limit, then of the workspace's; when either is further than
         MAX_WAIT_IN_ATTEMPT, the post is deferred (no slot taken from the workspace, no failure counted).
@@ -143,6 +215,8 @@ class SlackTransport:
                                    "no token; requeue after installing it again")
         client = self.client_for(workspace, token)
         try:
+            if any(o.get("type") in FILE_OUTPUTS for o in job.outputs):
+                return await self._deliver_steps(client, attempt, workspace, target)
             if kind == "slack_home":
                 out = job.outputs[0]
                 await client.views_publish(user_id=out["user"], view=out["view"])
@@ -190,3 +264,5 @@ class SlackTransport:
         except (TimeoutError, aiohttp.ClientError) as e:  # unknown outcome: the next attempt checks first
             job.state["post_unknown"] = True
             return Outcome(RETRY, f"slack: {type(e).__name__}")
+        except SlackRequestError:  # the file's upload refused: nothing was shared
+            return Outcome(RETRY, "slack: upload failed")

@@ -13,6 +13,10 @@ token (with token rotation: an expiring token and a one-time refresh token, exch
 ``grant_type=refresh_token``), and every other method checks the ``Authorization: Bearer`` token: it
 answers as that token's workspace (``Recorded.team`` says which), ``invalid_auth`` for a token it never
 issued or revoked (:meth:`FakeSlackApi.uninstall`), ``token_expired`` for an expired one.
+Files are uploaded as ``files_upload_v2`` does it: ``files.getUploadURLExternal`` (a file id and an
+upload URL served by this fake), a POST of the raw bytes to that URL, then
+``files.completeUploadExternal``, which shares the file in a channel (a message with ``files``, as
+Slack shows it in the history) or keeps it private; :meth:`FakeSlackApi.files` lists them with their bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
 
 API_PREFIX = "/api/"
 RESPONSE_PREFIX = "/response/"
+UPLOAD_PREFIX = "/upload/v1/"
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -60,6 +65,9 @@ MAX_VIEW_BLOCKS = 100
 MAX_VIEW_LABEL = 24  # modal title, submit and close
 MAX_CALLBACK_ID = 255
 MAX_PRIVATE_METADATA = 3000
+MAX_ALT_TXT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond it
+MAX_FILE_TITLE = 255
+MIMETYPES = {"png": "image/png", "csv": "text/csv", "txt": "text/plain", "jpg": "image/jpeg", "gif": "image/gif"}
 MAX_TEXT = 40000
 MAX_SECTION_TEXT = 3000
 VIEW_TYPES = ("modal", "home", "workflow_step")
@@ -295,6 +303,7 @@ class FakeSlackApi(FakeHttpApi):
         self._ts_counter = itertools.count(100, 100)  # never reset: ts stay unique across reset()
         self._view_counter = itertools.count(1)
         self._dm_users: dict[str, str] = {}  # DM channel id -> user id (stable, never reset)
+        self._file_counter = itertools.count(1)  # never reset: file ids stay unique across reset()
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -309,6 +318,8 @@ class FakeSlackApi(FakeHttpApi):
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
             "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
         }
         self._team = TEAM_ID  # the workspace of the request being answered (lock held)
         self._clear()
@@ -329,6 +340,8 @@ class FakeSlackApi(FakeHttpApi):
         self._installs: dict[str, _Install] = {}
         self._codes: dict[str, dict[str, Any]] = {}  # code -> the approved install (used once)
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> workspace (each works once)
+        self._files: dict[str, dict[str, Any]] = {}  # file id -> the file (its bytes once uploaded)
+        self._upload_keys: dict[str, str] = {}  # upload URL key -> file id
         self.contract_errors.clear()
 
     @property
@@ -447,6 +460,14 @@ class FakeSlackApi(FakeHttpApi):
             view_id = self._home.get(user_id)
             return copy.deepcopy(self._views[view_id]) if view_id else None
 
+    def files(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Completed uploads, in order (``data``: their bytes; ``channels``: where they were shared),
+        only those shared in ``channel`` if given (a user id means the DM with that user)."""
+        with self._lock:
+            where = self._resolve(channel) if channel else None
+            return [copy.deepcopy(f) for f in self._files.values()
+                    if f["completed"] and (where is None or where in f["channels"])]
+
     def responses(self, response_url: str) -> list[dict[str, Any]]:
         """Payloads posted to a response_url from :meth:`new_response_url`, in order."""
         key = response_url.rsplit("/", 1)[-1]
@@ -492,6 +513,11 @@ class FakeSlackApi(FakeHttpApi):
 
     def _handle(self, target: str, headers: dict[str, str], body: bytes) -> Answer:
         path, _, query = target.partition("?")
+        if path.startswith(UPLOAD_PREFIX):
+            with self._lock:
+                answer = self._upload(path[len(UPLOAD_PREFIX):], body)
+                self._records.append(Recorded("upload", dict(headers), {}, answer.status, answer.body, body))
+                return answer
         args, token, problems = parse_args(headers.get("content-type", ""), body, query)
         if path.startswith(RESPONSE_PREFIX):
             method = "response_url"
@@ -902,3 +928,75 @@ class FakeSlackApi(FakeHttpApi):
                 "profile": {"real_name": real_name, "display_name": real_name},
             },
         }
+
+    # -- files (lock held) -------------------------------------------------------------------------
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = args.get("filename")
+        try:
+            length = int(args.get("length") or 0)
+        except (TypeError, ValueError):
+            return _error("invalid_arguments")
+        if not isinstance(filename, str) or not filename or length <= 0:
+            return _error("missing_argument")
+        alt_txt = args.get("alt_txt")
+        if isinstance(alt_txt, str) and len(alt_txt) > MAX_ALT_TXT:
+            return _error("alt_txt_too_large")
+        file_id = f"F{next(self._file_counter):08d}"
+        key = secrets.token_hex(8)
+        ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        self._files[file_id] = {
+            "id": file_id, "name": filename, "title": filename,
+            "alt_txt": alt_txt if isinstance(alt_txt, str) else None,
+            "length": length, "mimetype": MIMETYPES.get(ext, "application/octet-stream"), "filetype": ext,
+            "data": None, "completed": False, "channels": [], "comment": "",
+        }
+        self._upload_keys[key] = file_id
+        return {"ok": True, "upload_url": f"{self.root_url}{UPLOAD_PREFIX}{key}", "file_id": file_id}
+
+    def _upload(self, key: str, body: bytes) -> Answer:
+        file_id = self._upload_keys.get(key)
+        if file_id is None:
+            return Answer(404, b"not found", {"Content-Type": "text/plain"})
+        entry = self._files[file_id]
+        if len(body) != entry["length"]:
+            self.contract_errors.append(f"upload: {len(body)} bytes sent, {entry['length']} announced")
+        entry["data"] = bytes(body)
+        return Answer(200, f"OK - {len(body)}".encode(), {"Content-Type": "text/plain"})
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        raw = args.get("files")
+        try:
+            files = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return _error("invalid_arguments")
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+            return _error("invalid_arguments")
+        entries = []
+        for f in files:
+            entry = self._files.get(str(f.get("id")))
+            if entry is None or entry["data"] is None or entry["completed"]:
+                return _error("file_not_found")
+            title = f.get("title")
+            if isinstance(title, str) and len(title) > MAX_FILE_TITLE:
+                self.contract_errors.append(f"files.completeUploadExternal: title of {len(title)} chars")
+            entries.append((entry, title))
+        targets = [args["channel_id"]] if isinstance(args.get("channel_id"), str) and args["channel_id"] else []
+        if isinstance(args.get("channels"), str):
+            targets += [c for c in args["channels"].split(",") if c]
+        channels = [self._resolve(c) for c in targets]
+        for channel in channels:
+            if (err := self._channel_error(channel)) is not None:
+                return err
+        comment = args.get("initial_comment") if isinstance(args.get("initial_comment"), str) else ""
+        for entry, title in entries:
+            entry["completed"] = True
+            entry["title"] = title if isinstance(title, str) and title else entry["name"]
+            entry["channels"] = channels
+            entry["comment"] = comment
+        for channel in channels:
+            shown = [{k: entry[k] for k in ("id", "name", "title", "mimetype", "filetype", "alt_txt")}
+                     | {"size": entry["length"]} for entry, _ in entries]
+            message: dict[str, Any] = {"type": "message", "channel": channel, "user": BOT_USER_ID, "text": comment,
+                                       "ts": self._next_ts(), "files": shown, "upload": True}
+            self._messages.setdefault(channel, []).append(message)
+        return {"ok": True, "files": [{"id": entry["id"], "title": entry["title"]} for entry, _ in entries]}

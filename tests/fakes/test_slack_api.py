@@ -380,6 +380,43 @@ def test_history_returns_metadata_only_when_asked(client: WebClient, fake: FakeS
     assert any("metadata" in e for e in fake.contract_errors)
 
 
+def test_files_upload_v2_shares_a_file_in_a_channel_and_a_dm(client: WebClient, fake: FakeSlackApi) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    done = client.files_upload_v2(channel=CHANNEL, content=png, filename="radar.png", title="レーダー",
+                                  alt_txt="データ品質 8.0", initial_comment="グラフです")
+    assert done["file"]["id"].startswith("F") and done["file"]["title"] == "レーダー"
+    assert [c.method for c in fake.calls()] == [
+        "files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert "authorization" not in fake.calls("upload")[0].headers  # the upload URL itself is the credential
+    [shared] = fake.files(CHANNEL)
+    assert (shared["name"], shared["title"], shared["alt_txt"], shared["mimetype"], shared["data"]) == (
+        "radar.png", "レーダー", "データ品質 8.0", "image/png", png)
+    [message] = fake.messages(CHANNEL)
+    assert message["text"] == "グラフです" and [f["name"] for f in message["files"]] == ["radar.png"]
+    history = client.conversations_history(channel=CHANNEL)["messages"]
+    assert history[0]["files"][0]["id"] == shared["id"]
+
+    csv = "\ufeff四半期,総合\r\n2026-Q1,7.1\r\n".encode()
+    client.files_upload_v2(channel=dm_channel_id(USER), content=csv, filename="kpi.csv")
+    assert [f["data"] for f in fake.files(USER)] == [csv]  # a user id names the DM with that user
+    assert [f["name"] for f in fake.files()] == ["radar.png", "kpi.csv"]
+    fake.assert_contract_ok()
+
+
+def test_files_upload_refusals(client: WebClient, fake: FakeSlackApi) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.files_upload_v2(channel=CHANNEL, content=b"x", filename="a.png", alt_txt="x" * 1001)
+    assert err.value.response["error"] == "alt_txt_too_large"
+    with pytest.raises(SlackApiError) as err:
+        client.files_completeUploadExternal(files=[{"id": "F99999999"}], channel_id=CHANNEL)
+    assert err.value.response["error"] == "file_not_found"
+    fake.archive(CHANNEL)
+    with pytest.raises(SlackApiError) as err:
+        client.files_upload_v2(channel=CHANNEL, content=b"x", filename="a.png")
+    assert err.value.response["error"] == "is_archived"
+    assert fake.files() == [] and fake.messages(CHANNEL) == []
+
+
 def test_unknown_method(client: WebClient, fake: FakeSlackApi) -> None:
     with pytest.raises(SlackApiError) as err:
         client.api_call("no.such.method")

@@ -273,6 +273,7 @@ def slack_flow(backend: Backend, fake: FakeSlackApi) -> dict[str, Any]:
         assert report is not None
         return {
             "channel": [(m["text"], m.get("blocks")) for m in env.channel_messages(CH)],
+            "files": [(f["title"], f["alt_txt"], f["mimetype"]) for f in fake.files(CH)],
             # every hint consumed and every recovery mark cleared once the worker delivered
             "hints": (backend.client.zcard(jobs.due(jobs.shard_of(TEAM_TAG))),
                       backend.client.llen(jobs.ready(jobs.shard_of(TEAM_TAG)))),
@@ -392,7 +393,10 @@ def test_slack_kpi_flow_on_the_cluster_matches_one_server(
     got = slack_flow(on_cluster, slack)
     assert got == expected
 
-    announcement, result = got["channel"]
+    announcement, result, chart = got["channel"]
+    assert chart == ("", None)  # the radar chart shared after the result, by the same job's next step
+    [(title, alt, mimetype)] = got["files"]
+    assert mimetype == "image/png" and TEAM_NAME in title and "データ品質 8.0" in alt
     assert got["hints"] == (0, 0)
     assert TEAM_NAME in announcement[0]
     assert result[0] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"

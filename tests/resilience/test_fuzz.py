@@ -641,7 +641,8 @@ def test_slack_kpi_unknown_subcommands_get_the_help_text(team_probe: SlackProbe,
     words = text.split(None, 1)
     sub = words[0].lower() if words else ""
     rest = words[1].strip().lower() if len(words) > 1 else ""
-    assume(sub not in ("", "setup", "targets", "history") and not (sub == "reminders" and rest in ("on", "off")))
+    assume(sub not in ("", "setup", "targets", "history", "owners", "export")
+           and not (sub == "reminders" and rest in ("on", "off")))
     assume("payload" not in text)  # a known Bolt bug, shown on its own below
     _, calls = team_probe.check(form(dict(parse_qsl(slash_command_body("/kpi", text, ALICE, CH).decode()))),
                                 may_call=lambda c: c.method == "chat.postEphemeral")
@@ -667,7 +668,8 @@ def test_slack_a_command_mentioning_payload_is_answered(team_probe: SlackProbe, 
 # -- modal submissions ---------------------------------------------------------------------------------
 
 @FUZZ
-@given(data=st.data(), callback=st.sampled_from([B.REPORT_CALLBACK, B.TARGETS_CALLBACK]))
+@given(data=st.data(), callback=st.sampled_from([B.REPORT_CALLBACK, B.TARGETS_CALLBACK, B.OWNERS_CALLBACK,
+                                                 B.ACTIONS_CALLBACK]))
 def test_slack_view_submissions_with_garbage(team_probe: SlackProbe, data: st.DataObject, callback: str) -> None:
     """A submission naming no registered team, with garbage inputs, or with no user, is answered
     with errors (the modal stays open) and stores nothing, posts nothing."""
@@ -706,14 +708,17 @@ def test_slack_a_valid_submission_still_goes_through(team_probe: SlackProbe) -> 
     res, calls = team_probe.check(interaction(view_submission_payload(ALICE, view, values)),
                                   may_store=lambda k: True, may_call=lambda c: True)
     assert res.status_code == 200 and not res.get_data()
-    assert [c.method for c in calls] == ["chat.postMessage"]  # delivered by the worker
+    # delivered by the worker: the result, then its radar chart
+    assert [c.method for c in calls] == ["chat.postMessage", "files.getUploadURLExternal", "upload",
+                                         "files.completeUploadExternal"]
     assert [p["text"][:7] for p in team_probe.env.team_posts(CH)] == ["CRM KPI"]
 
 
 # -- buttons -------------------------------------------------------------------------------------------
 
 @FUZZ
-@given(action_id=st.sampled_from([B.OPEN_REPORT_ACTION, f"{B.DIAGNOSIS_ACTION}:0", f"{B.DIAGNOSIS_ACTION}:3"])
+@given(action_id=st.sampled_from([B.OPEN_REPORT_ACTION, B.ACTIONS_ACTION, f"{B.DIAGNOSIS_ACTION}:0",
+                                  f"{B.DIAGNOSIS_ACTION}:3"])
        | st.sampled_from(["", "dx", "dx:", "dx:x", "dx:1:2", "kpi_open2", "DX:1", " dx:1"]) | st.text(max_size=10),
        value=slack_junk.map(json.dumps) | strings | st.none(), where=st.sampled_from(["channel", "dm"]))
 def test_slack_block_actions_with_unknown_ids_or_garbage_values(slack_probe: SlackProbe, action_id: str,
@@ -730,5 +735,5 @@ def test_slack_block_actions_with_unknown_ids_or_garbage_values(slack_probe: Sla
                                may_call=dm_calls(ALICE) if diagnosis else nothing)
     if not is_text(payload):
         assert res.status_code == 400  # lone surrogates: not a request Slack sends
-    elif not diagnosis and action_id != B.OPEN_REPORT_ACTION:
+    elif not diagnosis and action_id not in (B.OPEN_REPORT_ACTION, B.ACTIONS_ACTION):
         assert res.status_code == 404  # no listener: Bolt's "unhandled request"

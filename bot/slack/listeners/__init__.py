@@ -2,6 +2,7 @@
 
     middleware  the dependencies in every request's context; Slack's event retries handled once
     kpi         /kpi and its subcommands, the report and targets modals, the open-report button
+    method      area owners, improvement actions, the CSV export (registered by kpi)
     diagnosis   /diagnosis, the diagnosis buttons, direct messages
     home        the App Home tab
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bot.slack.deps import Deps
-from conversations.keys import Subject, TeamRef
-from conversations.kpi_catalog import Catalog
-from conversations.teams import Report, Team, TeamStore
-from scoring.kpi import KpiResult, target_problem
+from bot.slack.payload import json_object, sender_workspace
+from bot.slack.results import score_stored, usable_figures
+from conversations.errors import InvalidInput
+from conversations.keys import Subject, TeamRef, ViewRef
+from conversations.teams import Report, Team
+from scoring.kpi import KpiResult
+
+__all__ = ["ephemeral", "post_to_team", "score", "score_report", "score_stored", "subject_of", "team_of_view", "usable",
+           "usable_figures", "view_ref"]
+log = logging.getLogger(__name__)
 
 
 def subject_of(workspace: str, user: str) -> Subject:
@@ -32,21 +39,6 @@ def usable(deps: Deps, figures: Any, *, targets: bool = False) -> dict[str, floa
     return usable_figures(deps.catalog, figures, targets=targets)
 
 
-def usable_figures(catalog: Catalog, figures: Any, *, targets: bool = False) -> dict[str, float]:
-    """Figures the current catalog can score: stored reports outlive catalog edits (a renamed
-    indicator, a narrower range, a new rule), and an old figure the catalog no longer knows is left
-    out; so is an old target the indicator's rule no longer accepts (its default applies)."""
-    out = {}
-    for key, value in dict(figures or {}).items():
-        try:
-            ind = catalog.indicator(key)
-        except KeyError:
-            continue
-        if ind.minimum <= value <= ind.maximum and not (targets and target_problem(ind, value)):
-            out[key] = value
-    return out
-
-
 def score(deps: Deps, values: Any, targets: Any, previous: Any = None) -> KpiResult:
     """Score figures against targets; ``previous``: the previous quarter's figures (the improve rule)."""
     return deps.catalog.score(usable(deps, values), usable(deps, targets, targets=True), usable(deps, previous))
@@ -56,10 +48,23 @@ def score_report(deps: Deps, rep: Report, ref: TeamRef, previous: Report | None 
     return score_stored(deps.catalog, deps.teams, rep, ref, previous)
 
 
-def score_stored(catalog: Catalog, teams: TeamStore, rep: Report, ref: TeamRef,
-                 previous: Report | None = None) -> KpiResult:
-    """A stored report, scored against the targets in force when it was reported (and, for the
-    improve rule, the previous quarter's stored figures); the console scores with it too."""
-    targets = rep.targets if rep.targets is not None else teams.targets(ref)
-    return catalog.score(usable_figures(catalog, rep.values), usable_figures(catalog, targets, targets=True),
-                         usable_figures(catalog, previous.values if previous is not None else None))
+def team_of_view(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> Team | None:
+    """The registered team a modal names in its private_metadata, if it is one of the workspace the
+    submission comes from (a payload never acts on another workspace's team)."""
+    name = json_object(view.get("private_metadata")).get("team")
+    try:
+        ref = TeamRef.parse(name) if isinstance(name, str) else None
+    except InvalidInput:
+        return None
+    if ref is not None and ref.workspace != sender_workspace(body):
+        log.warning("slack: a modal naming another workspace's team refused")
+        return None
+    return deps.teams.get(ref) if ref is not None else None
+
+
+def view_ref(view: dict[str, Any]) -> ViewRef | None:
+    """The submitted modal's ID and hash (Slack always sends both): what makes a replay recognisable."""
+    try:
+        return ViewRef(view.get("id"), view.get("hash"))  # type: ignore[arg-type]  # checked there
+    except InvalidInput:
+        return None

@@ -10,6 +10,7 @@ from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import score_report, subject_of
 from bot.slack.payload import strings
+from bot.slack.results import missing_areas
 from conversations.errors import InvalidInput
 from scoring.periods import last_ended
 
@@ -28,7 +29,10 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
     rows = []
     for team in teams.workspace_teams(workspace):
         due = last_ended(now, team.tz)  # the quarter a report is due for
-        reported = teams.report(team.ref, due) is not None
+        report = teams.report(team.ref, due)
+        # with area owners, a quarter is reported once its result is out (every area in, or the last nudge)
+        reported = report is not None and (not teams.owners(team.ref) or bool(report.posted)
+                                           or not missing_areas(deps.catalog, report))
         quarters = teams.quarters(team.ref)
         latest_q = quarters[-1] if quarters else None
         latest = None

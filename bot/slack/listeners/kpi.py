@@ -1,4 +1,10 @@
-"""The KPI feature: /kpi and its subcommands, the report and targets modals, the open-report button."""
+"""The KPI feature: /kpi and its subcommands, the report and targets modals, the open-report button.
+
+Every department (全員参加): with area owners (:mod:`bot.slack.listeners.method`), an owner's form
+shows their areas (the others read-only) and their submission is merged into the quarter; the team's
+result is committed with the submission that brings the last area in (once: the store's version
+check makes concurrent submissions prepare again on what the others stored).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,20 @@ from slack_bolt import Ack, App
 
 from bot.logs import uid
 from bot.slack import blocks as B
+from bot.slack import results as R
 from bot.slack.deps import Deps
-from bot.slack.listeners.common import ephemeral, post_to_team, score, score_report
+from bot.slack.listeners import method
+from bot.slack.listeners.common import ephemeral, post_to_team, score_report, subject_of, team_of_view, view_ref
 from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.texts import fy_month, t
-from conversations.errors import InvalidInput, StoreUnavailable
+from conversations.errors import Contention, InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef, ViewRef
 from conversations.teams import Report, Team
-from scoring.kpi import KpiResult, compare, missing_required
+from scoring.kpi import KpiResult, missing_required
 from scoring.periods import DEFAULT_TZ, Quarter, parse_fy_start, quarter_of, reportable, zone
 
 log = logging.getLogger(__name__)
-
+SUBMIT_TRIES = 8  # a submission prepared again this often on newer figures, then Contention
 
 
 def plain_name(text: str) -> str:
@@ -29,14 +37,19 @@ def plain_name(text: str) -> str:
     return re.sub(r"[<>&*_~`]", "", text).strip()[:80]
 
 
-def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None) -> None:
+def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None, user: str = "") -> None:
     """The report modal: the last ended quarter preselected (or the one a reminder's button names,
-    if it is still among the choices), earlier ones offered for late entries, never the running one."""
+    if it is still among the choices), earlier ones offered for late entries, never the running one.
+    An area owner sees inputs for their areas only, the others read-only."""
     choices = reportable(deps.clock(), team.tz)
     initial = quarter if quarter in choices else choices[0]
     report = deps.teams.report(team.ref, initial)
+    owners = deps.teams.owners(team.ref)
+    editable = R.editable_areas(deps.catalog, owners, user)
+    others = [a for a in deps.catalog.area_keys if a not in editable]
+    readonly = R.readonly_texts(deps.catalog, deps.locale, report, owners, others)
     view = B.report_modal(deps.catalog, deps.locale, team, choices, initial, report.values if report else {},
-                          deps.teams.targets(team.ref))
+                          deps.teams.targets(team.ref), editable if others else None, readonly)
     deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -72,13 +85,22 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         ephemeral(deps, ref, user, t(locale, "not_a_team"))
         return
     if sub == "":
-        open_report(deps, trigger_id, team)
+        open_report(deps, trigger_id, team, user=user)
     elif sub == "targets":
         deps.client.views_open(trigger_id=trigger_id,
                                view=B.targets_modal(deps.catalog, locale, team, teams.targets(ref)))
     elif sub == "history":
-        text, blks = B.history_blocks(deps.catalog, locale, team, history(deps, ref))
+        rows = history(deps, ref)
+        text, blks = B.history_blocks(deps.catalog, locale, team, rows,
+                                      R.actions_followed(deps.catalog, teams, ref, rows))
+        if rows:  # the chart goes to the asker's DM: a file cannot be shown to one person in a channel
+            deps.outbox.enqueue(subject_of(ref.workspace, user), [R.trend_output(deps.catalog, locale, team, rows)])
+            blks.append(B.section(t(locale, "history_chart_sent")))
         ephemeral(deps, ref, user, text, blks)
+    elif sub == "owners":
+        method.open_owners(deps, trigger_id, team)
+    elif sub == "export":
+        method.export(deps, team, user)
     elif sub == "reminders" and rest.strip().lower() in ("on", "off"):
         on = rest.strip().lower() == "on"
         teams.set_reminders(ref, on)
@@ -159,33 +181,12 @@ def open_report_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], d
         log.warning("slack: a report button naming another workspace's team ignored")
         return
     team = deps.teams.get(ref) if ref is not None else None
+    user = obj(body.get("user")).get("id")
     if team is not None and isinstance(trigger_id, str) and trigger_id:
-        open_report(deps, trigger_id, team, quarter)
+        open_report(deps, trigger_id, team, quarter, user if isinstance(user, str) else "")
 
 
 # ---- modal submissions ---------------------------------------------------------------------------
-
-
-def team_of_view(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> Team | None:
-    """The registered team a modal names in its private_metadata, if it is one of the workspace the
-    submission comes from (a payload never acts on another workspace's team)."""
-    name = json_object(view.get("private_metadata")).get("team")
-    try:
-        ref = TeamRef.parse(name) if isinstance(name, str) else None
-    except InvalidInput:
-        return None
-    if ref is not None and ref.workspace != sender_workspace(body):
-        log.warning("slack: a modal naming another workspace's team refused")
-        return None
-    return deps.teams.get(ref) if ref is not None else None
-
-
-def view_ref(view: dict[str, Any]) -> ViewRef | None:
-    """The submitted modal's ID and hash (Slack always sends both): what makes a replay recognisable."""
-    try:
-        return ViewRef(view.get("id"), view.get("hash"))  # type: ignore[arg-type]  # checked there
-    except InvalidInput:
-        return None
 
 
 def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
@@ -193,7 +194,7 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
     modal. If the store does not answer, the modal stays open saying so (nothing was stored)."""
     try:
         answer = store_report(body, view, deps)
-    except StoreUnavailable as e:
+    except (StoreUnavailable, Contention) as e:
         log.error("slack: a report could not be stored (%s)", e)
         answer = {"quarter": t(deps.locale, "err_store")}
     if answer:
@@ -211,35 +212,73 @@ def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict
     submitted = view_ref(view)
     if team is None or user is None or submitted is None:
         return {"quarter": t(locale, "not_a_team")}
+    by = user[0]
     now = deps.clock()
     quarter, errors = B.parse_quarter(locale, state, quarter_of(now, team.tz))
-    values, value_errors = B.parse_figures(catalog, locale, state)
+    owners = teams.owners(team.ref)
+    # the areas this person reports, among those the modal has inputs for (the owners may have changed
+    # since it was opened: an area it does not show is never taken as reported blank)
+    areas = [a for a in R.editable_areas(catalog, owners, by)
+             if any(f"ind:{k}" in state for k in catalog.area(a).indicator_keys)]
+    if not areas:
+        return {"quarter": t(locale, "err_owner_changed")}
+    keys = R.indicator_keys(catalog, areas)
+    values, value_errors = B.parse_figures(catalog, locale, state, only=keys)
     errors |= value_errors
-    for key in missing_required(catalog.indicators, values):
+    for key in missing_required([i for i in catalog.indicators if i.key in keys], values):
         errors.setdefault(f"ind:{key}", t(locale, "err_number"))
     if errors or quarter is None:
         return errors
-    by = user[0]
-    # The post is rendered before the store (it is committed with the report): from the figures, the
-    # targets in force and the previous quarter, all read first. "Replaced" is read first too, so two
-    # people submitting the same quarter at the same instant may both read "reported" (the audit
-    # records, written by the script, are exact).
-    targets = teams.targets(team.ref)
+    whole = len(areas) == len(catalog.areas)
+    for _ in range(SUBMIT_TRIES):
+        outcome = _submit(deps, team, quarter, values, areas, whole, owners, by, now, submitted)
+        if outcome is None:
+            return {}
+    raise Contention(f"team {team.ref.channel} {quarter}: figures kept changing")
+
+
+def _submit(deps: Deps, team: Team, quarter: Quarter, values: dict[str, float], areas: list[str], whole: bool,
+            owners: dict[str, str], by: str, now: float, submitted: ViewRef) -> str | None:
+    """One try: read the quarter, prepare what the submission commits (the result post when it brings
+    the last area in, else an ephemeral saying what is still to come), commit it against the version
+    read. None when done (or a replay); "stale" when the quarter changed meanwhile (try again)."""
+    locale, catalog, teams = deps.locale, deps.catalog, deps.teams
     current = teams.report(team.ref, quarter)
-    prev = teams.report(team.ref, quarter.previous())
-    result = score(deps, values, targets, prev.values if prev else None)
-    deltas = None
-    if prev is not None:
-        deltas = compare(result, score_report(deps, prev, team.ref, teams.report(team.ref, quarter.previous(2))))
-    replaced = current is not None and bool(current.values)
-    text, blks = B.result_message(catalog, locale, team, quarter, result, deltas, by, replaced)
-    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted,
-                           post=[{"type": "slack_post", "text": text, "blocks": blks}], lease=deps.post_lease)
+    targets = teams.targets(team.ref)
+    keys = R.indicator_keys(catalog, areas)
+    kept = {} if whole or current is None else {k: v for k, v in current.values.items() if k not in keys}
+    merged = kept | values
+    after = Report(str(quarter), merged, by, now, targets,
+                   ({} if whole or current is None else dict(current.areas)) | {a: (by, now) for a in areas})
+    missing = R.missing_areas(catalog, after)
+    posted_before = current is not None and bool(current.posted)
+    changed = current is None or dict(current.values) != merged
+    if not owners:  # one person reports everything: every submission is the result, as it always was
+        post_result, replaced = True, current is not None and bool(current.values)
+    else:
+        post_result = (not missing or posted_before) and (not posted_before or changed)
+        replaced = posted_before
+    if post_result:
+        outputs = R.result_outputs(catalog, teams, locale, team, quarter, merged, targets, by, replaced=replaced,
+                                   people=R.reporters(catalog, after), owners=owners)
+    else:
+        if missing:
+            text = t(locale, "partial_saved", areas=B.joined(locale, [catalog.name(a, locale) for a in areas]),
+                     missing=B.missing_text(catalog, locale, missing, owners))
+        else:
+            text = t(locale, "no_change")
+        outputs = [{"type": "slack_ephemeral", "user": by, "text": text}]
+    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted, post=outputs,
+                           lease=deps.post_lease, areas=areas, replace=None if whole else keys,
+                           expect=current.version if current is not None else 0, result=post_result)
+    if outcome.stale:
+        return "stale"
     if outcome.applied:
-        log.info("slack: team %s reported %s (%d figures) by %s", team.ref.channel, quarter, len(values), uid(by))
+        log.info("slack: team %s reported %s (%d figures, %d areas) by %s", team.ref.channel, quarter, len(values),
+                 len(areas), uid(by))
     else:
         log.info("slack: a report modal submitted again (team %s) was not applied twice", team.ref.channel)
-    return {}
+    return None
 
 
 def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
@@ -275,3 +314,4 @@ def register(app: App) -> None:
     app.action(B.OPEN_REPORT_ACTION)(open_report_button)
     app.view(B.REPORT_CALLBACK)(report_submitted)
     app.view(B.TARGETS_CALLBACK)(targets_submitted)
+    method.register(app)

@@ -29,6 +29,11 @@ def posts(env: SlackEnv) -> list[tuple[int, Any]]:
     return [(c.status, c.response.get("error")) for c in env.fake.calls("chat.postMessage")]
 
 
+def messages(env: SlackEnv) -> list[dict[str, Any]]:
+    """The channel's messages but the shared files (a result post is followed by its radar chart)."""
+    return [m for m in env.channel_messages(CH) if "files" not in m]
+
+
 class DieOnce(NoFaults):
     """The worker dies at one point of its first attempt (the documented fault hook)."""
 
@@ -94,23 +99,25 @@ def test_a_server_error_is_retried_with_backoff(team_env: SlackEnv) -> None:
     assert team_env.channel_messages(CH) == []
     team_env.clock.advance(2)
     assert team_env.deliver() == 1
-    [message] = team_env.channel_messages(CH)
+    [message] = messages(team_env)
     assert message["text"].startswith(f"CRM KPI {P_Q1_2026}")
+    assert len(team_env.fake.files(CH)) == 1  # its chart followed
     assert posts(team_env) == [(503, "internal_error"), (200, None)]
     assert [c.args["channel"] for c in team_env.fake.calls("conversations.history")] == [CH]  # checked first
 
 
 def test_recovery_after_a_lost_outcome_does_not_post_twice(team_env: SlackEnv, dying) -> None:
     lost = queue_then_die(team_env, dying, "after", lambda: team_env.report(BASE))
-    assert len(team_env.channel_messages(CH)) == 1 and team_env.pending() == 1
+    assert len(messages(team_env)) == 1 and len(team_env.fake.files(CH)) == 1 and team_env.pending() == 1
     team_env.clock.advance(team_env.svc.config.outbox_lease - 1)
     assert team_env.deliver() == 0
     team_env.clock.advance(2)
     assert team_env.deliver() == 1
-    assert len(team_env.channel_messages(CH)) == 1  # found by its metadata, not posted again
+    # the post was checkpointed as done; the chart, the step in flight, was found by its name
+    assert len(messages(team_env)) == 1 and len(team_env.fake.files(CH)) == 1
     assert posts(team_env) == [(200, None)]
-    [history] = team_env.fake.calls("conversations.history")
-    assert history.args["channel"] == CH and history.args["include_all_metadata"] in (True, "1", "true")
+    [history] = team_env.fake.calls("conversations.history")  # the chart looked for, the post not again
+    assert history.args["channel"] == CH
     assert team_env.channel_messages(CH)[0]["metadata"]["event_payload"] == {"id": lost}
     assert team_env.pending() == 0
 
@@ -130,9 +137,10 @@ def test_a_post_never_attempted_is_sent_once_after_the_lease(team_env: SlackEnv,
     assert team_env.channel_messages(CH) == [] and team_env.pending() == 1
     team_env.clock.advance(team_env.svc.config.outbox_lease + 1)
     assert team_env.deliver() == 1
-    assert len(team_env.channel_messages(CH)) == 1
-    assert [c.method for c in team_env.fake.calls() if c.method != "auth.test"][-2:] == [
-        "conversations.history", "chat.postMessage"
+    assert len(messages(team_env)) == 1 and len(team_env.fake.files(CH)) == 1
+    assert [c.method for c in team_env.fake.calls() if c.method != "auth.test"][-5:] == [
+        "conversations.history", "chat.postMessage",
+        "files.getUploadURLExternal", "upload", "files.completeUploadExternal",  # its chart, not in doubt
     ]
 
 
@@ -161,6 +169,6 @@ def test_a_permanent_error_parks_the_message(team_env: SlackEnv, break_channel: 
     team_env.fake.reset()  # the operator fixes the channel and puts the message back in line
     assert team_env.svc.outbox.requeue(parked.id)
     assert team_env.deliver() == 1
-    [message] = team_env.channel_messages(CH)
+    [message] = messages(team_env)
     assert message["text"].startswith(f"CRM KPI {P_Q1_2026}")
     assert team_env.svc.outbox.parked() == []

@@ -70,11 +70,19 @@ def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) 
         "プロセス効率:  5.0 |  5.0 →\n"
         "総合:  7.9 |  7.1"
         "```",
+        txt("history_chart_sent"),
     ]
+    # the line chart per area went to BOB's DM, its numbers in the alt text
+    [chart] = team_env.fake.files(BOB)
+    assert chart["mimetype"] == "image/png" and chart["data"].startswith(b"\x89PNG")
+    assert chart["alt_txt"] == txt("chart_lines_alt", series="2025年10〜12月 → 2026年1〜3月。" + "。".join([
+        "ユーザー参加度: 6.5 → 7.5", "データ品質: 8.0 → 8.0", "顧客満足度: 10.0 → 10.0",
+        "投資収益率（ROI）: 10.0 → 5.0", "プロセス効率: 5.0 → 5.0"]))
+    assert chart["comment"] == txt("history_chart_comment", team=TEAM_NAME)
     results = team_env.team_posts(CH)
     assert results[-1]["text"].startswith(f"CRM KPI {P_Q1_2026}")  # history is not posted
-    assert [m["text"] for m in team_env.channel_messages(CH)] == [txt("setup_announce", user=ALICE, name=TEAM_NAME),
-                                                                  *(m["text"] for m in results)]
+    posted = [m["text"] for m in team_env.channel_messages(CH) if "files" not in m]  # not the results' charts
+    assert posted == [txt("setup_announce", user=ALICE, name=TEAM_NAME), *(m["text"] for m in results)]
 
 
 def test_history_before_any_report(team_env: SlackEnv) -> None:

@@ -1,0 +1,168 @@
+"""The method beyond the figures: every department (`/kpi owners`), improvement discussed and
+followed (the 「改善アクションを登録」 button under a result and its modal), the history to take away
+(`/kpi export`).
+
+Each submission is committed with its channel post in one script (the owners, the actions), applied
+once per modal state; the CSV is sent by the worker as a file in a DM with the asker, since a file
+cannot be shown to one person alone in a channel (an ephemeral message carries no file).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.logs import uid
+from bot.slack import blocks as B
+from bot.slack.deps import Deps
+from bot.slack.export import kpi_csv
+from bot.slack.listeners.common import ephemeral, score_report, subject_of, team_of_view, view_ref
+from bot.slack.payload import json_object, obj, sender_workspace, strings
+from bot.slack.texts import t
+from conversations.errors import InvalidInput, StoreUnavailable
+from conversations.keys import TeamRef
+from conversations.teams import MAX_ACTIONS, Action, Report, Team
+from scoring.periods import Quarter, zone
+
+log = logging.getLogger(__name__)
+
+
+# ---- area owners ---------------------------------------------------------------------------------
+
+
+def open_owners(deps: Deps, trigger_id: str, team: Team) -> None:
+    view = B.owners_modal(deps.catalog, deps.locale, team, deps.teams.owners(team.ref))
+    deps.client.views_open(trigger_id=trigger_id, view=view)
+
+
+def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
+    """Store the owners with their announcement in the channel, then close the modal."""
+    locale, catalog = deps.locale, deps.catalog
+    first = f"owner:{catalog.area_keys[0]}"
+    try:
+        team = team_of_view(deps, body, view)
+        user = strings(obj(body.get("user")), "id")
+        submitted = view_ref(view)
+        if team is None or user is None or submitted is None:
+            ack(response_action="errors", errors={first: t(locale, "not_a_team")})
+            return
+        state = obj(obj(view.get("state")).get("values"))
+        owners: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for area in catalog.area_keys:
+            block = f"owner:{area}"
+            chosen = B.chosen_user(state, block)
+            owner = B.parse_user(state, block)
+            if owner is not None:
+                owners[area] = owner
+            elif chosen is not None:
+                errors[block] = t(locale, "err_user")
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        text, blocks = B.owners_post(catalog, locale, owners, user[0])
+        applied = deps.teams.set_owners(team.ref, owners, user[0], deps.clock(), view=submitted,
+                                        post=[{"type": "slack_post", "text": text, "blocks": blocks}],
+                                        lease=deps.post_lease)
+    except StoreUnavailable as e:
+        log.error("slack: owners could not be stored (%s)", e)
+        ack(response_action="errors", errors={first: t(locale, "err_store")})
+        return
+    ack()
+    log.info("slack: team %s owners %s by %s (%d areas)", team.ref.channel, "set" if applied else "replayed",
+             uid(user[0]), len(owners))
+
+
+# ---- improvement actions -------------------------------------------------------------------------
+
+
+def open_actions_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], deps: Deps) -> None:
+    """「改善アクションを登録」 under a result post: the actions modal for that quarter's result."""
+    ack()
+    data = json_object(action.get("value"))
+    trigger_id = body.get("trigger_id")
+    try:
+        team_id = data.get("team")
+        ref = TeamRef.parse(team_id) if isinstance(team_id, str) else None
+        quarter = Quarter.parse(data.get("quarter", ""))
+    except (ValueError, InvalidInput):
+        return
+    if ref is None or ref.workspace != sender_workspace(body):
+        log.warning("slack: an actions button naming no team, or another workspace's, ignored")
+        return
+    team = deps.teams.get(ref)
+    area = data.get("area")
+    if team is not None and isinstance(trigger_id, str) and trigger_id:
+        view = B.actions_modal(deps.catalog, deps.locale, team, quarter, area if isinstance(area, str) else None)
+        deps.client.views_open(trigger_id=trigger_id, view=view)
+
+
+def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
+    """Validate and record the actions with their post in the channel, then close the modal."""
+    locale, catalog = deps.locale, deps.catalog
+    try:
+        team = team_of_view(deps, body, view)
+        user = strings(obj(body.get("user")), "id")
+        submitted = view_ref(view)
+        try:
+            quarter = Quarter.parse(json_object(view.get("private_metadata")).get("quarter", ""))
+        except ValueError:
+            team = None
+        if team is None or user is None or submitted is None:
+            ack(response_action="errors", errors={"area": t(locale, "not_a_team")})
+            return
+        now = deps.clock()
+        today = datetime.fromtimestamp(now, zone(team.tz)).date().isoformat()
+        state = obj(obj(view.get("state")).get("values"))
+        area, rows, errors = B.parse_actions(locale, state, today, catalog.area_keys)
+        if errors or area is None:
+            ack(response_action="errors", errors=errors or {"area": t(locale, "action_area")})
+            return
+        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, user[0], now) for what, owner, due in rows]
+        text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, user[0])
+        done = deps.teams.add_actions(team.ref, quarter, actions, user[0], now, view=submitted,
+                                      post=[{"type": "slack_post", "text": text, "blocks": blocks}],
+                                      lease=deps.post_lease)
+    except StoreUnavailable as e:
+        log.error("slack: actions could not be stored (%s)", e)
+        ack(response_action="errors", errors={"area": t(locale, "err_store")})
+        return
+    if done is None:
+        ack(response_action="errors", errors={"what:1": t(locale, "err_actions_full", max=MAX_ACTIONS)})
+        return
+    ack()
+    log.info("slack: team %s %d action(s) for %s by %s%s", team.ref.channel, len(actions), quarter, uid(user[0]),
+             "" if done else " (replayed, not applied twice)")
+
+
+# ---- the history to take away --------------------------------------------------------------------
+
+
+def export(deps: Deps, team: Team, user: str) -> None:
+    """The team's history as a CSV file in a DM with the asker (queued; the worker uploads it)."""
+    locale, teams = deps.locale, deps.teams
+    rows = []
+    reports: dict[Quarter, Report | None] = {}
+    for q in teams.quarters(team.ref):
+        reports[q] = teams.report(team.ref, q)
+    for q, rep in reports.items():
+        if rep is not None:
+            rows.append((q, score_report(deps, rep, team.ref, reports.get(q.previous()))))  # every reported one
+    if not rows:
+        ephemeral(deps, team.ref, user, t(locale, "export_empty"))
+        return
+    content = kpi_csv(deps.catalog, teams, locale, team, rows)
+    deps.outbox.enqueue(subject_of(team.ref.workspace, user), [{
+        "type": "slack_file", "name": f"crm-kpi-{team.ref.channel}", "ext": "csv", "content": content,
+        "title": f"{team.name} KPI", "comment": t(locale, "export_comment", team=team.name)}])
+    ephemeral(deps, team.ref, user, t(locale, "export_sent"))
+
+
+def register(app: App) -> None:
+    app.view(B.OWNERS_CALLBACK)(owners_submitted)
+    app.action(B.ACTIONS_ACTION)(open_actions_button)
+    app.view(B.ACTIONS_CALLBACK)(actions_submitted)
