@@ -40,10 +40,9 @@ MULTICAST = "/v2/bot/message/multicast"
 
 
 def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tuple[list[Row], dict[str, Any]]:
-    from bot.app import build_reminders, build_services, build_worker
+    from bot.app import build_reminders, build_services
     from bot.config import Config
     from bot.slack.transport import WORKSPACE_LIMIT
-    from bot.worker import WorkerThread
     from conversations import jobs, keys
     from conversations.keys import TeamRef
     from conversations.teams import TeamStore
@@ -77,7 +76,14 @@ def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tupl
 
         svc = build_services(config, clock=clock)
         reminders = build_reminders(svc)
-        worker = WorkerThread(lambda: build_worker(config, svc.script, clock=clock))
+        # The worker as production runs it: the Procfile's worker: line, a process of its own (the pass
+        # runs here, as `crmbot clock` would; sharing one interpreter, its 100,000-record read would
+        # starve the worker's event loop of the GIL).
+        env = procs.venv_env(REDIS_URL=server.url, LINE_CHANNEL_SECRET=config.line_channel_secret or "",
+                             LINE_CHANNEL_ACCESS_TOKEN=fakes.line_token, LINE_API_HOST=fakes.base_url,
+                             SLACK_SIGNING_SECRET=config.slack_signing_secret or "", SLACK_BOT_TOKEN=fakes.slack_token,
+                             SLACK_API_URL=fakes.base_url + "/api/", SLACK_RATE_PER_SECOND=str(slack_rate),
+                             SLACK_RATE_BURST=str(SLACK_WORKSPACE_BURST), LINE_RATE_PER_SECOND=str(opts.line_rate))
 
         def queued() -> int:
             with client.pipeline(transaction=False) as p:
@@ -94,14 +100,14 @@ def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tupl
         print(f"  one reminder pass: {len(refs)} Slack teams, {len(users):,} LINE users; Slack "
               f"{slack_rate:g} msg/s workspace-wide, LINE multicast {opts.line_rate:g}/s, API delay "
               f"{opts.delay * 1000:.0f} ms", flush=True)
-        worker.start()
+        worker = procs.start_line("worker", "worker-fanout", env)
         t0 = time.time()
         summary = reminders.run(clock())
         pass_seconds = time.time() - t0
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and queued():
             time.sleep(0.5)  # polling the queue's recovery marks until every job is recorded, bounded
-        worker.close()
+        worker.stop()
         rec = fakes.records()
         leftover = queued()
         parked = parked_count()
