@@ -58,7 +58,8 @@ from conversations.redis_ops import text
 log = logging.getLogger(__name__)
 REPLY_WINDOW = 50.0  # seconds after our server received the webhook that a reply token is tried
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
-MAX_WAIT_IN_ATTEMPT = 5.0  # a pacing wait longer than this is left to a later attempt (deferred, not failed)
+MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
+# job waiting for its slot holds a worker slot meanwhile, and must not starve the others
 PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
 # Keeps a follower's display name: (the worker's redis.asyncio client, LINE user ID, display name).
 ProfileSink = Callable[[Any, str, str], Awaitable[None]]

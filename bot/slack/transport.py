@@ -53,7 +53,8 @@ PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "account_inac
 # The token was refused: with OAuth the installation may hold another one by now (reinstalled, refreshed).
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 TIMEOUT = 10  # seconds per Web API call
-MAX_WAIT_IN_ATTEMPT = 5.0  # a pacing wait longer than this is left to a later attempt (deferred, not failed)
+MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
+# job waiting for its slot holds a worker slot meanwhile, and must not starve the others
 FILE_OUTPUTS = ("slack_chart", "slack_file")
 MAX_ALT_TXT = 1000  # Slack refuses a longer alt_txt (alt_txt_too_large)
 
