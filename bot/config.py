@@ -160,29 +160,30 @@ class Config:
                                   f"(got {raw[:20]!r})")
             return value
 
-        def seconds(name: str, default: float) -> float:
+        def number(name: str, default: float, low: float, high: float, what: str) -> float:
+            """A number in [low, high] (a bad or out-of-range value names the variable)."""
             raw = text(name)
             if raw is None:
                 return default
             try:
                 value = float(raw)
             except ValueError:
-                value = 0.0
-            if not 0.1 <= value <= 600:
-                raise ConfigError(f"environment: {name} must be seconds between 0.1 and 600 (got {raw[:20]!r})")
+                value = math.nan
+            if not low <= value <= high:
+                raise ConfigError(f"environment: {name} must be {what} (got {raw[:20]!r})")
             return value
 
+        def seconds(name: str, default: float) -> float:
+            return number(name, default, 0.1, 600, "seconds between 0.1 and 600")
+
         def burst(name: str, default: float) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = 0.0
-            if not 1 <= value < math.inf:
-                raise ConfigError(f"environment: {name} must be a number of requests, at least 1 (got {raw[:20]!r})")
-            return value
+            return number(name, default, 1, math.nextafter(math.inf, 0), "a number of requests, at least 1")
+
+        def flag(name: str, default: bool) -> bool:
+            raw = (text(name) or ("1" if default else "0")).lower()
+            if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+                raise ConfigError(f"environment: {name} must be 1 or 0 (got {raw[:20]!r})")
+            return raw in ("1", "true", "yes", "on")
 
         locale = (text("CRMBOT_LOCALE") or cls.locale).lower()
         if locale not in LOCALES:
@@ -190,10 +191,7 @@ class Config:
         redis_url = url("REDIS_URL", None)
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
-        raw_cluster = (text("REDIS_CLUSTER") or "0").lower()
-        if raw_cluster not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-            raise ConfigError(f"environment: REDIS_CLUSTER must be 1 or 0 (got {raw_cluster[:20]!r})")
-        redis_cluster = raw_cluster in ("1", "true", "yes", "on")
+        redis_cluster = flag("REDIS_CLUSTER", False)
         if redis_cluster and not (redis_url and redis_url.startswith(("redis://", "rediss://"))):
             raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
                               "(redis://host:port or rediss://host:port)")
@@ -236,9 +234,7 @@ class Config:
             if not 0 <= handoff <= 24 * 365:
                 raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
                                   f"0 for none (got {raw_handoff[:20]!r})")
-        raw_profile = (text("CRMBOT_FETCH_PROFILE") or "1").lower()
-        if raw_profile not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-            raise ConfigError(f"environment: CRMBOT_FETCH_PROFILE must be 1 or 0 (got {raw_profile[:20]!r})")
+        fetch_profile = flag("CRMBOT_FETCH_PROFILE", True)
 
         def secret(name: str, minimum: int) -> str | None:
             raw = text(name)
@@ -246,9 +242,7 @@ class Config:
                 raise ConfigError(f"environment: {name} must be at least {minimum} characters")
             return raw
 
-        raw_proxy = (text("CRMBOT_TRUST_PROXY") or "0").lower()
-        if raw_proxy not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-            raise ConfigError(f"environment: CRMBOT_TRUST_PROXY must be 1 or 0 (got {raw_proxy[:20]!r})")
+        trust_proxy = flag("CRMBOT_TRUST_PROXY", False)
         client_id, client_secret = text("SLACK_CLIENT_ID"), text("SLACK_CLIENT_SECRET")
         if bool(client_id) != bool(client_secret):
             raise ConfigError("environment: the OAuth install needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
@@ -295,9 +289,9 @@ class Config:
             consult_url=consult_url,
             operator_slack_channel=operator_channel,
             handoff_hours=handoff,
-            fetch_profile=raw_profile in ("1", "true", "yes", "on"),
+            fetch_profile=fetch_profile,
             console_password=secret("CRMBOT_CONSOLE_PASSWORD", 8),
             console_token=secret("CRMBOT_CONSOLE_TOKEN", 16),
             secret_key=secret("CRMBOT_SECRET_KEY", 16),
-            trust_proxy=raw_proxy in ("1", "true", "yes", "on"),
+            trust_proxy=trust_proxy,
         )
