@@ -6,15 +6,26 @@ import logging
 from typing import Any
 
 from bot.slack.deps import Deps
-from bot.slack.payload import json_object, sender_workspace
+from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.results import score_stored, usable_figures
 from conversations.errors import InvalidInput
 from conversations.keys import Subject, TeamRef, ViewRef
 from conversations.teams import Report, Team
 from scoring.kpi import KpiResult
 
-__all__ = ["ephemeral", "post_to_team", "score", "score_report", "score_stored", "subject_of", "team_of_view", "usable",
-           "usable_figures", "view_ref"]
+__all__ = [
+    "ephemeral",
+    "modal_submission",
+    "post_to_team",
+    "score",
+    "score_report",
+    "score_stored",
+    "subject_of",
+    "team_of_view",
+    "usable",
+    "usable_figures",
+    "view_ref",
+]
 log = logging.getLogger(__name__)
 
 
@@ -68,3 +79,14 @@ def view_ref(view: dict[str, Any]) -> ViewRef | None:
         return ViewRef(view.get("id"), view.get("hash"))  # type: ignore[arg-type]  # checked there
     except InvalidInput:
         return None
+
+
+def modal_submission(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> tuple[Team, str, ViewRef] | None:
+    """What every modal submission needs first: the team it names (of the sending workspace), the
+    submitting user's ID and the modal's ID and hash; None when any of them is missing."""
+    team = team_of_view(deps, body, view)
+    user = strings(obj(body.get("user")), "id")
+    submitted = view_ref(view)
+    if team is None or user is None or submitted is None:
+        return None
+    return team, user[0], submitted

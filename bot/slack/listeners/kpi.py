@@ -19,7 +19,13 @@ from bot.slack import blocks as B
 from bot.slack import results as R
 from bot.slack.deps import Deps
 from bot.slack.listeners import method
-from bot.slack.listeners.common import ephemeral, post_to_team, score_report, subject_of, team_of_view, view_ref
+from bot.slack.listeners.common import (
+    ephemeral,
+    modal_submission,
+    post_to_team,
+    score_report,
+    subject_of,
+)
 from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.texts import fy_month, t
 from conversations.errors import Contention, InvalidInput, StoreUnavailable
@@ -206,13 +212,11 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
 def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict[str, str]:
     """The modal's errors by block ID; {} once the report is stored (or was already: a replay)."""
     locale, catalog, teams = deps.locale, deps.catalog, deps.teams
-    team = team_of_view(deps, body, view)
     state = obj(obj(view.get("state")).get("values"))
-    user = strings(obj(body.get("user")), "id")
-    submitted = view_ref(view)
-    if team is None or user is None or submitted is None:
+    found = modal_submission(deps, body, view)
+    if found is None:
         return {"quarter": t(locale, "not_a_team")}
-    by = user[0]
+    team, by, submitted = found
     now = deps.clock()
     quarter, errors = B.parse_quarter(locale, state, quarter_of(now, team.tz))
     owners = teams.owners(team.ref)
@@ -287,17 +291,16 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     # Slack refuses an empty errors object (and Bolt raises on one): a modal-wide problem names the first input
     first_input = f"ind:{catalog.indicators[0].key}"
     try:
-        team = team_of_view(deps, body, view)
-        user = strings(obj(body.get("user")), "id")
-        submitted = view_ref(view)
-        if team is None or user is None or submitted is None:
+        found = modal_submission(deps, body, view)
+        if found is None:
             ack(response_action="errors", errors={first_input: t(locale, "not_a_team")})
             return
+        team, by, submitted = found
         values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")), as_targets=True)
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        applied = deps.teams.set_targets(team.ref, values, user[0], deps.clock(), view=submitted)
+        applied = deps.teams.set_targets(team.ref, values, by, deps.clock(), view=submitted)
     except StoreUnavailable as e:
         log.error("slack: targets could not be stored (%s)", e)
         ack(response_action="errors", errors={first_input: t(locale, "err_store")})
@@ -306,7 +309,7 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     if not applied:
         log.info("slack: a targets modal submitted again (team %s) was not applied twice", team.ref.channel)
         return
-    ephemeral(deps, team.ref, user[0], t(locale, "targets_saved"))
+    ephemeral(deps, team.ref, by, t(locale, "targets_saved"))
 
 
 def register(app: App) -> None:

@@ -20,8 +20,8 @@ from bot.logs import uid
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.export import kpi_csv
-from bot.slack.listeners.common import ephemeral, score_report, subject_of, team_of_view, view_ref
-from bot.slack.payload import json_object, obj, sender_workspace, strings
+from bot.slack.listeners.common import ephemeral, modal_submission, score_report, subject_of
+from bot.slack.payload import json_object, obj, sender_workspace
 from bot.slack.texts import t
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef
@@ -44,12 +44,11 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
     locale, catalog = deps.locale, deps.catalog
     first = f"owner:{catalog.area_keys[0]}"
     try:
-        team = team_of_view(deps, body, view)
-        user = strings(obj(body.get("user")), "id")
-        submitted = view_ref(view)
-        if team is None or user is None or submitted is None:
+        found = modal_submission(deps, body, view)
+        if found is None:
             ack(response_action="errors", errors={first: t(locale, "not_a_team")})
             return
+        team, by, submitted = found
         state = obj(obj(view.get("state")).get("values"))
         owners: dict[str, str] = {}
         errors: dict[str, str] = {}
@@ -64,8 +63,8 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        text, blocks = B.owners_post(catalog, locale, owners, user[0])
-        applied = deps.teams.set_owners(team.ref, owners, user[0], deps.clock(), view=submitted,
+        text, blocks = B.owners_post(catalog, locale, owners, by)
+        applied = deps.teams.set_owners(team.ref, owners, by, deps.clock(), view=submitted,
                                         post=[{"type": "slack_post", "text": text, "blocks": blocks}],
                                         lease=deps.post_lease)
     except StoreUnavailable as e:
@@ -74,7 +73,7 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
         return
     ack()
     log.info("slack: team %s owners %s by %s (%d areas)", team.ref.channel, "set" if applied else "replayed",
-             uid(user[0]), len(owners))
+             uid(by), len(owners))
 
 
 # ---- improvement actions -------------------------------------------------------------------------
@@ -105,16 +104,15 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     """Validate and record the actions with their post in the channel, then close the modal."""
     locale, catalog = deps.locale, deps.catalog
     try:
-        team = team_of_view(deps, body, view)
-        user = strings(obj(body.get("user")), "id")
-        submitted = view_ref(view)
+        found = modal_submission(deps, body, view)
         try:
             quarter = Quarter.parse(json_object(view.get("private_metadata")).get("quarter", ""))
         except ValueError:
-            team = None
-        if team is None or user is None or submitted is None:
+            found = None
+        if found is None:
             ack(response_action="errors", errors={"area": t(locale, "not_a_team")})
             return
+        team, by, submitted = found
         now = deps.clock()
         today = datetime.fromtimestamp(now, zone(team.tz)).date().isoformat()
         state = obj(obj(view.get("state")).get("values"))
@@ -122,9 +120,9 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         if errors or area is None:
             ack(response_action="errors", errors=errors or {"area": t(locale, "action_area")})
             return
-        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, user[0], now) for what, owner, due in rows]
-        text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, user[0])
-        done = deps.teams.add_actions(team.ref, quarter, actions, user[0], now, view=submitted,
+        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, by, now) for what, owner, due in rows]
+        text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, by)
+        done = deps.teams.add_actions(team.ref, quarter, actions, by, now, view=submitted,
                                       post=[{"type": "slack_post", "text": text, "blocks": blocks}],
                                       lease=deps.post_lease)
     except StoreUnavailable as e:
@@ -135,7 +133,7 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         ack(response_action="errors", errors={"what:1": t(locale, "err_actions_full", max=MAX_ACTIONS)})
         return
     ack()
-    log.info("slack: team %s %d action(s) for %s by %s%s", team.ref.channel, len(actions), quarter, uid(user[0]),
+    log.info("slack: team %s %d action(s) for %s by %s%s", team.ref.channel, len(actions), quarter, uid(by),
              "" if done else " (replayed, not applied twice)")
 
 
