@@ -131,8 +131,14 @@ async def build_worker(
 
     # the operator's figures, applied before each delivery; a first consultation request briefs the operator
     sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
+    from bot.outbox import Outbox
+    from bot.redis_conn import connect
+
+    # the outbox invariant's audit, at start and every few minutes (sync: run in a thread, own client)
+    audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
     return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
-                  max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults)
+                  max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
+                  audit=audit)
 
 
 async def _keep_line_name(client: Any, user_id: str, name: str) -> None:

@@ -5,6 +5,7 @@
     crmbot worker             the worker: delivers every message (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
+    crmbot outbox --check [--repair]  list messages neither due nor parked (and mark them due)
     crmbot clock              the reminder schedule (Procfile ``clock:``)
     crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
     crmbot line setup [--url URL] [--dry-run]  ready the LINE channel: token, webhook, rich menu
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat.add_argument("--user", default="local", help="local user name (default: local)")
     ob = sub.add_parser("outbox", help="list parked messages")
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
+    ob.add_argument("--check", action="store_true", help="audit: list messages that are neither due nor parked")
+    ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return remind_cmd(config, args.now, args.dry_run)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
-        return outbox_cmd(config, args.requeue)
+        return outbox_cmd(config, args.requeue, args.check, args.repair)
     except ConfigError as e:
         print(f"crmbot: configuration error: {e}", file=sys.stderr)
         return 2
@@ -246,10 +249,16 @@ def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO |
     return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
-def outbox_cmd(config: Config, requeue: str | None) -> int:
+def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair: bool = False) -> int:
     from bot.app import build_services
 
     svc = build_services(config)
+    if check or repair:
+        report = svc.outbox.audit(repair=repair, steps=10**9)
+        for o in report.orphans:
+            print(f"{o.job_id}\t{o.channel}\t{o.user}\tlease={o.lease or '-'}")
+        print(report)
+        return 1 if report.orphans and not repair else 0
     if requeue:
         ok = svc.outbox.requeue(requeue)
         print("requeued" if ok else "not found")

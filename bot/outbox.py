@@ -7,7 +7,9 @@ commit also writes, in the same round trip, the job's recovery mark (before) and
 (after) in the job's queue shard; :mod:`bot.worker` claims, delivers and records every job.
 
 The operator's side is here too: :meth:`Outbox.parked` lists jobs that kept failing,
-:meth:`Outbox.requeue` puts one back in line.
+:meth:`Outbox.requeue` puts one back in line, and :meth:`Outbox.audit` checks the invariant (every
+job in a mailbox is due or parked, see :mod:`conversations.jobs`): ``crmbot outbox --check``, and the
+worker at start and every few minutes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.logs import uid
@@ -23,9 +25,40 @@ from conversations import inputs as I
 from conversations import jobs
 from conversations.jobs import Job
 from conversations.keys import Subject
-from conversations.redis_ops import text, translated, write_then_script
+from conversations.redis_ops import is_cluster, text, translated, write_then_script
+from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
+
+
+AUDIT_SCAN_COUNT = 500  # keys a SCAN step looks at
+AUDIT_STEPS = 200  # SCAN steps per audit run and node, at most (a larger keyspace goes on at the next run)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    ref: str
+    channel: str
+    user: str  # hashed
+    lease: str  # what the leases hash says ("" none, "<until>|<token>", "inf|" parked, "gone|<t>")
+
+    @property
+    def job_id(self) -> str:
+        return jobs.parse_ref(self.ref)[1]
+
+
+@dataclass
+class AuditReport:
+    mailboxes: int = 0  # mailboxes looked at
+    jobs: int = 0  # jobs looked at (set-aside jobs of an unfollow are not delivered: not counted)
+    orphans: list[Orphan] = field(default_factory=list)  # jobs neither due nor parked
+    repaired: int = 0
+    complete: bool = True  # False: the step budget ran out; the next run goes on from there
+
+    def __str__(self) -> str:
+        done = "" if self.complete else " (partial: goes on at the next run)"
+        fixed = f", {self.repaired} repaired" if self.repaired else ""
+        return f"{self.jobs} job(s) in {self.mailboxes} mailbox(es), {len(self.orphans)} orphan(s){fixed}{done}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +87,7 @@ class Outbox:
         self._ledger_enqueue = client.register_script(jobs.LEDGER_ENQUEUE_LUA)
         self._put = client.register_script(jobs.PUT_LUA)
         self._requeue = client.register_script(jobs.REQUEUE_LUA)
+        self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
     def handles(self, channel: str) -> bool:
         return channel in self.channels
@@ -157,11 +191,82 @@ class Outbox:
                     job.parked, job.attempts = "", 0
                     if not self._requeue(keys=[jobs.mailbox(tag), jobs.leases(tag)], args=[job.id, job.to_json()]):
                         return False
-                    with self.r.pipeline(transaction=False) as p:
-                        p.zrem(jobs.parked(shard), job.ref)
+                    with self.r.pipeline(transaction=False) as p:  # due before it leaves parked
                         p.zadd(jobs.due(shard), {job.ref: self.clock()})
+                        p.zrem(jobs.parked(shard), job.ref)
                         jobs.wake(p, job)
                         p.execute()
                     log.info("outbox: requeued %s for %s", job.id[:8], uid(job.to))
                     return True
         return False
+
+    # ---- the invariant's audit --------------------------------------------------------------------
+
+    def audit(self, *, repair: bool = False, steps: int = AUDIT_STEPS) -> AuditReport:
+        """Every job in a mailbox must be due or parked. Looks at the mailboxes (a bounded SCAN, going
+        on where the last run stopped), and lists the jobs that are neither, after a second look (a
+        job may move between the two sets while it is read). With ``repair`` each orphan is marked due
+        now (a parked one, lease ``inf|``, is put back in the parked set), so a worker claims it."""
+        report = AuditReport()
+        with translated():
+            for name, node in _nodes(self.r):
+                cursor = self._cursors.get(name, 0)
+                for _ in range(steps):
+                    cursor, found = node.scan(cursor, match=f"{jobs.mailbox('*')}", count=AUDIT_SCAN_COUNT)
+                    for key in found:
+                        self._audit_mailbox(text(key), report)
+                    if cursor == 0:
+                        break
+                else:
+                    report.complete = False
+                self._cursors[name] = cursor
+            if repair and report.orphans:
+                with self.r.pipeline(transaction=False) as p:
+                    for o in report.orphans:
+                        tag, _ = jobs.parse_ref(o.ref)
+                        target = jobs.parked if o.lease == "inf|" else jobs.due
+                        p.zadd(target(jobs.shard_of(tag)), {o.ref: self.clock()}, nx=True)
+                    p.execute()
+                report.repaired = len(report.orphans)
+        for o in report.orphans:
+            log.warning("outbox: orphan %s for %s (%s)%s", o.job_id[:8], o.user, o.channel,
+                        ": marked due" if repair else "")
+        return report
+
+    def _audit_mailbox(self, key: str, report: AuditReport) -> None:
+        tag = key[key.index("{") + 1:key.rindex("}")]
+        ids = [text(i) for i in self.r.hkeys(key)]
+        ids = [i for i in ids if not i.startswith(SET_ASIDE)]
+        report.mailboxes += 1
+        report.jobs += len(ids)
+        suspects, leases = ids, {}
+        shard = jobs.shard_of(tag)
+        for _look in (1, 2):  # a second look: a job mid-move between due and parked is no orphan
+            if not suspects:
+                return
+            with self.r.pipeline(transaction=False) as p:
+                for job_id in suspects:
+                    ref = jobs.ref(tag, job_id)
+                    p.zscore(jobs.due(shard), ref)
+                    p.zscore(jobs.parked(shard), ref)
+                    p.hexists(key, job_id)
+                    p.hget(jobs.leases(tag), job_id)
+                got = p.execute()
+            rows = dict(zip(suspects, (got[i:i + 4] for i in range(0, len(got), 4)), strict=True))
+            suspects = [j for j, (due, parked, there, _) in rows.items() if due is None and parked is None and there]
+            leases = {j: text(row[3]) for j, row in rows.items()}
+        for job_id in suspects:
+            raw = self.r.hget(key, job_id)
+            channel, to = "?", ""
+            if raw is not None:
+                job = Job.from_json(raw)
+                channel, to = job.channel, job.to
+            report.orphans.append(Orphan(jobs.ref(tag, job_id), channel, uid(to) if to else "?",
+                                         leases.get(job_id, "")))
+
+
+def _nodes(client: Any) -> list[tuple[str, Any]]:
+    """(name, client) of every node holding keys: the one server, or each primary of a Cluster."""
+    if is_cluster(client):
+        return [(node.name, client.get_redis_connection(node)) for node in client.get_primaries()]
+    return [("", client)]

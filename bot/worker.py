@@ -37,6 +37,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import redis
+
 from bot.logs import uid
 from bot.ratelimit import SharedLimiter
 from conversations import jobs
@@ -53,6 +55,7 @@ DEFER = "defer"
 SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
 WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
 SWEEP_BATCH = 200
+AUDIT_EVERY = 300.0  # seconds between the worker's audits of the outbox invariant (bot.outbox.Outbox.audit)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,29 @@ class Attempt:
             self._faults.after_checkpoint(self.job)
 
 
+@dataclass(frozen=True)
+class RawClaim:
+    """A claim script's answer, before the worker acted on it (see :meth:`Worker.settle_claim`)."""
+
+    ref: str
+    shard: int
+    now: float
+    mark: float  # the recovery mark written before the claim (the lease's end)
+    token: str
+    answer: list[Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job claimed for one attempt."""
+
+    job: Job
+    token: str
+    shard: int
+    now: float
+    recovering: bool
+
+
 class Transport(Protocol):
     channel: str
 
@@ -138,6 +164,7 @@ class Worker:
         max_attempts: int = 8,
         concurrency: int = 256,
         faults: Faults | None = None,
+        audit: Callable[[], Any] | None = None,
     ) -> None:
         self.r = client
         self.transports = dict(transports)
@@ -148,59 +175,98 @@ class Worker:
         self.limiter = SharedLimiter(client)
         self._claim = client.register_script(jobs.CLAIM_LUA)
         self._record = client.register_script(jobs.RECORD_LUA)
+        self._unmark = client.register_script(jobs.UNMARK_LUA)
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[str] = set()
+        self._again: set[str] = set()  # refs hinted again while in flight: looked at once more after
+        self.audit = audit  # sync: the outbox's invariant audit (run in a thread), see bot.outbox.Outbox.audit
+        self.outage = Outage()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- one attempt ------------------------------------------------------------------------------
 
     async def process(self, ref: str) -> str:
         """Claim, deliver and record the job named by ``ref``. Returns what happened: delivered,
-        retry, failed, busy (someone else has it, or its time has not come), gone, or crashed."""
+        retry, failed, busy (someone else has it, or its time has not come), gone, or crashed.
+
+        A ref found already in flight in this worker is not dropped: the attempt in flight looks at it
+        once more when it ends (the hint may be for a commit that landed after that attempt's claim)."""
         if ref in self._inflight:
+            self._again.add(ref)
             return "busy"
         self._inflight.add(ref)
         try:
-            async with self._slots:
-                return await self._process(ref)
+            while True:
+                async with self._slots:
+                    result = await self._process(ref)
+                if ref not in self._again:
+                    return result
+                self._again.discard(ref)
         finally:
             self._inflight.discard(ref)
+            self._again.discard(ref)
 
     async def _process(self, ref: str) -> str:
-        tag, job_id = jobs.parse_ref(ref)
-        shard = jobs.shard_of(tag)
-        now = self.clock()
-        token = uuid.uuid4().hex[:16]
-        res = await awrite_then_script(
-            self.r, self._claim, keys=[jobs.mailbox(tag), jobs.leases(tag)],
-            args=[job_id, repr(now), repr(now + self.lease), token],
-            before=lambda p: p.zadd(jobs.due(shard), {ref: now + self.lease}),
-        )
-        status = int(res[0])
-        if status == -1:
-            await self.r.zrem(jobs.due(shard), ref)
-            return "gone"
-        if status == 0:
-            until = text(res[1])
-            if until == "inf":  # parked: it lives in the parked set until requeued
-                await self.r.zrem(jobs.due(shard), ref)
-            else:
-                await self.r.zadd(jobs.due(shard), {ref: float(until)})
-            return "busy"
-        job = Job.from_json(res[1])
-        recovering = int(res[2]) == 1
+        claim = await self.claim(ref)
+        if isinstance(claim, str):
+            return claim
+        job, token = claim.job, claim.token
 
         async def save() -> bool:
-            return bool(await self._record(keys=[jobs.mailbox(tag), jobs.leases(tag)],
+            return bool(await self._record(keys=[jobs.mailbox(job.tag), jobs.leases(job.tag)],
                                            args=[job.id, token, "save", job.to_json(), ""]))
 
-        attempt = Attempt(job, now, recovering, self.r, self.limiter, self.clock, save, self.faults)
+        attempt = Attempt(job, claim.now, claim.recovering, self.r, self.limiter, self.clock, save, self.faults)
         try:
             outcome = await self._deliver(attempt)
         except (Crash, LostClaim) as e:
             log.warning("worker: attempt for %s abandoned (%s)", job.id[:8], type(e).__name__)
             return "crashed"
-        return await self._finish(job, token, shard, outcome)
+        return await self._finish(job, token, claim.shard, outcome)
+
+    async def claim(self, ref: str) -> Claim | str:
+        """Step 1 of an attempt: the claim, then what its answer means for the job's marks. Returns the
+        claim, or what happened instead: gone (missing), or busy (another worker's, waiting, parked)."""
+        raw = await self.claim_only(ref)
+        return await self.settle_claim(raw)
+
+    async def claim_only(self, ref: str) -> RawClaim:
+        """The claim itself (Lua, pipelined after moving the job's recovery mark to the lease's end)."""
+        tag, job_id = jobs.parse_ref(ref)
+        shard = jobs.shard_of(tag)
+        now = self.clock()
+        token = uuid.uuid4().hex[:16]
+        mark = now + self.lease
+        res = await awrite_then_script(
+            self.r, self._claim, keys=[jobs.mailbox(tag), jobs.leases(tag)],
+            args=[job_id, repr(now), repr(mark), token, repr(self.lease)],
+            before=lambda p: p.zadd(jobs.due(shard), {ref: mark}),
+        )
+        self.outage.over()
+        return RawClaim(ref, shard, now, mark, token, list(res))
+
+    async def settle_claim(self, raw: RawClaim) -> Claim | str:
+        """What a claim's answer means for the job's marks (separate from :meth:`claim_only` so that a
+        test can interleave commits between the two, as another process may)."""
+        ref, shard, res = raw.ref, raw.shard, raw.answer
+        status = int(res[0])
+        if status == -1:  # missing for a whole lease: the mark goes, unless a commit wrote it since
+            await self._unmark(keys=[jobs.due(shard)], args=[ref, repr(raw.mark)])
+            return "gone"
+        if status == -2:  # missing, but its commit may still land: the mark stays, looked at again then
+            await self.r.zadd(jobs.due(shard), {ref: float(text(res[1]))})
+            return "gone"
+        if status == 0:
+            until = text(res[1])
+            if until == "inf":  # parked: it lives in the parked set until requeued (the set first)
+                async with self.r.pipeline(transaction=False) as p:
+                    p.zadd(jobs.parked(shard), {ref: raw.now}, nx=True)
+                    p.zrem(jobs.due(shard), ref)
+                    await p.execute()
+            else:
+                await self.r.zadd(jobs.due(shard), {ref: float(until)})
+            return "busy"
+        return Claim(Job.from_json(res[1]), raw.token, shard, raw.now, int(res[2]) == 1)
 
     async def _deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -213,6 +279,9 @@ class Worker:
             outcome = await transport.deliver(attempt)
         except (Crash, LostClaim):
             raise
+        except (StoreUnavailable, redis.RedisError) as e:  # Redis went away mid-attempt: retried, logged once
+            self.outage.began(e)
+            outcome = Outcome(RETRY, type(e).__name__)
         except Exception as e:  # a bug or an unexpected client error must not lose the message
             log.exception("worker: transport %s failed for %s", job.channel, uid(job.to))
             outcome = Outcome(RETRY, type(e).__name__)
@@ -240,9 +309,9 @@ class Worker:
         if outcome.kind == FAILED or job.attempts >= self.max_attempts:
             job.parked = job.error or "failed"
 
-            def park(p: Any) -> None:
-                p.zrem(jobs.due(shard), ref)
+            def park(p: Any) -> None:  # parked before unmarked: at no instant is it neither
                 p.zadd(jobs.parked(shard), {ref: now})
+                p.zrem(jobs.due(shard), ref)
 
             await awrite_then_script(self.r, self._record, keys=keys, args=[job.id, token, "park", job.to_json(), ""],
                                      after=park)
@@ -289,8 +358,8 @@ class Worker:
     async def _guarded(self, ref: str) -> None:
         try:
             await self.process(ref)
-        except StoreUnavailable as e:
-            log.warning("worker: %s", e)
+        except (StoreUnavailable, redis.RedisError) as e:
+            self.outage.began(e)
         except Exception as e:
             log.error("worker: attempt failed: %s", type(e).__name__)
 
@@ -300,7 +369,7 @@ class Worker:
             try:
                 got = await self.r.brpop([key], timeout=WAIT_TIMEOUT)
             except Exception as e:  # Redis away: wait a little and try again
-                log.warning("worker: waiting on shard %d failed (%s)", shard, type(e).__name__)
+                self.outage.began(e)
                 await _wait(stop, SWEEP_EVERY)
                 continue
             if got:
@@ -314,14 +383,28 @@ class Worker:
                     for ref in await self.due_refs(shard, now):
                         self._spawn(ref)
             except Exception as e:
-                log.warning("worker: sweep failed (%s)", type(e).__name__)
+                self.outage.began(e)
             await _wait(stop, SWEEP_EVERY)
+
+    async def _audit(self, stop: asyncio.Event) -> None:
+        """The outbox's invariant audit at start and every AUDIT_EVERY seconds (bounded per run)."""
+        if self.audit is None:
+            return
+        while not stop.is_set():
+            try:
+                report = await asyncio.to_thread(self.audit)
+                log.log(logging.WARNING if getattr(report, "orphans", None) else logging.INFO, "worker: audit: %s",
+                        report)
+            except Exception as e:
+                self.outage.began(e)
+            await _wait(stop, AUDIT_EVERY)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; then let the attempts in flight finish (up to a lease)."""
         log.info("worker: running (%d queue shards)", jobs.QUEUE_SHARDS)
         loops = [asyncio.create_task(self._consume(s, stop)) for s in range(jobs.QUEUE_SHARDS)]
         loops.append(asyncio.create_task(self._sweep(stop)))
+        loops.append(asyncio.create_task(self._audit(stop)))
         try:
             await stop.wait()
         finally:
@@ -336,6 +419,27 @@ class Worker:
                 await transport.close()
             except Exception as e:
                 log.warning("worker: closing %s: %s", transport.channel, type(e).__name__)
+
+
+class Outage:
+    """Redis unreachable: one warning when it starts (not a traceback per job), one line when it ends."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.errors = 0
+
+    def began(self, error: BaseException) -> None:
+        self.errors += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("worker: redis unreachable (%s); jobs wait in Redis and are retried when it is back",
+                        type(error).__name__)
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning("worker: redis reachable again after %.0fs (%d failed calls meanwhile)",
+                        time.monotonic() - self.since, self.errors)
+            self.since, self.errors = None, 0
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

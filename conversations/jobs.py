@@ -14,7 +14,17 @@ message is queued exactly when its cause is stored. Beside the mailbox, every jo
 
 A ref is ``<tag>|<job id>``. The shard lists are hints: every attempt first *claims* the job in its
 mailbox (a Lua compare-and-set on the lease), so a duplicate or stale hint costs a look, never a
-second send. See :mod:`bot.outbox` for the delivery loop.
+second send.
+
+**The invariant**: every job in a mailbox is delivered (and gone), *due* (its ref is in its shard's
+``due`` set), or *parked* (in ``parked``); nothing else. It holds because every writer keeps an order:
+a commit writes the mark before the job and the hint after it; a worker may move a mark (claim,
+retry) but removes it only after the job is gone (delivered), after writing ``parked`` (parked), or
+when the job has been missing for a whole lease (a tombstone in the leases hash, see CLAIM_LUA) and
+no commit re-marked it since (UNMARK_LUA). A hint is never needed for correctness: it only
+saves the sweep's wait. ``crmbot outbox --check`` audits the invariant (the worker runs it too).
+
+:mod:`bot.outbox` commits jobs; :mod:`bot.worker` delivers them.
 """
 
 from __future__ import annotations
@@ -133,23 +143,39 @@ def wake(pipe: Any, job: Job) -> None:
 # A lease is "<not before>|<claim token>". A token means "someone is delivering it": a claim after
 # its time has run out is a *recovery* (the earlier attempt's outcome is unknown). No token means
 # "waiting until <not before>" (a retry's backoff). A parked job's lease is "inf|".
+#
+# A job found missing leaves a *tombstone* lease "gone|<first seen>". Its marks are removed only once
+# it has been missing for a whole grace period (a lease): a mark or hint may precede its commit (a
+# commit retried after a compare-and-set conflict, a hint read before the script ran), and a mark a
+# later commit needs must never be deleted. A job committed meanwhile overrides the tombstone.
 
 # Claim a job for one delivery attempt.
 # KEYS[1] the mailbox (hash: job id -> job JSON)       crmbot:{<tag>}:out
 # KEYS[2] its leases (hash: job id -> lease)           crmbot:{<tag>}:lease
-# ARGV[1] job id, ARGV[2] now, ARGV[3] the lease's end (now + lease seconds), ARGV[4] a fresh claim token
+# ARGV[1] job id, ARGV[2] now, ARGV[3] the lease's end (now + lease seconds), ARGV[4] a fresh claim token,
+# ARGV[5] the grace (seconds a job must have been missing before its marks may go)
 # Returns {1, job JSON, recovering (1 when an earlier claim ran out unrecorded)} when claimed;
 # {0, time} when it may not be claimed before that time (leased to another worker, or waiting);
-# {-1} when the job is gone (delivered, dropped, or its commit never happened).
+# {-2, time} when the job is missing but may still be committed: look again at that time;
+# {-1} when the job has been missing for the grace: its marks may go.
 CLAIM_LUA = """
 local job = redis.call('HGET', KEYS[1], ARGV[1])
+local lease = redis.call('HGET', KEYS[2], ARGV[1])
+local tomb = lease and string.sub(lease, 1, 5) == 'gone|'
 if not job then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return {-1}
+  if tomb then
+    local again = tonumber(string.sub(lease, 6)) + tonumber(ARGV[5])
+    if again <= tonumber(ARGV[2]) then
+      redis.call('HDEL', KEYS[2], ARGV[1])
+      return {-1}
+    end
+    return {-2, tostring(again)}
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], 'gone|' .. ARGV[2])
+  return {-2, tostring(tonumber(ARGV[2]) + tonumber(ARGV[5]))}
 end
 local recovering = 0
-local lease = redis.call('HGET', KEYS[2], ARGV[1])
-if lease then
+if lease and not tomb then
   local sep = string.find(lease, '|', 1, true)
   local until_s = string.sub(lease, 1, sep - 1)
   local held_by = string.sub(lease, sep + 1)
@@ -159,6 +185,18 @@ if lease then
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3] .. '|' .. ARGV[4])
 return {1, job, recovering}
+"""
+
+# Remove a job's recovery mark if it still has the score this worker gave it (a commit that wrote
+# the mark since then keeps it).
+# KEYS[1] the due set of the job's shard; ARGV[1] the ref, ARGV[2] the score written. Returns 1 if removed.
+UNMARK_LUA = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 """
 
 # Record what an attempt did, if the claim is still ours.

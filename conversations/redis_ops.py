@@ -14,7 +14,6 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from conversations.errors import StoreUnavailable
 
@@ -55,28 +54,26 @@ def write_then_script(
     (all in one hash slot), then queue ``after(pipe)``; returns the script's result. The writes of
     ``before`` land before the script and those of ``after`` after it, whatever the script answers.
 
-    One server: one pipelined round trip, in that order (EVALSHA by the script's known SHA1; a server
-    that lost its script cache answers NOSCRIPT: the script is loaded and the pipeline sent again,
-    its writes being idempotent index entries).
+    One server: one pipelined round trip, in that order. The script goes as EVAL with its body, never
+    EVALSHA: a server that lost its script cache (a restart, a failover, ``SCRIPT FLUSH``) would answer
+    NOSCRIPT to the script alone while still running the pipeline's other writes, so a hint would
+    name a job that was never committed. Redis caches an EVAL'd script by its SHA1, so the cost is
+    the body's bytes on the wire.
     Cluster: redis-py refuses EVALSHA inside a cluster pipeline, and a pipeline spread over several
     nodes has no order between them, so ``before`` goes first (one round trip, split per node), the
-    script runs as a direct call on the node owning ``keys``, and ``after`` follows it.
+    script runs as a direct call on the node owning ``keys``, and ``after`` follows it (a node that
+    lost its script cache answers NOSCRIPT to that one call: redis-py loads the script and runs it
+    again, and nothing of ``after`` has been sent meanwhile).
     """
     if not is_cluster(client):
-        for attempt in (1, 2):
-            try:
-                with client.pipeline(transaction=False) as p:
-                    if before is not None:
-                        before(p)
-                    p.evalsha(script.sha, len(keys), *keys, *args)
-                    at = len(p.command_stack) - 1
-                    if after is not None:
-                        after(p)
-                    return p.execute()[at]
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                client.script_load(script.script)
+        with client.pipeline(transaction=False) as p:
+            if before is not None:
+                before(p)
+            p.eval(script.script, len(keys), *keys, *args)
+            at = len(p.command_stack) - 1
+            if after is not None:
+                after(p)
+            return p.execute()[at]
     if before is not None:
         with client.pipeline(transaction=False) as p:
             before(p)
@@ -107,20 +104,14 @@ async def awrite_then_script(
     """:func:`write_then_script` for a redis.asyncio client (the worker's)."""
     try:
         if not is_async_cluster(client):
-            for attempt in (1, 2):
-                try:
-                    async with client.pipeline(transaction=False) as p:
-                        if before is not None:
-                            before(p)
-                        p.evalsha(script.sha, len(keys), *keys, *args)
-                        at = len(p.command_stack) - 1
-                        if after is not None:
-                            after(p)
-                        return (await p.execute())[at]
-                except NoScriptError:
-                    if attempt == 2:
-                        raise
-                    await client.script_load(script.script)
+            async with client.pipeline(transaction=False) as p:
+                if before is not None:
+                    before(p)
+                p.eval(script.script, len(keys), *keys, *args)
+                at = len(p.command_stack) - 1
+                if after is not None:
+                    after(p)
+                return (await p.execute())[at]
         if before is not None:
             async with client.pipeline(transaction=False) as p:
                 before(p)

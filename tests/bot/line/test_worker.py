@@ -34,14 +34,20 @@ def test_a_running_worker_picks_a_committed_reply_up_without_a_sweep(line_env: L
     assert [r.path for r in line_env.fake.recorded()] == ["/v2/bot/message/reply"]
 
 
-def test_a_job_whose_commit_never_happened_is_dropped(line_env: LineEnv) -> None:
-    """A hint and a recovery mark with no job behind them (a commit that lost its compare-and-set)."""
+def test_a_job_whose_commit_never_happened_is_dropped_after_a_lease(line_env: LineEnv) -> None:
+    """A hint and a recovery mark with no job behind them (a commit that lost its compare-and-set):
+    the mark stays for a lease (the commit may still land), then goes, and its tombstone with it."""
     job = Job.new("line", "U" + "9" * 32, "u:line:U" + "9" * 32, [{"type": "greeting"}], line_env.clock())
     shard = jobs.shard_of(job.tag)
     line_env.r.zadd(jobs.due(shard), {job.ref: line_env.clock()})
     line_env.r.lpush(jobs.ready(shard), job.ref)
     assert line_env.settle() == 0
-    assert line_env.r.zcard(jobs.due(shard)) == 0 and line_env.r.llen(jobs.ready(shard)) == 0
+    assert line_env.r.llen(jobs.ready(shard)) == 0
+    assert line_env.r.zscore(jobs.due(shard), job.ref) == line_env.clock() + 30  # kept: looked at again then
+    line_env.clock.advance(30)
+    assert line_env.settle() == 0
+    assert line_env.r.zcard(jobs.due(shard)) == 0
+    assert not line_env.r.exists(jobs.leases(job.tag))  # no tombstone left behind
     assert line_env.fake.recorded() == []
 
 
