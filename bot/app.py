@@ -112,7 +112,7 @@ async def build_worker(
         push = Limit(config.line_push_rate, max(1.0, config.line_push_rate / 20)) if config.line_push_rate else None
         multi = (Limit(config.line_multicast_rate, max(1.0, config.line_multicast_rate / 20))
                  if config.line_multicast_rate else None)
-        transports["line"] = LineTransport(api, script, push_limit=push,
+        transports["line"] = LineTransport(api, script, push_limit=push, unknown_policy=config.reply_unknown,
                                            on_profile=_keep_line_name if config.fetch_profile else None)
         transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
     if config.slack_enabled:

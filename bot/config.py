@@ -56,6 +56,11 @@ class Config:
     # reply whose answer is lost cannot be told from one never sent, and waiting (asyncio) costs nothing.
     # Below the lease (30 s) with the longest pacing wait (5 s), so no attempt outlives its claim.
     api_timeout: float = 20.0
+    # CRMBOT_REPLY_UNKNOWN: a LINE reply whose outcome is unknown when its token's window closes (a worker died
+    # mid-reply, LINE answered after the window): "push" sends it once more with a short "in case it did not
+    # arrive" line (the user may see it twice, marked as such); "park" keeps it for the operator (never twice,
+    # but the user may be left without an answer until the operator requeues it).
+    reply_unknown: str = "push"
     worker_concurrency: int = 256  # CRMBOT_WORKER_CONCURRENCY: sends in flight per worker process
     # Rate limits shared by all workers (requests a second; None: not limited)
     line_push_rate: float | None = 2000.0  # LINE_PUSH_RATE_PER_SECOND: LINE's limit for push
@@ -200,6 +205,9 @@ class Config:
         cadence = (text("CRMBOT_REMIND_CADENCE") or cls.remind_cadence).lower()
         if cadence not in ("quarterly", "half-yearly"):
             raise ConfigError(f"environment: CRMBOT_REMIND_CADENCE must be quarterly or half-yearly (got {cadence!r})")
+        reply_unknown = (text("CRMBOT_REPLY_UNKNOWN") or cls.reply_unknown).lower()
+        if reply_unknown not in ("push", "park"):
+            raise ConfigError(f"environment: CRMBOT_REPLY_UNKNOWN must be push or park (got {reply_unknown!r})")
         raw_nudges = text("CRMBOT_REMIND_NUDGES")
         try:
             nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else cls.remind_nudges
@@ -278,6 +286,7 @@ class Config:
             outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, 1),
             worker_concurrency=integer("CRMBOT_WORKER_CONCURRENCY", cls.worker_concurrency, 1),
             api_timeout=seconds("CRMBOT_API_TIMEOUT", cls.api_timeout),
+            reply_unknown=reply_unknown,
             line_push_rate=rate("LINE_PUSH_RATE_PER_SECOND", 2000.0),
             line_multicast_rate=rate("LINE_RATE_PER_SECOND", 200.0),
             slack_rate=rate("SLACK_RATE_PER_SECOND", 1.0),

@@ -101,7 +101,7 @@ class Attempt:
     job: Job
     now: float
     recovering: bool  # an earlier attempt's outcome is unknown (it was claimed and never recorded)
-    redis: Any  # the worker's redis.asyncio client (read-only use: e.g. a multicast's ledger marks)
+    redis: Any  # the worker's redis.asyncio client (a multicast's ledger marks, a transport's own counters)
     limiter: SharedLimiter
     clock: Callable[[], float]
     _save: Callable[[], Awaitable[bool]] = field(repr=False, default=None)  # type: ignore[assignment]

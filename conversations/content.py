@@ -89,6 +89,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "compare_same": "",
         "compare_point_fixed": "number topic",
         "compare_point_open": "number topic letter",
+        "resent_note": "",
     }.items()
 }
 # Text keys a file may leave out (none at present: the framing line is required).

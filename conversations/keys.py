@@ -188,6 +188,17 @@ def workspace_teams(workspace: str) -> str:
     return f"{PREFIX}:{{ws:{workspace}}}:teams"
 
 
+REPLY_UNKNOWN_OUTCOMES = ("pushed", "parked")
+
+
+def reply_unknown(outcome: str) -> str:
+    """Jobs whose LINE reply had an unknown outcome when its window closed (sorted set: job id -> when),
+    one set per policy outcome (``pushed`` | ``parked``); the console's delivery page counts them."""
+    if outcome not in REPLY_UNKNOWN_OUTCOMES:
+        raise ValueError(outcome)
+    return f"{PREFIX}:{{ops}}:reply-unknown:{outcome}"
+
+
 def slack_seen(event_id: str) -> str:
     return f"{PREFIX}:{{slack}}:seen:{event_id}"
 

@@ -301,11 +301,12 @@ def blueprint() -> Blueprint:
 
     @bp.get("/delivery")
     def delivery() -> Any:
-        from bot.console.quota import read_quota
+        from bot.console.quota import read_quota, reply_unknown_counts
 
         s = svc()
         return page("console_delivery.html", nav="delivery", parked=s.outbox.parked(),
-                    quota=read_quota(s.redis, s.config, s.clock))
+                    quota=read_quota(s.redis, s.config, s.clock),
+                    unknown=reply_unknown_counts(s.redis, s.clock()), unknown_policy=s.config.reply_unknown)
 
     @bp.post("/delivery/requeue")
     def requeue() -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from conversations import keys
 from conversations.redis_ops import translated
 
 log = logging.getLogger(__name__)
@@ -65,3 +66,13 @@ def read_quota(client: Any, config: Any, clock: Callable[[], float],
     with translated():
         client.set(CACHE_KEY, json.dumps(asdict(found)), ex=TTL if found.ok else FAILED_TTL)
     return found
+
+
+def reply_unknown_counts(client: Any, now: float, days: int = 30) -> dict[str, int]:
+    """LINE replies whose outcome was unknown when their window closed, in the last ``days`` days, by
+    what the policy (CRMBOT_REPLY_UNKNOWN) did: ``pushed`` again with a note, or ``parked``."""
+    with translated(), client.pipeline(transaction=False) as p:
+        for outcome in keys.REPLY_UNKNOWN_OUTCOMES:
+            p.zcount(keys.reply_unknown(outcome), now - days * 86400, "+inf")
+        counts = p.execute()
+    return {outcome: int(n) for outcome, n in zip(keys.REPLY_UNKNOWN_OUTCOMES, counts, strict=True)}

@@ -153,6 +153,13 @@ JA: dict[str, str] = {
     "requeue": "再送",
     "requeued": "再送キューに戻しました。",
     "requeue_failed": "再送できませんでした（すでに処理済みの可能性があります）。",
+    "unknown_title": "届いたか不明だった返信（直近30日）",
+    "unknown_note": "返信の途中で処理が止まり、LINEに届いたかを確かめられないまま返信の期限（50秒）が過ぎた件数です。"
+                    "設定 CRMBOT_REPLY_UNKNOWN が push のときは「届いていない場合に備えて」と添えてもう一度送り、"
+                    "park のときは上の一覧に残します。",
+    "unknown_pushed": "もう一度送信",
+    "unknown_parked": "保留",
+    "unknown_policy": "いまの設定",
     "quota_title": "LINE メッセージ通数（今月）",
     "quota_used": "使用済み",
     "quota_left": "残り",
@@ -300,6 +307,13 @@ EN: dict[str, str] = {
     "requeue": "Requeue",
     "requeued": "Put back in line.",
     "requeue_failed": "Could not requeue (it may have been handled already).",
+    "unknown_title": "Replies of unknown outcome (last 30 days)",
+    "unknown_note": "Replies cut off mid-send whose arrival could not be confirmed before the reply window (50 s) "
+                    "closed. With CRMBOT_REPLY_UNKNOWN=push they are sent once more with an \"in case it did not "
+                    "arrive\" line; with park they wait in the list above.",
+    "unknown_pushed": "Sent again",
+    "unknown_parked": "Parked",
+    "unknown_policy": "Current setting",
     "quota_title": "LINE messages this month",
     "quota_used": "Used",
     "quota_left": "Left",

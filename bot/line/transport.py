@@ -13,8 +13,17 @@ reply was sent whose outcome we do not know: it timed out, or a worker died send
     push is checkpointed first, then the message is pushed.
   - timeout, network error, 5xx: the outcome is unknown; retried (by reply again, see above).
   - 429: nothing was sent; retried after Retry-After.
+  A reply request is never abandoned while its token may be valid: its read timeout runs to the end of
+  the window (at least the API timeout), so a slow LINE answers the one request we sent.
 - After the window, or once switched, every attempt pushes with the job id as X-Line-Retry-Key:
   LINE accepts a key once and answers 409 to a repeat, which counts as delivered.
+- **A reply whose outcome is still unknown when the window closes** (a worker died mid-reply and the
+  recovery comes after the window; LINE answered only after the window): nothing can tell whether the
+  user got it. The policy (``CRMBOT_REPLY_UNKNOWN``) decides, once per job, checkpointed before acting:
+  ``push`` (the default) pushes it once more, led by the script's ``resent_note`` ("in case our last
+  message did not reach you"); ``park`` parks it as "reply outcome unknown" for the operator. Each
+  case is recorded in ``keys.reply_unknown(outcome)`` (job id -> when, idempotent) for the console's
+  delivery page.
 
 The profile (the operator's leads show LINE display names): a follow's reply job carries
 ``fetch_profile`` in its state. With a profile sink (``CRMBOT_FETCH_PROFILE``, on by default), once
@@ -44,6 +53,7 @@ from linebot.v3.messaging import (
     MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
+    TextMessage,
 )
 
 from bot.line.render import render
@@ -57,6 +67,7 @@ from conversations.redis_ops import text
 
 log = logging.getLogger(__name__)
 REPLY_WINDOW = 50.0  # seconds after our server received the webhook that a reply token is tried
+UNKNOWN_KEPT = 90 * 86400  # seconds a reply-unknown case is counted on the delivery page
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
 MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
 # job waiting for its slot holds a worker slot meanwhile, and must not starve the others
@@ -87,8 +98,8 @@ class LineApi:
             self._api = AsyncMessagingApi(self._client)
         return self._api
 
-    def timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=self.read_timeout)
+    def timeout(self, at_least: float = 0.0) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=max(self.read_timeout, at_least))
 
     async def close(self) -> None:
         if self._client is not None:
@@ -129,12 +140,16 @@ class LineTransport:
     channel = "line"
 
     def __init__(self, api: LineApi, script: Script, *, push_limit: Limit | None = None,
-                 reply_window: float = REPLY_WINDOW, on_profile: ProfileSink | None = None) -> None:
+                 reply_window: float = REPLY_WINDOW, on_profile: ProfileSink | None = None,
+                 unknown_policy: str = "push") -> None:
+        if unknown_policy not in ("push", "park"):
+            raise ValueError(f"unknown_policy: {unknown_policy!r}")
         self.line = api
         self.script = script
         self.push_limit = push_limit
         self.reply_window = reply_window
         self.on_profile = on_profile
+        self.unknown_policy = unknown_policy
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -173,12 +188,14 @@ class LineTransport:
         token = state.get("reply_token") or ""
         if state.get("redelivery") and state.get("via") != "push":
             state["via"] = "push"  # a redelivered event's token is not to be trusted: no reply
-        in_window = attempt.now - job.received <= self.reply_window
-        if token and state.get("via", "reply") == "reply" and in_window:
+        window_end = job.received + self.reply_window
+        in_window = attempt.now <= window_end
+        replying = bool(token) and state.get("via", "reply") == "reply"
+        if replying and in_window:
             unknown = attempt.recovering or bool(state.get("reply_unknown"))
             try:
                 await self.line.api.reply_message(ReplyMessageRequest(replyToken=token, messages=messages),
-                                                  _request_timeout=self.line.timeout())
+                                                  _request_timeout=self.line.timeout(window_end - attempt.now))
                 return Outcome(DELIVERED, "reply")
             except ApiException as e:
                 if _is_invalid_reply_token(e):
@@ -196,6 +213,16 @@ class LineTransport:
             except (TimeoutError, aiohttp.ClientError) as e:  # did it land? unknown: try the reply again
                 state["reply_unknown"] = True
                 return Outcome(RETRY, f"reply: {type(e).__name__}")
+        elif replying and (attempt.recovering or state.get("reply_unknown")):
+            # The window closed on a reply whose outcome nobody knows: the policy, decided once.
+            if self.unknown_policy == "park":
+                await _count_unknown(attempt, "parked")
+                return Outcome(FAILED, "reply outcome unknown after the reply window (CRMBOT_REPLY_UNKNOWN=park)")
+            await _count_unknown(attempt, "pushed")  # before the checkpoint: a crash between counts once (NX)
+            state["via"], state["resent"] = "push", True
+            await attempt.checkpoint()
+        if state.get("resent") and len(messages) < 5:
+            messages = [TextMessage(text=self.script.text("resent_note")), *messages]
         return await self._push(attempt, messages)
 
     async def _push(self, attempt: Attempt, messages: list[Any]) -> Outcome:
@@ -217,6 +244,16 @@ class LineTransport:
 
     async def close(self) -> None:
         await self.line.close()
+
+
+async def _count_unknown(attempt: Attempt, outcome: str) -> None:
+    """Record a reply-unknown case once per job (a sorted set by job id; older than UNKNOWN_KEPT trimmed)."""
+    now = attempt.clock()
+    key = keys.reply_unknown(outcome)
+    async with attempt.redis.pipeline(transaction=False) as p:
+        p.zadd(key, {attempt.job.id: now}, nx=True)
+        p.zremrangebyscore(key, "-inf", now - UNKNOWN_KEPT)
+        await p.execute()
 
 
 class LineBatchTransport:

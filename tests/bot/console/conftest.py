@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,16 +99,25 @@ class LineConsole(Console):
         return int(self.worker.drain())
 
 
-@pytest.fixture
-def line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path,
-                 console_fake_line: FakeLineApi) -> Iterator[LineConsole]:
-    fake_line = console_fake_line
+@contextmanager
+def make_line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path, fake_line: FakeLineApi,
+                      **changes: Any) -> Iterator[LineConsole]:
+    """The console over a LINE-enabled app and a worker (``changes``: configuration to differ)."""
     fake_line.reset()
     config = line_config(redis_url, fake_line).with_(console_password=PASSWORD, console_token=TOKEN,
-                                                     secret_key=SECRET_KEY, data_dir=tmp_path)
+                                                     secret_key=SECRET_KEY, data_dir=tmp_path, **changes)
     svc = build_services(config, clock=clock)
     app = create_app(services=svc)
     worker = start_worker(config, svc, clock)
-    yield LineConsole(svc, app, app.test_client(), clock, r, fake_line, worker)
-    worker.close()
+    try:
+        yield LineConsole(svc, app, app.test_client(), clock, r, fake_line, worker)
+    finally:
+        worker.close()
     fake_line.assert_contract_ok()
+
+
+@pytest.fixture
+def line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path,
+                 console_fake_line: FakeLineApi) -> Iterator[LineConsole]:
+    with make_line_console(r, redis_url, clock, tmp_path, console_fake_line) as lc:
+        yield lc
