@@ -60,8 +60,9 @@ def create_app() -> Flask:
 
 
 def main() -> None:
+    from bot.config import Config
     from bot.logs import setup
-    from bot.web import THREADS, serve_web
+    from bot.web import THREADS, ClientLimits, serve_web
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.echo")
     parser.add_argument("--host", default="127.0.0.1")
@@ -69,7 +70,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=THREADS)
     args = parser.parse_args()
     setup()
-    serve_web(create_app(), args.host, args.port, threads=args.threads)
+    serve_web(create_app(), args.host, args.port, threads=args.threads,
+              limits=ClientLimits.from_config(Config.from_env()))  # as crmbot web reads them
 
 
 if __name__ == "__main__":

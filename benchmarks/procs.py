@@ -62,6 +62,9 @@ def venv_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "CRMBOT_", "REDIS_URL"))}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    # The load generators stand in for LINE's and Slack's platforms: every simulated user on one address, as
+    # behind a proxy. Exempt from the per-client connection cap (bot/web.py), ours and the echo bot's alike.
+    env["CRMBOT_CONNECTION_CAP_EXEMPT"] = "127.0.0.1"
     env.update(extra)
     return env
 

@@ -106,7 +106,7 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     Ctrl-C stop both cleanly, and the embedded Redis too if this process started it."""
     from bot.app import build_services, build_worker, create_app
     from bot.redis_conn import embedded_server
-    from bot.web import serve_web
+    from bot.web import ClientLimits, serve_web
     from bot.worker import WorkerThread
 
     # Without REDIS_URL the embedded Redis is looked up (started if no process has) here, so that
@@ -124,7 +124,7 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
             print(console_link(svc.redis, server.addresses[0], password_file), flush=True)
 
         try:
-            serve_web(app, host, port, ready=ready)  # returns on SIGTERM or Ctrl-C
+            serve_web(app, host, port, limits=ClientLimits.from_config(config), ready=ready)  # until SIGTERM/Ctrl-C
         except KeyboardInterrupt:
             pass
         finally:
@@ -163,12 +163,12 @@ def console_link(client: Any, address: tuple[str, int], password_file: Any = Non
 def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
     """The web app alone (Procfile ``web:``), served by waitress (bot.web); SIGTERM stops it cleanly."""
     from bot.app import build_services, create_app
-    from bot.web import serve_web
+    from bot.web import ClientLimits, serve_web
 
     svc = build_services(config)
     app = create_app(services=svc)
     try:
-        serve_web(app, host, port, threads=threads)
+        serve_web(app, host, port, threads=threads, limits=ClientLimits.from_config(config))
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise

@@ -5,6 +5,7 @@ A bad value raises :class:`ConfigError` naming the variable; nothing here exits 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -44,6 +45,12 @@ class Config:
     slack_redirect_uri: str | None = None  # SLACK_REDIRECT_URI: unset, Slack uses the app's one redirect URL
     slack_api_url: str = DEFAULT_SLACK_API_URL
     port: int = 8000
+    # The web server's flood limits (bot/web.py). CRMBOT_MAX_CONNECTIONS_PER_CLIENT: open connections per client
+    # address, at most half the connection limit (1000); CRMBOT_HEADER_TIMEOUT: seconds for a request's headers;
+    # CRMBOT_CONNECTION_CAP_EXEMPT: addresses or networks the cap does not count (a reverse proxy in front)
+    max_connections_per_client: int = 64
+    header_timeout: float = 10.0
+    connection_cap_exempt: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=_default_data_dir)
     locale: str = "ja"
     content_dir: str | None = None
@@ -262,6 +269,16 @@ class Config:
         if redirect_uri and not redirect_uri.startswith(("https://", "http://")):
             raise ConfigError("environment: SLACK_REDIRECT_URI must be an https:// URL")
         data_dir = text("CRMBOT_DATA_DIR")
+        per_client = integer("CRMBOT_MAX_CONNECTIONS_PER_CLIENT", cls.max_connections_per_client)
+        if per_client > 500:
+            raise ConfigError("environment: CRMBOT_MAX_CONNECTIONS_PER_CLIENT must be at most 500 (half the web "
+                              f"server's connection limit, so one client cannot fill it; got {per_client})")
+        try:
+            cap_exempt = tuple(str(ipaddress.ip_network(x.strip(), strict=False))
+                               for x in (text("CRMBOT_CONNECTION_CAP_EXEMPT") or "").split(",") if x.strip())
+        except ValueError:
+            raise ConfigError("environment: CRMBOT_CONNECTION_CAP_EXEMPT must be IP addresses or networks, "
+                              "comma-separated (e.g. 10.0.0.5,192.168.1.0/24)") from None
         return cls(
             redis_url=redis_url,
             redis_cluster=redis_cluster,
@@ -276,6 +293,9 @@ class Config:
             slack_redirect_uri=redirect_uri,
             slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",
             port=integer("PORT", cls.port),
+            max_connections_per_client=per_client,
+            header_timeout=number("CRMBOT_HEADER_TIMEOUT", cls.header_timeout, 0.1, 60, "seconds between 0.1 and 60"),
+            connection_cap_exempt=cap_exempt,
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),
             locale=locale,
             content_dir=text("CRMBOT_CONTENT_DIR"),
