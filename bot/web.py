@@ -51,11 +51,13 @@ class WebServer:
         channel_timeout: int = CHANNEL_TIMEOUT,
         max_body: int = MAX_BODY_BYTES,
         grace: float = GRACE,
+        proxy: dict[str, Any] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
         self.grace = grace
+        self._proxy = dict(proxy or {})  # waitress' trusted-proxy settings (see bot.cli.proxy_settings)
         self._map: dict[int, Any] = {}
         try:
             self._server = self._create(app, host, port, threads, connection_limit, channel_timeout, max_body)
@@ -83,6 +85,8 @@ class WebServer:
             ident="crmbot",  # the Server: header; no version
             expose_tracebacks=False,
             asyncore_use_poll=True,  # poll(), not select(): no limit of 1024 file descriptors
+            clear_untrusted_proxy_headers=True,  # X-Forwarded-* from anyone but a trusted proxy never reach the app
+            **self._proxy,
         )
 
     @property
@@ -155,11 +159,12 @@ def serve_web(
     max_body: int = MAX_BODY_BYTES,
     grace: float = GRACE,
     ready: Callable[[WebServer], None] | None = None,
+    proxy: dict[str, Any] | None = None,
 ) -> None:
     """Serve ``app`` until stopped: SIGTERM or SIGINT (when called in the main thread), or
     ``server.stop()`` on the :class:`WebServer` handed to ``ready`` once it listens."""
     server = WebServer(app, host, port, threads=threads, connection_limit=connection_limit,
-                       channel_timeout=channel_timeout, max_body=max_body, grace=grace)
+                       channel_timeout=channel_timeout, max_body=max_body, grace=grace, proxy=proxy)
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
