@@ -124,7 +124,8 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
             print(console_link(svc.redis, server.addresses[0], password_file), flush=True)
 
         try:
-            serve_web(app, host, port, limits=ClientLimits.from_config(config), ready=ready)  # until SIGTERM/Ctrl-C
+            serve_web(app, host, port, limits=ClientLimits.from_config(config), ready=ready,
+                      proxy=proxy_settings(config))  # until SIGTERM/Ctrl-C
         except KeyboardInterrupt:
             pass
         finally:
@@ -160,6 +161,17 @@ def console_link(client: Any, address: tuple[str, int], password_file: Any = Non
     return "\n".join(lines)
 
 
+def proxy_settings(config: Config) -> dict[str, Any] | None:
+    """waitress' trusted-proxy settings for CRMBOT_TRUST_PROXY: from that peer only, X-Forwarded-For (its
+    entry CRMBOT_PROXY_HOPS from the end) gives the client's address (REMOTE_ADDR) and
+    X-Forwarded-Proto the scheme (HTTPS: the console's cookie is Secure). From any other peer, and with
+    no proxy configured, waitress drops every X-Forwarded-* header before the app sees it."""
+    if config.trusted_proxy is None:
+        return None
+    return {"trusted_proxy": config.trusted_proxy, "trusted_proxy_count": config.proxy_hops,
+            "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
+
+
 def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
     """The web app alone (Procfile ``web:``), served by waitress (bot.web); SIGTERM stops it cleanly."""
     from bot.app import build_services, create_app
@@ -168,7 +180,8 @@ def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
     svc = build_services(config)
     app = create_app(services=svc)
     try:
-        serve_web(app, host, port, threads=threads, limits=ClientLimits.from_config(config))
+        serve_web(app, host, port, threads=threads, limits=ClientLimits.from_config(config),
+                  proxy=proxy_settings(config))
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise

@@ -86,8 +86,13 @@ class Config:
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
     console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
-    secret_key: str | None = field(default=None, repr=False)  # CRMBOT_SECRET_KEY: signs the console's cookie
-    trust_proxy: bool = False  # CRMBOT_TRUST_PROXY: believe X-Forwarded-Proto/-For of the one proxy in front
+    secret_key: str | None = field(default=None, repr=False)  # CRMBOT_SECRET_KEY: signs the forms' CSRF tokens
+    console_idle_hours: float = 12.0  # CRMBOT_CONSOLE_IDLE_HOURS: a console session unused this long has ended
+    console_session_days: float = 7.0  # CRMBOT_CONSOLE_SESSION_DAYS: and this long after its login, whatever
+    # CRMBOT_TRUST_PROXY: the address of the proxy in front (waitress believes its X-Forwarded-For / -Proto),
+    # "*" for any peer; None: no proxy, those headers are dropped
+    trusted_proxy: str | None = None
+    proxy_hops: int = 1  # CRMBOT_PROXY_HOPS: proxies in front that each add to X-Forwarded-For
 
     @property
     def line_enabled(self) -> bool:
@@ -257,7 +262,12 @@ class Config:
                 raise ConfigError(f"environment: {name} must be at least {minimum} characters")
             return raw
 
-        trust_proxy = flag("CRMBOT_TRUST_PROXY", False)
+        trusted_proxy = _trusted_proxy(text("CRMBOT_TRUST_PROXY"))
+        proxy_hops = integer("CRMBOT_PROXY_HOPS", cls.proxy_hops, 1)
+        if proxy_hops > 10:
+            raise ConfigError(f"environment: CRMBOT_PROXY_HOPS must be between 1 and 10 (got {proxy_hops})")
+        if text("CRMBOT_PROXY_HOPS") and trusted_proxy is None:
+            raise ConfigError("environment: CRMBOT_PROXY_HOPS needs CRMBOT_TRUST_PROXY (the proxy in front)")
         client_id, client_secret = text("SLACK_CLIENT_ID"), text("SLACK_CLIENT_SECRET")
         if bool(client_id) != bool(client_secret):
             raise ConfigError("environment: the OAuth install needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
@@ -322,5 +332,28 @@ class Config:
             console_password=secret("CRMBOT_CONSOLE_PASSWORD", 8),
             console_token=secret("CRMBOT_CONSOLE_TOKEN", 16),
             secret_key=secret("CRMBOT_SECRET_KEY", 16),
-            trust_proxy=trust_proxy,
+            console_idle_hours=number("CRMBOT_CONSOLE_IDLE_HOURS", cls.console_idle_hours, 0.1, 720,
+                                      "hours between 0.1 and 720"),
+            console_session_days=number("CRMBOT_CONSOLE_SESSION_DAYS", cls.console_session_days, 0.1, 365,
+                                        "days between 0.1 and 365"),
+            trusted_proxy=trusted_proxy,
+            proxy_hops=proxy_hops,
         )
+
+
+def _trusted_proxy(raw: str | None) -> str | None:
+    """CRMBOT_TRUST_PROXY: 0 (or unset): no proxy; 1: the proxy on this machine (127.0.0.1); an IP address:
+    the proxy there; *: any peer (a platform's router whose address changes; the app must then be
+    reachable only through it)."""
+    value = (raw or "0").lower()
+    if value in ("0", "false", "no", "off"):
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return "127.0.0.1"
+    if value == "*":
+        return "*"
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ConfigError("environment: CRMBOT_TRUST_PROXY must be 0, 1 (a proxy on this machine), the proxy's "
+                          f"IP address, or * (got {value[:40]!r})") from None

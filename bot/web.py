@@ -80,8 +80,13 @@ class ClientLimits:
 
     @classmethod
     def from_config(cls, config: Config) -> ClientLimits:
+        """The configured limits; a trusted proxy's address (CRMBOT_TRUST_PROXY) is exempt too: behind it
+        every client shares its address, and the per-client cap is the proxy's job (README)."""
+        exempt = config.connection_cap_exempt
+        if config.trusted_proxy not in (None, "*") and config.trusted_proxy not in exempt:
+            exempt = (*exempt, str(config.trusted_proxy))
         return cls(max_per_client=config.max_connections_per_client, header_timeout=config.header_timeout,
-                   exempt=config.connection_cap_exempt)
+                   exempt=exempt)
 
 
 def client_key(host: str, exempt: Iterable[IpNetwork] = ()) -> str | None:
@@ -221,11 +226,13 @@ class WebServer:
         max_body: int = MAX_BODY_BYTES,
         grace: float = GRACE,
         limits: ClientLimits | None = None,
+        proxy: dict[str, Any] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.threads = threads
         self.grace = grace
+        self._proxy = dict(proxy or {})  # waitress' trusted-proxy settings (see bot.cli.proxy_settings)
         self._map: dict[int, Any] = {}
         self._guard = _Guard(limits or ClientLimits(), connection_limit)
         try:
@@ -257,6 +264,8 @@ class WebServer:
             ident="crmbot",  # the Server: header; no version
             expose_tracebacks=False,
             asyncore_use_poll=True,  # poll(), not select(): no limit of 1024 file descriptors
+            clear_untrusted_proxy_headers=True,  # X-Forwarded-* from anyone but a trusted proxy never reach the app
+            **self._proxy,
         )
 
     @property
@@ -331,11 +340,13 @@ def serve_web(
     grace: float = GRACE,
     limits: ClientLimits | None = None,
     ready: Callable[[WebServer], None] | None = None,
+    proxy: dict[str, Any] | None = None,
 ) -> None:
     """Serve ``app`` until stopped: SIGTERM or SIGINT (when called in the main thread), or
     ``server.stop()`` on the :class:`WebServer` handed to ``ready`` once it listens."""
     server = WebServer(app, host, port, threads=threads, connection_limit=connection_limit,
-                       channel_timeout=channel_timeout, max_body=max_body, grace=grace, limits=limits)
+                       channel_timeout=channel_timeout, max_body=max_body, grace=grace, limits=limits,
+                       proxy=proxy)
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

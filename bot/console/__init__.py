@@ -3,7 +3,9 @@ the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.c
 
     pages.py    the pages (overview, leads, a lead, a person, teams, delivery) and their forms
     tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
-    auth.py     login, sessions, CSRF, the throttle, the token
+    auth.py     login, CSRF, the throttle, the token
+    sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes
+    keys.py     the console's Redis keys
     texts.py    every word shown, Japanese and English
     quota.py    LINE's message quota, read at most every 5 minutes
     fmt.py      dates in Japan time, numbers

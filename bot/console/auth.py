@@ -8,12 +8,15 @@ tools' Bearer token; and the throttle that slows down password guessing.
   token: 401.
 * Every POST carries a CSRF token (Flask-WTF's :class:`CSRFProtect`, called by the guards here
   rather than app-wide, so the LINE and Slack webhooks are not touched); a missing or wrong one is 400.
-* The session cookie is HttpOnly, SameSite=Lax, scoped to ``/console``, Secure when the request came
-  over HTTPS (``X-Forwarded-Proto`` counts only with ``CRMBOT_TRUST_PROXY=1``), signed with
-  ``CRMBOT_SECRET_KEY`` or a key generated once and kept 0600 in the data directory. It carries a
-  fingerprint of the password, so changing the password logs every session out.
-* Failed logins are counted per client address in Redis (:class:`LoginThrottle`): after a few free
-  tries each failure makes the client wait twice as long as the one before, up to 15 minutes.
+* Sessions live in Redis (:mod:`bot.console.sessions`): the cookie (HttpOnly, SameSite=Lax, scoped to
+  ``/console``, Secure over HTTPS) carries only a random id. Logout deletes the session; a changed
+  password ends every session; a session ends after ``CRMBOT_CONSOLE_IDLE_HOURS`` unused and
+  ``CRMBOT_CONSOLE_SESSION_DAYS`` after its login, whatever happens.
+* HTTPS and the client's address are what the WSGI server says: behind a proxy, waitress sets them from
+  ``X-Forwarded-Proto`` / ``X-Forwarded-For`` when ``CRMBOT_TRUST_PROXY`` names that proxy (see
+  :mod:`bot.web`); the app itself never reads those headers.
+* Failed logins are throttled (:class:`LoginThrottle`) per client address and per account, so that
+  guessing is slowed down but no storm of wrong passwords locks the operator out (the rule is there).
 
 Other console blueprints (the try-it page) protect themselves with :func:`guard_pages`.
 """
@@ -22,41 +25,35 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
-from conversations.errors import ConfigError
+from bot.console import keys
+from bot.console.sessions import ConsoleSession, Lifetimes, RedisSessions, SessionStore
+from conversations.errors import ConfigError, StoreUnavailable
 from conversations.redis_ops import translated
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "crmbot.console"
 SESSION_FIELD = "console"  # the session's proof of login: a fingerprint of the password
-SESSION_LIFETIME = timedelta(hours=12)
+ACCOUNT = "console"  # the one console account (a shared password); operators' own accounts are issue 18's
 PASSWORD_FILE = "console-password"
 SECRET_FILE = "console-secret-key"
 ONCE_TTL = 86400  # a one-time login link works for a day, once
 
-# Console keys share one Redis Cluster hash slot ({console}); none belongs to a user or team.
-_PREFIX = "crmbot:{console}"
-
-
-def throttle_key(client: str) -> str:
-    return f"{_PREFIX}:login:{client}"
-
-
-def once_key(token: str) -> str:
-    return f"{_PREFIX}:once:{hashlib.sha256(token.encode()).hexdigest()}"
+throttle_key = keys.client_throttle  # every console key is built in bot.console.keys
+account_key = keys.account_throttle
+once_key = keys.once
 
 
 # ---- secrets at rest ---------------------------------------------------------------------------------
@@ -104,46 +101,71 @@ def same_secret(given: str, expected: str) -> bool:
 
 # ---- the throttle ------------------------------------------------------------------------------------
 
-# KEYS[1] the client's counter (hash: fails, until)
-# ARGV[1] now, ARGV[2] free failures, ARGV[3] first delay (s), ARGV[4] longest delay (s), ARGV[5] key TTL (s)
-# Returns the seconds the client must now wait (as a string).
+# KEYS[1] the client's counter, KEYS[2] the account's counter (hashes: fails, until)
+# ARGV[1] now, ARGV[2] the client's free failures, ARGV[3] the account's, ARGV[4] first delay (s),
+# ARGV[5] longest delay (s), ARGV[6] the counters' TTL (s)
+# Counts one failure on both; returns the seconds this client must now wait (as a string).
 _FAILED_LUA = """
-local n = redis.call('HINCRBY', KEYS[1], 'fails', 1)
-local wait = 0
-local free = tonumber(ARGV[2])
-if n > free then wait = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (n - free - 1)) end
-redis.call('HSET', KEYS[1], 'until', tostring(tonumber(ARGV[1]) + wait))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-return tostring(wait)
+local now = tonumber(ARGV[1])
+local function count(key, free)
+  local n = redis.call('HINCRBY', key, 'fails', 1)
+  local wait = 0
+  if n > free then wait = math.min(tonumber(ARGV[5]), tonumber(ARGV[4]) * 2 ^ (n - free - 1)) end
+  redis.call('HSET', key, 'until', tostring(now + wait))
+  redis.call('EXPIRE', key, tonumber(ARGV[6]))
+  return wait
+end
+local mine = count(KEYS[1], tonumber(ARGV[2]))
+local shared = count(KEYS[2], tonumber(ARGV[3]))
+return tostring(math.max(mine, shared))
 """
 
 
 class LoginThrottle:
-    """Failed logins per client: ``free`` failures cost nothing, then each one makes the client wait
-    ``first``, 2 x ``first``, 4 x ``first`` ... seconds (at most ``longest``) before the next try is even
-    checked. A success clears the count; so does a day without failures."""
+    """Failed logins, counted per client address and per account.
 
-    def __init__(self, client: Any, clock: Callable[[], float], *, free: int = 5, first: float = 2.0,
-                 longest: float = 900.0, forget_after: int = 86400) -> None:
+    * **Per client**: ``free`` failures cost nothing, then each one makes that client wait ``first``,
+      2 x ``first``, 4 x ``first`` ... seconds (at most ``longest``) before its next try is even checked.
+    * **Per account**: failures from everywhere count too; past ``account_free`` of them the account's
+      wait grows the same way, but it holds back only clients that have failed themselves (a counter of
+      their own). A client with no failure on record is always checked at once: a storm of wrong
+      passwords, from one address or from thousands, never keeps the operator out of their own address
+      with the right password; a guesser gets one try per fresh address, then waits as the account does.
+    * A success clears that client's count (not the account's: an attack goes on meanwhile); a day
+      without failures forgets either.
+
+    The account is today's one console account (:data:`ACCOUNT`); with operators' own accounts it is
+    the e-mail address given (its key holds only a digest)."""
+
+    def __init__(self, client: Any, clock: Callable[[], float], *, free: int = 5, account_free: int = 10,
+                 first: float = 2.0, longest: float = 900.0, forget_after: int = 86400) -> None:
         self.r = client
         self.clock = clock
-        self.free, self.first, self.longest, self.forget_after = free, first, longest, forget_after
+        self.free, self.account_free = free, account_free
+        self.first, self.longest, self.forget_after = first, longest, forget_after
         self._failed = client.register_script(_FAILED_LUA)
 
-    def wait(self, who: str) -> float:
-        """Seconds before ``who`` may try again (0: now)."""
-        with translated():
-            until = self.r.hget(throttle_key(who), "until")
-        return max(0.0, float(until) - self.clock()) if until else 0.0
+    def wait(self, who: str, account: str = ACCOUNT) -> float:
+        """Seconds before ``who`` may try ``account`` again (0: now)."""
+        with translated(), self.r.pipeline(transaction=False) as p:
+            p.hmget(throttle_key(who), "fails", "until")
+            p.hget(account_key(account), "until")
+            (fails, until), shared = p.execute()
+        now = self.clock()
+        wait = float(until) - now if until else 0.0
+        if fails and shared:  # this client has failed: the account's wait holds it back too
+            wait = max(wait, float(shared) - now)
+        return max(0.0, wait)
 
-    def failed(self, who: str) -> float:
+    def failed(self, who: str, account: str = ACCOUNT) -> float:
         """Count a failure; returns the seconds ``who`` must now wait."""
         with translated():
-            wait = self._failed(keys=[throttle_key(who)],
-                                args=[repr(self.clock()), self.free, self.first, self.longest, self.forget_after])
+            wait = self._failed(keys=[throttle_key(who), account_key(account)],
+                                args=[repr(self.clock()), self.free, self.account_free, self.first, self.longest,
+                                      self.forget_after])
         return float(wait)
 
-    def succeeded(self, who: str) -> None:
+    def succeeded(self, who: str, account: str = ACCOUNT) -> None:
         with translated():
             self.r.delete(throttle_key(who))
 
@@ -181,18 +203,11 @@ class Access:
     throttle: LoginThrottle
     redis: Any
     csrf: CSRFProtect
+    sessions: SessionStore
 
     @property
     def pages_enabled(self) -> bool:
         return self.password is not None
-
-
-class _ConsoleSessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the Secure flag set per request: on when the request came
-    over HTTPS (as the WSGI scheme says, which ProxyFix sets from X-Forwarded-Proto when trusted)."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return bool(request) and request.is_secure
 
 
 def install(app: Flask, config: Any, redis_client: Any, clock: Callable[[], float]) -> Access:
@@ -200,7 +215,7 @@ def install(app: Flask, config: Any, redis_client: Any, clock: Callable[[], floa
     password = config.console_password
     fingerprint = ""
     if password:
-        app.secret_key = secret_key(config.secret_key, Path(config.data_dir))
+        app.secret_key = secret_key(config.secret_key, Path(config.data_dir))  # signs the forms' CSRF tokens
         fingerprint = hmac.new(app.secret_key.encode(), b"console:" + password.encode(), "sha256").hexdigest()[:32]
     else:
         log.warning("console disabled: CRMBOT_CONSOLE_PASSWORD not set; /console answers 503%s",
@@ -210,20 +225,50 @@ def install(app: Flask, config: Any, redis_client: Any, clock: Callable[[], floa
         SESSION_COOKIE_PATH="/console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked by the console's guards only: webhooks carry no token
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session
     )
-    app.session_interface = _ConsoleSessions()
+    lifetimes = Lifetimes(idle=config.console_idle_hours * 3600, absolute=config.console_session_days * 86400)
+    store = SessionStore(redis_client, clock, lifetimes, proof_field=SESSION_FIELD, fingerprint=fingerprint)
+    app.session_interface = RedisSessions(store, on_unavailable=_into_unavailable)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     csrf = CSRFProtect(app)
-    if config.trust_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     access = Access(password, config.console_token, fingerprint, LoginThrottle(redis_client, clock), redis_client,
-                    csrf)
+                    csrf, store)
     app.extensions[EXTENSION] = access
     return access
+
+
+def _wants_json() -> bool:
+    """The console's JSON and CSV answers (the tools, the try-it page's calls) get a JSON error."""
+    return request.blueprint in ("console_tools", "console_try") and request.endpoint != "console_try.page"
+
+
+def _unavailable_body() -> tuple[str, str]:
+    if not request.path.startswith("/console") or _wants_json():
+        return '{"error": "store unavailable"}\n', "application/json"
+    from bot.console.texts import texts
+
+    t = texts()
+    return render_template("console_error.html", t=t, title=t["unavailable_title"], body=t["unavailable_body"]), \
+        "text/html"
+
+
+def _store_unavailable(_e: StoreUnavailable) -> Response:
+    """Redis did not answer (a blueprint's own handler comes first): 503, never a 500."""
+    body, mimetype = _unavailable_body()
+    return Response(body, 503, mimetype=mimetype)
+
+
+def _into_unavailable(response: Response) -> None:
+    """The session could not be saved after the view ran (a login, a logout, a form's notice): the
+    answer becomes a 503 saying so, rather than a page that pretends it happened."""
+    body, mimetype = _unavailable_body()
+    for name in ("Location", "Content-Disposition", "Set-Cookie"):
+        response.headers.remove(name)
+    response.status_code = 503
+    response.set_data(body)
+    response.mimetype = mimetype
 
 
 def access_of(app: Flask) -> Access:
@@ -236,22 +281,42 @@ def access() -> Access:
 
 
 def client_address() -> str:
-    return request.remote_addr or "unknown"
+    """The client the throttle counts: its address as the WSGI server gives it (behind a trusted proxy,
+    the one the proxy saw: see bot.web). An IPv6 client counts by its /64, the block one subscriber
+    holds; what is not an address counts as "unknown"."""
+    try:
+        ip = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _session() -> ConsoleSession:
+    """The request's console session; :class:`StoreUnavailable` when Redis did not answer when it was read."""
+    if getattr(session, "unavailable", False):
+        raise StoreUnavailable("redis: the console session could not be read")
+    return session  # type: ignore[return-value]
 
 
 def logged_in() -> bool:
     a = access()
-    return a.pages_enabled and hmac.compare_digest(str(session.get(SESSION_FIELD, "")), a.fingerprint)
+    current = _session()
+    return a.pages_enabled and hmac.compare_digest(str(current.get(SESSION_FIELD, "")), a.fingerprint)
 
 
 def log_in() -> None:
-    session.clear()  # a fresh session: nothing from before the login is kept
-    session[SESSION_FIELD] = access().fingerprint
-    session.permanent = True
+    current = _session()
+    current.clear()  # a fresh session: nothing from before the login is kept
+    current[SESSION_FIELD] = access().fingerprint
+    current.regenerate()  # under a new id: one known before the login opens nothing
 
 
 def log_out() -> None:
-    session.clear()
+    _session().clear()  # the record is deleted when the answer is sent: a copied cookie opens nothing
 
 
 def disabled() -> tuple[str, int]:
@@ -272,6 +337,7 @@ def guard_pages(bp: Blueprint, *, open_endpoints: frozenset[str] = frozenset()) 
             return None  # the style sheet, for every page (the 503 page too)
         if not a.pages_enabled:
             return disabled()
+        _session()  # Redis did not answer when the session was read: 503
         if request.endpoint not in open_endpoints and not logged_in():
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         a.csrf.protect()

@@ -49,3 +49,35 @@ def test_consultation_settings() -> None:
 def test_bad_consultation_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [("0", None), ("off", None), ("1", "127.0.0.1"), ("yes", "127.0.0.1"), ("10.0.0.5", "10.0.0.5"),
+     ("*", "*"), ("2001:DB8::0:1", "2001:db8::1")],
+)
+def test_the_trusted_proxy(value: str, trusted: str | None) -> None:
+    assert Config.from_env({"CRMBOT_TRUST_PROXY": value}).trusted_proxy == trusted
+
+
+def test_console_session_lifetimes() -> None:
+    assert (Config().console_idle_hours, Config().console_session_days) == (12.0, 7.0)
+    cfg = Config.from_env({"CRMBOT_CONSOLE_IDLE_HOURS": "0.5", "CRMBOT_CONSOLE_SESSION_DAYS": "30"})
+    assert (cfg.console_idle_hours, cfg.console_session_days) == (0.5, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CRMBOT_TRUST_PROXY": "proxy.example"}, "CRMBOT_TRUST_PROXY"),
+        ({"CRMBOT_TRUST_PROXY": "10.0.0.0/8"}, "CRMBOT_TRUST_PROXY"),
+        ({"CRMBOT_PROXY_HOPS": "2"}, "needs CRMBOT_TRUST_PROXY"),
+        ({"CRMBOT_TRUST_PROXY": "1", "CRMBOT_PROXY_HOPS": "0"}, "CRMBOT_PROXY_HOPS"),
+        ({"CRMBOT_TRUST_PROXY": "1", "CRMBOT_PROXY_HOPS": "11"}, "CRMBOT_PROXY_HOPS"),
+        ({"CRMBOT_CONSOLE_IDLE_HOURS": "0"}, "CRMBOT_CONSOLE_IDLE_HOURS"),
+        ({"CRMBOT_CONSOLE_SESSION_DAYS": "never"}, "CRMBOT_CONSOLE_SESSION_DAYS"),
+    ],
+)
+def test_bad_console_and_proxy_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import ipaddress
 import resource
 import select
 import selectors
@@ -381,3 +382,11 @@ def test_flood_settings_from_the_environment() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"^environment: {name} must be {message}"):
             Config.from_env({name: value})
+
+
+def test_a_trusted_proxy_is_exempt_from_the_per_client_cap() -> None:
+    """Behind the proxy every client shares its address: counting them as one would refuse all."""
+    behind = ClientLimits.from_config(Config.from_env({"CRMBOT_TRUST_PROXY": "10.0.0.7"}))
+    assert "10.0.0.7" in behind.exempt
+    assert client_key("10.0.0.7", [ipaddress.ip_network(n) for n in behind.exempt]) is None
+    assert ClientLimits.from_config(Config.from_env({"CRMBOT_TRUST_PROXY": "*"})).exempt == ()
