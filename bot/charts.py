@@ -66,6 +66,9 @@ def _style() -> dict[str, Any]:
         "grid.color": "#e5e5e5",
         "axes.axisbelow": True,
         "legend.frameon": False,
+        # every text drawn as written: a team name is outside text, and mathtext would draw "$1 $2" in
+        # italics and refuse "$\frac$" (the chart never drawn, its job parked)
+        "text.parse_math": False,
     }
 
 

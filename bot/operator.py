@@ -4,7 +4,10 @@ With ``CRMBOT_OPERATOR_SLACK_CHANNEL`` set (and Slack configured), :func:`make_c
 hook the worker's analytics sink calls when a lead's consultation request is first applied
 (bot/analytics_sink.py, ``on_first_consult``). The hook queues one Slack post, a *brief* so the first
 call starts prepared: who (the LINE display name when known), the tier and the number of A answers,
-the ten answers each with its question's topic, the one point to fix, and when it was asked.
+the ten answers each with its question's topic, the one point to fix, and when it was asked. The
+display name is outside text (anyone who adds the bot on LINE chooses it): it goes into the brief only
+through :func:`bot.mrkdwn.escape`, so a name like ``<!channel>`` pings nobody and a ``<url|label>`` in
+it is no link.
 
 Exactly once per lead: the post is a :class:`~conversations.jobs.Job` in the operator channel's
 mailbox (``{op:<channel>}``), queued by :meth:`bot.outbox.Outbox.put_once` together with a ledger
@@ -25,6 +28,7 @@ from typing import Any
 
 from bot.config import Config
 from bot.logs import uid
+from bot.mrkdwn import escape, mrkdwn
 from bot.outbox import Outbox
 from conversations import keys
 from conversations.analytics import Lead
@@ -84,12 +88,12 @@ def _t(locale: str, key: str, **params: object) -> str:
 
 
 def _field(title: str, value: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": f"*{title}*\n{value}"}
+    return mrkdwn(f"*{title}*\n{value}")
 
 
 def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, Any]]]:
     """The Slack message (fallback text, blocks) telling the operator of a lead's consultation request."""
-    who = lead.name or _t(locale, "unknown")
+    who = escape(lead.name[:100]) if lead.name else _t(locale, "unknown")  # a LINE display name: outside text
     if lead.tier is not None:
         result = _t(locale, "tier", label=script.tiers[lead.tier].label, count=lead.a_count, total=QUESTION_COUNT)
     else:
@@ -108,12 +112,12 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
         {"type": "section", "fields": [
-            _field(_t(locale, "who"), who[:100]),
+            _field(_t(locale, "who"), who),
             _field(_t(locale, "channel"), CHANNEL_NAMES.get(lead.channel, lead.channel)),
             _field(_t(locale, "result"), result),
             _field(_t(locale, "when"), asked),
         ]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_t(locale, 'answers')}*\n" + "\n".join(lines)}},
+        {"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))},
     ]
     if lead.is_finished:
         point = lead.point
@@ -123,10 +127,10 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
             question = script.questions[point]
             letter = lead.answers[point]
             fix = f"Q{point + 1} {question.topic}（{letter}：{question.choices[letter].label}）"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{_t(locale, 'point')}*\n{fix}"}})
+        blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'point')}*\n{fix}")})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": _t(locale, "footer", number=lead.number, user=uid(lead.user_id))}]})
-    return _t(locale, "fallback", who=who[:100], result=result), blocks
+        mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]})
+    return _t(locale, "fallback", who=who, result=result), blocks
 
 
 class ConsultBriefs:

@@ -1,6 +1,8 @@
 """Block Kit for Slack: the KPI modals, the result message, history, App Home, diagnosis messages.
 
 Pure builders over plain data (no Slack client, no Redis): each returns dicts ready for the Web API.
+Text from outside (a team name, an action someone typed) goes into mrkdwn only through
+:func:`bot.mrkdwn.escape`; every mrkdwn object is made by :func:`bot.mrkdwn.mrkdwn`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot import views
+from bot.mrkdwn import escape, mrkdwn
 from bot.slack.texts import months_label, period_label, t, with_unit
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
@@ -36,17 +39,8 @@ def plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
-def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
-
-
 def section(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "section", "text": mrkdwn(text[:3000]), **extra}
-
-
-def escape(text: str) -> str:
-    """Text someone typed, safe in mrkdwn: no mention, link or channel-wide ping can come out of it."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def joined(locale: str, items: Sequence[str]) -> str:
@@ -165,9 +159,9 @@ def report_modal(
     options = [{"text": plain(period_label(locale, q, team.fy_start)[:75]), "value": str(q)} for q in quarters]
     initial_option = next(o for o in options if o["value"] == str(initial))
     if editable is None or len(editable) == len(catalog.areas):
-        intro = t(locale, "report_intro", team=team.name)
+        intro = t(locale, "report_intro", team=escape(team.name))
     else:
-        intro = t(locale, "report_intro_owner", team=team.name,
+        intro = t(locale, "report_intro_owner", team=escape(team.name),
                   areas=joined(locale, [catalog.name(a, locale) for a in editable]))
     blocks: list[dict[str, Any]] = [
         section(intro),
@@ -196,7 +190,7 @@ def report_modal(
 
 
 def targets_modal(catalog: Catalog, locale: str, team: Team, targets: Mapping[str, float]) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [section(t(locale, "targets_intro", team=team.name))]
+    blocks: list[dict[str, Any]] = [section(t(locale, "targets_intro", team=escape(team.name)))]
     blocks += _indicator_inputs(catalog, locale, targets, lambda ind: (True, ind.target, True))
     return {
         "type": "modal",
@@ -286,7 +280,7 @@ def result_message(
     ``owners``: an area not reported names its owner; ``follow``: last quarter's actions with the change
     of their area; ``closed``: posted at the last reminder with areas missing."""
     period = period_label(locale, quarter, team.fy_start)
-    title = t(locale, "result_title", period=period, team=team.name)
+    title = t(locale, "result_title", period=period, team=team.name)  # the header: plain text, as typed
     lines = []
     for area in result.areas:
         name = catalog.name(area.area, locale)
@@ -331,7 +325,8 @@ def result_message(
         context.append(t(locale, "closed_note"))
     blocks.append({"type": "context", "elements": [mrkdwn(x) for x in context]})
     overall_txt = f"{result.overall:.1f}/10" if result.overall is not None else t(locale, "not_reported")
-    return f"{title}: {t(locale, 'overall')} {overall_txt}", blocks
+    text = t(locale, "result_title", period=period, team=escape(team.name))  # a message's text is mrkdwn
+    return f"{text}: {t(locale, 'overall')} {overall_txt}", blocks
 
 
 def moved_text(locale: str, change: float | None, pending: bool = False) -> str:
@@ -378,7 +373,7 @@ def history_blocks(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The team's trend; ``actions``: (the quarter whose result they were decided on, the action, the
     change of its area by the next quarter, whether that quarter is still to be reported)."""
-    title = t(locale, "history_title", team=team.name)
+    title = t(locale, "history_title", team=escape(team.name))
     if not rows:
         return title, [section(title), section(t(locale, "history_empty"))]
     header = "| " + " | ".join(months_label(locale, q) for q, _ in rows)
@@ -588,7 +583,7 @@ def home_view(
         period = period_label(locale, due, team.fy_start)
         status = t(locale, "home_reported" if reported else "home_missing", period=period)
         mark = "✅" if reported else "⏳"
-        text = f"*{team.name}*  <#{team.ref.channel}>\n{mark} {status}"
+        text = f"*{escape(team.name)}*  <#{team.ref.channel}>\n{mark} {status}"
         if latest is not None and latest_q is not None and latest.overall is not None:
             text += "\n" + t(locale, "home_latest", period=period_label(locale, latest_q, team.fy_start),
                               score=f"{latest.overall:.1f}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.mrkdwn import escape
 from bot.slack import blocks as B
 from bot.slack.texts import months_label, period_label, t
 from conversations.keys import TeamRef
@@ -190,7 +191,7 @@ def trend_output(
         "series": series,
         "alt": t(locale, "chart_lines_alt", series=f"{span}{sep}" + sep.join(parts)),
         "empty": t(locale, "not_reported"),
-        "comment": t(locale, "history_chart_comment", team=team.name),
+        "comment": t(locale, "history_chart_comment", team=escape(team.name)),  # a file's comment is mrkdwn
     }
 
 

@@ -9,12 +9,12 @@ check makes concurrent submissions prepare again on what the others stored).
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from bot.logs import uid
+from bot.mrkdwn import escape, unescape
 from bot.slack import blocks as B
 from bot.slack import results as R
 from bot.slack.deps import Deps
@@ -39,8 +39,9 @@ SUBMIT_TRIES = 8  # a submission prepared again this often on newer figures, the
 
 
 def plain_name(text: str) -> str:
-    """A team name safe in mrkdwn: no <, > or & (so no mentions like <!channel>), at most 80 chars."""
-    return re.sub(r"[<>&*_~`]", "", text).strip()[:80]
+    """A team name as kept: printable characters, one space between words, at most 80 characters.
+    Kept as typed (``<``, ``*`` and all): every Slack renderer escapes it (:func:`bot.mrkdwn.escape`)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:80].strip()
 
 
 def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None, user: str = "") -> None:
@@ -74,9 +75,10 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         return
     locale, teams = deps.locale, deps.teams
     user, trigger_id = ids[2], ids[3]
-    # split on any whitespace: Japanese input methods type U+3000 (full-width) for a space
+    # split on any whitespace: Japanese input methods type U+3000 (full-width) for a space; Slack sends
+    # the typed & < > as &amp; &lt; &gt;: unescaped, the team name is kept as typed (escaped when shown)
     text = command.get("text")
-    words = (text if isinstance(text, str) else "").split(None, 1)
+    words = unescape(text if isinstance(text, str) else "").split(None, 1)
     sub = words[0].lower() if words else ""
     rest = words[1] if len(words) > 1 else ""
     if sub == "setup":
@@ -152,7 +154,7 @@ def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = ""
     try:
         zone(tz)
     except ValueError:
-        ephemeral(deps, ref, user, t(locale, "bad_tz", tz=tz[:40]))
+        ephemeral(deps, ref, user, t(locale, "bad_tz", tz=escape(tz[:40])))
         return
     name = plain_name(" ".join(words))
     if not name:
@@ -160,10 +162,10 @@ def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = ""
         # else the channel's name as the slash command carried it (no API call from the web tier)
         name = existing.name if existing else plain_name(channel_name) or ref.channel
     team, created = deps.teams.register(ref, name, tz, user, deps.clock(), fy)
-    settings = {"name": team.name, "tz": team.tz, "fy": fy_month(locale, team.fy_start)}
+    settings = {"name": escape(team.name), "tz": team.tz, "fy": fy_month(locale, team.fy_start)}
     if created:
         # the announcement is queued first: a failed (best-effort) ephemeral must not lose it
-        announcement = t(locale, "setup_announce", user=user, name=team.name)
+        announcement = t(locale, "setup_announce", user=user, name=escape(team.name))
         post_to_team(deps, team, announcement, [B.section(announcement)])
         ephemeral(deps, ref, user, t(locale, "setup_done", **settings))
     else:

@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.logs import uid
+from bot.mrkdwn import escape
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.export import kpi_csv
@@ -156,7 +157,7 @@ def export(deps: Deps, team: Team, user: str) -> None:
     content = kpi_csv(deps.catalog, teams, locale, team, rows)
     deps.outbox.enqueue(subject_of(team.ref.workspace, user), [{
         "type": "slack_file", "name": f"crm-kpi-{team.ref.channel}", "ext": "csv", "content": content,
-        "title": f"{team.name} KPI", "comment": t(locale, "export_comment", team=team.name)}])
+        "title": f"{team.name} KPI", "comment": t(locale, "export_comment", team=escape(team.name))}])
     ephemeral(deps, team.ref, user, t(locale, "export_sent"))
 
 

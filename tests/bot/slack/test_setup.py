@@ -167,11 +167,12 @@ def test_slash_command_body_is_what_the_app_reads(slack_env: SlackEnv) -> None:
 
 
 def test_a_team_name_cannot_ping_the_channel(slack_env: SlackEnv) -> None:
+    """The name is kept as typed; every post escapes it (tests/bot/slack/test_escaping.py for every path)."""
     slack_env.setup_team("<!channel> 本店*チーム*")
     from conversations.keys import TeamRef
 
     team = slack_env.teams.get(TeamRef(WS, CH))
-    assert team is not None and team.name == "!channel 本店チーム"
+    assert team is not None and team.name == "<!channel> 本店*チーム*"
     [announcement] = [m["text"] for m in slack_env.channel_messages(CH)]  # posted, but pings nobody
-    assert announcement == txt("setup_announce", user=ALICE, name="!channel 本店チーム")
+    assert announcement == txt("setup_announce", user=ALICE, name="&lt;!channel&gt; 本店∗チーム∗")
     assert "<!channel>" not in announcement
