@@ -11,7 +11,7 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
     crmbot:{u:web:<id>}:inbox                      a try-it (web) user's chat as delivered (list of "<n>:<JSON>")
-    crmbot:{u:web:<id>}:inbox:meta                 its counter "n" and the marks of what it holds (hash)
+    crmbot:{u:web:<id>}:inbox:meta                 its counters and the marks of its last appends (hash, bounded)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
     crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
                                                    Lua script applies a step's figures: see conversations.analytics
@@ -76,7 +76,8 @@ def inbox(subject: Subject) -> str:
 
 
 def inbox_meta(subject: Subject) -> str:
-    """The inbox's message counter and its delivery marks (one per job or typed message: appended once)."""
+    """The inbox's message counter and its delivery marks (one per job or typed message: appended once),
+    trimmed with the inbox (bot.webchat)."""
     return f"{PREFIX}:{subject.tag}:inbox:meta"
 
 
