@@ -21,6 +21,7 @@ touch it atomically. Global indexes carry their own tag.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -108,6 +109,10 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{ws:<workspace>}:rotating                held by the one process refreshing the workspace's bot
 #                                                    token (string: its owner token, PX)
 #    crmbot:{oauth}:state:<state>                    an install's one-time OAuth state (string: when issued, EX)
+#    crmbot:{oauth}:states                           the states outstanding (sorted set: state -> when issued),
+#                                                    what the cap on outstanding states counts
+#    crmbot:{oauth}:client:<hash>                    the states one client address was issued in the last
+#                                                    minute (sorted set; the address only as a hash)
 
 ALL_TEAMS = f"{PREFIX}:{{teams}}:all"
 
@@ -230,3 +235,11 @@ def oauth_state(state: str) -> str:
     if not isinstance(state, str) or not _STATE.fullmatch(state):
         raise InvalidInput("not an OAuth state we issue")
     return f"{PREFIX}:{{oauth}}:state:{state}"
+
+
+OAUTH_STATES = f"{PREFIX}:{{oauth}}:states"
+
+
+def oauth_client(address: str) -> str:
+    """The states recently issued to one client address (kept as a hash of the address)."""
+    return f"{PREFIX}:{{oauth}}:client:{hashlib.sha256(address.encode(errors='replace')).hexdigest()[:16]}"
