@@ -54,6 +54,7 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.token_rotation import TokenRotator
 
 from bot.slack.tokens import ROTATE_BEFORE, ROTATION_LOCK, OAuthOptions, rotation_error, sdk_bot
+from bot.slack.unavailable import answer
 from conversations import keys
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.installations import MAX_STATES, STATES_PER_CLIENT, BotInstall, Installations
@@ -413,8 +414,8 @@ class RefuseUninstalled(Middleware):
                 bot = self.installations.bot(keys.slack_id(workspace))
         except InvalidInput:
             bot = None
-        except StoreUnavailable:
-            return BoltResponse(status=503, body="store unavailable")
+        except StoreUnavailable as e:  # a command or a click is told so at once; an event gets 503 (retried)
+            return answer(req.body, self.locale, str(e))
         if bot is None:
             log.warning("slack: a request from workspace %s, where the app is not installed, ignored",
                         (workspace or "?")[:32])
