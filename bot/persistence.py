@@ -18,7 +18,7 @@ import redis
 
 from bot.config import Config
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import translated
+from conversations.redis_ops import is_cluster, translated
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ def persistence_problem(client: Any) -> str | None:
     StoreUnavailable when it does not answer."""
     try:
         with translated():
-            info = client.info("persistence")
+            # a Cluster answers INFO from one node unless told: every primary here (a dict per node)
+            info = (client.info("persistence", target_nodes=client.PRIMARIES) if is_cluster(client)
+                    else client.info("persistence"))
     except StoreUnavailable as e:
         # Redis 6 refuses PING too while it cannot persist, and redis-py sends one to check a connection
         # that was idle: its MISCONF answer says what INFO would (a fixed text, never data)
