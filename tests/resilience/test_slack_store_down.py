@@ -14,6 +14,7 @@ import pytest
 
 from bot.app import build_services, build_worker, create_app
 from bot.slack import blocks as B
+from bot.slack.unavailable import answer
 from bot.worker import WorkerThread
 from tests.bot.slack.conftest import (
     ALICE,
@@ -27,7 +28,7 @@ from tests.bot.slack.conftest import (
 )
 from tests.bot.slack.test_oauth import HTTPS, W1, OAuthEnv, oauth_config
 from tests.conftest import FakeClock
-from tests.fakes.slack_api import FakeSlackApi
+from tests.fakes.slack_api import FakeSlackApi, check_view
 from tests.fakes.slack_signing import (
     block_actions_payload,
     event_body,
@@ -109,6 +110,7 @@ def test_while_redis_is_down_commands_buttons_and_modals_are_told_so(
         own_redis.start()  # back (empty: it kept nothing), and everything works again
         assert env.command("help").get_data(as_text=True) == ""
         assert env.ephemerals(CH, ALICE)[-1] == txt("help")
+        fake_slack.assert_contract_ok()  # the answers passed Slack's limits and slack_sdk's models
     finally:
         env.executor.shutdown(wait=True)
         env.worker.close()  # type: ignore[union-attr]
@@ -139,6 +141,17 @@ def test_with_oauth_the_installation_lookup_answers_the_same_way(
         env.http.set_cookie("slack-app-oauth-state", "s" * 43, domain="crmbot.example.com")
         res = env.http.get("/slack/oauth_redirect?code=x&state=" + "s" * 43, base_url=HTTPS)
         assert res.status_code == 503 and "Temporarily unavailable" in res.get_data(as_text=True)
+        fake_slack.assert_contract_ok()
     finally:
         env.executor.shutdown(wait=True)
         env.worker.close()  # type: ignore[union-attr]
+
+
+def test_a_modal_without_inputs_gets_a_notice_pushed_and_anything_else_503() -> None:
+    pushed = answer({"type": "view_submission", "view": {"blocks": [{"type": "section"}]}}, "en")
+    assert pushed.status == 200
+    body = json.loads(pushed.body)
+    assert body["response_action"] == "push" and check_view(body["view"]) == []
+    assert body["view"]["blocks"][0]["text"]["text"] == "Temporarily unavailable, please try again in a moment."
+    assert answer({"type": "view_closed"}, "ja").status == 503
+    assert answer("not a body", "ja").status == 503
