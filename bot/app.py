@@ -14,6 +14,7 @@ from flask import Flask
 from bot.config import Config
 from bot.core import Bot
 from bot.outbox import Outbox
+from bot.persistence import log_if_cannot_persist
 from bot.redis_conn import connect
 from bot.worker import Faults, Transport, Worker
 from conversations.content import Script, load_script
@@ -46,6 +47,7 @@ def build_services(
     commits jobs; the worker (:func:`build_worker`) delivers them."""
     script = load_script(config.locale, config.content_dir)
     client = client if client is not None else connect(config)
+    log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
     machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     channels = ["web"]  # the try-it page (bot/webchat.py): always on, delivered by the worker like the others

@@ -197,6 +197,7 @@ def worker_cmd(config: Config) -> int:
     from conversations.content import load_script
 
     script = load_script(config.locale, config.content_dir)
+    _say_if_cannot_persist(config)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -211,6 +212,21 @@ def worker_cmd(config: Config) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _say_if_cannot_persist(config: Config) -> None:
+    """The worker's start-up check of the disk under Redis (the web tier's is in build_services)."""
+    from bot.persistence import log_if_cannot_persist
+    from bot.redis_conn import connect
+
+    try:
+        client = connect(config)
+    except CrmbotError:  # Redis not reachable now: the worker says so itself, and waits for it
+        return
+    try:
+        log_if_cannot_persist(client, config)
+    finally:
+        client.close()
 
 
 def parse_instant(text: str) -> float:

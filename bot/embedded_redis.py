@@ -21,7 +21,9 @@ The server
 
 A server outlives the process that started it (a killed worker leaves it to the next process).
 :meth:`EmbeddedRedis.stop` shuts it down cleanly (``SHUTDOWN``: the AOF is flushed and a snapshot
-saved), and only in the process that started it.
+saved), and only in the process that started it. On a full disk Redis refuses that (and SIGTERM) to
+keep its snapshot; stop() then says why and uses ``SHUTDOWN NOSAVE``, and kills a server that does not
+exit in time (only the one it started).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from urllib.parse import quote
 
 import redis
 
+from bot.persistence import persistence_problem
 from conversations.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ AOF = "appendonly.aof"
 PRIVATE_FILES = (LOCK, SERVER_LOCK, PIDFILE, LOGFILE, DBFILENAME, AOF)
 START_TIMEOUT = 60.0  # a server may take a while to load a large AOF
 STOP_TIMEOUT = 60.0  # SHUTDOWN writes a snapshot first
+KILL_WAIT = 10.0  # seconds a killed server may take to be gone
 MAX_SOCKET_PATH = 103  # bytes: sun_path is 108 on Linux, 104 on macOS, including the final NUL
 _POLL = 0.02
 
@@ -95,10 +100,17 @@ class EmbeddedRedis:
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Shut the server down cleanly and wait until it has exited, if this process started it.
 
+        A server that refuses (``SHUTDOWN`` saves a snapshot first; on a full disk that fails and Redis
+        stays up, as it does on SIGTERM) is stopped with ``SHUTDOWN NOSAVE``: its append-only file keeps
+        what it could write, and what it could not write cannot be saved anyway. One that has not exited
+        within ``timeout`` (hung) is killed (SIGKILL), only if it is still the one this process started
+        (its pidfile names it and it holds the directory's server lock).
+
         Returns True when this call stopped it; False (nothing done) when another process owns it.
         """
         if not self.owned:
             return False
+        deadline = time.monotonic() + timeout
         with _locked(self.data_dir / LOCK):  # no process connects to it meanwhile
             client = self.client(socket_timeout=timeout, socket_connect_timeout=2)
             try:
@@ -108,18 +120,46 @@ class EmbeddedRedis:
                     return False
                 client.shutdown()  # plain SHUTDOWN: fsyncs the AOF and saves a snapshot, then exits
             except (redis.ConnectionError, redis.TimeoutError):
-                pass  # already gone (or going)
-            except redis.RedisError as e:
-                raise StoreUnavailable(
-                    f"embedded redis (pid {self.pid}) refused to shut down: {e}; see {self.data_dir / LOGFILE}"
-                ) from e
+                pass  # already gone (or going), or not answering: waited for below
+            except redis.ResponseError as e:
+                self._shutdown_nosave(client, e)
             finally:
                 client.close()
-            if not _wait_until_exited(self.data_dir, time.monotonic() + timeout):
-                raise StoreUnavailable(f"embedded redis (pid {self.pid}) did not exit within {timeout:.0f}s")
+            if not _wait_until_exited(self.data_dir, deadline):
+                self._kill()
         self.owned = False
         log.info("embedded redis stopped (pid %d)", self.pid)
         return True
+
+    def _shutdown_nosave(self, client: redis.Redis, refusal: redis.ResponseError) -> None:
+        try:
+            problem = persistence_problem(client)
+        except StoreUnavailable:
+            problem = None
+        log.error("embedded redis (pid %d) refused to shut down (%s; %s): stopping it without a final "
+                  "snapshot (SHUTDOWN NOSAVE); its append-only file keeps what it could write. Free space in %s "
+                  "(see %s) before starting it again", self.pid, str(refusal)[:80],
+                  problem or "cannot save its snapshot", self.data_dir, self.data_dir / LOGFILE)
+        try:
+            client.shutdown(nosave=True)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+        except redis.RedisError as e:
+            log.error("embedded redis (pid %d) refused SHUTDOWN NOSAVE too (%s)", self.pid, str(e)[:80])
+
+    def _kill(self) -> None:
+        """SIGKILL the server this process started, if it is still that one; then wait (bounded)."""
+        if _wait_until_exited(self.data_dir, 0):
+            return  # it exited after all
+        if _read_pid(self.data_dir) != self.pid:
+            raise StoreUnavailable(f"embedded redis (pid {self.pid}) did not exit, and its pidfile no longer "
+                                   f"names it: not killed; see {self.data_dir / LOGFILE}")
+        log.error("embedded redis (pid %d) did not exit: killed (SIGKILL); its append-only file keeps what it "
+                  "had written", self.pid)
+        with suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        if not _wait_until_exited(self.data_dir, time.monotonic() + KILL_WAIT):
+            raise StoreUnavailable(f"embedded redis (pid {self.pid}) did not exit even after SIGKILL")
 
 
 def start_or_connect(data_dir: Path, *, timeout: float = START_TIMEOUT) -> EmbeddedRedis:

@@ -4,7 +4,9 @@ User IDs appear in logs only as a short hash (:func:`uid`). Whatever a message c
 formatter (:class:`LineFormatter`) keeps it on its own line: CR, LF and every other control character
 are escaped, so attacker text passed as ``%s`` cannot forge a log line, and any ``body: ...`` part of a
 message is cut (slack_bolt logs "Invalid request signature detected (signature: ..., timestamp: ...,
-body: <the raw request>)" at INFO). A traceback keeps its lines, each indented with ``  | `` so that
+body: <the raw request>)" at INFO). So our own lines about a refused body give their reason before
+any such part and never write "body: " themselves ("line webhook: malformed body (JSONDecodeError),
+refused"), or the cut would take the reason with it. A traceback keeps its lines, each indented with ``  | `` so that
 none of them can pass for a record.
 """
 

@@ -9,7 +9,10 @@ terminal chat and of LINE's quick replies, from the same script) and appends the
 
 An append is exactly once: each carries a mark (the job id, or the typed message's event id) that a
 Lua script sets in the same step, so a worker that delivers a job again after a crash (the claim ran
-out before the outcome was recorded) appends nothing the second time.
+out before the outcome was recorded) appends nothing the second time. The same script trims the inbox
+to its last :data:`INBOX_MAX` messages and the marks to the last :data:`INBOX_MAX` appends, so a chat
+used for months keeps a bounded list and hash (a job is redelivered within a lease, seconds, not
+hundreds of appends later).
 
 Web users are test users: the analytics leave channel ``web`` out of every figure.
 """
@@ -33,23 +36,34 @@ from conversations.redis_ops import text, translated
 log = logging.getLogger(__name__)
 
 CHANNEL = "web"
-INBOX_MAX = 400  # messages kept per web user (older ones are dropped; the counter goes on)
+INBOX_MAX = 400  # messages, and marks of appends, kept per web user (older ones are dropped; the counter goes on)
 INBOX_TTL = 7 * 86400  # seconds an idle web chat is kept
 
 # Append messages to a web user's inbox, once per mark.
 # KEYS[1] the inbox (list of "<n>:<message JSON>")   crmbot:{u:web:<id>}:inbox
-# KEYS[2] its meta (hash: "n" -> last number, "m:<mark>" -> 1)   crmbot:{u:web:<id>}:inbox:meta
+# KEYS[2] its meta (hash)   crmbot:{u:web:<id>}:inbox:meta
+#         "n" -> the last message's number, "k" -> the last mark's number,
+#         "m:<mark>" -> its number and "k:<number>" -> its mark, for the last ARGV[3] marks only: the marks
+#         are trimmed with the inbox, by the same bound, so the hash never holds more than 2 * ARGV[3] + 2 fields
 # ARGV[1] the mark (a job id, or "e:<event id>" for what the user typed), ARGV[2] TTL in seconds,
-# ARGV[3] how many messages to keep, ARGV[4..] the messages (JSON)
+# ARGV[3] how many messages (and marks) to keep, ARGV[4..] the messages (JSON)
 # Returns the number of the last message appended, or 0 when the mark was already set (nothing written).
 APPEND_LUA = """
-if redis.call('HSETNX', KEYS[2], 'm:' .. ARGV[1], 1) == 0 then return 0 end
+local mark = 'm:' .. ARGV[1]
+if redis.call('HEXISTS', KEYS[2], mark) == 1 then return 0 end
+local keep = tonumber(ARGV[3])
+local k = redis.call('HINCRBY', KEYS[2], 'k', 1)
+redis.call('HSET', KEYS[2], mark, k, 'k:' .. k, ARGV[1])
+if k > keep then
+  local gone = redis.call('HGET', KEYS[2], 'k:' .. (k - keep))
+  if gone then redis.call('HDEL', KEYS[2], 'm:' .. gone, 'k:' .. (k - keep)) end
+end
 local n = 0
 for i = 4, #ARGV do
   n = redis.call('HINCRBY', KEYS[2], 'n', 1)
   redis.call('RPUSH', KEYS[1], n .. ':' .. ARGV[i])
 end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('LTRIM', KEYS[1], -keep, -1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return n

@@ -10,6 +10,12 @@ its hash slot ``{ws:<workspace>}`` (with its list of teams):
                                         (JSON objects, opaque here: the adapter's)
     crmbot:{ws:<workspace>}:rotating    the token-rotation lock (its owner token, PX)
     crmbot:{oauth}:state:<state>        an install's one-time state (when it was issued, EX)
+    crmbot:{oauth}:states               the states outstanding (sorted set: state -> when issued)
+    crmbot:{oauth}:client:<hash>        the states a client address was issued in the last minute
+
+Issuing states is bounded (:data:`ISSUE_STATE_LUA`, one script): at most :data:`STATES_PER_CLIENT` per
+client address a minute, and at most :data:`MAX_STATES` outstanding in all (a new one is refused, never
+an older one dropped: an install in progress is never broken by someone else's visits).
 
 Token rotation: an expiring bot token is exchanged for a new one with its refresh token, and Slack
 revokes a refresh token once used. So one process at a time refreshes a workspace's token (the
@@ -33,6 +39,50 @@ from conversations.redis_ops import text, translated
 BOT = "bot"
 INSTALLER = "installer"  # the latest installer's record; "installer:<user>" each installer's
 STATE_GRACE = 60  # seconds a consumed-or-not state key outlives its expiry in Redis (its age decides)
+STATES_PER_CLIENT = 10  # install states one client address is issued per CLIENT_WINDOW
+CLIENT_WINDOW = 60  # seconds
+MAX_STATES = 10_000  # install states outstanding at once, all clients together (about 4 MB of Redis)
+
+# Issue an install's one-time state, within its client's share and the cap on outstanding states.
+# KEYS[1] the state (string: when issued, EX)    crmbot:{oauth}:state:<state>
+# KEYS[2] the outstanding states (sorted set: state -> when issued)    crmbot:{oauth}:states
+# KEYS[3] the client's recent states (sorted set: state -> when issued)    crmbot:{oauth}:client:<hash>
+# ARGV[1] the state, ARGV[2] now (seconds, the injected clock), ARGV[3] how long a state is good for (s),
+# ARGV[4] how long its key lives in Redis (s), ARGV[5] states per client per window, ARGV[6] the window (s),
+# ARGV[7] most states outstanding
+# Returns {1, 0} issued; {0, 0} the state exists (draw another); {-1, s} the client had its share of the
+# window (again in s seconds); {-2, s} too many states outstanding (the oldest runs out in s seconds).
+# Nothing is written unless the state is issued.
+ISSUE_STATE_LUA = """
+local now = tonumber(ARGV[2])
+local window = tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[5]) then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  return {-1, math.max(1, math.ceil(tonumber(first[2]) + window - now))}
+end
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - ttl))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {-2, math.max(1, math.ceil(tonumber(first[2]) + ttl - now))}
+end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[4]) then return {0, 0} end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+redis.call('EXPIRE', KEYS[3], math.ceil(window))
+return {1, 0}
+"""
+
+# Consume a state: its issue time (nil if unknown or used), and it is gone, from the index too.
+# KEYS[1] the state, KEYS[2] the outstanding states; ARGV[1] the state
+CONSUME_STATE_LUA = """
+local issued = redis.call('GET', KEYS[1])
+if issued then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return issued
+"""
 
 # Store a refreshed bot token if the refresh token it was made with is still the stored one.
 # KEYS[1] the workspace's installation (hash)      crmbot:{ws:<workspace>}:install
@@ -117,6 +167,18 @@ class BotInstall:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+@dataclass(frozen=True)
+class Issue:
+    """What :meth:`Installations.issue_state` did: true when the state is issued."""
+
+    ok: bool
+    refused: str = ""  # "client": the client had its share of the minute; "full": too many outstanding
+    retry_after: int = 0  # seconds until the refusal ends
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 def _installer_field(user: str | None) -> str:
     return INSTALLER if user is None else f"{INSTALLER}:{keys.slack_id(user, 'user')}"
 
@@ -133,6 +195,8 @@ class Installations:
         self._replace = client.register_script(REPLACE_BOT_LUA)
         self._delete_installers = client.register_script(DELETE_INSTALLERS_LUA)
         self._unlock = client.register_script(UNLOCK_LUA)
+        self._issue_state = client.register_script(ISSUE_STATE_LUA)
+        self._consume_state = client.register_script(CONSUME_STATE_LUA)
 
     # ---- installations ----------------------------------------------------------------------------
 
@@ -203,15 +267,23 @@ class Installations:
 
     # ---- one-time OAuth states --------------------------------------------------------------------
 
-    def issue_state(self, state: str, now: float, ttl: float) -> bool:
-        """Remember a state just issued (False if it exists already: issue another)."""
+    def issue_state(self, state: str, now: float, ttl: float, *, client: str = "", per_client: int = STATES_PER_CLIENT,
+                    window: float = CLIENT_WINDOW, most: int = MAX_STATES) -> Issue:
+        """Remember a state just issued to ``client`` (an address), unless that client had ``per_client``
+        states in the last ``window`` seconds or ``most`` states are outstanding (refused, nothing written).
+        A false Issue without a refusal: the state exists already (issue another)."""
         with translated():
-            return bool(self.r.set(keys.oauth_state(state), repr(now), nx=True, ex=int(ttl) + STATE_GRACE))
+            done, wait = self._issue_state(
+                keys=[keys.oauth_state(state), keys.OAUTH_STATES, keys.oauth_client(client)],
+                args=[state, repr(now), int(ttl), int(ttl) + STATE_GRACE, per_client, window, most])
+        if int(done) == 1:
+            return Issue(True)
+        return Issue(False, {-1: "client", -2: "full"}.get(int(done), ""), int(wait))
 
     def consume_state(self, state: str, now: float, ttl: float) -> bool:
-        """True once for a state issued less than ``ttl`` seconds ago; it is gone after (GETDEL)."""
+        """True once for a state issued less than ``ttl`` seconds ago; it is gone after."""
         with translated():
-            raw = self.r.getdel(keys.oauth_state(state))
+            raw = self._consume_state(keys=[keys.oauth_state(state), keys.OAUTH_STATES], args=[state])
         if raw is None:
             return False
         try:

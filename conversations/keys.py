@@ -11,7 +11,7 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
     crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
     crmbot:{u:web:<id>}:inbox                      a try-it (web) user's chat as delivered (list of "<n>:<JSON>")
-    crmbot:{u:web:<id>}:inbox:meta                 its counter "n" and the marks of what it holds (hash)
+    crmbot:{u:web:<id>}:inbox:meta                 its counters and the marks of its last appends (hash, bounded)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
     crmbot:{stats}:...                             the operator's figures and leads, all in one hash slot so one
                                                    Lua script applies a step's figures: see conversations.analytics
@@ -21,6 +21,7 @@ touch it atomically. Global indexes carry their own tag.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -76,7 +77,8 @@ def inbox(subject: Subject) -> str:
 
 
 def inbox_meta(subject: Subject) -> str:
-    """The inbox's message counter and its delivery marks (one per job or typed message: appended once)."""
+    """The inbox's message counter and its delivery marks (one per job or typed message: appended once),
+    trimmed with the inbox (bot.webchat)."""
     return f"{PREFIX}:{subject.tag}:inbox:meta"
 
 
@@ -107,6 +109,10 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{ws:<workspace>}:rotating                held by the one process refreshing the workspace's bot
 #                                                    token (string: its owner token, PX)
 #    crmbot:{oauth}:state:<state>                    an install's one-time OAuth state (string: when issued, EX)
+#    crmbot:{oauth}:states                           the states outstanding (sorted set: state -> when issued),
+#                                                    what the cap on outstanding states counts
+#    crmbot:{oauth}:client:<hash>                    the states one client address was issued in the last
+#                                                    minute (sorted set; the address only as a hash)
 
 ALL_TEAMS = f"{PREFIX}:{{teams}}:all"
 
@@ -240,3 +246,11 @@ def oauth_state(state: str) -> str:
     if not isinstance(state, str) or not _STATE.fullmatch(state):
         raise InvalidInput("not an OAuth state we issue")
     return f"{PREFIX}:{{oauth}}:state:{state}"
+
+
+OAUTH_STATES = f"{PREFIX}:{{oauth}}:states"
+
+
+def oauth_client(address: str) -> str:
+    """The states recently issued to one client address (kept as a hash of the address)."""
+    return f"{PREFIX}:{{oauth}}:client:{hashlib.sha256(address.encode(errors='replace')).hexdigest()[:16]}"

@@ -27,7 +27,15 @@ def translated() -> Iterator[None]:
     try:
         yield
     except redis.RedisError as e:
-        raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        raise StoreUnavailable(describe(e)) from e
+
+
+def describe(error: BaseException) -> str:
+    """A redis-py error in a few words, never the server's message (it may quote data), except the fixed
+    text of a refusal to write for want of disk (MISCONF), which says what to do."""
+    if isinstance(error, redis.ResponseError) and str(error).startswith("MISCONF"):
+        return "redis: cannot persist (MISCONF: disk full?); writes are refused until space is freed"
+    return f"redis: {type(error).__name__}"
 
 
 def is_cluster(client: Any) -> bool:
@@ -123,4 +131,4 @@ async def awrite_then_script(
                 await p.execute()
         return result
     except redis.RedisError as e:
-        raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        raise StoreUnavailable(describe(e)) from e

@@ -33,7 +33,8 @@ def blueprint() -> Blueprint:
             json.dumps(payload, ensure_ascii=False).encode()
             inbound = list(events.parse(payload, svc.script.keywords))
         except (ValueError, RecursionError, InvalidInput) as e:  # JSONDecodeError is a ValueError
-            log.warning("line webhook: malformed body: %s", type(e).__name__)
+            # the reason in its own words: a "body: ..." part of a message is cut by the log cleaner (bot.logs)
+            log.warning("line webhook: malformed body (%s), refused", type(e).__name__)
             return "malformed body", 400
         try:
             for ev in inbound:

@@ -28,13 +28,23 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 
 from bot.core import Bot
 from bot.slack import listeners
 from bot.slack.deps import Deps
-from bot.slack.oauth import InstalledAuthorize, Redact, RefuseUninstalled, Rotation, oauth_settings
+from bot.slack.oauth import (
+    CLIENT_KEY,
+    INSTALL_PATH,
+    InstalledAuthorize,
+    LimitedOAuthFlow,
+    Redact,
+    RefuseUninstalled,
+    Rotation,
+    oauth_settings,
+)
 from bot.slack.payload import obj
 from bot.slack.tokens import OAuthOptions
 from conversations.content import Script
@@ -97,7 +107,9 @@ def build_slack(
             before_authorize=RefuseUninstalled(installations, locale),
             # an Authorize instance is taken as is (beside the OAuth settings); its None means "not installed"
             authorize=InstalledAuthorize(installations, Rotation(installations, oauth, client)),  # type: ignore[arg-type]
-            oauth_settings=oauth_settings(oauth, installations, clock, bolt_log),
+            # Bolt's flow, with the install's states limited per client address and in all (bot.slack.oauth)
+            oauth_flow=LimitedOAuthFlow(logger=bolt_log, settings=oauth_settings(oauth, installations, clock,
+                                                                                 bolt_log)),
         )
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the installation is deleted
     deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams,
@@ -213,10 +225,17 @@ def blueprint() -> Blueprint:
     @bp.get("/slack/install")
     @bp.get("/slack/oauth_redirect")
     def oauth() -> Any:
-        """Bolt's OAuth flow (many workspaces): the install's start, and Slack's redirect back."""
+        """Bolt's OAuth flow (many workspaces): the install's start, and Slack's redirect back. The start
+        is handed the client's address (behind a trusted proxy, X-Forwarded-For's: CRMBOT_TRUST_PROXY),
+        which its state is issued to (at most so many a minute per address)."""
         svc = current_app.extensions["crmbot"]
-        if svc.slack is None or svc.slack.app.oauth_flow is None:
+        flow = svc.slack.app.oauth_flow if svc.slack is not None else None
+        if flow is None:
             return "Slack's OAuth install is not configured on this server", 404
+        if request.path == INSTALL_PATH:
+            bolt_request = to_bolt_request(request)
+            bolt_request.context[CLIENT_KEY] = request.remote_addr or "unknown"
+            return to_flask_response(flow.handle_installation(bolt_request))
         return svc.slack.handler.handle(request)
 
     return bp

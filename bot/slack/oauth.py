@@ -29,6 +29,7 @@ reminder pass skips its teams until the app is installed again.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import secrets
@@ -45,6 +46,7 @@ from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context.context import BoltContext
 from slack_bolt.error import BoltError
 from slack_bolt.middleware import Middleware
+from slack_bolt.oauth import OAuthFlow
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.oauth import InstallationStore, OAuthStateStore
@@ -52,9 +54,10 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.token_rotation import TokenRotator
 
 from bot.slack.tokens import ROTATE_BEFORE, ROTATION_LOCK, OAuthOptions, rotation_error, sdk_bot
+from bot.slack.unavailable import answer
 from conversations import keys
 from conversations.errors import InvalidInput, StoreUnavailable
-from conversations.installations import BotInstall, Installations
+from conversations.installations import MAX_STATES, STATES_PER_CLIENT, BotInstall, Installations
 
 log = logging.getLogger(__name__)
 
@@ -200,22 +203,31 @@ class RedisInstallationStore(InstallationStore):
 
 class RedisStateStore(OAuthStateStore):
     """One-time OAuth states in Redis: issued by /slack/install, consumed once by /slack/oauth_redirect
-    within ``ttl`` seconds (by the injected clock), whichever web process serves either request."""
+    within ``ttl`` seconds (by the injected clock), whichever web process serves either request. At most
+    ``per_client`` states a minute per client address, and ``most`` outstanding in all."""
 
-    def __init__(self, installations: Installations, clock: Callable[[], float], ttl: int = STATE_TTL) -> None:
+    def __init__(self, installations: Installations, clock: Callable[[], float], ttl: int = STATE_TTL, *,
+                 per_client: int = STATES_PER_CLIENT, most: int = MAX_STATES) -> None:
         self.installations = installations
         self.clock = clock
         self.ttl = ttl
+        self.per_client = per_client
+        self.most = most
 
     @property
     def logger(self) -> Logger:
         return log
 
-    def issue(self, *args: Any, **kwargs: Any) -> str:
+    def issue(self, *args: Any, client: str = "", **kwargs: Any) -> str:
+        """A new state for ``client`` (the browser's address); :class:`InstallRefused` past the limits."""
         while True:
             state = secrets.token_urlsafe(32)
-            if self.installations.issue_state(state, self.clock(), self.ttl):
+            issue = self.installations.issue_state(state, self.clock(), self.ttl, client=client,
+                                                   per_client=self.per_client, most=self.most)
+            if issue:
                 return state
+            if issue.refused:
+                raise InstallRefused(issue.refused, issue.retry_after)
 
     def consume(self, state: str) -> bool:
         try:
@@ -246,6 +258,85 @@ def oauth_settings(options: OAuthOptions, installations: Installations, clock: C
         state_expiration_seconds=STATE_TTL,
         logger=logger,
     )
+
+
+# ---- the install's limits: per client address, and in all ---------------------------------------------
+
+CLIENT_KEY = "crmbot_client"  # the browser's address, put in the BoltRequest's context by the Flask route
+
+REFUSED_PAGES = {
+    "client": (429, "アクセスが続いたため、少しお待ちいただいています。1分ほどしてから、もう一度お試しください。",
+               "Too many install attempts from your address. Please wait a minute and try again."),
+    "full": (503, "ただいまインストールの受付が混み合っています。しばらくしてから、もう一度お試しください。",
+             "Too many installs are in progress right now. Please try again in a few minutes."),
+    "store": (503, "一時的に利用できません。少し時間をおいてもう一度お試しください。",
+              "Temporarily unavailable, please try again in a moment."),
+}
+
+
+class InstallRefused(Exception):
+    """An install state not issued: ``reason`` "client" (the address had its share of the minute) or
+    "full" (too many outstanding); raised by :class:`RedisStateStore`, answered by :class:`LimitedOAuthFlow`."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def refused_page(reason: str, retry_after: int) -> BoltResponse:
+    """A short page (Japanese, then English) with its status and Retry-After; no store, no Slack call."""
+    status, ja, en = REFUSED_PAGES[reason]
+    body = (f'<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>CRM KPI</title></head>'
+            f'<body><p>{html.escape(ja)}</p><p lang="en">{html.escape(en)}</p></body></html>')
+    return BoltResponse(status=status, body=body, headers={"Content-Type": "text/html; charset=utf-8",
+                                                           "Retry-After": str(max(1, retry_after)),
+                                                           "Cache-Control": "no-store"})
+
+
+class LimitedOAuthFlow(OAuthFlow):
+    """Bolt's OAuth flow, with its state issued per client address (:data:`CLIENT_KEY` in the request's
+    context) within the limits of :meth:`Installations.issue_state`: a client past its share is answered
+    429, a full store 503, each with a short page and Retry-After; a store that does not answer, 503
+    (on the redirect too), never a 500."""
+
+    def __init__(self, *, client: WebClient | None = None, logger: Logger | None = None,
+                 settings: OAuthSettings) -> None:
+        super().__init__(client=client, logger=logger, settings=settings)
+        self._warned: dict[str, float] = {}  # reason -> when last logged (monotonic)
+
+    def issue_new_state(self, request: BoltRequest) -> str:
+        client = request.context.get(CLIENT_KEY)
+        store = self.settings.state_store
+        if isinstance(store, RedisStateStore):
+            return store.issue(client=client if isinstance(client, str) else "")
+        return super().issue_new_state(request)
+
+    def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_installation(request)
+        except InstallRefused as e:
+            self._warn(e.reason, "slack: /slack/install refused: "
+                       + ("a client address over its install states a minute (answered 429)" if e.reason == "client"
+                          else "too many install states outstanding (answered 503)"))
+            return refused_page(e.reason, e.retry_after)
+        except StoreUnavailable as e:
+            log.error("slack: /slack/install: store unavailable (%s)", e)
+            return refused_page("store", 30)
+
+    def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_callback(request)
+        except StoreUnavailable as e:
+            log.error("slack: /slack/oauth_redirect: store unavailable (%s)", e)
+            return refused_page("store", 30)
+
+    def _warn(self, reason: str, message: str) -> None:
+        """At most one line a minute per reason: a client hammering the page cannot flood the log."""
+        now = time.monotonic()
+        if now - self._warned.get(reason, -60.0) >= 60.0:
+            self._warned[reason] = now
+            log.warning("%s", message)
 
 
 # ---- token rotation -----------------------------------------------------------------------------------
@@ -323,8 +414,8 @@ class RefuseUninstalled(Middleware):
                 bot = self.installations.bot(keys.slack_id(workspace))
         except InvalidInput:
             bot = None
-        except StoreUnavailable:
-            return BoltResponse(status=503, body="store unavailable")
+        except StoreUnavailable as e:  # a command or a click is told so at once; an event gets 503 (retried)
+            return answer(req.body, self.locale, str(e))
         if bot is None:
             log.warning("slack: a request from workspace %s, where the app is not installed, ignored",
                         (workspace or "?")[:32])

@@ -7,6 +7,7 @@ Every test's data dir is removed at the end and every redis-server working in it
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -339,3 +340,107 @@ def test_the_procfiles_processes_started_together_share_one_server(data_dir: Pat
             os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=60)
+
+
+# ---- a full disk ------------------------------------------------------------------------------------
+# A real one: a 1 MB tmpfs mounted for the test (the suite runs as root, as CI does) and filled up, so the
+# embedded redis-server itself gets ENOSPC writing its append-only file and its snapshot. Elsewhere (no
+# right to mount) the test is skipped, saying so.
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="crmbot-full-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(base)],
+                             capture_output=True, text=True) if os.geteuid() == 0 else None
+    if mounted is None or mounted.returncode != 0:
+        base.rmdir()
+        pytest.skip("a full disk is a 1 MB tmpfs, and mounting one needs root (CAP_SYS_ADMIN)"
+                    + (f": {mounted.stderr.strip()}" if mounted is not None else ""))
+    try:
+        yield base
+    finally:
+        (base / "filler").unlink(missing_ok=True)  # space again: a server still there can exit
+        stop_embedded(base / "data")
+        if subprocess.run(["umount", str(base)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(base)], capture_output=True)
+        base.rmdir()
+
+
+def fill(path: Path) -> None:
+    """Write zeros until the filesystem is full (ENOSPC)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == 28, e  # ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_named_at_start_up_and_on_healthz_and_stop_still_works(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.app import build_services, create_app
+
+    data = small_disk / "data"
+    server = start_or_connect(data)
+    client = server.client()
+    client.set("before", "kept")
+    fill(small_disk / "filler")
+    deadline = time.monotonic() + 30
+    with pytest.raises(redis.ResponseError, match=r"^MISCONF Errors writing to the AOF file: No space left"):
+        for i in range(10_000):  # the first write past the full disk is taken (in memory), the next refused
+            client.set(f"during:{i}", "x" * 8192)
+            assert time.monotonic() < deadline, "redis never refused a write"
+    client.close()
+
+    caplog.set_level(logging.INFO)
+    svc = build_services(Config(data_dir=data))  # any crmbot process starting now says what is wrong
+    [said] = [r.getMessage() for r in caplog.records if r.name == "bot.persistence"]
+    # (INFO says aof_last_write_status:err; Redis 6 also refuses the PING redis-py checks a new connection
+    # with, and that refusal names the cause: either way the same words)
+    assert said.startswith("redis: cannot persist (disk full?): aof_last_write_status=err"), said
+    assert ("it refuses every write (MISCONF) until it can write again. Free space in " + str(data)) in said, said
+    res = create_app(services=svc).test_client().get("/healthz")
+    assert res.status_code == 503
+    assert res.get_data(as_text=True).startswith("redis: cannot persist (disk full?): aof_last_write_status=err")
+    svc.redis.close()
+
+    caplog.clear()
+    assert server.stop(timeout=30) is True  # SHUTDOWN is refused (no room for the snapshot): NOSAVE
+    assert embedded_pids(data) == set() and wait_gone(server.pid)
+    refused = [r.getMessage() for r in caplog.records if "refused to shut down" in r.getMessage()]
+    assert len(refused) == 1 and "SHUTDOWN NOSAVE" in refused[0] and str(data) in refused[0], refused
+
+    (small_disk / "filler").unlink()  # space again: a new server has what was written before the disk filled
+    again = start_or_connect(data)
+    assert again.owned and again.client().get("before") == b"kept"
+    caplog.clear()
+    svc = build_services(Config(data_dir=data))
+    assert create_app(services=svc).test_client().get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.name == "bot.persistence"]
+    svc.redis.close()
+    assert again.stop() is True and not [r for r in caplog.records if "refused" in r.getMessage()]
+
+
+def test_stop_kills_the_server_it_started_when_it_does_not_exit_in_time(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_or_connect(data_dir)
+    other = start_or_connect(data_dir)
+    server.client().set("kept", "1")
+    assert other.stop(timeout=1) is False  # not its server: nothing done, whatever its state
+    os.kill(server.pid, signal.SIGSTOP)  # hung: answers nothing, exits never
+    try:
+        caplog.set_level(logging.INFO)
+        assert server.stop(timeout=1) is True  # the bound the caller gave, then SIGKILL
+        assert wait_gone(server.pid) and embedded_pids(data_dir) == set()
+        assert any(f"embedded redis (pid {server.pid}) did not exit: killed (SIGKILL)" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        if embedded_pids(data_dir):
+            os.kill(server.pid, signal.SIGCONT)
+    after = start_or_connect(data_dir)
+    assert after.owned and after.pid != server.pid

@@ -19,7 +19,12 @@ import redis
 from bot.app import build_services, create_app
 from bot.logs import clean, setup
 from bot.web import WebServer
+from tests.bot.line.conftest import line_config
+from tests.bot.line.helpers import TOKEN as LINE_TOKEN
+from tests.bot.line.helpers import sign as line_sign
+from tests.bot.slack.conftest import SECRET as SLACK_SECRET
 from tests.bot.slack.conftest import TOKEN, slack_config
+from tests.fakes.line_api import FakeLineApi
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.slack_signing import signed_headers, slash_command_body
 
@@ -101,6 +106,47 @@ def test_bolts_invalid_signature_message_carries_no_body(
     bolt = [line for line in lines if "Invalid request signature detected" in line]
     assert all(RECORD.match(line) and line.endswith("body: [not logged]") for line in bolt), bolt
     assert not any("SECRET-BODY-TEXT" in line or "forged" in line for line in lines)
+
+
+def test_a_bolt_like_record_loses_its_body_but_keeps_what_comes_before(product_logging: None, capsys) -> None:
+    """A record as slack_bolt writes it (RequestVerification, at INFO when its logger lets it through)."""
+    logging.getLogger("slack_bolt.App").info(
+        "Invalid request signature detected (signature: v0=%s, timestamp: %d, body: %s)",
+        "ab" * 32, 1_775_001_600, "token=x&text=SECRET-BODY-TEXT%0A2026-01-01 00:00:00,000 INFO x: forged")
+    lines = logged(capsys)
+    assert len(lines) == 1 and RECORD.match(lines[0]), lines
+    assert lines[0].endswith(" INFO slack_bolt.App: Invalid request signature detected (signature: v0="
+                             + "ab" * 32 + ", timestamp: 1775001600, body: [not logged]"), lines
+    assert "SECRET-BODY-TEXT" not in lines[0] and "forged" not in lines[0]
+
+
+def test_a_refused_body_logs_its_reason_and_not_the_body(
+    redis_url: str, product_logging: None, capsys
+) -> None:
+    """Our refusals of a malformed LINE or Slack body name the reason (the exception type, the field)."""
+    with FakeSlackApi(bot_token=TOKEN) as fake_slack, FakeLineApi(access_token=LINE_TOKEN) as fake_line:
+        config = line_config(redis_url, fake_line).with_(
+            slack_signing_secret=SLACK_SECRET, slack_bot_token=TOKEN, slack_api_url=fake_slack.base_url)
+        svc = build_services(config)
+        try:
+            http = create_app(services=svc).test_client()
+            capsys.readouterr()
+            line_body = b'{"events": [SECRET-BODY-TEXT'
+            res = http.post("/line/webhook", data=line_body, headers={"X-Line-Signature": line_sign(line_body)})
+            assert res.status_code == 400
+            slack_body = b'["SECRET-BODY-TEXT"]'
+            res = http.post("/slack/events", data=slack_body,
+                            headers={**signed_headers(SLACK_SECRET, slack_body), "Content-Type": "application/json"})
+            assert res.status_code == 400
+        finally:
+            svc.redis.close()
+    lines = logged(capsys)
+    assert any(line.endswith(" WARNING bot.line.webhook: line webhook: malformed body (JSONDecodeError), refused")
+               for line in lines), lines
+    assert any(line.endswith(" WARNING bot.slack.app: slack: malformed request body (not an object)")
+               for line in lines), lines
+    assert all(RECORD.match(line) for line in lines), lines
+    assert not any("SECRET-BODY-TEXT" in line or "[not logged]" in line for line in lines), lines
 
 
 def test_waitress_logs_through_the_product_handler(product_logging: None, capsys) -> None:

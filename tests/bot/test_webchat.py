@@ -217,6 +217,49 @@ def test_a_redelivered_job_is_appended_once(page: TryPage) -> None:
     assert page.r.hlen(jobs.mailbox(page.user.tag_name)) == 0
 
 
+def test_the_inbox_and_its_marks_stay_bounded_and_still_append_once(r: redis.Redis) -> None:
+    """Every append leaves a mark (the job id or the typed message's event id); the marks are trimmed with
+    the messages, by the same bound: after many messages the hash holds at most 2 * keep + 2 fields."""
+    keep = 5
+    inbox = webchat.Inbox(r, keep=keep)
+    who = webchat.subject(uuid.uuid4().hex)
+    for i in range(60):
+        assert inbox.said(who, f"event-{i:03d}", f"message {i}")
+        assert r.hlen(keys.inbox_meta(who)) <= 2 * keep + 2
+    assert r.llen(keys.inbox(who)) == keep and r.hlen(keys.inbox_meta(who)) == 2 * keep + 2
+    page = inbox.read(who)
+    assert page.last == 60 and [m["n"] for m in page.messages] == [56, 57, 58, 59, 60]
+    assert [m["text"] for m in page.messages][-1] == "message 59"
+    for i in range(55, 60):  # the last appends are still recognised: a repeated post shows nothing new
+        assert not inbox.said(who, f"event-{i:03d}", "again")
+    assert inbox.read(who).last == 60
+    assert inbox.said(who, "event-000", "an old mark was dropped with its message")  # appended, as a new one
+    assert r.hlen(keys.inbox_meta(who)) == 2 * keep + 2 and r.ttl(keys.inbox_meta(who)) > 0
+    inbox.clear(who)
+
+
+def test_the_page_still_works_after_more_messages_than_it_keeps(page: TryPage) -> None:
+    page.open()
+    page.settle()
+    page.fetch()
+    start = page.buttons()[0]
+    inbox = webchat.Inbox(page.r)  # the page's own bound
+    for i in range(webchat.INBOX_MAX + 50):  # months of chatting, appended as the page does
+        inbox.said(page.user, f"old-{i:04d}", "...")
+    meta = keys.inbox_meta(page.user)
+    assert page.r.hlen(meta) == 2 * webchat.INBOX_MAX + 2
+    page.seen.clear()
+    page.fetch(0)
+    assert len(page.seen) == webchat.INBOX_MAX
+    assert page.post({"data": start["data"], "echo": start["echo"]}, event="tap-after-many").status_code == 200
+    assert page.post({"data": start["data"], "echo": start["echo"]}, event="tap-after-many").status_code == 200
+    page.settle()
+    newest = page.fetch()["messages"]
+    assert [m["kind"] for m in newest] == ["said", "question"]  # shown once, answered once
+    assert newest[-1]["n"] == webchat.INBOX_MAX + 50 + 3  # greeting, the old ones, the tap, the question
+    assert page.r.hlen(meta) == 2 * webchat.INBOX_MAX + 2 and page.r.llen(keys.inbox(page.user)) == webchat.INBOX_MAX
+
+
 def test_polling_returns_only_newer_messages(page: TryPage) -> None:
     page.open()
     page.settle()

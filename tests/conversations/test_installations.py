@@ -108,7 +108,27 @@ def test_a_state_is_consumed_once_and_only_while_fresh(store: Installations, r: 
     assert not store.consume_state(state, NOW + 599, 600)  # used
     assert not store.consume_state(old, NOW + 601, 600)  # expired (by the injected clock)
     assert not store.consume_state("n" * 43, NOW, 600)  # never issued
-    assert r.keys("*") == []
+    assert r.keys("*") == [keys.oauth_client("").encode()]  # what the (unnamed) client was issued this minute
+
+
+def test_issuing_states_is_limited_per_client_and_in_all(store: Installations, r: redis.Redis) -> None:
+    for i in range(3):
+        assert store.issue_state(f"a{i}" * 20, NOW + i, 600, client="192.0.2.1", per_client=3, most=5)
+    refused = store.issue_state("a3" * 20, NOW + 10, 600, client="192.0.2.1", per_client=3, most=5)
+    assert not refused and (refused.refused, refused.retry_after) == ("client", 50)  # its first is 60 s old at NOW+60
+    assert not r.exists(keys.oauth_state("a3" * 20))
+    assert store.issue_state("a3" * 20, NOW + 60, 600, client="192.0.2.1", per_client=3, most=5)  # a minute on
+    assert store.issue_state("b0" * 20, NOW + 60, 600, client="192.0.2.2", per_client=3, most=5)
+    full = store.issue_state("c0" * 20, NOW + 60, 600, client="192.0.2.3", per_client=3, most=5)
+    assert (full.ok, full.refused, full.retry_after) == (False, "full", 540)  # the first runs out at NOW+600
+    assert r.zcard(keys.OAUTH_STATES) == 5 and not r.exists(keys.oauth_client("192.0.2.3"))
+    assert store.consume_state("a0" * 20, NOW + 70, 600)  # a consumed state leaves the count at once
+    assert r.zcard(keys.OAUTH_STATES) == 4
+    assert store.issue_state("c0" * 20, NOW + 70, 600, client="192.0.2.3", per_client=3, most=5)
+    assert not store.issue_state("c1" * 20, NOW + 601, 600, client="192.0.2.3", per_client=3, most=5)
+    assert store.issue_state("c1" * 20, NOW + 602, 600, client="192.0.2.3", per_client=3, most=5)  # a1 expired
+    exists = store.issue_state("c1" * 20, NOW + 603, 600, client="192.0.2.4", per_client=3, most=5)
+    assert (exists.ok, exists.refused) == (False, "")  # the same state again: draw another
 
 
 def test_the_worker_reads_and_rotates_with_redis_asyncio(store: Installations, redis_url: str) -> None:

@@ -388,3 +388,15 @@ def test_a_flushed_script_cache_is_reloaded(r) -> None:
     snap = store.get(subject, "e0")
     assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0) == "ok"
     assert store.load(subject).state == ASKING
+
+
+def test_a_refusal_to_write_for_want_of_disk_is_named() -> None:
+    import redis as _redis
+
+    from conversations.errors import StoreUnavailable
+    from conversations.redis_ops import translated
+
+    with pytest.raises(StoreUnavailable, match=r"MISCONF: disk full\?"), translated():
+        raise _redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable")
+    with pytest.raises(StoreUnavailable, match=r"^redis: ResponseError$"), translated():
+        raise _redis.ResponseError("WRONGTYPE secret value here")

@@ -1,4 +1,5 @@
-"""Global middleware: hand the dependencies to the listeners, and handle each event Slack retries once."""
+"""Global middleware: hand the dependencies to the listeners, tell a person at once when Redis is down
+(:mod:`bot.slack.unavailable`), and handle each event Slack retries once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
 from bot.slack.deps import Deps
+from bot.slack.unavailable import AnswerWhileStoreDown
 from conversations import keys
 
 log = logging.getLogger(__name__)
@@ -55,4 +57,5 @@ class OncePerEvent(Middleware):
 
 def register(app: App, deps: Deps) -> None:
     app.use(ProvideDeps(deps))
+    app.use(AnswerWhileStoreDown(deps.redis, deps.locale))  # Redis down: a command or click is told so at once
     app.use(OncePerEvent(deps.redis))

@@ -143,8 +143,10 @@ def test_install_asks_for_the_manifests_scopes_and_stores_the_workspace(oauth_en
     (exchange,) = oauth_env.fake.calls("oauth.v2.access")
     assert exchange.args["code"] and exchange.headers["authorization"].startswith("Basic ")
     assert oauth_env.calls_of("auth.test") == [(W1, bot.token)]
-    # one workspace's keys, in its hash slot
-    assert sorted(k.decode() for k in oauth_env.r.keys("*")) == [keys.installation(W1)]
+    # one workspace's keys, in its hash slot; the state is gone from the outstanding ones, and the
+    # client's address (as a hash) keeps the states it was issued this minute
+    assert sorted(k.decode() for k in oauth_env.r.keys("*")) == [keys.oauth_client("127.0.0.1"),
+                                                                 keys.installation(W1)]
 
 
 def test_a_state_never_issued_reused_expired_or_from_another_browser_is_refused(oauth_env: OAuthEnv) -> None:
@@ -181,6 +183,74 @@ def test_a_state_never_issued_reused_expired_or_from_another_browser_is_refused(
     # only the one good redirect exchanged its code and installed
     assert len(env.fake.calls("oauth.v2.access")) == 1
     assert env.installations.installed(W1) and not env.installations.installed(W2)
+
+
+def _install_page(env: OAuthEnv, address: str = "127.0.0.1", browser: Any = None, **headers: str) -> Any:
+    return (browser or env.http).get("/slack/install", base_url=HTTPS, environ_base={"REMOTE_ADDR": address},
+                                     headers=headers)
+
+
+def _state_keys(env: OAuthEnv) -> list[bytes]:
+    return list(env.r.scan_iter(match="crmbot:{oauth}:state:*"))
+
+
+def test_install_states_are_limited_per_client_address(oauth_env: OAuthEnv) -> None:
+    """At most 10 states a minute per client address (a visit each): the 11th visit is answered 429 with
+    a short page and Retry-After, and stores nothing; other addresses are not affected; a minute later
+    (the injected clock) the address gets states again."""
+    env = oauth_env
+    for _ in range(10):
+        assert _install_page(env).status_code == 302
+    assert len(_state_keys(env)) == 10
+    res = _install_page(env, X_Forwarded_For="198.51.100.1")  # not believed without CRMBOT_TRUST_PROXY
+    page = res.get_data(as_text=True)
+    assert res.status_code == 429 and res.headers["Retry-After"] == "60"
+    assert "1分ほどしてから、もう一度お試しください" in page and "Please wait a minute and try again" in page
+    assert page.index("1分ほど") < page.index("Please wait")  # Japanese first
+    assert res.headers["Content-Type"].startswith("text/html") and "Set-Cookie" not in res.headers
+    assert len(_state_keys(env)) == 10 and env.r.zcard(keys.OAUTH_STATES) == 10  # nothing stored
+    assert _install_page(env, "203.0.113.7").status_code == 302  # another client
+    env.clock.t += 30
+    res = _install_page(env)
+    assert res.status_code == 429 and res.headers["Retry-After"] == "30"
+    env.clock.t += 30
+    location = _install_page(env).headers["Location"]  # a minute after the first ten: issued again
+    # and that state installs as any other
+    res = env.redirect(env.fake.approve(location, W1))
+    assert res.status_code == 200 and env.installations.installed(W1)
+    assert env.r.zcard(keys.OAUTH_STATES) == 11  # 10 + 1 + 1 issued, one consumed
+
+
+def test_install_states_outstanding_are_capped_and_a_new_one_is_refused(oauth_env: OAuthEnv) -> None:
+    """A cap on the states outstanding in all (10,000 in production; 3 here): past it a new visit gets
+    503 with a short page and Retry-After until the oldest runs out; the states already issued still
+    work (an install in progress is never broken); a consumed or expired state frees its place."""
+    env = oauth_env
+    store = env.svc.slack.app.oauth_flow.settings.state_store
+    assert (store.per_client, store.most) == (10, 10_000)  # the production limits
+    store.most = 3
+    browser = env.http.application.test_client()  # the first visitor's browser (its own state cookie)
+    first = _install_page(env, "192.0.2.1", browser).headers["Location"]
+    env.clock.t += 100
+    for address in ("192.0.2.2", "192.0.2.3"):
+        assert _install_page(env, address).status_code == 302
+    res = _install_page(env, "192.0.2.4")
+    page = res.get_data(as_text=True)
+    assert res.status_code == 503 and res.headers["Retry-After"] == "500"  # the first runs out in 500 s
+    assert "混み合っています" in page and "Too many installs are in progress" in page
+    assert len(_state_keys(env)) == 3 and env.r.zcard(keys.OAUTH_STATES) == 3
+    assert not env.r.exists(keys.oauth_client("192.0.2.4"))  # a refused visit is not counted against it
+    # the first install, under way, completes; its place is free again
+    approved = env.fake.approve(first, W1)
+    assert browser.get("/slack/oauth_redirect?" + urlencode(approved), base_url=HTTPS).status_code == 200
+    assert env.installations.installed(W1)
+    assert _install_page(env, "192.0.2.4").status_code == 302
+    assert _install_page(env, "192.0.2.5").status_code == 503
+    env.clock.t += 600  # the three issued at t+100 are 600 s old: still good
+    assert _install_page(env, "192.0.2.5").status_code == 503
+    env.clock.t += 1  # now they have run out
+    assert _install_page(env, "192.0.2.5").status_code == 302
+    assert env.r.zcard(keys.OAUTH_STATES) == 1  # the new one; the expired ones left the count
 
 
 def test_a_code_slack_refuses_installs_nothing_and_is_not_logged(oauth_env: OAuthEnv,
@@ -410,7 +480,7 @@ def test_a_workspace_that_never_installed_is_ignored(oauth_env: OAuthEnv) -> Non
     res = env.kpi(W3, CH1, "setup 他社")
     assert res.get_data(as_text=True) == NOT_INSTALLED["ja"]
     assert env.teams.get(TeamRef(W3, CH1)) is None
-    assert sorted(k.decode() for k in env.r.keys("*")) == [keys.installation(W1)]
+    assert sorted(k.decode() for k in env.r.keys("*")) == [keys.oauth_client("127.0.0.1"), keys.installation(W1)]
 
 
 def test_a_token_slack_refuses_is_looked_up_again(oauth_env: OAuthEnv) -> None:
