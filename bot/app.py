@@ -13,6 +13,8 @@ from flask import Flask
 
 from bot.config import Config
 from bot.core import Bot
+from bot.kpi import KpiCore
+from bot.operator import ConsultHook
 from bot.outbox import Outbox
 from bot.persistence import log_if_cannot_persist
 from bot.redis_conn import connect
@@ -37,14 +39,17 @@ class Services:
     outbox: Outbox
     bot: Bot
     clock: Callable[[], float]
-    slack: Any = None  # bot.slack.app.SlackParts when Slack is configured
+    kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
+    slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
 
 
 def build_services(
-    config: Config, *, client: redis.Redis | None = None, clock: Callable[[], float] = time.time
+    config: Config, *, client: redis.Redis | None = None, clock: Callable[[], float] = time.time,
+    slack_app: bool = True,
 ) -> Services:
     """Load content (fails fast on a bad file), connect Redis, wire the core. The web tier only
-    commits jobs; the worker (:func:`build_worker`) delivers them."""
+    commits jobs; the worker (:func:`build_worker`) delivers them. ``slack_app``: False builds no Bolt
+    app (the clock and ``crmbot remind`` need the KPI core, not Slack's listeners)."""
     script = load_script(config.locale, config.content_dir)
     client = client if client is not None else connect(config)
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
@@ -63,12 +68,12 @@ def build_services(
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.slack_enabled:
+        svc.kpi = build_kpi(config, client, clock)
+    if svc.kpi is not None and slack_app:
         from slack_sdk import WebClient
 
         from bot.slack.app import build_slack
         from bot.slack.tokens import OAuthOptions
-        from conversations.kpi_catalog import load_catalog
-        from conversations.teams import TeamStore
 
         # The web tier's Slack client opens modals only (Slack accepts them within 3 s of the click).
         # Many workspaces (OAuth): it has no token of its own; each request gets its workspace's.
@@ -84,14 +89,26 @@ def build_services(
             redis_client=client,
             bot=bot,
             script=script,
-            catalog=load_catalog(),
-            teams=TeamStore(client),
+            catalog=svc.kpi.catalog,
+            teams=svc.kpi.teams,
             outbox=outbox,
             locale=config.locale,
             clock=clock,
             oauth=oauth,
+            kpi=svc.kpi,
         )
     return svc
+
+
+def build_kpi(config: Config, client: redis.Redis, clock: Callable[[], float] = time.time) -> KpiCore:
+    """The KPI core over the catalog and the team store, its messages rendered for Slack (the one channel
+    the KPI method has): the renderer is injected here, so the core imports no adapter."""
+    from bot.slack.results import KpiRenderer
+    from conversations.kpi_catalog import load_catalog
+    from conversations.teams import TeamStore
+
+    catalog = load_catalog()
+    return KpiCore(catalog, TeamStore(client), KpiRenderer(catalog, config.locale), clock=clock)
 
 
 async def build_worker(
@@ -129,7 +146,6 @@ async def build_worker(
         transports["slack"] = SlackTransport(tokens, config.slack_api_url, script, limits=limits,
                                              timeout=config.api_timeout)
     from bot.analytics_sink import StatsSink
-    from bot.operator import make_consult_hook
 
     # the operator's figures, applied before each delivery; a first consultation request briefs the operator
     sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
@@ -150,8 +166,29 @@ async def _keep_line_name(client: Any, user_id: str, name: str) -> None:
     await set_name_async(client, "line", user_id, name)
 
 
+def make_consult_hook(config: Config, script: Script, *, client: Any = None,
+                      clock: Callable[[], float] = time.time) -> ConsultHook:
+    """The hook for the worker's analytics sink: the operator's Slack brief when
+    ``CRMBOT_OPERATOR_SLACK_CHANNEL`` is set (Config checks that Slack is configured), else nothing
+    (the console's badge still shows the request). ``client``: a redis-py client (default: one
+    connected from ``config``). The brief's words and Block Kit are Slack's (:mod:`bot.slack.brief`),
+    injected into the core's :class:`bot.operator.ConsultBriefs`."""
+    from bot.operator import ConsultBriefs, nobody
+
+    channel = config.operator_slack_channel
+    if not channel or not config.slack_enabled:
+        return nobody
+    from bot.slack.brief import BriefRenderer
+
+    if client is None:
+        client = connect(config)
+    outbox = Outbox(client, ["slack"], clock=clock, lease=config.outbox_lease)
+    return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock)
+
+
 def build_reminders(svc: Services) -> Any:
-    """The quarterly reminder engine over the app's services (bot.reminders.Reminders)."""
+    """The quarterly reminder engine over the app's services (bot.reminders.Reminders): the KPI core
+    says what a team's reminder says; no Bolt app is needed (the clock builds none)."""
     from bot.reminders import Reminders, ReminderSettings
     from conversations.teams import TeamStore
 
@@ -162,32 +199,23 @@ def build_reminders(svc: Services) -> Any:
 
         line_api = MessagingApi(ApiClient(Configuration(host=cfg.line_api_host,
                                                         access_token=cfg.line_channel_access_token)))
-    button = None
     installed = None
-    catalog = None
-    if svc.slack is not None:
-        from bot.slack.blocks import report_button
+    if svc.kpi is not None and cfg.slack_oauth:  # many workspaces: an uninstalled one's teams are skipped
+        from conversations.installations import Installations
 
-        catalog = svc.slack.catalog
-
-        def button(team: Any, quarter: Any) -> dict[str, Any]:
-            return report_button(cfg.locale, team, quarter)
-
-        if svc.slack.installations is not None:  # many workspaces: an uninstalled one's teams are skipped
-            installed = svc.slack.installations.installed
+        installed = Installations(svc.redis).installed
 
     return Reminders(
         svc.redis,
-        TeamStore(svc.redis),
+        svc.kpi.teams if svc.kpi is not None else TeamStore(svc.redis),
         svc.outbox,
         locale=cfg.locale,
         settings=ReminderSettings(
             hour=cfg.remind_hour, nudges=cfg.remind_nudges, cadence=cfg.remind_cadence, grace=cfg.remind_grace
         ),
         line_api=line_api,
-        report_button=button,
         installed=installed,
-        catalog=catalog,
+        kpi=svc.kpi,
     )
 
 

@@ -246,7 +246,7 @@ def remind_cmd(config: Config, now_text: str, dry_run: bool, out: TextIO | None 
     from bot.app import build_reminders, build_services
 
     now = parse_instant(now_text)
-    svc = build_services(config, clock=lambda: now)
+    svc = build_services(config, clock=lambda: now, slack_app=False)
     summary = build_reminders(svc).run(now, dry_run=dry_run)
     print(summary.render(), file=out or sys.stdout)
     return 0
@@ -260,13 +260,16 @@ def clock_pass(svc: object, reminders: object, owner: str, interval: float) -> b
     holds the lock. ``interval`` is unused: the lock is short-lived and renewed while the pass runs."""
     from bot.clock import BUSY, Clock, reminder_steps
 
-    return Clock(svc.redis, reminder_steps(svc, reminders), owner=owner).run_pass() != BUSY  # type: ignore[attr-defined,arg-type]
+    return Clock(svc.redis, reminder_steps(reminders, svc.clock), owner=owner).run_pass() != BUSY  # type: ignore[attr-defined,arg-type]
 
 
 def clock_cmd(config: Config, interval: float = 60.0) -> int:
+    """The clock process: the KPI core and the reminders over Redis (no Bolt app, no web app)."""
+    from bot.app import build_reminders, build_services
     from bot.clock import serve
 
-    return serve(config, interval)
+    svc = build_services(config, slack_app=False)
+    return serve(svc.redis, build_reminders(svc), svc.clock, interval)
 
 
 def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO | None = None) -> int:

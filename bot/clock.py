@@ -37,8 +37,6 @@ from conversations.errors import StoreUnavailable
 from conversations.redis_ops import translated
 
 if TYPE_CHECKING:
-    from bot.app import Services
-    from bot.config import Config
     from bot.reminders import Reminders
 
 log = logging.getLogger(__name__)
@@ -199,38 +197,24 @@ class Clock:
             self.stop.wait(self.interval)
 
 
-def reminder_steps(svc: Services, reminders: Reminders) -> list[Step]:
+def reminder_steps(reminders: Reminders, clock: Callable[[], float] = time.time) -> list[Step]:
     """The product's pass: queue the reminders due now (the worker delivers them)."""
 
     def remind() -> None:
-        summary = reminders.run(svc.clock())
+        summary = reminders.run(clock())
         if summary.queued:
             log.info("clock: %s", summary.render().splitlines()[0])
 
     return [("reminders", remind)]
 
 
-def run_clock(
-    svc: Services,
-    reminders: Reminders,
-    *,
-    interval: float = INTERVAL,
-    stop_event: threading.Event,
-    owner: str | None = None,
-    ttl: float = LOCK_TTL,
-) -> None:
-    Clock(svc.redis, reminder_steps(svc, reminders), owner=owner, ttl=ttl, interval=interval, stop=stop_event).run()
-
-
-def serve(config: Config, interval: float = INTERVAL) -> int:
+def serve(client: redis.Redis, reminders: Reminders, clock: Callable[[], float] = time.time,
+          interval: float = INTERVAL) -> int:
     """``crmbot clock``: passes in a thread until SIGTERM or Ctrl-C, then a clean stop (exit code 0).
+    Its parts are wired by the caller (:func:`bot.cli.clock_cmd`; no Bolt app, no web framework).
 
     The main thread only waits for the clock thread, so the signal handler (which runs in the main
     thread) never interrupts code that holds the stop event's lock."""
-    from bot.app import build_reminders, build_services
-
-    svc = build_services(config)
-    reminders = build_reminders(svc)
     stop = threading.Event()
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -238,7 +222,7 @@ def serve(config: Config, interval: float = INTERVAL) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     thread = threading.Thread(
-        target=run_clock, args=(svc, reminders), kwargs={"interval": interval, "stop_event": stop}, name="clock"
+        target=Clock(client, reminder_steps(reminders, clock), interval=interval, stop=stop).run, name="clock"
     )
     log.info("crmbot clock running (a pass every %.0fs; missed reminders within the grace window go out now)",
              interval)

@@ -7,7 +7,9 @@ button that opens the KPI form for it; nudges follow after 7 and 14 days, only t
 reported that quarter. A team with area owners (全員参加): the kickoff names each area's owner and
 lists the improvement actions decided last quarter; a nudge goes while areas are missing and mentions
 only their owners; the last nudge, if some areas are in, posts the team's result instead, the missing
-areas shown as not reported (once: the team store's close, in the team's hash slot).
+areas shown as not reported (once: the KPI core's close, :meth:`bot.kpi.KpiCore.close_quarter`, in the
+team's hash slot). What a reminder says comes from the KPI core as data, rendered by the channel's
+renderer the app factory injected into it: this module knows no channel's format.
 LINE: once a quarter, on the same first business day (10:00 Japan time), every user who opted in gets
 one push inviting them to retake the diagnosis, showing their last tier; pushes go by multicast, at
 most 500 users a request, one request per tier.
@@ -34,14 +36,13 @@ from typing import Any
 
 import redis
 
+from bot.kpi import KpiCore
+from bot.kpi.areas import missing_areas
 from bot.logs import uid
 from bot.outbox import Outbox
-from bot.slack.blocks import reminder_message
-from bot.slack.results import missing_areas, reporters, result_outputs
 from conversations import keys
 from conversations.jobs import Job
 from conversations.keys import Subject
-from conversations.kpi_catalog import Catalog
 from conversations.machine import Conv
 from conversations.teams import Report, Team, TeamStore
 from scoring import score
@@ -105,9 +106,8 @@ class Reminders:
         locale: str = "ja",
         settings: ReminderSettings | None = None,
         line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
-        report_button: Callable[[Team, Quarter], dict[str, Any]] | None = None,
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
-        catalog: Catalog | None = None,  # the KPI catalog: area owners, actions, the last nudge's result
+        kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
     ) -> None:
         self.r = client
         self.teams = teams
@@ -115,21 +115,20 @@ class Reminders:
         self.locale = locale
         self.settings = settings or ReminderSettings()
         self.line_api = line_api
-        self.report_button = report_button
         self.installed = installed
-        self.catalog = catalog
+        self.kpi = kpi
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
-        if self.outbox.handles("slack"):
-            self._slack(now, dry_run, summary)
+        if self.outbox.handles("slack") and self.kpi is not None:
+            self._slack(now, dry_run, self.kpi, summary)
         if self.outbox.handles("linebatch"):
             self._line(now, dry_run, summary)
         return summary
 
     # ---- Slack ----------------------------------------------------------------------------------
 
-    def _slack(self, now: float, dry_run: bool, summary: Summary) -> None:
+    def _slack(self, now: float, dry_run: bool, kpi: KpiCore, summary: Summary) -> None:
         installed: dict[str, bool] = {}  # per workspace, read once a pass
         for team in self.teams.all_teams():
             running = quarter_of(now, team.tz)  # the reminders of its start ...
@@ -152,62 +151,43 @@ class Reminders:
                     summary.skipped.append((label, "the app is not installed in the workspace (uninstalled)"))
                     continue
                 report = self.teams.report(team.ref, asked)
-                owners = self.teams.owners(team.ref) if self.catalog is not None else {}
-                missing = self._missing(report) if owners else []
+                owners = self.teams.owners(team.ref)
+                missing = missing_areas(kpi.catalog, report) if owners else []
                 if kind != "kickoff" and report is not None and (not owners or not missing or report.posted):
                     summary.skipped.append((label, "already reported"))
                     continue
                 if kind == self._last_nudge() and owners and report is not None:
-                    self._close(team, asked, report, owners, ledger, label, now, dry_run, summary)
+                    self._close(kpi, team, asked, report, owners, ledger, label, now, dry_run, summary)
                     continue
-                self._remind(team, asked, kind, owners, missing, subject, ledger, label, dry_run, summary)
-
-    def _missing(self, report: Report | None) -> list[str]:
-        assert self.catalog is not None
-        return missing_areas(self.catalog, report)
+                self._remind(kpi, team, asked, kind, owners, missing, subject, ledger, label, dry_run, summary)
 
     def _last_nudge(self) -> str:
         return f"nudge{max(self.settings.nudges)}" if self.settings.nudges else ""
 
-    def _remind(self, team: Team, asked: Quarter, kind: str, owners: dict[str, str], missing: list[str],
-                subject: Subject, ledger: str, label: str, dry_run: bool, summary: Summary) -> None:
-        actions = self.teams.actions(team.ref, asked.previous()) if kind == "kickoff" and self.catalog else []
-        text, blocks = reminder_message(self.catalog, self.locale, team, asked, kind, owners=owners,
-                                        missing=missing, actions=actions)
-        if self.report_button is not None:
-            blocks.append(self.report_button(team, asked))
+    def _remind(self, kpi: KpiCore, team: Team, asked: Quarter, kind: str, owners: dict[str, str],
+                missing: list[str], subject: Subject, ledger: str, label: str, dry_run: bool, summary: Summary) -> None:
+        outputs = kpi.reminder(team, asked, kind, owners, missing)
         if dry_run:
             summary.queued.append(f"{label} (dry run: would queue)")
             return
-        job = self.outbox.to_subject(subject, [{"type": "slack_post", "text": text, "blocks": blocks}])
+        job = self.outbox.to_subject(subject, outputs)
         if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL)):
             return  # another clock claimed it a moment ago
         summary.queued.append(label)
 
-    def _close(self, team: Team, asked: Quarter, report: Report, owners: dict[str, str], ledger: str, label: str,
-               now: float, dry_run: bool, summary: Summary) -> None:
+    def _close(self, kpi: KpiCore, team: Team, asked: Quarter, report: Report, owners: dict[str, str], ledger: str,
+               label: str, now: float, dry_run: bool, summary: Summary) -> None:
         """The last nudge of a team with owners and some areas in: its result, the missing areas shown
-        as not reported. The post is committed by the team store's close (once, against the figures it
+        as not reported. The post is committed by the KPI core's close (once, against the figures it
         was rendered from); the ledger mark after it (a crash in between: the next pass finds it posted)."""
-        assert self.catalog is not None
-        missing = len(self._missing(report))
         if dry_run:
+            missing = len(missing_areas(kpi.catalog, report))
             summary.queued.append(f"{label} (dry run: would post the result, {missing} area(s) missing)")
             return
-        current: Report | None = report
-        for _ in range(3):
-            assert current is not None
-            targets = current.targets if current.targets is not None else self.teams.targets(team.ref)
-            outputs = result_outputs(self.catalog, self.teams, self.locale, team, asked, current.values, targets,
-                                     current.by, replaced=False, people=reporters(self.catalog, current),
-                                     owners=owners, closed=True)
-            done = self.teams.close(team.ref, asked, current.version, outputs, now)
-            if done != 0:
-                break
-            current = self.teams.report(team.ref, asked)  # an owner reported meanwhile: render it again
+        done, current = kpi.close_quarter(team, asked, report, owners, now)
         self.r.set(ledger, "closed", nx=True, ex=int(LEDGER_TTL))
         if done == 1:
-            summary.queued.append(f"{label} (result, {len(self._missing(current))} area(s) missing)")
+            summary.queued.append(f"{label} (result, {len(missing_areas(kpi.catalog, current))} area(s) missing)")
         else:
             summary.skipped.append((label, "already reported"))
 

@@ -1,12 +1,12 @@
 """The Slack teams as the console shows them: every registered team, per quarter reported or not, the
-five area scores and the overall score (scored as the Slack side scores them:
-:func:`bot.slack.listeners.common.score_stored`, against the targets in force when reported)."""
+five area scores and the overall score (scored by the KPI core, as every channel shows them:
+:func:`bot.kpi.score_stored`, against the targets in force when reported)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.slack.listeners.common import score_stored
+from bot.kpi import score_stored
 from conversations.keys import TeamRef
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Report, Team, TeamStore

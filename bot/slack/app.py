@@ -33,6 +33,7 @@ from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 
 from bot.core import Bot
+from bot.kpi import KpiCore
 from bot.slack import listeners
 from bot.slack.deps import Deps
 from bot.slack.oauth import (
@@ -46,6 +47,7 @@ from bot.slack.oauth import (
     oauth_settings,
 )
 from bot.slack.payload import obj
+from bot.slack.results import KpiRenderer
 from bot.slack.tokens import OAuthOptions
 from conversations.content import Script
 from conversations.installations import Installations
@@ -80,9 +82,16 @@ def build_slack(
     clock: Callable[[], float],
     post_lease: float = 30.0,
     oauth: OAuthOptions | None = None,
+    kpi: KpiCore | None = None,
 ) -> SlackParts:
     """The Bolt app. ``client``: with one workspace, carries ``SLACK_BOT_TOKEN``; with ``oauth`` (many
-    workspaces) it has no token, and each request gets its workspace's from the installation store."""
+    workspaces) it has no token, and each request gets its workspace's from the installation store.
+    ``kpi``: the KPI core over ``catalog`` and ``teams`` (the app factory's); None: one is made here,
+    its posts rendered by :class:`bot.slack.results.KpiRenderer`, committed with ``post_lease``."""
+    if kpi is None:
+        kpi = KpiCore(catalog, teams, KpiRenderer(catalog, locale), clock=clock, lease=post_lease)
+    elif kpi.catalog is not catalog or kpi.teams is not teams:
+        raise ValueError("the KPI core must work over the Slack app's catalog and team store")
     bolt_log = logging.getLogger("crmbot.slack.bolt")
     installations = None
     if oauth is None:
@@ -112,8 +121,8 @@ def build_slack(
                                                                                  bolt_log)),
         )
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the installation is deleted
-    deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams,
-                outbox=outbox, locale=locale, clock=clock, post_lease=post_lease)
+    deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams, kpi=kpi,
+                outbox=outbox, locale=locale, clock=clock)
     # Bolt logs a refused request's body at INFO; request bodies never go to our logs
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     listeners.register(app, deps)

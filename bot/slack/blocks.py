@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from bot import views
+from bot.kpi import Refused
+from bot.kpi.figures import MAX_INPUT_CHARS, Problem
 from bot.mrkdwn import escape, mrkdwn
 from bot.slack.texts import months_label, period_label, t, with_unit
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Action, Team
-from scoring.kpi import MAX_SCORE, Indicator, KpiResult, target_problem
+from scoring.kpi import MAX_SCORE, Indicator, KpiResult
 from scoring.periods import Quarter
 
 REPORT_CALLBACK = "kpi_report"
@@ -30,7 +31,6 @@ OPEN_REPORT_ACTION = "kpi_open"
 OWNERS_CALLBACK = "kpi_owners"
 ACTIONS_CALLBACK = "kpi_actions"
 ACTIONS_ACTION = "kpi_add_actions"
-MAX_INPUT_CHARS = 20
 MAX_ACTION_CHARS = 150
 ACTIONS_PER_MODAL = 3
 
@@ -66,23 +66,6 @@ def delta_text(delta: float | None) -> str:
     if delta < 0:
         return f"  ▼{-delta:.1f}"
     return "  ±0"
-
-
-def parse_number(text: str | None) -> float | None:
-    """'92.5', '９２．５', '1,200', '95%', '−20' -> float; blank -> None; anything else -> ValueError."""
-    if text is None:
-        return None
-    # NFKC turns full-width digits, '．' and '－' into ASCII; the minus sign U+2212 it leaves alone
-    s = unicodedata.normalize("NFKC", text).strip().replace(",", "").replace("\u2212", "-")
-    if not s:
-        return None
-    s = s.removesuffix("%").strip()
-    if len(s) > MAX_INPUT_CHARS:
-        raise ValueError("too long")
-    value = float(s)  # ValueError for anything that is not a number
-    if not math.isfinite(value):
-        raise ValueError("not finite")
-    return value
 
 
 def figure(catalog: Catalog, locale: str, key: str, value: float) -> str:
@@ -210,52 +193,57 @@ def _input_value(state: Mapping[str, Any], block_id: str, action_id: str) -> Map
     return entry if isinstance(entry, Mapping) else {}
 
 
-def parse_figures(
-    catalog: Catalog, locale: str, state: Mapping[str, Any], *, as_targets: bool = False,
-    only: Sequence[str] | None = None,
-) -> tuple[dict[str, float], dict[str, str]]:
-    """The indicator inputs of a submitted modal -> (values, errors keyed by block_id).
-    ``as_targets``: the inputs are targets (a scale's target must lie on the better side of its floor).
-    ``only``: read only these indicators (an owner's areas); None: every one."""
-    values: dict[str, float] = {}
-    errors: dict[str, str] = {}
+def typed_figures(catalog: Catalog, state: Mapping[str, Any]) -> dict[str, str | None]:
+    """The indicator inputs a submitted modal has (block ind:<key>, action <key>), as typed: indicator
+    key -> text (None: blank). An input the modal does not have is left out."""
+    typed: dict[str, str | None] = {}
     for ind in catalog.indicators:
-        if only is not None and ind.key not in only:
-            continue
         block = f"ind:{ind.key}"
+        if block not in state:
+            continue
         raw = _input_value(state, block, ind.key).get("value")
-        try:
-            value = parse_number(raw if isinstance(raw, str) or raw is None else str(raw))
-        except ValueError:
-            errors[block] = t(locale, "err_number")
-            continue
-        if value is None:
-            continue
-        if ind.unit == "%" and value > 100 >= ind.maximum:  # a share (growth may pass 100%)
-            errors[block] = t(locale, "err_percent")
-        elif not ind.minimum <= value <= ind.maximum:
-            errors[block] = t(locale, "err_range", min=fmt(ind.minimum), max=fmt(ind.maximum))
-        elif as_targets and ind.floor is not None and target_problem(ind, value):
-            key = "err_floor_higher" if ind.direction == "higher" else "err_floor_lower"
-            errors[block] = t(locale, key, floor=figure(catalog, locale, ind.key, ind.floor))
-        else:
-            values[ind.key] = value
-    return values, errors
+        typed[ind.key] = raw if isinstance(raw, str) or raw is None else str(raw)
+    return typed
 
 
-def parse_quarter(
-    locale: str, state: Mapping[str, Any], running: Quarter
-) -> tuple[Quarter | None, dict[str, str]]:
-    """The quarter chosen in a report modal; refused unless it has ended (before ``running``)."""
+def chosen_quarter(state: Mapping[str, Any]) -> str:
+    """The quarter chosen in a report modal, as sent ("" when none)."""
     option = _input_value(state, "quarter", "q").get("selected_option")
     raw = option.get("value") if isinstance(option, Mapping) else None
-    try:
-        quarter = Quarter.parse(raw if isinstance(raw, str) else "")
-    except ValueError:
-        return None, {"quarter": t(locale, "err_quarter")}
-    if quarter >= running:
-        return None, {"quarter": t(locale, "err_running")}
-    return quarter, {}
+    return raw if isinstance(raw, str) else ""
+
+
+def problem_text(catalog: Catalog, locale: str, problem: Problem, key: str = "") -> str:
+    """What is wrong with a field of a submitted modal (``key``: the indicator's, for a figure)."""
+    match problem:
+        case "number":
+            return t(locale, "err_number")
+        case "percent":
+            return t(locale, "err_percent")
+        case "range":
+            ind = catalog.indicator(key)
+            return t(locale, "err_range", min=fmt(ind.minimum), max=fmt(ind.maximum))
+        case "floor":
+            ind = catalog.indicator(key)
+            assert ind.floor is not None
+            name = "err_floor_higher" if ind.direction == "higher" else "err_floor_lower"
+            return t(locale, name, floor=figure(catalog, locale, ind.key, ind.floor))
+        case "quarter":
+            return t(locale, "err_quarter")
+        case "running":
+            return t(locale, "err_running")
+        case "owner_changed":
+            return t(locale, "err_owner_changed")
+        case _:
+            assert_never(problem)
+
+
+def modal_errors(catalog: Catalog, locale: str, refused: Refused) -> dict[str, str]:
+    """A refused submission as the modal's errors by block ID: the form's under the quarter, a figure's
+    under its input."""
+    errors = {"quarter": problem_text(catalog, locale, refused.form)} if refused.form is not None else {}
+    return errors | {f"ind:{key}": problem_text(catalog, locale, problem, key)
+                     for key, problem in refused.figures.items()}
 
 
 # ---- messages -----------------------------------------------------------------------------------

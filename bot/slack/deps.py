@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.core import Bot
+from bot.kpi import KpiCore
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
 from conversations.teams import TeamStore
@@ -27,7 +28,7 @@ class Deps:
     script: Script  # the diagnosis content (keywords of typed answers)
     catalog: Catalog  # the KPI catalog
     teams: TeamStore  # teams, targets and reports
+    kpi: KpiCore  # the KPI method: reports, owners, actions, scores (its posts rendered by bot.slack.results)
     outbox: Any  # bot.outbox.Outbox: posts that must not be lost (the setup announcement)
     locale: str  # "ja" or "en"
     clock: Callable[[], float]  # server time, injectable
-    post_lease: float = 30.0  # seconds a committed KPI post waits for a worker before recovery looks at it

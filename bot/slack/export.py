@@ -15,8 +15,8 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.kpi.areas import reporters
 from bot.slack.blocks import fmt
-from bot.slack.results import reporters
 from bot.slack.texts import period_label, t
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Team, TeamStore

@@ -1,4 +1,4 @@
-"""Helpers the listener modules share: scoring stored figures, ephemerals, posts to a team."""
+"""Helpers the listener modules share: ephemerals, posts to a team, the team a modal names."""
 
 from __future__ import annotations
 
@@ -7,23 +7,16 @@ from typing import Any
 
 from bot.slack.deps import Deps
 from bot.slack.payload import json_object, obj, sender_workspace, strings
-from bot.slack.results import score_stored, usable_figures
 from conversations.errors import InvalidInput
 from conversations.keys import Subject, TeamRef, ViewRef
-from conversations.teams import Report, Team
-from scoring.kpi import KpiResult
+from conversations.teams import Team
 
 __all__ = [
     "ephemeral",
     "modal_submission",
     "post_to_team",
-    "score",
-    "score_report",
-    "score_stored",
     "subject_of",
     "team_of_view",
-    "usable",
-    "usable_figures",
     "view_ref",
 ]
 log = logging.getLogger(__name__)
@@ -44,19 +37,6 @@ def ephemeral(deps: Deps, ref: TeamRef, user: str, text: str, blocks: list[dict[
 def post_to_team(deps: Deps, team: Team, text: str, blocks: list[dict[str, Any]]) -> None:
     deps.outbox.enqueue(subject_of(team.ref.workspace, team.ref.channel),
                         [{"type": "slack_post", "text": text, "blocks": blocks}])
-
-
-def usable(deps: Deps, figures: Any, *, targets: bool = False) -> dict[str, float]:
-    return usable_figures(deps.catalog, figures, targets=targets)
-
-
-def score(deps: Deps, values: Any, targets: Any, previous: Any = None) -> KpiResult:
-    """Score figures against targets; ``previous``: the previous quarter's figures (the improve rule)."""
-    return deps.catalog.score(usable(deps, values), usable(deps, targets, targets=True), usable(deps, previous))
-
-
-def score_report(deps: Deps, rep: Report, ref: TeamRef, previous: Report | None = None) -> KpiResult:
-    return score_stored(deps.catalog, deps.teams, rep, ref, previous)
 
 
 def team_of_view(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> Team | None:

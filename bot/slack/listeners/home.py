@@ -8,11 +8,9 @@ from slack_bolt import App
 
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
-from bot.slack.listeners.common import score_report, subject_of
+from bot.slack.listeners.common import subject_of
 from bot.slack.payload import strings
-from bot.slack.results import missing_areas
 from conversations.errors import InvalidInput
-from scoring.periods import last_ended
 
 
 def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
@@ -24,22 +22,11 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
         subject = subject_of(workspace, ids[0])
     except InvalidInput:  # not a Slack team and user ID (e.g. control characters): nothing to show
         return
-    teams = deps.teams
     now = deps.clock()
     rows = []
-    for team in teams.workspace_teams(workspace):
-        due = last_ended(now, team.tz)  # the quarter a report is due for
-        report = teams.report(team.ref, due)
-        # with area owners, a quarter is reported once its result is out (every area in, or the last nudge)
-        reported = report is not None and (not teams.owners(team.ref) or bool(report.posted)
-                                           or not missing_areas(deps.catalog, report))
-        quarters = teams.quarters(team.ref)
-        latest_q = quarters[-1] if quarters else None
-        latest = None
-        if latest_q is not None:
-            rep = teams.report(team.ref, latest_q)
-            latest = score_report(deps, rep, team.ref, teams.report(team.ref, latest_q.previous())) if rep else None
-        rows.append((team, due, reported, latest_q, latest))
+    for team in deps.teams.workspace_teams(workspace):
+        status = deps.kpi.status(team, now)
+        rows.append((team, status.due, status.reported, status.latest_quarter, status.latest))
     view = B.home_view(deps.catalog, deps.locale, rows)
     deps.outbox.enqueue(subject, [{"type": "slack_home", "user": ids[0], "view": view}])
 

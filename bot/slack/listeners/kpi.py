@@ -1,9 +1,10 @@
 """The KPI feature: /kpi and its subcommands, the report and targets modals, the open-report button.
 
-Every department (全員参加): with area owners (:mod:`bot.slack.listeners.method`), an owner's form
-shows their areas (the others read-only) and their submission is merged into the quarter; the team's
-result is committed with the submission that brings the last area in (once: the store's version
-check makes concurrent submissions prepare again on what the others stored).
+These listeners parse and render; the method is the KPI core's (:class:`bot.kpi.KpiCore`, ``deps.kpi``):
+a submitted modal's values become the core's input (the quarter chosen, the figures as typed), and
+the core's answer its errors or its close. With area owners (:mod:`bot.slack.listeners.method`) an
+owner's form shows their areas (the others read-only); the core merges their submission into the
+quarter and commits the team's result with the one that brings the last area in, once.
 """
 
 from __future__ import annotations
@@ -13,29 +14,21 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.logs import uid
+from bot.kpi import Refused
 from bot.mrkdwn import escape, unescape
 from bot.slack import blocks as B
 from bot.slack import results as R
 from bot.slack.deps import Deps
 from bot.slack.listeners import method
-from bot.slack.listeners.common import (
-    ephemeral,
-    modal_submission,
-    post_to_team,
-    score_report,
-    subject_of,
-)
+from bot.slack.listeners.common import ephemeral, modal_submission, post_to_team, subject_of
 from bot.slack.payload import json_object, obj, sender_workspace, strings
 from bot.slack.texts import fy_month, t
 from conversations.errors import Contention, InvalidInput, StoreUnavailable
-from conversations.keys import TeamRef, ViewRef
-from conversations.teams import Report, Team
-from scoring.kpi import KpiResult, missing_required
-from scoring.periods import DEFAULT_TZ, Quarter, parse_fy_start, quarter_of, reportable, zone
+from conversations.keys import TeamRef
+from conversations.teams import Team
+from scoring.periods import DEFAULT_TZ, Quarter, parse_fy_start, zone
 
 log = logging.getLogger(__name__)
-SUBMIT_TRIES = 8  # a submission prepared again this often on newer figures, then Contention
 
 
 def plain_name(text: str) -> str:
@@ -48,15 +41,11 @@ def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None
     """The report modal: the last ended quarter preselected (or the one a reminder's button names,
     if it is still among the choices), earlier ones offered for late entries, never the running one.
     An area owner sees inputs for their areas only, the others read-only."""
-    choices = reportable(deps.clock(), team.tz)
-    initial = quarter if quarter in choices else choices[0]
-    report = deps.teams.report(team.ref, initial)
-    owners = deps.teams.owners(team.ref)
-    editable = R.editable_areas(deps.catalog, owners, user)
-    others = [a for a in deps.catalog.area_keys if a not in editable]
-    readonly = R.readonly_texts(deps.catalog, deps.locale, report, owners, others)
-    view = B.report_modal(deps.catalog, deps.locale, team, choices, initial, report.values if report else {},
-                          deps.teams.targets(team.ref), editable if others else None, readonly)
+    form = deps.kpi.report_form(team, user, quarter)
+    readonly = R.readonly_texts(deps.catalog, deps.locale, form.report, form.owners, form.others)
+    view = B.report_modal(deps.catalog, deps.locale, team, form.choices, form.initial,
+                          form.report.values if form.report else {}, form.targets,
+                          form.editable if form.others else None, readonly)
     deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -98,9 +87,9 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         deps.client.views_open(trigger_id=trigger_id,
                                view=B.targets_modal(deps.catalog, locale, team, teams.targets(ref)))
     elif sub == "history":
-        rows = history(deps, ref)
-        text, blks = B.history_blocks(deps.catalog, locale, team, rows,
-                                      R.actions_followed(deps.catalog, teams, ref, rows))
+        past = deps.kpi.history(ref)
+        rows = past.rows
+        text, blks = B.history_blocks(deps.catalog, locale, team, rows, past.actions)
         if rows:  # the chart goes to the asker's DM: a file cannot be shown to one person in a channel
             deps.outbox.enqueue(subject_of(ref.workspace, user), [R.trend_output(deps.catalog, locale, team, rows)])
             blks.append(B.section(t(locale, "history_chart_sent")))
@@ -115,24 +104,6 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         ephemeral(deps, ref, user, t(locale, "reminders_on" if on else "reminders_off"))
     else:
         ephemeral(deps, ref, user, t(locale, "help"))
-
-
-def history(deps: Deps, ref: TeamRef, count: int = 8) -> list[tuple[Quarter, KpiResult]]:
-    """The team's last ``count`` reported quarters, each scored as when it was reported (its targets;
-    the quarter before it for the improve rule)."""
-    reports: dict[Quarter, Report | None] = {}
-
-    def report(q: Quarter) -> Report | None:
-        if q not in reports:
-            reports[q] = deps.teams.report(ref, q)
-        return reports[q]
-
-    rows = []
-    for q in deps.teams.quarters(ref)[-count:]:
-        rep = report(q)
-        if rep is not None:
-            rows.append((q, score_report(deps, rep, ref, report(q.previous()))))
-    return rows
 
 
 def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = "") -> None:
@@ -213,78 +184,14 @@ def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
 
 def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict[str, str]:
     """The modal's errors by block ID; {} once the report is stored (or was already: a replay)."""
-    locale, catalog, teams = deps.locale, deps.catalog, deps.teams
     state = obj(obj(view.get("state")).get("values"))
     found = modal_submission(deps, body, view)
     if found is None:
-        return {"quarter": t(locale, "not_a_team")}
+        return {"quarter": t(deps.locale, "not_a_team")}
     team, by, submitted = found
-    now = deps.clock()
-    quarter, errors = B.parse_quarter(locale, state, quarter_of(now, team.tz))
-    owners = teams.owners(team.ref)
-    # the areas this person reports, among those the modal has inputs for (the owners may have changed
-    # since it was opened: an area it does not show is never taken as reported blank)
-    areas = [a for a in R.editable_areas(catalog, owners, by)
-             if any(f"ind:{k}" in state for k in catalog.area(a).indicator_keys)]
-    if not areas:
-        return {"quarter": t(locale, "err_owner_changed")}
-    keys = R.indicator_keys(catalog, areas)
-    values, value_errors = B.parse_figures(catalog, locale, state, only=keys)
-    errors |= value_errors
-    for key in missing_required([i for i in catalog.indicators if i.key in keys], values):
-        errors.setdefault(f"ind:{key}", t(locale, "err_number"))
-    if errors or quarter is None:
-        return errors
-    whole = len(areas) == len(catalog.areas)
-    for _ in range(SUBMIT_TRIES):
-        outcome = _submit(deps, team, quarter, values, areas, whole, owners, by, now, submitted)
-        if outcome is None:
-            return {}
-    raise Contention(f"team {team.ref.channel} {quarter}: figures kept changing")
-
-
-def _submit(deps: Deps, team: Team, quarter: Quarter, values: dict[str, float], areas: list[str], whole: bool,
-            owners: dict[str, str], by: str, now: float, submitted: ViewRef) -> str | None:
-    """One try: read the quarter, prepare what the submission commits (the result post when it brings
-    the last area in, else an ephemeral saying what is still to come), commit it against the version
-    read. None when done (or a replay); "stale" when the quarter changed meanwhile (try again)."""
-    locale, catalog, teams = deps.locale, deps.catalog, deps.teams
-    current = teams.report(team.ref, quarter)
-    targets = teams.targets(team.ref)
-    keys = R.indicator_keys(catalog, areas)
-    kept = {} if whole or current is None else {k: v for k, v in current.values.items() if k not in keys}
-    merged = kept | values
-    after = Report(str(quarter), merged, by, now, targets,
-                   ({} if whole or current is None else dict(current.areas)) | {a: (by, now) for a in areas})
-    missing = R.missing_areas(catalog, after)
-    posted_before = current is not None and bool(current.posted)
-    changed = current is None or dict(current.values) != merged
-    if not owners:  # one person reports everything: every submission is the result, as it always was
-        post_result, replaced = True, current is not None and bool(current.values)
-    else:
-        post_result = (not missing or posted_before) and (not posted_before or changed)
-        replaced = posted_before
-    if post_result:
-        outputs = R.result_outputs(catalog, teams, locale, team, quarter, merged, targets, by, replaced=replaced,
-                                   people=R.reporters(catalog, after), owners=owners)
-    else:
-        if missing:
-            text = t(locale, "partial_saved", areas=B.joined(locale, [catalog.name(a, locale) for a in areas]),
-                     missing=B.missing_text(catalog, locale, missing, owners))
-        else:
-            text = t(locale, "no_change")
-        outputs = [{"type": "slack_ephemeral", "user": by, "text": text}]
-    outcome = teams.submit(team.ref, quarter, values, by, now, targets, view=submitted, post=outputs,
-                           lease=deps.post_lease, areas=areas, replace=None if whole else keys,
-                           expect=current.version if current is not None else 0, result=post_result)
-    if outcome.stale:
-        return "stale"
-    if outcome.applied:
-        log.info("slack: team %s reported %s (%d figures, %d areas) by %s", team.ref.channel, quarter, len(values),
-                 len(areas), uid(by))
-    else:
-        log.info("slack: a report modal submitted again (team %s) was not applied twice", team.ref.channel)
-    return None
+    refused = deps.kpi.submit_report(team, by, B.chosen_quarter(state), B.typed_figures(deps.catalog, state),
+                                     submitted)
+    return B.modal_errors(deps.catalog, deps.locale, refused) if refused is not None else {}
 
 
 def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
@@ -298,20 +205,18 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
             ack(response_action="errors", errors={first_input: t(locale, "not_a_team")})
             return
         team, by, submitted = found
-        values, errors = B.parse_figures(catalog, locale, obj(obj(view.get("state")).get("values")), as_targets=True)
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        applied = deps.teams.set_targets(team.ref, values, by, deps.clock(), view=submitted)
+        typed = B.typed_figures(catalog, obj(obj(view.get("state")).get("values")))
+        applied = deps.kpi.set_targets(team, by, typed, submitted)
     except StoreUnavailable as e:
         log.error("slack: targets could not be stored (%s)", e)
         ack(response_action="errors", errors={first_input: t(locale, "err_store")})
         return
-    ack()
-    if not applied:
-        log.info("slack: a targets modal submitted again (team %s) was not applied twice", team.ref.channel)
+    if isinstance(applied, Refused):
+        ack(response_action="errors", errors=B.modal_errors(catalog, locale, applied))
         return
-    ephemeral(deps, team.ref, by, t(locale, "targets_saved"))
+    ack()
+    if applied:
+        ephemeral(deps, team.ref, by, t(locale, "targets_saved"))
 
 
 def register(app: App) -> None:

@@ -2,32 +2,30 @@
 followed (the 「改善アクションを登録」 button under a result and its modal), the history to take away
 (`/kpi export`).
 
-Each submission is committed with its channel post in one script (the owners, the actions), applied
-once per modal state; the CSV is sent by the worker as a file in a DM with the asker, since a file
-cannot be shown to one person alone in a channel (an ephemeral message carries no file).
+The KPI core (``deps.kpi``) commits each submission with its channel post in one script (the owners,
+the actions), applied once per modal state; these listeners parse the modal and say the core's answer.
+The CSV is sent by the worker as a file in a DM with the asker, since a file cannot be shown to one
+person alone in a channel (an ephemeral message carries no file).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.logs import uid
 from bot.mrkdwn import escape
 from bot.slack import blocks as B
 from bot.slack.deps import Deps
 from bot.slack.export import kpi_csv
-from bot.slack.listeners.common import ephemeral, modal_submission, score_report, subject_of
+from bot.slack.listeners.common import ephemeral, modal_submission, subject_of
 from bot.slack.payload import json_object, obj, sender_workspace
 from bot.slack.texts import t
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.keys import TeamRef
-from conversations.teams import MAX_ACTIONS, Action, Report, Team
-from scoring.periods import Quarter, zone
+from conversations.teams import MAX_ACTIONS, Team
+from scoring.periods import Quarter
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +62,12 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        text, blocks = B.owners_post(catalog, locale, owners, by)
-        applied = deps.teams.set_owners(team.ref, owners, by, deps.clock(), view=submitted,
-                                        post=[{"type": "slack_post", "text": text, "blocks": blocks}],
-                                        lease=deps.post_lease)
+        deps.kpi.set_owners(team, owners, by, submitted)
     except StoreUnavailable as e:
         log.error("slack: owners could not be stored (%s)", e)
         ack(response_action="errors", errors={first: t(locale, "err_store")})
         return
     ack()
-    log.info("slack: team %s owners %s by %s (%d areas)", team.ref.channel, "set" if applied else "replayed",
-             uid(by), len(owners))
 
 
 # ---- improvement actions -------------------------------------------------------------------------
@@ -114,18 +107,12 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
             ack(response_action="errors", errors={"area": t(locale, "not_a_team")})
             return
         team, by, submitted = found
-        now = deps.clock()
-        today = datetime.fromtimestamp(now, zone(team.tz)).date().isoformat()
         state = obj(obj(view.get("state")).get("values"))
-        area, rows, errors = B.parse_actions(locale, state, today, catalog.area_keys)
+        area, rows, errors = B.parse_actions(locale, state, deps.kpi.today(team), catalog.area_keys)
         if errors or area is None:
             ack(response_action="errors", errors=errors or {"area": t(locale, "action_area")})
             return
-        actions = [Action(uuid.uuid4().hex[:12], area, what, owner, due, by, now) for what, owner, due in rows]
-        text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, by)
-        done = deps.teams.add_actions(team.ref, quarter, actions, by, now, view=submitted,
-                                      post=[{"type": "slack_post", "text": text, "blocks": blocks}],
-                                      lease=deps.post_lease)
+        done = deps.kpi.add_actions(team, quarter, area, rows, by, submitted)
     except StoreUnavailable as e:
         log.error("slack: actions could not be stored (%s)", e)
         ack(response_action="errors", errors={"area": t(locale, "err_store")})
@@ -134,8 +121,6 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
         ack(response_action="errors", errors={"what:1": t(locale, "err_actions_full", max=MAX_ACTIONS)})
         return
     ack()
-    log.info("slack: team %s %d action(s) for %s by %s%s", team.ref.channel, len(actions), quarter, uid(by),
-             "" if done else " (replayed, not applied twice)")
 
 
 # ---- the history to take away --------------------------------------------------------------------
@@ -144,13 +129,7 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
 def export(deps: Deps, team: Team, user: str) -> None:
     """The team's history as a CSV file in a DM with the asker (queued; the worker uploads it)."""
     locale, teams = deps.locale, deps.teams
-    rows = []
-    reports: dict[Quarter, Report | None] = {}
-    for q in teams.quarters(team.ref):
-        reports[q] = teams.report(team.ref, q)
-    for q, rep in reports.items():
-        if rep is not None:
-            rows.append((q, score_report(deps, rep, team.ref, reports.get(q.previous()))))  # every reported one
+    rows = deps.kpi.reported(team.ref)  # every reported quarter
     if not rows:
         ephemeral(deps, team.ref, user, t(locale, "export_empty"))
         return

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from bot.app import build_services, create_app
-from bot.operator import ConsultBriefs, brief, make_consult_hook
+from bot.app import build_services, create_app, make_consult_hook
+from bot.operator import ConsultBriefs
+from bot.slack.brief import brief
 from bot.worker import Crash, NoFaults, Outcome
 from conversations import jobs, keys
 from conversations.analytics import Analytics, Lead

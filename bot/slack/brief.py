@@ -1,0 +1,123 @@
+"""The operator's consultation brief in Slack: the words and Block Kit of the post the core's hook
+(:class:`bot.operator.ConsultBriefs`) commits for a lead, rendered from the lead's data.
+
+Who (the LINE display name when known), the tier and the number of A answers, the ten answers each
+with its question's topic, the one point to fix, and when it was asked. The display name is outside
+text (anyone who adds the bot on LINE chooses it): it goes into the brief only through
+:func:`bot.mrkdwn.escape`, so a name like ``<!channel>`` pings nobody and a ``<url|label>`` in it is
+no link. The app factory (:func:`bot.app.make_consult_hook`) injects :class:`BriefRenderer`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from bot.logs import uid
+from bot.mrkdwn import escape, mrkdwn
+from conversations.analytics import Lead
+from conversations.content import Script
+from scoring import QUESTION_COUNT
+from scoring.periods import DEFAULT_TZ, zone
+
+TEXTS: dict[str, dict[str, str]] = {
+    "ja": {
+        "title": "相談のお申し込み",
+        "test": "（お試し画面からのテストです）",
+        "who": "お名前",
+        "unknown": "（未取得）",
+        "channel": "チャネル",
+        "result": "結果",
+        "tier": "{label}（Aの数 {count}/{total}）",
+        "unfinished": "診断の途中（Q{reached}まで、Aの数 {count}）",
+        "when": "受付",
+        "answers": "回答",
+        "no_answer": "—（未回答）",
+        "point": "次に整えたい一点",
+        "all_a": "すべてA：次のテーマへ",
+        "footer": "診断 #{number} · {user}",
+        "fallback": "相談のお申し込み：{who}（{result}）",
+    },
+    "en": {
+        "title": "Consultation request",
+        "test": "(a test from the try-it page)",
+        "who": "Name",
+        "unknown": "(not known)",
+        "channel": "Channel",
+        "result": "Result",
+        "tier": "{label} ({count}/{total} A answers)",
+        "unfinished": "Diagnosis under way (up to Q{reached}, {count} A answers)",
+        "when": "Asked",
+        "answers": "Answers",
+        "no_answer": "— (not answered)",
+        "point": "The one point to fix next",
+        "all_a": "All A: on to the next theme",
+        "footer": "Diagnosis #{number} · {user}",
+        "fallback": "Consultation request: {who} ({result})",
+    },
+}
+CHANNEL_NAMES = {"line": "LINE", "slack": "Slack", "web": "Web"}
+
+
+def _t(locale: str, key: str, **params: object) -> str:
+    text = TEXTS.get(locale, TEXTS["ja"])[key]
+    return text.format(**params) if params else text
+
+
+def _field(title: str, value: str) -> dict[str, Any]:
+    return mrkdwn(f"*{title}*\n{value}")
+
+
+def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, Any]]]:
+    """The Slack message (fallback text, blocks) telling the operator of a lead's consultation request."""
+    who = escape(lead.name[:100]) if lead.name else _t(locale, "unknown")  # a LINE display name: outside text
+    if lead.tier is not None:
+        result = _t(locale, "tier", label=script.tiers[lead.tier].label, count=lead.a_count, total=QUESTION_COUNT)
+    else:
+        result = _t(locale, "unfinished", reached=lead.reached or len(lead.answers), count=lead.a_count)
+    asked = datetime.fromtimestamp(lead.consult_at or time.time(), zone(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M")
+    lines = []
+    colon = "：" if locale == "ja" else ": "
+    for i, question in enumerate(script.questions):
+        letter = lead.answers[i] if i < len(lead.answers) else ""
+        if letter in question.choices:
+            answer = f"*{letter}*　{question.choices[letter].label}"
+        else:
+            answer = _t(locale, "no_answer")
+        lines.append(f"Q{i + 1} {question.topic}{colon}{answer}")
+    title = _t(locale, "title") + (f" {_t(locale, 'test')}" if lead.test else "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
+        {"type": "section", "fields": [
+            _field(_t(locale, "who"), who),
+            _field(_t(locale, "channel"), CHANNEL_NAMES.get(lead.channel, lead.channel)),
+            _field(_t(locale, "result"), result),
+            _field(_t(locale, "when"), asked),
+        ]},
+        {"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))},
+    ]
+    if lead.is_finished:
+        point = lead.point
+        if point is None:
+            fix = _t(locale, "all_a")
+        else:
+            question = script.questions[point]
+            letter = lead.answers[point]
+            fix = f"Q{point + 1} {question.topic}（{letter}：{question.choices[letter].label}）"
+        blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'point')}*\n{fix}")})
+    blocks.append({"type": "context", "elements": [
+        mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]})
+    return _t(locale, "fallback", who=who, result=result), blocks
+
+
+class BriefRenderer:
+    """The brief of a lead as the outputs of the operator channel's job (one Slack post)."""
+
+    def __init__(self, script: Script, locale: str = "ja") -> None:
+        self.script = script
+        self.locale = locale
+
+    def __call__(self, lead: Lead) -> list[dict[str, Any]]:
+        text, blocks = brief(self.script, self.locale, lead)
+        return [{"type": "slack_post", "text": text, "blocks": blocks}]
