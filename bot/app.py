@@ -1,4 +1,7 @@
-"""The web app factory: ``create_app(config=None)``. No globals, nothing happens at import time."""
+"""The composition root: the web app factory ``create_app(config=None)``, and the services, worker,
+reminders, KPI core and operator hook built from the configuration, with the adapters' renderers
+injected into the core (:func:`build_kpi`, :func:`make_consult_hook`). No globals, nothing happens at
+import time."""
 
 from __future__ import annotations
 

@@ -169,8 +169,9 @@ def open_report_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], d
 
 
 def report_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
-    """Validate, render the channel post, store the report with its post (one script), then close the
-    modal. If the store does not answer, the modal stays open saying so (nothing was stored)."""
+    """Parse the modal; the KPI core checks the report and stores it with its post (one script); then
+    close the modal, or keep it open with the core's problems. If the store does not answer, the modal
+    stays open saying so (nothing was stored)."""
     try:
         answer = store_report(body, view, deps)
     except (StoreUnavailable, Contention) as e:

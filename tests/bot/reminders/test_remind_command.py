@@ -58,3 +58,33 @@ def test_one_clock_at_a_time_runs_a_pass(world: World) -> None:
     world.deliver()
     assert len(world.slack.messages("C1")) == 1
     assert world.r.get(CLOCK_LOCK) is None  # released when the pass ends
+
+
+def test_the_clock_and_remind_build_no_bolt_app(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`crmbot clock` and `crmbot remind` need the KPI core and the team store, not Slack's listeners:
+    no Bolt app is built, and the kickoff they queue is the one the web-built reminders queue."""
+    import slack_bolt
+
+    from bot import clock as clock_module
+    from bot.cli import clock_cmd
+    from tests.bot.reminders.conftest import at
+
+    def no_bolt(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Bolt app was built")
+
+    monkeypatch.setattr(slack_bolt.App, "__init__", no_bolt)
+    served: list[tuple[object, ...]] = []
+    monkeypatch.setattr(clock_module, "serve", lambda *args: served.append(args) or 0)
+    world.team("C1")
+    assert clock_cmd(world.config(), 60.0) == 0
+    [(_client, reminders, _clock, interval)] = served
+    assert interval == 60.0 and reminders.kpi is not None  # type: ignore[attr-defined]
+    assert reminders.run(at("2026-04-01T10:05:00")).queued == ["slack T1/C1 kickoff for 2026-Q1"]  # type: ignore[attr-defined]
+    world.team("C2")
+    out = io.StringIO()
+    assert remind_cmd(world.config(), "2026-04-01T10:05:00+09:00", False, out) == 0
+    assert "slack T1/C2 kickoff for 2026-Q1" in out.getvalue() and "C1" not in out.getvalue()
+    world.deliver()
+    [by_clock], [by_remind] = world.slack.messages("C1"), world.slack.messages("C2")
+    assert by_clock["blocks"][-1]["elements"][0]["action_id"] == "kpi_open"  # the report button
+    assert by_clock["text"] == by_remind["text"]
