@@ -36,7 +36,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from conversations.errors import ConfigError
-from conversations.redis_ops import translated
+from conversations.redis_ops import register_script, translated
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class LoginThrottle:
         self.r = client
         self.clock = clock
         self.free, self.first, self.longest, self.forget_after = free, first, longest, forget_after
-        self._failed = client.register_script(_FAILED_LUA)
+        self._failed = register_script(client, _FAILED_LUA)
 
     def wait(self, who: str) -> float:
         """Seconds before ``who`` may try again (0: now)."""
