@@ -29,7 +29,7 @@ from conversations import analytics as A
 from conversations import jobs
 from conversations.errors import StoreUnavailable
 from conversations.jobs import Job
-from conversations.redis_ops import text
+from conversations.redis_ops import register_script, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class StatsSink:
     def _for(self, client: Any) -> tuple[Any, Any]:
         scripts = self._scripts.get(id(client))
         if scripts is None:
-            scripts = (client.register_script(A.APPLY_LUA), client.register_script(A.NOTIFIED_LUA))
+            scripts = (register_script(client, A.APPLY_LUA), register_script(client, A.NOTIFIED_LUA))
             self._scripts[id(client)] = scripts
         return scripts
 

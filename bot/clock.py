@@ -34,7 +34,7 @@ import redis
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import translated
+from conversations.redis_ops import register_script, translated
 
 if TYPE_CHECKING:
     from bot.reminders import Reminders
@@ -82,8 +82,8 @@ class ClockLock:
         self.owner = owner
         self.ttl = ttl
         self.key = key
-        self._extend = client.register_script(_EXTEND)
-        self._release = client.register_script(_RELEASE)
+        self._extend = register_script(client, _EXTEND)
+        self._release = register_script(client, _RELEASE)
 
     @property
     def _px(self) -> int:

@@ -25,7 +25,7 @@ from conversations import inputs as I
 from conversations import jobs
 from conversations.jobs import Job
 from conversations.keys import Subject
-from conversations.redis_ops import is_cluster, text, translated, write_then_script
+from conversations.redis_ops import is_cluster, register_script, text, translated, write_then_script
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,9 @@ class Outbox:
         self.channels = frozenset(channels)
         self.clock = clock
         self.lease = lease
-        self._ledger_enqueue = client.register_script(jobs.LEDGER_ENQUEUE_LUA)
-        self._put = client.register_script(jobs.PUT_LUA)
-        self._requeue = client.register_script(jobs.REQUEUE_LUA)
+        self._ledger_enqueue = register_script(client, jobs.LEDGER_ENQUEUE_LUA)
+        self._put = register_script(client, jobs.PUT_LUA)
+        self._requeue = register_script(client, jobs.REQUEUE_LUA)
         self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
     def handles(self, channel: str) -> bool:

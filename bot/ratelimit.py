@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.keys import PREFIX
+from conversations.redis_ops import register_script
 
 # Retry-After is honoured up to this long; a longer or a senseless one (negative, not finite, not a
 # number) is not trusted: the caller's own backoff applies instead.
@@ -91,8 +92,8 @@ class SharedLimiter:
 
     def __init__(self, client: Any) -> None:
         self.r = client
-        self._reserve = client.register_script(RESERVE_LUA)
-        self._hold = client.register_script(HOLD_LUA)
+        self._reserve = register_script(client, RESERVE_LUA)
+        self._hold = register_script(client, HOLD_LUA)
 
     async def reserve(self, name: str, limit: Limit | None, now: float,
                       max_wait: float = math.inf) -> tuple[bool, float]:

@@ -31,7 +31,7 @@ from bot.worker import DELIVERED, Attempt, Outcome
 from conversations import jobs, keys
 from conversations.content import Script
 from conversations.keys import Subject
-from conversations.redis_ops import text, translated
+from conversations.redis_ops import register_script, text, translated
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class WebChatTransport:
     def _append(self, client: Any) -> Any:
         found = self._scripts.get(id(client))
         if found is None:
-            found = self._scripts[id(client)] = client.register_script(APPEND_LUA)
+            found = self._scripts[id(client)] = register_script(client, APPEND_LUA)
         return found
 
     async def deliver(self, attempt: Attempt) -> Outcome:
@@ -168,7 +168,7 @@ class Inbox:
         self.r = client
         self.ttl = ttl
         self.keep = keep
-        self._append = client.register_script(APPEND_LUA)
+        self._append = register_script(client, APPEND_LUA)
 
     def said(self, who: Subject, event_id: str, said: str) -> bool:
         """Show what the user said, once per event (a repeated POST shows it once). False if already there."""

@@ -44,7 +44,7 @@ from bot.ratelimit import SharedLimiter
 from conversations import jobs
 from conversations.errors import StoreUnavailable
 from conversations.jobs import Job
-from conversations.redis_ops import awrite_then_script, text
+from conversations.redis_ops import awrite_then_script, register_script, text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -173,9 +173,9 @@ class Worker:
         self.max_attempts = max_attempts
         self.faults = faults
         self.limiter = SharedLimiter(client)
-        self._claim = client.register_script(jobs.CLAIM_LUA)
-        self._record = client.register_script(jobs.RECORD_LUA)
-        self._unmark = client.register_script(jobs.UNMARK_LUA)
+        self._claim = register_script(client, jobs.CLAIM_LUA)
+        self._record = register_script(client, jobs.RECORD_LUA)
+        self._unmark = register_script(client, jobs.UNMARK_LUA)
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[str] = set()
         self._again: set[str] = set()  # refs hinted again while in flight: looked at once more after

@@ -63,7 +63,7 @@ from conversations import inputs as I
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
-from conversations.redis_ops import text, translated
+from conversations.redis_ops import register_script, text, translated
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
 
@@ -499,10 +499,10 @@ class Analytics:
         self.r = client
         self.clock = clock
         self.expiry = expiry
-        self._apply = client.register_script(APPLY_LUA)
-        self._notified = client.register_script(NOTIFIED_LUA)
-        self._set_consult = client.register_script(SET_CONSULT_LUA)
-        self._set_name = client.register_script(SET_NAME_LUA)
+        self._apply = register_script(client, APPLY_LUA)
+        self._notified = register_script(client, NOTIFIED_LUA)
+        self._set_consult = register_script(client, SET_CONSULT_LUA)
+        self._set_name = register_script(client, SET_NAME_LUA)
 
     # -- figures ---------------------------------------------------------------------------------
 
@@ -793,7 +793,7 @@ async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> 
     """:meth:`Analytics.set_name` for the worker's redis.asyncio client (the profile fetch at follow)."""
     clean = clean_name(name)
     if clean:
-        await client.register_script(SET_NAME_LUA)(keys=[NAMES, FOLLOW], args=[person_ref(channel, user_id), clean])
+        await register_script(client, SET_NAME_LUA)(keys=[NAMES, FOLLOW], args=[person_ref(channel, user_id), clean])
 
 
 async def forget_name_async(client: Any, channel: str, user_id: str) -> None:

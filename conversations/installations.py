@@ -34,7 +34,7 @@ import redis
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import text, translated
+from conversations.redis_ops import register_script, text, translated
 
 BOT = "bot"
 INSTALLER = "installer"  # the latest installer's record; "installer:<user>" each installer's
@@ -192,11 +192,11 @@ class Installations:
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._replace = client.register_script(REPLACE_BOT_LUA)
-        self._delete_installers = client.register_script(DELETE_INSTALLERS_LUA)
-        self._unlock = client.register_script(UNLOCK_LUA)
-        self._issue_state = client.register_script(ISSUE_STATE_LUA)
-        self._consume_state = client.register_script(CONSUME_STATE_LUA)
+        self._replace = register_script(client, REPLACE_BOT_LUA)
+        self._delete_installers = register_script(client, DELETE_INSTALLERS_LUA)
+        self._unlock = register_script(client, UNLOCK_LUA)
+        self._issue_state = register_script(client, ISSUE_STATE_LUA)
+        self._consume_state = register_script(client, CONSUME_STATE_LUA)
 
     # ---- installations ----------------------------------------------------------------------------
 

@@ -49,9 +49,36 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class EvalScript:
+    """A Lua script that runs by ``EVAL`` with its body on every call, never by ``EVALSHA``.
+
+    redis-py's :class:`~redis.commands.core.Script` sends EVALSHA and, when the server answers NOSCRIPT
+    (it lost its script cache: a restart, a failover, ``SCRIPT FLUSH``), loads the script and tries once
+    more; a second loss between the load and the retry fails the call (with ``SCRIPT FLUSH`` in a loop,
+    most calls: tests/resilience/test_script_flush.py). EVAL never depends on the cache; Redis still
+    caches the compiled script by its SHA1, so the cost is the body's bytes on the wire. Called as a
+    redis-py Script, ``script(keys=[...], args=[...])`` (awaited on a redis.asyncio client); on a
+    Cluster the call goes to the node owning its keys."""
+
+    def __init__(self, client: Any, body: str) -> None:
+        self.client = client
+        self.script = body
+
+    def __call__(self, keys: Sequence[Any] | None = None, args: Sequence[Any] | None = None,
+                 client: Any = None) -> Any:
+        keys = list(keys or ())
+        return (self.client if client is None else client).eval(self.script, len(keys), *keys, *(args or ()))
+
+
+def register_script(client: Any, body: str) -> EvalScript:
+    """The product's way to register a Lua script on ``client`` (sync or asyncio, one server or a
+    Cluster): an :class:`EvalScript`, never redis-py's EVALSHA-first ``client.register_script``."""
+    return EvalScript(client, body)
+
+
 def write_then_script(
     client: Any,
-    script: Script,
+    script: EvalScript | Script,
     *,
     keys: Sequence[str],
     args: Sequence[Any],
@@ -69,9 +96,8 @@ def write_then_script(
     the body's bytes on the wire.
     Cluster: redis-py refuses EVALSHA inside a cluster pipeline, and a pipeline spread over several
     nodes has no order between them, so ``before`` goes first (one round trip, split per node), the
-    script runs as a direct call on the node owning ``keys``, and ``after`` follows it (a node that
-    lost its script cache answers NOSCRIPT to that one call: redis-py loads the script and runs it
-    again, and nothing of ``after`` has been sent meanwhile).
+    script runs as a direct call on the node owning ``keys`` (an EVAL too, with an :class:`EvalScript`:
+    no NOSCRIPT from a node that lost its script cache), and ``after`` follows it.
     """
     if not is_cluster(client):
         with client.pipeline(transaction=False) as p:

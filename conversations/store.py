@@ -22,7 +22,7 @@ from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
-from conversations.redis_ops import text, translated, write_then_script
+from conversations.redis_ops import register_script, text, translated, write_then_script
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against redelivery
@@ -114,7 +114,7 @@ class RedisStore(Persistence):
     def __init__(self, client: redis.Redis, *, dedupe_ttl: int = DEDUPE_TTL) -> None:
         self.r = client
         self.dedupe_ttl = dedupe_ttl
-        self._commit = client.register_script(COMMIT_LUA)
+        self._commit = register_script(client, COMMIT_LUA)
 
     def get(self, subject: Subject, event_id: str) -> Snapshot:
         with translated(), self.r.pipeline(transaction=False) as p:

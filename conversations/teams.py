@@ -35,7 +35,7 @@ from redis.typing import EncodableT, FieldT
 from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import TeamRef, ViewRef
-from conversations.redis_ops import translated, write_then_script
+from conversations.redis_ops import register_script, translated, write_then_script
 from scoring.periods import DEFAULT_FY_START, DEFAULT_TZ, FY_STARTS, Quarter
 
 AUDIT_KEEP = 1000
@@ -236,10 +236,10 @@ def _num(v: float) -> str:
 class TeamStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._submit = client.register_script(SUBMIT_LUA)
-        self._close = client.register_script(CLOSE_LUA)
-        self._replace = client.register_script(REPLACE_LUA)
-        self._actions = client.register_script(ACTIONS_LUA)
+        self._submit = register_script(client, SUBMIT_LUA)
+        self._close = register_script(client, CLOSE_LUA)
+        self._replace = register_script(client, REPLACE_LUA)
+        self._actions = register_script(client, ACTIONS_LUA)
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
         with translated():

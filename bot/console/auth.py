@@ -40,7 +40,7 @@ from flask_wtf.csrf import CSRFProtect
 from bot.console import keys
 from bot.console.sessions import ConsoleSession, Lifetimes, RedisSessions, SessionStore
 from conversations.errors import ConfigError, StoreUnavailable
-from conversations.redis_ops import translated
+from conversations.redis_ops import register_script, translated
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class LoginThrottle:
         self.clock = clock
         self.free, self.account_free = free, account_free
         self.first, self.longest, self.forget_after = first, longest, forget_after
-        self._failed = client.register_script(_FAILED_LUA)
+        self._failed = register_script(client, _FAILED_LUA)
 
     def wait(self, who: str, account: str = ACCOUNT) -> float:
         """Seconds before ``who`` may try ``account`` again (0: now)."""

@@ -46,7 +46,7 @@ from flask.sessions import SecureCookieSession, SessionInterface, SessionMixin
 
 from bot.console import keys
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import text, translated
+from conversations.redis_ops import register_script, text, translated
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 TOUCH_EVERY = 60.0  # seconds: a session's last use is written at most this often
@@ -108,7 +108,7 @@ class SessionStore:
         self.lifetimes = lifetimes
         self.proof_field = proof_field
         self.fingerprint = fingerprint
-        self._write = client.register_script(_WRITE_LUA)
+        self._write = register_script(client, _WRITE_LUA)
 
     def _logged_in(self, data: Mapping[str, Any]) -> bool:
         return self.proof_field in data
