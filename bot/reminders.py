@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.slack.blocks import reminder_message
@@ -43,6 +41,7 @@ from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.kpi_catalog import Catalog
 from conversations.machine import Conv
+from conversations.redis_ops import runner
 from conversations.teams import Report, Team, TeamStore
 from scoring import score
 from scoring.periods import DEFAULT_TZ, Quarter, kickoff_day, local_time, quarter_of, zone
@@ -98,23 +97,23 @@ def _due(now: float, due: float, grace: float) -> bool:
 class Reminders:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         teams: TeamStore,
         outbox: Outbox,
         *,
         locale: str = "ja",
         settings: ReminderSettings | None = None,
-        line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
+        line_quota: Callable[[], Any] | None = None,  # LINE's quota this month (bot.line.quota), or raises
         report_button: Callable[[Team, Quarter], dict[str, Any]] | None = None,
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
         catalog: Catalog | None = None,  # the KPI catalog: area owners, actions, the last nudge's result
     ) -> None:
-        self.r = client
+        self.r = runner(client)
         self.teams = teams
         self.outbox = outbox
         self.locale = locale
         self.settings = settings or ReminderSettings()
-        self.line_api = line_api
+        self.line_quota = line_quota
         self.report_button = report_button
         self.installed = installed
         self.catalog = catalog
@@ -201,7 +200,7 @@ class Reminders:
             outputs = result_outputs(self.catalog, self.teams, self.locale, team, asked, current.values, targets,
                                      current.by, replaced=False, people=reporters(self.catalog, current),
                                      owners=owners, closed=True)
-            done = self.teams.close(team.ref, asked, current.version, outputs, now)
+            done = self.teams.close(team.ref, asked, current.version, outputs, now, lease=self.outbox.lease)
             if done != 0:
                 break
             current = self.teams.report(team.ref, asked)  # an owner reported meanwhile: render it again
@@ -250,13 +249,9 @@ class Reminders:
         return by_tier
 
     def _quota_left(self) -> float:
-        if self.line_api is None:
+        if self.line_quota is None:
             return math.inf
-        quota = self.line_api.get_message_quota()
-        if quota.type != "limited" or quota.value is None:
-            return math.inf
-        used = self.line_api.get_message_quota_consumption().total_usage
-        return max(0, quota.value - used)
+        return float(self.line_quota().left)
 
     def _line(self, now: float, dry_run: bool, summary: Summary) -> None:
         quarter = self._line_period(now)
