@@ -1,8 +1,9 @@
 """Can Redis persist? A full disk (or any failing write of its files) in plain words.
 
 A Redis that cannot write its append-only file (``aof_last_write_status:err``) or its last snapshot
-(``rdb_last_bgsave_status:err``, with save points) refuses every write with ``MISCONF ...``, which
-the product otherwise only sees as ``redis: ResponseError``. It says so in ``INFO persistence``:
+(``rdb_last_bgsave_status:err``, with save points) refuses every write with ``MISCONF ...`` (a
+StoreUnavailable naming it, from the runners of :mod:`conversations.redis_ops`). It says so in
+``INFO persistence``:
 :func:`persistence_problem` reads it (every node of a Cluster), ``/healthz`` answers 503 with it
 (:mod:`bot.health`), and every process logs it at start-up with what to do
 (:func:`log_if_cannot_persist`). Redis retries by itself (the AOF every second; the snapshot at its

@@ -1,8 +1,8 @@
 """LINE's message quota for this month: the one reader, for the clock's reminder pass and the console.
 
-Two requests to the Messaging API (the month's limit, and what was used of it), each bounded by
-``timeout`` (total: connecting, sending, waiting, reading): a stalled LINE API costs a caller at most
-twice that, then an error. The reminder pass reads it before queueing LINE reminders (its clock lock
+Two requests to the Messaging API (the month's limit, and what was used of it), each tried once and
+bounded by ``timeout`` (total: connecting, sending, waiting, reading): a stalled LINE API costs a
+caller at most twice that, then an error. The reminder pass reads it before queueing LINE reminders (its clock lock
 is renewed meanwhile, so an unbounded read would hold up every reminder); the console's delivery
 page shows it (cached in Redis there, :mod:`bot.console.quota`). The callers get the reader from
 :mod:`bot.app`, so neither imports this package.
@@ -36,7 +36,9 @@ def quota_reader(host: str, token: str, *, timeout: float = TIMEOUT) -> QuotaRea
     seconds) and raises on any failure of LINE or the network (a timeout included)."""
     from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
 
-    api = MessagingApi(ApiClient(Configuration(host=host, access_token=token)))
+    configuration = Configuration(host=host, access_token=token)
+    configuration.retries = False  # urllib3 would retry a timed-out GET three times: one try, one timeout
+    api = MessagingApi(ApiClient(configuration))
 
     def read() -> LineQuota:
         quota = api.get_message_quota(_request_timeout=timeout)
