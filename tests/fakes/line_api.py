@@ -183,6 +183,7 @@ class FakeLineApi(FakeHttpApi):
         for gate in getattr(self, "_stalls", {}).values():
             gate.set()  # a request still held is let go
         self._stalls: dict[str, threading.Event] = {}
+        self._arrived: list[str] = []  # the path of every request, as it arrives (a stalled one too)
         self._records: list[Recorded] = []
         self._failures: dict[str, list[Failure]] = {}
         self._reply_tokens: dict[str, str] = {}
@@ -241,6 +242,11 @@ class FakeLineApi(FakeHttpApi):
         with self._lock:
             self._stalls[path] = gate
         return gate
+
+    def arrivals(self, path: str) -> int:
+        """Requests to ``path`` received so far, answered or still held."""
+        with self._lock:
+            return self._arrived.count(path)
 
     def set_profile(self, user_id: str, display_name: str, **extra: str) -> None:
         """The profile LINE returns for a user (others: 404, as for someone who is not a friend)."""
@@ -317,6 +323,7 @@ class FakeLineApi(FakeHttpApi):
         path, _, query = target.partition("?")
         self._check_contract(method, path, query, headers, body)
         with self._lock:
+            self._arrived.append(path)
             gate = self._stalls.get(path)
         if gate is not None:
             gate.wait(STALL_MAX)
