@@ -21,15 +21,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import redis
-
 from bot.logs import uid
 from bot.worker import DELIVERED, Attempt, Outcome, Transport
 from conversations import analytics as A
 from conversations import jobs
 from conversations.errors import StoreUnavailable
 from conversations.jobs import Job
-from conversations.redis_ops import register_script, text
+from conversations.redis_ops import async_runner, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
@@ -43,20 +41,12 @@ class StatsSink:
         self.expiry = expiry
         self.on_first_consult = on_first_consult
         self.clock = clock
-        self._scripts: dict[int, tuple[Any, Any]] = {}
 
     def wrap(self, transports: Mapping[str, Transport]) -> dict[str, Transport]:
         """Every transport applying each job's figures first, and the "stats" channel."""
         out: dict[str, Transport] = {name: Counting(t, self) for name, t in transports.items()}
         out[STATS_CHANNEL] = Counting(StatsTransport(), self)
         return out
-
-    def _for(self, client: Any) -> tuple[Any, Any]:
-        scripts = self._scripts.get(id(client))
-        if scripts is None:
-            scripts = (register_script(client, A.APPLY_LUA), register_script(client, A.NOTIFIED_LUA))
-            self._scripts[id(client)] = scripts
-        return scripts
 
     async def before_delivery(self, attempt: Attempt) -> None:
         """Apply the figures of ``attempt.job`` (and of the jobs an unfollow set aside)."""
@@ -69,19 +59,17 @@ class StatsSink:
             if delta.get("follow") == 0:
                 await self._set_aside(attempt.redis, job, now)
             await self.apply(attempt.redis, delta, now)
-        except (StoreUnavailable, redis.RedisError):
+        except StoreUnavailable:
             raise  # the attempt is retried: nothing is sent before its figures are counted
         except Exception:  # a bad delta must not cost the user a reply
             log.exception("stats: could not apply the figures of %s for %s", job.id[:8], uid(job.to))
 
     async def apply(self, client: Any, delta: Mapping[str, Any], now: float) -> None:
-        apply, _ = self._for(client)
-        keys, args = A.apply_call(delta, now, self.expiry)
-        if int(await apply(keys=keys, args=args)) and self.on_first_consult is not None:
+        client = async_runner(client)
+        if int(await client.do(A.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:
-        _, notified = self._for(client)
         raw = await client.hgetall(A.lead_key(lead_id))
         h = {text(k): text(v) for k, v in raw.items()}
         name = text(await client.hget(A.NAMES, lead_id.rsplit(":", 1)[0]))
@@ -92,13 +80,14 @@ class StatsSink:
             await asyncio.to_thread(self.on_first_consult, lead)
         except Exception as e:
             await client.hset(A.lead_key(lead_id), "cn", "0")  # a later attempt tries again
-            if isinstance(e, StoreUnavailable | redis.RedisError):
+            if isinstance(e, StoreUnavailable):
                 raise
             log.exception("stats: the consultation hook failed for %s", uid(lead.user_id))
             return
-        await notified(keys=[A.lead_key(lead_id)], args=[])
+        await client.do(A.notified_step(lead_id))
 
     async def _set_aside(self, client: Any, job: Job, now: float) -> None:
+        client = async_runner(client)
         box = jobs.mailbox(job.tag)
         raw = await client.hgetall(box)
         aside = {text(k): v for k, v in raw.items() if text(k).startswith(SET_ASIDE)}

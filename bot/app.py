@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from flask import Flask
 
 from bot.config import Config
@@ -24,6 +23,7 @@ from bot.redis_conn import connect
 from bot.worker import Faults, Transport, Worker
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
+from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Services:
     """Everything a request handler needs, built once per app."""
 
     config: Config
-    redis: redis.Redis
+    redis: Runner  # every Redis call goes through it (redis-py errors become StoreUnavailable)
     script: Script
     machine: Machine
     store: RedisStore
@@ -44,17 +44,18 @@ class Services:
     clock: Callable[[], float]
     kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
+    line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
 
 
 def build_services(
-    config: Config, *, client: redis.Redis | None = None, clock: Callable[[], float] = time.time,
+    config: Config, *, client: Any = None, clock: Callable[[], float] = time.time,
     slack_app: bool = True,
 ) -> Services:
     """Load content (fails fast on a bad file), connect Redis, wire the core. The web tier only
     commits jobs; the worker (:func:`build_worker`) delivers them. ``slack_app``: False builds no Bolt
     app (the clock and ``crmbot remind`` need the KPI core, not Slack's listeners)."""
     script = load_script(config.locale, config.content_dir)
-    client = client if client is not None else connect(config)
+    client = runner(client if client is not None else connect(config))
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
     machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
@@ -70,6 +71,10 @@ def build_services(
     outbox = Outbox(client, channels, clock=clock, lease=config.outbox_lease)
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
+    if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
+        from bot.line.quota import quota_reader
+
+        svc.line_quota = quota_reader(config.line_api_host, config.line_channel_access_token or "")
     if config.slack_enabled:
         svc.kpi = build_kpi(config, client, clock)
     if svc.kpi is not None and slack_app:
@@ -97,13 +102,14 @@ def build_services(
             outbox=outbox,
             locale=config.locale,
             clock=clock,
+            post_lease=config.outbox_lease,
             oauth=oauth,
             kpi=svc.kpi,
         )
     return svc
 
 
-def build_kpi(config: Config, client: redis.Redis, clock: Callable[[], float] = time.time) -> KpiCore:
+def build_kpi(config: Config, client: Any, clock: Callable[[], float] = time.time) -> KpiCore:
     """The KPI core over the catalog and the team store, its messages rendered for Slack (the one channel
     the KPI method has): the renderer is injected here, so the core imports no adapter."""
     from bot.slack.results import KpiRenderer
@@ -111,7 +117,8 @@ def build_kpi(config: Config, client: redis.Redis, clock: Callable[[], float] = 
     from conversations.teams import TeamStore
 
     catalog = load_catalog()
-    return KpiCore(catalog, TeamStore(client), KpiRenderer(catalog, config.locale), clock=clock)
+    return KpiCore(catalog, TeamStore(client), KpiRenderer(catalog, config.locale), clock=clock,
+                   lease=config.outbox_lease)
 
 
 async def build_worker(
@@ -196,12 +203,6 @@ def build_reminders(svc: Services) -> Any:
     from conversations.teams import TeamStore
 
     cfg = svc.config
-    line_api = None
-    if cfg.line_enabled:  # the clock reads LINE's message quota before a pass
-        from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
-
-        line_api = MessagingApi(ApiClient(Configuration(host=cfg.line_api_host,
-                                                        access_token=cfg.line_channel_access_token)))
     installed = None
     if svc.kpi is not None and cfg.slack_oauth:  # many workspaces: an uninstalled one's teams are skipped
         from conversations.installations import Installations
@@ -216,7 +217,7 @@ def build_reminders(svc: Services) -> Any:
         settings=ReminderSettings(
             hour=cfg.remind_hour, nudges=cfg.remind_nudges, cadence=cfg.remind_cadence, grace=cfg.remind_grace
         ),
-        line_api=line_api,
+        line_quota=svc.line_quota,  # read before LINE reminders are queued (bounded by its timeout)
         installed=installed,
         kpi=svc.kpi,
     )

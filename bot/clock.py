@@ -28,13 +28,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from conversations import keys
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import register_script, translated
+from conversations.redis_ops import runner
 
 if TYPE_CHECKING:
     from bot.reminders import Reminders
@@ -75,33 +73,30 @@ return 0
 class ClockLock:
     """The clock's lock for one owner token. Every call answers Redis trouble as StoreUnavailable."""
 
-    def __init__(self, client: redis.Redis, owner: str, *, ttl: float = LOCK_TTL, key: str = keys.CLOCK_LOCK) -> None:
+    def __init__(self, client: Any, owner: str, *, ttl: float = LOCK_TTL, key: str = keys.CLOCK_LOCK) -> None:
         if ttl <= 0:
             raise ValueError("the lock's time to live must be positive")
-        self.r = client
+        self.r = runner(client)
         self.owner = owner
         self.ttl = ttl
         self.key = key
-        self._extend = register_script(client, _EXTEND)
-        self._release = register_script(client, _RELEASE)
+        self._extend = self.r.script(_EXTEND)
+        self._release = self.r.script(_RELEASE)
 
     @property
     def _px(self) -> int:
         return max(1, round(self.ttl * 1000))
 
     def acquire(self) -> bool:
-        with translated():
-            return bool(self.r.set(self.key, self.owner, nx=True, px=self._px))
+        return bool(self.r.set(self.key, self.owner, nx=True, px=self._px))
 
     def extend(self) -> bool:
         """Restart the time to live, only if the lock is still ours."""
-        with translated():
-            return bool(self._extend(keys=[self.key], args=[self.owner, self._px]))
+        return bool(self._extend(keys=[self.key], args=[self.owner, self._px]))
 
     def release(self) -> bool:
         """Delete the lock, only if it is still ours."""
-        with translated():
-            return bool(self._release(keys=[self.key], args=[self.owner]))
+        return bool(self._release(keys=[self.key], args=[self.owner]))
 
 
 class _Renewer:
@@ -140,7 +135,7 @@ class Clock:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         steps: Sequence[Step],
         *,
         owner: str | None = None,
@@ -208,7 +203,7 @@ def reminder_steps(reminders: Reminders, clock: Callable[[], float] = time.time)
     return [("reminders", remind)]
 
 
-def serve(client: redis.Redis, reminders: Reminders, clock: Callable[[], float] = time.time,
+def serve(client: Any, reminders: Reminders, clock: Callable[[], float] = time.time,
           interval: float = INTERVAL) -> int:
     """``crmbot clock``: passes in a thread until SIGTERM or Ctrl-C, then a clean stop (exit code 0).
     Its parts are wired by the caller (:func:`bot.cli.clock_cmd`; no Bolt app, no web framework).

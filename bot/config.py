@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conversations.content import LOCALES
 from conversations.errors import ConfigError
+from conversations.jobs import LEASE
 from conversations.machine import Settings as MachineSettings
 from conversations.store import DEDUPE_TTL
 
@@ -57,7 +58,7 @@ class Config:
     conversation_ttl: int = int(MachineSettings.expiry)  # CRMBOT_CONVERSATION_TTL: unfinished diagnosis expiry
     resume_after: int = int(MachineSettings.resume_after)  # CRMBOT_RESUME_AFTER: then "continue or start over?"
     dedupe_ttl: int = DEDUPE_TTL  # CRMBOT_DEDUPE_TTL: how long an inbound event id is remembered
-    outbox_lease: int = 30  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
+    outbox_lease: int = LEASE  # CRMBOT_OUTBOX_LEASE: seconds before an unacknowledged message is retried
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
     # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer. Longer than the SDKs' 10 s: a
     # reply whose answer is lost cannot be told from one never sent, and waiting (asyncio) costs nothing.

@@ -46,6 +46,7 @@ import redis
 
 from bot.persistence import persistence_problem
 from conversations.errors import ConfigError, StoreUnavailable
+from conversations.redis_ops import Runner, refusal, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -112,40 +113,42 @@ class EmbeddedRedis:
             return False
         deadline = time.monotonic() + timeout
         with _locked(self.data_dir / LOCK):  # no process connects to it meanwhile
-            client = self.client(socket_timeout=timeout, socket_connect_timeout=2)
+            client = Runner(self.client(socket_timeout=timeout, socket_connect_timeout=2))
             try:
                 if int(client.info("server")["process_id"]) != self.pid:
                     log.warning("embedded redis in %s is no longer the one this process started", self.data_dir)
                     self.owned = False
                     return False
                 client.shutdown()  # plain SHUTDOWN: fsyncs the AOF and saves a snapshot, then exits
-            except (redis.ConnectionError, redis.TimeoutError):
-                pass  # already gone (or going), or not answering: waited for below
-            except redis.ResponseError as e:
-                self._shutdown_nosave(client, e)
+            except StoreUnavailable as e:
+                refused = refusal(e)
+                if refused is not None:
+                    self._shutdown_nosave(client, refused)
+                elif not unreachable(e):
+                    raise
+                # unreachable: already gone (or going), or not answering: waited for below
             finally:
-                client.close()
+                client.raw.close()
             if not _wait_until_exited(self.data_dir, deadline):
                 self._kill()
         self.owned = False
         log.info("embedded redis stopped (pid %d)", self.pid)
         return True
 
-    def _shutdown_nosave(self, client: redis.Redis, refusal: redis.ResponseError) -> None:
+    def _shutdown_nosave(self, client: Runner, refused: str) -> None:
         try:
             problem = persistence_problem(client)
         except StoreUnavailable:
             problem = None
         log.error("embedded redis (pid %d) refused to shut down (%s; %s): stopping it without a final "
                   "snapshot (SHUTDOWN NOSAVE); its append-only file keeps what it could write. Free space in %s "
-                  "(see %s) before starting it again", self.pid, str(refusal)[:80],
+                  "(see %s) before starting it again", self.pid, refused,
                   problem or "cannot save its snapshot", self.data_dir, self.data_dir / LOGFILE)
         try:
             client.shutdown(nosave=True)
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass
-        except redis.RedisError as e:
-            log.error("embedded redis (pid %d) refused SHUTDOWN NOSAVE too (%s)", self.pid, str(e)[:80])
+        except StoreUnavailable as e:
+            if not unreachable(e):  # unreachable: it went
+                log.error("embedded redis (pid %d) refused SHUTDOWN NOSAVE too (%s)", self.pid, refusal(e) or e)
 
     def _kill(self) -> None:
         """SIGKILL the server this process started, if it is still that one; then wait (bounded)."""
@@ -263,13 +266,15 @@ def _answering_pid(data_dir: Path) -> int | None:
     sock = data_dir / SOCKET
     if not sock.exists():
         return None
-    client = redis.Redis(unix_socket_path=str(sock), socket_timeout=5, socket_connect_timeout=2)
+    client = Runner(redis.Redis(unix_socket_path=str(sock), socket_timeout=5, socket_connect_timeout=2))
     try:
         return int(client.info("server")["process_id"])
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-        return None
+    except StoreUnavailable as e:
+        if unreachable(e):  # no answer, or still loading its data
+            return None
+        raise
     finally:
-        client.close()
+        client.raw.close()
 
 
 def _try_server_lock(data_dir: Path) -> int | None:

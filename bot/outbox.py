@@ -23,9 +23,9 @@ from typing import Any
 from bot.logs import uid
 from conversations import inputs as I
 from conversations import jobs
-from conversations.jobs import Job
+from conversations.jobs import LEASE, Job
 from conversations.keys import Subject
-from conversations.redis_ops import is_cluster, register_script, text, translated, write_then_script
+from conversations.redis_ops import runner, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,12 @@ class Outbox:
         channels: Iterable[str],
         *,
         clock: Callable[[], float] = time.time,
-        lease: float = 30.0,
+        lease: float = LEASE,
     ) -> None:
-        self.r = client
+        self.r = runner(client)
         self.channels = frozenset(channels)
         self.clock = clock
         self.lease = lease
-        self._ledger_enqueue = register_script(client, jobs.LEDGER_ENQUEUE_LUA)
-        self._put = register_script(client, jobs.PUT_LUA)
-        self._requeue = register_script(client, jobs.REQUEUE_LUA)
         self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
     def handles(self, channel: str) -> bool:
@@ -127,32 +124,29 @@ class Outbox:
     def put(self, job: Job) -> None:
         """Commit a job on its own: recovery mark, job, hint, in that order (one round trip on one
         server; three on a Cluster, where they live on different nodes)."""
-        with translated():
-            write_then_script(self.r, self._put, keys=[jobs.mailbox(job.tag)], args=[job.id, job.to_json()],
-                              before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
-                              after=lambda p: jobs.wake(p, job))
+        self.r.write_then_script(jobs.PUT_LUA, keys=[jobs.mailbox(job.tag)], args=[job.id, job.to_json()],
+                                 before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
+                                 after=lambda p: jobs.wake(p, job))
 
     def put_once(self, ledger_key: str, job: Job, *, ttl: int, wake: bool = True) -> bool:
         """Queue ``job`` unless its ledger mark exists: the mark and the job are written by one Lua
         script (the mark must be in the job's hash slot), so it is queued at most once, never half.
         With ``wake=False`` no worker looks at it before the lease has passed, or :meth:`wake`."""
-        with translated():
-            claimed = write_then_script(
-                self.r, self._ledger_enqueue, keys=[ledger_key, jobs.mailbox(job.tag)],
-                args=[job.id, job.to_json(), ttl],
-                before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
-                after=(lambda p: jobs.wake(p, job)) if wake else None,
-            )
+        claimed = self.r.write_then_script(
+            jobs.LEDGER_ENQUEUE_LUA, keys=[ledger_key, jobs.mailbox(job.tag)],
+            args=[job.id, job.to_json(), ttl],
+            before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
+            after=(lambda p: jobs.wake(p, job)) if wake else None,
+        )
         return bool(claimed)
 
     def update(self, job: Job) -> None:
         """Store a job queued with ``wake=False`` again after changing it (no worker has looked at it)."""
-        with translated():
-            self.r.hset(jobs.mailbox(job.tag), job.id, job.to_json())
+        self.r.hset(jobs.mailbox(job.tag), job.id, job.to_json())
 
     def wake(self, queued: Iterable[Job]) -> None:
         """Wake the workers for jobs queued with ``wake=False`` (one round trip)."""
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             for job in queued:
                 jobs.wake(p, job)
             p.execute()
@@ -161,15 +155,14 @@ class Outbox:
 
     def parked(self) -> list[Parked]:
         out = []
-        with translated():
-            for shard in range(jobs.QUEUE_SHARDS):
-                for raw_ref, when in self.r.zrange(jobs.parked(shard), 0, -1, withscores=True):
-                    tag, job_id = jobs.parse_ref(raw_ref)
-                    raw = self.r.hget(jobs.mailbox(tag), job_id)
-                    if raw is None:
-                        continue
-                    job = Job.from_json(raw)
-                    out.append(Parked(job.id, job.channel, uid(job.to), when, job.parked or job.error, job.attempts))
+        for shard in range(jobs.QUEUE_SHARDS):
+            for raw_ref, when in self.r.zrange(jobs.parked(shard), 0, -1, withscores=True):
+                tag, job_id = jobs.parse_ref(raw_ref)
+                raw = self.r.hget(jobs.mailbox(tag), job_id)
+                if raw is None:
+                    continue
+                job = Job.from_json(raw)
+                out.append(Parked(job.id, job.channel, uid(job.to), when, job.parked or job.error, job.attempts))
         return sorted(out, key=lambda p: p.parked_at)
 
     def requeue(self, job_id: str) -> bool:
@@ -177,27 +170,27 @@ class Outbox:
         job_id = job_id.strip()
         if not job_id or jobs.SEP in job_id or len(job_id) > 64:
             return False
-        with translated():
-            for shard in range(jobs.QUEUE_SHARDS):
-                for raw_ref, _ in self.r.zscan_iter(jobs.parked(shard)):
-                    tag, found = jobs.parse_ref(raw_ref)
-                    if found != job_id:
-                        continue
-                    raw = self.r.hget(jobs.mailbox(tag), job_id)
-                    if raw is None:
-                        self.r.zrem(jobs.parked(shard), text(raw_ref))
-                        return False
-                    job = Job.from_json(raw)
-                    job.parked, job.attempts = "", 0
-                    if not self._requeue(keys=[jobs.mailbox(tag), jobs.leases(tag)], args=[job.id, job.to_json()]):
-                        return False
-                    with self.r.pipeline(transaction=False) as p:  # due before it leaves parked
-                        p.zadd(jobs.due(shard), {job.ref: self.clock()})
-                        p.zrem(jobs.parked(shard), job.ref)
-                        jobs.wake(p, job)
-                        p.execute()
-                    log.info("outbox: requeued %s for %s", job.id[:8], uid(job.to))
-                    return True
+        for shard in range(jobs.QUEUE_SHARDS):
+            for raw_ref, _ in self.r.zscan_iter(jobs.parked(shard)):
+                tag, found = jobs.parse_ref(raw_ref)
+                if found != job_id:
+                    continue
+                raw = self.r.hget(jobs.mailbox(tag), job_id)
+                if raw is None:
+                    self.r.zrem(jobs.parked(shard), text(raw_ref))
+                    return False
+                job = Job.from_json(raw)
+                job.parked, job.attempts = "", 0
+                requeue = self.r.script(jobs.REQUEUE_LUA)
+                if not requeue(keys=[jobs.mailbox(tag), jobs.leases(tag)], args=[job.id, job.to_json()]):
+                    return False
+                with self.r.pipeline(transaction=False) as p:  # due before it leaves parked
+                    p.zadd(jobs.due(shard), {job.ref: self.clock()})
+                    p.zrem(jobs.parked(shard), job.ref)
+                    jobs.wake(p, job)
+                    p.execute()
+                log.info("outbox: requeued %s for %s", job.id[:8], uid(job.to))
+                return True
         return False
 
     # ---- the invariant's audit --------------------------------------------------------------------
@@ -208,26 +201,25 @@ class Outbox:
         job may move between the two sets while it is read). With ``repair`` each orphan is marked due
         now (a parked one, lease ``inf|``, is put back in the parked set), so a worker claims it."""
         report = AuditReport()
-        with translated():
-            for name, node in _nodes(self.r):
-                cursor = self._cursors.get(name, 0)
-                for _ in range(steps):
-                    cursor, found = node.scan(cursor, match=f"{jobs.mailbox('*')}", count=AUDIT_SCAN_COUNT)
-                    for key in found:
-                        self._audit_mailbox(text(key), report)
-                    if cursor == 0:
-                        break
-                else:
-                    report.complete = False
-                self._cursors[name] = cursor
-            if repair and report.orphans:
-                with self.r.pipeline(transaction=False) as p:
-                    for o in report.orphans:
-                        tag, _ = jobs.parse_ref(o.ref)
-                        target = jobs.parked if o.lease == "inf|" else jobs.due
-                        p.zadd(target(jobs.shard_of(tag)), {o.ref: self.clock()}, nx=True)
-                    p.execute()
-                report.repaired = len(report.orphans)
+        for name, node in self.r.nodes():
+            cursor = self._cursors.get(name, 0)
+            for _ in range(steps):
+                cursor, found = node.scan(cursor, match=f"{jobs.mailbox('*')}", count=AUDIT_SCAN_COUNT)
+                for key in found:
+                    self._audit_mailbox(text(key), report)
+                if cursor == 0:
+                    break
+            else:
+                report.complete = False
+            self._cursors[name] = cursor
+        if repair and report.orphans:
+            with self.r.pipeline(transaction=False) as p:
+                for o in report.orphans:
+                    tag, _ = jobs.parse_ref(o.ref)
+                    target = jobs.parked if o.lease == "inf|" else jobs.due
+                    p.zadd(target(jobs.shard_of(tag)), {o.ref: self.clock()}, nx=True)
+                p.execute()
+            report.repaired = len(report.orphans)
         for o in report.orphans:
             log.warning("outbox: orphan %s for %s (%s)%s", o.job_id[:8], o.user, o.channel,
                         ": marked due" if repair else "")
@@ -264,9 +256,3 @@ class Outbox:
             report.orphans.append(Orphan(jobs.ref(tag, job_id), channel, uid(to) if to else "?",
                                          leases.get(job_id, "")))
 
-
-def _nodes(client: Any) -> list[tuple[str, Any]]:
-    """(name, client) of every node holding keys: the one server, or each primary of a Cluster."""
-    if is_cluster(client):
-        return [(node.name, client.get_redis_connection(node)) for node in client.get_primaries()]
-    return [("", client)]

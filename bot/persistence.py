@@ -1,8 +1,9 @@
 """Can Redis persist? A full disk (or any failing write of its files) in plain words.
 
 A Redis that cannot write its append-only file (``aof_last_write_status:err``) or its last snapshot
-(``rdb_last_bgsave_status:err``, with save points) refuses every write with ``MISCONF ...``, which
-the product otherwise only sees as ``redis: ResponseError``. It says so in ``INFO persistence``:
+(``rdb_last_bgsave_status:err``, with save points) refuses every write with ``MISCONF ...`` (a
+StoreUnavailable naming it, from the runners of :mod:`conversations.redis_ops`). It says so in
+``INFO persistence``:
 :func:`persistence_problem` reads it (every node of a Cluster), ``/healthz`` answers 503 with it
 (:mod:`bot.health`), and every process logs it at start-up with what to do
 (:func:`log_if_cannot_persist`). Redis retries by itself (the AOF every second; the snapshot at its
@@ -14,11 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
-
 from bot.config import Config
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import is_cluster, translated
+from conversations.redis_ops import misconf, runner
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +28,16 @@ SHORT = "redis: cannot persist (disk full?)"
 def persistence_problem(client: Any) -> str | None:
     """``"aof_last_write_status=err, ..."`` when Redis reports a failed write of its files, else None.
     StoreUnavailable when it does not answer."""
+    r = runner(client)
     try:
-        with translated():
-            # a Cluster answers INFO from one node unless told: every primary here (a dict per node)
-            info = (client.info("persistence", target_nodes=client.PRIMARIES) if is_cluster(client)
-                    else client.info("persistence"))
+        # a Cluster answers INFO from one node unless told: every primary here (a dict per node)
+        info = r.info("persistence", target_nodes=r.PRIMARIES) if r.cluster else r.info("persistence")
     except StoreUnavailable as e:
         # Redis 6 refuses PING too while it cannot persist, and redis-py sends one to check a connection
         # that was idle: its MISCONF answer says what INFO would (a fixed text, never data)
-        refusal = e.__cause__
-        if isinstance(refusal, redis.ResponseError) and str(refusal).startswith("MISCONF"):
-            return _misconf(str(refusal))
+        refusal = misconf(e)
+        if refusal is not None:
+            return _misconf(refusal)
         raise
     nodes = list(info.values()) if info and all(isinstance(v, dict) for v in info.values()) else [info]
     failed = sorted({field for node in nodes for field in FIELDS if str(node.get(field, "ok")) == "err"})

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.keys import PREFIX
-from conversations.redis_ops import register_script
+from conversations.redis_ops import async_runner
 
 # Retry-After is honoured up to this long; a longer or a senseless one (negative, not finite, not a
 # number) is not trusted: the caller's own backoff applies instead.
@@ -88,12 +88,12 @@ def retry_after(value: Any) -> float | None:
 
 
 class SharedLimiter:
-    """Limits in Redis, used from a worker's event loop (a redis.asyncio client)."""
+    """Limits in Redis, used from a worker's event loop (a redis.asyncio client, through its runner)."""
 
     def __init__(self, client: Any) -> None:
-        self.r = client
-        self._reserve = register_script(client, RESERVE_LUA)
-        self._hold = register_script(client, HOLD_LUA)
+        self.r = async_runner(client)
+        self._reserve = self.r.script(RESERVE_LUA)
+        self._hold = self.r.script(HOLD_LUA)
 
     async def reserve(self, name: str, limit: Limit | None, now: float,
                       max_wait: float = math.inf) -> tuple[bool, float]:

@@ -8,6 +8,9 @@ the one server (a lock in the directory decides which process starts it).
 (:class:`redis.cluster.RedisCluster`, which discovers the other nodes). The product's keys are
 built for it (one user's or team's keys share a hash slot, see :mod:`conversations.keys`); the one
 difference callers see is :func:`conversations.redis_ops.write_then_script`.
+
+These are raw redis-py clients: the product calls Redis only through the runners of
+:mod:`conversations.redis_ops` (``runner(client)``, ``async_runner(client)``), which translate its errors.
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ import logging
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException
 
 from bot.config import Config
 from bot.embedded_redis import EmbeddedRedis, start_or_connect
-from conversations.errors import ConfigError
+from conversations.redis_ops import cluster_client, reconnect_once
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,7 @@ def redis_url_of(config: Config) -> str:
 def connect_cluster(url: str) -> Any:
     """A Redis Cluster client seeded from one node's URL (typed Any: RedisCluster is no redis.Redis,
     but offers every command the product uses)."""
-    try:
-        client = RedisCluster.from_url(url, **_TIMEOUTS)
-    except RedisClusterException as e:  # e.g. a database number other than 0, or no node reachable
-        raise ConfigError(f"environment: REDIS_URL with REDIS_CLUSTER=1: {e}") from e
+    client = cluster_client(url, **_TIMEOUTS)  # ConfigError: e.g. a database number other than 0, no node reachable
     log.info("redis cluster with %d primaries", len(client.get_primaries()))
     return client
 
@@ -65,12 +63,8 @@ def connect_async(config: Config) -> Any:
     """A redis.asyncio client (the worker's) for the same server as :func:`connect`."""
     import redis.asyncio as aredis
     from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
 
     if config.redis_url and config.redis_cluster:
         return AsyncRedisCluster.from_url(config.redis_url, **_TIMEOUTS)
     # A connection the server closed (a restart) is made again once before the call fails.
-    again: dict[str, Any] = {"retry": Retry(ExponentialBackoff(cap=1.0), 2),
-                             "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
-    return aredis.Redis.from_url(redis_url_of(config), **_TIMEOUTS, **again)
+    return aredis.Redis.from_url(redis_url_of(config), **_TIMEOUTS, **reconnect_once())

@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from bot.kpi import KpiCore
 from bot.kpi.areas import missing_areas
 from bot.logs import uid
@@ -44,6 +42,7 @@ from conversations import keys
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
+from conversations.redis_ops import runner
 from conversations.teams import Report, Team, TeamStore
 from scoring import score
 from scoring.periods import DEFAULT_TZ, Quarter, kickoff_day, local_time, quarter_of, zone
@@ -99,22 +98,22 @@ def _due(now: float, due: float, grace: float) -> bool:
 class Reminders:
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         teams: TeamStore,
         outbox: Outbox,
         *,
         locale: str = "ja",
         settings: ReminderSettings | None = None,
-        line_api: Any | None = None,  # linebot.v3 MessagingApi, for the quota
+        line_quota: Callable[[], Any] | None = None,  # LINE's quota this month (bot.line.quota), or raises
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
     ) -> None:
-        self.r = client
+        self.r = runner(client)
         self.teams = teams
         self.outbox = outbox
         self.locale = locale
         self.settings = settings or ReminderSettings()
-        self.line_api = line_api
+        self.line_quota = line_quota
         self.installed = installed
         self.kpi = kpi
 
@@ -230,13 +229,9 @@ class Reminders:
         return by_tier
 
     def _quota_left(self) -> float:
-        if self.line_api is None:
+        if self.line_quota is None:
             return math.inf
-        quota = self.line_api.get_message_quota()
-        if quota.type != "limited" or quota.value is None:
-            return math.inf
-        used = self.line_api.get_message_quota_consumption().total_usage
-        return max(0, quota.value - used)
+        return float(self.line_quota().left)
 
     def _line(self, now: float, dry_run: bool, summary: Summary) -> None:
         quarter = self._line_period(now)

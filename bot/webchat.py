@@ -31,7 +31,7 @@ from bot.worker import DELIVERED, Attempt, Outcome
 from conversations import jobs, keys
 from conversations.content import Script
 from conversations.keys import Subject
-from conversations.redis_ops import register_script, text, translated
+from conversations.redis_ops import async_runner, runner, text
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +129,6 @@ class WebChatTransport:
         self.script = script
         self.ttl = ttl
         self.keep = keep
-        self._scripts: dict[int, Any] = {}
-
-    def _append(self, client: Any) -> Any:
-        found = self._scripts.get(id(client))
-        if found is None:
-            found = self._scripts[id(client)] = register_script(client, APPEND_LUA)
-        return found
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -143,8 +136,8 @@ class WebChatTransport:
         messages = render(self.script, job.outputs)
         if not messages:
             return Outcome(DELIVERED, "nothing to show")
-        last = await self._append(attempt.redis)(keys=[keys.inbox(who), keys.inbox_meta(who)],
-                                                 args=[job.id, self.ttl, self.keep, *_encode(messages)])
+        last = await async_runner(attempt.redis).script(APPEND_LUA)(
+            keys=[keys.inbox(who), keys.inbox_meta(who)], args=[job.id, self.ttl, self.keep, *_encode(messages)])
         if int(last) == 0:
             return Outcome(DELIVERED, "already in the inbox")
         log.debug("webchat: %d message(s) to %s", len(messages), uid(job.to))
@@ -165,20 +158,19 @@ class Inbox:
     """The web tier's side: read a web user's inbox, and put what they typed in it."""
 
     def __init__(self, client: Any, *, ttl: int = INBOX_TTL, keep: int = INBOX_MAX) -> None:
-        self.r = client
+        self.r = runner(client)
         self.ttl = ttl
         self.keep = keep
-        self._append = register_script(client, APPEND_LUA)
+        self._append = self.r.script(APPEND_LUA)
 
     def said(self, who: Subject, event_id: str, said: str) -> bool:
         """Show what the user said, once per event (a repeated POST shows it once). False if already there."""
-        with translated():
-            return bool(self._append(keys=[keys.inbox(who), keys.inbox_meta(who)],
-                                     args=[f"e:{event_id}", self.ttl, self.keep, *_encode([user_message(said)])]))
+        return bool(self._append(keys=[keys.inbox(who), keys.inbox_meta(who)],
+                                 args=[f"e:{event_id}", self.ttl, self.keep, *_encode([user_message(said)])]))
 
     def read(self, who: Subject, after: int = 0) -> Page:
         """Messages numbered above ``after`` (one round trip)."""
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             p.lrange(keys.inbox(who), 0, -1)
             p.hget(keys.inbox_meta(who), "n")
             p.hlen(jobs.mailbox(who.tag_name))
@@ -187,5 +179,4 @@ class Inbox:
         return Page(messages, int(last or 0), bool(waiting))
 
     def clear(self, who: Subject) -> None:
-        with translated():
-            self.r.delete(keys.inbox(who), keys.inbox_meta(who))
+        self.r.delete(keys.inbox(who), keys.inbox_meta(who))

@@ -37,14 +37,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import redis
-
 from bot.logs import uid
 from bot.ratelimit import SharedLimiter
 from conversations import jobs
 from conversations.errors import StoreUnavailable
-from conversations.jobs import Job
-from conversations.redis_ops import awrite_then_script, register_script, text
+from conversations.jobs import LEASE, Job
+from conversations.redis_ops import AsyncRunner, async_runner, text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,7 +99,7 @@ class Attempt:
     job: Job
     now: float
     recovering: bool  # an earlier attempt's outcome is unknown (it was claimed and never recorded)
-    redis: Any  # the worker's redis.asyncio client (a multicast's ledger marks, a transport's own counters)
+    redis: AsyncRunner  # the worker's Redis runner (a multicast's ledger marks, a transport's own counters)
     limiter: SharedLimiter
     clock: Callable[[], float]
     _save: Callable[[], Awaitable[bool]] = field(repr=False, default=None)  # type: ignore[assignment]
@@ -160,22 +158,20 @@ class Worker:
         transports: Mapping[str, Transport],
         *,
         clock: Callable[[], float] = time.time,
-        lease: float = 30.0,
+        lease: float = LEASE,
         max_attempts: int = 8,
         concurrency: int = 256,
         faults: Faults | None = None,
         audit: Callable[[], Any] | None = None,
     ) -> None:
-        self.r = client
+        self.r = async_runner(client)  # every Redis call of the worker and its transports: errors translated
         self.transports = dict(transports)
         self.clock = clock
         self.lease = lease
         self.max_attempts = max_attempts
         self.faults = faults
-        self.limiter = SharedLimiter(client)
-        self._claim = register_script(client, jobs.CLAIM_LUA)
-        self._record = register_script(client, jobs.RECORD_LUA)
-        self._unmark = register_script(client, jobs.UNMARK_LUA)
+        self.limiter = SharedLimiter(self.r)
+        self._record = self.r.script(jobs.RECORD_LUA)
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[str] = set()
         self._again: set[str] = set()  # refs hinted again while in flight: looked at once more after
@@ -237,8 +233,8 @@ class Worker:
         now = self.clock()
         token = uuid.uuid4().hex[:16]
         mark = now + self.lease
-        res = await awrite_then_script(
-            self.r, self._claim, keys=[jobs.mailbox(tag), jobs.leases(tag)],
+        res = await self.r.write_then_script(
+            jobs.CLAIM_LUA, keys=[jobs.mailbox(tag), jobs.leases(tag)],
             args=[job_id, repr(now), repr(mark), token, repr(self.lease)],
             before=lambda p: p.zadd(jobs.due(shard), {ref: mark}),
         )
@@ -251,7 +247,7 @@ class Worker:
         ref, shard, res = raw.ref, raw.shard, raw.answer
         status = int(res[0])
         if status == -1:  # missing for a whole lease: the mark goes, unless a commit wrote it since
-            await self._unmark(keys=[jobs.due(shard)], args=[ref, repr(raw.mark)])
+            await self.r.script(jobs.UNMARK_LUA)(keys=[jobs.due(shard)], args=[ref, repr(raw.mark)])
             return "gone"
         if status == -2:  # missing, but its commit may still land: the mark stays, looked at again then
             await self.r.zadd(jobs.due(shard), {ref: float(text(res[1]))})
@@ -279,7 +275,7 @@ class Worker:
             outcome = await transport.deliver(attempt)
         except (Crash, LostClaim):
             raise
-        except (StoreUnavailable, redis.RedisError) as e:  # Redis went away mid-attempt: retried, logged once
+        except StoreUnavailable as e:  # Redis went away mid-attempt: retried, logged once
             self.outage.began(e)
             outcome = Outcome(RETRY, type(e).__name__)
         except Exception as e:  # a bug or an unexpected client error must not lose the message
@@ -294,15 +290,15 @@ class Worker:
         now = self.clock()
         keys = [jobs.mailbox(job.tag), jobs.leases(job.tag)]
         if outcome.kind == DELIVERED:
-            await awrite_then_script(self.r, self._record, keys=keys, args=[job.id, token, "done", "", ""],
-                                     after=lambda p: p.zrem(jobs.due(shard), ref))
+            await self.r.write_then_script(jobs.RECORD_LUA, keys=keys, args=[job.id, token, "done", "", ""],
+                                           after=lambda p: p.zrem(jobs.due(shard), ref))
             log.info("worker: delivered %s to %s (%s)", job.id[:8], uid(job.to), outcome.detail)
             return DELIVERED
         if outcome.kind == DEFER:
             at = now + max(0.05, outcome.retry_after or 1.0)
-            await awrite_then_script(self.r, self._record, keys=keys,
-                                     args=[job.id, token, "retry", job.to_json(), repr(at)],
-                                     after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
+            await self.r.write_then_script(jobs.RECORD_LUA, keys=keys,
+                                           args=[job.id, token, "retry", job.to_json(), repr(at)],
+                                           after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
             return DEFER
         job.attempts += 1
         job.error = outcome.detail[:200]
@@ -313,15 +309,15 @@ class Worker:
                 p.zadd(jobs.parked(shard), {ref: now})
                 p.zrem(jobs.due(shard), ref)
 
-            await awrite_then_script(self.r, self._record, keys=keys, args=[job.id, token, "park", job.to_json(), ""],
-                                     after=park)
+            await self.r.write_then_script(jobs.RECORD_LUA, keys=keys,
+                                           args=[job.id, token, "park", job.to_json(), ""], after=park)
             log.error("worker: parked %s for %s after %d attempt(s): %s", job.id[:8], uid(job.to), job.attempts,
                       job.error)
             return FAILED
         at = now + backoff(job.attempts, outcome.retry_after)
-        await awrite_then_script(self.r, self._record, keys=keys,
-                                 args=[job.id, token, "retry", job.to_json(), repr(at)],
-                                 after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
+        await self.r.write_then_script(jobs.RECORD_LUA, keys=keys,
+                                       args=[job.id, token, "retry", job.to_json(), repr(at)],
+                                       after=lambda p: p.zadd(jobs.due(shard), {ref: at}))
         log.warning("worker: attempt %d for %s failed (%s); again in %.0fs", job.attempts, uid(job.to),
                     job.error, at - now)
         return RETRY
@@ -358,7 +354,7 @@ class Worker:
     async def _guarded(self, ref: str) -> None:
         try:
             await self.process(ref)
-        except (StoreUnavailable, redis.RedisError) as e:
+        except StoreUnavailable as e:
             self.outage.began(e)
         except Exception as e:
             log.error("worker: attempt failed: %s", type(e).__name__)
@@ -433,7 +429,7 @@ class Outage:
         if self.since is None:
             self.since = time.monotonic()
             log.warning("worker: redis unreachable (%s); jobs wait in Redis and are retried when it is back",
-                        type(error).__name__)
+                        error if isinstance(error, StoreUnavailable) else type(error).__name__)
 
     def over(self) -> None:
         if self.since is not None:
@@ -487,7 +483,7 @@ class WorkerThread:
                 self._stop.set()
                 await self._running
             await self.worker.close()
-            await _close_client(self.worker.r)
+            await _close_client(self.worker.r.raw)
 
         try:
             self.call(end(), timeout)

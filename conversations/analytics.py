@@ -63,7 +63,7 @@ from conversations import inputs as I
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
-from conversations.redis_ops import register_script, text, translated
+from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
 
@@ -496,13 +496,9 @@ class Analytics:
     which an unfinished diagnosis no longer counts as in progress (CRMBOT_CONVERSATION_TTL)."""
 
     def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, expiry: float = 7 * 86400) -> None:
-        self.r = client
+        self.r = runner(client)
         self.clock = clock
         self.expiry = expiry
-        self._apply = register_script(client, APPLY_LUA)
-        self._notified = register_script(client, NOTIFIED_LUA)
-        self._set_consult = register_script(client, SET_CONSULT_LUA)
-        self._set_name = register_script(client, SET_NAME_LUA)
 
     # -- figures ---------------------------------------------------------------------------------
 
@@ -510,8 +506,7 @@ class Analytics:
         """The channels a figure sums: the one asked for, else every channel with leads but the tests'."""
         if channel is not None:
             return [channel]
-        with translated():
-            found = {text(c) for c in self.r.smembers(CHANNELS)}
+        found = {text(c) for c in self.r.smembers(CHANNELS)}
         return sorted(found - TEST_CHANNELS)
 
     def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None) -> dict[str, Any]:
@@ -533,7 +528,7 @@ class Analytics:
         reached = [0] * (QUESTION_COUNT + 2)  # reached[q]: diagnoses whose highest question is q
         tiers = dict.fromkeys(TIERS, 0)
         answers = [dict.fromkeys(CHOICES, 0) for _ in range(QUESTION_COUNT + 1)]
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             for ch in chans:
                 p.zcount(started_key(ch), lo, hi)
                 for q in range(1, QUESTION_COUNT + 1):
@@ -599,7 +594,7 @@ class Analytics:
             spans.append((label, max(first, start), min(last, end)))
             day = last + timedelta(days=1)
         chans = self.channels(channel)
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             for _, a, b in spans:
                 lo, hi = _bounds(a, b)
                 for ch in chans:
@@ -620,13 +615,11 @@ class Analytics:
 
     def followers(self) -> int:
         """People following now (LINE follow events applied since the figures began; tests not counted)."""
-        with translated():
-            return int(self.r.scard(FOLLOWERS))
+        return int(self.r.scard(FOLLOWERS))
 
     def open_consultations(self) -> int:
         """Leads whose consultation status is "new" (tests not counted)."""
-        with translated():
-            return int(self.r.zcard(CONSULT_OPEN))
+        return int(self.r.zcard(CONSULT_OPEN))
 
     # -- leads -----------------------------------------------------------------------------------
 
@@ -638,8 +631,7 @@ class Analytics:
 
     def person(self, channel: str, user_id: str) -> list[Lead]:
         """Every diagnosis of one person, oldest first."""
-        with translated():
-            ids = [text(x) for x in self.r.zrange(person_key(channel, user_id), 0, -1)]
+        ids = [text(x) for x in self.r.zrange(person_key(channel, user_id), 0, -1)]
         return self._fetch(ids)
 
     def leads(
@@ -714,8 +706,7 @@ class Analytics:
     def _ids_desc(self, key: str, lo: str, hi: str, chunk: int = 200) -> Iterator[tuple[float, str]]:
         offset = 0
         while True:
-            with translated():
-                got = self.r.zrevrangebyscore(key, hi, lo, start=offset, num=chunk, withscores=True)
+            got = self.r.zrevrangebyscore(key, hi, lo, start=offset, num=chunk, withscores=True)
             for member, score in got:
                 yield float(score), text(member)
             if len(got) < chunk:
@@ -725,15 +716,14 @@ class Analytics:
     def _active(self) -> list[Lead]:
         """The diagnoses in progress now (changed within the expiry and not closed)."""
         now = self.clock()
-        with translated():
-            ids = [text(x) for x in self.r.zrangebyscore(ACTIVE, now - self.expiry, "+inf")]
+        ids = [text(x) for x in self.r.zrangebyscore(ACTIVE, now - self.expiry, "+inf")]
         return [x for x in self._fetch(ids) if x.status(now, self.expiry) == "in_progress"]
 
     def _fetch(self, ids: Iterable[str]) -> list[Lead]:
         ids = list(ids)
         if not ids:
             return []
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             for lid in ids:
                 p.hgetall(lead_key(lid))
             p.hmget(NAMES, [_person_of(lid) for lid in ids])
@@ -753,33 +743,27 @@ class Analytics:
             raise InvalidInput(f"consultation status must be one of {', '.join(STATUSES)}")
         if not isinstance(lead_id, str) or not lead_id or len(lead_id) > 300:
             return False
-        with translated():
-            return bool(self._set_consult(keys=[lead_key(lead_id), CONSULT_OPEN],
-                                          args=[lead_id, status, repr(now), str(by)[:100]]))
+        return bool(self.r.script(SET_CONSULT_LUA)(keys=[lead_key(lead_id), CONSULT_OPEN],
+                                      args=[lead_id, status, repr(now), str(by)[:100]]))
 
     def set_name(self, channel: str, user_id: str, name: str) -> None:
         """Keep a person's display name (from the profile fetch at follow) while they follow."""
-        clean = clean_name(name)
-        if clean:
-            with translated():
-                self._set_name(keys=[NAMES, FOLLOW], args=[person_ref(channel, user_id), clean])
+        step = set_name_step(channel, user_id, name)
+        if step is not None:
+            self.r.do(step)
 
     def forget_name(self, channel: str, user_id: str) -> None:
-        with translated():
-            self.r.hdel(NAMES, person_ref(channel, user_id))
+        self.r.do(forget_name_step(channel, user_id))
 
     # -- applying (the worker does this: bot/analytics_sink.py; here for tools and tests) -----------
 
     def apply(self, delta: Mapping[str, Any], *, now: float | None = None) -> bool:
         """Apply one delta; True when the operator is to be told of a first consultation request
         (then call :meth:`notified` once told)."""
-        keys, args = apply_call(delta, self.clock() if now is None else now, self.expiry)
-        with translated():
-            return bool(self._apply(keys=keys, args=args))
+        return bool(self.r.do(apply_step(delta, self.clock() if now is None else now, self.expiry)))
 
     def notified(self, lead_id: str) -> None:
-        with translated():
-            self._notified(keys=[lead_key(lead_id)], args=[])
+        self.r.do(notified_step(lead_id))
 
 
 def clean_name(name: str) -> str:
@@ -789,12 +773,37 @@ def clean_name(name: str) -> str:
     return "".join(c for c in name if c.isprintable()).strip()[:MAX_NAME]
 
 
+# ---- the operations both tiers run (the web tier's Analytics, the worker's sink), each written once ----
+
+
+def apply_step(delta: Mapping[str, Any], now: float, expiry: float) -> Eval:
+    """Apply one delta (:data:`APPLY_LUA`); its reply is 1 when the operator is to be told of a first
+    consultation request."""
+    keys, args = apply_call(delta, now, expiry)
+    return Eval(APPLY_LUA, keys, args)
+
+
+def notified_step(lead_id: str) -> Eval:
+    """Mark the operator told of the lead's consultation request (:data:`NOTIFIED_LUA`)."""
+    return Eval(NOTIFIED_LUA, [lead_key(lead_id)], [])
+
+
+def set_name_step(channel: str, user_id: str, name: str) -> Eval | None:
+    """Keep a follower's display name (:data:`SET_NAME_LUA`); None when nothing is left of it once cleaned."""
+    clean = clean_name(name)
+    return Eval(SET_NAME_LUA, [NAMES, FOLLOW], [person_ref(channel, user_id), clean]) if clean else None
+
+
+def forget_name_step(channel: str, user_id: str) -> Call:
+    return call("hdel", NAMES, person_ref(channel, user_id))
+
+
 async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> None:
     """:meth:`Analytics.set_name` for the worker's redis.asyncio client (the profile fetch at follow)."""
-    clean = clean_name(name)
-    if clean:
-        await register_script(client, SET_NAME_LUA)(keys=[NAMES, FOLLOW], args=[person_ref(channel, user_id), clean])
+    step = set_name_step(channel, user_id, name)
+    if step is not None:
+        await async_runner(client).do(step)
 
 
 async def forget_name_async(client: Any, channel: str, user_id: str) -> None:
-    await client.hdel(NAMES, person_ref(channel, user_id))
+    await async_runner(client).do(forget_name_step(channel, user_id))

@@ -7,8 +7,9 @@ CrmbotError
 ├── Contention         a record kept changing under concurrent writers; nothing was changed, try again
 └── InvalidInput       input the product refuses; nothing is changed
 
-Lower-level errors (redis-py's) are translated into this tree in one place:
-:func:`conversations.redis_ops.translated`.
+Lower-level errors (redis-py's) are translated into this tree in one place: the Redis runners of
+:mod:`conversations.redis_ops`, through which every Redis call goes (a test fails when a redis-py
+error is named anywhere else).
 """
 
 from __future__ import annotations

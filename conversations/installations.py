@@ -2,7 +2,9 @@
 
 Pure storage, no Slack SDK: :mod:`bot.slack.oauth` adapts it to slack_sdk's ``InstallationStore`` (for
 Bolt's OAuth flow and the web tier's authorize) and the worker reads it with redis.asyncio
-(:class:`AsyncInstallations`). Keys are built in :mod:`conversations.keys`; one workspace's keys share
+(:class:`AsyncInstallations`). What both tiers do is written once, as plans (``plan_*`` below, see
+:mod:`conversations.redis_ops`): :class:`Installations` runs them on the sync runner,
+:class:`AsyncInstallations` on the async one. Keys are built in :mod:`conversations.keys`; one workspace's keys share
 its hash slot ``{ws:<workspace>}`` (with its list of teams):
 
     crmbot:{ws:<workspace>}:install     hash: "bot" -> :class:`BotInstall` (JSON), "installer" -> the
@@ -21,6 +23,7 @@ Token rotation: an expiring bot token is exchanged for a new one with its refres
 revokes a refresh token once used. So one process at a time refreshes a workspace's token (the
 ``rotating`` lock), and the new token is stored only if the stored refresh token is still the one
 it used (compare-and-set, :data:`REPLACE_BOT_LUA`): a slow process never puts an older token back.
+The rotation itself (one algorithm for the web tier and the worker) is :func:`bot.slack.tokens.rotate`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import redis
-
 from conversations import keys
-from conversations.errors import StoreUnavailable
-from conversations.redis_ops import register_script, text, translated
+from conversations.redis_ops import Eval, Plan, async_runner, call, runner, text
 
 BOT = "bot"
 INSTALLER = "installer"  # the latest installer's record; "installer:<user>" each installer's
@@ -187,16 +187,37 @@ def _bot(raw: Any) -> BotInstall | None:
     return BotInstall.from_json(raw) if raw else None
 
 
+# ---- the operations both tiers run, each written once ---------------------------------------------------
+
+
+def plan_bot(workspace: str) -> Plan[BotInstall | None]:
+    """The workspace's bot installation, or None (not installed)."""
+    return _bot((yield call("hget", keys.installation(workspace), BOT)))
+
+
+def plan_replace_bot(previous: BotInstall, new: BotInstall) -> Plan[bool]:
+    """Store ``new`` (a refreshed token) if ``previous``'s refresh token is still the stored one."""
+    done = yield Eval(REPLACE_BOT_LUA, [keys.installation(previous.workspace)],
+                      [previous.refresh_token or "", new.to_json()])
+    return bool(done)
+
+
+def plan_lock_rotation(workspace: str, owner: str, ttl: float) -> Plan[bool]:
+    """Take the workspace's rotation lock for ``ttl`` seconds, unless another owner holds it."""
+    taken = yield call("set", keys.installation_rotating(workspace), owner, nx=True, px=max(1, round(ttl * 1000)))
+    return bool(taken)
+
+
+def plan_unlock_rotation(workspace: str, owner: str) -> Plan[None]:
+    """Let go of the rotation lock, only if ``owner`` still holds it."""
+    yield Eval(UNLOCK_LUA, [keys.installation_rotating(workspace)], [owner])
+
+
 class Installations:
     """The installations, for a redis-py client (the web tier, the reminder clock)."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.r = client
-        self._replace = register_script(client, REPLACE_BOT_LUA)
-        self._delete_installers = register_script(client, DELETE_INSTALLERS_LUA)
-        self._unlock = register_script(client, UNLOCK_LUA)
-        self._issue_state = register_script(client, ISSUE_STATE_LUA)
-        self._consume_state = register_script(client, CONSUME_STATE_LUA)
+    def __init__(self, client: Any) -> None:
+        self.r = runner(client)
 
     # ---- installations ----------------------------------------------------------------------------
 
@@ -215,55 +236,43 @@ class Installations:
             if user is not None:
                 fields[_installer_field(user)] = record
         if fields:
-            with translated():
-                self.r.hset(keys.installation(workspace), mapping=fields)  # type: ignore[arg-type]
+            self.r.hset(keys.installation(workspace), mapping=fields)
 
     def bot(self, workspace: str) -> BotInstall | None:
-        with translated():
-            return _bot(self.r.hget(keys.installation(workspace), BOT))
+        return self.r.run(plan_bot(workspace))
 
     def installed(self, workspace: str) -> bool:
         """Whether the workspace has a bot token (the app is installed there)."""
-        with translated():
-            return bool(self.r.hexists(keys.installation(workspace), BOT))
+        return bool(self.r.hexists(keys.installation(workspace), BOT))
 
     def installer(self, workspace: str, user: str | None = None) -> dict[str, Any] | None:
         """The latest installer's record, or ``user``'s."""
-        with translated():
-            raw = self.r.hget(keys.installation(workspace), _installer_field(user))
+        raw = self.r.hget(keys.installation(workspace), _installer_field(user))
         return json.loads(raw) if raw else None
 
     def delete_bot(self, workspace: str) -> bool:
-        with translated():
-            return bool(self.r.hdel(keys.installation(workspace), BOT))
+        return bool(self.r.hdel(keys.installation(workspace), BOT))
 
     def delete_installers(self, workspace: str, user: str | None = None) -> int:
         """Every installer's record, or ``user``'s; returns how many records were deleted."""
         user_arg = "" if user is None else keys.slack_id(user, "user")
-        with translated():
-            return int(self._delete_installers(keys=[keys.installation(workspace)], args=[user_arg]))
+        return int(self.r.script(DELETE_INSTALLERS_LUA)(keys=[keys.installation(workspace)], args=[user_arg]))
 
     def delete_all(self, workspace: str) -> bool:
         """The whole installation (uninstalled): returns whether there was one."""
-        with translated():
-            return bool(self.r.delete(keys.installation(workspace)))
+        return bool(self.r.delete(keys.installation(workspace)))
 
     # ---- token rotation ---------------------------------------------------------------------------
 
     def replace_bot(self, previous: BotInstall, new: BotInstall) -> bool:
         """Store ``new`` (a refreshed token) if ``previous``'s refresh token is still the stored one."""
-        with translated():
-            return bool(self._replace(keys=[keys.installation(previous.workspace)],
-                                      args=[previous.refresh_token or "", new.to_json()]))
+        return self.r.run(plan_replace_bot(previous, new))
 
     def lock_rotation(self, workspace: str, owner: str, ttl: float) -> bool:
-        with translated():
-            return bool(self.r.set(keys.installation_rotating(workspace), owner, nx=True,
-                                   px=max(1, round(ttl * 1000))))
+        return self.r.run(plan_lock_rotation(workspace, owner, ttl))
 
     def unlock_rotation(self, workspace: str, owner: str) -> None:
-        with translated():
-            self._unlock(keys=[keys.installation_rotating(workspace)], args=[owner])
+        self.r.run(plan_unlock_rotation(workspace, owner))
 
     # ---- one-time OAuth states --------------------------------------------------------------------
 
@@ -272,18 +281,16 @@ class Installations:
         """Remember a state just issued to ``client`` (an address), unless that client had ``per_client``
         states in the last ``window`` seconds or ``most`` states are outstanding (refused, nothing written).
         A false Issue without a refusal: the state exists already (issue another)."""
-        with translated():
-            done, wait = self._issue_state(
-                keys=[keys.oauth_state(state), keys.OAUTH_STATES, keys.oauth_client(client)],
-                args=[state, repr(now), int(ttl), int(ttl) + STATE_GRACE, per_client, window, most])
+        done, wait = self.r.script(ISSUE_STATE_LUA)(
+            keys=[keys.oauth_state(state), keys.OAUTH_STATES, keys.oauth_client(client)],
+            args=[state, repr(now), int(ttl), int(ttl) + STATE_GRACE, per_client, window, most])
         if int(done) == 1:
             return Issue(True)
         return Issue(False, {-1: "client", -2: "full"}.get(int(done), ""), int(wait))
 
     def consume_state(self, state: str, now: float, ttl: float) -> bool:
         """True once for a state issued less than ``ttl`` seconds ago; it is gone after."""
-        with translated():
-            raw = self._consume_state(keys=[keys.oauth_state(state), keys.OAUTH_STATES], args=[state])
+        raw = self.r.script(CONSUME_STATE_LUA)(keys=[keys.oauth_state(state), keys.OAUTH_STATES], args=[state])
         if raw is None:
             return False
         try:
@@ -294,33 +301,20 @@ class Installations:
 
 
 class AsyncInstallations:
-    """What the worker needs, for a redis.asyncio client: a workspace's bot, and its token's rotation."""
+    """What the worker needs, for a redis.asyncio client: the same operations as :class:`Installations`
+    (the same plans), awaited."""
 
     def __init__(self, client: Any) -> None:
-        self.r = client
+        self.r = async_runner(client)
 
     async def bot(self, workspace: str) -> BotInstall | None:
-        try:
-            return _bot(await self.r.hget(keys.installation(workspace), BOT))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        return await self.r.run(plan_bot(workspace))
 
     async def replace_bot(self, previous: BotInstall, new: BotInstall) -> bool:
-        try:
-            return bool(await self.r.eval(REPLACE_BOT_LUA, 1, keys.installation(previous.workspace),
-                                          previous.refresh_token or "", new.to_json()))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        return await self.r.run(plan_replace_bot(previous, new))
 
     async def lock_rotation(self, workspace: str, owner: str, ttl: float) -> bool:
-        try:
-            return bool(await self.r.set(keys.installation_rotating(workspace), owner, nx=True,
-                                         px=max(1, round(ttl * 1000))))
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        return await self.r.run(plan_lock_rotation(workspace, owner, ttl))
 
     async def unlock_rotation(self, workspace: str, owner: str) -> None:
-        try:
-            await self.r.eval(UNLOCK_LUA, 1, keys.installation_rotating(workspace), owner)
-        except redis.RedisError as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}") from e
+        await self.r.run(plan_unlock_rotation(workspace, owner))

@@ -40,6 +40,9 @@ from conversations.keys import PREFIX
 
 QUEUE_SHARDS = 8
 SEP = "|"
+# Seconds (CRMBOT_OUTBOX_LEASE's default; the one lease setting): how long a worker's claim on a job lasts,
+# and how long a job just committed waits for a worker before the recovery sweep looks at it.
+LEASE = 30
 
 
 @dataclass

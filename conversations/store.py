@@ -7,7 +7,7 @@ All keys come from :mod:`conversations.keys`; one user's keys share one Cluster 
 Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
 (the job's recovery mark, the Lua commit and the wake-up hint, pipelined; on a Redis Cluster the
 mark and the hint live in another slot and go before and after the commit, see
-:func:`conversations.redis_ops.write_then_script`).
+:func:`conversations.redis_ops.write_then_script`). Every call goes through the sync runner.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ import abc
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
-from conversations.redis_ops import register_script, text, translated, write_then_script
+from conversations.redis_ops import runner, text
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against redelivery
@@ -111,13 +109,12 @@ class Persistence(abc.ABC):
 
 
 class RedisStore(Persistence):
-    def __init__(self, client: redis.Redis, *, dedupe_ttl: int = DEDUPE_TTL) -> None:
-        self.r = client
+    def __init__(self, client: Any, *, dedupe_ttl: int = DEDUPE_TTL) -> None:
+        self.r = runner(client)
         self.dedupe_ttl = dedupe_ttl
-        self._commit = register_script(client, COMMIT_LUA)
 
     def get(self, subject: Subject, event_id: str) -> Snapshot:
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             p.get(keys.conv(subject))
             p.exists(keys.seen(subject, event_id))
             raw, seen = p.execute()
@@ -159,16 +156,13 @@ class RedisStore(Persistence):
             if job is not None:
                 jobs.wake(p, job)  # a commit that did not happen leaves a hint to nothing: dropped
 
-        with translated():
-            result = write_then_script(self.r, self._commit, keys=[keys.conv(s), keys.seen(s, event_id),
-                                       jobs.mailbox(s.tag_name), jobs.leases(s.tag_name)], args=args,
-                                       before=before, after=after)
+        result = self.r.write_then_script(COMMIT_LUA, keys=[keys.conv(s), keys.seen(s, event_id),
+                                          jobs.mailbox(s.tag_name), jobs.leases(s.tag_name)], args=args,
+                                          before=before, after=after)
         return text(result)
 
     def drop(self, subject: Subject) -> None:
-        with translated():
-            self.r.delete(keys.conv(subject), jobs.mailbox(subject.tag_name), jobs.leases(subject.tag_name))
+        self.r.delete(keys.conv(subject), jobs.mailbox(subject.tag_name), jobs.leases(subject.tag_name))
 
     def load(self, subject: Subject) -> Conv:
-        with translated():
-            return Conv.from_json(self.r.get(keys.conv(subject)))
+        return Conv.from_json(self.r.get(keys.conv(subject)))

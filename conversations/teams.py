@@ -29,19 +29,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from redis.typing import EncodableT, FieldT
 
 from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import TeamRef, ViewRef
-from conversations.redis_ops import register_script, translated, write_then_script
+from conversations.redis_ops import runner
 from scoring.periods import DEFAULT_FY_START, DEFAULT_TZ, FY_STARTS, Quarter
 
 AUDIT_KEEP = 1000
 VIEW_MARK_TTL = 86400  # a modal's submission is remembered a day (Slack refuses replays after 5 minutes)
 MAX_ACTIONS = 12  # improvement actions one quarter's result may hold
-POST_LEASE = 30.0  # seconds a worker has to deliver a committed post before recovery looks at it
+POST_LEASE = jobs.LEASE  # seconds a committed post waits for a worker before recovery looks at it
 
 # Store a quarter's figures (the whole report, or the areas one owner covers) and record the change.
 # KEYS[1] the quarter's figures (hash)        crmbot:{t:<ws>:<ch>}:kpi:<quarter>
@@ -234,16 +233,8 @@ def _num(v: float) -> str:
 
 
 class TeamStore:
-    def __init__(self, client: redis.Redis) -> None:
-        self.r = client
-        self._submit = register_script(client, SUBMIT_LUA)
-        self._close = register_script(client, CLOSE_LUA)
-        self._replace = register_script(client, REPLACE_LUA)
-        self._actions = register_script(client, ACTIONS_LUA)
-
-    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        with translated():
-            return fn(*args, **kwargs)
+    def __init__(self, client: Any) -> None:
+        self.r = runner(client)
 
     # ---- teams -----------------------------------------------------------------------------------
 
@@ -255,27 +246,24 @@ class TeamStore:
         if fy_start is not None and fy_start not in FY_STARTS:
             raise ValueError(f"a business year cannot start in month {fy_start}")
 
-        def run() -> tuple[Team, bool]:
-            # Indexes first: a crash in between leaves an index entry without a team, which readers skip.
-            with self.r.pipeline(transaction=False) as p:
-                p.sadd(keys.workspace_teams(ref.workspace), ref.channel)
-                p.sadd(keys.ALL_TEAMS, ref.id)
-                p.execute()
-            created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
-            fields: dict[FieldT, EncodableT] = {"name": name, "tz": tz}
-            if fy_start is not None:
-                fields["fy"] = str(fy_start)
-            if created:
-                fields |= {"created_by": by, "reminders": "1", "fy": str(fy_start or DEFAULT_FY_START)}
-            self.r.hset(keys.team(ref), mapping=fields)
-            team = self.get(ref)
-            assert team is not None
-            return team, created
-
-        return self._call(run)
+        # Indexes first: a crash in between leaves an index entry without a team, which readers skip.
+        with self.r.pipeline(transaction=False) as p:
+            p.sadd(keys.workspace_teams(ref.workspace), ref.channel)
+            p.sadd(keys.ALL_TEAMS, ref.id)
+            p.execute()
+        created = bool(self.r.hsetnx(keys.team(ref), "created_at", repr(now)))
+        fields: dict[FieldT, EncodableT] = {"name": name, "tz": tz}
+        if fy_start is not None:
+            fields["fy"] = str(fy_start)
+        if created:
+            fields |= {"created_by": by, "reminders": "1", "fy": str(fy_start or DEFAULT_FY_START)}
+        self.r.hset(keys.team(ref), mapping=fields)
+        team = self.get(ref)
+        assert team is not None
+        return team, created
 
     def get(self, ref: TeamRef) -> Team | None:
-        raw = self._call(self.r.hgetall, keys.team(ref))
+        raw = self.r.hgetall(keys.team(ref))
         if not raw or b"name" not in raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
@@ -286,22 +274,22 @@ class TeamStore:
                     float(d.get("created_at", 0)), d.get("reminders", "1") == "1", fy_start)
 
     def workspace_teams(self, workspace: str) -> list[Team]:
-        channels = sorted(_s(c) for c in self._call(self.r.smembers, keys.workspace_teams(workspace)))
+        channels = sorted(_s(c) for c in self.r.smembers(keys.workspace_teams(workspace)))
         teams = [self.get(TeamRef(workspace, c)) for c in channels]
         return [t for t in teams if t is not None]
 
     def all_teams(self) -> list[Team]:
-        refs = sorted(_s(x) for x in self._call(self.r.smembers, keys.ALL_TEAMS))
+        refs = sorted(_s(x) for x in self.r.smembers(keys.ALL_TEAMS))
         teams = [self.get(TeamRef.parse(x)) for x in refs]
         return [t for t in teams if t is not None]
 
     def set_reminders(self, ref: TeamRef, on: bool) -> None:
-        self._call(self.r.hset, keys.team(ref), "reminders", "1" if on else "0")
+        self.r.hset(keys.team(ref), "reminders", "1" if on else "0")
 
     # ---- targets ---------------------------------------------------------------------------------
 
     def targets(self, ref: TeamRef) -> dict[str, float]:
-        raw = self._call(self.r.hgetall, keys.team_targets(ref))
+        raw = self.r.hgetall(keys.team_targets(ref))
         return {_s(k): float(v) for k, v in raw.items()}
 
     def set_targets(
@@ -318,21 +306,20 @@ class TeamStore:
         tag = ref.tag[1:-1]
         job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
         marks = [keys.team_view_submitted(ref, view)] if view else []
-        with translated():
-            done = write_then_script(
-                self.r, self._replace, keys=[key, keys.team_audit(ref), jobs.mailbox(tag), *marks],
-                args=[json.dumps(dict(content)), by, repr(now), AUDIT_KEEP, VIEW_MARK_TTL, kind,
-                      job.id if job else "", job.to_json() if job else ""],
-                before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
-                after=(lambda p: jobs.wake(p, job)) if job else None,
-            )
+        done = self.r.write_then_script(
+            REPLACE_LUA, keys=[key, keys.team_audit(ref), jobs.mailbox(tag), *marks],
+            args=[json.dumps(dict(content)), by, repr(now), AUDIT_KEEP, VIEW_MARK_TTL, kind,
+                  job.id if job else "", job.to_json() if job else ""],
+            before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
+            after=(lambda p: jobs.wake(p, job)) if job else None,
+        )
         return done is not None
 
     # ---- area owners (every department) ---------------------------------------------------------
 
     def owners(self, ref: TeamRef) -> dict[str, str]:
         """Who reports which area (area key -> Slack user ID); {} when one person reports everything."""
-        raw = self._call(self.r.hgetall, keys.team_owners(ref))
+        raw = self.r.hgetall(keys.team_owners(ref))
         return {_s(k): _s(v) for k, v in raw.items()}
 
     def set_owners(
@@ -379,19 +366,17 @@ class TeamStore:
         tag = ref.tag[1:-1]
         job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
         marks = [keys.team_view_submitted(ref, view)] if view else []
-        with translated():
-            answer = write_then_script(
-                self.r,
-                self._submit,
-                keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref),
-                      jobs.mailbox(tag), *marks],
-                args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json, VIEW_MARK_TTL,
-                      job.id if job else "", job.to_json() if job else "", json.dumps(list(areas)),
-                      "0" if replace is None else "1", json.dumps(list(replace or ())),
-                      "" if expect is None else str(expect), "1" if result else "0"],
-                before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
-                after=(lambda p: jobs.wake(p, job)) if job else None,
-            )
+        answer = self.r.write_then_script(
+            SUBMIT_LUA,
+            keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref),
+                  jobs.mailbox(tag), *marks],
+            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json, VIEW_MARK_TTL,
+                  job.id if job else "", job.to_json() if job else "", json.dumps(list(areas)),
+                  "0" if replace is None else "1", json.dumps(list(replace or ())),
+                  "" if expect is None else str(expect), "1" if result else "0"],
+            before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
+            after=(lambda p: jobs.wake(p, job)) if job else None,
+        )
         if answer is None:
             return Submitted(False, {})
         if int(answer[0]) == 0:
@@ -407,18 +392,17 @@ class TeamStore:
         the quarter's result was posted already."""
         tag = ref.tag[1:-1]
         job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now)
-        with translated():
-            done = write_then_script(
-                self.r, self._close,
-                keys=[keys.team_kpi(ref, str(quarter)), keys.team_audit(ref), jobs.mailbox(tag)],
-                args=[version, job.id, job.to_json(), repr(now), str(quarter), AUDIT_KEEP],
-                before=lambda p: jobs.intend(p, job, now + lease),
-                after=lambda p: jobs.wake(p, job),
-            )
+        done = self.r.write_then_script(
+            CLOSE_LUA,
+            keys=[keys.team_kpi(ref, str(quarter)), keys.team_audit(ref), jobs.mailbox(tag)],
+            args=[version, job.id, job.to_json(), repr(now), str(quarter), AUDIT_KEEP],
+            before=lambda p: jobs.intend(p, job, now + lease),
+            after=lambda p: jobs.wake(p, job),
+        )
         return int(done)
 
     def report(self, ref: TeamRef, quarter: Quarter | str) -> Report | None:
-        raw = self._call(self.r.hgetall, keys.team_kpi(ref, str(quarter)))
+        raw = self.r.hgetall(keys.team_kpi(ref, str(quarter)))
         if not raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}
@@ -433,7 +417,7 @@ class TeamStore:
                       int(d.get("_v", 0) or 0), d.get("_posted", ""))
 
     def quarters(self, ref: TeamRef) -> list[Quarter]:
-        return [Quarter.parse(_s(q)) for q in self._call(self.r.zrange, keys.team_quarters(ref), 0, -1)]
+        return [Quarter.parse(_s(q)) for q in self.r.zrange(keys.team_quarters(ref), 0, -1)]
 
     # ---- improvement actions ---------------------------------------------------------------------
 
@@ -447,22 +431,21 @@ class TeamStore:
         tag = ref.tag[1:-1]
         job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
         marks = [keys.team_view_submitted(ref, view)] if view else []
-        with translated():
-            done = write_then_script(
-                self.r, self._actions,
-                keys=[keys.team_actions(ref, str(quarter)), keys.team_audit(ref), jobs.mailbox(tag), *marks],
-                args=[json.dumps([a.to_dict() for a in actions], ensure_ascii=False), by, repr(now), AUDIT_KEEP,
-                      VIEW_MARK_TTL, MAX_ACTIONS, job.id if job else "", job.to_json() if job else "", str(quarter)],
-                before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
-                after=(lambda p: jobs.wake(p, job)) if job else None,
-            )
+        done = self.r.write_then_script(
+            ACTIONS_LUA,
+            keys=[keys.team_actions(ref, str(quarter)), keys.team_audit(ref), jobs.mailbox(tag), *marks],
+            args=[json.dumps([a.to_dict() for a in actions], ensure_ascii=False), by, repr(now), AUDIT_KEEP,
+                  VIEW_MARK_TTL, MAX_ACTIONS, job.id if job else "", job.to_json() if job else "", str(quarter)],
+            before=(lambda p: jobs.intend(p, job, now + lease)) if job else None,
+            after=(lambda p: jobs.wake(p, job)) if job else None,
+        )
         if done is None:
             return False
         return True if int(done) == 1 else None
 
     def actions(self, ref: TeamRef, quarter: Quarter | str) -> list[Action]:
         """The actions decided on a quarter's result, in the order they were recorded."""
-        raw = self._call(self.r.hvals, keys.team_actions(ref, str(quarter)))
+        raw = self.r.hvals(keys.team_actions(ref, str(quarter)))
         out = []
         for value in raw:
             d = json.loads(value)
@@ -471,4 +454,4 @@ class TeamStore:
         return sorted(out, key=lambda a: (a.n, a.at, a.id))
 
     def audit(self, ref: TeamRef, count: int = 20) -> list[dict]:
-        return [json.loads(x) for x in self._call(self.r.lrange, keys.team_audit(ref), 0, count - 1)]
+        return [json.loads(x) for x in self.r.lrange(keys.team_audit(ref), 0, count - 1)]

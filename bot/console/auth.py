@@ -40,7 +40,7 @@ from flask_wtf.csrf import CSRFProtect
 from bot.console import keys
 from bot.console.sessions import ConsoleSession, Lifetimes, RedisSessions, SessionStore
 from conversations.errors import ConfigError, StoreUnavailable
-from conversations.redis_ops import register_script, translated
+from conversations.redis_ops import runner
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +139,15 @@ class LoginThrottle:
 
     def __init__(self, client: Any, clock: Callable[[], float], *, free: int = 5, account_free: int = 10,
                  first: float = 2.0, longest: float = 900.0, forget_after: int = 86400) -> None:
-        self.r = client
+        self.r = runner(client)
         self.clock = clock
         self.free, self.account_free = free, account_free
         self.first, self.longest, self.forget_after = first, longest, forget_after
-        self._failed = register_script(client, _FAILED_LUA)
+        self._failed = self.r.script(_FAILED_LUA)
 
     def wait(self, who: str, account: str = ACCOUNT) -> float:
         """Seconds before ``who`` may try ``account`` again (0: now)."""
-        with translated(), self.r.pipeline(transaction=False) as p:
+        with self.r.pipeline(transaction=False) as p:
             p.hmget(throttle_key(who), "fails", "until")
             p.hget(account_key(account), "until")
             (fails, until), shared = p.execute()
@@ -159,15 +159,13 @@ class LoginThrottle:
 
     def failed(self, who: str, account: str = ACCOUNT) -> float:
         """Count a failure; returns the seconds ``who`` must now wait."""
-        with translated():
-            wait = self._failed(keys=[throttle_key(who), account_key(account)],
-                                args=[repr(self.clock()), self.free, self.account_free, self.first, self.longest,
-                                      self.forget_after])
+        wait = self._failed(keys=[throttle_key(who), account_key(account)],
+                            args=[repr(self.clock()), self.free, self.account_free, self.first, self.longest,
+                                  self.forget_after])
         return float(wait)
 
     def succeeded(self, who: str, account: str = ACCOUNT) -> None:
-        with translated():
-            self.r.delete(throttle_key(who))
+        self.r.delete(throttle_key(who))
 
 
 # ---- one-time login links ----------------------------------------------------------------------------
@@ -176,8 +174,7 @@ class LoginThrottle:
 def issue_login_token(client: Any, ttl: int = ONCE_TTL) -> str:
     """A token for a link that logs in once (as Jupyter prints): only its digest is stored."""
     token = secrets.token_urlsafe(32)
-    with translated():
-        client.set(once_key(token), "1", ex=ttl)
+    runner(client).set(once_key(token), "1", ex=ttl)
     return token
 
 
@@ -185,7 +182,7 @@ def use_login_token(client: Any, token: str) -> bool:
     """True once per issued token (GET and DEL in one transaction)."""
     if not token or len(token) > 200:
         return False
-    with translated(), client.pipeline(transaction=True) as p:
+    with runner(client).pipeline(transaction=True) as p:
         p.get(once_key(token))
         p.delete(once_key(token))
         found, _ = p.execute()

@@ -306,7 +306,7 @@ def blueprint() -> Blueprint:
 
         s = svc()
         return page("console_delivery.html", nav="delivery", parked=s.outbox.parked(),
-                    quota=read_quota(s.redis, s.config, s.clock),
+                    quota=read_quota(s.redis, s.line_quota, s.clock),
                     unknown=reply_unknown_counts(s.redis, s.clock()), unknown_policy=s.config.reply_unknown)
 
     @bp.post("/delivery/requeue")

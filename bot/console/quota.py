@@ -1,10 +1,10 @@
 """LINE's message quota for this month, as the delivery page shows it.
 
 The web tier never calls LINE on a webhook. This is the one exception, and only for an operator
-looking at the delivery page: the figures are read from LINE's quota API (the limit, and the
-consumption this month) at most once every ``TTL`` seconds for all web processes, the answer kept
-in Redis; a failed read is remembered for ``FAILED_TTL`` seconds, so LINE being down costs one slow
-page view a minute, not one per view.
+looking at the delivery page: the figures are read with the app's LINE quota reader (``Services.line_quota``:
+:func:`bot.line.quota.quota_reader`, the clock's too, each request bounded by a timeout) at most once every
+``TTL`` seconds for all web processes, the answer kept in Redis; a failed read is remembered for
+``FAILED_TTL`` seconds, so LINE being down costs one slow page view a minute, not one per view.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from conversations import keys
-from conversations.redis_ops import translated
+from conversations.redis_ops import runner
 
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "crmbot:{console}:line-quota"
 TTL = 300
 FAILED_TTL = 60
-TIMEOUT = 5.0  # seconds: an operator's page view waits at most this long for LINE
 
 
 @dataclass(frozen=True)
@@ -38,40 +37,30 @@ class Quota:
         return None if self.limit is None else max(0, self.limit - self.used)
 
 
-def _line_api(host: str, token: str) -> Any:
-    from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
-
-    return MessagingApi(ApiClient(Configuration(host=host, access_token=token)))
-
-
-def read_quota(client: Any, config: Any, clock: Callable[[], float],
-               api: Callable[[str, str], Any] = _line_api) -> Quota | None:
-    """The cached quota; None when LINE is not configured."""
-    if not config.line_enabled:
+def read_quota(client: Any, reader: Callable[[], Any] | None, clock: Callable[[], float]) -> Quota | None:
+    """The cached quota; None when LINE is not configured (no reader). ``reader``: answers the month's
+    ``limit`` (None: no limit) and ``used`` (bot.line.quota.LineQuota), or raises."""
+    if reader is None:
         return None
-    with translated():
-        cached = client.get(CACHE_KEY)
+    r = runner(client)
+    cached = r.get(CACHE_KEY)
     if cached is not None:
         return Quota(**json.loads(cached))
     now = clock()
     try:
-        line = api(config.line_api_host, config.line_channel_access_token)
-        quota = line.get_message_quota(_request_timeout=TIMEOUT)
-        used = int(line.get_message_quota_consumption(_request_timeout=TIMEOUT).total_usage)
-        limit = int(quota.value) if quota.type == "limited" and quota.value is not None else None
-        found = Quota(True, limit, used, now)
-    except Exception as e:  # any failure of LINE or the network: shown as "could not be read"
+        figures = reader()
+        found = Quota(True, figures.limit, int(figures.used), now)
+    except Exception as e:  # any failure of LINE or the network (a timeout too): shown as "could not be read"
         log.warning("console: LINE message quota not read: %s", type(e).__name__)
         found = Quota(False, None, 0, now)
-    with translated():
-        client.set(CACHE_KEY, json.dumps(asdict(found)), ex=TTL if found.ok else FAILED_TTL)
+    r.set(CACHE_KEY, json.dumps(asdict(found)), ex=TTL if found.ok else FAILED_TTL)
     return found
 
 
 def reply_unknown_counts(client: Any, now: float, days: int = 30) -> dict[str, int]:
     """LINE replies whose outcome was unknown when their window closed, in the last ``days`` days, by
     what the policy (CRMBOT_REPLY_UNKNOWN) did: ``pushed`` again with a note, or ``parked``."""
-    with translated(), client.pipeline(transaction=False) as p:
+    with runner(client).pipeline(transaction=False) as p:
         for outcome in keys.REPLY_UNKNOWN_OUTCOMES:
             p.zcount(keys.reply_unknown(outcome), now - days * 86400, "+inf")
         counts = p.execute()

@@ -46,7 +46,7 @@ from flask.sessions import SecureCookieSession, SessionInterface, SessionMixin
 
 from bot.console import keys
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import register_script, text, translated
+from conversations.redis_ops import runner, text
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 TOUCH_EVERY = 60.0  # seconds: a session's last use is written at most this often
@@ -103,12 +103,12 @@ class SessionStore:
 
     def __init__(self, client: Any, clock: Callable[[], float], lifetimes: Lifetimes, *, proof_field: str,
                  fingerprint: str) -> None:
-        self.r = client
+        self.r = runner(client)
         self.clock = clock
         self.lifetimes = lifetimes
         self.proof_field = proof_field
         self.fingerprint = fingerprint
-        self._write = register_script(client, _WRITE_LUA)
+        self._write = self.r.script(_WRITE_LUA)
 
     def _logged_in(self, data: Mapping[str, Any]) -> bool:
         return self.proof_field in data
@@ -117,8 +117,7 @@ class SessionStore:
         """The session's data and when it was made, or None when it does not exist or has ended (ended:
         deleted now). Refreshes its last use when that is more than a minute old."""
         key = keys.session(sid)
-        with translated():
-            raw = self.r.hgetall(key)
+        raw = self.r.hgetall(key)
         if not raw:
             return None
         record = {text(k): text(v) for k, v in raw.items()}
@@ -142,8 +141,7 @@ class SessionStore:
             return None
         if now - seen >= TOUCH_EVERY:
             ends = min(now + idle, created + absolute)
-            with translated():
-                self._write(keys=[key], args=[repr(now), _ms(ends - now), ""])
+            self._write(keys=[key], args=[repr(now), _ms(ends - now), ""])
         return data, created
 
     def create(self, data: Mapping[str, Any], replacing: str | None = None) -> tuple[str, float]:
@@ -151,7 +149,7 @@ class SessionStore:
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         idle, absolute = self.lifetimes.of(self._logged_in(data))
-        with translated(), self.r.pipeline(transaction=True) as p:
+        with self.r.pipeline(transaction=True) as p:
             p.hset(keys.session(sid), mapping={"data": _serializer.dumps(dict(data)), "created": repr(now),
                                                "seen": repr(now)})
             p.pexpire(keys.session(sid), _ms(min(idle, absolute)))
@@ -162,12 +160,10 @@ class SessionStore:
 
     def update(self, sid: str, data: Mapping[str, Any]) -> bool:
         """Write the session's data, if the session still exists (False: it has ended meanwhile)."""
-        with translated():
-            return bool(self._write(keys=[keys.session(sid)], args=["", "", _serializer.dumps(dict(data))]))
+        return bool(self._write(keys=[keys.session(sid)], args=["", "", _serializer.dumps(dict(data))]))
 
     def end(self, sid: str) -> None:
-        with translated():
-            self.r.delete(keys.session(sid))
+        self.r.delete(keys.session(sid))
 
 
 def _ms(seconds: float) -> int:

@@ -51,6 +51,7 @@ from bot.slack.results import KpiRenderer
 from bot.slack.tokens import OAuthOptions
 from conversations.content import Script
 from conversations.installations import Installations
+from conversations.jobs import LEASE
 from conversations.kpi_catalog import Catalog
 from conversations.teams import TeamStore
 
@@ -80,7 +81,7 @@ def build_slack(
     outbox: Any,
     locale: str,
     clock: Callable[[], float],
-    post_lease: float = 30.0,
+    post_lease: float = LEASE,
     oauth: OAuthOptions | None = None,
     kpi: KpiCore | None = None,
 ) -> SlackParts:
@@ -106,6 +107,7 @@ def build_slack(
         app.event("tokens_revoked")(_uninstalled_one_workspace)
     else:
         installations = Installations(redis_client)
+        rotation = Rotation(installations, oauth, client)
         if not any(isinstance(f, Redact) for f in bolt_log.filters):  # the OAuth flow may log a code or state
             bolt_log.addFilter(Redact())
         app = App(
@@ -113,9 +115,9 @@ def build_slack(
             signing_secret=signing_secret,
             process_before_response=False,
             logger=bolt_log,
-            before_authorize=RefuseUninstalled(installations, locale),
+            before_authorize=RefuseUninstalled(installations, locale, rotation),
             # an Authorize instance is taken as is (beside the OAuth settings); its None means "not installed"
-            authorize=InstalledAuthorize(installations, Rotation(installations, oauth, client)),  # type: ignore[arg-type]
+            authorize=InstalledAuthorize(installations, rotation),  # type: ignore[arg-type]
             # Bolt's flow, with the install's states limited per client address and in all (bot.slack.oauth)
             oauth_flow=LimitedOAuthFlow(logger=bolt_log, settings=oauth_settings(oauth, installations, clock,
                                                                                  bolt_log)),

@@ -19,8 +19,9 @@ Deliveries (worker): :class:`bot.slack.tokens.InstalledTokens` finds a job's wor
 worker's redis.asyncio client, caches it briefly, and refreshes it when it expires.
 
 Token rotation (both): a token that expires within :data:`ROTATE_BEFORE` is exchanged with slack_sdk's
-token rotator (the one Bolt uses) by one process at a time, and stored by compare-and-set (see
-:mod:`conversations.installations`). Expiry is real time, as Slack's.
+token rotator (the one Bolt uses) by one process at a time, and stored by compare-and-set: one
+algorithm for both tiers, :func:`bot.slack.tokens.rotate` (the web tier's :class:`Rotation` is defined
+there too). Expiry is real time, as Slack's.
 
 Uninstalling (``app_uninstalled``; ``tokens_revoked`` for the bot) deletes the installation with
 Bolt's built-in listeners: the worker then parks that workspace's jobs ("not installed") and the
@@ -34,7 +35,6 @@ import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from logging import Logger
@@ -51,9 +51,8 @@ from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.oauth import InstallationStore, OAuthStateStore
 from slack_sdk.oauth.installation_store import Bot, Installation
-from slack_sdk.oauth.token_rotation import TokenRotator
 
-from bot.slack.tokens import ROTATE_BEFORE, ROTATION_LOCK, OAuthOptions, rotation_error, sdk_bot
+from bot.slack.tokens import ROTATE_BEFORE, OAuthOptions, Rotation, TokenBusy, sdk_bot
 from bot.slack.unavailable import answer
 from conversations import keys
 from conversations.errors import InvalidInput, StoreUnavailable
@@ -339,48 +338,6 @@ class LimitedOAuthFlow(OAuthFlow):
             log.warning("%s", message)
 
 
-# ---- token rotation -----------------------------------------------------------------------------------
-
-
-class Rotation:
-    """The web tier's refresh of expiring tokens (slack_sdk's TokenRotator, one process at a time)."""
-
-    def __init__(self, installations: Installations, options: OAuthOptions, client: WebClient, *,
-                 before: float = ROTATE_BEFORE, wall: Callable[[], float] = time.time) -> None:
-        self.installations = installations
-        self.rotator = TokenRotator(client_id=options.client_id, client_secret=options.client_secret, client=client)
-        self.before = before
-        self.wall = wall
-
-    def current(self, bot: BotInstall) -> BotInstall:
-        """``bot`` with a token good for now: refreshed first if it expires soon."""
-        if not bot.expiring(self.wall(), self.before):
-            return bot
-        owner = uuid.uuid4().hex
-        if not self.installations.lock_rotation(bot.workspace, owner, ROTATION_LOCK):
-            return bot  # another process refreshes it; this token works until it expires (2 hours' margin)
-        try:
-            fresh = self.installations.bot(bot.workspace)
-            if fresh is None or not fresh.expiring(self.wall(), self.before):
-                return fresh or bot
-            try:
-                new = self.rotator.perform_bot_token_rotation(bot=sdk_bot(fresh),
-                                                              minutes_before_expiration=int(self.before // 60))
-            except Exception as e:  # refused (e.g. a revoked refresh token) or Slack unreachable
-                log.error("slack: refreshing the token of workspace %s failed (%s)", bot.workspace,
-                          rotation_error(e))
-                return fresh
-            if new is None:
-                return fresh
-            refreshed = fresh.refreshed(new.bot_token, new.bot_refresh_token, new.bot_token_expires_at)
-            if self.installations.replace_bot(fresh, refreshed):
-                log.info("slack: the token of workspace %s was refreshed", bot.workspace)
-                return refreshed
-            return self.installations.bot(bot.workspace) or fresh
-        finally:
-            self.installations.unlock_rotation(bot.workspace, owner)
-
-
 # ---- the web tier: refuse what comes from uninstalled workspaces, authorize the rest -----------------
 
 
@@ -400,9 +357,10 @@ class RefuseUninstalled(Middleware):
     a slash command with "not installed, ask an admin to install it again", anything else empty.
     Bolt's own answer would post to the response_url, a call to Slack the web tier does not make."""
 
-    def __init__(self, installations: Installations, locale: str) -> None:
+    def __init__(self, installations: Installations, locale: str, rotation: Rotation | None = None) -> None:
         self.installations = installations
         self.locale = locale
+        self.rotation = rotation  # a token that expires soon is refreshed here, where the request can be answered
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         if _exempt(req.body):
@@ -412,10 +370,14 @@ class RefuseUninstalled(Middleware):
         try:
             if workspace and not req.context.is_enterprise_install:
                 bot = self.installations.bot(keys.slack_id(workspace))
+            if bot is not None and self.rotation is not None:
+                bot = self.rotation.current(bot)
         except InvalidInput:
             bot = None
         except StoreUnavailable as e:  # a command or a click is told so at once; an event gets 503 (retried)
             return answer(req.body, self.locale, str(e))
+        except TokenBusy:  # expired, and another process's refresh did not land within a second
+            return answer(req.body, self.locale, "the workspace's token is being refreshed")
         if bot is None:
             log.warning("slack: a request from workspace %s, where the app is not installed, ignored",
                         (workspace or "?")[:32])
@@ -441,15 +403,15 @@ class InstalledAuthorize(Authorize):
     def __call__(self, *, context: BoltContext, enterprise_id: str | None, team_id: str | None,
                  user_id: str | None, actor_enterprise_id: str | None = None, actor_team_id: str | None = None,
                  actor_user_id: str | None = None) -> AuthorizeResult | None:
-        bot = context.get(CONTEXT_KEY)
+        bot = context.get(CONTEXT_KEY)  # read (and refreshed if need be) by RefuseUninstalled
         if not isinstance(bot, BotInstall):
             try:
                 bot = self.installations.bot(keys.slack_id(team_id)) if team_id else None
             except InvalidInput:
                 bot = None
+            bot = self.rotation.current(bot) if bot is not None else None
         if bot is None:
             return None
-        bot = self.rotation.current(bot)
         return AuthorizeResult(enterprise_id=bot.enterprise_id or enterprise_id, team_id=bot.workspace,
                                team=bot.team_name, bot_user_id=bot.bot_user_id or None, bot_id=bot.bot_id or None,
                                bot_token=bot.token, bot_scopes=list(bot.scopes), user_id=user_id)

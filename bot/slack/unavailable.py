@@ -31,7 +31,7 @@ from bot.slack import blocks as B
 from bot.slack.payload import obj
 from bot.slack.texts import t
 from conversations.errors import StoreUnavailable
-from conversations.redis_ops import translated
+from conversations.redis_ops import runner
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,14 @@ class AnswerWhileStoreDown(Middleware):
     :func:`answer` (one PING per such request; events pass on)."""
 
     def __init__(self, redis_client: Any, locale: str) -> None:
-        self.redis = redis_client
+        self.redis = runner(redis_client)
         self.locale = locale
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
         if not needs_answer(req.body):
             return next()
         try:
-            with translated():
-                self.redis.ping()
+            self.redis.ping()
         except StoreUnavailable as e:
             return answer(req.body, self.locale, str(e))
         return next()

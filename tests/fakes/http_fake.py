@@ -4,6 +4,7 @@ lifecycle, polling with a deadline, and the list of contract errors seen in requ
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,11 @@ class Answer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeHttpApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client gave up on its request (a timeout): nothing to answer
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

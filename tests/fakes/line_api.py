@@ -18,6 +18,7 @@ import io
 import json
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from tests.fakes.openapi import messaging_spec_path, validate_api_request
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
 MULTICAST = "/v2/bot/message/multicast"
+STALL_MAX = 30.0  # seconds a stalled request is held at most
 QUOTA = "/v2/bot/message/quota"
 CONSUMPTION = "/v2/bot/message/quota/consumption"
 BOT_INFO = "/v2/bot/info"
@@ -178,6 +180,10 @@ class FakeLineApi(FakeHttpApi):
         self.default_richmenu: str | None = None
 
     def _clear(self) -> None:
+        for gate in getattr(self, "_stalls", {}).values():
+            gate.set()  # a request still held is let go
+        self._stalls: dict[str, threading.Event] = {}
+        self._arrived: list[str] = []  # the path of every request, as it arrives (a stalled one too)
         self._records: list[Recorded] = []
         self._failures: dict[str, list[Failure]] = {}
         self._reply_tokens: dict[str, str] = {}
@@ -228,6 +234,19 @@ class FakeLineApi(FakeHttpApi):
                           after_serving)
         with self._lock:
             self._failures.setdefault(path, []).append(failure)
+
+    def stall(self, path: str) -> threading.Event:
+        """Hold every request to ``path`` (a LINE API that stopped answering) until the returned event is
+        set (at most STALL_MAX seconds, or until reset)."""
+        gate = threading.Event()
+        with self._lock:
+            self._stalls[path] = gate
+        return gate
+
+    def arrivals(self, path: str) -> int:
+        """Requests to ``path`` received so far, answered or still held."""
+        with self._lock:
+            return self._arrived.count(path)
 
     def set_profile(self, user_id: str, display_name: str, **extra: str) -> None:
         """The profile LINE returns for a user (others: 404, as for someone who is not a friend)."""
@@ -303,6 +322,11 @@ class FakeLineApi(FakeHttpApi):
     def handle_request(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
         path, _, query = target.partition("?")
         self._check_contract(method, path, query, headers, body)
+        with self._lock:
+            self._arrived.append(path)
+            gate = self._stalls.get(path)
+        if gate is not None:
+            gate.wait(STALL_MAX)
         if self.delay:
             time.sleep(self.delay)
         try:

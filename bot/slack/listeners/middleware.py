@@ -14,6 +14,8 @@ from slack_bolt.middleware import Middleware
 from bot.slack.deps import Deps
 from bot.slack.unavailable import AnswerWhileStoreDown
 from conversations import keys
+from conversations.errors import StoreUnavailable
+from conversations.redis_ops import runner
 
 log = logging.getLogger(__name__)
 SEEN_TTL = 86400
@@ -37,7 +39,7 @@ class OncePerEvent(Middleware):
     """An event Slack redelivers (X-Slack-Retry-Num, same event_id) is handled once."""
 
     def __init__(self, redis_client: Any, ttl: int = SEEN_TTL) -> None:
-        self.redis = redis_client
+        self.redis = runner(redis_client)
         self.ttl = ttl
 
     def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
@@ -46,7 +48,7 @@ class OncePerEvent(Middleware):
         if body.get("type") == "event_callback" and isinstance(event_id, str) and event_id:
             try:
                 first = self.redis.set(keys.slack_seen(event_id), "1", nx=True, ex=self.ttl)
-            except Exception:
+            except StoreUnavailable:
                 return BoltResponse(status=503, body="store unavailable")
             if not first:
                 log.info("slack: event %s already handled (retry %s)", event_id[:12],

@@ -126,13 +126,14 @@ class SlackEnv:
         runner.lazy_listener_runner.executor = self.executor
 
     def rebuild_slack(self, catalog: Catalog | None = None, *, teams: TeamStore | None = None,
-                      post_lease: float = 30.0) -> None:
+                      post_lease: float | None = None) -> None:
         """Swap in Slack parts built over another catalog or team store (same client, Redis, outbox and clock)."""
         old = self.svc.slack
         self.svc.slack = build_slack(
             signing_secret=SECRET, client=old.client, redis_client=self.svc.redis, bot=self.svc.bot,
             script=self.svc.script, catalog=catalog or old.catalog, teams=teams or old.teams, outbox=self.svc.outbox,
-            locale=self.svc.config.locale, clock=self.clock, post_lease=post_lease,
+            locale=self.svc.config.locale, clock=self.clock,
+            post_lease=self.svc.config.outbox_lease if post_lease is None else post_lease,
         )
         self.instrument()
 

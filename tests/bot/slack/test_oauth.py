@@ -25,6 +25,7 @@ from slack_sdk.oauth.installation_store import Installation
 from bot.app import build_reminders, build_services, build_worker, create_app
 from bot.config import Config
 from bot.slack.oauth import BOT_SCOPES, NOT_INSTALLED, RedisInstallationStore, redact
+from bot.slack.texts import t
 from bot.worker import WorkerThread
 from conversations import jobs, keys
 from conversations.errors import ConfigError
@@ -396,6 +397,30 @@ def test_one_process_refreshes_at_a_time(oauth_env: OAuthEnv) -> None:
     stored = env.installations.bot(W2)
     assert stored is not None and env.posts_to(CH2) == [(W2, stored.token)]
     assert len([c for c in env.fake.calls("oauth.v2.access") if c.args.get("grant_type")]) == 1
+
+
+def test_the_web_tier_answers_as_the_worker_while_another_process_refreshes_an_expired_token(
+    oauth_env: OAuthEnv,
+) -> None:
+    """One rotation for both tiers (bot.slack.tokens.rotate): an expired token whose refresh another process
+    holds, with no new token stored within a second, is "busy" in the web tier too: the person is told to
+    try again in a moment, and nothing is opened with the expired token."""
+    env = oauth_env
+    env.install(W2, rotation=True, expires_in=3600)
+    installed = env.installations.bot(W2)
+    assert installed is not None
+    env.installations.save(W2, dataclasses.replace(installed, expires_at=int(time.time()) - 1))
+    env.teams.register(TeamRef(W2, CH2), "二号店", "Asia/Tokyo", BOB, env.clock())
+    assert env.installations.lock_rotation(W2, "another-process", 15)
+    res = env.kpi(W2, CH2, user=BOB)  # would open the report modal
+    assert res.get_json() == {"response_type": "ephemeral", "text": t("ja", "unavailable")}
+    assert env.calls_of("views.open") == []
+    assert [c for c in env.fake.calls("oauth.v2.access") if c.args.get("grant_type")] == []
+
+    env.installations.unlock_rotation(W2, "another-process")
+    env.kpi(W2, CH2, user=BOB)  # refreshed now, and the modal opened with the new token
+    stored = env.installations.bot(W2)
+    assert stored is not None and env.calls_of("views.open") == [(W2, stored.token)] and stored.token != installed.token
 
 
 def pending_jobs(env: OAuthEnv) -> list[Job]:
