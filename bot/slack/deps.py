@@ -16,7 +16,6 @@ from slack_sdk import WebClient
 from bot.core import Bot
 from bot.kpi import KpiCore
 from conversations.content import Script
-from conversations.jobs import LEASE
 from conversations.kpi_catalog import Catalog
 from conversations.teams import TeamStore
 
@@ -33,4 +32,3 @@ class Deps:
     outbox: Any  # bot.outbox.Outbox: posts that must not be lost (the setup announcement)
     locale: str  # "ja" or "en"
     clock: Callable[[], float]  # server time, injectable
-    post_lease: float = LEASE  # CRMBOT_OUTBOX_LEASE: seconds a committed post waits for a worker before recovery

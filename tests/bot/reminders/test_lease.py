@@ -15,7 +15,8 @@ LEASE = 77
 
 def test_crmbot_outbox_lease_reaches_every_tier(world: World) -> None:
     svc, _ = world.another_clock(outbox_lease=LEASE)
-    assert svc.outbox.lease == LEASE and svc.slack.deps.post_lease == LEASE  # the Slack listeners' posts
+    assert svc.outbox.lease == LEASE
+    assert svc.slack.deps.kpi.lease == LEASE and svc.kpi is svc.slack.deps.kpi  # the Slack listeners' posts
     thread = WorkerThread(lambda: build_worker(world.config(outbox_lease=LEASE), svc.script, clock=world.clock))
     try:
         assert thread.worker.lease == LEASE
