@@ -34,6 +34,7 @@ from conversations import keys
 from conversations.analytics import Lead
 from conversations.content import Script
 from conversations.jobs import Job
+from conversations.transports import SlackState, Transport
 from scoring import QUESTION_COUNT
 from scoring.periods import DEFAULT_TZ, zone
 
@@ -146,9 +147,9 @@ class ConsultBriefs:
 
     def __call__(self, lead: Lead) -> None:
         text, blocks = brief(self.script, self.locale, lead)
-        job = Job.new("slack", f"{WORKSPACE}.{self.channel}", keys.operator_tag(self.channel),
+        job = Job.new(Transport.SLACK, f"{WORKSPACE}.{self.channel}", keys.operator_tag(self.channel),
                       [{"type": "slack_post", "text": text, "blocks": blocks}], self.clock(),
-                      meta={"lead": lead.id})
+                      state=SlackState(lead=lead.id))
         if self.outbox.put_once(keys.consult_briefed(self.channel, lead.id), job, ttl=BRIEF_TTL):
             log.info("operator: consultation brief queued for %s", uid(lead.user_id))
         else:
@@ -172,5 +173,5 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
         from bot.redis_conn import connect
 
         client = connect(config)
-    outbox = Outbox(client, ["slack"], clock=clock, lease=config.outbox_lease)
+    outbox = Outbox(client, [Transport.SLACK], clock=clock, lease=config.outbox_lease)
     return ConsultBriefs(outbox, script, channel, locale=config.locale, clock=clock)

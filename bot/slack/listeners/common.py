@@ -11,6 +11,7 @@ from bot.slack.results import score_stored, usable_figures
 from conversations.errors import InvalidInput
 from conversations.keys import Subject, TeamRef, ViewRef
 from conversations.teams import Report, Team
+from conversations.transports import Transport
 from scoring.kpi import KpiResult
 
 __all__ = [
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def subject_of(workspace: str, user: str) -> Subject:
-    return Subject("slack", f"{workspace}.{user}")
+    return Subject(Transport.SLACK, f"{workspace}.{user}")
 
 
 def ephemeral(deps: Deps, ref: TeamRef, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
