@@ -41,7 +41,8 @@ SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): a fir
 # ARGV[5] job id ("" when nothing is to be sent)
 # ARGV[6] job JSON
 # ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0": they are never sent. A job of the
-#         first shape that carries its step's figures (meta.stats) is set aside as "x-<job id>" instead
+#         first shape that carries its step's figures ("meta": {"stats"}; "stats" once a worker stored it
+#         again, see conversations.jobs) is set aside as "x-<job id>" instead
 #         (never claimed) when the step commits figures of its own (ARGV[8]): applying those figures counts
 #         the set-aside jobs' and deletes them (bot/analytics_sink.py).
 # ARGV[8] figures record id ("" when the step changed nothing the operator counts)
@@ -68,7 +69,9 @@ if ARGV[7] == '1' then
     for i = 1, #pending, 2 do
       if string.sub(pending[i], 1, 2) ~= 'x-' then
         local ok, job = pcall(cjson.decode, pending[i + 1])
-        if ok and type(job) == 'table' and type(job.meta) == 'table' and job.meta.stats ~= nil then
+        local counted = ok and type(job) == 'table'
+          and (job.stats ~= nil or (type(job.meta) == 'table' and job.meta.stats ~= nil))
+        if counted then
           redis.call('HSET', KEYS[3], 'x-' .. pending[i], pending[i + 1])
         end
         redis.call('HDEL', KEYS[3], pending[i])
