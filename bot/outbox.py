@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +106,7 @@ class Outbox:
     def handles(self, transport: Transport | str) -> bool:
         return transport in self.transports
 
-    def _content(self, outputs: list[JobOutput]) -> str:
+    def _content(self, outputs: Sequence[JobOutput]) -> str:
         """The content version a job records: this process's script's, when the job has machine outputs
         to render (Slack KPI payloads are rendered already)."""
         if self.script is None or all(isinstance(o, dict) for o in outputs):
@@ -148,7 +148,7 @@ class Outbox:
                               fetch_profile=ev.input.kind == I.FOLLOW)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
-                       content=self._content(list(said)), job_id=previous.id if previous is not None else None)
+                       content=self._content(said), job_id=previous.id if previous is not None else None)
 
     def to_subject(self, subject: Subject, outputs: Iterable[JobOutput], *, state: TransportState | None = None) -> Job:
         """A job for one subject's mailbox (a user, or a Slack channel as "<workspace>.<channel>")."""
