@@ -1,17 +1,21 @@
-"""The worker side of the operator's figures: a job's ``meta["stats"]`` is applied before it is delivered.
+"""The worker side of the operator's figures: each figures record is applied from its own queue entry.
 
-The core puts what each step changed for the operator (:func:`conversations.analytics.delta_of`) in
-the job it commits; every delivery attempt applies it first with the worker's redis.asyncio client
-(one Lua script in the ``{stats}`` slot, idempotent: a retried or recovered job applies it again and
-nothing counts twice), then the channel's transport sends as usual. Jobs of channel ``"stats"`` carry
-only figures: :class:`StatsTransport` reports them delivered. A job an unfollow set aside
-("x-<id>" in the mailbox, see conversations.store) is never sent: the unfollow's own job applies its
-figures and deletes it.
+The core commits what each step changed for the operator (:func:`conversations.analytics.delta_of`) as a
+figures record in the user's hash slot, by the same Lua script as the step (never inside a message: a
+step with nothing to say commits its figures alone). The worker claims a record like a job and hands it
+to :meth:`StatsSink.count`, which applies it with the worker's Redis runner (one Lua script in
+the ``{stats}`` slot, idempotent: a retried or recovered record applies again and nothing counts twice);
+then the record is gone.
+
+Jobs of the first shape (committed before figures had records of their own) carry their step's figures
+in them: :meth:`StatsSink.count_legacy` applies them before the job is delivered, as it always was. Such
+a job an unfollow set aside ("x-<id>" in the mailbox, see conversations.store) is never sent: the
+unfollow's figures apply its figures and delete it.
 
 ``on_first_consult(lead)``: called (in a thread: it is sync) when a consultation request is first
-applied to a lead, before the job is delivered; once it returns the lead is marked notified. A hook
-that fails is tried again by a later attempt; one that ran but whose worker died before marking it may
-run twice, so it must be idempotent itself (bot/operator.py queues its post with a ledger mark).
+applied to a lead; once it returns the lead is marked notified. A hook that fails is tried again by a
+later attempt; one that ran but whose worker died before marking it may run twice, so it must be
+idempotent itself (bot/operator.py queues its post with a ledger mark).
 """
 
 from __future__ import annotations
@@ -22,47 +26,46 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.logs import uid
-from bot.worker import DELIVERED, Attempt, Outcome, Transport
 from conversations import analytics as A
 from conversations import jobs
-from conversations.errors import StoreUnavailable
-from conversations.jobs import Job
+from conversations.errors import InvalidInput, StoreUnavailable
+from conversations.jobs import Figures, Job
 from conversations.redis_ops import async_runner, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
-STATS_CHANNEL = A.STATS_CHANNEL
 ConsultHook = Callable[[A.Lead], None]
 
 
 class StatsSink:
+    """The worker's figures sink (bot.worker.FiguresSink)."""
+
     def __init__(self, *, expiry: float = 7 * 86400, on_first_consult: ConsultHook | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         self.expiry = expiry
         self.on_first_consult = on_first_consult
         self.clock = clock
 
-    def wrap(self, transports: Mapping[str, Transport]) -> dict[str, Transport]:
-        """Every transport applying each job's figures first, and the "stats" channel."""
-        out: dict[str, Transport] = {name: Counting(t, self) for name, t in transports.items()}
-        out[STATS_CHANNEL] = Counting(StatsTransport(), self)
-        return out
+    async def count(self, client: Any, figures: Figures, now: float) -> None:
+        """Apply one figures record (and, for an unfollow, the first-shape jobs it set aside)."""
+        await self._counted(client, figures.tag, figures.id, figures.delta, now)
 
-    async def before_delivery(self, attempt: Attempt) -> None:
-        """Apply the figures of ``attempt.job`` (and of the jobs an unfollow set aside)."""
-        job = attempt.job
-        delta = job.meta.get("stats")
-        if not isinstance(delta, dict):
-            return
-        now = (self.clock or attempt.clock)()
+    async def count_legacy(self, client: Any, job: Job, now: float) -> None:
+        """Apply the figures a first-shape job carries, before it is delivered."""
+        if job.legacy_figures is not None:
+            await self._counted(client, job.tag, job.id, job.legacy_figures, now)
+
+    async def _counted(self, client: Any, tag: str, record_id: str, delta: Mapping[str, Any], now: float) -> None:
+        now = self.clock() if self.clock is not None else now
         try:
             if delta.get("follow") == 0:
-                await self._set_aside(attempt.redis, job, now)
-            await self.apply(attempt.redis, delta, now)
+                await self._set_aside(client, tag, now)
+            await self.apply(client, delta, now)
         except StoreUnavailable:
-            raise  # the attempt is retried: nothing is sent before its figures are counted
-        except Exception:  # a bad delta must not cost the user a reply
-            log.exception("stats: could not apply the figures of %s for %s", job.id[:8], uid(job.to))
+            raise  # tried again: applying is idempotent
+        except Exception:  # a bad delta is dropped (and never costs the user a reply)
+            log.exception("stats: could not apply the figures of %s for %s", record_id[:10],
+                          uid(tag.rpartition(":")[2]))
 
     async def apply(self, client: Any, delta: Mapping[str, Any], now: float) -> None:
         client = async_runner(client)
@@ -86,51 +89,20 @@ class StatsSink:
             return
         await client.do(A.notified_step(lead_id))
 
-    async def _set_aside(self, client: Any, job: Job, now: float) -> None:
+    async def _set_aside(self, client: Any, tag: str, now: float) -> None:
+        """First-shape jobs an unfollow set aside: their figures count, then they go (never sent)."""
         client = async_runner(client)
-        box = jobs.mailbox(job.tag)
+        box = jobs.mailbox(tag)
         raw = await client.hgetall(box)
         aside = {text(k): v for k, v in raw.items() if text(k).startswith(SET_ASIDE)}
         pending = []
         for field, value in aside.items():
             try:
                 pending.append(Job.from_json(value))
-            except (ValueError, TypeError):
+            except InvalidInput:
                 log.warning("stats: a set-aside job %s is not a job; dropped", field[:12])
         for old in sorted(pending, key=lambda j: j.received):
-            delta = old.meta.get("stats")
-            if isinstance(delta, dict):
-                await self.apply(client, delta, now)
+            if old.legacy_figures is not None:
+                await self.apply(client, old.legacy_figures, now)
         if aside:
             await client.hdel(box, *aside)
-
-
-class Counting:
-    """A transport that applies the job's figures, then lets the real transport deliver it."""
-
-    def __init__(self, inner: Transport, sink: StatsSink) -> None:
-        self.inner = inner
-        self.sink = sink
-        self.channel = inner.channel
-
-    async def deliver(self, attempt: Attempt) -> Outcome:
-        await self.sink.before_delivery(attempt)
-        return await self.inner.deliver(attempt)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-class StatsTransport:
-    """Channel "stats": a job that only carries figures (counted by :class:`Counting`); nothing to send."""
-
-    channel = STATS_CHANNEL
-
-    async def deliver(self, attempt: Attempt) -> Outcome:
-        return Outcome(DELIVERED, "figures only")
-
-    async def close(self) -> None:
-        return None

@@ -20,11 +20,12 @@ from bot.operator import ConsultHook
 from bot.outbox import Outbox
 from bot.persistence import log_if_cannot_persist
 from bot.redis_conn import connect
-from bot.worker import Faults, Transport, Worker
+from bot.worker import Faults, Sender, Worker
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # webhook bodies over 1 MiB are refused (413)
@@ -59,16 +60,18 @@ def build_services(
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
     machine = build(config.machine_settings())
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
-    channels = ["web"]  # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
+    # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
+    transports = [Transport.WEB]
     if config.line_enabled:
-        channels += ["line", "linebatch"]
+        transports += [Transport.LINE, Transport.LINEBATCH]
     else:
         log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
     if config.slack_enabled:
-        channels.append("slack")
+        transports.append(Transport.SLACK)
     else:
         log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
-    outbox = Outbox(client, channels, clock=clock, lease=config.outbox_lease)
+    # jobs record the script's content version; the first one's commit stores its text (for the worker)
+    outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script)
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
@@ -128,12 +131,15 @@ async def build_worker(
     clock: Callable[[], float] = time.time,
     faults: Faults | None = None,
 ) -> Worker:
-    """The worker with a transport per configured channel (call it inside the worker's event loop)."""
+    """The worker with a sender per configured transport (call it inside the worker's event loop); each
+    job rendered with the script it was committed with (bot.scripts), ``script`` the worker's own."""
     from bot.ratelimit import Limit
     from bot.redis_conn import connect_async
+    from bot.scripts import Scripts
     from bot.webchat import WebChatTransport
 
-    transports: dict[str, Transport] = {"web": WebChatTransport(script)}
+    scripts = Scripts(script)
+    senders: dict[Transport, Sender] = {Transport.WEB: WebChatTransport(scripts)}
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -141,9 +147,9 @@ async def build_worker(
         push = Limit(config.line_push_rate, max(1.0, config.line_push_rate / 20)) if config.line_push_rate else None
         multi = (Limit(config.line_multicast_rate, max(1.0, config.line_multicast_rate / 20))
                  if config.line_multicast_rate else None)
-        transports["line"] = LineTransport(api, script, push_limit=push, unknown_policy=config.reply_unknown,
-                                           on_profile=_keep_line_name if config.fetch_profile else None)
-        transports["linebatch"] = LineBatchTransport(api, script, limit=multi)
+        senders[Transport.LINE] = LineTransport(api, scripts, push_limit=push, unknown_policy=config.reply_unknown,
+                                                on_profile=_keep_line_name if config.fetch_profile else None)
+        senders[Transport.LINEBATCH] = LineBatchTransport(api, scripts, limit=multi)
     if config.slack_enabled:
         from bot.slack.tokens import InstalledTokens, OAuthOptions, TokenSource
         from bot.slack.transport import SlackLimits, SlackTransport
@@ -153,18 +159,18 @@ async def build_worker(
         if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
             tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
                                      config.slack_api_url, timeout=config.api_timeout)
-        transports["slack"] = SlackTransport(tokens, config.slack_api_url, script, limits=limits,
-                                             timeout=config.api_timeout)
+        senders[Transport.SLACK] = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits,
+                                                  timeout=config.api_timeout)
     from bot.analytics_sink import StatsSink
 
-    # the operator's figures, applied before each delivery; a first consultation request briefs the operator
+    # the operator's figures, applied from their own records; a first consultation request briefs the operator
     sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
     from bot.outbox import Outbox
     from bot.redis_conn import connect
 
     # the outbox invariant's audit, at start and every few minutes (sync: run in a thread, own client)
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
-    return Worker(connect_async(config), sink.wrap(transports), clock=clock, lease=config.outbox_lease,
+    return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
                   audit=audit)
 
@@ -192,7 +198,7 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
 
     if client is None:
         client = connect(config)
-    outbox = Outbox(client, ["slack"], clock=clock, lease=config.outbox_lease)
+    outbox = Outbox(client, [Transport.SLACK], clock=clock, lease=config.outbox_lease)
     return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock)
 
 

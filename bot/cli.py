@@ -23,13 +23,15 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, assert_never
 
 from bot.config import Config
 from conversations.errors import ConfigError, CrmbotError, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.views import Button as views_Button
+    from conversations.content import Script
+    from conversations.outputs import Output
 
 log = logging.getLogger("crmbot")
 
@@ -288,7 +290,7 @@ def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair:
     if check or repair:
         report = svc.outbox.audit(repair=repair, steps=10**9)
         for o in report.orphans:
-            print(f"{o.job_id}\t{o.channel}\t{o.user}\tlease={o.lease or '-'}")
+            print(f"{o.job_id}\t{o.transport}\t{o.user}\tlease={o.lease or '-'}")
         print(report)
         return 1 if report.orphans and not repair else 0
     if requeue:
@@ -297,13 +299,13 @@ def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair:
         return 0 if ok else 1
     rows = svc.outbox.parked()
     for row in rows:
-        print(f"{row.id}\t{row.channel}\t{row.user}\tattempts={row.attempts}\t{row.reason}")
+        print(f"{row.id}\t{row.transport}\t{row.user}\tattempts={row.attempts}\t{row.reason}")
     print(f"{len(rows)} parked message(s)")
     return 0
 
 
 def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """The diagnosis in the terminal: same machine, same store, channel "cli"."""
+    """The diagnosis in the terminal: same machine, same store, transport "cli" (answered in place)."""
     from bot import views
     from bot.core import Bot, InboundEvent
     from bot.redis_conn import connect
@@ -312,6 +314,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     from conversations.keys import Subject
     from conversations.machine import build
     from conversations.store import RedisStore
+    from conversations.transports import Transport
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -323,14 +326,14 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
         None,
         conversation_ttl=config.conversation_ttl,
     )
-    subject = Subject("cli", user)
+    subject = Subject(Transport.CLI, user)
     buttons: list[views.Button] = []
 
-    def show(outputs: Sequence[dict]) -> None:
+    def show(outputs: Sequence[Output]) -> None:
         nonlocal buttons
         buttons = []
         for out in outputs:
-            print("\n" + views.plain_text(script, out), file=stdout)
+            print("\n" + terminal_text(script, out), file=stdout)
             buttons = views.buttons_for(script, out) or buttons
         if buttons:
             print(_menu(buttons), file=stdout)
@@ -355,6 +358,35 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
         print(f"crmbot: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def terminal_text(script: Script, out: Output) -> str:
+    """One output as the terminal shows it: the words every channel uses (bot.views), the result as its
+    text (the terminal has no card)."""
+    from bot import views
+    from conversations.outputs import (
+        Advice,
+        ConfirmRestart,
+        ConsultAck,
+        DoneHelp,
+        Greeting,
+        Notice,
+        Offer,
+        OptinOffer,
+        Question,
+        Reminder,
+        Result,
+        Resume,
+    )
+
+    match out:
+        case Result(answers=answers, prev=prev):
+            return views.result_text(script, answers, prev)
+        case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
+              | OptinOffer() | ConsultAck() | Reminder()):
+            return views.plain_text(script, out)
+        case _:
+            assert_never(out)
 
 
 def _is_answer(b: views_Button) -> bool:

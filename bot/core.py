@@ -10,17 +10,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import inputs as I
-from conversations.analytics import STATS_CHANNEL, delta_of
+from conversations.analytics import delta_of
 from conversations.errors import Contention
 from conversations.inputs import Input
-from conversations.jobs import Job
+from conversations.jobs import Figures, Job
 from conversations.keys import Subject
 from conversations.machine import Conv, Machine
+from conversations.outputs import Output
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class InboundEvent:
 class Handled:
     status: str  # "ok" or "dup"
     state: str
-    outputs: tuple[dict[str, Any], ...] = ()
+    outputs: tuple[Output, ...] = ()
 
 
 class Bot:
@@ -63,7 +63,8 @@ class Bot:
     def handle(self, ev: InboundEvent) -> Handled:
         """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
         when the user's record kept changing under concurrent events (nothing was applied)."""
-        job = None
+        job: Job | None = None
+        figures: Figures | None = None
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -72,20 +73,25 @@ class Bot:
             now = self.clock()
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
-            job = self._job(ev, snap.conv, conv, step.outputs, now, job)
+            job, figures = self._queued(ev, snap.conv, conv, step.outputs, now, job, figures)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
+            content = self.outbox.content_for(job) if self.outbox is not None else None
             result = self.store.update(
                 snap,
                 conv,
                 ev.event_id,
                 ttl=ttl,
                 job=job,
-                look_at=self.outbox.look_at(now) if job is not None and self.outbox is not None else 0.0,
+                figures=figures,
+                look_at=self.outbox.look_at(now) if self.outbox is not None else 0.0,
                 drop_outbox=ev.input.kind == I.UNFOLLOW,
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
+                content=content,
             )
+            if content is not None and self.outbox is not None:
+                self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
                 log.info(
                     "%s %s: %s -> %s (%d out)",
@@ -101,21 +107,17 @@ class Bot:
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
-    def _job(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[dict[str, Any], ...],
-             now: float, previous: Job | None) -> Job | None:
-        """The job committed with a step: its outputs, and what it changed for the operator's figures
-        (``meta["stats"]``, applied by the worker: conversations.analytics). A step with figures to
-        count but nothing to say commits a stats-only job (channel "stats")."""
-        if self.outbox is None or not self.outbox.handles(ev.subject.channel):
-            return None
-        stats = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
-        if outputs:
-            job = self.outbox.job_for(ev, outputs, now, previous)
-        elif stats is not None:
-            job = Job.new(STATS_CHANNEL, ev.subject.user_id, ev.subject.tag_name, [], now,
-                          job_id=previous.id if previous is not None else None)
-        else:
-            return None
-        if stats is not None:
-            job.meta["stats"] = stats
-        return job
+    def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
+                job: Job | None, figures: Figures | None) -> tuple[Job | None, Figures | None]:
+        """What a step commits beside the record: the job that says its outputs (none when it says
+        nothing), and the record of what it changed for the operator's figures (conversations.analytics,
+        applied by a worker from its own queue entry; none when nothing changed). Their ids survive the
+        compare-and-set retries (``job``, ``figures``: the previous try's)."""
+        if self.outbox is None or not self.outbox.handles(ev.subject.transport):
+            return None, None
+        new_job = self.outbox.job_for(ev, outputs, now, job) if outputs else None
+        delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
+        new_figures = None
+        if delta is not None:
+            new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)
+        return new_job, new_figures

@@ -28,6 +28,7 @@ from bot.outbox import Outbox
 from conversations import keys
 from conversations.analytics import Lead
 from conversations.jobs import Job
+from conversations.transports import SlackState, Transport
 
 log = logging.getLogger(__name__)
 BRIEF_TTL = 180 * 86400  # seconds a lead's ledger mark is kept (far beyond any retry of its job)
@@ -48,8 +49,8 @@ class ConsultBriefs:
         self.clock = clock
 
     def __call__(self, lead: Lead) -> None:
-        job = Job.new("slack", f"{WORKSPACE}.{self.channel}", keys.operator_tag(self.channel), self.render(lead),
-                      self.clock(), meta={"lead": lead.id})
+        job = Job.new(Transport.SLACK, f"{WORKSPACE}.{self.channel}", keys.operator_tag(self.channel),
+                      self.render(lead), self.clock(), state=SlackState(lead=lead.id))
         if self.outbox.put_once(keys.consult_briefed(self.channel, lead.id), job, ttl=BRIEF_TTL):
             log.info("operator: consultation brief queued for %s", uid(lead.user_id))
         else:

@@ -6,6 +6,11 @@ say and commits it together with the state change that caused it (see
 commit also writes, in the same round trip, the job's recovery mark (before) and a wake-up hint
 (after) in the job's queue shard; :mod:`bot.worker` claims, delivers and records every job.
 
+A job with machine outputs records the content version of the script they are to be rendered with (the
+one this process loaded). The script's text is stored under that version (SET NX) by the first such
+job's commit, in the same round trip, before the job: a worker started with an edited file still finds
+the wording a job was committed with (bot.scripts).
+
 The operator's side is here too: :meth:`Outbox.parked` lists jobs that kept failing,
 :meth:`Outbox.requeue` puts one back in line, and :meth:`Outbox.audit` checks the invariant (every
 job in a mailbox is due or parked, see :mod:`conversations.jobs`): ``crmbot outbox --check``, and the
@@ -16,29 +21,35 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.logs import uid
 from conversations import inputs as I
-from conversations import jobs
-from conversations.jobs import LEASE, Job
-from conversations.keys import Subject
+from conversations import jobs, keys
+from conversations import outputs as O
+from conversations.content import Script, stored
+from conversations.errors import InvalidInput
+from conversations.jobs import LEASE, Figures, Job
+from conversations.keys import PREFIX, Subject
+from conversations.outputs import JobOutput, Output
 from conversations.redis_ops import runner, text
 from conversations.store import SET_ASIDE
+from conversations.transports import LineState, Transport, TransportState
 
 log = logging.getLogger(__name__)
 
 
 AUDIT_SCAN_COUNT = 500  # keys a SCAN step looks at
 AUDIT_STEPS = 200  # SCAN steps per audit run and node, at most (a larger keyspace goes on at the next run)
+_AUDITED = "[of][ui][tg]*"  # the keys the audit scans: mailboxes ("out") and figures records ("figs")
 
 
 @dataclass(frozen=True)
 class Orphan:
     ref: str
-    channel: str
+    transport: str  # the job's transport, "figures" for a figures record, "?" unreadable
     user: str  # hashed
     lease: str  # what the leases hash says ("" none, "<until>|<token>", "inf|" parked, "gone|<t>")
 
@@ -49,8 +60,8 @@ class Orphan:
 
 @dataclass
 class AuditReport:
-    mailboxes: int = 0  # mailboxes looked at
-    jobs: int = 0  # jobs looked at (set-aside jobs of an unfollow are not delivered: not counted)
+    mailboxes: int = 0  # mailboxes (and users' figures hashes) looked at
+    jobs: int = 0  # jobs and figures records looked at (set-aside jobs of an unfollow are not delivered: not counted)
     orphans: list[Orphan] = field(default_factory=list)  # jobs neither due nor parked
     repaired: int = 0
     complete: bool = True  # False: the step budget ran out; the next run goes on from there
@@ -64,7 +75,7 @@ class AuditReport:
 @dataclass(frozen=True)
 class Parked:
     id: str
-    channel: str
+    transport: str  # the job's transport, "figures" for a figures record
     user: str  # hashed: for the operator's eyes and logs
     parked_at: float
     reason: str
@@ -75,39 +86,72 @@ class Outbox:
     def __init__(
         self,
         client: Any,
-        channels: Iterable[str],
+        transports: Iterable[Transport | str],
         *,
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
+        script: Script | None = None,
     ) -> None:
         self.r = runner(client)
-        self.channels = frozenset(channels)
+        self.transports = frozenset(Transport.parse(t) for t in transports)
         self.clock = clock
         self.lease = lease
+        self.script = script  # its version is recorded in each job of machine outputs (see content_for)
+        self._stored = script is None  # its text is in Redis (stored with this process's first such job)
         self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
-    def handles(self, channel: str) -> bool:
-        return channel in self.channels
+    def handles(self, transport: Transport | str) -> bool:
+        return transport in self.transports
+
+    def _content(self, outputs: Sequence[JobOutput]) -> str:
+        """The content version a job records: this process's script's, when the job has machine outputs
+        to render (Slack KPI payloads are rendered already)."""
+        if self.script is None or all(isinstance(o, dict) for o in outputs):
+            return ""
+        return self.script.version
+
+    def content_for(self, job: Job | None) -> tuple[str, str] | None:
+        """(key, value) of this process's script, to store (SET NX) before ``job`` is committed, while no
+        commit of this process has stored it yet; None when the job needs nothing stored."""
+        if job is None or self._stored or self.script is None or job.content != self.script.version:
+            return None
+        return keys.content(self.script.version), stored(self.script)
+
+    def content_stored(self) -> None:
+        """A commit that carried :meth:`content_for` succeeded: the text is in Redis."""
+        self._stored = True
+
+    def _before(self, job: Job | Figures, look_at: float) -> tuple[Callable[[Any], None], bool]:
+        """The writes before a job's commit: its script's text if needed, then its recovery mark."""
+        content = self.content_for(job) if isinstance(job, Job) else None
+
+        def before(p: Any) -> None:
+            if content is not None:
+                p.set(content[0], content[1], nx=True)
+            jobs.intend(p, job, look_at)
+
+        return before, content is not None
 
     # ---- building jobs ----------------------------------------------------------------------------
 
-    def job_for(self, ev: Any, outputs: Iterable[dict[str, Any]], now: float, previous: Job | None) -> Job:
+    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job:
         """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
-        and the channel's own facts (a reply token, a redelivery) go to the transport in its state."""
-        state: dict[str, Any] = {}
-        if ev.reply_token:
-            state["reply_token"] = ev.reply_token
-        if ev.redelivery:
-            state["redelivery"] = True
-        if ev.input.kind == I.FOLLOW:
-            state["fetch_profile"] = True  # LINE: the worker fetches the display name once it has replied
+        and the transport's own facts (LINE: a reply token, a redelivery, a follow) go in its state."""
         subject: Subject = ev.subject
-        return Job.new(subject.channel, subject.user_id, subject.tag_name, list(outputs), now, state=state,
-                       job_id=previous.id if previous is not None else None)
+        state: TransportState | None = None
+        if subject.transport == Transport.LINE:
+            # a follow: the worker fetches the display name once it has replied
+            state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
+                              fetch_profile=ev.input.kind == I.FOLLOW)
+        said = list(outputs)
+        return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
+                       content=self._content(said), job_id=previous.id if previous is not None else None)
 
-    def to_subject(self, subject: Subject, outputs: Iterable[dict[str, Any]], **meta: Any) -> Job:
+    def to_subject(self, subject: Subject, outputs: Iterable[JobOutput], *, state: TransportState | None = None) -> Job:
         """A job for one subject's mailbox (a user, or a Slack channel as "<workspace>.<channel>")."""
-        return Job.new(subject.channel, subject.user_id, subject.tag_name, list(outputs), self.clock(), meta=meta)
+        said = [O.job_output(o) for o in outputs]
+        return Job.new(subject.transport, subject.user_id, subject.tag_name, said, self.clock(), state=state,
+                       content=self._content(said))
 
     def look_at(self, now: float | None = None) -> float:
         """When a worker should look at a job committed now, if nothing has delivered it by then."""
@@ -115,29 +159,33 @@ class Outbox:
 
     # ---- committing -------------------------------------------------------------------------------
 
-    def enqueue(self, subject: Subject, outputs: Iterable[dict[str, Any]]) -> Job:
+    def enqueue(self, subject: Subject, outputs: Iterable[JobOutput]) -> Job:
         """Queue a message that is not tied to a conversation step (one round trip)."""
         job = self.to_subject(subject, outputs)
         self.put(job)
         return job
 
-    def put(self, job: Job) -> None:
-        """Commit a job on its own: recovery mark, job, hint, in that order (one round trip on one
-        server; three on a Cluster, where they live on different nodes)."""
-        self.r.write_then_script(jobs.PUT_LUA, keys=[jobs.mailbox(job.tag)], args=[job.id, job.to_json()],
-                                 before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
-                                 after=lambda p: jobs.wake(p, job))
+    def put(self, job: Job | Figures) -> None:
+        """Commit a job (or a figures record) on its own: recovery mark, record, hint, in that order (one
+        round trip on one server; three on a Cluster, where they live on different nodes)."""
+        before, content = self._before(job, self.look_at(job.received if isinstance(job, Job) else None))
+        self.r.write_then_script(jobs.PUT_LUA, keys=jobs.record_keys(job.tag, job.id)[:1],
+                                 args=[job.id, job.to_json()], before=before, after=lambda p: jobs.wake(p, job))
+        if content:
+            self.content_stored()
 
     def put_once(self, ledger_key: str, job: Job, *, ttl: int, wake: bool = True) -> bool:
         """Queue ``job`` unless its ledger mark exists: the mark and the job are written by one Lua
         script (the mark must be in the job's hash slot), so it is queued at most once, never half.
         With ``wake=False`` no worker looks at it before the lease has passed, or :meth:`wake`."""
+        before, content = self._before(job, self.look_at(job.received))
         claimed = self.r.write_then_script(
             jobs.LEDGER_ENQUEUE_LUA, keys=[ledger_key, jobs.mailbox(job.tag)],
-            args=[job.id, job.to_json(), ttl],
-            before=lambda p: jobs.intend(p, job, self.look_at(job.received)),
+            args=[job.id, job.to_json(), ttl], before=before,
             after=(lambda p: jobs.wake(p, job)) if wake else None,
         )
+        if content:
+            self.content_stored()
         return bool(claimed)
 
     def update(self, job: Job) -> None:
@@ -158,11 +206,16 @@ class Outbox:
         for shard in range(jobs.QUEUE_SHARDS):
             for raw_ref, when in self.r.zrange(jobs.parked(shard), 0, -1, withscores=True):
                 tag, job_id = jobs.parse_ref(raw_ref)
-                raw = self.r.hget(jobs.mailbox(tag), job_id)
+                raw = self.r.hget(jobs.record_keys(tag, job_id)[0], job_id)
                 if raw is None:
                     continue
-                job = Job.from_json(raw)
-                out.append(Parked(job.id, job.channel, uid(job.to), when, job.parked or job.error, job.attempts))
+                try:
+                    rec = jobs.read(job_id, raw)
+                except InvalidInput:
+                    out.append(Parked(job_id, "?", "?", when, "unreadable record", 0))
+                    continue
+                out.append(Parked(rec.id, _transport_of(rec), uid(rec.to), when, rec.parked or rec.error,
+                                  rec.attempts))
         return sorted(out, key=lambda p: p.parked_at)
 
     def requeue(self, job_id: str) -> bool:
@@ -175,14 +228,14 @@ class Outbox:
                 tag, found = jobs.parse_ref(raw_ref)
                 if found != job_id:
                     continue
-                raw = self.r.hget(jobs.mailbox(tag), job_id)
+                raw = self.r.hget(jobs.record_keys(tag, job_id)[0], job_id)
                 if raw is None:
                     self.r.zrem(jobs.parked(shard), text(raw_ref))
                     return False
-                job = Job.from_json(raw)
+                job = jobs.read(job_id, raw)
                 job.parked, job.attempts = "", 0
                 requeue = self.r.script(jobs.REQUEUE_LUA)
-                if not requeue(keys=[jobs.mailbox(tag), jobs.leases(tag)], args=[job.id, job.to_json()]):
+                if not requeue(keys=jobs.record_keys(tag, job_id), args=[job.id, job.to_json()]):
                     return False
                 with self.r.pipeline(transaction=False) as p:  # due before it leaves parked
                     p.zadd(jobs.due(shard), {job.ref: self.clock()})
@@ -204,9 +257,9 @@ class Outbox:
         for name, node in self.r.nodes():
             cursor = self._cursors.get(name, 0)
             for _ in range(steps):
-                cursor, found = node.scan(cursor, match=f"{jobs.mailbox('*')}", count=AUDIT_SCAN_COUNT)
+                cursor, found = node.scan(cursor, match=f"{PREFIX}:{{*}}:{_AUDITED}", count=AUDIT_SCAN_COUNT)
                 for key in found:
-                    self._audit_mailbox(text(key), report)
+                    self._audit_records(text(key), report)
                 if cursor == 0:
                     break
             else:
@@ -221,12 +274,15 @@ class Outbox:
                 p.execute()
             report.repaired = len(report.orphans)
         for o in report.orphans:
-            log.warning("outbox: orphan %s for %s (%s)%s", o.job_id[:8], o.user, o.channel,
+            log.warning("outbox: orphan %s for %s (%s)%s", o.job_id[:8], o.user, o.transport,
                         ": marked due" if repair else "")
         return report
 
-    def _audit_mailbox(self, key: str, report: AuditReport) -> None:
+    def _audit_records(self, key: str, report: AuditReport) -> None:
+        """One mailbox, or one user's figures records."""
         tag = key[key.index("{") + 1:key.rindex("}")]
+        if key not in (jobs.mailbox(tag), jobs.figures(tag)):
+            return  # another key matching the pattern (a figures hash's leases: "...:figs:lease" never does)
         ids = [text(i) for i in self.r.hkeys(key)]
         ids = [i for i in ids if not i.startswith(SET_ASIDE)]
         report.mailboxes += 1
@@ -242,17 +298,23 @@ class Outbox:
                     p.zscore(jobs.due(shard), ref)
                     p.zscore(jobs.parked(shard), ref)
                     p.hexists(key, job_id)
-                    p.hget(jobs.leases(tag), job_id)
+                    p.hget(jobs.record_keys(tag, job_id)[1], job_id)
                 got = p.execute()
             rows = dict(zip(suspects, (got[i:i + 4] for i in range(0, len(got), 4)), strict=True))
             suspects = [j for j, (due, parked, there, _) in rows.items() if due is None and parked is None and there]
             leases = {j: text(row[3]) for j, row in rows.items()}
         for job_id in suspects:
             raw = self.r.hget(key, job_id)
-            channel, to = "?", ""
+            transport, to = "?", ""
             if raw is not None:
-                job = Job.from_json(raw)
-                channel, to = job.channel, job.to
-            report.orphans.append(Orphan(jobs.ref(tag, job_id), channel, uid(to) if to else "?",
+                try:
+                    rec = jobs.read(job_id, raw)
+                    transport, to = _transport_of(rec), rec.to
+                except InvalidInput:
+                    pass
+            report.orphans.append(Orphan(jobs.ref(tag, job_id), transport, uid(to) if to else "?",
                                          leases.get(job_id, "")))
 
+
+def _transport_of(rec: Job | Figures) -> str:
+    return "figures" if isinstance(rec, Figures) else str(rec.transport)

@@ -42,8 +42,10 @@ from conversations import keys
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
+from conversations.outputs import Reminder
 from conversations.redis_ops import runner
 from conversations.teams import Report, Team, TeamStore
+from conversations.transports import LineBatchState, Transport
 from scoring import score
 from scoring.periods import DEFAULT_TZ, Quarter, kickoff_day, local_time, quarter_of, zone
 
@@ -119,9 +121,9 @@ class Reminders:
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
-        if self.outbox.handles("slack") and self.kpi is not None:
+        if self.outbox.handles(Transport.SLACK) and self.kpi is not None:
             self._slack(now, dry_run, self.kpi, summary)
-        if self.outbox.handles("linebatch"):
+        if self.outbox.handles(Transport.LINEBATCH):
             self._line(now, dry_run, summary)
         return summary
 
@@ -136,7 +138,7 @@ class Reminders:
                 if not _due(now, due, self.settings.grace):
                     continue
                 label = f"slack {team.ref.workspace}/{team.ref.channel} {kind} for {asked}"
-                subject = Subject("slack", f"{team.ref.workspace}.{team.ref.channel}")
+                subject = Subject(Transport.SLACK, f"{team.ref.workspace}.{team.ref.channel}")
                 ledger = keys.reminder_sent(subject, str(running), kind)
                 if self.r.exists(ledger):
                     continue  # sent already: not news for the summary
@@ -206,7 +208,7 @@ class Reminders:
         by_tier: dict[str, list[str]] = defaultdict(list)
         refs = sorted(x.decode() if isinstance(x, bytes) else x for x in self.r.sscan_iter(keys.REMIND_INDEX))
         for chunk in _chunks([r for r in refs if r.startswith("line:")], 500):
-            subjects = [Subject("line", ref.split(":", 1)[1]) for ref in chunk]
+            subjects = [Subject(Transport.LINE, ref.split(":", 1)[1]) for ref in chunk]
             with self.r.pipeline(transaction=False) as p:
                 for s in subjects:
                     p.get(keys.conv(s))
@@ -258,7 +260,7 @@ class Reminders:
                 if job is None:
                     continue
                 queued.append(job)
-                summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.meta['rcpt'])} users)")
+                summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.batch.rcpt)} users)")
         # Woken together once every batch is queued: the worker sends them side by side, up to LINE's
         # rate, rather than one by one as the pass queues them.
         self.outbox.wake(queued)
@@ -270,16 +272,17 @@ class Reminders:
         No worker looks at the batch before its users are claimed: it is woken only then, with the
         pass's other batches (or, after a crash here, found by its recovery mark once the lease has
         passed)."""
-        subject = Subject("linebatch", str(uuid.uuid4()))
+        subject = Subject(Transport.LINEBATCH, str(uuid.uuid4()))
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
-        job = self.outbox.to_subject(subject, [{"type": "reminder", "tier": tier}], rcpt=users, period=str(quarter))
+        job = self.outbox.to_subject(subject, [Reminder(tier)], state=LineBatchState(users, str(quarter)))
         if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL), wake=False):
             return None
         with self.r.pipeline(transaction=False) as p:
             for u in users:
-                p.set(keys.reminder_sent(Subject("line", u), str(quarter)), job.id, nx=True, ex=int(LEDGER_TTL))
+                p.set(keys.reminder_sent(Subject(Transport.LINE, u), str(quarter)), job.id, nx=True,
+                      ex=int(LEDGER_TTL))
             claimed = p.execute()
-        job.meta["rcpt"] = [u for u, ok in zip(users, claimed, strict=True) if ok]
+        job.batch.rcpt = [u for u, ok in zip(users, claimed, strict=True) if ok]
         self.outbox.update(job)
         return job
 

@@ -1,16 +1,33 @@
 """Channel-neutral wording of the machine's outputs, from the script.
 
-Each channel (LINE, Slack, terminal) decides layout and buttons; the words come from here so
-they are written once.
+Each channel (LINE, Slack, terminal, the try page) decides layout and buttons; the words come from here so
+they are written once. :func:`plain_text` and :func:`buttons_for` are a ``match`` over every output kind
+(:data:`conversations.outputs.Output`) ending in ``assert_never``: a new kind fails the type check here
+until it has its words and buttons.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import assert_never
 
 from conversations import inputs as I
 from conversations.content import Script, advice_for
+from conversations.outputs import (
+    Advice,
+    ConfirmRestart,
+    ConsultAck,
+    DoneHelp,
+    Greeting,
+    Notice,
+    Offer,
+    OptinOffer,
+    Output,
+    Question,
+    Reminder,
+    Result,
+    Resume,
+)
 from scoring import CHOICES, QUESTION_COUNT, Comparison, DiagnosisResult, compare, next_tier, score
 
 
@@ -79,12 +96,11 @@ class ConsultView:
     url_label: str
 
 
-def consult_view(script: Script, out: dict[str, Any]) -> ConsultView:
-    lines = [script.text("consult_again" if out.get("again") else "consult_ack")]
-    url = str(out.get("url") or "")
-    if url:
+def consult_view(script: Script, out: ConsultAck) -> ConsultView:
+    lines = [script.text("consult_again" if out.again else "consult_ack")]
+    if out.url:
         lines.append(script.text("consult_booking"))
-    return ConsultView("\n".join(lines), url, script.text("consult_book_button"))
+    return ConsultView("\n".join(lines), out.url, script.text("consult_book_button"))
 
 
 def optin_buttons(script: Script) -> list[Button]:
@@ -220,50 +236,62 @@ def greeting_text(script: Script) -> str:
     return f"{script.text('greeting')}\n\n{script.text('privacy_note')}"
 
 
-def plain_text(script: Script, out: dict[str, Any]) -> str:
+def notice_text(script: Script, out: Notice) -> str:
+    return script.text(out.key) if out.number is None else script.text(out.key, number=out.number)
+
+
+def plain_text(script: Script, out: Output) -> str:
     """The whole output as plain text (terminal, notifications, logs of content in tests)."""
-    kind = out["type"]
-    if kind == "question":
-        return question_text(script, out["q"])
-    if kind == "result":
-        return result_text(script, out["answers"], out.get("prev", ""))
-    if kind == "advice":
-        return advice_text(script, out["q"], out["choice"])
-    if kind == "confirm_restart":
-        return script.text("restart_confirm", count=out["q"])
-    if kind == "greeting":
-        return greeting_text(script)
-    if kind == "resume":
-        return script.text("resume_prompt", number=out["q"] + 1, total=QUESTION_COUNT)
-    if kind == "notice":
-        params = {k: v for k, v in out.items() if k not in ("type", "key")}
-        return script.text(out["key"], **params)
-    if kind == "reminder":
-        return script.text("reminder", label=script.tiers[out["tier"]].label)
-    if kind == "consult_ack":
-        v = consult_view(script, out)
-        return f"{v.text}\n{v.url}" if v.url else v.text
-    return script.text({"offer": "offer", "done_help": "done_help",
-                        "optin_offer": "optin_offer"}[kind])
+    match out:
+        case Question(q=q):
+            return question_text(script, q)
+        case Result(answers=answers, prev=prev):
+            return result_text(script, answers, prev)
+        case Advice(q=q, choice=choice):
+            return advice_text(script, q, choice)
+        case ConfirmRestart(q=q):
+            return script.text("restart_confirm", count=q)
+        case Greeting():
+            return greeting_text(script)
+        case Resume(q=q):
+            return script.text("resume_prompt", number=q + 1, total=QUESTION_COUNT)
+        case Notice():
+            return notice_text(script, out)
+        case Reminder(tier=tier):
+            return script.text("reminder", label=script.tiers[tier].label)
+        case ConsultAck():
+            v = consult_view(script, out)
+            return f"{v.text}\n{v.url}" if v.url else v.text
+        case Offer():
+            return script.text("offer")
+        case DoneHelp():
+            return script.text("done_help")
+        case OptinOffer():
+            return script.text("optin_offer")
+        case _:
+            assert_never(out)
 
 
-def buttons_for(script: Script, out: dict[str, Any]) -> list[Button]:
+def buttons_for(script: Script, out: Output) -> list[Button]:
     """The buttons that go with an output (LINE quick replies, Slack buttons, terminal hints)."""
-    kind = out["type"]
-    if kind == "question":
-        return question_buttons(script, out["sid"], out["q"])
-    if kind == "resume":
-        return resume_buttons(script, out["sid"])
-    if kind == "confirm_restart":
-        return confirm_restart_buttons(script, out["sid"])
-    if kind in ("greeting", "offer"):
-        return [start_button(script)]
-    if kind == "result":
-        # the advice of each non-A answer (the card's rows on LINE; buttons elsewhere), then the next steps
-        rows = result_view(script, out["answers"]).rows
-        return [*(r.advice for r in rows if r.advice), consult_button(script, out["sid"]), retake_button(script)]
-    if kind in ("done_help", "reminder"):
-        return [retake_button(script)]
-    if kind == "optin_offer":
-        return optin_buttons(script)
-    return []
+    match out:
+        case Question(sid=sid, q=q):
+            return question_buttons(script, sid, q)
+        case Resume(sid=sid):
+            return resume_buttons(script, sid)
+        case ConfirmRestart(sid=sid):
+            return confirm_restart_buttons(script, sid)
+        case Greeting() | Offer():
+            return [start_button(script)]
+        case Result(sid=sid, answers=answers):
+            # the advice of each non-A answer (the card's rows on LINE; buttons elsewhere), then the next steps
+            rows = result_view(script, answers).rows
+            return [*(r.advice for r in rows if r.advice), consult_button(script, sid), retake_button(script)]
+        case DoneHelp() | Reminder():
+            return [retake_button(script)]
+        case OptinOffer():
+            return optin_buttons(script)
+        case Notice() | Advice() | ConsultAck():
+            return []
+        case _:
+            assert_never(out)

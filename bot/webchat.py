@@ -1,11 +1,11 @@
-"""The "web" channel: the try-it chat page (``/console/try``) as a channel like LINE and Slack.
+"""The "web" transport: the try-it chat page (``/console/try``) as a transport like LINE and Slack.
 
 The page's user is ``Subject("web", <random id kept in the browser session>)``. What they tap or type
 goes through :meth:`bot.core.Bot.handle` like a LINE webhook (same machine, same store, same
 exactly-once commit); the job it commits is delivered by the worker like every other job, with
 :class:`WebChatTransport`: it renders the outputs with :mod:`bot.views` (the words and buttons of the
-terminal chat and of LINE's quick replies, from the same script) and appends them to the user's
-*inbox*, a list in the user's hash slot that the page polls (:class:`Inbox`).
+terminal chat and of LINE's quick replies, from the script they were committed with) and appends them to
+the user's *inbox*, a list in the user's hash slot that the page polls (:class:`Inbox`).
 
 An append is exactly once: each carries a mark (the job id, or the typed message's event id) that a
 Lua script sets in the same step, so a worker that delivers a job again after a crash (the claim ran
@@ -14,7 +14,7 @@ to its last :data:`INBOX_MAX` messages and the marks to the last :data:`INBOX_MA
 used for months keeps a bounded list and hash (a job is redelivered within a lease, seconds, not
 hundreds of appends later).
 
-Web users are test users: the analytics leave channel ``web`` out of every figure.
+Web users are test users: the analytics leave transport ``web`` out of every figure.
 """
 
 from __future__ import annotations
@@ -23,19 +23,38 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from bot import views
 from bot.logs import uid
+from bot.scripts import Scripts
 from bot.worker import DELIVERED, Attempt, Outcome
 from conversations import jobs, keys
 from conversations.content import Script
 from conversations.keys import Subject
+from conversations.outputs import (
+    Advice,
+    ConfirmRestart,
+    ConsultAck,
+    DoneHelp,
+    Greeting,
+    JobOutput,
+    Notice,
+    Offer,
+    OptinOffer,
+    Output,
+    Question,
+    Reminder,
+    Result,
+    Resume,
+    job_output,
+)
 from conversations.redis_ops import async_runner, runner, text
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "web"
+TRANSPORT = Transport.WEB
 INBOX_MAX = 400  # messages, and marks of appends, kept per web user (older ones are dropped; the counter goes on)
 INBOX_TTL = 7 * 86400  # seconds an idle web chat is kept
 
@@ -71,26 +90,32 @@ return n
 
 
 def subject(user_id: str) -> Subject:
-    return Subject(CHANNEL, user_id)
+    return Subject(TRANSPORT, user_id)
 
 
 def _button(b: views.Button) -> dict[str, str]:
     return {"label": b.label, "data": b.data, "echo": b.echo}
 
 
-def render(script: Script, outputs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def render(script: Script, outputs: Iterable[JobOutput]) -> list[dict[str, Any]]:
     """The bot's messages for a job's outputs: the words and buttons every channel uses (bot.views);
     a result also carries its parts, so the page can draw it as a card as LINE does."""
     messages: list[dict[str, Any]] = []
-    for out in outputs:
-        try:
-            msg: dict[str, Any] = {"from": "bot", "kind": out["type"], "text": views.plain_text(script, dict(out)),
-                                   "buttons": [_button(b) for b in views.buttons_for(script, dict(out))]}
-        except KeyError:  # an output this page does not know yet: the rest still shows
+    for given in outputs:
+        out = job_output(given) if isinstance(given, Mapping) else given
+        if isinstance(out, dict):  # a payload this page does not show: the rest still shows
             log.warning("webchat: no rendering for output type %r", str(out.get("type"))[:40])
             continue
-        if out["type"] == "result":
-            v = views.result_view(script, out["answers"], out.get("prev", ""))
+        messages.append(message(script, out))
+    return messages
+
+
+def message(script: Script, out: Output) -> dict[str, Any]:
+    msg: dict[str, Any] = {"from": "bot", "kind": out.kind, "text": views.plain_text(script, out),
+                           "buttons": [_button(b) for b in views.buttons_for(script, out)]}
+    match out:
+        case Result(answers=answers, prev=prev):
+            v = views.result_view(script, answers, prev)
             msg["card"] = {"tier": v.result.tier, "heading": v.heading, "label": v.label, "count": v.count_line,
                            "closeness": v.closeness, "framing": v.framing, "answers": v.result.answers,
                            "summary": v.summary, "theme_heading": v.theme_heading, "theme": v.theme,
@@ -98,8 +123,12 @@ def render(script: Script, outputs: Iterable[Mapping[str, Any]]) -> list[dict[st
                            "point_text": v.point_text, "answers_heading": v.answers_heading,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows],
                            "comparison": list(v.comparison)}
-        messages.append(msg)
-    return messages
+        case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
+              | OptinOffer() | ConsultAck() | Reminder()):
+            pass  # text and buttons
+        case _:
+            assert_never(out)
+    return msg
 
 
 def user_message(said: str) -> dict[str, Any]:
@@ -121,19 +150,19 @@ def _decode(raw: Any) -> dict[str, Any] | None:
 
 
 class WebChatTransport:
-    """The worker's transport for channel "web": renders a job's outputs into the user's inbox."""
+    """The worker's sender for transport "web": renders a job's outputs into the user's inbox."""
 
-    channel = CHANNEL
+    transport = TRANSPORT
 
-    def __init__(self, script: Script, *, ttl: int = INBOX_TTL, keep: int = INBOX_MAX) -> None:
-        self.script = script
+    def __init__(self, scripts: Scripts, *, ttl: int = INBOX_TTL, keep: int = INBOX_MAX) -> None:
+        self.scripts = scripts
         self.ttl = ttl
         self.keep = keep
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         who = subject(job.to)
-        messages = render(self.script, job.outputs)
+        messages = render(await self.scripts.of(attempt.redis, job.content), job.outputs)
         if not messages:
             return Outcome(DELIVERED, "nothing to show")
         last = await async_runner(attempt.redis).script(APPEND_LUA)(

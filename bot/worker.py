@@ -1,7 +1,8 @@
 """The worker: delivers every job, one path for all of them (claim -> deliver -> record).
 
 Jobs are committed by the web process (replies), the Slack listeners (posts) and the clock
-(reminders); see :mod:`conversations.jobs` for the keys. A worker waits on each queue shard's
+(reminders), and figures records by the web process beside its replies; see :mod:`conversations.jobs`
+for the keys. A worker waits on each queue shard's
 ``ready`` list (BRPOP: a committed job is picked up within milliseconds) and sweeps each shard's
 ``due`` set every second (retries whose time has come, and jobs whose claim ran out because a worker
 died). Whichever way a job is found, an attempt is the same code:
@@ -9,8 +10,10 @@ died). Whichever way a job is found, an attempt is the same code:
 1. **claim** it in its mailbox (Lua compare-and-set of the lease, pipelined with the recovery mark
    ``due = now + lease``): one worker wins; a claim after an earlier one ran out unrecorded is a
    *recovery*, and the transport is told (the earlier attempt's outcome is unknown);
-2. **deliver** it with the transport of its channel (asyncio: many sends in flight on one thread,
-   a slow API costs waiting, not threads); a transport may checkpoint its own state mid-attempt;
+2. **deliver** it with the sender of its transport (asyncio: many sends in flight on one thread,
+   a slow API costs waiting, not threads); a sender may checkpoint its transport's state mid-attempt.
+   A figures record is *applied* instead (the operator's figures, by the worker's figures sink:
+   bot/analytics_sink.py), never sent; a job of the first shape has its figures applied before it is sent;
 3. **record** the outcome if the claim is still ours (Lua), pipelined with the queue update:
    delivered -> removed; failed for now -> retried after a backoff (2, 4, 8 ... s, at least the
    server's Retry-After, capped); failed for good or too often -> parked for the operator.
@@ -40,9 +43,10 @@ from typing import Any, Protocol, TypeVar
 from bot.logs import uid
 from bot.ratelimit import SharedLimiter
 from conversations import jobs
-from conversations.errors import StoreUnavailable
-from conversations.jobs import LEASE, Job
+from conversations.errors import InvalidInput, StoreUnavailable
+from conversations.jobs import LEASE, Figures, Job
 from conversations.redis_ops import AsyncRunner, async_runner, text
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +54,7 @@ T = TypeVar("T")
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 # Not attempted: the transport asks to come back after ``retry_after`` (pacing). No failure is counted.
 DEFER = "defer"
+COUNTED = "counted"  # what process() answers for a figures record applied (not a delivery attempt)
 SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
 WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
 SWEEP_BATCH = 200
@@ -137,12 +142,34 @@ class Claim:
     recovering: bool
 
 
-class Transport(Protocol):
-    channel: str
+@dataclass(frozen=True)
+class FiguresClaim:
+    """A figures record claimed to be applied."""
+
+    figures: Figures
+    token: str
+    shard: int
+    now: float
+
+
+class Sender(Protocol):
+    """Delivers the jobs of one transport (bot/line/transport.py, bot/slack/transport.py, bot/webchat.py)."""
+
+    transport: Transport
 
     async def deliver(self, attempt: Attempt) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+class FiguresSink(Protocol):
+    """Applies the operator's figures (bot/analytics_sink.py). Raises StoreUnavailable when Redis
+    failed (the record is tried again); anything else it handles itself."""
+
+    async def count(self, client: Any, figures: Figures, now: float) -> None: ...
+
+    async def count_legacy(self, client: Any, job: Job, now: float) -> None:
+        """The figures a job of the first shape carries (``job.legacy_figures``), before it is sent."""
 
 
 def backoff(attempts: int, retry_after: float | None = None, base: float = 2.0, cap: float = 300.0) -> float:
@@ -155,8 +182,9 @@ class Worker:
     def __init__(
         self,
         client: Any,  # redis.asyncio.Redis or RedisCluster
-        transports: Mapping[str, Transport],
+        senders: Mapping[Transport, Sender],
         *,
+        figures: FiguresSink | None = None,
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
         max_attempts: int = 8,
@@ -164,8 +192,9 @@ class Worker:
         faults: Faults | None = None,
         audit: Callable[[], Any] | None = None,
     ) -> None:
-        self.r = async_runner(client)  # every Redis call of the worker and its transports: errors translated
-        self.transports = dict(transports)
+        self.r = async_runner(client)  # every Redis call of the worker and its senders: errors translated
+        self.senders = dict(senders)  # the transport table: each transport's sender
+        self.figures = figures  # None: figures records are dropped unapplied (a worker for tests)
         self.clock = clock
         self.lease = lease
         self.max_attempts = max_attempts
@@ -206,6 +235,8 @@ class Worker:
         claim = await self.claim(ref)
         if isinstance(claim, str):
             return claim
+        if isinstance(claim, FiguresClaim):
+            return await self._count(claim)
         job, token = claim.job, claim.token
 
         async def save() -> bool:
@@ -220,7 +251,7 @@ class Worker:
             return "crashed"
         return await self._finish(job, token, claim.shard, outcome)
 
-    async def claim(self, ref: str) -> Claim | str:
+    async def claim(self, ref: str) -> Claim | FiguresClaim | str:
         """Step 1 of an attempt: the claim, then what its answer means for the job's marks. Returns the
         claim, or what happened instead: gone (missing), or busy (another worker's, waiting, parked)."""
         raw = await self.claim_only(ref)
@@ -234,14 +265,14 @@ class Worker:
         token = uuid.uuid4().hex[:16]
         mark = now + self.lease
         res = await self.r.write_then_script(
-            jobs.CLAIM_LUA, keys=[jobs.mailbox(tag), jobs.leases(tag)],
+            jobs.CLAIM_LUA, keys=jobs.record_keys(tag, job_id),
             args=[job_id, repr(now), repr(mark), token, repr(self.lease)],
             before=lambda p: p.zadd(jobs.due(shard), {ref: mark}),
         )
         self.outage.over()
         return RawClaim(ref, shard, now, mark, token, list(res))
 
-    async def settle_claim(self, raw: RawClaim) -> Claim | str:
+    async def settle_claim(self, raw: RawClaim) -> Claim | FiguresClaim | str:
         """What a claim's answer means for the job's marks (separate from :meth:`claim_only` so that a
         test can interleave commits between the two, as another process may)."""
         ref, shard, res = raw.ref, raw.shard, raw.answer
@@ -262,37 +293,78 @@ class Worker:
             else:
                 await self.r.zadd(jobs.due(shard), {ref: float(until)})
             return "busy"
-        return Claim(Job.from_json(res[1]), raw.token, shard, raw.now, int(res[2]) == 1)
+        tag, record_id = jobs.parse_ref(ref)
+        try:
+            record = jobs.read(record_id, res[1])
+        except InvalidInput as e:  # never sent nor applied: parked for the operator, as it is
+            await self._park_unreadable(ref, tag, record_id, raw, str(e))
+            return FAILED
+        if isinstance(record, Figures):
+            return FiguresClaim(record, raw.token, shard, raw.now)
+        return Claim(record, raw.token, shard, raw.now, int(res[2]) == 1)
+
+    async def _park_unreadable(self, ref: str, tag: str, record_id: str, raw: RawClaim, why: str) -> None:
+        def park(p: Any) -> None:  # parked before unmarked: at no instant is it neither
+            p.zadd(jobs.parked(raw.shard), {ref: raw.now})
+            p.zrem(jobs.due(raw.shard), ref)
+
+        await self.r.write_then_script(jobs.RECORD_LUA, keys=jobs.record_keys(tag, record_id),
+                                       args=[record_id, raw.token, "park", text(raw.answer[1]), ""], after=park)
+        log.error("worker: parked %s: %s", record_id[:10], why[:200])
+
+    async def _count(self, claim: FiguresClaim) -> str:
+        """Apply a figures record (never sent): done, or retried after a backoff when Redis failed."""
+        record = claim.figures
+        try:
+            if self.figures is None:
+                outcome = Outcome(DELIVERED, "figures dropped: this worker has no figures sink")
+            else:
+                await self.figures.count(self.r, record, self.clock())
+                outcome = Outcome(DELIVERED, "figures applied")
+        except StoreUnavailable as e:
+            self.outage.began(e)
+            outcome = Outcome(RETRY, type(e).__name__)
+        except Exception as e:  # the sink handles a bad record itself: this is a bug, retried
+            log.exception("worker: figures %s for %s failed", record.id[:10], uid(record.to))
+            outcome = Outcome(RETRY, type(e).__name__)
+        result = await self._finish(record, claim.token, claim.shard, outcome)
+        return COUNTED if result == DELIVERED else result
 
     async def _deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
-        transport = self.transports.get(job.channel)
-        if transport is None:
-            return Outcome(FAILED, f"no transport for channel {job.channel!r}")
+        sender = self.senders.get(job.transport)
+        if sender is None and job.outputs:
+            return Outcome(FAILED, f"no sender for transport {job.transport!r}")
         if self.faults is not None:
             self.faults.before_deliver(job)
         try:
-            outcome = await transport.deliver(attempt)
+            if job.legacy_figures is not None and self.figures is not None:
+                await self.figures.count_legacy(self.r, job, self.clock())  # nothing sent before they count
+            if not job.outputs or sender is None:  # a figures-only job of the first shape
+                outcome = Outcome(DELIVERED, "nothing to send")
+            else:
+                outcome = await sender.deliver(attempt)
         except (Crash, LostClaim):
             raise
         except StoreUnavailable as e:  # Redis went away mid-attempt: retried, logged once
             self.outage.began(e)
             outcome = Outcome(RETRY, type(e).__name__)
         except Exception as e:  # a bug or an unexpected client error must not lose the message
-            log.exception("worker: transport %s failed for %s", job.channel, uid(job.to))
+            log.exception("worker: transport %s failed for %s", job.transport, uid(job.to))
             outcome = Outcome(RETRY, type(e).__name__)
         if self.faults is not None:
             self.faults.after_deliver(job, outcome)
         return outcome
 
-    async def _finish(self, job: Job, token: str, shard: int, outcome: Outcome) -> str:
+    async def _finish(self, job: Job | Figures, token: str, shard: int, outcome: Outcome) -> str:
         ref = job.ref
         now = self.clock()
-        keys = [jobs.mailbox(job.tag), jobs.leases(job.tag)]
+        keys = jobs.record_keys(job.tag, job.id)
         if outcome.kind == DELIVERED:
             await self.r.write_then_script(jobs.RECORD_LUA, keys=keys, args=[job.id, token, "done", "", ""],
                                            after=lambda p: p.zrem(jobs.due(shard), ref))
-            log.info("worker: delivered %s to %s (%s)", job.id[:8], uid(job.to), outcome.detail)
+            log.info("worker: %s %s for %s (%s)", "applied" if isinstance(job, Figures) else "delivered",
+                     job.id[:8], uid(job.to), outcome.detail)
             return DELIVERED
         if outcome.kind == DEFER:
             at = now + max(0.05, outcome.retry_after or 1.0)
@@ -329,8 +401,9 @@ class Worker:
         return [text(x) for x in raw]
 
     async def drain(self, rounds: int = 100) -> int:
-        """Deliver everything that can go now, then return how many attempts were made (tests, and
-        ``crmbot remind``). Hints are taken without waiting; retries whose time has not come stay."""
+        """Deliver everything that can go now, then return how many delivery attempts were made (tests,
+        and ``crmbot remind``; figures records applied are not deliveries: not counted). Hints are taken
+        without waiting; retries whose time has not come stay."""
         attempts = 0
         for _ in range(rounds):
             refs: set[str] = set()
@@ -343,7 +416,7 @@ class Worker:
                 break
             # A ref that is busy, crashed or retried comes back later than now: the rounds end.
             results = await asyncio.gather(*(self.process(ref) for ref in sorted(refs)))
-            attempts += sum(r not in ("busy", "gone") for r in results)
+            attempts += sum(r not in ("busy", "gone", COUNTED) for r in results)
         return attempts
 
     def _spawn(self, ref: str) -> None:
@@ -410,11 +483,11 @@ class Worker:
             log.info("worker: stopped")
 
     async def close(self) -> None:
-        for transport in self.transports.values():
+        for transport, sender in self.senders.items():
             try:
-                await transport.close()
+                await sender.close()
             except Exception as e:
-                log.warning("worker: closing %s: %s", transport.channel, type(e).__name__)
+                log.warning("worker: closing %s: %s", transport, type(e).__name__)
 
 
 class Outage:

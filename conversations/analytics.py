@@ -3,12 +3,12 @@
 How figures are kept (no scan of all users, no Redis round trip added to a webhook):
 
 1. The core (bot/core.py) computes :func:`delta_of` for each step it commits: a small dict of what
-   the step changed that the operator counts. It rides in the reply job's ``meta["stats"]`` (a step
-   with no reply commits a stats-only job, channel ``"stats"``), so it is committed by the same Lua
-   script as the state change: a step is counted exactly when it is stored.
-2. The worker applies it before delivering the job (bot/analytics_sink.py) with :data:`APPLY_LUA`.
-   Applying is idempotent and order-free, so a retried job, a recovered claim or an older job applied
-   after a newer one never counts twice nor undoes anything: membership of sorted sets keyed by the
+   the step changed that the operator counts. It is committed by the same Lua script as the state
+   change, as a figures record of its own in the user's hash slot (:class:`conversations.jobs.Figures`,
+   queued like a job but never sent: not inside a message): a step is counted exactly when it is stored.
+2. A worker applies each record from its own queue entry (bot/analytics_sink.py) with :data:`APPLY_LUA`,
+   then deletes it. Applying is idempotent and order-free, so a retried or recovered record, or an older
+   record applied after a newer one, never counts twice nor undoes anything: membership of sorted sets keyed by the
    diagnosis (a set member is there once however often it is added), the highest question reached
    only ever grows, a finished diagnosis stays finished, and the lead's other fields are overwritten
    only by a delta with a greater change counter ``n`` (the user's record's counter).
@@ -63,6 +63,7 @@ from conversations import inputs as I
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
+from conversations.outputs import ConsultAck, Output, Question, Result
 from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
@@ -70,8 +71,6 @@ from scoring.periods import DEFAULT_TZ
 STATUSES = ("new", "contacted", "booked", "closed")  # a lead's consultation status
 LEAD_STATUSES = ("finished", "in_progress", "stopped")  # how far a diagnosis got
 TEST_CHANNELS = frozenset({"web", "cli"})  # their users are tests: never in a figure summed over channels
-STATS_CHANNEL = "stats"  # a job that only carries figures: nothing is sent (bot/analytics_sink.py)
-CONSULT_ACK = "consult_ack"  # an output that records a consultation request (see bot/operator.py)
 BUCKETS = ("day", "week", "month")
 NOTIFY_LEASE = 60.0  # seconds one worker has to run the first-consultation hook before another may
 
@@ -211,14 +210,13 @@ def _begun(conv: Conv) -> float:
     return conv.begun or conv.updated  # a record stored before ``begun`` existed (see Machine.step)
 
 
-def _finished(conv: Conv, outputs: Sequence[Mapping[str, Any]], now: float) -> tuple[str, float] | None:
+def _finished(conv: Conv, outputs: Sequence[Output], now: float) -> tuple[str, float] | None:
     """(final answers, when) if diagnosis ``conv.sid`` has finished: in this step (its result), or
     before (a record at rest whose kept result is this diagnosis', not an earlier one's: it finished
     after this one began). Every later delta of a finished diagnosis says so again (absolute values)."""
     for o in outputs:
-        answers = o.get("answers")
-        if o.get("type") == "result" and o.get("sid") == conv.sid and isinstance(answers, str) and not o.get("again"):
-            return answers, round(now, 3)
+        if isinstance(o, Result) and o.sid == conv.sid and not o.again:
+            return o.answers, round(now, 3)
     if conv.state == DONE and len(conv.last) == QUESTION_COUNT and round(conv.finished, 3) >= round(_begun(conv), 3):
         return conv.last, round(conv.finished, 3)
     return None
@@ -227,7 +225,7 @@ def _finished(conv: Conv, outputs: Sequence[Mapping[str, Any]], now: float) -> t
 def delta_of(
     before: Conv,
     after: Conv | None,
-    outputs: Sequence[Mapping[str, Any]],
+    outputs: Sequence[Output],
     subject: Subject,
     now: float,
     *,
@@ -245,30 +243,30 @@ def delta_of(
          "ended": lead id,                                      # the diagnosis under way ended (restart...)
          "lead": {"id", "channel", "user", "sid", "n", "begun", "updated", "reached", "remind" 1|0,
                   "open" 1|0 (in progress), "answers" (while open, or the final ten),
-                  "finished", "tier" (once finished), "consult": 1 (a "consult_ack" output)}}
+                  "finished", "tier" (once finished), "consult": 1 (a ConsultAck output)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
-    if subject.channel in TEST_CHANNELS:
+    if subject.transport in TEST_CHANNELS:
         d["test"] = 1
     if event in (I.FOLLOW, I.UNFOLLOW):
         d["follow"] = int(event == I.FOLLOW)
-        d["person"] = person_ref(subject.channel, subject.user_id)
+        d["person"] = person_ref(subject.transport, subject.user_id)
     changed = after is not before
-    consult = any(o.get("type") == CONSULT_ACK for o in outputs)
+    consult = any(isinstance(o, ConsultAck) for o in outputs)
     cur = after if after is not None else before
-    cur_id = lead_id(subject.channel, subject.user_id, cur.sid, _begun(cur)) if cur.sid else ""
+    cur_id = lead_id(subject.transport, subject.user_id, cur.sid, _begun(cur)) if cur.sid else ""
     if before.in_progress and before.sid:
-        before_id = lead_id(subject.channel, subject.user_id, before.sid, _begun(before))
+        before_id = lead_id(subject.transport, subject.user_id, before.sid, _begun(before))
         if before_id != cur_id:
             d["ended"] = before_id  # a new diagnosis began (or the record went): the one under way ended
     if cur_id and (changed or consult):
         is_open = after is not None and after.in_progress
-        reached = [o["q"] + 1 for o in outputs if o.get("type") == "question" and o.get("sid") == cur.sid]
+        reached = [o.q + 1 for o in outputs if isinstance(o, Question) and o.sid == cur.sid]
         if is_open:
             reached.append(cur.q + 1)
         lead: dict[str, Any] = {
             "id": cur_id,
-            "channel": subject.channel,
+            "channel": str(subject.transport),
             "user": subject.user_id,
             "sid": cur.sid,
             "n": after.n if after is not None else before.n + 1,

@@ -7,18 +7,29 @@ Files live in ``conversations/scripts/diagnosis.<locale>.toml`` (or in ``CRMBOT_
 Operators edit wording there; :func:`load_script` checks the structure and raises
 :class:`ContentError` naming the file and the field for anything malformed, so a bad edit stops
 start-up instead of reaching a user.
+
+**Content versions.** A script's version is a hash of its locale and text (:attr:`Script.version`). Each job
+of machine outputs records the version it was committed with, and every process that commits such jobs
+stores the text it loaded in Redis under that version (:func:`stored`: ``crmbot:{content}:<version>``, set
+only if absent, by its first such job's commit: bot.outbox); the worker renders a job with that script
+(:func:`from_stored`, read back and kept by ``bot.scripts.Scripts``). So a reply already committed keeps its
+wording when the file is edited and the processes restarted: only what is committed afterwards speaks the
+new text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from conversations import keys
 from conversations.errors import ContentError
 from conversations.inputs import normalise, typed_choice
 from scoring import CHOICES, QUESTION_COUNT, TIERS
@@ -161,6 +172,8 @@ class Script:
     tiers: Mapping[str, Tier]
     questions: tuple[Question, ...]
     richmenu: RichMenu
+    source: str = ""  # the file's text, as loaded (what stored() keeps in Redis)
+    version: str = ""  # a hash of the locale and the text: the content version jobs record
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
@@ -183,12 +196,49 @@ def load_script(locale: str = "ja", directory: str | None = None) -> Script:
     if locale not in LOCALES:
         raise ContentError(where, "locale", f"unknown locale {locale!r}; choose one of {', '.join(LOCALES)}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ContentError(where, "(file)", "file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise ContentError(where, "(file)", f"not valid TOML: {e}") from None
-    return _parse(where, locale, data)
+    return parse_script(source, locale, where)
+
+
+def version_of(locale: str, source: str) -> str:
+    """The content version of a script's text: what a job records, and the key it is stored under."""
+    return hashlib.sha256(f"{locale}\n{source}".encode()).hexdigest()[:20]
+
+
+def parse_script(source: str, locale: str, where: str) -> Script:
+    """A script from its TOML text (checked as :func:`load_script` checks a file)."""
+    if locale not in LOCALES:
+        raise ContentError(where, "locale", f"unknown locale {locale!r}; choose one of {', '.join(LOCALES)}")
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as e:
+        raise ContentError(where, "(file)", f"not valid TOML: {e}") from None
+    return replace(_parse(where, locale, data), source=source, version=version_of(locale, source))
+
+
+def stored(script: Script) -> str:
+    """What is stored of a script under its version (by the first commit of a job rendered with it, see
+    :meth:`bot.outbox.Outbox.content_for`): its locale, where it was loaded from, and its text."""
+    return json.dumps({"locale": script.locale, "path": script.path, "text": script.source}, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def from_stored(version: str, raw: str | bytes) -> Script:
+    """The script stored under ``version`` (:func:`stored`; checked again); ContentError if it is not one."""
+    where = f"{keys.content(version)}"
+    try:
+        d = json.loads(raw)
+        locale, path, source = str(d["locale"]), str(d["path"]), str(d["text"])
+    except (ValueError, KeyError, TypeError):
+        raise ContentError(where, "(stored)", "not a stored script") from None
+    script = parse_script(source, locale, f"{path} (version {version})")
+    if script.version != version:
+        raise ContentError(where, "(stored)", f"its text is version {script.version}, not {version}")
+    return script
 
 
 def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:

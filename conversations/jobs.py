@@ -1,28 +1,43 @@
-"""Outbound messages as typed job records, and where they live in Redis.
+"""Outbound messages and the operator's figures as typed records, and where they live in Redis.
 
 A job is committed into its owner's *mailbox* (a hash in the owner's hash slot: the user's for a
 reply, the team's for a KPI post), in the same Lua script as the state change that caused it, so a
-message is queued exactly when its cause is stored. Beside the mailbox, every job is named in one of
+message is queued exactly when its cause is stored. A step's figures for the operator
+(:func:`conversations.analytics.delta_of`) are committed by the same script as a record of their own
+(:class:`Figures`, in the user's ``figs`` hash), never inside a message: a step with nothing to say
+commits its figures alone. Beside them, every job and figures record is named in one of
 ``QUEUE_SHARDS`` queue shards (each its own hash slot, so Redis Cluster has no single hot key):
 
     crmbot:{<tag>}:out          mailbox (hash: job id -> job JSON)
     crmbot:{<tag>}:lease        leases (hash: job id -> "<not before>|<claim token>")
+    crmbot:{<tag>}:figs         figures records (hash: "f-<id>" -> figures JSON)
+    crmbot:{<tag>}:figs:lease   their leases (as the jobs')
     crmbot:{q<k>}:ready         refs committed just now (list): workers wait on it (BRPOP)
     crmbot:{q<k>}:due           refs to look at again at a time (sorted set: ref -> time):
                                 a retry's time, or a claim's lease (recovery if the worker dies)
     crmbot:{q<k>}:parked        refs that kept failing (sorted set: ref -> when parked)
 
-A ref is ``<tag>|<job id>``. The shard lists are hints: every attempt first *claims* the job in its
-mailbox (a Lua compare-and-set on the lease), so a duplicate or stale hint costs a look, never a
-second send.
+A ref is ``<tag>|<id>``; a figures record's id starts with ``f-`` (:func:`record_keys` says which hash
+holds a ref). The shard lists are hints: every attempt first *claims* the record (a Lua compare-and-set
+on its lease), so a duplicate or stale hint costs a look, never a second send. The worker delivers a
+job with its transport and applies a figures record (bot/analytics_sink.py); both go through the same
+claim, retry, park and recovery.
 
-**The invariant**: every job in a mailbox is delivered (and gone), *due* (its ref is in its shard's
-``due`` set), or *parked* (in ``parked``); nothing else. It holds because every writer keeps an order:
-a commit writes the mark before the job and the hint after it; a worker may move a mark (claim,
-retry) but removes it only after the job is gone (delivered), after writing ``parked`` (parked), or
-when the job has been missing for a whole lease (a tombstone in the leases hash, see CLAIM_LUA) and
-no commit re-marked it since (UNMARK_LUA). A hint is never needed for correctness: it only
-saves the sweep's wait. ``crmbot outbox --check`` audits the invariant (the worker runs it too).
+**The invariant**: every job or figures record is delivered or applied (and gone), *due* (its ref is in
+its shard's ``due`` set), or *parked* (in ``parked``); nothing else. It holds because every writer keeps
+an order: a commit writes the mark before the record and the hint after it; a worker may move a mark
+(claim, retry) but removes it only after the record is gone (done), after writing ``parked`` (parked),
+or when the record has been missing for a whole lease (a tombstone in the leases hash, see CLAIM_LUA)
+and no commit re-marked it since (UNMARK_LUA). A hint is never needed for correctness: it only saves
+the sweep's wait. ``crmbot outbox --check`` audits the invariant (the worker runs it too).
+
+**Shapes.** A job stores its transport (:class:`~conversations.transports.Transport`), its outputs
+(:mod:`conversations.outputs`: the machine's typed outputs, or Slack KPI payloads), its transport's
+typed state and the content version its outputs are rendered with (``content``: a reply already
+committed keeps its wording when the script file is edited). :meth:`Job.from_json` also reads the
+shape jobs had before (``channel``, free ``state`` and ``meta`` dicts, the step's figures in
+``meta["stats"]``, and figures-only jobs of a ``"stats"`` channel): such a job still delivers, and its
+figures are applied before it (``Job.legacy_figures``).
 
 :mod:`bot.outbox` commits jobs; :mod:`bot.worker` delivers them.
 """
@@ -32,17 +47,33 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from conversations import outputs as O
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX
+from conversations.outputs import JobOutput, Output
+from conversations.transports import (
+    LineBatchState,
+    LineState,
+    NoState,
+    SlackState,
+    Transport,
+    TransportState,
+    state_for,
+    state_from_json,
+)
 
 QUEUE_SHARDS = 8
 SEP = "|"
 # Seconds (CRMBOT_OUTBOX_LEASE's default; the one lease setting): how long a worker's claim on a job lasts,
 # and how long a job just committed waits for a worker before the recovery sweep looks at it.
 LEASE = 30
+FIGURES = "f-"  # the id prefix of a figures record
+SHAPE = 2  # the job record's shape ("v"); a record without one is read as the first shape
+LEGACY_STATS = "stats"  # the first shape's figures-only jobs had this for a channel
 
 
 @dataclass
@@ -50,46 +81,172 @@ class Job:
     """One outbound message (or one multicast) and its delivery bookkeeping."""
 
     id: str  # unique; LINE's X-Line-Retry-Key, Slack's message metadata
-    channel: str  # the transport: line | linebatch | slack | web ...
-    to: str  # the address within the channel (a LINE user ID, "<workspace>.<user or channel>")
+    transport: Transport  # how it goes: line | linebatch | slack | web
+    to: str  # the address within the transport (a LINE user ID, "<workspace>.<user or channel>")
     tag: str  # the mailbox owner's hash tag, without braces: "u:line:U123", "t:T1:C1"
-    outputs: list[dict[str, Any]]  # what to say, as the core produced it (rendered by the transport)
+    outputs: list[JobOutput]  # what to say: the machine's outputs (rendered by the transport) or Slack payloads
     received: float  # server time when its cause arrived (LINE's reply window counts from here)
     attempts: int = 0  # failed attempts so far
-    state: dict[str, Any] = field(default_factory=dict)  # owned by the transport (LINE: reply token, via)
-    meta: dict[str, Any] = field(default_factory=dict)  # for the transport (a multicast's recipients, ...)
+    state: TransportState = field(default_factory=NoState)  # the transport's own (see conversations.transports)
+    content: str = ""  # the script version its outputs are rendered with ("" the worker's own)
     error: str = ""  # the last failure, short, no message text
     parked: str = ""  # why it was parked (set: no further attempts until requeued)
+    legacy_figures: dict[str, Any] | None = None  # a job of the first shape: the figures that rode in it
 
     @classmethod
     def new(
         cls,
-        channel: str,
+        transport: Transport | str,
         to: str,
         tag: str,
-        outputs: list[dict[str, Any]],
+        outputs: Iterable[Output | Mapping[str, Any]],
         received: float,
         *,
-        state: dict[str, Any] | None = None,
-        meta: dict[str, Any] | None = None,
+        state: TransportState | None = None,
+        content: str = "",
         job_id: str | None = None,
     ) -> Job:
         if not tag or "{" in tag or "}" in tag or SEP in tag:
             raise InvalidInput(f"job tag {tag[:20]!r} is not a hash tag")
-        return cls(job_id or str(uuid.uuid4()), channel, to, tag, list(outputs), received,
-                   state=dict(state or {}), meta=dict(meta or {}))
+        t = Transport.parse(transport)
+        if state is None:
+            state = state_for(t)
+        elif not isinstance(state, type(state_for(t))):
+            raise InvalidInput(f"a {type(state).__name__} is not the state of a {t} job")
+        return cls(job_id or str(uuid.uuid4()), t, to, tag, [O.job_output(o) for o in outputs], received,
+                   state=state, content=content)
 
     @property
     def ref(self) -> str:
         return ref(self.tag, self.id)
 
+    # -- the transport's state, typed (a job's state always belongs to its transport) --------------
+
+    @property
+    def line(self) -> LineState:
+        if not isinstance(self.state, LineState):
+            raise InvalidInput(f"a {self.transport} job has no LINE state")
+        return self.state
+
+    @property
+    def batch(self) -> LineBatchState:
+        if not isinstance(self.state, LineBatchState):
+            raise InvalidInput(f"a {self.transport} job has no multicast state")
+        return self.state
+
+    @property
+    def slack(self) -> SlackState:
+        if not isinstance(self.state, SlackState):
+            raise InvalidInput(f"a {self.transport} job has no Slack state")
+        return self.state
+
+    # -- JSON --------------------------------------------------------------------------------------
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        d: dict[str, Any] = {
+            "v": SHAPE, "id": self.id, "transport": self.transport.value, "to": self.to, "tag": self.tag,
+            "outputs": [O.to_json(o) for o in self.outputs], "received": self.received, "attempts": self.attempts,
+            "state": self.state.to_json(), "content": self.content, "error": self.error, "parked": self.parked,
+        }
+        if self.legacy_figures is not None:
+            d["stats"] = self.legacy_figures
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
-        data = json.loads(raw)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        """A stored job, of either shape; InvalidInput when it is not one."""
+        try:
+            d = json.loads(raw)
+            if not isinstance(d, dict):
+                raise InvalidInput("a job is not an object")
+            if "v" in d:
+                transport = Transport.parse(d["transport"])
+                state = state_from_json(transport, d.get("state") or {})
+                figures = d.get("stats")
+            else:
+                transport, state, figures = _first_shape(d)
+            return cls(
+                id=str(d["id"]), transport=transport, to=str(d["to"]), tag=str(d["tag"]),
+                outputs=[O.job_output(o) for o in d.get("outputs") or []], received=float(d["received"]),
+                attempts=int(d.get("attempts") or 0), state=state, content=str(d.get("content") or ""),
+                error=str(d.get("error") or ""), parked=str(d.get("parked") or ""),
+                legacy_figures=figures if isinstance(figures, dict) else None,
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"not a job record: {type(e).__name__}") from None
+
+
+def _first_shape(d: Mapping[str, Any]) -> tuple[Transport, TransportState, Any]:
+    """A job stored before outputs, transports and states were typed: ``channel``, ``state`` and
+    ``meta`` (free dicts, merged: a multicast's recipients were in meta), the figures in ``meta["stats"]``.
+    A figures-only job (channel "stats") belongs to its user's transport, and has nothing to send."""
+    meta = dict(d.get("meta") or {})
+    figures = meta.pop("stats", None)
+    channel = str(d.get("channel"))
+    if channel == LEGACY_STATS:
+        kind, _, rest = str(d.get("tag")).partition(":")
+        channel = rest.partition(":")[0] if kind == "u" else ""
+    transport = Transport.parse(channel)
+    return transport, state_from_json(transport, {**meta, **dict(d.get("state") or {})}), figures
+
+
+@dataclass
+class Figures:
+    """What one committed step changed for the operator (a :func:`conversations.analytics.delta_of`
+    dict), in the user's hash slot until a worker applies it; queued like a job, never sent."""
+
+    id: str  # "f-<uuid>"
+    tag: str  # the user's hash tag, without braces
+    delta: dict[str, Any]
+    attempts: int = 0
+    error: str = ""
+    parked: str = ""
+
+    @classmethod
+    def new(cls, tag: str, delta: Mapping[str, Any], *, record_id: str | None = None) -> Figures:
+        if not tag or "{" in tag or "}" in tag or SEP in tag:
+            raise InvalidInput(f"figures tag {tag[:20]!r} is not a hash tag")
+        if record_id is not None and not is_figures(record_id):
+            raise InvalidInput(f"a figures record's id starts with {FIGURES!r}")
+        return cls(record_id or FIGURES + str(uuid.uuid4()), tag, dict(delta))
+
+    @property
+    def ref(self) -> str:
+        return ref(self.tag, self.id)
+
+    @property
+    def to(self) -> str:
+        """The user (for logs, hashed there)."""
+        return self.tag.rpartition(":")[2]
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {"v": SHAPE, "id": self.id, "tag": self.tag, "delta": self.delta,
+                             "attempts": self.attempts}
+        if self.error:
+            d["error"] = self.error
+        if self.parked:
+            d["parked"] = self.parked
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Figures:
+        try:
+            d = json.loads(raw)
+            if not isinstance(d, dict) or not isinstance(d.get("delta"), dict):
+                raise InvalidInput("not a figures record")
+            return cls(str(d["id"]), str(d["tag"]), d["delta"], int(d.get("attempts") or 0),
+                       str(d.get("error") or ""), str(d.get("parked") or ""))
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"not a figures record: {type(e).__name__}") from None
+
+
+def is_figures(record_id: str) -> bool:
+    return record_id.startswith(FIGURES)
+
+
+def read(record_id: str, raw: str | bytes) -> Job | Figures:
+    """The stored record named ``record_id``: a figures record or a job."""
+    return Figures.from_json(raw) if is_figures(record_id) else Job.from_json(raw)
 
 
 def ref(tag: str, job_id: str) -> str:
@@ -113,6 +270,21 @@ def leases(tag: str) -> str:
     return f"{PREFIX}:{{{tag}}}:lease"
 
 
+def figures(tag: str) -> str:
+    return f"{PREFIX}:{{{tag}}}:figs"
+
+
+def figures_leases(tag: str) -> str:
+    return f"{PREFIX}:{{{tag}}}:figs:lease"
+
+
+def record_keys(tag: str, record_id: str) -> list[str]:
+    """The hash holding a record and its leases: a figures record's, or the mailbox's."""
+    if is_figures(record_id):
+        return [figures(tag), figures_leases(tag)]
+    return [mailbox(tag), leases(tag)]
+
+
 def shard_of(tag: str) -> int:
     """The queue shard of an owner: all of one owner's jobs go through one shard."""
     return zlib.crc32(tag.encode("utf-8", "surrogatepass")) % QUEUE_SHARDS
@@ -130,18 +302,19 @@ def parked(shard: int) -> str:
     return f"{PREFIX}:{{q{shard}}}:parked"
 
 
-def intend(pipe: Any, job: Job, look_at: float) -> None:
-    """Queue (on ``pipe``) the recovery mark of a job about to be committed: if nothing acknowledges
-    it by ``look_at``, a worker looks at it. Written *before* the commit."""
+def intend(pipe: Any, job: Job | Figures, look_at: float) -> None:
+    """Queue (on ``pipe``) the recovery mark of a job (or figures record) about to be committed: if
+    nothing acknowledges it by ``look_at``, a worker looks at it. Written *before* the commit."""
     pipe.zadd(due(shard_of(job.tag)), {job.ref: look_at})
 
 
-def wake(pipe: Any, job: Job) -> None:
-    """Queue (on ``pipe``) the hint that a job was just committed. Written *after* the commit."""
+def wake(pipe: Any, job: Job | Figures) -> None:
+    """Queue (on ``pipe``) the hint that a job (or figures record) was just committed. Written *after*
+    the commit."""
     pipe.lpush(ready(shard_of(job.tag)), job.ref)
 
 
-# ---- claiming and recording (Lua, in the mailbox's hash slot) -------------------------------------
+# ---- claiming and recording (Lua, in the owner's hash slot; the same for figures records) -----------
 #
 # A lease is "<not before>|<claim token>". A token means "someone is delivering it": a claim after
 # its time has run out is a *recovery* (the earlier attempt's outcome is unknown). No token means
@@ -152,9 +325,9 @@ def wake(pipe: Any, job: Job) -> None:
 # commit retried after a compare-and-set conflict, a hint read before the script ran), and a mark a
 # later commit needs must never be deleted. A job committed meanwhile overrides the tombstone.
 
-# Claim a job for one delivery attempt.
-# KEYS[1] the mailbox (hash: job id -> job JSON)       crmbot:{<tag>}:out
-# KEYS[2] its leases (hash: job id -> lease)           crmbot:{<tag>}:lease
+# Claim a job (or a figures record) for one delivery attempt.
+# KEYS[1] the mailbox (hash: job id -> job JSON)       crmbot:{<tag>}:out   (figures: crmbot:{<tag>}:figs)
+# KEYS[2] its leases (hash: job id -> lease)           crmbot:{<tag>}:lease (figures: crmbot:{<tag>}:figs:lease)
 # ARGV[1] job id, ARGV[2] now, ARGV[3] the lease's end (now + lease seconds), ARGV[4] a fresh claim token,
 # ARGV[5] the grace (seconds a job must have been missing before its marks may go)
 # Returns {1, job JSON, recovering (1 when an earlier claim ran out unrecorded)} when claimed;

@@ -4,12 +4,15 @@ Naming: ``crmbot:{<hash tag>}:<name>``. Everything that belongs to one user (or,
 carries the same hash tag, so all of it lives in one Redis Cluster hash slot and a Lua script may
 touch it atomically. Global indexes carry their own tag.
 
-    crmbot:{u:<channel>:<user id>}:conv            the user's conversation record (string, JSON)
-    crmbot:{u:<channel>:<user id>}:seen:<event>    dedupe mark of one inbound event (string, TTL)
-    crmbot:{u:<channel>:<user id>}:out             the user's mailbox of jobs (see conversations.jobs)
-    crmbot:{u:<channel>:<user id>}:lease           the mailbox's leases (see conversations.jobs)
+    crmbot:{u:<transport>:<user id>}:conv          the user's conversation record (string, JSON)
+    crmbot:{u:<transport>:<user id>}:seen:<event>  dedupe mark of one inbound event (string, TTL)
+    crmbot:{u:<transport>:<user id>}:out           the user's mailbox of jobs (see conversations.jobs)
+    crmbot:{u:<transport>:<user id>}:lease         the mailbox's leases (see conversations.jobs)
+    crmbot:{u:<transport>:<user id>}:figs          the operator's figures of the user's steps, until the worker
+                                                   applies them (hash: record id -> JSON; see conversations.jobs)
+    crmbot:{u:<transport>:<user id>}:figs:lease    their leases
     crmbot:{reminders}:optin                       users who may have opted in to reminders (set of refs)
-    crmbot:{u:<channel>:<user id>}:rem:<period>    the user's reminder for a period: claimed (string)
+    crmbot:{u:<transport>:<user id>}:rem:<period>  the user's reminder for a period: claimed (string)
     crmbot:{u:web:<id>}:inbox                      a try-it (web) user's chat as delivered (list of "<n>:<JSON>")
     crmbot:{u:web:<id>}:inbox:meta                 its counters and the marks of its last appends (hash, bounded)
     crmbot:{clock}:lock                            the reminder clock running a pass: its owner token (string, PX)
@@ -17,6 +20,12 @@ touch it atomically. Global indexes carry their own tag.
                                                    Lua script applies a step's figures: see conversations.analytics
     crmbot:{op:<slack channel>}:out                the operator channel's mailbox of briefs (see bot.operator)
     crmbot:{op:<slack channel>}:brief:<lead id>    a consultation request's brief queued (string, TTL): once
+    crmbot:{content}:<version>                     a diagnosis script as a process loaded it (string: JSON with
+                                                   its locale and TOML text), under its content version: a job
+                                                   is rendered with the script it was committed with
+
+``<transport>`` is a :class:`conversations.transports.Transport` (line, slack, web, ...), never a Slack
+or LINE channel.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import re
 from dataclasses import dataclass
 
 from conversations.errors import InvalidInput
+from conversations.transports import Transport
 
 PREFIX = "crmbot"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
@@ -38,13 +48,13 @@ _FORBIDDEN = set("{}:|\r\n\t ")
 
 @dataclass(frozen=True)
 class Subject:
-    """Who a conversation belongs to: a channel ("line", "slack", "cli") and its user ID there."""
+    """Who a conversation belongs to: a transport (line, slack, web, cli) and the user's ID there."""
 
-    channel: str
+    transport: Transport
     user_id: str
 
     def __post_init__(self) -> None:
-        for name, value in (("channel", self.channel), ("user_id", self.user_id)):
+        for name, value in (("transport", self.transport), ("user_id", self.user_id)):
             if not isinstance(value, str) or not value or len(value) > 128 or _FORBIDDEN & set(value):
                 raise InvalidInput(f"{name} {str(value)[:20]!r} is not a valid identifier")
 
@@ -55,7 +65,7 @@ class Subject:
     @property
     def tag_name(self) -> str:
         """The hash tag without its braces (a job's owner, see conversations.jobs)."""
-        return f"u:{self.channel}:{self.user_id}"
+        return f"u:{self.transport}:{self.user_id}"
 
 
 def conv(subject: Subject) -> str:
@@ -203,6 +213,11 @@ def reply_unknown(outcome: str) -> str:
     if outcome not in REPLY_UNKNOWN_OUTCOMES:
         raise ValueError(outcome)
     return f"{PREFIX}:{{ops}}:reply-unknown:{outcome}"
+
+
+def content(version: str) -> str:
+    """A diagnosis script by its content version (conversations.content.Script.version)."""
+    return f"{PREFIX}:{{content}}:{version}"
 
 
 def slack_seen(event_id: str) -> str:

@@ -19,17 +19,12 @@ Overlay:
              in the channel's own chat, so the overlay's routes (free text, stickers) come first and
              say nothing; every other input goes to the state's own route as usual.
 
-Outputs are small dicts (JSON-safe) that each channel renders in its own way:
-    {"type": "greeting"} | {"type": "offer"} | {"type": "notice", "key": <text key>}
-    {"type": "question", "sid": n, "q": i} | {"type": "resume", "sid": n, "q": i}
-    {"type": "result", "sid": n, "answers": "ABCD..."[, "prev": the result before it][, "again": true]}
-        ("again": the last result shown once more on request; "prev": compared with the one before)
-    {"type": "confirm_restart", "sid": n, "q": i}: start over? yes / no
-    {"type": "advice", "q": i, "choice": X}: question i's advice for an answer X (B-D)
-    {"type": "done_help"}
-    {"type": "consult_ack", "sid": n[, "again": true][, "url": booking page]}: a consultation about
-        diagnosis n was requested (the analytics mark the lead the first time; "again" when this
-        diagnosis already had one)
+Outputs are small frozen dataclasses (:mod:`conversations.outputs`, a closed union with a JSON round trip)
+that each channel renders in its own way: Greeting, Offer, Notice (a text key, with the open question's
+number for ``stale``), Question, Resume, ConfirmRestart, Result (``prev``: compared with the result before;
+``again``: the last result shown once more on request), Advice, DoneHelp, OptinOffer (the quarterly reminder,
+after a result), ConsultAck (a consultation about the diagnosis was requested; the analytics mark the lead
+the first time; ``again`` when this diagnosis already had one; ``url``: the booking page).
 """
 
 from __future__ import annotations
@@ -40,8 +35,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conversations import inputs as I
-from conversations.errors import ConfigError
+from conversations.errors import ConfigError, InvalidInput
 from conversations.inputs import Input
+from conversations.outputs import (
+    Advice,
+    ConfirmRestart,
+    ConsultAck,
+    DoneHelp,
+    Greeting,
+    Notice,
+    Offer,
+    OptinOffer,
+    Output,
+    Question,
+    Result,
+    Resume,
+)
 from scoring import QUESTION_COUNT
 
 IDLE, ASKING, RESUME, CONFIRM, DONE, EXPIRED = "idle", "asking", "resume", "confirm", "done", "expired"
@@ -128,7 +137,7 @@ class Step:
     """A transition's outcome: the record to store (None deletes it) and what to send."""
 
     conv: Conv | None
-    outputs: tuple[dict[str, Any], ...] = ()
+    outputs: tuple[Output, ...] = ()
     changed: bool = True
 
     @property
@@ -204,39 +213,34 @@ class Machine:
 # ---- outputs ----------------------------------------------------------------------------------------
 
 
-def question(conv: Conv) -> dict[str, Any]:
-    return {"type": "question", "sid": conv.sid, "q": conv.q}
+def question(conv: Conv) -> Question:
+    return Question(conv.sid, conv.q)
 
 
-def notice(key: str, **params: Any) -> dict[str, Any]:
-    return {"type": "notice", "key": key, **params}
+def notice(key: str, number: int | None = None) -> Notice:
+    return Notice(key, number)
 
 
-def result_output(conv: Conv, *, again: bool = False) -> dict[str, Any]:
+def result_output(conv: Conv, *, again: bool = False) -> Result:
     """The kept result (``conv.last``), compared with the one before it when there is one."""
-    out: dict[str, Any] = {"type": "result", "sid": conv.sid, "answers": conv.last}
-    if conv.prev:
-        out["prev"] = conv.prev
-    if again:
-        out["again"] = True
-    return out
+    return Result(conv.sid, conv.last, conv.prev, again)
 
 
-def place(conv: Conv) -> tuple[dict[str, Any], ...]:
+def place(conv: Conv) -> tuple[Output, ...]:
     """What shows the user where they are in a diagnosis under way (nothing when none is)."""
     if conv.state == ASKING:
         return (question(conv),)
     if conv.state == RESUME:
-        return ({"type": "resume", "sid": conv.sid, "q": conv.q},)
+        return (Resume(conv.sid, conv.q),)
     if conv.state == CONFIRM:
-        return ({"type": "confirm_restart", "sid": conv.sid, "q": conv.q},)
+        return (ConfirmRestart(conv.sid, conv.q),)
     return ()
 
 
 # ---- handlers ---------------------------------------------------------------------------------------
 
 
-def _keep(conv: Conv, *outputs: dict[str, Any]) -> Step:
+def _keep(conv: Conv, *outputs: Output) -> Step:
     return Step(conv, tuple(outputs), changed=False)
 
 
@@ -254,7 +258,7 @@ def _begin(conv: Conv, ctx: Ctx) -> Conv:
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     fresh = _begin(conv, ctx)
-    outs = [notice("restarted")] if conv.in_progress else []
+    outs: list[Output] = [notice("restarted")] if conv.in_progress else []
     return Step(fresh, (*outs, question(fresh)))
 
 
@@ -265,15 +269,15 @@ def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return _keep(conv, {"type": "greeting"})
+    return _keep(conv, Greeting())
 
 
 def offer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return _keep(conv, {"type": "offer"})
+    return _keep(conv, Offer())
 
 
 def non_text_idle(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return _keep(conv, notice("non_text"), {"type": "offer"})
+    return _keep(conv, notice("non_text"), Offer())
 
 
 def forget(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -303,9 +307,9 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
     done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last)
-    outs: tuple[dict[str, Any], ...] = (result_output(done),)
+    outs: tuple[Output, ...] = (result_output(done),)
     if not conv.remind:
-        outs += ({"type": "optin_offer"},)
+        outs += (OptinOffer(),)
     return Step(done, outs)
 
 
@@ -338,14 +342,14 @@ def hint(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def ask_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    outs: tuple[dict[str, Any], ...] = ({"type": "greeting"},) if inp.kind == I.FOLLOW else ()
-    return Step(replace(conv, state=RESUME), (*outs, {"type": "resume", "sid": conv.sid, "q": conv.q}))
+    outs: tuple[Output, ...] = (Greeting(),) if inp.kind == I.FOLLOW else ()
+    return Step(replace(conv, state=RESUME), (*outs, Resume(conv.sid, conv.q)))
 
 
 def resume_again(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if inp.kind == I.ANSWER and _is_double_tap(conv, inp, ctx):
         return _keep(conv)
-    return _keep(conv, {"type": "resume", "sid": conv.sid, "q": conv.q})
+    return _keep(conv, Resume(conv.sid, conv.q))
 
 
 def answer_or_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -359,7 +363,7 @@ def back_or_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def done_help(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if _is_double_tap(conv, inp, ctx):
         return _keep(conv)
-    return _keep(conv, {"type": "done_help"})
+    return _keep(conv, DoneHelp())
 
 
 def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -401,7 +405,7 @@ def restart_yes(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 def restart_yes_at_rest(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """A start-over confirmation with no diagnosis under way: the one it was about has ended."""
-    return _keep(conv, {"type": "done_help"} if conv.state == DONE else {"type": "offer"})
+    return _keep(conv, DoneHelp() if conv.state == DONE else Offer())
 
 
 def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -420,24 +424,30 @@ def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def show_result(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """The last result once more (with its comparison); mid-diagnosis the open question follows."""
     if not conv.last:
-        return _keep(conv, notice("no_result"), *(place(conv) or ({"type": "offer"},)))
+        return _keep(conv, notice("no_result"), *(place(conv) or (Offer(),)))
     return _keep(conv, result_output(conv, again=True), *place(conv))
 
 
 def show_result_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     rest = _at_rest(conv)
     if not rest.last:
-        return Step(rest, (notice("expired"), notice("no_result"), {"type": "offer"}))
+        return Step(rest, (notice("expired"), notice("no_result"), Offer()))
     return Step(rest, (result_output(rest, again=True),))
+
+
+def _advice(inp: Input) -> Advice:
+    if inp.q is None or inp.choice is None:  # from_button gives both, or no ADVICE input at all
+        raise InvalidInput("an advice input without its question and answer")
+    return Advice(inp.q, inp.choice)
 
 
 def advice(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """A result's row tapped: that question's advice for that answer level; the place is kept."""
-    return _keep(conv, {"type": "advice", "q": inp.q, "choice": inp.choice}, *place(conv))
+    return _keep(conv, _advice(inp), *place(conv))
 
 
 def advice_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return Step(_at_rest(conv), ({"type": "advice", "q": inp.q, "choice": inp.choice},))
+    return Step(_at_rest(conv), (_advice(inp),))
 
 
 def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -449,18 +459,14 @@ def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     again = conv.consulted == sid
     if again and ctx.now - conv.updated <= ctx.settings.double_tap:
         return _keep(conv)
-    out: dict[str, Any] = {"type": "consult_ack", "sid": sid}
-    if again:
-        out["again"] = True
-    if ctx.settings.consult_url:
-        out["url"] = ctx.settings.consult_url
+    out = ConsultAck(sid, again, ctx.settings.consult_url)
     until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
     return Step(replace(conv, handoff_until=until, consulted=sid), (out,))
 
 
 def consult_first(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """A consultation asked for with no diagnosis to talk about: take the diagnosis first."""
-    return _keep(conv, notice("consult_first"), {"type": "offer"})
+    return _keep(conv, notice("consult_first"), Offer())
 
 
 def leave_to_person(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -469,11 +475,11 @@ def leave_to_person(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return Step(_at_rest(conv), (notice("expired"), {"type": "offer"}))
+    return Step(_at_rest(conv), (notice("expired"), Offer()))
 
 
 def expired_greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return Step(_at_rest(conv), ({"type": "greeting"},))
+    return Step(_at_rest(conv), (Greeting(),))
 
 
 # ---- the table --------------------------------------------------------------------------------------

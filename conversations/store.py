@@ -5,8 +5,8 @@ The interface follows python-telegram-bot's BasePersistence: ``get`` a snapshot,
 All keys come from :mod:`conversations.keys`; one user's keys share one Cluster hash slot.
 
 Round trips per handled event: one to read (record + dedupe mark, pipelined) and one to commit
-(the job's recovery mark, the Lua commit and the wake-up hint, pipelined; on a Redis Cluster the
-mark and the hint live in another slot and go before and after the commit, see
+(the recovery marks of the job and the figures record, the Lua commit and the wake-up hints, pipelined;
+on a Redis Cluster the marks and the hints live in another slot and go before and after the commit, see
 :func:`conversations.redis_ops.write_then_script`). Every call goes through the sync runner.
 """
 
@@ -17,29 +17,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations import jobs, keys
-from conversations.jobs import Job
+from conversations.jobs import Figures, Job
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.redis_ops import runner, text
 
 OK, DUPLICATE, CONFLICT = "ok", "dup", "conflict"
 DEDUPE_TTL = 3 * 86400  # seconds an inbound event ID is remembered against redelivery
-SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): kept only for its figures
+SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): a first-shape job kept for its figures
 
 # Apply one conversation transition atomically and exactly once.
-# KEYS[1] the user's conversation record (string)       crmbot:{u:<ch>:<id>}:conv
-# KEYS[2] dedupe mark of the inbound event (string)     crmbot:{u:<ch>:<id>}:seen:<event id>
-# KEYS[3] the user's mailbox (hash job id -> job JSON)  crmbot:{u:<ch>:<id>}:out
-# KEYS[4] the mailbox's leases (hash)                   crmbot:{u:<ch>:<id>}:lease
+# KEYS[1] the user's conversation record (string)       crmbot:{u:<t>:<id>}:conv
+# KEYS[2] dedupe mark of the inbound event (string)     crmbot:{u:<t>:<id>}:seen:<event id>
+# KEYS[3] the user's mailbox (hash job id -> job JSON)  crmbot:{u:<t>:<id>}:out
+# KEYS[4] the mailbox's leases (hash)                   crmbot:{u:<t>:<id>}:lease
+# KEYS[5] the user's figures records (hash)             crmbot:{u:<t>:<id>}:figs
 # ARGV[1] the record as it was read ("" when absent): the compare-and-set guard
 # ARGV[2] the new record ("" deletes it)
 # ARGV[3] TTL of the record in seconds ("0": no expiry)
 # ARGV[4] TTL of the dedupe mark in seconds
 # ARGV[5] job id ("" when nothing is to be sent)
 # ARGV[6] job JSON
-# ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0". With a job (ARGV[5]) they are set
-#         aside as "x-<job id>" (never claimed: nothing is sent) for that job to count their figures
-#         and delete them (bot/analytics_sink.py); without one they are deleted at once.
+# ARGV[7] "1" to drop the user's pending jobs (unfollow), else "0": they are never sent. A job of the
+#         first shape that carries its step's figures ("meta": {"stats"}; "stats" once a worker stored it
+#         again, see conversations.jobs) is set aside as "x-<job id>" instead
+#         (never claimed) when the step commits figures of its own (ARGV[8]): applying those figures counts
+#         the set-aside jobs' and deletes them (bot/analytics_sink.py).
+# ARGV[8] figures record id ("" when the step changed nothing the operator counts)
+# ARGV[9] figures JSON
 # Returns "dup" (event already applied: nothing changed), "conflict" (record changed since it was
 # read: nothing changed, read again), or "ok".
 COMMIT_LUA = """
@@ -57,11 +62,16 @@ elseif ARGV[2] ~= cur then
 end
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
 if ARGV[7] == '1' then
-  if ARGV[5] ~= '' then
+  if ARGV[8] ~= '' then
     local pending = redis.call('HGETALL', KEYS[3])
     for i = 1, #pending, 2 do
       if string.sub(pending[i], 1, 2) ~= 'x-' then
-        redis.call('HSET', KEYS[3], 'x-' .. pending[i], pending[i + 1])
+        local ok, job = pcall(cjson.decode, pending[i + 1])
+        local counted = ok and type(job) == 'table'
+          and (job.stats ~= nil or (type(job.meta) == 'table' and job.meta.stats ~= nil))
+        if counted then
+          redis.call('HSET', KEYS[3], 'x-' .. pending[i], pending[i + 1])
+        end
         redis.call('HDEL', KEYS[3], pending[i])
       end
     end
@@ -71,6 +81,7 @@ if ARGV[7] == '1' then
   end
 end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[5], ARGV[8], ARGV[9]) end
 return 'ok'
 """
 
@@ -96,9 +107,11 @@ class Persistence(abc.ABC):
         *,
         ttl: int,
         job: Job | None = None,
+        figures: Figures | None = None,
         look_at: float = 0.0,
         drop_outbox: bool = False,
         remind_index: bool = False,
+        content: tuple[str, str] | None = None,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -129,36 +142,46 @@ class RedisStore(Persistence):
         *,
         ttl: int,
         job: Job | None = None,
+        figures: Figures | None = None,
         look_at: float = 0.0,
         drop_outbox: bool = False,
         remind_index: bool = False,
+        content: tuple[str, str] | None = None,
     ) -> str:
-        """Commit a transition, with the job that delivers its outputs (looked at again by a worker at
-        ``look_at`` if nothing delivered it by then). ``remind_index`` adds the user to the reminder
-        index (before the commit, so the index is always a superset of the users who opted in)."""
+        """Commit a transition, with the job that delivers its outputs and the record of its figures for
+        the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
+        ``remind_index`` adds the user to the reminder index (before the commit, so the index is always
+        a superset of the users who opted in). ``content``: (key, value) of the script the job is to be
+        rendered with, stored if absent (SET NX) before the commit (the first job of a process)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
-        args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0"]
+        args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0", "", ""]
         if job is not None:
             args[4] = job.id
             args[5] = job.to_json()
+        if figures is not None:
+            args[7] = figures.id
+            args[8] = figures.to_json()
+        queued = [x for x in (job, figures) if x is not None]
 
         def before(p: Any) -> None:
+            if content is not None:
+                p.set(content[0], content[1], nx=True)
             if remind_index:
-                p.sadd(keys.REMIND_INDEX, f"{s.channel}:{s.user_id}")
-            if job is not None:
+                p.sadd(keys.REMIND_INDEX, f"{s.transport}:{s.user_id}")
+            for x in queued:
                 # The recovery mark first: if this process dies after the commit, a worker still
-                # finds the job.
-                jobs.intend(p, job, look_at)
+                # finds the job (and the figures).
+                jobs.intend(p, x, look_at)
 
         def after(p: Any) -> None:
-            if job is not None:
-                jobs.wake(p, job)  # a commit that did not happen leaves a hint to nothing: dropped
+            for x in queued:
+                jobs.wake(p, x)  # a commit that did not happen leaves a hint to nothing: dropped
 
         result = self.r.write_then_script(COMMIT_LUA, keys=[keys.conv(s), keys.seen(s, event_id),
-                                          jobs.mailbox(s.tag_name), jobs.leases(s.tag_name)], args=args,
-                                          before=before, after=after)
+                                          jobs.mailbox(s.tag_name), jobs.leases(s.tag_name),
+                                          jobs.figures(s.tag_name)], args=args, before=before, after=after)
         return text(result)
 
     def drop(self, subject: Subject) -> None:

@@ -35,6 +35,7 @@ from conversations import jobs, keys
 from conversations.jobs import Job
 from conversations.keys import TeamRef, ViewRef
 from conversations.redis_ops import runner
+from conversations.transports import Transport
 from scoring.periods import DEFAULT_FY_START, DEFAULT_TZ, FY_STARTS, Quarter
 
 AUDIT_KEEP = 1000
@@ -228,6 +229,16 @@ def _s(v: bytes | str | None) -> str:
     return v.decode() if isinstance(v, bytes) else (v or "")
 
 
+def _address(ref: TeamRef) -> str:
+    """A team channel's address in a Slack job: "<workspace>.<channel>"."""
+    return f"{ref.workspace}.{ref.channel}"
+
+
+def _post_job(ref: TeamRef, tag: str, post: Sequence[Mapping[str, Any]] | None, now: float) -> Job | None:
+    """The job of a team's post (Slack payloads rendered already), or None when there is nothing to post."""
+    return Job.new(Transport.SLACK, _address(ref), tag, [dict(o) for o in post], now) if post else None
+
+
 def _num(v: float) -> str:
     return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
 
@@ -304,7 +315,7 @@ class TeamStore:
                       view: ViewRef | None, post: Sequence[Mapping[str, Any]] | None = None,
                       lease: float = POST_LEASE) -> bool:
         tag = ref.tag[1:-1]
-        job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
+        job = _post_job(ref, tag, post, now)
         marks = [keys.team_view_submitted(ref, view)] if view else []
         done = self.r.write_then_script(
             REPLACE_LUA, keys=[key, keys.team_audit(ref), jobs.mailbox(tag), *marks],
@@ -364,7 +375,7 @@ class TeamStore:
         payload = json.dumps({k: _num(v) for k, v in values.items()})
         targets_json = json.dumps({k: _num(v) for k, v in (targets or {}).items()})
         tag = ref.tag[1:-1]
-        job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
+        job = _post_job(ref, tag, post, now)
         marks = [keys.team_view_submitted(ref, view)] if view else []
         answer = self.r.write_then_script(
             SUBMIT_LUA,
@@ -391,7 +402,7 @@ class TeamStore:
         committed, 0 when the figures changed since ``version`` was read (render it again), -1 when
         the quarter's result was posted already."""
         tag = ref.tag[1:-1]
-        job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now)
+        job = Job.new(Transport.SLACK, _address(ref), tag, [dict(o) for o in post], now)
         done = self.r.write_then_script(
             CLOSE_LUA,
             keys=[keys.team_kpi(ref, str(quarter)), keys.team_audit(ref), jobs.mailbox(tag)],
@@ -429,7 +440,7 @@ class TeamStore:
         them. True when recorded; False when that modal's submission was recorded before (a replay);
         None when the quarter would hold more than MAX_ACTIONS (nothing written)."""
         tag = ref.tag[1:-1]
-        job = Job.new("slack", f"{ref.workspace}.{ref.channel}", tag, [dict(o) for o in post], now) if post else None
+        job = _post_job(ref, tag, post, now)
         marks = [keys.team_view_submitted(ref, view)] if view else []
         done = self.r.write_then_script(
             ACTIONS_LUA,

@@ -18,8 +18,7 @@ from conversations import inputs as I
 from conversations.errors import InvalidInput
 from conversations.inputs import Input
 from conversations.keys import Subject
-
-CHANNEL = "line"
+from conversations.transports import Transport
 
 
 def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
@@ -62,7 +61,7 @@ def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
     ctx = raw.get("deliveryContext")
     token = raw.get("replyToken")
     try:
-        subject = Subject(CHANNEL, user_id)
+        subject = Subject(Transport.LINE, user_id)
     except InvalidInput:
         return None
     return InboundEvent(

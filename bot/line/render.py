@@ -11,7 +11,8 @@ recorded from the postback and its confirmation carries the booking page as a UR
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, assert_never
 
 from linebot.v3.messaging import (
     FlexContainer,
@@ -25,6 +26,21 @@ from linebot.v3.messaging import (
 
 from bot import views
 from conversations.content import Script
+from conversations.outputs import (
+    Advice,
+    ConfirmRestart,
+    ConsultAck,
+    DoneHelp,
+    Greeting,
+    Notice,
+    Offer,
+    OptinOffer,
+    Output,
+    Question,
+    Reminder,
+    Result,
+    Resume,
+)
 
 # Every text on the card meets WCAG AA (4.5:1) against what it is drawn on (tests/bot/line/test_contrast.py).
 GRADE_COLOURS = {"A": "#2E7D32", "B": "#8A6100", "C": "#B34700", "D": "#616161"}
@@ -46,25 +62,32 @@ def quick_reply(buttons: list[views.Button]) -> QuickReply | None:
     )
 
 
-def render(script: Script, outputs: list[dict[str, Any]]) -> list[Message]:
+def render(script: Script, outputs: Sequence[Output]) -> list[Message]:
     """At most five messages (LINE's limit per request); buttons ride on the last text message."""
-    messages: list[Message] = []
-    for out in outputs:
-        if out["type"] == "result":
-            messages.append(result_message(script, out["answers"], out.get("sid", 0), out.get("prev", "")))
-        elif out["type"] == "consult_ack" and out.get("url"):
-            messages.append(consult_message(script, out))
-        else:
-            qr = quick_reply(views.buttons_for(script, out))
-            messages.append(TextMessage(text=views.plain_text(script, out)[:5000], quickReply=qr))
-    return messages[:5]
+    return [message(script, out) for out in outputs][:5]
+
+
+def message(script: Script, out: Output) -> Message:
+    """One output as one LINE message: the result a Flex card, a confirmation with a booking page a Flex
+    bubble with its button, everything else text with its buttons as quick replies."""
+    match out:
+        case Result(sid=sid, answers=answers, prev=prev):
+            return result_message(script, answers, sid, prev)
+        case ConsultAck(url=url) if url:
+            return consult_message(script, out)
+        case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
+              | OptinOffer() | ConsultAck() | Reminder()):
+            return TextMessage(text=views.plain_text(script, out)[:5000],
+                               quickReply=quick_reply(views.buttons_for(script, out)))
+        case _:
+            assert_never(out)
 
 
 def _postback(b: views.Button) -> dict[str, Any]:
     return {"type": "postback", "label": b.label, "data": b.data, "displayText": b.echo[:300]}
 
 
-def consult_message(script: Script, out: dict[str, Any]) -> FlexMessage:
+def consult_message(script: Script, out: ConsultAck) -> FlexMessage:
     """The confirmation of a consultation request with the booking page behind a URI button."""
     v = views.consult_view(script, out)
     bubble = {

@@ -1,8 +1,9 @@
 """Delivers jobs to LINE from the worker (asyncio, line-bot-sdk's async client on aiohttp).
 
-One reply policy. The transport keeps its own state in the job (``job.state``):
-``reply_token`` (from the webhook), ``via`` ("reply" until it must push), ``reply_unknown`` (a
-reply was sent whose outcome we do not know: it timed out, or a worker died sending it).
+One reply policy. The transport keeps its own state in the job (``job.state``, a
+:class:`~conversations.transports.LineState`): ``reply_token`` (from the webhook), ``via`` ("reply"
+until it must push), ``reply_unknown`` (a reply was sent whose outcome we do not know: it timed out,
+or a worker died sending it). A job is rendered with the script it was committed with (bot.scripts).
 
 - While the reply token may still be valid (``reply_window`` seconds after *our server received the
   webhook*, never counted from the event's own timestamp: a sender's clock ahead of ours must not
@@ -59,11 +60,14 @@ from linebot.v3.messaging import (
 from bot.line.render import render
 from bot.logs import uid
 from bot.ratelimit import Limit, retry_after
+from bot.scripts import Scripts
 from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations import keys
-from conversations.content import Script
+from conversations.errors import InvalidInput
 from conversations.keys import Subject
+from conversations.outputs import outputs_of
 from conversations.redis_ops import text
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 REPLY_WINDOW = 50.0  # seconds after our server received the webhook that a reply token is tried
@@ -137,15 +141,15 @@ async def paced(attempt: Attempt, name: str, limit: Limit | None) -> Outcome | N
 
 
 class LineTransport:
-    channel = "line"
+    transport = Transport.LINE
 
-    def __init__(self, api: LineApi, script: Script, *, push_limit: Limit | None = None,
+    def __init__(self, api: LineApi, scripts: Scripts, *, push_limit: Limit | None = None,
                  reply_window: float = REPLY_WINDOW, on_profile: ProfileSink | None = None,
                  unknown_policy: str = "push") -> None:
         if unknown_policy not in ("push", "park"):
             raise ValueError(f"unknown_policy: {unknown_policy!r}")
         self.line = api
-        self.script = script
+        self.scripts = scripts
         self.push_limit = push_limit
         self.reply_window = reply_window
         self.on_profile = on_profile
@@ -153,13 +157,14 @@ class LineTransport:
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
-        if self.on_profile is None or not job.state.get("fetch_profile"):
+        state = job.line
+        if self.on_profile is None or not state.fetch_profile:
             return await self._send(attempt)
-        if not job.state.get("sent"):
+        if not state.sent:
             outcome = await self._send(attempt)
             if outcome.kind != DELIVERED:
                 return outcome
-            job.state["sent"] = True
+            state.sent = True
             await attempt.checkpoint()  # from here on, an attempt only fetches the profile
         return await self._profile(attempt, self.on_profile)
 
@@ -173,26 +178,30 @@ class LineTransport:
             if (status == 429 or status >= 500) and not last_try:
                 return failure(e, "profile")
             log.info("line: no profile for %s (HTTP %d); kept without a name", uid(job.to), status)
-            return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile: HTTP {status}")
+            return Outcome(DELIVERED, f"{job.line.via}; profile: HTTP {status}")
         except (TimeoutError, aiohttp.ClientError) as e:
             if not last_try:
                 return Outcome(RETRY, f"profile: {type(e).__name__}")
-            return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile: {type(e).__name__}")
+            return Outcome(DELIVERED, f"{job.line.via}; profile: {type(e).__name__}")
         await sink(attempt.redis, job.to, profile.display_name)
-        return Outcome(DELIVERED, f"{job.state.get('via', 'reply')}; profile kept")
+        return Outcome(DELIVERED, f"{job.line.via}; profile kept")
 
     async def _send(self, attempt: Attempt) -> Outcome:
         job = attempt.job
-        state = job.state
-        messages = render(self.script, job.outputs)
-        token = state.get("reply_token") or ""
-        if state.get("redelivery") and state.get("via") != "push":
-            state["via"] = "push"  # a redelivered event's token is not to be trusted: no reply
+        state = job.line
+        script = await self.scripts.of(attempt.redis, job.content)
+        try:
+            messages = render(script, outputs_of(job.outputs))
+        except InvalidInput as e:
+            return Outcome(FAILED, f"line: {e}")
+        token = state.reply_token
+        if state.redelivery and state.via != "push":
+            state.via = "push"  # a redelivered event's token is not to be trusted: no reply
         window_end = job.received + self.reply_window
         in_window = attempt.now <= window_end
-        replying = bool(token) and state.get("via", "reply") == "reply"
+        replying = bool(token) and state.via == "reply"
         if replying and in_window:
-            unknown = attempt.recovering or bool(state.get("reply_unknown"))
+            unknown = attempt.recovering or state.reply_unknown
             try:
                 await self.line.api.reply_message(ReplyMessageRequest(replyToken=token, messages=messages),
                                                   _request_timeout=self.line.timeout(window_end - attempt.now))
@@ -201,28 +210,28 @@ class LineTransport:
                 if _is_invalid_reply_token(e):
                     if unknown:
                         return Outcome(DELIVERED, "reply token used by an earlier attempt")
-                    state["via"] = "push"
+                    state.via = "push"
                     await attempt.checkpoint()
                 elif e.status == 429:
                     return failure(e, "reply")
                 elif (e.status or 0) >= 500:
-                    state["reply_unknown"] = True
+                    state.reply_unknown = True
                     return failure(e, "reply")
                 else:
                     return failure(e, "reply")
             except (TimeoutError, aiohttp.ClientError) as e:  # did it land? unknown: try the reply again
-                state["reply_unknown"] = True
+                state.reply_unknown = True
                 return Outcome(RETRY, f"reply: {type(e).__name__}")
-        elif replying and (attempt.recovering or state.get("reply_unknown")):
+        elif replying and (attempt.recovering or state.reply_unknown):
             # The window closed on a reply whose outcome nobody knows: the policy, decided once.
             if self.unknown_policy == "park":
                 await _count_unknown(attempt, "parked")
                 return Outcome(FAILED, "reply outcome unknown after the reply window (CRMBOT_REPLY_UNKNOWN=park)")
             await _count_unknown(attempt, "pushed")  # before the checkpoint: a crash between counts once (NX)
-            state["via"], state["resent"] = "push", True
+            state.via, state.resent = "push", True
             await attempt.checkpoint()
-        if state.get("resent") and len(messages) < 5:
-            messages = [TextMessage(text=self.script.text("resent_note")), *messages]
+        if state.resent and len(messages) < 5:
+            messages = [TextMessage(text=script.text("resent_note")), *messages]
         return await self._push(attempt, messages)
 
     async def _push(self, attempt: Attempt, messages: list[Any]) -> Outcome:
@@ -263,28 +272,31 @@ class LineBatchTransport:
     after a crash never reaches a user another batch has claimed.
     """
 
-    channel = "linebatch"
+    transport = Transport.LINEBATCH
 
-    def __init__(self, api: LineApi, script: Script, *, limit: Limit | None = None) -> None:
+    def __init__(self, api: LineApi, scripts: Scripts, *, limit: Limit | None = None) -> None:
         self.line = api
-        self.script = script
+        self.scripts = scripts
         self.limit = limit
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
-        users = [str(u) for u in job.meta.get("rcpt") or []]
-        period = str(job.meta.get("period", ""))
+        users, period = list(job.batch.rcpt), job.batch.period
         async with attempt.redis.pipeline(transaction=False) as p:  # one GET a user: marks live in their slots
             for u in users:
-                p.get(keys.reminder_sent(Subject("line", u), period))
+                p.get(keys.reminder_sent(Subject(Transport.LINE, u), period))
             marks = await p.execute() if users else []
         mine = [u for u, m in zip(users, marks, strict=True) if text(m) == job.id]
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
+        try:
+            messages = render(await self.scripts.of(attempt.redis, job.content), outputs_of(job.outputs))
+        except InvalidInput as e:
+            return Outcome(FAILED, f"multicast: {e}")
         if (later := await paced(attempt, "line:multicast", self.limit)) is not None:
             return later
         try:
-            request = MulticastRequest(to=mine, messages=render(self.script, job.outputs))
+            request = MulticastRequest(to=mine, messages=messages)
             await self.line.api.multicast(request, x_line_retry_key=job.id, _request_timeout=self.line.timeout())
             return Outcome(DELIVERED, f"multicast to {len(mine)}")
         except ApiException as e:

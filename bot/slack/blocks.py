@@ -19,6 +19,21 @@ from bot.mrkdwn import escape, mrkdwn
 from bot.slack.texts import months_label, period_label, t, with_unit
 from conversations.content import Script
 from conversations.kpi_catalog import Catalog
+from conversations.outputs import (
+    Advice,
+    ConfirmRestart,
+    ConsultAck,
+    DoneHelp,
+    Greeting,
+    Notice,
+    Offer,
+    OptinOffer,
+    Output,
+    Question,
+    Reminder,
+    Result,
+    Resume,
+)
 from conversations.teams import Action, Team
 from scoring.kpi import MAX_SCORE, Indicator, KpiResult
 from scoring.periods import Quarter
@@ -600,29 +615,33 @@ def report_button(locale: str, team: Team, quarter: Quarter) -> dict[str, Any]:
 # ---- the diagnosis ------------------------------------------------------------------------------
 
 
-def diagnosis_message(script: Script, outputs: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, list[dict[str, Any]]]:
     """All outputs of one step as one Slack message (one post = one delivery to check)."""
     blocks: list[dict[str, Any]] = []
     texts: list[str] = []
     for out in outputs:
-        if out["type"] == "optin_offer":
-            continue  # the quarterly retake reminder is a LINE feature
-        if out["type"] == "result":
-            text, result_blocks = diagnosis_result(script, out["answers"], out.get("prev", ""))
-            texts.append(text)
-            blocks += result_blocks
-        elif out["type"] == "consult_ack":
-            v = views.consult_view(script, out)
-            texts.append(v.text)
-            blocks.append(section(v.text))
-            if v.url:
-                blocks.append({"type": "actions", "block_id": f"consult-{len(blocks)}", "elements": [
-                    {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
-                     "url": v.url, "style": "primary"}]})
-        else:
-            body = views.plain_text(script, out)
-            texts.append(body)
-            blocks.append(section(body))
+        match out:
+            case OptinOffer():
+                continue  # the quarterly retake reminder is a LINE feature
+            case Result(answers=answers, prev=prev):
+                text, result_blocks = diagnosis_result(script, answers, prev)
+                texts.append(text)
+                blocks += result_blocks
+            case ConsultAck():
+                v = views.consult_view(script, out)
+                texts.append(v.text)
+                blocks.append(section(v.text))
+                if v.url:
+                    blocks.append({"type": "actions", "block_id": f"consult-{len(blocks)}", "elements": [
+                        {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
+                         "url": v.url, "style": "primary"}]})
+            case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
+                  | Reminder()):
+                body = views.plain_text(script, out)
+                texts.append(body)
+                blocks.append(section(body))
+            case _:
+                assert_never(out)
         buttons = views.buttons_for(script, out)
         if buttons:
             blocks.append({

@@ -1,10 +1,11 @@
 """Delivers jobs to Slack from the worker (asyncio, slack_sdk's AsyncWebClient on aiohttp).
 
 A job goes to ``<workspace>.<target>``: a user (the diagnosis in a DM; ``conversations.open``
-first, the DM's channel kept in the job's state) or a team channel. It is sent with that workspace's
+first, the DM's channel kept in the job's state, a :class:`~conversations.transports.SlackState`) or a
+team channel. It is sent with that workspace's
 bot token (:mod:`bot.slack.tokens`: ``SLACK_BOT_TOKEN``, or with OAuth the workspace's installation);
 a job for a workspace where the app is not installed (uninstalled) is parked, saying so. Its outputs are the diagnosis'
-steps, or one of:
+steps (typed outputs, rendered with the script the job was committed with: bot.scripts), or one of:
 
 - ``slack_post`` ``{text, blocks}``: a message in the channel;
 - ``slack_ephemeral`` ``{user, text, blocks}``: a message only ``user`` sees in the channel;
@@ -40,10 +41,13 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ratelimit import Limit, retry_after
+from bot.scripts import Scripts
 from bot.slack.blocks import diagnosis_message
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
 from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
-from conversations.content import Script
+from conversations.errors import InvalidInput
+from conversations.outputs import JobOutput, outputs_of
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "crmbot_delivery"
@@ -89,6 +93,13 @@ def file_bytes(out: dict[str, Any]) -> bytes:
                         y_range=(0, 10.5), fmt="png")
 
 
+def _payload(out: JobOutput) -> dict[str, Any]:
+    """A post or a file of a multi-part KPI job (never a diagnosis output: those go as one message)."""
+    if not isinstance(out, dict):
+        raise InvalidInput(f"a {out.kind} output in a job of posts and files")
+    return out
+
+
 def split_to(to: str) -> tuple[str, str]:
     """A Slack job's address "<workspace>.<user or channel>" -> (workspace, id)."""
     workspace, _, target = to.partition(".")
@@ -96,14 +107,14 @@ def split_to(to: str) -> tuple[str, str]:
 
 
 class SlackTransport:
-    channel = "slack"
+    transport = Transport.SLACK
 
-    def __init__(self, token: str | TokenSource, base_url: str, script: Script, *,
+    def __init__(self, token: str | TokenSource, base_url: str, scripts: Scripts, *,
                  limits: SlackLimits | None = None, timeout: float = TIMEOUT) -> None:
         self.timeout = timeout
         self.tokens: TokenSource = StaticToken(token) if isinstance(token, str) else token
         self.base_url = base_url
-        self.script = script
+        self.scripts = scripts
         self.limits = limits or SlackLimits()
         self._clients: dict[str, AsyncWebClient] = {}  # workspace -> a client with its current token
 
@@ -125,16 +136,20 @@ class SlackTransport:
     async def _conversation(self, client: AsyncWebClient, attempt: Attempt, target: str) -> str:
         if not target.startswith(("U", "W")):
             return target
-        state = attempt.job.state
-        if not state.get("dm"):
+        state = attempt.job.slack
+        if not state.dm:
             res = await client.conversations_open(users=target)
-            state["dm"] = res["channel"]["id"]
-        return str(state["dm"])
+            state.dm = str(res["channel"]["id"])
+        return state.dm
 
-    def _render(self, outputs: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-        if len(outputs) == 1 and outputs[0]["type"] == "slack_post":
-            return outputs[0]["text"], outputs[0]["blocks"]
-        return diagnosis_message(self.script, outputs)
+    async def _render(self, attempt: Attempt) -> tuple[str, list[dict[str, Any]]]:
+        """A post's text and blocks: a KPI post as it was committed, or the diagnosis' outputs rendered
+        with the script they were committed with."""
+        outputs = attempt.job.outputs
+        if len(outputs) == 1 and isinstance(post := outputs[0], dict) and post["type"] == "slack_post":
+            return post["text"], post["blocks"]
+        script = await self.scripts.of(attempt.redis, attempt.job.content)
+        return diagnosis_message(script, outputs_of(outputs))
 
     async def _already_posted(self, client: AsyncWebClient, channel: str, job_id: str) -> bool:
         res = await client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
@@ -160,12 +175,13 @@ class SlackTransport:
     async def _deliver_steps(self, client: AsyncWebClient, attempt: Attempt, workspace: str, target: str) -> Outcome:
         """Posts and files one after the other, the step reached checkpointed after each."""
         job = attempt.job
+        state = job.slack
         dm = target.startswith(("U", "W", "D"))
         channel = await self._conversation(client, attempt, target)
-        start = int(job.state.get("step", 0))
+        start = state.step
         for i in range(start, len(job.outputs)):
-            out = job.outputs[i]
-            unknown = (attempt.recovering and i == start) or bool(job.state.get("post_unknown"))
+            out = _payload(job.outputs[i])
+            unknown = (attempt.recovering and i == start) or state.post_unknown
             if out["type"] in FILE_OUTPUTS:
                 name = file_name(out, job.id)
                 if not (unknown and await self._already_shared(client, channel, name)):
@@ -180,9 +196,9 @@ class SlackTransport:
                     meta = {"event_type": EVENT_TYPE, "event_payload": {"id": key}}
                     await client.chat_postMessage(channel=channel, text=out["text"], blocks=out.get("blocks"),
                                                        metadata=meta)
-            job.state.pop("post_unknown", None)
+            state.post_unknown = False
             if i + 1 < len(job.outputs):
-                job.state["step"] = i + 1
+                state.step = i + 1
                 await attempt.checkpoint()
         return Outcome(DELIVERED, f"{len(job.outputs)} steps")
 
@@ -206,7 +222,8 @@ class SlackTransport:
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         workspace, target = split_to(job.to)
-        kind = job.outputs[0].get("type") if len(job.outputs) == 1 else None
+        first = job.outputs[0] if len(job.outputs) == 1 else None
+        kind = first.get("type") if isinstance(first, dict) else None
         try:
             token = await self.tokens.token(attempt.redis, workspace)
         except TokenBusy:
@@ -216,25 +233,26 @@ class SlackTransport:
                                    "no token; requeue after installing it again")
         client = self.client_for(workspace, token)
         try:
-            if any(o.get("type") in FILE_OUTPUTS for o in job.outputs):
+            if any(isinstance(o, dict) and o.get("type") in FILE_OUTPUTS for o in job.outputs):
                 return await self._deliver_steps(client, attempt, workspace, target)
-            if kind == "slack_home":
-                out = job.outputs[0]
-                await client.views_publish(user_id=out["user"], view=out["view"])
+            if kind == "slack_home" and isinstance(first, dict):
+                await client.views_publish(user_id=first["user"], view=first["view"])
                 return Outcome(DELIVERED, "home published")
-            if kind == "slack_ephemeral":
-                out = job.outputs[0]
-                await client.chat_postEphemeral(channel=target, user=out["user"], text=out["text"],
-                                                     blocks=out.get("blocks"))
+            if kind == "slack_ephemeral" and isinstance(first, dict):
+                await client.chat_postEphemeral(channel=target, user=first["user"], text=first["text"],
+                                                     blocks=first.get("blocks"))
                 return Outcome(DELIVERED, "ephemeral")
+            try:
+                text, blocks = await self._render(attempt)
+            except InvalidInput as e:
+                return Outcome(FAILED, f"slack: {e}")
             dm = target.startswith(("U", "W", "D"))
             channel = await self._conversation(client, attempt, target)
-            unknown = attempt.recovering or bool(job.state.get("post_unknown"))
+            unknown = attempt.recovering or job.slack.post_unknown
             if unknown and await self._already_posted(client, channel, job.id):
                 return Outcome(DELIVERED, "already posted (found by metadata)")
             if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
                 return later
-            text, blocks = self._render(job.outputs)
             await client.chat_postMessage(channel=channel, text=text, blocks=blocks,
                                                metadata={"event_type": EVENT_TYPE, "event_payload": {"id": job.id}})
             return Outcome(DELIVERED, "posted")
@@ -250,7 +268,7 @@ class SlackTransport:
                                                seconds or 1.0)
                 return Outcome(RETRY, "slack: ratelimited", seconds)
             if status >= 500:
-                job.state["post_unknown"] = True
+                job.slack.post_unknown = True
                 return Outcome(RETRY, f"slack: HTTP {status}")
             if error in AUTH_ERRORS:
                 now_stored = await self.tokens.fresh(attempt.redis, workspace)
@@ -263,7 +281,7 @@ class SlackTransport:
                 return Outcome(FAILED, f"slack: {error}")
             return Outcome(RETRY, f"slack: {error or status}")
         except (TimeoutError, aiohttp.ClientError) as e:  # unknown outcome: the next attempt checks first
-            job.state["post_unknown"] = True
+            job.slack.post_unknown = True
             return Outcome(RETRY, f"slack: {type(e).__name__}")
         except SlackRequestError:  # the file's upload refused: nothing was shared
             return Outcome(RETRY, "slack: upload failed")

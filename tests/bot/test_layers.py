@@ -27,7 +27,7 @@ def _chain(graph: grimp.ImportGraph, source: str, target: str) -> str:
 
 
 @pytest.mark.parametrize("core", ["bot.kpi", "bot.reminders", "bot.clock", "bot.operator", "bot.core", "bot.outbox",
-                                  "bot.worker", "bot.analytics_sink", "bot.webchat"])
+                                  "bot.worker", "bot.analytics_sink", "bot.webchat", "bot.scripts"])
 def test_a_core_module_reaches_no_adapter_framework_or_sdk(graph: grimp.ImportGraph, core: str) -> None:
     modules = [core, *graph.find_descendants(core)]
     reached = {m for source in modules for m in graph.find_upstream_modules(source)}

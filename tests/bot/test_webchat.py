@@ -152,7 +152,7 @@ def test_the_whole_diagnosis_by_tapping(page: TryPage) -> None:
     assert "7/10" in card["count"]
     assert card["point_title"].startswith("Q9 ")  # the C at Q9: the one point to fix
     user = page.user
-    assert user.channel == "web"
+    assert user.transport == "web"
     assert page.r.get(keys.conv(user)) is not None  # the same store as LINE
 
 
@@ -310,7 +310,7 @@ def test_reset_starts_a_new_test_user(page: TryPage) -> None:
     res = page.http.post("/console/try/reset", headers={"X-CSRF-Token": page.csrf})
     assert res.status_code == 200
     second = page.user
-    assert second != first and second.channel == "web"
+    assert second != first and second.transport == "web"
     page.settle()
     page.seen.clear()
     assert [m["kind"] for m in page.fetch(0)["messages"]] == ["greeting"]

@@ -16,6 +16,7 @@ from conversations.errors import InvalidInput
 from conversations.inputs import Input
 from conversations.keys import Subject
 from conversations.machine import Conv, Settings, build
+from conversations.outputs import ConsultAck
 
 T0 = 1_767_225_600.0  # 2026-01-01 09:00 Japan time
 DAY = 86400.0
@@ -54,7 +55,7 @@ class User:
 
     @property
     def lead_id(self) -> str:
-        return A.lead_id(self.subject.channel, self.subject.user_id, self.conv.sid, self.conv.begun)
+        return A.lead_id(self.subject.transport, self.subject.user_id, self.conv.sid, self.conv.begun)
 
 
 # ---- delta_of (pure) ------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_a_consultation_output_marks_the_lead() -> None:
     u = User()
     u.do(I.START)
     u.answer("ABCDABCDAB")
-    d = delta_of(u.conv, u.conv, ({"type": A.CONSULT_ACK},), LINE_A, u.now + 5)
+    d = delta_of(u.conv, u.conv, (ConsultAck(u.conv.sid),), LINE_A, u.now + 5)
     assert d is not None and d["lead"]["consult"] == 1 and d["lead"]["id"] == u.lead_id
 
 
@@ -206,7 +207,7 @@ def test_consult_status(stats: Analytics) -> None:
     u = User(stats=stats)
     u.do(I.START)
     u.answer("ABCDABCDAB")
-    assert stats.apply(delta_of(u.conv, u.conv, ({"type": A.CONSULT_ACK},), LINE_A, u.now) or {}) is True
+    assert stats.apply(delta_of(u.conv, u.conv, (ConsultAck(u.conv.sid),), LINE_A, u.now) or {}) is True
     lead = stats.lead(u.lead_id)
     assert lead is not None and (lead.consult, lead.consult_at) == ("new", u.now)
     assert stats.open_consultations() == 1

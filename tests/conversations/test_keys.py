@@ -39,9 +39,9 @@ def test_keys_of_different_channels_differ() -> None:
     ids=["empty", "open-brace", "close-brace", "braces", "colon", "bar", "space", "only-space", "tab", "lf", "cr",
          "129"],
 )
-@pytest.mark.parametrize("field", ["channel", "user_id"])
+@pytest.mark.parametrize("field", ["transport", "user_id"])
 def test_subject_rejects_bad_identifiers(field: str, bad: str) -> None:
-    args = {"channel": "line", "user_id": "U1", field: bad}
+    args = {"transport": "line", "user_id": "U1", field: bad}
     with pytest.raises(InvalidInput, match=field):
         Subject(**args)
 

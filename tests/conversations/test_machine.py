@@ -11,6 +11,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from conversations import inputs as I
+from conversations import outputs
 from conversations.errors import ConfigError
 from conversations.inputs import Input
 from conversations.machine import (
@@ -32,6 +33,7 @@ from conversations.machine import (
     build,
     greet,
 )
+from conversations.outputs import Output, Result
 
 T0 = 1_767_225_600.0
 M = build()
@@ -40,22 +42,27 @@ GAP = 20.0  # default time between two inputs: past the double-tap window, well 
 assert SET.double_tap < GAP < SET.resume_after
 
 
-def q_out(sid: int, q: int) -> dict[str, Any]:
-    return {"type": "question", "sid": sid, "q": q}
+def typed(d: dict[str, Any]) -> Output:
+    """The output a job stores as this dict (conversations.outputs: the shape jobs have always stored)."""
+    return outputs.from_json(d)
 
 
-def notice(key: str, **params: Any) -> dict[str, Any]:
-    return {"type": "notice", "key": key, **params}
+def q_out(sid: int, q: int) -> Output:
+    return typed({"type": "question", "sid": sid, "q": q})
 
 
-def resume_out(sid: int, q: int) -> dict[str, Any]:
-    return {"type": "resume", "sid": sid, "q": q}
+def notice(key: str, **params: Any) -> Output:
+    return typed({"type": "notice", "key": key, **params})
 
 
-OFFER = {"type": "offer"}
-GREETING = {"type": "greeting"}
-DONE_HELP = {"type": "done_help"}
-OPTIN_OFFER = {"type": "optin_offer"}
+def resume_out(sid: int, q: int) -> Output:
+    return typed({"type": "resume", "sid": sid, "q": q})
+
+
+OFFER = typed({"type": "offer"})
+GREETING = typed({"type": "greeting"})
+DONE_HELP = typed({"type": "done_help"})
+OPTIN_OFFER = typed({"type": "optin_offer"})
 
 
 class Chat:
@@ -75,7 +82,8 @@ class Chat:
             assert step.conv.updated == self.now
         if not step.changed:
             assert step.conv is prev
-        json.dumps(step.outputs)  # outputs are JSON-safe
+        # outputs are JSON-safe, and read back as they were
+        assert [outputs.from_json(json.loads(json.dumps(o.to_json()))) for o in step.outputs] == list(step.outputs)
         self.conv = step.conv if step.conv is not None else Conv()
         return step
 
@@ -228,7 +236,7 @@ def test_ten_answers_finish_with_the_result() -> None:
         if i < QUESTION_COUNT - 1:
             assert step.outputs == (q_out(1, i + 1),)
             assert chat.conv.answers == answers[: i + 1]
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": answers}, OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": answers}), OPTIN_OFFER)
     assert chat.conv.state == DONE
     assert chat.conv.last == answers
     assert chat.conv.finished == chat.now
@@ -246,7 +254,7 @@ def test_typed_answers_apply_to_the_current_question() -> None:
 def test_typed_answer_finishes_too() -> None:
     chat = asking_at(9)
     step = chat.type("A")
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAA"}, OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAA"}), OPTIN_OFFER)
 
 
 def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
@@ -256,7 +264,8 @@ def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
     assert (chat.conv.state, chat.conv.sid, chat.conv.last) == (ASKING, 2, "AAAAAAAAAA")
     for letter in "DDDDDDDDDD":
         step = chat.tap(letter)
-    assert step.outputs == ({"type": "result", "sid": 2, "answers": "DDDDDDDDDD", "prev": "AAAAAAAAAA"}, OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 2, "answers": "DDDDDDDDDD", "prev": "AAAAAAAAAA"}),
+                            OPTIN_OFFER)
     assert (chat.conv.last, chat.conv.prev) == ("DDDDDDDDDD", "AAAAAAAAAA")
 
 
@@ -299,7 +308,7 @@ def test_restart_mid_way_asks_first_and_keeps_the_place() -> None:
     chat = asking_at(6)
     before = (chat.conv.sid, chat.conv.q, chat.conv.answers)
     step = chat.do(I.RESTART)
-    assert step.outputs == ({"type": "confirm_restart", "sid": 1, "q": 6},)
+    assert step.outputs == (typed({"type": "confirm_restart", "sid": 1, "q": 6}),)
     assert chat.conv.state == CONFIRM and (chat.conv.sid, chat.conv.q, chat.conv.answers) == before
     step = chat.do(I.RESTART_YES, sid=1)
     assert step.outputs == (notice("restarted"), q_out(2, 0))
@@ -329,7 +338,7 @@ def test_text_while_asked_to_start_over_asks_again() -> None:
     before = chat.conv
     for kind in (I.TEXT, I.RESTART):
         step = chat.do(kind)
-        assert step.outputs == ({"type": "confirm_restart", "sid": 1, "q": 3},)
+        assert step.outputs == (typed({"type": "confirm_restart", "sid": 1, "q": 3}),)
         assert chat.conv is before
 
 
@@ -355,18 +364,18 @@ def test_result_word_shows_the_last_result_again_in_any_state() -> None:
     chat = finished("AABBCCDDAB")
     before = chat.conv
     step = chat.do(I.RESULT)
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": "AABBCCDDAB", "again": True},)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "AABBCCDDAB", "again": True}),)
     assert chat.conv is before
     chat.do(I.START)
     chat.tap("A")
     step = chat.do(I.RESULT)  # mid-diagnosis: the result, then the open question
-    assert step.outputs == ({"type": "result", "sid": 2, "answers": "AABBCCDDAB", "again": True}, q_out(2, 1))
+    assert step.outputs == (typed({"type": "result", "sid": 2, "answers": "AABBCCDDAB", "again": True}), q_out(2, 1))
 
 
 def test_result_word_without_a_result_says_so_and_offers_to_start() -> None:
     chat = Chat()
     step = chat.do(I.RESULT)
-    assert step.outputs == (notice("no_result"), {"type": "offer"})
+    assert step.outputs == (notice("no_result"), typed({"type": "offer"}))
     chat.do(I.START)
     step = chat.do(I.RESULT)
     assert step.outputs == (notice("no_result"), q_out(1, 0))
@@ -376,11 +385,11 @@ def test_advice_tap_answers_with_that_questions_advice_and_keeps_the_place() -> 
     chat = finished()
     before = chat.conv
     step = chat.send(Input(I.ADVICE, q=2, choice="B"))
-    assert step.outputs == ({"type": "advice", "q": 2, "choice": "B"},)
+    assert step.outputs == (typed({"type": "advice", "q": 2, "choice": "B"}),)
     assert chat.conv is before
     chat.do(I.START)
     step = chat.send(Input(I.ADVICE, q=4, choice="D"))
-    assert step.outputs == ({"type": "advice", "q": 4, "choice": "D"}, q_out(2, 0))
+    assert step.outputs == (typed({"type": "advice", "q": 4, "choice": "D"}), q_out(2, 0))
 
 
 def test_continue_while_asking_reasks() -> None:
@@ -439,7 +448,7 @@ def test_typed_answer_from_the_resume_prompt_is_accepted() -> None:
 def test_last_answer_from_the_resume_prompt_finishes() -> None:
     chat = in_resume(9, "ABCDABCDA")
     step = chat.tap("D")
-    assert step.outputs == ({"type": "result", "sid": 1, "answers": "ABCDABCDAD"}, OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAD"}), OPTIN_OFFER)
     assert chat.conv.state == DONE
 
 
@@ -934,14 +943,14 @@ def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, 
         step = chat.send(inp)
         expected = model.apply(inp)
         conv = chat.conv
-        results = [o for o in step.outputs if o["type"] == "result" and not o.get("again")]
+        results = [o for o in step.outputs if isinstance(o, Result) and not o.again]
         for o in results:
-            assert len(o["answers"]) == QUESTION_COUNT
-            assert o.get("prev", "") == model.prev
-        assert [o["answers"] for o in results] == ([expected] if expected else [])
-        shown = [o for o in step.outputs if o["type"] == "result" and o.get("again")]
+            assert len(o.answers) == QUESTION_COUNT
+            assert o.prev == model.prev
+        assert [o.answers for o in results] == ([expected] if expected else [])
+        shown = [o for o in step.outputs if isinstance(o, Result) and o.again]
         if inp.kind == I.RESULT:  # the last result again, or "none yet"
-            assert [o["answers"] for o in shown] == ([model.last] if model.last else [])
+            assert [o.answers for o in shown] == ([model.last] if model.last else [])
             assert bool(model.last) or notice("no_result") in step.outputs
         else:
             assert shown == []
@@ -973,7 +982,7 @@ def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
         chat.tap(letter)
     step = chat.tap("A")
     assert step.outputs == (  # no second offer
-        {"type": "result", "sid": 2, "answers": "ABCDABCDAA", "prev": "AABBCCDDAB"},)
+        typed({"type": "result", "sid": 2, "answers": "ABCDABCDAA", "prev": "AABBCCDDAB"}),)
     assert chat.conv.remind  # kept across the retake
 
 
@@ -1007,8 +1016,8 @@ def test_opting_in_on_an_expired_diagnosis_does_not_revive_it() -> None:
 HOUR = 3600.0
 
 
-def ack(sid: int, **extra: Any) -> dict[str, Any]:
-    return {"type": "consult_ack", "sid": sid, **extra}
+def ack(sid: int, **extra: Any) -> Output:
+    return typed({"type": "consult_ack", "sid": sid, **extra})
 
 
 def consulted(answers: str = "AABBCCDDAB", settings: Settings = SET) -> Chat:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +14,7 @@ from redis.retry import Retry
 
 from conversations import jobs, keys
 from conversations.errors import StoreUnavailable
-from conversations.jobs import Job
+from conversations.jobs import Figures, Job
 from conversations.keys import Subject
 from conversations.machine import ASKING, DONE, Conv
 from conversations.store import CONFLICT, DUPLICATE, OK, RedisStore, Snapshot
@@ -35,8 +36,8 @@ def asking(q: int = 0, n: int = 1) -> Conv:
 
 
 def write(message_id: str = "m-1") -> Job:
-    return Job.new("line", ALICE.user_id, ALICE.tag_name, [{"type": "question", "sid": 1, "q": 0, "ja": "診断"}], T0,
-                   job_id=message_id)
+    return Job.new("line", ALICE.user_id, ALICE.tag_name,
+                   [{"type": "question", "sid": 1, "q": 0}, {"type": "notice", "key": "診断"}], T0, job_id=message_id)
 
 
 def mailbox(subject: Subject) -> str:
@@ -182,16 +183,23 @@ def test_drop_outbox_deletes_the_users_outbox(store: RedisStore, r: redis.Redis)
     assert r.hkeys(mailbox(BOB)) == [b"other"]
 
 
-def test_drop_outbox_then_write_sets_the_pending_jobs_aside_for_the_new_one(store: RedisStore, r: redis.Redis) -> None:
-    """With a job (the unfollow's figures), pending jobs are renamed "x-<id>": no worker claims them by
-    their id any more (nothing is sent), and the new job counts their figures (bot/analytics_sink.py)."""
-    r.hset(mailbox(ALICE), mapping={"old": "{1}", "x-older": "{2}"})
+def test_drop_outbox_with_figures_sets_first_shape_jobs_aside_for_them(store: RedisStore, r: redis.Redis) -> None:
+    """An unfollow's step commits figures of its own: the pending jobs are dropped (never sent), but a job
+    of the first shape, whose step's figures ride in it, is renamed "x-<id>" instead: no worker claims it by
+    its id any more (nothing is sent), and the unfollow's figures count it (bot/analytics_sink.py)."""
+    old = json.dumps({"id": "old", "channel": "line", "to": ALICE.user_id, "tag": ALICE.tag_name, "outputs": [],
+                      "received": T0, "meta": {"stats": {"at": T0}}})
+    r.hset(mailbox(ALICE), mapping={"old": old, "new-shape": write("new-shape").to_json(), "bad": "{1}",
+                                    "x-older": "{2}"})
     r.hset(leases(ALICE), "old", "1|token")
-    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, job=write("new"), look_at=T0 + 30,
+    figures = Figures.new(ALICE.tag_name, {"at": T0, "follow": 0, "person": f"line:{ALICE.user_id}"})
+    assert store.update(store.get(ALICE, "ev-1"), asking(0), "ev-1", ttl=0, figures=figures, look_at=T0 + 30,
                         drop_outbox=True) == OK
-    assert sorted(r.hkeys(mailbox(ALICE))) == [b"new", b"x-old", b"x-older"]
-    assert r.hget(mailbox(ALICE), "x-old") == b"{1}" and r.hget(mailbox(ALICE), "x-older") == b"{2}"
+    assert sorted(r.hkeys(mailbox(ALICE))) == [b"x-old", b"x-older"]
+    assert r.hget(mailbox(ALICE), "x-old") == old.encode() and r.hget(mailbox(ALICE), "x-older") == b"{2}"
     assert not r.exists(leases(ALICE))
+    assert Figures.from_json(r.hget(jobs.figures(ALICE.tag_name), figures.id)) == figures
+    assert r.zscore(jobs.due(jobs.shard_of(ALICE.tag_name)), figures.ref) == T0 + 30
 
 
 def test_no_drop_keeps_the_outbox(store: RedisStore, r: redis.Redis) -> None:
@@ -285,6 +293,8 @@ def test_one_subjects_keys_share_a_cluster_slot() -> None:
                 keys.seen(subject, "x" * 64),
                 jobs.mailbox(subject.tag_name),
                 jobs.leases(subject.tag_name),
+                jobs.figures(subject.tag_name),
+                jobs.figures_leases(subject.tag_name),
             )
         }
         assert len(slots) == 1
@@ -370,7 +380,8 @@ def test_a_commit_with_an_outbox_entry_is_one_round_trip(r, monkeypatch) -> None
     store = RedisStore(r)
     subject = Subject("line", "U" + "7" * 32)
     snap = store.get(subject, "e0")
-    job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question"}], 100.0, job_id="m1")
+    job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question", "sid": 1, "q": 0}], 100.0,
+                  job_id="m1")
     assert store.update(snap, Conv(state=ASKING, sid=1), "e0", ttl=0, job=job, look_at=130.0) == "ok"  # loads it
     snap = store.get(subject, "e1")
     sent = _count_round_trips(r, monkeypatch)

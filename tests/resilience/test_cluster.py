@@ -578,7 +578,8 @@ def test_a_commit_is_one_pipeline_on_one_server_and_intent_then_script_on_the_cl
         subject = Subject("line", LINE_USER)
         snap = store.get(subject, "ev-1")
         calls.clear()
-        job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question"}], 70.0, job_id="m-1")
+        job = Job.new("line", subject.user_id, subject.tag_name, [{"type": "question", "sid": 1, "q": 0}], 70.0,
+                      job_id="m-1")
         assert store.update(snap, Conv(state="asking", sid=1), "ev-1", ttl=60, job=job, look_at=100.0,
                             remind_index=True) == "ok"
         seen[backend.name] = list(calls)

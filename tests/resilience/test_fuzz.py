@@ -391,19 +391,21 @@ def pacing(key: str) -> bool:
 
 
 def subject_keys(subject: Subject) -> Any:
-    """A diagnosis step of ``subject``: its own keys (record, dedupe mark, mailbox), the queue
-    shards (due; parked, when the fake Slack API refuses an odd user) and, when the garbage
-    happens to be the opt-in button's data ("o:1"), the reminder index."""
+    """A diagnosis step of ``subject``: its own keys (record, dedupe mark, mailbox, figures records), the
+    queue shards (due; parked, when the fake Slack API refuses an odd user), the script's text under its
+    content version (stored with the first job of a process) and, when the garbage happens to be the
+    opt-in button's data ("o:1"), the reminder index."""
     shard = jobs.shard_of(subject.tag_name)
     shared = (jobs.due(shard), jobs.ready(shard), jobs.parked(shard), keys.REMIND_INDEX)
     figures = figures_of(subject)
-    return lambda key: key.startswith(f"{keys.PREFIX}:{subject.tag}:") or key in shared or figures(key)
+    return lambda key: (key.startswith((f"{keys.PREFIX}:{subject.tag}:", keys.content(""))) or key in shared
+                        or figures(key))
 
 
 def figures_of(subject: Subject) -> Any:
     """The operator's figures of a diagnosis step of ``subject`` (conversations.analytics): its own
     lead and person index, its channel's counts, the shared sets."""
-    ch = subject.channel
+    ch = subject.transport
     own = (A.lead_key(f"{ch}:{subject.user_id}:"), A.person_key(ch, subject.user_id))
     counts = (A.started_key(ch), f"{A.STATS}:reached:{ch}:", f"{A.STATS}:tier:{ch}:", f"{A.STATS}:answer:{ch}:")
     shared = (A.ACTIVE, A.CHANNELS, A.CONSULT_OPEN, A.FOLLOWERS, A.FOLLOW, A.NAMES)

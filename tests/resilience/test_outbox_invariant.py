@@ -38,7 +38,7 @@ LEASE = 30.0
 class Receiver:
     """An idempotent API (as LINE's X-Line-Retry-Key makes a push): records each job id it accepts."""
 
-    channel = "rec"
+    transport = "web"  # a real transport (jobs name one), delivered here by this recorder
 
     def __init__(self) -> None:
         self.accepted: dict[str, int] = {}  # job id -> times sent
@@ -69,7 +69,7 @@ class Env:
 
     def job(self, n: int = 0) -> Job:
         tag = f"u:line:U{n:032d}"
-        return Job.new("rec", tag[7:], tag, [{"type": "greeting"}], self.clock())
+        return Job.new("web", tag[7:], tag, [{"type": "greeting"}], self.clock())
 
     # the commit's three writes, each on its own (write_then_script sends them in this order)
     def mark(self, job: Job) -> None:
@@ -102,10 +102,10 @@ def env(r: redis.Redis, redis_url: str) -> Iterator[Env]:
     receiver = Receiver()
 
     async def build() -> Worker:
-        return Worker(aredis.Redis.from_url(redis_url), {"rec": receiver}, clock=clock, lease=LEASE)
+        return Worker(aredis.Redis.from_url(redis_url), {"web": receiver}, clock=clock, lease=LEASE)
 
     thread = WorkerThread(build)
-    outbox = Outbox(r, ["rec"], clock=clock, lease=LEASE)
+    outbox = Outbox(r, ["web"], clock=clock, lease=LEASE)
     e = Env(r, clock, receiver, thread, outbox, r.register_script(jobs.PUT_LUA))
     yield e
     thread.close()
@@ -265,7 +265,7 @@ def test_the_worker_audits_at_start(env: Env, r: redis.Redis, redis_url: str) ->
         return report
 
     async def build() -> Worker:
-        return Worker(aredis.Redis.from_url(redis_url), {"rec": receiver}, clock=clock, lease=LEASE, audit=audit)
+        return Worker(aredis.Redis.from_url(redis_url), {"web": receiver}, clock=clock, lease=LEASE, audit=audit)
 
     thread = WorkerThread(build)
     try:

@@ -16,8 +16,9 @@ handlers, and is checked after every step against what Redis holds:
 - a redelivered event is a no-op answering "dup", with no outputs and nothing queued;
 - of concurrent taps on the current question exactly one advances; the others see the new state;
 - the user's mailbox holds exactly the jobs queued since the last unfollow, each with the outputs
-  of its event, and each has its recovery mark (a job can never be stranded); an unfollow commits a
-  job with figures only (channel "stats") and sets the earlier ones aside ("x-<id>": never sent).
+  of its event, and each has its recovery mark (a job can never be stranded); an unfollow commits no
+  job, drops the earlier ones (never sent), and commits its figures (follow 0) as a record of their
+  own; every figures record has its recovery mark too.
 """
 
 from __future__ import annotations
@@ -35,16 +36,17 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from bot.core import Bot, Handled, InboundEvent
 from conversations import inputs as I
-from conversations import jobs, keys
+from conversations import jobs, keys, outputs
 from conversations.content import load_script
 from conversations.inputs import Input
-from conversations.jobs import Job
+from conversations.jobs import Figures, Job
 from conversations.keys import Subject
 from conversations.machine import Conv, Settings, build
+from conversations.outputs import Output, Result
 from conversations.store import RedisStore
 from tests.conftest import FakeClock
 
-CHANNEL = "prop"
+CHANNEL = "web"  # a transport no other test here uses (the try-it page's: its users are tests)
 QUESTIONS = 10
 # Short windows so that pauses, expiry and double taps all happen within a few steps.
 SETTINGS = Settings(expiry=1000.0, resume_after=300.0, double_tap=10.0, handoff=500.0)
@@ -138,8 +140,14 @@ def _double_tap(m: Model, inp: Input, now: float) -> bool:
     return inp.q == len(given) - 1 and given[inp.q] == inp.choice
 
 
-def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]]]:
-    """The documented behaviour: (the record after the input, the outputs to send)."""
+def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[Output]]:
+    """The documented behaviour: (the record after the input, the outputs to send, as the typed outputs
+    that jobs store as these dicts)."""
+    after, said = _expect(m, inp, now)
+    return after, [outputs.from_json(o) for o in said]
+
+
+def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]]]:
     k = inp.kind
     if k in (I.TEXT, I.OTHER) and m.in_handoff(now):  # left to a person: nothing said, nothing changed
         return m, []
@@ -246,19 +254,27 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.built: dict[str, Job] = {}
+        self.event_of: dict[str, str] = {}  # job id -> the event it was built for
 
-    def handles(self, channel: str) -> bool:
-        return channel == CHANNEL
+    def handles(self, transport: str) -> bool:
+        return transport == CHANNEL
 
     def job_for(self, ev: InboundEvent, outputs: Any, now: float, previous: Job | None) -> Job:
-        job = Job.new(ev.subject.channel, ev.subject.user_id, ev.subject.tag_name, list(outputs), now,
-                      meta={"event": ev.event_id}, job_id=previous.id if previous is not None else None)
+        job = Job.new(ev.subject.transport, ev.subject.user_id, ev.subject.tag_name, list(outputs), now,
+                      job_id=previous.id if previous is not None else None)
         with self._lock:
             self.built[job.id] = job
+            self.event_of[job.id] = ev.event_id
         return job
 
     def look_at(self, now: float) -> float:
         return now + 30
+
+    def content_for(self, job: Job | None) -> None:
+        return None  # no script version to store: the jobs record none
+
+    def content_stored(self) -> None:
+        return None
 
 
 # ---- the state machine --------------------------------------------------------------------------
@@ -270,8 +286,8 @@ class User:
     model: Model = field(default_factory=Model)
     events: list[InboundEvent] = field(default_factory=list)  # every event delivered (for redelivery)
     queued: list[str] = field(default_factory=list)  # message ids queued since the last unfollow
-    aside: list[str] = field(default_factory=list)  # message ids set aside by an unfollow (no worker runs here)
     queued_ever: list[str] = field(default_factory=list)
+    figures_ever: list[str] = field(default_factory=list)  # figures records committed (no worker applies them)
 
 
 class BotAgainstModel(RuleBasedStateMachine):
@@ -293,7 +309,7 @@ class BotAgainstModel(RuleBasedStateMachine):
                 self.r.delete(*doomed)
             self.r.srem(keys.REMIND_INDEX, f"{CHANNEL}:{u.subject.user_id}")
             shard = jobs.shard_of(u.subject.tag_name)
-            for mid in u.queued_ever:
+            for mid in u.queued_ever + u.figures_ever:
                 self.r.zrem(jobs.due(shard), jobs.ref(u.subject.tag_name, mid))
             self.r.delete(jobs.ready(shard))
 
@@ -308,37 +324,48 @@ class BotAgainstModel(RuleBasedStateMachine):
         now = self.clock()
         want_model, want_out = expect(u.model, inp, now)
         before = self.mailbox(u)
+        figures_before = self.figures(u)
         got = self.bot.handle(ev)
         u.events.append(ev)
         assert got.status == "ok", got
         assert list(got.outputs) == want_out, (inp, u.model, got.outputs)
         assert got.state == want_model.state
         if inp.kind == I.UNFOLLOW:
-            u.aside += u.queued
             u.queued = []
         self.check_queued(u, ev, got, before)
+        self.check_figures(u, ev, figures_before)
         u.model = want_model
         return got
 
     def mailbox(self, u: User) -> dict[str, Job]:
         return {k.decode(): Job.from_json(v) for k, v in self.r.hgetall(jobs.mailbox(u.subject.tag_name)).items()}
 
+    def figures(self, u: User) -> dict[str, Figures]:
+        return {k.decode(): Figures.from_json(v) for k, v in self.r.hgetall(jobs.figures(u.subject.tag_name)).items()}
+
     def check_queued(self, u: User, ev: InboundEvent, got: Handled, before: dict[str, Job]) -> None:
-        """A handled event with outputs queues exactly one job (its outputs); an unfollow one job with
-        its figures only; otherwise none."""
+        """A handled event with outputs queues exactly one job (its outputs); otherwise none (an
+        unfollow's figures are not a message)."""
         new = [j for k, j in self.mailbox(u).items() if not k.startswith("x-") and j.id not in before
-               and j.meta.get("event", ev.event_id) == ev.event_id]
+               and self.outbox.event_of.get(j.id, ev.event_id) == ev.event_id]
         if got.status == "ok" and got.outputs:
             assert len(new) == 1, new
             assert new[0].outputs == list(got.outputs)
-        elif got.status == "ok" and ev.input.kind == I.UNFOLLOW:
-            assert len(new) == 1, new
-            assert (new[0].channel, new[0].outputs, new[0].meta["stats"]["follow"]) == ("stats", [], 0)
         else:
             assert new == [], new
         if new:
             u.queued.append(new[0].id)
             u.queued_ever.append(new[0].id)
+
+    def check_figures(self, u: User, ev: InboundEvent, before: dict[str, Figures]) -> None:
+        """A step commits at most one figures record (no worker applies them here, so they stay); an
+        unfollow always commits one, saying so (follow 0, the person)."""
+        new = [f for k, f in self.figures(u).items() if k not in before]
+        assert len(new) <= 1, new
+        if ev.input.kind == I.UNFOLLOW:
+            assert len(new) == 1, new
+            assert (new[0].delta["follow"], new[0].delta["person"]) == (0, f"{CHANNEL}:{u.subject.user_id}")
+        u.figures_ever += [f.id for f in new]
 
     def user_index(self) -> st.SearchStrategy[int]:
         return st.integers(0, SUBJECTS - 1)
@@ -390,8 +417,8 @@ class BotAgainstModel(RuleBasedStateMachine):
         assert inp.kind == I.ANSWER and inp.choice == letter, (how, inp)
         got = self.deliver(ui, inp)
         for out in got.outputs:
-            if out["type"] == "result":
-                assert len(out["answers"]) == QUESTIONS and set(out["answers"]) <= set("ABCD"), out
+            if isinstance(out, Result):
+                assert len(out.answers) == QUESTIONS and set(out.answers) <= set("ABCD"), out
 
     @precondition(lambda self: self.answerable())
     @rule(data=st.data(), letters=st.text("ABCD", min_size=2, max_size=QUESTIONS))
@@ -404,9 +431,9 @@ class BotAgainstModel(RuleBasedStateMachine):
                 break
             got = self.deliver(ui, I.from_button(f"a:{m.sid}:{m.q}:{letter}"))
             self.clock.advance(SETTINGS.double_tap + 1)
-            if any(out["type"] == "result" for out in got.outputs):
-                [result] = [out for out in got.outputs if out["type"] == "result"]
-                assert result["answers"] == m.answers + letter and len(result["answers"]) == QUESTIONS
+            if any(isinstance(out, Result) for out in got.outputs):
+                [result] = [out for out in got.outputs if isinstance(out, Result)]
+                assert result.answers == m.answers + letter and len(result.answers) == QUESTIONS
 
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def back(self, ui: int, typed: bool) -> None:
@@ -500,6 +527,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         evs = [self.new_event(u, I.from_button(f"a:{m.sid}:{m.q}:{x}")) for x in letters]
         now = self.clock()
         before = self.mailbox(u)
+        figures_before = self.figures(u)
         results = self.race(evs)
         u.events += evs
         assert [h.status for h in results] == ["ok"] * len(evs), results
@@ -514,6 +542,9 @@ class BotAgainstModel(RuleBasedStateMachine):
                 assert list(h.outputs) == out, (letters, i, h.outputs, out)
         for ev, h in zip(evs, results, strict=True):
             self.check_queued(u, ev, h, before)
+        new_figures = [k for k in self.figures(u) if k not in figures_before]
+        assert len(new_figures) <= len(evs), new_figures  # at most one record per event
+        u.figures_ever += new_figures
         u.model = won
 
     @rule(data=st.data(), copies=st.integers(2, 4))
@@ -530,6 +561,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         ev = self.new_event(u, inp)
         want_model, want_out = expect(m, inp, self.clock())
         before = self.mailbox(u)
+        figures_before = self.figures(u)
         results = self.race([ev] * copies)
         u.events.append(ev)
         assert sorted(h.status for h in results) == ["dup"] * (copies - 1) + ["ok"], results
@@ -537,6 +569,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         assert list(first.outputs) == want_out
         assert all(h.outputs == () for h in results if h.status == "dup")
         self.check_queued(u, ev, first, before)
+        self.check_figures(u, ev, figures_before)  # applied once: one record at most
         u.model = want_model
 
     def race(self, evs: list[InboundEvent]) -> list[Handled]:
@@ -580,18 +613,21 @@ class BotAgainstModel(RuleBasedStateMachine):
         for u in self.users:
             stored = {k: j for k, j in self.mailbox(u).items() if not k.startswith("x-")}
             assert sorted(stored) == sorted(u.queued)
-            assert sorted(k[2:] for k in self.mailbox(u) if k.startswith("x-")) == sorted(set(u.aside))
+            assert [k for k in self.mailbox(u) if k.startswith("x-")] == []  # no job of the first shape here
             shard = jobs.shard_of(u.subject.tag_name)
             for job_id, job in stored.items():
                 assert job.id == job_id and job.to == u.subject.user_id
                 assert self.r.zscore(jobs.due(shard), job.ref) is not None, "a job without its recovery mark"
+            for fid, fig in self.figures(u).items():
+                assert fig.id == fid and fig.tag == u.subject.tag_name and fid in u.figures_ever
+                assert self.r.zscore(jobs.due(shard), fig.ref) is not None, "figures without their recovery mark"
 
     @invariant()
     def results_carry_ten_answers(self) -> None:
         for job in list(self.outbox.built.values()):
             for out in job.outputs:
-                if out["type"] == "result":
-                    assert len(out["answers"]) == QUESTIONS, out
+                if isinstance(out, Result):
+                    assert len(out.answers) == QUESTIONS, out
 
 
 def test_bot_store_and_redis_follow_the_model(redis_url: str) -> None:

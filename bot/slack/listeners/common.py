@@ -10,6 +10,7 @@ from bot.slack.payload import json_object, obj, sender_workspace, strings
 from conversations.errors import InvalidInput
 from conversations.keys import Subject, TeamRef, ViewRef
 from conversations.teams import Team
+from conversations.transports import Transport
 
 __all__ = [
     "ephemeral",
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def subject_of(workspace: str, user: str) -> Subject:
-    return Subject("slack", f"{workspace}.{user}")
+    return Subject(Transport.SLACK, f"{workspace}.{user}")
 
 
 def ephemeral(deps: Deps, ref: TeamRef, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:

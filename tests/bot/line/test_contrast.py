@@ -15,6 +15,7 @@ import pytest
 
 from bot.line import render
 from conversations.content import load_script
+from conversations.outputs import ConsultAck
 
 AA = 4.5
 WHITE = "#FFFFFF"
@@ -89,6 +90,6 @@ def test_each_grade_colour_carries_white_text(letter: str) -> None:
 
 
 def test_the_consultation_card_meets_wcag_aa() -> None:
-    msg = render.consult_message(load_script("ja"), {"type": "consult_ack", "sid": 1, "url": "https://example.com/"})
+    msg = render.consult_message(load_script("ja"), ConsultAck(sid=1, url="https://example.com/"))
     seen = list(drawn(msg.to_dict()["contents"]))
     assert seen and all(contrast(fg, bg) >= AA for _, fg, bg in seen)

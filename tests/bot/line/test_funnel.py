@@ -24,8 +24,9 @@ from conversations import analytics as A
 from conversations import inputs as I
 from conversations.analytics import Analytics
 from conversations.errors import StoreUnavailable
-from conversations.jobs import Job
+from conversations.jobs import Figures
 from conversations.keys import Subject
+from conversations.outputs import ConsultAck
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser
 from tests.bot.slack import conftest as slack_conftest
@@ -233,9 +234,9 @@ def test_the_funnel_of_scripted_users_is_exact(both: Both) -> None:
 
 
 class Silent:
-    """A stand-in for the try-it channel's transport (bot/webchat.py)."""
+    """A stand-in for the try-it transport's sender (bot/webchat.py)."""
 
-    channel = "web"
+    transport = "web"
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         return Outcome(DELIVERED, "ok")
@@ -253,7 +254,7 @@ def test_try_it_users_are_kept_apart_from_every_figure(line_env: LineEnv) -> Non
     web_bot = Bot(env.svc.store, env.svc.machine, outbox, clock=env.clock)
 
     async def build() -> Worker:
-        return Worker(connect_async(config), StatsSink(expiry=config.conversation_ttl).wrap({"web": Silent()}),
+        return Worker(connect_async(config), {"web": Silent()}, figures=StatsSink(expiry=config.conversation_ttl),
                       clock=env.clock)
 
     web_worker = WorkerThread(build)
@@ -300,17 +301,16 @@ def test_the_first_consultation_hook_runs_once_per_lead(line_env: LineEnv) -> No
 
     async def build() -> Worker:
         sink = StatsSink(expiry=env.svc.config.conversation_ttl, on_first_consult=hook)
-        return Worker(connect_async(env.svc.config), sink.wrap({}), clock=env.clock)
+        return Worker(connect_async(env.svc.config), {}, figures=sink, clock=env.clock)
 
     subject = Subject("line", u.user_id)
     conv = env.svc.store.load(subject)
-    consult = A.delta_of(conv, conv, ({"type": A.CONSULT_ACK},), subject, env.clock())
+    consult = A.delta_of(conv, conv, (ConsultAck(conv.sid),), subject, env.clock())
     assert consult is not None and consult["lead"]["id"] == lead_id
     worker = WorkerThread(build)
     try:
-        for _ in range(2):  # two requests (two jobs), the first one retried once
-            env.svc.outbox.put(Job.new(A.STATS_CHANNEL, u.user_id, subject.tag_name, [], env.clock(),
-                                       meta={"stats": consult}))
+        for _ in range(2):  # two requests (two figures records), the first one retried once
+            env.svc.outbox.put(Figures.new(subject.tag_name, consult))
         worker.drain()
         env.clock.advance(5)
         worker.drain()
@@ -322,4 +322,5 @@ def test_the_first_consultation_hook_runs_once_per_lead(line_env: LineEnv) -> No
     assert env.r.hget(A.lead_key(lead_id), "cn") == b"done"
     assert Analytics(env.r).open_consultations() == 1
     assert list(env.r.scan_iter(match=f"crmbot:{{u:line:{u.user_id}}}:out")) == []
+    assert list(env.r.scan_iter(match=f"crmbot:{{u:line:{u.user_id}}}:figs")) == []
 

@@ -20,6 +20,7 @@ from bot.worker import Crash, NoFaults, Outcome
 from conversations import jobs, keys
 from conversations.analytics import Analytics, Lead
 from conversations.jobs import Job
+from conversations.outputs import ConsultAck
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser
 from tests.bot.line.test_webhook import take
@@ -169,9 +170,9 @@ def test_a_crashed_attempt_never_briefs_twice(r: redis.Redis, redis_url: str, fa
     """A worker dies after the API accepted (the confirmation with the request's figures, or the post
     itself); the job is taken over after its lease: the operator still gets exactly one brief."""
     if which == "the operator's post":
-        faults = CrashOnce(lambda job: job.channel == "slack")
+        faults = CrashOnce(lambda job: job.transport == "slack")
     else:
-        faults = CrashOnce(lambda job: any(o.get("type") == "consult_ack" for o in job.outputs))
+        faults = CrashOnce(lambda job: any(isinstance(o, ConsultAck) for o in job.outputs))
     made, close = operator_env(r, redis_url, fake_line, slack, clock, faults=faults)
     try:
         user = consult(made)

@@ -357,7 +357,7 @@ def test_the_report_and_its_post_are_committed_before_the_modal_closes(team_env:
         [job] = team_env.team_jobs(CH)
         team_env.settle()
         now = team_env.clock()
-        assert (job.channel, job.to, job.tag, job.received, job.attempts) == ("slack", f"{WS}.{CH}", TAG, now, 0)
+        assert (job.transport, job.to, job.tag, job.received, job.attempts) == ("slack", f"{WS}.{CH}", TAG, now, 0)
         # the hints the worker wakes on: its recovery time (the lease) and the ready list
         shard = jobs.shard_of(TAG)
         assert team_env.r.zscore(jobs.due(shard), job.ref) == now + 30

@@ -513,7 +513,7 @@ def test_a_token_slack_refuses_is_looked_up_again(oauth_env: OAuthEnv) -> None:
     reinstalled meanwhile is retried with the new token, not parked."""
     env = oauth_env
     assert env.worker is not None
-    env.worker.worker.transports["slack"].inner.tokens.cache_for = 3600.0  # kept for the whole test
+    env.worker.worker.senders["slack"].tokens.cache_for = 3600.0  # kept for the whole test
     old = env.install(W2)
     env.teams.register(TeamRef(W2, CH2), "二号店", "Asia/Tokyo", BOB, env.clock())
     env.ok(event_body({"type": "app_home_opened", "user": BOB, "channel": "D0X", "tab": "home",

@@ -1,0 +1,282 @@
+"""What the diagnosis says: the machine's outputs, a closed union of small frozen dataclasses.
+
+Each channel renders them in its own way (``bot/line/render.py``, ``bot/views.py``, ``bot/webchat.py``,
+``bot/slack/blocks.py``, ``crmbot chat`` in ``bot/cli.py``); each renderer is a ``match`` over
+:data:`Output` ending in ``assert_never``, so a new kind added here fails the type check (mypy) until
+every channel renders it.
+
+Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives the dict a job stores and
+:func:`from_json` reads it back. The dicts are the shape jobs have always stored (``{"type": "question",
+"sid": 1, "q": 0}``), so a job committed before outputs were typed still reads and delivers.
+
+    Greeting        a new friend's welcome (and the privacy note)
+    Offer           "take the diagnosis?" with its start button
+    Notice          one line of the script (``key``), e.g. "that button is from an earlier question"
+                    (``stale``, with the open question's ``number``)
+    Question        question ``q`` (0-based) of diagnosis ``sid``, with its answer buttons
+    Resume          "continue diagnosis ``sid`` at question ``q``, or start over?"
+    ConfirmRestart  "start over?" yes / no, mid-diagnosis (``q`` questions answered so far)
+    Result          a result: ``answers`` (ten letters); ``prev``: the result before it, compared with it;
+                    ``again``: the last result shown once more on request
+    Advice          question ``q``'s advice for an answer ``choice`` (B-D): a result's row tapped
+    DoneHelp        what can be done after a result (take it again)
+    OptinOffer      "remind me to retake it next quarter?" yes / no
+    ConsultAck      a consultation about diagnosis ``sid`` was requested (``again``: not the first time;
+                    ``url``: a booking page to offer)
+    Reminder        the quarterly invitation to retake the diagnosis, naming the last ``tier`` (a LINE
+                    multicast, queued by the clock)
+
+The Slack KPI messages (``slack_post``, ``slack_ephemeral``, ``slack_chart``, ``slack_file``,
+``slack_home``) are rendered when they are committed and travel as plain dicts (:data:`Payload`), as
+before; they are not machine outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+from conversations.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Greeting:
+    kind: ClassVar[str] = "greeting"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Greeting:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Offer:
+    kind: ClassVar[str] = "offer"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Offer:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: ClassVar[str] = "notice"
+    key: str  # a text key of the script
+    number: int | None = None  # the open question's number (1-based), for the texts that name it
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "key": self.key}
+        if self.number is not None:
+            d["number"] = self.number
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Notice:
+        number = d.get("number")
+        return cls(_str(d, "key"), None if number is None else int(number))
+
+
+@dataclass(frozen=True)
+class Question:
+    kind: ClassVar[str] = "question"
+    sid: int
+    q: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid, "q": self.q}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Question:
+        return cls(_int(d, "sid"), _int(d, "q"))
+
+
+@dataclass(frozen=True)
+class Resume:
+    kind: ClassVar[str] = "resume"
+    sid: int
+    q: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid, "q": self.q}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Resume:
+        return cls(_int(d, "sid"), _int(d, "q"))
+
+
+@dataclass(frozen=True)
+class ConfirmRestart:
+    kind: ClassVar[str] = "confirm_restart"
+    sid: int
+    q: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid, "q": self.q}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ConfirmRestart:
+        return cls(_int(d, "sid"), _int(d, "q"))
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: ClassVar[str] = "result"
+    sid: int
+    answers: str
+    prev: str = ""  # the result before it ("" none): the card compares the two
+    again: bool = False  # the last result shown once more on request (not a diagnosis finishing)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "sid": self.sid, "answers": self.answers}
+        if self.prev:
+            d["prev"] = self.prev
+        if self.again:
+            d["again"] = True
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Result:
+        return cls(int(d.get("sid", 0)), _str(d, "answers"), str(d.get("prev") or ""), bool(d.get("again")))
+
+
+@dataclass(frozen=True)
+class Advice:
+    kind: ClassVar[str] = "advice"
+    q: int
+    choice: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "q": self.q, "choice": self.choice}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Advice:
+        return cls(_int(d, "q"), _str(d, "choice"))
+
+
+@dataclass(frozen=True)
+class DoneHelp:
+    kind: ClassVar[str] = "done_help"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DoneHelp:
+        return cls()
+
+
+@dataclass(frozen=True)
+class OptinOffer:
+    kind: ClassVar[str] = "optin_offer"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> OptinOffer:
+        return cls()
+
+
+@dataclass(frozen=True)
+class ConsultAck:
+    kind: ClassVar[str] = "consult_ack"
+    sid: int
+    again: bool = False  # this diagnosis already had a request: "we have it already"
+    url: str = ""  # a booking page to offer ("" none)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "sid": self.sid}
+        if self.again:
+            d["again"] = True
+        if self.url:
+            d["url"] = self.url
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ConsultAck:
+        return cls(int(d.get("sid", 0)), bool(d.get("again")), str(d.get("url") or ""))
+
+
+@dataclass(frozen=True)
+class Reminder:
+    kind: ClassVar[str] = "reminder"
+    tier: str  # the tier of the last result (A/B/C)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "tier": self.tier}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Reminder:
+        return cls(_str(d, "tier"))
+
+
+Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
+                     | OptinOffer | ConsultAck | Reminder)
+KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
+                                                      Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder)}
+
+# A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
+# slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.
+Payload: TypeAlias = dict[str, Any]
+SLACK_KINDS = frozenset({"slack_post", "slack_ephemeral", "slack_chart", "slack_file", "slack_home"})
+# What a job carries: the machine's outputs, or Slack KPI payloads.
+JobOutput: TypeAlias = Output | Payload
+
+
+def from_json(d: Mapping[str, Any]) -> Output:
+    """An output from its JSON dict; InvalidInput when it is not one."""
+    if not isinstance(d, Mapping):
+        raise InvalidInput("an output is not an object")
+    cls = KINDS.get(str(d.get("type")))
+    if cls is None:
+        raise InvalidInput(f"unknown output type {str(d.get('type'))[:40]!r}")
+    try:
+        return cls.from_json(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInput(f"a {cls.kind} output without a valid {e}") from None
+
+
+def job_output(value: Output | Mapping[str, Any]) -> JobOutput:
+    """What a job keeps of one output: a machine output (typed, from its dict if need be), or a
+    Slack KPI payload (a dict, as it is). A dict of any other type is kept as it is too: a transport
+    that does not know it fails the job for the operator (see :func:`outputs_of`)."""
+    if isinstance(value, Mapping):
+        if str(value.get("type")) in KINDS:
+            return from_json(value)
+        return dict(value)
+    return value
+
+
+def to_json(value: JobOutput) -> dict[str, Any]:
+    return value if isinstance(value, dict) else value.to_json()
+
+
+def outputs_of(values: list[JobOutput]) -> list[Output]:
+    """The machine outputs of a job for a channel that renders nothing else (LINE, the try page);
+    InvalidInput when it holds anything else (a payload this channel cannot send)."""
+    found: list[Output] = []
+    for v in values:
+        if isinstance(v, dict):
+            raise InvalidInput(f"not a diagnosis output: {str(v.get('type'))[:40]!r}")
+        found.append(v)
+    return found
+
+
+def _int(d: Mapping[str, Any], key: str) -> int:
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(key)
+    return value
+
+
+def _str(d: Mapping[str, Any], key: str) -> str:
+    value = d[key]
+    if not isinstance(value, str):
+        raise ValueError(key)
+    return value

@@ -1,0 +1,153 @@
+"""The transports a conversation or a job goes through, and each transport's own state in a job.
+
+"Transport" is the word for *how* a message travels (LINE, a LINE multicast, Slack, the try-it page,
+the terminal); "channel" keeps its meaning in each of them: a Slack channel (``C0123ABCD``), a LINE
+channel (the bot's account, its secret and token).
+
+A job (:class:`conversations.jobs.Job`) carries the state of its transport as one typed record, stored
+with it as JSON and changed by the worker's transport mid-attempt (a checkpoint stores it):
+
+    LineState       a reply or push to one LINE user (bot/line/transport.py)
+    LineBatchState  a multicast of the quarterly reminder (its recipients and period)
+    SlackState      a Slack post, DM, ephemeral, App Home or file (bot/slack/transport.py)
+    NoState         the try-it page, the terminal: nothing to keep
+
+``from_json`` reads a job's stored state, including the free dicts jobs stored before it was typed
+(``state`` and ``meta`` merged: the same keys, the figures left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, TypeAlias
+
+from conversations.errors import InvalidInput
+
+
+class Transport(StrEnum):
+    LINE = "line"  # replies and pushes to one LINE user
+    LINEBATCH = "linebatch"  # multicasts to many LINE users (the quarterly reminder)
+    SLACK = "slack"  # Slack: DMs (the diagnosis) and a team channel's posts (KPI)
+    WEB = "web"  # the console's try-it page: a user's inbox in Redis (test users)
+    CLI = "cli"  # crmbot chat in a terminal (answered in place, never queued)
+
+    @classmethod
+    def parse(cls, value: object) -> Transport:
+        """The transport named ``value``; InvalidInput for any other."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            raise InvalidInput(f"unknown transport {str(value)[:20]!r}") from None
+
+
+Via = Literal["reply", "push"]
+
+
+@dataclass
+class LineState:
+    """A LINE reply job: one reply policy (see bot/line/transport.py)."""
+
+    reply_token: str = ""  # from the webhook ("" none: pushed)
+    via: Via = "reply"  # "push" once a reply is known to be impossible (refused token, redelivery, unknown)
+    reply_unknown: bool = False  # a reply was sent whose outcome is unknown (timeout, 5xx, a worker died)
+    resent: bool = False  # the reply-unknown policy pushes it again, led by the script's resent_note
+    redelivery: bool = False  # LINE redelivered the webhook: its token is not to be trusted
+    fetch_profile: bool = False  # a follow: the worker fetches the display name once it has replied
+    sent: bool = False  # the message went (with fetch_profile): a retry only fetches the profile
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.reply_token:
+            d["reply_token"] = self.reply_token
+        if self.via != "reply":
+            d["via"] = self.via
+        for name in ("reply_unknown", "resent", "redelivery", "fetch_profile", "sent"):
+            if getattr(self, name):
+                d[name] = True
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LineState:
+        via: Via = "push" if d.get("via") == "push" else "reply"
+        return cls(str(d.get("reply_token") or ""), via, bool(d.get("reply_unknown")), bool(d.get("resent")),
+                   bool(d.get("redelivery")), bool(d.get("fetch_profile")), bool(d.get("sent")))
+
+
+@dataclass
+class LineBatchState:
+    """A multicast of the quarterly reminder: to the batch's users whose ledger mark names it."""
+
+    rcpt: list[str] = field(default_factory=list)  # LINE user IDs (at most 500)
+    period: str = ""  # the quarter it is sent in ("2026-Q2"): the users' ledger marks
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rcpt": list(self.rcpt), "period": self.period}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LineBatchState:
+        return cls([str(u) for u in d.get("rcpt") or []], str(d.get("period") or ""))
+
+
+@dataclass
+class SlackState:
+    """A Slack job: where a DM goes, which step of a multi-part job was reached, an unknown outcome."""
+
+    dm: str = ""  # the DM's conversation ID, once opened (a job to a user)
+    step: int = 0  # the output to send next (posts and files go one after the other)
+    post_unknown: bool = False  # the last post's outcome is unknown: look for it before posting again
+    lead: str = ""  # the operator's brief: the lead it is about (for the record)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.dm:
+            d["dm"] = self.dm
+        if self.step:
+            d["step"] = self.step
+        if self.post_unknown:
+            d["post_unknown"] = True
+        if self.lead:
+            d["lead"] = self.lead
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> SlackState:
+        return cls(str(d.get("dm") or ""), int(d.get("step") or 0), bool(d.get("post_unknown")),
+                   str(d.get("lead") or ""))
+
+
+@dataclass
+class NoState:
+    """The try-it page and the terminal keep nothing in a job."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NoState:
+        return cls()
+
+
+TransportState: TypeAlias = LineState | LineBatchState | SlackState | NoState
+STATES: dict[Transport, type[TransportState]] = {
+    Transport.LINE: LineState,
+    Transport.LINEBATCH: LineBatchState,
+    Transport.SLACK: SlackState,
+    Transport.WEB: NoState,
+    Transport.CLI: NoState,
+}
+
+
+def state_for(transport: Transport) -> TransportState:
+    """A fresh state for a new job of this transport."""
+    return STATES[transport]()
+
+
+def state_from_json(transport: Transport, d: Mapping[str, Any]) -> TransportState:
+    if not isinstance(d, Mapping):
+        raise InvalidInput("a job's state is not an object")
+    try:
+        return STATES[transport].from_json(d)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"a {transport} job's state is not valid: {type(e).__name__}") from None
