@@ -24,6 +24,7 @@ Outputs are small dicts (JSON-safe) that each channel renders in its own way:
     {"type": "question", "sid": n, "q": i} | {"type": "resume", "sid": n, "q": i}
     {"type": "result", "sid": n, "answers": "ABCD..."[, "prev": the result before it][, "again": true]}
         ("again": the last result shown once more on request; "prev": compared with the one before)
+    {"type": "optin_offer"}: after a first result, the offer of the quarterly reminder (yes / no)
     {"type": "confirm_restart", "sid": n, "q": i}: start over? yes / no
     {"type": "advice", "q": i, "choice": X}: question i's advice for an answer X (B-D)
     {"type": "done_help"}

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.conftest import session_root
@@ -152,25 +153,63 @@ TIDY_TEST = """
 """
 
 
-def _run_session(tmp_path: Path, test: str) -> subprocess.CompletedProcess[str]:
-    """A pytest session of its own, with this suite's hooks, running one test file."""
+def _run_session(tmp_path: Path, test: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A pytest session of its own, with this suite's hooks, running one test file (``args``: more options,
+    e.g. ``-n 2`` for two pytest-xdist workers)."""
     (tmp_path / "conftest.py").write_text("from tests.conftest import (  # noqa: F401\n"
-                                          "    pytest_configure, pytest_sessionfinish, pytest_unconfigure)\n")
+                                          "    pytest_configure, pytest_configure_node, pytest_sessionfinish,\n"
+                                          "    pytest_testnodedown, pytest_unconfigure, redis_url)\n")
     (tmp_path / "test_one.py").write_text(textwrap.dedent(test))
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_one.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_a_session_that_leaves_something_behind_fails_naming_it(tmp_path: Path) -> None:
-    run = _run_session(tmp_path, LEAKY_TEST)
+XDIST = pytest.param(("-n", "2"), id="two-xdist-workers")
+
+
+@pytest.mark.parametrize("args", [pytest.param((), id="one-process"), XDIST])
+def test_a_session_that_leaves_something_behind_fails_naming_it(tmp_path: Path, args: tuple[str, ...]) -> None:
+    run = _run_session(tmp_path, LEAKY_TEST, *args)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed" in run.stdout  # the test itself passed: the leftovers fail the run
     assert "the leaked child" in run.stdout and "leaked-" in run.stdout
+    if args:
+        assert "(worker gw" in run.stdout  # found and swept by the worker, reported by the controller
     assert _wait_until_gone(int((tmp_path / "leaked.pid").read_text()))
 
 
-def test_a_tidy_session_passes(tmp_path: Path) -> None:
-    run = _run_session(tmp_path, TIDY_TEST)
+@pytest.mark.parametrize("args", [pytest.param((), id="one-process"), XDIST])
+def test_a_tidy_session_passes(tmp_path: Path, args: tuple[str, ...]) -> None:
+    run = _run_session(tmp_path, TIDY_TEST, *args)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "leftovers" not in run.stdout
+
+
+def test_each_xdist_worker_has_its_own_session_dir_and_redis(tmp_path: Path) -> None:
+    """Two workers: each its own session dir inside the controller's (``<root>/gw0``), its own redis-server."""
+    test = """
+        import os, tempfile
+        from pathlib import Path
+        import redis
+        from tests.conftest import session_root
+
+        def test_where(redis_url, request):
+            r = redis.Redis.from_url(redis_url)
+            raw = r.config_get("dir")["dir"]
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            Path(f"{worker}.txt").write_text(f"{session_root()} {raw} {tempfile.gettempdir()}")
+            r.close()
+
+        def test_where_too(redis_url, request):
+            test_where(redis_url, request)
+    """
+    run = _run_session(tmp_path, test, "-n", "2", "--dist", "each")
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = {w: (tmp_path / f"{w}.txt").read_text().split() for w in ("gw0", "gw1")}
+    roots, dirs = {v[0] for v in seen.values()}, {v[1] for v in seen.values()}
+    assert len(roots) == 2 and len(dirs) == 2  # nothing shared
+    for worker, (root, redis_dir, tmp) in seen.items():
+        assert Path(root).name == worker and Path(root).parent.name.startswith("crmbot-tests-")
+        assert Path(redis_dir).is_relative_to(tmp) and Path(tmp).is_relative_to(root)
+        assert not Path(root).exists()  # removed at the worker's end

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import views
 from conversations.content import load_script
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 JA = load_script("ja")
 

@@ -10,6 +10,8 @@ from conversations import inputs
 from conversations.content import load_script
 from conversations.inputs import Input, button, from_button, from_text, normalise, typed_choice
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 JA = load_script("ja").keywords
 EN = load_script("en").keywords
 

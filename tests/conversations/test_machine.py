@@ -33,6 +33,8 @@ from conversations.machine import (
     greet,
 )
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 T0 = 1_767_225_600.0
 M = build()
 SET = Settings()

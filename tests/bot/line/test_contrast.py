@@ -16,6 +16,8 @@ import pytest
 from bot.line import render
 from conversations.content import load_script
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 AA = 4.5
 WHITE = "#FFFFFF"
 PRIMARY_BUTTON_TEXT = WHITE  # LINE draws a primary button's label in white on the button's colour

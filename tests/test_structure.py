@@ -1,0 +1,77 @@
+"""The code's rooms stay small: no function over 80 lines, and no module imported under a one-letter name
+(``from conversations import inputs as I``), in the packages (bot/, conversations/, scoring/) and the tests.
+
+ast-based: a function's length runs from its ``def`` line to its last line, docstring and comments included,
+decorators not; a nested function counts within its parent too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bot", "conversations", "scoring")
+MAX_FUNCTION_LINES = 80
+
+# Files whose one-letter aliases are left to the branch of issue 15 that is rewriting them (the KPI core:
+# bot/slack; typed messages: the machine, the figures); remove a file here once its aliases are gone.
+ALIASES_LEFT = frozenset({
+    "bot/analytics_sink.py", "bot/core.py", "bot/outbox.py", "bot/slack/listeners/diagnosis.py",
+    "bot/slack/listeners/home.py", "bot/slack/listeners/kpi.py", "bot/slack/listeners/method.py",
+    "bot/slack/results.py", "bot/slack/unavailable.py", "conversations/analytics.py", "conversations/machine.py",
+    "tests/bot/line/test_funnel.py", "tests/bot/slack/test_actions.py", "tests/bot/slack/test_escaping.py",
+    "tests/bot/slack/test_hardening.py", "tests/bot/slack/test_history_targets_home.py",
+    "tests/bot/slack/test_method_year.py", "tests/bot/slack/test_owners.py", "tests/bot/slack/test_report.py",
+    "tests/conversations/test_analytics.py", "tests/conversations/test_machine.py", "tests/resilience/test_fuzz.py",
+    "tests/resilience/test_slack_store_down.py",
+})
+
+pytestmark = pytest.mark.fast
+
+
+def _modules(*tops: str) -> Iterator[tuple[str, ast.Module]]:
+    for top in tops:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def long_functions(tree: ast.Module, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int, int]]:
+    """(name, first line, length) of every function in ``tree`` longer than ``limit`` lines."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > limit:
+                found.append((node.name, node.lineno, length))
+    return found
+
+
+def one_letter_aliases(tree: ast.Module) -> list[str]:
+    """``import x as Y`` / ``from x import y as Y`` with a one-letter Y, wherever in the module."""
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    return [f"{alias.name} as {alias.asname}" for node in imports for alias in node.names
+            if alias.asname is not None and len(alias.asname) == 1]
+
+
+def test_no_function_is_over_80_lines() -> None:
+    too_long = [f"{path}:{line} {name} ({length} lines)" for path, tree in _modules(*PACKAGES)
+                for name, line, length in long_functions(tree)]
+    assert too_long == [], f"split these functions (at most {MAX_FUNCTION_LINES} lines):\n" + "\n".join(too_long)
+
+
+def test_no_module_is_imported_under_a_one_letter_name() -> None:
+    found = [f"{path}: {alias}" for path, tree in _modules(*PACKAGES, "tests", "benchmarks")
+             if path not in ALIASES_LEFT for alias in one_letter_aliases(tree)]
+    assert found == [], "import the module under its own name:\n" + "\n".join(found)
+
+
+def test_the_checks_find_what_they_look_for() -> None:
+    body = "\n".join(f"    x = {i}" for i in range(80))
+    tree = ast.parse(f"def short():\n{body[:-11]}\n\nasync def long():\n{body}\n\n"
+                     "from conversations import inputs as I\nimport json as j\nimport re as regex\n")
+    assert long_functions(tree) == [("long", 82, 81)]
+    assert one_letter_aliases(tree) == ["inputs as I", "json as j"]
