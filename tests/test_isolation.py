@@ -13,7 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import redis
 
 from tests.conftest import session_root
@@ -165,51 +164,56 @@ def _run_session(tmp_path: Path, test: str, *args: str) -> subprocess.CompletedP
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
-XDIST = pytest.param(("-n", "2"), id="two-xdist-workers")
-
-
-@pytest.mark.parametrize("args", [pytest.param((), id="one-process"), XDIST])
-def test_a_session_that_leaves_something_behind_fails_naming_it(tmp_path: Path, args: tuple[str, ...]) -> None:
-    run = _run_session(tmp_path, LEAKY_TEST, *args)
+def test_a_session_that_leaves_something_behind_fails_naming_it(tmp_path: Path) -> None:
+    run = _run_session(tmp_path, LEAKY_TEST)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed" in run.stdout  # the test itself passed: the leftovers fail the run
     assert "the leaked child" in run.stdout and "leaked-" in run.stdout
-    if args:
-        assert "(worker gw" in run.stdout  # found and swept by the worker, reported by the controller
     assert _wait_until_gone(int((tmp_path / "leaked.pid").read_text()))
 
 
-@pytest.mark.parametrize("args", [pytest.param((), id="one-process"), XDIST])
-def test_a_tidy_session_passes(tmp_path: Path, args: tuple[str, ...]) -> None:
-    run = _run_session(tmp_path, TIDY_TEST, *args)
+def test_a_tidy_session_passes(tmp_path: Path) -> None:
+    run = _run_session(tmp_path, TIDY_TEST)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "leftovers" not in run.stdout
 
 
-def test_each_xdist_worker_has_its_own_session_dir_and_redis(tmp_path: Path) -> None:
-    """Two workers: each its own session dir inside the controller's (``<root>/gw0``), its own redis-server."""
-    test = """
-        import os, tempfile
-        from pathlib import Path
-        import redis
-        from tests.conftest import session_root
+XDIST_TEST = """
+    import os, subprocess, sys, tempfile
+    from pathlib import Path
+    import redis
+    from tests.conftest import session_root
+    from tests.isolation import mkdtemp, track_process
 
-        def test_where(redis_url, request):
-            r = redis.Redis.from_url(redis_url)
-            raw = r.config_get("dir")["dir"]
-            worker = os.environ["PYTEST_XDIST_WORKER"]
-            Path(f"{worker}.txt").write_text(f"{session_root()} {raw} {tempfile.gettempdir()}")
-            r.close()
+    def test_where(redis_url):
+        r = redis.Redis.from_url(redis_url)
+        raw = r.config_get("dir")["dir"]
+        worker = os.environ["PYTEST_XDIST_WORKER"]
+        Path(f"{worker}.txt").write_text(f"{session_root()} {raw} {tempfile.gettempdir()}")
+        r.close()
 
-        def test_where_too(redis_url, request):
-            test_where(redis_url, request)
-    """
-    run = _run_session(tmp_path, test, "-n", "2", "--dist", "each")
-    assert run.returncode == 0, run.stdout + run.stderr
+    def test_leaks():
+        worker = os.environ["PYTEST_XDIST_WORKER"]
+        Path(mkdtemp(f"leaked-{worker}-"))
+        proc = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+        track_process(proc, f"the child {worker} leaked")
+        Path(f"leaked-{worker}.pid").write_text(str(proc.pid))
+"""
+
+
+def test_under_xdist_each_worker_is_a_session_of_its_own_and_leftovers_fail_the_run(tmp_path: Path) -> None:
+    """Two pytest-xdist workers, each running both tests: each has its own session dir inside the
+    controller's (``<root>/gw0``) and its own redis-server; what each leaves behind it sweeps, and the
+    controller lists it and fails the run (the suite itself, passing under xdist, is the tidy case)."""
+    run = _run_session(tmp_path, XDIST_TEST, "-n", "2", "--dist", "each")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "4 passed" in run.stdout  # the tests passed: the leftovers fail the run
     seen = {w: (tmp_path / f"{w}.txt").read_text().split() for w in ("gw0", "gw1")}
-    roots, dirs = {v[0] for v in seen.values()}, {v[1] for v in seen.values()}
-    assert len(roots) == 2 and len(dirs) == 2  # nothing shared
+    assert len({v[0] for v in seen.values()}) == 2 and len({v[1] for v in seen.values()}) == 2  # nothing shared
     for worker, (root, redis_dir, tmp) in seen.items():
         assert Path(root).name == worker and Path(root).parent.name.startswith("crmbot-tests-")
         assert Path(redis_dir).is_relative_to(tmp) and Path(tmp).is_relative_to(root)
         assert not Path(root).exists()  # removed at the worker's end
+        assert f"the child {worker} leaked" in run.stdout and f"(worker {worker})" in run.stdout
+        assert f"leaked-{worker}-" in run.stdout
+        assert _wait_until_gone(int((tmp_path / f"leaked-{worker}.pid").read_text()))

@@ -8,10 +8,16 @@ decorators not; a nested function counts within its parent too.
 from __future__ import annotations
 
 import ast
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SlowInFastTest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "conversations", "scoring")
@@ -36,7 +42,12 @@ pytestmark = pytest.mark.fast
 def _modules(*tops: str) -> Iterator[tuple[str, ast.Module]]:
     for top in tops:
         for path in sorted((ROOT / top).rglob("*.py")):
-            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(encoding="utf-8"), str(path))
+            yield path.relative_to(ROOT).as_posix(), _parsed(path)
+
+
+@cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
 def long_functions(tree: ast.Module, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int, int]]:
@@ -75,3 +86,13 @@ def test_the_checks_find_what_they_look_for() -> None:
                      "from conversations import inputs as I\nimport json as j\nimport re as regex\n")
     assert long_functions(tree) == [("long", 82, 81)]
     assert one_letter_aliases(tree) == ["inputs as I", "json as j"]
+
+
+def test_a_fast_test_starts_no_process_and_opens_no_server() -> None:
+    """The fast mark is checked while the test runs (tests/conftest.py): this module is marked fast."""
+    with pytest.raises(SlowInFastTest, match="marked fast but starts a process"):
+        subprocess.Popen([sys.executable, "-c", "pass"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        with pytest.raises(SlowInFastTest, match="marked fast but opens a server"):
+            s.listen()
