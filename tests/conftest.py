@@ -33,6 +33,7 @@ import redis
 
 from tests.isolation import REGISTRY, scrub_environment
 from tests.redis_server import RedisServer
+from tests.xdist_plan import make_scheduler, slow_first
 
 
 class FakeClock:
@@ -111,12 +112,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 LEFTOVERS_KEY = "crmbot_leftovers"  # a worker's report to the controller, in its workeroutput
 ROOT_KEY = "crmbot_session_root"  # the controller's session dir, given to each worker in its workerinput
+PLANNED_KEY = "crmbot_planned"  # --dist loadfile: the workers order the files as tests/xdist_plan.py says
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist, in the controller: a worker is starting; its session dir will be ``<ours>/<worker id>``."""
     node.workerinput[ROOT_KEY] = str(_session.root)
+    node.workerinput[PLANNED_KEY] = node.config.getoption("dist", None) == "loadfile"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist, in the controller: ``--dist loadfile`` as planned in tests/xdist_plan.py."""
+    return make_scheduler(config, log) if config.getoption("dist", None) == "loadfile" else None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -166,6 +175,8 @@ SLOW_FIXTURES = frozenset({"redis_url", "r"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config, "workerinput", {}).get(PLANNED_KEY):
+        slow_first(items)  # the slow files are handed out first (tests/xdist_plan.py)
     wrong = [f"{item.nodeid} uses {', '.join(sorted(SLOW_FIXTURES & set(item.fixturenames)))}" for item in items
              if item.get_closest_marker("fast") and SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
     if wrong:
