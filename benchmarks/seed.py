@@ -16,8 +16,7 @@ from dataclasses import replace
 
 import redis
 
-from conversations import inputs as I
-from conversations import keys
+from conversations import inputs, keys
 from conversations.inputs import Input
 from conversations.keys import Subject
 from conversations.machine import Conv, Settings, build
@@ -44,15 +43,15 @@ def _walk(inputs: list[Input], start: float) -> Conv:
 
 
 def finished_template(answers: str, at: float) -> Conv:
-    inputs = [Input(I.FOLLOW), Input(I.START)]
-    inputs += [Input(I.ANSWER, choice=a, q=q, sid=1) for q, a in enumerate(answers)]
-    return _walk([*inputs, Input(I.OPT_IN)], at)
+    steps = [Input(inputs.FOLLOW), Input(inputs.START)]
+    steps += [Input(inputs.ANSWER, choice=a, q=q, sid=1) for q, a in enumerate(answers)]
+    return _walk([*steps, Input(inputs.OPT_IN)], at)
 
 
 def in_progress_template(answered: int, at: float) -> Conv:
-    inputs = [Input(I.FOLLOW), Input(I.START)]
-    inputs += [Input(I.ANSWER, choice="B", q=q, sid=1) for q in range(answered)]
-    return _walk(inputs, at)
+    steps = [Input(inputs.FOLLOW), Input(inputs.START)]
+    steps += [Input(inputs.ANSWER, choice="B", q=q, sid=1) for q in range(answered)]
+    return _walk(steps, at)
 
 
 def seed(client: redis.Redis, prefix: str, count: int, *, finished: bool, at: float, threads: int = 4) -> None:

@@ -26,15 +26,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.logs import uid
-from conversations import analytics as A
-from conversations import jobs
+from conversations import analytics, jobs
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.jobs import Figures, Job
 from conversations.redis_ops import async_runner, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
-ConsultHook = Callable[[A.Lead], None]
+ConsultHook = Callable[[analytics.Lead], None]
 
 
 class StatsSink:
@@ -69,25 +68,25 @@ class StatsSink:
 
     async def apply(self, client: Any, delta: Mapping[str, Any], now: float) -> None:
         client = async_runner(client)
-        if int(await client.do(A.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
+        if int(await client.do(analytics.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:
-        raw = await client.hgetall(A.lead_key(lead_id))
+        raw = await client.hgetall(analytics.lead_key(lead_id))
         h = {text(k): text(v) for k, v in raw.items()}
-        name = text(await client.hget(A.NAMES, lead_id.rsplit(":", 1)[0]))
-        lead = A.Lead.from_hash(lead_id, h, name)
+        name = text(await client.hget(analytics.NAMES, lead_id.rsplit(":", 1)[0]))
+        lead = analytics.Lead.from_hash(lead_id, h, name)
         if lead is None or self.on_first_consult is None:
             return
         try:
             await asyncio.to_thread(self.on_first_consult, lead)
         except Exception as e:
-            await client.hset(A.lead_key(lead_id), "cn", "0")  # a later attempt tries again
+            await client.hset(analytics.lead_key(lead_id), "cn", "0")  # a later attempt tries again
             if isinstance(e, StoreUnavailable):
                 raise
             log.exception("stats: the consultation hook failed for %s", uid(lead.user_id))
             return
-        await client.do(A.notified_step(lead_id))
+        await client.do(analytics.notified_step(lead_id))
 
     async def _set_aside(self, client: Any, tag: str, now: float) -> None:
         """First-shape jobs an unfollow set aside: their figures count, then they go (never sent)."""

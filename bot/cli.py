@@ -309,7 +309,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     from bot import views
     from bot.core import Bot, InboundEvent
     from bot.redis_conn import connect
-    from conversations import inputs as I
+    from conversations import inputs
     from conversations.content import load_script
     from conversations.keys import Subject
     from conversations.machine import build
@@ -338,12 +338,12 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
         if buttons:
             print(_menu(buttons), file=stdout)
 
-    def send(inp: I.Input) -> None:
+    def send(inp: inputs.Input) -> None:
         show(bot.handle(InboundEvent(subject, uuid.uuid4().hex, inp, timestamp=time.time())).outputs)
 
     print(f"{script.title} — Ctrl-D / 'quit' で終了 (to quit)", file=stdout)
     try:
-        send(I.Input(I.FOLLOW) if bot.store.load(subject).state == "idle" else I.Input(I.CONTINUE))
+        send(inputs.Input(inputs.FOLLOW) if bot.store.load(subject).state == "idle" else inputs.Input(inputs.CONTINUE))
         for line in stdin:
             text = line.strip()
             if text.lower() in ("quit", "exit", "q!"):
@@ -351,7 +351,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
             if not text:
                 continue
             chosen = _pick(text, buttons)
-            send(I.from_button(chosen.data) if chosen else I.from_text(text, script.keywords))
+            send(inputs.from_button(chosen.data) if chosen else inputs.from_text(text, script.keywords))
     except KeyboardInterrupt:
         pass
     except StoreUnavailable as e:

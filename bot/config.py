@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from conversations.content import LOCALES
 from conversations.errors import ConfigError
@@ -62,7 +63,8 @@ class Config:
     outbox_max_attempts: int = 8  # CRMBOT_OUTBOX_MAX_ATTEMPTS: then the message is parked
     # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer. Longer than the SDKs' 10 s: a
     # reply whose answer is lost cannot be told from one never sent, and waiting (asyncio) costs nothing.
-    # Below the lease (30 s) with the longest pacing wait (5 s), so no attempt outlives its claim.
+    # Below the lease (30 s) with the longest pacing wait inside an attempt (1 s, MAX_WAIT_IN_ATTEMPT in
+    # bot/line/transport.py and bot/slack/transport.py), so no attempt outlives its claim.
     api_timeout: float = 20.0
     # CRMBOT_REPLY_UNKNOWN: a LINE reply whose outcome is unknown when its token's window closes (a worker died
     # mid-reply, LINE answered after the window): "push" sends it once more with a short "in case it did not
@@ -135,211 +137,247 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Every variable unset or empty takes the field's default above (so each default is written once)."""
-        env = os.environ if env is None else env
+        """Every variable unset or empty takes the field's default above (so each default is written once).
+        Parsed section by section (each a function below, in the README's order of the settings)."""
+        e = _Env(os.environ if env is None else env)
+        return cls(**_redis(e), **_line(e), **_slack(e), **_web(e), **_conversations(e), **_delivery(e),
+                   **_reminders(e), **_consultation(e), **_console(e))
 
-        def text(name: str) -> str | None:
-            v = env.get(name, "").strip()
-            return v or None
 
-        def integer(name: str, default: int, minimum: int = 1) -> int:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(f"environment: {name} must be a whole number (got {raw[:20]!r})") from None
-            if value < minimum:
-                raise ConfigError(f"environment: {name} must be at least {minimum} (got {value})")
-            return value
+class _Env:
+    """Reads one environment; every bad value raises :class:`ConfigError` naming its variable."""
 
-        def url(name: str, default: str | None) -> str | None:
-            raw = text(name)
-            if raw is None:
-                return default
-            if not raw.startswith(("http://", "https://", "redis://", "rediss://", "unix://")):
-                raise ConfigError(f"environment: {name} is not a URL (got {raw[:30]!r})")
-            return raw
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
 
-        def rate(name: str, default: float) -> float | None:
-            """Requests a second: a positive number, or 0 / off for no limit (None)."""
-            raw = (text(name) or "").lower()
-            if not raw:
-                return default
-            if raw in ("0", "off", "none"):
-                return None
-            try:
-                value = float(raw)
-            except ValueError:
-                value = -1.0
-            if not 0 < value < math.inf:
-                raise ConfigError(f"environment: {name} must be requests per second, or 0 for no limit "
-                                  f"(got {raw[:20]!r})")
-            return value
+    def text(self, name: str) -> str | None:
+        v = self.env.get(name, "").strip()
+        return v or None
 
-        def number(name: str, default: float, low: float, high: float, what: str) -> float:
-            """A number in [low, high] (a bad or out-of-range value names the variable)."""
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if not low <= value <= high:
-                raise ConfigError(f"environment: {name} must be {what} (got {raw[:20]!r})")
-            return value
-
-        def seconds(name: str, default: float) -> float:
-            return number(name, default, 0.1, 600, "seconds between 0.1 and 600")
-
-        def burst(name: str, default: float) -> float:
-            return number(name, default, 1, math.nextafter(math.inf, 0), "a number of requests, at least 1")
-
-        def flag(name: str, default: bool) -> bool:
-            raw = (text(name) or ("1" if default else "0")).lower()
-            if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-                raise ConfigError(f"environment: {name} must be 1 or 0 (got {raw[:20]!r})")
-            return raw in ("1", "true", "yes", "on")
-
-        locale = (text("CRMBOT_LOCALE") or cls.locale).lower()
-        if locale not in LOCALES:
-            raise ConfigError(f"environment: CRMBOT_LOCALE must be one of {', '.join(LOCALES)} (got {locale!r})")
-        redis_url = url("REDIS_URL", None)
-        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
-        redis_cluster = flag("REDIS_CLUSTER", False)
-        if redis_cluster and not (redis_url and redis_url.startswith(("redis://", "rediss://"))):
-            raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
-                              "(redis://host:port or rediss://host:port)")
-        line_host = url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
-        line_data_host = url("LINE_API_DATA_HOST", DEFAULT_LINE_API_DATA_HOST)
-        cadence = (text("CRMBOT_REMIND_CADENCE") or cls.remind_cadence).lower()
-        if cadence not in ("quarterly", "half-yearly"):
-            raise ConfigError(f"environment: CRMBOT_REMIND_CADENCE must be quarterly or half-yearly (got {cadence!r})")
-        reply_unknown = (text("CRMBOT_REPLY_UNKNOWN") or cls.reply_unknown).lower()
-        if reply_unknown not in ("push", "park"):
-            raise ConfigError(f"environment: CRMBOT_REPLY_UNKNOWN must be push or park (got {reply_unknown!r})")
-        raw_nudges = text("CRMBOT_REMIND_NUDGES")
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
         try:
-            nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else cls.remind_nudges
+            value = int(raw)
         except ValueError:
-            raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be days, comma-separated (e.g. 7,14)") from None
-        if any(not 1 <= n <= 80 for n in nudges):
-            raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be between 1 and 80 days")
-        hour = integer("CRMBOT_REMIND_HOUR", cls.remind_hour, 0)
-        if hour > 23:
-            raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
-        slack_url = url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
-        consult_url = text("CRMBOT_CONSULT_URL")
-        if consult_url is not None and (not consult_url.startswith(("https://", "http://")) or len(consult_url) > 1000
-                                        or any(c.isspace() for c in consult_url)):
-            raise ConfigError("environment: CRMBOT_CONSULT_URL must be a web page address (https://...), "
-                              "at most 1000 characters")
-        operator_channel = text("CRMBOT_OPERATOR_SLACK_CHANNEL")
-        if operator_channel is not None:
-            if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
-                raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL must be a Slack channel ID "
-                                  f"(like C0123ABCD; got {operator_channel[:20]!r})")
-            if not (text("SLACK_SIGNING_SECRET") and text("SLACK_BOT_TOKEN")):
-                raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL needs Slack configured "
-                                  "(SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
-        raw_handoff = text("CRMBOT_HANDOFF_HOURS")
-        handoff = cls.handoff_hours
-        if raw_handoff is not None:
-            try:
-                handoff = float(raw_handoff)
-            except ValueError:
-                handoff = -1.0
-            if not 0 <= handoff <= 24 * 365:
-                raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
-                                  f"0 for none (got {raw_handoff[:20]!r})")
-        fetch_profile = flag("CRMBOT_FETCH_PROFILE", True)
+            raise ConfigError(f"environment: {name} must be a whole number (got {raw[:20]!r})") from None
+        if value < minimum:
+            raise ConfigError(f"environment: {name} must be at least {minimum} (got {value})")
+        return value
 
-        def secret(name: str, minimum: int) -> str | None:
-            raw = text(name)
-            if raw is not None and len(raw) < minimum:
-                raise ConfigError(f"environment: {name} must be at least {minimum} characters")
-            return raw
+    def url(self, name: str, default: str | None) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if not raw.startswith(("http://", "https://", "redis://", "rediss://", "unix://")):
+            raise ConfigError(f"environment: {name} is not a URL (got {raw[:30]!r})")
+        return raw
 
-        trusted_proxy = _trusted_proxy(text("CRMBOT_TRUST_PROXY"))
-        proxy_hops = integer("CRMBOT_PROXY_HOPS", cls.proxy_hops, 1)
-        if proxy_hops > 10:
-            raise ConfigError(f"environment: CRMBOT_PROXY_HOPS must be between 1 and 10 (got {proxy_hops})")
-        if text("CRMBOT_PROXY_HOPS") and trusted_proxy is None:
-            raise ConfigError("environment: CRMBOT_PROXY_HOPS needs CRMBOT_TRUST_PROXY (the proxy in front)")
-        client_id, client_secret = text("SLACK_CLIENT_ID"), text("SLACK_CLIENT_SECRET")
-        if bool(client_id) != bool(client_secret):
-            raise ConfigError("environment: the OAuth install needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
-                              f"({'SLACK_CLIENT_SECRET' if client_id else 'SLACK_CLIENT_ID'} is not set)")
-        if client_id and text("SLACK_BOT_TOKEN"):
-            raise ConfigError("environment: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
-                              "SLACK_CLIENT_SECRET (many workspaces, installed by OAuth), not both")
-        redirect_uri = url("SLACK_REDIRECT_URI", None)
-        if redirect_uri and not redirect_uri.startswith(("https://", "http://")):
-            raise ConfigError("environment: SLACK_REDIRECT_URI must be an https:// URL")
-        data_dir = text("CRMBOT_DATA_DIR")
-        per_client = integer("CRMBOT_MAX_CONNECTIONS_PER_CLIENT", cls.max_connections_per_client)
-        if per_client > 500:
-            raise ConfigError("environment: CRMBOT_MAX_CONNECTIONS_PER_CLIENT must be at most 500 (half the web "
-                              f"server's connection limit, so one client cannot fill it; got {per_client})")
+    def rate(self, name: str, default: float) -> float | None:
+        """Requests a second: a positive number, or 0 / off for no limit (None)."""
+        raw = (self.text(name) or "").lower()
+        if not raw:
+            return default
+        if raw in ("0", "off", "none"):
+            return None
         try:
-            cap_exempt = tuple(str(ipaddress.ip_network(x.strip(), strict=False))
-                               for x in (text("CRMBOT_CONNECTION_CAP_EXEMPT") or "").split(",") if x.strip())
+            value = float(raw)
         except ValueError:
-            raise ConfigError("environment: CRMBOT_CONNECTION_CAP_EXEMPT must be IP addresses or networks, "
-                              "comma-separated (e.g. 10.0.0.5,192.168.1.0/24)") from None
-        return cls(
-            redis_url=redis_url,
-            redis_cluster=redis_cluster,
-            line_channel_secret=text("LINE_CHANNEL_SECRET"),
-            line_channel_access_token=text("LINE_CHANNEL_ACCESS_TOKEN"),
-            line_api_host=(line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
-            line_api_data_host=(line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/"),
-            slack_signing_secret=text("SLACK_SIGNING_SECRET"),
-            slack_bot_token=text("SLACK_BOT_TOKEN"),
-            slack_client_id=client_id,
-            slack_client_secret=client_secret,
-            slack_redirect_uri=redirect_uri,
-            slack_api_url=slack_url if slack_url.endswith("/") else slack_url + "/",
-            port=integer("PORT", cls.port),
-            max_connections_per_client=per_client,
-            header_timeout=number("CRMBOT_HEADER_TIMEOUT", cls.header_timeout, 0.1, 60, "seconds between 0.1 and 60"),
-            connection_cap_exempt=cap_exempt,
-            data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(),
-            locale=locale,
-            content_dir=text("CRMBOT_CONTENT_DIR"),
-            conversation_ttl=integer("CRMBOT_CONVERSATION_TTL", cls.conversation_ttl, 60),
-            resume_after=integer("CRMBOT_RESUME_AFTER", cls.resume_after, 1),
-            dedupe_ttl=integer("CRMBOT_DEDUPE_TTL", cls.dedupe_ttl, 60),
-            outbox_lease=integer("CRMBOT_OUTBOX_LEASE", cls.outbox_lease, 1),
-            outbox_max_attempts=integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, 1),
-            worker_concurrency=integer("CRMBOT_WORKER_CONCURRENCY", cls.worker_concurrency, 1),
-            api_timeout=seconds("CRMBOT_API_TIMEOUT", cls.api_timeout),
-            reply_unknown=reply_unknown,
-            line_push_rate=rate("LINE_PUSH_RATE_PER_SECOND", 2000.0),
-            line_multicast_rate=rate("LINE_RATE_PER_SECOND", 200.0),
-            slack_rate=rate("SLACK_RATE_PER_SECOND", 1.0),
-            slack_burst=burst("SLACK_RATE_BURST", cls.slack_burst),
-            remind_hour=hour,
-            remind_nudges=nudges,
-            remind_cadence=cadence,
-            remind_grace=integer("CRMBOT_REMIND_GRACE", cls.remind_grace, 0),
-            consult_url=consult_url,
-            operator_slack_channel=operator_channel,
-            handoff_hours=handoff,
-            fetch_profile=fetch_profile,
-            console_password=secret("CRMBOT_CONSOLE_PASSWORD", 8),
-            console_token=secret("CRMBOT_CONSOLE_TOKEN", 16),
-            secret_key=secret("CRMBOT_SECRET_KEY", 16),
-            console_idle_hours=number("CRMBOT_CONSOLE_IDLE_HOURS", cls.console_idle_hours, 0.1, 720,
-                                      "hours between 0.1 and 720"),
-            console_session_days=number("CRMBOT_CONSOLE_SESSION_DAYS", cls.console_session_days, 0.1, 365,
-                                        "days between 0.1 and 365"),
-            trusted_proxy=trusted_proxy,
-            proxy_hops=proxy_hops,
-        )
+            value = -1.0
+        if not 0 < value < math.inf:
+            raise ConfigError(f"environment: {name} must be requests per second, or 0 for no limit "
+                              f"(got {raw[:20]!r})")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float, what: str) -> float:
+        """A number in [low, high] (a bad or out-of-range value names the variable)."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:
+            raise ConfigError(f"environment: {name} must be {what} (got {raw[:20]!r})")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        return self.number(name, default, 0.1, 600, "seconds between 0.1 and 600")
+
+    def burst(self, name: str, default: float) -> float:
+        return self.number(name, default, 1, math.nextafter(math.inf, 0), "a number of requests, at least 1")
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = (self.text(name) or ("1" if default else "0")).lower()
+        if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"environment: {name} must be 1 or 0 (got {raw[:20]!r})")
+        return raw in ("1", "true", "yes", "on")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], what: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in allowed:
+            raise ConfigError(f"environment: {name} must be {what} (got {value!r})")
+        return value
+
+    def secret(self, name: str, minimum: int) -> str | None:
+        raw = self.text(name)
+        if raw is not None and len(raw) < minimum:
+            raise ConfigError(f"environment: {name} must be at least {minimum} characters")
+        return raw
+
+
+# ---- the sections: each returns its fields of Config ------------------------------------------------
+
+
+def _redis(e: _Env) -> dict[str, Any]:
+    """REDIS_URL, REDIS_CLUSTER, CRMBOT_DATA_DIR (the embedded Redis's)."""
+    redis_url = e.url("REDIS_URL", None)
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("environment: REDIS_URL must start with redis://, rediss:// or unix://")
+    redis_cluster = e.flag("REDIS_CLUSTER", False)
+    if redis_cluster and not (redis_url and redis_url.startswith(("redis://", "rediss://"))):
+        raise ConfigError("environment: REDIS_CLUSTER=1 needs REDIS_URL set to one node "
+                          "(redis://host:port or rediss://host:port)")
+    data_dir = e.text("CRMBOT_DATA_DIR")
+    return {"redis_url": redis_url, "redis_cluster": redis_cluster,
+            "data_dir": Path(data_dir).expanduser() if data_dir else _default_data_dir()}
+
+
+def _line(e: _Env) -> dict[str, Any]:
+    """The LINE channel: its secret and token, the API's hosts."""
+    line_host = e.url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
+    line_data_host = e.url("LINE_API_DATA_HOST", DEFAULT_LINE_API_DATA_HOST)
+    return {"line_channel_secret": e.text("LINE_CHANNEL_SECRET"),
+            "line_channel_access_token": e.text("LINE_CHANNEL_ACCESS_TOKEN"),
+            "line_api_host": (line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
+            "line_api_data_host": (line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/")}
+
+
+def _slack(e: _Env) -> dict[str, Any]:
+    """Slack: one workspace (SLACK_BOT_TOKEN) or many (the OAuth install), the API's URL."""
+    slack_url = e.url("SLACK_API_URL", DEFAULT_SLACK_API_URL) or DEFAULT_SLACK_API_URL
+    client_id, client_secret = e.text("SLACK_CLIENT_ID"), e.text("SLACK_CLIENT_SECRET")
+    if bool(client_id) != bool(client_secret):
+        raise ConfigError("environment: the OAuth install needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                          f"({'SLACK_CLIENT_SECRET' if client_id else 'SLACK_CLIENT_ID'} is not set)")
+    if client_id and e.text("SLACK_BOT_TOKEN"):
+        raise ConfigError("environment: set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and "
+                          "SLACK_CLIENT_SECRET (many workspaces, installed by OAuth), not both")
+    redirect_uri = e.url("SLACK_REDIRECT_URI", None)
+    if redirect_uri and not redirect_uri.startswith(("https://", "http://")):
+        raise ConfigError("environment: SLACK_REDIRECT_URI must be an https:// URL")
+    return {"slack_signing_secret": e.text("SLACK_SIGNING_SECRET"), "slack_bot_token": e.text("SLACK_BOT_TOKEN"),
+            "slack_client_id": client_id, "slack_client_secret": client_secret, "slack_redirect_uri": redirect_uri,
+            "slack_api_url": slack_url if slack_url.endswith("/") else slack_url + "/"}
+
+
+def _web(e: _Env) -> dict[str, Any]:
+    """The web server: its port, the connection flood limits, the proxy in front."""
+    per_client = e.integer("CRMBOT_MAX_CONNECTIONS_PER_CLIENT", Config.max_connections_per_client)
+    if per_client > 500:
+        raise ConfigError("environment: CRMBOT_MAX_CONNECTIONS_PER_CLIENT must be at most 500 (half the web "
+                          f"server's connection limit, so one client cannot fill it; got {per_client})")
+    try:
+        cap_exempt = tuple(str(ipaddress.ip_network(x.strip(), strict=False))
+                           for x in (e.text("CRMBOT_CONNECTION_CAP_EXEMPT") or "").split(",") if x.strip())
+    except ValueError:
+        raise ConfigError("environment: CRMBOT_CONNECTION_CAP_EXEMPT must be IP addresses or networks, "
+                          "comma-separated (e.g. 10.0.0.5,192.168.1.0/24)") from None
+    trusted_proxy = _trusted_proxy(e.text("CRMBOT_TRUST_PROXY"))
+    proxy_hops = e.integer("CRMBOT_PROXY_HOPS", Config.proxy_hops, 1)
+    if proxy_hops > 10:
+        raise ConfigError(f"environment: CRMBOT_PROXY_HOPS must be between 1 and 10 (got {proxy_hops})")
+    if e.text("CRMBOT_PROXY_HOPS") and trusted_proxy is None:
+        raise ConfigError("environment: CRMBOT_PROXY_HOPS needs CRMBOT_TRUST_PROXY (the proxy in front)")
+    return {"port": e.integer("PORT", Config.port), "max_connections_per_client": per_client,
+            "header_timeout": e.number("CRMBOT_HEADER_TIMEOUT", Config.header_timeout, 0.1, 60,
+                                       "seconds between 0.1 and 60"),
+            "connection_cap_exempt": cap_exempt, "trusted_proxy": trusted_proxy, "proxy_hops": proxy_hops}
+
+
+def _conversations(e: _Env) -> dict[str, Any]:
+    """The diagnosis: the script's language and folder, how long a conversation and an event id last."""
+    locale = (e.text("CRMBOT_LOCALE") or Config.locale).lower()
+    if locale not in LOCALES:
+        raise ConfigError(f"environment: CRMBOT_LOCALE must be one of {', '.join(LOCALES)} (got {locale!r})")
+    return {"locale": locale, "content_dir": e.text("CRMBOT_CONTENT_DIR"),
+            "conversation_ttl": e.integer("CRMBOT_CONVERSATION_TTL", Config.conversation_ttl, 60),
+            "resume_after": e.integer("CRMBOT_RESUME_AFTER", Config.resume_after, 1),
+            "dedupe_ttl": e.integer("CRMBOT_DEDUPE_TTL", Config.dedupe_ttl, 60)}
+
+
+def _delivery(e: _Env) -> dict[str, Any]:
+    """The worker and its outbox: the lease, attempts, concurrency, the API timeout, the shared rate limits."""
+    reply_unknown = e.choice("CRMBOT_REPLY_UNKNOWN", Config.reply_unknown, ("push", "park"), "push or park")
+    return {"outbox_lease": e.integer("CRMBOT_OUTBOX_LEASE", Config.outbox_lease, 1),
+            "outbox_max_attempts": e.integer("CRMBOT_OUTBOX_MAX_ATTEMPTS", Config.outbox_max_attempts, 1),
+            "worker_concurrency": e.integer("CRMBOT_WORKER_CONCURRENCY", Config.worker_concurrency, 1),
+            "api_timeout": e.seconds("CRMBOT_API_TIMEOUT", Config.api_timeout),
+            "reply_unknown": reply_unknown,
+            "line_push_rate": e.rate("LINE_PUSH_RATE_PER_SECOND", 2000.0),
+            "line_multicast_rate": e.rate("LINE_RATE_PER_SECOND", 200.0),
+            "slack_rate": e.rate("SLACK_RATE_PER_SECOND", 1.0),
+            "slack_burst": e.burst("SLACK_RATE_BURST", Config.slack_burst)}
+
+
+def _reminders(e: _Env) -> dict[str, Any]:
+    """The quarterly reminders: hour, nudges, cadence, grace."""
+    cadence = e.choice("CRMBOT_REMIND_CADENCE", Config.remind_cadence, ("quarterly", "half-yearly"),
+                       "quarterly or half-yearly")
+    raw_nudges = e.text("CRMBOT_REMIND_NUDGES")
+    try:
+        nudges = tuple(int(x) for x in raw_nudges.split(",") if x.strip()) if raw_nudges else Config.remind_nudges
+    except ValueError:
+        raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be days, comma-separated (e.g. 7,14)") from None
+    if any(not 1 <= n <= 80 for n in nudges):
+        raise ConfigError("environment: CRMBOT_REMIND_NUDGES must be between 1 and 80 days")
+    hour = e.integer("CRMBOT_REMIND_HOUR", Config.remind_hour, 0)
+    if hour > 23:
+        raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
+    return {"remind_hour": hour, "remind_nudges": nudges, "remind_cadence": cadence,
+            "remind_grace": e.integer("CRMBOT_REMIND_GRACE", Config.remind_grace, 0)}
+
+
+def _consultation(e: _Env) -> dict[str, Any]:
+    """The step after the result: the booking page, the operator's channel, the hand-off, the LINE name."""
+    consult_url = e.text("CRMBOT_CONSULT_URL")
+    if consult_url is not None and (not consult_url.startswith(("https://", "http://")) or len(consult_url) > 1000
+                                    or any(c.isspace() for c in consult_url)):
+        raise ConfigError("environment: CRMBOT_CONSULT_URL must be a web page address (https://...), "
+                          "at most 1000 characters")
+    operator_channel = e.text("CRMBOT_OPERATOR_SLACK_CHANNEL")
+    if operator_channel is not None:
+        if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
+            raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL must be a Slack channel ID "
+                              f"(like C0123ABCD; got {operator_channel[:20]!r})")
+        if not (e.text("SLACK_SIGNING_SECRET") and e.text("SLACK_BOT_TOKEN")):
+            raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL needs Slack configured "
+                              "(SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+    raw_handoff = e.text("CRMBOT_HANDOFF_HOURS")
+    handoff = Config.handoff_hours
+    if raw_handoff is not None:
+        try:
+            handoff = float(raw_handoff)
+        except ValueError:
+            handoff = -1.0
+        if not 0 <= handoff <= 24 * 365:
+            raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
+                              f"0 for none (got {raw_handoff[:20]!r})")
+    return {"consult_url": consult_url, "operator_slack_channel": operator_channel, "handoff_hours": handoff,
+            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True)}
+
+
+def _console(e: _Env) -> dict[str, Any]:
+    """The operator console: its password, token, CSRF key and session lifetimes."""
+    return {"console_password": e.secret("CRMBOT_CONSOLE_PASSWORD", 8),
+            "console_token": e.secret("CRMBOT_CONSOLE_TOKEN", 16),
+            "secret_key": e.secret("CRMBOT_SECRET_KEY", 16),
+            "console_idle_hours": e.number("CRMBOT_CONSOLE_IDLE_HOURS", Config.console_idle_hours, 0.1, 720,
+                                           "hours between 0.1 and 720"),
+            "console_session_days": e.number("CRMBOT_CONSOLE_SESSION_DAYS", Config.console_session_days, 0.1, 365,
+                                             "days between 0.1 and 365")}
 
 
 def _trusted_proxy(raw: str | None) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.logs import uid
 from bot.outbox import Outbox
-from conversations import inputs as I
+from conversations import inputs
 from conversations.analytics import delta_of
 from conversations.errors import Contention
 from conversations.inputs import Input
@@ -86,7 +86,7 @@ class Bot:
                 job=job,
                 figures=figures,
                 look_at=self.outbox.look_at(now) if self.outbox is not None else 0.0,
-                drop_outbox=ev.input.kind == I.UNFOLLOW,
+                drop_outbox=ev.input.kind == inputs.UNFOLLOW,
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
                 content=content,
             )

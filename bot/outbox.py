@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.logs import uid
-from conversations import inputs as I
-from conversations import jobs, keys
-from conversations import outputs as O
+from conversations import inputs, jobs, keys
+from conversations import outputs as typed_outputs
 from conversations.content import Script, stored
 from conversations.errors import InvalidInput
 from conversations.jobs import LEASE, Figures, Job
@@ -142,14 +141,14 @@ class Outbox:
         if subject.transport == Transport.LINE:
             # a follow: the worker fetches the display name once it has replied
             state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
-                              fetch_profile=ev.input.kind == I.FOLLOW)
+                              fetch_profile=ev.input.kind == inputs.FOLLOW)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
                        content=self._content(said), job_id=previous.id if previous is not None else None)
 
     def to_subject(self, subject: Subject, outputs: Iterable[JobOutput], *, state: TransportState | None = None) -> Job:
         """A job for one subject's mailbox (a user, or a Slack channel as "<workspace>.<channel>")."""
-        said = [O.job_output(o) for o in outputs]
+        said = [typed_outputs.job_output(o) for o in outputs]
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, self.clock(), state=state,
                        content=self._content(said))
 

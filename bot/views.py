@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import assert_never
 
-from conversations import inputs as I
+from conversations import inputs
 from conversations.content import Script, advice_for
 from conversations.outputs import (
     Advice,
@@ -50,43 +50,44 @@ def question_buttons(script: Script, sid: int, q: int) -> list[Button]:
     buttons = [
         Button(
             f"{x}: {question.choices[x].label}",
-            I.button(I.ANSWER, sid=sid, q=q, choice=x),
+            inputs.button(inputs.ANSWER, sid=sid, q=q, choice=x),
             f"{x}: {question.choices[x].text}",
         )
         for x in CHOICES
     ]
     if q > 0:
         label = script.text("back_button")
-        buttons.append(Button(label, I.button(I.BACK, sid=sid, q=q), label))
+        buttons.append(Button(label, inputs.button(inputs.BACK, sid=sid, q=q), label))
     label = script.text("restart_ask_button")
-    buttons.append(Button(label, I.button(I.RESTART), label))
+    buttons.append(Button(label, inputs.button(inputs.RESTART), label))
     return buttons
 
 
 def confirm_restart_buttons(script: Script, sid: int) -> list[Button]:
     yes, no = script.text("restart_yes_button"), script.text("restart_no_button")
-    return [Button(yes, I.button(I.RESTART_YES, sid=sid), yes), Button(no, I.button(I.CONTINUE, sid=sid), no)]
+    return [Button(yes, inputs.button(inputs.RESTART_YES, sid=sid), yes),
+            Button(no, inputs.button(inputs.CONTINUE, sid=sid), no)]
 
 
 def advice_button(script: Script, q: int, letter: str) -> Button:
     """A result row's tap: question q's advice for an answer at this level."""
     label = script.text("advice_button", number=q + 1)
-    return Button(label, I.button(I.ADVICE, q=q, choice=letter), label)
+    return Button(label, inputs.button(inputs.ADVICE, q=q, choice=letter), label)
 
 
 def start_button(script: Script) -> Button:
     label = script.text("start_button")
-    return Button(label, I.button(I.START), label)
+    return Button(label, inputs.button(inputs.START), label)
 
 
 def retake_button(script: Script) -> Button:
     label = script.text("retake_button")
-    return Button(label, I.button(I.START), label)
+    return Button(label, inputs.button(inputs.START), label)
 
 
 def consult_button(script: Script, sid: int) -> Button:
     label = script.text("consult_button")
-    return Button(label, I.button(I.CONSULT, sid=sid), label)
+    return Button(label, inputs.button(inputs.CONSULT, sid=sid), label)
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,13 @@ def consult_view(script: Script, out: ConsultAck) -> ConsultView:
 
 def optin_buttons(script: Script) -> list[Button]:
     yes, no = script.text("optin_yes_button"), script.text("optin_no_button")
-    return [Button(yes, I.button(I.OPT_IN), yes), Button(no, I.button(I.OPT_OUT), no)]
+    return [Button(yes, inputs.button(inputs.OPT_IN), yes), Button(no, inputs.button(inputs.OPT_OUT), no)]
 
 
 def resume_buttons(script: Script, sid: int) -> list[Button]:
     cont, restart = script.text("continue_button"), script.text("restart_button")
-    return [Button(cont, I.button(I.CONTINUE, sid=sid), cont), Button(restart, I.button(I.RESTART), restart)]
+    return [Button(cont, inputs.button(inputs.CONTINUE, sid=sid), cont),
+            Button(restart, inputs.button(inputs.RESTART), restart)]
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from conversations import inputs as I
+from conversations import inputs
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
@@ -248,8 +248,8 @@ def delta_of(
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.transport in TEST_CHANNELS:
         d["test"] = 1
-    if event in (I.FOLLOW, I.UNFOLLOW):
-        d["follow"] = int(event == I.FOLLOW)
+    if event in (inputs.FOLLOW, inputs.UNFOLLOW):
+        d["follow"] = int(event == inputs.FOLLOW)
         d["person"] = person_ref(subject.transport, subject.user_id)
     changed = after is not before
     consult = any(isinstance(o, ConsultAck) for o in outputs)

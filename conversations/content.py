@@ -23,7 +23,7 @@ import hashlib
 import json
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -241,110 +241,50 @@ def from_stored(version: str, raw: str | bytes) -> Script:
     return script
 
 
-def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
-    def fail(field: str, problem: str) -> ContentError:
-        return ContentError(where, field, problem)
+@dataclass(frozen=True)
+class _Reader:
+    """Reads one script file's tables; every problem is a :class:`ContentError` naming the file and field."""
 
-    def text_at(obj: Mapping[str, Any], key: str, field: str, max_len: int | None = None) -> str:
+    where: str
+
+    def fail(self, field: str, problem: str) -> ContentError:
+        return ContentError(self.where, field, problem)
+
+    def text_at(self, obj: Mapping[str, Any], key: str, field: str, max_len: int | None = None) -> str:
         value = obj.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise fail(field, "missing or empty text")
+            raise self.fail(field, "missing or empty text")
         if max_len is not None and len(value) > max_len:
-            raise fail(field, f"{len(value)} characters; at most {max_len} allowed")
+            raise self.fail(field, f"{len(value)} characters; at most {max_len} allowed")
         return value
 
-    def table_at(obj: Mapping[str, Any], key: str, field: str) -> Mapping[str, Any]:
+    def table_at(self, obj: Mapping[str, Any], key: str, field: str) -> Mapping[str, Any]:
         value = obj.get(key)
         if not isinstance(value, dict):
-            raise fail(field, "missing table")
+            raise self.fail(field, "missing table")
         return value
 
+
+def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
+    r = _Reader(where)
     if data.get("locale") != locale:
-        raise fail("locale", f"must be {locale!r} for this file")
-    title = text_at(data, "title", "title", 40)
-
-    kw_table = table_at(data, "keywords", "keywords")
-    keywords: dict[str, tuple[str, ...]] = {}
-    seen_words: dict[str, str] = {}
-    for kind in KEYWORD_KINDS:
-        words = kw_table.get(kind)
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-            raise fail(f"keywords.{kind}", "must be a non-empty list of words")
-        for w in words:
-            # normalised exactly as inputs.from_text matches typed text (NFKC, trimmed, lower-case)
-            norm = normalise(w)
-            if letter := typed_choice(w):
-                raise fail(f"keywords.{kind}", f"{w!r} would shadow the answer {letter}")
-            if norm in seen_words:
-                raise fail(f"keywords.{kind}", f"{w!r} is also listed under keywords.{seen_words[norm]}")
-            seen_words[norm] = kind
-        keywords[kind] = tuple(words)
-    for extra in set(kw_table) - set(KEYWORD_KINDS):
-        raise fail(f"keywords.{extra}", "unknown keyword list")
-
-    texts_table = table_at(data, "texts", "texts")
-    texts: dict[str, str] = {}
-    for key, allowed in {**OPTIONAL_TEXT_KEYS, **TEXT_KEYS}.items():
-        if key not in TEXT_KEYS and key not in texts_table:
-            continue
-        value = text_at(texts_table, key, f"texts.{key}", BUTTON_MAX if key in BUTTON_KEYS else 1000)
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as e:
-            raise fail(f"texts.{key}", f"bad placeholder: {e}") from None
-        if names - allowed:
-            allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
-            raise fail(f"texts.{key}", f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
-        texts[key] = value
-    for extra in set(texts_table) - set(TEXT_KEYS) - set(OPTIONAL_TEXT_KEYS):
-        raise fail(f"texts.{extra}", "unknown text key")
-
-    tiers_table = table_at(data, "tiers", "tiers")
+        raise r.fail("locale", f"must be {locale!r} for this file")
+    title = r.text_at(data, "title", "title", 40)
+    keywords = _parse_keywords(r, r.table_at(data, "keywords", "keywords"))
+    texts = _parse_texts(r, r.table_at(data, "texts", "texts"))
+    tiers_table = r.table_at(data, "tiers", "tiers")
     tiers: dict[str, Tier] = {}
     for t in TIERS:
-        tt = table_at(tiers_table, t, f"tiers.{t}")
+        tt = r.table_at(tiers_table, t, f"tiers.{t}")
         tiers[t] = Tier(
-            label=text_at(tt, "label", f"tiers.{t}.label", 20),
-            summary=text_at(tt, "summary", f"tiers.{t}.summary", 400),
-            next_theme=text_at(tt, "next_theme", f"tiers.{t}.next_theme", 400),
+            label=r.text_at(tt, "label", f"tiers.{t}.label", 20),
+            summary=r.text_at(tt, "summary", f"tiers.{t}.summary", 400),
+            next_theme=r.text_at(tt, "next_theme", f"tiers.{t}.next_theme", 400),
         )
-
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or len(raw_questions) != QUESTION_COUNT:
-        raise fail("questions", f"must list exactly {QUESTION_COUNT} questions")
-    questions = []
-    for i, rq in enumerate(raw_questions, start=1):
-        field = f"questions[{i}]"
-        if not isinstance(rq, dict):
-            raise fail(field, "must be a table")
-        rc = table_at(rq, "choices", f"{field}.choices")
-        if set(rc) != set(CHOICES):
-            raise fail(f"{field}.choices", "must have exactly the choices A, B, C and D")
-        choices = {}
-        for letter in CHOICES:
-            c = rc[letter]
-            cf = f"{field}.choices.{letter}"
-            if not isinstance(c, dict):
-                raise fail(cf, "must be a table with text and label")
-            choices[letter] = Choice(
-                text=text_at(c, "text", f"{cf}.text", 120),
-                label=text_at(c, "label", f"{cf}.label", CHOICE_LABEL_MAX),
-            )
-        if "advice" in rq:
-            raise fail(f"{field}.advice", "the advice now has two levels: write advice_b (for a B answer) "
-                       "and advice_cd (for a C or D answer) instead")
-        questions.append(
-            Question(
-                topic=text_at(rq, "topic", f"{field}.topic", 20),
-                text=text_at(rq, "text", f"{field}.text", 400),
-                advice_b=text_at(rq, "advice_b", f"{field}.advice_b", ADVICE_MAX),
-                advice_cd=text_at(rq, "advice_cd", f"{field}.advice_cd", ADVICE_MAX),
-                choices=choices,
-            )
-        )
-        if normalise(questions[-1].advice_b) == normalise(questions[-1].advice_cd):
-            raise fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
-                       "(make the practice a routine, measured)")
+        raise r.fail("questions", f"must list exactly {QUESTION_COUNT} questions")
+    questions = tuple(_parse_question(r, f"questions[{i}]", rq) for i, rq in enumerate(raw_questions, start=1))
     return Script(
         path=where,
         locale=locale,
@@ -352,34 +292,103 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         keywords=keywords,
         texts=texts,
         tiers=tiers,
-        questions=tuple(questions),
-        richmenu=_parse_richmenu(data, keywords, fail, text_at, table_at),
+        questions=questions,
+        richmenu=_parse_richmenu(r, data, keywords),
     )
 
 
-def _parse_richmenu(
-    data: Mapping[str, Any],
-    keywords: Mapping[str, tuple[str, ...]],
-    fail: Callable[[str, str], ContentError],
-    text_at: Callable[[Mapping[str, Any], str, str, int], str],
-    table_at: Callable[[Mapping[str, Any], str, str], Mapping[str, Any]],
-) -> RichMenu:
+def _parse_keywords(r: _Reader, kw_table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``[keywords]``: each kind's words, none shadowing an answer letter or listed under two kinds."""
+    keywords: dict[str, tuple[str, ...]] = {}
+    seen_words: dict[str, str] = {}
+    for kind in KEYWORD_KINDS:
+        words = kw_table.get(kind)
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise r.fail(f"keywords.{kind}", "must be a non-empty list of words")
+        for w in words:
+            # normalised exactly as inputs.from_text matches typed text (NFKC, trimmed, lower-case)
+            norm = normalise(w)
+            if letter := typed_choice(w):
+                raise r.fail(f"keywords.{kind}", f"{w!r} would shadow the answer {letter}")
+            if norm in seen_words:
+                raise r.fail(f"keywords.{kind}", f"{w!r} is also listed under keywords.{seen_words[norm]}")
+            seen_words[norm] = kind
+        keywords[kind] = tuple(words)
+    for extra in set(kw_table) - set(KEYWORD_KINDS):
+        raise r.fail(f"keywords.{extra}", "unknown keyword list")
+    return keywords
+
+
+def _parse_texts(r: _Reader, texts_table: Mapping[str, Any]) -> dict[str, str]:
+    """``[texts]``: every required text (and the optional ones given), each with only the placeholders it allows."""
+    texts: dict[str, str] = {}
+    for key, allowed in {**OPTIONAL_TEXT_KEYS, **TEXT_KEYS}.items():
+        if key not in TEXT_KEYS and key not in texts_table:
+            continue
+        value = r.text_at(texts_table, key, f"texts.{key}", BUTTON_MAX if key in BUTTON_KEYS else 1000)
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as e:
+            raise r.fail(f"texts.{key}", f"bad placeholder: {e}") from None
+        if names - allowed:
+            allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
+            raise r.fail(f"texts.{key}", f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
+        texts[key] = value
+    for extra in set(texts_table) - set(TEXT_KEYS) - set(OPTIONAL_TEXT_KEYS):
+        raise r.fail(f"texts.{extra}", "unknown text key")
+    return texts
+
+
+def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
+    """One ``[[questions]]`` entry: topic, text, the choices A-D, two levels of advice."""
+    if not isinstance(rq, dict):
+        raise r.fail(field, "must be a table")
+    rc = r.table_at(rq, "choices", f"{field}.choices")
+    if set(rc) != set(CHOICES):
+        raise r.fail(f"{field}.choices", "must have exactly the choices A, B, C and D")
+    choices = {}
+    for letter in CHOICES:
+        c = rc[letter]
+        cf = f"{field}.choices.{letter}"
+        if not isinstance(c, dict):
+            raise r.fail(cf, "must be a table with text and label")
+        choices[letter] = Choice(
+            text=r.text_at(c, "text", f"{cf}.text", 120),
+            label=r.text_at(c, "label", f"{cf}.label", CHOICE_LABEL_MAX),
+        )
+    if "advice" in rq:
+        raise r.fail(f"{field}.advice", "the advice now has two levels: write advice_b (for a B answer) "
+                     "and advice_cd (for a C or D answer) instead")
+    question = Question(
+        topic=r.text_at(rq, "topic", f"{field}.topic", 20),
+        text=r.text_at(rq, "text", f"{field}.text", 400),
+        advice_b=r.text_at(rq, "advice_b", f"{field}.advice_b", ADVICE_MAX),
+        advice_cd=r.text_at(rq, "advice_cd", f"{field}.advice_cd", ADVICE_MAX),
+        choices=choices,
+    )
+    if normalise(question.advice_b) == normalise(question.advice_cd):
+        raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
+                     "(make the practice a routine, measured)")
+    return question
+
+
+def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> RichMenu:
     """``[richmenu]``: the chat bar text and, per area, the label drawn and the word its tap sends.
 
     The word must be one of the keywords of the area's kind, where the script has that keyword list, so a
     tap means exactly what typing it would (a message action survives any change of button data)."""
-    table = table_at(data, "richmenu", "richmenu")
-    chat_bar = text_at(table, "chat_bar", "richmenu.chat_bar", RICHMENU_CHAT_BAR_MAX)
+    table = r.table_at(data, "richmenu", "richmenu")
+    chat_bar = r.text_at(table, "chat_bar", "richmenu.chat_bar", RICHMENU_CHAT_BAR_MAX)
     areas = []
     for kind in RICHMENU_AREAS:
         field = f"richmenu.{kind}"
-        area = table_at(table, kind, field)
-        label = text_at(area, "label", f"{field}.label", BUTTON_MAX)
-        text = text_at(area, "text", f"{field}.text", 300)
+        area = r.table_at(table, kind, field)
+        label = r.text_at(area, "label", f"{field}.label", BUTTON_MAX)
+        text = r.text_at(area, "text", f"{field}.text", 300)
         words = keywords.get(kind)
         if words is not None and normalise(text) not in {normalise(w) for w in words}:
-            raise fail(f"{field}.text", f"{text!r} is not one of keywords.{kind}, so a tap would not be understood")
+            raise r.fail(f"{field}.text", f"{text!r} is not one of keywords.{kind}, so a tap would not be understood")
         areas.append(MenuArea(kind, label, text))
     for extra in set(table) - {"chat_bar", *RICHMENU_AREAS}:
-        raise fail(f"richmenu.{extra}", "unknown rich menu entry")
+        raise r.fail(f"richmenu.{extra}", "unknown rich menu entry")
     return RichMenu(chat_bar, tuple(areas))

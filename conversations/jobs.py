@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conversations import outputs as O
+from conversations import outputs as typed_outputs
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX
 from conversations.outputs import JobOutput, Output
@@ -113,7 +113,7 @@ class Job:
             state = state_for(t)
         elif not isinstance(state, type(state_for(t))):
             raise InvalidInput(f"a {type(state).__name__} is not the state of a {t} job")
-        return cls(job_id or str(uuid.uuid4()), t, to, tag, [O.job_output(o) for o in outputs], received,
+        return cls(job_id or str(uuid.uuid4()), t, to, tag, [typed_outputs.job_output(o) for o in outputs], received,
                    state=state, content=content)
 
     @property
@@ -145,7 +145,8 @@ class Job:
     def to_json(self) -> str:
         d: dict[str, Any] = {
             "v": SHAPE, "id": self.id, "transport": self.transport.value, "to": self.to, "tag": self.tag,
-            "outputs": [O.to_json(o) for o in self.outputs], "received": self.received, "attempts": self.attempts,
+            "outputs": [typed_outputs.to_json(o) for o in self.outputs], "received": self.received,
+            "attempts": self.attempts,
             "state": self.state.to_json(), "content": self.content, "error": self.error, "parked": self.parked,
         }
         if self.legacy_figures is not None:
@@ -167,7 +168,7 @@ class Job:
                 transport, state, figures = _first_shape(d)
             return cls(
                 id=str(d["id"]), transport=transport, to=str(d["to"]), tag=str(d["tag"]),
-                outputs=[O.job_output(o) for o in d.get("outputs") or []], received=float(d["received"]),
+                outputs=[typed_outputs.job_output(o) for o in d.get("outputs") or []], received=float(d["received"]),
                 attempts=int(d.get("attempts") or 0), state=state, content=str(d.get("content") or ""),
                 error=str(d.get("error") or ""), parked=str(d.get("parked") or ""),
                 legacy_figures=figures if isinstance(figures, dict) else None,

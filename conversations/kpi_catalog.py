@@ -145,151 +145,180 @@ def load_catalog(path: str | None = None) -> Catalog:
     return _parse(where, data)
 
 
-def _parse(where: str, data: dict[str, Any]) -> Catalog:
-    def fail(at: str, problem: str) -> ContentError:
-        return ContentError(where, at, problem)
+@dataclass(frozen=True)
+class _Reader:
+    """Reads the catalog file's tables; every problem is a :class:`ContentError` naming the file and field."""
 
-    def only(obj: Mapping[str, Any], allowed: frozenset[str], at: str) -> None:
+    where: str
+
+    def fail(self, at: str, problem: str) -> ContentError:
+        return ContentError(self.where, at, problem)
+
+    def only(self, obj: Mapping[str, Any], allowed: frozenset[str], at: str) -> None:
         for extra in sorted(set(obj) - allowed):
-            raise fail(f"{at}.{extra}" if at else extra, "unknown field")
+            raise self.fail(f"{at}.{extra}" if at else extra, "unknown field")
 
-    def text_at(obj: Mapping[str, Any], key: str, at: str, max_len: int) -> str:
+    def text_at(self, obj: Mapping[str, Any], key: str, at: str, max_len: int) -> str:
         value = obj.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise fail(at, "missing or empty text")
+            raise self.fail(at, "missing or empty text")
         if value != value.strip():
-            raise fail(at, "must not start or end with spaces")
+            raise self.fail(at, "must not start or end with spaces")
         if len(value) > max_len:
-            raise fail(at, f"{len(value)} characters; at most {max_len} allowed")
+            raise self.fail(at, f"{len(value)} characters; at most {max_len} allowed")
         if "\n" in value or "\r" in value:
-            raise fail(at, "must be one line")
+            raise self.fail(at, "must be one line")
         return value
 
-    def key_at(obj: Mapping[str, Any], at: str) -> str:
-        value = text_at(obj, "key", at, 40)
+    def key_at(self, obj: Mapping[str, Any], at: str) -> str:
+        value = self.text_at(obj, "key", at, 40)
         if not KEY_PATTERN.fullmatch(value):
-            raise fail(at, f"{value!r} must be lower-case letters, digits and _ (starting with a letter)")
+            raise self.fail(at, f"{value!r} must be lower-case letters, digits and _ (starting with a letter)")
         return value
 
-    def number_at(obj: Mapping[str, Any], key: str, at: str) -> float:
+    def number_at(self, obj: Mapping[str, Any], key: str, at: str) -> float:
         value = obj.get(key)
         if value is None:
-            raise fail(at, "missing number")
+            raise self.fail(at, "missing number")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise fail(at, f"must be a finite number, got {value!r}")
+            raise self.fail(at, f"must be a finite number, got {value!r}")
         return value
 
-    def choice_at(obj: Mapping[str, Any], key: str, at: str, choices: tuple[str, ...]) -> str:
+    def choice_at(self, obj: Mapping[str, Any], key: str, at: str, choices: tuple[str, ...]) -> str:
         value = obj.get(key)
         if value not in choices:
-            raise fail(at, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+            raise self.fail(at, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
         return str(value)
 
-    only(data, frozenset({"areas"}), "")
+
+@dataclass
+class _Parsed:
+    """What the catalog file has given so far (areas are read in order, each with its indicators)."""
+
+    areas: list[Area] = field(default_factory=list)
+    indicators: list[Indicator] = field(default_factory=list)
+    names: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    units: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    definitions: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)  # indicator key -> field where it was first defined
+
+
+def _parse(where: str, data: dict[str, Any]) -> Catalog:
+    r = _Reader(where)
+    r.only(data, frozenset({"areas"}), "")
     raw_areas = data.get("areas")
     if not isinstance(raw_areas, list) or len(raw_areas) != len(AREA_KEYS):
-        raise fail("areas", f"must list exactly {len(AREA_KEYS)} areas: {', '.join(AREA_KEYS)}")
-
-    areas: list[Area] = []
-    indicators: list[Indicator] = []
-    names: dict[str, Mapping[str, str]] = {}
-    units: dict[str, Mapping[str, str]] = {}
-    definitions: dict[str, Mapping[str, str]] = {}
-    seen: dict[str, str] = {}  # indicator key -> field where it was first defined
+        raise r.fail("areas", f"must list exactly {len(AREA_KEYS)} areas: {', '.join(AREA_KEYS)}")
+    out = _Parsed()
     for a_no, (ra, expected) in enumerate(zip(raw_areas, AREA_KEYS, strict=True), start=1):
-        af = f"areas[{a_no}]"
-        if not isinstance(ra, dict):
-            raise fail(af, "must be a table")
-        only(ra, _AREA_FIELDS, af)
-        area_key = key_at(ra, f"{af}.key")
-        if area_key != expected:
-            raise fail(f"{af}.key", f"expected {expected!r}: the areas are {', '.join(AREA_KEYS)}, in that order")
-        names[area_key] = MappingProxyType(
-            {loc: text_at(ra, f"name_{loc}", f"{af}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
+        _parse_area(r, f"areas[{a_no}]", ra, expected, out)
+    return Catalog(path=where, areas=tuple(out.areas), indicators=tuple(out.indicators),
+                   names=MappingProxyType(out.names), units=MappingProxyType(out.units),
+                   definitions=MappingProxyType(out.definitions))
+
+
+def _parse_area(r: _Reader, af: str, ra: Any, expected: str, out: _Parsed) -> None:
+    """One ``[[areas]]`` entry (it must be the area expected at its place) and its indicators."""
+    if not isinstance(ra, dict):
+        raise r.fail(af, "must be a table")
+    r.only(ra, _AREA_FIELDS, af)
+    area_key = r.key_at(ra, f"{af}.key")
+    if area_key != expected:
+        raise r.fail(f"{af}.key", f"expected {expected!r}: the areas are {', '.join(AREA_KEYS)}, in that order")
+    out.names[area_key] = MappingProxyType(
+        {loc: r.text_at(ra, f"name_{loc}", f"{af}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
+    )
+    raw_inds = ra.get("indicators")
+    if not isinstance(raw_inds, list) or not raw_inds:
+        raise r.fail(f"{af}.indicators", "must list at least one indicator")
+    keys = [_parse_indicator(r, f"{af}.indicators[{i_no}]", ri, area_key, out)
+            for i_no, ri in enumerate(raw_inds, start=1)]
+    if not any(ind.required for ind in out.indicators if ind.area == area_key):
+        raise r.fail(f"{af}.indicators", "at least one indicator must have required = true")
+    area_names = out.names[area_key]
+    out.areas.append(Area(area_key, area_names["ja"], area_names["en"], indicator_keys=tuple(keys)))
+
+
+def _parse_indicator(r: _Reader, f: str, ri: Any, area_key: str, out: _Parsed) -> str:
+    """One indicator of an area: its key (unique), names, units, definitions, range, target and rule."""
+    if not isinstance(ri, dict):
+        raise r.fail(f, "must be a table")
+    r.only(ri, _INDICATOR_FIELDS, f)
+    key = r.key_at(ri, f"{f}.key")
+    if key in out.seen:
+        raise r.fail(f"{f}.key", f"duplicate key {key!r}; already used at {out.seen[key]}")
+    if key in AREA_KEYS or key == OVERALL:
+        raise r.fail(f"{f}.key", f"{key!r} is an area key (or reserved) and cannot name an indicator")
+    out.seen[key] = f"{f}.key"
+    ind_names = {loc: r.text_at(ri, f"name_{loc}", f"{f}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
+    ind_units = {loc: r.text_at(ri, _UNIT_FIELDS[loc], f"{f}.{_UNIT_FIELDS[loc]}", UNIT_MAX) for loc in LOCALES}
+    for loc in LOCALES:
+        said = _unit_in_name(ind_names[loc], ind_units[loc])
+        if said:
+            raise r.fail(f"{f}.name_{loc}", f"says {said!r}, which its unit {ind_units[loc]!r} says already "
+                                            "(the form shows the unit beside the name)")
+    ind_definitions = {
+        loc: r.text_at(ri, f"definition_{loc}", f"{f}.definition_{loc}", DEFINITION_MAX[loc]) for loc in LOCALES
+    }
+    direction = r.choice_at(ri, "direction", f"{f}.direction", DIRECTIONS)
+    rule = r.choice_at(ri, "rule", f"{f}.rule", RULES)
+    minimum = r.number_at(ri, "minimum", f"{f}.minimum")
+    maximum = r.number_at(ri, "maximum", f"{f}.maximum")
+    if minimum >= maximum:
+        raise r.fail(f"{f}.maximum", f"must be above minimum ({minimum}), got {maximum}")
+    if rule == "ratio" and minimum < 0:
+        raise r.fail(f"{f}.minimum", f"the ratio rule needs a minimum of 0 or more, got {minimum}")
+    target = r.number_at(ri, "target", f"{f}.target")
+    if not minimum <= target <= maximum:
+        raise r.fail(f"{f}.target", f"{target} is outside the range {minimum}..{maximum}")
+    step, floor = _step_and_floor(r, f, ri, rule, direction, (minimum, maximum, target))
+    required = ri.get("required")
+    if not isinstance(required, bool):
+        raise r.fail(f"{f}.required", f"must be true or false, got {required!r}")
+    out.indicators.append(
+        Indicator(
+            key=key,
+            area=area_key,
+            direction=direction,  # type: ignore[arg-type]  # checked against DIRECTIONS
+            unit=ind_units["ja"],
+            minimum=minimum,
+            maximum=maximum,
+            target=target,
+            rule=rule,  # type: ignore[arg-type]  # checked against RULES
+            step=step,
+            required=required,
+            floor=floor,
         )
-        raw_inds = ra.get("indicators")
-        if not isinstance(raw_inds, list) or not raw_inds:
-            raise fail(f"{af}.indicators", "must list at least one indicator")
-        keys: list[str] = []
-        for i_no, ri in enumerate(raw_inds, start=1):
-            f = f"{af}.indicators[{i_no}]"
-            if not isinstance(ri, dict):
-                raise fail(f, "must be a table")
-            only(ri, _INDICATOR_FIELDS, f)
-            key = key_at(ri, f"{f}.key")
-            if key in seen:
-                raise fail(f"{f}.key", f"duplicate key {key!r}; already used at {seen[key]}")
-            if key in AREA_KEYS or key == OVERALL:
-                raise fail(f"{f}.key", f"{key!r} is an area key (or reserved) and cannot name an indicator")
-            seen[key] = f"{f}.key"
-            ind_names = {loc: text_at(ri, f"name_{loc}", f"{f}.name_{loc}", NAME_MAX[loc]) for loc in LOCALES}
-            ind_units = {loc: text_at(ri, _UNIT_FIELDS[loc], f"{f}.{_UNIT_FIELDS[loc]}", UNIT_MAX) for loc in LOCALES}
-            for loc in LOCALES:
-                said = _unit_in_name(ind_names[loc], ind_units[loc])
-                if said:
-                    raise fail(f"{f}.name_{loc}", f"says {said!r}, which its unit {ind_units[loc]!r} says already "
-                                                  "(the form shows the unit beside the name)")
-            ind_definitions = {
-                loc: text_at(ri, f"definition_{loc}", f"{f}.definition_{loc}", DEFINITION_MAX[loc]) for loc in LOCALES
-            }
-            unit = ind_units["ja"]
-            direction = choice_at(ri, "direction", f"{f}.direction", DIRECTIONS)
-            rule = choice_at(ri, "rule", f"{f}.rule", RULES)
-            minimum = number_at(ri, "minimum", f"{f}.minimum")
-            maximum = number_at(ri, "maximum", f"{f}.maximum")
-            if minimum >= maximum:
-                raise fail(f"{f}.maximum", f"must be above minimum ({minimum}), got {maximum}")
-            if rule == "ratio" and minimum < 0:
-                raise fail(f"{f}.minimum", f"the ratio rule needs a minimum of 0 or more, got {minimum}")
-            target = number_at(ri, "target", f"{f}.target")
-            if not minimum <= target <= maximum:
-                raise fail(f"{f}.target", f"{target} is outside the range {minimum}..{maximum}")
-            if rule in _STEP_RULES:
-                step = number_at(ri, "step", f"{f}.step")
-                if step <= 0:
-                    raise fail(f"{f}.step", f"must be above 0, got {step}")
-            elif "step" in ri:
-                raise fail(f"{f}.step", "only the gap and improve rules use a step; remove it")
-            else:
-                step = Indicator.step
-            floor: float | None = None
-            if rule == "scale":
-                floor = number_at(ri, "floor", f"{f}.floor")
-                if not minimum <= floor <= maximum:
-                    raise fail(f"{f}.floor", f"{floor} is outside the range {minimum}..{maximum}")
-                if (floor >= target) if direction == "higher" else (floor <= target):
-                    side = "below" if direction == "higher" else "above"
-                    raise fail(f"{f}.floor", f"must be {side} the target ({target}): the floor scores 0, the target 10")
-            elif "floor" in ri:
-                raise fail(f"{f}.floor", "only the scale rule uses a floor; remove it")
-            required = ri.get("required")
-            if not isinstance(required, bool):
-                raise fail(f"{f}.required", f"must be true or false, got {required!r}")
-            indicators.append(
-                Indicator(
-                    key=key,
-                    area=area_key,
-                    direction=direction,  # type: ignore[arg-type]  # checked against DIRECTIONS
-                    unit=unit,
-                    minimum=minimum,
-                    maximum=maximum,
-                    target=target,
-                    rule=rule,  # type: ignore[arg-type]  # checked against RULES
-                    step=step,
-                    required=required,
-                    floor=floor,
-                )
-            )
-            names[key] = MappingProxyType(ind_names)
-            units[key] = MappingProxyType(ind_units)
-            definitions[key] = MappingProxyType(ind_definitions)
-            keys.append(key)
-        if not any(ind.required for ind in indicators if ind.area == area_key):
-            raise fail(f"{af}.indicators", "at least one indicator must have required = true")
-        area_names = names[area_key]
-        areas.append(Area(area_key, area_names["ja"], area_names["en"], indicator_keys=tuple(keys)))
-    return Catalog(path=where, areas=tuple(areas), indicators=tuple(indicators), names=MappingProxyType(names),
-                   units=MappingProxyType(units), definitions=MappingProxyType(definitions))
+    )
+    out.names[key] = MappingProxyType(ind_names)
+    out.units[key] = MappingProxyType(ind_units)
+    out.definitions[key] = MappingProxyType(ind_definitions)
+    return key
+
+
+def _step_and_floor(r: _Reader, f: str, ri: Mapping[str, Any], rule: str, direction: str,
+                    bounds: tuple[float, float, float]) -> tuple[float, float | None]:
+    """The rule's own fields: a step (gap, improve) and a floor (scale); ``bounds``: minimum, maximum, target."""
+    minimum, maximum, target = bounds
+    if rule in _STEP_RULES:
+        step = r.number_at(ri, "step", f"{f}.step")
+        if step <= 0:
+            raise r.fail(f"{f}.step", f"must be above 0, got {step}")
+    elif "step" in ri:
+        raise r.fail(f"{f}.step", "only the gap and improve rules use a step; remove it")
+    else:
+        step = Indicator.step
+    floor: float | None = None
+    if rule == "scale":
+        floor = r.number_at(ri, "floor", f"{f}.floor")
+        if not minimum <= floor <= maximum:
+            raise r.fail(f"{f}.floor", f"{floor} is outside the range {minimum}..{maximum}")
+        if (floor >= target) if direction == "higher" else (floor <= target):
+            side = "below" if direction == "higher" else "above"
+            raise r.fail(f"{f}.floor", f"must be {side} the target ({target}): the floor scores 0, the target 10")
+    elif "floor" in ri:
+        raise r.fail(f"{f}.floor", "only the scale rule uses a floor; remove it")
+    return step, floor
 
 
 def _unit_in_name(name: str, unit: str) -> str:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from conversations import inputs as I
+from conversations import inputs
 from conversations.errors import ConfigError, InvalidInput
 from conversations.inputs import Input
 from conversations.outputs import (
@@ -174,12 +174,12 @@ class Machine:
             if unknown := set(r.targets) - set(STORED_STATES):
                 raise ConfigError(f"state machine: {r.handler.__name__} targets unknown states {sorted(unknown)}")
             for k in r.kinds:
-                if k not in I.KINDS:
+                if k not in inputs.KINDS:
                     raise ConfigError(f"state machine: unknown input kind {k!r} in {r.handler.__name__}")
                 if (r.state, k) in table:
                     raise ConfigError(f"state machine: duplicate route for ({r.state}, {k})")
                 table[(r.state, k)] = r
-        missing = [(s, k) for s in STATES for k in I.KINDS if (s, k) not in table]
+        missing = [(s, k) for s in STATES for k in inputs.KINDS if (s, k) not in table]
         if missing:
             raise ConfigError(f"state machine: no route for {missing[:5]}")
         self._table = table
@@ -293,7 +293,8 @@ def _is_current(conv: Conv, inp: Input) -> bool:
 
 def _is_double_tap(conv: Conv, inp: Input, ctx: Ctx) -> bool:
     """The same answer to the question just answered, moments ago: a double tap, not a change of mind."""
-    if inp.kind != I.ANSWER or inp.sid != conv.sid or inp.q is None or ctx.now - conv.updated > ctx.settings.double_tap:
+    if (inp.kind != inputs.ANSWER or inp.sid != conv.sid or inp.q is None
+            or ctx.now - conv.updated > ctx.settings.double_tap):
         return False
     given = conv.answers if conv.in_progress else conv.last
     return inp.q == len(given) - 1 and given[inp.q] == inp.choice
@@ -337,17 +338,17 @@ def reask(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def hint(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if ctx.now - conv.updated > ctx.settings.resume_after:
         return ask_resume(conv, inp, ctx)
-    key = "non_text" if inp.kind == I.OTHER else "hint"
+    key = "non_text" if inp.kind == inputs.OTHER else "hint"
     return _keep(conv, notice(key), question(conv))
 
 
 def ask_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    outs: tuple[Output, ...] = (Greeting(),) if inp.kind == I.FOLLOW else ()
+    outs: tuple[Output, ...] = (Greeting(),) if inp.kind == inputs.FOLLOW else ()
     return Step(replace(conv, state=RESUME), (*outs, Resume(conv.sid, conv.q)))
 
 
 def resume_again(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    if inp.kind == I.ANSWER and _is_double_tap(conv, inp, ctx):
+    if inp.kind == inputs.ANSWER and _is_double_tap(conv, inp, ctx):
         return _keep(conv)
     return _keep(conv, Resume(conv.sid, conv.q))
 
@@ -382,7 +383,7 @@ def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Opting in or out while an unfinished diagnosis has expired: the answer is recorded and the
     expired diagnosis is put to rest (not revived by the change)."""
-    on = inp.kind == I.OPT_IN
+    on = inp.kind == inputs.OPT_IN
     return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
 
 
@@ -410,9 +411,9 @@ def restart_yes_at_rest(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """An answer to the open question while asked to confirm: the user carries on (no start over)."""
-    if inp.kind == I.ANSWER and _is_current(conv, inp):
+    if inp.kind == inputs.ANSWER and _is_current(conv, inp):
         return answer(replace(conv, state=ASKING), inp, ctx)
-    if inp.kind == I.BACK and _is_current(conv, inp):
+    if inp.kind == inputs.BACK and _is_current(conv, inp):
         carried_on = replace(conv, state=ASKING)
         went = back(carried_on, inp, ctx)
         return went if went.changed else Step(carried_on, went.outputs)
@@ -488,62 +489,63 @@ _ALL = frozenset(STORED_STATES)
 _STAY = {s: frozenset({s}) for s in STORED_STATES}
 ROUTES: tuple[Route, ...] = (
     # idle: nothing under way
-    Route(IDLE, (I.START, I.RESTART), start, frozenset({ASKING})),
-    Route(IDLE, (I.RESTART_YES,), restart_yes_at_rest, _STAY[IDLE]),
-    Route(IDLE, (I.FOLLOW,), greet, _STAY[IDLE]),
-    Route(IDLE, (I.TEXT, I.ANSWER, I.BACK, I.CONTINUE), offer, _STAY[IDLE]),
-    Route(IDLE, (I.OTHER,), non_text_idle, _STAY[IDLE]),
-    Route(IDLE, (I.CONSULT,), consult_first, _STAY[IDLE]),
-    Route(IDLE, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    Route(IDLE, (inputs.START, inputs.RESTART), start, frozenset({ASKING})),
+    Route(IDLE, (inputs.RESTART_YES,), restart_yes_at_rest, _STAY[IDLE]),
+    Route(IDLE, (inputs.FOLLOW,), greet, _STAY[IDLE]),
+    Route(IDLE, (inputs.TEXT, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), offer, _STAY[IDLE]),
+    Route(IDLE, (inputs.OTHER,), non_text_idle, _STAY[IDLE]),
+    Route(IDLE, (inputs.CONSULT,), consult_first, _STAY[IDLE]),
+    Route(IDLE, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # asking: question q is open
-    Route(ASKING, (I.ANSWER,), answer, frozenset({ASKING, DONE})),
-    Route(ASKING, (I.BACK,), back, _STAY[ASKING]),
-    Route(ASKING, (I.RESTART,), ask_restart, frozenset({CONFIRM})),
-    Route(ASKING, (I.RESTART_YES,), restart_yes, _STAY[ASKING]),
-    Route(ASKING, (I.START, I.FOLLOW), ask_resume, frozenset({RESUME})),
-    Route(ASKING, (I.CONTINUE,), reask, _STAY[ASKING]),
-    Route(ASKING, (I.TEXT, I.OTHER), hint, frozenset({ASKING, RESUME})),
-    Route(ASKING, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    Route(ASKING, (inputs.ANSWER,), answer, frozenset({ASKING, DONE})),
+    Route(ASKING, (inputs.BACK,), back, _STAY[ASKING]),
+    Route(ASKING, (inputs.RESTART,), ask_restart, frozenset({CONFIRM})),
+    Route(ASKING, (inputs.RESTART_YES,), restart_yes, _STAY[ASKING]),
+    Route(ASKING, (inputs.START, inputs.FOLLOW), ask_resume, frozenset({RESUME})),
+    Route(ASKING, (inputs.CONTINUE,), reask, _STAY[ASKING]),
+    Route(ASKING, (inputs.TEXT, inputs.OTHER), hint, frozenset({ASKING, RESUME})),
+    Route(ASKING, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # resume: asked "continue or start over?"
-    Route(RESUME, (I.CONTINUE,), reask, _STAY[ASKING]),
-    Route(RESUME, (I.START, I.RESTART), start, _STAY[ASKING]),
-    Route(RESUME, (I.RESTART_YES,), restart_yes, frozenset({ASKING, RESUME})),
-    Route(RESUME, (I.ANSWER,), answer_or_resume, frozenset({ASKING, DONE, RESUME})),
-    Route(RESUME, (I.BACK,), back_or_resume, frozenset({ASKING, RESUME})),
-    Route(RESUME, (I.TEXT, I.OTHER), resume_again, _STAY[RESUME]),
-    Route(RESUME, (I.FOLLOW,), ask_resume, _STAY[RESUME]),
-    Route(RESUME, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    Route(RESUME, (inputs.CONTINUE,), reask, _STAY[ASKING]),
+    Route(RESUME, (inputs.START, inputs.RESTART), start, _STAY[ASKING]),
+    Route(RESUME, (inputs.RESTART_YES,), restart_yes, frozenset({ASKING, RESUME})),
+    Route(RESUME, (inputs.ANSWER,), answer_or_resume, frozenset({ASKING, DONE, RESUME})),
+    Route(RESUME, (inputs.BACK,), back_or_resume, frozenset({ASKING, RESUME})),
+    Route(RESUME, (inputs.TEXT, inputs.OTHER), resume_again, _STAY[RESUME]),
+    Route(RESUME, (inputs.FOLLOW,), ask_resume, _STAY[RESUME]),
+    Route(RESUME, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # confirm: asked "start over?" mid-diagnosis; the place is kept until the user says yes
-    Route(CONFIRM, (I.RESTART_YES,), restart_yes, frozenset({ASKING, CONFIRM})),
-    Route(CONFIRM, (I.CONTINUE,), reask, _STAY[ASKING]),
-    Route(CONFIRM, (I.ANSWER, I.BACK), answer_or_confirm, frozenset({ASKING, DONE, CONFIRM})),
-    Route(CONFIRM, (I.RESTART, I.TEXT, I.OTHER), confirm_again, _STAY[CONFIRM]),
-    Route(CONFIRM, (I.START, I.FOLLOW), ask_resume, frozenset({RESUME})),
-    Route(CONFIRM, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    Route(CONFIRM, (inputs.RESTART_YES,), restart_yes, frozenset({ASKING, CONFIRM})),
+    Route(CONFIRM, (inputs.CONTINUE,), reask, _STAY[ASKING]),
+    Route(CONFIRM, (inputs.ANSWER, inputs.BACK), answer_or_confirm, frozenset({ASKING, DONE, CONFIRM})),
+    Route(CONFIRM, (inputs.RESTART, inputs.TEXT, inputs.OTHER), confirm_again, _STAY[CONFIRM]),
+    Route(CONFIRM, (inputs.START, inputs.FOLLOW), ask_resume, frozenset({RESUME})),
+    Route(CONFIRM, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # done: a result is kept
-    Route(DONE, (I.START, I.RESTART), start, _STAY[ASKING]),
-    Route(DONE, (I.RESTART_YES,), restart_yes_at_rest, _STAY[DONE]),
-    Route(DONE, (I.FOLLOW,), greet, _STAY[DONE]),
-    Route(DONE, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE), done_help, _STAY[DONE]),
-    Route(DONE, (I.UNFOLLOW,), forget, _STAY[DONE]),
+    Route(DONE, (inputs.START, inputs.RESTART), start, _STAY[ASKING]),
+    Route(DONE, (inputs.RESTART_YES,), restart_yes_at_rest, _STAY[DONE]),
+    Route(DONE, (inputs.FOLLOW,), greet, _STAY[DONE]),
+    Route(DONE, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), done_help, _STAY[DONE]),
+    Route(DONE, (inputs.UNFOLLOW,), forget, _STAY[DONE]),
     # expired: an unfinished diagnosis ran out of time
-    Route(EXPIRED, (I.START, I.RESTART, I.RESTART_YES), start_fresh, _STAY[ASKING]),
-    Route(EXPIRED, (I.RESULT,), show_result_expired, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (I.ADVICE,), advice_expired, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (I.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (I.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (I.TEXT, I.OTHER, I.ANSWER, I.BACK, I.CONTINUE, I.CONSULT), expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.START, inputs.RESTART, inputs.RESTART_YES), start_fresh, _STAY[ASKING]),
+    Route(EXPIRED, (inputs.RESULT,), show_result_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.ADVICE,), advice_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE, inputs.CONSULT), expired,
+          frozenset({IDLE, DONE})),
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
-    *(Route(s, (I.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
-    *(Route(s, (I.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
-    Route(EXPIRED, (I.OPT_IN, I.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
+    *(Route(s, (inputs.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.OPT_IN, inputs.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
     # a consultation request about a diagnosis taken (or under way), in any state (the state stays)
-    *(Route(s, (I.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, CONFIRM, DONE)),
+    *(Route(s, (inputs.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, CONFIRM, DONE)),
     # the last result again, and a result row's advice, in any state (the state and the place stay)
-    *(Route(s, (I.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
-    *(Route(s, (I.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
-    Route(HANDOFF, (I.TEXT, I.OTHER), leave_to_person, _ALL),
+    Route(HANDOFF, (inputs.TEXT, inputs.OTHER), leave_to_person, _ALL),
 )
 
 

@@ -44,6 +44,7 @@ def log_tail(path: Path, chars: int = 2000) -> str:
 class RedisServer:
     def __init__(self, port: int | None = None, *, persist: bool = False, data_dir: str | None = None) -> None:
         self.port = port or free_port()
+        self.own_port = port is None  # chosen here: another is chosen when a process took it meanwhile
         self.persist = persist
         self.own_dir = data_dir is None  # made here, so removed here by stop()
         self.dir = data_dir or mkdtemp("crmbot-redis-")
@@ -56,6 +57,19 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self.own_dir and not Path(self.dir).is_dir():  # started again after stop()
             self.dir = mkdtemp("crmbot-redis-")
+        for _ in range(5):
+            if self._start_once(timeout):
+                return self
+            # Another process (a parallel test run, another worker's server) took the free port between our
+            # look and our server's bind: ours exited; try another port if we chose this one.
+            if not self.own_port:
+                break
+            self.port = free_port()
+        self.stop()
+        raise RuntimeError(f"redis-server could not listen on port {self.port}: another server answers there")
+
+    def _start_once(self, timeout: float) -> bool:
+        """Start the server and wait until it answers; False when the server answering is not ours."""
         args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--daemonize", "no", "--logfile", str(Path(self.dir) / "redis.log")]
         if self.persist:
@@ -69,14 +83,25 @@ class RedisServer:
         try:
             while True:
                 try:
-                    client.ping()
-                    return self
+                    raw = client.config_get("dir")["dir"]
+                except redis.ResponseError:  # a server asking for a password: not ours
+                    self.stop(keep_data=True)
+                    return False
                 except redis.ConnectionError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         log = log_tail(Path(self.dir) / "redis.log")
+                        if "Address already in use" in log:
+                            self.stop(keep_data=True)
+                            return False
                         self.stop()
                         raise RuntimeError(f"redis-server did not start on port {self.port}: {log}") from None
                     time.sleep(0.02)  # polling for readiness, bounded by the deadline
+                    continue
+                served = Path(raw.decode() if isinstance(raw, bytes) else raw).resolve()
+                if served == Path(self.dir).resolve():
+                    return True
+                self.stop(keep_data=True)  # someone else's server answers on this port: ours cannot bind it
+                return False
         finally:
             client.close()
 

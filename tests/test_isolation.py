@@ -152,13 +152,15 @@ TIDY_TEST = """
 """
 
 
-def _run_session(tmp_path: Path, test: str) -> subprocess.CompletedProcess[str]:
-    """A pytest session of its own, with this suite's hooks, running one test file."""
+def _run_session(tmp_path: Path, test: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A pytest session of its own, with this suite's hooks, running one test file (``args``: more options,
+    e.g. ``-n 2`` for two pytest-xdist workers)."""
     (tmp_path / "conftest.py").write_text("from tests.conftest import (  # noqa: F401\n"
-                                          "    pytest_configure, pytest_sessionfinish, pytest_unconfigure)\n")
+                                          "    pytest_configure, pytest_configure_node, pytest_sessionfinish,\n"
+                                          "    pytest_testnodedown, pytest_unconfigure, redis_url)\n")
     (tmp_path / "test_one.py").write_text(textwrap.dedent(test))
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_one.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -174,3 +176,44 @@ def test_a_tidy_session_passes(tmp_path: Path) -> None:
     run = _run_session(tmp_path, TIDY_TEST)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "leftovers" not in run.stdout
+
+
+XDIST_TEST = """
+    import os, subprocess, sys, tempfile
+    from pathlib import Path
+    import redis
+    from tests.conftest import session_root
+    from tests.isolation import mkdtemp, track_process
+
+    def test_where(redis_url):
+        r = redis.Redis.from_url(redis_url)
+        raw = r.config_get("dir")["dir"]
+        worker = os.environ["PYTEST_XDIST_WORKER"]
+        Path(f"{worker}.txt").write_text(f"{session_root()} {raw} {tempfile.gettempdir()}")
+        r.close()
+
+    def test_leaks():
+        worker = os.environ["PYTEST_XDIST_WORKER"]
+        Path(mkdtemp(f"leaked-{worker}-"))
+        proc = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+        track_process(proc, f"the child {worker} leaked")
+        Path(f"leaked-{worker}.pid").write_text(str(proc.pid))
+"""
+
+
+def test_under_xdist_each_worker_is_a_session_of_its_own_and_leftovers_fail_the_run(tmp_path: Path) -> None:
+    """Two pytest-xdist workers, each running both tests: each has its own session dir inside the
+    controller's (``<root>/gw0``) and its own redis-server; what each leaves behind it sweeps, and the
+    controller lists it and fails the run (the suite itself, passing under xdist, is the tidy case)."""
+    run = _run_session(tmp_path, XDIST_TEST, "-n", "2", "--dist", "each")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "4 passed" in run.stdout  # the tests passed: the leftovers fail the run
+    seen = {w: (tmp_path / f"{w}.txt").read_text().split() for w in ("gw0", "gw1")}
+    assert len({v[0] for v in seen.values()}) == 2 and len({v[1] for v in seen.values()}) == 2  # nothing shared
+    for worker, (root, redis_dir, tmp) in seen.items():
+        assert Path(root).name == worker and Path(root).parent.name.startswith("crmbot-tests-")
+        assert Path(redis_dir).is_relative_to(tmp) and Path(tmp).is_relative_to(root)
+        assert not Path(root).exists()  # removed at the worker's end
+        assert f"the child {worker} leaked" in run.stdout and f"(worker {worker})" in run.stdout
+        assert f"leaked-{worker}-" in run.stdout
+        assert _wait_until_gone(int((tmp_path / f"leaked-{worker}.pid").read_text()))

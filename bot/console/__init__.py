@@ -1,12 +1,14 @@
 """The operator console: server-rendered pages at ``/console/`` (``/`` leads there), the token API and
 the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.create_app`).
 
-    pages.py    the pages (overview, leads, a lead, a person, teams, delivery) and their forms
+    pages.py    the pages' blueprint (guard, headers, error pages); each page's views in routes/
+    routes/     one module per page (login, overview, leads, teams, delivery) and its forms
+    try_chat.py /console/try/, the diagnosis in a chat page (registered by bot.app.create_app)
     tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
     auth.py     login, CSRF, the throttle, the token
     sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes
     keys.py     the console's Redis keys
-    texts.py    every word shown, Japanese and English
+    texts.py    every word shown (the try-it page's too), Japanese and English
     quota.py    LINE's message quota, read at most every 5 minutes
     fmt.py      dates in Japan time, numbers
 Charts are drawn by :mod:`bot.charts` (matplotlib, SVG).

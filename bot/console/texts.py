@@ -1,5 +1,8 @@
 """Every word the console shows, in one place: Japanese first, English by CRMBOT_LOCALE=en.
 
+Its pages' words are :data:`JA` and :data:`EN`; the try-it page's few are :data:`TRY_TEXTS`. What the bot
+itself says in the try-it chat comes from the diagnosis script (``conversations/scripts``), as on LINE.
+
 Templates read them as ``t.<key>``; keys never name a dict method (``items``, ``get`` ...), which
 Jinja would find first. Both languages have exactly the same keys (a test checks).
 """
@@ -332,3 +335,36 @@ def texts(locale: str | None = None) -> Mapping[str, str]:
     if locale is None:
         locale = current_app.extensions["crmbot"].config.locale
     return TEXTS.get(locale or "ja", JA)
+
+
+# The try-it page (bot/console/try_chat.py, templates/try.html): a page of its own, with its own few words.
+TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "title": "ブラウザで試す",
+        "lead": "LINEと同じ診断を、このページで試せます。ここでの回答はテストとして記録され、集計には含まれません。",
+        "placeholder": "メッセージを入力（A〜Dでも回答できます）",
+        "send": "送信",
+        "reset": "新しいテストを始める",
+        "typing": "入力中…",
+        "error": "送信できませんでした。もう一度お試しください。",
+        "console": "コンソール",
+        "test_badge": "テスト",
+    },
+    "en": {
+        "title": "Try it in the browser",
+        "lead": "The same diagnosis as on LINE, in this page. Answers here are recorded as a test and left out of "
+                "every figure.",
+        "placeholder": "Type a message (or answer with A-D)",
+        "send": "Send",
+        "reset": "Start a new test",
+        "typing": "typing…",
+        "error": "Could not send. Please try again.",
+        "console": "Console",
+        "test_badge": "test",
+    },
+}
+
+
+def try_texts(locale: str) -> Mapping[str, str]:
+    """The try-it page's texts in ``locale`` (Japanese for a locale it lacks)."""
+    return TRY_TEXTS.get(locale, TRY_TEXTS["ja"])

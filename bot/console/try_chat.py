@@ -29,10 +29,11 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, generate_csrf
 
 from bot.console import auth
+from bot.console.texts import try_texts
 from bot.core import Bot, Handled, InboundEvent
 from bot.logs import uid
 from bot.webchat import Inbox, subject
-from conversations import inputs as I
+from conversations import inputs
 from conversations.errors import Contention, InvalidInput, StoreUnavailable
 from conversations.keys import Subject
 
@@ -44,31 +45,6 @@ EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_TEXT = 2000  # longest typed message taken
 MAX_ECHO = 300  # what a tapped button shows as the user's message (LINE's displayText limit)
 
-PAGE_TEXTS: dict[str, dict[str, str]] = {
-    "ja": {
-        "title": "ブラウザで試す",
-        "lead": "LINEと同じ診断を、このページで試せます。ここでの回答はテストとして記録され、集計には含まれません。",
-        "placeholder": "メッセージを入力（A〜Dでも回答できます）",
-        "send": "送信",
-        "reset": "新しいテストを始める",
-        "typing": "入力中…",
-        "error": "送信できませんでした。もう一度お試しください。",
-        "console": "コンソール",
-        "test_badge": "テスト",
-    },
-    "en": {
-        "title": "Try it in the browser",
-        "lead": "The same diagnosis as on LINE, in this page. Answers here are recorded as a test and left out of "
-                "every figure.",
-        "placeholder": "Type a message (or answer with A-D)",
-        "send": "Send",
-        "reset": "Start a new test",
-        "typing": "typing…",
-        "error": "Could not send. Please try again.",
-        "console": "Console",
-        "test_badge": "test",
-    },
-}
 
 
 def _services() -> Any:
@@ -97,7 +73,7 @@ def _new_user() -> Subject:
     return who
 
 
-def _handle(who: Subject, event_id: str, inp: I.Input) -> Handled:
+def _handle(who: Subject, event_id: str, inp: inputs.Input) -> Handled:
     bot: Bot = _services().bot
     return bot.handle(InboundEvent(who, event_id, inp, timestamp=time.time()))
 
@@ -130,12 +106,12 @@ def blueprint() -> Blueprint:
         if who is None:
             who = _new_user()
             try:
-                _handle(who, HELLO, I.Input(I.FOLLOW))  # greeted as a new LINE friend is, once
+                _handle(who, HELLO, inputs.Input(inputs.FOLLOW))  # greeted as a new LINE friend is, once
             except (StoreUnavailable, Contention) as e:
                 log.warning("try: greeting not committed (%s)", type(e).__name__)
         svc = _services()
         locale = svc.config.locale
-        return render_template("try.html", t=PAGE_TEXTS.get(locale, PAGE_TEXTS["ja"]), locale=locale,
+        return render_template("try.html", t=try_texts(locale), locale=locale,
                                csrf=generate_csrf(), title=svc.script.title)
 
     @bp.get("/messages")
@@ -163,10 +139,10 @@ def blueprint() -> Blueprint:
         if not isinstance(event, str) or not EVENT_ID.fullmatch(event) or event == HELLO:
             return jsonify(error="event: 8-64 letters, digits, - or _"), 400
         if isinstance(data, str) and data:
-            inp = I.from_button(data)
+            inp = inputs.from_button(data)
             said = (echo if isinstance(echo, str) and echo.strip() else data).strip()[:MAX_ECHO]
         elif isinstance(typed, str) and typed.strip() and len(typed) <= MAX_TEXT:
-            inp = I.from_text(typed, _services().script.keywords)
+            inp = inputs.from_text(typed, _services().script.keywords)
             said = typed.strip()
         else:
             return jsonify(error=f"give data (a button) or text (1-{MAX_TEXT} characters)"), 400
@@ -183,7 +159,7 @@ def blueprint() -> Blueprint:
     def reset() -> ResponseReturnValue:
         who = _new_user()
         try:
-            _handle(who, HELLO, I.Input(I.FOLLOW))
+            _handle(who, HELLO, inputs.Input(inputs.FOLLOW))
         except (StoreUnavailable, Contention) as e:
             return _unavailable(e)
         return jsonify(ok=True)

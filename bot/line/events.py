@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.core import InboundEvent
-from conversations import inputs as I
+from conversations import inputs
 from conversations.errors import InvalidInput
 from conversations.inputs import Input
 from conversations.keys import Subject
@@ -89,18 +89,18 @@ def _seconds(ts: Any) -> float | None:
 def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> Input | None:
     kind = raw.get("type")
     if kind == "follow":
-        return Input(I.FOLLOW)
+        return Input(inputs.FOLLOW)
     if kind == "unfollow":
-        return Input(I.UNFOLLOW)
+        return Input(inputs.UNFOLLOW)
     if kind == "postback":
         pb = raw.get("postback")
         data = pb.get("data") if isinstance(pb, dict) else None
-        return I.from_button(data) if isinstance(data, str) else Input(I.TEXT)
+        return inputs.from_button(data) if isinstance(data, str) else Input(inputs.TEXT)
     if kind == "message":
         msg = raw.get("message")
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "text" and isinstance(msg.get("text"), str):
-            return I.from_text(msg["text"][:500], keywords)
-        return Input(I.OTHER)
+            return inputs.from_text(msg["text"][:500], keywords)
+        return Input(inputs.OTHER)
     return None  # join, leave, beacon, unsend, ... are not for this bot

@@ -26,7 +26,7 @@ from bot.kpi.messages import (
     Unchanged,
 )
 from bot.mrkdwn import escape
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.slack.texts import months_label, period_label, t
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Report, Team
@@ -47,21 +47,22 @@ class KpiRenderer:
             case ResultPost():
                 return result_outputs(catalog, locale, message)
             case AreasSaved(user=user, areas=areas, missing=missing, owners=owners):
-                text = t(locale, "partial_saved", areas=B.joined(locale, [catalog.name(a, locale) for a in areas]),
-                         missing=B.missing_text(catalog, locale, missing, owners))
+                names = slack_blocks.joined(locale, [catalog.name(a, locale) for a in areas])
+                text = t(locale, "partial_saved", areas=names,
+                         missing=slack_blocks.missing_text(catalog, locale, missing, owners))
                 return [{"type": "slack_ephemeral", "user": user, "text": text}]
             case Unchanged(user=user):
                 return [{"type": "slack_ephemeral", "user": user, "text": t(locale, "no_change")}]
             case OwnersSet(owners=owners, by=by):
-                text, blocks = B.owners_post(catalog, locale, owners, by)
+                text, blocks = slack_blocks.owners_post(catalog, locale, owners, by)
                 return [{"type": "slack_post", "text": text, "blocks": blocks}]
             case ActionsAdded(team=team, quarter=quarter, area=area, actions=actions, by=by):
-                text, blocks = B.actions_post(catalog, locale, team, quarter, area, actions, by)
+                text, blocks = slack_blocks.actions_post(catalog, locale, team, quarter, area, actions, by)
                 return [{"type": "slack_post", "text": text, "blocks": blocks}]
             case Reminder(team=team, asked=asked, kind=kind):
-                text, blocks = B.reminder_message(catalog, locale, team, asked, kind, owners=message.owners,
+                text, blocks = slack_blocks.reminder_message(catalog, locale, team, asked, kind, owners=message.owners,
                                                   missing=message.missing, actions=message.actions)
-                blocks.append(B.report_button(locale, team, asked))
+                blocks.append(slack_blocks.report_button(locale, team, asked))
                 return [{"type": "slack_post", "text": text, "blocks": blocks}]
             case _:
                 assert_never(message)
@@ -71,10 +72,11 @@ def result_outputs(catalog: Catalog, locale: str, post: ResultPost) -> list[Outp
     """The team's result post, then its radar chart: the outputs of one job (:mod:`bot.slack.transport`
     sends them in order)."""
     team, quarter, result = post.team, post.quarter, post.result
-    text, blocks = B.result_message(catalog, locale, team, quarter, result, post.deltas, post.by, post.replaced,
+    text, blocks = slack_blocks.result_message(catalog, locale, team, quarter, result, post.deltas, post.by,
+                                               post.replaced,
                                     reporters=post.reporters, owners=post.owners, follow=post.follow,
                                     closed=post.closed)
-    blocks.append(B.actions_button(locale, team, quarter, result.weakest))
+    blocks.append(slack_blocks.actions_button(locale, team, quarter, result.weakest))
     message = {"type": "slack_post", "text": text, "blocks": blocks}
     return [message, radar_output(catalog, locale, team, quarter, result,
                                   (quarter.previous(), post.previous) if post.previous is not None else None)]
@@ -89,10 +91,10 @@ def readonly_texts(catalog: Catalog, locale: str, report: Report | None, owners:
     for area in areas:
         lines = [t(locale, "owner_of", user=owners[area])] if owners.get(area) else []
         if report is not None and area in have:
-            figures = [f"{catalog.name(k, locale)} {B.figure(catalog, locale, k, report.values[k])}"
+            figures = [f"{catalog.name(k, locale)} {slack_blocks.figure(catalog, locale, k, report.values[k])}"
                        for k in catalog.area(area).indicator_keys if k in report.values]
             who = report.areas.get(area, (report.by, 0.0))[0]
-            lines.append(t(locale, "readonly_in", user=who, figures=B.joined(locale, figures)))
+            lines.append(t(locale, "readonly_in", user=who, figures=slack_blocks.joined(locale, figures)))
         else:
             lines.append(t(locale, "readonly_missing"))
         out[area] = "\n".join(lines)
@@ -100,7 +102,8 @@ def readonly_texts(catalog: Catalog, locale: str, report: Report | None, owners:
 
 
 def _series_text(catalog: Catalog, locale: str, label: str, scores: Sequence[tuple[str, float | None]]) -> str:
-    values = B.joined(locale, [f"{catalog.name(a, locale)} {t(locale, 'not_reported') if s is None else f'{s:.1f}'}"
+    values = slack_blocks.joined(locale, [
+        f"{catalog.name(a, locale)} {t(locale, 'not_reported') if s is None else f'{s:.1f}'}"
                                for a, s in scores])
     return t(locale, "chart_series", name=label, values=values)
 

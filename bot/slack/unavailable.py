@@ -27,7 +27,7 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.slack.payload import obj
 from bot.slack.texts import t
 from conversations.errors import StoreUnavailable
@@ -36,7 +36,7 @@ from conversations.redis_ops import runner
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TIMEOUT = 2  # seconds: Slack waits 3 s for the request's own answer
-NO_STORE_ACTIONS = (B.CONSULT_URL_ACTION,)  # buttons whose click needs nothing from Redis (a link)
+NO_STORE_ACTIONS = (slack_blocks.CONSULT_URL_ACTION,)  # buttons whose click needs nothing from Redis (a link)
 
 
 def needs_answer(body: Any) -> bool:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import struct
 import warnings
 
+import pytest
+
 from bot import charts
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 AREAS = ["ユーザー参加度", "データ品質", "顧客満足度", "投資収益率（ROI）", "プロセス効率"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

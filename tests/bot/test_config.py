@@ -7,6 +7,8 @@ import pytest
 from bot.config import Config
 from conversations.errors import ConfigError
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 
 def test_an_empty_environment_gives_the_field_defaults() -> None:
     assert Config.from_env({}) == Config()

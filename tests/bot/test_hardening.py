@@ -110,9 +110,18 @@ def test_bolts_invalid_signature_message_carries_no_body(
 
 def test_a_bolt_like_record_loses_its_body_but_keeps_what_comes_before(product_logging: None, capsys) -> None:
     """A record as slack_bolt writes it (RequestVerification, at INFO when its logger lets it through)."""
-    logging.getLogger("slack_bolt.App").info(
-        "Invalid request signature detected (signature: v0=%s, timestamp: %d, body: %s)",
-        "ab" * 32, 1_775_001_600, "token=x&text=SECRET-BODY-TEXT%0A2026-01-01 00:00:00,000 INFO x: forged")
+    bolt = logging.getLogger("slack_bolt.App")
+    # Bolt copies the root logger's level into its loggers when an app is made: an app made by an earlier
+    # test in this process (root at WARNING then) would drop the record before any handler sees it.
+    level, disabled = bolt.level, bolt.disabled
+    bolt.setLevel(logging.INFO)
+    bolt.disabled = False
+    try:
+        bolt.info("Invalid request signature detected (signature: v0=%s, timestamp: %d, body: %s)",
+                  "ab" * 32, 1_775_001_600, "token=x&text=SECRET-BODY-TEXT%0A2026-01-01 00:00:00,000 INFO x: forged")
+    finally:
+        bolt.setLevel(level)
+        bolt.disabled = disabled
     lines = logged(capsys)
     assert len(lines) == 1 and RECORD.match(lines[0]), lines
     assert lines[0].endswith(" INFO slack_bolt.App: Invalid request signature detected (signature: v0="

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from bot.mrkdwn import LOOKALIKES, SOFT_HYPHEN, escape, mrkdwn, unescape
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 MARKS = "*_~`＊＿｀"
 BACK = {v: k for k, v in LOOKALIKES.items() if k != "\uff40"}  # ˋ stands for ` and ｀: read back as `
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import views
 from conversations.content import load_script
 from conversations.outputs import ConsultAck, Result
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 JA = load_script("ja")
 

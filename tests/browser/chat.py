@@ -8,9 +8,10 @@ from tests.browser.conftest import Server, until
 
 
 def bot_texts(browser: Any) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#log .msg-bot")]
+    """The bot's messages as shown, read in one step: the page may replace them between two reads of an
+    element (Chromium then refuses the second: "Node ... does not belong to the document")."""
+    return list(browser.execute_script(
+        "return Array.from(document.querySelectorAll('#log .msg-bot'), function (e) { return e.innerText.trim(); });"))
 
 
 def tap(browser: Any, css: str, what: str) -> None:

@@ -168,8 +168,7 @@ def browser(chromium: tuple[str, str]) -> Iterator[Any]:
 
     binary, driver_path = chromium
     home = mkdtemp("crmbot-chromium-")
-    tmp = Path(home) / "tmp"
-    tmp.mkdir()
+    tmp = Path(home)  # its TMPDIR too: Chromium's socket there needs a short path (at most 107 bytes)
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

@@ -21,6 +21,8 @@ from conversations.content import (
 from conversations.errors import ConfigError, ContentError
 from conversations.inputs import from_text
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 REAL_JA = script_path("ja")
 
 

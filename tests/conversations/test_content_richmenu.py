@@ -8,6 +8,8 @@ from conversations.content import BUTTON_MAX, RICHMENU_AREAS, RICHMENU_CHAT_BAR_
 from conversations.inputs import from_text
 from tests.conversations.test_content import load, real_data, refused, write
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 
 @pytest.mark.parametrize("locale", ["ja", "en"])
 def test_real_scripts_have_the_three_areas(locale: str) -> None:

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conversations import inputs as I
+from conversations import inputs
 from conversations.content import load_script
 from conversations.inputs import Input, button, from_button, from_text, normalise, typed_choice
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 JA = load_script("ja").keywords
 EN = load_script("en").keywords
@@ -35,14 +37,14 @@ EN = load_script("en").keywords
 )
 def test_typed_answers_count(text: str, letter: str) -> None:
     assert typed_choice(text) == letter
-    assert from_text(text, JA) == Input(I.ANSWER, choice=letter)
-    assert from_text(text, EN) == Input(I.ANSWER, choice=letter)
+    assert from_text(text, JA) == Input(inputs.ANSWER, choice=letter)
+    assert from_text(text, EN) == Input(inputs.ANSWER, choice=letter)
 
 
 @pytest.mark.parametrize("text", ["Apple", "AB", "ab", "E", "e", "", "   ", "A1", "Ａｂ", "1", "あ", ":A", "-"])
 def test_other_text_is_not_an_answer(text: str) -> None:
     assert typed_choice(text) is None
-    assert from_text(text, JA) == Input(I.TEXT)
+    assert from_text(text, JA) == Input(inputs.TEXT)
 
 
 def test_normalise() -> None:
@@ -56,21 +58,21 @@ def test_normalise() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("診断", I.START),
-        ("しんだん", I.START),
-        ("ＣＲＭ診断", I.START),  # full-width letters
-        ("CRM診断", I.START),  # upper case
-        (" スタート ", I.START),
-        ("START", I.START),
-        ("戻る", I.BACK),
-        ("１問もどる", I.BACK),  # full-width digit
-        ("最初から", I.RESTART),
-        ("Restart", I.RESTART),
-        ("続き", I.CONTINUE),
-        ("ｃｏｎｔｉｎｕｅ", I.CONTINUE),
-        ("相談", I.CONSULT),
-        ("相談したい", I.CONSULT),
-        ("　ご相談　", I.CONSULT),  # full-width spaces
+        ("診断", inputs.START),
+        ("しんだん", inputs.START),
+        ("ＣＲＭ診断", inputs.START),  # full-width letters
+        ("CRM診断", inputs.START),  # upper case
+        (" スタート ", inputs.START),
+        ("START", inputs.START),
+        ("戻る", inputs.BACK),
+        ("１問もどる", inputs.BACK),  # full-width digit
+        ("最初から", inputs.RESTART),
+        ("Restart", inputs.RESTART),
+        ("続き", inputs.CONTINUE),
+        ("ｃｏｎｔｉｎｕｅ", inputs.CONTINUE),
+        ("相談", inputs.CONSULT),
+        ("相談したい", inputs.CONSULT),
+        ("　ご相談　", inputs.CONSULT),  # full-width spaces
     ],
 )
 def test_japanese_keywords(text: str, kind: str) -> None:
@@ -80,17 +82,17 @@ def test_japanese_keywords(text: str, kind: str) -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("start", I.START),
-        ("Start Diagnosis", I.START),
-        ("ＳＴＡＲＴ", I.START),
-        ("診断", I.START),
-        ("Go Back", I.BACK),
-        ("previous", I.BACK),
-        ("START OVER", I.RESTART),
-        ("reset", I.RESTART),
-        ("Resume", I.CONTINUE),
-        ("carry on", I.CONTINUE),
-        ("Talk to an expert", I.CONSULT),
+        ("start", inputs.START),
+        ("Start Diagnosis", inputs.START),
+        ("ＳＴＡＲＴ", inputs.START),
+        ("診断", inputs.START),
+        ("Go Back", inputs.BACK),
+        ("previous", inputs.BACK),
+        ("START OVER", inputs.RESTART),
+        ("reset", inputs.RESTART),
+        ("Resume", inputs.CONTINUE),
+        ("carry on", inputs.CONTINUE),
+        ("Talk to an expert", inputs.CONSULT),
     ],
 )
 def test_english_keywords(text: str, kind: str) -> None:
@@ -99,33 +101,33 @@ def test_english_keywords(text: str, kind: str) -> None:
 
 @pytest.mark.parametrize("text", ["診断しない", "start now", "もどるかも", "hello", "startover"])
 def test_keywords_match_whole_text_only(text: str) -> None:
-    assert from_text(text, JA).kind == I.TEXT
-    assert from_text(text, EN).kind == I.TEXT
+    assert from_text(text, JA).kind == inputs.TEXT
+    assert from_text(text, EN).kind == inputs.TEXT
 
 
 def test_keywords_of_the_other_locale_are_not_used() -> None:
-    assert from_text("go back", JA).kind == I.TEXT
-    assert from_text("やり直す", EN).kind == I.TEXT
+    assert from_text("go back", JA).kind == inputs.TEXT
+    assert from_text("やり直す", EN).kind == inputs.TEXT
 
 
 def test_no_keywords_means_only_answers_and_text() -> None:
-    assert from_text("start", {}) == Input(I.TEXT)
-    assert from_text("b", {}) == Input(I.ANSWER, choice="B")
+    assert from_text("start", {}) == Input(inputs.TEXT)
+    assert from_text("b", {}) == Input(inputs.ANSWER, choice="B")
 
 
 # --- postback data ------------------------------------------------------------------------------
 
 
 def test_button_data_formats() -> None:
-    assert button(I.START) == "s"
-    assert button(I.RESTART) == "r"
-    assert button(I.CONTINUE, sid=3) == "c:3"
-    assert button(I.ANSWER, sid=3, q=9, choice="D") == "a:3:9:D"
-    assert button(I.BACK, sid=3, q=1) == "b:3:1"
-    assert button(I.CONSULT, sid=3) == "k:3"
+    assert button(inputs.START) == "s"
+    assert button(inputs.RESTART) == "r"
+    assert button(inputs.CONTINUE, sid=3) == "c:3"
+    assert button(inputs.ANSWER, sid=3, q=9, choice="D") == "a:3:9:D"
+    assert button(inputs.BACK, sid=3, q=1) == "b:3:1"
+    assert button(inputs.CONSULT, sid=3) == "k:3"
 
 
-@pytest.mark.parametrize("kind", [I.FOLLOW, I.UNFOLLOW, I.TEXT, I.OTHER, "nope"])
+@pytest.mark.parametrize("kind", [inputs.FOLLOW, inputs.UNFOLLOW, inputs.TEXT, inputs.OTHER, "nope"])
 def test_no_button_for_other_kinds(kind: str) -> None:
     with pytest.raises(ValueError, match="no button"):
         button(kind)
@@ -136,21 +138,21 @@ nat = st.integers(min_value=0, max_value=999_999_999)
 
 @given(sid=nat, q=nat, choice=st.sampled_from("ABCD"))
 def test_answer_button_round_trips(sid: int, q: int, choice: str) -> None:
-    data = button(I.ANSWER, sid=sid, q=q, choice=choice)
+    data = button(inputs.ANSWER, sid=sid, q=q, choice=choice)
     assert len(data) <= 300  # LINE postback data limit
-    assert from_button(data) == Input(I.ANSWER, choice=choice, q=q, sid=sid)
+    assert from_button(data) == Input(inputs.ANSWER, choice=choice, q=q, sid=sid)
 
 
 @given(sid=nat, q=nat)
 def test_back_and_continue_buttons_round_trip(sid: int, q: int) -> None:
-    assert from_button(button(I.BACK, sid=sid, q=q)) == Input(I.BACK, q=q, sid=sid)
-    assert from_button(button(I.CONTINUE, sid=sid)) == Input(I.CONTINUE, sid=sid)
-    assert from_button(button(I.CONSULT, sid=sid)) == Input(I.CONSULT, sid=sid)
+    assert from_button(button(inputs.BACK, sid=sid, q=q)) == Input(inputs.BACK, q=q, sid=sid)
+    assert from_button(button(inputs.CONTINUE, sid=sid)) == Input(inputs.CONTINUE, sid=sid)
+    assert from_button(button(inputs.CONSULT, sid=sid)) == Input(inputs.CONSULT, sid=sid)
 
 
 def test_start_and_restart_buttons_round_trip() -> None:
-    assert from_button(button(I.START)) == Input(I.START)
-    assert from_button(button(I.RESTART)) == Input(I.RESTART)
+    assert from_button(button(inputs.START)) == Input(inputs.START)
+    assert from_button(button(inputs.RESTART)) == Input(inputs.RESTART)
 
 
 @pytest.mark.parametrize(
@@ -195,19 +197,19 @@ def test_start_and_restart_buttons_round_trip() -> None:
     ],
 )
 def test_malformed_postback_data_is_text(data: str) -> None:
-    assert from_button(data) == Input(I.TEXT)
+    assert from_button(data) == Input(inputs.TEXT)
 
 
 @pytest.mark.parametrize("data", [None, 1, b"s", ["s"], {"a": 1}, 1.5])
 def test_non_string_postback_data_is_text(data: Any) -> None:
-    assert from_button(data) == Input(I.TEXT)
+    assert from_button(data) == Input(inputs.TEXT)
 
 
 @given(st.text(max_size=100))
 def test_arbitrary_postback_data_never_raises(data: str) -> None:
     inp = from_button(data)
-    assert inp.kind in I.KINDS
-    if inp.kind == I.ANSWER:
+    assert inp.kind in inputs.KINDS
+    if inp.kind == inputs.ANSWER:
         assert inp.choice in ("A", "B", "C", "D")
         assert inp.q is not None and inp.q >= 0
         assert inp.sid is not None and inp.sid >= 0
@@ -215,21 +217,21 @@ def test_arbitrary_postback_data_never_raises(data: str) -> None:
 
 @given(st.binary(max_size=40))
 def test_arbitrary_bytes_postback_data_is_text(data: bytes) -> None:
-    assert from_button(data) == Input(I.TEXT)  # type: ignore[arg-type]
+    assert from_button(data) == Input(inputs.TEXT)  # type: ignore[arg-type]
 
 
 def test_start_over_confirmation_and_advice_buttons_round_trip() -> None:
-    assert from_button(button(I.RESTART_YES, sid=4)) == Input(I.RESTART_YES, sid=4)
-    assert button(I.RESTART_YES, sid=4) == "r:4"
-    assert from_button(button(I.ADVICE, q=9, choice="B")) == Input(I.ADVICE, choice="B", q=9)
-    assert button(I.ADVICE, q=2, choice="D") == "v:2:D"
+    assert from_button(button(inputs.RESTART_YES, sid=4)) == Input(inputs.RESTART_YES, sid=4)
+    assert button(inputs.RESTART_YES, sid=4) == "r:4"
+    assert from_button(button(inputs.ADVICE, q=9, choice="B")) == Input(inputs.ADVICE, choice="B", q=9)
+    assert button(inputs.ADVICE, q=2, choice="D") == "v:2:D"
 
 
 @pytest.mark.parametrize("data", ["v:10:B", "v:1:A", "v:1:E", "v:x:B", "v:1", "r:-1", "r:x", "r:1:2"])
 def test_malformed_advice_or_confirmation_is_text(data: str) -> None:
-    assert from_button(data) == Input(I.TEXT)
+    assert from_button(data) == Input(inputs.TEXT)
 
 
 @pytest.mark.parametrize("word", ["結果", "結果を見る", "result", "ＲＥＳＵＬＴ"])
 def test_result_words_ask_for_the_last_result(word: str) -> None:
-    assert from_text(word, load_script("ja").keywords) == Input(I.RESULT)
+    assert from_text(word, load_script("ja").keywords) == Input(inputs.RESULT)

@@ -8,6 +8,8 @@ from conversations import jobs, keys
 from conversations.errors import InvalidInput
 from conversations.keys import Subject
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 ALICE = Subject("line", "U0123456789abcdef")
 
 # Identifier characters a Subject accepts: anything printable except braces, colon, bar and whitespace.

@@ -13,6 +13,8 @@ from conversations.errors import ConfigError, ContentError
 from conversations.kpi_catalog import AREA_KEYS, CATALOG_PATH, DEFINITION_MAX, NAME_MAX, Area, Catalog, load_catalog
 from scoring.kpi import Indicator, score_indicator
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 DOMAIN_AREA_NAMES = {
     "engagement": ("ユーザー参加度", "User engagement"),
     "data_quality": ("データ品質", "Data quality"),

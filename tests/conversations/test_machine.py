@@ -10,8 +10,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from conversations import inputs as I
-from conversations import outputs
+from conversations import inputs, outputs
 from conversations.errors import ConfigError
 from conversations.inputs import Input
 from conversations.machine import (
@@ -34,6 +33,8 @@ from conversations.machine import (
     greet,
 )
 from conversations.outputs import Output, Result
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 T0 = 1_767_225_600.0
 M = build()
@@ -91,10 +92,10 @@ class Chat:
         """Tap an answer button; by default the one of the current question of the current diagnosis."""
         kw.setdefault("q", self.conv.q)
         kw.setdefault("sid", self.conv.sid)
-        return self.send(Input(I.ANSWER, choice=choice, **kw), dt)
+        return self.send(Input(inputs.ANSWER, choice=choice, **kw), dt)
 
     def type(self, choice: str, dt: float = GAP) -> Step:
-        return self.send(Input(I.ANSWER, choice=choice), dt)
+        return self.send(Input(inputs.ANSWER, choice=choice), dt)
 
     def do(self, kind: str, dt: float = GAP, **kw: Any) -> Step:
         return self.send(Input(kind, **kw), dt)
@@ -103,7 +104,7 @@ class Chat:
 def asking_at(q: int, answers: str = "") -> Chat:
     """A chat in diagnosis 1 with q questions answered."""
     chat = Chat()
-    chat.do(I.START)
+    chat.do(inputs.START)
     for letter in (answers or "ABCDABCDAB")[:q]:
         chat.tap(letter)
     assert (chat.conv.state, chat.conv.q) == (ASKING, q)
@@ -123,18 +124,18 @@ def finished(answers: str = "AABBCCDDAB") -> Chat:
 def test_the_real_table_is_complete() -> None:
     m = build()
     for s in STATES:
-        for k in I.KINDS:
+        for k in inputs.KINDS:
             assert (s, k) in m._table
 
 
 def test_duplicate_route_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"duplicate route for \(idle, follow\)"):
-        Machine((*ROUTES, Route(IDLE, (I.FOLLOW,), greet, frozenset({IDLE}))))
+        Machine((*ROUTES, Route(IDLE, (inputs.FOLLOW,), greet, frozenset({IDLE}))))
 
 
 def test_unknown_state_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown state 'paused'"):
-        Machine((*ROUTES, Route("paused", (I.TEXT,), greet, frozenset({IDLE}))))
+        Machine((*ROUTES, Route("paused", (inputs.TEXT,), greet, frozenset({IDLE}))))
 
 
 @pytest.mark.parametrize("target", ["paused", EXPIRED])
@@ -150,7 +151,7 @@ def test_unknown_input_kind_is_refused() -> None:
 
 
 def test_missing_route_is_refused() -> None:
-    routes = [r for r in ROUTES if not (r.state == DONE and I.FOLLOW in r.kinds)]
+    routes = [r for r in ROUTES if not (r.state == DONE and inputs.FOLLOW in r.kinds)]
     with pytest.raises(ConfigError, match=r"no route for \[\('done', 'follow'\)\]"):
         Machine(routes)
 
@@ -164,27 +165,27 @@ def test_handler_leading_outside_its_targets_fails_at_step_time() -> None:
     def rogue(conv: Conv, inp: Input, ctx: Any) -> Step:
         return Step(replace(conv, state=ASKING, sid=conv.sid + 1))
 
-    routes = [r for r in ROUTES if not (r.state == IDLE and I.FOLLOW in r.kinds)]
-    m = Machine([*routes, Route(IDLE, (I.FOLLOW,), rogue, frozenset({IDLE}))])  # the build passes
-    assert m.step(Conv(), Input(I.TEXT), T0).outputs == (OFFER,)  # other routes work
+    routes = [r for r in ROUTES if not (r.state == IDLE and inputs.FOLLOW in r.kinds)]
+    m = Machine([*routes, Route(IDLE, (inputs.FOLLOW,), rogue, frozenset({IDLE}))])  # the build passes
+    assert m.step(Conv(), Input(inputs.TEXT), T0).outputs == (OFFER,)  # other routes work
     with pytest.raises(AssertionError, match="rogue led to 'asking'"):
-        m.step(Conv(), Input(I.FOLLOW), T0)
+        m.step(Conv(), Input(inputs.FOLLOW), T0)
 
 
 def test_deleting_handler_must_declare_idle() -> None:
     def drop(conv: Conv, inp: Input, ctx: Any) -> Step:
         return Step(None)
 
-    routes = [r for r in ROUTES if not (r.state == DONE and I.FOLLOW in r.kinds)]
-    m = Machine([*routes, Route(DONE, (I.FOLLOW,), drop, frozenset({DONE}))])
+    routes = [r for r in ROUTES if not (r.state == DONE and inputs.FOLLOW in r.kinds)]
+    m = Machine([*routes, Route(DONE, (inputs.FOLLOW,), drop, frozenset({DONE}))])
     with pytest.raises(AssertionError):
-        m.step(finished().conv, Input(I.FOLLOW), T0 + 10**6)
+        m.step(finished().conv, Input(inputs.FOLLOW), T0 + 10**6)
 
 
 # --- starting -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", [I.START, I.RESTART])
+@pytest.mark.parametrize("kind", [inputs.START, inputs.RESTART])
 def test_start_from_idle(kind: str) -> None:
     step = M.step(Conv(), Input(kind), T0)
     assert step.changed
@@ -195,24 +196,24 @@ def test_start_from_idle(kind: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "outputs"),
     [
-        (I.FOLLOW, (GREETING,)),
-        (I.TEXT, (OFFER,)),
-        (I.ANSWER, (OFFER,)),
-        (I.BACK, (OFFER,)),
-        (I.CONTINUE, (OFFER,)),
-        (I.OTHER, (notice("non_text"), OFFER)),
+        (inputs.FOLLOW, (GREETING,)),
+        (inputs.TEXT, (OFFER,)),
+        (inputs.ANSWER, (OFFER,)),
+        (inputs.BACK, (OFFER,)),
+        (inputs.CONTINUE, (OFFER,)),
+        (inputs.OTHER, (notice("non_text"), OFFER)),
     ],
 )
 def test_idle_inputs_do_not_change_the_record(kind: str, outputs: tuple[dict[str, Any], ...]) -> None:
     conv = Conv(sid=4, updated=T0, n=7)
-    step = M.step(conv, Input(kind, choice="A" if kind == I.ANSWER else None, q=0, sid=4), T0 + 1)
+    step = M.step(conv, Input(kind, choice="A" if kind == inputs.ANSWER else None, q=0, sid=4), T0 + 1)
     assert not step.changed
     assert step.conv is conv
     assert step.outputs == outputs
 
 
 def test_start_numbers_diagnoses_from_the_last_one() -> None:
-    step = M.step(Conv(sid=4, n=7), Input(I.START), T0)
+    step = M.step(Conv(sid=4, n=7), Input(inputs.START), T0)
     assert (step.conv.sid, step.conv.n) == (5, 8)
 
 
@@ -259,7 +260,7 @@ def test_typed_answer_finishes_too() -> None:
 
 def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
     chat = finished("AAAAAAAAAA")
-    step = chat.do(I.START)
+    step = chat.do(inputs.START)
     assert step.outputs == (q_out(2, 0),)
     assert (chat.conv.state, chat.conv.sid, chat.conv.last) == (ASKING, 2, "AAAAAAAAAA")
     for letter in "DDDDDDDDDD":
@@ -274,7 +275,7 @@ def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
 
 def test_back_goes_to_the_previous_question() -> None:
     chat = asking_at(3, "ABC")
-    step = chat.do(I.BACK, q=3, sid=1)
+    step = chat.do(inputs.BACK, q=3, sid=1)
     assert step.outputs == (q_out(1, 2),)
     assert (chat.conv.q, chat.conv.answers) == (2, "AB")
     chat.tap("D")
@@ -283,15 +284,15 @@ def test_back_goes_to_the_previous_question() -> None:
 
 def test_typed_back_applies_to_the_current_question() -> None:
     chat = asking_at(2, "AB")
-    chat.do(I.BACK)
-    chat.do(I.BACK)
+    chat.do(inputs.BACK)
+    chat.do(inputs.BACK)
     assert (chat.conv.q, chat.conv.answers) == (0, "")
 
 
 def test_back_at_the_first_question_stays() -> None:
     chat = asking_at(0)
     before = chat.conv
-    step = chat.do(I.BACK, q=0, sid=1)
+    step = chat.do(inputs.BACK, q=0, sid=1)
     assert step.outputs == (q_out(1, 0),)
     assert chat.conv is before
 
@@ -299,7 +300,7 @@ def test_back_at_the_first_question_stays() -> None:
 def test_stale_back_button_does_not_move() -> None:
     chat = asking_at(4)
     before = chat.conv
-    step = chat.do(I.BACK, q=2, sid=1)
+    step = chat.do(inputs.BACK, q=2, sid=1)
     assert step.outputs == (notice("stale", number=5), q_out(1, 4))
     assert chat.conv is before
 
@@ -307,10 +308,10 @@ def test_stale_back_button_does_not_move() -> None:
 def test_restart_mid_way_asks_first_and_keeps_the_place() -> None:
     chat = asking_at(6)
     before = (chat.conv.sid, chat.conv.q, chat.conv.answers)
-    step = chat.do(I.RESTART)
+    step = chat.do(inputs.RESTART)
     assert step.outputs == (typed({"type": "confirm_restart", "sid": 1, "q": 6}),)
     assert chat.conv.state == CONFIRM and (chat.conv.sid, chat.conv.q, chat.conv.answers) == before
-    step = chat.do(I.RESTART_YES, sid=1)
+    step = chat.do(inputs.RESTART_YES, sid=1)
     assert step.outputs == (notice("restarted"), q_out(2, 0))
     assert (chat.conv.state, chat.conv.sid, chat.conv.q, chat.conv.answers) == (ASKING, 2, 0, "")
 
@@ -318,15 +319,15 @@ def test_restart_mid_way_asks_first_and_keeps_the_place() -> None:
 def test_no_to_start_over_returns_to_the_open_question() -> None:
     chat = asking_at(6)
     before = (chat.conv.sid, chat.conv.q, chat.conv.answers)
-    chat.do(I.RESTART)
-    step = chat.do(I.CONTINUE, sid=1)
+    chat.do(inputs.RESTART)
+    step = chat.do(inputs.CONTINUE, sid=1)
     assert step.outputs == (q_out(1, 6),)
     assert chat.conv.state == ASKING and (chat.conv.sid, chat.conv.q, chat.conv.answers) == before
 
 
 def test_answering_while_asked_to_start_over_carries_on() -> None:
     chat = asking_at(6)
-    chat.do(I.RESTART)
+    chat.do(inputs.RESTART)
     step = chat.tap("B")
     assert step.outputs == (q_out(1, 7),)
     assert chat.conv.state == ASKING and chat.conv.answers.endswith("B") and chat.conv.q == 7
@@ -334,9 +335,9 @@ def test_answering_while_asked_to_start_over_carries_on() -> None:
 
 def test_text_while_asked_to_start_over_asks_again() -> None:
     chat = asking_at(3)
-    chat.do(I.RESTART)
+    chat.do(inputs.RESTART)
     before = chat.conv
-    for kind in (I.TEXT, I.RESTART):
+    for kind in (inputs.TEXT, inputs.RESTART):
         step = chat.do(kind)
         assert step.outputs == (typed({"type": "confirm_restart", "sid": 1, "q": 3}),)
         assert chat.conv is before
@@ -345,7 +346,7 @@ def test_text_while_asked_to_start_over_asks_again() -> None:
 def test_yes_from_an_earlier_diagnosis_does_not_start_over() -> None:
     chat = asking_at(3)
     before = chat.conv
-    step = chat.do(I.RESTART_YES, sid=0)
+    step = chat.do(inputs.RESTART_YES, sid=0)
     assert step.outputs == (notice("stale", number=4), q_out(1, 3))
     assert chat.conv is before
 
@@ -353,49 +354,49 @@ def test_yes_from_an_earlier_diagnosis_does_not_start_over() -> None:
 def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again() -> None:
     chat = asking_at(3)
     chat.conv = replace(chat.conv, remind=True)
-    step = chat.do(I.OPT_OUT)
+    step = chat.do(inputs.OPT_OUT)
     assert step.outputs == (notice("optin_off"), q_out(1, 3))
     assert not chat.conv.remind and (chat.conv.state, chat.conv.q) == (ASKING, 3)
-    step = chat.do(I.OPT_OUT)  # already off: still shows where the user is
+    step = chat.do(inputs.OPT_OUT)  # already off: still shows where the user is
     assert step.outputs == (notice("optin_off"), q_out(1, 3))
 
 
 def test_result_word_shows_the_last_result_again_in_any_state() -> None:
     chat = finished("AABBCCDDAB")
     before = chat.conv
-    step = chat.do(I.RESULT)
+    step = chat.do(inputs.RESULT)
     assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "AABBCCDDAB", "again": True}),)
     assert chat.conv is before
-    chat.do(I.START)
+    chat.do(inputs.START)
     chat.tap("A")
-    step = chat.do(I.RESULT)  # mid-diagnosis: the result, then the open question
+    step = chat.do(inputs.RESULT)  # mid-diagnosis: the result, then the open question
     assert step.outputs == (typed({"type": "result", "sid": 2, "answers": "AABBCCDDAB", "again": True}), q_out(2, 1))
 
 
 def test_result_word_without_a_result_says_so_and_offers_to_start() -> None:
     chat = Chat()
-    step = chat.do(I.RESULT)
+    step = chat.do(inputs.RESULT)
     assert step.outputs == (notice("no_result"), typed({"type": "offer"}))
-    chat.do(I.START)
-    step = chat.do(I.RESULT)
+    chat.do(inputs.START)
+    step = chat.do(inputs.RESULT)
     assert step.outputs == (notice("no_result"), q_out(1, 0))
 
 
 def test_advice_tap_answers_with_that_questions_advice_and_keeps_the_place() -> None:
     chat = finished()
     before = chat.conv
-    step = chat.send(Input(I.ADVICE, q=2, choice="B"))
+    step = chat.send(Input(inputs.ADVICE, q=2, choice="B"))
     assert step.outputs == (typed({"type": "advice", "q": 2, "choice": "B"}),)
     assert chat.conv is before
-    chat.do(I.START)
-    step = chat.send(Input(I.ADVICE, q=4, choice="D"))
+    chat.do(inputs.START)
+    step = chat.send(Input(inputs.ADVICE, q=4, choice="D"))
     assert step.outputs == (typed({"type": "advice", "q": 4, "choice": "D"}), q_out(2, 0))
 
 
 def test_continue_while_asking_reasks() -> None:
     chat = asking_at(2)
     before = chat.conv
-    step = chat.do(I.CONTINUE, sid=1)
+    step = chat.do(inputs.CONTINUE, sid=1)
     assert step.outputs == (q_out(1, 2),)
     assert chat.conv is before
 
@@ -405,26 +406,26 @@ def test_continue_while_asking_reasks() -> None:
 
 def test_start_typed_mid_way_asks_to_resume() -> None:
     chat = asking_at(4, "ABCD")
-    step = chat.do(I.START)
+    step = chat.do(inputs.START)
     assert step.outputs == (resume_out(1, 4),)
     assert (chat.conv.state, chat.conv.sid, chat.conv.q, chat.conv.answers) == (RESUME, 1, 4, "ABCD")
 
 
 def in_resume(q: int = 4, answers: str = "ABCD") -> Chat:
     chat = asking_at(q, answers)
-    chat.do(I.START)
+    chat.do(inputs.START)
     assert chat.conv.state == RESUME
     return chat
 
 
 def test_resume_continue_reasks_the_open_question() -> None:
     chat = in_resume()
-    step = chat.do(I.CONTINUE, sid=1)
+    step = chat.do(inputs.CONTINUE, sid=1)
     assert step.outputs == (q_out(1, 4),)
     assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")
 
 
-@pytest.mark.parametrize("kind", [I.RESTART, I.START])
+@pytest.mark.parametrize("kind", [inputs.RESTART, inputs.START])
 def test_resume_restart_starts_over(kind: str) -> None:
     chat = in_resume()
     step = chat.do(kind)
@@ -454,7 +455,7 @@ def test_last_answer_from_the_resume_prompt_finishes() -> None:
 
 def test_back_from_the_resume_prompt() -> None:
     chat = in_resume()
-    step = chat.do(I.BACK, q=4, sid=1)
+    step = chat.do(inputs.BACK, q=4, sid=1)
     assert step.outputs == (q_out(1, 3),)
     assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 3, "ABC")
 
@@ -462,11 +463,11 @@ def test_back_from_the_resume_prompt() -> None:
 @pytest.mark.parametrize(
     "inp",
     [
-        Input(I.TEXT),
-        Input(I.OTHER),
-        Input(I.ANSWER, choice="A", q=2, sid=1),
-        Input(I.ANSWER, choice="A", q=4, sid=0),
-        Input(I.BACK, q=3, sid=1),
+        Input(inputs.TEXT),
+        Input(inputs.OTHER),
+        Input(inputs.ANSWER, choice="A", q=2, sid=1),
+        Input(inputs.ANSWER, choice="A", q=4, sid=0),
+        Input(inputs.BACK, q=3, sid=1),
     ],
 )
 def test_anything_else_at_the_resume_prompt_asks_again(inp: Input) -> None:
@@ -479,7 +480,7 @@ def test_anything_else_at_the_resume_prompt_asks_again(inp: Input) -> None:
 
 def test_follow_at_the_resume_prompt_greets_and_asks_again() -> None:
     chat = in_resume()
-    step = chat.do(I.FOLLOW)
+    step = chat.do(inputs.FOLLOW)
     assert step.outputs == (GREETING, resume_out(1, 4))
     assert chat.conv.state == RESUME
 
@@ -502,8 +503,8 @@ def test_stale_answer_button_never_moves(q: int, sid: int) -> None:
 
 def test_button_of_an_earlier_diagnosis_is_stale() -> None:
     chat = asking_at(2)
-    chat.do(I.RESTART)
-    chat.do(I.RESTART_YES, sid=1)
+    chat.do(inputs.RESTART)
+    chat.do(inputs.RESTART_YES, sid=1)
     chat.tap("A")
     assert (chat.conv.sid, chat.conv.q) == (2, 1)
     before = chat.conv
@@ -553,7 +554,7 @@ def test_double_tap_on_the_last_answer_is_ignored() -> None:
 
 def test_custom_double_tap_window() -> None:
     chat = Chat(machine=build(Settings(double_tap=60)))
-    chat.do(I.START)
+    chat.do(inputs.START)
     chat.tap("A")
     assert chat.tap("A", dt=59, q=0, sid=1).outputs == ()
 
@@ -564,22 +565,22 @@ def test_custom_double_tap_window() -> None:
 def test_text_during_a_question_hints() -> None:
     chat = asking_at(2)
     before = chat.conv
-    step = chat.do(I.TEXT)
+    step = chat.do(inputs.TEXT)
     assert step.outputs == (notice("hint"), q_out(1, 2))
     assert chat.conv is before
 
 
 def test_non_text_during_a_question() -> None:
     chat = asking_at(2)
-    assert chat.do(I.OTHER).outputs == (notice("non_text"), q_out(1, 2))
+    assert chat.do(inputs.OTHER).outputs == (notice("non_text"), q_out(1, 2))
 
 
 def test_text_at_resume_after_still_hints() -> None:
     chat = asking_at(2)
-    assert chat.do(I.TEXT, dt=SET.resume_after).outputs == (notice("hint"), q_out(1, 2))
+    assert chat.do(inputs.TEXT, dt=SET.resume_after).outputs == (notice("hint"), q_out(1, 2))
 
 
-@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER])
+@pytest.mark.parametrize("kind", [inputs.TEXT, inputs.OTHER])
 def test_text_after_a_long_pause_asks_to_resume(kind: str) -> None:
     chat = asking_at(2, "AB")
     step = chat.do(kind, dt=SET.resume_after + 1)
@@ -589,8 +590,8 @@ def test_text_after_a_long_pause_asks_to_resume(kind: str) -> None:
 
 def test_pause_is_counted_from_the_last_change_not_the_last_hint() -> None:
     chat = asking_at(2)
-    chat.do(I.TEXT, dt=SET.resume_after / 2)
-    assert chat.do(I.TEXT, dt=SET.resume_after / 2 + 1).outputs == (resume_out(1, 2),)
+    chat.do(inputs.TEXT, dt=SET.resume_after / 2)
+    assert chat.do(inputs.TEXT, dt=SET.resume_after / 2 + 1).outputs == (resume_out(1, 2),)
 
 
 def test_answer_after_a_long_pause_is_still_accepted() -> None:
@@ -601,7 +602,8 @@ def test_answer_after_a_long_pause_is_still_accepted() -> None:
 
 @pytest.mark.parametrize(
     "inp",
-    [Input(I.TEXT), Input(I.OTHER), Input(I.CONTINUE, sid=1), Input(I.BACK), Input(I.ANSWER, choice="A")],
+    [Input(inputs.TEXT), Input(inputs.OTHER), Input(inputs.CONTINUE, sid=1), Input(inputs.BACK),
+     Input(inputs.ANSWER, choice="A")],
     ids=["text", "other", "continue", "back", "typed-answer"],
 )
 def test_expiry_resets_to_idle(inp: Input) -> None:
@@ -615,7 +617,7 @@ def test_expiry_resets_to_idle(inp: Input) -> None:
 
 def test_expiry_of_a_resume_prompt() -> None:
     chat = in_resume()
-    assert chat.do(I.CONTINUE, dt=SET.expiry + 1).outputs == (notice("expired"), OFFER)
+    assert chat.do(inputs.CONTINUE, dt=SET.expiry + 1).outputs == (notice("expired"), OFFER)
     assert chat.conv.state == IDLE
 
 
@@ -627,9 +629,9 @@ def test_not_expired_at_the_limit() -> None:
 
 def test_expiry_keeps_the_finished_result() -> None:
     chat = finished("AAAABBBBCC")
-    chat.do(I.START)
+    chat.do(inputs.START)
     chat.tap("A")
-    step = chat.do(I.TEXT, dt=SET.expiry + 1)
+    step = chat.do(inputs.TEXT, dt=SET.expiry + 1)
     assert step.outputs == (notice("expired"), OFFER)
     assert (chat.conv.state, chat.conv.last, chat.conv.sid) == (DONE, "AAAABBBBCC", 2)
 
@@ -647,14 +649,14 @@ def test_answer_buttons_after_expiry_do_not_move_anything() -> None:
 
 def test_start_after_expiry_begins_a_new_diagnosis() -> None:
     chat = asking_at(5)
-    step = chat.do(I.START, dt=SET.expiry + 1)
+    step = chat.do(inputs.START, dt=SET.expiry + 1)
     assert step.outputs[-1] == q_out(2, 0)
     assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")
 
 
 def test_follow_after_expiry_greets() -> None:
     chat = asking_at(5)
-    step = chat.do(I.FOLLOW, dt=SET.expiry + 1)
+    step = chat.do(inputs.FOLLOW, dt=SET.expiry + 1)
     assert step.outputs == (GREETING,)
     assert chat.conv.state == IDLE
 
@@ -662,21 +664,21 @@ def test_follow_after_expiry_greets() -> None:
 def test_done_never_expires() -> None:
     chat = finished()
     before = chat.conv
-    assert chat.do(I.TEXT, dt=SET.expiry * 10).outputs == (DONE_HELP,)
+    assert chat.do(inputs.TEXT, dt=SET.expiry * 10).outputs == (DONE_HELP,)
     assert chat.conv is before
 
 
 def test_custom_expiry() -> None:
     chat = Chat(machine=build(Settings(expiry=100, resume_after=50)))
-    chat.do(I.START)
-    assert chat.do(I.TEXT, dt=101).outputs == (notice("expired"), OFFER)
+    chat.do(inputs.START)
+    assert chat.do(inputs.TEXT, dt=101).outputs == (notice("expired"), OFFER)
 
 
 # --- follow / unfollow / done -------------------------------------------------------------------
 
 
 def test_follow_in_idle_greets() -> None:
-    step = M.step(Conv(), Input(I.FOLLOW), T0)
+    step = M.step(Conv(), Input(inputs.FOLLOW), T0)
     assert step.outputs == (GREETING,)
     assert not step.changed
 
@@ -684,18 +686,18 @@ def test_follow_in_idle_greets() -> None:
 def test_follow_in_done_greets() -> None:
     chat = finished()
     before = chat.conv
-    assert chat.do(I.FOLLOW).outputs == (GREETING,)
+    assert chat.do(inputs.FOLLOW).outputs == (GREETING,)
     assert chat.conv is before
 
 
 def test_follow_mid_way_greets_and_asks_to_resume() -> None:
     chat = asking_at(3)
-    step = chat.do(I.FOLLOW)
+    step = chat.do(inputs.FOLLOW)
     assert step.outputs == (GREETING, resume_out(1, 3))
     assert chat.conv.state == RESUME
 
 
-@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER, I.BACK, I.CONTINUE])
+@pytest.mark.parametrize("kind", [inputs.TEXT, inputs.OTHER, inputs.BACK, inputs.CONTINUE])
 def test_done_helps(kind: str) -> None:
     chat = finished()
     before = chat.conv
@@ -705,7 +707,7 @@ def test_done_helps(kind: str) -> None:
 
 def test_unfollow_in_progress_deletes_the_record() -> None:
     chat = asking_at(3)
-    step = M.step(chat.conv, Input(I.UNFOLLOW), chat.now + 1)
+    step = M.step(chat.conv, Input(inputs.UNFOLLOW), chat.now + 1)
     assert step.conv is None
     assert step.state == IDLE
     assert step.outputs == ()
@@ -713,18 +715,18 @@ def test_unfollow_in_progress_deletes_the_record() -> None:
 
 def test_unfollow_at_the_resume_prompt_deletes_the_record() -> None:
     chat = in_resume()
-    assert M.step(chat.conv, Input(I.UNFOLLOW), chat.now + 1).conv is None
+    assert M.step(chat.conv, Input(inputs.UNFOLLOW), chat.now + 1).conv is None
 
 
 def test_unfollow_in_idle_deletes_the_record() -> None:
-    assert M.step(Conv(sid=3, n=4), Input(I.UNFOLLOW), T0).conv is None
+    assert M.step(Conv(sid=3, n=4), Input(inputs.UNFOLLOW), T0).conv is None
 
 
 def test_unfollow_in_progress_keeps_a_finished_result() -> None:
     chat = finished("ABABABABAB")
-    chat.do(I.START)
+    chat.do(inputs.START)
     chat.tap("C")
-    step = chat.do(I.UNFOLLOW)
+    step = chat.do(inputs.UNFOLLOW)
     assert step.conv is not None
     assert (step.conv.state, step.conv.last, step.conv.answers, step.conv.sid) == (DONE, "ABABABABAB", "", 2)
     assert step.outputs == ()
@@ -732,13 +734,13 @@ def test_unfollow_in_progress_keeps_a_finished_result() -> None:
 
 def test_unfollow_in_done_keeps_the_result() -> None:
     chat = finished("ABABABABAB")
-    step = chat.do(I.UNFOLLOW)
+    step = chat.do(inputs.UNFOLLOW)
     assert (step.state, step.conv.last) == (DONE, "ABABABABAB")
 
 
 def test_unfollow_after_expiry() -> None:
     chat = asking_at(3)
-    assert M.step(chat.conv, Input(I.UNFOLLOW), chat.now + SET.expiry + 1).conv is None
+    assert M.step(chat.conv, Input(inputs.UNFOLLOW), chat.now + SET.expiry + 1).conv is None
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -771,13 +773,13 @@ def test_from_bytes() -> None:
 
 def test_a_diagnosis_records_when_it_began_and_keeps_it_to_the_end() -> None:
     chat = Chat()
-    chat.do(I.START)
+    chat.do(inputs.START)
     began = chat.conv.begun
     assert began == round(chat.now, 3) and json.loads(chat.conv.to_json())["b"] == began
     for letter in "ABCDABCDAB":
         chat.type(letter, dt=5)
     assert chat.conv.state == DONE and chat.conv.begun == began
-    chat.send(Input(I.START), dt=100)
+    chat.send(Input(inputs.START), dt=100)
     assert chat.conv.begun == round(chat.now, 3) > began
 
 
@@ -785,23 +787,23 @@ def test_a_record_stored_before_begun_existed_takes_its_last_change_once() -> No
     """Stored without "b": its next change fixes ``begun`` at the record's last change, for good."""
     old = Conv.from_json('{"s":"asking","sid":3,"t":1767225600.5,"n":4,"q":2,"a":"AB"}')
     assert old.begun == 0.0
-    step = M.step(old, Input(I.ANSWER, choice="C", q=2, sid=3), T0 + 100)
+    step = M.step(old, Input(inputs.ANSWER, choice="C", q=2, sid=3), T0 + 100)
     assert step.conv.begun == 1767225600.5
-    again = M.step(step.conv, Input(I.ANSWER, choice="C", q=3, sid=3), T0 + 200)
+    again = M.step(step.conv, Input(inputs.ANSWER, choice="C", q=3, sid=3), T0 + 200)
     assert again.conv.begun == 1767225600.5
 
 
 def test_json_round_trip_along_a_whole_conversation() -> None:
     chat = Chat()
     raws = []
-    for inp in [Input(I.START), Input(I.ANSWER, choice="A"), Input(I.START), Input(I.CONTINUE)]:
+    for inp in [Input(inputs.START), Input(inputs.ANSWER, choice="A"), Input(inputs.START), Input(inputs.CONTINUE)]:
         chat.send(inp, dt=0.3337)
         raws.append(chat.conv.to_json())
     for letter in "BCDABCDAB":
         chat.type(letter, dt=0.1)
         raws.append(chat.conv.to_json())
     assert chat.conv.state == DONE
-    chat.do(I.START)
+    chat.do(inputs.START)
     raws.append(chat.conv.to_json())
     assert len(set(raws)) == len(raws)  # every change gives a new value (n)
     for x in raws:
@@ -836,13 +838,13 @@ def test_n_increases_on_every_changed_step() -> None:
     chat = Chat()
     ns = [chat.conv.n]
     for inp in [
-        Input(I.START),
-        Input(I.ANSWER, choice="A"),
-        Input(I.BACK),
-        Input(I.TEXT),  # unchanged
-        Input(I.START),  # -> resume
-        Input(I.CONTINUE),
-        Input(I.RESTART),
+        Input(inputs.START),
+        Input(inputs.ANSWER, choice="A"),
+        Input(inputs.BACK),
+        Input(inputs.TEXT),  # unchanged
+        Input(inputs.START),  # -> resume
+        Input(inputs.CONTINUE),
+        Input(inputs.RESTART),
     ]:
         step = chat.send(inp)
         if step.changed:
@@ -877,23 +879,23 @@ class Model:
         """Apply an input; return the result answers when the diagnosis finishes."""
         busy = self.state in ("asking", "resume", "confirm")
         k = inp.kind
-        if k == I.RESTART and self.state == "asking":
+        if k == inputs.RESTART and self.state == "asking":
             self.state = "confirm"  # start over? nothing is lost yet
         elif (
-            (k == I.RESTART_YES and busy and inp.sid == self.sid)
-            or (k == I.RESTART and self.state != "confirm")
-            or (k == I.START and self.state in ("rest", "resume"))
+            (k == inputs.RESTART_YES and busy and inp.sid == self.sid)
+            or (k == inputs.RESTART and self.state != "confirm")
+            or (k == inputs.START and self.state in ("rest", "resume"))
         ):
             self.fresh()
-        elif k == I.START or (k == I.FOLLOW and busy):
+        elif k == inputs.START or (k == inputs.FOLLOW and busy):
             self.state = "resume"
-        elif k == I.CONTINUE and self.state in ("resume", "confirm"):
+        elif k == inputs.CONTINUE and self.state in ("resume", "confirm"):
             self.state = "asking"
-        elif k == I.BACK and self.state == "confirm" and self.current(inp.q, inp.sid):
+        elif k == inputs.BACK and self.state == "confirm" and self.current(inp.q, inp.sid):
             self.state, self.answers = "asking", self.answers[:-1]  # carries on: asked again, or one back
-        elif k == I.BACK and busy and self.current(inp.q, inp.sid) and self.answers:
+        elif k == inputs.BACK and busy and self.current(inp.q, inp.sid) and self.answers:
             self.state, self.answers = "asking", self.answers[:-1]
-        elif k == I.ANSWER and busy and self.current(inp.q, inp.sid):
+        elif k == inputs.ANSWER and busy and self.current(inp.q, inp.sid):
             assert inp.choice is not None
             self.state, self.answers = "asking", self.answers + inp.choice
             if len(self.answers) == QUESTION_COUNT:
@@ -905,14 +907,15 @@ class Model:
 q_refs = st.one_of(st.sampled_from(["cur", "prev", "next", None]), st.integers(0, 10))
 sid_refs = st.one_of(st.sampled_from(["cur", "old", "cur", None]), st.integers(0, 4))
 choices = st.sampled_from("ABCD")
-button_answers = st.tuples(st.just(I.ANSWER), st.just("cur"), st.just("cur"), choices)
-typed_answers = st.tuples(st.just(I.ANSWER), st.none(), st.none(), choices)
+button_answers = st.tuples(st.just(inputs.ANSWER), st.just("cur"), st.just("cur"), choices)
+typed_answers = st.tuples(st.just(inputs.ANSWER), st.none(), st.none(), choices)
 ops = st.one_of(
-    st.tuples(st.sampled_from([I.START, I.RESTART, I.CONTINUE, I.TEXT, I.OTHER, I.FOLLOW, I.RESULT])),
-    st.tuples(st.just(I.RESTART_YES), sid_refs),
-    st.tuples(st.just(I.ADVICE), st.integers(0, 9), st.sampled_from("BCD")),
-    st.tuples(st.just(I.BACK), q_refs, sid_refs),
-    st.tuples(st.just(I.ANSWER), q_refs, sid_refs, choices),
+    st.tuples(st.sampled_from([inputs.START, inputs.RESTART, inputs.CONTINUE, inputs.TEXT, inputs.OTHER, inputs.FOLLOW,
+                               inputs.RESULT])),
+    st.tuples(st.just(inputs.RESTART_YES), sid_refs),
+    st.tuples(st.just(inputs.ADVICE), st.integers(0, 9), st.sampled_from("BCD")),
+    st.tuples(st.just(inputs.BACK), q_refs, sid_refs),
+    st.tuples(st.just(inputs.ANSWER), q_refs, sid_refs, choices),
     # answers to the current question are weighted up so that diagnoses often finish
     *[button_answers] * 6,
     *[typed_answers] * 3,
@@ -922,23 +925,23 @@ ops = st.one_of(
 def resolve(op: tuple[Any, ...], model: Model) -> Input:
     kind = op[0]
     if len(op) == 1:
-        return Input(kind, sid=model.sid if kind == I.CONTINUE else None)
-    if kind == I.RESTART_YES:
+        return Input(kind, sid=model.sid if kind == inputs.CONTINUE else None)
+    if kind == inputs.RESTART_YES:
         return Input(kind, sid={"cur": model.sid, "old": max(model.sid - 1, 0)}.get(op[1], op[1]))
-    if kind == I.ADVICE:
+    if kind == inputs.ADVICE:
         return Input(kind, q=op[1], choice=op[2])
     q_ref, sid_ref = op[1], op[2]
     cur_q = len(model.answers)
     q = {"cur": cur_q, "prev": max(cur_q - 1, 0), "next": cur_q + 1}.get(q_ref, q_ref)
     sid = {"cur": model.sid, "old": max(model.sid - 1, 0)}.get(sid_ref, sid_ref)
-    return Input(kind, choice=op[3] if kind == I.ANSWER else None, q=q, sid=sid)
+    return Input(kind, choice=op[3] if kind == inputs.ANSWER else None, q=q, sid=sid)
 
 
 @given(st.booleans(), st.lists(ops, min_size=10, max_size=100))
 def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, ...]]) -> None:
     assert (len(sequence) + 1) * GAP < SET.resume_after  # no pause is long enough to matter
     chat, model = Chat(), Model()
-    for op in [(I.START,)] * start_first + sequence:
+    for op in [(inputs.START,)] * start_first + sequence:
         inp = resolve(op, model)
         step = chat.send(inp)
         expected = model.apply(inp)
@@ -949,7 +952,7 @@ def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, 
             assert o.prev == model.prev
         assert [o.answers for o in results] == ([expected] if expected else [])
         shown = [o for o in step.outputs if isinstance(o, Result) and o.again]
-        if inp.kind == I.RESULT:  # the last result again, or "none yet"
+        if inp.kind == inputs.RESULT:  # the last result again, or "none yet"
             assert [o.answers for o in shown] == ([model.last] if model.last else [])
             assert bool(model.last) or notice("no_result") in step.outputs
         else:
@@ -968,16 +971,16 @@ def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, 
 
 def test_start_after_expiry_is_simply_a_new_diagnosis() -> None:
     chat = asking_at(3)
-    step = chat.do(I.START, dt=SET.expiry + 1)
+    step = chat.do(inputs.START, dt=SET.expiry + 1)
     assert step.outputs == (q_out(2, 0),)  # no "starting over" notice: the old one had expired
     assert (chat.conv.state, chat.conv.sid, chat.conv.answers) == (ASKING, 2, "")
 
 
 def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
     chat = finished()
-    step = chat.send(Input(I.OPT_IN))
+    step = chat.send(Input(inputs.OPT_IN))
     assert chat.conv.remind and step.outputs == (notice("optin_on"),)
-    chat.do(I.START)
+    chat.do(inputs.START)
     for letter in "ABCDABCDA":
         chat.tap(letter)
     step = chat.tap("A")
@@ -988,23 +991,23 @@ def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
 
 def test_stop_word_and_unfollow_end_the_reminder() -> None:
     chat = finished()
-    chat.send(Input(I.OPT_IN))
-    step = chat.send(Input(I.OPT_OUT))
+    chat.send(Input(inputs.OPT_IN))
+    step = chat.send(Input(inputs.OPT_OUT))
     assert not chat.conv.remind and step.outputs == (notice("optin_off"),)
-    chat.send(Input(I.OPT_IN))
-    chat.send(Input(I.UNFOLLOW))
+    chat.send(Input(inputs.OPT_IN))
+    chat.send(Input(inputs.UNFOLLOW))
     assert chat.conv.state == DONE and not chat.conv.remind and chat.conv.last
 
 
 def test_opting_in_mid_diagnosis_keeps_the_question_open() -> None:
     chat = asking_at(4)
-    chat.send(Input(I.OPT_IN))
+    chat.send(Input(inputs.OPT_IN))
     assert (chat.conv.state, chat.conv.q, chat.conv.remind) == (ASKING, 4, True)
 
 
 def test_opting_in_on_an_expired_diagnosis_does_not_revive_it() -> None:
     chat = asking_at(3)
-    step = chat.send(Input(I.OPT_IN), dt=SET.expiry + 1)
+    step = chat.send(Input(inputs.OPT_IN), dt=SET.expiry + 1)
     assert step.outputs == (notice("optin_on"),)
     assert (chat.conv.state, chat.conv.remind, chat.conv.answers) == (IDLE, True, "")
     step = chat.tap("A", q=3, sid=1)
@@ -1023,7 +1026,7 @@ def ack(sid: int, **extra: Any) -> Output:
 def consulted(answers: str = "AABBCCDDAB", settings: Settings = SET) -> Chat:
     chat = finished(answers)
     chat.machine = Machine(ROUTES, settings)
-    step = chat.do(I.CONSULT, sid=chat.conv.sid)
+    step = chat.do(inputs.CONSULT, sid=chat.conv.sid)
     assert step.outputs == (ack(1, **({"url": settings.consult_url} if settings.consult_url else {})),)
     return chat
 
@@ -1031,7 +1034,7 @@ def consulted(answers: str = "AABBCCDDAB", settings: Settings = SET) -> Chat:
 def test_consult_on_a_result_records_the_request_and_opens_a_handoff() -> None:
     chat = finished()
     before = chat.conv
-    step = chat.do(I.CONSULT, sid=1)
+    step = chat.do(inputs.CONSULT, sid=1)
     assert step.changed and step.outputs == (ack(1),)
     assert chat.conv == replace(before, handoff_until=chat.now + 24 * HOUR, consulted=1, updated=chat.now,
                                 n=before.n + 1)
@@ -1043,7 +1046,7 @@ def test_the_booking_page_rides_on_the_confirmation() -> None:
     assert chat.conv.consulted == 1
 
 
-@pytest.mark.parametrize("kind", [I.TEXT, I.OTHER])
+@pytest.mark.parametrize("kind", [inputs.TEXT, inputs.OTHER])
 def test_free_text_during_the_handoff_gets_no_answer(kind: str) -> None:
     chat = consulted()
     kept = chat.conv
@@ -1055,79 +1058,79 @@ def test_free_text_during_the_handoff_gets_no_answer(kind: str) -> None:
 def test_after_the_handoff_the_bot_answers_again_and_forgets_the_window() -> None:
     chat = consulted()
     opened = chat.now
-    assert chat.do(I.TEXT, dt=24 * HOUR - GAP - 1).outputs == ()  # one second before the end
+    assert chat.do(inputs.TEXT, dt=24 * HOUR - GAP - 1).outputs == ()  # one second before the end
     chat.now = opened + 24 * HOUR  # the window is over at its end
-    step = chat.do(I.TEXT, dt=0)
+    step = chat.do(inputs.TEXT, dt=0)
     assert step.outputs == (DONE_HELP,)
-    chat.do(I.OPT_IN)  # any change drops the stored window
+    chat.do(inputs.OPT_IN)  # any change drops the stored window
     assert chat.conv.handoff_until == 0.0 and chat.conv.consulted == 1
     assert "h" not in json.loads(chat.conv.to_json())
 
 
 def test_diagnosis_words_and_buttons_still_work_during_the_handoff() -> None:
     chat = consulted()
-    assert chat.do(I.OPT_OUT).outputs == (notice("optin_off"),)
-    assert chat.do(I.FOLLOW).outputs == (GREETING,)
-    step = chat.do(I.START)
+    assert chat.do(inputs.OPT_OUT).outputs == (notice("optin_off"),)
+    assert chat.do(inputs.FOLLOW).outputs == (GREETING,)
+    step = chat.do(inputs.START)
     assert step.outputs == (q_out(2, 0),)
     assert chat.type("B").outputs == (q_out(2, 1),)  # a typed letter is an answer, not free text
     assert chat.tap("C").outputs == (q_out(2, 2),)
-    assert chat.do(I.BACK, q=2, sid=2).outputs == (q_out(2, 1),)
-    assert chat.do(I.TEXT).outputs == ()  # free text stays with the person, mid-diagnosis too
-    assert chat.do(I.OTHER).outputs == ()
+    assert chat.do(inputs.BACK, q=2, sid=2).outputs == (q_out(2, 1),)
+    assert chat.do(inputs.TEXT).outputs == ()  # free text stays with the person, mid-diagnosis too
+    assert chat.do(inputs.OTHER).outputs == ()
     assert chat.conv.handoff_until > chat.now  # a retake keeps the window
 
 
 def test_a_double_tap_is_not_confirmed_twice_but_a_later_tap_is() -> None:
     chat = consulted()
-    assert chat.do(I.CONSULT, dt=SET.double_tap, sid=1).outputs == ()
-    step = chat.do(I.CONSULT, dt=SET.double_tap + 1, sid=1)
+    assert chat.do(inputs.CONSULT, dt=SET.double_tap, sid=1).outputs == ()
+    step = chat.do(inputs.CONSULT, dt=SET.double_tap + 1, sid=1)
     assert step.outputs == (ack(1, again=True),)
     assert chat.conv.handoff_until == chat.now + 24 * HOUR  # the window starts again
 
 
 def test_a_request_is_about_the_latest_diagnosis_whatever_button_carried_it() -> None:
     chat = finished("DDDDDDDDDD")
-    chat.do(I.START)
+    chat.do(inputs.START)
     for letter in "ABCDABCDA":
         chat.tap(letter)
     chat.tap("A")  # diagnosis 2 finished too
-    assert chat.do(I.CONSULT, sid=1).outputs == (ack(2),)  # the button on the first result
+    assert chat.do(inputs.CONSULT, sid=1).outputs == (ack(2),)  # the button on the first result
     assert chat.conv.consulted == 2
 
 
 @pytest.mark.parametrize("sid", [None, 0, 1, 2, 10**6])
 def test_a_typed_or_unknown_request_is_about_the_latest_diagnosis(sid: int | None) -> None:
     chat = finished()
-    assert chat.do(I.CONSULT, sid=sid).outputs == (ack(1),)
+    assert chat.do(inputs.CONSULT, sid=sid).outputs == (ack(1),)
 
 
 def test_a_request_mid_diagnosis_is_about_the_diagnosis_under_way() -> None:
     chat = asking_at(4)
-    step = chat.do(I.CONSULT)
+    step = chat.do(inputs.CONSULT)
     assert step.outputs == (ack(1),)
     assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")
-    assert chat.do(I.TEXT).outputs == ()  # no hint during the handoff
+    assert chat.do(inputs.TEXT).outputs == ()  # no hint during the handoff
     assert chat.tap("A").outputs == (q_out(1, 5),)
 
 
 def test_a_request_at_the_resume_prompt_keeps_the_prompt() -> None:
     chat = asking_at(4)
-    chat.do(I.START)
+    chat.do(inputs.START)
     assert chat.conv.state == RESUME
-    assert chat.do(I.CONSULT).outputs == (ack(1),)
+    assert chat.do(inputs.CONSULT).outputs == (ack(1),)
     assert chat.conv.state == RESUME
-    assert chat.do(I.CONTINUE, sid=1).outputs == (q_out(1, 4),)
+    assert chat.do(inputs.CONTINUE, sid=1).outputs == (q_out(1, 4),)
 
 
 def test_no_diagnosis_no_consultation_yet() -> None:
-    step = M.step(Conv(), Input(I.CONSULT), T0)
+    step = M.step(Conv(), Input(inputs.CONSULT), T0)
     assert step.outputs == (notice("consult_first"), OFFER) and not step.changed
 
 
 def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_first() -> None:
     chat = asking_at(3)
-    step = chat.do(I.CONSULT, dt=SET.expiry + 1)
+    step = chat.do(inputs.CONSULT, dt=SET.expiry + 1)
     assert step.outputs == (notice("expired"), OFFER)
     assert chat.conv.handoff_until == 0.0 and chat.conv.state == IDLE
 
@@ -1135,15 +1138,15 @@ def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_first() -> None:
 def test_no_handoff_when_switched_off() -> None:
     chat = consulted(settings=Settings(handoff=0))
     assert chat.conv.handoff_until == 0.0
-    assert chat.do(I.TEXT).outputs == (DONE_HELP,)
+    assert chat.do(inputs.TEXT).outputs == (DONE_HELP,)
 
 
 def test_unfollow_ends_the_handoff() -> None:
     chat = consulted()
-    chat.do(I.UNFOLLOW)
+    chat.do(inputs.UNFOLLOW)
     assert chat.conv.handoff_until == 0.0 and chat.conv.last
-    assert chat.do(I.FOLLOW).outputs == (GREETING,)
-    assert chat.do(I.TEXT).outputs == (DONE_HELP,)
+    assert chat.do(inputs.FOLLOW).outputs == (GREETING,)
+    assert chat.do(inputs.TEXT).outputs == (DONE_HELP,)
 
 
 def test_handoff_fields_in_the_record() -> None:
@@ -1156,8 +1159,8 @@ def test_handoff_fields_in_the_record() -> None:
 
 
 def test_overlay_routes_are_checked_but_need_not_cover_every_kind() -> None:
-    assert (HANDOFF, I.TEXT) in M._table and (HANDOFF, I.START) not in M._table
+    assert (HANDOFF, inputs.TEXT) in M._table and (HANDOFF, inputs.START) not in M._table
     with pytest.raises(ConfigError, match="unknown input kind 'wave'"):
         Machine((*ROUTES, Route(HANDOFF, ("wave",), greet, frozenset({IDLE}))))
     with pytest.raises(ConfigError, match=r"duplicate route for \(handoff, text\)"):
-        Machine((*ROUTES, Route(HANDOFF, (I.TEXT,), greet, frozenset({IDLE}))))
+        Machine((*ROUTES, Route(HANDOFF, (inputs.TEXT,), greet, frozenset({IDLE}))))

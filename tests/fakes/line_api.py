@@ -30,7 +30,7 @@ from typing import Any
 from linebot.v3.messaging import Message, MulticastRequest, PushMessageRequest, ReplyMessageRequest
 
 from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
-from tests.fakes.openapi import messaging_spec_path, validate_api_request
+from tests.fakes.openapi import messaging_spec_path, require_specs, validate_api_request
 
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
@@ -161,6 +161,8 @@ class FakeLineApi(FakeHttpApi):
     def __init__(self, access_token: str = "test-access-token", spec_path: Path | None = None) -> None:
         super().__init__()
         self.access_token = access_token
+        if spec_path is None:
+            require_specs("messaging-api.yml")  # fails under CI, skips elsewhere, when the spec is missing
         self.spec_path = spec_path if spec_path is not None else messaging_spec_path()
         self.quota: int | None = 200
         self._message_ids = iter(range(500_000_000_000_000_000, 10**19))

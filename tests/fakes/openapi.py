@@ -1,6 +1,8 @@
 """Load LINE's official OpenAPI specs (read in place, never copied) and validate against them.
 
-The spec directory is ``$LINE_OPENAPI_DIR`` if set, else ``<repo root>/../shared/line-openapi``.
+The spec directory is ``$LINE_OPENAPI_DIR`` if set, else ``<repo root>/../shared/line-openapi``. Every
+end-to-end test validates LINE's requests against it (:func:`require_specs`): where it is missing, such a
+test fails under CI (``CI=true``) and is skipped, saying why, elsewhere; it never passes unchecked.
 
 Two adjustments are made to the parsed spec, in memory only:
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
 import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
@@ -57,6 +60,25 @@ def messaging_spec_path() -> Path | None:
 def webhook_spec_path() -> Path | None:
     """Path of webhook.yml, or None if the spec checkout is absent."""
     return _spec_file("webhook.yml")
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (the CI runner does, as do the common CI services)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_specs(*names: str) -> None:
+    """The spec files (``messaging-api.yml``, ``webhook.yml``) a test checks LINE's requests against. One
+    missing: under CI the test fails (a run that checks nothing must not pass), elsewhere it is skipped with
+    the reason."""
+    missing = [name for name in names if _spec_file(name) is None]
+    if not missing:
+        return
+    why = (f"LINE OpenAPI spec {' and '.join(missing)} not found in {spec_dir()} (set {SPEC_DIR_ENV} or clone "
+           "line-openapi into ../shared): LINE requests cannot be validated")
+    if in_ci():
+        pytest.fail(f"{why}; under CI every end-to-end test must validate them", pytrace=False)
+    pytest.skip(why)
 
 
 def _rewrite_refs(node: Any, targets: Mapping[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from tests.fakes.line_api import CONSUMPTION, MULTICAST, PUSH, QUOTA, REPLY, Fak
 from tests.fakes.openapi import (
     SPEC_DIR_ENV,
     messaging_spec_path,
+    require_specs,
     validate_webhook_body,
     webhook_spec_path,
 )
@@ -61,8 +63,7 @@ def call(
 
 
 def require_spec() -> None:
-    if messaging_spec_path() is None:
-        pytest.skip(f"LINE OpenAPI spec not found (set {SPEC_DIR_ENV} or clone line-openapi into ../shared)")
+    require_specs("messaging-api.yml")
 
 
 def test_reply_token_is_single_use(fake: FakeLineApi) -> None:
@@ -256,9 +257,31 @@ def test_spec_dir_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -
         validate_webhook_body({"destination": "x", "events": []})
 
 
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_missing_specs_fail_an_end_to_end_test_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                         ci: str) -> None:
+    monkeypatch.setenv(SPEC_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.fail.Exception, match=r"messaging-api\.yml not found.*under CI"):
+        FakeLineApi(access_token=TOKEN)
+    with pytest.raises(pytest.fail.Exception, match=r"webhook\.yml not found"):
+        require_specs("webhook.yml")
+
+
+@pytest.mark.parametrize("ci", [None, "", "false"])
+def test_missing_specs_skip_an_end_to_end_test_outside_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                          ci: str | None) -> None:
+    monkeypatch.setenv(SPEC_DIR_ENV, str(tmp_path))
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.skip.Exception, match=re.escape(f"messaging-api.yml not found in {tmp_path}")):
+        FakeLineApi(access_token=TOKEN)
+
+
 def test_validate_webhook_body() -> None:
-    if webhook_spec_path() is None:
-        pytest.skip(f"LINE webhook.yml not found (set {SPEC_DIR_ENV} or clone line-openapi into ../shared)")
+    require_specs("webhook.yml")
     event = {
         "type": "message", "mode": "active", "timestamp": 1700000000000, "webhookEventId": "01H0000000000000000000000",
         "deliveryContext": {"isRedelivery": False}, "source": {"type": "user", "userId": USER},

@@ -26,8 +26,7 @@ from redis.cluster import ClusterPipeline, RedisCluster
 from bot.app import build_reminders, build_services, create_app
 from bot.config import Config
 from bot.redis_conn import connect
-from conversations import analytics as A
-from conversations import jobs, keys
+from conversations import analytics, jobs, keys
 from conversations.analytics import Analytics
 from conversations.content import load_script
 from conversations.keys import Subject, TeamRef
@@ -345,7 +344,7 @@ def test_cluster_has_three_masters_and_the_flows_keys_land_on_different_ones(
     shard = jobs.shard_of(user.tag_name)
     assert node_of(client, keys.conv(user)) != node_of(client, jobs.due(shard))
     assert node_of(client, keys.conv(user)) != node_of(client, keys.REMIND_INDEX)
-    assert node_of(client, keys.conv(user)) != node_of(client, A.ACTIVE)  # the figures' {stats} slot
+    assert node_of(client, keys.conv(user)) != node_of(client, analytics.ACTIVE)  # the figures' {stats} slot
     assert node_of(client, keys.team(TeamRef(WS, CH))) != node_of(client, keys.ALL_TEAMS)
     assert len({node_of(client, keys.conv(Subject("line", u))) for u in RECIPIENTS}) == 3
 

@@ -33,9 +33,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot.app import MAX_BODY
-from bot.slack import blocks as B
-from conversations import analytics as A
-from conversations import jobs, keys
+from bot.slack import blocks
+from conversations import analytics, jobs, keys
 from conversations.keys import Subject
 from tests.bot.line.conftest import LineEnv
 from tests.bot.line.helpers import DESTINATION, sign
@@ -406,9 +405,11 @@ def figures_of(subject: Subject) -> Any:
     """The operator's figures of a diagnosis step of ``subject`` (conversations.analytics): its own
     lead and person index, its channel's counts, the shared sets."""
     ch = subject.transport
-    own = (A.lead_key(f"{ch}:{subject.user_id}:"), A.person_key(ch, subject.user_id))
-    counts = (A.started_key(ch), f"{A.STATS}:reached:{ch}:", f"{A.STATS}:tier:{ch}:", f"{A.STATS}:answer:{ch}:")
-    shared = (A.ACTIVE, A.CHANNELS, A.CONSULT_OPEN, A.FOLLOWERS, A.FOLLOW, A.NAMES)
+    own = (analytics.lead_key(f"{ch}:{subject.user_id}:"), analytics.person_key(ch, subject.user_id))
+    counts = (analytics.started_key(ch), f"{analytics.STATS}:reached:{ch}:", f"{analytics.STATS}:tier:{ch}:",
+              f"{analytics.STATS}:answer:{ch}:")
+    shared = (analytics.ACTIVE, analytics.CHANNELS, analytics.CONSULT_OPEN, analytics.FOLLOWERS, analytics.FOLLOW,
+              analytics.NAMES)
     return lambda key: key.startswith(own) or key == counts[0] or key.startswith(counts[1:]) or key in shared
 
 
@@ -670,8 +671,9 @@ def test_slack_a_command_mentioning_payload_is_answered(team_probe: SlackProbe, 
 # -- modal submissions ---------------------------------------------------------------------------------
 
 @FUZZ
-@given(data=st.data(), callback=st.sampled_from([B.REPORT_CALLBACK, B.TARGETS_CALLBACK, B.OWNERS_CALLBACK,
-                                                 B.ACTIONS_CALLBACK]))
+@given(data=st.data(), callback=st.sampled_from([blocks.REPORT_CALLBACK, blocks.TARGETS_CALLBACK,
+                                                 blocks.OWNERS_CALLBACK,
+                                                 blocks.ACTIONS_CALLBACK]))
 def test_slack_view_submissions_with_garbage(team_probe: SlackProbe, data: st.DataObject, callback: str) -> None:
     """A submission naming no registered team, with garbage inputs, or with no user, is answered
     with errors (the modal stays open) and stores nothing, posts nothing."""
@@ -684,10 +686,10 @@ def test_slack_view_submissions_with_garbage(team_probe: SlackProbe, data: st.Da
             st.text(max_size=40) | st.sampled_from(ODD_STRINGS) | slack_junk.map(json.dumps)
             | slack_junk.map(lambda j: json.dumps({"team": j})), label="private_metadata")
     elif what == "state":
-        assume(callback == B.REPORT_CALLBACK)  # a blank targets form is a valid one (all defaults)
+        assume(callback == blocks.REPORT_CALLBACK)  # a blank targets form is a valid one (all defaults)
         payload["view"]["state"] = data.draw(slack_junk | st.fixed_dictionaries({"values": slack_junk}), label="state")
     elif what == "quarter":
-        assume(callback == B.REPORT_CALLBACK)
+        assume(callback == blocks.REPORT_CALLBACK)
         payload["view"]["state"]["values"]["quarter"] = data.draw(slack_junk, label="quarter")
     else:
         bad = data.draw(st.sampled_from(["delete", "junk", "no-id"]), label="user")
@@ -719,8 +721,8 @@ def test_slack_a_valid_submission_still_goes_through(team_probe: SlackProbe) -> 
 # -- buttons -------------------------------------------------------------------------------------------
 
 @FUZZ
-@given(action_id=st.sampled_from([B.OPEN_REPORT_ACTION, B.ACTIONS_ACTION, f"{B.DIAGNOSIS_ACTION}:0",
-                                  f"{B.DIAGNOSIS_ACTION}:3"])
+@given(action_id=st.sampled_from([blocks.OPEN_REPORT_ACTION, blocks.ACTIONS_ACTION, f"{blocks.DIAGNOSIS_ACTION}:0",
+                                  f"{blocks.DIAGNOSIS_ACTION}:3"])
        | st.sampled_from(["", "dx", "dx:", "dx:x", "dx:1:2", "kpi_open2", "DX:1", " dx:1"]) | st.text(max_size=10),
        value=slack_junk.map(json.dumps) | strings | st.none(), where=st.sampled_from(["channel", "dm"]))
 def test_slack_block_actions_with_unknown_ids_or_garbage_values(slack_probe: SlackProbe, action_id: str,
@@ -731,11 +733,11 @@ def test_slack_block_actions_with_unknown_ids_or_garbage_values(slack_probe: Sla
     malformed button data: re-asked, never an error); nothing else."""
     channel = CH if where == "channel" else dm_channel_id(ALICE)
     payload = block_actions_payload(ALICE, action_id, value, channel_id=channel)
-    diagnosis = re.fullmatch(rf"{B.DIAGNOSIS_ACTION}:\d+", action_id) is not None
+    diagnosis = re.fullmatch(rf"{blocks.DIAGNOSIS_ACTION}:\d+", action_id) is not None
     subject = Subject("slack", f"{WS}.{ALICE}")
     res, _ = slack_probe.check(interaction(payload), may_store=subject_keys(subject) if diagnosis else nothing,
                                may_call=dm_calls(ALICE) if diagnosis else nothing)
     if not is_text(payload):
         assert res.status_code == 400  # lone surrogates: not a request Slack sends
-    elif not diagnosis and action_id not in (B.OPEN_REPORT_ACTION, B.ACTIONS_ACTION):
+    elif not diagnosis and action_id not in (blocks.OPEN_REPORT_ACTION, blocks.ACTIONS_ACTION):
         assert res.status_code == 404  # no listener: Bolt's "unhandled request"

@@ -35,8 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from bot.core import Bot, Handled, InboundEvent
-from conversations import inputs as I
-from conversations import jobs, keys, outputs
+from conversations import inputs, jobs, keys, outputs
 from conversations.content import load_script
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job
@@ -134,7 +133,7 @@ def _fresh(m: Model) -> dict[str, Any]:
 
 def _double_tap(m: Model, inp: Input, now: float) -> bool:
     """The answer just given, tapped again within the double-tap window: silently ignored."""
-    if inp.kind != I.ANSWER or inp.sid != m.sid or inp.q is None or now - m.updated > SETTINGS.double_tap:
+    if inp.kind != inputs.ANSWER or inp.sid != m.sid or inp.q is None or now - m.updated > SETTINGS.double_tap:
         return False
     given = m.answers if m.in_progress else m.last
     return inp.q == len(given) - 1 and given[inp.q] == inp.choice
@@ -149,37 +148,37 @@ def expect(m: Model, inp: Input, now: float) -> tuple[Model, list[Output]]:
 
 def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any]]]:
     k = inp.kind
-    if k in (I.TEXT, I.OTHER) and m.in_handoff(now):  # left to a person: nothing said, nothing changed
+    if k in (inputs.TEXT, inputs.OTHER) and m.in_handoff(now):  # left to a person: nothing said, nothing changed
         return m, []
-    if k in (I.OPT_IN, I.OPT_OUT):  # in any state; the state stays
-        on = k == I.OPT_IN
+    if k in (inputs.OPT_IN, inputs.OPT_OUT):  # in any state; the state stays
+        on = k == inputs.OPT_IN
         out = [notice("optin_on" if on else "optin_off")]
         if m.expired(now):  # the expired diagnosis is put to rest, not revived
             return _changed(m, now, **_at_rest(m), remind=on), out
         shown = [] if on else place(m)  # a stop word mid-diagnosis: where the user is, again
         return (m if m.remind == on else _changed(m, now, remind=on)), out + shown
-    if k == I.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
+    if k == inputs.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
         return (_changed(m, now, **_at_rest(m), remind=False, handoff_until=0.0) if m.last else Model()), []
     if m.expired(now):
-        if k in (I.START, I.RESTART, I.RESTART_YES):
+        if k in (inputs.START, inputs.RESTART, inputs.RESTART_YES):
             new = _changed(m, now, **_fresh(m))
             return new, [question(new.sid, 0)]
-        if k == I.FOLLOW:
+        if k == inputs.FOLLOW:
             return _changed(m, now, **_at_rest(m)), [GREETING]
         rest = _changed(m, now, **_at_rest(m))
-        if k == I.RESULT:
+        if k == inputs.RESULT:
             return rest, ([result(m, m.last, m.prev, again=True)] if m.last
                           else [notice("expired"), notice("no_result"), OFFER])
-        if k == I.ADVICE:
+        if k == inputs.ADVICE:
             return rest, [{"type": "advice", "q": inp.q, "choice": inp.choice}]
         return rest, [notice("expired"), OFFER]
-    if k == I.RESULT:  # the last result again, in any state; the place is kept
+    if k == inputs.RESULT:  # the last result again, in any state; the place is kept
         if not m.last:
             return m, [notice("no_result"), *(place(m) or [OFFER])]
         return m, [result(m, m.last, m.prev, again=True), *place(m)]
-    if k == I.ADVICE:
+    if k == inputs.ADVICE:
         return m, [{"type": "advice", "q": inp.q, "choice": inp.choice}, *place(m)]
-    if k == I.CONSULT:
+    if k == inputs.CONSULT:
         if m.state == IDLE:
             return m, [notice("consult_first"), OFFER]
         sid = m.sid  # about the current diagnosis (the latest result, or the one under way)
@@ -189,37 +188,38 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         ack: dict[str, Any] = {"type": "consult_ack", "sid": sid, **({"again": True} if again else {})}
         return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=sid), [ack]
     if m.state in (IDLE, DONE):
-        if k in (I.START, I.RESTART):
+        if k in (inputs.START, inputs.RESTART):
             new = _changed(m, now, **_fresh(m))
             return new, [question(new.sid, 0)]
-        if k == I.FOLLOW:
+        if k == inputs.FOLLOW:
             return m, [GREETING]
-        if k == I.RESTART_YES:  # the diagnosis it was about has ended
+        if k == inputs.RESTART_YES:  # the diagnosis it was about has ended
             return m, [DONE_HELP if m.state == DONE else OFFER]
         if m.state == DONE:
             return m, ([] if _double_tap(m, inp, now) else [DONE_HELP])
-        return m, ([notice("non_text"), OFFER] if k == I.OTHER else [OFFER])
+        return m, ([notice("non_text"), OFFER] if k == inputs.OTHER else [OFFER])
     # a diagnosis is under way (asking; resume: "continue or start over?"; confirm: "start over?")
-    if k == I.RESTART and m.state == ASKING:  # asks first; the answers so far are kept
+    if k == inputs.RESTART and m.state == ASKING:  # asks first; the answers so far are kept
         return _changed(m, now, state=CONFIRM), [confirm_prompt(m.sid, m.q)]
-    if k == I.RESTART_YES and inp.sid != m.sid:  # a yes from an earlier diagnosis
+    if k == inputs.RESTART_YES and inp.sid != m.sid:  # a yes from an earlier diagnosis
         return m, [notice("stale", number=m.q + 1), *place(m)]
-    if (k == I.RESTART and m.state == RESUME) or k == I.RESTART_YES or (k == I.START and m.state == RESUME):
+    if (k == inputs.RESTART and m.state == RESUME) or k == inputs.RESTART_YES or (
+            k == inputs.START and m.state == RESUME):
         new = _changed(m, now, **_fresh(m))
         return new, [notice("restarted"), question(new.sid, 0)]
-    if k in (I.START, I.FOLLOW):
-        return _changed(m, now, state=RESUME), [*([GREETING] if k == I.FOLLOW else []), resume_prompt(m.sid, m.q)]
-    if k == I.CONTINUE:
+    if k in (inputs.START, inputs.FOLLOW):
+        return _changed(m, now, state=RESUME), [*([GREETING] if k == inputs.FOLLOW else []), resume_prompt(m.sid, m.q)]
+    if k == inputs.CONTINUE:
         return (_changed(m, now, state=ASKING) if m.state != ASKING else m), [question(m.sid, m.q)]
-    if m.state == CONFIRM and k in (I.RESTART, I.TEXT, I.OTHER):  # asked again: nothing is lost unasked
+    if m.state == CONFIRM and k in (inputs.RESTART, inputs.TEXT, inputs.OTHER):  # asked again: nothing is lost unasked
         return m, [confirm_prompt(m.sid, m.q)]
-    if k in (I.TEXT, I.OTHER):
+    if k in (inputs.TEXT, inputs.OTHER):
         if m.state == RESUME:
             return m, [resume_prompt(m.sid, m.q)]
         if now - m.updated > SETTINGS.resume_after:
             return _changed(m, now, state=RESUME), [resume_prompt(m.sid, m.q)]
-        return m, [notice("non_text" if k == I.OTHER else "hint"), question(m.sid, m.q)]
-    assert k in (I.ANSWER, I.BACK), k
+        return m, [notice("non_text" if k == inputs.OTHER else "hint"), question(m.sid, m.q)]
+    assert k in (inputs.ANSWER, inputs.BACK), k
     current = (inp.sid is None or inp.sid == m.sid) and (inp.q is None or inp.q == m.q)
     if not current:  # an old button: never moves the state
         if _double_tap(m, inp, now):
@@ -229,7 +229,7 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         if m.state == CONFIRM:
             return m, [confirm_prompt(m.sid, m.q)]
         return m, [notice("stale", number=m.q + 1), question(m.sid, m.q)]
-    if k == I.BACK:
+    if k == inputs.BACK:
         if m.q == 0:  # (while asked to start over: the user carries on)
             return (_changed(m, now, state=ASKING) if m.state == CONFIRM else m), [question(m.sid, 0)]
         return _changed(m, now, state=ASKING, q=m.q - 1, answers=m.answers[:-1]), [question(m.sid, m.q - 1)]
@@ -330,7 +330,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         assert got.status == "ok", got
         assert list(got.outputs) == want_out, (inp, u.model, got.outputs)
         assert got.state == want_model.state
-        if inp.kind == I.UNFOLLOW:
+        if inp.kind == inputs.UNFOLLOW:
             u.queued = []
         self.check_queued(u, ev, got, before)
         self.check_figures(u, ev, figures_before)
@@ -362,7 +362,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         unfollow always commits one, saying so (follow 0, the person)."""
         new = [f for k, f in self.figures(u).items() if k not in before]
         assert len(new) <= 1, new
-        if ev.input.kind == I.UNFOLLOW:
+        if ev.input.kind == inputs.UNFOLLOW:
             assert len(new) == 1, new
             assert (new[0].delta["follow"], new[0].delta["person"]) == (0, f"{CHANNEL}:{u.subject.user_id}")
         u.figures_ever += [f.id for f in new]
@@ -377,33 +377,33 @@ class BotAgainstModel(RuleBasedStateMachine):
     # ---- what users do ---------------------------------------------------------------------------
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def start(self, ui: int, typed: bool) -> None:
-        self.deliver(ui, I.from_text("診断", KEYWORDS) if typed else I.from_button("s"))
+        self.deliver(ui, inputs.from_text("診断", KEYWORDS) if typed else inputs.from_button("s"))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def restart(self, ui: int, typed: bool) -> None:
-        self.deliver(ui, I.from_text("最初から", KEYWORDS) if typed else I.from_button("r"))
+        self.deliver(ui, inputs.from_text("最初から", KEYWORDS) if typed else inputs.from_button("r"))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), data=st.data())
     def restart_yes(self, ui: int, data: st.DataObject) -> None:
         """Yes to "start over?": for this diagnosis, or a forged/earlier number."""
         m = self.users[ui].model
         sid = data.draw(st.one_of(st.just(m.sid), st.integers(0, m.sid + 1)), label="sid")
-        self.deliver(ui, I.from_button(f"r:{sid}"))
+        self.deliver(ui, inputs.from_button(f"r:{sid}"))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), how=st.sampled_from(["結果", "result", "結果を見る"]))
     def see_result(self, ui: int, how: str) -> None:
-        inp = I.from_text(how, KEYWORDS)
-        assert inp.kind == I.RESULT, inp
+        inp = inputs.from_text(how, KEYWORDS)
+        assert inp.kind == inputs.RESULT, inp
         self.deliver(ui, inp)
 
     @rule(ui=st.integers(0, SUBJECTS - 1), q=st.integers(0, QUESTIONS - 1), letter=st.sampled_from("BCD"))
     def advice_tap(self, ui: int, q: int, letter: str) -> None:
-        self.deliver(ui, I.from_button(f"v:{q}:{letter}"))
+        self.deliver(ui, inputs.from_button(f"v:{q}:{letter}"))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def go_on(self, ui: int, typed: bool) -> None:
         m = self.users[ui].model
-        self.deliver(ui, I.from_text("続き", KEYWORDS) if typed else I.from_button(f"c:{m.sid}"))
+        self.deliver(ui, inputs.from_text("続き", KEYWORDS) if typed else inputs.from_button(f"c:{m.sid}"))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), letter=st.sampled_from("ABCD"),
           how=st.sampled_from(["button", "button", "plain", "fullwidth", "lower", "with-text"]))
@@ -413,8 +413,9 @@ class BotAgainstModel(RuleBasedStateMachine):
         q = m.q if m.in_progress else QUESTIONS - 1
         typed = {"plain": letter, "fullwidth": chr(ord(letter) + 0xFEE0), "lower": letter.lower(),
                  "with-text": f"{letter}: そう思う"}
-        inp = I.from_button(f"a:{m.sid}:{q}:{letter}") if how == "button" else I.from_text(typed[how], KEYWORDS)
-        assert inp.kind == I.ANSWER and inp.choice == letter, (how, inp)
+        inp = (inputs.from_button(f"a:{m.sid}:{q}:{letter}") if how == "button"
+               else inputs.from_text(typed[how], KEYWORDS))
+        assert inp.kind == inputs.ANSWER and inp.choice == letter, (how, inp)
         got = self.deliver(ui, inp)
         for out in got.outputs:
             if isinstance(out, Result):
@@ -429,7 +430,7 @@ class BotAgainstModel(RuleBasedStateMachine):
             m = self.users[ui].model
             if not m.in_progress:
                 break
-            got = self.deliver(ui, I.from_button(f"a:{m.sid}:{m.q}:{letter}"))
+            got = self.deliver(ui, inputs.from_button(f"a:{m.sid}:{m.q}:{letter}"))
             self.clock.advance(SETTINGS.double_tap + 1)
             if any(isinstance(out, Result) for out in got.outputs):
                 [result] = [out for out in got.outputs if isinstance(out, Result)]
@@ -438,7 +439,7 @@ class BotAgainstModel(RuleBasedStateMachine):
     @rule(ui=st.integers(0, SUBJECTS - 1), typed=st.booleans())
     def back(self, ui: int, typed: bool) -> None:
         m = self.users[ui].model
-        self.deliver(ui, I.from_text("戻る", KEYWORDS) if typed else I.from_button(f"b:{m.sid}:{m.q}"))
+        self.deliver(ui, inputs.from_text("戻る", KEYWORDS) if typed else inputs.from_button(f"b:{m.sid}:{m.q}"))
 
     @precondition(lambda self: any(u.model.sid > 0 or u.model.q > 0 for u in self.users))
     @rule(data=st.data())
@@ -450,34 +451,34 @@ class BotAgainstModel(RuleBasedStateMachine):
         q = data.draw(st.integers(0, QUESTIONS - 1).filter(lambda q: (sid, q) != (m.sid, m.q)), label="q")
         kind = data.draw(st.sampled_from(["a", "b"]), label="kind")
         raw = f"a:{sid}:{q}:{data.draw(st.sampled_from('ABCD'))}" if kind == "a" else f"b:{sid}:{q}"
-        self.deliver(ui, I.from_button(raw))
+        self.deliver(ui, inputs.from_button(raw))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), text=st.text(max_size=12))
     def say(self, ui: int, text: str) -> None:
         """Anything typed: whatever the parser makes of it, the model knows what it must do."""
-        self.deliver(ui, I.from_text(text, KEYWORDS))
+        self.deliver(ui, inputs.from_text(text, KEYWORDS))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), data=st.sampled_from(["", "x", "a:1", "a:1:0:E", "b:x:1", "c", "o:2",
                                                                    "a:-1:0:A", "a:1:0:AB", "s:1", "r:r", "v:10:B",
                                                                    "v:1:A", "r:-1"]))
     def garbage_button(self, ui: int, data: str) -> None:
-        self.deliver(ui, I.from_button(data))
+        self.deliver(ui, inputs.from_button(data))
 
     @rule(ui=st.integers(0, SUBJECTS - 1))
     def sticker(self, ui: int) -> None:
-        self.deliver(ui, Input(I.OTHER))
+        self.deliver(ui, Input(inputs.OTHER))
 
     @rule(ui=st.integers(0, SUBJECTS - 1))
     def follow(self, ui: int) -> None:
-        self.deliver(ui, Input(I.FOLLOW))
+        self.deliver(ui, Input(inputs.FOLLOW))
 
     @rule(ui=st.integers(0, SUBJECTS - 1))
     def unfollow(self, ui: int) -> None:
-        self.deliver(ui, Input(I.UNFOLLOW))
+        self.deliver(ui, Input(inputs.UNFOLLOW))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), how=st.sampled_from(["o:1", "o:0", "停止"]))
     def reminder(self, ui: int, how: str) -> None:
-        self.deliver(ui, I.from_text(how, KEYWORDS) if how == "停止" else I.from_button(how))
+        self.deliver(ui, inputs.from_text(how, KEYWORDS) if how == "停止" else inputs.from_button(how))
 
     @rule(ui=st.integers(0, SUBJECTS - 1), data=st.data())
     def consult(self, ui: int, data: st.DataObject) -> None:
@@ -485,11 +486,11 @@ class BotAgainstModel(RuleBasedStateMachine):
         m = self.users[ui].model
         how = data.draw(st.sampled_from(["typed", "current", "other"]), label="how")
         if how == "typed":
-            inp = I.from_text("相談", KEYWORDS)
+            inp = inputs.from_text("相談", KEYWORDS)
         else:
             sid = m.sid if how == "current" else data.draw(st.integers(0, m.sid + 2), label="sid")
-            inp = I.from_button(f"k:{sid}")
-        assert inp.kind == I.CONSULT, inp
+            inp = inputs.from_button(f"k:{sid}")
+        assert inp.kind == inputs.CONSULT, inp
         self.deliver(ui, inp)
 
     @rule(seconds=st.sampled_from([1, 4, 9, 11, 30, 120, 301, 600]))
@@ -524,7 +525,7 @@ class BotAgainstModel(RuleBasedStateMachine):
         u = self.users[ui]
         m = u.model
         letters = data.draw(st.lists(st.sampled_from("ABCD"), min_size=2, max_size=4), label="letters")
-        evs = [self.new_event(u, I.from_button(f"a:{m.sid}:{m.q}:{x}")) for x in letters]
+        evs = [self.new_event(u, inputs.from_button(f"a:{m.sid}:{m.q}:{x}")) for x in letters]
         now = self.clock()
         before = self.mailbox(u)
         figures_before = self.figures(u)
@@ -555,8 +556,9 @@ class BotAgainstModel(RuleBasedStateMachine):
         u = self.users[ui]
         m = u.model
         inp = data.draw(st.sampled_from([
-            I.from_button("s"), I.from_button(f"a:{m.sid}:{m.q}:B"), I.from_text("c", KEYWORDS),
-            I.from_button(f"b:{m.sid}:{m.q}"), I.from_button("r"), Input(I.FOLLOW), I.from_button("o:1"),
+            inputs.from_button("s"), inputs.from_button(f"a:{m.sid}:{m.q}:B"), inputs.from_text("c", KEYWORDS),
+            inputs.from_button(f"b:{m.sid}:{m.q}"), inputs.from_button("r"), Input(inputs.FOLLOW),
+            inputs.from_button("o:1"),
         ]))
         ev = self.new_event(u, inp)
         want_model, want_out = expect(m, inp, self.clock())

@@ -31,7 +31,7 @@ import redis
 from bot.app import Services, build_reminders, build_services, build_worker, create_app
 from bot.config import Config
 from bot.logs import uid
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.webchat import Inbox
 from bot.webchat import subject as web_subject
 from bot.worker import WorkerThread
@@ -358,7 +358,7 @@ def slack_owners(w: World, plan: Plan) -> None:
         w.event(lambda ch=ch: w.slack_env.setup_team(team_name(ch), channel=ch))
         w.slack_env.command("owners", channel=ch)
         view = w.slack.opened_views()[-1]
-        assert view["callback_id"] == B.OWNERS_CALLBACK
+        assert view["callback_id"] == slack_blocks.OWNERS_CALLBACK
         w.event(lambda view=view: w.slack_env.submit(view, values))
         team_messages(w, plan, ch, said(txt("owners_post", user=ALICE, lines="")))
 
@@ -373,11 +373,11 @@ def slack_actions(w: World, plan: Plan) -> None:
         w.slack_env.teams.submit(ref, Q1, {k: float(v) for k, v in BASE.items()}, ALICE, w.clock())
         team = w.slack_env.teams.get(ref)
         assert team is not None
-        button = B.actions_button("ja", team, Q1, "roi")
+        button = slack_blocks.actions_button("ja", team, Q1, "roi")
         result = {"type": "message", "channel": ch, "ts": f"{w.clock():.6f}", "text": RESULT_POST, "blocks": [button]}
-        w.slack_env.click(ALICE, result, B.ACTIONS_ACTION, button["elements"][0]["value"])
+        w.slack_env.click(ALICE, result, slack_blocks.ACTIONS_ACTION, button["elements"][0]["value"])
         view = w.slack.opened_views()[-1]
-        assert view["callback_id"] == B.ACTIONS_CALLBACK
+        assert view["callback_id"] == slack_blocks.ACTIONS_CALLBACK
         values: dict[str, dict[str, Any]] = {"area": {"a": "roi"}}
         for n in range(1, 4):
             first = n == 1

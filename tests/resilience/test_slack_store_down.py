@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.app import build_services, build_worker, create_app
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.slack.unavailable import answer
 from bot.worker import WorkerThread
 from tests.bot.slack.conftest import (
@@ -95,7 +95,8 @@ def test_while_redis_is_down_commands_buttons_and_modals_are_told_so(
                                               "replace_original": False}]
         # the booking link needs nothing from Redis: acknowledged, no message
         link = fake_slack.new_response_url()
-        res = env.post(interaction_body(block_actions_payload(ALICE, B.CONSULT_URL_ACTION, None, message=question,
+        res = env.post(interaction_body(block_actions_payload(ALICE, slack_blocks.CONSULT_URL_ACTION, None,
+                                                              message=question,
                                                              response_url=link)))
         assert res.status_code == 200 and fake_slack.responses(link) == []
         # an event: 503, and Slack delivers it again later
@@ -129,7 +130,7 @@ def test_with_oauth_the_installation_lookup_answers_the_same_way(
         answered = _json(env.post(slash_command_body("/kpi", "", ALICE, CH, team_id=W1)))
         assert answered == {"response_type": "ephemeral", "text": UNAVAILABLE}
         url = fake_slack.new_response_url()
-        payload = block_actions_payload(ALICE, f"{B.DIAGNOSIS_ACTION}:0", "a:1:0:A", channel_id="D0ALICE",
+        payload = block_actions_payload(ALICE, f"{slack_blocks.DIAGNOSIS_ACTION}:0", "a:1:0:A", channel_id="D0ALICE",
                                         team_id=W1, response_url=url)
         res = env.post(interaction_body(payload))
         assert res.status_code == 200 and fake_slack.responses(url)[0]["text"] == UNAVAILABLE

@@ -20,6 +20,8 @@ from scoring import (
     tier_for,
 )
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 ALL_A = "A" * QUESTION_COUNT
 
 

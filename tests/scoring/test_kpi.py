@@ -20,6 +20,8 @@ from scoring.kpi import (
     score_report,
 )
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 
 def ind(key: str = "x", area: str = "a", **over: object) -> Indicator:
     fields: dict[str, object] = {

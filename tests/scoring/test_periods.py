@@ -29,6 +29,8 @@ from scoring.periods import (
     reportable,
 )
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 JST = ZoneInfo("Asia/Tokyo")
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from scoring import NextTier, compare, next_tier
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 
 @pytest.mark.parametrize(
     ("a_count", "expected"),

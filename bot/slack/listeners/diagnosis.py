@@ -9,18 +9,18 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core import InboundEvent
-from bot.slack import blocks as B
+from bot.slack import blocks
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import subject_of
 from bot.slack.payload import obj, strings
 from bot.slack.texts import t
-from conversations import inputs as I
+from conversations import inputs
 from conversations.errors import InvalidInput, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def handle(deps: Deps, workspace: str, user: str, event_id: str, inp: I.Input) -> None:
+def handle(deps: Deps, workspace: str, user: str, event_id: str, inp: inputs.Input) -> None:
     try:
         deps.bot.handle(InboundEvent(subject_of(workspace, user), event_id, inp, timestamp=deps.clock()))
     except StoreUnavailable as e:
@@ -35,7 +35,7 @@ def diagnosis_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
     if ids is None:
         log.warning("slack: /diagnosis without a team, user or trigger ignored")
         return
-    handle(deps, ids[0], ids[1], "cmd:" + ids[2], I.Input(I.START))
+    handle(deps, ids[0], ids[1], "cmd:" + ids[2], inputs.Input(inputs.START))
 
 
 def diagnosis_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], deps: Deps) -> None:
@@ -47,7 +47,7 @@ def diagnosis_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], dep
     if ids is None:
         log.warning("slack: a diagnosis button without a team, user or action time ignored")
         return
-    handle(deps, ids[0], ids[1], f"act:{ids[2]}", I.from_button(action.get("value") or ""))
+    handle(deps, ids[0], ids[1], f"act:{ids[2]}", inputs.from_button(action.get("value") or ""))
 
 
 def direct_message(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
@@ -58,7 +58,7 @@ def direct_message(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> N
     if ids is None or not isinstance(text, str):
         log.warning("slack: a direct message without a team, user, event ID or text ignored")
         return
-    handle(deps, ids[0], ids[1], "ev:" + ids[2], I.from_text(text, deps.script.keywords))
+    handle(deps, ids[0], ids[1], "ev:" + ids[2], inputs.from_text(text, deps.script.keywords))
 
 
 def booking_link(ack: Ack) -> None:
@@ -67,6 +67,6 @@ def booking_link(ack: Ack) -> None:
 
 def register(app: App) -> None:
     app.command("/diagnosis")(diagnosis_command)
-    app.action(B.CONSULT_URL_ACTION)(booking_link)
-    app.action(re.compile(rf"^{B.DIAGNOSIS_ACTION}:\d+$"))(diagnosis_button)
+    app.action(blocks.CONSULT_URL_ACTION)(booking_link)
+    app.action(re.compile(rf"^{blocks.DIAGNOSIS_ACTION}:\d+$"))(diagnosis_button)
     app.event("message")(direct_message)

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.slack import blocks as B
+from bot.slack import blocks
 from bot.slack.deps import Deps
 from bot.slack.listeners.common import subject_of
 from bot.slack.payload import strings
@@ -27,7 +27,7 @@ def app_home_opened(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> 
     for team in deps.teams.workspace_teams(workspace):
         status = deps.kpi.status(team, now)
         rows.append((team, status.due, status.reported, status.latest_quarter, status.latest))
-    view = B.home_view(deps.catalog, deps.locale, rows)
+    view = blocks.home_view(deps.catalog, deps.locale, rows)
     deps.outbox.enqueue(subject, [{"type": "slack_home", "user": ids[0], "view": view}])
 
 

@@ -16,8 +16,7 @@ from slack_bolt import Ack, App
 
 from bot.kpi import Refused
 from bot.mrkdwn import escape, unescape
-from bot.slack import blocks as B
-from bot.slack import results as R
+from bot.slack import blocks, results
 from bot.slack.deps import Deps
 from bot.slack.listeners import method
 from bot.slack.listeners.common import ephemeral, modal_submission, post_to_team, subject_of
@@ -42,8 +41,8 @@ def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None
     if it is still among the choices), earlier ones offered for late entries, never the running one.
     An area owner sees inputs for their areas only, the others read-only."""
     form = deps.kpi.report_form(team, user, quarter)
-    readonly = R.readonly_texts(deps.catalog, deps.locale, form.report, form.owners, form.others)
-    view = B.report_modal(deps.catalog, deps.locale, team, form.choices, form.initial,
+    readonly = results.readonly_texts(deps.catalog, deps.locale, form.report, form.owners, form.others)
+    view = blocks.report_modal(deps.catalog, deps.locale, team, form.choices, form.initial,
                           form.report.values if form.report else {}, form.targets,
                           form.editable if form.others else None, readonly)
     deps.client.views_open(trigger_id=trigger_id, view=view)
@@ -85,14 +84,15 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         open_report(deps, trigger_id, team, user=user)
     elif sub == "targets":
         deps.client.views_open(trigger_id=trigger_id,
-                               view=B.targets_modal(deps.catalog, locale, team, teams.targets(ref)))
+                               view=blocks.targets_modal(deps.catalog, locale, team, teams.targets(ref)))
     elif sub == "history":
         past = deps.kpi.history(ref)
         rows = past.rows
-        text, blks = B.history_blocks(deps.catalog, locale, team, rows, past.actions)
+        text, blks = blocks.history_blocks(deps.catalog, locale, team, rows, past.actions)
         if rows:  # the chart goes to the asker's DM: a file cannot be shown to one person in a channel
-            deps.outbox.enqueue(subject_of(ref.workspace, user), [R.trend_output(deps.catalog, locale, team, rows)])
-            blks.append(B.section(t(locale, "history_chart_sent")))
+            trend = results.trend_output(deps.catalog, locale, team, rows)
+            deps.outbox.enqueue(subject_of(ref.workspace, user), [trend])
+            blks.append(blocks.section(t(locale, "history_chart_sent")))
         ephemeral(deps, ref, user, text, blks)
     elif sub == "owners":
         method.open_owners(deps, trigger_id, team)
@@ -137,7 +137,7 @@ def setup(deps: Deps, ref: TeamRef, user: str, rest: str, channel_name: str = ""
     if created:
         # the announcement is queued first: a failed (best-effort) ephemeral must not lose it
         announcement = t(locale, "setup_announce", user=user, name=escape(team.name))
-        post_to_team(deps, team, announcement, [B.section(announcement)])
+        post_to_team(deps, team, announcement, [blocks.section(announcement)])
         ephemeral(deps, ref, user, t(locale, "setup_done", **settings))
     else:
         ephemeral(deps, ref, user, t(locale, "setup_updated", **settings))
@@ -190,9 +190,9 @@ def store_report(body: dict[str, Any], view: dict[str, Any], deps: Deps) -> dict
     if found is None:
         return {"quarter": t(deps.locale, "not_a_team")}
     team, by, submitted = found
-    refused = deps.kpi.submit_report(team, by, B.chosen_quarter(state), B.typed_figures(deps.catalog, state),
+    refused = deps.kpi.submit_report(team, by, blocks.chosen_quarter(state), blocks.typed_figures(deps.catalog, state),
                                      submitted)
-    return B.modal_errors(deps.catalog, deps.locale, refused) if refused is not None else {}
+    return blocks.modal_errors(deps.catalog, deps.locale, refused) if refused is not None else {}
 
 
 def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps: Deps) -> None:
@@ -206,14 +206,14 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
             ack(response_action="errors", errors={first_input: t(locale, "not_a_team")})
             return
         team, by, submitted = found
-        typed = B.typed_figures(catalog, obj(obj(view.get("state")).get("values")))
+        typed = blocks.typed_figures(catalog, obj(obj(view.get("state")).get("values")))
         applied = deps.kpi.set_targets(team, by, typed, submitted)
     except StoreUnavailable as e:
         log.error("slack: targets could not be stored (%s)", e)
         ack(response_action="errors", errors={first_input: t(locale, "err_store")})
         return
     if isinstance(applied, Refused):
-        ack(response_action="errors", errors=B.modal_errors(catalog, locale, applied))
+        ack(response_action="errors", errors=blocks.modal_errors(catalog, locale, applied))
         return
     ack()
     if applied:
@@ -222,7 +222,7 @@ def targets_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
 
 def register(app: App) -> None:
     app.command("/kpi")(kpi_command)
-    app.action(B.OPEN_REPORT_ACTION)(open_report_button)
-    app.view(B.REPORT_CALLBACK)(report_submitted)
-    app.view(B.TARGETS_CALLBACK)(targets_submitted)
+    app.action(blocks.OPEN_REPORT_ACTION)(open_report_button)
+    app.view(blocks.REPORT_CALLBACK)(report_submitted)
+    app.view(blocks.TARGETS_CALLBACK)(targets_submitted)
     method.register(app)

@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.mrkdwn import escape
-from bot.slack import blocks as B
+from bot.slack import blocks
 from bot.slack.deps import Deps
 from bot.slack.export import kpi_csv
 from bot.slack.listeners.common import ephemeral, modal_submission, subject_of
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def open_owners(deps: Deps, trigger_id: str, team: Team) -> None:
-    view = B.owners_modal(deps.catalog, deps.locale, team, deps.teams.owners(team.ref))
+    view = blocks.owners_modal(deps.catalog, deps.locale, team, deps.teams.owners(team.ref))
     deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -53,8 +53,8 @@ def owners_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps:
         errors: dict[str, str] = {}
         for area in catalog.area_keys:
             block = f"owner:{area}"
-            chosen = B.chosen_user(state, block)
-            owner = B.parse_user(state, block)
+            chosen = blocks.chosen_user(state, block)
+            owner = blocks.parse_user(state, block)
             if owner is not None:
                 owners[area] = owner
             elif chosen is not None:
@@ -90,7 +90,7 @@ def open_actions_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], 
     team = deps.teams.get(ref)
     area = data.get("area")
     if team is not None and isinstance(trigger_id, str) and trigger_id:
-        view = B.actions_modal(deps.catalog, deps.locale, team, quarter, area if isinstance(area, str) else None)
+        view = blocks.actions_modal(deps.catalog, deps.locale, team, quarter, area if isinstance(area, str) else None)
         deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -108,7 +108,7 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
             return
         team, by, submitted = found
         state = obj(obj(view.get("state")).get("values"))
-        area, rows, errors = B.parse_actions(locale, state, deps.kpi.today(team), catalog.area_keys)
+        area, rows, errors = blocks.parse_actions(locale, state, deps.kpi.today(team), catalog.area_keys)
         if errors or area is None:
             ack(response_action="errors", errors=errors or {"area": t(locale, "action_area")})
             return
@@ -141,6 +141,6 @@ def export(deps: Deps, team: Team, user: str) -> None:
 
 
 def register(app: App) -> None:
-    app.view(B.OWNERS_CALLBACK)(owners_submitted)
-    app.action(B.ACTIONS_ACTION)(open_actions_button)
-    app.view(B.ACTIONS_CALLBACK)(actions_submitted)
+    app.view(blocks.OWNERS_CALLBACK)(owners_submitted)
+    app.action(blocks.ACTIONS_ACTION)(open_actions_button)
+    app.view(blocks.ACTIONS_CALLBACK)(actions_submitted)

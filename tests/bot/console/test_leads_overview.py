@@ -241,6 +241,14 @@ def test_every_text_exists_in_both_languages() -> None:
     assert not set(JA) & set(dir(dict))  # Jinja would find a dict method first
 
 
+def test_every_try_page_text_exists_in_both_languages() -> None:
+    from bot.console.texts import TRY_TEXTS, try_texts
+
+    assert set(TRY_TEXTS) == {"ja", "en"} and set(TRY_TEXTS["ja"]) == set(TRY_TEXTS["en"])
+    assert not set(TRY_TEXTS["ja"]) & set(dir(dict))
+    assert try_texts("en")["send"] == "Send" and try_texts("fr") is TRY_TEXTS["ja"]
+
+
 def test_lead_progress_words() -> None:
     lead = Lead(id="line:U1:1-0", channel="line", user_id="U1", started=0.0, updated=100.0, reached=4,
                 answers="ABC")

@@ -17,6 +17,8 @@ from bot.line import render
 from conversations.content import load_script
 from conversations.outputs import ConsultAck
 
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
+
 AA = 4.5
 WHITE = "#FFFFFF"
 PRIMARY_BUTTON_TEXT = WHITE  # LINE draws a primary button's label in white on the button's colour

@@ -20,8 +20,7 @@ from bot.core import Bot, InboundEvent
 from bot.outbox import Outbox
 from bot.redis_conn import connect_async
 from bot.worker import DELIVERED, Attempt, Outcome, Worker, WorkerThread
-from conversations import analytics as A
-from conversations import inputs as I
+from conversations import analytics, inputs
 from conversations.analytics import Analytics
 from conversations.errors import StoreUnavailable
 from conversations.jobs import Figures
@@ -204,7 +203,7 @@ def test_the_funnel_of_scripted_users_is_exact(both: Both) -> None:
     assert list(w.line.r.scan_iter(match="crmbot:{u:*}:out")) == []
 
     # -- the next day: U1 takes it again, a new follower starts ------------------------------------
-    w.clock.t = A.day_start(JAN2) + 3600
+    w.clock.t = analytics.day_start(JAN2) + 3600
     w.start(users["U1"])
     w.answer(users["U1"], 2, 0, "A")
     u5 = w.follower("U" + "5" * 32)
@@ -260,8 +259,8 @@ def test_try_it_users_are_kept_apart_from_every_figure(line_env: LineEnv) -> Non
     web_worker = WorkerThread(build)
     try:
         tester = Subject("web", "trial1")
-        for i, inp in enumerate([I.Input(I.FOLLOW), I.Input(I.START),
-                                 *(I.Input(I.ANSWER, choice="A", q=q, sid=1) for q in range(10))]):
+        for i, inp in enumerate([inputs.Input(inputs.FOLLOW), inputs.Input(inputs.START),
+                                 *(inputs.Input(inputs.ANSWER, choice="A", q=q, sid=1) for q in range(10))]):
             web_bot.handle(InboundEvent(tester, f"web-{i}", inp))
             env.clock.advance(15)
         assert web_worker.drain() == 12
@@ -291,10 +290,10 @@ def test_the_first_consultation_hook_runs_once_per_lead(line_env: LineEnv) -> No
     u.tap("s")
     env.settle()
     lead_id = Analytics(env.r).leads()[0].id
-    calls: list[A.Lead] = []
+    calls: list[analytics.Lead] = []
     failures = [StoreUnavailable("redis: ConnectionError")]
 
-    def hook(lead: A.Lead) -> None:
+    def hook(lead: analytics.Lead) -> None:
         calls.append(lead)
         if failures:
             raise failures.pop()
@@ -305,7 +304,7 @@ def test_the_first_consultation_hook_runs_once_per_lead(line_env: LineEnv) -> No
 
     subject = Subject("line", u.user_id)
     conv = env.svc.store.load(subject)
-    consult = A.delta_of(conv, conv, (ConsultAck(conv.sid),), subject, env.clock())
+    consult = analytics.delta_of(conv, conv, (ConsultAck(conv.sid),), subject, env.clock())
     assert consult is not None and consult["lead"]["id"] == lead_id
     worker = WorkerThread(build)
     try:
@@ -319,7 +318,7 @@ def test_the_first_consultation_hook_runs_once_per_lead(line_env: LineEnv) -> No
     assert [x.id for x in calls] == [lead_id, lead_id]  # failed once, then told
     stored = Analytics(env.r).lead(lead_id)
     assert stored is not None and (stored.consult, stored.consult_at) == ("new", consult["at"])
-    assert env.r.hget(A.lead_key(lead_id), "cn") == b"done"
+    assert env.r.hget(analytics.lead_key(lead_id), "cn") == b"done"
     assert Analytics(env.r).open_consultations() == 1
     assert list(env.r.scan_iter(match=f"crmbot:{{u:line:{u.user_id}}}:out")) == []
     assert list(env.r.scan_iter(match=f"crmbot:{{u:line:{u.user_id}}}:figs")) == []

@@ -20,8 +20,7 @@ import redis
 from bot import views
 from bot.app import build_services, build_worker, create_app
 from bot.worker import WorkerThread
-from conversations import inputs as I
-from conversations import jobs, keys
+from conversations import inputs, jobs, keys
 from conversations.analytics import Analytics, delta_of
 from conversations.content import SCRIPTS_DIR, load_script
 from conversations.keys import Subject
@@ -103,7 +102,7 @@ def started(env: LineEnv, subject: Subject) -> tuple[Conv, dict[str, Any]]:
     """The record and the figures of diagnosis 1 started now."""
     now = env.clock()
     conv = Conv(state=ASKING, sid=1, q=0, updated=now, n=1, begun=round(now, 3))
-    delta = delta_of(Conv(), conv, (Question(1, 0),), subject, now, event=I.START)
+    delta = delta_of(Conv(), conv, (Question(1, 0),), subject, now, event=inputs.START)
     assert delta is not None
     return conv, delta
 
@@ -135,7 +134,7 @@ def test_a_figures_only_job_of_the_first_shape_counts_and_sends_nothing(line_env
     env = line_env
     user = env.user()
     subject = Subject(Transport.LINE, user.user_id)
-    follow = delta_of(Conv(), Conv(), (), subject, env.clock(), event=I.FOLLOW)
+    follow = delta_of(Conv(), Conv(), (), subject, env.clock(), event=inputs.FOLLOW)
     put_first_shape(env, user, "old-2", channel="stats", meta={"stats": follow})
     assert env.settle() == 1  # a job: "nothing to send"
     assert env.fake.recorded() == [] and Analytics(env.r).followers() == 1
@@ -153,7 +152,7 @@ def test_an_unfollow_commits_figures_and_no_job_and_counts_a_first_shape_job_it_
     now = env.clock()
     asking = Conv(state=ASKING, sid=1, q=9, answers="AAAAAAAAA", updated=now - 60, n=10, begun=round(now - 300, 3))
     done = Conv(state=DONE, sid=1, last="AAAAAAAAAB", finished=now, updated=now, n=11, begun=asking.begun)
-    finished = delta_of(asking, done, (Result(1, "AAAAAAAAAB"),), subject, now, event=I.ANSWER)
+    finished = delta_of(asking, done, (Result(1, "AAAAAAAAAB"),), subject, now, event=inputs.ANSWER)
     env.r.set(keys.conv(subject), done.to_json())
     put_first_shape(env, user, "old-3", outputs=[{"type": "result", "sid": 1, "answers": "AAAAAAAAAB"}],
                     meta={"stats": finished})

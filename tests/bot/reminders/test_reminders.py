@@ -265,11 +265,11 @@ def test_clock_killed_after_queueing_the_reminder_is_recovered_once(world: World
 
 def test_stop_word_or_unfollow_ends_the_reminder(world: World) -> None:
     from bot.core import InboundEvent
-    from conversations import inputs as I
+    from conversations import inputs
 
     stopper, leaver, stayer = (world.line_user(f"U{i:032d}") for i in range(3))
-    world.svc.bot.handle(InboundEvent(stopper, "e1", I.from_text("停止", world.svc.script.keywords)))
-    world.svc.bot.handle(InboundEvent(leaver, "e2", I.Input(I.UNFOLLOW)))
+    world.svc.bot.handle(InboundEvent(stopper, "e1", inputs.from_text("停止", world.svc.script.keywords)))
+    world.svc.bot.handle(InboundEvent(leaver, "e2", inputs.Input(inputs.UNFOLLOW)))
     world.line.reset()
     world.clock.t = KICKOFF
     world.reminders.run(world.clock())

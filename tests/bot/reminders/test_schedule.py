@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from bot.reminders import ReminderSettings, kickoff_at, schedule
 from scoring.periods import Quarter
+
+pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
 JST = ZoneInfo("Asia/Tokyo")
 

@@ -73,9 +73,9 @@ def test_a_year_of_reminders_with_two_clocks_and_a_crash(world: World) -> None:
             if quarter.q == 2 and now >= start + 30 * DAY and not world.r.exists("test:stopped"):
                 for u in stoppers:
                     from bot.core import InboundEvent
-                    from conversations import inputs as I
+                    from conversations import inputs
 
-                    world.svc.bot.handle(InboundEvent(Subject("line", u), f"stop-{u}", I.Input(I.OPT_OUT)))
+                    world.svc.bot.handle(InboundEvent(Subject("line", u), f"stop-{u}", inputs.Input(inputs.OPT_OUT)))
                 world.r.set("test:stopped", 1)
             if quarter.q == 3 and now >= start - DAY:
                 world.teams.set_reminders(silent, False)

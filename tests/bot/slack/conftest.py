@@ -1,8 +1,9 @@
 """Slack end to end: signed requests -> Flask -> Bolt -> the app -> real Redis -> the fake Slack Web API.
 
-Bolt acks first and runs listeners on its thread pool; outbox sends run on the outbox's pool. Tests
-never sleep: :meth:`SlackEnv.settle` waits (bounded) for exactly the work the requests started, so
-"nothing else happened" can be asserted as firmly as "this happened".
+Bolt acks first and runs listeners on its thread pool; what they send is committed to the outbox and sent
+by the worker (a :class:`bot.worker.WorkerThread` here, as ``crmbot worker`` runs it). Tests never sleep:
+:meth:`SlackEnv.settle` waits (bounded) for exactly the work the requests started, listeners then the
+worker's deliveries, so "nothing else happened" can be asserted as firmly as "this happened".
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from conversations.keys import TeamRef
 from conversations.teams import MAX_ACTIONS
 from scoring.periods import Quarter
@@ -47,10 +47,10 @@ def q4(slack_env: SlackEnv) -> SlackEnv:
 def open_actions(env: SlackEnv, user: str = ALICE) -> dict[str, Any]:
     [post] = env.team_posts(CH)
     button = post["blocks"][-1]["elements"][0]
-    assert button["action_id"] == B.ACTIONS_ACTION and button["text"]["text"] == "改善アクションを登録"
-    env.click(user, post, B.ACTIONS_ACTION, button["value"])
+    assert button["action_id"] == slack_blocks.ACTIONS_ACTION and button["text"]["text"] == "改善アクションを登録"
+    env.click(user, post, slack_blocks.ACTIONS_ACTION, button["value"])
     view = env.fake.opened_views()[-1]
-    assert view["callback_id"] == B.ACTIONS_CALLBACK
+    assert view["callback_id"] == slack_blocks.ACTIONS_CALLBACK
     return view
 
 
@@ -151,7 +151,7 @@ def test_a_quarter_holds_a_bounded_number_of_actions(q4: SlackEnv) -> None:
 def test_a_button_naming_another_workspace_opens_nothing(q4: SlackEnv) -> None:
     [post] = q4.team_posts(CH)
     before = len(q4.fake.opened_views())
-    q4.click(ALICE, post, B.ACTIONS_ACTION, json.dumps({"team": f"T9:{CH}", "quarter": Q4_2025}))
+    q4.click(ALICE, post, slack_blocks.ACTIONS_ACTION, json.dumps({"team": f"T9:{CH}", "quarter": Q4_2025}))
     assert len(q4.fake.opened_views()) == before
 
 
@@ -163,16 +163,17 @@ def test_the_english_screens_are_valid_block_kit(q4: SlackEnv) -> None:
     catalog, team = q4.catalog, q4.teams.get(REF)
     assert team is not None
     owners = {"engagement": ALICE, "roi": BOB}
-    assert check_view(B.owners_modal(catalog, "en", team, owners)) == []
-    assert check_view(B.actions_modal(catalog, "en", team, Q4, "roi")) == []
+    assert check_view(slack_blocks.owners_modal(catalog, "en", team, owners)) == []
+    assert check_view(slack_blocks.actions_modal(catalog, "en", team, Q4, "roi")) == []
     act = Action("a1", "roi", "Follow up first buyers on day 30", BOB, "2026-03-31", ALICE, FEB_2026)
     result = catalog.score({"active_members": 80.0})
-    text, blocks = B.result_message(catalog, "en", team, Q4, result, None, ALICE, False, reporters=[ALICE, BOB],
+    text, blocks = slack_blocks.result_message(catalog, "en", team, Q4, result, None, ALICE, False,
+                                               reporters=[ALICE, BOB],
                                     owners=owners, follow=[(act, 1.5)], closed=True)
     assert check_blocks(blocks) == []
     assert "not reported (owner <@U0BOB>)" in str(blocks) and "▲1.5 up" in str(blocks)
     assert f"Reported by <@{ALICE}>, <@{BOB}>" in str(blocks)
     for kind in ("kickoff", "nudge7"):
-        text, blocks = B.reminder_message(catalog, "en", team, Q4, kind, owners=owners, missing=["roi"],
+        text, blocks = slack_blocks.reminder_message(catalog, "en", team, Q4, kind, owners=owners, missing=["roi"],
                                           actions=[act])
         assert check_blocks(blocks) == [] and text.startswith(("*FY2025 Q3", "The KPIs for *FY2025 Q3"))

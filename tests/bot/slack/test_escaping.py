@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from bot.app import build_reminders, build_services, create_app
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from conversations.analytics import Analytics
 from conversations.keys import TeamRef
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
@@ -148,8 +148,8 @@ def add_actions(env: SlackEnv, what: str) -> None:
     """The 「改善アクションを登録」 button under the latest result, its modal submitted with ``what``."""
     post = env.team_posts(CH)[-1]
     button = post["blocks"][-1]["elements"][0]
-    assert button["action_id"] == B.ACTIONS_ACTION
-    env.click(ALICE, post, B.ACTIONS_ACTION, button["value"])
+    assert button["action_id"] == slack_blocks.ACTIONS_ACTION
+    env.click(ALICE, post, slack_blocks.ACTIONS_ACTION, button["value"])
     view = env.fake.opened_views()[-1]
     values: dict[str, dict[str, Any]] = {"area": {"a": "efficiency"}}
     for n in range(1, 4):
@@ -227,8 +227,8 @@ def test_actions_are_shown_escaped_in_their_post_the_kickoff_and_the_history(sea
 
 def test_modals_app_home_and_files_show_the_name_escaped(season: SlackEnv) -> None:
     views = season.fake.opened_views()
-    reports = [v for v in views if v["callback_id"] == B.REPORT_CALLBACK]
-    [targets] = [v for v in views if v["callback_id"] == B.TARGETS_CALLBACK]
+    reports = [v for v in views if v["callback_id"] == slack_blocks.REPORT_CALLBACK]
+    [targets] = [v for v in views if v["callback_id"] == slack_blocks.TARGETS_CALLBACK]
     assert len(reports) == 2 and all(sections_of(v)[0] == txt("report_intro", team=NAME_SHOWN) for v in reports)
     assert sections_of(targets)[0] == txt("targets_intro", team=NAME_SHOWN)
     home = season.fake.home_view(ALICE)

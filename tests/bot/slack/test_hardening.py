@@ -16,7 +16,7 @@ import redis
 
 from bot.config import Config
 from bot.redis_conn import connect
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.slack.texts import t
 from conversations import jobs, keys
 from conversations.keys import TeamRef, ViewRef
@@ -327,12 +327,13 @@ def test_targets_from_another_workspace_are_refused(team_env: SlackEnv) -> None:
 def test_the_report_button_opens_only_a_team_of_its_own_workspace(team_env: SlackEnv, workspace: str,
                                                                   opens: int) -> None:
     team = team_env.teams.get(REF)
-    button = B.report_button("ja", team, Quarter(2025, 4))
+    button = slack_blocks.report_button("ja", team, Quarter(2025, 4))
     message = {"channel": CH, "ts": "1767225600.000900", "text": "reminder", "blocks": [button]}
     value = button["elements"][0]["value"]
     assert json.loads(value)["team"] == REF.id
     before = sorted(team_env.r.keys("*"))
-    res = team_env.post(interaction_body(block_actions_payload(BOB, B.OPEN_REPORT_ACTION, value, message=message,
+    res = team_env.post(interaction_body(block_actions_payload(BOB, slack_blocks.OPEN_REPORT_ACTION, value,
+                                                               message=message,
                                                                team_id=workspace)))
     team_env.settle()
     assert (res.status_code, res.get_data()) == (200, b"")  # ignored: a plain ack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from conversations.keys import TeamRef
 from tests.bot.slack.conftest import (
     ALICE,
@@ -99,7 +99,7 @@ def test_history_before_any_report(team_env: SlackEnv) -> None:
 def open_targets(env: SlackEnv, user: str = ALICE) -> dict:
     env.command("targets", user=user)
     view = env.fake.opened_views()[-1]
-    assert view["callback_id"] == B.TARGETS_CALLBACK
+    assert view["callback_id"] == slack_blocks.TARGETS_CALLBACK
     return view
 
 

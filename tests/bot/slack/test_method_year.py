@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.app import build_reminders
 from bot.reminders import kickoff_at
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from bot.slack.texts import months_label, period_label
 from conversations.keys import TeamRef
 from conversations.teams import Action
@@ -78,11 +78,11 @@ def report(env: OAuthEnv, team: Team, user: str, figures: dict[str, str], asked:
 
 def add_action(env: OAuthEnv, team: Team, post: dict[str, Any], weakest: str, owner: str, due: str) -> Action:
     button = post["blocks"][-1]["elements"][0]
-    assert button["action_id"] == B.ACTIONS_ACTION and button["text"]["text"] == "改善アクションを登録"
-    env.ok(interaction_body(block_actions_payload(owner, B.ACTIONS_ACTION, button["value"], message=post,
+    assert button["action_id"] == slack_blocks.ACTIONS_ACTION and button["text"]["text"] == "改善アクションを登録"
+    env.ok(interaction_body(block_actions_payload(owner, slack_blocks.ACTIONS_ACTION, button["value"], message=post,
                                                   team_id=team.workspace)))
     view = env.fake.opened_views()[-1]
-    assert view["callback_id"] == B.ACTIONS_CALLBACK
+    assert view["callback_id"] == slack_blocks.ACTIONS_CALLBACK
     area = next(b for b in view["blocks"] if b.get("block_id") == "area")
     assert area["element"]["initial_option"]["value"] == weakest  # the weakest area, preselected
     what = f"{team.name}: {env.catalog.name(weakest, 'ja')}を見直す"
@@ -129,7 +129,7 @@ def assert_kickoff(env: OAuthEnv, team: Team, messages: list[dict[str, Any]], as
     assert f"{asked.first_month}〜{asked.last_month}月" in period  # the ended quarter, by its months
     shown = sections_of(kick)
     if team.owners:  # each owner beside their area
-        assert txt("kickoff_owners", lines=B.owner_lines(env.catalog, "ja", OWNERS)) in shown
+        assert txt("kickoff_owners", lines=slack_blocks.owner_lines(env.catalog, "ja", OWNERS)) in shown
     else:
         assert not any(s.startswith(txt("kickoff_owners", lines="")) for s in shown)
     listed = [s for s in shown if s.startswith(txt("follow_title"))]
@@ -166,7 +166,7 @@ def assert_result(env: OAuthEnv, team: Team, i: int, asked: Quarter) -> dict[str
     if team.actions:
         before = team.results[i - 1]
         lines = [txt("follow_line", area=env.catalog.name(a.area, "ja"), what=a.what, owner=a.owner, due=a.due,
-                     moved=B.moved_text("ja", result.area(a.area).score - before.area(a.area).score))  # type: ignore[operator]
+                     moved=slack_blocks.moved_text("ja", result.area(a.area).score - before.area(a.area).score))  # type: ignore[operator]
                  for a in team.actions]
         assert follow == [txt("follow_title") + "\n" + "\n".join(lines)]
     else:
@@ -192,7 +192,7 @@ def test_a_year_of_the_method_in_two_workspaces(oauth_env: OAuthEnv) -> None:
     env.kpi(W1, CH1, f"setup {owned.name}")
     env.kpi(W2, CH2, f"setup {single.name}", user=CAROL)
     view = opened(env, owned, "owners", ALICE)
-    assert view["callback_id"] == B.OWNERS_CALLBACK
+    assert view["callback_id"] == slack_blocks.OWNERS_CALLBACK
     submit(env, owned, view, {f"owner:{a}": {f"owner:{a}": OWNERS.get(a)} for a in env.catalog.area_keys}, ALICE)
     assert env.teams.owners(owned.ref) == OWNERS and env.teams.owners(single.ref) == {}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from conversations.keys import TeamRef
 from conversations.teams import Report, TeamStore
 from scoring.periods import Quarter
@@ -45,7 +45,7 @@ BOB_FIGURES = {k: BASE[k] for k in ("repeat_sales_growth", "f2_rate", "report_ti
 def choose_owners(env: SlackEnv, owners: dict[str, str | None], user: str = ALICE) -> Any:
     env.command("owners", user=user)
     view = env.fake.opened_views()[-1]
-    assert view["callback_id"] == B.OWNERS_CALLBACK
+    assert view["callback_id"] == slack_blocks.OWNERS_CALLBACK
     return env.submit(view, {f"owner:{a}": {f"owner:{a}": owners.get(a)} for a in env.catalog.area_keys}, user=user)
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.slack import blocks as B
+from bot.slack import blocks as slack_blocks
 from conversations.keys import TeamRef
 from scoring.periods import Quarter
 from tests.bot.slack.conftest import (
@@ -64,7 +64,7 @@ def result_messages(env: SlackEnv) -> list[dict]:
 def test_kpi_opens_the_report_modal_for_the_quarter_that_ended(team_env: SlackEnv) -> None:
     """On 1 April the report is for January-March; earlier quarters are offered, the running one is not."""
     view = team_env.open_report()
-    assert view["callback_id"] == B.REPORT_CALLBACK
+    assert view["callback_id"] == slack_blocks.REPORT_CALLBACK
     assert json.loads(view["private_metadata"]) == {"team": f"{WS}:{CH}"}
     blocks = view["blocks"]
     quarter = next(b for b in blocks if b.get("block_id") == "quarter")
@@ -391,10 +391,10 @@ def test_the_quarter_that_ended_follows_the_team_time_zone(slack_env: SlackEnv) 
 
 def test_the_report_button_opens_the_modal_for_its_quarter(team_env: SlackEnv) -> None:
     team = team_env.teams.get(REF)
-    button_block = B.report_button("ja", team, Quarter(2025, 4))
+    button_block = slack_blocks.report_button("ja", team, Quarter(2025, 4))
     message = {"channel": CH, "ts": "1767225600.000900", "text": "reminder", "blocks": [button_block]}
     value = button_block["elements"][0]["value"]
-    team_env.click(ALICE, message, B.OPEN_REPORT_ACTION, value)
+    team_env.click(ALICE, message, slack_blocks.OPEN_REPORT_ACTION, value)
     [view] = team_env.fake.opened_views()
     quarter = next(b for b in view["blocks"] if b.get("block_id") == "quarter")
     assert quarter["element"]["initial_option"]["value"] == Q4_2025

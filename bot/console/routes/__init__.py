@@ -1,0 +1,24 @@
+"""The console's pages, one module per page, each registering its views on the ``console`` blueprint
+(made by :func:`bot.console.pages.blueprint`), as the Slack listeners are registered on the Bolt app.
+
+    common    what every page uses: the app's services, a page rendered with the nav, an SVG response
+    login     /console/login, /console/logout
+    overview  /console/ (the figures over a date range) and its charts
+    leads     /console/leads, a lead (and its consultation status), a person
+    teams     /console/teams, a team, its trend chart
+    delivery  /console/delivery (parked messages, LINE's quota) and the requeue form
+
+Every view is a module-level function; ``register(bp)`` adds its URL rules, each endpoint named
+``console.<view>`` (``url_for("console.delivery")``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from bot.console.routes import delivery, leads, login, overview, teams
+
+
+def register(bp: Blueprint) -> None:
+    for page in (login, overview, leads, teams, delivery):
+        page.register(bp)

@@ -1,0 +1,99 @@
+"""``/console/`` (followers, the funnel, tiers over time, over a date range in Japan time and a channel)
+and its charts, ``/console/charts/<name>.svg``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, request
+
+from bot.console import fmt
+from bot.console import leads as leads_mod
+from bot.console.routes.common import page, svc, svg
+from bot.console.texts import texts
+from conversations.analytics import BUCKETS
+from scoring import CHOICES, TIERS
+
+OVERVIEW_DAYS = 30  # the overview's default range: the last 30 days
+MAX_DAYS = 3 * 366  # the longest range it draws (a bar per day over years is no chart)
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/", "overview", overview, methods=["GET"])
+    bp.add_url_rule("/charts/<name>.svg", "chart", chart, methods=["GET"])
+
+
+@dataclass(frozen=True)
+class OverviewFilter:
+    start: date | None
+    end: date | None
+    bucket: str
+    channel: str | None
+    error: str = ""
+
+    def query(self) -> dict[str, str]:
+        out = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
+               "bucket": self.bucket, "channel": self.channel or ""}
+        return {k: v for k, v in out.items() if v}
+
+
+def overview_filter() -> OverviewFilter:
+    """The overview's dates (Japan time; the last 30 days by default), bucket and channel."""
+    args = request.args
+    bucket = args.get("bucket") or "day"
+    channel = args.get("channel") or None
+    try:
+        start, end = fmt.day_range(args.get("from"), args.get("to"), svc().clock(), OVERVIEW_DAYS)
+        if bucket not in BUCKETS or (channel is not None and channel not in leads_mod.CHANNELS):
+            raise ValueError("filter")
+        if start and end and (end - start).days > MAX_DAYS:
+            raise ValueError("range")
+    except ValueError as e:
+        return OverviewFilter(None, None, "day", None, str(e) or "filter")
+    return OverviewFilter(start, end, bucket, channel)
+
+
+def overview() -> Any:
+    f = overview_filter()
+    a = leads_mod.analytics(svc())
+    t = texts()
+    script = svc().script
+    if f.error:
+        funnel, series = None, []
+    else:
+        assert f.start is not None and f.end is not None
+        funnel = a.funnel(f.start, f.end, f.channel)
+        series = a.series(f.start, f.end, f.bucket, f.channel)
+    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series,
+                followers=a.followers(), topics=[q.topic for q in script.questions],
+                tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
+                channels=leads_mod.CHANNELS, buckets=BUCKETS)
+
+
+def chart(name: str) -> Any:
+    from bot import charts
+
+    f = overview_filter()
+    if f.error or name not in ("tiers", "funnel", "answers"):
+        abort(404)
+    assert f.start is not None and f.end is not None
+    a = leads_mod.analytics(svc())
+    t = texts()
+    labels = {k: v.label for k, v in svc().script.tiers.items()}
+    if name == "tiers":
+        rows = a.series(f.start, f.end, f.bucket, f.channel)
+        return svg(charts.bars([r["label"] for r in rows],
+                               {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
+                               stacked=True, empty=t["none"],
+                               colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS}))
+    funnel = a.funnel(f.start, f.end, f.channel)
+    questions = funnel["questions"]
+    names = [f"Q{q['q']}" for q in questions]
+    if name == "funnel":
+        return svg(charts.bars(names, {t["shown"]: [q["shown"] for q in questions],
+                                       t["answered"]: [q["answered"] for q in questions]}, empty=t["none"]))
+    topics = [f"Q{i + 1} {q.topic}" for i, q in enumerate(svc().script.questions)]
+    return svg(charts.bars(topics, {x: [q["answers"][x] for q in questions] for x in CHOICES}, stacked=True,
+                           horizontal=True, percent=True, empty=t["none"], size=(8.0, 4.2)))
