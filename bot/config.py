@@ -64,7 +64,9 @@ class Config:
     # CRMBOT_API_TIMEOUT: seconds to wait for a LINE or Slack API answer. Longer than the SDKs' 10 s: a
     # reply whose answer is lost cannot be told from one never sent, and waiting (asyncio) costs nothing.
     # Below the lease (30 s) with the longest pacing wait inside an attempt (1 s, MAX_WAIT_IN_ATTEMPT in
-    # bot/line/transport.py and bot/slack/transport.py), so no attempt outlives its claim.
+    # bot/line/transport.py and bot/slack/transport.py). One exception: a LINE reply waits to the end of its
+    # token's window (up to 50 s, past the lease); a recovery meanwhile replies with the same token, which
+    # LINE accepts once, and the first attempt, its claim lost, records nothing (the record is fenced).
     api_timeout: float = 20.0
     # CRMBOT_REPLY_UNKNOWN: a LINE reply whose outcome is unknown when its token's window closes (a worker died
     # mid-reply, LINE answered after the window): "push" sends it once more with a short "in case it did not
