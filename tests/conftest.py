@@ -13,6 +13,8 @@ The suite keeps to itself (see tests/isolation.py):
 * Under pytest-xdist (``-n``, as ``./scripts/test`` runs the whole suite) each worker process is a session
   of its own: its own session dir (inside the controller's), its own redis-server and fake servers (session
   fixtures), its own check at the end; the controller lists what any worker left and fails the run.
+* ``pytest -m fast`` runs the unit tests: a test marked fast may not use Redis, start a process or open a
+  server (checked below).
 """
 
 from __future__ import annotations
