@@ -186,6 +186,11 @@ def malformed(raw: str, content_type: str | None) -> str | None:
             return name
     if problem := _shape(body, ""):
         return problem
+    urls = body.get("response_urls")
+    if urls is not None and (not isinstance(urls, list) or len(urls) > 1 or not all(isinstance(u, dict) for u in urls)):
+        # Bolt 1.x logs "several response_urls" on its context's logger before the context has one (KeyError:
+        # a 500); our modals ask for no response_url (response_url_enabled), so Slack never sends more than one
+        return "response_urls"
     if body.get("actions") == [] or not all(isinstance(a.get("action_id"), str) for a in body.get("actions") or []):
         return "actions"  # Bolt matches actions[0].action_id
     for name, inner in (("event", "type"), ("view", "callback_id"), ("view", "type")):

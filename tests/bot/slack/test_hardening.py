@@ -471,3 +471,10 @@ def test_the_store_error_is_worded_in_both_languages(locale: str) -> None:
     text = t(locale, "err_store")
     assert text and len(text) <= 60
     assert text.endswith("。") if locale == "ja" else text.endswith(".")
+
+
+@pytest.mark.parametrize("urls", [[{}, {}], [{"response_url": "https://hooks.slack.com/x"}] * 3, "x", [1]])
+def test_a_payload_with_several_response_urls_is_refused_not_a_500(slack_env: SlackEnv, urls: object) -> None:
+    """Found by the fuzzer: Bolt crashes building its context when a payload has several response_urls."""
+    res = slack_env.post(interaction_body({"type": "block_actions", "response_urls": urls}))
+    assert res.status_code == 400 and res.get_data() == b"malformed body"
