@@ -40,6 +40,10 @@ class StoreUnavailable(CrmbotError):
     """The Redis store cannot be reached."""
 
 
+class Busy(CrmbotError):
+    """Another process is changing what was asked for (e.g. refreshing a token); try again in a moment."""
+
+
 class Contention(CrmbotError):
     """A compare-and-set kept losing to concurrent writers; nothing was changed. Not an outage."""
 

@@ -375,7 +375,7 @@ class RefuseUninstalled(Middleware):
         except InvalidInput:
             bot = None
         except StoreUnavailable as e:  # a command or a click is told so at once; an event gets 503 (retried)
-            return answer(req.body, self.locale, str(e))
+            return answer(req.body, self.locale, f"store unavailable ({e})")
         except TokenBusy:  # expired, and another process's refresh did not land within a second
             return answer(req.body, self.locale, "the workspace's token is being refreshed")
         if bot is None:

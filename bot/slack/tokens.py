@@ -35,6 +35,7 @@ from slack_sdk.oauth.token_rotation import TokenRotator
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from conversations.errors import Busy
 from conversations.installations import (
     AsyncInstallations,
     BotInstall,
@@ -64,7 +65,7 @@ class OAuthOptions:
     redirect_uri: str | None = None
 
 
-class TokenBusy(Exception):
+class TokenBusy(Busy):
     """Another process is refreshing the workspace's expired token and has not stored the new one within
     :data:`BUSY_WAIT`: try again in a moment."""
 

@@ -67,16 +67,17 @@ def notice_modal(locale: str) -> dict[str, Any]:
             "blocks": [{"type": "section", "text": {"type": "plain_text", "text": t(locale, "unavailable")}}]}
 
 
-def answer(body: Any, locale: str, why: str = "") -> BoltResponse:
-    """Tell the person behind ``body`` that the bot is unavailable for now (see the module's doc)."""
+def answer(body: Any, locale: str, why: str = "store unavailable") -> BoltResponse:
+    """Tell the person behind ``body`` that the bot is unavailable for now (see the module's doc); ``why``
+    goes to the log (the store's error, or a token being refreshed)."""
     text = t(locale, "unavailable")
     kind = body.get("type") if isinstance(body, dict) else None
     if isinstance(body, dict) and isinstance(body.get("command"), str):
-        log.error("slack: %s answered \"temporarily unavailable\": store unavailable (%s)",
+        log.error("slack: %s answered \"temporarily unavailable\": %s",
                   str(body["command"])[:20], why)
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     if kind == "view_submission":
-        log.error("slack: a modal submission answered \"temporarily unavailable\": store unavailable (%s)", why)
+        log.error("slack: a modal submission answered \"temporarily unavailable\": %s", why)
         block = _first_input(obj(body.get("view")))
         if block is not None:
             return BoltResponse(status=200, body={"response_action": "errors", "errors": {block: text}})
@@ -84,10 +85,10 @@ def answer(body: Any, locale: str, why: str = "") -> BoltResponse:
     if kind == "block_actions":
         url = body.get("response_url")
         if isinstance(url, str) and url:
-            log.error("slack: a button answered \"temporarily unavailable\": store unavailable (%s)", why)
+            log.error("slack: a button answered \"temporarily unavailable\": %s", why)
             _respond(url, text)
         else:
-            log.error("slack: a button (no response_url) could not be answered: store unavailable (%s)", why)
+            log.error("slack: a button (no response_url) could not be answered: %s", why)
         return BoltResponse(status=200, body="")
     return BoltResponse(status=503, body="store unavailable")
 
@@ -114,5 +115,5 @@ class AnswerWhileStoreDown(Middleware):
         try:
             self.redis.ping()
         except StoreUnavailable as e:
-            return answer(req.body, self.locale, str(e))
+            return answer(req.body, self.locale, f"store unavailable ({e})")
         return next()

@@ -110,3 +110,12 @@ def test_a_token_still_valid_is_used_while_the_other_process_refreshes_in_both_t
 def test_a_workspace_uninstalled_meanwhile_has_no_token_in_both_tiers(store: Installations, redis_url: str) -> None:
     assert both(store, redis_url, installed("xoxe.xoxb-old", NOW - 1),
                 lambda n: store.delete_all(WS) and None) == [("token", None, 1)] * 2
+
+
+def test_a_busy_token_is_one_of_our_errors() -> None:
+    """TokenBusy sits in the one exception tree (a temporary refusal, not an outage of the store)."""
+    from bot.slack.tokens import TokenBusy
+    from conversations.errors import Busy, CrmbotError, StoreUnavailable
+
+    assert issubclass(TokenBusy, Busy) and issubclass(Busy, CrmbotError)
+    assert not issubclass(TokenBusy, StoreUnavailable)
