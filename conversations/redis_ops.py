@@ -98,12 +98,6 @@ class EvalScript:
         return (self.client if client is None else client).eval(self.script, len(keys), *keys, *(args or ()))
 
 
-def register_script(client: Any, body: str) -> EvalScript:
-    """The product's way to register a Lua script on ``client`` (sync or asyncio, one server or a
-    Cluster): an :class:`EvalScript`, never redis-py's EVALSHA-first ``client.register_script``."""
-    return EvalScript(client, body)
-
-
 def unreachable(error: BaseException) -> bool:
     """Whether ``error`` means Redis did not answer (no connection, a timeout, still loading its data),
     as opposed to an answer that refused the command."""
