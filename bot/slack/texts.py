@@ -163,6 +163,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "csv_coverage": "報告した項目数",
         "csv_actions": "この期の結果から決めた改善アクション",
         "csv_action": "{area}: {what}（担当 {owner}、期限 {due}）",
+        # ---- the Workflow Builder step: why a run ended in an error (plain text, shown in the workflow) ----
+        "step_no_channel": "チームのチャンネルが指定されていません。"
+        "ワークフローの設定で、このステップのチャンネルを選んでください。",
+        "step_not_a_team": "このチャンネルはまだKPIのチームとして登録されていません。"
+        "チャンネルで /kpi setup を実行してから、もう一度お試しください。",
+        "step_bad_quarter": "四半期「{quarter}」が読み取れませんでした。"
+        "2026-Q1 や 2025年度 第4四半期 のように指定してください。",
+        "step_quarter_closed": "{period}は報告できません。報告できるのは、終わった四半期のうち直近の5期です。",
+        "step_no_interactivity": "報告フォームを開けませんでした。"
+        "このステップは、ボタンなど人の操作で始まるワークフローに入れてください。",
+        "step_open_failed": "報告フォームを開けませんでした。お手数ですが、もう一度ワークフローを実行してください。",
+        "step_cancelled": "報告フォームが閉じられたため、KPIは報告されていません。",
     },
     "en": {
         "help": (
@@ -313,6 +325,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "csv_coverage": "Figures reported",
         "csv_actions": "Improvement actions decided on this result",
         "csv_action": "{area}: {what} (owner {owner}, due {due})",
+        # ---- the Workflow Builder step: why a run ended in an error (plain text, shown in the workflow) ----
+        "step_no_channel": "No team channel is set. Choose the channel for this step in the workflow's settings.",
+        "step_not_a_team": "This channel is not a KPI team yet. Run /kpi setup in the channel, then try again.",
+        "step_bad_quarter": "Could not read the quarter \u201c{quarter}\u201d. Write it like 2026-Q1 or FY2025 Q4.",
+        "step_quarter_closed": "{period} cannot be reported. A report is for one of the last five quarters that "
+        "have ended.",
+        "step_no_interactivity": "Could not open the report form. Put this step in a workflow that a person starts, "
+        "with a button or a link.",
+        "step_open_failed": "Could not open the report form. Please run the workflow again.",
+        "step_cancelled": "The report form was closed, so no KPIs were reported.",
     },
 }
 

@@ -13,7 +13,9 @@ steps (typed outputs, rendered with the script the job was committed with: bot.s
 - ``slack_chart`` ``{kind, labels, series, title, alt, name, ...}``: a chart drawn here as PNG
   (:mod:`bot.charts`: ``radar`` or ``lines``) and shared with ``files_upload_v2``, its numbers in the
   image's alt text;
-- ``slack_file`` ``{name, ext, content, title, comment}``: a text file (a CSV) shared the same way.
+- ``slack_file`` ``{name, ext, content, title, comment}``: a text file (a CSV) shared the same way;
+- ``slack_step`` ``{execution, token, outputs | error}``: a Workflow Builder step run completed
+  (:mod:`bot.slack.completion`, with the run's own token first).
 
 A job may hold several of these (a result post, then its radar chart): they go out in order, the
 step reached checkpointed in the job's state after each, so a retry or a recovery resumes where the
@@ -42,6 +44,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ratelimit import Limit, retry_after
 from bot.scripts import Scripts
+from bot.slack import completion
 from bot.slack.blocks import diagnosis_message
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
 from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
@@ -224,6 +227,8 @@ class SlackTransport:
         workspace, target = split_to(job.to)
         first = job.outputs[0] if len(job.outputs) == 1 else None
         kind = first.get("type") if isinstance(first, dict) else None
+        if kind == completion.STEP_OUTPUT and isinstance(first, dict):
+            return await completion.deliver(attempt, workspace, first, self.tokens, self.base_url, self.timeout)
         try:
             token = await self.tokens.token(attempt.redis, workspace)
         except TokenBusy:

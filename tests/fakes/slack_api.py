@@ -17,6 +17,16 @@ Files are uploaded as ``files_upload_v2`` does it: ``files.getUploadURLExternal`
 upload URL served by this fake), a POST of the raw bytes to that URL, then
 ``files.completeUploadExternal``, which shares the file in a channel (a message with ``files``, as
 Slack shows it in the history) or keeps it private; :meth:`FakeSlackApi.files` lists them with their bytes.
+
+Workflow Builder custom steps: :meth:`FakeSlackApi.start_run` is what Slack does when a workflow reaches an
+app's step: a run (``function_execution_id``) with a workflow token of its own (``xwfp-``, accepted like the
+bot token until the run ends or :meth:`FakeSlackApi.expire_run_token`) and, for a run started by a person, an
+interactivity pointer that ``views.open`` takes once instead of a ``trigger_id`` (a view opened with the run's
+token belongs to the run: :meth:`FakeSlackApi.run_of_view`). ``functions.completeSuccess`` and
+``functions.completeError`` end a running run once (then ``execution_not_in_running_state``), checking the
+execution ID (``function_execution_not_found``), that ``outputs`` is an object and, when the run was started
+with the step's declared output parameters, each output's presence and type (``parameter_validation_failed``);
+the run's token stops working when it ends, as Slack revokes it.
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 ROTATION_EXPIRES_IN = 43200  # a rotating token lives 12 hours
 
 # Arguments that carry JSON; in form-encoded (and query-string) requests they arrive as JSON strings.
-JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
+JSON_FIELDS = ("blocks", "view", "attachments", "metadata", "outputs")
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -82,6 +92,23 @@ class Recorded:
     response: Any
     body: bytes = b""
     team: str | None = None  # the workspace whose token answered (None: no valid token, or none needed)
+
+
+@dataclass
+class StepRun:
+    """One run of an app's custom step (see :meth:`FakeSlackApi.start_run`)."""
+
+    execution: str  # function_execution_id
+    callback_id: str
+    team: str
+    token: str  # the run's workflow token (the event's bot_access_token)
+    pointer: str | None  # the interactivity pointer (None: no person started it)
+    user: str  # who started the workflow (the interactor)
+    inputs: dict[str, Any]
+    declared: dict[str, dict[str, Any]] | None = None  # the step's output parameters, when given
+    state: str = "running"  # running | completed | failed
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -320,8 +347,12 @@ class FakeSlackApi(FakeHttpApi):
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "functions.completeSuccess": self._functions_complete_success,
+            "functions.completeError": self._functions_complete_error,
         }
         self._team = TEAM_ID  # the workspace of the request being answered (lock held)
+        self._token = ""  # the token of the request being answered (lock held)
+        self._run_counter = itertools.count(1)  # never reset: execution ids stay unique across reset()
         self._clear()
 
     def _clear(self) -> None:
@@ -342,6 +373,9 @@ class FakeSlackApi(FakeHttpApi):
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> workspace (each works once)
         self._files: dict[str, dict[str, Any]] = {}  # file id -> the file (its bytes once uploaded)
         self._upload_keys: dict[str, str] = {}  # upload URL key -> file id
+        self._runs: dict[str, StepRun] = {}  # execution id -> the custom step's run
+        self._pointers: dict[str, str] = {}  # interactivity pointer -> execution id (used once)
+        self._view_runs: dict[str, str] = {}  # view id -> the run whose token opened it
         self.contract_errors.clear()
 
     @property
@@ -416,6 +450,46 @@ class FakeSlackApi(FakeHttpApi):
         with self._lock:
             return [t for t, v in self._tokens.items()
                     if v.team == team and not v.revoked and (v.expires_at is None or v.expires_at > now)]
+
+    def start_run(self, callback_id: str, inputs: dict[str, Any] | None = None, *, team: str = TEAM_ID,
+                  user: str | None = "U0RUNNER", output_parameters: dict[str, dict[str, Any]] | None = None,
+                  ) -> StepRun:
+        """A workflow reaches the app's step ``callback_id`` in ``team``: a run with its own token, started by
+        ``user`` (None: no person, so no interactivity pointer). ``inputs`` as the workflow gives them; the
+        run's ``interactivity`` input is added for a person. ``output_parameters``: the step's declared
+        outputs (the manifest's), which the completion is checked against."""
+        n = next(self._run_counter)
+        execution = f"Fx{n:010d}"
+        token = f"xwfp-{team}-{n}-{secrets.token_hex(8)}"
+        pointer = f"{n}.{secrets.randbelow(10**12)}.{secrets.token_hex(8)}" if user else None
+        given = copy.deepcopy(inputs or {})
+        if pointer is not None:
+            given["interactivity"] = {"interactor": {"id": user, "secret": secrets.token_hex(16)},
+                                      "interactivity_pointer": pointer}
+        run = StepRun(execution, callback_id, team, token, pointer, user or "", given,
+                      copy.deepcopy(output_parameters))
+        with self._lock:
+            self._runs[execution] = run
+            self._tokens[token] = _Token(team)
+            if pointer is not None:
+                self._pointers[pointer] = execution
+        return copy.deepcopy(run)
+
+    def run(self, execution: str) -> StepRun | None:
+        """A run as it stands (its state, outputs or error)."""
+        with self._lock:
+            found = self._runs.get(execution)
+            return copy.deepcopy(found) if found else None
+
+    def run_of_view(self, view_id: str) -> str | None:
+        """The run a view belongs to (it was opened with the run's token), or None."""
+        with self._lock:
+            return self._view_runs.get(view_id)
+
+    def expire_run_token(self, execution: str) -> None:
+        """The run's workflow token runs out (Slack's last 15 minutes at most): calls with it get token_expired."""
+        with self._lock:
+            self._tokens[self._runs[execution].token].expires_at = time.time() - 1
 
     def installed(self, team: str) -> bool:
         with self._lock:
@@ -565,6 +639,7 @@ class FakeSlackApi(FakeHttpApi):
         if known.expires_at is not None and known.expires_at <= time.time():
             return Answer(200, _error("token_expired"))
         self._team = known.team
+        self._token = token
         for problem in problems:
             if problem.startswith("invalid_json"):
                 return Answer(200, _error("invalid_json"))
@@ -790,6 +865,16 @@ class FakeSlackApi(FakeHttpApi):
         return {"ok": True, "message_ts": ts}
 
     def _take_trigger(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        pointer = args.get("interactivity_pointer")
+        if pointer is not None and args.get("trigger_id") is None:
+            execution = self._pointers.get(pointer) if isinstance(pointer, str) else None
+            run = self._runs.get(execution or "")
+            if run is None or run.team != self._team:
+                return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] unknown pointer"]})
+            if pointer in self._used_triggers:
+                return _error("trigger_exchanged")
+            self._used_triggers.add(pointer)
+            return None
         trigger_id = args.get("trigger_id")
         if not isinstance(trigger_id, str) or not trigger_id:
             return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] missing trigger_id"]})
@@ -810,6 +895,9 @@ class FakeSlackApi(FakeHttpApi):
         extra = {"previous_view_id": previous["id"], "root_view_id": previous["root_view_id"]} if previous else {}
         obj = self._new_view(view, **extra)
         self._opened.append(obj["id"])
+        run = next((r for r in self._runs.values() if r.token == self._token), None)
+        if run is not None:
+            self._view_runs[obj["id"]] = run.execution
         return {"ok": True, "view": copy.deepcopy(obj)}
 
     def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1000,3 +1088,67 @@ class FakeSlackApi(FakeHttpApi):
                                        "ts": self._next_ts(), "files": shown, "upload": True}
             self._messages.setdefault(channel, []).append(message)
         return {"ok": True, "files": [{"id": entry["id"], "title": entry["title"]} for entry, _ in entries]}
+
+    # -- custom steps (lock held) ------------------------------------------------------------------
+    def _running(self, args: dict[str, Any]) -> StepRun | dict[str, Any]:
+        execution = args.get("function_execution_id")
+        if not isinstance(execution, str) or not execution:
+            return _error("invalid_arguments",
+                          response_metadata={"messages": ["[ERROR] missing required field: function_execution_id"]})
+        run = self._runs.get(execution)
+        if run is None or run.team != self._team:
+            return _error("function_execution_not_found")
+        if run.state != "running":
+            return _error("execution_not_in_running_state")
+        return run
+
+    def _end(self, run: StepRun, state: str) -> dict[str, Any]:
+        run.state = state
+        self._tokens[run.token].revoked = True  # Slack revokes the run's token when the run ends
+        return {"ok": True}
+
+    def _functions_complete_success(self, args: dict[str, Any]) -> dict[str, Any]:
+        run = self._running(args)
+        if isinstance(run, dict):
+            return run
+        outputs = args.get("outputs")
+        if not isinstance(outputs, dict):
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] outputs must be an object"]})
+        problems = _output_problems(run.declared, outputs) if run.declared is not None else []
+        if problems:
+            return _error("parameter_validation_failed", response_metadata={"messages": problems})
+        run.outputs = copy.deepcopy(outputs)
+        return self._end(run, "completed")
+
+    def _functions_complete_error(self, args: dict[str, Any]) -> dict[str, Any]:
+        run = self._running(args)
+        if isinstance(run, dict):
+            return run
+        error = args.get("error")
+        if not isinstance(error, str) or not error.strip():
+            return _error("invalid_arguments",
+                          response_metadata={"messages": ["[ERROR] missing required field: error"]})
+        run.error = error
+        return self._end(run, "failed")
+
+
+_OUTPUT_TYPES: dict[str, Callable[[Any], bool]] = {
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _output_problems(declared: dict[str, dict[str, Any]], outputs: dict[str, Any]) -> list[str]:
+    """What is wrong with a run's outputs against its declared output parameters (name -> {type, is_required})."""
+    problems = [f"[ERROR] unknown output {name!r}" for name in outputs if name not in declared]
+    for name, param in declared.items():
+        if name not in outputs or outputs[name] is None:
+            if param.get("is_required"):
+                problems.append(f"[ERROR] missing required output {name!r}")
+            continue
+        check = _OUTPUT_TYPES.get(str(param.get("type")))
+        if check is not None and not check(outputs[name]):
+            problems.append(f"[ERROR] output {name!r} is not of type {param.get('type')}")
+    return problems

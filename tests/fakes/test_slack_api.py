@@ -325,6 +325,64 @@ def test_views_are_recorded(client: WebClient, fake: FakeSlackApi) -> None:
     fake.assert_contract_ok()
 
 
+def _error_of(call: Any) -> str:
+    with pytest.raises(SlackApiError) as err:
+        call()
+    return str(err.value.response["error"])
+
+
+STEP_OUTPUTS = {"score": {"type": "number", "is_required": True}, "note": {"type": "string", "is_required": False}}
+
+
+def test_a_custom_step_run_opens_its_view_once_and_completes_once(client: WebClient, fake: FakeSlackApi) -> None:
+    run = fake.start_run("report", {"channel": CHANNEL}, user=USER, output_parameters=STEP_OUTPUTS)
+    assert run.token.startswith("xwfp-") and run.pointer and run.state == "running"
+    assert run.inputs["interactivity"]["interactor"]["id"] == USER
+    as_run = WebClient(token=run.token, base_url=fake.base_url)
+    opened = as_run.views_open(interactivity_pointer=run.pointer, view=MODAL)["view"]
+    assert fake.run_of_view(opened["id"]) == run.execution  # opened with the run's token: the run's view
+    assert _error_of(lambda: as_run.views_open(interactivity_pointer=run.pointer, view=MODAL)) == "trigger_exchanged"
+    assert _error_of(lambda: client.views_open(interactivity_pointer="1.2.nope", view=MODAL)) == "invalid_arguments"
+    assert fake.run_of_view(client.views_open(trigger_id="t-1", view=MODAL)["view"]["id"]) is None
+
+    def done(**outputs: Any) -> Any:
+        return lambda: as_run.functions_completeSuccess(function_execution_id=run.execution, outputs=outputs)
+
+    assert _error_of(done(score="7")) == "parameter_validation_failed"  # a number declared
+    assert _error_of(done(note="x")) == "parameter_validation_failed"  # the required one missing
+    assert _error_of(done(score=7, extra=1)) == "parameter_validation_failed"  # not declared
+    assert _error_of(lambda: as_run.api_call("functions.completeSuccess", json={"outputs": {}})) == "invalid_arguments"
+    assert _error_of(lambda: as_run.api_call("functions.completeSuccess", params={
+        "function_execution_id": run.execution, "outputs": "[1]"})) == "invalid_arguments"  # not an object
+    assert _error_of(lambda: as_run.functions_completeSuccess(function_execution_id="Fx404", outputs={})) == (
+        "function_execution_not_found")
+    assert fake.run(run.execution).state == "running"  # type: ignore[union-attr]
+
+    assert as_run.functions_completeSuccess(function_execution_id=run.execution, outputs={"score": 7.5})["ok"]
+    ended = fake.run(run.execution)
+    assert ended is not None and (ended.state, ended.outputs) == ("completed", {"score": 7.5})
+    assert _error_of(done(score=8)) == "invalid_auth"  # the run's token ended with the run
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=run.execution, error="x")) == (
+        "execution_not_in_running_state")
+    fake.assert_contract_ok()
+
+
+def test_a_run_fails_with_a_reason_and_its_token_can_expire(client: WebClient, fake: FakeSlackApi) -> None:
+    run = fake.start_run("report", user=None)
+    assert run.pointer is None and "interactivity" not in run.inputs
+    fake.expire_run_token(run.execution)
+    as_run = WebClient(token=run.token, base_url=fake.base_url)
+    assert _error_of(lambda: as_run.functions_completeError(function_execution_id=run.execution, error="x")) == (
+        "token_expired")
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=run.execution, error=" ")) == (
+        "invalid_arguments")
+    assert client.functions_completeError(function_execution_id=run.execution, error="閉じられました")["ok"]
+    assert (fake.run(run.execution).state, fake.run(run.execution).error) == ("failed", "閉じられました")  # type: ignore[union-attr]
+    other = fake.start_run("report", team="T9")
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=other.execution, error="x")) == (
+        "function_execution_not_found")  # a run of another workspace
+
+
 def test_contract_errors_are_collected_but_answered(client: WebClient, fake: FakeSlackApi) -> None:
     long_section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
     assert client.chat_postMessage(channel=CHANNEL, text="long", blocks=[long_section])["ok"]
