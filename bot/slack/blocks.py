@@ -280,10 +280,13 @@ def result_message(
     owners: Mapping[str, str] | None = None,
     follow: Sequence[tuple[Action, float | None]] = (),
     closed: bool = False,
+    native: Sequence[dict[str, Any]] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
     """The team's result post. ``reporters``: everyone who reported an area (``by`` alone when empty);
     ``owners``: an area not reported names its owner; ``follow``: last quarter's actions with the change
-    of their area; ``closed``: posted at the last reminder with areas missing."""
+    of their area; ``closed``: posted at the last reminder with areas missing; ``native``: Slack's own
+    chart and table of the scores (:mod:`bot.slack.native`), shown under the overall score (the section
+    of the areas above them says the same figures in words)."""
     period = period_label(locale, quarter, team.fy_start)
     title = t(locale, "result_title", period=period, team=team.name)  # the header: plain text, as typed
     lines = []
@@ -303,6 +306,7 @@ def result_message(
         change = delta_text(deltas.get("overall") if deltas else None)
         overall = f"*{t(locale, 'overall')}*  `{bar(result.overall)}` *{result.overall:.1f}/10*{change}"
         blocks.append(section(overall))
+    blocks.extend(native)
     if result.weakest is not None:
         weakest = result.area(result.weakest)
         text = t(locale, "weakest", area=catalog.name(result.weakest, locale), score=f"{weakest.score:.1f}")

@@ -416,6 +416,102 @@ def test_valid_message_has_no_contract_errors(client: WebClient, fake: FakeSlack
     fake.assert_contract_ok()
 
 
+# -- Slack's own charts and tables: checked against their documented limits ---------------------------
+
+
+def line_chart(**changes: Any) -> dict[str, Any]:
+    cats = ["2025年度 第3四半期", "2025年度 第4四半期"]
+    points = [{"label": c, "value": v} for c, v in zip(cats, (7.9, 7.1), strict=True)]
+    chart = {"type": "line", "axis_config": {"categories": cats, "x_label": "四半期", "y_label": "点数"},
+             "series": [{"name": "総合", "data": points}]}
+    return {"type": "data_visualization", "title": "KPIの推移", "chart": chart | changes}
+
+
+def raw(*texts: str) -> list[dict[str, str]]:
+    return [{"type": "raw_text", "text": text} for text in texts]
+
+
+TABLE = {"type": "table", "column_settings": [{"is_wrapped": True}, {"align": "right"}],
+         "rows": [raw("領域", "点数"), raw("データ品質", "8.0")]}
+PIE = {"type": "data_visualization", "title": "内訳", "chart": {"type": "pie", "segments": [
+    {"label": "A評価", "value": 3}, {"label": "B評価", "value": 5.5}]}}
+DATA_TABLE = {"type": "data_table", "caption": "KPI", "page_size": 10,
+              "rows": [raw("領域", "点数"), [{"type": "raw_text", "text": "ROI"}, {"type": "raw_number", "value": 5,
+                                                                                     "text": "5.0"}]]}
+
+
+def test_charts_and_tables_within_slacks_limits_pass(client: WebClient, fake: FakeSlackApi) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="trend", blocks=[SECTION, line_chart(), PIE, TABLE])
+    client.chat_postMessage(channel=CHANNEL, text="data table", blocks=[DATA_TABLE, line_chart(type="bar")])
+    fake.assert_contract_ok()
+
+
+def test_charts_beyond_slacks_limits_are_contract_errors(client: WebClient, fake: FakeSlackApi) -> None:
+    cats = [f"c{n}" for n in range(21)]
+    too_many = {"categories": cats}
+    wrong = [
+        ({"title": "t" * 51}, "title: 51 chars"),
+        ({"chart": {"type": "radar"}}, "needs a type"),
+        ({"chart": line_chart(axis_config=too_many, series=[{"name": "s", "data": [
+            {"label": c, "value": 1} for c in cats]}])["chart"]}, "categories: 21 items"),
+        ({"chart": line_chart(series=[{"name": f"s{n}", "data": [{"label": "2025年度 第3四半期", "value": 1},
+                                                                  {"label": "2025年度 第4四半期", "value": 2}]}
+                                      for n in range(7)])["chart"]}, "series: 7 items"),
+        ({"chart": line_chart(series=[{"name": "とても長い系列の名前はスラックでは二十文字まで", "data": [
+            {"label": "2025年度 第3四半期", "value": 1}, {"label": "2025年度 第4四半期", "value": 2}]}])["chart"]},
+         "name: 23 chars"),
+        ({"chart": line_chart(series=[{"name": "総合", "data": [{"label": "2025年度 第3四半期", "value": None},
+                                                                {"label": "2025年度 第4四半期", "value": 1}]}])[
+            "chart"]}, "value: must be a finite number"),
+        ({"chart": line_chart(series=[{"name": "総合", "data": [{"label": "2025年度 第4四半期", "value": 1}]}])[
+            "chart"]}, "are not the axis' categories"),
+        ({"chart": {"type": "pie", "segments": [{"label": "A", "value": 0}]}}, "must be a number above 0"),
+    ]
+    for change, expected in wrong:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="chart", blocks=[line_chart() | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+    fake.reset()
+    client.chat_postMessage(channel=CHANNEL, text="three", blocks=[line_chart(), line_chart(), line_chart()])
+    assert any("3 charts (max 2)" in e for e in fake.contract_errors), fake.contract_errors
+
+
+def test_tables_beyond_slacks_limits_are_contract_errors(client: WebClient, fake: FakeSlackApi) -> None:
+    wrong = [
+        ({"rows": [raw("a")] * 101}, "rows: 101 items"),
+        ({"rows": [raw(*"abcdefghijklmnopqrstu")]}, "21 items"),
+        ({"rows": [raw("a", "b"), raw("c")]}, "rows of different widths"),
+        ({"rows": [raw("a", "")]}, "at least 1 character"),  # slack_sdk's model of a raw_text cell
+        ({"rows": [[{"type": "button", "text": "x"}]]}, "cell type 'button' not allowed"),
+        ({"rows": [raw("x" * 5000, "y" * 5001)]}, "10001 characters"),
+        ({"column_settings": [{"align": "middle"}]}, "align: 'middle'"),
+    ]
+    for change, expected in wrong:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="table", blocks=[TABLE | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+    fake.reset()
+    client.chat_postMessage(channel=CHANNEL, text="two", blocks=[TABLE, TABLE])
+    assert any("2 tables (max 1)" in e for e in fake.contract_errors), fake.contract_errors
+    for change, expected in [({"caption": None}, "caption"), ({"rows": [raw("a")]}, "rows: 1 items"),
+                             ({"page_size": 101}, "page_size"), ({"row_header_column_index": 2}, "row_header")]:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="data table", blocks=[DATA_TABLE | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+
+
+def test_a_block_type_can_be_refused_as_a_workspace_without_it_does(client: WebClient, fake: FakeSlackApi) -> None:
+    fake.fail("chat.postMessage", "invalid_blocks", block_type="data_visualization", times=2)
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel=CHANNEL, text="chart", blocks=[SECTION, line_chart()])
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert client.chat_postMessage(channel=CHANNEL, text="plain", blocks=[SECTION, TABLE])["ok"]  # served
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel=CHANNEL, text="chart again", blocks=[line_chart()])
+    assert client.chat_postMessage(channel=CHANNEL, text="twice is all", blocks=[line_chart()])["ok"]
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["plain", "twice is all"]
+
+
 def test_history_returns_metadata_only_when_asked(client: WebClient, fake: FakeSlackApi) -> None:
     meta = {"event_type": "crmbot_outbox", "event_payload": {"id": "e1"}}
     first = client.chat_postMessage(channel=CHANNEL, text="one", metadata=meta)["ts"]

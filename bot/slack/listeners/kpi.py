@@ -92,8 +92,8 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         past = deps.kpi.history(ref)
         rows = past.rows
         text, blks = blocks.history_blocks(deps.catalog, locale, team, rows, past.actions)
-        if rows:  # the chart goes to the asker's DM: a file cannot be shown to one person in a channel
-            trend = results.trend_output(deps.catalog, locale, team, rows)
+        if rows:  # the chart and table go to the asker's DM: the fallback, an image, cannot be ephemeral
+            trend = results.trend_post(deps.catalog, locale, team, rows)
             deps.outbox.enqueue(subject_of(ref.workspace, user), [trend])
             blks.append(blocks.section(t(locale, "history_chart_sent")))
         ephemeral(deps, ref, user, text, blks)
