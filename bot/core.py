@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import inputs
@@ -93,6 +94,7 @@ class Bot:
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
+                metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
                     "%s %s: %s -> %s (%d out)",
                     uid(ev.subject.user_id),
