@@ -86,7 +86,7 @@ def test_the_worker_and_the_clock_serve_their_own_metrics_on_their_port(redis_ur
             http = create_app(services=svc).test_client()
             user = LineUser(http, fake, time.time)
             user.follow()  # committed here; the worker process replies
-            fake.wait_delivered(user.user_id, 1)
+            fake.wait_delivered(user.user_id, 1, timeout=90)  # the worker process starts first (slow on a busy machine)
 
             delivered = poll_metrics(ports["worker"], worker, lambda s: value(
                 s, "crmbot_deliveries_total", channel="line", outcome="delivered") == 1)
