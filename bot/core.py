@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -103,6 +104,7 @@ class Bot:
             if result == OK:
                 if erasing:
                     self.store.forget_event(ev.subject, ev.event_id)
+                metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
                     "%s %s: %s -> %s (%d out)",
                     uid(ev.subject.user_id),

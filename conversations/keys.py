@@ -42,6 +42,8 @@ PREFIX = "crmbot"
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 # Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
 CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
+# When the clock last finished a pass (Unix time, a string): one SET per pass, read by the web's /metrics.
+CLOCK_LAST_PASS = f"{PREFIX}:{{clock}}:last_pass"
 
 _FORBIDDEN = set("{}:|\r\n\t ")
 

@@ -54,6 +54,7 @@ from bot.ratelimit import Limit, retry_after
 from bot.scripts import Scripts
 from bot.slack import completion
 from bot.slack.blocks import diagnosis_message
+from bot.slack.metered import MeteredWebClient
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
 from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations.errors import InvalidInput
@@ -152,7 +153,7 @@ class SlackTransport:
         """A Web API client that sends ``token`` (made in the worker's event loop, kept per workspace)."""
         client = self._clients.get(workspace)
         if client is None or client.token != token:
-            client = AsyncWebClient(token=token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
+            client = MeteredWebClient(token=token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
             self._clients[workspace] = client
         return client
 
