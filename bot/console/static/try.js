@@ -16,6 +16,7 @@
   var fastUntil = 0;     // poll quickly until then (just after a send)
   var timer = null;
   var sending = false;
+  var readFrom = null;   // the result card shown since the last send: the chat stays at its top
 
   function eventId() {
     var bytes = new Uint8Array(16);
@@ -143,19 +144,19 @@
       .then(function (body) {
         if (!body) { return; }
         var added = false;
-        var firstCard = null;
         body.messages.forEach(function (m) {
           if (m.n > last) {
             var item = show(m);
-            if (m.card && !firstCard) { firstCard = item; }
+            if (m.card && m.from === "bot") { readFrom = item; }
             last = m.n; latest = m; added = true;
           }
         });
         typing.hidden = !body.pending;
         if (added) {
           showReplies();
-          // A result is read from its top (the point to fix comes first); anything else: the newest line.
-          log.scrollTop = firstCard ? firstCard.offsetTop - log.offsetTop : log.scrollHeight;
+          // A result is read from its top (the point to fix comes first), also when the reminder question
+          // comes after it; anything else: the newest line.
+          log.scrollTop = readFrom ? readFrom.offsetTop - 8 : log.scrollHeight;  // the log is the offsetParent
         }
       })
       .catch(function () { /* the next poll tries again */ })
@@ -188,6 +189,7 @@
   function send(payload) {
     if (sending) { return; }
     sending = true;
+    readFrom = null;
     payload.event = eventId();
     error.hidden = true;
     showReplies();
