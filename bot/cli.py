@@ -370,6 +370,7 @@ def terminal_text(script: Script, out: Output) -> str:
         ConsultAck,
         DoneHelp,
         Greeting,
+        Heard,
         Notice,
         Offer,
         OptinOffer,
@@ -383,7 +384,7 @@ def terminal_text(script: Script, out: Output) -> str:
         case Result(answers=answers, prev=prev):
             return views.result_text(script, answers, prev)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Heard()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

@@ -19,6 +19,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -320,6 +321,8 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("done_help")
         case OptinOffer():
             return script.text("optin_offer")
+        case Heard():
+            return script.text("heard")
         case _:
             assert_never(out)
 
@@ -343,6 +346,8 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return [retake_button(script)]
         case OptinOffer():
             return optin_buttons(script)
+        case Heard(sid=sid):
+            return [consult_button(script, sid)]
         case Notice() | Advice() | ConsultAck():
             return []
         case _:

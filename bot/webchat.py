@@ -38,6 +38,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     JobOutput,
     Notice,
     Offer,
@@ -125,7 +126,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Heard()):
             pass  # text and buttons
         case _:
             assert_never(out)

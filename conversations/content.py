@@ -112,6 +112,9 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "plan_month": "",
         "plan_next_month": "",
         "plan_quarter": "",
+        "heard": "",
+        "stopped_midway": "",
+        "no_result_midway": "",
     }.items()
 }
 # Text keys a file may leave out: ``closeness_one`` is ``closeness`` for exactly one more A (English needs

@@ -32,6 +32,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -76,7 +77,7 @@ def message(script: Script, out: Output) -> Message:
         case ConsultAck(url=url) if url:
             return consult_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Heard()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:

@@ -25,6 +25,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -636,7 +637,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder()):
+                  | Reminder() | Heard()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))

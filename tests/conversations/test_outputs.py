@@ -23,6 +23,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -56,6 +57,7 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (ConsultAck(1, again=True, url="https://example.com/b"),
      {"type": "consult_ack", "sid": 1, "again": True, "url": "https://example.com/b"}),
     (Reminder("B"), {"type": "reminder", "tier": "B"}),
+    (Heard(3), {"type": "heard", "sid": 3}),
 ]
 
 

@@ -152,7 +152,8 @@ def test_start_over_asks_first_and_keeps_the_place_until_confirmed(line_env: Lin
     assert line_env.fake.delivered(user.user_id)[-1]["text"].startswith("Q1/10")
 
 
-def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_env: LineEnv) -> None:
+@pytest.mark.parametrize("word", ["停止", "やめる", "中止"])
+def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_env: LineEnv, word: str) -> None:
     user = line_env.user()
     take(line_env, user, "AAAAAAAAAA")
     user.tap("o:1")
@@ -162,10 +163,10 @@ def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_
     line_env.settle()
     user.say("B")
     line_env.settle()
-    user.say("停止")
+    user.say(word)
     line_env.settle()
     notice, again = line_env.fake.delivered(user.user_id)[-2:]
-    assert notice["text"] == line_env.svc.script.text("optin_off")
+    assert notice["text"] == line_env.svc.script.text("stopped_midway")  # its own words: the place is kept
     assert again["text"].startswith("Q2/10")
     assert [d for d in last_quick_reply_data([again]) if d.startswith("a:")] == [f"a:2:1:{x}" for x in "ABCD"]
     state = conv_of(line_env, user)
