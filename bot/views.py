@@ -100,6 +100,7 @@ class ConsultView:
 
 def consult_view(script: Script, out: ConsultAck) -> ConsultView:
     lines = [script.text("consult_again" if out.again else "consult_ack")]
+    lines += [script.text(f"consult_{part}", value=value) for part, value in script.consult.items()]
     if out.url:
         lines.append(script.text("consult_booking"))
     return ConsultView("\n".join(lines), out.url, script.text("consult_book_button"))

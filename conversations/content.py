@@ -27,7 +27,7 @@ import json
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,10 @@ BUTTON_MAX = 20  # LINE action label limit
 RICHMENU_AREAS = ("start", "result", "consult")
 RICHMENU_CHAT_BAR_MAX = 14  # LINE's limit for a rich menu's chat bar text
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
+# What the confirmation of a consultation request tells the owner, in this order, each part only where the
+# operator has set it (``[consult]``; the text ``consult_<part>`` says it, with the value as {value}).
+CONSULT_PARTS = ("firm", "timeframe", "format", "length", "price")
+CONSULT_PART_MAX = 80
 ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
 STEP_MAX = 120  # each level of a question's step in a result's 90-day plan (step_b, step_cd)
 
@@ -115,6 +119,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "heard": "",
         "stopped_midway": "",
         "no_result_midway": "",
+        **{f"consult_{part}": "value" for part in CONSULT_PARTS},
     }.items()
 }
 # Text keys a file may leave out: ``closeness_one`` is ``closeness`` for exactly one more A (English needs
@@ -226,6 +231,7 @@ class Script:
     tiers: Mapping[str, Tier]
     questions: tuple[Question, ...]
     richmenu: RichMenu
+    consult: Mapping[str, str] = field(default_factory=dict)  # [consult]: the parts set (CONSULT_PARTS)
     source: str = ""  # the file's text, as loaded (what stored() keeps in Redis)
     version: str = ""  # a hash of the locale and the text: the content version jobs record
 
@@ -348,6 +354,7 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         tiers=tiers,
         questions=questions,
         richmenu=_parse_richmenu(r, data, keywords),
+        consult=_parse_consult(r, data),
     )
 
 
@@ -466,6 +473,26 @@ def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
         raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
                      "(make the practice a routine, measured)")
     return question
+
+
+def _parse_consult(r: _Reader, data: Mapping[str, Any]) -> dict[str, str]:
+    """``[consult]`` (optional): who will answer a consultation request, when, in what form, how long and
+    at what price, as the operator sets them; an empty value (or none) leaves that part unsaid."""
+    table = data.get("consult", {})
+    if not isinstance(table, dict):
+        raise r.fail("consult", "must be a table")
+    parts: dict[str, str] = {}
+    for part in CONSULT_PARTS:
+        value = table.get(part, "")
+        if not isinstance(value, str):
+            raise r.fail(f"consult.{part}", "must be a text (\"\" leaves it unsaid)")
+        if len(value) > CONSULT_PART_MAX:
+            raise r.fail(f"consult.{part}", f"{len(value)} characters; at most {CONSULT_PART_MAX} allowed")
+        if value.strip():
+            parts[part] = value.strip()
+    for extra in set(table) - set(CONSULT_PARTS):
+        raise r.fail(f"consult.{extra}", f"unknown entry; the parts are {', '.join(CONSULT_PARTS)}")
+    return parts
 
 
 def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> RichMenu:
