@@ -408,6 +408,7 @@ def terminal_text(script: Script, out: Output) -> str:
         DoneHelp,
     Erasure,
         Greeting,
+        Heard,
         Notice,
         Offer,
         OptinOffer,
@@ -421,7 +422,7 @@ def terminal_text(script: Script, out: Output) -> str:
         case Result(answers=answers, prev=prev):
             return views.result_text(script, answers, prev)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

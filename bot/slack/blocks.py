@@ -27,6 +27,7 @@ from conversations.outputs import (
     DoneHelp,
     Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -642,7 +643,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder() | Definition() | Erasure()):
+                  | Reminder() | Definition() | Erasure() | Heard()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))
@@ -663,23 +664,24 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
 
 
 def diagnosis_result(script: Script, answers: str, prev: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The result: tier, A count and how close the next tier is, the tier's text and next theme, the point
-    to fix with its advice, the ten answers by topic (each non-A one has an advice button below), and the
-    comparison with the result before."""
+    """The result, the news first: tier, A count and how close the next tier is; the comparison with the
+    result before (on a retake); the point to fix with its advice; the 90-day plan; the framing, the tier's
+    text and next theme; the ten answers by topic last (each non-A one has an advice button below)."""
     v = views.result_view(script, answers, prev)
     marks = {"A": "🟢", "B": "🟡", "C": "🟠", "D": "⚪"}
     head = f"*{v.label}*  {v.count_line}" + (f"\n{v.closeness}" if v.closeness else "")
-    point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*\n{v.point_text}" if v.point_title else "")
+    point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*" if v.point_title else "") + f"\n{v.point_text}"
     rows = "\n".join(f"{marks[r.letter]} {r.letter}  Q{r.q + 1} {r.topic}" for r in v.rows)
     blocks = [
         {"type": "header", "text": plain(f"{v.heading}: {v.label}"[:150])},
         section(head),
-        *([section(v.framing)] if v.framing else []),
+        *([section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:]))] if v.comparison else []),
+        section(point),
+        *([section(f"*{v.plan_heading}*\n" + "\n".join(f"*{p.when}｜{p.title}*\n{p.step}" for p in v.plan))]
+          if v.plan else []),
+        *([{"type": "context", "elements": [mrkdwn(v.framing[:3000])]}] if v.framing else []),
         section(v.summary),
         section(f"*{v.theme_heading}*\n{v.theme}"),
-        section(point),
         section(f"*{v.answers_heading}*\n{rows}" + (f"\n{v.advice_hint}" if v.advice_hint else "")),
     ]
-    if v.comparison:
-        blocks.append(section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:])))
     return v.alt, blocks

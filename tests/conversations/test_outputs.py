@@ -23,6 +23,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -60,6 +61,7 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (outputs.Definition(term="LTV"), {"type": "definition", "term": "LTV"}),
     (outputs.Definition(q=0), {"type": "definition", "q": 0}),
     (outputs.Erasure("ask"), {"type": "erasure", "stage": "ask"}),
+    (Heard(3), {"type": "heard", "sid": 3}),
 ]
 
 
