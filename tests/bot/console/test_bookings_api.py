@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
+from conversations.analytics import Analytics
 from conversations.booking import Booked, Bookings
 from conversations.keys import Subject
 from conversations.transports import Transport
@@ -102,6 +103,8 @@ def booked(line_console: LineConsole) -> dict[str, Any]:
     second = store.book(other, jst("2026-01-05T10:30"), "ev-2")
     assert isinstance(first, Booked) and isinstance(second, Booked)
     store.cancel(second.booking.id, by="lead")
+    take(lc, "AB", shop)  # a retake under way: the finished diagnosis still tells the tier
+    Analytics(lc.r).set_name("line", shop.user_id, "テスト通販")
     return {"store": store, "shop": shop, "first": first.booking, "second": second.booking, "other": other}
 
 
@@ -145,6 +148,8 @@ def test_the_feed_at_its_secret_url(line_console: LineConsole, booked: dict[str,
     first, second = booked["first"], booked["second"]
     assert set(got) == {first.id + "@crmbot", second.id + "@crmbot"}
     mine = got[first.id + "@crmbot"]
+    assert str(mine["summary"]) == "テスト通販様 ご相談"
+    assert str(got[second.id + "@crmbot"]["summary"]) == "お名前未取得様 ご相談"
     assert str(mine["status"]) == "CONFIRMED" and int(mine["sequence"]) == 0
     assert mine.decoded("dtstart") == jst("2026-01-05T10:00")
     description = str(mine["description"]).split("\n")
