@@ -17,8 +17,8 @@ The API, for the code that wires it (``now`` is always the injected clock's)::
     store.next_free(limit=5, after=None) -> [FreeSlot]                 # paging: after = the last one shown
     store.request_consultation(lead) -> Consultation                    # 相談する: any time, recorded once
     store.book(lead, start, request_id) -> Booked | Full | NotOffered | Inactive
-    store.change(booking_id, start, request_id) -> the same              # or book() again: a lead has one active
-    store.cancel(booking_id, by) -> Booking | None                      # frees the place at once
+    store.change(booking_id, start, request_id, lead=None) -> the same   # or book() again: one active per lead
+    store.cancel(booking_id, by, lead=None) -> Booking | None           # frees the place at once; lead: owner check
     store.mark(booking_id, "attended" | "no_show" | "cancelled", by) -> Booking | None
     store.booking(id), store.bookings_of(lead), store.between(start, end) -> [Booking]
     store.consultation(lead) -> Consultation | None;  store.consultation_counts(from, to, channels)

@@ -537,13 +537,15 @@ def _book_answer(av: Availability, at: datetime, begins: datetime, lead: Subject
     return Full(begins.astimezone(av.zone), (yield from _alternatives(av, at, begins, count)))
 
 
-def mark_plan(booking_id: str, status: str, by: str, now: float | datetime) -> Plan[Booking | None]:
-    """Set a booking's status (MARKS); None when there is no such booking. InvalidInput for a change its
-    status does not allow (a cancelled booking stays cancelled; attended / no-show only once started)."""
+def mark_plan(booking_id: str, status: str, by: str, now: float | datetime,
+              lead: Subject | None = None) -> Plan[Booking | None]:
+    """Set a booking's status (MARKS); None when there is no such booking (or it is not ``lead``'s, when
+    given). InvalidInput for a change its status does not allow (a cancelled booking stays cancelled;
+    attended / no-show only once started)."""
     if status not in MARKS:
         raise InvalidInput(f"a booking may be marked {', '.join(MARKS)}, not {str(status)[:20]!r}")
     found = yield from booking_plan(booking_id)
-    if found is None:
+    if found is None or (lead is not None and found.lead != keys.lead_ref(lead)):
         return None
     lead = found.subject
     reply = yield Eval(MARK_LUA, [
@@ -660,20 +662,22 @@ class Bookings:
     def book(self, lead: Subject, start: datetime, request_id: str) -> BookResult:
         return self.r.run(book_plan(lead, start, request_id, self.clock(), request_ttl=self.request_ttl))
 
-    def change(self, booking_id: str, start: datetime, request_id: str) -> BookResult:
-        """Move a lead's active booking to the slot at ``start`` (:class:`Inactive` when it is not active)."""
+    def change(self, booking_id: str, start: datetime, request_id: str, lead: Subject | None = None) -> BookResult:
+        """Move a lead's active booking to the slot at ``start`` (:class:`Inactive` when it is not active,
+        or not ``lead``'s when given: a button's booking id is checked against who tapped it)."""
         found = self.booking(booking_id)
-        if found is None:
+        if found is None or (lead is not None and found.lead != keys.lead_ref(lead)):
             return Inactive(None)
         return self.r.run(book_plan(found.subject, start, request_id, self.clock(), expect=booking_id,
                                     request_ttl=self.request_ttl))
 
-    def cancel(self, booking_id: str, by: str) -> Booking | None:
-        """Cancel a booking (frees its place at once; again: nothing changes); None when there is none."""
-        return self.mark(booking_id, "cancelled", by)
+    def cancel(self, booking_id: str, by: str, lead: Subject | None = None) -> Booking | None:
+        """Cancel a booking (frees its place at once; again: nothing changes); None when there is none, or
+        it is not ``lead``'s (when given)."""
+        return self.mark(booking_id, "cancelled", by, lead)
 
-    def mark(self, booking_id: str, status: str, by: str) -> Booking | None:
-        return self.r.run(mark_plan(booking_id, status, by, self.clock()))
+    def mark(self, booking_id: str, status: str, by: str, lead: Subject | None = None) -> Booking | None:
+        return self.r.run(mark_plan(booking_id, status, by, self.clock(), lead))
 
     # -- the lead ------------------------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
     python -m tests.conversations.booking_racer REDIS_URL RACER NOW
 
-It waits on its own go list (``race:go:<racer>``, BLPOP) for an order, ``{"round", "lead", "start", "rid"}``,
-books it with the product's :class:`~conversations.booking.Bookings` (time fixed at NOW, epoch seconds) and
-pushes what came of it to ``race:out:<round>``; ``"stop"`` ends it. The test pushes every racer's order of a
-round in one MULTI, so all of them wake at once and race for the slot.
+Once connected it says so (``race:ready``), then waits on its own go list (``race:go:<racer>``, BLPOP)
+for an order, ``{"round", "lead", "start", "rid"}``, books it with the product's
+:class:`~conversations.booking.Bookings` (time fixed at NOW, epoch seconds) and pushes what came of it
+to ``race:out:<round>``; ``"stop"`` ends it. The test pushes every racer's order of a round in one
+MULTI, so all of them wake at once and race for the slot.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ WAIT = 60  # seconds without an order before the racer gives up (the test died)
 
 
 def main(url: str, racer: str, now: float) -> int:
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=WAIT + 30)  # BLPOP waits WAIT seconds on the server
     store = Bookings(client, clock=lambda: now)
+    client.rpush("race:ready", racer)
     while True:
         got = client.blpop([f"race:go:{racer}"], timeout=WAIT)
         if got is None:

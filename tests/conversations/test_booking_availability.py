@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conversations.booking.availability import (
@@ -127,6 +127,7 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                                                                                        max_size=3), max_leaves=8)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(CONTRACT)), JSON_VALUES)
 def test_any_json_in_a_field_is_taken_or_refused_naming_that_field(name: str, value: Any) -> None:
     try:
@@ -230,7 +231,7 @@ def steady(av: Availability, day: date) -> bool:
 NOWS = st.datetimes(datetime(2027, 1, 1), datetime(2027, 2, 28), timezones=st.just(ZoneInfo("UTC")))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(availabilities(), NOWS)
 def test_every_offered_slot_is_within_the_rules(av: Availability, now: datetime) -> None:
     got = offered(av, now)
@@ -250,7 +251,7 @@ def test_every_offered_slot_is_within_the_rules(av: Availability, now: datetime)
     assert all(a.end <= b.start for a, b in pairwise(got))  # in order, never overlapping
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(availabilities(), st.dates(date(2027, 1, 1), date(2027, 3, 31)))
 def test_each_range_gives_every_whole_slot_that_fits(av: Availability, day: date) -> None:
     got = day_slots(av, day)
@@ -259,7 +260,7 @@ def test_each_range_gives_every_whole_slot_that_fits(av: Availability, day: date
     assert len(got) == sum((h.end - h.start) // av.slot_minutes for h in av.weekly[day.weekday()])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(availabilities())
 def test_dump_and_parse_are_inverse(av: Availability) -> None:
     assert Availability.loads(av.dumps()) == av

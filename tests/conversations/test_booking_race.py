@@ -35,15 +35,20 @@ AVAILABILITY: dict[str, Any] = {
 }
 
 
+DEADLINE = 120  # seconds for a racer to start or answer (a loaded machine); never waited out when all is well
+
+
 class Race:
-    def __init__(self, r: redis.Redis, url: str) -> None:
-        self.r = r
+    def __init__(self, url: str) -> None:
+        self.r = redis.Redis.from_url(url, socket_timeout=DEADLINE + 30)  # its BLPOPs wait on the server
         self.procs = []
         for i in range(RACERS):
             proc = subprocess.Popen([sys.executable, "-m", "tests.conversations.booking_racer", url, str(i),
                                      repr(NOW.timestamp())], cwd=ROOT)
             track_process(proc, f"booking racer {i}")
             self.procs.append(proc)
+        for _ in range(RACERS):  # every racer connected and waiting before the first round
+            assert self.r.blpop(["race:ready"], timeout=DEADLINE) is not None, "a racer did not start"
 
     def round(self, n: int, orders: list[dict[str, str]]) -> list[dict[str, Any]]:
         """Every racer's order of round ``n`` at once; what each got, in racer order."""
@@ -53,8 +58,8 @@ class Race:
             p.execute()
         results = []
         for _ in orders:
-            got = self.r.blpop([f"race:out:{n}"], timeout=60)  # a deadline, not a wait: answers come at once
-            assert got is not None, f"round {n}: a racer did not answer within 60 s"
+            got = self.r.blpop([f"race:out:{n}"], timeout=DEADLINE)  # a deadline: answers come at once
+            assert got is not None, f"round {n}: a racer did not answer within {DEADLINE} s"
             results.append(json.loads(got[1]))
         return sorted(results, key=lambda x: x["racer"])
 
@@ -67,13 +72,14 @@ class Race:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        self.r.close()
         assert [p.returncode for p in self.procs] == [0] * RACERS
 
 
 @pytest.fixture
 def race(r: redis.Redis, redis_url: str) -> Iterator[Race]:
     Bookings(r).set_availability(AVAILABILITY)
-    race = Race(r, redis_url)
+    race = Race(redis_url)
     try:
         yield race
     finally:

@@ -210,7 +210,10 @@ def test_a_booking_of_an_older_slot_length_still_holds_its_time(store: Bookings)
 def test_cancel_frees_the_place_at_once_and_is_final(store: Bookings, clock: FakeClock, r: redis.Redis) -> None:
     slot = jst("2027-01-04T10:30")
     b = booked(store.book(ALICE, slot, "ev1")).booking
-    cancelled = store.cancel(b.id, by="lead")
+    assert store.cancel(b.id, by="lead", lead=BOB) is None  # a button's booking id, tapped by someone else
+    assert isinstance(store.change(b.id, jst("2027-01-06T10:00"), "ev0", lead=BOB), Inactive)
+    assert store.booking(b.id) == b
+    cancelled = store.cancel(b.id, by="lead", lead=ALICE)
     assert cancelled is not None and (cancelled.status, cancelled.seq, cancelled.by) == ("cancelled", 1, "lead")
     assert cancelled.reminders == () and r.zcard(keys.BOOKING_REMIND) == 0 and held(r) == []
     assert store.cancel(b.id, by="console") == cancelled  # again: nothing changes
