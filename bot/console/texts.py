@@ -382,3 +382,37 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
 def try_texts(locale: str) -> Mapping[str, str]:
     """The try-it page's texts in ``locale`` (Japanese for a locale it lacks)."""
     return TRY_TEXTS.get(locale, TRY_TEXTS["ja"])
+
+
+# The bookings' iCalendar feed (bot/console/bookings.py, bot/calendar_feed.py): what the operator's calendar shows.
+FEED_TEXTS: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "calendar": "CRM診断 ご相談の予約",
+        "summary": "{name}様 ご相談",
+        "unknown_name": "お名前未取得",
+        "format": "形式: {format}",
+        "tier": "評価: {tier}",
+        "a_count": "Aの数: {count}/10",
+        "point": "改善ポイント: {point}",
+        "answers": "回答:",
+        "attended": "結果: ご相談済み",
+        "no_show": "結果: ご欠席",
+    },
+    "en": {
+        "calendar": "CRM diagnosis: consultation bookings",
+        "summary": "Consultation with {name}",
+        "unknown_name": "name unknown",
+        "format": "Format: {format}",
+        "tier": "Tier: {tier}",
+        "a_count": "A answers: {count} of 10",
+        "point": "Point to fix: {point}",
+        "answers": "Answers:",
+        "attended": "Outcome: attended",
+        "no_show": "Outcome: did not attend",
+    },
+}
+
+
+def feed_texts(locale: str) -> Mapping[str, str]:
+    """The feed's words in ``locale`` (Japanese for a locale it lacks)."""
+    return FEED_TEXTS.get(locale, FEED_TEXTS["ja"])
