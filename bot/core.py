@@ -2,26 +2,33 @@
 
 Channel adapters turn their webhooks into :class:`InboundEvent` and call :meth:`Bot.handle`.
 The core never imports Flask, LINE or Slack.
+
+On a transport whose account crmbot shares with another tool (``owned_only``: LINE, in the README's
+"Coexistence with another LINE tool"), the step of an event crmbot does not own is committed as usual and
+says nothing: the rule is :func:`conversations.ownership.owns`, decided here on the record the step has
+already read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from bot.logs import uid
 from bot.outbox import Outbox
-from conversations import inputs
+from conversations import inputs, ownership
 from conversations.analytics import delta_of
 from conversations.errors import Contention
 from conversations.inputs import Input
-from conversations.jobs import Figures, Job
+from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
 from conversations.machine import Conv, Machine
 from conversations.outputs import Output
+from conversations.ownership import Origin
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 MAX_CAS_ATTEMPTS = 20
@@ -35,13 +42,15 @@ class InboundEvent:
     reply_token: str | None = None
     timestamp: float | None = None  # when the channel says it happened (seconds)
     redelivery: bool = False
+    origin: Origin | None = None  # what kind of event it came from (LINE: for the ownership rule)
 
 
 @dataclass(frozen=True)
 class Handled:
     status: str  # "ok" or "dup"
     state: str
-    outputs: tuple[Output, ...] = ()
+    outputs: tuple[Output, ...] = ()  # what is said (nothing when the event is not crmbot's)
+    rode: bool = False  # the ``once`` job given to handle() was sent with the commit (queued, or already)
 
 
 class Bot:
@@ -53,16 +62,27 @@ class Bot:
         *,
         clock: Callable[[], float] = time.time,
         conversation_ttl: int = 7 * 86400,
+        owned_only: Collection[Transport] = (),
     ) -> None:
         self.store = store
         self.machine = machine
         self.outbox = outbox
         self.clock = clock
         self.conversation_ttl = conversation_ttl
+        self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
 
-    def handle(self, ev: InboundEvent) -> Handled:
+    def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
+        """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
+        if ev.subject.transport not in self.owned_only or ev.origin is None:
+            return True
+        return ownership.owns(ev.origin, ev.input, in_progress=self.machine.in_progress(conv, now),
+                              handed_over=ownership.handed_over(conv, now))
+
+    def handle(self, ev: InboundEvent, *, once: Once | None = None) -> Handled:
         """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
-        when the user's record kept changing under concurrent events (nothing was applied)."""
+        when the user's record kept changing under concurrent events (nothing was applied). ``once``: a
+        job queued at most once that rides on the commit's round trip (a LINE webhook's forward); a
+        duplicate event commits nothing, so it does not ride (``Handled.rode``)."""
         job: Job | None = None
         figures: Figures | None = None
         for _ in range(MAX_CAS_ATTEMPTS):
@@ -73,7 +93,8 @@ class Bot:
             now = self.clock()
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
-            job, figures = self._queued(ev, snap.conv, conv, step.outputs, now, job, figures)
+            said = step.outputs if self.owns(ev, snap.conv, now) else ()
+            job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -89,21 +110,23 @@ class Bot:
                 drop_outbox=ev.input.kind == inputs.UNFOLLOW,
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
                 content=content,
+                once=once,
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
                 log.info(
-                    "%s %s: %s -> %s (%d out)",
+                    "%s %s: %s -> %s (%d out%s)",
                     uid(ev.subject.user_id),
                     ev.input.kind,
                     snap.conv.state,
                     step.state,
-                    len(step.outputs),
+                    len(said),
+                    "" if said or not step.outputs else ": not ours, left to the other tool",
                 )
-                return Handled(OK, step.state, step.outputs)
+                return Handled(OK, step.state, said, rode=once is not None)
             if result == DUPLICATE:
-                return Handled(DUPLICATE, snap.conv.state)
+                return Handled(DUPLICATE, snap.conv.state, rode=once is not None)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
