@@ -138,7 +138,7 @@ class Bot:
         compare-and-set retries (``job``, ``figures``: the previous try's)."""
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None
-        new_job = self.outbox.job_for(ev, outputs, now, job) if outputs else None
+        new_job = self.outbox.job_for(ev, outputs, now, job)
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
         new_figures = None
         if delta is not None:

@@ -137,19 +137,26 @@ class Outbox:
 
     # ---- building jobs ----------------------------------------------------------------------------
 
-    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job:
-        """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
-        and the transport's own facts (LINE: a reply token, a redelivery, a follow) go in its state."""
+    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job | None:
+        """The job for an inbound event's outputs (None when there is nothing to do). Its id survives the
+        core's compare-and-set retries, and the transport's own facts (LINE: a reply token, a redelivery, a
+        follow) go in its state. A LINE follow that says nothing (another tool greets: the ownership rule)
+        still gets a job that only fetches the display name for the operator (``sent`` from the start)."""
         subject: Subject = ev.subject
+        said = list(outputs)
         state: TransportState | None = None
         if subject.transport == Transport.LINE:
             # a follow: the worker fetches the display name once it has replied
-            if self.line_push_only:
-                state = LineState(via="push", fetch_profile=ev.input.kind == inputs.FOLLOW)
+            follow = ev.input.kind == inputs.FOLLOW
+            if not said:
+                state = LineState(via="push", fetch_profile=True, sent=True) if follow else None
+            elif self.line_push_only:
+                state = LineState(via="push", fetch_profile=follow)
             else:
                 state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
-                                  fetch_profile=ev.input.kind == inputs.FOLLOW)
-        said = list(outputs)
+                                  fetch_profile=follow)
+        if not said and state is None:
+            return None
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
                        content=self._content(said), job_id=previous.id if previous is not None else None)
 

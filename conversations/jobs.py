@@ -144,9 +144,10 @@ class Job:
 
     @property
     def says_something(self) -> bool:
-        """Whether there is anything to deliver: outputs, or a forward's body. A job with neither is a
-        figures-only job of the first shape (its figures applied, it is done)."""
-        return bool(self.outputs) or isinstance(self.state, ForwardState)
+        """Whether there is anything to deliver: outputs, a forward's body, a LINE follower's display name to
+        fetch. A job with none is a figures-only job of the first shape (its figures applied, it is done)."""
+        return (bool(self.outputs) or isinstance(self.state, ForwardState)
+                or (isinstance(self.state, LineState) and self.state.fetch_profile))
 
     @property
     def slack(self) -> SlackState:

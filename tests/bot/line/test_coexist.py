@@ -24,12 +24,13 @@ import redis
 from bot.app import build_services, create_app
 from bot.cli import outbox_cmd
 from conversations import jobs, keys
+from conversations.analytics import Analytics
 from conversations.keys import Subject
 from conversations.machine import IDLE
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import DESTINATION, SECRET, TOKEN, LineUser, last_quick_reply_data, sign
 from tests.conftest import FakeClock
-from tests.fakes.line_api import PUSH, REPLY, FakeLineApi
+from tests.fakes.line_api import PUSH, REPLY, FakeLineApi, profile_path
 from tests.fakes.line_receiver import LineWebhookReceiver
 from tests.fakes.openapi import require_specs, validate_webhook_body
 from tests.redis_server import free_port
@@ -312,6 +313,32 @@ def test_crmbot_replies_only_to_its_own_events(first: LineEnv, receiver: LineWeb
     assert first.svc.store.load(Subject("line", user.user_id)).state == IDLE
     first.settle()
     assert len(receiver.accepted()) == 10  # and the other tool got every one of them
+
+
+def test_a_follow_left_to_the_other_tool_still_fetches_the_display_name(first: LineEnv) -> None:
+    """crmbot says nothing at a follow (the other tool greets), and still keeps the name for the operator."""
+    fake, user = first.fake, first.user()
+    fake.set_profile(user.user_id, "共存 花子")
+    user.follow()
+    first.settle()
+    assert [r.path for r in fake.recorded()] == [profile_path(user.user_id)]
+    assert [lead.name for lead in Analytics(first.r, clock=first.clock).person("line", user.user_id)] == []
+    user.say("診断")  # the lead begins with the diagnosis: named from the start
+    first.settle()
+    assert [lead.name for lead in Analytics(first.r, clock=first.clock).person("line", user.user_id)] == ["共存 花子"]
+
+
+def test_without_display_names_a_silent_follow_sends_nothing(r: redis.Redis, redis_url: str, fake_line: FakeLineApi,
+                                                            clock: FakeClock, receiver: LineWebhookReceiver) -> None:
+    env = make_env(r, redis_url, fake_line, clock, line_forward_url=receiver.url, line_coexist="first",
+                   fetch_profile=False)
+    try:
+        env.user().follow()
+        env.settle()
+        assert fake_line.recorded() == [] and list(r.scan_iter(match="crmbot:{u:*}:out")) == []
+        assert env.svc.outbox.parked() == [] and len(receiver.accepted()) == 1
+    finally:
+        env.worker.close()
 
 
 def test_a_keyword_at_rest_and_the_result_are_ours(first: LineEnv, receiver: LineWebhookReceiver) -> None:
