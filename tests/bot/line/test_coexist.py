@@ -357,7 +357,7 @@ def test_second_pushes_its_own_events_and_never_replies(second: LineEnv) -> None
     user.follow()
     user.say("こんにちは")
     second.settle()
-    assert fake.recorded() == []  # neither is crmbot's
+    assert [r.path for r in fake.recorded()] == [profile_path(user.user_id)]  # neither is crmbot's: no message
     user.say("診断")
     second.settle()
     user.tap(last_quick_reply_data(fake.delivered(user.user_id))[0])
