@@ -93,8 +93,9 @@ class Bot:
             now = self.clock()
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
-            said = step.outputs if self.owns(ev, snap.conv, now) else ()
-            job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures)
+            owned = self.owns(ev, snap.conv, now)
+            said = step.outputs if owned else ()
+            job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -131,14 +132,18 @@ class Bot:
         raise Contention("conversation record kept changing; giving up for now")
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
-                job: Job | None, figures: Figures | None) -> tuple[Job | None, Figures | None]:
+                job: Job | None, figures: Figures | None, *, owned: bool = True) -> tuple[Job | None, Figures | None]:
         """What a step commits beside the record: the job that says its outputs (none when it says
-        nothing), and the record of what it changed for the operator's figures (conversations.analytics,
-        applied by a worker from its own queue entry; none when nothing changed). Their ids survive the
-        compare-and-set retries (``job``, ``figures``: the previous try's)."""
+        nothing; for an event left to another tool, what the outbox still does for it), and the record of
+        what it changed for the operator's figures (conversations.analytics, applied by a worker from its
+        own queue entry; none when nothing changed). Their ids survive the compare-and-set retries
+        (``job``, ``figures``: the previous try's)."""
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None
-        new_job = self.outbox.job_for(ev, outputs, now, job)
+        if outputs:
+            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job)
+        else:
+            new_job = None if owned else self.outbox.silent_job(ev, now, job)
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
         new_figures = None
         if delta is not None:

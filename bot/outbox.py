@@ -137,28 +137,32 @@ class Outbox:
 
     # ---- building jobs ----------------------------------------------------------------------------
 
-    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job | None:
-        """The job for an inbound event's outputs (None when there is nothing to do). Its id survives the
-        core's compare-and-set retries, and the transport's own facts (LINE: a reply token, a redelivery, a
-        follow) go in its state. A LINE follow that says nothing (another tool greets: the ownership rule)
-        still gets a job that only fetches the display name for the operator (``sent`` from the start)."""
+    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job:
+        """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
+        and the transport's own facts (LINE: a reply token, a redelivery, a follow) go in its state."""
         subject: Subject = ev.subject
-        said = list(outputs)
         state: TransportState | None = None
         if subject.transport == Transport.LINE:
             # a follow: the worker fetches the display name once it has replied
             follow = ev.input.kind == inputs.FOLLOW
-            if not said:
-                state = LineState(via="push", fetch_profile=True, sent=True) if follow else None
-            elif self.line_push_only:
+            if self.line_push_only:
                 state = LineState(via="push", fetch_profile=follow)
             else:
                 state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
                                   fetch_profile=follow)
-        if not said and state is None:
-            return None
+        said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
                        content=self._content(said), job_id=previous.id if previous is not None else None)
+
+    def silent_job(self, ev: Any, now: float, previous: Job | None) -> Job | None:
+        """The job of an event left to another tool (the ownership rule: nothing is said): a LINE follow
+        still fetches the display name for the operator's leads (``sent`` from the start); else none."""
+        subject: Subject = ev.subject
+        if subject.transport != Transport.LINE or ev.input.kind != inputs.FOLLOW:
+            return None
+        return Job.new(subject.transport, subject.user_id, subject.tag_name, [], now,
+                       state=LineState(via="push", fetch_profile=True, sent=True),
+                       job_id=previous.id if previous is not None else None)
 
     def to_subject(self, subject: Subject, outputs: Iterable[JobOutput], *, state: TransportState | None = None) -> Job:
         """A job for one subject's mailbox (a user, or a Slack channel as "<workspace>.<channel>")."""
