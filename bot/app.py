@@ -19,6 +19,7 @@ from bot.kpi import KpiCore
 from bot.operator import ConsultHook
 from bot.outbox import Outbox
 from bot.persistence import log_if_cannot_persist
+from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
 from conversations.content import Script, load_script
@@ -73,8 +74,9 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
-    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl,
+    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [])
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console

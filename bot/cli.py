@@ -351,7 +351,8 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
             if not text:
                 continue
             chosen = _pick(text, buttons)
-            send(inputs.from_button(chosen.data) if chosen else inputs.from_text(text, script.keywords))
+            send(inputs.from_button(chosen.data) if chosen
+                 else inputs.from_text(text, script.keywords, script.glossary))
     except KeyboardInterrupt:
         pass
     except StoreUnavailable as e:
@@ -368,7 +369,9 @@ def terminal_text(script: Script, out: Output) -> str:
         Advice,
         ConfirmRestart,
         ConsultAck,
+    Definition,
         DoneHelp,
+    Erasure,
         Greeting,
         Notice,
         Offer,
@@ -383,7 +386,7 @@ def terminal_text(script: Script, out: Output) -> str:
         case Result(answers=answers, prev=prev):
             return views.result_text(script, answers, prev)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

@@ -95,6 +95,7 @@ class Config:
     consult_url: str | None = None  # CRMBOT_CONSULT_URL: the booking page offered with the confirmation
     operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
     handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
+    privacy_url: str | None = None  # CRMBOT_PRIVACY_URL: the consultancy's privacy policy, named by the note
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
@@ -150,7 +151,8 @@ class Config:
 
     def machine_settings(self) -> MachineSettings:
         return MachineSettings(expiry=self.conversation_ttl, resume_after=self.resume_after,
-                               handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "")
+                               handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "",
+                               privacy_url=self.privacy_url or "")
 
     def with_(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -393,11 +395,12 @@ def _reminders(e: _Env) -> dict[str, Any]:
 
 def _consultation(e: _Env) -> dict[str, Any]:
     """The step after the result: the booking page, the operator's channel, the hand-off, the LINE name."""
-    consult_url = e.text("CRMBOT_CONSULT_URL")
-    if consult_url is not None and (not consult_url.startswith(("https://", "http://")) or len(consult_url) > 1000
-                                    or any(c.isspace() for c in consult_url)):
-        raise ConfigError("environment: CRMBOT_CONSULT_URL must be a web page address (https://...), "
-                          "at most 1000 characters")
+    consult_url, privacy_url = e.text("CRMBOT_CONSULT_URL"), e.text("CRMBOT_PRIVACY_URL")
+    for name, url in (("CRMBOT_CONSULT_URL", consult_url), ("CRMBOT_PRIVACY_URL", privacy_url)):
+        if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 1000
+                                or any(c.isspace() for c in url)):
+            raise ConfigError(f"environment: {name} must be a web page address (https://...), "
+                              "at most 1000 characters")
     operator_channel = e.text("CRMBOT_OPERATOR_SLACK_CHANNEL")
     if operator_channel is not None:
         if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
@@ -416,7 +419,8 @@ def _consultation(e: _Env) -> dict[str, Any]:
         if not 0 <= handoff <= 24 * 365:
             raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
                               f"0 for none (got {raw_handoff[:20]!r})")
-    return {"consult_url": consult_url, "operator_slack_channel": operator_channel, "handoff_hours": handoff,
+    return {"consult_url": consult_url, "privacy_url": privacy_url, "operator_slack_channel": operator_channel,
+            "handoff_hours": handoff,
             "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True)}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bot.logs import uid
 from bot.outbox import Outbox
+from bot.privacy import Eraser
 from conversations import inputs, ownership
 from conversations.analytics import delta_of
 from conversations.errors import Contention
@@ -62,6 +63,7 @@ class Bot:
         *,
         clock: Callable[[], float] = time.time,
         conversation_ttl: int = 7 * 86400,
+        eraser: Eraser | None = None,
         owned_only: Collection[Transport] = (),
     ) -> None:
         self.store = store
@@ -69,6 +71,7 @@ class Bot:
         self.outbox = outbox
         self.clock = clock
         self.conversation_ttl = conversation_ttl
+        self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
         self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
@@ -85,6 +88,11 @@ class Bot:
         duplicate event commits nothing, so it does not ride (``Handled.rode``)."""
         job: Job | None = None
         figures: Figures | None = None
+        erasing = ev.input.kind == inputs.ERASE_YES and self.eraser is not None
+        if erasing and self.eraser is not None:
+            # Everything of theirs goes first (idempotent: a failure is retried by the redelivery), then the
+            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed.
+            self.eraser.erase(ev.subject, by="owner")
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -116,6 +124,8 @@ class Bot:
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
+                if erasing:
+                    self.store.forget_event(ev.subject, ev.event_id)
                 log.info(
                     "%s %s: %s -> %s (%d out%s)",
                     uid(ev.subject.user_id),

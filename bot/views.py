@@ -17,7 +17,9 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
     Notice,
     Offer,
@@ -60,7 +62,42 @@ def question_buttons(script: Script, sid: int, q: int) -> list[Button]:
         buttons.append(Button(label, inputs.button(inputs.BACK, sid=sid, q=q), label))
     label = script.text("restart_ask_button")
     buttons.append(Button(label, inputs.button(inputs.RESTART), label))
+    if script.glossary.button and script.glossary.of_question(q):
+        buttons.append(Button(script.glossary.button, inputs.button(inputs.DEFINE, q=q),
+                              script.glossary.heading.format(number=q + 1)))
     return buttons
+
+
+def definition_text(script: Script, out: Definition) -> str:
+    """A term's definition, or every term question ``q`` uses with its definition (a term the script no longer
+    has is left out)."""
+    glossary = script.glossary
+    sep = "：" if script.locale == "ja" else ": "
+    if out.term:
+        term = glossary.terms.get(out.term)
+        return f"{term.name}{sep}{term.text}" if term else ""
+    q = out.q or 0
+    lines = [glossary.heading.format(number=q + 1)]
+    lines += [f"・{t.name}{sep}{t.text}" for t in glossary.of_question(q)]
+    return "\n".join(lines)
+
+
+def erasure_text(script: Script, out: Erasure) -> str:
+    p = script.privacy
+    return {"ask": p.erase_confirm, "kept": p.erase_kept, "done": p.erased}[out.stage]
+
+
+def erasure_buttons(script: Script, out: Erasure) -> list[Button]:
+    if out.stage != "ask":
+        return []
+    yes, no = script.privacy.erase_yes_button, script.privacy.erase_no_button
+    return [Button(yes, inputs.button(inputs.ERASE_YES), yes), Button(no, inputs.button(inputs.ERASE_NO), no)]
+
+
+def privacy_text(script: Script, url: str = "") -> str:
+    """What is kept, every use, how to delete it; then the policy's address, or that there is none yet."""
+    p = script.privacy
+    return f"{p.note}\n{p.policy.format(url=url) if url else p.no_policy}"
 
 
 def confirm_restart_buttons(script: Script, sid: int) -> list[Button]:
@@ -234,8 +271,8 @@ def advice_text(script: Script, q: int, letter: str) -> str:
     return f"{advice_title(script, q, letter)}\n{advice_for(script.questions[q], letter)}"
 
 
-def greeting_text(script: Script) -> str:
-    return f"{script.text('greeting')}\n\n{script.text('privacy_note')}"
+def greeting_text(script: Script, privacy_url: str = "") -> str:
+    return f"{script.text('greeting')}\n\n{privacy_text(script, privacy_url)}"
 
 
 def notice_text(script: Script, out: Notice) -> str:
@@ -253,8 +290,12 @@ def plain_text(script: Script, out: Output) -> str:
             return advice_text(script, q, choice)
         case ConfirmRestart(q=q):
             return script.text("restart_confirm", count=q)
-        case Greeting():
-            return greeting_text(script)
+        case Greeting(privacy_url=url):
+            return greeting_text(script, url)
+        case Definition():
+            return definition_text(script, out)
+        case Erasure():
+            return erasure_text(script, out)
         case Resume(q=q):
             return script.text("resume_prompt", number=q + 1, total=QUESTION_COUNT)
         case Notice():
@@ -293,7 +334,9 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return [retake_button(script)]
         case OptinOffer():
             return optin_buttons(script)
-        case Notice() | Advice() | ConsultAck():
+        case Erasure():
+            return erasure_buttons(script, out)
+        case Notice() | Advice() | ConsultAck() | Definition():
             return []
         case _:
             assert_never(out)

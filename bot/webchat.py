@@ -36,7 +36,9 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
     JobOutput,
     Notice,
@@ -124,7 +126,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows],
                            "comparison": list(v.comparison)}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -24,7 +24,7 @@ import json
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase")
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
@@ -81,7 +81,6 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "consult_booking": "",
         "consult_book_button": "",
         "consult_first": "",
-        "privacy_note": "",
         "next_theme_heading": "",
         "closeness": "label count",
         "all_a_heading": "",
@@ -163,6 +162,71 @@ class RichMenu:
 
 
 @dataclass(frozen=True)
+class Term:
+    name: str  # as shown, and as a question's term list names it
+    text: str  # the definition: one or two plain sentences
+    aliases: tuple[str, ...] = ()  # other ways an owner may type it ("F2" for "F2転換率")
+
+
+# The trailing marks an owner's question may end with (「LTVとは？」, "LTV?"), after NFKC.
+_ASK_MARKS = "?!.。、 "
+
+
+@dataclass(frozen=True)
+class Glossary:
+    """``[glossary]``: the terms the questions and their advice use, each defined in plain words, and for each
+    question the terms it uses (its 「用語」 button lists them). An owner who types 「LTVとは」 (a term with one
+    of ``suffixes`` or ``prefixes``, or the term alone) gets its definition (:meth:`lookup`)."""
+
+    button: str = ""  # the question's button that lists its terms ("" : no button)
+    heading: str = ""  # above that list: "{number}" is the question's number
+    terms: Mapping[str, Term] = field(default_factory=dict)
+    questions: tuple[tuple[str, ...], ...] = ()  # per question (0-based), the names of the terms it uses
+    prefixes: tuple[str, ...] = ()  # "what is", normalised
+    suffixes: tuple[str, ...] = ()  # "とは", "って何", normalised
+    index: Mapping[str, str] = field(default_factory=dict)  # a normalised name or alias -> the term's name
+
+    def lookup(self, typed: str) -> str | None:
+        """The term an owner asks about (「LTVとは」「F2って何？」"what is LTV" "LTV?"), or None."""
+        t = normalise(typed).rstrip(_ASK_MARKS)
+        candidates = [t]
+        for p in self.prefixes:
+            if t.startswith(p):
+                candidates.append(t[len(p):].strip())
+        for c in list(candidates):
+            for s in self.suffixes:
+                if c.endswith(s):
+                    candidates.append(c[: -len(s)].strip())
+        for c in candidates:
+            if c and (name := self.index.get(c.strip(_ASK_MARKS + "「」\"'"))):
+                return name
+        return None
+
+    def of_question(self, q: int) -> tuple[Term, ...]:
+        """The terms question ``q`` (0-based) uses, as defined."""
+        names = self.questions[q] if 0 <= q < len(self.questions) else ()
+        return tuple(self.terms[n] for n in names if n in self.terms)
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """``[privacy]``: what is kept and why, and the deletion's confirmation and answers (all required)."""
+
+    note: str = ""  # what is kept, every use, how to delete it (after the welcome)
+    policy: str = ""  # "{url}": the consultancy's privacy policy (CRMBOT_PRIVACY_URL)
+    no_policy: str = ""  # said instead when there is no policy page yet
+    erase_confirm: str = ""
+    erase_yes_button: str = ""
+    erase_no_button: str = ""
+    erased: str = ""
+    erase_kept: str = ""
+
+
+PRIVACY_FIELDS = ("note", "policy", "no_policy", "erase_confirm", "erase_yes_button", "erase_no_button", "erased",
+                  "erase_kept")
+
+
+@dataclass(frozen=True)
 class Script:
     path: str
     locale: str
@@ -174,6 +238,8 @@ class Script:
     richmenu: RichMenu
     source: str = ""  # the file's text, as loaded (what stored() keeps in Redis)
     version: str = ""  # a hash of the locale and the text: the content version jobs record
+    glossary: Glossary = field(default_factory=Glossary)
+    privacy: Privacy = field(default_factory=Privacy)
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
@@ -294,6 +360,8 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         tiers=tiers,
         questions=questions,
         richmenu=_parse_richmenu(r, data, keywords),
+        glossary=_parse_glossary(r, data, keywords),
+        privacy=_parse_privacy(r, data),
     )
 
 
@@ -392,3 +460,82 @@ def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, 
     for extra in set(table) - {"chat_bar", *RICHMENU_AREAS}:
         raise r.fail(f"richmenu.{extra}", "unknown rich menu entry")
     return RichMenu(chat_bar, tuple(areas))
+
+
+GLOSSARY_TEXT_MAX = 200  # a definition: one or two plain sentences
+
+
+def _words(r: _Reader, value: Any, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise r.fail(field, "must be a list of words")
+    return tuple(value)
+
+
+def _parse_glossary(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> Glossary:
+    """``[glossary]`` (optional: a file without it has no glossary): the terms, each with its definition and
+    the other ways to type it, and for each question the terms it uses, every one of them defined."""
+    if "glossary" not in data:
+        return Glossary()
+    table = r.table_at(data, "glossary", "glossary")
+    button = r.text_at(table, "button", "glossary.button", BUTTON_MAX)
+    heading = r.text_at(table, "heading", "glossary.heading", 100)
+    if {f for _, f, _, _ in string.Formatter().parse(heading) if f is not None} - {"number"}:
+        raise r.fail("glossary.heading", "unknown placeholder; allowed: {number}")
+    taken = {normalise(w): kind for kind, words in keywords.items() for w in words}
+    raw_terms = table.get("terms")
+    if not isinstance(raw_terms, list) or not raw_terms:
+        raise r.fail("glossary.terms", "must list the terms ([[glossary.terms]] with name and text)")
+    terms: dict[str, Term] = {}
+    index: dict[str, str] = {}
+    for i, rt in enumerate(raw_terms, start=1):
+        field = f"glossary.terms[{i}]"
+        if not isinstance(rt, dict):
+            raise r.fail(field, "must be a table with name and text")
+        term = Term(r.text_at(rt, "name", f"{field}.name", 40),
+                    r.text_at(rt, "text", f"{field}.text", GLOSSARY_TEXT_MAX),
+                    _words(r, rt.get("aliases"), f"{field}.aliases"))
+        for word in (term.name, *term.aliases):
+            norm = normalise(word)
+            if norm in index:
+                raise r.fail(field, f"{word!r} is also a name or alias of {index[norm]!r}")
+            if norm in taken:
+                raise r.fail(field, f"{word!r} is also listed under keywords.{taken[norm]}")
+            if letter := typed_choice(word):
+                raise r.fail(field, f"{word!r} would shadow the answer {letter}")
+            index[norm] = term.name
+        terms[term.name] = term
+    raw_q = table.get("questions")
+    if not isinstance(raw_q, list) or len(raw_q) != QUESTION_COUNT:
+        raise r.fail("glossary.questions", f"must list the terms of each of the {QUESTION_COUNT} questions")
+    questions = []
+    for q, names in enumerate(raw_q, start=1):
+        field = f"glossary.questions[{q}]"
+        listed = _words(r, names, field)
+        for name in listed:
+            if name not in terms:
+                raise r.fail(field, f"{name!r} is not a term defined in [[glossary.terms]]")
+        questions.append(listed)
+    return Glossary(button, heading, terms, tuple(questions),
+                    tuple(normalise(p) for p in _words(r, table.get("prefixes"), "glossary.prefixes")),
+                    tuple(normalise(s) for s in _words(r, table.get("suffixes"), "glossary.suffixes")), index)
+
+
+def _parse_privacy(r: _Reader, data: Mapping[str, Any]) -> Privacy:
+    """``[privacy]``: every text required; ``policy`` has the placeholder {url}, the others none."""
+    table = r.table_at(data, "privacy", "privacy")
+    values: dict[str, str] = {}
+    for key in PRIVACY_FIELDS:
+        button = key.endswith("_button")
+        value = r.text_at(table, key, f"privacy.{key}", BUTTON_MAX if button else 1000)
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as e:
+            raise r.fail(f"privacy.{key}", f"bad placeholder: {e}") from None
+        if names != ({"url"} if key == "policy" else set()):
+            raise r.fail(f"privacy.{key}", "policy must use {url} and nothing else; the other texts no placeholder")
+        values[key] = value
+    for extra in set(table) - set(PRIVACY_FIELDS):
+        raise r.fail(f"privacy.{extra}", "unknown privacy text")
+    return Privacy(**values)

@@ -12,6 +12,8 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
     k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
     v:<q>:<X>       show the advice for question q (0-based) at answer level X (B-D): a row of a result
+    g:<q>           list the terms question q (0-based) uses, with their definitions (its 「用語」 button)
+    e / e:1 / e:0   delete my data? / yes, delete it / no, keep it
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from scoring import CHOICES, QUESTION_COUNT
 
@@ -37,9 +40,19 @@ CONSULT = "consult"  # asks for a consultation: the button on a result, or a con
 RESTART_YES = "restart_yes"  # confirmed: start the diagnosis under way over
 RESULT = "result"  # show the last result again (a result word, or the rich menu)
 ADVICE = "advice"  # show one question's advice for an answer level (a row of a result)
+DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms of question q (its 「用語」 button)
+ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
+ERASE_YES = "erase_yes"  # yes: every key of this person is removed
+ERASE_NO = "erase_no"  # no: nothing is removed
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO)
+
+
+class TermLookup(Protocol):
+    """The script's glossary (conversations.content.Glossary): the term a typed question asks about."""
+
+    def lookup(self, typed: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class Input:
     choice: str | None = None
     q: int | None = None  # None: "the current question" (typed answers)
     sid: int | None = None  # None: "the current diagnosis"
+    term: str | None = None  # DEFINE: the term asked about (None: question q's terms)
 
 
 def normalise(text: str) -> str:
@@ -65,10 +79,11 @@ def typed_choice(text: str) -> str | None:
     return None
 
 
-def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
-    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop)."""
+def from_text(text: str, keywords: Mapping[str, Sequence[str]], glossary: TermLookup | None = None) -> Input:
+    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop/
+    erase) and its glossary (「LTVとは」: a term's definition; an unknown term is TEXT as any other text)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
     if t in {normalise(w) for w in keywords.get("stop", ())}:
@@ -76,6 +91,8 @@ def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
     letter = typed_choice(text)
     if letter:
         return Input(ANSWER, choice=letter)
+    if glossary is not None and (term := glossary.lookup(text)):
+        return Input(DEFINE, term=term)
     return Input(TEXT)
 
 
@@ -99,6 +116,10 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return "o:1" if kind == OPT_IN else "o:0"
     if kind == CONSULT:
         return f"k:{sid}"
+    if kind == DEFINE:
+        return f"g:{q}"
+    if kind in (ERASE, ERASE_YES, ERASE_NO):
+        return {ERASE: "e", ERASE_YES: "e:1", ERASE_NO: "e:0"}[kind]
     raise ValueError(f"no button for input kind {kind!r}")
 
 
@@ -115,6 +136,14 @@ def from_button(data: str) -> Input:
                 return Input(OPT_IN)
             case ["o", "0"]:
                 return Input(OPT_OUT)
+            case ["e"]:
+                return Input(ERASE)
+            case ["e", "1"]:
+                return Input(ERASE_YES)
+            case ["e", "0"]:
+                return Input(ERASE_NO)
+            case ["g", q] if _nat(q) < QUESTION_COUNT:
+                return Input(DEFINE, q=_nat(q))
             case ["r", sid]:
                 return Input(RESTART_YES, sid=_nat(sid))
             case ["v", q, choice] if choice in CHOICES[1:] and _nat(q) < QUESTION_COUNT:

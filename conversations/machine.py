@@ -41,7 +41,9 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
     Notice,
     Offer,
@@ -68,6 +70,7 @@ class Settings:
     double_tap: float = 10.0  # a repeat of the answer just given, within this window, is ignored
     handoff: float = 24 * 3600  # after a consultation request, free text is left to a person this long
     consult_url: str = ""  # a booking page offered with the consultation's confirmation ("" none)
+    privacy_url: str = ""  # the consultancy's privacy policy, named with the privacy note ("" none yet)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return _keep(conv, Greeting())
+    return _keep(conv, Greeting(ctx.settings.privacy_url))
 
 
 def offer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -347,7 +350,7 @@ def hint(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def ask_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    outs: tuple[Output, ...] = (Greeting(),) if inp.kind == inputs.FOLLOW else ()
+    outs: tuple[Output, ...] = (Greeting(ctx.settings.privacy_url),) if inp.kind == inputs.FOLLOW else ()
     return Step(replace(conv, state=RESUME), (*outs, Resume(conv.sid, conv.q)))
 
 
@@ -484,7 +487,46 @@ def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def expired_greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return Step(_at_rest(conv), (Greeting(),))
+    return Step(_at_rest(conv), (Greeting(ctx.settings.privacy_url),))
+
+
+def _definition(inp: Input) -> Definition:
+    if inp.term:
+        return Definition(term=inp.term)
+    if inp.q is None:  # from_text gives a term, from_button a question: never neither
+        raise InvalidInput("a definition input without its term or question")
+    return Definition(q=inp.q)
+
+
+def define(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """「LTVとは」 or a question's 「用語」 button: the definitions, then the open question (or prompt) again."""
+    return _keep(conv, _definition(inp), *place(conv))
+
+
+def define_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (_definition(inp),))
+
+
+def erase_ask(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """「データを削除」: confirm first (yes / no buttons); nothing changes until yes."""
+    return _keep(conv, Erasure("ask"))
+
+
+def erase_ask_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (Erasure("ask"),))
+
+
+def erase_no(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return _keep(conv, Erasure("kept"), *place(conv))
+
+
+def erase_no_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (Erasure("kept"),))
+
+
+def erase_yes(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Yes, delete: the record goes; the core (bot/core.py) removes every other key of the person first."""
+    return Step(None, (Erasure("done"),))
 
 
 # ---- the table --------------------------------------------------------------------------------------
@@ -548,6 +590,14 @@ ROUTES: tuple[Route, ...] = (
     # the last result again, and a result row's advice, in any state (the state and the place stay)
     *(Route(s, (inputs.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
+    # a term's definition, and deleting the person's data, in any state (the place is shown again)
+    *(Route(s, (inputs.DEFINE,), define, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.DEFINE,), define_expired, frozenset({IDLE, DONE})),
+    *(Route(s, (inputs.ERASE,), erase_ask, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.ERASE_NO,), erase_no, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.ERASE,), erase_ask_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.ERASE_NO,), erase_no_expired, frozenset({IDLE, DONE})),
+    *(Route(s, (inputs.ERASE_YES,), erase_yes, frozenset({IDLE})) for s in STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
     Route(HANDOFF, (inputs.TEXT, inputs.OTHER), leave_to_person, _ALL),
 )

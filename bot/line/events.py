@@ -16,7 +16,7 @@ from typing import Any
 from bot.core import InboundEvent
 from conversations import inputs
 from conversations.errors import InvalidInput
-from conversations.inputs import Input
+from conversations.inputs import Input, TermLookup
 from conversations.keys import Subject
 from conversations.ownership import Origin
 from conversations.transports import Transport
@@ -35,17 +35,17 @@ def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
     return hmac.compare_digest(base64.b64encode(digest), given)
 
 
-def parse(payload: Any, keywords: Mapping[str, Any]) -> Iterator[InboundEvent]:
+def parse(payload: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> Iterator[InboundEvent]:
     """Raises InvalidInput when the body is not a webhook payload at all."""
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise InvalidInput("not a LINE webhook body: no events list")
     for raw in payload["events"]:
-        ev = _event(raw, keywords)
+        ev = _event(raw, keywords, glossary)
         if ev is not None:
             yield ev
 
 
-def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
+def _event(raw: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> InboundEvent | None:
     if not isinstance(raw, dict) or raw.get("mode", "active") != "active":
         return None
     source = raw.get("source")
@@ -55,7 +55,7 @@ def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
     user_id = source.get("userId")
     if not isinstance(user_id, str) or not event_id or len(event_id) > 64:
         return None
-    parsed = _input(raw, keywords)
+    parsed = _input(raw, keywords, glossary)
     if parsed is None:
         return None
     inp, origin = parsed
@@ -89,7 +89,8 @@ def _seconds(ts: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> tuple[Input, Origin] | None:
+def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any],
+           glossary: TermLookup | None = None) -> tuple[Input, Origin] | None:
     """The event's input, and the kind of event it came from (for the ownership rule)."""
     kind = raw.get("type")
     if kind == "follow":
@@ -105,6 +106,6 @@ def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> tuple[Input, 
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "text" and isinstance(msg.get("text"), str):
-            return inputs.from_text(msg["text"][:500], keywords), Origin.TEXT
+            return inputs.from_text(msg["text"][:500], keywords, glossary), Origin.TEXT
         return Input(inputs.OTHER), Origin.MESSAGE
     return None  # join, leave, beacon, unsend, ... are not for this bot

@@ -30,7 +30,9 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
     Notice,
     Offer,
@@ -76,7 +78,7 @@ def message(script: Script, out: Output) -> Message:
         case ConsultAck(url=url) if url:
             return consult_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:

@@ -23,7 +23,9 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
     Notice,
     Offer,
@@ -636,7 +638,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder()):
+                  | Reminder() | Definition() | Erasure()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))

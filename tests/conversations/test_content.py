@@ -92,7 +92,7 @@ def test_real_scripts_load(locale: str) -> None:
         assert q.advice_b != q.advice_cd
     assert set(s.texts) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
-    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result", "erase"}
 
 
 def test_real_script_texts_format() -> None:

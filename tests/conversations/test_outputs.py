@@ -56,6 +56,10 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (ConsultAck(1, again=True, url="https://example.com/b"),
      {"type": "consult_ack", "sid": 1, "again": True, "url": "https://example.com/b"}),
     (Reminder("B"), {"type": "reminder", "tier": "B"}),
+    (Greeting("https://example.com/p"), {"type": "greeting", "privacy_url": "https://example.com/p"}),
+    (outputs.Definition(term="LTV"), {"type": "definition", "term": "LTV"}),
+    (outputs.Definition(q=0), {"type": "definition", "q": 0}),
+    (outputs.Erasure("ask"), {"type": "erasure", "stage": "ask"}),
 ]
 
 

@@ -13,12 +13,13 @@ from conversations.ownership import KEYWORDS_AT_REST, Origin, handed_over, owns
 
 pytestmark = pytest.mark.fast
 
-KEYWORDS = load_script("ja").keywords
+SCRIPT = load_script("ja")
+KEYWORDS = SCRIPT.keywords
 POSTBACK, TEXT, MESSAGE, EVENT = Origin.POSTBACK, Origin.TEXT, Origin.MESSAGE, Origin.EVENT
 
 
 def typed(text: str) -> Input:
-    return inputs.from_text(text, KEYWORDS)
+    return inputs.from_text(text, KEYWORDS, SCRIPT.glossary)
 
 
 def tapped(data: str) -> Input:
@@ -36,6 +37,9 @@ TABLE = [
     ("consult button", POSTBACK, tapped("k:2"), True, True),
     ("result row (advice)", POSTBACK, tapped("v:3:C"), True, True),
     ("start over, confirmed", POSTBACK, tapped("r:2"), True, True),
+    ("a question's terms (用語)", POSTBACK, tapped("g:3"), True, True),
+    ("delete my data? yes", POSTBACK, tapped("e:1"), True, True),
+    ("delete my data? no", POSTBACK, tapped("e:0"), True, True),
     ("another tool's postback", POSTBACK, tapped("action=buy&item=1"), False, False),
     ("another tool's postback like ours", POSTBACK, tapped("a:b:c"), False, False),
     # 2. typed keywords that mean something at rest; back and continue only mid-diagnosis
@@ -45,6 +49,8 @@ TABLE = [
     ("相談する", TEXT, typed("相談する"), True, True),
     ("停止", TEXT, typed("停止"), True, True),
     ("最初から", TEXT, typed("最初から"), True, True),
+    ("データを削除", TEXT, typed("データを削除"), True, True),
+    ("a glossary term: LTVとは", TEXT, typed("LTVとは"), True, True),
     ("戻る", TEXT, typed("戻る"), False, True),
     ("続き", TEXT, typed("続き"), False, True),
     # 3. free text, a typed letter, a sticker: only mid-diagnosis
@@ -64,8 +70,9 @@ def test_the_ownership_table(what: str, origin: Origin, inp: Input, at_rest: boo
 
 
 def test_the_table_covers_every_keyword_kind() -> None:
-    typed_kinds = {typed(w).kind for words in KEYWORDS.values() for w in words}
+    typed_kinds = {typed(w).kind for words in KEYWORDS.values() for w in words} | {typed("LTVとは").kind}
     assert typed_kinds == KEYWORDS_AT_REST | {inputs.BACK, inputs.CONTINUE}
+    assert {t[2].kind for t in TABLE} == set(inputs.KINDS)  # every kind of input has a row
     assert {t[2].kind for t in TABLE if t[1] is TEXT} >= typed_kinds
 
 

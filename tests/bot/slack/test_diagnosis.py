@@ -46,7 +46,7 @@ def test_diagnosis_starts_in_a_dm_with_buttons(slack_env: SlackEnv) -> None:
     assert opened.args["users"] == ALICE
     assert [m["text"] for m in slack_env.dms(ALICE)] == [q1["text"]]
     assert q1["text"].startswith("Q1/10\n" + slack_env.svc.script.questions[0].text)
-    assert [b["value"] for b in buttons(q1)] == ["a:1:0:A", "a:1:0:B", "a:1:0:C", "a:1:0:D", "r"]
+    assert [b["value"] for b in buttons(q1)] == ["a:1:0:A", "a:1:0:B", "a:1:0:C", "a:1:0:D", "r", "g:0"]
     assert q1["metadata"]["event_type"] == "crmbot_delivery"
     assert slack_env.channel_messages(CH) == []  # nothing in the channel the command came from
     conv = slack_env.conv(ALICE)
