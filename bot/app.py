@@ -258,4 +258,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     register_console(app, svc)  # /console/ (and / leads there)
     app.register_blueprint(try_bp())  # /console/try/, behind the console's login
+    from bot.metrics import timed_webhooks
+
+    app.wsgi_app = timed_webhooks(app.wsgi_app)  # type: ignore[method-assign]  # webhooks counted and timed
     return app

@@ -107,6 +107,14 @@ class Config:
     # "*" for any peer; None: no proxy, those headers are dropped
     trusted_proxy: str | None = None
     proxy_hops: int = 1  # CRMBOT_PROXY_HOPS: proxies in front that each add to X-Forwarded-For
+    # Observe (bot/metrics.py, bot/logs.py, bot/errors.py)
+    # CRMBOT_METRICS_TOKEN: the Bearer token /metrics (and a worker's or the clock's metrics port) asks for;
+    # None: the metrics are open to whoever reaches them (firewall them)
+    metrics_token: str | None = field(default=None, repr=False)
+    # CRMBOT_METRICS_PORT ("9100" or "127.0.0.1:9100"): where a worker and the clock serve their metrics
+    metrics_address: tuple[str, int] | None = None
+    log_format: str = "text"  # CRMBOT_LOG_FORMAT: text (one line per record) or json (one object per line)
+    sentry_dsn: str | None = field(default=None, repr=False)  # SENTRY_DSN: report errors to Sentry
 
     @property
     def line_enabled(self) -> bool:
@@ -163,7 +171,7 @@ class Config:
         Parsed section by section (each a function below, in the README's order of the settings)."""
         e = _Env(os.environ if env is None else env)
         return cls(**_redis(e), **_line(e), **_slack(e), **_web(e), **_conversations(e), **_delivery(e),
-                   **_reminders(e), **_consultation(e), **_console(e))
+                   **_reminders(e), **_consultation(e), **_console(e), **_observe(e))
 
 
 class _Env:
@@ -433,6 +441,35 @@ def _console(e: _Env) -> dict[str, Any]:
                                            "hours between 0.1 and 720"),
             "console_session_days": e.number("CRMBOT_CONSOLE_SESSION_DAYS", Config.console_session_days, 0.1, 365,
                                              "days between 0.1 and 365")}
+
+
+def _observe(e: _Env) -> dict[str, Any]:
+    """Observe: the metrics' token and port, the log format, Sentry."""
+    dsn = e.text("SENTRY_DSN")
+    if dsn is not None and not dsn.startswith(("https://", "http://")):
+        raise ConfigError("environment: SENTRY_DSN must be the project's DSN from Sentry (https://...@.../...)")
+    return {"metrics_token": e.secret("CRMBOT_METRICS_TOKEN", 16),
+            "metrics_address": _metrics_address(e.text("CRMBOT_METRICS_PORT")),
+            "log_format": e.choice("CRMBOT_LOG_FORMAT", Config.log_format, ("text", "json"), "text or json"),
+            "sentry_dsn": dsn}
+
+
+def _metrics_address(raw: str | None) -> tuple[str, int] | None:
+    """CRMBOT_METRICS_PORT: a port (every interface), or HOST:PORT ([::1]:9100 for IPv6)."""
+    if raw is None:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]") if sep else "0.0.0.0"
+    try:
+        number = int(port)
+        if host:
+            ipaddress.ip_address(host)
+    except ValueError:
+        number = -1
+    if not 1 <= number <= 65535 or not host:
+        raise ConfigError("environment: CRMBOT_METRICS_PORT must be a port (9100) or an IP address and a port "
+                          f"(127.0.0.1:9100; got {raw[:40]!r})")
+    return host, number
 
 
 def _trusted_proxy(raw: str | None) -> str | None:

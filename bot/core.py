@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -126,6 +127,7 @@ class Bot:
             if result == OK:
                 if erasing:
                     self.store.forget_event(ev.subject, ev.event_id)
+                metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
                     "%s %s: %s -> %s (%d out%s)",
                     uid(ev.subject.user_id),

@@ -1,7 +1,10 @@
 """The diagnosis script as data: questions, choices, tier texts and advice, one TOML file per locale.
 
 Each question carries two levels of advice: ``advice_b`` for a B answer and ``advice_cd`` for a C or D
-answer (:meth:`Question.advice_for`); a file lacking either is refused.
+answer (:meth:`Question.advice_for`), and a short step at each level for a result's 90-day plan (``step_b``,
+``step_cd``); a file lacking any is refused. Each tier's summary and next theme are sentences, each naming
+the questions it speaks about (:class:`Sentence`), so a result leaves out any that an owner's answers
+contradict (:mod:`conversations.results`); a tier text without that is refused.
 
 Files live in ``conversations/scripts/diagnosis.<locale>.toml`` (or in ``CRMBOT_CONTENT_DIR``).
 Operators edit wording there; :func:`load_script` checks the structure and raises
@@ -42,7 +45,12 @@ BUTTON_MAX = 20  # LINE action label limit
 RICHMENU_AREAS = ("start", "result", "consult")
 RICHMENU_CHAT_BAR_MAX = 14  # LINE's limit for a rich menu's chat bar text
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
+# What the confirmation of a consultation request tells the owner, in this order, each part only where the
+# operator has set it (``[consult]``; the text ``consult_<part>`` says it, with the value as {value}).
+CONSULT_PARTS = ("firm", "timeframe", "format", "length", "price")
+CONSULT_PART_MAX = 80
 ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
+STEP_MAX = 120  # each level of a question's step in a result's 90-day plan (step_b, step_cd)
 
 # text key -> placeholders it may use
 TEXT_KEYS: dict[str, frozenset[str]] = {
@@ -66,7 +74,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "result_count": "count total",
         "framing": "",
         "next_point_heading": "",
-        "result_alt": "label count total",
+        "result_alt": "label count total number topic",
         "done_help": "",
         "non_text": "",
         "optin_offer": "",
@@ -95,15 +103,27 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "no_result": "",
         "compare_heading": "",
         "compare_line": "before_label before_count after_label after_count total",
-        "compare_moved": "items",
         "compare_same": "",
         "compare_point_fixed": "number topic",
         "compare_point_open": "number topic letter",
         "resent_note": "",
+        "compare_moved_up": "items",
+        "compare_moved_down": "items",
+        "all_a_text": "",
+        "result_alt_all_a": "label count total",
+        "plan_heading": "",
+        "plan_month": "",
+        "plan_next_month": "",
+        "plan_quarter": "",
+        "heard": "",
+        "stopped_midway": "",
+        "no_result_midway": "",
+        **{f"consult_{part}": "value" for part in CONSULT_PARTS},
     }.items()
 }
-# Text keys a file may leave out (none at present: the framing line is required).
-OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {}
+# Text keys a file may leave out: ``closeness_one`` is ``closeness`` for exactly one more A (English needs
+# the singular; Japanese has none).
+OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"closeness_one": frozenset({"label"})}
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
@@ -124,6 +144,8 @@ class Question:
     advice_b: str  # for a B answer ("partly, sometimes"): make it a routine, measured
     advice_cd: str  # for a C or D answer: the first concrete step, small enough for this month
     choices: Mapping[str, Choice]
+    step_b: str = ""  # the 90-day plan's one short step for a B answer (from advice_b)
+    step_cd: str = ""  # and for a C or D answer (from advice_cd)
 
     @property
     def advice(self) -> str:
@@ -140,12 +162,49 @@ class Question:
             return self.advice_cd
         raise ValueError(f"no advice for the answer {answer!r}")
 
+    def step_for(self, answer: str) -> str:
+        """The plan's short step for this answer's level (B: ``step_b``; C, D: ``step_cd``)."""
+        if answer == "B":
+            return self.step_b
+        if answer in ("C", "D"):
+            return self.step_cd
+        raise ValueError(f"no step for the answer {answer!r}")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a tier's text, with the questions it speaks about (1-based numbers, as shown).
+
+    ``about``: the practices it says are not yet in place; it is shown only when none of these questions
+    was answered A. ``assumes``: the practices it says are in place; it is shown only when every one of
+    these was answered A. A sentence with neither is true of every owner at that tier and always shown."""
+
+    text: str
+    about: frozenset[int] = frozenset()
+    assumes: frozenset[int] = frozenset()
+
+    def holds_for(self, answers: str) -> bool:
+        """Whether nothing in ``answers`` (ten letters) contradicts this sentence."""
+        return (all(answers[n - 1] != "A" for n in self.about)
+                and all(answers[n - 1] == "A" for n in self.assumes))
+
 
 @dataclass(frozen=True)
 class Tier:
     label: str
-    summary: str
-    next_theme: str
+    summary_sentences: tuple[Sentence, ...]
+    theme_sentences: tuple[Sentence, ...]
+
+    @property
+    def summary(self) -> str:
+        """Every sentence of the summary, whoever reads it (the operator's view); an owner's result
+        shows only those that hold for their answers (conversations.results)."""
+        return "\n".join(s.text for s in self.summary_sentences)
+
+    @property
+    def next_theme(self) -> str:
+        """Every sentence of the next theme (see :attr:`summary`)."""
+        return "\n".join(s.text for s in self.theme_sentences)
 
 
 @dataclass(frozen=True)
@@ -236,6 +295,7 @@ class Script:
     tiers: Mapping[str, Tier]
     questions: tuple[Question, ...]
     richmenu: RichMenu
+    consult: Mapping[str, str] = field(default_factory=dict)  # [consult]: the parts set (CONSULT_PARTS)
     source: str = ""  # the file's text, as loaded (what stored() keeps in Redis)
     version: str = ""  # a hash of the locale and the text: the content version jobs record
     glossary: Glossary = field(default_factory=Glossary)
@@ -344,8 +404,8 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         tt = r.table_at(tiers_table, t, f"tiers.{t}")
         tiers[t] = Tier(
             label=r.text_at(tt, "label", f"tiers.{t}.label", 20),
-            summary=r.text_at(tt, "summary", f"tiers.{t}.summary", 400),
-            next_theme=r.text_at(tt, "next_theme", f"tiers.{t}.next_theme", 400),
+            summary_sentences=_parse_sentences(r, tt, "summary", f"tiers.{t}.summary"),
+            theme_sentences=_parse_sentences(r, tt, "next_theme", f"tiers.{t}.next_theme"),
         )
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or len(raw_questions) != QUESTION_COUNT:
@@ -362,7 +422,48 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         richmenu=_parse_richmenu(r, data, keywords),
         glossary=_parse_glossary(r, data, keywords),
         privacy=_parse_privacy(r, data),
+        consult=_parse_consult(r, data),
     )
+
+
+def _question_numbers(r: _Reader, s: Mapping[str, Any], key: str, field: str) -> frozenset[int]:
+    value = s.get(key, [])
+    if not isinstance(value, list) or not all(type(n) is int and 1 <= n <= QUESTION_COUNT for n in value):
+        raise r.fail(field, f"must be a list of question numbers 1-{QUESTION_COUNT} (use [] for none)")
+    if len(set(value)) != len(value):
+        raise r.fail(field, "lists a question twice")
+    return frozenset(value)
+
+
+def _parse_sentences(r: _Reader, tier: Mapping[str, Any], key: str, field: str) -> tuple[Sentence, ...]:
+    """``[[tiers.X.summary]]`` / ``[[tiers.X.next_theme]]``: sentences, each saying which questions it
+    speaks about, so a result never shows one that the owner's answers contradict (conversations.results)."""
+    raw = tier.get(key)
+    if isinstance(raw, str):
+        raise r.fail(field, "one text can contradict an owner's answers; write it as sentences instead: "
+                     f"[[{field}]] entries, each with text and about = [the questions it says are not in "
+                     "place] (and assumes = [those it says are in place], if any)")
+    if not isinstance(raw, list) or not raw:
+        raise r.fail(field, f"missing: write [[{field}]] entries, each with text and about")
+    sentences = []
+    for i, s in enumerate(raw, start=1):
+        sf = f"{field}[{i}]"
+        if not isinstance(s, dict):
+            raise r.fail(sf, "must be a table with text and about")
+        if "about" not in s:
+            raise r.fail(f"{sf}.about", "missing: list the questions this sentence says are not yet in place "
+                         "(about = [] when it speaks of none)")
+        for extra in set(s) - {"text", "about", "assumes"}:
+            raise r.fail(f"{sf}.{extra}", "unknown key (a sentence has text, about and assumes)")
+        about = _question_numbers(r, s, "about", f"{sf}.about")
+        assumes = _question_numbers(r, s, "assumes", f"{sf}.assumes")
+        if both := sorted(about & assumes):
+            raise r.fail(sf, f"questions {both} are both in about and in assumes: the sentence could never show")
+        sentences.append(Sentence(r.text_at(s, "text", f"{sf}.text", 200), about, assumes))
+    if not any(not s.about and not s.assumes for s in sentences):
+        raise r.fail(field, "needs at least one sentence that holds for every answer (about = [] and no "
+                     "assumes), so no result is left without it")
+    return tuple(sentences)
 
 
 def _parse_keywords(r: _Reader, kw_table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -433,11 +534,33 @@ def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
         advice_b=r.text_at(rq, "advice_b", f"{field}.advice_b", ADVICE_MAX),
         advice_cd=r.text_at(rq, "advice_cd", f"{field}.advice_cd", ADVICE_MAX),
         choices=choices,
+        step_b=r.text_at(rq, "step_b", f"{field}.step_b", STEP_MAX),
+        step_cd=r.text_at(rq, "step_cd", f"{field}.step_cd", STEP_MAX),
     )
     if normalise(question.advice_b) == normalise(question.advice_cd):
         raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
                      "(make the practice a routine, measured)")
     return question
+
+
+def _parse_consult(r: _Reader, data: Mapping[str, Any]) -> dict[str, str]:
+    """``[consult]`` (optional): who will answer a consultation request, when, in what form, how long and
+    at what price, as the operator sets them; an empty value (or none) leaves that part unsaid."""
+    table = data.get("consult", {})
+    if not isinstance(table, dict):
+        raise r.fail("consult", "must be a table")
+    parts: dict[str, str] = {}
+    for part in CONSULT_PARTS:
+        value = table.get(part, "")
+        if not isinstance(value, str):
+            raise r.fail(f"consult.{part}", "must be a text (\"\" leaves it unsaid)")
+        if len(value) > CONSULT_PART_MAX:
+            raise r.fail(f"consult.{part}", f"{len(value)} characters; at most {CONSULT_PART_MAX} allowed")
+        if value.strip():
+            parts[part] = value.strip()
+    for extra in set(table) - set(CONSULT_PARTS):
+        raise r.fail(f"consult.{extra}", f"unknown entry; the parts are {', '.join(CONSULT_PARTS)}")
+    return parts
 
 
 def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> RichMenu:

@@ -45,6 +45,8 @@ PREFIX = "crmbot"
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 # Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
 CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
+# When the clock last finished a pass (Unix time, a string): one SET per pass, read by the web's /metrics.
+CLOCK_LAST_PASS = f"{PREFIX}:{{clock}}:last_pass"
 
 _FORBIDDEN = set("{}:|\r\n\t ")
 
@@ -113,6 +115,10 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{t:<workspace>:<channel>}:view:<view id>:<view hash>
 #                                                    a submitted modal, applied once (string, TTL): a
 #                                                    replayed view_submission is acknowledged, not applied
+#    crmbot:{t:<workspace>:<channel>}:step:<execution id>
+#                                                    a Workflow Builder step run for the team completed (string,
+#                                                    TTL): its completion queued once (bot.slack.listeners.workflow);
+#                                                    a run naming no valid channel: crmbot:{ws:<workspace>}:step:<id>
 #
 # ---- Slack installations (many workspaces, OAuth; see conversations.installations) ------------
 #
@@ -201,6 +207,21 @@ class ViewRef:
 def team_view_submitted(t: TeamRef, view: ViewRef) -> str:
     """Mark of one submitted state of a modal, in the team's hash slot (so the submission's script sets it)."""
     return f"{PREFIX}:{t.tag}:view:{view.id}:{view.hash}"
+
+
+_EXECUTION = re.compile(r"[A-Za-z0-9]{1,64}")  # a custom step run's function_execution_id ("Fx0123ABCD")
+
+
+def step_done(tag: str, execution_id: str) -> str:
+    """Mark of one Workflow Builder step run completed (success or error), in the hash slot of ``tag`` (the
+    team's, ``t:<workspace>:<channel>``, or for a run naming no channel the workspace's, ``ws:<workspace>``),
+    beside the mailbox its completion is queued in: one script writes both. InvalidInput for an execution
+    ID Slack never sends."""
+    if not isinstance(execution_id, str) or not _EXECUTION.fullmatch(execution_id):
+        raise InvalidInput("not a function execution ID")
+    if not tag or _FORBIDDEN & set(tag) - {":"}:
+        raise InvalidInput("not a hash tag")
+    return f"{PREFIX}:{{{tag}}}:step:{execution_id}"
 
 
 def workspace_teams(workspace: str) -> str:

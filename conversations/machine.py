@@ -22,7 +22,8 @@ Overlay:
 Outputs are small frozen dataclasses (:mod:`conversations.outputs`, a closed union with a JSON round trip)
 that each channel renders in its own way: Greeting, Offer, Notice (a text key, with the open question's
 number for ``stale``), Question, Resume, ConfirmRestart, Result (``prev``: compared with the result before;
-``again``: the last result shown once more on request), Advice, DoneHelp, OptinOffer (the quarterly reminder,
+``again``: the last result shown once more on request), Advice, DoneHelp, Heard (text typed after a result:
+a person will reply; further text is then left to them, as in the handoff overlay), OptinOffer (the quarterly reminder,
 after a result), ConsultAck (a consultation about the diagnosis was requested; the analytics mark the lead
 the first time; ``again`` when this diagnosis already had one; ``url``: the booking page).
 """
@@ -45,6 +46,7 @@ from conversations.outputs import (
     DoneHelp,
     Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -374,6 +376,15 @@ def done_help(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return _keep(conv, DoneHelp())
 
 
+def heard(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Text typed after a result (a question about fees, a remark): said once that a person will read
+    it and reply, with 相談する; then, as after a consultation request, further text is left to that
+    person for ``Settings.handoff`` seconds (the handoff overlay) instead of a canned reply each time.
+    Telling the operator hangs on the Heard output (see conversations.outputs)."""
+    until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
+    return Step(replace(conv, handoff_until=until), (Heard(conv.sid),))
+
+
 def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if conv.remind:
         return _keep(conv, notice("optin_on"))
@@ -381,10 +392,13 @@ def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """No (more) reminders; mid-diagnosis the open question (or prompt) is shown again."""
+    """No (more) reminders. Mid-diagnosis (a stop word typed while a question is open) it says so in
+    its own words: notices are off, the diagnosis stays where it is, and the open question (or prompt)
+    is shown again to carry on."""
+    said = notice("stopped_midway" if conv.in_progress else "optin_off")
     if not conv.remind:
-        return _keep(conv, notice("optin_off"), *place(conv))
-    return Step(replace(conv, remind=False), (notice("optin_off"), *place(conv)))
+        return _keep(conv, said, *place(conv))
+    return Step(replace(conv, remind=False), (said, *place(conv)))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -432,7 +446,9 @@ def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def show_result(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """The last result once more (with its comparison); mid-diagnosis the open question follows."""
     if not conv.last:
-        return _keep(conv, notice("no_result"), *(place(conv) or (Offer(),)))
+        if conv.in_progress:  # the result comes with the tenth answer: carry on from the open question
+            return _keep(conv, notice("no_result_midway"), *place(conv))
+        return _keep(conv, notice("no_result"), Offer())
     return _keep(conv, result_output(conv, again=True), *place(conv))
 
 
@@ -469,7 +485,7 @@ def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
         return _keep(conv)
     out = ConsultAck(sid, again, ctx.settings.consult_url)
     until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
-    return Step(replace(conv, handoff_until=until, consulted=sid), (out,))
+    return Step(replace(conv, handoff_until=until, consulted=sid), (out, *place(conv)))  # mid-diagnosis: go on
 
 
 def consult_first(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -571,7 +587,8 @@ ROUTES: tuple[Route, ...] = (
     Route(DONE, (inputs.START, inputs.RESTART), start, _STAY[ASKING]),
     Route(DONE, (inputs.RESTART_YES,), restart_yes_at_rest, _STAY[DONE]),
     Route(DONE, (inputs.FOLLOW,), greet, _STAY[DONE]),
-    Route(DONE, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), done_help, _STAY[DONE]),
+    Route(DONE, (inputs.TEXT,), heard, _STAY[DONE]),
+    Route(DONE, (inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), done_help, _STAY[DONE]),
     Route(DONE, (inputs.UNFOLLOW,), forget, _STAY[DONE]),
     # expired: an unfinished diagnosis ran out of time
     Route(EXPIRED, (inputs.START, inputs.RESTART, inputs.RESTART_YES), start_fresh, _STAY[ASKING]),

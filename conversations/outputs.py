@@ -20,6 +20,9 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
                     ``again``: the last result shown once more on request
     Advice          question ``q``'s advice for an answer ``choice`` (B-D): a result's row tapped
     DoneHelp        what can be done after a result (take it again)
+    Heard           a message typed after a result: a person will read it and reply (``sid``: the
+                    diagnosis it follows; offers 相談する). The hook for telling the operator: a
+                    committed Heard is where a forward of the message to the operator belongs
     OptinOffer      "remind me to retake it next quarter?" yes / no
     ConsultAck      a consultation about diagnosis ``sid`` was requested (``again``: not the first time;
                     ``url``: a booking page to offer)
@@ -179,6 +182,19 @@ class DoneHelp:
 
 
 @dataclass(frozen=True)
+class Heard:
+    kind: ClassVar[str] = "heard"
+    sid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Heard:
+        return cls(_int(d, "sid"))
+
+
+@dataclass(frozen=True)
 class OptinOffer:
     kind: ClassVar[str] = "optin_offer"
 
@@ -263,10 +279,10 @@ class Erasure:
 
 
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
-                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure)
+                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard)
 KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
                                                       Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder,
-                                                      Definition, Erasure)}
+                                                      Definition, Erasure, Heard)}
 
 # A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
 # slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.
