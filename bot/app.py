@@ -72,9 +72,12 @@ def build_services(
     else:
         log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
-    outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script)
+    outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
+                    line_push_only=config.line_push_only)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
-    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser)
+    # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
+    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
+              owned_only=[Transport.LINE] if config.line_owned_only else [])
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
@@ -152,6 +155,10 @@ async def build_worker(
         senders[Transport.LINE] = LineTransport(api, scripts, push_limit=push, unknown_policy=config.reply_unknown,
                                                 on_profile=_keep_line_name if config.fetch_profile else None)
         senders[Transport.LINEBATCH] = LineBatchTransport(api, scripts, limit=multi)
+        if config.line_forward_url:  # LINE's webhooks relayed to the other LINE tool (bot/line/forward.py)
+            from bot.line.forward import ForwardTransport
+
+            senders[Transport.LINEFORWARD] = ForwardTransport(config.line_forward_url, timeout=config.api_timeout)
     if config.slack_enabled:
         from bot.slack.tokens import InstalledTokens, OAuthOptions, TokenSource
         from bot.slack.transport import SlackLimits, SlackTransport

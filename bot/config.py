@@ -9,6 +9,7 @@ import ipaddress
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,13 @@ class Config:
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_host: str = DEFAULT_LINE_API_HOST
     line_api_data_host: str = DEFAULT_LINE_API_DATA_HOST  # LINE_API_DATA_HOST
+    # Coexistence with another LINE tool on the same account (README, "Coexistence with another LINE tool").
+    # CRMBOT_LINE_FORWARD_URL: crmbot first, the other tool's webhook URL: every accepted body relayed there as is
+    # (repr=False: a tool's webhook URL may carry its account's secret).
+    line_forward_url: str | None = field(default=None, repr=False)
+    # CRMBOT_LINE_COEXIST: "off" (crmbot alone), "first" (the default with a forward URL: answers only its own
+    # events, by reply), "second" (behind the other tool's relay: answers only its own events, by push only)
+    line_coexist: str = "off"
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
     # Many workspaces: Slack's OAuth install (SLACK_CLIENT_ID / SLACK_CLIENT_SECRET), instead of one SLACK_BOT_TOKEN
@@ -111,6 +119,16 @@ class Config:
     @property
     def line_enabled(self) -> bool:
         return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def line_owned_only(self) -> bool:
+        """LINE is shared with another tool: crmbot answers only the events it owns (conversations.ownership)."""
+        return self.line_coexist in ("first", "second")
+
+    @property
+    def line_push_only(self) -> bool:
+        """Behind another tool's relay, which may have used a reply token: every LINE job pushes."""
+        return self.line_coexist == "second"
 
     @property
     def line_missing(self) -> list[str]:
@@ -258,13 +276,44 @@ def _redis(e: _Env) -> dict[str, Any]:
 
 
 def _line(e: _Env) -> dict[str, Any]:
-    """The LINE channel: its secret and token, the API's hosts."""
+    """The LINE channel: its secret and token, the API's hosts, coexistence with another LINE tool."""
     line_host = e.url("LINE_API_HOST", DEFAULT_LINE_API_HOST)
     line_data_host = e.url("LINE_API_DATA_HOST", DEFAULT_LINE_API_DATA_HOST)
+    forward_url = _forward_url(e.text("CRMBOT_LINE_FORWARD_URL"))
+    coexist = e.choice("CRMBOT_LINE_COEXIST", "first" if forward_url else Config.line_coexist,
+                       ("off", "first", "second"), "off, first or second")
+    if coexist == "first" and not forward_url:
+        raise ConfigError("environment: CRMBOT_LINE_COEXIST=first needs CRMBOT_LINE_FORWARD_URL (the other LINE "
+                          "tool's webhook URL, where crmbot relays every webhook)")
+    if coexist == "off" and forward_url:
+        raise ConfigError("environment: CRMBOT_LINE_FORWARD_URL relays LINE's webhooks to another tool, which "
+                          "answers them too: CRMBOT_LINE_COEXIST must be first (or second), not off")
     return {"line_channel_secret": e.text("LINE_CHANNEL_SECRET"),
             "line_channel_access_token": e.text("LINE_CHANNEL_ACCESS_TOKEN"),
             "line_api_host": (line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
-            "line_api_data_host": (line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/")}
+            "line_api_data_host": (line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/"),
+            "line_forward_url": forward_url, "line_coexist": coexist}
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # where a forward may go over plain http (a local receiver)
+
+
+def _forward_url(raw: str | None) -> str | None:
+    """CRMBOT_LINE_FORWARD_URL: an https:// URL with a host (http:// only to this machine's loopback)."""
+    if raw is None:
+        return None
+    bad = ConfigError("environment: CRMBOT_LINE_FORWARD_URL must be the other LINE tool's webhook URL, "
+                      "https://... (http:// only to 127.0.0.1 or localhost), at most 1000 characters")
+    if len(raw) > 1000 or any(c.isspace() or not c.isprintable() for c in raw):
+        raise bad
+    try:
+        url = urllib.parse.urlsplit(raw)
+        host, _port = url.hostname, url.port  # a port that is not a number raises ValueError
+    except ValueError:
+        raise bad from None
+    if not host or url.scheme not in ("https", "http") or (url.scheme == "http" and host not in LOOPBACK_HOSTS):
+        raise bad
+    return raw
 
 
 def _slack(e: _Env) -> dict[str, Any]:

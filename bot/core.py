@@ -2,28 +2,35 @@
 
 Channel adapters turn their webhooks into :class:`InboundEvent` and call :meth:`Bot.handle`.
 The core never imports Flask, LINE or Slack.
+
+On a transport whose account crmbot shares with another tool (``owned_only``: LINE, in the README's
+"Coexistence with another LINE tool"), the step of an event crmbot does not own is committed as usual and
+says nothing: the rule is :func:`conversations.ownership.owns`, decided here on the record the step has
+already read.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from bot import metrics
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
-from conversations import inputs
+from conversations import inputs, ownership
 from conversations.analytics import delta_of
 from conversations.errors import Contention
 from conversations.inputs import Input
-from conversations.jobs import Figures, Job
+from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
 from conversations.machine import Conv, Machine
 from conversations.outputs import Output
+from conversations.ownership import Origin
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
+from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
 MAX_CAS_ATTEMPTS = 20
@@ -37,13 +44,15 @@ class InboundEvent:
     reply_token: str | None = None
     timestamp: float | None = None  # when the channel says it happened (seconds)
     redelivery: bool = False
+    origin: Origin | None = None  # what kind of event it came from (LINE: for the ownership rule)
 
 
 @dataclass(frozen=True)
 class Handled:
     status: str  # "ok" or "dup"
     state: str
-    outputs: tuple[Output, ...] = ()
+    outputs: tuple[Output, ...] = ()  # what is said (nothing when the event is not crmbot's)
+    rode: bool = False  # the ``once`` job given to handle() was sent with the commit (queued, or already)
 
 
 class Bot:
@@ -56,6 +65,7 @@ class Bot:
         clock: Callable[[], float] = time.time,
         conversation_ttl: int = 7 * 86400,
         eraser: Eraser | None = None,
+        owned_only: Collection[Transport] = (),
     ) -> None:
         self.store = store
         self.machine = machine
@@ -63,10 +73,20 @@ class Bot:
         self.clock = clock
         self.conversation_ttl = conversation_ttl
         self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
+        self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
 
-    def handle(self, ev: InboundEvent) -> Handled:
+    def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
+        """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
+        if ev.subject.transport not in self.owned_only or ev.origin is None:
+            return True
+        return ownership.owns(ev.origin, ev.input, in_progress=self.machine.in_progress(conv, now),
+                              handed_over=ownership.handed_over(conv, now))
+
+    def handle(self, ev: InboundEvent, *, once: Once | None = None) -> Handled:
         """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
-        when the user's record kept changing under concurrent events (nothing was applied)."""
+        when the user's record kept changing under concurrent events (nothing was applied). ``once``: a
+        job queued at most once that rides on the commit's round trip (a LINE webhook's forward); a
+        duplicate event commits nothing, so it does not ride (``Handled.rode``)."""
         job: Job | None = None
         figures: Figures | None = None
         erasing = ev.input.kind == inputs.ERASE_YES and self.eraser is not None
@@ -82,7 +102,9 @@ class Bot:
             now = self.clock()
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
-            job, figures = self._queued(ev, snap.conv, conv, step.outputs, now, job, figures)
+            owned = self.owns(ev, snap.conv, now)
+            said = step.outputs if owned else ()
+            job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -98,6 +120,7 @@ class Bot:
                 drop_outbox=ev.input.kind == inputs.UNFOLLOW,
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
                 content=content,
+                once=once,
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
@@ -106,28 +129,33 @@ class Bot:
                     self.store.forget_event(ev.subject, ev.event_id)
                 metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
-                    "%s %s: %s -> %s (%d out)",
+                    "%s %s: %s -> %s (%d out%s)",
                     uid(ev.subject.user_id),
                     ev.input.kind,
                     snap.conv.state,
                     step.state,
-                    len(step.outputs),
+                    len(said),
+                    "" if said or not step.outputs else ": not ours, left to the other tool",
                 )
-                return Handled(OK, step.state, step.outputs)
+                return Handled(OK, step.state, said, rode=once is not None)
             if result == DUPLICATE:
-                return Handled(DUPLICATE, snap.conv.state)
+                return Handled(DUPLICATE, snap.conv.state, rode=once is not None)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
-                job: Job | None, figures: Figures | None) -> tuple[Job | None, Figures | None]:
+                job: Job | None, figures: Figures | None, *, owned: bool = True) -> tuple[Job | None, Figures | None]:
         """What a step commits beside the record: the job that says its outputs (none when it says
-        nothing), and the record of what it changed for the operator's figures (conversations.analytics,
-        applied by a worker from its own queue entry; none when nothing changed). Their ids survive the
-        compare-and-set retries (``job``, ``figures``: the previous try's)."""
+        nothing; for an event left to another tool, what the outbox still does for it), and the record of
+        what it changed for the operator's figures (conversations.analytics, applied by a worker from its
+        own queue entry; none when nothing changed). Their ids survive the compare-and-set retries
+        (``job``, ``figures``: the previous try's)."""
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None
-        new_job = self.outbox.job_for(ev, outputs, now, job) if outputs else None
+        if outputs:
+            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job)
+        else:
+            new_job = None if owned else self.outbox.silent_job(ev, now, job)
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
         new_figures = None
         if delta is not None:

@@ -90,8 +90,12 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
         script: Script | None = None,
+        line_push_only: bool = False,
     ) -> None:
         self.r = runner(client)
+        # CRMBOT_LINE_COEXIST=second: another tool relays LINE's webhooks and may have used a reply token,
+        # so every LINE job pushes (with its retry key) and never replies
+        self.line_push_only = line_push_only
         self.transports = frozenset(Transport.parse(t) for t in transports)
         self.clock = clock
         self.lease = lease
@@ -140,11 +144,25 @@ class Outbox:
         state: TransportState | None = None
         if subject.transport == Transport.LINE:
             # a follow: the worker fetches the display name once it has replied
-            state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
-                              fetch_profile=ev.input.kind == inputs.FOLLOW)
+            follow = ev.input.kind == inputs.FOLLOW
+            if self.line_push_only:
+                state = LineState(via="push", fetch_profile=follow)
+            else:
+                state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
+                                  fetch_profile=follow)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
                        content=self._content(said), job_id=previous.id if previous is not None else None)
+
+    def silent_job(self, ev: Any, now: float, previous: Job | None) -> Job | None:
+        """The job of an event left to another tool (the ownership rule: nothing is said): a LINE follow
+        still fetches the display name for the operator's leads (``sent`` from the start); else none."""
+        subject: Subject = ev.subject
+        if subject.transport != Transport.LINE or ev.input.kind != inputs.FOLLOW:
+            return None
+        return Job.new(subject.transport, subject.user_id, subject.tag_name, [], now,
+                       state=LineState(via="push", fetch_profile=True, sent=True),
+                       job_id=previous.id if previous is not None else None)
 
     def to_subject(self, subject: Subject, outputs: Iterable[JobOutput], *, state: TransportState | None = None) -> Job:
         """A job for one subject's mailbox (a user, or a Slack channel as "<workspace>.<channel>")."""

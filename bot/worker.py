@@ -338,14 +338,14 @@ class Worker:
     async def _deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         sender = self.senders.get(job.transport)
-        if sender is None and job.outputs:
+        if sender is None and job.says_something:
             return Outcome(FAILED, f"no sender for transport {job.transport!r}")
         if self.faults is not None:
             self.faults.before_deliver(job)
         try:
             if job.legacy_figures is not None and self.figures is not None:
                 await self.figures.count_legacy(self.r, job, self.clock())  # nothing sent before they count
-            if not job.outputs or sender is None:  # a figures-only job of the first shape
+            if not job.says_something or sender is None:  # a figures-only job of the first shape
                 outcome = Outcome(DELIVERED, "nothing to send")
             else:
                 outcome = await sender.deliver(attempt)

@@ -55,7 +55,9 @@ from conversations import outputs as typed_outputs
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX
 from conversations.outputs import JobOutput, Output
+from conversations.redis_ops import Eval
 from conversations.transports import (
+    ForwardState,
     LineBatchState,
     LineState,
     NoState,
@@ -135,6 +137,19 @@ class Job:
         return self.state
 
     @property
+    def forward(self) -> ForwardState:
+        if not isinstance(self.state, ForwardState):
+            raise InvalidInput(f"a {self.transport} job has no forward state")
+        return self.state
+
+    @property
+    def says_something(self) -> bool:
+        """Whether there is anything to deliver: outputs, a forward's body, a LINE follower's display name to
+        fetch. A job with none is a figures-only job of the first shape (its figures applied, it is done)."""
+        return (bool(self.outputs) or isinstance(self.state, ForwardState)
+                or (isinstance(self.state, LineState) and self.state.fetch_profile))
+
+    @property
     def slack(self) -> SlackState:
         if not isinstance(self.state, SlackState):
             raise InvalidInput(f"a {self.transport} job has no Slack state")
@@ -189,6 +204,23 @@ def _first_shape(d: Mapping[str, Any]) -> tuple[Transport, TransportState, Any]:
         channel = rest.partition(":")[0] if kind == "u" else ""
     transport = Transport.parse(channel)
     return transport, state_from_json(transport, {**meta, **dict(d.get("state") or {})}), figures
+
+
+@dataclass(frozen=True)
+class Once:
+    """A job queued at most once: its ledger mark, a key in the job's hash slot, set by the same script
+    that stores the job (LEDGER_ENQUEUE_LUA) and kept ``ttl`` seconds. A LINE webhook's forward is
+    one (its mark named after the webhook's events, so a redelivery is not forwarded again): committed on
+    its own (:meth:`bot.outbox.Outbox.put_once`), or riding on a step's commit, in the same round trip
+    (:meth:`conversations.store.RedisStore.update`)."""
+
+    mark: str
+    job: Job
+    ttl: int
+
+    def script(self) -> Eval:
+        """The script that sets the mark and stores the job, unless the mark exists (then nothing)."""
+        return Eval(LEDGER_ENQUEUE_LUA, [self.mark, mailbox(self.job.tag)], [self.job.id, self.job.to_json(), self.ttl])
 
 
 @dataclass

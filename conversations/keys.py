@@ -20,6 +20,9 @@ touch it atomically. Global indexes carry their own tag.
                                                    Lua script applies a step's figures: see conversations.analytics
     crmbot:{op:<slack channel>}:out                the operator channel's mailbox of briefs (see bot.operator)
     crmbot:{op:<slack channel>}:brief:<lead id>    a consultation request's brief queued (string, TTL): once
+    crmbot:{fwd:<digest>}:out, :lease              a LINE webhook's forward to the other LINE tool (one job, see
+                                                   conversations.jobs; a hash tag per webhook: no hot slot)
+    crmbot:{fwd:<digest>}:forwarded                its ledger mark (string, TTL): the webhook is forwarded once
     crmbot:{content}:<version>                     a diagnosis script as a process loaded it (string: JSON with
                                                    its locale and TOML text), under its content version: a job
                                                    is rendered with the script it was committed with
@@ -248,6 +251,22 @@ def content(version: str) -> str:
 
 def slack_seen(event_id: str) -> str:
     return f"{PREFIX}:{{slack}}:seen:{event_id}"
+
+
+# ---- a LINE webhook forwarded to the other LINE tool (CRMBOT_LINE_FORWARD_URL) --------------------------
+
+
+def forward_tag(digest: str) -> str:
+    """The hash tag (without braces) of one webhook's forward: a tag per webhook (its events' digest), so
+    forwards spread over every slot and queue shard."""
+    if not digest or not digest.isalnum() or len(digest) > 64:
+        raise InvalidInput("a forward's digest is hex")
+    return f"fwd:{digest}"
+
+
+def forwarded(digest: str) -> str:
+    """Ledger mark of one webhook's forward, in its slot: set with the job, so a redelivery is not queued again."""
+    return f"{PREFIX}:{{{forward_tag(digest)}}}:forwarded"
 
 
 # ---- the operator's channel (consultation briefs) -----------------------------------------------

@@ -194,6 +194,10 @@ class Machine:
             return EXPIRED
         return conv.state
 
+    def in_progress(self, conv: Conv, now: float) -> bool:
+        """A diagnosis is under way for this record now (one that has expired is not)."""
+        return self.dispatch_state(conv, now) in IN_PROGRESS
+
     def overlay(self, conv: Conv, now: float) -> str | None:
         """The overlay in force for this record now, if any."""
         return HANDOFF if conv.handoff_until > now else None

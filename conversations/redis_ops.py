@@ -173,10 +173,13 @@ STEPS = (Call, Batch, Eval)
 
 def write_then_script(cluster: bool, lua: str, *, keys: Sequence[str], args: Sequence[Any],
                       before: Callable[[Pipe], None] | None = None,
-                      after: Callable[[Pipe], None] | None = None) -> Plan[Any]:
+                      after: Callable[[Pipe], None] | None = None,
+                      first: Sequence[Eval] = ()) -> Plan[Any]:
     """Queue writes to keys of other hash slots (``before(pipe)``), run the script ``lua`` over ``keys``
     (all in one hash slot), then queue ``after(pipe)``; answers the script's result. The writes of
     ``before`` land before the script and those of ``after`` after it, whatever the script answers.
+    ``first``: other scripts, each over a hash slot of its own (a job riding on a step's commit, see
+    conversations.jobs.Once), run after ``before`` and before ``lua``, whatever they answer (unreturned).
 
     One server: one pipelined round trip, in that order. The script goes as EVAL with its body, never
     EVALSHA: a server that lost its script cache (a restart, a failover, ``SCRIPT FLUSH``) would answer
@@ -194,6 +197,8 @@ def write_then_script(cluster: bool, lua: str, *, keys: Sequence[str], args: Seq
         def fill(p: Pipe) -> None:
             if before is not None:
                 before(p)
+            for other in first:
+                p.eval(other.lua, len(other.keys), *other.keys, *other.args)
             p.eval(lua, len(keys), *keys, *args)
             at.append(len(p.command_stack) - 1)
             if after is not None:
@@ -203,6 +208,8 @@ def write_then_script(cluster: bool, lua: str, *, keys: Sequence[str], args: Seq
         return replies[at[0]]
     if before is not None:
         yield Batch(before)  # nothing queued: no round trip
+    for other in first:  # not "yield from": each step is sent its reply, which a list's iterator cannot take
+        _unused = yield other
     result = yield Eval(lua, keys, args)
     if after is not None:
         yield Batch(after)
@@ -288,9 +295,10 @@ class Runner:
 
     def write_then_script(self, lua: str, *, keys: Sequence[str], args: Sequence[Any],
                           before: Callable[[Pipe], None] | None = None,
-                          after: Callable[[Pipe], None] | None = None) -> Any:
+                          after: Callable[[Pipe], None] | None = None, first: Sequence[Eval] = ()) -> Any:
         """:func:`write_then_script` on this runner's server (one, or a Cluster)."""
-        return self.run(write_then_script(self.cluster, lua, keys=keys, args=args, before=before, after=after))
+        return self.run(write_then_script(self.cluster, lua, keys=keys, args=args, before=before, after=after,
+                                          first=first))
 
     def nodes(self) -> list[tuple[str, Runner]]:
         """(name, runner) of every node holding keys: the one server, or each primary of a Cluster."""
@@ -399,8 +407,9 @@ class AsyncRunner:
 
     async def write_then_script(self, lua: str, *, keys: Sequence[str], args: Sequence[Any],
                                 before: Callable[[Pipe], None] | None = None,
-                                after: Callable[[Pipe], None] | None = None) -> Any:
-        return await self.run(write_then_script(self.cluster, lua, keys=keys, args=args, before=before, after=after))
+                                after: Callable[[Pipe], None] | None = None, first: Sequence[Eval] = ()) -> Any:
+        return await self.run(write_then_script(self.cluster, lua, keys=keys, args=args, before=before, after=after,
+                                                first=first))
 
 
 def async_runner(client: Any) -> AsyncRunner:

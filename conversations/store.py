@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations import jobs, keys
-from conversations.jobs import Figures, Job
+from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.redis_ops import runner, text
@@ -112,6 +112,7 @@ class Persistence(abc.ABC):
         drop_outbox: bool = False,
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
+        once: Once | None = None,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -151,12 +152,15 @@ class RedisStore(Persistence):
         drop_outbox: bool = False,
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
+        once: Once | None = None,
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
         ``remind_index`` adds the user to the reminder index (before the commit, so the index is always
         a superset of the users who opted in). ``content``: (key, value) of the script the job is to be
-        rendered with, stored if absent (SET NX) before the commit (the first job of a process)."""
+        rendered with, stored if absent (SET NX) before the commit (the first job of a process).
+        ``once``: a job of another hash slot queued at most once (a LINE webhook's forward), riding in the
+        same round trip (on a Cluster, a call of its own): queued whatever the commit answers."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -167,7 +171,9 @@ class RedisStore(Persistence):
         if figures is not None:
             args[7] = figures.id
             args[8] = figures.to_json()
-        queued = [x for x in (job, figures) if x is not None]
+        queued: list[Job | Figures] = [x for x in (job, figures) if x is not None]
+        if once is not None:
+            queued.append(once.job)  # its mark before its script, its hint after, as the step's
 
         def before(p: Any) -> None:
             if content is not None:
@@ -185,7 +191,8 @@ class RedisStore(Persistence):
 
         result = self.r.write_then_script(COMMIT_LUA, keys=[keys.conv(s), keys.seen(s, event_id),
                                           jobs.mailbox(s.tag_name), jobs.leases(s.tag_name),
-                                          jobs.figures(s.tag_name)], args=args, before=before, after=after)
+                                          jobs.figures(s.tag_name)], args=args, before=before, after=after,
+                                          first=[once.script()] if once is not None else [])
         return text(result)
 
     def drop(self, subject: Subject) -> None:

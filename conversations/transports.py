@@ -11,6 +11,7 @@ with it as JSON and changed by the worker's transport mid-attempt (a checkpoint 
     LineBatchState  a multicast of the quarterly reminder (its recipients and period)
     SlackState      a Slack post, DM, ephemeral, App Home or file, and whether a native chart fell back
                     to its image (bot/slack/transport.py)
+    ForwardState    a LINE webhook body relayed to another LINE tool, as received (bot/line/forward.py)
     NoState         the try-it page, the terminal: nothing to keep
 
 ``from_json`` reads a job's stored state, including the free dicts jobs stored before it was typed
@@ -33,6 +34,7 @@ class Transport(StrEnum):
     SLACK = "slack"  # Slack: DMs (the diagnosis) and a team channel's posts (KPI)
     WEB = "web"  # the console's try-it page: a user's inbox in Redis (test users)
     CLI = "cli"  # crmbot chat in a terminal (answered in place, never queued)
+    LINEFORWARD = "lineforward"  # a LINE webhook body relayed to another LINE tool (CRMBOT_LINE_FORWARD_URL)
 
     @classmethod
     def parse(cls, value: object) -> Transport:
@@ -130,6 +132,25 @@ class SlackState:
 
 
 @dataclass
+class ForwardState:
+    """A LINE webhook body to relay to the other tool sharing the LINE account: the exact bytes LINE sent
+    (base64, so no JSON round trip can change one byte) and LINE's signature of them, as received."""
+
+    body: str = ""  # base64 of the raw body
+    signature: str = ""  # the X-Line-Signature header as LINE sent it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"body": self.body, "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ForwardState:
+        body, signature = d.get("body"), d.get("signature")
+        if not isinstance(body, str) or not isinstance(signature, str):
+            raise ValueError("a forward's body and signature are text")
+        return cls(body, signature)
+
+
+@dataclass
 class NoState:
     """The try-it page and the terminal keep nothing in a job."""
 
@@ -141,13 +162,14 @@ class NoState:
         return cls()
 
 
-TransportState: TypeAlias = LineState | LineBatchState | SlackState | NoState
+TransportState: TypeAlias = LineState | LineBatchState | SlackState | ForwardState | NoState
 STATES: dict[Transport, type[TransportState]] = {
     Transport.LINE: LineState,
     Transport.LINEBATCH: LineBatchState,
     Transport.SLACK: SlackState,
     Transport.WEB: NoState,
     Transport.CLI: NoState,
+    Transport.LINEFORWARD: ForwardState,
 }
 
 

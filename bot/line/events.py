@@ -18,6 +18,7 @@ from conversations import inputs
 from conversations.errors import InvalidInput
 from conversations.inputs import Input, TermLookup
 from conversations.keys import Subject
+from conversations.ownership import Origin
 from conversations.transports import Transport
 
 
@@ -54,9 +55,10 @@ def _event(raw: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = 
     user_id = source.get("userId")
     if not isinstance(user_id, str) or not event_id or len(event_id) > 64:
         return None
-    inp = _input(raw, keywords, glossary)
-    if inp is None:
+    parsed = _input(raw, keywords, glossary)
+    if parsed is None:
         return None
+    inp, origin = parsed
     ts = raw.get("timestamp")
     ctx = raw.get("deliveryContext")
     token = raw.get("replyToken")
@@ -71,6 +73,7 @@ def _event(raw: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = 
         reply_token=token if isinstance(token, str) and token else None,
         timestamp=_seconds(ts),
         redelivery=bool(ctx.get("isRedelivery")) if isinstance(ctx, dict) else False,
+        origin=origin,
     )
 
 
@@ -86,21 +89,23 @@ def _seconds(ts: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> Input | None:
+def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any],
+           glossary: TermLookup | None = None) -> tuple[Input, Origin] | None:
+    """The event's input, and the kind of event it came from (for the ownership rule)."""
     kind = raw.get("type")
     if kind == "follow":
-        return Input(inputs.FOLLOW)
+        return Input(inputs.FOLLOW), Origin.EVENT
     if kind == "unfollow":
-        return Input(inputs.UNFOLLOW)
+        return Input(inputs.UNFOLLOW), Origin.EVENT
     if kind == "postback":
         pb = raw.get("postback")
         data = pb.get("data") if isinstance(pb, dict) else None
-        return inputs.from_button(data) if isinstance(data, str) else Input(inputs.TEXT)
+        return (inputs.from_button(data) if isinstance(data, str) else Input(inputs.TEXT)), Origin.POSTBACK
     if kind == "message":
         msg = raw.get("message")
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "text" and isinstance(msg.get("text"), str):
-            return inputs.from_text(msg["text"][:500], keywords, glossary)
-        return Input(inputs.OTHER)
+            return inputs.from_text(msg["text"][:500], keywords, glossary), Origin.TEXT
+        return Input(inputs.OTHER), Origin.MESSAGE
     return None  # join, leave, beacon, unsend, ... are not for this bot

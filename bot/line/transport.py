@@ -160,6 +160,8 @@ class LineTransport:
         job = attempt.job
         state = job.line
         if self.on_profile is None or not state.fetch_profile:
+            if state.sent:  # a follow that said nothing (another tool greets): only a name to fetch, not wanted
+                return Outcome(DELIVERED, "nothing to send (display names are not fetched)")
             return await self._send(attempt)
         if not state.sent:
             outcome = await self._send(attempt)

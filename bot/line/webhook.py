@@ -1,4 +1,8 @@
-"""Flask adapter for LINE: request -> InboundEvents -> Bot.handle -> response. Nothing else."""
+"""Flask adapter for LINE: request -> InboundEvents -> Bot.handle -> response. Nothing else.
+
+With ``CRMBOT_LINE_FORWARD_URL`` every body accepted here is also queued, once, for the other LINE tool
+(bot/line/forward.py): riding on the round trip of the first event's commit, or in one of its own when no
+event commits (a body with no event for crmbot, or only events already applied)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from bot.line import events
+from bot.line import events, forward
 from conversations.errors import Contention, InvalidInput, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -23,7 +27,8 @@ def blueprint() -> Blueprint:
         if not cfg.line_enabled:
             return "LINE is not configured on this server", 503
         body = request.get_data(cache=False)
-        if not events.signature_ok(cfg.line_channel_secret, body, request.headers.get("X-Line-Signature")):
+        signature = request.headers.get("X-Line-Signature")
+        if not events.signature_ok(cfg.line_channel_secret, body, signature):
             log.warning("line webhook: bad or missing signature (%d bytes)", len(body))
             return "bad signature", 400
         try:
@@ -36,9 +41,14 @@ def blueprint() -> Blueprint:
             # the reason in its own words: a "body: ..." part of a message is cut by the log cleaner (bot.logs)
             log.warning("line webhook: malformed body (%s), refused", type(e).__name__)
             return "malformed body", 400
+        once = (forward.once_for(body, signature or "", payload, svc.clock(), cfg.dedupe_ttl)
+                if cfg.line_forward_url else None)
         try:
             for ev in inbound:
-                svc.bot.handle(ev)
+                if svc.bot.handle(ev, once=once).rode:
+                    once = None
+            if once is not None:
+                svc.outbox.put_once(once.mark, once.job, ttl=once.ttl)
         except StoreUnavailable as e:
             log.error("line webhook: store unavailable (%s); LINE will redeliver", e)
             return "store unavailable", 503

@@ -83,3 +83,40 @@ def test_console_session_lifetimes() -> None:
 def test_bad_console_and_proxy_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+def test_coexistence_with_another_line_tool() -> None:
+    assert (Config().line_forward_url, Config().line_coexist, Config().line_owned_only, Config().line_push_only) == (
+        None, "off", False, False)
+    first = Config.from_env({"CRMBOT_LINE_FORWARD_URL": "https://tool.example/hook/abc?k=1"})
+    assert (first.line_forward_url, first.line_coexist, first.line_owned_only, first.line_push_only) == (
+        "https://tool.example/hook/abc?k=1", "first", True, False)
+    assert "abc" not in repr(first)  # a tool's webhook URL may carry its account's secret
+    second = Config.from_env({"CRMBOT_LINE_COEXIST": "Second"})
+    assert (second.line_forward_url, second.line_coexist, second.line_owned_only, second.line_push_only) == (
+        None, "second", True, True)
+    chained = Config.from_env({"CRMBOT_LINE_COEXIST": "second", "CRMBOT_LINE_FORWARD_URL": "https://t.example/h"})
+    assert (chained.line_coexist, chained.line_forward_url) == ("second", "https://t.example/h")
+    for loopback in ("http://127.0.0.1:8080/line/webhook", "http://localhost/h", "http://[::1]:9/h"):
+        assert Config.from_env({"CRMBOT_LINE_FORWARD_URL": loopback}).line_forward_url == loopback
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CRMBOT_LINE_FORWARD_URL": "http://tool.example/hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "http://10.0.0.5/hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "tool.example/hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "ftp://tool.example/hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "https:///hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "https://tool.example:port/hook"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "https://tool.example/a b"}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_FORWARD_URL": "https://tool.example/" + "x" * 1000}, "CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_COEXIST": "both"}, "CRMBOT_LINE_COEXIST"),
+        ({"CRMBOT_LINE_COEXIST": "first"}, "needs CRMBOT_LINE_FORWARD_URL"),
+        ({"CRMBOT_LINE_COEXIST": "off", "CRMBOT_LINE_FORWARD_URL": "https://t.example/h"}, "CRMBOT_LINE_COEXIST"),
+    ],
+)
+def test_bad_coexistence_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)

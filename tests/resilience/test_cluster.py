@@ -594,3 +594,87 @@ def test_a_commit_is_one_pipeline_on_one_server_and_intent_then_script_on_the_cl
 def pending(client: Any) -> int:
     """Jobs not yet delivered, in every mailbox on every node."""
     return sum(1 for _ in client.scan_iter(match="crmbot:{*}:out"))
+
+
+def test_a_line_webhook_forward_on_the_cluster_as_on_one_server(
+    single: Backend, on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """crmbot first (CRMBOT_LINE_FORWARD_URL): the forward rides on a commit (its own slot: a call of its own
+    on the cluster), or goes on its own; every body reaches the other tool once, with zero CROSSSLOT."""
+    from tests.bot.line.test_coexist import group_message, post_body, redelivered
+    from tests.fakes.line_receiver import LineWebhookReceiver
+
+    line, _ = apis
+    seen = {}
+    with LineWebhookReceiver(SECRET) as receiver:
+        for backend in (single, on_cluster):
+            line.reset()
+            receiver.reset()
+            clock = FakeClock()
+            config = backend.config(line=line, line_forward_url=receiver.url, line_coexist="first")
+            svc = build_services(config, clock=clock)
+            worker = start_worker(config, svc, clock)
+            env = LineEnv(svc, create_app(services=svc).test_client(), line, clock, backend.client, worker)
+            try:
+                user = env.user(LINE_USER)
+                start = user.text_event("診断")
+                bodies = [post_body(env, [user.event("follow", follow={"isUnblocked": False})]),
+                          post_body(env, [start]), post_body(env, [group_message(user, "グループ")])]
+                post_body(env, [redelivered(start)])
+                env.settle()
+                assert sorted(receiver.accepted()) == sorted(bodies)
+                seen[backend.name] = (sorted(r.path for r in line.recorded()), pending(backend.client))
+            finally:
+                worker.close()
+            receiver.assert_contract_ok()
+    # only 診断 answered (the follow fetched the display name, said nothing); nothing left
+    assert seen["single"] == seen["cluster"] == (sorted([REPLY, profile_path(LINE_USER)]), 0)
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
+def test_a_commit_with_a_rider_adds_no_round_trip_on_one_server(
+    single: Backend, on_cluster: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job of another slot queued once beside a step (a webhook's forward): in the step's pipeline on one
+    server; on the cluster its script is a call of its own, on its node, before the step's."""
+    from conversations.jobs import Job, Once
+    from conversations.store import RedisStore
+    from conversations.transports import ForwardState
+
+    calls: list[str] = []
+    for cls, label in ((redis.client.Pipeline, "pipeline"), (redis.Redis, "command"),
+                       (ClusterPipeline, "cluster pipeline"), (RedisCluster, "cluster command")):
+        name = "execute" if "pipeline" in label else "execute_command"
+        original = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, _original: Any = original, _label: str = label, **kwargs: Any) -> Any:
+            calls.append(_label if _label.endswith("pipeline") else f"{_label} {args[0]}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+    seen = {}
+    for backend in (single, on_cluster):
+        store = RedisStore(backend.client)
+        warm = Subject("line", "Uwarm")
+        assert store.update(store.get(warm, "ev-0"), Conv(state="asking", sid=1), "ev-0", ttl=60) == "ok"
+        subject = Subject("line", LINE_USER)
+        rider = Job.new("lineforward", "forward", keys.forward_tag("ab12"), [], 70.0,
+                        state=ForwardState("e30=", "sig"), job_id="fwd-ab12")
+        once = Once(keys.forwarded("ab12"), rider, 60)
+        snap = store.get(subject, "ev-1")
+        calls.clear()
+        assert store.update(snap, Conv(state="asking", sid=1), "ev-1", ttl=60, look_at=100.0, once=once) == "ok"
+        seen[backend.name] = list(calls)
+        assert backend.client.hget(jobs.mailbox(rider.tag), rider.id) == rider.to_json().encode()
+        assert backend.client.get(once.mark) == rider.id.encode()
+        shard = jobs.shard_of(rider.tag)
+        assert backend.client.zscore(jobs.due(shard), rider.ref) == 100.0
+        assert backend.client.lrange(jobs.ready(shard), 0, -1) == [rider.ref.encode()]
+        again = Once(once.mark, Job.new("lineforward", "forward", rider.tag, [], 80.0,
+                                        state=ForwardState("e30K", "sig"), job_id=rider.id), 60)
+        snap = store.get(subject, "ev-2")
+        assert store.update(snap, snap.conv, "ev-2", ttl=60, look_at=100.0, once=again) == "ok"
+        assert backend.client.hget(jobs.mailbox(rider.tag), rider.id) == rider.to_json().encode()  # queued once
+    assert seen == {"single": ["pipeline"],
+                    "cluster": ["cluster pipeline", "cluster command EVAL", "cluster command EVAL", "cluster pipeline"]}
