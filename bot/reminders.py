@@ -1,7 +1,8 @@
 """Quarterly reminders that go out exactly once.
 
-Slack: at the start of each quarter (its first business day: not a Saturday, Sunday, Japanese public
-holiday or 1-3 January; 10:00 in the team's time zone) each registered team's channel gets a reminder
+Slack: at the start of each of the team's quarters (the quarters of its business year, which may start
+in any month; its first business day: not a Saturday, Sunday, Japanese public holiday or 1-3 January;
+10:00 in the team's time zone) each registered team's channel gets a reminder
 asking for the figures of the quarter that has just ended, named in the team's business year, with a
 button that opens the KPI form for it; nudges follow after 7 and 14 days, only to teams that have not
 reported that quarter. A team with area owners (全員参加): the kickoff names each area's owner and
@@ -61,7 +62,8 @@ RECENT = 30 * DAY  # someone who took the diagnosis this recently is not asked t
 class ReminderSettings:
     hour: int = 10  # local time of the kickoff reminder
     nudges: tuple[int, ...] = (7, 14)  # days after the kickoff
-    cadence: str = "quarterly"  # or "half-yearly" (January and July only)
+    cadence: str = "quarterly"  # or "half-yearly" (a team's first and third quarters of the calendar's count:
+    # January and July for calendar quarters, March and September for a year from March)
     grace: float = 3 * DAY  # a reminder missed while no clock ran is still sent within this window
 
 
@@ -132,7 +134,7 @@ class Reminders:
     def _slack(self, now: float, dry_run: bool, kpi: KpiCore, summary: Summary) -> None:
         installed: dict[str, bool] = {}  # per workspace, read once a pass
         for team in self.teams.all_teams():
-            running = quarter_of(now, team.tz)  # the reminders of its start ...
+            running = quarter_of(now, team.tz, team.fy_start)  # the reminders of its start ...
             asked = running.previous()  # ... ask for the quarter that has just ended
             for kind, due in schedule(running, team.tz, self.settings):
                 if not _due(now, due, self.settings.grace):

@@ -189,7 +189,7 @@ class KpiCore:
 
     def status(self, team: Team, now: float) -> TeamStatus:
         teams, ref = self.teams, team.ref
-        due = last_ended(now, team.tz)  # the quarter a report is due for
+        due = last_ended(now, team.tz, team.fy_start)  # the quarter a report is due for
         report = teams.report(ref, due)
         # with area owners, a quarter is reported once its result is out (every area in, or the last nudge)
         reported = report is not None and (not teams.owners(ref) or bool(report.posted)
@@ -207,7 +207,7 @@ class KpiCore:
     def report_form(self, team: Team, user: str, quarter: Quarter | None = None) -> ReportForm:
         """The form for ``user``: the last ended quarter preselected (or ``quarter``, if it is still among
         the choices); an area owner reports their areas, the others are shown read-only."""
-        choices = reportable(self.clock(), team.tz)
+        choices = reportable(self.clock(), team.tz, fy_start=team.fy_start)
         initial = quarter if quarter in choices else choices[0]
         owners = self.teams.owners(team.ref)
         editable = editable_areas(self.catalog, owners, user)
@@ -224,7 +224,7 @@ class KpiCore:
         already: a replay of the same ``view``)."""
         catalog = self.catalog
         now = self.clock()
-        quarter, problem = check_quarter(quarter_key, quarter_of(now, team.tz))
+        quarter, problem = check_quarter(quarter_key, quarter_of(now, team.tz, team.fy_start))
         owners = self.teams.owners(team.ref)
         areas = [a for a in editable_areas(catalog, owners, by)
                  if any(k in typed for k in catalog.area(a).indicator_keys)]

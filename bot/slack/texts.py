@@ -33,8 +33,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "setup_announce": "<@{user}> さんがこのチャンネルをCRM KPIのチーム「{name}」として登録しました。\n"
         "四半期ごとの数値と採点結果は、このチャンネルで全員に共有されます。",
         "bad_tz": "タイムゾーン「{tz}」がわかりませんでした。例: `tz=Asia/Tokyo`",
-        "bad_fy": "年度の始まりは1・4・7・10月のどれかを指定してください（例: `fy=4`）。"
-        "数値は暦どおりの四半期（1〜3月など）で集計するためです。",
+        "bad_fy": "年度の始まりは1〜12の月で指定してください（例: 3月始まりなら `fy=3`）。",
         "report_title": "KPIの報告",
         "targets_title": "目標値の設定",
         "submit": "送信する",
@@ -184,8 +183,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "setup_announce": "<@{user}> registered this channel as the CRM KPI team \u201c{name}\u201d.\n"
         "Each quarter's figures and scores will be shared here with everyone.",
         "bad_tz": "Unknown time zone \u201c{tz}\u201d. Example: `tz=Asia/Tokyo`",
-        "bad_fy": "A business year can start in month 1, 4, 7 or 10 (e.g. `fy=4`): "
-        "figures are kept by calendar quarter (Jan-Mar and so on).",
+        "bad_fy": "Give the month your business year starts, 1-12 (e.g. `fy=3` for a year from March).",
         "report_title": "Report KPIs",
         "targets_title": "Set targets",
         "submit": "Submit",
@@ -323,22 +321,35 @@ def t(locale: str, key: str, **params: object) -> str:
 
 
 def months_label(locale: str, quarter: Quarter) -> str:
-    """The quarter named by its months: 「2026年7〜9月」 / "Jul-Sep 2026"."""
+    """The quarter named by its months: 「2026年7〜9月」 / "Jul-Sep 2026"; across a new year
+    「2026年12月〜2027年2月」 / "Dec 2026-Feb 2027"."""
+    first, last = quarter.first_month, quarter.last_month
     if locale == "en":
-        return f"{MONTHS_EN[quarter.first_month - 1]}-{MONTHS_EN[quarter.last_month - 1]} {quarter.year}"
-    return f"{quarter.year}年{quarter.first_month}〜{quarter.last_month}月"
+        if quarter.last_year != quarter.year:
+            return f"{MONTHS_EN[first - 1]} {quarter.year}-{MONTHS_EN[last - 1]} {quarter.last_year}"
+        return f"{MONTHS_EN[first - 1]}-{MONTHS_EN[last - 1]} {quarter.year}"
+    if quarter.last_year != quarter.year:
+        return f"{quarter.year}年{first}月〜{quarter.last_year}年{last}月"
+    return f"{quarter.year}年{first}〜{last}月"
 
 
 def period_label(locale: str, quarter: Quarter, fy_start: int) -> str:
     """The quarter in the team's business year, with its months: 「2026年度 第2四半期（7〜9月）」,
     「2026年度 第4四半期（2027年1〜3月）」 (the months' year said when it is not the business year's),
-    "FY2026 Q2 (Jul-Sep 2026)"."""
+    「2026年度 第4四半期（2026年12月〜2027年2月）」 for a year from March, "FY2026 Q2 (Jul-Sep 2026)".
+    A quarter that is not one of that business year's (stored before the team moved its year's start)
+    is named by its months alone."""
     fq = fiscal(quarter, fy_start)
+    if fq is None:
+        return months_label(locale, quarter)
     if locale == "en":
         return f"FY{fq.year} Q{fq.q} ({months_label(locale, quarter)})"
-    months = f"{quarter.first_month}〜{quarter.last_month}月"
-    if quarter.year != fq.year:
-        months = f"{quarter.year}年{months}"
+    if quarter.last_year != quarter.year:
+        months = months_label(locale, quarter)
+    else:
+        months = f"{quarter.first_month}〜{quarter.last_month}月"
+        if quarter.year != fq.year:
+            months = f"{quarter.year}年{months}"
     return f"{fq.year}年度 第{fq.q}四半期（{months}）"
 
 

@@ -304,6 +304,31 @@ def test_the_april_2027_kickoff_asks_for_january_to_march(world: World) -> None:
     del april
 
 
+def test_a_business_year_from_march_is_reminded_on_its_own_quarter_starts(world: World) -> None:
+    """2月決算: the year runs from March, so its quarters start in March, June, September and December;
+    the kickoff asks for the three months that ended, named by their months; teams with calendar
+    quarters keep theirs."""
+    march = TeamRef("T1", "CMAR")
+    world.teams.register(march, "3月始まりの店", "Asia/Tokyo", "UADMIN", world.clock(), fy_start=3)
+    april = world.team("CAPR")
+    world.clock.t = at("2026-03-02T10:00:00")  # Monday: the first business day of March
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CMAR kickoff for 2025-M12"]
+    [msg] = world.slack.messages("CMAR")
+    assert msg["text"] == t("ja", "remind_kickoff", period="2025年度 第4四半期（2025年12月〜2026年2月）")
+    assert '"quarter": "2025-M12"' in msg["blocks"][1]["elements"][0]["value"]
+    world.clock.t = at("2026-04-01T10:00:00")  # the calendar quarter's start: only the April team
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CAPR kickoff for 2026-Q1"]
+    world.clock.t = at("2026-06-01T10:00:00")  # Monday
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CMAR kickoff for 2026-M03"]
+    assert world.slack.messages("CMAR")[-1]["text"] == t("ja", "remind_kickoff", period="2026年度 第1四半期（3〜5月）")
+    world.teams.submit(march, Quarter.starting(2026, 3), {"complete_records": 96}, "U1", world.clock())
+    world.clock.t = at("2026-06-08T10:00:00")
+    summary = world.reminders.run(world.clock())
+    assert ("slack T1/CMAR nudge7 for 2026-M03", "already reported") in summary.skipped
+    assert world.teams.quarters(march) == [Quarter.starting(2026, 3)]
+    del april
+
+
 def test_a_holiday_on_the_first_weekday_moves_the_kickoff_and_the_line_reminder(world: World) -> None:
     """1 January 2027 is a Friday and 元日: Slack's kickoff and LINE's reminder wait for Monday the 4th."""
     world.team("C1")
