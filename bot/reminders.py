@@ -11,9 +11,12 @@ only their owners; the last nudge, if some areas are in, posts the team's result
 areas shown as not reported (once: the KPI core's close, :meth:`bot.kpi.KpiCore.close_quarter`, in the
 team's hash slot). What a reminder says comes from the KPI core as data, rendered by the channel's
 renderer the app factory injected into it: this module knows no channel's format.
-LINE: once a quarter, on the same first business day (10:00 Japan time), every user who opted in gets
-one push inviting them to retake the diagnosis, showing their last tier; pushes go by multicast, at
-most 500 users a request, one request per tier.
+LINE: once a quarter, on the first business day of January, April, July and October (10:00 Japan time),
+every user who opted in gets one message: an A-tier result is offered its next theme; any other is reminded
+of its point to fix and asked whether it has moved (yes / not yet / consult). Messages go by multicast,
+which sends the same message to all its users, so users are grouped by what their message says (their
+point to fix, one of ten, or the A tier's next theme): at most 500 users a request, each group its own
+requests.
 
 Exactly once: every (recipient, period, kind) has a ledger mark in the recipient's hash slot (the
 period is the quarter the reminder is sent in, for Slack too, whose reminder asks for the one before). A
@@ -204,10 +207,10 @@ class Reminders:
             return None
         return quarter
 
-    def _opted_in(self, quarter: Quarter, now: float, dry_run: bool, summary: Summary) -> dict[str, list[str]]:
-        """Users to remind, grouped by the tier of their last result."""
+    def _opted_in(self, quarter: Quarter, now: float, dry_run: bool, summary: Summary) -> dict[Reminder, list[str]]:
+        """Users to remind, grouped by what their reminder says (:func:`_reminder_of`)."""
         quarter_start = datetime(quarter.year, quarter.first_month, 1, tzinfo=zone(LINE_TZ)).timestamp()
-        by_tier: dict[str, list[str]] = defaultdict(list)
+        by_group: dict[Reminder, list[str]] = defaultdict(list)
         refs = sorted(x.decode() if isinstance(x, bytes) else x for x in self.r.sscan_iter(keys.REMIND_INDEX))
         for chunk in _chunks([r for r in refs if r.startswith("line:")], 500):
             subjects = [Subject(Transport.LINE, ref.split(":", 1)[1]) for ref in chunk]
@@ -227,10 +230,10 @@ class Reminders:
                 if conv.finished >= quarter_start or now - conv.finished < RECENT:
                     summary.skipped.append((f"line {uid(s.user_id)} {quarter}", "took it less than 30 days ago"))
                     continue
-                by_tier[score(conv.last).tier].append(s.user_id)
+                by_group[_reminder_of(conv.last)].append(s.user_id)
             if gone and not dry_run:
                 self.r.srem(keys.REMIND_INDEX, *gone)
-        return by_tier
+        return by_group
 
     def _quota_left(self) -> float:
         if self.line_quota is None:
@@ -241,33 +244,34 @@ class Reminders:
         quarter = self._line_period(now)
         if quarter is None:
             return
-        by_tier = self._opted_in(quarter, now, dry_run, summary)
-        total = sum(len(v) for v in by_tier.values())
+        by_group = self._opted_in(quarter, now, dry_run, summary)
+        total = sum(len(v) for v in by_group.values())
         if total == 0:
             return
         left = self._quota_left()
         queued: list[Job] = []
-        for tier in sorted(by_tier):
-            users = by_tier[tier]
+        for group in sorted(by_group, key=_group_order):
+            users = by_group[group]
+            name = _group_name(group)
             allowed = users[: int(min(len(users), left))]
             left -= len(allowed)
             for user in users[len(allowed):]:
                 summary.skipped.append((f"line {uid(user)} {quarter}", "monthly message quota would be exceeded"))
             for batch in _chunks(allowed, LINE_BATCH):
-                label = f"line multicast {quarter} tier {tier} ({len(batch)} users)"
+                label = f"line multicast {quarter} {name} ({len(batch)} users)"
                 if dry_run:
                     summary.queued.append(f"{label} (dry run: would queue)")
                     continue
-                job = self._line_batch(quarter, tier, batch)
+                job = self._line_batch(quarter, group, batch)
                 if job is None:
                     continue
                 queued.append(job)
-                summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.batch.rcpt)} users)")
+                summary.queued.append(f"line multicast {quarter} {name} ({len(job.batch.rcpt)} users)")
         # Woken together once every batch is queued: the worker sends them side by side, up to LINE's
         # rate, rather than one by one as the pass queues them.
         self.outbox.wake(queued)
 
-    def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Job | None:
+    def _line_batch(self, quarter: Quarter, group: Reminder, users: list[str]) -> Job | None:
         """Queue one multicast, then claim its users: the batch job is written first, so a crash at
         any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
         the worker still sends to (the transport sends only to users whose mark names the batch).
@@ -276,7 +280,7 @@ class Reminders:
         passed)."""
         subject = Subject(Transport.LINEBATCH, str(uuid.uuid4()))
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
-        job = self.outbox.to_subject(subject, [Reminder(tier)], state=LineBatchState(users, str(quarter)))
+        job = self.outbox.to_subject(subject, [group], state=LineBatchState(users, str(quarter)))
         if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL), wake=False):
             return None
         with self.r.pipeline(transaction=False) as p:
@@ -287,6 +291,23 @@ class Reminders:
         job.batch.rcpt = [u for u, ok in zip(users, claimed, strict=True) if ok]
         self.outbox.update(job)
         return job
+
+
+def _reminder_of(answers: str) -> Reminder:
+    """What one user's reminder says, from their last result: an A tier its next theme (whatever its one
+    non-A answer), any other its point to fix (a tier of its own is not said: B and C share a group)."""
+    result = score(answers)
+    if result.tier == "A" or result.next_point is None:
+        return Reminder("A")
+    return Reminder("", result.next_point)
+
+
+def _group_order(group: Reminder) -> tuple[int, int]:
+    return (-1, 0) if group.point is None else (0, group.point)
+
+
+def _group_name(group: Reminder) -> str:
+    return f"tier {group.tier}" if group.point is None else f"point Q{group.point + 1}"
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

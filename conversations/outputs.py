@@ -23,7 +23,7 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
     OptinOffer      "remind me to retake it next quarter?" yes / no
     ConsultAck      a consultation about diagnosis ``sid`` was requested (``again``: not the first time;
                     ``url``: a booking page to offer)
-    Reminder        the quarterly invitation to retake the diagnosis, naming the last ``tier`` (a LINE
+    Reminder        the quarterly invitation to retake the diagnosis, naming the last ``tier`` and point to fix (a LINE
                     multicast, queued by the clock)
 
 The Slack KPI messages (``slack_post``, ``slack_ephemeral``, ``slack_chart``, ``slack_file``,
@@ -205,15 +205,24 @@ class ConsultAck:
 
 @dataclass(frozen=True)
 class Reminder:
+    """The quarterly invitation. ``point`` (0-based question, or None): the last result's point to fix,
+    named and asked about (has it moved?); an A-tier result is offered its next theme instead. One
+    multicast carries it to everyone of one group, so it holds nothing that differs within the group.
+    A reminder committed before ``point`` existed holds only the tier and says the tier."""
+
     kind: ClassVar[str] = "reminder"
-    tier: str  # the tier of the last result (A/B/C)
+    tier: str  # the tier of the last result (A/B/C); "" for a point's group (B and C together)
+    point: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "tier": self.tier}
+        d: dict[str, Any] = {"type": self.kind, "tier": self.tier}
+        if self.point is not None:
+            d["point"] = self.point
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Reminder:
-        return cls(_str(d, "tier"))
+        return cls(_str(d, "tier"), _int(d, "point") if "point" in d else None)
 
 
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
