@@ -76,7 +76,8 @@ def result_outputs(catalog: Catalog, locale: str, post: ResultPost) -> list[Outp
                                                post.replaced,
                                     reporters=post.reporters, owners=post.owners, follow=post.follow,
                                     closed=post.closed)
-    blocks.append(slack_blocks.actions_button(locale, team, quarter, result.weakest))
+    blocks.append(slack_blocks.with_detail_button(locale, team, quarter,
+                                                  slack_blocks.actions_button(locale, team, quarter, result.weakest)))
     message = {"type": "slack_post", "text": text, "blocks": blocks}
     return [message, radar_output(catalog, locale, team, quarter, result,
                                   (quarter.previous(), post.previous) if post.previous is not None else None)]

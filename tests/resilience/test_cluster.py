@@ -399,7 +399,7 @@ def test_slack_kpi_flow_on_the_cluster_matches_one_server(
     assert mimetype == "image/png" and TEAM_NAME in title and "データ品質 8.0" in alt
     assert got["hints"] == (0, 0)
     assert TEAM_NAME in announcement[0]
-    assert result[0] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert result[0] == f"CRM KPI {P_Q1_2026}｜{TEAM_NAME}: {txt('overall')} 7.1/10"
     names = got["catalog_names"]
     message = {"blocks": result[1]}
     assert fields_of(message) == [

@@ -80,12 +80,12 @@ def test_an_april_business_year_labels_july_to_september_as_its_second_quarter(s
                                                  "emoji": True}, "value": "2026-Q3"}
     slack_env.submit(view, _form(slack_env, "2026-Q3"))
     [post] = slack_env.team_posts(CH)
-    assert header(post) == f"CRM KPI 2026年度 第2四半期（7〜9月） ー {TEAM_NAME}"
+    assert header(post) == f"CRM KPI 2026年度 第2四半期（7〜9月）｜{TEAM_NAME}"
     assert slack_env.teams.report(TeamRef(WS, CH), "2026-Q3") is not None  # stored by calendar quarter
 
     slack_env.report(BASE, quarter="2026-Q3", channel=CH2)
     [post] = slack_env.team_posts(CH2)
-    assert header(post) == "CRM KPI 2026年度 第3四半期（7〜9月） ー 暦年の店"
+    assert header(post) == "CRM KPI 2026年度 第3四半期（7〜9月）｜暦年の店"
     assert slack_env.teams.report(TeamRef(WS, CH2), "2026-Q3") is not None
 
 
@@ -166,18 +166,18 @@ def test_nps_scored_against_the_last_quarter(improve_env: SlackEnv) -> None:
     _, weakest = sections_of(fallen)
     assert weakest == txt("weakest", area=sat, score="4.5") + "\n" + txt(
         "weakest_figure_previous", name="NPS", value="-40pt", target="-20pt", score=4)
-    assert weakest.endswith("いちばん低い数値: NPS -40pt（前期 -20pt、4/10）")
+    assert weakest.endswith("この領域の点数を下げている指標: NPS -40pt（前期 -20pt、4/10）")
 
 
 def test_the_improve_rule_hint_and_history(improve_env: SlackEnv) -> None:
     env = improve_env
     view = env.open_report()
     hint = next(b for b in view["blocks"] if b.get("block_id") == "ind:nps")["hint"]["text"]
-    assert hint.endswith("\n" + txt("improve_hint", target="0pt"))
+    assert "\n" + txt("improve_hint", target="0pt") + "\n" + txt("rule_improve", step="10pt") in hint
     env.clock.t = FEB_2026
     env.report({**BASE, "nps": "-20"}, quarter=Q4_2025)
     env.clock.t = START
     env.report({**BASE, "nps": "-15"}, quarter=Q1_2026)
     env.command("history")
     table = env.fake.ephemerals(CH)[-1]["blocks"][1]["text"]["text"]
-    assert "顧客満足度:  8.0 | 10.0 ↗" in table  # each quarter scored against the one before it
+    assert "*顧客満足度*  8.0 → 10.0 ↗" in table  # each quarter scored against the one before it
