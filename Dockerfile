@@ -31,7 +31,7 @@ COPY conversations ./conversations
 COPY scoring ./scoring
 RUN pip install --no-cache-dir --no-deps .
 
-# Probes /readyz (falling back to /healthz while a build has no /readyz) on $PORT; stdlib only, no curl needed.
+# Probes /readyz on $PORT (200 only while Redis answers and the content is loaded); stdlib only, no curl needed.
 COPY deploy/healthcheck.py /usr/local/lib/crmbot/healthcheck.py
 
 USER 10001:10001

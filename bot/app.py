@@ -19,6 +19,7 @@ from bot.kpi import KpiCore
 from bot.operator import ConsultHook
 from bot.outbox import Outbox
 from bot.persistence import log_if_cannot_persist
+from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
 from conversations.content import Script, load_script
@@ -72,7 +73,8 @@ def build_services(
         log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script)
-    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
@@ -249,4 +251,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     register_console(app, svc)  # /console/ (and / leads there)
     app.register_blueprint(try_bp())  # /console/try/, behind the console's login
+    from bot.metrics import timed_webhooks
+
+    app.wsgi_app = timed_webhooks(app.wsgi_app)  # type: ignore[method-assign]  # webhooks counted and timed
     return app

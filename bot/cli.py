@@ -22,7 +22,8 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO, assert_never
 
 from bot.config import Config
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup("WARNING" if args.command in ("chat", "line") else args.log_level)
     try:
         config = Config.from_env()
+        _observe(config, "WARNING" if args.command in ("chat", "line") else args.log_level)
         if args.command == "serve":
             return serve_cmd(config, args.host, args.port or config.port)
         if args.command == "web":
@@ -91,6 +93,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrmbotError as e:
         print(f"crmbot: {e}", file=sys.stderr)
         return 1
+
+
+def _observe(config: Config, level: str) -> None:
+    """The log format and error reports the configuration asks for (both off by default)."""
+    if config.log_format != "text":
+        from bot.logs import setup
+
+        setup(level, config.log_format)
+    if config.sentry_dsn:
+        from bot.error_reports import init
+
+        init(config.sentry_dsn)
+
+
+@contextmanager
+def _metrics_port(config: Config) -> Iterator[None]:
+    """A worker's or the clock's own metrics on CRMBOT_METRICS_PORT while it runs (bot.metrics)."""
+    if config.metrics_address is None:
+        yield
+        return
+    from bot.metrics import MetricsServer
+
+    host, port = config.metrics_address
+    try:
+        server = MetricsServer(host, port, config.metrics_token)
+    except OSError as e:
+        raise CrmbotError(f"metrics: cannot listen on {host}:{port}: {e.strerror}") from e
+    try:
+        yield
+    finally:
+        server.close()
 
 
 def _positive(text: str) -> int:
@@ -212,7 +245,8 @@ def worker_cmd(config: Config) -> int:
         finally:
             await worker.close()
 
-    asyncio.run(main())
+    with _metrics_port(config):
+        asyncio.run(main())
     return 0
 
 
@@ -271,7 +305,8 @@ def clock_cmd(config: Config, interval: float = 60.0) -> int:
     from bot.clock import serve
 
     svc = build_services(config, slack_app=False)
-    return serve(svc.redis, build_reminders(svc), svc.clock, interval)
+    with _metrics_port(config):
+        return serve(svc.redis, build_reminders(svc), svc.clock, interval)
 
 
 def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO | None = None) -> int:
@@ -351,7 +386,8 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
             if not text:
                 continue
             chosen = _pick(text, buttons)
-            send(inputs.from_button(chosen.data) if chosen else inputs.from_text(text, script.keywords))
+            send(inputs.from_button(chosen.data) if chosen
+                 else inputs.from_text(text, script.keywords, script.glossary))
     except KeyboardInterrupt:
         pass
     except StoreUnavailable as e:
@@ -368,8 +404,11 @@ def terminal_text(script: Script, out: Output) -> str:
         Advice,
         ConfirmRestart,
         ConsultAck,
+    Definition,
         DoneHelp,
+    Erasure,
         Greeting,
+        Heard,
         Notice,
         Offer,
         OptinOffer,
@@ -383,7 +422,7 @@ def terminal_text(script: Script, out: Output) -> str:
         case Result(answers=answers, prev=prev):
             return views.result_text(script, answers, prev)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

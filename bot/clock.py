@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from bot import metrics
 from conversations import keys
 from conversations.errors import StoreUnavailable
 from conversations.redis_ops import runner
@@ -142,21 +143,29 @@ class Clock:
         ttl: float = LOCK_TTL,
         interval: float = INTERVAL,
         stop: threading.Event | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.lock = ClockLock(client, owner or uuid.uuid4().hex, ttl=ttl)
+        self.now = now  # what a finished pass records (keys.CLOCK_LAST_PASS): wall time, for the metrics
         self.steps = list(steps)
         self.interval = interval
         self.stop = stop or threading.Event()
         self.renewer: _Renewer | None = None  # the current pass's (tests read its renewal count)
 
     def run_pass(self) -> str:
-        """One pass if no other clock is running one: BUSY, DONE, STOPPED or LOST."""
+        """One pass if no other clock is running one: BUSY, DONE, STOPPED or LOST (counted in the metrics;
+        a finished one's time written to Redis for the web's /metrics)."""
         if not self.lock.acquire():
+            metrics.reminder_pass(BUSY)
             return BUSY
         renewer = self.renewer = _Renewer(self.lock)
         renewer.start()
         try:
-            return self._steps(renewer)
+            outcome = self._steps(renewer)
+            metrics.reminder_pass(outcome)
+            if outcome == DONE:
+                self._finished()
+            return outcome
         finally:
             renewer.stop()
             try:
@@ -164,6 +173,13 @@ class Clock:
                     log.warning("clock: the lock had expired or changed hands before the pass ended")
             except StoreUnavailable as e:  # the lock then expires within its time to live
                 log.warning("clock: releasing the lock: %s", e)
+
+    def _finished(self) -> None:
+        """One SET: when the last pass finished (its staleness is what an alert watches)."""
+        try:
+            self.lock.r.set(keys.CLOCK_LAST_PASS, repr(round(self.now(), 3)))
+        except StoreUnavailable as e:
+            log.warning("clock: recording the pass: %s", e)
 
     def _steps(self, renewer: _Renewer) -> str:
         for i, (name, step) in enumerate(self.steps):
@@ -186,8 +202,10 @@ class Clock:
                 outcome = self.run_pass()
                 log.debug("clock: pass %s", outcome)
             except StoreUnavailable as e:
+                metrics.reminder_pass("failed")
                 log.warning("clock: %s", e)
             except Exception:
+                metrics.reminder_pass("failed")
                 log.exception("clock: pass failed")
             self.stop.wait(self.interval)
 

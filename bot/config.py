@@ -87,6 +87,7 @@ class Config:
     consult_url: str | None = None  # CRMBOT_CONSULT_URL: the booking page offered with the confirmation
     operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
     handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
+    privacy_url: str | None = None  # CRMBOT_PRIVACY_URL: the consultancy's privacy policy, named by the note
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
@@ -98,6 +99,14 @@ class Config:
     # "*" for any peer; None: no proxy, those headers are dropped
     trusted_proxy: str | None = None
     proxy_hops: int = 1  # CRMBOT_PROXY_HOPS: proxies in front that each add to X-Forwarded-For
+    # Observe (bot/metrics.py, bot/logs.py, bot/errors.py)
+    # CRMBOT_METRICS_TOKEN: the Bearer token /metrics (and a worker's or the clock's metrics port) asks for;
+    # None: the metrics are open to whoever reaches them (firewall them)
+    metrics_token: str | None = field(default=None, repr=False)
+    # CRMBOT_METRICS_PORT ("9100" or "127.0.0.1:9100"): where a worker and the clock serve their metrics
+    metrics_address: tuple[str, int] | None = None
+    log_format: str = "text"  # CRMBOT_LOG_FORMAT: text (one line per record) or json (one object per line)
+    sentry_dsn: str | None = field(default=None, repr=False)  # SENTRY_DSN: report errors to Sentry
 
     @property
     def line_enabled(self) -> bool:
@@ -132,7 +141,8 @@ class Config:
 
     def machine_settings(self) -> MachineSettings:
         return MachineSettings(expiry=self.conversation_ttl, resume_after=self.resume_after,
-                               handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "")
+                               handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "",
+                               privacy_url=self.privacy_url or "")
 
     def with_(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -143,7 +153,7 @@ class Config:
         Parsed section by section (each a function below, in the README's order of the settings)."""
         e = _Env(os.environ if env is None else env)
         return cls(**_redis(e), **_line(e), **_slack(e), **_web(e), **_conversations(e), **_delivery(e),
-                   **_reminders(e), **_consultation(e), **_console(e))
+                   **_reminders(e), **_consultation(e), **_console(e), **_observe(e))
 
 
 class _Env:
@@ -344,11 +354,12 @@ def _reminders(e: _Env) -> dict[str, Any]:
 
 def _consultation(e: _Env) -> dict[str, Any]:
     """The step after the result: the booking page, the operator's channel, the hand-off, the LINE name."""
-    consult_url = e.text("CRMBOT_CONSULT_URL")
-    if consult_url is not None and (not consult_url.startswith(("https://", "http://")) or len(consult_url) > 1000
-                                    or any(c.isspace() for c in consult_url)):
-        raise ConfigError("environment: CRMBOT_CONSULT_URL must be a web page address (https://...), "
-                          "at most 1000 characters")
+    consult_url, privacy_url = e.text("CRMBOT_CONSULT_URL"), e.text("CRMBOT_PRIVACY_URL")
+    for name, url in (("CRMBOT_CONSULT_URL", consult_url), ("CRMBOT_PRIVACY_URL", privacy_url)):
+        if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 1000
+                                or any(c.isspace() for c in url)):
+            raise ConfigError(f"environment: {name} must be a web page address (https://...), "
+                              "at most 1000 characters")
     operator_channel = e.text("CRMBOT_OPERATOR_SLACK_CHANNEL")
     if operator_channel is not None:
         if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
@@ -367,7 +378,8 @@ def _consultation(e: _Env) -> dict[str, Any]:
         if not 0 <= handoff <= 24 * 365:
             raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
                               f"0 for none (got {raw_handoff[:20]!r})")
-    return {"consult_url": consult_url, "operator_slack_channel": operator_channel, "handoff_hours": handoff,
+    return {"consult_url": consult_url, "privacy_url": privacy_url, "operator_slack_channel": operator_channel,
+            "handoff_hours": handoff,
             "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True)}
 
 
@@ -380,6 +392,35 @@ def _console(e: _Env) -> dict[str, Any]:
                                            "hours between 0.1 and 720"),
             "console_session_days": e.number("CRMBOT_CONSOLE_SESSION_DAYS", Config.console_session_days, 0.1, 365,
                                              "days between 0.1 and 365")}
+
+
+def _observe(e: _Env) -> dict[str, Any]:
+    """Observe: the metrics' token and port, the log format, Sentry."""
+    dsn = e.text("SENTRY_DSN")
+    if dsn is not None and not dsn.startswith(("https://", "http://")):
+        raise ConfigError("environment: SENTRY_DSN must be the project's DSN from Sentry (https://...@.../...)")
+    return {"metrics_token": e.secret("CRMBOT_METRICS_TOKEN", 16),
+            "metrics_address": _metrics_address(e.text("CRMBOT_METRICS_PORT")),
+            "log_format": e.choice("CRMBOT_LOG_FORMAT", Config.log_format, ("text", "json"), "text or json"),
+            "sentry_dsn": dsn}
+
+
+def _metrics_address(raw: str | None) -> tuple[str, int] | None:
+    """CRMBOT_METRICS_PORT: a port (every interface), or HOST:PORT ([::1]:9100 for IPv6)."""
+    if raw is None:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]") if sep else "0.0.0.0"
+    try:
+        number = int(port)
+        if host:
+            ipaddress.ip_address(host)
+    except ValueError:
+        number = -1
+    if not 1 <= number <= 65535 or not host:
+        raise ConfigError("environment: CRMBOT_METRICS_PORT must be a port (9100) or an IP address and a port "
+                          f"(127.0.0.1:9100; got {raw[:40]!r})")
+    return host, number
 
 
 def _trusted_proxy(raw: str | None) -> str | None:

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot import metrics
 from bot.logs import uid
 from bot.outbox import Outbox
+from bot.privacy import Eraser
 from conversations import inputs
 from conversations.analytics import delta_of
 from conversations.errors import Contention
@@ -53,18 +55,25 @@ class Bot:
         *,
         clock: Callable[[], float] = time.time,
         conversation_ttl: int = 7 * 86400,
+        eraser: Eraser | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
         self.outbox = outbox
         self.clock = clock
         self.conversation_ttl = conversation_ttl
+        self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
 
     def handle(self, ev: InboundEvent) -> Handled:
         """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
         when the user's record kept changing under concurrent events (nothing was applied)."""
         job: Job | None = None
         figures: Figures | None = None
+        erasing = ev.input.kind == inputs.ERASE_YES and self.eraser is not None
+        if erasing and self.eraser is not None:
+            # Everything of theirs goes first (idempotent: a failure is retried by the redelivery), then the
+            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed.
+            self.eraser.erase(ev.subject, by="owner")
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -93,6 +102,9 @@ class Bot:
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
+                if erasing:
+                    self.store.forget_event(ev.subject, ev.event_id)
+                metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
                     "%s %s: %s -> %s (%d out)",
                     uid(ev.subject.user_id),

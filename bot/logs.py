@@ -8,14 +8,20 @@ body: <the raw request>)" at INFO). So our own lines about a refused body give t
 any such part and never write "body: " themselves ("line webhook: malformed body (JSONDecodeError),
 refused"), or the cut would take the reason with it. A traceback keeps its lines, each indented with ``  | `` so that
 none of them can pass for a record.
+
+``CRMBOT_LOG_FORMAT=json`` (:class:`JsonFormatter`): one JSON object per line instead
+(``{"time", "level", "logger", "message", "exc"}``), its message cleaned the same way and a traceback
+in ``exc``, for a log shipper that reads JSON.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,6 +71,27 @@ class LineFormatter(logging.Formatter):
         return text
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: the message :func:`clean`-ed, a traceback (its control
+    characters escaped as :class:`LineFormatter` does; JSON escapes the line breaks) in ``exc``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": clean(record.getMessage()),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        blocks = [record.exc_text] if record.exc_text else []
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        if blocks:
+            entry["exc"] = _CONTROL_BUT_LF.sub(_escape, "\n".join(blocks))
+        return json.dumps(entry, ensure_ascii=False)
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
 
@@ -77,13 +104,14 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup(level: str = "INFO") -> None:
+def setup(level: str = "INFO", fmt: str = "text") -> None:
     """The process's logging: our stderr handler on the root logger (replacing one an earlier call
-    installed), so every library's records take the same format and the same cleaning."""
+    installed), so every library's records take the same format and the same cleaning. ``fmt``: ``text``
+    (:class:`LineFormatter`) or ``json`` (:class:`JsonFormatter`)."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     handler = _StderrHandler()
-    handler.setFormatter(LineFormatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LineFormatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -198,6 +198,17 @@ class Outbox:
                 jobs.wake(p, job)
             p.execute()
 
+    def discard(self, tag: str) -> int:
+        """Drop every pending job and figures record of one owner (never sent, never applied: a person's
+        data erased, bot/privacy.py), and the parked refs of those records. The invariant holds: a record
+        is gone, and its due mark, if any, is cleared by a worker once it has been missing for a lease."""
+        ids = [text(i) for i in self.r.script(jobs.DISCARD_LUA)(
+            keys=[jobs.mailbox(tag), jobs.leases(tag), jobs.figures(tag), jobs.figures_leases(tag)])]
+        refs = [jobs.ref(tag, i.removeprefix(SET_ASIDE)) for i in ids]
+        if refs:
+            self.r.zrem(jobs.parked(jobs.shard_of(tag)), *refs)
+        return len(ids)
+
     # ---- the operator -----------------------------------------------------------------------------
 
     def parked(self) -> list[Parked]:

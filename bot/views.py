@@ -11,14 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import assert_never
 
-from conversations import inputs
+from conversations import inputs, results
 from conversations.content import Script, advice_for
 from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -28,7 +31,7 @@ from conversations.outputs import (
     Result,
     Resume,
 )
-from scoring import CHOICES, QUESTION_COUNT, Comparison, DiagnosisResult, compare, next_tier, score
+from scoring import CHOICES, QUESTION_COUNT, Comparison, DiagnosisResult, compare, next_tier
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,42 @@ def question_buttons(script: Script, sid: int, q: int) -> list[Button]:
         buttons.append(Button(label, inputs.button(inputs.BACK, sid=sid, q=q), label))
     label = script.text("restart_ask_button")
     buttons.append(Button(label, inputs.button(inputs.RESTART), label))
+    if script.glossary.button and script.glossary.of_question(q):
+        buttons.append(Button(script.glossary.button, inputs.button(inputs.DEFINE, q=q),
+                              script.glossary.heading.format(number=q + 1)))
     return buttons
+
+
+def definition_text(script: Script, out: Definition) -> str:
+    """A term's definition, or every term question ``q`` uses with its definition (a term the script no longer
+    has is left out)."""
+    glossary = script.glossary
+    sep = "：" if script.locale == "ja" else ": "
+    if out.term:
+        term = glossary.terms.get(out.term)
+        return f"{term.name}{sep}{term.text}" if term else ""
+    q = out.q or 0
+    lines = [glossary.heading.format(number=q + 1)]
+    lines += [f"・{t.name}{sep}{t.text}" for t in glossary.of_question(q)]
+    return "\n".join(lines)
+
+
+def erasure_text(script: Script, out: Erasure) -> str:
+    p = script.privacy
+    return {"ask": p.erase_confirm, "kept": p.erase_kept, "done": p.erased}[out.stage]
+
+
+def erasure_buttons(script: Script, out: Erasure) -> list[Button]:
+    if out.stage != "ask":
+        return []
+    yes, no = script.privacy.erase_yes_button, script.privacy.erase_no_button
+    return [Button(yes, inputs.button(inputs.ERASE_YES), yes), Button(no, inputs.button(inputs.ERASE_NO), no)]
+
+
+def privacy_text(script: Script, url: str = "") -> str:
+    """What is kept, every use, how to delete it; then the policy's address, or that there is none yet."""
+    p = script.privacy
+    return f"{p.note}\n{p.policy.format(url=url) if url else p.no_policy}"
 
 
 def confirm_restart_buttons(script: Script, sid: int) -> list[Button]:
@@ -99,6 +137,7 @@ class ConsultView:
 
 def consult_view(script: Script, out: ConsultAck) -> ConsultView:
     lines = [script.text("consult_again" if out.again else "consult_ack")]
+    lines += [script.text(f"consult_{part}", value=value) for part, value in script.consult.items()]
     if out.url:
         lines.append(script.text("consult_booking"))
     return ConsultView("\n".join(lines), out.url, script.text("consult_book_button"))
@@ -148,23 +187,36 @@ class AnswerRow:
 
 
 @dataclass(frozen=True)
+class PlanLine:
+    when: str  # "this month", "next month", "this quarter"
+    title: str  # "Q3 topic"
+    step: str  # one short step at the owner's level
+
+
+@dataclass(frozen=True)
 class ResultView:
+    """A result's parts in the order every channel shows them: the header (tier, A count, how close the
+    next tier is), the comparison with the result before (on a retake), the one point to fix, the 90-day
+    plan, the framing line, the tier's summary and next theme, and the answers last."""
+
     result: DiagnosisResult
     heading: str
     label: str
     count_line: str
-    framing: str  # "" when the file has no framing line
-    summary: str
     closeness: str  # "" at A評価
-    theme_heading: str
-    theme: str  # the tier's next theme
-    point_heading: str  # "next point to fix", or the all-A heading
+    comparison: tuple[str, ...]  # heading and lines comparing with the result before (() none)
+    point_heading: str  # "the one point to fix next", or the all-A heading
     point_title: str  # "Q3 topic (your answer: C)"; "" when all ten are A
-    point_text: str  # the advice for that answer's level; "" when all ten are A
+    point_text: str  # the advice for that answer's level; with ten A's, what to watch and where to go next
+    plan_heading: str  # "" when there is no plan (fewer than two answers below A)
+    plan: tuple[PlanLine, ...]
+    framing: str  # "" when the file has no framing line
+    summary: str  # the tier's sentences that hold for these answers
+    theme_heading: str
+    theme: str  # the tier's next theme, likewise
     answers_heading: str
     rows: tuple[AnswerRow, ...]
     advice_hint: str  # "" when every answer is A
-    comparison: tuple[str, ...]  # lines comparing with the result before ("" none)
     alt: str
 
 
@@ -172,20 +224,21 @@ def advice_title(script: Script, q: int, letter: str) -> str:
     return script.text("advice_title", number=q + 1, topic=script.questions[q].topic, letter=letter)
 
 
+def _moved(script: Script, c: Comparison, forward: bool) -> str:
+    arrow, sep = ("→", "、") if script.locale == "ja" else ("->", ", ")
+    return sep.join(f"Q{i + 1} {script.questions[i].topic} {x}{arrow}{y}" for i, x, y in c.moved
+                    if (CHOICES.index(y) < CHOICES.index(x)) == forward)
+
+
 def comparison_lines(script: Script, c: Comparison) -> tuple[str, ...]:
+    """The heading, the tier then and now, last time's point to fix, and the answers that moved forward
+    (D -> B) and back."""
     lines = [
         script.text("compare_heading"),
         script.text("compare_line", before_label=script.tiers[c.before.tier].label, before_count=c.before.a_count,
                     after_label=script.tiers[c.after.tier].label, after_count=c.after.a_count,
                     total=QUESTION_COUNT),
     ]
-    if c.moved:
-        items = "、".join(f"Q{i + 1} {script.questions[i].topic} {x}→{y}" for i, x, y in c.moved) \
-            if script.locale == "ja" else ", ".join(f"Q{i + 1} {script.questions[i].topic} {x}->{y}"
-                                                     for i, x, y in c.moved)
-        lines.append(script.text("compare_moved", items=items))
-    else:
-        lines.append(script.text("compare_same"))
     if c.point_before is not None and c.point_now is not None:
         topic = script.questions[c.point_before].topic
         if c.point_fixed:
@@ -193,63 +246,99 @@ def comparison_lines(script: Script, c: Comparison) -> tuple[str, ...]:
         else:
             lines.append(script.text("compare_point_open", number=c.point_before + 1, topic=topic,
                                      letter=c.point_now))
+    if up := _moved(script, c, forward=True):
+        lines.append(script.text("compare_moved_up", items=up))
+    if down := _moved(script, c, forward=False):
+        lines.append(script.text("compare_moved_down", items=down))
+    if not c.moved:
+        lines.append(script.text("compare_same"))
     return tuple(lines)
 
 
-def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
-    res = score(answers)
-    tier = script.tiers[res.tier]
-    up = next_tier(res.a_count)
+def _point(script: Script, res: DiagnosisResult) -> tuple[str, str, str]:
+    """The point's heading, title and text; with ten A's, the all-A heading and what to do next."""
     if res.next_point is None:
-        point_heading, point_title, point_text = script.text("all_a_heading"), "", ""
-    else:
-        letter = res.answers[res.next_point]
-        point_heading = script.text("next_point_heading")
-        point_title = advice_title(script, res.next_point, letter)
-        point_text = advice_for(script.questions[res.next_point], letter)
+        return script.text("all_a_heading"), "", script.text("all_a_text")
+    letter = res.answers[res.next_point]
+    return (script.text("next_point_heading"), advice_title(script, res.next_point, letter),
+            advice_for(script.questions[res.next_point], letter))
+
+
+def _alt(script: Script, res: DiagnosisResult, label: str) -> str:
+    """The card's alternative text (notifications, the chat list): the tier and the point to fix."""
+    if res.next_point is None:
+        return script.text("result_alt_all_a", label=label, count=res.a_count, total=QUESTION_COUNT)
+    return script.text("result_alt", label=label, count=res.a_count, total=QUESTION_COUNT,
+                       number=res.next_point + 1, topic=script.questions[res.next_point].topic)
+
+
+def _closeness(script: Script, a_count: int) -> str:
+    """How many more A answers reach the next tier ("" at the top); the singular where the file has one."""
+    up = next_tier(a_count)
+    if up is None:
+        return ""
+    label = script.tiers[up.tier].label
+    if up.missing == 1 and "closeness_one" in script.texts:
+        return script.text("closeness_one", label=label)
+    return script.text("closeness", label=label, count=up.missing)
+
+
+def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
+    built = results.build(script, answers)
+    res = built.result
+    tier = script.tiers[res.tier]
+    point_heading, point_title, point_text = _point(script, res)
     rows = tuple(
         AnswerRow(i, script.questions[i].topic, a, script.questions[i].choices[a].label,
                   None if a == "A" else advice_button(script, i, a))
         for i, a in enumerate(res.answers)
     )
+    plan = tuple(PlanLine(script.text(p.when), f"Q{p.q + 1} {script.questions[p.q].topic}", p.text)
+                 for p in built.plan)
     return ResultView(
         result=res,
         heading=script.text("result_heading"),
         label=tier.label,
         count_line=script.text("result_count", count=res.a_count, total=QUESTION_COUNT),
-        framing=script.texts.get("framing", ""),
-        summary=tier.summary,
-        closeness="" if up is None else script.text("closeness", label=script.tiers[up.tier].label,
-                                                    count=up.missing),
-        theme_heading=script.text("next_theme_heading"),
-        theme=tier.next_theme,
+        closeness=_closeness(script, res.a_count),
+        comparison=comparison_lines(script, compare(prev, res.answers)) if prev else (),
         point_heading=point_heading,
         point_title=point_title,
         point_text=point_text,
+        plan_heading=script.text("plan_heading") if plan else "",
+        plan=plan,
+        framing=script.texts.get("framing", ""),
+        summary="\n".join(built.summary),
+        theme_heading=script.text("next_theme_heading"),
+        theme="\n".join(built.theme),
         answers_heading=script.text("answers_heading"),
         rows=rows,
         advice_hint="" if res.next_point is None else script.text("advice_hint"),
-        comparison=comparison_lines(script, compare(prev, res.answers)) if prev else (),
-        alt=script.text("result_alt", label=tier.label, count=res.a_count, total=QUESTION_COUNT),
+        alt=_alt(script, res, tier.label),
     )
 
 
+def plan_lines(v: ResultView) -> list[str]:
+    """The plan as plain lines: "this month: Q3 topic" and its step under it."""
+    return [x for p in v.plan for x in (f"{p.when}: {p.title}", p.step)]
+
+
 def result_text(script: Script, answers: str, prev: str = "") -> str:
+    """The result as plain text (the terminal, notifications), in the card's order."""
     v = result_view(script, answers, prev)
     lines = [v.heading, f"【{v.label}】 {v.count_line}"]
     if v.closeness:
         lines.append(v.closeness)
-    if v.framing:
-        lines += ["", v.framing]
-    lines += ["", v.summary, "", f"■ {v.theme_heading}", v.theme, ""]
-    if v.point_title:
-        lines += [f"■ {v.point_heading}: {v.point_title}", v.point_text]
-    else:
-        lines.append(f"■ {v.point_heading}")
-    lines += ["", f"■ {v.answers_heading}"]
-    lines += [f"Q{r.q + 1} {r.topic}: {r.letter} {r.label}" for r in v.rows]
     if v.comparison:
         lines += ["", f"■ {v.comparison[0]}", *v.comparison[1:]]
+    lines += ["", f"■ {v.point_heading}" + (f": {v.point_title}" if v.point_title else ""), v.point_text]
+    if v.plan:
+        lines += ["", f"■ {v.plan_heading}", *plan_lines(v)]
+    if v.framing:
+        lines += ["", v.framing]
+    lines += ["", v.summary, "", f"■ {v.theme_heading}", v.theme]
+    lines += ["", f"■ {v.answers_heading}"]
+    lines += [f"Q{r.q + 1} {r.topic}: {r.letter} {r.label}" for r in v.rows]
     return "\n".join(lines)
 
 
@@ -257,8 +346,8 @@ def advice_text(script: Script, q: int, letter: str) -> str:
     return f"{advice_title(script, q, letter)}\n{advice_for(script.questions[q], letter)}"
 
 
-def greeting_text(script: Script) -> str:
-    return f"{script.text('greeting')}\n\n{script.text('privacy_note')}"
+def greeting_text(script: Script, privacy_url: str = "") -> str:
+    return f"{script.text('greeting')}\n\n{privacy_text(script, privacy_url)}"
 
 
 def notice_text(script: Script, out: Notice) -> str:
@@ -276,8 +365,12 @@ def plain_text(script: Script, out: Output) -> str:
             return advice_text(script, q, choice)
         case ConfirmRestart(q=q):
             return script.text("restart_confirm", count=q)
-        case Greeting():
-            return greeting_text(script)
+        case Greeting(privacy_url=url):
+            return greeting_text(script, url)
+        case Definition():
+            return definition_text(script, out)
+        case Erasure():
+            return erasure_text(script, out)
         case Resume(q=q):
             return script.text("resume_prompt", number=q + 1, total=QUESTION_COUNT)
         case Notice():
@@ -293,6 +386,8 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("done_help")
         case OptinOffer():
             return script.text("optin_offer")
+        case Heard():
+            return script.text("heard")
         case _:
             assert_never(out)
 
@@ -318,7 +413,11 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return [retake_button(script)]
         case OptinOffer():
             return optin_buttons(script)
-        case Notice() | Advice() | ConsultAck():
+        case Erasure():
+            return erasure_buttons(script, out)
+        case Heard(sid=sid):
+            return [consult_button(script, sid)]
+        case Notice() | Advice() | ConsultAck() | Definition():
             return []
         case _:
             assert_never(out)

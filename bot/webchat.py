@@ -36,8 +36,11 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
+    Heard,
     JobOutput,
     Notice,
     Offer,
@@ -117,14 +120,15 @@ def message(script: Script, out: Output) -> dict[str, Any]:
         case Result(answers=answers, prev=prev):
             v = views.result_view(script, answers, prev)
             msg["card"] = {"tier": v.result.tier, "heading": v.heading, "label": v.label, "count": v.count_line,
-                           "closeness": v.closeness, "framing": v.framing, "answers": v.result.answers,
-                           "summary": v.summary, "theme_heading": v.theme_heading, "theme": v.theme,
+                           "closeness": v.closeness, "comparison": list(v.comparison),
                            "point_heading": v.point_heading, "point_title": v.point_title,
-                           "point_text": v.point_text, "answers_heading": v.answers_heading,
-                           "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows],
-                           "comparison": list(v.comparison)}
+                           "point_text": v.point_text, "plan_heading": v.plan_heading,
+                           "plan": [{"when": p.when, "title": p.title, "step": p.step} for p in v.plan],
+                           "framing": v.framing, "summary": v.summary, "theme_heading": v.theme_heading,
+                           "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
+                           "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from bot import metrics
 from bot.logs import uid
 from bot.ratelimit import SharedLimiter
 from conversations import jobs
@@ -249,7 +250,9 @@ class Worker:
         except (Crash, LostClaim) as e:
             log.warning("worker: attempt for %s abandoned (%s)", job.id[:8], type(e).__name__)
             return "crashed"
-        return await self._finish(job, token, claim.shard, outcome)
+        result = await self._finish(job, token, claim.shard, outcome)
+        metrics.delivery(str(job.transport), result)  # delivered, retry or parked (a deferral is not counted)
+        return result
 
     async def claim(self, ref: str) -> Claim | FiguresClaim | str:
         """Step 1 of an attempt: the claim, then what its answer means for the job's marks. Returns the
@@ -311,6 +314,7 @@ class Worker:
         await self.r.write_then_script(jobs.RECORD_LUA, keys=jobs.record_keys(tag, record_id),
                                        args=[record_id, raw.token, "park", text(raw.answer[1]), ""], after=park)
         log.error("worker: parked %s: %s", record_id[:10], why[:200])
+        metrics.delivery("unreadable", FAILED)
 
     async def _count(self, claim: FiguresClaim) -> str:
         """Apply a figures record (never sent): done, or retried after a backoff when Redis failed."""
@@ -328,6 +332,7 @@ class Worker:
             log.exception("worker: figures %s for %s failed", record.id[:10], uid(record.to))
             outcome = Outcome(RETRY, type(e).__name__)
         result = await self._finish(record, claim.token, claim.shard, outcome)
+        metrics.delivery("figures", result)
         return COUNTED if result == DELIVERED else result
 
     async def _deliver(self, attempt: Attempt) -> Outcome:

@@ -651,6 +651,29 @@ class Analytics:
         ids = [text(x) for x in self.r.zrange(person_key(channel, user_id), 0, -1)]
         return self._fetch(ids)
 
+    def latest(self, people: Sequence[str]) -> dict[str, Lead]:
+        """Each person's (``"<ch>:<user id>"``) latest finished diagnosis, else their latest one; a person
+        with none is left out. Two round trips, however many people."""
+        refs = list(dict.fromkeys(people))
+        if not refs:
+            return {}
+        with self.r.pipeline(transaction=False) as p:
+            for ref in refs:
+                channel, _, user = ref.partition(":")
+                p.zrange(person_key(channel, user), 0, -1)
+            found = p.execute()
+        by_person: dict[str, list[Lead]] = {}
+        for lead in self._fetch(text(x) for ids in found for x in ids):
+            by_person.setdefault(person_ref(lead.channel, lead.user_id), []).append(lead)
+        return {ref: max([x for x in leads if x.is_finished] or leads, key=lambda x: (x.started, x.id))
+                for ref, leads in by_person.items()}
+
+    def names(self, people: Sequence[str]) -> dict[str, str]:
+        """The display names kept of these people (``"<ch>:<user id>"``), those known only."""
+        refs = list(dict.fromkeys(people))
+        got = self.r.hmget(NAMES, refs) if refs else []
+        return {ref: text(name) for ref, name in zip(refs, got, strict=True) if name}
+
     def leads(
         self,
         *,

@@ -1,7 +1,10 @@
 """The diagnosis script as data: questions, choices, tier texts and advice, one TOML file per locale.
 
 Each question carries two levels of advice: ``advice_b`` for a B answer and ``advice_cd`` for a C or D
-answer (:meth:`Question.advice_for`); a file lacking either is refused.
+answer (:meth:`Question.advice_for`), and a short step at each level for a result's 90-day plan (``step_b``,
+``step_cd``); a file lacking any is refused. Each tier's summary and next theme are sentences, each naming
+the questions it speaks about (:class:`Sentence`), so a result leaves out any that an owner's answers
+contradict (:mod:`conversations.results`); a tier text without that is refused.
 
 Files live in ``conversations/scripts/diagnosis.<locale>.toml`` (or in ``CRMBOT_CONTENT_DIR``).
 Operators edit wording there; :func:`load_script` checks the structure and raises
@@ -24,7 +27,7 @@ import json
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,18 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase")
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
 RICHMENU_CHAT_BAR_MAX = 14  # LINE's limit for a rich menu's chat bar text
 CHOICE_LABEL_MAX = BUTTON_MAX - 3  # "A: " + label
+# What the confirmation of a consultation request tells the owner, in this order, each part only where the
+# operator has set it (``[consult]``; the text ``consult_<part>`` says it, with the value as {value}).
+CONSULT_PARTS = ("firm", "timeframe", "format", "length", "price")
+CONSULT_PART_MAX = 80
 ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
+STEP_MAX = 120  # each level of a question's step in a result's 90-day plan (step_b, step_cd)
 
 # text key -> placeholders it may use
 TEXT_KEYS: dict[str, frozenset[str]] = {
@@ -66,7 +74,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "result_count": "count total",
         "framing": "",
         "next_point_heading": "",
-        "result_alt": "label count total",
+        "result_alt": "label count total number topic",
         "done_help": "",
         "non_text": "",
         "optin_offer": "",
@@ -87,7 +95,6 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "consult_booking": "",
         "consult_book_button": "",
         "consult_first": "",
-        "privacy_note": "",
         "next_theme_heading": "",
         "closeness": "label count",
         "all_a_heading": "",
@@ -102,15 +109,27 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "no_result": "",
         "compare_heading": "",
         "compare_line": "before_label before_count after_label after_count total",
-        "compare_moved": "items",
         "compare_same": "",
         "compare_point_fixed": "number topic",
         "compare_point_open": "number topic letter",
         "resent_note": "",
+        "compare_moved_up": "items",
+        "compare_moved_down": "items",
+        "all_a_text": "",
+        "result_alt_all_a": "label count total",
+        "plan_heading": "",
+        "plan_month": "",
+        "plan_next_month": "",
+        "plan_quarter": "",
+        "heard": "",
+        "stopped_midway": "",
+        "no_result_midway": "",
+        **{f"consult_{part}": "value" for part in CONSULT_PARTS},
     }.items()
 }
-# Text keys a file may leave out (none at present: the framing line is required).
-OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {}
+# Text keys a file may leave out: ``closeness_one`` is ``closeness`` for exactly one more A (English needs
+# the singular; Japanese has none).
+OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"closeness_one": frozenset({"label"})}
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
@@ -131,6 +150,8 @@ class Question:
     advice_b: str  # for a B answer ("partly, sometimes"): make it a routine, measured
     advice_cd: str  # for a C or D answer: the first concrete step, small enough for this month
     choices: Mapping[str, Choice]
+    step_b: str = ""  # the 90-day plan's one short step for a B answer (from advice_b)
+    step_cd: str = ""  # and for a C or D answer (from advice_cd)
 
     @property
     def advice(self) -> str:
@@ -147,12 +168,49 @@ class Question:
             return self.advice_cd
         raise ValueError(f"no advice for the answer {answer!r}")
 
+    def step_for(self, answer: str) -> str:
+        """The plan's short step for this answer's level (B: ``step_b``; C, D: ``step_cd``)."""
+        if answer == "B":
+            return self.step_b
+        if answer in ("C", "D"):
+            return self.step_cd
+        raise ValueError(f"no step for the answer {answer!r}")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a tier's text, with the questions it speaks about (1-based numbers, as shown).
+
+    ``about``: the practices it says are not yet in place; it is shown only when none of these questions
+    was answered A. ``assumes``: the practices it says are in place; it is shown only when every one of
+    these was answered A. A sentence with neither is true of every owner at that tier and always shown."""
+
+    text: str
+    about: frozenset[int] = frozenset()
+    assumes: frozenset[int] = frozenset()
+
+    def holds_for(self, answers: str) -> bool:
+        """Whether nothing in ``answers`` (ten letters) contradicts this sentence."""
+        return (all(answers[n - 1] != "A" for n in self.about)
+                and all(answers[n - 1] == "A" for n in self.assumes))
+
 
 @dataclass(frozen=True)
 class Tier:
     label: str
-    summary: str
-    next_theme: str
+    summary_sentences: tuple[Sentence, ...]
+    theme_sentences: tuple[Sentence, ...]
+
+    @property
+    def summary(self) -> str:
+        """Every sentence of the summary, whoever reads it (the operator's view); an owner's result
+        shows only those that hold for their answers (conversations.results)."""
+        return "\n".join(s.text for s in self.summary_sentences)
+
+    @property
+    def next_theme(self) -> str:
+        """Every sentence of the next theme (see :attr:`summary`)."""
+        return "\n".join(s.text for s in self.theme_sentences)
 
 
 @dataclass(frozen=True)
@@ -169,6 +227,71 @@ class RichMenu:
 
 
 @dataclass(frozen=True)
+class Term:
+    name: str  # as shown, and as a question's term list names it
+    text: str  # the definition: one or two plain sentences
+    aliases: tuple[str, ...] = ()  # other ways an owner may type it ("F2" for "F2転換率")
+
+
+# The trailing marks an owner's question may end with (「LTVとは？」, "LTV?"), after NFKC.
+_ASK_MARKS = "?!.。、 "
+
+
+@dataclass(frozen=True)
+class Glossary:
+    """``[glossary]``: the terms the questions and their advice use, each defined in plain words, and for each
+    question the terms it uses (its 「用語」 button lists them). An owner who types 「LTVとは」 (a term with one
+    of ``suffixes`` or ``prefixes``, or the term alone) gets its definition (:meth:`lookup`)."""
+
+    button: str = ""  # the question's button that lists its terms ("" : no button)
+    heading: str = ""  # above that list: "{number}" is the question's number
+    terms: Mapping[str, Term] = field(default_factory=dict)
+    questions: tuple[tuple[str, ...], ...] = ()  # per question (0-based), the names of the terms it uses
+    prefixes: tuple[str, ...] = ()  # "what is", normalised
+    suffixes: tuple[str, ...] = ()  # "とは", "って何", normalised
+    index: Mapping[str, str] = field(default_factory=dict)  # a normalised name or alias -> the term's name
+
+    def lookup(self, typed: str) -> str | None:
+        """The term an owner asks about (「LTVとは」「F2って何？」"what is LTV" "LTV?"), or None."""
+        t = normalise(typed).rstrip(_ASK_MARKS)
+        candidates = [t]
+        for p in self.prefixes:
+            if t.startswith(p):
+                candidates.append(t[len(p):].strip())
+        for c in list(candidates):
+            for s in self.suffixes:
+                if c.endswith(s):
+                    candidates.append(c[: -len(s)].strip())
+        for c in candidates:
+            if c and (name := self.index.get(c.strip(_ASK_MARKS + "「」\"'"))):
+                return name
+        return None
+
+    def of_question(self, q: int) -> tuple[Term, ...]:
+        """The terms question ``q`` (0-based) uses, as defined."""
+        names = self.questions[q] if 0 <= q < len(self.questions) else ()
+        return tuple(self.terms[n] for n in names if n in self.terms)
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """``[privacy]``: what is kept and why, and the deletion's confirmation and answers (all required)."""
+
+    note: str = ""  # what is kept, every use, how to delete it (after the welcome)
+    policy: str = ""  # "{url}": the consultancy's privacy policy (CRMBOT_PRIVACY_URL)
+    no_policy: str = ""  # said instead when there is no policy page yet
+    erase_confirm: str = ""
+    erase_yes_button: str = ""
+    erase_no_button: str = ""
+    erased: str = ""
+    erase_kept: str = ""
+
+
+PRIVACY_FIELDS = ("note", "policy", "no_policy", "erase_confirm", "erase_yes_button", "erase_no_button", "erased",
+                  "erase_kept")
+
+
+@dataclass(frozen=True)
 class Script:
     path: str
     locale: str
@@ -178,8 +301,11 @@ class Script:
     tiers: Mapping[str, Tier]
     questions: tuple[Question, ...]
     richmenu: RichMenu
+    consult: Mapping[str, str] = field(default_factory=dict)  # [consult]: the parts set (CONSULT_PARTS)
     source: str = ""  # the file's text, as loaded (what stored() keeps in Redis)
     version: str = ""  # a hash of the locale and the text: the content version jobs record
+    glossary: Glossary = field(default_factory=Glossary)
+    privacy: Privacy = field(default_factory=Privacy)
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
@@ -284,8 +410,8 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         tt = r.table_at(tiers_table, t, f"tiers.{t}")
         tiers[t] = Tier(
             label=r.text_at(tt, "label", f"tiers.{t}.label", 20),
-            summary=r.text_at(tt, "summary", f"tiers.{t}.summary", 400),
-            next_theme=r.text_at(tt, "next_theme", f"tiers.{t}.next_theme", 400),
+            summary_sentences=_parse_sentences(r, tt, "summary", f"tiers.{t}.summary"),
+            theme_sentences=_parse_sentences(r, tt, "next_theme", f"tiers.{t}.next_theme"),
         )
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or len(raw_questions) != QUESTION_COUNT:
@@ -300,7 +426,50 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         tiers=tiers,
         questions=questions,
         richmenu=_parse_richmenu(r, data, keywords),
+        glossary=_parse_glossary(r, data, keywords),
+        privacy=_parse_privacy(r, data),
+        consult=_parse_consult(r, data),
     )
+
+
+def _question_numbers(r: _Reader, s: Mapping[str, Any], key: str, field: str) -> frozenset[int]:
+    value = s.get(key, [])
+    if not isinstance(value, list) or not all(type(n) is int and 1 <= n <= QUESTION_COUNT for n in value):
+        raise r.fail(field, f"must be a list of question numbers 1-{QUESTION_COUNT} (use [] for none)")
+    if len(set(value)) != len(value):
+        raise r.fail(field, "lists a question twice")
+    return frozenset(value)
+
+
+def _parse_sentences(r: _Reader, tier: Mapping[str, Any], key: str, field: str) -> tuple[Sentence, ...]:
+    """``[[tiers.X.summary]]`` / ``[[tiers.X.next_theme]]``: sentences, each saying which questions it
+    speaks about, so a result never shows one that the owner's answers contradict (conversations.results)."""
+    raw = tier.get(key)
+    if isinstance(raw, str):
+        raise r.fail(field, "one text can contradict an owner's answers; write it as sentences instead: "
+                     f"[[{field}]] entries, each with text and about = [the questions it says are not in "
+                     "place] (and assumes = [those it says are in place], if any)")
+    if not isinstance(raw, list) or not raw:
+        raise r.fail(field, f"missing: write [[{field}]] entries, each with text and about")
+    sentences = []
+    for i, s in enumerate(raw, start=1):
+        sf = f"{field}[{i}]"
+        if not isinstance(s, dict):
+            raise r.fail(sf, "must be a table with text and about")
+        if "about" not in s:
+            raise r.fail(f"{sf}.about", "missing: list the questions this sentence says are not yet in place "
+                         "(about = [] when it speaks of none)")
+        for extra in set(s) - {"text", "about", "assumes"}:
+            raise r.fail(f"{sf}.{extra}", "unknown key (a sentence has text, about and assumes)")
+        about = _question_numbers(r, s, "about", f"{sf}.about")
+        assumes = _question_numbers(r, s, "assumes", f"{sf}.assumes")
+        if both := sorted(about & assumes):
+            raise r.fail(sf, f"questions {both} are both in about and in assumes: the sentence could never show")
+        sentences.append(Sentence(r.text_at(s, "text", f"{sf}.text", 200), about, assumes))
+    if not any(not s.about and not s.assumes for s in sentences):
+        raise r.fail(field, "needs at least one sentence that holds for every answer (about = [] and no "
+                     "assumes), so no result is left without it")
+    return tuple(sentences)
 
 
 def _parse_keywords(r: _Reader, kw_table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -371,11 +540,33 @@ def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
         advice_b=r.text_at(rq, "advice_b", f"{field}.advice_b", ADVICE_MAX),
         advice_cd=r.text_at(rq, "advice_cd", f"{field}.advice_cd", ADVICE_MAX),
         choices=choices,
+        step_b=r.text_at(rq, "step_b", f"{field}.step_b", STEP_MAX),
+        step_cd=r.text_at(rq, "step_cd", f"{field}.step_cd", STEP_MAX),
     )
     if normalise(question.advice_b) == normalise(question.advice_cd):
         raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
                      "(make the practice a routine, measured)")
     return question
+
+
+def _parse_consult(r: _Reader, data: Mapping[str, Any]) -> dict[str, str]:
+    """``[consult]`` (optional): who will answer a consultation request, when, in what form, how long and
+    at what price, as the operator sets them; an empty value (or none) leaves that part unsaid."""
+    table = data.get("consult", {})
+    if not isinstance(table, dict):
+        raise r.fail("consult", "must be a table")
+    parts: dict[str, str] = {}
+    for part in CONSULT_PARTS:
+        value = table.get(part, "")
+        if not isinstance(value, str):
+            raise r.fail(f"consult.{part}", "must be a text (\"\" leaves it unsaid)")
+        if len(value) > CONSULT_PART_MAX:
+            raise r.fail(f"consult.{part}", f"{len(value)} characters; at most {CONSULT_PART_MAX} allowed")
+        if value.strip():
+            parts[part] = value.strip()
+    for extra in set(table) - set(CONSULT_PARTS):
+        raise r.fail(f"consult.{extra}", f"unknown entry; the parts are {', '.join(CONSULT_PARTS)}")
+    return parts
 
 
 def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> RichMenu:
@@ -398,3 +589,82 @@ def _parse_richmenu(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, 
     for extra in set(table) - {"chat_bar", *RICHMENU_AREAS}:
         raise r.fail(f"richmenu.{extra}", "unknown rich menu entry")
     return RichMenu(chat_bar, tuple(areas))
+
+
+GLOSSARY_TEXT_MAX = 200  # a definition: one or two plain sentences
+
+
+def _words(r: _Reader, value: Any, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise r.fail(field, "must be a list of words")
+    return tuple(value)
+
+
+def _parse_glossary(r: _Reader, data: Mapping[str, Any], keywords: Mapping[str, tuple[str, ...]]) -> Glossary:
+    """``[glossary]`` (optional: a file without it has no glossary): the terms, each with its definition and
+    the other ways to type it, and for each question the terms it uses, every one of them defined."""
+    if "glossary" not in data:
+        return Glossary()
+    table = r.table_at(data, "glossary", "glossary")
+    button = r.text_at(table, "button", "glossary.button", BUTTON_MAX)
+    heading = r.text_at(table, "heading", "glossary.heading", 100)
+    if {f for _, f, _, _ in string.Formatter().parse(heading) if f is not None} - {"number"}:
+        raise r.fail("glossary.heading", "unknown placeholder; allowed: {number}")
+    taken = {normalise(w): kind for kind, words in keywords.items() for w in words}
+    raw_terms = table.get("terms")
+    if not isinstance(raw_terms, list) or not raw_terms:
+        raise r.fail("glossary.terms", "must list the terms ([[glossary.terms]] with name and text)")
+    terms: dict[str, Term] = {}
+    index: dict[str, str] = {}
+    for i, rt in enumerate(raw_terms, start=1):
+        field = f"glossary.terms[{i}]"
+        if not isinstance(rt, dict):
+            raise r.fail(field, "must be a table with name and text")
+        term = Term(r.text_at(rt, "name", f"{field}.name", 40),
+                    r.text_at(rt, "text", f"{field}.text", GLOSSARY_TEXT_MAX),
+                    _words(r, rt.get("aliases"), f"{field}.aliases"))
+        for word in (term.name, *term.aliases):
+            norm = normalise(word)
+            if norm in index:
+                raise r.fail(field, f"{word!r} is also a name or alias of {index[norm]!r}")
+            if norm in taken:
+                raise r.fail(field, f"{word!r} is also listed under keywords.{taken[norm]}")
+            if letter := typed_choice(word):
+                raise r.fail(field, f"{word!r} would shadow the answer {letter}")
+            index[norm] = term.name
+        terms[term.name] = term
+    raw_q = table.get("questions")
+    if not isinstance(raw_q, list) or len(raw_q) != QUESTION_COUNT:
+        raise r.fail("glossary.questions", f"must list the terms of each of the {QUESTION_COUNT} questions")
+    questions = []
+    for q, names in enumerate(raw_q, start=1):
+        field = f"glossary.questions[{q}]"
+        listed = _words(r, names, field)
+        for name in listed:
+            if name not in terms:
+                raise r.fail(field, f"{name!r} is not a term defined in [[glossary.terms]]")
+        questions.append(listed)
+    return Glossary(button, heading, terms, tuple(questions),
+                    tuple(normalise(p) for p in _words(r, table.get("prefixes"), "glossary.prefixes")),
+                    tuple(normalise(s) for s in _words(r, table.get("suffixes"), "glossary.suffixes")), index)
+
+
+def _parse_privacy(r: _Reader, data: Mapping[str, Any]) -> Privacy:
+    """``[privacy]``: every text required; ``policy`` has the placeholder {url}, the others none."""
+    table = r.table_at(data, "privacy", "privacy")
+    values: dict[str, str] = {}
+    for key in PRIVACY_FIELDS:
+        button = key.endswith("_button")
+        value = r.text_at(table, key, f"privacy.{key}", BUTTON_MAX if button else 1000)
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as e:
+            raise r.fail(f"privacy.{key}", f"bad placeholder: {e}") from None
+        if names != ({"url"} if key == "policy" else set()):
+            raise r.fail(f"privacy.{key}", "policy must use {url} and nothing else; the other texts no placeholder")
+        values[key] = value
+    for extra in set(table) - set(PRIVACY_FIELDS):
+        raise r.fail(f"privacy.{extra}", "unknown privacy text")
+    return Privacy(**values)

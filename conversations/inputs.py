@@ -14,6 +14,8 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     v:<q>:<X>       show the advice for question q (0-based) at answer level X (B-D): a row of a result
     m:1 / m:0       the quarterly reminder's question "has last time's point to fix moved?": yes / not yet
                     (no diagnosis number: one multicast carries the same buttons to many people)
+    g:<q>           list the terms question q (0-based) uses, with their definitions (its 「用語」 button)
+    e / e:1 / e:0   delete my data? / yes, delete it / no, keep it
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from scoring import CHOICES, QUESTION_COUNT
 
@@ -42,8 +45,19 @@ ADVICE = "advice"  # show one question's advice for an answer level (a row of a 
 MOVED_YES = "moved_yes"  # the reminder asked whether last time's point to fix moved: yes
 MOVED_NO = "moved_no"  # ... not yet
 
+DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms of question q (its 「用語」 button)
+ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
+ERASE_YES = "erase_yes"  # yes: every key of this person is removed
+ERASE_NO = "erase_no"  # no: nothing is removed
+
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, MOVED_YES, MOVED_NO)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO)
+
+
+class TermLookup(Protocol):
+    """The script's glossary (conversations.content.Glossary): the term a typed question asks about."""
+
+    def lookup(self, typed: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class Input:
     choice: str | None = None
     q: int | None = None  # None: "the current question" (typed answers)
     sid: int | None = None  # None: "the current diagnosis"
+    term: str | None = None  # DEFINE: the term asked about (None: question q's terms)
 
 
 def normalise(text: str) -> str:
@@ -69,10 +84,11 @@ def typed_choice(text: str) -> str | None:
     return None
 
 
-def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
-    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop)."""
+def from_text(text: str, keywords: Mapping[str, Sequence[str]], glossary: TermLookup | None = None) -> Input:
+    """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop/
+    erase) and its glossary (「LTVとは」: a term's definition; an unknown term is TEXT as any other text)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
     if t in {normalise(w) for w in keywords.get("stop", ())}:
@@ -80,6 +96,8 @@ def from_text(text: str, keywords: Mapping[str, Sequence[str]]) -> Input:
     letter = typed_choice(text)
     if letter:
         return Input(ANSWER, choice=letter)
+    if glossary is not None and (term := glossary.lookup(text)):
+        return Input(DEFINE, term=term)
     return Input(TEXT)
 
 
@@ -105,6 +123,10 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return f"k:{sid}"
     if kind in (MOVED_YES, MOVED_NO):
         return "m:1" if kind == MOVED_YES else "m:0"
+    if kind == DEFINE:
+        return f"g:{q}"
+    if kind in (ERASE, ERASE_YES, ERASE_NO):
+        return {ERASE: "e", ERASE_YES: "e:1", ERASE_NO: "e:0"}[kind]
     raise ValueError(f"no button for input kind {kind!r}")
 
 
@@ -125,6 +147,14 @@ def from_button(data: str) -> Input:
                 return Input(MOVED_YES)
             case ["m", "0"]:
                 return Input(MOVED_NO)
+            case ["e"]:
+                return Input(ERASE)
+            case ["e", "1"]:
+                return Input(ERASE_YES)
+            case ["e", "0"]:
+                return Input(ERASE_NO)
+            case ["g", q] if _nat(q) < QUESTION_COUNT:
+                return Input(DEFINE, q=_nat(q))
             case ["r", sid]:
                 return Input(RESTART_YES, sid=_nat(sid))
             case ["v", q, choice] if choice in CHOICES[1:] and _nat(q) < QUESTION_COUNT:

@@ -286,6 +286,18 @@ def record_keys(tag: str, record_id: str) -> list[str]:
     return [mailbox(tag), leases(tag)]
 
 
+# Discard every job and figures record of one owner, never to be sent or applied (a person's data erased).
+# KEYS[1] the mailbox  [2] its leases  [3] the figures records  [4] their leases
+# Returns the ids discarded (their refs may still be due: a worker clears a mark whose record has been
+# missing for a lease, as for any record gone; the caller removes the parked ones).
+DISCARD_LUA = """
+local ids = redis.call('HKEYS', KEYS[1])
+for _, id in ipairs(redis.call('HKEYS', KEYS[3])) do ids[#ids + 1] = id end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return ids
+"""
+
+
 def shard_of(tag: str) -> int:
     """The queue shard of an owner: all of one owner's jobs go through one shard."""
     return zlib.crc32(tag.encode("utf-8", "surrogatepass")) % QUEUE_SHARDS

@@ -24,6 +24,11 @@ touch it atomically. Global indexes carry their own tag.
                                                    its locale and TOML text), under its content version: a job
                                                    is rendered with the script it was committed with
 
+    crmbot:{booking}:...                           consultation bookings, every key in one hash slot: see below
+    crmbot:{u:<transport>:<user id>}:bkrem:<booking>:<kind>:<seq>
+                                                   a booking reminder queued for the user (string, TTL): the
+                                                   ledger mark of its push, in the user's slot beside the mailbox
+
 ``<transport>`` is a :class:`conversations.transports.Transport` (line, slack, web, ...), never a Slack
 or LINE channel.
 """
@@ -42,6 +47,8 @@ PREFIX = "crmbot"
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
 # Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
 CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
+# When the clock last finished a pass (Unix time, a string): one SET per pass, read by the web's /metrics.
+CLOCK_LAST_PASS = f"{PREFIX}:{{clock}}:last_pass"
 
 _FORBIDDEN = set("{}:|\r\n\t ")
 
@@ -110,6 +117,10 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{t:<workspace>:<channel>}:view:<view id>:<view hash>
 #                                                    a submitted modal, applied once (string, TTL): a
 #                                                    replayed view_submission is acknowledged, not applied
+#    crmbot:{t:<workspace>:<channel>}:step:<execution id>
+#                                                    a Workflow Builder step run for the team completed (string,
+#                                                    TTL): its completion queued once (bot.slack.listeners.workflow);
+#                                                    a run naming no valid channel: crmbot:{ws:<workspace>}:step:<id>
 #
 # ---- Slack installations (many workspaces, OAuth; see conversations.installations) ------------
 #
@@ -200,6 +211,21 @@ def team_view_submitted(t: TeamRef, view: ViewRef) -> str:
     return f"{PREFIX}:{t.tag}:view:{view.id}:{view.hash}"
 
 
+_EXECUTION = re.compile(r"[A-Za-z0-9]{1,64}")  # a custom step run's function_execution_id ("Fx0123ABCD")
+
+
+def step_done(tag: str, execution_id: str) -> str:
+    """Mark of one Workflow Builder step run completed (success or error), in the hash slot of ``tag`` (the
+    team's, ``t:<workspace>:<channel>``, or for a run naming no channel the workspace's, ``ws:<workspace>``),
+    beside the mailbox its completion is queued in: one script writes both. InvalidInput for an execution
+    ID Slack never sends."""
+    if not isinstance(execution_id, str) or not _EXECUTION.fullmatch(execution_id):
+        raise InvalidInput("not a function execution ID")
+    if not tag or _FORBIDDEN & set(tag) - {":"}:
+        raise InvalidInput("not a hash tag")
+    return f"{PREFIX}:{{{tag}}}:step:{execution_id}"
+
+
 def workspace_teams(workspace: str) -> str:
     return f"{PREFIX}:{{ws:{workspace}}}:teams"
 
@@ -269,3 +295,72 @@ OAUTH_STATES = f"{PREFIX}:{{oauth}}:states"
 def oauth_client(address: str) -> str:
     """The states recently issued to one client address (kept as a hash of the address)."""
     return f"{PREFIX}:{{oauth}}:client:{hashlib.sha256(address.encode(errors='replace')).hexdigest()[:16]}"
+
+
+# ---- consultation bookings (see conversations.booking) -----------------------------------------
+#
+# All in one hash slot, ``{booking}``, so one Lua script books, moves, cancels and schedules the
+# reminders of a booking together with the capacity check and the lead's one active booking (a
+# lead's pointer and a slot's bookings would sit in different slots if keyed by user or by day).
+# A consultancy books a few dozen consultations a day at most: one slot carries that many times over.
+#
+#    crmbot:{booking}:availability              the operator's availability (hash: json, v its version)
+#    crmbot:{booking}:bookings                  every booking (hash: booking id -> JSON)
+#    crmbot:{booking}:starts                    every booking by start (sorted set: id -> start, epoch s)
+#    crmbot:{booking}:held                      bookings holding a place: not cancelled (the same)
+#    crmbot:{booking}:remind                    reminders to send (sorted set: "<id>|<kind>|<seq>" -> when
+#                                               due, or a claim's lease end)
+#    crmbot:{booking}:lead:<lead>               a lead's consultation record (hash: st status, rq first asked,
+#                                               at status set at, cur the active booking)
+#    crmbot:{booking}:lead:<lead>:bookings      the lead's bookings (sorted set: id -> created)
+#    crmbot:{booking}:consult:<ch>:<status>     leads of a channel by consultation status (sorted set:
+#                                               lead -> first asked); each lead in exactly one
+#    crmbot:{booking}:req:<request id>          a booking request's outcome (string, TTL): a redelivered
+#                                               or repeated request is answered alike, never booked twice
+#
+# ``<lead>`` is ``<transport>:<user id>`` (:func:`lead_ref`), as the console names a person.
+
+BOOKING = f"{PREFIX}:{{booking}}"
+BOOKING_AVAILABILITY = f"{BOOKING}:availability"
+BOOKINGS = f"{BOOKING}:bookings"
+BOOKING_STARTS = f"{BOOKING}:starts"
+BOOKING_HELD = f"{BOOKING}:held"
+BOOKING_REMIND = f"{BOOKING}:remind"
+_REQUEST = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def lead_ref(subject: Subject) -> str:
+    """A person as bookings name them: ``<transport>:<user id>`` (``line:U0123...``)."""
+    return f"{subject.transport}:{subject.user_id}"
+
+
+def lead_subject(ref: str) -> Subject:
+    """The Subject of a lead ref; InvalidInput when it is not one."""
+    transport, sep, user_id = ref.partition(":")
+    if not sep:
+        raise InvalidInput(f"not a lead: {ref[:20]!r}")
+    return Subject(Transport.parse(transport), user_id)
+
+
+def booking_lead(subject: Subject) -> str:
+    return f"{BOOKING}:lead:{lead_ref(subject)}"
+
+
+def booking_lead_bookings(subject: Subject) -> str:
+    return f"{BOOKING}:lead:{lead_ref(subject)}:bookings"
+
+
+def booking_consult(channel: str, status: str) -> str:
+    return f"{BOOKING}:consult:{channel}:{status}"
+
+
+def booking_request(request_id: str) -> str:
+    """A booking request's outcome; InvalidInput for an id that could not be a key's part."""
+    if not isinstance(request_id, str) or not _REQUEST.fullmatch(request_id):
+        raise InvalidInput("a booking request id is 1-128 letters, digits, '.', '_' or '-'")
+    return f"{BOOKING}:req:{request_id}"
+
+
+def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:
+    """Ledger mark of one booking reminder's push, in the user's slot (Outbox.put_once: queued once)."""
+    return f"{PREFIX}:{subject.tag}:bkrem:{booking_id}:{kind}:{seq}"

@@ -22,7 +22,8 @@ Overlay:
 Outputs are small frozen dataclasses (:mod:`conversations.outputs`, a closed union with a JSON round trip)
 that each channel renders in its own way: Greeting, Offer, Notice (a text key, with the open question's
 number for ``stale``), Question, Resume, ConfirmRestart, Result (``prev``: compared with the result before;
-``again``: the last result shown once more on request), Advice, DoneHelp, OptinOffer (the quarterly reminder,
+``again``: the last result shown once more on request), Advice, DoneHelp, Heard (text typed after a result:
+a person will reply; further text is then left to them, as in the handoff overlay), OptinOffer (the quarterly reminder,
 after a result), ConsultAck (a consultation about the diagnosis was requested; the analytics mark the lead
 the first time; ``again`` when this diagnosis already had one; ``url``: the booking page).
 """
@@ -41,8 +42,11 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -68,6 +72,7 @@ class Settings:
     double_tap: float = 10.0  # a repeat of the answer just given, within this window, is ignored
     handoff: float = 24 * 3600  # after a consultation request, free text is left to a person this long
     consult_url: str = ""  # a booking page offered with the consultation's confirmation ("" none)
+    privacy_url: str = ""  # the consultancy's privacy policy, named with the privacy note ("" none yet)
 
 
 @dataclass(frozen=True)
@@ -269,7 +274,7 @@ def start_fresh(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return _keep(conv, Greeting())
+    return _keep(conv, Greeting(ctx.settings.privacy_url))
 
 
 def offer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -343,7 +348,7 @@ def hint(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def ask_resume(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    outs: tuple[Output, ...] = (Greeting(),) if inp.kind == inputs.FOLLOW else ()
+    outs: tuple[Output, ...] = (Greeting(ctx.settings.privacy_url),) if inp.kind == inputs.FOLLOW else ()
     return Step(replace(conv, state=RESUME), (*outs, Resume(conv.sid, conv.q)))
 
 
@@ -367,6 +372,15 @@ def done_help(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return _keep(conv, DoneHelp())
 
 
+def heard(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Text typed after a result (a question about fees, a remark): said once that a person will read
+    it and reply, with 相談する; then, as after a consultation request, further text is left to that
+    person for ``Settings.handoff`` seconds (the handoff overlay) instead of a canned reply each time.
+    Telling the operator hangs on the Heard output (see conversations.outputs)."""
+    until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
+    return Step(replace(conv, handoff_until=until), (Heard(conv.sid),))
+
+
 def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if conv.remind:
         return _keep(conv, notice("optin_on"))
@@ -374,10 +388,13 @@ def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """No (more) reminders; mid-diagnosis the open question (or prompt) is shown again."""
+    """No (more) reminders. Mid-diagnosis (a stop word typed while a question is open) it says so in
+    its own words: notices are off, the diagnosis stays where it is, and the open question (or prompt)
+    is shown again to carry on."""
+    said = notice("stopped_midway" if conv.in_progress else "optin_off")
     if not conv.remind:
-        return _keep(conv, notice("optin_off"), *place(conv))
-    return Step(replace(conv, remind=False), (notice("optin_off"), *place(conv)))
+        return _keep(conv, said, *place(conv))
+    return Step(replace(conv, remind=False), (said, *place(conv)))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -425,7 +442,9 @@ def answer_or_confirm(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 def show_result(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """The last result once more (with its comparison); mid-diagnosis the open question follows."""
     if not conv.last:
-        return _keep(conv, notice("no_result"), *(place(conv) or (Offer(),)))
+        if conv.in_progress:  # the result comes with the tenth answer: carry on from the open question
+            return _keep(conv, notice("no_result_midway"), *place(conv))
+        return _keep(conv, notice("no_result"), Offer())
     return _keep(conv, result_output(conv, again=True), *place(conv))
 
 
@@ -462,7 +481,7 @@ def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
         return _keep(conv)
     out = ConsultAck(sid, again, ctx.settings.consult_url)
     until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
-    return Step(replace(conv, handoff_until=until, consulted=sid), (out,))
+    return Step(replace(conv, handoff_until=until, consulted=sid), (out, *place(conv)))  # mid-diagnosis: go on
 
 
 def _moved_outputs(conv: Conv, inp: Input) -> tuple[Output, ...]:
@@ -500,7 +519,46 @@ def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def expired_greet(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    return Step(_at_rest(conv), (Greeting(),))
+    return Step(_at_rest(conv), (Greeting(ctx.settings.privacy_url),))
+
+
+def _definition(inp: Input) -> Definition:
+    if inp.term:
+        return Definition(term=inp.term)
+    if inp.q is None:  # from_text gives a term, from_button a question: never neither
+        raise InvalidInput("a definition input without its term or question")
+    return Definition(q=inp.q)
+
+
+def define(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """「LTVとは」 or a question's 「用語」 button: the definitions, then the open question (or prompt) again."""
+    return _keep(conv, _definition(inp), *place(conv))
+
+
+def define_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (_definition(inp),))
+
+
+def erase_ask(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """「データを削除」: confirm first (yes / no buttons); nothing changes until yes."""
+    return _keep(conv, Erasure("ask"))
+
+
+def erase_ask_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (Erasure("ask"),))
+
+
+def erase_no(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return _keep(conv, Erasure("kept"), *place(conv))
+
+
+def erase_no_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), (Erasure("kept"),))
+
+
+def erase_yes(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Yes, delete: the record goes; the core (bot/core.py) removes every other key of the person first."""
+    return Step(None, (Erasure("done"),))
 
 
 # ---- the table --------------------------------------------------------------------------------------
@@ -545,7 +603,8 @@ ROUTES: tuple[Route, ...] = (
     Route(DONE, (inputs.START, inputs.RESTART), start, _STAY[ASKING]),
     Route(DONE, (inputs.RESTART_YES,), restart_yes_at_rest, _STAY[DONE]),
     Route(DONE, (inputs.FOLLOW,), greet, _STAY[DONE]),
-    Route(DONE, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), done_help, _STAY[DONE]),
+    Route(DONE, (inputs.TEXT,), heard, _STAY[DONE]),
+    Route(DONE, (inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), done_help, _STAY[DONE]),
     Route(DONE, (inputs.UNFOLLOW,), forget, _STAY[DONE]),
     # expired: an unfinished diagnosis ran out of time
     Route(EXPIRED, (inputs.START, inputs.RESTART, inputs.RESTART_YES), start_fresh, _STAY[ASKING]),
@@ -567,6 +626,14 @@ ROUTES: tuple[Route, ...] = (
     # the reminder's "has last time's point moved?" answered, in any state (the state and the place stay)
     *(Route(s, (inputs.MOVED_YES, inputs.MOVED_NO), moved, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.MOVED_YES, inputs.MOVED_NO), moved_expired, frozenset({IDLE, DONE})),
+    # a term's definition, and deleting the person's data, in any state (the place is shown again)
+    *(Route(s, (inputs.DEFINE,), define, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.DEFINE,), define_expired, frozenset({IDLE, DONE})),
+    *(Route(s, (inputs.ERASE,), erase_ask, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.ERASE_NO,), erase_no, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.ERASE,), erase_ask_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.ERASE_NO,), erase_no_expired, frozenset({IDLE, DONE})),
+    *(Route(s, (inputs.ERASE_YES,), erase_yes, frozenset({IDLE})) for s in STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
     Route(HANDOFF, (inputs.TEXT, inputs.OTHER), leave_to_person, _ALL),
 )

@@ -9,7 +9,7 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
 :func:`from_json` reads it back. The dicts are the shape jobs have always stored (``{"type": "question",
 "sid": 1, "q": 0}``), so a job committed before outputs were typed still reads and delivers.
 
-    Greeting        a new friend's welcome (and the privacy note)
+    Greeting        a new friend's welcome (and the privacy note, with the policy's ``privacy_url``)
     Offer           "take the diagnosis?" with its start button
     Notice          one line of the script (``key``), e.g. "that button is from an earlier question"
                     (``stale``, with the open question's ``number``)
@@ -20,11 +20,17 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
                     ``again``: the last result shown once more on request
     Advice          question ``q``'s advice for an answer ``choice`` (B-D): a result's row tapped
     DoneHelp        what can be done after a result (take it again)
+    Heard           a message typed after a result: a person will read it and reply (``sid``: the
+                    diagnosis it follows; offers 相談する). The hook for telling the operator: a
+                    committed Heard is where a forward of the message to the operator belongs
     OptinOffer      "remind me to retake it next quarter?" yes / no
     ConsultAck      a consultation about diagnosis ``sid`` was requested (``again``: not the first time;
                     ``url``: a booking page to offer)
-    Reminder        the quarterly invitation to retake the diagnosis, naming the last ``tier`` and point to fix (a LINE
-                    multicast, queued by the clock)
+    Definition      a term's definition (``term``, typed 「LTVとは」), or every term question ``q`` uses (its
+                    「用語」 button)
+    Erasure         deleting the person's data: ``ask`` (confirm with a button), ``kept``, ``done``
+    Reminder        the quarterly invitation: the last result's point to fix, or an A tier's next theme (a
+                    LINE multicast, queued by the clock)
 
 The Slack KPI messages (``slack_post``, ``slack_ephemeral``, ``slack_chart``, ``slack_file``,
 ``slack_home``) are rendered when they are committed and travel as plain dicts (:data:`Payload`), as
@@ -43,13 +49,17 @@ from conversations.errors import InvalidInput
 @dataclass(frozen=True)
 class Greeting:
     kind: ClassVar[str] = "greeting"
+    privacy_url: str = ""  # the consultancy's privacy policy ("" none yet: the note says so)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind}
+        d: dict[str, Any] = {"type": self.kind}
+        if self.privacy_url:
+            d["privacy_url"] = self.privacy_url
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Greeting:
-        return cls()
+        return cls(str(d.get("privacy_url") or ""))
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,19 @@ class DoneHelp:
 
 
 @dataclass(frozen=True)
+class Heard:
+    kind: ClassVar[str] = "heard"
+    sid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Heard:
+        return cls(_int(d, "sid"))
+
+
+@dataclass(frozen=True)
 class OptinOffer:
     kind: ClassVar[str] = "optin_offer"
 
@@ -225,10 +248,50 @@ class Reminder:
         return cls(_str(d, "tier"), _int(d, "point") if "point" in d else None)
 
 
+@dataclass(frozen=True)
+class Definition:
+    kind: ClassVar[str] = "definition"
+    term: str = ""  # the term asked about ("" : the terms of question ``q``)
+    q: int | None = None  # a question's 「用語」 button: every term it uses
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind}
+        if self.term:
+            d["term"] = self.term
+        if self.q is not None:
+            d["q"] = self.q
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Definition:
+        q = d.get("q")
+        return cls(str(d.get("term") or ""), None if q is None else int(q))
+
+
+ERASE_STAGES = ("ask", "kept", "done")
+
+
+@dataclass(frozen=True)
+class Erasure:
+    kind: ClassVar[str] = "erasure"
+    stage: str  # "ask": delete everything? (yes / no); "kept": nothing deleted; "done": everything deleted
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "stage": self.stage}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Erasure:
+        stage = _str(d, "stage")
+        if stage not in ERASE_STAGES:
+            raise ValueError("stage")
+        return cls(stage)
+
+
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
-                     | OptinOffer | ConsultAck | Reminder)
+                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard)
 KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
-                                                      Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder)}
+                                                      Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder,
+                                                      Definition, Erasure, Heard)}
 
 # A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
 # slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.

@@ -120,6 +120,10 @@ class Persistence(abc.ABC):
     @abc.abstractmethod
     def load(self, subject: Subject) -> Conv: ...
 
+    @abc.abstractmethod
+    def forget_event(self, subject: Subject, event_id: str) -> None:
+        """Remove an inbound event's dedupe mark (a person's data erased: nothing of theirs is kept)."""
+
 
 class RedisStore(Persistence):
     def __init__(self, client: Any, *, dedupe_ttl: int = DEDUPE_TTL) -> None:
@@ -189,3 +193,6 @@ class RedisStore(Persistence):
 
     def load(self, subject: Subject) -> Conv:
         return Conv.from_json(self.r.get(keys.conv(subject)))
+
+    def forget_event(self, subject: Subject, event_id: str) -> None:
+        self.r.delete(keys.seen(subject, event_id))

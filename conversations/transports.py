@@ -9,7 +9,8 @@ with it as JSON and changed by the worker's transport mid-attempt (a checkpoint 
 
     LineState       a reply or push to one LINE user (bot/line/transport.py)
     LineBatchState  a multicast of the quarterly reminder (its recipients and period)
-    SlackState      a Slack post, DM, ephemeral, App Home or file (bot/slack/transport.py)
+    SlackState      a Slack post, DM, ephemeral, App Home or file, and whether a native chart fell back
+                    to its image (bot/slack/transport.py)
     NoState         the try-it page, the terminal: nothing to keep
 
 ``from_json`` reads a job's stored state, including the free dicts jobs stored before it was typed
@@ -92,12 +93,20 @@ class LineBatchState:
 
 @dataclass
 class SlackState:
-    """A Slack job: where a DM goes, which step of a multi-part job was reached, an unknown outcome."""
+    """A Slack job: where a DM goes, which step of a multi-part job was reached, an unknown outcome, and
+    whether a post's native chart was refused so that its fallback went instead."""
 
     dm: str = ""  # the DM's conversation ID, once opened (a job to a user)
     step: int = 0  # the output to send next (posts and files go one after the other)
     post_unknown: bool = False  # the last post's outcome is unknown: look for it before posting again
     lead: str = ""  # the operator's brief: the lead it is about (for the record)
+    # the output whose blocks Slack refused (invalid_blocks: a chart or table it does not take), sent in
+    # its fallback form instead, once; -1: none. ``step`` then counts in the outputs with it replaced.
+    fallback: int = -1
+
+    @property
+    def fell_back(self) -> bool:
+        return self.fallback >= 0
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -109,12 +118,15 @@ class SlackState:
             d["post_unknown"] = True
         if self.lead:
             d["lead"] = self.lead
+        if self.fell_back:
+            d["fallback"] = self.fallback
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SlackState:
+        fallback = d.get("fallback")
         return cls(str(d.get("dm") or ""), int(d.get("step") or 0), bool(d.get("post_unknown")),
-                   str(d.get("lead") or ""))
+                   str(d.get("lead") or ""), -1 if fallback is None else int(fallback))
 
 
 @dataclass

@@ -37,6 +37,10 @@ import holidays
 
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _SHIFTED = re.compile(r"^(\d{4})-M(0[1-9]|1[0-2])$")
+# A quarter of a business year as people write it (after NFKC): 「2025年度 第4四半期」, "FY2025 Q4"
+_FISCAL_JA = re.compile(r"^(\d{4})\s*年度\s*第?\s*([1-4])\s*四半期$")
+_FISCAL_EN = re.compile(r"^FY\s*(\d{4})\s*[-/ ]?\s*Q([1-4])$", re.IGNORECASE)
+_TRAILING_NOTE = re.compile(r"\s*\([^()]*\)$")  # "(Jan-Mar 2026)", 「（2026年1〜3月）」 after NFKC
 
 # The time zone of a Slack team set up without ``tz=`` and of every LINE user (the product serves Japan).
 DEFAULT_TZ = "Asia/Tokyo"
@@ -201,6 +205,31 @@ def fiscal(quarter: Quarter, fy_start: int = DEFAULT_FY_START) -> FiscalQuarter 
         return None
     year = quarter.year if quarter.first_month >= fy_start else quarter.year - 1
     return FiscalQuarter(year, (quarter.first_month - fy_start) % 12 // 3 + 1)
+
+
+def from_fiscal(year: int, q: int, fy_start: int = DEFAULT_FY_START) -> Quarter:
+    """The calendar quarter that is quarter ``q`` (1..4) of the business year ``year`` (named after the
+    calendar year it starts in) starting in ``fy_start``: the inverse of :func:`fiscal`."""
+    check_fy_start(fy_start)
+    if not 1 <= q <= 4:
+        raise ValueError(f"not a quarter of a business year: {q!r}")
+    month0 = fy_start - 1 + 3 * (q - 1)  # months since January of ``year``, 0-based
+    return Quarter.starting(year + month0 // 12, month0 % 12 + 1)
+
+
+def parse_period(text: str, fy_start: int = DEFAULT_FY_START) -> Quarter:
+    """A quarter as someone typed it: a quarter's key ("2026-Q1", "2026-M03"), or a quarter of the business
+    year starting in ``fy_start`` (「2025年度 第4四半期」, "FY2025 Q4"; full-width characters and a
+    trailing note in brackets, as the labels carry, are taken too). ValueError for anything else."""
+    if not isinstance(text, str) or len(text) > 80:
+        raise ValueError("not a quarter")
+    s = _TRAILING_NOTE.sub("", unicodedata.normalize("NFKC", text).strip()).strip()
+    if _QUARTER.match(s) or _SHIFTED.match(s):
+        return Quarter.parse(s)
+    m = _FISCAL_JA.match(s) or _FISCAL_EN.match(s)
+    if not m:
+        raise ValueError(f"not a quarter: {text[:20]!r} (expected e.g. 2026-Q1 or 2025年度 第4四半期)")
+    return from_fiscal(int(m.group(1)), int(m.group(2)), fy_start)
 
 
 # ---- business days ---------------------------------------------------------------------------------

@@ -32,10 +32,16 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from tests.isolation import REGISTRY, scrub_environment
 from tests.redis_server import RedisServer
 from tests.xdist_plan import make_scheduler, slow_first
+
+# No example may fail for taking long: Hypothesis' per-example deadline (200 ms) is a timing threshold, and
+# on a loaded machine (a shared CI runner, several suites at once) a correct example can take longer.
+hypothesis_settings.register_profile("crmbot", deadline=None)
+hypothesis_settings.load_profile("crmbot")
 
 
 class FakeClock:

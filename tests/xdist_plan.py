@@ -19,6 +19,8 @@ SLOW_FIRST = (
     "tests/resilience/test_fuzz.py",
     "tests/bot/test_embedded_redis.py",
     "tests/bot/console/test_leads_overview.py",
+    "tests/bot/console/test_bookings_api.py",
+    "tests/conversations/test_booking_race.py",
     "tests/bot/line/test_setup.py",
     "tests/test_isolation.py",
     "tests/bot/line/test_result_flow.py",

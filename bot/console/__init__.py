@@ -5,6 +5,8 @@ the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.c
     routes/     one module per page (login, overview, leads, teams, delivery) and its forms
     try_chat.py /console/try/, the diagnosis in a chat page (registered by bot.app.create_app)
     tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
+    bookings.py /console/api/availability, /console/api/bookings, /console/api/calendar (the same auth) and
+                the bookings' iCalendar feed at /console/calendar/<token>.ics (its secret token only)
     auth.py     login, CSRF, the throttle, the token
     sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes
     keys.py     the console's Redis keys
@@ -24,11 +26,13 @@ from werkzeug.wrappers import Response
 
 def register(app: Flask, svc: Any) -> None:
     """The console's blueprints, sessions and CSRF on ``app``; ``svc`` is the app's Services."""
-    from bot.console import auth, pages, tools
+    from bot.console import auth, bookings, pages, tools
 
     auth.install(app, svc.config, svc.redis, svc.clock)
     app.register_blueprint(pages.blueprint())
     app.register_blueprint(tools.blueprint())
+    app.register_blueprint(bookings.api_blueprint())
+    app.register_blueprint(bookings.feed_blueprint())
 
     def root() -> Response:
         return redirect("/console/")

@@ -238,7 +238,8 @@ def install(app: Flask, config: Any, redis_client: Any, clock: Callable[[], floa
 
 def _wants_json() -> bool:
     """The console's JSON and CSV answers (the tools, the try-it page's calls) get a JSON error."""
-    return request.blueprint in ("console_tools", "console_try") and request.endpoint != "console_try.page"
+    return (request.blueprint in ("console_tools", "console_try", "console_bookings")
+            and request.endpoint != "console_try.page")
 
 
 def _unavailable_body() -> tuple[str, str]:

@@ -7,9 +7,12 @@ the client's and the account's counters together; none of them belongs to a user
     crmbot:{console}:login:<client>               failed logins of one client address (hash: fails, until)
     crmbot:{console}:account:<sha256 of account>  failed logins against one account, from anywhere (same)
     crmbot:{console}:once:<sha256 of the token>   a one-time login link of ``crmbot serve`` (string, TTL)
+    crmbot:{console}:calendar                     the bookings feed's secret token (string; rotatable)
 
 Session ids, accounts (e-mail addresses, once operators have their own) and login tokens appear only as
-digests: a copy of the database gives no working cookie or link, and no address.
+digests: a copy of the database gives no working cookie or link, and no address. The calendar token is
+kept as it is, so the console can show the feed's URL again: it opens only the bookings, which the same
+database holds anyway.
 """
 
 from __future__ import annotations
@@ -37,3 +40,6 @@ def account_throttle(account: str) -> str:
 
 def once(token: str) -> str:
     return f"{PREFIX}:once:{_digest(token)}"
+
+
+CALENDAR_TOKEN = f"{PREFIX}:calendar"

@@ -15,7 +15,7 @@ from flask import current_app
 
 JA: dict[str, str] = {
     "lang": "ja",
-    "title": "CRM診断 コンソール",
+    "title": "CRM診断・KPI コンソール",
     "nav_overview": "概要",
     "nav_leads": "リード",
     "nav_teams": "チーム",
@@ -88,7 +88,7 @@ JA: dict[str, str] = {
     "status": "相談状況",
     "status_any": "すべて",
     "status_none": "相談なし",
-    "status_new": "新規",
+    "status_new": "未対応",
     "status_contacted": "連絡済み",
     "status_booked": "予約済み",
     "status_closed": "完了",
@@ -100,7 +100,7 @@ JA: dict[str, str] = {
     "progress_stopped": "Q{q}で中断",
     "a_count": "A の数",
     "answers": "回答",
-    "point": "改善ポイント",
+    "point": "次に整えたい一点",
     "remind": "リマインド",
     "consult": "相談",
     "no_leads": "該当するリードはありません。",
@@ -108,7 +108,7 @@ JA: dict[str, str] = {
     "next_page": "次へ",
     "prev_page": "前へ",
     "diagnoses": "診断",
-    "retakes": "受診回数",
+    "retakes": "診断回数",
     "change_note": "+ は前回より良くなった回答、- は前回より下がった回答です。",
     "only_finished": "完了",
     "only_in_progress": "回答中",
@@ -117,12 +117,19 @@ JA: dict[str, str] = {
     "save": "保存",
     "status_saved": "相談状況を更新しました。",
     "status_not_saved": "相談状況を更新できませんでした。",
+    "erase_title": "この方のデータを削除",
+    "erase_body": ("この方の回答・結果・表示名・相談の記録・まだ送っていないメッセージなど、保存しているものを"
+                   "すべて削除します。元に戻せません。集計の数は、どなたのものかわからない形でだけ残ります。"),
+    "erase_confirm": "削除することを確認しました",
+    "erase_button": "すべて削除する",
+    "erase_unconfirmed": "確認のチェックがないため、削除していません。",
+    "erased": "この方のデータをすべて削除しました（記録：削除の履歴）。",
     "consult_at": "相談日時",
     "name_unknown": "（名前未取得）",
     "test_user": "テスト",
     "finished_at": "完了日時",
     "person_id": "個人ID（ハッシュ）",
-    "diagnosis_no": "受診回",
+    "diagnosis_no": "診断回",
     # teams
     "teams_title": "チーム（Slack）",
     "team": "チーム",
@@ -149,7 +156,7 @@ JA: dict[str, str] = {
     "delivery_title": "配信",
     "parked_title": "配信できなかったメッセージ",
     "parked_none": "配信できなかったメッセージはありません。",
-    "parked_at": "停止日時",
+    "parked_at": "保留にした日時",
     "recipient": "宛先",
     "reason": "エラー",
     "attempts": "試行回数",
@@ -175,7 +182,7 @@ JA: dict[str, str] = {
 
 EN: dict[str, str] = {
     "lang": "en",
-    "title": "CRM diagnosis console",
+    "title": "CRM diagnosis and KPI console",
     "nav_overview": "Overview",
     "nav_leads": "Leads",
     "nav_teams": "Teams",
@@ -221,7 +228,7 @@ EN: dict[str, str] = {
     "finished": "Finished",
     "in_progress": "In progress",
     "completion": "Completion",
-    "tiers_over_time": "Tiers over time",
+    "tiers_over_time": "Grades over time",
     "funnel_title": "Reach and drop-off per question",
     "funnel_note": "Drop-off = (shown − answered) ÷ shown, among diagnoses no longer in progress.",
     "answers_title": "Answers per question",
@@ -230,21 +237,21 @@ EN: dict[str, str] = {
     "shown": "Shown",
     "answered": "Answered",
     "dropoff": "Drop-off",
-    "tier_A": "Tier A",
-    "tier_B": "Tier B",
-    "tier_C": "Tier C",
+    "tier_A": "Grade A",
+    "tier_B": "Grade B",
+    "tier_C": "Grade C",
     "period": "Period",
     "count": "Count",
     "leads_title": "Leads",
     "lead_title": "Lead",
     "person_title": "Every diagnosis of this person",
     "filter": "Filter",
-    "tier": "Tier",
+    "tier": "Grade",
     "tier_any": "Any",
     "status": "Consultation",
     "status_any": "Any",
     "status_none": "Not requested",
-    "status_new": "New",
+    "status_new": "Awaiting reply",
     "status_contacted": "Contacted",
     "status_booked": "Booked",
     "status_closed": "Closed",
@@ -256,7 +263,7 @@ EN: dict[str, str] = {
     "progress_stopped": "Stopped at Q{q}",
     "a_count": "A count",
     "answers": "Answers",
-    "point": "Point to fix",
+    "point": "Point to fix next",
     "remind": "Reminder",
     "consult": "Consultation",
     "no_leads": "No leads match.",
@@ -273,6 +280,13 @@ EN: dict[str, str] = {
     "save": "Save",
     "status_saved": "Consultation status saved.",
     "status_not_saved": "The consultation status could not be saved.",
+    "erase_title": "Delete this person's data",
+    "erase_body": ("Deletes everything kept about this person: answers, results, display name, consultation "
+                   "records, messages not yet sent. It cannot be undone. Totals keep only anonymous counts."),
+    "erase_confirm": "I confirm the deletion",
+    "erase_button": "Delete everything",
+    "erase_unconfirmed": "Not deleted: the confirmation was not ticked.",
+    "erased": "Everything kept about this person was deleted (recorded in the erasure log).",
     "consult_at": "Requested",
     "name_unknown": "(name not fetched)",
     "test_user": "test",
@@ -368,3 +382,37 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
 def try_texts(locale: str) -> Mapping[str, str]:
     """The try-it page's texts in ``locale`` (Japanese for a locale it lacks)."""
     return TRY_TEXTS.get(locale, TRY_TEXTS["ja"])
+
+
+# The bookings' iCalendar feed (bot/console/bookings.py, bot/calendar_feed.py): what the operator's calendar shows.
+FEED_TEXTS: Mapping[str, Mapping[str, str]] = {
+    "ja": {
+        "calendar": "CRM診断 ご相談の予約",
+        "summary": "{name}様 ご相談",
+        "unknown_name": "お名前未取得",
+        "format": "形式: {format}",
+        "tier": "評価: {tier}",
+        "a_count": "Aの数: {count}/10",
+        "point": "改善ポイント: {point}",
+        "answers": "回答:",
+        "attended": "結果: ご相談済み",
+        "no_show": "結果: ご欠席",
+    },
+    "en": {
+        "calendar": "CRM diagnosis: consultation bookings",
+        "summary": "Consultation with {name}",
+        "unknown_name": "name unknown",
+        "format": "Format: {format}",
+        "tier": "Tier: {tier}",
+        "a_count": "A answers: {count} of 10",
+        "point": "Point to fix: {point}",
+        "answers": "Answers:",
+        "attended": "Outcome: attended",
+        "no_show": "Outcome: did not attend",
+    },
+}
+
+
+def feed_texts(locale: str) -> Mapping[str, str]:
+    """The feed's words in ``locale`` (Japanese for a locale it lacks)."""
+    return FEED_TEXTS.get(locale, FEED_TEXTS["ja"])

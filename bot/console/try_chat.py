@@ -142,7 +142,7 @@ def blueprint() -> Blueprint:
             inp = inputs.from_button(data)
             said = (echo if isinstance(echo, str) and echo.strip() else data).strip()[:MAX_ECHO]
         elif isinstance(typed, str) and typed.strip() and len(typed) <= MAX_TEXT:
-            inp = inputs.from_text(typed, _services().script.keywords)
+            inp = inputs.from_text(typed, _services().script.keywords, _services().script.glossary)
             said = typed.strip()
         else:
             return jsonify(error=f"give data (a button) or text (1-{MAX_TEXT} characters)"), 400

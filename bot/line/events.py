@@ -16,7 +16,7 @@ from typing import Any
 from bot.core import InboundEvent
 from conversations import inputs
 from conversations.errors import InvalidInput
-from conversations.inputs import Input
+from conversations.inputs import Input, TermLookup
 from conversations.keys import Subject
 from conversations.transports import Transport
 
@@ -34,17 +34,17 @@ def signature_ok(secret: str, body: bytes, signature: str | None) -> bool:
     return hmac.compare_digest(base64.b64encode(digest), given)
 
 
-def parse(payload: Any, keywords: Mapping[str, Any]) -> Iterator[InboundEvent]:
+def parse(payload: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> Iterator[InboundEvent]:
     """Raises InvalidInput when the body is not a webhook payload at all."""
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise InvalidInput("not a LINE webhook body: no events list")
     for raw in payload["events"]:
-        ev = _event(raw, keywords)
+        ev = _event(raw, keywords, glossary)
         if ev is not None:
             yield ev
 
 
-def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
+def _event(raw: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> InboundEvent | None:
     if not isinstance(raw, dict) or raw.get("mode", "active") != "active":
         return None
     source = raw.get("source")
@@ -54,7 +54,7 @@ def _event(raw: Any, keywords: Mapping[str, Any]) -> InboundEvent | None:
     user_id = source.get("userId")
     if not isinstance(user_id, str) or not event_id or len(event_id) > 64:
         return None
-    inp = _input(raw, keywords)
+    inp = _input(raw, keywords, glossary)
     if inp is None:
         return None
     ts = raw.get("timestamp")
@@ -86,7 +86,7 @@ def _seconds(ts: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> Input | None:
+def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any], glossary: TermLookup | None = None) -> Input | None:
     kind = raw.get("type")
     if kind == "follow":
         return Input(inputs.FOLLOW)
@@ -101,6 +101,6 @@ def _input(raw: Mapping[str, Any], keywords: Mapping[str, Any]) -> Input | None:
         if not isinstance(msg, dict):
             return None
         if msg.get("type") == "text" and isinstance(msg.get("text"), str):
-            return inputs.from_text(msg["text"][:500], keywords)
+            return inputs.from_text(msg["text"][:500], keywords, glossary)
         return Input(inputs.OTHER)
     return None  # join, leave, beacon, unsend, ... are not for this bot

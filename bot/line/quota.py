@@ -36,13 +36,16 @@ def quota_reader(host: str, token: str, *, timeout: float = TIMEOUT) -> QuotaRea
     seconds) and raises on any failure of LINE or the network (a timeout included)."""
     from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
 
+    from bot.line.answers import call_sync
+
     configuration = Configuration(host=host, access_token=token)
     configuration.retries = False  # urllib3 would retry a timed-out GET three times: one try, one timeout
     api = MessagingApi(ApiClient(configuration))
 
     def read() -> LineQuota:
-        quota = api.get_message_quota(_request_timeout=timeout)
-        used = int(api.get_message_quota_consumption(_request_timeout=timeout).total_usage)
+        quota = call_sync("quota", api.get_message_quota, _request_timeout=timeout)
+        used = int(call_sync("quota consumption", api.get_message_quota_consumption,
+                             _request_timeout=timeout).total_usage)
         limit = int(quota.value) if quota.type == "limited" and quota.value is not None else None
         return LineQuota(limit, used)
 

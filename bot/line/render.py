@@ -1,12 +1,12 @@
 """Machine outputs -> LINE Messaging API messages (line-bot-sdk v3 models).
 
 Questions are text messages with quick replies whose labels begin with the choice letter; the
-result is a Flex bubble: tier label, A count and how close the next tier is, the framing line, the
-tier's text and next theme, the one point to fix with the advice for that answer's level, the ten
-answers by topic (a tap on a non-A row asks for its advice), the comparison with the result before,
-and two buttons: 「相談する」 (a postback: LINE sends us no webhook for a URI action, so the request is
-recorded from the postback and its confirmation carries the booking page as a URI button) and
-"take it again".
+result is a Flex bubble, the news first so that a phone shows it without scrolling: tier label, A count
+and how close the next tier is; the comparison with the result before (on a retake); the one point to fix
+with the advice for that answer's level; the 90-day plan; the framing line, the tier's text and next theme;
+the ten answers by topic last (a tap on a non-A row asks for its advice); and two buttons: 「相談する」
+(a postback: LINE sends us no webhook for a URI action, so the request is recorded from the postback and
+its confirmation carries the booking page as a URI button) and "take it again".
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -76,7 +79,7 @@ def message(script: Script, out: Output) -> Message:
         case ConsultAck(url=url) if url:
             return consult_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:
@@ -128,6 +131,12 @@ def _row(script: Script, row: views.AnswerRow) -> dict[str, Any]:
     return box
 
 
+def _plan_line(p: views.PlanLine) -> dict[str, Any]:
+    """One step of the 90-day plan: when and which question, then the step."""
+    return {"type": "box", "layout": "vertical", "contents": [
+        _text(f"{p.when}｜{p.title}", bold=True), _text(p.step)]}
+
+
 def result_message(script: Script, answers: str, sid: int, prev: str = "") -> FlexMessage:
     v = views.result_view(script, answers, prev)
     consult = views.consult_button(script, sid)
@@ -140,25 +149,29 @@ def result_message(script: Script, answers: str, sid: int, prev: str = "") -> Fl
     if v.closeness:
         header.append(_text(v.closeness, color=ON_COLOUR))
     body: list[dict[str, Any]] = []
+    if v.comparison:
+        body += [_text(v.comparison[0], color=ACCENT, bold=True), *(_text(line) for line in v.comparison[1:]),
+                 {"type": "separator"}]
+    body.append(_text(v.point_heading, color=ACCENT, bold=True))
+    if v.point_title:
+        body.append(_text(v.point_title, size="md", bold=True))
+    body.append(_text(v.point_text))
+    if v.plan:
+        body += [{"type": "separator"}, _text(v.plan_heading, color=ACCENT, bold=True)]
+        body += [_plan_line(p) for p in v.plan]
+    body.append({"type": "separator"})
     if v.framing:
-        body.append(_text(v.framing))
+        body.append(_text(v.framing, size="xs", color=QUIET))
     body += [
         _text(v.summary),
-        {"type": "separator"},
         _text(v.theme_heading, color=ACCENT, bold=True),
         _text(v.theme),
         {"type": "separator"},
-        _text(v.point_heading, color=ACCENT, bold=True),
+        _text(v.answers_heading, color=ACCENT, bold=True),
     ]
-    if v.point_title:
-        body += [_text(v.point_title, size="md", bold=True), _text(v.point_text)]
-    body += [{"type": "separator"}, _text(v.answers_heading, color=ACCENT, bold=True)]
     if v.advice_hint:
         body.append(_text(v.advice_hint, size="xs", color=QUIET))
     body.append({"type": "box", "layout": "vertical", "spacing": "xs", "contents": [_row(script, r) for r in v.rows]})
-    if v.comparison:
-        body += [{"type": "separator"}, _text(v.comparison[0], color=ACCENT, bold=True),
-                 *(_text(line) for line in v.comparison[1:])]
     bubble = {
         "type": "bubble",
         "header": {

@@ -363,11 +363,14 @@ class LineSetup:
         from linebot.v3.messaging import ApiException
         from urllib3.exceptions import HTTPError as Urllib3Error
 
+        from bot.line.answers import failed
+
         try:
             return fn(*args, _request_timeout=self.timeout, **kwargs)
         except ApiException as e:
             if e.status == 404 and missing is not self._MISSING:
                 return missing
+            failed(step, e)  # logged with LINE's x-line-request-id
             message = _line_message(e.body)
             if e.status in (401, 403):
                 raise ConfigError(f"line setup: LINE refused the access token ({e.status}{message}) while "

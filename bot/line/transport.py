@@ -57,6 +57,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
+from bot.line.answers import call
 from bot.line.render import render
 from bot.logs import uid
 from bot.ratelimit import Limit, retry_after
@@ -172,7 +173,7 @@ class LineTransport:
         job = attempt.job
         last_try = job.attempts + 1 >= PROFILE_TRIES
         try:
-            profile = await self.line.api.get_profile(job.to, _request_timeout=self.line.timeout())
+            profile = await call("profile", self.line.api.get_profile(job.to, _request_timeout=self.line.timeout()))
         except ApiException as e:
             status = e.status or 0
             if (status == 429 or status >= 500) and not last_try:
@@ -203,8 +204,9 @@ class LineTransport:
         if replying and in_window:
             unknown = attempt.recovering or state.reply_unknown
             try:
-                await self.line.api.reply_message(ReplyMessageRequest(replyToken=token, messages=messages),
-                                                  _request_timeout=self.line.timeout(window_end - attempt.now))
+                await call("reply", self.line.api.reply_message(
+                    ReplyMessageRequest(replyToken=token, messages=messages),
+                    _request_timeout=self.line.timeout(window_end - attempt.now)))
                 return Outcome(DELIVERED, "reply")
             except ApiException as e:
                 if _is_invalid_reply_token(e):
@@ -239,8 +241,9 @@ class LineTransport:
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            await self.line.api.push_message(PushMessageRequest(to=job.to, messages=messages),
-                                             x_line_retry_key=job.id, _request_timeout=self.line.timeout())
+            await call("push", self.line.api.push_message(PushMessageRequest(to=job.to, messages=messages),
+                                                          x_line_retry_key=job.id,
+                                                          _request_timeout=self.line.timeout()))
             return Outcome(DELIVERED, "push")
         except ApiException as e:
             if e.status == 409:
@@ -297,7 +300,8 @@ class LineBatchTransport:
             return later
         try:
             request = MulticastRequest(to=mine, messages=messages)
-            await self.line.api.multicast(request, x_line_retry_key=job.id, _request_timeout=self.line.timeout())
+            await call("multicast", self.line.api.multicast(request, x_line_retry_key=job.id,
+                                                            _request_timeout=self.line.timeout()))
             return Outcome(DELIVERED, f"multicast to {len(mine)}")
         except ApiException as e:
             if e.status == 409:

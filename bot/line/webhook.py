@@ -31,7 +31,7 @@ def blueprint() -> Blueprint:
             # Lone surrogates ("\ud800" escapes) are valid JSON but not text: nothing made of them can
             # be stored or sent (UnicodeEncodeError, a ValueError). Deep nesting: RecursionError.
             json.dumps(payload, ensure_ascii=False).encode()
-            inbound = list(events.parse(payload, svc.script.keywords))
+            inbound = list(events.parse(payload, svc.script.keywords, svc.script.glossary))
         except (ValueError, RecursionError, InvalidInput) as e:  # JSONDecodeError is a ValueError
             # the reason in its own words: a "body: ..." part of a message is cut by the log cleaner (bot.logs)
             log.warning("line webhook: malformed body (%s), refused", type(e).__name__)

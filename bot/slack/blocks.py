@@ -23,8 +23,11 @@ from conversations.outputs import (
     Advice,
     ConfirmRestart,
     ConsultAck,
+    Definition,
     DoneHelp,
+    Erasure,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -307,10 +310,13 @@ def result_message(
     owners: Mapping[str, str] | None = None,
     follow: Sequence[tuple[Action, float | None]] = (),
     closed: bool = False,
+    native: Sequence[dict[str, Any]] = (),
 ) -> tuple[str, list[dict[str, Any]]]:
     """The team's result post. ``reporters``: everyone who reported an area (``by`` alone when empty);
     ``owners``: an area not reported names its owner; ``follow``: last quarter's actions with the change
-    of their area; ``closed``: posted at the last reminder with areas missing."""
+    of their area; ``closed``: posted at the last reminder with areas missing; ``native``: Slack's own
+    chart and table of the scores (:mod:`bot.slack.native`), shown under the overall score (the section
+    of the areas above them says the same figures in words)."""
     period = period_label(locale, quarter, team.fy_start)
     title = t(locale, "result_title", period=period, team=team.name)  # the header: plain text, as typed
     lines = []
@@ -330,6 +336,7 @@ def result_message(
         change = delta_text(deltas.get("overall") if deltas else None)
         overall = f"*{t(locale, 'overall')}*  `{bar(result.overall)}` *{result.overall:.1f}/10*{change}"
         blocks.append(section(overall))
+    blocks.extend(native)
     if result.weakest is not None:
         weakest = result.area(result.weakest)
         text = t(locale, "weakest", area=catalog.name(result.weakest, locale), score=f"{weakest.score:.1f}")
@@ -702,7 +709,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder()):
+                  | Reminder() | Definition() | Erasure() | Heard()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))
@@ -723,23 +730,24 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
 
 
 def diagnosis_result(script: Script, answers: str, prev: str = "") -> tuple[str, list[dict[str, Any]]]:
-    """The result: tier, A count and how close the next tier is, the tier's text and next theme, the point
-    to fix with its advice, the ten answers by topic (each non-A one has an advice button below), and the
-    comparison with the result before."""
+    """The result, the news first: tier, A count and how close the next tier is; the comparison with the
+    result before (on a retake); the point to fix with its advice; the 90-day plan; the framing, the tier's
+    text and next theme; the ten answers by topic last (each non-A one has an advice button below)."""
     v = views.result_view(script, answers, prev)
     marks = {"A": "🟢", "B": "🟡", "C": "🟠", "D": "⚪"}
     head = f"*{v.label}*  {v.count_line}" + (f"\n{v.closeness}" if v.closeness else "")
-    point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*\n{v.point_text}" if v.point_title else "")
+    point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*" if v.point_title else "") + f"\n{v.point_text}"
     rows = "\n".join(f"{marks[r.letter]} {r.letter}  Q{r.q + 1} {r.topic}" for r in v.rows)
     blocks = [
         {"type": "header", "text": plain(f"{v.heading}: {v.label}"[:150])},
         section(head),
-        *([section(v.framing)] if v.framing else []),
+        *([section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:]))] if v.comparison else []),
+        section(point),
+        *([section(f"*{v.plan_heading}*\n" + "\n".join(f"*{p.when}｜{p.title}*\n{p.step}" for p in v.plan))]
+          if v.plan else []),
+        *([{"type": "context", "elements": [mrkdwn(v.framing[:3000])]}] if v.framing else []),
         section(v.summary),
         section(f"*{v.theme_heading}*\n{v.theme}"),
-        section(point),
         section(f"*{v.answers_heading}*\n{rows}" + (f"\n{v.advice_hint}" if v.advice_hint else "")),
     ]
-    if v.comparison:
-        blocks.append(section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:])))
     return v.alt, blocks

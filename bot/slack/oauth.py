@@ -82,7 +82,8 @@ _BOT_FIELDS = {"bot_token", "bot_id", "bot_user_id", "bot_scopes", "bot_refresh_
 
 def _workspace_of(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None) -> str:
     """The workspace an installation is kept under. An org-wide install (Enterprise Grid, no team) is
-    not supported: the manifest does not allow it (org_deploy_enabled: false)."""
+    not supported: refused here (the manifest's org_deploy_enabled is true only because custom steps,
+    the Workflow Builder step, need an org-ready app)."""
     if is_enterprise_install or not team_id:
         raise BoltError("org-wide (Enterprise Grid) installs are not supported: install the app per workspace")
     return keys.slack_id(team_id)

@@ -1,8 +1,9 @@
 """Wording of the Slack KPI screens, Japanese first, English second (CRMBOT_LOCALE picks one).
 
 Periods are named by their months (「2026年7〜9月」, "Jul-Sep 2026"); a team's quarter also by its
-business year (「2026年度 第2四半期（7〜9月）」, "FY2026 Q2 (Jul-Sep 2026)"). The arithmetic of
-periods is in :mod:`scoring.periods`; only the words are here.
+business year (「2026年度 第2四半期（7〜9月）」, "FY2026 Q2 (Jul-Sep 2026)"), or by that alone where room is
+short (a chart's axis: 「2026年度 第2四半期」, "FY2026 Q2"). The arithmetic of periods is in
+:mod:`scoring.periods`; only the words are here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "• `/kpi setup [チーム名] [tz=Asia/Tokyo] [fy=4]` このチャンネルをチームとして登録（fy: 年度が始まる月）\n"
             "• `/kpi` 終わった四半期の数値を報告（さらに前の期も選べます）\n"
             "• `/kpi targets` チームの目標値を設定\n"
-            "• `/kpi history` これまでの推移（グラフはDMで届きます）\n"
+            "• `/kpi history` これまでの推移（グラフと表はDMで届きます）\n"
             "• `/kpi detail` 最新の結果の内訳（指標ごとの数値・目標・点数）\n"
             "• `/kpi owners` 領域ごとに報告する人を決める（部署をまたいで分担できます）\n"
             "• `/kpi export` これまでの数値をCSVにしてDMで受け取る\n"
@@ -164,8 +165,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "history_actions": "*改善アクション*",
         "history_action_line": "• {period} {area}: {what}（<@{owner}>、期限 {due}）→ {moved}",
         # ---- charts and the CSV ----------------------------------------------------------------------
-        "history_chart_sent": "推移のグラフをDMでお送りしました。",
+        "history_chart_sent": "推移のグラフと表をDMでお送りしました。",
         "history_chart_comment": "*{team}* のKPI推移です（各領域0〜10点）。",
+        # native charts and tables (Slack draws them in the message; each title at most 50 characters,
+        # each label at most 20: see bot/slack/native.py)
+        "trend_text": "{team} のKPI推移（各領域0〜10点）。{series}",
+        "trend_chart_title": "KPIの推移（0〜10点）",
+        "trend_left_out": "未報告の期がある領域はグラフに入れていません（表に載せています）: {areas}",
+        "trend_shortened": "直近の{shown}期を表示しています（全{total}期は `/kpi export` のCSVで見られます）。",
+        "scores_chart_title": "領域ごとの点数（0〜10点）",
+        "axis_quarter": "四半期",
+        "axis_area": "領域",
+        "axis_score": "点数（0〜10）",
+        "col_quarter": "四半期",
+        "col_area": "領域",
+        "col_score": "点数",
+        "col_change": "前期比",
+        "col_coverage": "報告した数値",
+        "col_lowest": "いちばん低い数値（実績／目標）",
+        "cell_coverage": "{reported}／{total}",
+        "cell_lowest": "{name} {value}（目標 {target}）",
+        "cell_lowest_previous": "{name} {value}（前期 {target}）",
+        "cell_none": "ー",
         "chart_radar_title": "{team} {period}",
         "chart_radar_alt": "レーダーチャート（各領域0〜10点）。{series}",
         "chart_lines_title": "{team} のKPI推移",
@@ -181,6 +202,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "csv_coverage": "報告した項目数",
         "csv_actions": "この期の結果から決めた改善アクション",
         "csv_action": "{area}: {what}（担当 {owner}、期限 {due}）",
+        # ---- the Workflow Builder step: why a run ended in an error (plain text, shown in the workflow) ----
+        "step_no_channel": "チームのチャンネルが指定されていません。"
+        "ワークフローの設定で、このステップのチャンネルを選んでください。",
+        "step_not_a_team": "このチャンネルはまだKPIのチームとして登録されていません。"
+        "チャンネルで /kpi setup を実行してから、もう一度お試しください。",
+        "step_bad_quarter": "四半期「{quarter}」が読み取れませんでした。"
+        "2026-Q1 や 2025年度 第4四半期 のように指定してください。",
+        "step_quarter_closed": "{period}は報告できません。報告できるのは、終わった四半期のうち直近の5期です。",
+        "step_no_interactivity": "報告フォームを開けませんでした。"
+        "このステップは、ボタンなど人の操作で始まるワークフローに入れてください。",
+        "step_open_failed": "報告フォームを開けませんでした。お手数ですが、もう一度ワークフローを実行してください。",
+        "step_cancelled": "報告フォームが閉じられたため、KPIは報告されていません。",
     },
     "en": {
         "help": (
@@ -189,7 +222,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "(fy: the month your business year starts)\n"
             "• `/kpi` report the figures of the quarter that ended (earlier ones can be chosen)\n"
             "• `/kpi targets` set the team's targets\n"
-            "• `/kpi history` the trend so far (the chart comes by DM)\n"
+            "• `/kpi history` the trend so far (the chart and table come by DM)\n"
             "• `/kpi detail` the breakdown of the latest result (each figure, its target and score)\n"
             "• `/kpi owners` choose who reports each area (areas can be shared out across departments)\n"
             "• `/kpi export` get the figures so far as a CSV file by DM\n"
@@ -332,8 +365,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "history_actions": "*Improvement actions*",
         "history_action_line": "• {period} {area}: {what} (<@{owner}>, due {due}) → {moved}",
         # ---- charts and the CSV ----------------------------------------------------------------------
-        "history_chart_sent": "I've sent you the trend chart by DM.",
+        "history_chart_sent": "I've sent you the trend chart and table by DM.",
         "history_chart_comment": "KPI trend of *{team}* (each area 0-10).",
+        "trend_text": "KPI trend of {team} (each area 0-10). {series}",
+        "trend_chart_title": "KPI trend (0-10)",
+        "trend_left_out": "Left out of the chart, a quarter not reported (they are in the table): {areas}",
+        "trend_shortened": "The last {shown} quarters are shown (all {total} are in the CSV of `/kpi export`).",
+        "scores_chart_title": "Score by area (0-10)",
+        "axis_quarter": "Quarter",
+        "axis_area": "Area",
+        "axis_score": "Score (0-10)",
+        "col_quarter": "Quarter",
+        "col_area": "Area",
+        "col_score": "Score",
+        "col_change": "vs previous",
+        "col_coverage": "Figures reported",
+        "col_lowest": "Lowest figure (actual / target)",
+        "cell_coverage": "{reported}/{total}",
+        "cell_lowest": "{name} {value} (target {target})",
+        "cell_lowest_previous": "{name} {value} (last quarter {target})",
+        "cell_none": "-",
         "chart_radar_title": "{team} {period}",
         "chart_radar_alt": "Radar chart (each area 0-10). {series}",
         "chart_lines_title": "KPI trend of {team}",
@@ -349,6 +400,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "csv_coverage": "Figures reported",
         "csv_actions": "Improvement actions decided on this result",
         "csv_action": "{area}: {what} (owner {owner}, due {due})",
+        # ---- the Workflow Builder step: why a run ended in an error (plain text, shown in the workflow) ----
+        "step_no_channel": "No team channel is set. Choose the channel for this step in the workflow's settings.",
+        "step_not_a_team": "This channel is not a KPI team yet. Run /kpi setup in the channel, then try again.",
+        "step_bad_quarter": "Could not read the quarter \u201c{quarter}\u201d. Write it like 2026-Q1 or FY2025 Q4.",
+        "step_quarter_closed": "{period} cannot be reported. A report is for one of the last five quarters that "
+        "have ended.",
+        "step_no_interactivity": "Could not open the report form. Put this step in a workflow that a person starts, "
+        "with a button or a link.",
+        "step_open_failed": "Could not open the report form. Please run the workflow again.",
+        "step_cancelled": "The report form was closed, so no KPIs were reported.",
     },
 }
 
@@ -371,6 +432,15 @@ def months_label(locale: str, quarter: Quarter) -> str:
     return f"{quarter.year}年{first}〜{last}月"
 
 
+def fiscal_label(locale: str, quarter: Quarter, fy_start: int) -> str:
+    """The quarter in the team's business year, without its months (where room is short: a chart's
+    axis, a table's column): 「2026年度 第2四半期」 / "FY2026 Q2"."""
+    fq = fiscal(quarter, fy_start)
+    if fq is None:  # not one of this business year's quarters (stored before its start moved): its months
+        return months_label(locale, quarter)
+    return f"FY{fq.year} Q{fq.q}" if locale == "en" else f"{fq.year}年度 第{fq.q}四半期"
+
+
 def period_label(locale: str, quarter: Quarter, fy_start: int) -> str:
     """The quarter in the team's business year, with its months: 「2026年度 第2四半期（7〜9月）」,
     「2026年度 第4四半期（2027年1〜3月）」 (the months' year said when it is not the business year's),
@@ -381,14 +451,14 @@ def period_label(locale: str, quarter: Quarter, fy_start: int) -> str:
     if fq is None:
         return months_label(locale, quarter)
     if locale == "en":
-        return f"FY{fq.year} Q{fq.q} ({months_label(locale, quarter)})"
+        return f"{fiscal_label(locale, quarter, fy_start)} ({months_label(locale, quarter)})"
     if quarter.last_year != quarter.year:
         months = months_label(locale, quarter)
     else:
         months = f"{quarter.first_month}〜{quarter.last_month}月"
         if quarter.year != fq.year:
             months = f"{quarter.year}年{months}"
-    return f"{fq.year}年度 第{fq.q}四半期（{months}）"
+    return f"{fiscal_label(locale, quarter, fy_start)}（{months}）"
 
 
 def fy_month(locale: str, month: int) -> str:

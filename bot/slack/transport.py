@@ -7,17 +7,27 @@ bot token (:mod:`bot.slack.tokens`: ``SLACK_BOT_TOKEN``, or with OAuth the works
 a job for a workspace where the app is not installed (uninstalled) is parked, saying so. Its outputs are the diagnosis'
 steps (typed outputs, rendered with the script the job was committed with: bot.scripts), or one of:
 
-- ``slack_post`` ``{text, blocks}``: a message in the channel;
+- ``slack_post`` ``{text, blocks, fallback?}``: a message in the channel; ``fallback``: the outputs to
+  send instead if Slack refuses its blocks with ``invalid_blocks`` (its native chart or table, which a
+  workspace or client may not take: :mod:`bot.slack.native`);
 - ``slack_ephemeral`` ``{user, text, blocks}``: a message only ``user`` sees in the channel;
 - ``slack_home`` ``{user, view}``: the user's App Home tab (views.publish; idempotent);
 - ``slack_chart`` ``{kind, labels, series, title, alt, name, ...}``: a chart drawn here as PNG
   (:mod:`bot.charts`: ``radar`` or ``lines``) and shared with ``files_upload_v2``, its numbers in the
   image's alt text;
-- ``slack_file`` ``{name, ext, content, title, comment}``: a text file (a CSV) shared the same way.
+- ``slack_file`` ``{name, ext, content, title, comment}``: a text file (a CSV) shared the same way;
+- ``slack_step`` ``{execution, token, outputs | error}``: a Workflow Builder step run completed
+  (:mod:`bot.slack.completion`, with the run's own token first).
 
 A job may hold several of these (a result post, then its radar chart): they go out in order, the
 step reached checkpointed in the job's state after each, so a retry or a recovery resumes where the
 earlier attempt stopped rather than posting again.
+
+A post with a ``fallback`` that Slack refuses with ``invalid_blocks`` posted nothing: it is replaced by
+its fallback outputs (the same post without the chart, or the chart drawn as an image), once. The
+replacement is checkpointed (``SlackState.fallback``) before the first of them goes, so a retry or a
+recovery sends the fallback, as the same steps; a fallback refused again fails the job (parked), never
+a loop.
 
 Slack has no idempotency key, so each post carries message metadata with the job id. A recovery (an
 earlier attempt's outcome unknown) first looks for that id in the conversation's recent history and
@@ -42,12 +52,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ratelimit import Limit, retry_after
 from bot.scripts import Scripts
+from bot.slack import completion
 from bot.slack.blocks import diagnosis_message
+from bot.slack.metered import MeteredWebClient
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
 from bot.worker import DEFER, DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations.errors import InvalidInput
 from conversations.outputs import JobOutput, outputs_of
-from conversations.transports import Transport
+from conversations.transports import SlackState, Transport
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "crmbot_delivery"
@@ -100,6 +112,25 @@ def _payload(out: JobOutput) -> dict[str, Any]:
     return out
 
 
+def steps_of(outputs: list[JobOutput], state: SlackState) -> list[dict[str, Any]]:
+    """A multi-part job's steps, in order: its outputs, the one Slack refused replaced by its fallback."""
+    steps = [_payload(o) for o in outputs]
+    if not state.fell_back:
+        return steps
+    if state.fallback >= len(steps) or not isinstance(replaced := steps[state.fallback].get("fallback"), list):
+        raise InvalidInput(f"fell back from step {state.fallback}, which has no fallback")
+    return steps[:state.fallback] + [_payload(o) for o in replaced] + steps[state.fallback + 1:]
+
+
+def _multipart(out: JobOutput) -> bool:
+    """An output that makes its job go step by step: a file, or a post with a fallback."""
+    return isinstance(out, dict) and (out.get("type") in FILE_OUTPUTS or "fallback" in out)
+
+
+def _refused_blocks(error: SlackApiError) -> bool:
+    return str(error.response.get("error", "")) == "invalid_blocks"
+
+
 def split_to(to: str) -> tuple[str, str]:
     """A Slack job's address "<workspace>.<user or channel>" -> (workspace, id)."""
     workspace, _, target = to.partition(".")
@@ -122,7 +153,7 @@ class SlackTransport:
         """A Web API client that sends ``token`` (made in the worker's event loop, kept per workspace)."""
         client = self._clients.get(workspace)
         if client is None or client.token != token:
-            client = AsyncWebClient(token=token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
+            client = MeteredWebClient(token=token, base_url=self.base_url, timeout=self.timeout)  # type: ignore[arg-type]
             self._clients[workspace] = client
         return client
 
@@ -173,14 +204,16 @@ class SlackTransport:
                                           initial_comment=out.get("comment") or None)
 
     async def _deliver_steps(self, client: AsyncWebClient, attempt: Attempt, workspace: str, target: str) -> Outcome:
-        """Posts and files one after the other, the step reached checkpointed after each."""
+        """Posts and files one after the other, the step reached checkpointed after each; a post whose
+        blocks Slack refuses replaced by its fallback, once."""
         job = attempt.job
         state = job.slack
         dm = target.startswith(("U", "W", "D"))
         channel = await self._conversation(client, attempt, target)
-        start = state.step
-        for i in range(start, len(job.outputs)):
-            out = _payload(job.outputs[i])
+        steps = steps_of(job.outputs, state)
+        start = i = state.step
+        while i < len(steps):
+            out = steps[i]
             unknown = (attempt.recovering and i == start) or state.post_unknown
             if out["type"] in FILE_OUTPUTS:
                 name = file_name(out, job.id)
@@ -194,13 +227,32 @@ class SlackTransport:
                     if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
                         return later
                     meta = {"event_type": EVENT_TYPE, "event_payload": {"id": key}}
-                    await client.chat_postMessage(channel=channel, text=out["text"], blocks=out.get("blocks"),
-                                                       metadata=meta)
+                    try:
+                        await client.chat_postMessage(channel=channel, text=out["text"], blocks=out.get("blocks"),
+                                                      metadata=meta)
+                    except SlackApiError as e:
+                        if not (_refused_blocks(e) and "fallback" in out and not state.fell_back):
+                            raise
+                        steps = await self._fall_back(attempt, i)
+                        continue  # the same step, now the fallback's first output
             state.post_unknown = False
-            if i + 1 < len(job.outputs):
+            if i + 1 < len(steps):
                 state.step = i + 1
                 await attempt.checkpoint()
-        return Outcome(DELIVERED, f"{len(job.outputs)} steps")
+            i += 1
+        fell = " (a refused chart sent as its fallback)" if state.fell_back else ""
+        return Outcome(DELIVERED, f"{len(steps)} steps{fell}")
+
+    async def _fall_back(self, attempt: Attempt, step: int) -> list[dict[str, Any]]:
+        """Slack refused step ``step``'s blocks (nothing was posted): its fallback replaces it from now on,
+        checkpointed before anything of it is sent."""
+        state = attempt.job.slack
+        state.fallback = step  # no step was replaced before, so it is the job's output of that index too
+        state.post_unknown = False
+        await attempt.checkpoint()
+        log.warning("slack: job %s: Slack refused a post's blocks (invalid_blocks); sending its fallback",
+                    attempt.job.id[:8])
+        return steps_of(attempt.job.outputs, state)
 
     async def _pace(self, attempt: Attempt, workspace: str, channel: str) -> Outcome | None:
         """Wait for a slot of the channel's limit, then of the workspace's; when either is further than
@@ -224,6 +276,8 @@ class SlackTransport:
         workspace, target = split_to(job.to)
         first = job.outputs[0] if len(job.outputs) == 1 else None
         kind = first.get("type") if isinstance(first, dict) else None
+        if kind == completion.STEP_OUTPUT and isinstance(first, dict):
+            return await completion.deliver(attempt, workspace, first, self.tokens, self.base_url, self.timeout)
         try:
             token = await self.tokens.token(attempt.redis, workspace)
         except TokenBusy:
@@ -233,7 +287,7 @@ class SlackTransport:
                                    "no token; requeue after installing it again")
         client = self.client_for(workspace, token)
         try:
-            if any(isinstance(o, dict) and o.get("type") in FILE_OUTPUTS for o in job.outputs):
+            if any(_multipart(o) for o in job.outputs):
                 return await self._deliver_steps(client, attempt, workspace, target)
             if kind == "slack_home" and isinstance(first, dict):
                 await client.views_publish(user_id=first["user"], view=first["view"])

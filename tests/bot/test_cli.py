@@ -130,7 +130,7 @@ def test_procfile_web_answers_and_only_the_worker_sends(redis_url: str, r, tmp_p
             assert fake.recorded() == []
             start("worker")
             for user in users:
-                fake.wait_delivered(user, 1)
+                fake.wait_delivered(user, 1, timeout=90.0)  # a worker's start-up (imports) is slow on a loaded machine
             fake.wait_for(lambda f: not list(r.scan_iter(match="crmbot:{u:line:*}:out")))  # all recorded
             assert all(len(fake.delivered(u)) == 1 for u in users)
             # three replies, then each follower's profile (the fake has none: 404, kept without a name)

@@ -27,7 +27,8 @@ def _chain(graph: grimp.ImportGraph, source: str, target: str) -> str:
 
 
 @pytest.mark.parametrize("core", ["bot.kpi", "bot.reminders", "bot.clock", "bot.operator", "bot.core", "bot.outbox",
-                                  "bot.worker", "bot.analytics_sink", "bot.webchat", "bot.scripts"])
+                                  "bot.worker", "bot.analytics_sink", "bot.webchat", "bot.scripts",
+                                  "bot.metrics", "bot.error_reports"])
 def test_a_core_module_reaches_no_adapter_framework_or_sdk(graph: grimp.ImportGraph, core: str) -> None:
     modules = [core, *graph.find_descendants(core)]
     reached = {m for source in modules for m in graph.find_upstream_modules(source)}
@@ -56,3 +57,13 @@ def test_the_clock_process_needs_no_bolt_app(graph: grimp.ImportGraph) -> None:
     for module in ("bot.clock", "bot.reminders"):
         reached = graph.find_upstream_modules(module)
         assert not any(_within(m, ("slack_bolt", "bot.app", "bot.slack")) for m in reached), module
+
+
+def test_metrics_and_error_reports_each_have_one_module(graph: grimp.ImportGraph) -> None:
+    """prometheus_client is imported by bot.metrics alone (the rest calls its small interface), sentry_sdk by
+    bot.error_reports alone, and conversations/ and scoring/ reach neither."""
+    assert graph.find_modules_that_directly_import("prometheus_client") == {"bot.metrics"}
+    assert graph.find_modules_that_directly_import("sentry_sdk") == {"bot.error_reports"}
+    for pure in ("conversations", "scoring"):
+        reached = {m for source in [pure, *graph.find_descendants(pure)] for m in graph.find_upstream_modules(source)}
+        assert not any(_within(m, ("prometheus_client", "sentry_sdk", "bot")) for m in reached), pure

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from bot import views
 from conversations.content import load_script
 from conversations.outputs import ConsultAck, Result
+from tests.conversations.test_content import load, real_data, refused, write
 
 pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
@@ -24,3 +28,29 @@ def test_the_confirmation_as_text() -> None:
     with_page = views.plain_text(JA, ConsultAck(sid=1, url="https://example.com/b"))
     assert with_page == "\n".join([JA.text("consult_ack"), JA.text("consult_booking"), "https://example.com/b"])
     assert views.buttons_for(JA, ConsultAck(sid=1)) == []
+
+
+def test_the_confirmation_says_what_the_operator_set_and_leaves_out_the_rest(tmp_path: Path) -> None:
+    data = real_data()
+    data["consult"] = {"firm": "株式会社テスト", "timeframe": "2営業日以内", "format": "",
+                       "length": "30分ほど", "price": "初回は無料です"}
+    write(tmp_path, data)
+    script = load(tmp_path)
+    assert dict(script.consult) == {"firm": "株式会社テスト", "timeframe": "2営業日以内", "length": "30分ほど",
+                                    "price": "初回は無料です"}
+    text = views.plain_text(script, ConsultAck(sid=1))
+    assert text.split("\n")[-4:] == [script.text("consult_firm", value="株式会社テスト"),
+                                     script.text("consult_timeframe", value="2営業日以内"),
+                                     script.text("consult_length", value="30分ほど"),
+                                     script.text("consult_price", value="初回は無料です")]
+    assert "形式" not in text  # the format was left empty: unsaid
+    assert views.plain_text(JA, ConsultAck(sid=1)) == JA.text("consult_ack")  # nothing set: the plain thanks
+
+
+@pytest.mark.parametrize(("consult", "field"), [({"fee": "x"}, "consult.fee"), ({"price": 3}, "consult.price"),
+                                                ({"firm": "x" * 81}, "consult.firm")])
+def test_the_consultation_settings_are_checked(tmp_path: Path, consult: dict[str, Any], field: str) -> None:
+    data = real_data()
+    data["consult"] = consult
+    write(tmp_path, data)
+    refused(tmp_path, field)

@@ -141,7 +141,7 @@ def test_the_whole_diagnosis_by_tapping(page: TryPage) -> None:
     page.tap("診断をはじめる")
     assert page.seen[-2] == {"n": 2, "from": "user", "kind": "said", "text": "診断をはじめる", "buttons": []}
     assert page.seen[-1]["kind"] == "question" and page.seen[-1]["text"].startswith("Q1/10")
-    assert [b["label"][:2] for b in page.buttons()] == ["A:", "B:", "C:", "D:", "最初"]  # no "back" at Q1
+    assert [b["label"][:2] for b in page.buttons()] == ["A:", "B:", "C:", "D:", "最初", "用語"]  # no "back" at Q1
     for letter in "AAAAAAABC":
         page.tap(letter + ":")
     page.tap("B:")  # Q10

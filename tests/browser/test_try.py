@@ -8,7 +8,7 @@ from typing import Any
 
 from conversations import keys
 from conversations.keys import Subject
-from tests.browser.chat import bot_texts, open_try, tap, wait_question
+from tests.browser.chat import bot_texts, open_try, take_diagnosis, tap, wait_question
 from tests.browser.conftest import Server, resources, screenshot, until
 
 ANSWERS = "AAAABAAACA"  # 8 A's: B評価; the weakest answer is the C at Q9
@@ -31,9 +31,10 @@ def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_pat
     card = until(console, lambda b: b.find_elements(By.CSS_SELECTOR, "#log .card"), "the result card")[0]
     assert "B評価" in card.text and "8/10" in card.text
     assert "Q9" in card.find_element(By.CSS_SELECTOR, ".point-title").text
-    badges = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".rows .grade")]
+    # the answers, folded at the end of the card (read as the page holds them)
+    badges = [e.get_attribute("textContent") for e in card.find_elements(By.CSS_SELECTOR, ".rows .grade")]
     assert "".join(badges) == ANSWERS
-    assert "Q1 " in card.find_element(By.CSS_SELECTOR, ".rows").text  # each answer beside its question's topic
+    assert "Q1 " in card.find_element(By.CSS_SELECTOR, ".rows").get_attribute("textContent")  # beside its topic
     users = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#log .msg-user")]
     assert users[0] == "診断をはじめる" and users[5] == "ｂ" and users[1].startswith("A: ")
     # the reminder question follows the result, with its two buttons
@@ -69,3 +70,50 @@ def test_back_start_over_and_a_new_test(console: Any, server: Server) -> None:
     assert before > 3
     console.find_element("id", "reset").click()
     until(console, lambda b: len(bot_texts(b)) == 1 and "友だち追加" in bot_texts(b)[0], "a clean chat for a new test")
+
+
+PHONE = (390, 844)  # a phone's CSS width and height
+
+
+def test_on_a_phone_the_one_point_to_fix_is_on_the_first_screen(console: Any, server: Server) -> None:
+    """At 390 px the result card is shown from its top, and the point to fix (its title and the start of
+    its advice) lies within the first screen, also once the reminder question has come after it; the
+    plan follows it and the answers come last, folded."""
+    from selenium.webdriver.common.by import By
+
+    console.set_window_size(*PHONE)
+    try:
+        width = console.execute_script("return window.innerWidth;")
+        assert width <= PHONE[0]
+        open_try(console, server)
+        card = take_diagnosis(console, "CAAABAADAA")  # 7 A: B評価; the point is Q8 (D), the plan Q8, Q1, Q5
+        # the reminder question comes after the card, with its two buttons
+        until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder")
+        until(console, lambda b: b.execute_script("return document.getElementById('typing').hidden;"),
+              "the last message")
+
+        def on_screen(b: Any) -> dict[str, float] | None:
+            found = b.execute_script("""
+                var log = document.getElementById('log').getBoundingClientRect();
+                var title = document.querySelector('#log .card .point-title').getBoundingClientRect();
+                var text = document.querySelector('#log .card .point .point-text').getBoundingClientRect();
+                return {top: title.top, bottom: title.bottom, text_top: text.top, log_top: log.top,
+                        log_bottom: log.bottom, height: window.innerHeight};""")
+            bottom = min(found["height"], found["log_bottom"])
+            inside = found["top"] >= found["log_top"] and found["bottom"] <= bottom and found["text_top"] + 20 <= bottom
+            return found if inside else None
+
+        until(console, on_screen, "the point to fix within the first screen")
+        assert "Q8" in card.find_element(By.CSS_SELECTOR, ".point-title").text
+        steps = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".plan-steps .plan-title")]
+        assert [s.split()[0] for s in steps] == ["Q8", "Q1", "Q5"]
+        order = console.execute_script("""
+            var card = document.querySelector('#log .card');
+            return ['.point', '.plan', '.summary', 'details.answers'].map(function (s) {
+                return card.querySelector(s).getBoundingClientRect().top; });""")
+        assert order == sorted(order), order
+        answers = card.find_element(By.CSS_SELECTOR, "details.answers")
+        assert answers.get_attribute("open") is None  # folded: the heading shows, the rows do not
+        assert not card.find_element(By.CSS_SELECTOR, ".rows").is_displayed()
+    finally:
+        console.set_window_size(420, 860)

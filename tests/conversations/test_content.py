@@ -13,6 +13,7 @@ from conversations.content import (
     ADVICE_MAX,
     BUTTON_KEYS,
     CHOICE_LABEL_MAX,
+    OPTIONAL_TEXT_KEYS,
     QUESTION_COUNT,
     TEXT_KEYS,
     load_script,
@@ -90,9 +91,9 @@ def test_real_scripts_load(locale: str) -> None:
             assert 0 < len(c.label) <= CHOICE_LABEL_MAX
         assert q.topic and q.text and q.advice_b and q.advice_cd
         assert q.advice_b != q.advice_cd
-    assert set(s.texts) == set(TEXT_KEYS)
+    assert set(s.texts) - set(OPTIONAL_TEXT_KEYS) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
-    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result", "erase"}
 
 
 def test_real_script_texts_format() -> None:

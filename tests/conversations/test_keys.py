@@ -72,3 +72,18 @@ def test_a_ref_that_is_not_one_is_refused() -> None:
 def test_job_ref_round_trips(channel: str, user_id: str, message_id: str) -> None:
     subject = Subject(channel, user_id)
     assert jobs.parse_ref(jobs.ref(subject.tag_name, message_id)) == (subject.tag_name, message_id)
+
+
+def test_a_step_runs_mark_is_in_the_slot_of_its_mailbox() -> None:
+    team = keys.TeamRef("T1", "C1").tag[1:-1]
+    assert keys.step_done(team, "Fx0123ABCD") == "crmbot:{t:T1:C1}:step:Fx0123ABCD"
+    assert keys.step_done("ws:T1", "Fx1") == "crmbot:{ws:T1}:step:Fx1"
+    assert keys.step_done(team, "Fx1").split("}")[0] == jobs.mailbox(team).split("}")[0]  # one hash slot
+
+
+@pytest.mark.parametrize(("tag", "execution"), [("t:T1:C1", ""), ("t:T1:C1", "Fx 1"), ("t:T1:C1", "Fx:1"),
+                                                 ("t:T1:C1", "F" * 65), ("t:T1:C1", None), ("", "Fx1"),
+                                                 ("t:T1}:C1", "Fx1"), ("t:T1 C1", "Fx1")])
+def test_a_step_mark_refuses_what_slack_never_sends(tag: str, execution: object) -> None:
+    with pytest.raises(InvalidInput):
+        keys.step_done(tag, execution)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from conversations.machine import (
     build,
     greet,
 )
-from conversations.outputs import Output, Result
+from conversations.outputs import Heard, Output, Result
 
 pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
@@ -354,11 +354,20 @@ def test_yes_from_an_earlier_diagnosis_does_not_start_over() -> None:
 def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again() -> None:
     chat = asking_at(3)
     chat.conv = replace(chat.conv, remind=True)
-    step = chat.do(inputs.OPT_OUT)
-    assert step.outputs == (notice("optin_off"), q_out(1, 3))
-    assert not chat.conv.remind and (chat.conv.state, chat.conv.q) == (ASKING, 3)
+    step = chat.do(inputs.OPT_OUT)  # its own words mid-diagnosis: notices off, the diagnosis kept
+    assert step.outputs == (notice("stopped_midway"), q_out(1, 3))
+    assert not chat.conv.remind and (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 3, "ABC")
     step = chat.do(inputs.OPT_OUT)  # already off: still shows where the user is
-    assert step.outputs == (notice("optin_off"), q_out(1, 3))
+    assert step.outputs == (notice("stopped_midway"), q_out(1, 3))
+    chat.do(inputs.START)  # at the resume prompt, the prompt again
+    assert chat.do(inputs.OPT_OUT).outputs == (notice("stopped_midway"), resume_out(1, 3))
+
+
+def test_stop_at_rest_says_no_reminders() -> None:
+    chat = finished()
+    chat.conv = replace(chat.conv, remind=True)
+    assert chat.do(inputs.OPT_OUT).outputs == (notice("optin_off"),)
+    assert not chat.conv.remind
 
 
 def test_result_word_shows_the_last_result_again_in_any_state() -> None:
@@ -378,8 +387,8 @@ def test_result_word_without_a_result_says_so_and_offers_to_start() -> None:
     step = chat.do(inputs.RESULT)
     assert step.outputs == (notice("no_result"), typed({"type": "offer"}))
     chat.do(inputs.START)
-    step = chat.do(inputs.RESULT)
-    assert step.outputs == (notice("no_result"), q_out(1, 0))
+    step = chat.do(inputs.RESULT)  # mid-diagnosis: the result comes with the tenth answer; the question again
+    assert step.outputs == (notice("no_result_midway"), q_out(1, 0))
 
 
 def test_advice_tap_answers_with_that_questions_advice_and_keeps_the_place() -> None:
@@ -664,7 +673,7 @@ def test_follow_after_expiry_greets() -> None:
 def test_done_never_expires() -> None:
     chat = finished()
     before = chat.conv
-    assert chat.do(inputs.TEXT, dt=SET.expiry * 10).outputs == (DONE_HELP,)
+    assert chat.do(inputs.OTHER, dt=SET.expiry * 10).outputs == (DONE_HELP,)
     assert chat.conv is before
 
 
@@ -697,7 +706,7 @@ def test_follow_mid_way_greets_and_asks_to_resume() -> None:
     assert chat.conv.state == RESUME
 
 
-@pytest.mark.parametrize("kind", [inputs.TEXT, inputs.OTHER, inputs.BACK, inputs.CONTINUE])
+@pytest.mark.parametrize("kind", [inputs.OTHER, inputs.BACK, inputs.CONTINUE])
 def test_done_helps(kind: str) -> None:
     chat = finished()
     before = chat.conv
@@ -954,7 +963,7 @@ def test_machine_matches_the_model(start_first: bool, sequence: list[tuple[Any, 
         shown = [o for o in step.outputs if isinstance(o, Result) and o.again]
         if inp.kind == inputs.RESULT:  # the last result again, or "none yet"
             assert [o.answers for o in shown] == ([model.last] if model.last else [])
-            assert bool(model.last) or notice("no_result") in step.outputs
+            assert bool(model.last) or {notice("no_result"), notice("no_result_midway")} & set(step.outputs)
         else:
             assert shown == []
         if expected:
@@ -1060,7 +1069,7 @@ def test_after_the_handoff_the_bot_answers_again_and_forgets_the_window() -> Non
     opened = chat.now
     assert chat.do(inputs.TEXT, dt=24 * HOUR - GAP - 1).outputs == ()  # one second before the end
     chat.now = opened + 24 * HOUR  # the window is over at its end
-    step = chat.do(inputs.TEXT, dt=0)
+    step = chat.do(inputs.OTHER, dt=0)
     assert step.outputs == (DONE_HELP,)
     chat.do(inputs.OPT_IN)  # any change drops the stored window
     assert chat.conv.handoff_until == 0.0 and chat.conv.consulted == 1
@@ -1108,7 +1117,7 @@ def test_a_typed_or_unknown_request_is_about_the_latest_diagnosis(sid: int | Non
 def test_a_request_mid_diagnosis_is_about_the_diagnosis_under_way() -> None:
     chat = asking_at(4)
     step = chat.do(inputs.CONSULT)
-    assert step.outputs == (ack(1),)
+    assert step.outputs == (ack(1), q_out(1, 4))  # the open question again, to carry on
     assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")
     assert chat.do(inputs.TEXT).outputs == ()  # no hint during the handoff
     assert chat.tap("A").outputs == (q_out(1, 5),)
@@ -1118,7 +1127,7 @@ def test_a_request_at_the_resume_prompt_keeps_the_prompt() -> None:
     chat = asking_at(4)
     chat.do(inputs.START)
     assert chat.conv.state == RESUME
-    assert chat.do(inputs.CONSULT).outputs == (ack(1),)
+    assert chat.do(inputs.CONSULT).outputs == (ack(1), resume_out(1, 4))
     assert chat.conv.state == RESUME
     assert chat.do(inputs.CONTINUE, sid=1).outputs == (q_out(1, 4),)
 
@@ -1138,7 +1147,8 @@ def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_first() -> None:
 def test_no_handoff_when_switched_off() -> None:
     chat = consulted(settings=Settings(handoff=0))
     assert chat.conv.handoff_until == 0.0
-    assert chat.do(inputs.TEXT).outputs == (DONE_HELP,)
+    assert chat.do(inputs.TEXT).outputs == (Heard(1),)
+    assert chat.do(inputs.TEXT).outputs == (Heard(1),)  # no window: every message is answered
 
 
 def test_unfollow_ends_the_handoff() -> None:
@@ -1146,7 +1156,19 @@ def test_unfollow_ends_the_handoff() -> None:
     chat.do(inputs.UNFOLLOW)
     assert chat.conv.handoff_until == 0.0 and chat.conv.last
     assert chat.do(inputs.FOLLOW).outputs == (GREETING,)
-    assert chat.do(inputs.TEXT).outputs == (DONE_HELP,)
+    assert chat.do(inputs.TEXT).outputs == (Heard(1),)
+
+
+def test_text_after_a_result_is_answered_once_that_a_person_will_reply() -> None:
+    chat = finished()
+    before = chat.conv
+    step = chat.do(inputs.TEXT)
+    assert step.outputs == (Heard(1),) and step.changed
+    assert chat.conv == replace(before, handoff_until=chat.now + 24 * HOUR, updated=chat.now, n=before.n + 1)
+    assert chat.conv.consulted == 0  # not a consultation request: only 相談する makes one
+    for dt in (GAP, HOUR, 20 * HOUR):  # the next messages are left to that person
+        assert chat.do(inputs.TEXT, dt=dt).outputs == ()
+    assert chat.do(inputs.CONSULT, sid=1).outputs == (ack(1),)  # 相談する still records the request
 
 
 def test_handoff_fields_in_the_record() -> None:

@@ -23,6 +23,7 @@ from conversations.outputs import (
     ConsultAck,
     DoneHelp,
     Greeting,
+    Heard,
     Notice,
     Offer,
     OptinOffer,
@@ -56,6 +57,11 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (ConsultAck(1, again=True, url="https://example.com/b"),
      {"type": "consult_ack", "sid": 1, "again": True, "url": "https://example.com/b"}),
     (Reminder("B"), {"type": "reminder", "tier": "B"}),
+    (Greeting("https://example.com/p"), {"type": "greeting", "privacy_url": "https://example.com/p"}),
+    (outputs.Definition(term="LTV"), {"type": "definition", "term": "LTV"}),
+    (outputs.Definition(q=0), {"type": "definition", "q": 0}),
+    (outputs.Erasure("ask"), {"type": "erasure", "stage": "ask"}),
+    (Heard(3), {"type": "heard", "sid": 3}),
 ]
 
 
@@ -97,6 +103,9 @@ def test_a_job_round_trips_with_its_transports_typed_state() -> None:
         (Transport.LINEBATCH, LineBatchState(["U1", "U2"], "2026-Q2"), [Reminder("A")]),
         (Transport.SLACK, SlackState(dm="D1", step=1, post_unknown=True, lead="line:U1:1-1"),
          [{"type": "slack_post", "text": "t", "blocks": []}, {"type": "slack_chart", "kind": "radar"}]),
+        (Transport.SLACK, SlackState(step=1, fallback=0),  # a refused chart, sent as its image instead
+         [{"type": "slack_post", "text": "t", "blocks": [{"type": "table", "rows": []}],
+           "fallback": [{"type": "slack_chart", "kind": "lines"}]}]),
         (Transport.WEB, NoState(), [Greeting(), Result(1, "A" * 10)]),
     ]
     for transport, state, said in cases:
@@ -146,6 +155,7 @@ def test_a_multicast_and_a_slack_job_of_the_first_shape_keep_their_meta_and_stat
     slack = Job.from_json(first_shape(channel="slack", tag="op:C1", outputs=[post, post],
                                       state={"dm": "D1", "step": 1, "post_unknown": True}, meta={"lead": "l1"}))
     assert slack.state == SlackState(dm="D1", step=1, post_unknown=True, lead="l1") and slack.outputs == [post, post]
+    assert not slack.slack.fell_back and "fallback" not in slack.slack.to_json()  # none before it existed
 
 
 def test_a_figures_only_job_of_the_first_shape_belongs_to_its_users_transport_and_says_nothing() -> None:

@@ -17,6 +17,16 @@ Files are uploaded as ``files_upload_v2`` does it: ``files.getUploadURLExternal`
 upload URL served by this fake), a POST of the raw bytes to that URL, then
 ``files.completeUploadExternal``, which shares the file in a channel (a message with ``files``, as
 Slack shows it in the history) or keeps it private; :meth:`FakeSlackApi.files` lists them with their bytes.
+
+Workflow Builder custom steps: :meth:`FakeSlackApi.start_run` is what Slack does when a workflow reaches an
+app's step: a run (``function_execution_id``) with a workflow token of its own (``xwfp-``, accepted like the
+bot token until the run ends or :meth:`FakeSlackApi.expire_run_token`) and, for a run started by a person, an
+interactivity pointer that ``views.open`` takes once instead of a ``trigger_id`` (a view opened with the run's
+token belongs to the run: :meth:`FakeSlackApi.run_of_view`). ``functions.completeSuccess`` and
+``functions.completeError`` end a running run once (then ``execution_not_in_running_state``), checking the
+execution ID (``function_execution_not_found``), that ``outputs`` is an object and, when the run was started
+with the step's declared output parameters, each output's presence and type (``parameter_validation_failed``);
+the run's token stops working when it ends, as Slack revokes it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -33,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, RawNumberObject, RawTextObject, RichTextBlock
 from slack_sdk.models.views import View
 
 from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
@@ -58,7 +69,7 @@ AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 ROTATION_EXPIRES_IN = 43200  # a rotating token lives 12 hours
 
 # Arguments that carry JSON; in form-encoded (and query-string) requests they arrive as JSON strings.
-JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
+JSON_FIELDS = ("blocks", "view", "attachments", "metadata", "outputs")
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -71,6 +82,27 @@ MIMETYPES = {"png": "image/png", "csv": "text/csv", "txt": "text/plain", "jpg": 
 MAX_TEXT = 40000
 MAX_SECTION_TEXT = 3000
 VIEW_TYPES = ("modal", "home", "workflow_step")
+# Slack's own charts and tables. slack_sdk (3.48, the newest) has a model of the table block only, so the
+# documented limits are checked here as written:
+# https://docs.slack.dev/reference/block-kit/blocks/data-visualization-block
+CHART_KINDS = ("pie", "bar", "area", "line")
+MAX_CHART_TITLE = 50  # the block's title (required)
+MAX_AXIS_LABEL = 50  # axis_config's x_label and y_label
+MAX_CHART_LABEL = 20  # a category, a data point's label, a series' name, a segment's label
+MAX_CHART_SERIES = 6  # bar, area, line: 1 to 6 series; pie: 1 to 6 segments
+MAX_CHART_POINTS = 20  # a series: 1 to 20 data points, their labels among the axis' categories
+MAX_CHARTS = 2  # charts in one message
+# https://docs.slack.dev/reference/block-kit/blocks/table-block
+MAX_TABLE_ROWS = 100
+MAX_TABLE_CELLS = 20  # cells in a row; column_settings items
+MAX_TABLES = 1  # tables in one message (a second one is refused)
+COLUMN_ALIGN = ("left", "center", "right")
+# https://docs.slack.dev/reference/block-kit/blocks/data-table-block
+MAX_DATA_TABLE_ROWS = 101  # the header and 100 rows (at least 2)
+MAX_DATA_TABLE_PAGE = 100  # page_size 1..100
+MAX_TABLE_CHARS = 10_000  # the cells of a table, and of every table in one message
+NATIVE_TYPES = ("data_visualization", "table", "data_table")
+NO_SDK_MODEL = ("data_visualization", "data_table")  # checked by the checkers above alone
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,38 @@ class Recorded:
     response: Any
     body: bytes = b""
     team: str | None = None  # the workspace whose token answered (None: no valid token, or none needed)
+
+
+@dataclass
+class StepRun:
+    """One run of an app's custom step (see :meth:`FakeSlackApi.start_run`)."""
+
+    execution: str  # function_execution_id
+    callback_id: str
+    team: str
+    token: str  # the run's workflow token (the event's bot_access_token)
+    pointer: str | None  # the interactivity pointer (None: no person started it)
+    user: str  # who started the workflow (the interactor)
+    inputs: dict[str, Any]
+    declared: dict[str, dict[str, Any]] | None = None  # the step's output parameters, when given
+    state: str = "running"  # running | completed | failed
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class _BlockFailure(Failure):
+    """A failure told to :meth:`FakeSlackApi.fail`: for every call, or only a message holding a block of
+    ``block_type``."""
+
+    block_type: str | None = None
+
+    def applies(self, args: dict[str, Any]) -> bool:
+        if self.block_type is None:
+            return True
+        blocks = args.get("blocks")
+        return isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == self.block_type
+                                                for b in blocks)
 
 
 @dataclass
@@ -147,6 +211,186 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_string(errors: list[str], where: str, value: Any, limit: int, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value:
+        errors.append(f"{where}: must be a non-empty string (got {value!r:.40})")
+    elif len(value) > limit:
+        errors.append(f"{where}: {len(value)} chars (max {limit})")
+
+
+def _check_fields(errors: list[str], where: str, obj: dict[str, Any], allowed: set[str]) -> None:
+    if unknown := sorted(set(obj) - allowed):
+        errors.append(f"{where}: unknown field(s) {', '.join(unknown)}")
+
+
+def _check_list(errors: list[str], where: str, value: Any, low: int, high: int) -> list[Any]:
+    """``value`` as a list of ``low``..``high`` items ([] with an error when it is not one)."""
+    if not isinstance(value, list):
+        errors.append(f"{where}: must be a list (got {type(value).__name__})")
+        return []
+    if not low <= len(value) <= high:
+        errors.append(f"{where}: {len(value)} items (must be {low}..{high})")
+    return value
+
+
+def _check_axis(errors: list[str], where: str, axis: Any) -> list[str]:
+    """An Axis Config; its categories (valid ones only)."""
+    if not isinstance(axis, dict):
+        errors.append(f"{where}: required object")
+        return []
+    _check_fields(errors, where, axis, {"categories", "x_label", "y_label"})
+    for key in ("x_label", "y_label"):
+        _check_string(errors, f"{where}.{key}", axis.get(key), MAX_AXIS_LABEL, required=False)
+    categories = _check_list(errors, f"{where}.categories", axis.get("categories"), 1, MAX_CHART_POINTS)
+    for j, cat in enumerate(categories):
+        _check_string(errors, f"{where}.categories[{j}]", cat, MAX_CHART_LABEL)
+    if len(set(map(str, categories))) != len(categories):
+        errors.append(f"{where}.categories: not unique")
+    return [c for c in categories if isinstance(c, str)]
+
+
+def _check_series(errors: list[str], where: str, series: Any, categories: list[str]) -> None:
+    """A bar, area or line chart's series: named uniquely, one number for each category, in order."""
+    names = []
+    for j, one in enumerate(_check_list(errors, where, series, 1, MAX_CHART_SERIES)):
+        here = f"{where}[{j}]"
+        if not isinstance(one, dict):
+            errors.append(f"{here}: must be an object")
+            continue
+        _check_fields(errors, here, one, {"name", "data"})
+        _check_string(errors, f"{here}.name", one.get("name"), MAX_CHART_LABEL)
+        names.append(one.get("name"))
+        points = _check_list(errors, f"{here}.data", one.get("data"), 1, MAX_CHART_POINTS)
+        labels = []
+        for k, point in enumerate(points):
+            if not isinstance(point, dict):
+                errors.append(f"{here}.data[{k}]: must be an object")
+                continue
+            _check_fields(errors, f"{here}.data[{k}]", point, {"label", "value"})
+            _check_string(errors, f"{here}.data[{k}].label", point.get("label"), MAX_CHART_LABEL)
+            if not _is_number(point.get("value")):
+                errors.append(f"{here}.data[{k}].value: must be a finite number (got {point.get('value')!r:.20})")
+            labels.append(point.get("label"))
+        if categories and labels != categories:
+            errors.append(f"{here}.data: labels {labels!r:.80} are not the axis' categories in order")
+    if len(set(map(str, names))) != len(names):
+        errors.append(f"{where}: series names not unique")
+
+
+def check_chart(raw: dict[str, Any], here: str) -> list[str]:
+    """A ``data_visualization`` block against its documented fields and limits."""
+    errors: list[str] = []
+    _check_fields(errors, here, raw, {"type", "title", "chart", "block_id"})
+    _check_string(errors, f"{here}.title", raw.get("title"), MAX_CHART_TITLE)
+    chart = raw.get("chart")
+    if not isinstance(chart, dict) or chart.get("type") not in CHART_KINDS:
+        return [*errors, f"{here}.chart: needs a type, one of {', '.join(CHART_KINDS)} (got {chart!r:.60})"]
+    if chart["type"] == "pie":
+        _check_fields(errors, f"{here}.chart", chart, {"type", "segments"})
+        for j, seg in enumerate(_check_list(errors, f"{here}.chart.segments", chart.get("segments"), 1,
+                                            MAX_CHART_SERIES)):
+            seg = seg if isinstance(seg, dict) else {}
+            _check_string(errors, f"{here}.chart.segments[{j}].label", seg.get("label"), MAX_CHART_LABEL)
+            if not (_is_number(seg.get("value")) and seg["value"] > 0):
+                errors.append(f"{here}.chart.segments[{j}].value: must be a number above 0")
+        return errors
+    _check_fields(errors, f"{here}.chart", chart, {"type", "series", "axis_config"})
+    categories = _check_axis(errors, f"{here}.chart.axis_config", chart.get("axis_config"))
+    _check_series(errors, f"{here}.chart.series", chart.get("series"), categories)
+    return errors
+
+
+def _chars(node: Any) -> int:
+    """The characters of the text in a cell (a raw cell's, or every text of a rich_text cell)."""
+    if isinstance(node, dict):
+        own = len(node["text"]) if isinstance(node.get("text"), str) else 0
+        return own + sum(_chars(v) for k, v in node.items() if k != "text")
+    if isinstance(node, list):
+        return sum(_chars(v) for v in node)
+    return 0
+
+
+def _check_cells(errors: list[str], where: str, rows: list[Any], rich_header: bool = True) -> int:
+    """The rows of a table or data table: cells of one width, each checked with slack_sdk's model of its
+    type; the characters of their text."""
+    chars = 0
+    widths = set()
+    for j, row in enumerate(rows):
+        for k, cell in enumerate(_check_list(errors, f"{where}[{j}]", row, 1, MAX_TABLE_CELLS)):
+            here = f"{where}[{j}][{k}]"
+            kind = cell.get("type") if isinstance(cell, dict) else None
+            model = {"raw_text": RawTextObject, "raw_number": RawNumberObject}.get(str(kind))
+            try:
+                if kind == "rich_text" and (rich_header or j > 0):
+                    RichTextBlock(**{k2: v for k2, v in cell.items() if k2 != "type"}).validate_json()
+                elif model is not None:
+                    model(**{k2: v for k2, v in cell.items() if k2 != "type"}).validate_json()
+                else:
+                    errors.append(f"{here}: cell type {kind!r} not allowed here")
+            except Exception as exc:
+                errors.append(f"{here}: sdk: {_one_line(exc)}")
+            chars += _chars(cell)
+        widths.add(len(row) if isinstance(row, list) else 0)
+    if len(widths) > 1:
+        errors.append(f"{where}: rows of different widths {sorted(widths)}")
+    return chars
+
+
+def check_table(raw: dict[str, Any], here: str) -> tuple[list[str], int]:
+    """A ``table`` block's documented limits beyond slack_sdk's model (which checks only that it has
+    rows); the characters of its cells."""
+    errors: list[str] = []
+    rows = _check_list(errors, f"{here}.rows", raw.get("rows"), 1, MAX_TABLE_ROWS)
+    chars = _check_cells(errors, f"{here}.rows", rows)
+    settings = raw.get("column_settings")
+    for j, setting in enumerate(_check_list(errors, f"{here}.column_settings", settings, 0, MAX_TABLE_CELLS)
+                                if settings is not None else []):
+        setting = setting if isinstance(setting, dict) else {}
+        _check_fields(errors, f"{here}.column_settings[{j}]", setting, {"align", "is_wrapped"})
+        if setting.get("align", "left") not in COLUMN_ALIGN:
+            errors.append(f"{here}.column_settings[{j}].align: {setting.get('align')!r}")
+        if not isinstance(setting.get("is_wrapped", False), bool):
+            errors.append(f"{here}.column_settings[{j}].is_wrapped: must be a boolean")
+    if chars > MAX_TABLE_CHARS:
+        errors.append(f"{here}: {chars} characters in its cells (max {MAX_TABLE_CHARS})")
+    return errors, chars
+
+
+def check_data_table(raw: dict[str, Any], here: str) -> tuple[list[str], int]:
+    """A ``data_table`` block against its documented fields and limits; the characters of its cells."""
+    errors: list[str] = []
+    _check_fields(errors, here, raw, {"type", "rows", "block_id", "page_size", "caption", "row_header_column_index"})
+    _check_string(errors, f"{here}.caption", raw.get("caption"), MAX_TEXT)
+    rows = _check_list(errors, f"{here}.rows", raw.get("rows"), 2, MAX_DATA_TABLE_ROWS)
+    chars = _check_cells(errors, f"{here}.rows", rows, rich_header=False)
+    page = raw.get("page_size", 5)
+    if not (isinstance(page, int) and not isinstance(page, bool) and 1 <= page <= MAX_DATA_TABLE_PAGE):
+        errors.append(f"{here}.page_size: {page!r} (must be 1..{MAX_DATA_TABLE_PAGE})")
+    index = raw.get("row_header_column_index", 0)
+    width = len(rows[0]) if rows and isinstance(rows[0], list) else 1
+    if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < width):
+        errors.append(f"{here}.row_header_column_index: {index!r} (a column of the table)")
+    if chars > MAX_TABLE_CHARS:
+        errors.append(f"{here}: {chars} characters in its cells (max {MAX_TABLE_CHARS})")
+    return errors, chars
+
+
+def _check_native(raw: dict[str, Any], here: str, errors: list[str]) -> int:
+    """Slack's charts and tables; the characters of a table's cells (0 for a chart)."""
+    if raw.get("type") == "data_visualization":
+        errors += check_chart(raw, here)
+        return 0
+    found, chars = (check_table if raw.get("type") == "table" else check_data_table)(raw, here)
+    errors += found
+    return chars
+
+
 def check_blocks(blocks: Any, where: str = "blocks", max_blocks: int = MAX_MESSAGE_BLOCKS) -> list[str]:
     """slack_sdk model validation plus Slack limits for one message's or view's ``blocks``."""
     if not isinstance(blocks, list):
@@ -156,19 +400,30 @@ def check_blocks(blocks: Any, where: str = "blocks", max_blocks: int = MAX_MESSA
         errors.append(f"{where}: {len(blocks)} blocks (max {max_blocks})")
     block_ids: dict[str, int] = {}
     action_ids: dict[str, int] = {}
+    table_chars = 0
+    kinds = [b.get("type") for b in blocks if isinstance(b, dict)]
+    if kinds.count("data_visualization") > MAX_CHARTS:
+        errors.append(f"{where}: {kinds.count('data_visualization')} charts (max {MAX_CHARTS})")
+    if kinds.count("table") > MAX_TABLES:
+        errors.append(f"{where}: {kinds.count('table')} tables (max {MAX_TABLES})")
     for i, raw in enumerate(blocks):
         here = f"{where}[{i}]"
         if not isinstance(raw, dict):
             errors.append(f"{here}: block must be an object (got {type(raw).__name__})")
             continue
-        try:
-            block = Block.parse(copy.deepcopy(raw))
-        except Exception as exc:
-            errors.append(f"{here}: sdk cannot parse {raw.get('type')!r} block: {_one_line(exc)}")
+        if raw.get("type") in NATIVE_TYPES:
+            table_chars += _check_native(raw, here, errors)
+        if raw.get("type") in NO_SDK_MODEL:
             block = None
         else:
-            if block is None:
-                errors.append(f"{here}: unknown block type {raw.get('type')!r}")
+            try:
+                block = Block.parse(copy.deepcopy(raw))
+            except Exception as exc:
+                errors.append(f"{here}: sdk cannot parse {raw.get('type')!r} block: {_one_line(exc)}")
+                block = None
+            else:
+                if block is None:
+                    errors.append(f"{here}: unknown block type {raw.get('type')!r}")
         if block is not None:
             try:
                 block.validate_json()
@@ -187,6 +442,8 @@ def check_blocks(blocks: Any, where: str = "blocks", max_blocks: int = MAX_MESSA
             if action_id in action_ids:
                 errors.append(f"{here}: duplicate action_id {action_id!r} (also {where}[{action_ids[action_id]}])")
             action_ids.setdefault(action_id, i)
+    if table_chars > MAX_TABLE_CHARS:
+        errors.append(f"{where}: {table_chars} characters in its tables' cells (max {MAX_TABLE_CHARS})")
     return errors
 
 
@@ -320,13 +577,17 @@ class FakeSlackApi(FakeHttpApi):
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "functions.completeSuccess": self._functions_complete_success,
+            "functions.completeError": self._functions_complete_error,
         }
         self._team = TEAM_ID  # the workspace of the request being answered (lock held)
+        self._token = ""  # the token of the request being answered (lock held)
+        self._run_counter = itertools.count(1)  # never reset: execution ids stay unique across reset()
         self._clear()
 
     def _clear(self) -> None:
         self._records: list[Recorded] = []
-        self._failures: dict[str, list[Failure]] = {}
+        self._failures: dict[str, list[_BlockFailure]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._ephemerals: dict[str, list[dict[str, Any]]] = {}
         self._views: dict[str, dict[str, Any]] = {}
@@ -342,6 +603,9 @@ class FakeSlackApi(FakeHttpApi):
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> workspace (each works once)
         self._files: dict[str, dict[str, Any]] = {}  # file id -> the file (its bytes once uploaded)
         self._upload_keys: dict[str, str] = {}  # upload URL key -> file id
+        self._runs: dict[str, StepRun] = {}  # execution id -> the custom step's run
+        self._pointers: dict[str, str] = {}  # interactivity pointer -> execution id (used once)
+        self._view_runs: dict[str, str] = {}  # view id -> the run whose token opened it
         self.contract_errors.clear()
 
     @property
@@ -357,18 +621,24 @@ class FakeSlackApi(FakeHttpApi):
         status: int = 200,
         times: int = 1,
         headers: dict[str, str] | None = None,
+        *,
+        block_type: str | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}`` and ``status``.
 
         ``error`` defaults to ``ratelimited`` for 429 (with ``Retry-After: 1`` unless ``headers`` are given)
-        and ``internal_error`` otherwise. Nothing is posted or opened by a failed call.
+        and ``internal_error`` otherwise. Nothing is posted or opened by a failed call. ``block_type``: only
+        the calls whose ``blocks`` hold a block of that type fail (the others are served), as Slack answers
+        ``invalid_blocks`` where a block is not available: ``fail("chat.postMessage", "invalid_blocks",
+        block_type="data_visualization", times=99)``.
         """
         if error is None:
             error = "ratelimited" if status == 429 else "internal_error"
         if headers is None:
             headers = {"Retry-After": "1"} if status == 429 else {}
+        failure = _BlockFailure(status, times, _error(error), dict(headers), block_type=block_type)
         with self._lock:
-            self._failures.setdefault(method, []).append(Failure(status, times, _error(error), dict(headers)))
+            self._failures.setdefault(method, []).append(failure)
 
     def archive(self, channel_id: str) -> None:
         """Posting to ``channel_id`` now answers ``is_archived``; conversations.info shows it archived."""
@@ -416,6 +686,46 @@ class FakeSlackApi(FakeHttpApi):
         with self._lock:
             return [t for t, v in self._tokens.items()
                     if v.team == team and not v.revoked and (v.expires_at is None or v.expires_at > now)]
+
+    def start_run(self, callback_id: str, inputs: dict[str, Any] | None = None, *, team: str = TEAM_ID,
+                  user: str | None = "U0RUNNER", output_parameters: dict[str, dict[str, Any]] | None = None,
+                  ) -> StepRun:
+        """A workflow reaches the app's step ``callback_id`` in ``team``: a run with its own token, started by
+        ``user`` (None: no person, so no interactivity pointer). ``inputs`` as the workflow gives them; the
+        run's ``interactivity`` input is added for a person. ``output_parameters``: the step's declared
+        outputs (the manifest's), which the completion is checked against."""
+        n = next(self._run_counter)
+        execution = f"Fx{n:010d}"
+        token = f"xwfp-{team}-{n}-{secrets.token_hex(8)}"
+        pointer = f"{n}.{secrets.randbelow(10**12)}.{secrets.token_hex(8)}" if user else None
+        given = copy.deepcopy(inputs or {})
+        if pointer is not None:
+            given["interactivity"] = {"interactor": {"id": user, "secret": secrets.token_hex(16)},
+                                      "interactivity_pointer": pointer}
+        run = StepRun(execution, callback_id, team, token, pointer, user or "", given,
+                      copy.deepcopy(output_parameters))
+        with self._lock:
+            self._runs[execution] = run
+            self._tokens[token] = _Token(team)
+            if pointer is not None:
+                self._pointers[pointer] = execution
+        return copy.deepcopy(run)
+
+    def run(self, execution: str) -> StepRun | None:
+        """A run as it stands (its state, outputs or error)."""
+        with self._lock:
+            found = self._runs.get(execution)
+            return copy.deepcopy(found) if found else None
+
+    def run_of_view(self, view_id: str) -> str | None:
+        """The run a view belongs to (it was opened with the run's token), or None."""
+        with self._lock:
+            return self._view_runs.get(view_id)
+
+    def expire_run_token(self, execution: str) -> None:
+        """The run's workflow token runs out (Slack's last 15 minutes at most): calls with it get token_expired."""
+        with self._lock:
+            self._tokens[self._runs[execution].token].expires_at = time.time() - 1
 
     def installed(self, team: str) -> bool:
         with self._lock:
@@ -542,12 +852,12 @@ class FakeSlackApi(FakeHttpApi):
     def _route(
         self, method: str, headers: dict[str, str], args: dict[str, Any], token: str | None, problems: list[str]
     ) -> Answer:
-        queue = self._failures.get(method)
-        if queue:
-            failure = queue[0]
+        queue = self._failures.get(method) or []
+        failure = next((f for f in queue if f.applies(args)), None)
+        if failure is not None:
             failure.remaining -= 1
             if failure.remaining <= 0:
-                queue.pop(0)
+                queue.remove(failure)
             return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
         if method == "oauth.v2.access":
             return self._oauth_v2_access(headers, args)
@@ -565,6 +875,7 @@ class FakeSlackApi(FakeHttpApi):
         if known.expires_at is not None and known.expires_at <= time.time():
             return Answer(200, _error("token_expired"))
         self._team = known.team
+        self._token = token
         for problem in problems:
             if problem.startswith("invalid_json"):
                 return Answer(200, _error("invalid_json"))
@@ -790,6 +1101,16 @@ class FakeSlackApi(FakeHttpApi):
         return {"ok": True, "message_ts": ts}
 
     def _take_trigger(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        pointer = args.get("interactivity_pointer")
+        if pointer is not None and args.get("trigger_id") is None:
+            execution = self._pointers.get(pointer) if isinstance(pointer, str) else None
+            run = self._runs.get(execution or "")
+            if run is None or run.team != self._team:
+                return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] unknown pointer"]})
+            if pointer in self._used_triggers:
+                return _error("trigger_exchanged")
+            self._used_triggers.add(pointer)
+            return None
         trigger_id = args.get("trigger_id")
         if not isinstance(trigger_id, str) or not trigger_id:
             return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] missing trigger_id"]})
@@ -810,6 +1131,9 @@ class FakeSlackApi(FakeHttpApi):
         extra = {"previous_view_id": previous["id"], "root_view_id": previous["root_view_id"]} if previous else {}
         obj = self._new_view(view, **extra)
         self._opened.append(obj["id"])
+        run = next((r for r in self._runs.values() if r.token == self._token), None)
+        if run is not None:
+            self._view_runs[obj["id"]] = run.execution
         return {"ok": True, "view": copy.deepcopy(obj)}
 
     def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1000,3 +1324,67 @@ class FakeSlackApi(FakeHttpApi):
                                        "ts": self._next_ts(), "files": shown, "upload": True}
             self._messages.setdefault(channel, []).append(message)
         return {"ok": True, "files": [{"id": entry["id"], "title": entry["title"]} for entry, _ in entries]}
+
+    # -- custom steps (lock held) ------------------------------------------------------------------
+    def _running(self, args: dict[str, Any]) -> StepRun | dict[str, Any]:
+        execution = args.get("function_execution_id")
+        if not isinstance(execution, str) or not execution:
+            return _error("invalid_arguments",
+                          response_metadata={"messages": ["[ERROR] missing required field: function_execution_id"]})
+        run = self._runs.get(execution)
+        if run is None or run.team != self._team:
+            return _error("function_execution_not_found")
+        if run.state != "running":
+            return _error("execution_not_in_running_state")
+        return run
+
+    def _end(self, run: StepRun, state: str) -> dict[str, Any]:
+        run.state = state
+        self._tokens[run.token].revoked = True  # Slack revokes the run's token when the run ends
+        return {"ok": True}
+
+    def _functions_complete_success(self, args: dict[str, Any]) -> dict[str, Any]:
+        run = self._running(args)
+        if isinstance(run, dict):
+            return run
+        outputs = args.get("outputs")
+        if not isinstance(outputs, dict):
+            return _error("invalid_arguments", response_metadata={"messages": ["[ERROR] outputs must be an object"]})
+        problems = _output_problems(run.declared, outputs) if run.declared is not None else []
+        if problems:
+            return _error("parameter_validation_failed", response_metadata={"messages": problems})
+        run.outputs = copy.deepcopy(outputs)
+        return self._end(run, "completed")
+
+    def _functions_complete_error(self, args: dict[str, Any]) -> dict[str, Any]:
+        run = self._running(args)
+        if isinstance(run, dict):
+            return run
+        error = args.get("error")
+        if not isinstance(error, str) or not error.strip():
+            return _error("invalid_arguments",
+                          response_metadata={"messages": ["[ERROR] missing required field: error"]})
+        run.error = error
+        return self._end(run, "failed")
+
+
+_OUTPUT_TYPES: dict[str, Callable[[Any], bool]] = {
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def _output_problems(declared: dict[str, dict[str, Any]], outputs: dict[str, Any]) -> list[str]:
+    """What is wrong with a run's outputs against its declared output parameters (name -> {type, is_required})."""
+    problems = [f"[ERROR] unknown output {name!r}" for name in outputs if name not in declared]
+    for name, param in declared.items():
+        if name not in outputs or outputs[name] is None:
+            if param.get("is_required"):
+                problems.append(f"[ERROR] missing required output {name!r}")
+            continue
+        check = _OUTPUT_TYPES.get(str(param.get("type")))
+        if check is not None and not check(outputs[name]):
+            problems.append(f"[ERROR] output {name!r} is not of type {param.get('type')}")
+    return problems

@@ -318,10 +318,12 @@ def view_submission_payload(
     *,
     team_id: str = TEAM_ID,
     trigger_id: str | None = None,
+    scope: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``view_submission`` payload for submitting ``view`` with ``values`` (see :func:`state_values`).
 
     ``callback_id``, ``private_metadata`` and ``view_id`` default to the view's own (``view_id`` to "V1").
+    ``scope``: the fields a view of a custom step's run carries (:func:`function_scope`).
     """
     full = full_view(view, view_id, team_id)
     full["type"] = "modal"
@@ -341,11 +343,13 @@ def view_submission_payload(
         "response_urls": [],
         "is_enterprise_install": False,
         "enterprise": None,
+        **copy.deepcopy(scope or {}),
     }
 
 
-def view_closed_payload(user_id: str, view: dict[str, Any], *, team_id: str = TEAM_ID) -> dict[str, Any]:
-    """A ``view_closed`` payload (sent only for views with ``notify_on_close``)."""
+def view_closed_payload(user_id: str, view: dict[str, Any], *, team_id: str = TEAM_ID,
+                        scope: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``view_closed`` payload (sent only for views with ``notify_on_close``); ``scope`` as for a submission."""
     return {
         "type": "view_closed",
         "team": {"id": team_id, "domain": TEAM_DOMAIN},
@@ -356,6 +360,7 @@ def view_closed_payload(user_id: str, view: dict[str, Any], *, team_id: str = TE
         "is_cleared": False,
         "is_enterprise_install": False,
         "enterprise": None,
+        **copy.deepcopy(scope or {}),
     }
 
 
@@ -386,6 +391,69 @@ def event_body(event: dict[str, Any], event_id: str | None = None, team_id: str 
         "event_context": f"4-{secrets.token_hex(16)}",
     }
     return json.dumps(envelope, ensure_ascii=False).encode()
+
+
+def _parameters(declared: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A function's parameters as the event lists them (the manifest declares them as a map by name)."""
+    return [{"name": name, **{k: v for k, v in param.items() if k != "name"}}
+            for name, param in (declared or {}).items()]
+
+
+def function_executed_event(
+    callback_id: str,
+    execution_id: str,
+    token: str,
+    inputs: dict[str, Any],
+    *,
+    title: str = "",
+    input_parameters: dict[str, dict[str, Any]] | None = None,
+    output_parameters: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``function_executed`` event of a custom step's run (wrap it with :func:`event_body`): the function
+    as declared, the run's inputs (the interactivity object also flattened, as Slack sends it), its
+    execution ID and its workflow token (``bot_access_token``)."""
+    given = copy.deepcopy(inputs)
+    interactivity = given.get("interactivity")
+    if isinstance(interactivity, dict):
+        given["interactivity.interactor"] = copy.deepcopy(interactivity.get("interactor"))
+        given["interactivity.interactor.id"] = (interactivity.get("interactor") or {}).get("id")
+        given["interactivity.interactor.secret"] = (interactivity.get("interactor") or {}).get("secret")
+        given["interactivity.interactivity_pointer"] = interactivity.get("interactivity_pointer")
+    now = time.time()
+    return {
+        "type": "function_executed",
+        "function": {
+            "id": "Fn0KPI0001",
+            "callback_id": callback_id,
+            "title": title or callback_id,
+            "description": "",
+            "type": "app",
+            "input_parameters": _parameters(input_parameters),
+            "output_parameters": _parameters(output_parameters),
+            "app_id": APP_ID,
+            "date_created": EPOCH,
+            "date_updated": EPOCH,
+            "date_deleted": 0,
+        },
+        "inputs": given,
+        "function_execution_id": execution_id,
+        "workflow_execution_id": f"Wx{secrets.token_hex(5).upper()}",
+        "event_ts": f"{int(now)}.{secrets.randbelow(10**6):06d}",
+        "bot_access_token": token,
+    }
+
+
+def function_scope(callback_id: str, execution_id: str, token: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The fields Slack adds to an interaction with a view of a custom step's run (a view opened with the
+    run's token): its ``function_data``, a fresh workflow token, and the run's interactivity."""
+    scope: dict[str, Any] = {
+        "bot_access_token": token,
+        "function_data": {"execution_id": execution_id, "function": {"callback_id": callback_id},
+                          "inputs": copy.deepcopy(inputs)},
+    }
+    if isinstance(inputs.get("interactivity"), dict):
+        scope["interactivity"] = copy.deepcopy(inputs["interactivity"])
+    return scope
 
 
 def url_verification_body(challenge: str) -> bytes:

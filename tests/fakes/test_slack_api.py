@@ -325,6 +325,64 @@ def test_views_are_recorded(client: WebClient, fake: FakeSlackApi) -> None:
     fake.assert_contract_ok()
 
 
+def _error_of(call: Any) -> str:
+    with pytest.raises(SlackApiError) as err:
+        call()
+    return str(err.value.response["error"])
+
+
+STEP_OUTPUTS = {"score": {"type": "number", "is_required": True}, "note": {"type": "string", "is_required": False}}
+
+
+def test_a_custom_step_run_opens_its_view_once_and_completes_once(client: WebClient, fake: FakeSlackApi) -> None:
+    run = fake.start_run("report", {"channel": CHANNEL}, user=USER, output_parameters=STEP_OUTPUTS)
+    assert run.token.startswith("xwfp-") and run.pointer and run.state == "running"
+    assert run.inputs["interactivity"]["interactor"]["id"] == USER
+    as_run = WebClient(token=run.token, base_url=fake.base_url)
+    opened = as_run.views_open(interactivity_pointer=run.pointer, view=MODAL)["view"]
+    assert fake.run_of_view(opened["id"]) == run.execution  # opened with the run's token: the run's view
+    assert _error_of(lambda: as_run.views_open(interactivity_pointer=run.pointer, view=MODAL)) == "trigger_exchanged"
+    assert _error_of(lambda: client.views_open(interactivity_pointer="1.2.nope", view=MODAL)) == "invalid_arguments"
+    assert fake.run_of_view(client.views_open(trigger_id="t-1", view=MODAL)["view"]["id"]) is None
+
+    def done(**outputs: Any) -> Any:
+        return lambda: as_run.functions_completeSuccess(function_execution_id=run.execution, outputs=outputs)
+
+    assert _error_of(done(score="7")) == "parameter_validation_failed"  # a number declared
+    assert _error_of(done(note="x")) == "parameter_validation_failed"  # the required one missing
+    assert _error_of(done(score=7, extra=1)) == "parameter_validation_failed"  # not declared
+    assert _error_of(lambda: as_run.api_call("functions.completeSuccess", json={"outputs": {}})) == "invalid_arguments"
+    assert _error_of(lambda: as_run.api_call("functions.completeSuccess", params={
+        "function_execution_id": run.execution, "outputs": "[1]"})) == "invalid_arguments"  # not an object
+    assert _error_of(lambda: as_run.functions_completeSuccess(function_execution_id="Fx404", outputs={})) == (
+        "function_execution_not_found")
+    assert fake.run(run.execution).state == "running"  # type: ignore[union-attr]
+
+    assert as_run.functions_completeSuccess(function_execution_id=run.execution, outputs={"score": 7.5})["ok"]
+    ended = fake.run(run.execution)
+    assert ended is not None and (ended.state, ended.outputs) == ("completed", {"score": 7.5})
+    assert _error_of(done(score=8)) == "invalid_auth"  # the run's token ended with the run
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=run.execution, error="x")) == (
+        "execution_not_in_running_state")
+    fake.assert_contract_ok()
+
+
+def test_a_run_fails_with_a_reason_and_its_token_can_expire(client: WebClient, fake: FakeSlackApi) -> None:
+    run = fake.start_run("report", user=None)
+    assert run.pointer is None and "interactivity" not in run.inputs
+    fake.expire_run_token(run.execution)
+    as_run = WebClient(token=run.token, base_url=fake.base_url)
+    assert _error_of(lambda: as_run.functions_completeError(function_execution_id=run.execution, error="x")) == (
+        "token_expired")
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=run.execution, error=" ")) == (
+        "invalid_arguments")
+    assert client.functions_completeError(function_execution_id=run.execution, error="閉じられました")["ok"]
+    assert (fake.run(run.execution).state, fake.run(run.execution).error) == ("failed", "閉じられました")  # type: ignore[union-attr]
+    other = fake.start_run("report", team="T9")
+    assert _error_of(lambda: client.functions_completeError(function_execution_id=other.execution, error="x")) == (
+        "function_execution_not_found")  # a run of another workspace
+
+
 def test_contract_errors_are_collected_but_answered(client: WebClient, fake: FakeSlackApi) -> None:
     long_section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
     assert client.chat_postMessage(channel=CHANNEL, text="long", blocks=[long_section])["ok"]
@@ -356,6 +414,102 @@ def test_valid_message_has_no_contract_errors(client: WebClient, fake: FakeSlack
     client.views_publish(user_id=USER, view=HOME)
     assert fake.contract_errors == []
     fake.assert_contract_ok()
+
+
+# -- Slack's own charts and tables: checked against their documented limits ---------------------------
+
+
+def line_chart(**changes: Any) -> dict[str, Any]:
+    cats = ["2025年度 第3四半期", "2025年度 第4四半期"]
+    points = [{"label": c, "value": v} for c, v in zip(cats, (7.9, 7.1), strict=True)]
+    chart = {"type": "line", "axis_config": {"categories": cats, "x_label": "四半期", "y_label": "点数"},
+             "series": [{"name": "総合", "data": points}]}
+    return {"type": "data_visualization", "title": "KPIの推移", "chart": chart | changes}
+
+
+def raw(*texts: str) -> list[dict[str, str]]:
+    return [{"type": "raw_text", "text": text} for text in texts]
+
+
+TABLE = {"type": "table", "column_settings": [{"is_wrapped": True}, {"align": "right"}],
+         "rows": [raw("領域", "点数"), raw("データ品質", "8.0")]}
+PIE = {"type": "data_visualization", "title": "内訳", "chart": {"type": "pie", "segments": [
+    {"label": "A評価", "value": 3}, {"label": "B評価", "value": 5.5}]}}
+DATA_TABLE = {"type": "data_table", "caption": "KPI", "page_size": 10,
+              "rows": [raw("領域", "点数"), [{"type": "raw_text", "text": "ROI"}, {"type": "raw_number", "value": 5,
+                                                                                     "text": "5.0"}]]}
+
+
+def test_charts_and_tables_within_slacks_limits_pass(client: WebClient, fake: FakeSlackApi) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="trend", blocks=[SECTION, line_chart(), PIE, TABLE])
+    client.chat_postMessage(channel=CHANNEL, text="data table", blocks=[DATA_TABLE, line_chart(type="bar")])
+    fake.assert_contract_ok()
+
+
+def test_charts_beyond_slacks_limits_are_contract_errors(client: WebClient, fake: FakeSlackApi) -> None:
+    cats = [f"c{n}" for n in range(21)]
+    too_many = {"categories": cats}
+    wrong = [
+        ({"title": "t" * 51}, "title: 51 chars"),
+        ({"chart": {"type": "radar"}}, "needs a type"),
+        ({"chart": line_chart(axis_config=too_many, series=[{"name": "s", "data": [
+            {"label": c, "value": 1} for c in cats]}])["chart"]}, "categories: 21 items"),
+        ({"chart": line_chart(series=[{"name": f"s{n}", "data": [{"label": "2025年度 第3四半期", "value": 1},
+                                                                  {"label": "2025年度 第4四半期", "value": 2}]}
+                                      for n in range(7)])["chart"]}, "series: 7 items"),
+        ({"chart": line_chart(series=[{"name": "とても長い系列の名前はスラックでは二十文字まで", "data": [
+            {"label": "2025年度 第3四半期", "value": 1}, {"label": "2025年度 第4四半期", "value": 2}]}])["chart"]},
+         "name: 23 chars"),
+        ({"chart": line_chart(series=[{"name": "総合", "data": [{"label": "2025年度 第3四半期", "value": None},
+                                                                {"label": "2025年度 第4四半期", "value": 1}]}])[
+            "chart"]}, "value: must be a finite number"),
+        ({"chart": line_chart(series=[{"name": "総合", "data": [{"label": "2025年度 第4四半期", "value": 1}]}])[
+            "chart"]}, "are not the axis' categories"),
+        ({"chart": {"type": "pie", "segments": [{"label": "A", "value": 0}]}}, "must be a number above 0"),
+    ]
+    for change, expected in wrong:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="chart", blocks=[line_chart() | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+    fake.reset()
+    client.chat_postMessage(channel=CHANNEL, text="three", blocks=[line_chart(), line_chart(), line_chart()])
+    assert any("3 charts (max 2)" in e for e in fake.contract_errors), fake.contract_errors
+
+
+def test_tables_beyond_slacks_limits_are_contract_errors(client: WebClient, fake: FakeSlackApi) -> None:
+    wrong = [
+        ({"rows": [raw("a")] * 101}, "rows: 101 items"),
+        ({"rows": [raw(*"abcdefghijklmnopqrstu")]}, "21 items"),
+        ({"rows": [raw("a", "b"), raw("c")]}, "rows of different widths"),
+        ({"rows": [raw("a", "")]}, "at least 1 character"),  # slack_sdk's model of a raw_text cell
+        ({"rows": [[{"type": "button", "text": "x"}]]}, "cell type 'button' not allowed"),
+        ({"rows": [raw("x" * 5000, "y" * 5001)]}, "10001 characters"),
+        ({"column_settings": [{"align": "middle"}]}, "align: 'middle'"),
+    ]
+    for change, expected in wrong:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="table", blocks=[TABLE | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+    fake.reset()
+    client.chat_postMessage(channel=CHANNEL, text="two", blocks=[TABLE, TABLE])
+    assert any("2 tables (max 1)" in e for e in fake.contract_errors), fake.contract_errors
+    for change, expected in [({"caption": None}, "caption"), ({"rows": [raw("a")]}, "rows: 1 items"),
+                             ({"page_size": 101}, "page_size"), ({"row_header_column_index": 2}, "row_header")]:
+        fake.reset()
+        client.chat_postMessage(channel=CHANNEL, text="data table", blocks=[DATA_TABLE | change])
+        assert any(expected in e for e in fake.contract_errors), (expected, fake.contract_errors)
+
+
+def test_a_block_type_can_be_refused_as_a_workspace_without_it_does(client: WebClient, fake: FakeSlackApi) -> None:
+    fake.fail("chat.postMessage", "invalid_blocks", block_type="data_visualization", times=2)
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel=CHANNEL, text="chart", blocks=[SECTION, line_chart()])
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert client.chat_postMessage(channel=CHANNEL, text="plain", blocks=[SECTION, TABLE])["ok"]  # served
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel=CHANNEL, text="chart again", blocks=[line_chart()])
+    assert client.chat_postMessage(channel=CHANNEL, text="twice is all", blocks=[line_chart()])["ok"]
+    assert [m["text"] for m in fake.messages(CHANNEL)] == ["plain", "twice is all"]
 
 
 def test_history_returns_metadata_only_when_asked(client: WebClient, fake: FakeSlackApi) -> None:

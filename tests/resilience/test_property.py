@@ -155,6 +155,8 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         out = [notice("optin_on" if on else "optin_off")]
         if m.expired(now):  # the expired diagnosis is put to rest, not revived
             return _changed(m, now, **_at_rest(m), remind=on), out
+        if not on and m.in_progress:  # a stop word mid-diagnosis: its own words, the place kept
+            out = [notice("stopped_midway")]
         shown = [] if on else place(m)  # a stop word mid-diagnosis: where the user is, again
         return (m if m.remind == on else _changed(m, now, remind=on)), out + shown
     if k == inputs.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
@@ -173,8 +175,8 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
             return rest, [{"type": "advice", "q": inp.q, "choice": inp.choice}]
         return rest, [notice("expired"), OFFER]
     if k == inputs.RESULT:  # the last result again, in any state; the place is kept
-        if not m.last:
-            return m, [notice("no_result"), *(place(m) or [OFFER])]
+        if not m.last:  # mid-diagnosis: the result comes with the tenth answer
+            return m, ([notice("no_result_midway"), *place(m)] if m.in_progress else [notice("no_result"), OFFER])
         return m, [result(m, m.last, m.prev, again=True), *place(m)]
     if k == inputs.ADVICE:
         return m, [{"type": "advice", "q": inp.q, "choice": inp.choice}, *place(m)]
@@ -186,7 +188,7 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         if again and now - m.updated <= SETTINGS.double_tap:  # a double tap
             return m, []
         ack: dict[str, Any] = {"type": "consult_ack", "sid": sid, **({"again": True} if again else {})}
-        return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=sid), [ack]
+        return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=sid), [ack, *place(m)]
     if m.state in (IDLE, DONE):
         if k in (inputs.START, inputs.RESTART):
             new = _changed(m, now, **_fresh(m))
@@ -195,6 +197,8 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
             return m, [GREETING]
         if k == inputs.RESTART_YES:  # the diagnosis it was about has ended
             return m, [DONE_HELP if m.state == DONE else OFFER]
+        if m.state == DONE and k == inputs.TEXT:  # said once that a person replies; then left to them
+            return _changed(m, now, handoff_until=now + SETTINGS.handoff), [{"type": "heard", "sid": m.sid}]
         if m.state == DONE:
             return m, ([] if _double_tap(m, inp, now) else [DONE_HELP])
         return m, ([notice("non_text"), OFFER] if k == inputs.OTHER else [OFFER])

@@ -22,13 +22,6 @@ USERS = 6
 
 
 @pytest.fixture
-def persistent_redis(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(persist=True, data_dir=str(tmp_path)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def fake_line() -> Iterator[FakeLineApi]:
     with FakeLineApi(access_token=TOKEN) as fake:
         yield fake

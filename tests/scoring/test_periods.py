@@ -18,6 +18,7 @@ from scoring.periods import (
     check_fy_start,
     first_business_day,
     fiscal,
+    from_fiscal,
     fy_shift,
     has_ended,
     is_business_day,
@@ -26,6 +27,7 @@ from scoring.periods import (
     last_ended,
     local_time,
     parse_fy_start,
+    parse_period,
     quarter_of,
     reportable,
 )
@@ -179,6 +181,40 @@ def test_check_fy_start_refuses(month: object) -> None:
         check_fy_start(month)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         fiscal(Quarter(2026, 1), month)  # type: ignore[arg-type]
+
+
+@given(st.integers(Quarter(2001, 1).ordinal, Quarter(2998, 4).ordinal), st.sampled_from(FY_STARTS))
+def test_from_fiscal_is_the_inverse_of_fiscal(n: int, fy_start: int) -> None:
+    quarter = Quarter.from_ordinal(n, fy_shift(fy_start))  # one of that business year's quarters
+    fq = fiscal(quarter, fy_start)
+    assert fq is not None and from_fiscal(fq.year, fq.q, fy_start) == quarter
+
+
+@pytest.mark.parametrize(("text", "fy_start", "expected"), [
+    ("2026-Q1", 4, "2026-Q1"),
+    (" ２０２６-Q1 ", 4, "2026-Q1"),  # full-width digits
+    ("2025年度 第4四半期", 4, "2026-Q1"),  # January-March 2026 is the last quarter of 2025年度
+    ("2025年度第4四半期", 4, "2026-Q1"),
+    ("2025年度 第4四半期（2026年1〜3月）", 4, "2026-Q1"),  # a label as the form shows it
+    ("２０２６年度 第１四半期", 4, "2026-Q2"),
+    ("FY2025 Q4", 4, "2026-Q1"),
+    ("fy2025-q4", 4, "2026-Q1"),
+    ("FY2025 Q4 (Jan-Mar 2026)", 4, "2026-Q1"),
+    ("2026年度 第1四半期", 1, "2026-Q1"),  # a business year starting in January is the calendar year
+    ("FY2026 Q2", 10, "2027-Q1"),  # October 2026 + 3 months
+    ("2026年度 第1四半期（3〜5月）", 3, "2026-M03"),  # a year from March: its quarters are not the calendar's
+    ("2026年度 第4四半期", 3, "2026-M12"),
+    ("2026-M03", 3, "2026-M03"),
+])
+def test_a_quarter_as_typed(text: str, fy_start: int, expected: str) -> None:
+    assert str(parse_period(text, fy_start)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2026", "2026-Q5", "2026年", "第4四半期", "2025年度 第5四半期", "Q4 2025",
+                                  "FY25 Q4", "2025年度 第4四半期 余分", "x" * 100])
+def test_a_quarter_that_cannot_be_read(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_period(text, 4)
 
 
 # ---- business days ----------------------------------------------------------------------------------

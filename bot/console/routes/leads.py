@@ -11,6 +11,8 @@ from bot.console import leads as leads_mod
 from bot.console.routes.common import page, svc
 from bot.console.texts import texts
 from conversations.analytics import LEAD_STATUSES, STATUSES
+from conversations.keys import Subject
+from conversations.transports import Transport
 from scoring import TIERS
 
 
@@ -18,6 +20,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/leads", "leads", leads, methods=["GET"])
     bp.add_url_rule("/leads/<lead_id>", "lead", lead, methods=["GET"])
     bp.add_url_rule("/leads/<lead_id>/consult", "set_consult", set_consult, methods=["POST"])
+    bp.add_url_rule("/leads/<lead_id>/erase", "erase_person", erase_person, methods=["POST"])
     bp.add_url_rule("/people/<channel>/<user_id>", "person", person, methods=["GET"])
 
 
@@ -54,6 +57,21 @@ def set_consult(lead_id: str) -> Any:
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/console/") and not target.startswith("//")
                     else url_for("console.lead", lead_id=lead_id))
+
+
+def erase_person(lead_id: str) -> Any:
+    """Delete every key of the lead's person (bot/privacy.py), once the operator ticked the confirmation;
+    written to the audit stream as the operator's, without the person's data."""
+    found = leads_mod.analytics(svc()).lead(lead_id)
+    if found is None:
+        abort(404)
+    eraser = svc().bot.eraser
+    if request.form.get("confirm") != "yes" or eraser is None:
+        flash(texts()["erase_unconfirmed"], "error")
+        return redirect(url_for("console.lead", lead_id=lead_id))
+    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by="operator")
+    flash(texts()["erased"], "ok")
+    return redirect(url_for("console.leads"))
 
 
 def person(channel: str, user_id: str) -> Any:

@@ -16,6 +16,7 @@
   var fastUntil = 0;     // poll quickly until then (just after a send)
   var timer = null;
   var sending = false;
+  var readFrom = null;   // the result card shown since the last send: the chat stays at its top
 
   function eventId() {
     var bytes = new Uint8Array(16);
@@ -48,16 +49,36 @@
     if (c.closeness) { head.appendChild(el("div", "count", c.closeness)); }
     box.appendChild(head);
     var body = el("div", "card-body");
-    if (c.framing) { body.appendChild(el("p", "summary", c.framing)); }
+    // The news first, so that a phone shows it without scrolling: the comparison (on a retake), the one
+    // point to fix, the plan; then the summary and theme; the answers last, folded.
+    (c.comparison || []).forEach(function (line, i) {
+      body.appendChild(el("p", i === 0 ? "point-heading compare-heading" : "point-text compare", line));
+    });
+    var point = el("section", "point");
+    point.appendChild(el("p", "point-heading", c.point_heading));
+    if (c.point_title) { point.appendChild(el("p", "point-title", c.point_title)); }
+    point.appendChild(el("p", "point-text", c.point_text));
+    body.appendChild(point);
+    if (c.plan && c.plan.length) {
+      var plan = el("section", "plan");
+      plan.appendChild(el("p", "point-heading", c.plan_heading));
+      var steps = el("ol", "plan-steps");
+      c.plan.forEach(function (p) {
+        var step = el("li", "");
+        step.appendChild(el("span", "plan-when", p.when));
+        step.appendChild(el("span", "plan-title", p.title));
+        step.appendChild(el("span", "plan-step", p.step));
+        steps.appendChild(step);
+      });
+      plan.appendChild(steps);
+      body.appendChild(plan);
+    }
+    if (c.framing) { body.appendChild(el("p", "framing", c.framing)); }
     body.appendChild(el("p", "summary", c.summary));
     body.appendChild(el("p", "point-heading", c.theme_heading));
     body.appendChild(el("p", "point-text", c.theme));
-    body.appendChild(el("p", "point-heading", c.point_heading));
-    if (c.point_title) {
-      body.appendChild(el("p", "point-title", c.point_title));
-      body.appendChild(el("p", "point-text", c.point_text));
-    }
-    body.appendChild(el("p", "point-heading", c.answers_heading));
+    var answers = el("details", "answers");
+    answers.appendChild(el("summary", "point-heading", c.answers_heading));
     var rows = el("ul", "rows");
     c.rows.forEach(function (r) {
       var row = el("li", "");
@@ -65,10 +86,8 @@
       row.appendChild(document.createTextNode(" Q" + r.q + " " + r.topic));
       rows.appendChild(row);
     });
-    body.appendChild(rows);
-    (c.comparison || []).forEach(function (line, i) {
-      body.appendChild(el("p", i === 0 ? "point-heading" : "point-text", line));
-    });
+    answers.appendChild(rows);
+    body.appendChild(answers);
     (buttons || []).forEach(function (b) { body.appendChild(button(b, "reply")); });
     box.appendChild(body);
     return box;
@@ -97,6 +116,7 @@
     item.dataset.kind = msg.kind;
     item.appendChild(msg.card ? card(msg.card, msg.buttons) : bubble(msg.text));
     log.appendChild(item);
+    return item;
   }
 
   // Like LINE's quick replies: the buttons of the newest message, while it is the bot's.
@@ -125,12 +145,18 @@
         if (!body) { return; }
         var added = false;
         body.messages.forEach(function (m) {
-          if (m.n > last) { show(m); last = m.n; latest = m; added = true; }
+          if (m.n > last) {
+            var item = show(m);
+            if (m.card && m.from === "bot") { readFrom = item; }
+            last = m.n; latest = m; added = true;
+          }
         });
         typing.hidden = !body.pending;
         if (added) {
           showReplies();
-          log.scrollTop = log.scrollHeight;
+          // A result is read from its top (the point to fix comes first), also when the reminder question
+          // comes after it; anything else: the newest line.
+          log.scrollTop = readFrom ? readFrom.offsetTop - 8 : log.scrollHeight;  // the log is the offsetParent
         }
       })
       .catch(function () { /* the next poll tries again */ })
@@ -163,6 +189,7 @@
   function send(payload) {
     if (sending) { return; }
     sending = true;
+    readFrom = null;
     payload.event = eventId();
     error.hidden = true;
     showReplies();

@@ -5,6 +5,7 @@
     method      area owners, improvement actions, the CSV export (registered by kpi)
     diagnosis   /diagnosis, the diagnosis buttons, direct messages
     home        the App Home tab
+    workflow    the Workflow Builder step 「CRM KPIを報告」 (a custom step: the /kpi form, its scores as outputs)
 
 Every listener is a module-level function; Bolt injects its arguments by name (``ack``, ``body``,
 ``command``, ...), and ``deps`` (:class:`bot.slack.deps.Deps`) from the request context.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.slack.deps import Deps
-from bot.slack.listeners import diagnosis, home, kpi, middleware
+from bot.slack.listeners import diagnosis, home, kpi, middleware, workflow
 
 
 def register(app: App, deps: Deps) -> None:
@@ -23,3 +24,4 @@ def register(app: App, deps: Deps) -> None:
     kpi.register(app)
     diagnosis.register(app)
     home.register(app)
+    workflow.register(app)

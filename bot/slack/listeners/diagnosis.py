@@ -58,7 +58,7 @@ def direct_message(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> N
     if ids is None or not isinstance(text, str):
         log.warning("slack: a direct message without a team, user, event ID or text ignored")
         return
-    handle(deps, ids[0], ids[1], "ev:" + ids[2], inputs.from_text(text, deps.script.keywords))
+    handle(deps, ids[0], ids[1], "ev:" + ids[2], inputs.from_text(text, deps.script.keywords, deps.script.glossary))
 
 
 def booking_link(ack: Ack) -> None:

@@ -36,16 +36,19 @@ def plain_name(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:80].strip()
 
 
-def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None, user: str = "") -> None:
-    """The report modal: the last ended quarter preselected (or the one a reminder's button names,
-    if it is still among the choices), earlier ones offered for late entries, never the running one.
-    An area owner sees inputs for their areas only, the others read-only."""
+def report_view(deps: Deps, team: Team, quarter: Quarter | None = None, user: str = "") -> dict[str, Any]:
+    """The report modal: the last ended quarter preselected (or ``quarter``: a reminder's button, a
+    Workflow Builder step, if it is still among the choices), earlier ones offered for late entries,
+    never the running one. An area owner sees inputs for their areas only, the others read-only."""
     form = deps.kpi.report_form(team, user, quarter)
     readonly = results.readonly_texts(deps.catalog, deps.locale, form.report, form.owners, form.others)
-    view = blocks.report_modal(deps.catalog, deps.locale, team, form.choices, form.initial,
-                          form.report.values if form.report else {}, form.targets,
-                          form.editable if form.others else None, readonly)
-    deps.client.views_open(trigger_id=trigger_id, view=view)
+    return blocks.report_modal(deps.catalog, deps.locale, team, form.choices, form.initial,
+                               form.report.values if form.report else {}, form.targets,
+                               form.editable if form.others else None, readonly)
+
+
+def open_report(deps: Deps, trigger_id: str, team: Team, quarter: Quarter | None = None, user: str = "") -> None:
+    deps.client.views_open(trigger_id=trigger_id, view=report_view(deps, team, quarter, user))
 
 
 # ---- /kpi ----------------------------------------------------------------------------------------
@@ -89,8 +92,8 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         past = deps.kpi.history(ref)
         rows = past.rows
         text, blks = blocks.history_blocks(deps.catalog, locale, team, rows, past.actions)
-        if rows:  # the chart goes to the asker's DM: a file cannot be shown to one person in a channel
-            trend = results.trend_output(deps.catalog, locale, team, rows)
+        if rows:  # the chart and table go to the asker's DM: the fallback, an image, cannot be ephemeral
+            trend = results.trend_post(deps.catalog, locale, team, rows)
             deps.outbox.enqueue(subject_of(ref.workspace, user), [trend])
             blks.append(blocks.section(t(locale, "history_chart_sent")))
         ephemeral(deps, ref, user, text, blks)

@@ -199,8 +199,8 @@ def test_leads_csv_bytes(line_console: LineConsole, scripted: dict[str, LineUser
     assert data[:3] == b"\xef\xbb\xbf"
     text = data[3:].decode("utf-8")
     lines = text.split("\r\n")
-    assert lines[0] == ("チャネル,個人ID（ハッシュ）,受診回,お名前,開始日時,完了日時,進捗,評価,A の数,回答,"
-                        "改善ポイント,リマインド,相談,相談日時")
+    assert lines[0] == ("チャネル,個人ID（ハッシュ）,診断回,お名前,開始日時,完了日時,進捗,評価,A の数,回答,"
+                        "次に整えたい一点,リマインド,相談,相談日時")
     assert lines[-1] == "" and len(lines) == 6  # header, four diagnoses, the final CRLF
     script = lc.svc.script
     ace = next(x for x in analytics(lc).leads(tier="A"))

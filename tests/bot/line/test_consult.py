@@ -85,7 +85,7 @@ def test_free_text_is_left_to_a_person_until_the_handoff_ends(line_env: LineEnv)
     line_env.clock.advance(2 * HOUR)  # 24 h after the request: the bot answers again
     user.say("こんにちは")
     line_env.settle()
-    assert line_env.fake.delivered(user.user_id)[-1]["text"] == line_env.svc.script.text("done_help")
+    assert line_env.fake.delivered(user.user_id)[-1]["text"] == line_env.svc.script.text("heard")
 
 
 def test_diagnosis_words_and_buttons_still_work_during_the_handoff(line_env: LineEnv) -> None:
@@ -107,7 +107,9 @@ def test_diagnosis_words_and_buttons_still_work_during_the_handoff(line_env: Lin
     assert line_env.settle() == 0 and sent(line_env) == before
     user.say("相談")  # the consult word is a diagnosis word: confirmed (again)
     line_env.settle()
-    assert line_env.fake.delivered(user.user_id)[-1]["text"] == line_env.svc.script.text("consult_ack")
+    confirmed, again = line_env.fake.delivered(user.user_id)[-2:]
+    assert confirmed["text"] == line_env.svc.script.text("consult_ack")
+    assert again["text"].startswith("Q2/10")  # and the open question again, to carry on
     assert conv_of(line_env, user).consulted == 2  # typed mid-diagnosis: about the one under way
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conversations import keys
+from conversations import keys, results
 from conversations.content import advice_for
 from conversations.keys import Subject
 from conversations.machine import Conv
@@ -85,7 +85,8 @@ def test_every_result_names_its_theme_the_point_with_advice_for_its_level_and_ho
     got = card_texts(card)
     count = answers.count("A")
     tier = "A" if count >= 9 else "B" if count >= 7 else "C"
-    assert script.tiers[tier].label in got and script.tiers[tier].next_theme in got  # every tier's theme
+    built = results.build(script, answers)  # the tier's sentences that these answers do not contradict
+    assert script.tiers[tier].label in got and "\n".join(built.theme) in got and "\n".join(built.summary) in got
     assert script.text("next_theme_heading") in got
     closeness = {"A": None, "B": ("A評価", 9 - count), "C": ("B評価", 7 - count)}[tier]
     if closeness is None:
@@ -94,6 +95,7 @@ def test_every_result_names_its_theme_the_point_with_advice_for_its_level_and_ho
         assert script.text("closeness", label=closeness[0], count=closeness[1]) in got
     if count == 10:
         assert script.text("all_a_heading") in got and script.text("next_point_heading") not in got
+        assert script.text("all_a_text") in got  # what to watch, and where to go next
         assert all(r["data"] == "" for r in answer_rows(card))
     else:
         weakest = max(range(10), key=lambda i: ("ABCD".index(answers[i]), -i))
@@ -150,7 +152,8 @@ def test_start_over_asks_first_and_keeps_the_place_until_confirmed(line_env: Lin
     assert line_env.fake.delivered(user.user_id)[-1]["text"].startswith("Q1/10")
 
 
-def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_env: LineEnv) -> None:
+@pytest.mark.parametrize("word", ["停止", "やめる", "中止"])
+def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_env: LineEnv, word: str) -> None:
     user = line_env.user()
     take(line_env, user, "AAAAAAAAAA")
     user.tap("o:1")
@@ -160,10 +163,10 @@ def test_stop_mid_diagnosis_ends_the_reminder_and_shows_the_question_again(line_
     line_env.settle()
     user.say("B")
     line_env.settle()
-    user.say("停止")
+    user.say(word)
     line_env.settle()
     notice, again = line_env.fake.delivered(user.user_id)[-2:]
-    assert notice["text"] == line_env.svc.script.text("optin_off")
+    assert notice["text"] == line_env.svc.script.text("stopped_midway")  # its own words: the place is kept
     assert again["text"].startswith("Q2/10")
     assert [d for d in last_quick_reply_data([again]) if d.startswith("a:")] == [f"a:2:1:{x}" for x in "ABCD"]
     state = conv_of(line_env, user)
@@ -206,7 +209,7 @@ def test_a_retake_is_compared_with_the_result_before(line_env: LineEnv) -> None:
     assert script.text("compare_line", before_label="B評価", before_count=7, after_label="A評価", after_count=9,
                        total=10) in got
     moved = f"Q3 {script.questions[2].topic} C→A、Q7 {script.questions[6].topic} D→A"
-    assert script.text("compare_moved", items=moved) in got
+    assert script.text("compare_moved_up", items=moved) in got
     assert script.text("compare_point_fixed", number=7, topic=script.questions[6].topic) in got
     state = conv_of(line_env, user)
     assert (state.last, state.prev) == ("AAAAAAAAAB", "AACAAADAAB")

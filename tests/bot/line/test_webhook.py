@@ -84,7 +84,7 @@ def test_follow_greets_and_offers_to_start(line_env: LineEnv) -> None:
     line_env.settle()
     [greeting] = line_env.fake.delivered(user.user_id)
     assert greeting["text"] == views.greeting_text(line_env.svc.script)
-    assert greeting["text"].endswith(line_env.svc.script.text("privacy_note"))
+    assert greeting["text"].endswith(line_env.svc.script.privacy.no_policy)  # no CRMBOT_PRIVACY_URL here
     assert last_quick_reply_data([greeting]) == ["s"]
 
 
@@ -98,7 +98,7 @@ def test_question_has_progress_and_lettered_quick_replies(line_env: LineEnv) -> 
     assert q2["text"].startswith("Q2/10")
     labels = [i["action"]["label"] for i in q2["quickReply"]["items"]]
     assert [x[0] for x in labels[:4]] == ["A", "B", "C", "D"]
-    assert labels[4:] == ["1問もどる", "最初からやり直す？"]
+    assert labels[4:] == ["1問もどる", "最初からやり直す？", "用語"]
     assert conv_of(line_env, user).answers == "B"
 
 

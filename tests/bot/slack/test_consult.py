@@ -92,7 +92,7 @@ def test_free_text_in_the_dm_is_left_to_a_person_until_the_handoff_ends(slack_en
     assert slack_env.dms(ALICE)[-1]["text"] == slack_env.svc.script.text("optin_off")
     slack_env.clock.advance(HOUR)
     slack_env.event(dm_event(ALICE, "まだでしょうか"))
-    assert slack_env.dms(ALICE)[-1]["text"] == slack_env.svc.script.text("done_help")
+    assert slack_env.dms(ALICE)[-1]["text"] == slack_env.svc.script.text("heard")
 
 
 def test_with_a_booking_page_the_confirmation_links_to_it(booking_env: SlackEnv) -> None:

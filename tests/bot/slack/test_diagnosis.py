@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conversations import keys
+from conversations import keys, results
 from conversations.content import advice_for
 from conversations.keys import Subject
 from tests.bot.slack.conftest import ALICE, BOB, CH, WS, SlackEnv, txt
@@ -46,7 +46,7 @@ def test_diagnosis_starts_in_a_dm_with_buttons(slack_env: SlackEnv) -> None:
     assert opened.args["users"] == ALICE
     assert [m["text"] for m in slack_env.dms(ALICE)] == [q1["text"]]
     assert q1["text"].startswith("Q1/10\n" + slack_env.svc.script.questions[0].text)
-    assert [b["value"] for b in buttons(q1)] == ["a:1:0:A", "a:1:0:B", "a:1:0:C", "a:1:0:D", "r"]
+    assert [b["value"] for b in buttons(q1)] == ["a:1:0:A", "a:1:0:B", "a:1:0:C", "a:1:0:D", "r", "g:0"]
     assert q1["metadata"]["event_type"] == "crmbot_delivery"
     assert slack_env.channel_messages(CH) == []  # nothing in the channel the command came from
     conv = slack_env.conv(ALICE)
@@ -78,9 +78,10 @@ def test_clicking_through_all_ten_questions_reaches_each_tier(
     closer = {"A": "", "B": "A評価まであとAが2つ", "C": "B評価まであとAが7つ"}[tier]  # 10, 7 and 0 A's
     assert head.endswith(closer) and ("あと" in head) == bool(closer)
     texts = [b["text"]["text"] for b in result["blocks"] if b["type"] == "section"]
-    assert f"*{script.text('next_theme_heading')}*\n{script.tiers[tier].next_theme}" in texts  # every tier's theme
+    theme = "\n".join(results.build(script, answers).theme)  # the sentences these answers do not contradict
+    assert f"*{script.text('next_theme_heading')}*\n{theme}" in texts  # every tier's theme
     if tier == "A":
-        point = f"*{script.text('all_a_heading')}*"  # nothing to fix: a heading of its own
+        point = f"*{script.text('all_a_heading')}*\n{script.text('all_a_text')}"  # nothing to fix: what next
     else:
         weakest = 9 if tier == "B" else 0  # the D at Q10; the first of ten Ds
         question = script.questions[weakest]
@@ -90,7 +91,11 @@ def test_clicking_through_all_ten_questions_reaches_each_tier(
     answers_block = next(t for t in texts if t.startswith(f"*{script.text('answers_heading')}*"))
     for i, letter in enumerate(answers):  # each answer beside its question's topic
         assert f"{letter}  Q{i + 1} {script.questions[i].topic}" in answers_block
-    assert result["text"] == script.text("result_alt", label=label, count=count, total=10)
+    if tier == "A":
+        assert result["text"] == script.text("result_alt_all_a", label=label, count=count, total=10)
+    else:
+        assert result["text"] == script.text("result_alt", label=label, count=count, total=10, number=weakest + 1,
+                                             topic=script.questions[weakest].topic)
     advice = [f"v:{i}:{x}" for i, x in enumerate(answers) if x != "A"]
     assert [b["value"] for b in buttons(result)] == [*advice, "k:1", "s"]  # advice per non-A answer, then next steps
 

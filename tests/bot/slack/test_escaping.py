@@ -173,7 +173,7 @@ def season(slack_env: SlackEnv) -> SlackEnv:
         assert reminders.run(when).queued, when
         env.deliver()
     env.report(BASE, quarter=Q1_2026)  # the result post follows the actions up
-    env.command("history")  # an ephemeral, and the trend chart in a DM
+    env.command("history")  # an ephemeral, and the trend's chart and table in a DM
     env.command("export")  # the CSV in a DM
     env.command("targets")  # the targets modal
     env.event({"type": "app_home_opened", "user": ALICE, "channel": dm_channel_id(ALICE), "tab": "home",
@@ -234,8 +234,10 @@ def test_modals_app_home_and_files_show_the_name_escaped(season: SlackEnv) -> No
     home = season.fake.home_view(ALICE)
     assert home is not None
     assert any(s.startswith(f"*{NAME_SHOWN}*  <#{CH}>\n") for s in sections_of(home))
-    chart, csv = season.fake.files(ALICE)
-    assert chart["comment"] == txt("history_chart_comment", team=NAME_SHOWN)  # a file's comment is mrkdwn
+    [trend] = [m for m in season.dms(ALICE) if "files" not in m]  # Slack's chart and table, in a DM
+    assert trend["text"].startswith(txt("trend_text", team=NAME_SHOWN, series=""))  # a message's text is mrkdwn
+    assert sections_of(trend) == [txt("history_chart_comment", team=NAME_SHOWN)]
+    [csv] = season.fake.files(ALICE)
     assert csv["comment"] == txt("export_comment", team=NAME_SHOWN)
     assert csv["title"] == f"{NAME} KPI"  # a file's title is shown as it is
 

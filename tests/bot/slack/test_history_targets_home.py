@@ -33,6 +33,14 @@ from tests.fakes.slack_api import dm_channel_id
 from tests.fakes.slack_signing import interaction_body, slash_command_body, view_submission_payload
 
 REF = TeamRef(WS, CH)
+TREND_SERIES = "。".join(["2025年度 第3四半期 → 2025年度 第4四半期", "総合: 7.9 → 7.1", "ユーザー参加度: 6.5 → 7.5",
+                         "データ品質: 8.0 → 8.0", "顧客満足度: 10.0 → 10.0", "投資収益率（ROI）: 10.0 → 5.0",
+                         "プロセス効率: 5.0 → 5.0"])
+
+
+def cells(table: dict) -> list[list[str]]:
+    assert table["type"] == "table"
+    return [[c["text"] for c in row] for row in table["rows"]]
 Q4_FIGURES = {**BASE, "active_members": "70", "repeat_sales_growth": "12", "f2_rate": "30"}  # 6.5, 8, 10, 10, 5: 7.9
 APR_2 = START + 86400
 
@@ -70,17 +78,47 @@ def test_history_shows_past_quarters_and_the_trend_per_area(team_env: SlackEnv) 
         "*総合*  7.9 → 7.1 ↘",
         txt("history_chart_sent"),
     ]
-    # the line chart per area went to BOB's DM, its numbers in the alt text
+    # the trend went to BOB's DM as Slack's own line chart and table (checked by the fake as it came),
+    # every figure in the message's text too
+    [trend] = team_env.dms(BOB)
+    assert trend["text"] == txt("trend_text", team=TEAM_NAME, series=TREND_SERIES)
+    heading, chart, table = trend["blocks"]
+    assert heading["text"]["text"] == txt("history_chart_comment", team=TEAM_NAME)
+    assert chart["type"] == "data_visualization" and chart["chart"]["type"] == "line"
+    assert chart["chart"]["axis_config"]["categories"] == ["2025年度 第3四半期", "2025年度 第4四半期"]
+    assert [(s["name"], [p["value"] for p in s["data"]]) for s in chart["chart"]["series"]] == [
+        ("総合", [7.9, 7.1]), ("ユーザー参加度", [6.5, 7.5]), ("データ品質", [8.0, 8.0]), ("顧客満足度", [10.0, 10.0]),
+        ("投資収益率（ROI）", [10.0, 5.0]), ("プロセス効率", [5.0, 5.0])]
+    assert cells(table) == [
+        ["四半期", "総合", "ユーザー参加度", "データ品質", "顧客満足度", "投資収益率（ROI）", "プロセス効率"],
+        ["2025年度 第3四半期", "7.9", "6.5", "8.0", "10.0", "10.0", "5.0"],
+        ["2025年度 第4四半期", "7.1", "7.5", "8.0", "10.0", "5.0", "5.0"]]
+    assert team_env.fake.files(BOB) == []  # no image: Slack drew the chart
+    results = team_env.team_posts(CH)
+    assert results[-1]["text"].startswith(f"CRM KPI {P_Q1_2026}")  # history is not posted
+    posted = [m["text"] for m in team_env.channel_messages(CH) if "files" not in m]  # not the results' charts
+    assert posted == [txt("setup_announce", user=ALICE, name=TEAM_NAME), *(m["text"] for m in results)]
+
+
+def test_history_falls_back_to_the_image_when_slack_refuses_its_chart(team_env: SlackEnv) -> None:
+    report_two_quarters(team_env)
+    team_env.fake.fail("chat.postMessage", "invalid_blocks", block_type="data_visualization", times=99)
+    team_env.command("history", user=BOB)
+    # the post was refused once (nothing posted), then its fallback went, once: the line chart per area
+    # as an image, its numbers in the alt text; nothing else left to send
+    to_bob = [c for c in team_env.fake.calls("chat.postMessage") if c.args["channel"] == dm_channel_id(BOB)]
+    assert [c.response.get("error") for c in to_bob] == ["invalid_blocks"]
+    uploads = [c for c in team_env.fake.calls("files.completeUploadExternal") if c.args.get("channel_id") != CH]
+    assert [c.response["ok"] for c in uploads] == [True]
+    [shared] = team_env.dms(BOB)
     [chart] = team_env.fake.files(BOB)
+    assert shared["files"][0]["id"] == chart["id"]
     assert chart["mimetype"] == "image/png" and chart["data"].startswith(b"\x89PNG")
     assert chart["alt_txt"] == txt("chart_lines_alt", series="2025年10〜12月 → 2026年1〜3月。" + "。".join([
         "ユーザー参加度: 6.5 → 7.5", "データ品質: 8.0 → 8.0", "顧客満足度: 10.0 → 10.0",
         "投資収益率（ROI）: 10.0 → 5.0", "プロセス効率: 5.0 → 5.0"]))
     assert chart["comment"] == txt("history_chart_comment", team=TEAM_NAME)
-    results = team_env.team_posts(CH)
-    assert results[-1]["text"].startswith(f"CRM KPI {P_Q1_2026}")  # history is not posted
-    posted = [m["text"] for m in team_env.channel_messages(CH) if "files" not in m]  # not the results' charts
-    assert posted == [txt("setup_announce", user=ALICE, name=TEAM_NAME), *(m["text"] for m in results)]
+    assert team_env.pending() == 0
 
 
 def test_history_before_any_report(team_env: SlackEnv) -> None:

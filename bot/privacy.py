@@ -1,0 +1,159 @@
+"""Deleting one person's data: every key of theirs, on their own request or the operator's.
+
+An owner who sends 「データを削除」 and confirms (``inputs.ERASE_YES``) is erased by the core before the
+confirmation is committed (bot/core.py); the operator erases from the lead page of the console. Both go
+through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the job), in this order:
+
+1. the user's hash slot (``crmbot:{u:<transport>:<id>}:*``: the record, dedupe marks, reminder ledger,
+   the try page's inbox, and whatever else a feature keeps there), found by SCAN MATCH on the slot's tag
+   (an erasure is rare; the scan is bounded by the keyspace, never run on a webhook's hot path). Pending
+   jobs and figures records go through the outbox's own path (:meth:`bot.outbox.Outbox.discard`): never
+   sent, never applied, the invariant kept (a due mark left behind is cleared by the worker after a lease,
+   as for any job gone; a parked ref is removed with its job);
+2. the reminder index's entry;
+3. the operator's figures (``{stats}``, :data:`ANONYMISE_LUA`): each lead hash and the person's index,
+   display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
+   tier and answer sets under a fresh random id (same score: the start time), so every total, for others
+   and overall, is unchanged and nothing points back to the person;
+4. the operator channel's brief marks of those leads;
+5. one entry in the audit stream ``crmbot:{audit}:erasures``: who (``owner`` or the operator's name),
+   when, a hash of the person (never the ID) and how many keys of each family were removed.
+
+Not reachable from here: a Slack message already posted in the operator's channel (a brief), and the
+LINE chat itself (LINE's, not ours).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bot.logs import uid
+from bot.outbox import Outbox
+from conversations import analytics, keys
+from conversations.errors import Contention
+from conversations.keys import PREFIX, Subject
+from conversations.redis_ops import runner, text
+from scoring import CHOICES, QUESTION_COUNT, TIERS
+
+log = logging.getLogger(__name__)
+AUDIT = f"{PREFIX}:{{audit}}:erasures"  # a stream: one entry per erasure, no personal data
+AUDIT_MAXLEN = 10_000
+SCAN_COUNT = 500
+_GLOB = set("*?[]\\")
+
+# Anonymise one person's leads in the {stats} slot.
+# KEYS[1] person:<ch>:<user>   [2] names   [3] follow   [4] followers   [5] consult:open   [6] active
+# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel)
+# KEYS[7+A ..] the leads' hashes, in the order of ARGV's lead ids
+# ARGV[1] "<ch>:<user>"  [2] A (how many aggregate sets)  [3] n leads  [4 .. 3+n] lead ids
+# [4+n .. 3+2n] a fresh random id for each
+# Returns -1 when the person's index changed since it was read (read again), else the number of leads.
+ANONYMISE_LUA = """
+local a, n = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZCARD', KEYS[1]) ~= n then return -1 end
+for i = 1, n do
+  local id, anon = ARGV[3 + i], ARGV[3 + n + i]
+  if not redis.call('ZSCORE', KEYS[1], id) then return -1 end
+  for k = 7, 6 + a do
+    local score = redis.call('ZSCORE', KEYS[k], id)
+    if score then
+      redis.call('ZREM', KEYS[k], id)
+      redis.call('ZADD', KEYS[k], score, anon)
+    end
+  end
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', KEYS[6], id)
+  redis.call('DEL', KEYS[6 + a + i])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+return n
+"""
+
+
+def person_hash(subject: Subject) -> str:
+    """Who an audit entry is about, without who: a hash of the transport and the user ID."""
+    return hashlib.sha256(f"{subject.transport}:{subject.user_id}".encode()).hexdigest()[:16]
+
+
+def _aggregates(channel: str) -> list[str]:
+    """Every sorted set of diagnoses of a channel that counts a lead (conversations.analytics)."""
+    return [
+        analytics.started_key(channel),
+        *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
+        *(analytics.tier_key(channel, t) for t in TIERS),
+        *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),
+    ]
+
+
+def _family(key: str, tag: str) -> str:
+    """A user-slot key's family for the audit: "conv", "seen", "inbox", "rem" ... (never the ID)."""
+    rest = key[len(f"{PREFIX}:{tag}:"):]
+    return rest.split(":", 1)[0] or "other"
+
+
+class Eraser:
+    def __init__(self, client: Any, outbox: Outbox, *, clock: Callable[[], float] = time.time,
+                 operator_channel: str | None = None) -> None:
+        self.r = runner(client)
+        self.outbox = outbox
+        self.clock = clock
+        self.operator_channel = operator_channel
+
+    def erase(self, subject: Subject, *, by: str) -> dict[str, int]:
+        """Remove every key of the person (see the module's docstring); returns what was removed, by family."""
+        removed: dict[str, int] = {}
+        jobs_gone = self.outbox.discard(subject.tag_name)
+        if jobs_gone:
+            removed["jobs"] = jobs_gone
+        for key in self._user_keys(subject):
+            family = _family(key, subject.tag)
+            if self.r.delete(key):
+                removed[family] = removed.get(family, 0) + 1
+        if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
+            removed["reminder_index"] = 1
+        leads = self._anonymise(str(subject.transport), subject.user_id)
+        if leads:
+            removed["leads"] = len(leads)
+            if self.operator_channel:
+                self.r.delete(*(keys.consult_briefed(self.operator_channel, lead) for lead in leads))
+        self.r.xadd(AUDIT, {"by": str(by)[:100] or "?", "at": repr(round(self.clock(), 3)),
+                            "who": person_hash(subject), "removed": json.dumps(removed, sort_keys=True)},
+                    maxlen=AUDIT_MAXLEN, approximate=True)
+        log.info("erased %s by %s: %s", uid(subject.user_id), "owner" if by == "owner" else "operator",
+                 json.dumps(removed, sort_keys=True))
+        return removed
+
+    def _user_keys(self, subject: Subject) -> list[str]:
+        tag = "".join("\\" + c if c in _GLOB else c for c in subject.tag)
+        found: list[str] = []
+        for _, node in self.r.nodes():
+            found += [text(k) for k in node.scan_iter(match=f"{PREFIX}:{tag}:*", count=SCAN_COUNT)]
+        return sorted(set(found))
+
+    def _anonymise(self, channel: str, user_id: str) -> list[str]:
+        person = analytics.person_key(channel, user_id)
+        aggregates = _aggregates(channel)
+        for _ in range(10):
+            leads = [text(x) for x in self.r.zrange(person, 0, -1)]
+            anon = [f"anon-{uuid.uuid4().hex}" for _ in leads]
+            got = self.r.script(ANONYMISE_LUA)(
+                keys=[person, analytics.NAMES, analytics.FOLLOW, analytics.FOLLOWERS, analytics.CONSULT_OPEN,
+                      analytics.ACTIVE, *aggregates, *(analytics.lead_key(lead) for lead in leads)],
+                args=[analytics.person_ref(channel, user_id), len(aggregates), len(leads), *leads, *anon])
+            if int(got) >= 0:
+                return leads
+        raise Contention("the person's leads kept changing while they were erased")
+
+    def audit_log(self, count: int = 50) -> list[dict[str, str]]:
+        """The newest erasures first (the console's view of the audit stream)."""
+        return [{text(k): text(v) for k, v in fields.items()} | {"id": text(entry)}
+                for entry, fields in self.r.xrevrange(AUDIT, count=count)]
