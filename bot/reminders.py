@@ -1,7 +1,8 @@
 """Quarterly reminders that go out exactly once.
 
-Slack: at the start of each quarter (its first business day: not a Saturday, Sunday, Japanese public
-holiday or 1-3 January; 10:00 in the team's time zone) each registered team's channel gets a reminder
+Slack: at the start of each of the team's quarters (the quarters of its business year, which may start
+in any month; its first business day: not a Saturday, Sunday, Japanese public holiday or 1-3 January;
+10:00 in the team's time zone) each registered team's channel gets a reminder
 asking for the figures of the quarter that has just ended, named in the team's business year, with a
 button that opens the KPI form for it; nudges follow after 7 and 14 days, only to teams that have not
 reported that quarter. A team with area owners (全員参加): the kickoff names each area's owner and
@@ -10,9 +11,12 @@ only their owners; the last nudge, if some areas are in, posts the team's result
 areas shown as not reported (once: the KPI core's close, :meth:`bot.kpi.KpiCore.close_quarter`, in the
 team's hash slot). What a reminder says comes from the KPI core as data, rendered by the channel's
 renderer the app factory injected into it: this module knows no channel's format.
-LINE: once a quarter, on the same first business day (10:00 Japan time), every user who opted in gets
-one push inviting them to retake the diagnosis, showing their last tier; pushes go by multicast, at
-most 500 users a request, one request per tier.
+LINE: once a quarter, on the first business day of January, April, July and October (10:00 Japan time),
+every user who opted in gets one message: an A-tier result is offered its next theme; any other is reminded
+of its point to fix and asked whether it has moved (yes / not yet / consult). Messages go by multicast,
+which sends the same message to all its users, so users are grouped by what their message says (their
+point to fix, one of ten, or the A tier's next theme): at most 500 users a request, each group its own
+requests.
 
 Exactly once: every (recipient, period, kind) has a ledger mark in the recipient's hash slot (the
 period is the quarter the reminder is sent in, for Slack too, whose reminder asks for the one before). A
@@ -61,7 +65,8 @@ RECENT = 30 * DAY  # someone who took the diagnosis this recently is not asked t
 class ReminderSettings:
     hour: int = 10  # local time of the kickoff reminder
     nudges: tuple[int, ...] = (7, 14)  # days after the kickoff
-    cadence: str = "quarterly"  # or "half-yearly" (January and July only)
+    cadence: str = "quarterly"  # or "half-yearly" (a team's first and third quarters of the calendar's count:
+    # January and July for calendar quarters, March and September for a year from March)
     grace: float = 3 * DAY  # a reminder missed while no clock ran is still sent within this window
 
 
@@ -132,7 +137,7 @@ class Reminders:
     def _slack(self, now: float, dry_run: bool, kpi: KpiCore, summary: Summary) -> None:
         installed: dict[str, bool] = {}  # per workspace, read once a pass
         for team in self.teams.all_teams():
-            running = quarter_of(now, team.tz)  # the reminders of its start ...
+            running = quarter_of(now, team.tz, team.fy_start)  # the reminders of its start ...
             asked = running.previous()  # ... ask for the quarter that has just ended
             for kind, due in schedule(running, team.tz, self.settings):
                 if not _due(now, due, self.settings.grace):
@@ -202,10 +207,10 @@ class Reminders:
             return None
         return quarter
 
-    def _opted_in(self, quarter: Quarter, now: float, dry_run: bool, summary: Summary) -> dict[str, list[str]]:
-        """Users to remind, grouped by the tier of their last result."""
+    def _opted_in(self, quarter: Quarter, now: float, dry_run: bool, summary: Summary) -> dict[Reminder, list[str]]:
+        """Users to remind, grouped by what their reminder says (:func:`_reminder_of`)."""
         quarter_start = datetime(quarter.year, quarter.first_month, 1, tzinfo=zone(LINE_TZ)).timestamp()
-        by_tier: dict[str, list[str]] = defaultdict(list)
+        by_group: dict[Reminder, list[str]] = defaultdict(list)
         refs = sorted(x.decode() if isinstance(x, bytes) else x for x in self.r.sscan_iter(keys.REMIND_INDEX))
         for chunk in _chunks([r for r in refs if r.startswith("line:")], 500):
             subjects = [Subject(Transport.LINE, ref.split(":", 1)[1]) for ref in chunk]
@@ -225,10 +230,10 @@ class Reminders:
                 if conv.finished >= quarter_start or now - conv.finished < RECENT:
                     summary.skipped.append((f"line {uid(s.user_id)} {quarter}", "took it less than 30 days ago"))
                     continue
-                by_tier[score(conv.last).tier].append(s.user_id)
+                by_group[_reminder_of(conv.last)].append(s.user_id)
             if gone and not dry_run:
                 self.r.srem(keys.REMIND_INDEX, *gone)
-        return by_tier
+        return by_group
 
     def _quota_left(self) -> float:
         if self.line_quota is None:
@@ -239,33 +244,34 @@ class Reminders:
         quarter = self._line_period(now)
         if quarter is None:
             return
-        by_tier = self._opted_in(quarter, now, dry_run, summary)
-        total = sum(len(v) for v in by_tier.values())
+        by_group = self._opted_in(quarter, now, dry_run, summary)
+        total = sum(len(v) for v in by_group.values())
         if total == 0:
             return
         left = self._quota_left()
         queued: list[Job] = []
-        for tier in sorted(by_tier):
-            users = by_tier[tier]
+        for group in sorted(by_group, key=_group_order):
+            users = by_group[group]
+            name = _group_name(group)
             allowed = users[: int(min(len(users), left))]
             left -= len(allowed)
             for user in users[len(allowed):]:
                 summary.skipped.append((f"line {uid(user)} {quarter}", "monthly message quota would be exceeded"))
             for batch in _chunks(allowed, LINE_BATCH):
-                label = f"line multicast {quarter} tier {tier} ({len(batch)} users)"
+                label = f"line multicast {quarter} {name} ({len(batch)} users)"
                 if dry_run:
                     summary.queued.append(f"{label} (dry run: would queue)")
                     continue
-                job = self._line_batch(quarter, tier, batch)
+                job = self._line_batch(quarter, group, batch)
                 if job is None:
                     continue
                 queued.append(job)
-                summary.queued.append(f"line multicast {quarter} tier {tier} ({len(job.batch.rcpt)} users)")
+                summary.queued.append(f"line multicast {quarter} {name} ({len(job.batch.rcpt)} users)")
         # Woken together once every batch is queued: the worker sends them side by side, up to LINE's
         # rate, rather than one by one as the pass queues them.
         self.outbox.wake(queued)
 
-    def _line_batch(self, quarter: Quarter, tier: str, users: list[str]) -> Job | None:
+    def _line_batch(self, quarter: Quarter, group: Reminder, users: list[str]) -> Job | None:
         """Queue one multicast, then claim its users: the batch job is written first, so a crash at
         any point leaves either unclaimed users (sent by a later pass) or a batch whose claimed users
         the worker still sends to (the transport sends only to users whose mark names the batch).
@@ -274,7 +280,7 @@ class Reminders:
         passed)."""
         subject = Subject(Transport.LINEBATCH, str(uuid.uuid4()))
         ledger = keys.reminder_sent(subject, str(quarter), "batch")
-        job = self.outbox.to_subject(subject, [Reminder(tier)], state=LineBatchState(users, str(quarter)))
+        job = self.outbox.to_subject(subject, [group], state=LineBatchState(users, str(quarter)))
         if not self.outbox.put_once(ledger, job, ttl=int(LEDGER_TTL), wake=False):
             return None
         with self.r.pipeline(transaction=False) as p:
@@ -285,6 +291,23 @@ class Reminders:
         job.batch.rcpt = [u for u, ok in zip(users, claimed, strict=True) if ok]
         self.outbox.update(job)
         return job
+
+
+def _reminder_of(answers: str) -> Reminder:
+    """What one user's reminder says, from their last result: an A tier its next theme (whatever its one
+    non-A answer), any other its point to fix (a tier of its own is not said: B and C share a group)."""
+    result = score(answers)
+    if result.tier == "A" or result.next_point is None:
+        return Reminder("A")
+    return Reminder("", result.next_point)
+
+
+def _group_order(group: Reminder) -> tuple[int, int]:
+    return (-1, 0) if group.point is None else (0, group.point)
+
+
+def _group_name(group: Reminder) -> str:
+    return f"tier {group.tier}" if group.point is None else f"point Q{group.point + 1}"
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -143,6 +143,29 @@ def consult_view(script: Script, out: ConsultAck) -> ConsultView:
     return ConsultView("\n".join(lines), out.url, script.text("consult_book_button"))
 
 
+def reminder_text(script: Script, out: Reminder) -> str:
+    """The quarterly invitation: an A-tier result is offered its next theme rather than the same ten
+    questions; any other names its point to fix and asks whether it has moved. A reminder committed
+    before it named the point says the tier, as it always did."""
+    if out.tier == "A":
+        return script.text("reminder_next", label=script.tiers["A"].label, theme=script.tiers["A"].next_theme)
+    if out.point is None:
+        return script.text("reminder", label=script.tiers[out.tier].label)
+    return script.text("reminder_point", number=out.point + 1, topic=script.questions[out.point].topic)
+
+
+def reminder_buttons(script: Script, out: Reminder) -> list[Button]:
+    """A point named: yes / not yet / consult, then take it again; the next theme: consult (and the
+    diagnosis is still there by typing 診断); the old shape: take it again."""
+    if out.tier == "A":
+        return [consult_button(script, 0)]
+    if out.point is None:
+        return [retake_button(script)]
+    yes, no = script.text("moved_yes_button"), script.text("moved_no_button")
+    return [Button(yes, inputs.button(inputs.MOVED_YES), yes), Button(no, inputs.button(inputs.MOVED_NO), no),
+            consult_button(script, 0), retake_button(script)]
+
+
 def optin_buttons(script: Script) -> list[Button]:
     yes, no = script.text("optin_yes_button"), script.text("optin_no_button")
     return [Button(yes, inputs.button(inputs.OPT_IN), yes), Button(no, inputs.button(inputs.OPT_OUT), no)]
@@ -352,8 +375,8 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("resume_prompt", number=q + 1, total=QUESTION_COUNT)
         case Notice():
             return notice_text(script, out)
-        case Reminder(tier=tier):
-            return script.text("reminder", label=script.tiers[tier].label)
+        case Reminder():
+            return reminder_text(script, out)
         case ConsultAck():
             v = consult_view(script, out)
             return f"{v.text}\n{v.url}" if v.url else v.text
@@ -384,7 +407,9 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             # the advice of each non-A answer (the card's rows on LINE; buttons elsewhere), then the next steps
             rows = result_view(script, answers).rows
             return [*(r.advice for r in rows if r.advice), consult_button(script, sid), retake_button(script)]
-        case DoneHelp() | Reminder():
+        case Reminder():
+            return reminder_buttons(script, out)
+        case DoneHelp():
             return [retake_button(script)]
         case OptinOffer():
             return optin_buttons(script)

@@ -43,7 +43,9 @@ The funnel is derived from ``reached`` because questions are shown in order and 
 iff it reached q+1 or more (question 10: iff it finished). Lead hash fields: ch, u, sid, b (start),
 t (last change), n, r (reached), a (answers), f (finished at), tier, rm (reminder 1/0), x (closed: it
 finished, or ended without finishing), test, c (consultation status), ca (requested or first set),
-cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom).
+cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom),
+mv/mvt (the quarterly reminder asked whether this result's point to fix had moved: "1" yes, "0" not yet;
+when answered: the latest answer is kept).
 
 Users of the try-it channel ("web") are tests: their leads are kept (channel "web") but never in a
 figure summed over channels.
@@ -149,6 +151,8 @@ class Lead:
     closed: bool = False  # finished, or ended without finishing (restarted, unfollowed, expired)
     consult_by: str = ""  # who last set the consultation status
     consult_updated: float = 0.0  # when
+    moved: bool | None = None  # the reminder's "has the point to fix moved?": yes, not yet, None unanswered
+    moved_at: float = 0.0  # when answered
 
     @property
     def is_finished(self) -> bool:
@@ -200,6 +204,8 @@ class Lead:
             closed=h.get("x") == "1" or bool(h.get("f")),
             consult_by=h.get("cby", ""),
             consult_updated=float(h.get("cu") or 0.0),
+            moved=None if h.get("mv") not in ("0", "1") else h.get("mv") == "1",
+            moved_at=float(h.get("mvt") or 0.0),
         )
 
 
@@ -243,7 +249,8 @@ def delta_of(
          "ended": lead id,                                      # the diagnosis under way ended (restart...)
          "lead": {"id", "channel", "user", "sid", "n", "begun", "updated", "reached", "remind" 1|0,
                   "open" 1|0 (in progress), "answers" (while open, or the final ten),
-                  "finished", "tier" (once finished), "consult": 1 (a ConsultAck output)}}
+                  "finished", "tier" (once finished), "consult": 1 (a ConsultAck output),
+                  "moved": 1 | 0 (the reminder's "has the point moved?" answered about this finished one)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.transport in TEST_CHANNELS:
@@ -254,12 +261,14 @@ def delta_of(
     changed = after is not before
     consult = any(isinstance(o, ConsultAck) for o in outputs)
     cur = after if after is not None else before
+    # an answer to the reminder's question is about the last finished diagnosis, not one under way
+    moved = event in (inputs.MOVED_YES, inputs.MOVED_NO) and not cur.in_progress and bool(cur.last)
     cur_id = lead_id(subject.transport, subject.user_id, cur.sid, _begun(cur)) if cur.sid else ""
     if before.in_progress and before.sid:
         before_id = lead_id(subject.transport, subject.user_id, before.sid, _begun(before))
         if before_id != cur_id:
             d["ended"] = before_id  # a new diagnosis began (or the record went): the one under way ended
-    if cur_id and (changed or consult):
+    if cur_id and (changed or consult or moved):
         is_open = after is not None and after.in_progress
         reached = [o.q + 1 for o in outputs if isinstance(o, Question) and o.sid == cur.sid]
         if is_open:
@@ -285,6 +294,8 @@ def delta_of(
         lead["reached"] = max(reached, default=0)
         if consult:
             lead["consult"] = 1
+        if moved:
+            lead["moved"] = int(event == inputs.MOVED_YES)
         d["lead"] = lead
     if len(d.keys() - {"at", "test"}) == 0:
         return None
@@ -304,6 +315,7 @@ def delta_of(
 # [12] remind 1/0  [13] open 1/0  [14] test 1/0  [15] ended lead id ("" none)
 # [16] follow "1" / "0" / ""  [17] "<ch>:<user>"  [18] the step's time  [19] consult "1" / ""
 # [20] the hook's lease end  [21] now  [22] active entries changed before this are pruned
+# [23] the reminder's "has the point moved?" answered: "1" / "0" / "" (kept unless a later answer is there)
 # Returns 1 when the operator is to be told of a first consultation request (the caller runs the
 # hook, then calls NOTIFIED_LUA), else 0.
 APPLY_LUA = """
@@ -349,6 +361,12 @@ if id ~= '' then
     redis.call('ZREM', KEYS[4], id)
   elseif newer and not s[4] then
     redis.call('ZADD', KEYS[4], ARGV[7], id)
+  end
+  if ARGV[23] ~= '' then
+    local mvt = redis.call('HGET', lead, 'mvt')
+    if not mvt or tonumber(ARGV[18]) >= tonumber(mvt) then
+      redis.call('HSET', lead, 'mv', ARGV[23], 'mvt', ARGV[18])
+    end
   end
   if ARGV[19] == '1' then
     if not s[5] then
@@ -458,6 +476,7 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
         str(lead.get("open", 0)), "1" if delta.get("test") else "0", ended,
         "" if follow is None else str(int(follow)), fol_ref, repr(float(delta.get("at", now))),
         "1" if lead.get("consult") else "", repr(now + lease), repr(now), repr(now - expiry),
+        "" if lead.get("moved") is None else str(int(lead["moved"])),
     ]
     return keys, args
 

@@ -83,6 +83,12 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "optin_on": "",
         "optin_off": "",
         "reminder": "label",
+        "reminder_point": "number topic",
+        "reminder_next": "label theme",
+        "moved_yes_button": "",
+        "moved_no_button": "",
+        "moved_yes": "",
+        "moved_no": "",
         "consult_button": "",
         "consult_ack": "",
         "consult_again": "",
@@ -127,7 +133,7 @@ OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"closeness_one": frozenset({"la
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
-    "restart_yes_button", "restart_no_button",
+    "restart_yes_button", "restart_no_button", "moved_yes_button", "moved_no_button",
 )
 
 

@@ -12,6 +12,8 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
     k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
     v:<q>:<X>       show the advice for question q (0-based) at answer level X (B-D): a row of a result
+    m:1 / m:0       the quarterly reminder's question "has last time's point to fix moved?": yes / not yet
+                    (no diagnosis number: one multicast carries the same buttons to many people)
     g:<q>           list the terms question q (0-based) uses, with their definitions (its 「用語」 button)
     e / e:1 / e:0   delete my data? / yes, delete it / no, keep it
 """
@@ -40,13 +42,16 @@ CONSULT = "consult"  # asks for a consultation: the button on a result, or a con
 RESTART_YES = "restart_yes"  # confirmed: start the diagnosis under way over
 RESULT = "result"  # show the last result again (a result word, or the rich menu)
 ADVICE = "advice"  # show one question's advice for an answer level (a row of a result)
+MOVED_YES = "moved_yes"  # the reminder asked whether last time's point to fix moved: yes
+MOVED_NO = "moved_no"  # ... not yet
+
 DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms of question q (its 「用語」 button)
 ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
 ERASE_YES = "erase_yes"  # yes: every key of this person is removed
 ERASE_NO = "erase_no"  # no: nothing is removed
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO)
 
 
 class TermLookup(Protocol):
@@ -116,6 +121,8 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return "o:1" if kind == OPT_IN else "o:0"
     if kind == CONSULT:
         return f"k:{sid}"
+    if kind in (MOVED_YES, MOVED_NO):
+        return "m:1" if kind == MOVED_YES else "m:0"
     if kind == DEFINE:
         return f"g:{q}"
     if kind in (ERASE, ERASE_YES, ERASE_NO):
@@ -136,6 +143,10 @@ def from_button(data: str) -> Input:
                 return Input(OPT_IN)
             case ["o", "0"]:
                 return Input(OPT_OUT)
+            case ["m", "1"]:
+                return Input(MOVED_YES)
+            case ["m", "0"]:
+                return Input(MOVED_NO)
             case ["e"]:
                 return Input(ERASE)
             case ["e", "1"]:

@@ -112,7 +112,7 @@ def inbox_meta(subject: Subject) -> str:
 #    crmbot:{t:<workspace>:<channel>}:actions:<quarter>
 #                                                    improvement actions decided on that quarter's result
 #                                                    (hash: action id -> JSON)
-#    crmbot:{t:<workspace>:<channel>}:quarters       quarters reported (sorted set: quarter -> ordinal)
+#    crmbot:{t:<workspace>:<channel>}:quarters       quarters reported (sorted set: quarter -> Quarter.rank)
 #    crmbot:{t:<workspace>:<channel>}:audit          who changed what and when (list of JSON, newest first)
 #    crmbot:{ws:<workspace>}:teams                   the workspace's teams (set of channel IDs)
 #    crmbot:{teams}:all                              every team (set of "<workspace>:<channel>")

@@ -47,12 +47,12 @@ UNIT_MAX = 10
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 # Words that already say "percent": a name with one of them and the unit % says it twice.
 _PERCENT_WORDS = ("%", "％", "割合", "パーセント", "percent", "share of")
-_STEP_RULES = ("gap", "improve")
+_STEP_RULES = ("gap", "improve", "yoy")
 
 _AREA_FIELDS = frozenset({"key", "name_ja", "name_en", "indicators"})
 _INDICATOR_FIELDS = frozenset(
     {"key", "name_ja", "name_en", "unit", "unit_en", "definition_ja", "definition_en", "direction", "minimum",
-     "maximum", "target", "rule", "step", "floor", "required"}
+     "maximum", "target", "rule", "step", "floor", "required", "counted", "retired"}
 )
 # the locale -> the field of an indicator's unit in that locale
 _UNIT_FIELDS: Mapping[str, str] = MappingProxyType({"ja": "unit", "en": "unit_en"})
@@ -60,7 +60,8 @@ _UNIT_FIELDS: Mapping[str, str] = MappingProxyType({"ja": "unit", "en": "unit_en
 
 @dataclass(frozen=True)
 class Area:
-    """One evaluation area: its key, display names and its indicators' keys in catalog order."""
+    """One evaluation area: its key, display names and the keys of the indicators it asks for, in catalog
+    order (a retired indicator is not asked for: it is only in :attr:`Catalog.indicators`)."""
 
     key: str
     name_ja: str
@@ -123,10 +124,17 @@ class Catalog:
         values: Mapping[str, float | None],
         targets: Mapping[str, float] | None = None,
         previous: Mapping[str, float | None] | None = None,
+        year_ago: Mapping[str, float | None] | None = None,
     ) -> KpiResult:
         """Score a report against this catalog (see :func:`scoring.kpi.score_report`); ``previous``:
-        the previous quarter's figures, for the improve rule."""
-        return score_report(self.indicators, self.area_keys, values, targets, previous)
+        the previous quarter's figures, for the improve rule; ``year_ago``: the same quarter's a year
+        earlier, for the yoy rule."""
+        return score_report(self.indicators, self.area_keys, values, targets, previous, year_ago)
+
+    @property
+    def uses_year_ago(self) -> bool:
+        """Whether an indicator is scored against the same quarter last year (the yoy rule)."""
+        return any(ind.rule == "yoy" for ind in self.indicators)
 
 
 @cache
@@ -233,6 +241,7 @@ def _parse_area(r: _Reader, af: str, ra: Any, expected: str, out: _Parsed) -> No
         raise r.fail(f"{af}.indicators", "must list at least one indicator")
     keys = [_parse_indicator(r, f"{af}.indicators[{i_no}]", ri, area_key, out)
             for i_no, ri in enumerate(raw_inds, start=1)]
+    keys = [k for k in keys if not any(ind.key == k and ind.retired for ind in out.indicators)]
     if not any(ind.required for ind in out.indicators if ind.area == area_key):
         raise r.fail(f"{af}.indicators", "at least one indicator must have required = true")
     area_names = out.names[area_key]
@@ -275,6 +284,12 @@ def _parse_indicator(r: _Reader, f: str, ri: Any, area_key: str, out: _Parsed) -
     required = ri.get("required")
     if not isinstance(required, bool):
         raise r.fail(f"{f}.required", f"must be true or false, got {required!r}")
+    counted, retired = ri.get("counted", True), ri.get("retired", False)
+    for name, flag in (("counted", counted), ("retired", retired)):
+        if not isinstance(flag, bool):
+            raise r.fail(f"{f}.{name}", f"must be true or false, got {flag!r}")
+    if retired and required:
+        raise r.fail(f"{f}.required", "a retired indicator is no longer asked for: it cannot be required")
     out.indicators.append(
         Indicator(
             key=key,
@@ -288,6 +303,8 @@ def _parse_indicator(r: _Reader, f: str, ri: Any, area_key: str, out: _Parsed) -
             step=step,
             required=required,
             floor=floor,
+            counted=counted,
+            retired=retired,
         )
     )
     out.names[key] = MappingProxyType(ind_names)

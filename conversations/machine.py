@@ -55,7 +55,7 @@ from conversations.outputs import (
     Result,
     Resume,
 )
-from scoring import QUESTION_COUNT
+from scoring import QUESTION_COUNT, next_point
 
 IDLE, ASKING, RESUME, CONFIRM, DONE, EXPIRED = "idle", "asking", "resume", "confirm", "done", "expired"
 HANDOFF = "handoff"
@@ -488,6 +488,26 @@ def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(replace(conv, handoff_until=until, consulted=sid), (out, *place(conv)))  # mid-diagnosis: go on
 
 
+def _moved_outputs(conv: Conv, inp: Input) -> tuple[Output, ...]:
+    """Thanks for the answer; a "not yet" gets the last point's advice again, at the owner's level."""
+    yes = inp.kind == inputs.MOVED_YES
+    point = next_point(conv.last) if len(conv.last) == QUESTION_COUNT else None
+    if yes or point is None:
+        return (notice("moved_yes" if yes else "moved_no"),)
+    return notice("moved_no"), Advice(point, conv.last[point])
+
+
+def moved(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """The quarterly reminder asked whether last time's point to fix has moved: the answer is thanked (and
+    recorded on the lead by the analytics, from the input's kind); the state and the place stay."""
+    return _keep(conv, *_moved_outputs(conv, inp), *place(conv))
+
+
+def moved_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    rest = _at_rest(conv)
+    return Step(rest, _moved_outputs(rest, inp))
+
+
 def consult_first(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """A consultation asked for with no diagnosis to talk about: take the diagnosis first."""
     return _keep(conv, notice("consult_first"), Offer())
@@ -607,6 +627,9 @@ ROUTES: tuple[Route, ...] = (
     # the last result again, and a result row's advice, in any state (the state and the place stay)
     *(Route(s, (inputs.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
+    # the reminder's "has last time's point moved?" answered, in any state (the state and the place stay)
+    *(Route(s, (inputs.MOVED_YES, inputs.MOVED_NO), moved, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.MOVED_YES, inputs.MOVED_NO), moved_expired, frozenset({IDLE, DONE})),
     # a term's definition, and deleting the person's data, in any state (the place is shown again)
     *(Route(s, (inputs.DEFINE,), define, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.DEFINE,), define_expired, frozenset({IDLE, DONE})),

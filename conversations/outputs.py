@@ -29,8 +29,8 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
     Definition      a term's definition (``term``, typed 「LTVとは」), or every term question ``q`` uses (its
                     「用語」 button)
     Erasure         deleting the person's data: ``ask`` (confirm with a button), ``kept``, ``done``
-    Reminder        the quarterly invitation to retake the diagnosis, naming the last ``tier`` (a LINE
-                    multicast, queued by the clock)
+    Reminder        the quarterly invitation: the last result's point to fix, or an A tier's next theme (a
+                    LINE multicast, queued by the clock)
 
 The Slack KPI messages (``slack_post``, ``slack_ephemeral``, ``slack_chart``, ``slack_file``,
 ``slack_home``) are rendered when they are committed and travel as plain dicts (:data:`Payload`), as
@@ -228,15 +228,24 @@ class ConsultAck:
 
 @dataclass(frozen=True)
 class Reminder:
+    """The quarterly invitation. ``point`` (0-based question, or None): the last result's point to fix,
+    named and asked about (has it moved?); an A-tier result is offered its next theme instead. One
+    multicast carries it to everyone of one group, so it holds nothing that differs within the group.
+    A reminder committed before ``point`` existed holds only the tier and says the tier."""
+
     kind: ClassVar[str] = "reminder"
-    tier: str  # the tier of the last result (A/B/C)
+    tier: str  # the tier of the last result (A/B/C); "" for a point's group (B and C together)
+    point: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "tier": self.tier}
+        d: dict[str, Any] = {"type": self.kind, "tier": self.tier}
+        if self.point is not None:
+            d["point"] = self.point
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Reminder:
-        return cls(_str(d, "tier"))
+        return cls(_str(d, "tier"), _int(d, "point") if "point" in d else None)
 
 
 @dataclass(frozen=True)

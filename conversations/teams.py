@@ -51,7 +51,7 @@ POST_LEASE = jobs.LEASE  # seconds a committed post waits for a worker before re
 # KEYS[5] (optional) the modal's mark         crmbot:{t:<ws>:<ch>}:view:<view id>:<view hash>
 # ARGV[1] the new figures, JSON object indicator -> number as string
 # ARGV[2] who (Slack user ID), ARGV[3] when (epoch seconds), ARGV[4] quarter ("2026-Q4"),
-# ARGV[5] the quarter's ordinal (zset score), ARGV[6] how many audit records to keep,
+# ARGV[5] the quarter's rank (zset score: Quarter.rank), ARGV[6] how many audit records to keep,
 # ARGV[7] the targets in force, JSON (kept with the figures: a past quarter's score never changes)
 # ARGV[8] the mark's TTL in seconds (with KEYS[5])
 # ARGV[9] the job's ID ("": none), ARGV[10] the job, JSON
@@ -179,7 +179,7 @@ class Team:
     created_by: str
     created_at: float
     reminders: bool = True
-    fy_start: int = DEFAULT_FY_START  # the business year's first month (1, 4, 7 or 10)
+    fy_start: int = DEFAULT_FY_START  # the business year's first month (1-12)
 
 
 @dataclass(frozen=True)
@@ -381,7 +381,7 @@ class TeamStore:
             SUBMIT_LUA,
             keys=[keys.team_kpi(ref, str(quarter)), keys.team_quarters(ref), keys.team_audit(ref),
                   jobs.mailbox(tag), *marks],
-            args=[payload, by, repr(now), str(quarter), quarter.ordinal, AUDIT_KEEP, targets_json, VIEW_MARK_TTL,
+            args=[payload, by, repr(now), str(quarter), quarter.rank, AUDIT_KEEP, targets_json, VIEW_MARK_TTL,
                   job.id if job else "", job.to_json() if job else "", json.dumps(list(areas)),
                   "0" if replace is None else "1", json.dumps(list(replace or ())),
                   "" if expect is None else str(expect), "1" if result else "0"],

@@ -56,6 +56,17 @@ The rules
   so holding last quarter's figure scores 8. Without a previous figure (the first report, or the
   figure was not reported last quarter) it is scored against ``target`` exactly like ``"gap"``.
 
+  ``"yoy"`` - "better than the same quarter last year": as ``"improve"``, against the figure of the
+  same quarter a year earlier (``year_ago``); in the first year, without it, against ``target``. For
+  a figure measured against a fixed baseline (time saved since the CRM came in), which would
+  otherwise score 10 for ever once the target is met.
+
+* An indicator with ``counted=False`` is *for reference*: scored and shown, but left out of its
+  area's mean, of the figure pulling an area down and of the coverage (an open rate, which is easy to
+  lift and says nothing of sales). A ``retired`` indicator is one the catalog no longer asks for: it
+  is kept so that reports stored with it still score as they did; it appears in a result only when
+  the report has its figure.
+
   ``shortfall / step`` and ``attainment * 10`` are rounded to 9 decimals before ``ceil``/``floor``
   so that binary-float noise (``0.30000000000000004``) never costs a point. Every rule is
   monotonic: a better value never scores lower.
@@ -113,8 +124,8 @@ __all__ = [
 ]
 
 Direction = Literal["higher", "lower"]
-Rule = Literal["gap", "ratio", "scale", "improve"]
-Basis = Literal["target", "previous"]  # what an indicator's score was measured against
+Rule = Literal["gap", "ratio", "scale", "improve", "yoy"]
+Basis = Literal["target", "previous", "year"]  # what an indicator's score was measured against
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 RULES: tuple[str, ...] = get_args(Rule)
 MAX_SCORE = 10
@@ -149,6 +160,8 @@ class Indicator:
     step: float = 5.0
     required: bool = False
     floor: float | None = None  # the scale rule's zero point (its scale's worst end); only that rule has one
+    counted: bool = True  # False: for reference, left out of the area's mean (see the module docstring)
+    retired: bool = False  # no longer asked for; kept so that stored reports score as they did
 
     def __post_init__(self) -> None:
         for name in ("key", "area"):
@@ -169,6 +182,8 @@ class Indicator:
             raise ValueError(f"{self.key}: target {self.target} is outside {self.minimum}..{self.maximum}")
         if self.step <= 0:
             raise ValueError(f"{self.key}: step must be above 0, got {self.step}")
+        if self.retired and self.required:
+            raise ValueError(f"{self.key}: a retired indicator cannot be required")
         if self.rule != "scale":
             if self.floor is not None:
                 raise ValueError(f"{self.key}: only the scale rule has a floor")
@@ -195,6 +210,7 @@ class IndicatorScore:
     target: float
     score: int | None
     basis: Basis = "target"
+    counted: bool = True  # False: for reference, not in the area's mean nor its coverage
 
 
 @dataclass(frozen=True)
@@ -209,13 +225,13 @@ class AreaScore:
 
     @property
     def reported(self) -> int:
-        """How many of the area's figures were reported."""
-        return sum(1 for row in self.indicators if row.value is not None)
+        """How many of the area's counted figures were reported."""
+        return sum(1 for row in self.indicators if row.value is not None and row.counted)
 
     @property
     def total(self) -> int:
-        """How many figures the area has."""
-        return len(self.indicators)
+        """How many counted figures the area has."""
+        return sum(1 for row in self.indicators if row.counted)
 
 
 @dataclass(frozen=True)
@@ -301,14 +317,14 @@ def score_indicator(ind: Indicator, value: float, target: float | None = None, p
     value = _checked(ind, "value", value)
     target = ind.target if target is None else _checked_target(ind, target)
     higher = ind.direction == "higher"
-    if ind.rule == "improve" and previous is not None:
+    if ind.rule in ("improve", "yoy") and previous is not None:
         previous = _checked(ind, "previous", previous)
         shortfall = previous - value if higher else value - previous
         if shortfall < 0:
             return MAX_SCORE
         steps = math.floor(round(shortfall / ind.step, _NOISE_DIGITS)) + 1
         return max(0, MAX_SCORE - _GAP_POINTS_PER_STEP * steps)
-    if ind.rule in ("gap", "improve"):
+    if ind.rule in ("gap", "improve", "yoy"):
         shortfall = target - value if higher else value - target
         if shortfall <= 0:
             return MAX_SCORE
@@ -361,60 +377,67 @@ def score_report(
     values: Mapping[str, float | None],
     targets: Mapping[str, float] | None = None,
     previous: Mapping[str, float | None] | None = None,
+    year_ago: Mapping[str, float | None] | None = None,
 ) -> KpiResult:
     """Score one report (see the module docstring for the rules).
 
     ``areas`` gives the area order; every indicator's area must be in it. ``values`` maps
     indicator keys to reported values (missing or ``None`` = not reported); ``targets`` maps
     indicator keys to targets that replace the defaults; ``previous`` holds the previous quarter's
-    figures (the improve rule scores against them). Raises ``ValueError`` for duplicate areas or
-    indicator keys, an indicator in an unknown area, unknown keys in ``values``, ``targets`` or
-    ``previous``, and any value, target or previous figure :func:`score_indicator` refuses.
+    figures (the improve rule scores against them), ``year_ago`` the same quarter's a year earlier (the
+    yoy rule). Raises ``ValueError`` for duplicate areas or indicator keys, an indicator in an unknown
+    area, unknown keys in ``values``, ``targets``, ``previous`` or ``year_ago``, and any value, target or
+    earlier figure :func:`score_indicator` refuses.
     """
     _check_catalog(indicators, areas)
     targets = targets or {}
-    previous = previous or {}
     known = {ind.key for ind in indicators}
-    for name, given in (("values", values), ("targets", targets), ("previous", previous)):
+    for name, given in (("values", values), ("targets", targets), ("previous", previous or {}),
+                        ("year_ago", year_ago or {})):
         unknown = sorted(set(given) - known)
         if unknown:
             raise ValueError(f"{name} name unknown indicators: {', '.join(unknown)}")
-
-    area_scores: list[AreaScore] = []
-    for area in areas:
-        rows: list[IndicatorScore] = []
-        for ind in indicators:
-            if ind.area != area:
-                continue
-            target = ind.target if targets.get(ind.key) is None else _checked_target(ind, targets[ind.key])
-            before = previous.get(ind.key) if ind.rule == "improve" else None
-            if before is not None:
-                before = _checked(ind, "previous", before)
-            value = values.get(ind.key)
-            score = None if value is None else score_indicator(ind, value, target, before)
-            if before is None:
-                rows.append(IndicatorScore(key=ind.key, value=value, target=target, score=score))
-            else:
-                rows.append(IndicatorScore(key=ind.key, value=value, target=before, score=score, basis="previous"))
-        reported = [row.score for row in rows if row.score is not None]
-        mean = _round1(Fraction(sum(reported), len(reported))) if reported else None
-        area_scores.append(AreaScore(area=area, score=mean, indicators=tuple(rows)))
-
+    earlier: dict[str, Mapping[str, float | None]] = {"improve": previous or {}, "yoy": year_ago or {}}
+    area_scores = [_score_area(area, indicators, values, targets, earlier) for area in areas]
     scored = [(a.area, a.score) for a in area_scores if a.score is not None]
     if not scored:
         return KpiResult(areas=tuple(area_scores), overall=None, weakest=None)
     overall = _round1(sum((_exact(s) for _, s in scored), Decimal(0)) / len(scored))
     weakest = min(scored, key=lambda pair: pair[1])[0]  # min() keeps the first of equal scores
-    rows = [row for a in area_scores if a.area == weakest for row in a.indicators if row.score is not None]
+    rows = [row for a in area_scores if a.area == weakest for row in a.indicators
+            if row.score is not None and row.counted]
     lowest = min(rows, key=lambda row: row.score or 0)  # the area has a score, so a row was scored
     figure = lowest.key if lowest.score is not None and lowest.score < MAX_SCORE else None
     return KpiResult(areas=tuple(area_scores), overall=overall, weakest=weakest, weakest_figure=figure)
 
 
+def _score_area(area: str, indicators: Sequence[Indicator], values: Mapping[str, float | None],
+                targets: Mapping[str, float], earlier: Mapping[str, Mapping[str, float | None]]) -> AreaScore:
+    """One area: its indicators scored (a retired one only when reported), the mean of the counted."""
+    rows: list[IndicatorScore] = []
+    for ind in indicators:
+        value = values.get(ind.key)
+        if ind.area != area or (ind.retired and value is None):
+            continue
+        target = ind.target if targets.get(ind.key) is None else _checked_target(ind, targets[ind.key])
+        before = earlier.get(ind.rule, {}).get(ind.key)
+        if before is not None:
+            before = _checked(ind, "previous", before)
+        score = None if value is None else score_indicator(ind, value, target, before)
+        if before is None:
+            rows.append(IndicatorScore(ind.key, value, target, score, counted=ind.counted))
+        else:
+            basis: Basis = "previous" if ind.rule == "improve" else "year"
+            rows.append(IndicatorScore(ind.key, value, before, score, basis, counted=ind.counted))
+    reported = [row.score for row in rows if row.score is not None and row.counted]
+    mean = _round1(Fraction(sum(reported), len(reported))) if reported else None
+    return AreaScore(area=area, score=mean, indicators=tuple(rows))
+
+
 def missing_required(indicators: Sequence[Indicator], values: Mapping[str, float | None]) -> tuple[str, ...]:
     """Keys of required indicators that ``values`` does not report (missing or ``None``), in
     catalog order. Scoring does not need them; the conversation that collects a report does."""
-    return tuple(ind.key for ind in indicators if ind.required and values.get(ind.key) is None)
+    return tuple(ind.key for ind in indicators if ind.required and not ind.retired and values.get(ind.key) is None)
 
 
 def compare(current: KpiResult, previous: KpiResult | None) -> dict[str, float | None]:

@@ -41,7 +41,13 @@ class TeamView:
         return reported[-1] if reported else None
 
     def row(self, quarter: Quarter) -> QuarterRow | None:
-        return next((r for r in self.rows if r.quarter == quarter), None)
+        """The team's quarter ``quarter`` or, for a team whose business year shifts its quarters from the
+        calendar's (a year from March), its quarter that ended within ``quarter``."""
+        def ends_in(q: Quarter) -> bool:
+            return (q.last_year, q.last_month) in ((quarter.year, quarter.first_month + i) for i in range(3))
+
+        return next((r for r in self.rows if r.quarter == quarter or
+                     (r.quarter.shift != quarter.shift and ends_in(r.quarter))), None)
 
 
 def recent_quarters(now: float, count: int, tz: str = DEFAULT_TZ) -> list[Quarter]:
@@ -53,13 +59,13 @@ def recent_quarters(now: float, count: int, tz: str = DEFAULT_TZ) -> list[Quarte
 def team_view(store: TeamStore, catalog: Catalog, team: Team, now: float, history: int = HISTORY) -> TeamView:
     """One team's quarters: the current one (in the team's time zone) and up to ``history`` - 1 before
     it, from the quarter of its first report or of its registration, whichever is earlier."""
-    current = last_ended(now, team.tz)  # the latest quarter a report can be for
+    current = last_ended(now, team.tz, team.fy_start)  # the latest quarter a report can be for
     reported = store.quarters(team.ref)
-    first = min([*reported, quarter_of(team.created_at or now, team.tz)])
+    first = min([*reported, quarter_of(team.created_at or now, team.tz, team.fy_start)])
     start = max(first.ordinal, current.ordinal - history + 1)
     rows = []
     for ordinal in range(start, current.ordinal + 1):
-        q = Quarter.from_ordinal(ordinal)
+        q = Quarter.from_ordinal(ordinal, current.shift)
         rep = store.report(team.ref, q) if q in reported else None
         previous = store.report(team.ref, q.previous()) if rep else None
         rows.append(QuarterRow(q, rep, score_stored(catalog, store, rep, team.ref, previous) if rep else None))

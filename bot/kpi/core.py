@@ -5,7 +5,7 @@ and answers with data: the problems found (:class:`Refused`), or the change comm
 what it says (:mod:`bot.kpi.messages`, rendered by the injected :data:`~bot.kpi.messages.Render`).
 It reads and writes through :class:`conversations.teams.TeamStore`; it knows no channel.
 
-Every department (全員参加): with area owners an owner's submission covers their areas and is merged
+Areas shared out across departments: with owners, an owner's submission covers their areas and is merged
 into the quarter (their areas' figures replaced, the others kept). The team's result is committed
 with the submission that brings the last area in, or by the last nudge (:meth:`KpiCore.close_quarter`,
 the missing areas shown as not reported); an area reported after the result is out posts it again;
@@ -101,10 +101,25 @@ class TeamStatus:
 def score_stored(catalog: Catalog, teams: TeamStore, rep: Report, ref: TeamRef,
                  previous: Report | None = None) -> KpiResult:
     """A stored report, scored against the targets in force when it was reported (and, for the
-    improve rule, the previous quarter's stored figures); the console scores with it too."""
+    improve rule, the previous quarter's stored figures; for the yoy rule, the same quarter's a year
+    earlier, read here when the catalog has such a rule); the console scores with it too."""
     targets = rep.targets if rep.targets is not None else teams.targets(ref)
     return catalog.score(usable_figures(catalog, rep.values), usable_figures(catalog, targets, targets=True),
-                         usable_figures(catalog, previous.values if previous is not None else None))
+                         usable_figures(catalog, previous.values if previous is not None else None),
+                         year_ago_figures(catalog, teams, ref, rep.quarter))
+
+
+def year_ago_figures(catalog: Catalog, teams: TeamStore, ref: TeamRef, quarter: Quarter | str) -> dict[str, float]:
+    """The figures of the same quarter a year before ``quarter`` (the yoy rule), {} when the catalog has no
+    such rule or that quarter was not reported."""
+    if not catalog.uses_year_ago:
+        return {}
+    try:
+        then = (quarter if isinstance(quarter, Quarter) else Quarter.parse(quarter)).previous(4)
+    except ValueError:
+        return {}
+    rep = teams.report(ref, then)
+    return usable_figures(catalog, rep.values) if rep is not None else {}
 
 
 class KpiCore:
@@ -134,7 +149,8 @@ class KpiCore:
         catalog, teams, ref = self.catalog, self.teams, team.ref
         prev = teams.report(ref, quarter.previous())
         result = catalog.score(usable_figures(catalog, values), usable_figures(catalog, targets, targets=True),
-                               usable_figures(catalog, prev.values if prev else None))
+                               usable_figures(catalog, prev.values if prev else None),
+                               year_ago_figures(catalog, teams, ref, quarter))
         prev_result = None
         if prev is not None:
             prev_result = self.score_stored(prev, ref, teams.report(ref, quarter.previous(2)))
@@ -187,9 +203,22 @@ class KpiCore:
         return [(q, self.score_stored(rep, ref, reports.get(q.previous()))) for q, rep in reports.items()
                 if rep is not None]
 
+    def detail(self, ref: TeamRef, quarter: Quarter | None = None) -> tuple[Quarter, KpiResult] | None:
+        """A reported quarter scored as when it was reported, indicator by indicator (the breakdown):
+        ``quarter``, or the latest reported; None when it was not reported."""
+        if quarter is None:
+            quarters = self.teams.quarters(ref)
+            if not quarters:
+                return None
+            quarter = quarters[-1]
+        rep = self.teams.report(ref, quarter)
+        if rep is None:
+            return None
+        return quarter, self.score_stored(rep, ref, self.teams.report(ref, quarter.previous()))
+
     def status(self, team: Team, now: float) -> TeamStatus:
         teams, ref = self.teams, team.ref
-        due = last_ended(now, team.tz)  # the quarter a report is due for
+        due = last_ended(now, team.tz, team.fy_start)  # the quarter a report is due for
         report = teams.report(ref, due)
         # with area owners, a quarter is reported once its result is out (every area in, or the last nudge)
         reported = report is not None and (not teams.owners(ref) or bool(report.posted)
@@ -207,7 +236,7 @@ class KpiCore:
     def report_form(self, team: Team, user: str, quarter: Quarter | None = None) -> ReportForm:
         """The form for ``user``: the last ended quarter preselected (or ``quarter``, if it is still among
         the choices); an area owner reports their areas, the others are shown read-only."""
-        choices = reportable(self.clock(), team.tz)
+        choices = reportable(self.clock(), team.tz, fy_start=team.fy_start)
         initial = quarter if quarter in choices else choices[0]
         owners = self.teams.owners(team.ref)
         editable = editable_areas(self.catalog, owners, user)
@@ -224,7 +253,7 @@ class KpiCore:
         already: a replay of the same ``view``)."""
         catalog = self.catalog
         now = self.clock()
-        quarter, problem = check_quarter(quarter_key, quarter_of(now, team.tz))
+        quarter, problem = check_quarter(quarter_key, quarter_of(now, team.tz, team.fy_start))
         owners = self.teams.owners(team.ref)
         areas = [a for a in editable_areas(catalog, owners, by)
                  if any(k in typed for k in catalog.area(a).indicator_keys)]

@@ -78,10 +78,13 @@ def check_figures(
 
 
 def check_quarter(key: str, running: Quarter) -> tuple[Quarter | None, Problem | None]:
-    """The quarter a report is for (its key, "2026-Q1"); refused unless it has ended (before ``running``)."""
+    """The quarter a report is for (its key, "2026-Q1" or "2026-M03"): one of the team's quarters (those of
+    ``running``'s shift), refused unless it has ended (before ``running``)."""
     try:
         quarter = Quarter.parse(key)
     except ValueError:
+        return None, "quarter"
+    if quarter.shift != running.shift:
         return None, "quarter"
     if quarter >= running:
         return None, "running"

@@ -49,6 +49,7 @@ OPEN_REPORT_ACTION = "kpi_open"
 OWNERS_CALLBACK = "kpi_owners"
 ACTIONS_CALLBACK = "kpi_actions"
 ACTIONS_ACTION = "kpi_add_actions"
+DETAIL_ACTION = "kpi_detail"
 MAX_ACTION_CHARS = 150
 ACTIONS_PER_MODAL = 3
 
@@ -91,20 +92,48 @@ def figure(catalog: Catalog, locale: str, key: str, value: float) -> str:
     return with_unit(locale, fmt(value), catalog.unit(key, locale))
 
 
+def rule_text(catalog: Catalog, locale: str, ind: Indicator) -> str:
+    """How the indicator is scored, in one clause (published with the form, as the method asks)."""
+    step = figure(catalog, locale, ind.key, ind.step)
+    if not ind.counted:
+        return t(locale, "rule_reference")
+    match ind.rule:
+        case "gap":
+            return t(locale, "rule_gap", step=step)
+        case "ratio":
+            return t(locale, "rule_ratio")
+        case "scale":
+            assert ind.floor is not None
+            return t(locale, "rule_scale", floor=figure(catalog, locale, ind.key, ind.floor))
+        case "improve":
+            return t(locale, "rule_improve", step=step)
+        case "yoy":
+            return t(locale, "rule_year", step=step)
+        case _:
+            assert_never(ind.rule)
+
+
 def _hint(catalog: Catalog, locale: str, ind: Indicator, target: float, defaults: bool) -> str:
-    """The indicator's one-line definition, then its target."""
+    """The indicator's one-line definition, then its target and how it is scored."""
     if ind.rule == "improve":
         key = "improve_default_hint" if defaults else "improve_hint"
     else:
         key = "default_hint" if defaults else "target_hint"
     line = t(locale, key, target=figure(catalog, locale, ind.key, target), direction=t(locale, ind.direction))
+    line += "\n" + rule_text(catalog, locale, ind)
     definition = catalog.definition(ind.key, locale)
     return (f"{definition}\n{line}" if definition else line)[:2000]
 
 
 def _label(catalog: Catalog, locale: str, ind: Indicator) -> str:
+    """「name（unit）」; a name ending in its own brackets takes the unit inside them:
+    「リピート売上の伸び（前年同期比、%）」, not 「…（前年同期比）（%）」."""
     name, unit = catalog.name(ind.key, locale), catalog.unit(ind.key, locale)
-    return (f"{name} ({unit})" if locale == "en" else f"{name}（{unit}）")[:2000]
+    if locale == "en":
+        label = f"{name[:-1]}, {unit})" if name.endswith(")") else f"{name} ({unit})"
+    else:
+        label = f"{name[:-1]}、{unit}）" if name.endswith("）") else f"{name}（{unit}）"
+    return label[:2000]
 
 
 # ---- modals -------------------------------------------------------------------------------------
@@ -217,7 +246,7 @@ def typed_figures(catalog: Catalog, state: Mapping[str, Any]) -> dict[str, str |
     typed: dict[str, str | None] = {}
     for ind in catalog.indicators:
         block = f"ind:{ind.key}"
-        if block not in state:
+        if block not in state or ind.retired:
             continue
         raw = _input_value(state, block, ind.key).get("value")
         typed[ind.key] = raw if isinstance(raw, str) or raw is None else str(raw)
@@ -363,6 +392,38 @@ def actions_button(locale: str, team: Team, quarter: Quarter, area: str | None) 
     }
 
 
+def with_detail_button(locale: str, team: Team, quarter: Quarter, actions: dict[str, Any]) -> dict[str, Any]:
+    """The actions block under a result with 「内訳を見る」 added: the breakdown, to whoever asks."""
+    value = json.dumps({"team": team.ref.id, "quarter": str(quarter)})
+    button = {"type": "button", "action_id": DETAIL_ACTION, "text": plain(t(locale, "detail_button")), "value": value}
+    return {**actions, "elements": [*actions.get("elements", []), button]}
+
+
+def detail_blocks(catalog: Catalog, locale: str, team: Team, quarter: Quarter,
+                  result: KpiResult) -> tuple[str, list[dict[str, Any]]]:
+    """The breakdown of a result: per area its score, per indicator its value, what it was scored against
+    (the target, or last quarter's or last year's figure) and its score; a reference figure as such."""
+    title = t(locale, "detail_title", period=period_label(locale, quarter, team.fy_start))
+    blocks: list[dict[str, Any]] = [section(title)]
+    for area in result.areas:
+        score = t(locale, "not_reported") if area.score is None else f"{area.score:.1f}/10"
+        lines = [t(locale, "detail_area", area=catalog.name(area.area, locale), score=score)]
+        for row in area.indicators:
+            name = catalog.name(row.key, locale)
+            if row.value is None or row.score is None:
+                lines.append(t(locale, "detail_blank", name=name))
+                continue
+            value = figure(catalog, locale, row.key, row.value)
+            if not row.counted:
+                lines.append(t(locale, "detail_reference", name=name, value=value) + f" ({row.score}/10)")
+                continue
+            lines.append(t(locale, "detail_line", name=name, value=value, basis=t(locale, f"detail_basis_{row.basis}"),
+                           target=figure(catalog, locale, row.key, row.target), score=f"{row.score}/10"))
+        blocks.append(section("\n".join(lines)))
+    blocks.append({"type": "context", "elements": [mrkdwn(t(locale, "detail_rules"))]})
+    return title, blocks
+
+
 def weakest_figure(catalog: Catalog, locale: str, result: KpiResult) -> str:
     """The figure that pulled the weakest area down, with its value against its target (or against
     last quarter's figure, for the improve rule)."""
@@ -386,22 +447,7 @@ def history_blocks(
     title = t(locale, "history_title", team=escape(team.name))
     if not rows:
         return title, [section(title), section(t(locale, "history_empty"))]
-    header = "| " + " | ".join(months_label(locale, q) for q, _ in rows)
-    lines = [header]
-
-    def cell(score: float | None) -> str:
-        return "  -  " if score is None else f"{score:4.1f}"
-
-    for area in catalog.areas:
-        scores = [res.area(area.key).score for _, res in rows]
-        trend = ""
-        known = [s for s in scores if s is not None]
-        if len(known) >= 2:
-            trend = " ↗" if known[-1] > known[-2] else (" ↘" if known[-1] < known[-2] else " →")
-        lines.append(f"{catalog.name(area.key, locale)}: " + " | ".join(cell(s) for s in scores) + trend)
-    overall = [res.overall for _, res in rows]
-    lines.append(f"{t(locale, 'overall')}: " + " | ".join(cell(s) for s in overall))
-    blocks = [section(title), section("```" + "\n".join(lines) + "```")]
+    blocks = [section(title), section(history_area_lines(catalog, locale, rows))]
     if actions:
         rows_text = [t(locale, "history_action_line", period=months_label(locale, q),
                        area=catalog.name(a.area, locale), what=escape(a.what), owner=a.owner, due=a.due,
@@ -413,6 +459,26 @@ def history_blocks(
             text += "\n" + row
         blocks.append(section(text))
     return title, blocks
+
+
+def history_area_lines(catalog: Catalog, locale: str, rows: Sequence[tuple[Quarter, KpiResult]]) -> str:
+    """The trend as one line per area (a table does not line up in Slack's proportional font): the
+    quarters once, oldest first, then each area's scores in that order and where the last one went."""
+    def cell(score: float | None) -> str:
+        return "-" if score is None else f"{score:.1f}"
+
+    def trend(scores: Sequence[float | None]) -> str:
+        known = [x for x in scores if x is not None]
+        if len(known) < 2:
+            return ""
+        return " ↗" if known[-1] > known[-2] else (" ↘" if known[-1] < known[-2] else " →")
+
+    lines = [" → ".join(months_label(locale, q) for q, _ in rows)]
+    series = [(catalog.name(a.key, locale), [res.area(a.key).score for _, res in rows]) for a in catalog.areas]
+    series.append((t(locale, "overall"), [res.overall for _, res in rows]))
+    for name, scores in series:
+        lines.append(f"*{name}*  " + " → ".join(cell(x) for x in scores) + trend(scores))
+    return "\n".join(lines)
 
 
 def owners_modal(catalog: Catalog, locale: str, team: Team, owners: Mapping[str, str]) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def result_outputs(catalog: Catalog, locale: str, post: ResultPost) -> list[Outp
                                                post.replaced,
                                     reporters=post.reporters, owners=post.owners, follow=post.follow,
                                     closed=post.closed, native=drawn)
-    blocks.append(slack_blocks.actions_button(locale, team, quarter, result.weakest))
+    blocks.append(slack_blocks.with_detail_button(locale, team, quarter,
+                                                  slack_blocks.actions_button(locale, team, quarter, result.weakest)))
     plain = {"type": "slack_post", "text": text, "blocks": native.without_native(blocks)}
     message = {"type": "slack_post", "text": text, "blocks": blocks, "fallback": [plain]}
     return [message, radar_output(catalog, locale, team, quarter, result, previous)]

@@ -22,7 +22,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "• `/kpi` 終わった四半期の数値を報告（さらに前の期も選べます）\n"
             "• `/kpi targets` チームの目標値を設定\n"
             "• `/kpi history` これまでの推移（グラフと表はDMで届きます）\n"
-            "• `/kpi owners` 領域ごとの担当者を決める（全員参加）\n"
+            "• `/kpi detail` 最新の結果の内訳（指標ごとの数値・目標・点数）\n"
+            "• `/kpi owners` 領域ごとに報告する人を決める（部署をまたいで分担できます）\n"
             "• `/kpi export` これまでの数値をCSVにしてDMで受け取る\n"
             "• `/kpi reminders off` / `on` 四半期ごとのお知らせを止める・再開する\n"
             "• `/diagnosis` CRM診断（10問）をDMで受ける"
@@ -34,8 +35,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "setup_announce": "<@{user}> さんがこのチャンネルをCRM KPIのチーム「{name}」として登録しました。\n"
         "四半期ごとの数値と採点結果は、このチャンネルで全員に共有されます。",
         "bad_tz": "タイムゾーン「{tz}」がわかりませんでした。例: `tz=Asia/Tokyo`",
-        "bad_fy": "年度の始まりは1・4・7・10月のどれかを指定してください（例: `fy=4`）。"
-        "数値は暦どおりの四半期（1〜3月など）で集計するためです。",
+        "bad_fy": "年度の始まりは1〜12の月で指定してください（例: 3月始まりなら `fy=3`）。",
         "report_title": "KPIの報告",
         "targets_title": "目標値の設定",
         "submit": "送信する",
@@ -62,12 +62,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "unavailable": "一時的に利用できません。少し時間をおいてもう一度お試しください。",
         "unavailable_title": "ただいま利用できません",
         "close": "閉じる",
-        "result_title": "CRM KPI {period} ー {team}",
+        "result_title": "CRM KPI {period}｜{team}",
         "not_reported": "未報告",
         "overall": "総合",
         "weakest": "次に取り組みたい領域: *{area}*（{score}/10）",
-        "weakest_figure": "いちばん低い数値: {name} {value}（目標 {target}、{score}/10）",
-        "weakest_figure_previous": "いちばん低い数値: {name} {value}（前期 {target}、{score}/10）",
+        "weakest_figure": "この領域の点数を下げている指標: {name} {value}（目標 {target}、{score}/10）",
+        "weakest_figure_previous": "この領域の点数を下げている指標: {name} {value}（前期 {target}、{score}/10）",
+        "detail_button": "内訳を見る",
+        "detail_title": "*{period}* の内訳（指標ごとの数値・目標・点数）",
+        "detail_area": "*{area}*  {score}",
+        "detail_line": "• {name}: {value}（{basis} {target}）→ {score}",
+        "detail_reference": "• {name}: {value}（参考。領域の点数には入りません）",
+        "detail_blank": "• {name}: 未報告",
+        "detail_basis_target": "目標",
+        "detail_basis_previous": "前期",
+        "detail_basis_year": "前年同期",
+        "detail_none": "この四半期の報告は見つかりませんでした。",
+        "detail_rules": "点数の決め方は、報告フォームの各項目の説明にあります。",
+        "rule_gap": "採点: 目標に届けば10点、{step}届かないごとに2点下がります。",
+        "rule_ratio": "採点: 目標に届けば10点、届かないときは達成した割合（例: 8割なら8点）。",
+        "rule_scale": "採点: {floor}で0点、目標で10点、そのあいだは比例します。",
+        "rule_improve": "採点: 前期より良ければ10点、同じなら8点、{step}悪くなるごとにさらに2点下がります。",
+        "rule_year": "採点: 前年同期より良ければ10点、同じなら8点、{step}悪くなるごとにさらに2点下がります"
+        "（前年同期の数値がない1年目は目標で採点）。",
+        "rule_reference": "参考指標: 数値と目標を記録しますが、領域の点数には入りません。",
         "coverage": "{total}項目中{reported}項目を報告",
         "submitted_by": "報告: <@{user}>",
         "replaced_by": "報告: <@{user}>（{period} の数値を更新しました）",
@@ -205,7 +223,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "• `/kpi` report the figures of the quarter that ended (earlier ones can be chosen)\n"
             "• `/kpi targets` set the team's targets\n"
             "• `/kpi history` the trend so far (the chart and table come by DM)\n"
-            "• `/kpi owners` choose who reports each area (every department)\n"
+            "• `/kpi detail` the breakdown of the latest result (each figure, its target and score)\n"
+            "• `/kpi owners` choose who reports each area (areas can be shared out across departments)\n"
             "• `/kpi export` get the figures so far as a CSV file by DM\n"
             "• `/kpi reminders off` / `on` pause or resume quarterly reminders\n"
             "• `/diagnosis` take the CRM diagnosis (10 questions) in a DM"
@@ -217,8 +236,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "setup_announce": "<@{user}> registered this channel as the CRM KPI team \u201c{name}\u201d.\n"
         "Each quarter's figures and scores will be shared here with everyone.",
         "bad_tz": "Unknown time zone \u201c{tz}\u201d. Example: `tz=Asia/Tokyo`",
-        "bad_fy": "A business year can start in month 1, 4, 7 or 10 (e.g. `fy=4`): "
-        "figures are kept by calendar quarter (Jan-Mar and so on).",
+        "bad_fy": "Give the month your business year starts, 1-12 (e.g. `fy=3` for a year from March).",
         "report_title": "Report KPIs",
         "targets_title": "Set targets",
         "submit": "Submit",
@@ -245,12 +263,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "unavailable": "Temporarily unavailable, please try again in a moment.",
         "unavailable_title": "Unavailable right now",
         "close": "Close",
-        "result_title": "CRM KPI {period} \u2014 {team}",
+        "result_title": "CRM KPI {period} | {team}",
         "not_reported": "not reported",
         "overall": "Overall",
         "weakest": "Area to work on next: *{area}* ({score}/10)",
-        "weakest_figure": "Lowest figure: {name} {value} (target {target}, {score}/10)",
-        "weakest_figure_previous": "Lowest figure: {name} {value} (last quarter {target}, {score}/10)",
+        "weakest_figure": "Pulling this area down: {name} {value} (target {target}, {score}/10)",
+        "weakest_figure_previous": "Pulling this area down: {name} {value} (last quarter {target}, {score}/10)",
+        "detail_button": "See the breakdown",
+        "detail_title": "Breakdown of *{period}* (each figure, its target and its score)",
+        "detail_area": "*{area}*  {score}",
+        "detail_line": "• {name}: {value} ({basis} {target}) → {score}",
+        "detail_reference": "• {name}: {value} (for reference: not in the area's score)",
+        "detail_blank": "• {name}: not reported",
+        "detail_basis_target": "target",
+        "detail_basis_previous": "last quarter",
+        "detail_basis_year": "same quarter last year",
+        "detail_none": "No report was found for this quarter.",
+        "detail_rules": "How each figure is scored is under its field in the report form.",
+        "rule_gap": "Scoring: 10 at the target; 2 points off for every {step} short of it.",
+        "rule_ratio": "Scoring: 10 at the target; short of it, the share reached (80% of it scores 8).",
+        "rule_scale": "Scoring: 0 at {floor}, 10 at the target, in proportion between.",
+        "rule_improve": "Scoring: 10 for beating last quarter, 8 for matching it, 2 more off for every {step} worse.",
+        "rule_year": "Scoring: 10 for beating the same quarter last year, 8 for matching it, 2 more off for every "
+        "{step} worse (scored against the target in the first year, without that figure).",
+        "rule_reference": "For reference: the figure and its target are kept, but it is not in the area's score.",
         "coverage": "{reported} of {total} figures reported",
         "submitted_by": "Reported by <@{user}>",
         "replaced_by": "Reported by <@{user}> (figures for {period} updated)",
@@ -384,29 +420,44 @@ def t(locale: str, key: str, **params: object) -> str:
 
 
 def months_label(locale: str, quarter: Quarter) -> str:
-    """The quarter named by its months: 「2026年7〜9月」 / "Jul-Sep 2026"."""
+    """The quarter named by its months: 「2026年7〜9月」 / "Jul-Sep 2026"; across a new year
+    「2026年12月〜2027年2月」 / "Dec 2026-Feb 2027"."""
+    first, last = quarter.first_month, quarter.last_month
     if locale == "en":
-        return f"{MONTHS_EN[quarter.first_month - 1]}-{MONTHS_EN[quarter.last_month - 1]} {quarter.year}"
-    return f"{quarter.year}年{quarter.first_month}〜{quarter.last_month}月"
+        if quarter.last_year != quarter.year:
+            return f"{MONTHS_EN[first - 1]} {quarter.year}-{MONTHS_EN[last - 1]} {quarter.last_year}"
+        return f"{MONTHS_EN[first - 1]}-{MONTHS_EN[last - 1]} {quarter.year}"
+    if quarter.last_year != quarter.year:
+        return f"{quarter.year}年{first}月〜{quarter.last_year}年{last}月"
+    return f"{quarter.year}年{first}〜{last}月"
 
 
 def fiscal_label(locale: str, quarter: Quarter, fy_start: int) -> str:
     """The quarter in the team's business year, without its months (where room is short: a chart's
     axis, a table's column): 「2026年度 第2四半期」 / "FY2026 Q2"."""
     fq = fiscal(quarter, fy_start)
+    if fq is None:  # not one of this business year's quarters (stored before its start moved): its months
+        return months_label(locale, quarter)
     return f"FY{fq.year} Q{fq.q}" if locale == "en" else f"{fq.year}年度 第{fq.q}四半期"
 
 
 def period_label(locale: str, quarter: Quarter, fy_start: int) -> str:
     """The quarter in the team's business year, with its months: 「2026年度 第2四半期（7〜9月）」,
     「2026年度 第4四半期（2027年1〜3月）」 (the months' year said when it is not the business year's),
-    "FY2026 Q2 (Jul-Sep 2026)"."""
+    「2026年度 第4四半期（2026年12月〜2027年2月）」 for a year from March, "FY2026 Q2 (Jul-Sep 2026)".
+    A quarter that is not one of that business year's (stored before the team moved its year's start)
+    is named by its months alone."""
     fq = fiscal(quarter, fy_start)
+    if fq is None:
+        return months_label(locale, quarter)
     if locale == "en":
         return f"{fiscal_label(locale, quarter, fy_start)} ({months_label(locale, quarter)})"
-    months = f"{quarter.first_month}〜{quarter.last_month}月"
-    if quarter.year != fq.year:
-        months = f"{quarter.year}年{months}"
+    if quarter.last_year != quarter.year:
+        months = months_label(locale, quarter)
+    else:
+        months = f"{quarter.first_month}〜{quarter.last_month}月"
+        if quarter.year != fq.year:
+            months = f"{quarter.year}年{months}"
     return f"{fiscal_label(locale, quarter, fy_start)}（{months}）"
 
 

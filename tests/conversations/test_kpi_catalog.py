@@ -74,10 +74,13 @@ def test_shipped_catalog_has_the_five_domain_areas_in_order() -> None:
 
 def test_shipped_catalog_areas_list_their_indicators() -> None:
     c = load_catalog()
-    assert [i.key for i in c.indicators] == [k for a in c.areas for k in a.indicator_keys]
+    assert [i.key for i in c.indicators if not i.retired] == [k for a in c.areas for k in a.indicator_keys]
     assert {a.key: len(a.indicator_keys) for a in c.areas} == {
-        "engagement": 3, "data_quality": 2, "satisfaction": 3, "roi": 6, "efficiency": 2
+        "engagement": 3, "data_quality": 2, "satisfaction": 3, "roi": 8, "efficiency": 2
     }
+    # kept, not asked for: reports stored with them still score as they did
+    assert [(i.key, i.area) for i in c.indicators if i.retired] == [("resolution_hours", "satisfaction"),
+                                                                   ("open_rate", "roi")]
     for area in c.areas:
         own = [c.indicator(k) for k in area.indicator_keys]
         assert all(i.area == area.key for i in own)
@@ -131,11 +134,17 @@ def test_roi_is_growth_and_mail_order_conversions_not_counts() -> None:
     c = load_catalog()
     roi = c.area("roi").indicator_keys
     assert roi == ("repeat_sales_growth", "ltv_growth", "f2_rate", "trial_conversion", "campaign_conversion",
-                   "open_rate")
-    assert all(c.unit(k, "ja") == "%" == c.unit(k, "en") for k in roi)
+                   "cost_return", "email_open_rate", "line_open_rate")
+    assert all(c.unit(k, "ja") == "%" == c.unit(k, "en") for k in roi if k != "cost_return")
+    assert (c.unit("cost_return", "ja"), c.unit("cost_return", "en")) == ("倍", "x")  # the cost is in ROI
     assert c.indicator("repeat_sales_growth").required
     assert "90" in c.definition("f2_rate", "ja") and "90 days" in c.definition("f2_rate", "en")
-    assert "LINE" in c.name("open_rate", "ja") and "LINE" in c.name("open_rate", "en")
+    # open rates by channel, for reference: out of the ROI mean
+    assert "LINE" in c.name("line_open_rate", "ja") and "メール" in c.name("email_open_rate", "ja")
+    assert [k for k in roi if not c.indicator(k).counted] == ["email_open_rate", "line_open_rate"]
+    result = c.score({"repeat_sales_growth": -20, "email_open_rate": 90, "line_open_rate": 90})
+    assert result.area("roi").score == 0.0 and (result.area("roi").reported, result.area("roi").total) == (1, 6)
+    assert result.indicator("line_open_rate").score == 10 and result.weakest_figure == "repeat_sales_growth"
 
 
 def test_every_indicator_has_units_and_a_one_line_definition_per_locale() -> None:
@@ -288,11 +297,13 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
      "one line"),
     ("long definition", _set(4, 3, definition_ja="あ" * 81), "areas[4].indicators[3].definition_ja", "at most 80"),
     ("missing English unit", _del(1, 2, "unit_en"), "areas[1].indicators[2].unit_en", "missing"),
-    ("unit twice (ja)", _set(3, 3, name_ja="問い合わせ解決までの平均時間"), "areas[3].indicators[3].name_ja",
+    ("retired but required", _set(3, 4, required=True), "areas[3].indicators[4].required", "retired"),
+    ("counted not bool", _set(4, 7, counted="no"), "areas[4].indicators[7].counted", "true or false"),
+    ("unit twice (ja)", _set(3, 4, name_ja="問い合わせ解決までの平均時間"), "areas[3].indicators[4].name_ja",
      "says '時間'"),
     ("unit part twice", _set(1, 2, name_ja="1人あたり週の更新件数"), "areas[1].indicators[2].name_ja", "says '件'"),
     ("percent twice", _set(2, 1, name_ja="そろった顧客データの割合"), "areas[2].indicators[1].name_ja", "says '割合'"),
-    ("unit twice (en)", _set(3, 3, name_en="Hours to resolve an inquiry"), "areas[3].indicators[3].name_en",
+    ("unit twice (en)", _set(3, 4, name_en="Hours to resolve an inquiry"), "areas[3].indicators[4].name_en",
      "says 'hours'"),
     ("required not bool", _set(5, 1, required="yes"), "areas[5].indicators[1].required", "true or false"),
     ("missing required", _del(5, 1, "required"), "areas[5].indicators[1].required", "true or false"),

@@ -73,9 +73,10 @@ TAG = re.compile(r"\{([^}]+)\}")
 # crmbot:{reminders}:*, the keys written beside its Lua commit (checked by the first test).
 LINE_USER = "U" + "0" * 31 + "7"
 KICKOFF = at("2026-04-01T10:00:00")
-# Reminder recipients by last tier (answers as stored), spread over the slots.
+# Reminder recipients (answers as stored), spread over the slots: two A tiers (the next theme), two whose
+# point to fix is Q1 and two whose point is Q10 (one multicast each).
 RECIPIENTS = {f"U{i:032d}": answers for i, answers in enumerate(
-    ["AAAAAAAAAA", "AAAAAAABCD", "DDDDDDDDDD", "AAAAAAABCD", "AAAAAAAAAB", "AAAAAABBCD"])}
+    ["AAAAAAAAAA", "AAAAAAABCD", "DDDDDDDDDD", "DAAAAAABCA", "AAAAAAAAAB", "AAAAAABBCD"])}
 
 
 # ---- the cluster and the two back ends -----------------------------------------------------------
@@ -398,7 +399,7 @@ def test_slack_kpi_flow_on_the_cluster_matches_one_server(
     assert mimetype == "image/png" and TEAM_NAME in title and "データ品質 8.0" in alt
     assert got["hints"] == (0, 0)
     assert TEAM_NAME in announcement[0]
-    assert result[0] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert result[0] == f"CRM KPI {P_Q1_2026}｜{TEAM_NAME}: {txt('overall')} 7.1/10"
     names = got["catalog_names"]
     message = {"blocks": result[1]}
     assert fields_of(message) == [
@@ -428,8 +429,8 @@ def test_reminder_pass_on_the_cluster_matches_one_server(
     assert queued == sorted([
         "slack T1/C1 kickoff for 2026-Q1",
         "line multicast 2026-Q2 tier A (2 users)",
-        "line multicast 2026-Q2 tier B (2 users)",
-        "line multicast 2026-Q2 tier C (2 users)",
+        "line multicast 2026-Q2 point Q1 (2 users)",
+        "line multicast 2026-Q2 point Q10 (2 users)",
     ])
     assert skipped == [("slack T1/C2 kickoff for 2026-Q1", "reminders paused by the team")]
     assert got["second"] == ([], [("slack T1/C2 kickoff for 2026-Q1", "reminders paused by the team")])

@@ -393,7 +393,7 @@ def reminders(w: World, plan: Plan) -> None:
     LINE user (a multicast): both queued by the pass, woken, delivered."""
     engine = build_reminders(w.svc)
     script = w.svc.script
-    line_text = said(script.text("reminder", label=script.tiers["B"].label))
+    line_text = said(script.text("reminder_point", number=10, topic=script.questions[9].topic))  # AAAAAAABCD
     for i, ch in enumerate(channels()):
         user = "U" + uuid.uuid4().hex
         done_user(w, user, remind=True)  # seven A: B評価

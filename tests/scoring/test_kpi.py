@@ -494,3 +494,43 @@ def test_no_weakest_figure_when_nothing_pulled_the_area_down() -> None:
     r = score_report(CATALOG, AREAS, {"complete": 99, "leads": 300})
     assert (r.weakest, r.weakest_figure) == ("data", None)
     assert score_report(CATALOG, AREAS, {}).weakest_figure is None
+
+
+# ---- the yoy rule, reference and retired indicators ------------------------------------------------
+
+SAVED = Indicator("saved", "eff", "higher", "%", -1000, 100, 50, "yoy", step=10)
+OPEN = Indicator("open", "eff", "higher", "%", 0, 100, 30, "ratio", counted=False)
+OLD = Indicator("old", "eff", "higher", "%", 0, 100, 30, "ratio", retired=True)
+BASE_IND = Indicator("base", "eff", "higher", "%", 0, 100, 80, "gap", step=10, required=True)
+
+
+def test_yoy_scores_the_first_year_against_the_target_then_against_the_same_quarter_last_year() -> None:
+    # the first year: 60% saved meets the target of 50%
+    first = score_report([SAVED], ["eff"], {"saved": 60})
+    assert first.indicator("saved") == IndicatorScore("saved", 60, 50, 10)
+    # a year on, holding 60% no longer scores 10 for ever: holding 8, beating it 10, each started 10 worse -2
+    year_ago = {"saved": 60.0}
+    assert score_report([SAVED], ["eff"], {"saved": 60}, year_ago=year_ago).indicator("saved") == IndicatorScore(
+        "saved", 60, 60.0, 8, "year")
+    assert score_report([SAVED], ["eff"], {"saved": 61}, year_ago=year_ago).indicator("saved").score == 10
+    assert score_report([SAVED], ["eff"], {"saved": 45}, year_ago=year_ago).indicator("saved").score == 6
+    # the last quarter's figure is not what it is measured against
+    assert score_report([SAVED], ["eff"], {"saved": 60}, previous={"saved": 90}).indicator("saved").score == 10
+
+
+def test_a_reference_indicator_is_shown_but_not_in_the_mean_nor_the_coverage() -> None:
+    result = score_report([BASE_IND, OPEN], ["eff"], {"base": 60, "open": 3})
+    area = result.area("eff")
+    assert area.score == 6.0 and (area.reported, area.total) == (1, 1)
+    assert result.indicator("open") == IndicatorScore("open", 3, 30, 1, counted=False)
+    assert result.weakest_figure == "base"  # not the reference figure, though it scores lower
+
+
+def test_a_retired_indicator_scores_a_report_that_has_it_and_is_absent_from_one_that_does_not() -> None:
+    old_report = score_report([BASE_IND, OLD], ["eff"], {"base": 80, "old": 15})
+    assert old_report.area("eff").score == 7.5 and old_report.area("eff").total == 2  # as it was scored then
+    new_report = score_report([BASE_IND, OLD], ["eff"], {"base": 80})
+    assert [row.key for row in new_report.area("eff").indicators] == ["base"]
+    assert missing_required([BASE_IND, OLD], {}) == ("base",)
+    with pytest.raises(ValueError, match="retired"):
+        Indicator("x", "eff", "higher", "%", 0, 100, 30, "ratio", required=True, retired=True)

@@ -19,6 +19,7 @@ from scoring.periods import (
     first_business_day,
     fiscal,
     from_fiscal,
+    fy_shift,
     has_ended,
     is_business_day,
     is_japanese_holiday,
@@ -98,14 +99,60 @@ def test_every_start_month_over_a_calendar_year(fy_start: int, expected: list[tu
     assert got == [FiscalQuarter(y, q) for y, q in expected]
 
 
+def test_a_business_year_starting_in_march() -> None:
+    """2月決算: the year runs March-February, its quarters are March-May, June-August, September-November
+    and December-February, each stored under its own key."""
+    quarters = [Quarter.starting(2026, m) for m in (3, 6, 9, 12)]
+    assert [str(q) for q in quarters] == ["2026-M03", "2026-M06", "2026-M09", "2026-M12"]
+    assert [fiscal(q, 3) for q in quarters] == [FiscalQuarter(2026, n) for n in (1, 2, 3, 4)]
+    assert [(q.first_month, q.last_month, q.last_year) for q in quarters] == [
+        (3, 5, 2026), (6, 8, 2026), (9, 11, 2026), (12, 2, 2027)]
+    assert [Quarter.parse(str(q)) for q in quarters] == quarters
+    # the quarter running on a day, and the one a report is for
+    assert quarter_of(at("2027-02-28T23:00:00"), "Asia/Tokyo", 3) == Quarter.starting(2026, 12)
+    assert quarter_of(at("2027-03-01T00:00:00"), "Asia/Tokyo", 3) == Quarter.starting(2027, 3)
+    assert last_ended(at("2027-03-01T10:00:00"), "Asia/Tokyo", 3) == Quarter.starting(2026, 12)
+    assert reportable(at("2026-06-01T10:00:00"), "Asia/Tokyo", 3, fy_start=3) == [
+        Quarter.starting(2026, 3), Quarter.starting(2025, 12), Quarter.starting(2025, 9)]
+    assert fiscal(Quarter(2026, 2), 3) is None  # a calendar quarter is none of this year's
+
+
+@pytest.mark.parametrize("fy_start", [1, 4, 7, 10])
+def test_calendar_quarters_are_unchanged_for_a_year_from_a_calendar_quarter(fy_start: int) -> None:
+    now = at("2026-08-15T12:00:00")
+    assert quarter_of(now, "Asia/Tokyo", fy_start) == quarter_of(now, "Asia/Tokyo") == Quarter(2026, 3)
+    assert str(Quarter(2026, 3)) == "2026-Q3" and Quarter(2026, 3).rank == Quarter(2026, 3).ordinal
+
+
+@pytest.mark.parametrize("text", ["2026-M04", "2026-M01", "2026-M13", "2026-M3", "2026-Q5"])
+def test_a_quarter_has_one_key(text: str) -> None:
+    with pytest.raises(ValueError):
+        Quarter.parse(text)
+
+
+@given(st.integers(min_value=2001, max_value=2998), st.integers(min_value=1, max_value=12),
+       st.integers(min_value=1, max_value=12), st.integers(min_value=1, max_value=28),
+       st.sampled_from(["Asia/Tokyo", "UTC", "America/Los_Angeles"]))
+def test_the_running_quarter_of_any_business_year(year: int, month: int, fy_start: int, day: int, tz: str) -> None:
+    now = datetime(year, month, day, 12, tzinfo=ZoneInfo(tz)).timestamp()
+    running = quarter_of(now, tz, fy_start)
+    assert running.shift == fy_shift(fy_start) and fiscal(running, fy_start) is not None
+    months = [(running.start.replace(day=1) + timedelta(days=31 * i)).month for i in range(3)]
+    assert month in months and running.last_month == months[2]
+    assert not has_ended(running, now, tz) and has_ended(running.previous(), now, tz)
+    assert running.previous().rank < running.rank < running.next().rank
+    assert Quarter.parse(str(running)) == running
+
+
 @pytest.mark.parametrize("fy_start", FY_STARTS)
 def test_each_business_year_is_four_consecutive_quarters(fy_start: int) -> None:
     """Exhaustively over 2000-2999: the quarters of one business year are consecutive, counted 1-4,
     and the first one starts in the business year's first month of the year the business year names."""
     by_year: dict[int, list[tuple[int, Quarter]]] = {}
-    for n in range(Quarter(2000, 1).ordinal, Quarter(2999, 4).ordinal + 1):
-        quarter = Quarter.from_ordinal(n)
+    for n in range(Quarter(2000, 1).ordinal, Quarter(2999, 3).ordinal + 1):
+        quarter = Quarter.from_ordinal(n, fy_shift(fy_start))
         fq = fiscal(quarter, fy_start)
+        assert fq is not None
         by_year.setdefault(fq.year, []).append((fq.q, quarter))
     for year, rows in by_year.items():
         if len(rows) < 4:  # the partial business years at the ends of the range
@@ -116,18 +163,19 @@ def test_each_business_year_is_four_consecutive_quarters(fy_start: int) -> None:
         assert [b.ordinal - a.ordinal for (_, a), (_, b) in pairwise(rows)] == [1, 1, 1]
 
 
-@pytest.mark.parametrize(("text", "month"), [("4", 4), ("４", 4), ("4月", 4), ("04", 4), (" 10 ", 10), ("1", 1)])
+@pytest.mark.parametrize(("text", "month"), [("4", 4), ("４", 4), ("4月", 4), ("04", 4), (" 10 ", 10), ("1", 1),
+                                             ("3", 3), ("３月", 3), ("12", 12)])
 def test_the_start_month_as_typed(text: str, month: int) -> None:
     assert parse_fy_start(text) == month
 
 
-@pytest.mark.parametrize("text", ["", "3", "13", "0", "april", "4.0", "-4", "007"])
+@pytest.mark.parametrize("text", ["", "13", "0", "april", "4.0", "-4", "007"])
 def test_a_start_month_that_cannot_start_a_business_year(text: str) -> None:
     with pytest.raises(ValueError):
         parse_fy_start(text)
 
 
-@pytest.mark.parametrize("month", [0, 2, 3, 5, 6, 8, 9, 11, 12, 13, True, "4"])
+@pytest.mark.parametrize("month", [0, 13, -1, True, "4", 3.0])
 def test_check_fy_start_refuses(month: object) -> None:
     with pytest.raises(ValueError):
         check_fy_start(month)  # type: ignore[arg-type]
@@ -137,9 +185,9 @@ def test_check_fy_start_refuses(month: object) -> None:
 
 @given(st.integers(Quarter(2001, 1).ordinal, Quarter(2998, 4).ordinal), st.sampled_from(FY_STARTS))
 def test_from_fiscal_is_the_inverse_of_fiscal(n: int, fy_start: int) -> None:
-    quarter = Quarter.from_ordinal(n)
+    quarter = Quarter.from_ordinal(n, fy_shift(fy_start))  # one of that business year's quarters
     fq = fiscal(quarter, fy_start)
-    assert from_fiscal(fq.year, fq.q, fy_start) == quarter
+    assert fq is not None and from_fiscal(fq.year, fq.q, fy_start) == quarter
 
 
 @pytest.mark.parametrize(("text", "fy_start", "expected"), [
@@ -154,6 +202,9 @@ def test_from_fiscal_is_the_inverse_of_fiscal(n: int, fy_start: int) -> None:
     ("FY2025 Q4 (Jan-Mar 2026)", 4, "2026-Q1"),
     ("2026年度 第1四半期", 1, "2026-Q1"),  # a business year starting in January is the calendar year
     ("FY2026 Q2", 10, "2027-Q1"),  # October 2026 + 3 months
+    ("2026年度 第1四半期（3〜5月）", 3, "2026-M03"),  # a year from March: its quarters are not the calendar's
+    ("2026年度 第4四半期", 3, "2026-M12"),
+    ("2026-M03", 3, "2026-M03"),
 ])
 def test_a_quarter_as_typed(text: str, fy_start: int, expected: str) -> None:
     assert str(parse_period(text, fy_start)) == expected

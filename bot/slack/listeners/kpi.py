@@ -99,6 +99,12 @@ def kpi_command(ack: Ack, command: dict[str, Any], deps: Deps) -> None:
         ephemeral(deps, ref, user, text, blks)
     elif sub == "owners":
         method.open_owners(deps, trigger_id, team)
+    elif sub == "detail":
+        try:
+            quarter = Quarter.parse(rest) if rest.strip() else None
+        except ValueError:
+            quarter = None
+        method.detail(deps, team, user, quarter)
     elif sub == "export":
         method.export(deps, team, user)
     elif sub == "reminders" and rest.strip().lower() in ("on", "off"):

@@ -123,6 +123,39 @@ def actions_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], deps
     ack()
 
 
+# ---- the breakdown of a result --------------------------------------------------------------------
+
+
+def detail(deps: Deps, team: Team, user: str, quarter: Quarter | None = None) -> None:
+    """A result's breakdown (each figure, what it was scored against, its score) to the asker alone:
+    ``quarter``, or the latest reported (`/kpi detail`)."""
+    found = deps.kpi.detail(team.ref, quarter)
+    if found is None:
+        ephemeral(deps, team.ref, user, t(deps.locale, "detail_none"))
+        return
+    text, blks = blocks.detail_blocks(deps.catalog, deps.locale, team, *found)
+    ephemeral(deps, team.ref, user, text, blks)
+
+
+def open_detail_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], deps: Deps) -> None:
+    """「内訳を見る」 under a result post: that quarter's breakdown, to whoever tapped it."""
+    ack()
+    data = json_object(action.get("value"))
+    try:
+        team_id = data.get("team")
+        ref = TeamRef.parse(team_id) if isinstance(team_id, str) else None
+        quarter = Quarter.parse(data.get("quarter", ""))
+    except (ValueError, InvalidInput):
+        return
+    user = obj(body.get("user")).get("id")
+    if ref is None or ref.workspace != sender_workspace(body) or not isinstance(user, str):
+        log.warning("slack: a breakdown button naming no team, or another workspace's, ignored")
+        return
+    team = deps.teams.get(ref)
+    if team is not None:
+        detail(deps, team, user, quarter)
+
+
 # ---- the history to take away --------------------------------------------------------------------
 
 
@@ -143,4 +176,5 @@ def export(deps: Deps, team: Team, user: str) -> None:
 def register(app: App) -> None:
     app.view(blocks.OWNERS_CALLBACK)(owners_submitted)
     app.action(blocks.ACTIONS_ACTION)(open_actions_button)
+    app.action(blocks.DETAIL_ACTION)(open_detail_button)
     app.view(blocks.ACTIONS_CALLBACK)(actions_submitted)

@@ -151,7 +151,7 @@ def report_kpi(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> None:
         except ValueError:
             fail(deps, run, "step_bad_quarter", quarter=str(typed).strip()[:40])
             return
-        if quarter not in reportable(deps.clock(), team.tz):
+        if quarter not in reportable(deps.clock(), team.tz, fy_start=team.fy_start):
             fail(deps, run, "step_quarter_closed", period=period_label(deps.locale, quarter, team.fy_start))
             return
     pointer, user = _interactivity(inputs)

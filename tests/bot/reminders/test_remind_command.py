@@ -18,7 +18,7 @@ def test_remind_prints_a_summary_and_queues_what_is_due(world: World) -> None:
     text = out.getvalue()
     assert text.splitlines()[0] == "queued 2, skipped 0"
     # April's kickoff asks the team for January-March; the LINE round is April's
-    assert "slack T1/C1 kickoff for 2026-Q1" in text and "line multicast 2026-Q2 tier B (1 users)" in text
+    assert "slack T1/C1 kickoff for 2026-Q1" in text and "line multicast 2026-Q2 point Q10 (1 users)" in text
     assert world.slack.messages("C1") == []  # the command only queues: the worker sends
     world.deliver()
     assert len(world.slack.messages("C1")) == 1

@@ -102,7 +102,7 @@ def test_dry_run_sends_nothing_and_changes_nothing(world: World) -> None:
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock(), dry_run=True)
     assert summary.queued == ["slack T1/C1 kickoff for 2026-Q1 (dry run: would queue)",
-                            "line multicast 2026-Q2 tier B (1 users) (dry run: would queue)"]
+                            "line multicast 2026-Q2 point Q10 (1 users) (dry run: would queue)"]
     assert {k: world.r.dump(k) for k in world.r.keys("*")} == before
     assert world.slack.calls("chat.postMessage") == [] and world.line.recorded(MULTICAST) == []
 
@@ -162,24 +162,53 @@ def test_one_archived_channel_does_not_stop_the_others(world: World) -> None:
     assert len(world.slack.calls("chat.postMessage")) == 2  # the archived one is not retried
 
 
-def test_line_reminder_shows_the_last_tier_and_goes_by_multicast_per_tier(world: World) -> None:
-    a = [world.line_user(f"UA{i:031d}", "AAAAAAAAAA").user_id for i in range(3)]
-    c = [world.line_user(f"UC{i:031d}", "DDDDDDDDDD").user_id for i in range(2)]
+def test_line_reminder_names_each_users_point_and_goes_by_multicast_per_point(world: World) -> None:
+    """One multicast per message: users whose last point to fix is the same question share one (B and C
+    results alike); A-tier results (ten A's, or nine) are offered the next theme instead."""
+    script = world.svc.script
+    a = [world.line_user(f"UA{i:031d}", answers).user_id for i, answers in enumerate(["AAAAAAAAAA", "AAAAAAAAAB"])]
+    q3 = [world.line_user("UB" + "0" * 31, "AADAAAAABA").user_id,  # B評価, its weakest answer Q3 (D)
+          world.line_user("UC" + "0" * 31, "BBDCCCCCCC").user_id]  # C評価, also Q3
+    q1 = [world.line_user("UD" + "0" * 31, "DDDDDDDDDD").user_id]
     world.line_user("U" + "9" * 32, remind=False)
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert sorted(summary.queued) == [
-        "line multicast 2026-Q2 tier A (3 users)",
-        "line multicast 2026-Q2 tier C (2 users)",
+    assert summary.queued == [
+        "line multicast 2026-Q2 tier A (2 users)",
+        "line multicast 2026-Q2 point Q1 (1 users)",
+        "line multicast 2026-Q2 point Q3 (2 users)",
     ]
     calls = world.line.recorded(MULTICAST)
-    assert len({rec.headers["x-line-retry-key"] for rec in calls}) == 2
+    assert len({rec.headers["x-line-retry-key"] for rec in calls}) == 3
     by_text = {rec.json["messages"][0]["text"]: sorted(rec.json["to"]) for rec in calls}
-    assert by_text[world.svc.script.text("reminder", label="A評価")] == sorted(a)
-    assert by_text[world.svc.script.text("reminder", label="C評価")] == sorted(c)
+    theme = script.text("reminder_next", label="A評価", theme=script.tiers["A"].next_theme)
+    assert by_text == {
+        theme: sorted(a),
+        script.text("reminder_point", number=1, topic=script.questions[0].topic): q1,
+        script.text("reminder_point", number=3, topic=script.questions[2].topic): sorted(q3),
+    }
+    assert "Q3 2回目購入の率と期間" in next(t for t in by_text if by_text[t] == sorted(q3))
+    buttons = {rec.json["messages"][0]["text"]: [(i["action"]["label"], i["action"]["data"])
+                                                 for i in rec.json["messages"][0]["quickReply"]["items"]]
+               for rec in calls}
+    assert buttons[theme] == [("相談する", "k:0")]  # the next theme, not the same quiz
+    point_buttons = [("はい", "m:1"), ("まだ", "m:0"), ("相談する", "k:0"), (script.text("retake_button"), "s")]
+    assert [b for t, b in buttons.items() if t != theme] == [point_buttons, point_buttons]
     world.clock.advance(DAY)
     world.reminders.run(world.clock())
-    assert len(world.line.recorded(MULTICAST)) == 2
+    assert len(world.line.recorded(MULTICAST)) == 3  # each user once
+
+
+def test_a_reminder_committed_before_it_named_the_point_still_says_the_tier() -> None:
+    from bot.views import buttons_for, plain_text
+    from conversations.content import load_script
+    from conversations.outputs import Reminder, from_json
+
+    script = load_script("ja")
+    old = from_json({"type": "reminder", "tier": "B"})
+    assert old == Reminder("B") and plain_text(script, old) == script.text("reminder", label="B評価")
+    assert [b.data for b in buttons_for(script, old)] == ["s"]
+    assert from_json(Reminder("", 4).to_json()) == Reminder("", 4)
 
 
 def test_multicast_batches_hold_at_most_500_users(world: World) -> None:
@@ -215,7 +244,7 @@ def test_what_would_exceed_the_monthly_quota_is_not_sent(world: World) -> None:
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
     assert len(world.line.recorded(QUOTA)) == 1
-    assert summary.queued == ["line multicast 2026-Q2 tier B (3 users)"]
+    assert summary.queued == ["line multicast 2026-Q2 point Q10 (3 users)"]
     assert [why for _, why in summary.skipped] == ["monthly message quota would be exceeded"] * 2
     assert len(world.multicast_recipients()) == 3
     world.line.quota = 100  # the quota is raised: the rest go out on the next pass, still within grace
@@ -231,7 +260,7 @@ def test_line_failures_are_retried_with_backoff_and_never_doubled(world: World, 
     world.line.fail(MULTICAST, status, headers=headers)
     world.clock.t = KICKOFF
     summary = world.reminders.run(world.clock())
-    assert summary.queued == ["line multicast 2026-Q2 tier B (3 users)"]
+    assert summary.queued == ["line multicast 2026-Q2 point Q10 (3 users)"]
     assert [rec.status for rec in world.line.recorded(MULTICAST)] == [status]
     world.clock.advance(61)
     assert world.deliver() == 1
@@ -304,6 +333,31 @@ def test_the_april_2027_kickoff_asks_for_january_to_march(world: World) -> None:
     del april
 
 
+def test_a_business_year_from_march_is_reminded_on_its_own_quarter_starts(world: World) -> None:
+    """2月決算: the year runs from March, so its quarters start in March, June, September and December;
+    the kickoff asks for the three months that ended, named by their months; teams with calendar
+    quarters keep theirs."""
+    march = TeamRef("T1", "CMAR")
+    world.teams.register(march, "3月始まりの店", "Asia/Tokyo", "UADMIN", world.clock(), fy_start=3)
+    april = world.team("CAPR")
+    world.clock.t = at("2026-03-02T10:00:00")  # Monday: the first business day of March
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CMAR kickoff for 2025-M12"]
+    [msg] = world.slack.messages("CMAR")
+    assert msg["text"] == t("ja", "remind_kickoff", period="2025年度 第4四半期（2025年12月〜2026年2月）")
+    assert '"quarter": "2025-M12"' in msg["blocks"][1]["elements"][0]["value"]
+    world.clock.t = at("2026-04-01T10:00:00")  # the calendar quarter's start: only the April team
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CAPR kickoff for 2026-Q1"]
+    world.clock.t = at("2026-06-01T10:00:00")  # Monday
+    assert world.reminders.run(world.clock()).queued == ["slack T1/CMAR kickoff for 2026-M03"]
+    assert world.slack.messages("CMAR")[-1]["text"] == t("ja", "remind_kickoff", period="2026年度 第1四半期（3〜5月）")
+    world.teams.submit(march, Quarter.starting(2026, 3), {"complete_records": 96}, "U1", world.clock())
+    world.clock.t = at("2026-06-08T10:00:00")
+    summary = world.reminders.run(world.clock())
+    assert ("slack T1/CMAR nudge7 for 2026-M03", "already reported") in summary.skipped
+    assert world.teams.quarters(march) == [Quarter.starting(2026, 3)]
+    del april
+
+
 def test_a_holiday_on_the_first_weekday_moves_the_kickoff_and_the_line_reminder(world: World) -> None:
     """1 January 2027 is a Friday and 元日: Slack's kickoff and LINE's reminder wait for Monday the 4th."""
     world.team("C1")
@@ -315,7 +369,7 @@ def test_a_holiday_on_the_first_weekday_moves_the_kickoff_and_the_line_reminder(
     assert world.reminders.run(world.clock()).queued == []
     world.clock.t = at("2027-01-04T10:00:00")
     summary = world.reminders.run(world.clock())
-    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q4", "line multicast 2027-Q1 tier B (1 users)"]
+    assert summary.queued == ["slack T1/C1 kickoff for 2026-Q4", "line multicast 2027-Q1 point Q10 (1 users)"]
     [msg] = world.slack.messages("C1")
     assert msg["text"] == t("ja", "remind_kickoff", period="2026年度 第3四半期（10〜12月）")
     assert world.multicast_recipients() == [user.user_id]

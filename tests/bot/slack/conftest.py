@@ -251,7 +251,7 @@ def form_values(catalog: Catalog, figures: dict[str, Any], quarter: str | None =
     if quarter is not None:
         values["quarter"] = {"q": quarter}
     for ind in catalog.indicators:
-        if ind.key in omit:
+        if ind.key in omit or ind.retired:  # a retired indicator has no input in the form
             continue
         raw = figures.get(ind.key)
         values[f"ind:{ind.key}"] = {ind.key: None if raw is None else str(raw)}

@@ -368,7 +368,7 @@ def test_the_report_and_its_post_are_committed_before_the_modal_closes(team_env:
         assert team_env.pending() == 1 and team_env.fake.calls("chat.postMessage") == []
     team_env.settle()  # the worker delivers it
     [post] = team_env.team_posts(CH)
-    assert post["text"] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert post["text"] == f"CRM KPI {P_Q1_2026}｜{TEAM_NAME}: {txt('overall')} 7.1/10"
     assert context_of(post) == [txt("submitted_by", user=ALICE), txt("coverage", reported=8, total=16),
                                 txt("no_previous")]
     assert team_env.pending() == 0 and len(team_env.fake.calls("chat.postMessage")) == 1

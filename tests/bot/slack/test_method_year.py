@@ -154,7 +154,7 @@ def assert_result(env: OAuthEnv, team: Team, i: int, asked: Quarter) -> dict[str
     assert len(posts) == i + 1  # one per quarter so far: none twice
     post = posts[-1]
     result = team.results[i]
-    assert post["text"] == f"CRM KPI {period} ー {team.name}: {txt('overall')} {result.overall:.1f}/10"
+    assert post["text"] == f"CRM KPI {period}｜{team.name}: {txt('overall')} {result.overall:.1f}/10"
     for line, area in zip(fields_of(post), result.areas, strict=True):
         assert f" {area.score:.1f}/10" in line and txt("coverage", reported=area.reported, total=area.total) in line
     assert txt("coverage", reported=result.reported, total=result.total) in context_of(post)

@@ -101,7 +101,7 @@ def test_an_owner_s_form_shows_their_areas_and_the_rest_read_only(owned: SlackEn
     readonly = [b["elements"][0]["text"] for b in alice["blocks"] if b["type"] == "context"]
     assert readonly == [f"{txt('owner_of', user=BOB)}\n{txt('readonly_missing')}"] * 2
     # someone who owns no area (the consultant) gets the whole form
-    assert len(inputs(owned.open_report(user=CAROL))) == 16
+    assert len(inputs(owned.open_report(user=CAROL))) == 18
 
 
 def test_two_owners_each_report_their_areas_and_the_result_posts_once_complete(owned: SlackEnv) -> None:
@@ -119,7 +119,7 @@ def test_two_owners_each_report_their_areas_and_the_result_posts_once_complete(o
     owned.submit(bob, form(owned, bob, BOB_FIGURES), user=BOB)
 
     [post] = result_posts(owned)
-    assert post["text"] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert post["text"] == f"CRM KPI {P_Q1_2026}｜{TEAM_NAME}: {txt('overall')} 7.1/10"
     assert [f.split("\n")[1].split("` ")[1] for f in fields_of(post)] == [
         "7.5/10", "8.0/10", "10.0/10", "5.0/10", "5.0/10"]  # the five areas, complete
     assert context_of(post)[0] == txt("submitted_by_many", users=f"<@{ALICE}>、<@{BOB}>")
@@ -226,7 +226,7 @@ def test_without_owners_one_person_reports_everything_as_before(slack_env: Slack
     choose_owners(slack_env, {})  # every picker cleared: no owners
     assert slack_env.teams.owners(REF) == {}
     assert slack_env.channel_messages(CH)[-1]["text"] == txt("owners_cleared_post", user=ALICE)
-    assert len(inputs(slack_env.open_report(user=BOB))) == 16
+    assert len(inputs(slack_env.open_report(user=BOB))) == 18
     slack_env.report(BASE, user=BOB)
     [post] = result_posts(slack_env)
     assert context_of(post)[0] == txt("submitted_by", user=BOB)

@@ -79,14 +79,16 @@ def test_kpi_opens_the_report_modal_for_the_quarter_that_ended(team_env: SlackEn
     assert quarter["hint"]["text"] == txt("quarter_hint")
     inputs = [b for b in blocks if b["type"] == "input" and b["block_id"] != "quarter"]
     catalog = team_env.catalog
-    assert [b["block_id"] for b in inputs] == [f"ind:{ind.key}" for ind in catalog.indicators]
-    assert len(inputs) == 16
-    assert [b["optional"] for b in inputs] == [not ind.required for ind in catalog.indicators]
+    asked = [ind for ind in catalog.indicators if not ind.retired]  # a retired indicator is not asked for
+    assert [b["block_id"] for b in inputs] == [f"ind:{ind.key}" for ind in asked]
+    assert len(inputs) == 18  # the retired indicators are not asked for
+    assert [b["optional"] for b in inputs] == [not ind.required for ind in asked]
     assert all(b["element"]["type"] == "plain_text_input" and "initial_value" not in b["element"] for b in inputs)
     completeness = next(b for b in inputs if b["block_id"] == "ind:complete_records")
     assert completeness["label"]["text"] == "必要項目がそろった顧客データ（%）"
     assert completeness["hint"]["text"] == (
         catalog.definition("complete_records", "ja") + "\n" + txt("target_hint", target="95%", direction=txt("higher"))
+        + "\n" + txt("rule_gap", step="5%")  # the scoring rule, published with the form
     )
     assert [b["text"]["text"] for b in blocks if b["type"] == "header"] == list(area_names(team_env).values())
 
@@ -95,15 +97,17 @@ def test_every_field_shows_its_definition_and_says_its_unit_once(team_env: Slack
     view = team_env.open_report()
     fields = {b["block_id"][len("ind:"):]: b for b in view["blocks"] if b.get("block_id", "").startswith("ind:")}
     labels = {key: b["label"]["text"] for key, b in fields.items()}
-    assert labels["resolution_hours"] == "問い合わせ解決までの平均（時間）"  # not 「…時間（時間）」
+    assert labels["resolved_next_day"] == "1営業日以内に解決した問い合わせ（%）"
+    assert labels["repeat_sales_growth"] == "リピート売上の伸び（前年同期比、%）"  # not 「…（前年同期比）（%）」
     assert labels["updates_per_member"] == "1人あたりの顧客データ更新（件/週）"
     assert labels["satisfaction_score"] == "アンケートの平均満足度（点）"
     assert labels["nps"] == "NPS（pt）"
     for key, block in fields.items():
-        definition, target_line = block["hint"]["text"].split("\n")
+        definition, target_line, rule = block["hint"]["text"].split("\n")
         assert definition == team_env.catalog.definition(key, "ja") and "÷" in definition
-        assert target_line.startswith("目標: ")
-    assert fields["nps"]["hint"]["text"].endswith(txt("target_hint", target="0pt", direction=txt("higher")))
+        assert target_line.startswith("目標: ") and rule.startswith(("採点: ", "参考指標: "))
+    assert fields["nps"]["hint"]["text"].endswith(txt("target_hint", target="0pt", direction=txt("higher")) + "\n"
+                                                  + txt("rule_gap", step="10pt"))
 
 
 def test_the_modal_of_a_reported_quarter_is_filled_in(team_env: SlackEnv) -> None:
@@ -119,11 +123,11 @@ def test_the_modal_of_a_reported_quarter_is_filled_in(team_env: SlackEnv) -> Non
 
 def test_the_prefilled_modal_keeps_every_digit(team_env: SlackEnv) -> None:
     """Reopening the modal and submitting it unchanged must not change a figure (no 6-digit rounding)."""
-    figures = {**BASE, "repeat_sales_growth": "10000", "resolution_hours": "12.345678"}
+    figures = {**BASE, "repeat_sales_growth": "10000", "duplicate_records": "12.345678"}
     team_env.report(figures)
     view = team_env.open_report()
     initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
-    assert (initial["ind:repeat_sales_growth"], initial["ind:resolution_hours"]) == ("10000", "12.345678")
+    assert (initial["ind:repeat_sales_growth"], initial["ind:duplicate_records"]) == ("10000", "12.345678")
     unchanged = {k[len("ind:"):]: v for k, v in initial.items() if k != "quarter" and v is not None}
     team_env.submit(view, form_values(team_env.catalog, unchanged))
     assert dict(team_env.teams.report(REF, Q1_2026).values) == {k: float(v) for k, v in figures.items()}
@@ -148,7 +152,7 @@ def test_a_valid_report_closes_the_modal_stores_the_figures_and_posts_the_scores
     assert message["blocks"][0] == {
         "type": "header",
         "text": {"type": "plain_text", "emoji": True,
-                 "text": "CRM KPI 2025年度 第4四半期（2026年1〜3月） ー 本店CRMチーム"},
+                 "text": "CRM KPI 2025年度 第4四半期（2026年1〜3月）｜本店CRMチーム"},
     }
     assert fields_of(message) == [
         base_line(team_env, "engagement", 7.5),
@@ -163,10 +167,10 @@ def test_a_valid_report_closes_the_modal_stores_the_figures_and_posts_the_scores
     # the weakest area and the figure that pulled it down, against its target
     assert weakest == txt("weakest", area=names["roi"], score="5.0") + "\n" + txt(
         "weakest_figure", name="リピート売上の伸び（前年同期比）", value="-3%", target="10%", score=4)
-    assert weakest.endswith("いちばん低い数値: リピート売上の伸び（前年同期比） -3%（目標 10%、4/10）")
+    assert weakest.endswith("この領域の点数を下げている指標: リピート売上の伸び（前年同期比） -3%（目標 10%、4/10）")
     assert context_of(message) == [txt("submitted_by", user=ALICE), "16項目中8項目を報告", txt("no_previous")]
     assert f"<@{ALICE}>" in context_of(message)[0]
-    assert message["text"] == f"CRM KPI {P_Q1_2026} ー {TEAM_NAME}: {txt('overall')} 7.1/10"
+    assert message["text"] == f"CRM KPI {P_Q1_2026}｜{TEAM_NAME}: {txt('overall')} 7.1/10"
     assert team_env.pending() == 0
 
 
@@ -241,7 +245,7 @@ def assert_refused(env: SlackEnv, res, errors: dict[str, str]) -> None:
         ({"satisfaction_score": "6"}, {"ind:satisfaction_score": txt("err_range", min="1", max="5")}),
         ({"f2_rate": "-5"}, {"ind:f2_rate": txt("err_range", min="0", max="100")}),
         ({"complete_records": "101"}, {"ind:complete_records": txt("err_percent")}),
-        ({"open_rate": "150%"}, {"ind:open_rate": txt("err_percent")}),
+        ({"line_open_rate": "150%"}, {"ind:line_open_rate": txt("err_percent")}),
         ({"nps": "nan"}, {"ind:nps": txt("err_number")}),
         ({"report_time_saved": "inf"}, {"ind:report_time_saved": txt("err_number")}),
         ({"repeat_sales_growth": "-101"}, {"ind:repeat_sales_growth": txt("err_range", min="-100", max="10000")}),
@@ -339,7 +343,7 @@ def test_change_against_the_previous_quarter(team_env: SlackEnv) -> None:
     [q4_message] = result_messages(team_env)
     assert context_of(q4_message)[2] == txt("no_previous")
     assert "▲" not in json.dumps(q4_message, ensure_ascii=False)
-    assert q4_message["blocks"][0]["text"]["text"] == f"CRM KPI {P_Q4_2025} ー {TEAM_NAME}"
+    assert q4_message["blocks"][0]["text"]["text"] == f"CRM KPI {P_Q4_2025}｜{TEAM_NAME}"
 
     team_env.clock.t = START + 86400  # 2 April
     team_env.report(BASE, quarter=Q1_2026)
@@ -365,7 +369,7 @@ def test_late_entry_for_the_previous_quarter(team_env: SlackEnv) -> None:
     assert team_env.teams.quarters(REF) == [Quarter(2025, 4)]
     assert team_env.teams.audit(REF)[0]["quarter"] == Q4_2025
     [message] = result_messages(team_env)
-    assert message["blocks"][0]["text"]["text"] == f"CRM KPI {P_Q4_2025} ー {TEAM_NAME}"
+    assert message["blocks"][0]["text"]["text"] == f"CRM KPI {P_Q4_2025}｜{TEAM_NAME}"
 
 
 def test_the_quarter_that_ended_follows_the_team_time_zone(slack_env: SlackEnv) -> None:

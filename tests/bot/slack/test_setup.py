@@ -93,15 +93,17 @@ def test_setup_sets_the_first_month_of_the_business_year(slack_env: SlackEnv) ->
     assert slack_env.ephemerals(CH, ALICE)[-1] == txt("setup_updated", name=TEAM_NAME, tz="Asia/Tokyo", fy="4")
 
 
-def test_a_business_year_can_only_start_with_a_calendar_quarter(slack_env: SlackEnv) -> None:
-    """Figures are kept by calendar quarter: a business year from March would cut across them."""
-    slack_env.command(f"setup {TEAM_NAME} fy=3")
+def test_a_business_year_can_start_in_any_month(slack_env: SlackEnv) -> None:
+    """2月決算: a year from March is accepted; a month that is none is refused and changes nothing."""
+    slack_env.command(f"setup {TEAM_NAME} fy=13")
     assert slack_env.ephemerals(CH, ALICE) == [txt("bad_fy")]
     assert slack_env.teams.get(TeamRef(WS, CH)) is None and slack_env.r.keys("*") == []
-    slack_env.setup_team()
+    slack_env.command(f"setup {TEAM_NAME} fy=3")
+    assert slack_env.ephemerals(CH, ALICE)[-1] == txt("setup_done", name=TEAM_NAME, tz="Asia/Tokyo", fy="3")
+    assert slack_env.teams.get(TeamRef(WS, CH)).fy_start == 3  # type: ignore[union-attr]
     slack_env.command("setup fy=april")
     assert slack_env.ephemerals(CH, ALICE)[-1] == txt("bad_fy")
-    assert slack_env.teams.get(TeamRef(WS, CH)).fy_start == 4  # type: ignore[union-attr]
+    assert slack_env.teams.get(TeamRef(WS, CH)).fy_start == 3  # type: ignore[union-attr]
 
 
 def test_two_channels_are_two_teams_in_one_workspace(slack_env: SlackEnv) -> None:
