@@ -40,6 +40,8 @@ TABLE = [
     ("a question's terms (用語)", POSTBACK, tapped("g:3"), True, True),
     ("delete my data? yes", POSTBACK, tapped("e:1"), True, True),
     ("delete my data? no", POSTBACK, tapped("e:0"), True, True),
+    ("the retake reminder: the point moved", POSTBACK, tapped("m:1"), True, True),
+    ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
     ("another tool's postback", POSTBACK, tapped("action=buy&item=1"), False, False),
     ("another tool's postback like ours", POSTBACK, tapped("a:b:c"), False, False),
     # 2. typed keywords that mean something at rest; back and continue only mid-diagnosis
