@@ -85,15 +85,16 @@ class Bot:
     def handle(self, ev: InboundEvent, *, once: Once | None = None) -> Handled:
         """Apply the event exactly once. Raises StoreUnavailable when Redis does not answer, Contention
         when the user's record kept changing under concurrent events (nothing was applied). ``once``: a
-        job queued at most once that rides on the commit's round trip (a LINE webhook's forward); a
-        duplicate event commits nothing, so it does not ride (``Handled.rode``)."""
+        job queued at most once that rides on the commit's round trip (a LINE webhook's forward); an event
+        already seen when its record is read sends no commit, so it does not ride (``Handled.rode``; one
+        found a duplicate by the commit's own script did ride)."""
         job: Job | None = None
         figures: Figures | None = None
-        erasing = ev.input.kind == inputs.ERASE_YES and self.eraser is not None
-        if erasing and self.eraser is not None:
+        eraser = self.eraser if ev.input.kind == inputs.ERASE_YES else None
+        if eraser is not None:
             # Everything of theirs goes first (idempotent: a failure is retried by the redelivery), then the
             # confirmation is committed from an empty record, and its dedupe mark goes once it is committed.
-            self.eraser.erase(ev.subject, by="owner")
+            eraser.erase(ev.subject, by="owner")
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -125,7 +126,7 @@ class Bot:
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
-                if erasing:
+                if eraser is not None:
                     self.store.forget_event(ev.subject, ev.event_id)
                 metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
