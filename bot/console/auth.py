@@ -313,6 +313,18 @@ def log_in() -> None:
     current.regenerate()  # under a new id: one known before the login opens nothing
 
 
+def operator_name() -> str:
+    """Who is acting in this request, as history and the audit log name them. Today the one shared
+    account; issue 18's operator accounts return the logged-in operator's name (the API's bearer token
+    acts as "api")."""
+    return ACCOUNT
+
+
+def may_change() -> bool:
+    """Whether this request's operator may change anything (a viewer may not). Today always True."""
+    return True
+
+
 def log_out() -> None:
     _session().clear()  # the record is deleted when the answer is sent: a copied cookie opens nothing
 
