@@ -9,6 +9,7 @@
     crmbot clock              the reminder schedule (Procfile ``clock:``)
     crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
     crmbot line setup [--url URL] [--dry-run]  ready the LINE channel: token, webhook, rich menu
+    crmbot line links --source NAME [--qr PNG]  a chat link (and QR code) that records where people came from
 
 Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
 """
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "webhook, install the rich menu (run again: changes only what is not right)")
     line_setup.add_argument("--url", help="the bot's public https:// address; the webhook becomes URL/line/webhook")
     line_setup.add_argument("--dry-run", action="store_true", help="read only: print what would change")
+    line_links = line.add_parser("links", help="print a link that opens the chat with 「診断 NAME」 typed in, and "
+                                 "write its QR code: the diagnoses it starts are counted under that source")
+    line_links.add_argument("--source", required=True, help="the source's name: a-z, 0-9, - and _ (e.g. ads)")
+    line_links.add_argument("--qr", metavar="PNG", help="where to write the QR code (default: line-NAME.png)")
     args = parser.parse_args(argv)
 
     from bot.logs import setup
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return clock_cmd(config)
         if args.command == "remind":
             return remind_cmd(config, args.now, args.dry_run)
+        if args.command == "line" and args.line_command == "links":
+            return line_links_cmd(config, args.source, args.qr)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
         return outbox_cmd(config, args.requeue, args.check, args.repair)
@@ -318,6 +325,14 @@ def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO |
     return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
+def line_links_cmd(config: Config, source: str, qr: str | None, out: TextIO | None = None) -> int:
+    """A source's chat link and QR code (see bot.line.links); the text's keyword comes from the script file."""
+    from bot.line.links import links_cmd
+    from conversations.content import load_script
+
+    return links_cmd(config, load_script(config.locale, config.content_dir), source, qr, out or sys.stdout)
+
+
 def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair: bool = False) -> int:
     from bot.app import build_services
 
@@ -357,7 +372,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     client = connect(config)
     bot = Bot(
         RedisStore(client, dedupe_ttl=config.dedupe_ttl),
-        build(config.machine_settings()),
+        build(config.machine_settings(script.qualify.counts)),
         None,
         conversation_ttl=config.conversation_ttl,
     )
@@ -412,6 +427,7 @@ def terminal_text(script: Script, out: Output) -> str:
         Notice,
         Offer,
         OptinOffer,
+        Qualify,
         Question,
         Reminder,
         Result,
@@ -422,7 +438,7 @@ def terminal_text(script: Script, out: Output) -> str:
         case Result(answers=answers, prev=prev):
             return views.result_text(script, answers, prev)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

@@ -46,6 +46,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -128,7 +129,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -88,7 +88,8 @@ def blueprint() -> Blueprint:
     @bp.get("/api/funnel")
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
-        every channel but the try-it page's, or ``channel=line|slack``; exactly
+        every channel but the try-it page's, or ``channel=line|slack``; ``source=NAME``: only the leads from
+        that source (「診断 NAME」); exactly
         :meth:`conversations.analytics.Analytics.funnel`."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
@@ -97,12 +98,16 @@ def blueprint() -> Blueprint:
         channel = request.args.get("channel") or None
         if channel is not None and channel not in leads.CHANNELS:
             return _bad_request("channel is line or slack")
-        return jsonify(leads.analytics(svc()).funnel(start, end, channel))
+        try:
+            source = leads.pick_source(request.args)
+        except ValueError:
+            return _bad_request("source is a source name: letters, digits, - and _")
+        return jsonify(leads.analytics(svc()).funnel(start, end, channel, source))
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:
         """One row per diagnosis, the leads page's columns, filtered as the page (``tier``, ``progress``,
-        ``consult``, ``from``, ``to``, ``channel``), newest first."""
+        ``consult``, ``from``, ``to``, ``channel``, ``source``), newest first."""
         f = leads.Filters.parse(request.args)
         if f.error:
             return _bad_request(f"bad filter: {f.error}")
@@ -111,7 +116,7 @@ def blueprint() -> Blueprint:
         now, expiry = s.clock(), s.config.conversation_ttl
         rows = (leads.csv_row(lead, t, s.script, now, expiry)
                 for lead in leads.analytics(s).iter_leads(**f.kwargs()))
-        return csv_response("leads.csv", csv_bytes(leads.csv_header(t), rows))
+        return csv_response("leads.csv", csv_bytes(leads.csv_header(t, s.script), rows))
 
     @bp.get("/export/kpi.csv")
     def export_kpi() -> Response:

@@ -32,6 +32,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -709,7 +710,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder() | Definition() | Erasure() | Heard()):
+                  | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))

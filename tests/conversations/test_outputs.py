@@ -62,6 +62,7 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (outputs.Definition(q=0), {"type": "definition", "q": 0}),
     (outputs.Erasure("ask"), {"type": "erasure", "stage": "ask"}),
     (Heard(3), {"type": "heard", "sid": 3}),
+    (outputs.Qualify(1), {"type": "qualify", "q": 1}),
 ]
 
 

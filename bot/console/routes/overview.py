@@ -32,15 +32,16 @@ class OverviewFilter:
     bucket: str
     channel: str | None
     error: str = ""
+    source: str | None = None  # only the leads from this source (「診断 NAME」)
 
     def query(self) -> dict[str, str]:
         out = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
-               "bucket": self.bucket, "channel": self.channel or ""}
+               "bucket": self.bucket, "channel": self.channel or "", "source": self.source or ""}
         return {k: v for k, v in out.items() if v}
 
 
 def overview_filter() -> OverviewFilter:
-    """The overview's dates (Japan time; the last 30 days by default), bucket and channel."""
+    """The overview's dates (Japan time; the last 30 days by default), bucket, channel and source."""
     args = request.args
     bucket = args.get("bucket") or "day"
     channel = args.get("channel") or None
@@ -50,9 +51,10 @@ def overview_filter() -> OverviewFilter:
             raise ValueError("filter")
         if start and end and (end - start).days > MAX_DAYS:
             raise ValueError("range")
+        source = leads_mod.pick_source(args)
     except ValueError as e:
         return OverviewFilter(None, None, "day", None, str(e) or "filter")
-    return OverviewFilter(start, end, bucket, channel)
+    return OverviewFilter(start, end, bucket, channel, source=source)
 
 
 def overview() -> Any:
@@ -64,8 +66,8 @@ def overview() -> Any:
         funnel, series = None, []
     else:
         assert f.start is not None and f.end is not None
-        funnel = a.funnel(f.start, f.end, f.channel)
-        series = a.series(f.start, f.end, f.bucket, f.channel)
+        funnel = a.funnel(f.start, f.end, f.channel, f.source)
+        series = a.series(f.start, f.end, f.bucket, f.channel, f.source)
     return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series,
                 followers=a.followers(), topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
@@ -83,12 +85,12 @@ def chart(name: str) -> Any:
     t = texts()
     labels = {k: v.label for k, v in svc().script.tiers.items()}
     if name == "tiers":
-        rows = a.series(f.start, f.end, f.bucket, f.channel)
+        rows = a.series(f.start, f.end, f.bucket, f.channel, f.source)
         return svg(charts.bars([r["label"] for r in rows],
                                {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
                                stacked=True, empty=t["none"],
                                colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS}))
-    funnel = a.funnel(f.start, f.end, f.channel)
+    funnel = a.funnel(f.start, f.end, f.channel, f.source)
     questions = funnel["questions"]
     names = [f"Q{q['q']}" for q in questions]
     if name == "funnel":
