@@ -693,6 +693,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
     """All outputs of one step as one Slack message (one post = one delivery to check)."""
     blocks: list[dict[str, Any]] = []
     texts: list[str] = []
+    numbered = 0
     for out in outputs:
         match out:
             case OptinOffer():
@@ -724,9 +725,10 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                 "elements": [
                     {"type": "button", "action_id": f"{DIAGNOSIS_ACTION}:{i}", "text": plain(b.label[:75]),
                      "value": b.data}
-                    for i, b in enumerate(buttons)
+                    for i, b in enumerate(buttons, start=numbered)
                 ],
             })
+            numbered += len(buttons)  # action ids are unique in the whole message (the result's, then others)
     return "\n".join(texts)[:3000], blocks
 
 
