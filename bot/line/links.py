@@ -65,7 +65,7 @@ def basic_id(config: Config) -> str:
 
 def links_cmd(config: Config, script: Script, source: str, qr: str | None, out: TextIO) -> int:
     """Print the link and the text it carries; write its QR code (``qr``, default ``line-<NAME>.png``)."""
-    if source_name(source) != source:
+    if not source or source_name(source) != source:
         raise ConfigError(f"line links: {source[:40]!r} is not a source name: lower-case letters, digits, - and _, "
                           "at most 20 characters")
     text = chat_text(script, source)
