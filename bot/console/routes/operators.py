@@ -56,7 +56,7 @@ def operator_create() -> Any:
     record("operator.create", target_of(op), f"{op.name} ({op.role})")
     if first:  # the shared account's last task: its holder carries on as the first admin
         auth.log_in(op)
-        record("login", "console", "first admin")
+        record("login", "console")
         flash(t["operator_first_made"], "ok")
         return redirect(url_for("console.profile"))
     flash(t["operator_made"].format(name=op.name), "ok")
