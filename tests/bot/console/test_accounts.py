@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from bot.console import audit, auth, keys, operators
 from bot.console.operators import OperatorError, OperatorStore
 from conversations.analytics import Analytics
+from conversations.errors import CrmbotError
 from tests.bot.console.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -323,3 +324,31 @@ def test_shared_password_still_works_before_any_operator(console: Console) -> No
     res = console.login(password=PASSWORD)
     assert res.status_code == 302
     assert console.http.get("/console/teams").status_code == 200
+
+
+def test_serve_prints_a_link_only_while_no_operator_exists(console: Console) -> None:
+    from bot.cli import console_link
+
+    first = console_link(console.r, ("0.0.0.0", 8123))
+    assert re.match(r"Console: http://127\.0\.0\.1:8123/console/login\?token=[\w-]+\n", first)
+    assert "first admin" in first
+    console.add_operator(ADMIN_EMAIL, "Admin", "admin")
+    links = len(console.r.keys("crmbot:{console}:once:*"))
+    assert console_link(console.r, ("0.0.0.0", 8123)) == "Console: http://127.0.0.1:8123/console/login"
+    assert len(console.r.keys("crmbot:{console}:once:*")) == links  # no token made that would open nothing
+
+
+def test_the_add_operator_command_in_process(r: redis.Redis, redis_url: str, console: Console,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import add_operator_cmd
+    from bot.config import Config
+
+    config = Config(redis_url=redis_url)
+    assert add_operator_cmd(config, "v@example.jp", "閲覧 さん", "viewer", io.StringIO("viewer password\n")) == 0
+    assert "viewer password" not in capsys.readouterr().out
+    op = OperatorStore(r, console.clock).by_email("v@example.jp")
+    assert op is not None and op.role == "viewer"
+    [entry] = audit.page(r).entries
+    assert (entry.who, entry.action, entry.detail) == ("cli", "operator.create", "閲覧 さん (viewer)")
+    with pytest.raises(CrmbotError, match="short password"):
+        add_operator_cmd(config, "w@example.jp", "W", "viewer", io.StringIO("short\n"))
