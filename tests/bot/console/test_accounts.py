@@ -352,3 +352,27 @@ def test_the_add_operator_command_in_process(r: redis.Redis, redis_url: str, con
     assert (entry.who, entry.action, entry.detail) == ("cli", "operator.create", "閲覧 さん (viewer)")
     with pytest.raises(CrmbotError, match="short password"):
         add_operator_cmd(config, "w@example.jp", "W", "viewer", io.StringIO("short\n"))
+
+
+def test_every_word_the_new_pages_use_exists() -> None:
+    """Jinja renders a missing ``t.key`` as nothing: every key these templates name is in the texts, and so
+    is every role's and every known action's word."""
+    from bot.console.texts import JA
+
+    folder = Path(__file__).resolve().parents[3] / "bot" / "console" / "templates"
+    for name in ("console_login.html", "console_operators.html", "console_profile.html", "console_audit.html",
+                 "console_base.html"):
+        used = set(re.findall(r"\bt\.(\w+)", (folder / name).read_text(encoding="utf-8")))
+        assert used <= set(JA), (name, used - set(JA))
+    assert {f"role_{r}" for r in operators.ROLES} <= set(JA)
+    assert {"act_" + a.replace(".", "_") for a in audit.ACTIONS} <= set(JA)
+    assert {f"operator_error_{r}" for r in ("taken", "last_admin", "gone", "not_first", "bad_email", "bad_name",
+                                            "bad_role", "short_password")} <= set(JA)
+
+
+def test_english_pages_render(admin: Console) -> None:
+    admin.svc.config = admin.svc.config.with_(locale="en")  # type: ignore[misc]
+    for path, word in (("/console/operators", "Add an operator"), ("/console/profile", "Two-step login"),
+                       ("/console/audit", "Audit log")):
+        res = admin.http.get(path)
+        assert res.status_code == 200 and word in res.get_data(as_text=True), path
