@@ -30,10 +30,20 @@ from tests.bot.console.conftest import (
     LineConsole,
     csrf_of,
 )
-from tests.bot.console.test_leads_overview import take
 from tests.conftest import FakeClock
 
 BIN = Path(sys.executable).parent
+
+
+def take(lc: LineConsole, answers: str) -> None:
+    """A LINE user takes the diagnosis (started by its keyword, answers typed), through signed webhooks."""
+    user = lc.user()
+    user.say("診断")
+    lc.settle()
+    for letter in answers:
+        lc.clock.advance(5)
+        user.say(letter)
+        lc.settle()
 
 
 def post(c: Console, path: str, data: dict[str, str], page: str = "/console/profile", http: object = None) -> object:
