@@ -75,7 +75,8 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
-    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
+                    ttl=config.dedupe_ttl)
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [],

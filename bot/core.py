@@ -26,7 +26,7 @@ from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import Conv, Machine
+from conversations.machine import IDLE, Conv, Machine
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -96,7 +96,11 @@ class Bot:
         eraser = self.eraser if ev.input.kind == inputs.ERASE_YES else None
         if eraser is not None:
             # Everything of theirs goes first (idempotent: a failure is retried by the redelivery), then the
-            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed.
+            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed;
+            # the eraser's own mark of the event (outside their slot) makes a redelivery a duplicate.
+            if eraser.seen(ev.event_id):
+                log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
+                return Handled(DUPLICATE, IDLE)
             eraser.erase(ev.subject, by="owner")
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
@@ -130,6 +134,7 @@ class Bot:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
                 if eraser is not None:
+                    eraser.remember(ev.event_id)
                     self.store.forget_event(ev.subject, ev.event_id)
                 metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
