@@ -67,7 +67,7 @@ from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
 from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
-from conversations.results import PeerCounts
+from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
 
@@ -854,8 +854,9 @@ class PeerFigures:
     """How other shops answered, for a result's peer line (conversations.results.peer_shares): the finished
     diagnoses and their A answers per question, summed over every channel but the tests', read from the
     tier and answer sets (SMEMBERS of the channels, then one pipeline of ZCARDs: 13 a channel; never a scan)
-    and kept ``max_age`` seconds, so a busy hour reads them once a minute, only on steps that show a result.
-    ``clock``: the core's (tests move it)."""
+    and kept ``max_age`` seconds once they are enough to be shown (29 finished: the 30th, finishing, counts
+    itself), so a busy hour reads them once a minute, only on steps that show a result; below that they are
+    read each time, so the line appears with the 30th finished diagnosis exactly. ``clock``: the core's."""
 
     def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, max_age: float = 60.0) -> None:
         self.r = runner(client)
@@ -867,6 +868,7 @@ class PeerFigures:
         now = self.clock()
         if self._kept is not None and 0 <= now - self._kept[0] < self.max_age:
             return self._kept[1]
+        self._kept = None
         chans = sorted({text(c) for c in self.r.smembers(CHANNELS)} - TEST_CHANNELS)
         with self.r.pipeline(transaction=False) as p:
             for ch in chans:
@@ -879,5 +881,6 @@ class PeerFigures:
         rows = [got[i:i + per] for i in range(0, len(got), per)]
         found = PeerCounts(sum(sum(row[:len(TIERS)]) for row in rows),
                            tuple(sum(row[len(TIERS) + q] for row in rows) for q in range(QUESTION_COUNT)))
-        self._kept = (now, found)
+        if found.finished >= PEER_MIN - 1:
+            self._kept = (now, found)
         return found
