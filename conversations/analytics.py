@@ -12,7 +12,9 @@ How figures are kept (no scan of all users, no Redis round trip added to a webho
    diagnosis (a set member is there once however often it is added), the highest question reached
    only ever grows, a finished diagnosis stays finished, and the lead's other fields are overwritten
    only by a delta with a greater change counter ``n`` (the user's record's counter).
-3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates).
+3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates);
+   :class:`PeerFigures` reads the finished diagnoses and the A answers per question (ZCARD) for a result's
+   peer line (conversations.results.peer_shares).
 
 A lead's id is ``"<channel>:<user id>:<diagnosis number>-<start in ms, hex>"``: the diagnosis number
 alone is not unique, since a user's record may expire (or be dropped on unfollow) and numbering
