@@ -66,8 +66,10 @@ def overview() -> Any:
         assert f.start is not None and f.end is not None
         funnel = a.funnel(f.start, f.end, f.channel)
         series = a.series(f.start, f.end, f.bucket, f.channel)
-    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series,
-                followers=a.followers(), topics=[q.topic for q in script.questions],
+    followers = a.followers()
+    empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
+    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty,
+                followers=followers, topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
                 channels=leads_mod.CHANNELS, buckets=BUCKETS)
 
