@@ -101,6 +101,43 @@ def test_kpi_csv_guards_against_formulas(console: Console) -> None:
     assert ",\"'=HYPERLINK(\"\"x\"\")\",2025-Q4," in res.data.decode("utf-8-sig")
 
 
+def test_team_pages_name_quarters_by_business_year_people_and_channels_by_slack_name(logged_in: Console) -> None:
+    _teams(logged_in)
+    store = TeamStore(logged_in.r)
+    store.register(SHITEN, "=支店", "Asia/Tokyo", "U0BOB", logged_in.clock(), fy_start=3)  # a year from March
+    html = logged_in.http.get("/console/teams/T1:C0CRM1").get_data(as_text=True)
+    periods = re.findall(r'<td class="period">([^<]+)</td>', html)
+    assert periods == ["2025年度 第3四半期（10〜12月）", "2025年度 第2四半期（7〜9月）"]  # April's year, newest first
+    assert "2025-Q4" not in re.sub(r'data-quarter="[^"]*"', "", html)
+    # names not fetched yet: said so, never the raw IDs; asked of the worker
+    assert re.search(r'id="team-channel">（名前を取得中）<', html) and "U0ALICE" not in html and ">C0CRM1<" not in html
+    assert logged_in.r.smembers(SLACK_NAMES_WANTED) == {b"T1:C0CRM1", b"T1:U0ALICE"}
+    logged_in.r.set(slack_name("T1", "C0CRM1"), "crm-honten")
+    logged_in.r.set(slack_name("T1", "U0ALICE"), "Alice Sato")
+    html = logged_in.http.get("/console/teams/T1:C0CRM1").get_data(as_text=True)
+    assert re.search(r'id="team-channel">#crm-honten<', html)
+    assert re.findall(r'<td class="reported-by">([^<]+)</td>', html) == ["Alice Sato", "Alice Sato"]
+    # units on the figures and the targets
+    nps = re.search(r'<tr data-indicator="nps">.*?class="num value">([^<]+)<.*?class="num target">([^<]+)<', html, re.S)
+    assert nps and nps.group(1) == "30pt" and nps.group(2).endswith("pt")
+    rate = re.search(r'<tr data-indicator="complete_records">.*?class="num value">([^<]+)<', html, re.S)
+    assert rate and rate.group(1) == "92.5%"
+    # the list: calendar quarters by their months; each team's latest by its own business year
+    listing = logged_in.http.get("/console/teams").get_data(as_text=True)
+    assert '<th class="num" data-quarter="2025-Q4">2025年10〜12月</th>' in listing
+    assert re.search(r'data-team="T1:C0CRM1">.*?class="latest-period">2025年度 第3四半期（10〜12月）<', listing, re.S)
+
+
+def test_the_trend_chart_names_quarters_by_business_year_and_draws_every_line_apart(logged_in: Console) -> None:
+    store = _teams(logged_in)
+    store.submit(HONTEN, Q4_2025, {k: 0 for k in FIGURES}, "U0ALICE", logged_in.clock())  # equal scores
+    svg = logged_in.http.get("/console/teams/T1:C0CRM1/trend.svg").get_data(as_text=True)
+    lines = {m.group(1): m.group(2) for m in re.finditer(r'<g id="series-(\d)">\s*<path d="([^"]+)"', svg)}
+    assert len(lines) == len(load_catalog().area_keys) and len(set(lines.values())) == len(lines)  # none hidden
+    dashes = re.findall(r'<g id="series-\d">\s*<path d="[^"]+"[^>]*?style="([^"]*)"', svg)
+    assert len({re.sub(r"stroke: #[0-9a-f]+", "", d) for d in dashes}) == len(lines)  # each its own dash
+
+
 def test_no_teams_yet(logged_in: Console) -> None:
     html = logged_in.http.get("/console/teams").get_data(as_text=True)
     assert 'id="no-teams"' in html
