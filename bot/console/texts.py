@@ -545,6 +545,10 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
         "error": "送信できませんでした。もう一度お試しください。",
         "console": "コンソール",
         "test_badge": "テスト",
+        "reset_confirm_title": "新しいテストを始めますか？",
+        "reset_confirm_body": "いまのテストの会話は消えて、最初からになります。",
+        "reset_yes": "新しく始める",
+        "reset_no": "やめる",
     },
     "en": {
         "title": "Try it in the browser",
@@ -557,6 +561,10 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
         "error": "Could not send. Please try again.",
         "console": "Console",
         "test_badge": "test",
+        "reset_confirm_title": "Start a new test?",
+        "reset_confirm_body": "This test's conversation is cleared and it starts from the beginning.",
+        "reset_yes": "Start anew",
+        "reset_no": "Cancel",
     },
 }
 
