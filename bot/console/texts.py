@@ -72,6 +72,11 @@ JA: dict[str, str] = {
     "empty_try": "お試しページで、自分で診断を受けてみる（集計には含まれません）",
     "empty_demo": "サンプルデータを入れて画面を見てみる（あとで消せます）:",
     "empty_line": "LINE公式アカウントとつないで、本番の診断を受け付ける:",
+    "demo_load": "サンプルデータを入れる",
+    "demo_loaded": "サンプルデータを入れました。各ページを見てみてください。",
+    "demo_on": "サンプルデータ（デモ）を表示中です。本番のデータと一緒に集計されています。",
+    "demo_remove": "サンプルデータを消す",
+    "demo_removed": "サンプルデータを消しました。数字はサンプルを入れる前と同じです。",
     "tiers_over_time": "評価の推移",
     "funnel_title": "設問ごとの到達と離脱",
     "funnel_note": "表示 ＝ 回答 ＋ 回答中 ＋ ここで中断。回答中は、まだ続く可能性がある診断です。"
@@ -327,6 +332,11 @@ EN: dict[str, str] = {
     "empty_try": "Take the diagnosis yourself on the try-it page (left out of every figure)",
     "empty_demo": "Load a sample to look around (removable later):",
     "empty_line": "Connect your LINE Official Account to take real diagnoses:",
+    "demo_load": "Load the sample",
+    "demo_loaded": "The sample is loaded. Have a look around.",
+    "demo_on": "Sample data (demo) is shown, counted together with any real data.",
+    "demo_remove": "Remove the sample",
+    "demo_removed": "The sample was removed. The figures are as they were before it.",
     "tiers_over_time": "Grades over time",
     "funnel_title": "Reach and drop-off per question",
     "funnel_note": "Shown = answered + in progress + stopped here. In progress: may still go on. "
