@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +148,7 @@ async def build_worker(
 
     scripts = Scripts(script)
     senders: dict[Transport, Sender] = {Transport.WEB: WebChatTransport(scripts)}
+    chores: list[Callable[[Any], Awaitable[Any]]] = []
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -171,8 +172,11 @@ async def build_worker(
         if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
             tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
                                      config.slack_api_url, timeout=config.api_timeout)
-        senders[Transport.SLACK] = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits,
-                                                  timeout=config.api_timeout)
+        slack = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits, timeout=config.api_timeout)
+        senders[Transport.SLACK] = slack
+        from bot.slack.names import SlackNameFetcher
+
+        chores.append(SlackNameFetcher(slack))  # the console's Slack names (conversations/slack_names.py)
     from bot.analytics_sink import StatsSink
 
     # the operator's figures, applied from their own records; a first consultation request briefs the operator
@@ -184,7 +188,7 @@ async def build_worker(
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
     return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
-                  audit=audit)
+                  audit=audit, chores=chores)
 
 
 async def _keep_line_name(client: Any, user_id: str, name: str) -> None:

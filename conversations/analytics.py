@@ -532,15 +532,19 @@ class Analytics:
     def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None) -> dict[str, Any]:
         """Diagnoses started from ``start`` to ``end`` (Japan-time dates, both included; None: open):
 
-            {"started": n, "finished": n, "in_progress": n,
-             "questions": [{"q": 1, "shown": n, "answered": n, "answers": {"A": n, "B": n, "C": n, "D": n},
-                            "dropoff": 0.25 | None}, ... 10 items],
+            {"started": n, "finished": n, "in_progress": n, "stopped": n,
+             "questions": [{"q": 1, "shown": n, "answered": n, "in_progress": n, "stopped": n,
+                            "answers": {"A": n, "B": n, "C": n, "D": n}, "dropoff": 0.25 | None}, ... 10 items],
              "tiers": {"A": n, "B": n, "C": n}}
 
-        ``shown``/``answered``: diagnoses shown / that answered question q at least once; ``answers``:
-        the final answers of finished diagnoses; ``dropoff``: (shown - answered) / shown among the
-        diagnoses no longer in progress (None when none). Every channel but the tests' when ``channel``
-        is None.
+        ``stopped``: diagnoses that ended without finishing (restarted, unfollowed, expired), so
+        started = finished + in_progress + stopped. Per question, ``shown``/``answered``: diagnoses shown /
+        that answered question q at least once; ``in_progress``/``stopped``: those whose highest question
+        is q and that may still go on / that ended there (shown = answered + in_progress + stopped);
+        ``answers``: the final answers of finished diagnoses; ``dropoff``: stopped / (answered + stopped),
+        the share of the diagnoses that went past q or ended there that ended there (those still at q are
+        left out; None when none). Every channel but
+        the tests' when ``channel`` is None.
         """
         chans = self.channels(channel)
         lo, hi = _bounds(start, end)
@@ -578,18 +582,19 @@ class Analytics:
         questions = []
         for q in range(1, QUESTION_COUNT + 1):
             answered = shown[q + 1] if q < QUESTION_COUNT else finished
-            act_answered = act_shown[q + 1] if q < QUESTION_COUNT else 0
-            done_shown = shown[q] - act_shown[q]
-            done_answered = answered - act_answered
+            here = act_shown[q] - act_shown[q + 1]  # in progress with q as their highest question
+            stopped = shown[q] - answered - here  # ended there without answering it
             questions.append({
                 "q": q,
                 "shown": shown[q],
                 "answered": answered,
+                "in_progress": here,
+                "stopped": stopped,
                 "answers": answers[q],
-                "dropoff": round((done_shown - done_answered) / done_shown, 4) if done_shown > 0 else None,
+                "dropoff": round(stopped / (answered + stopped), 4) if answered + stopped > 0 else None,
             })
-        return {"started": started, "finished": finished, "in_progress": len(active), "questions": questions,
-                "tiers": tiers}
+        return {"started": started, "finished": finished, "in_progress": len(active),
+                "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers}
 
     def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None) -> list[dict[str, Any]]:
         """Diagnoses started per day, week (from Monday; labelled by that Monday) or month ("2026-12"),

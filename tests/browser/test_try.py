@@ -68,8 +68,51 @@ def test_back_start_over_and_a_new_test(console: Any, server: Server) -> None:
     wait_question(console, 1)
     before = len(bot_texts(console))
     assert before > 3
+    # a new test is asked first: "cancel" keeps this one
     console.find_element("id", "reset").click()
+    dialog = until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is not None
+                   and b.find_element("id", "reset-confirm"), "the confirmation")
+    assert "新しいテストを始めますか" in dialog.text
+    console.find_element("id", "reset-no").click()
+    until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is None, "the box closed")
+    assert len(bot_texts(console)) == before  # nothing thrown away (a reset would reload to the greeting)
+    assert server.redis.exists(*server.redis.keys("crmbot:{u:web:*}:conv"))
+    console.find_element("id", "reset").click()
+    until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is not None, "asked again")
+    console.find_element("id", "reset-yes").click()
     until(console, lambda b: len(bot_texts(b)) == 1 and "友だち追加" in bot_texts(b)[0], "a clean chat for a new test")
+
+
+def test_the_menu_bar_does_what_the_rich_menu_does_and_a_new_result_shows_from_its_top(console: Any,
+                                                                                      server: Server) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_try(console, server)
+    labels = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#menu .try-menu-item")]
+    assert labels == ["診断する", "結果を見る", "相談する"]  # the rich menu's three areas, from the script
+    def said(word: str) -> Any:
+        return lambda b: [e.text for e in b.find_elements(By.CSS_SELECTOR, "#log .msg-user")][-1:] == [word]
+
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='start']").click()
+    until(console, said("診断する"), "the start word sent as the user's message")
+    for i, letter in enumerate("AAAAAAABBC", start=1):
+        wait_question(console, i)
+        tap(console, f"#replies button[data-choice='{letter}']", f"choice {letter} of question {i}")
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder question")
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='result']").click()  # 「結果」: the result again
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .card")) == 2, "the result shown again")
+
+    def headline_at_top(b: Any) -> bool:
+        top = b.execute_script("""
+            var cards = document.querySelectorAll('#log .card');
+            var head = cards[cards.length - 1].querySelector('.card-head').getBoundingClientRect();
+            var log = document.getElementById('log').getBoundingClientRect();
+            return [head.top - log.top, log.bottom - head.bottom];""")
+        return 0 <= top[0] <= 40 and top[1] > 0  # the new card's headline first, not scrolled past
+
+    until(console, headline_at_top, "the new result card's headline at the top of the chat")
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='consult']").click()
+    until(console, said("相談する"), "the consult word sent")
 
 
 PHONE = (390, 844)  # a phone's CSS width and height

@@ -158,11 +158,16 @@
           showReplies();
           // A result is read from its top (the point to fix comes first), also when the reminder question
           // comes after it; anything else: the newest line.
-          log.scrollTop = readFrom ? readFrom.offsetTop - 8 : log.scrollHeight;  // the log is the offsetParent
+          if (readFrom) { toTop(readFrom); } else { log.scrollTop = log.scrollHeight; }
         }
       })
       .catch(function () { /* the next poll tries again */ })
       .then(schedule);
+  }
+
+  // The log scrolled so that ``item``'s top (a result card's headline) is at the top of what shows.
+  function toTop(item) {
+    log.scrollTop += item.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
   }
 
   function post(url, payload, tries) {
@@ -217,7 +222,16 @@
     send({ text: text });
   });
 
-  resetButton.addEventListener("click", function () {
+  // The rich menu's areas, as on LINE: a tap sends the area's word as the user's message.
+  Array.prototype.forEach.call(document.querySelectorAll("#menu .try-menu-item"), function (item) {
+    item.addEventListener("click", function () { send({ text: item.dataset.text }); });
+  });
+
+  // A new test throws this one away: asked first.
+  var confirmBox = document.getElementById("reset-confirm");
+  resetButton.addEventListener("click", function () { confirmBox.showModal(); });
+  confirmBox.addEventListener("close", function () {
+    if (confirmBox.returnValue !== "yes") { return; }
     post(root.dataset.resetUrl, {}, 2)
       .then(function () { window.location.reload(); })
       .catch(function () { error.hidden = false; });
