@@ -11,6 +11,7 @@ from flask import Blueprint, abort, request
 
 from bot.console import fmt
 from bot.console import leads as leads_mod
+from bot.console.consultations import counts
 from bot.console.routes.common import page, svc, svg
 from bot.console.texts import texts
 from conversations.analytics import BUCKETS
@@ -66,7 +67,8 @@ def overview() -> Any:
         assert f.start is not None and f.end is not None
         funnel = a.funnel(f.start, f.end, f.channel)
         series = a.series(f.start, f.end, f.bucket, f.channel)
-    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series,
+    consults = None if f.error else counts(svc(), f.start, f.end, f.channel)
+    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, consults=consults,
                 followers=a.followers(), topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
                 channels=leads_mod.CHANNELS, buckets=BUCKETS)
