@@ -217,12 +217,12 @@ JA: dict[str, str] = {
                          "ださい。"),
     "av_not_saved": "保存していません。",
     "av_check": "「{field}」を確認してください。",
-    "av_range": "（{n}つ目の時間帯）",
+    "av_range": "の{n}つ目の時間帯",
     "av_unsaved": "まだ保存されていません。下の内容は例です。確認して保存すると、LINE で予約を受け付けます。",
     "av_hours": "曜日ごとの受付時間",
     "av_hours_note": ("1日に複数の時間帯を、カンマで区切って入力できます（例：10:00-12:00, 13:00-17:00）。空欄の曜日"
                       "は受け付けません。"),
-    "av_hours_placeholder": "10:00-12:00, 13:00-17:00",
+    "av_day_closed": "空欄：受け付けない",
     "av_holidays": "日本の祝日は、曜日の設定にかかわらず受け付けません。",
     "av_weekly_mon": "月曜日",
     "av_weekly_tue": "火曜日",
@@ -277,7 +277,6 @@ JA: dict[str, str] = {
                           "同じ URL を入れます。"),
     "cal_refresh": ("カレンダーへの反映は、Google や Microsoft の更新を待つため数時間かかることがあります。最新の予約"
                     "はこのコンソールでご確認ください。"),
-    "av_error_field": "項目",
     # the overview's consultation row
     "consults_title": "相談（最初に申し込んだ日で集計）",
     "cs_requested": "申し込み（未予約）",
@@ -482,13 +481,13 @@ EN: dict[str, str] = {
     "availability_saved": "Availability saved.",
     "calendar_rotated": "A new calendar URL was made. The old one no longer works: subscribe again with the new one.",
     "av_not_saved": "Not saved.",
-    "av_check": "Please check \"{field}\".",
-    "av_range": "(range {n})",
+    "av_check": " Please check \"{field}\".",
+    "av_range": ", range {n}",
     "av_unsaved": "Not saved yet: below is an example. Check it and save to take bookings on LINE.",
     "av_hours": "Hours per weekday",
     "av_hours_note": ("Several ranges a day, separated by commas (e.g. 10:00-12:00, 13:00-17:00). An empty day takes "
                       "no bookings."),
-    "av_hours_placeholder": "10:00-12:00, 13:00-17:00",
+    "av_day_closed": "empty: no bookings",
     "av_holidays": "Japanese public holidays take no bookings, whatever the weekday's hours.",
     "av_weekly_mon": "Monday",
     "av_weekly_tue": "Tuesday",
@@ -541,7 +540,6 @@ EN: dict[str, str] = {
                           "Press \"Import\". In Outlook for Windows: \"Open calendar\" > \"From Internet\", same URL."),
     "cal_refresh": ("Google and Microsoft refresh subscribed calendars on their own schedule, which can take hours. T"
                     "he console always shows the latest."),
-    "av_error_field": "Field",
     "consults_title": "Consultations (by the day first asked)",
     "cs_requested": "Requested (not booked)",
     "cs_booked": "Booked",
