@@ -2,11 +2,13 @@
 the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.create_app`).
 
     pages.py    the pages' blueprint (guard, headers, error pages); each page's views in routes/
-    routes/     one module per page (login, overview, leads, teams, delivery) and its forms
+    routes/     one module per page (login, overview, leads, teams, delivery, bookings) and its forms
     try_chat.py /console/try/, the diagnosis in a chat page (registered by bot.app.create_app)
     tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
     bookings.py /console/api/availability, /console/api/bookings, /console/api/calendar (the same auth) and
                 the bookings' iCalendar feed at /console/calendar/<token>.ics (its secret token only)
+    consultations.py  the availability editor's form, booking rows, marking and cancelling (audit log,
+                then the app's booking-news hook, Services.booking_news), the funnel's consultation counts
     auth.py     login, CSRF, the throttle, the token
     sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes
     keys.py     the console's Redis keys

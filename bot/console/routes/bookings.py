@@ -46,7 +46,7 @@ def forbidden() -> tuple[str, int]:
 def _editor(values: dict[str, str], av: Availability | None, error: dict[str, Any] | None = None) -> str:
     s = store()
     return page("console_availability.html", nav="availability", values=values, saved=av is not None,
-                timezone=av.timezone if av else DEFAULT_TZ, error=error, days=DAYS,
+                timezone=av.timezone if av else DEFAULT_TZ, zone=consult.zone_of(av), error=error, days=DAYS,
                 preview=s.next_free(limit=consult.PREVIEW) if av else [],
                 feed=api.feed_url(api.ensure_calendar_token(svc().redis)), can_change=auth.may_change(), C=consult)
 

@@ -7,12 +7,15 @@ consultation counts (once per lead) in the API and on the overview."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 
 from bot.booking_news import BookingNews
 from bot.console import audit, auth
@@ -20,8 +23,9 @@ from conversations.analytics import Analytics
 from conversations.booking import Booked, Booking, Bookings
 from conversations.keys import Subject
 from conversations.transports import Transport
-from tests.bot.console.conftest import TOKEN, Console, LineConsole, csrf_of
+from tests.bot.console.conftest import TOKEN, Console, LineConsole, console_config, csrf_of, make_console
 from tests.bot.console.test_leads_overview import take
+from tests.conftest import FakeClock
 
 JST = ZoneInfo("Asia/Tokyo")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -330,3 +334,19 @@ def test_the_funnel_counts_each_lead_once(logged_in: Console) -> None:
     page = http.get("/console/?from=2025-12-31&to=2026-01-07").get_data(as_text=True)
     shown = dict(re.findall(r'id="fig-consult-([a-z_]+)">(\d+)<', page))
     assert shown == {k: str(v) for k, v in expected.items()}
+
+
+def test_the_pages_in_english(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) -> None:
+    console = make_console(console_config(redis_url, tmp_path, locale="en"), r, clock)
+    assert console.login().status_code == 302
+    res = save(console, {**FORM, "weekly_mon": "10:00-12:00, 11:00-13:00"})
+    assert res.status_code == 400
+    assert 'Not saved. Please check "Monday, range 2".' in html.unescape(res.get_data(as_text=True))
+    assert save(console, FORM).status_code == 302
+    page = console.http.get("/console/availability").get_data(as_text=True)
+    assert "2026-01-05 (Mon) 10:00–11:00" in page and "2 left" in page and "Subscribe from web" in page
+    store = Bookings(r, clock=clock)
+    done = store.book(Subject(Transport.LINE, "U" + "a" * 32), jst("2026-01-05T10:00"), "ev-en")
+    assert isinstance(done, Booked)
+    page = console.http.get("/console/bookings").get_data(as_text=True)
+    assert "Consultation bookings" in page and ">Booked</span>" in page and "Cancel the booking" in page
