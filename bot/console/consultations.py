@@ -25,7 +25,7 @@ from bot.console import audit, auth
 from bot.console import leads as leads_mod
 from conversations.analytics import TEST_CHANNELS
 from conversations.booking import DAYS, Availability, Booking, Bookings
-from conversations.errors import InvalidInput
+from conversations.errors import CrmbotError, InvalidInput
 from scoring.periods import DEFAULT_TZ
 
 log = logging.getLogger(__name__)
@@ -168,11 +168,11 @@ def counts(svc: Any, start: date | None, end: date | None, channel: str | None) 
 # ---- changes -------------------------------------------------------------------------------------------------
 
 
-class Refused(Exception):
+class Refused(CrmbotError):
     """A change the operator may not make (a viewer): the view answers 403."""
 
 
-class NotChanged(Exception):
+class NotChanged(InvalidInput):
     """A change the booking's status does not allow, or a bad message: ``key`` names the notice's text."""
 
     def __init__(self, key: str) -> None:
