@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 
 from bot.console import audit, auth, fmt
 from bot.console import bookings as api
@@ -36,8 +36,8 @@ def store() -> Bookings:
 
 
 def forbidden() -> tuple[str, int]:
-    t = texts()
-    return render_template("console_error.html", t=t, title=t["forbidden_title"], body=t["forbidden_body"]), 403
+    """403 for a viewer (the pages' guard refuses a viewer's POST first; this is the views' own check)."""
+    return auth.forbidden()
 
 
 # ---- the availability editor ---------------------------------------------------------------------------------
