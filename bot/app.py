@@ -23,6 +23,7 @@ from bot.persistence import log_if_cannot_persist
 from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
+from conversations.analytics import PeerFigures
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -78,10 +79,12 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
-    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
+                    ttl=config.dedupe_ttl)
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [])
+              owned_only=[Transport.LINE] if config.line_owned_only else [],
+              peers=PeerFigures(client, clock=clock))  # a result's "N% of shops answer A here"
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader

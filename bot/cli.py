@@ -485,8 +485,8 @@ def terminal_text(script: Script, out: Output) -> str:
     )
 
     match out:
-        case Result(answers=answers, prev=prev):
-            return views.result_text(script, answers, prev)
+        case Result(answers=answers, prev=prev, peers=peers):
+            return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return views.plain_text(script, out)

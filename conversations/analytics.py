@@ -12,7 +12,9 @@ How figures are kept (no scan of all users, no Redis round trip added to a webho
    diagnosis (a set member is there once however often it is added), the highest question reached
    only ever grows, a finished diagnosis stays finished, and the lead's other fields are overwritten
    only by a delta with a greater change counter ``n`` (the user's record's counter).
-3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates).
+3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates);
+   :class:`PeerFigures` reads the finished diagnoses and the A answers per question (ZCARD) for a result's
+   peer line (conversations.results.peer_shares).
 
 A lead's id is ``"<channel>:<user id>:<diagnosis number>-<start in ms, hex>"``: the diagnosis number
 alone is not unique, since a user's record may expire (or be dropped on unfollow) and numbering
@@ -67,6 +69,7 @@ from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
 from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
+from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
 
@@ -847,3 +850,39 @@ async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> 
 
 async def forget_name_async(client: Any, channel: str, user_id: str) -> None:
     await async_runner(client).do(forget_name_step(channel, user_id))
+
+
+class PeerFigures:
+    """How other shops answered, for a result's peer line (conversations.results.peer_shares): the finished
+    diagnoses and their A answers per question, summed over every channel but the tests', read from the
+    tier and answer sets (SMEMBERS of the channels, then one pipeline of ZCARDs: 13 a channel; never a scan)
+    and kept ``max_age`` seconds once they are enough to be shown (29 finished: the 30th, finishing, counts
+    itself), so a busy hour reads them once a minute, only on steps that show a result; below that they are
+    read each time, so the line appears with the 30th finished diagnosis exactly. ``clock``: the core's."""
+
+    def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, max_age: float = 60.0) -> None:
+        self.r = runner(client)
+        self.clock = clock
+        self.max_age = max_age
+        self._kept: tuple[float, PeerCounts] | None = None
+
+    def counts(self) -> PeerCounts:
+        now = self.clock()
+        if self._kept is not None and 0 <= now - self._kept[0] < self.max_age:
+            return self._kept[1]
+        self._kept = None
+        chans = sorted({text(c) for c in self.r.smembers(CHANNELS)} - TEST_CHANNELS)
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:
+                for t in TIERS:
+                    p.zcard(tier_key(ch, t))
+                for q in range(1, QUESTION_COUNT + 1):
+                    p.zcard(answer_key(ch, q, "A"))
+            got = [int(c) for c in p.execute()] if chans else []
+        per = len(TIERS) + QUESTION_COUNT
+        rows = [got[i:i + per] for i in range(0, len(got), per)]
+        found = PeerCounts(sum(sum(row[:len(TIERS)]) for row in rows),
+                           tuple(sum(row[len(TIERS) + q] for row in rows) for q in range(QUESTION_COUNT)))
+        if found.finished >= PEER_MIN - 1:
+            self._kept = (now, found)
+        return found

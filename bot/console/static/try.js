@@ -58,6 +58,7 @@
     point.appendChild(el("p", "point-heading", c.point_heading));
     if (c.point_title) { point.appendChild(el("p", "point-title", c.point_title)); }
     point.appendChild(el("p", "point-text", c.point_text));
+    if (c.point_peer) { point.appendChild(el("p", "peer", c.point_peer)); }
     body.appendChild(point);
     if (c.plan && c.plan.length) {
       var plan = el("section", "plan");
@@ -68,6 +69,7 @@
         step.appendChild(el("span", "plan-when", p.when));
         step.appendChild(el("span", "plan-title", p.title));
         step.appendChild(el("span", "plan-step", p.step));
+        if (p.peer) { step.appendChild(el("span", "plan-peer peer", p.peer)); }
         steps.appendChild(step);
       });
       plan.appendChild(steps);
