@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from bot.booking_news import BookingHook, nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -48,6 +49,9 @@ class Services:
     kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
+    # who hears of a consultation's change (the console's marks and cancels, the LINE booking flow): the
+    # composed hooks (bot.booking_news.Fanout); nobody until the LINE and Slack parts add theirs
+    booking_news: BookingHook = nobody
 
 
 def build_services(

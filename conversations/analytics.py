@@ -735,6 +735,24 @@ class Analytics:
         return {ref: max([x for x in leads if x.is_finished] or leads, key=lambda x: (x.started, x.id))
                 for ref, leads in by_person.items()}
 
+    def sources_of(self, people: Sequence[str]) -> dict[str, str]:
+        """Where each person (``"<ch>:<user id>"``) came from: the source of their latest diagnosis (a person
+        keeps their first one); those with none are left out. Two round trips, however many people."""
+        refs = list(dict.fromkeys(people))
+        if not refs:
+            return {}
+        with self.r.pipeline(transaction=False) as p:
+            for ref in refs:
+                channel, _, user = ref.partition(":")
+                p.zrange(person_key(channel, user), -1, -1)
+            latest = p.execute()
+        found = {ref: text(ids[0]) for ref, ids in zip(refs, latest, strict=True) if ids}
+        with self.r.pipeline(transaction=False) as p:
+            for lid in found.values():
+                p.hget(lead_key(lid), "src")
+            got = p.execute()
+        return {ref: text(src) for ref, src in zip(found, got, strict=True) if src}
+
     def names(self, people: Sequence[str]) -> dict[str, str]:
         """The display names kept of these people (``"<ch>:<user id>"``), those known only."""
         refs = list(dict.fromkeys(people))

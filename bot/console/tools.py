@@ -89,8 +89,10 @@ def blueprint() -> Blueprint:
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
         every channel but the try-it page's, or ``channel=line|slack``; ``source=NAME``: only the leads from
-        that source (「診断 NAME」); exactly
-        :meth:`conversations.analytics.Analytics.funnel`."""
+        that source (「診断 NAME」): exactly :meth:`conversations.analytics.Analytics.funnel`, and
+        ``consultations``, the leads that first asked for one in that range by their status now, each counted
+        once (``requested``, ``booked``, ``attended``, ``no_show``, ``cancelled``:
+        :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`)."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -102,7 +104,10 @@ def blueprint() -> Blueprint:
             source = leads.pick_source(request.args)
         except ValueError:
             return _bad_request("source is a source name: letters, digits, - and _")
-        return jsonify(leads.analytics(svc()).funnel(start, end, channel, source))
+        from bot.console.consultations import counts
+
+        found = leads.analytics(svc()).funnel(start, end, channel, source)
+        return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:

@@ -46,7 +46,18 @@ def lead(lead_id: str) -> Any:
         abort(404)
     return page("console_lead.html", nav="leads", lead=found, L=leads_mod, now=svc().clock(),
                 expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
-                audit_entries=audit.for_target(svc().redis, audit.lead_target(lead_id), 20))
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(lead_id), 20), **lead_bookings(found))
+
+
+def lead_bookings(found: Any) -> dict[str, Any]:
+    """What the lead page's bookings section (console_lead_bookings.html) needs: the person's bookings."""
+    from bot.console import auth
+    from bot.console import consultations as consult
+    from conversations.booking import Bookings
+
+    person = Subject(Transport.parse(found.channel), found.user_id)
+    return {"lead_bookings": consult.rows(svc(), Bookings(svc().redis, clock=svc().clock).bookings_of(person)[::-1]),
+            "can_change": auth.may_change(), "back": request.path, "C": consult}
 
 
 def set_consult(lead_id: str) -> Any:

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from bot import demo
 from bot.console import audit, auth, fmt
 from bot.console import leads as leads_mod
+from bot.console.consultations import counts
 from bot.console.routes.common import page, svc, svg
 from bot.console.texts import texts
 from conversations.analytics import BUCKETS
@@ -73,8 +74,9 @@ def overview() -> Any:
         series = a.series(f.start, f.end, f.bucket, f.channel, f.source)
     followers = a.followers()
     empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
+    consults = None if f.error else counts(svc(), f.start, f.end, f.channel, f.source)
     return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty,
-                demo_loaded=demo.is_loaded(svc().redis),
+                demo_loaded=demo.is_loaded(svc().redis), consults=consults,
                 followers=followers, topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
                 channels=leads_mod.CHANNELS, buckets=BUCKETS)

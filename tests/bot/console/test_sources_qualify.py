@@ -124,3 +124,24 @@ def test_the_lead_page_and_csv_show_the_qualification_answers(line_console: Line
     assert pairs == [("商材", "美容・健康"), ("月商", "（答えない）"), ("カート", "–")]
     [row] = csv_rows(lc)
     assert (row["商材"], row["月商"], row["カート"], row["流入元"]) == ("美容・健康", "（答えない）", "", "ads")
+
+
+def test_the_funnels_consultations_filter_by_source(line_console: LineConsole, sourced: dict[str, LineUser]) -> None:
+    from conversations.booking import Bookings
+    from conversations.keys import Subject
+    from conversations.transports import Transport
+
+    lc = line_console
+    store = Bookings(lc.r, clock=lc.clock)
+    for name in ("ads", "sns", "plain"):
+        store.request_consultation(Subject(Transport.LINE, sourced[name].user_id))
+    store.request_consultation(Subject(Transport.LINE, sourced["ads"].user_id))  # asked again: one lead
+    assert funnel(lc)["consultations"]["requested"] == 3
+    assert funnel(lc, "?source=ads")["consultations"] == {"requested": 1, "booked": 0, "attended": 0,
+                                                          "no_show": 0, "cancelled": 0}
+    assert funnel(lc, "?source=sns")["consultations"]["requested"] == 1
+    assert funnel(lc, "?source=none")["consultations"]["requested"] == 0
+    assert funnel(lc, "?source=ads&channel=slack")["consultations"]["requested"] == 0
+    lc.login()
+    page = lc.http.get("/console/?source=ads").get_data(as_text=True)
+    assert re.search(r'id="fig-consult-requested">1<', page)
