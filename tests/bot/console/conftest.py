@@ -46,6 +46,13 @@ class Console:
         token = csrf_of(http.get("/console/login").get_data(as_text=True))
         return http.post("/console/login", data={"password": password, "csrf_token": token})
 
+    def ref(self, lead_id: str) -> str:
+        """The lead's opaque id in the console's URLs (bot/console/refs.py)."""
+        from bot.console import refs
+
+        with self.app.test_request_context():
+            return refs.ref(lead_id)
+
     def csrf(self, path: str = "/console/delivery", http: FlaskClient | None = None) -> str:
         return csrf_of((http or self.http).get(path).get_data(as_text=True))
 
