@@ -165,6 +165,10 @@ def test_leads_search_total_sort_and_page_numbers(line_console: LineConsole, peo
     assert rows(f"?q={part}")[0] == ["C"]
     assert rows(f"?q={people['ace'].user_id[3:15]}")[0] == ["A"]  # part of a user ID
     assert rows("?q=nobody")[0] == [] and _total(rows("?q=nobody")[1]) == 0
+    csv_lines = lc.http.get("/console/export/leads.csv?q=山田").data.decode("utf-8-sig").split("\r\n")
+    assert len(csv_lines) == 3 and ",山田商店," in csv_lines[1]  # the CSV as the list: header, the match, ""
+    csv_sorted = lc.http.get("/console/export/leads.csv?sort=tier").data.decode("utf-8-sig").split("\r\n")
+    assert [line.split(",")[7] for line in csv_sorted[1:-1]] == ["A", "A", "A", "C", ""]
     # status sort: a requested consultation first
     analytics(lc).set_consult_status(lead_of(lc, people["ace"]).id, "booked", by="console", now=lc.clock())
     analytics(lc).set_consult_status(lead_of(lc, people["c"]).id, "new", by="console", now=lc.clock())
