@@ -175,6 +175,7 @@ class Lead:
     moved: bool | None = None  # the reminder's "has the point to fix moved?": yes, not yet, None unanswered
     moved_at: float = 0.0  # when answered
     assignee: str = ""  # the operator the lead is assigned to ("" nobody)
+    requested: float = 0.0  # when the owner asked for a consultation (0.0 never)
 
     @property
     def is_finished(self) -> bool:
@@ -229,6 +230,7 @@ class Lead:
             moved=None if h.get("mv") not in ("0", "1") else h.get("mv") == "1",
             moved_at=float(h.get("mvt") or 0.0),
             assignee=h.get("as", ""),
+            requested=float(h.get("cr") or 0.0),
         )
 
 

@@ -18,7 +18,7 @@ from bot.console.texts import texts
 from conversations.analytics import LEAD_STATUSES, STATUSES, Lead
 from conversations.errors import InvalidInput
 from conversations.keys import Subject
-from conversations.lead_work import NOTE_MAX, LeadWork, clean_name
+from conversations.lead_work import NOTE_MAX, Change, LeadWork, clean_name
 from conversations.transports import Transport
 from scoring import TIERS
 
@@ -69,8 +69,16 @@ def lead(ref: str) -> Any:
     names = list(dict.fromkeys([me, *work.assignees()]))
     return page("console_lead.html", nav="leads", lead=found, L=leads_mod, now=svc().clock(),
                 expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
-                notes=work.notes(found.id), history=work.history(found.id), assignees=names,
+                notes=work.notes(found.id), history=_history(found, work), assignees=names,
                 note_form=secrets.token_urlsafe(12), note_max=NOTE_MAX, may_change=auth.may_change())
+
+
+def _history(found: Lead, work: LeadWork) -> list[Change]:
+    """The lead's changes, oldest first, with the owner's consultation request among them."""
+    changes = work.history(found.id)
+    if found.requested:
+        changes.append(Change(found.requested, "", "requested", "", "new"))
+    return sorted(changes, key=lambda c: c.at)
 
 
 def _changing(ref: str) -> Lead:

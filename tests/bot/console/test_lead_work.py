@@ -75,6 +75,10 @@ def test_notes_assignee_and_status_history_with_who_and_when(line_console: LineC
     url = f"/console/leads/{ref}"
     page = lc.http.get(url).get_data(as_text=True)
     assert 'id="no-notes"' in page and 'id="no-history"' in page and 'id="assignee-current">未定<' in page
+    people["b"].tap("k:1")  # the owner taps 相談する on the result
+    lc.settle()
+    lead = lead_of(lc, people["b"])
+    assert lead.consult == "new" and lead.requested == lc.clock()
     token = csrf_of(page)
     form = re.search(r'name="form" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     # a note, sent twice from the same form (a double tap): one note
@@ -99,7 +103,8 @@ def test_notes_assignee_and_status_history_with_who_and_when(line_console: LineC
     history = re.findall(r'<tr class="history-row" data-field="(\w+)"><td>([^<]+)</td><td class="history-by">([^<]*)'
                          r'</td>\s*<td class="history-change">\s*([^<]*?)\s*</td>', page)
     assert [(f, by, change) for f, _, by, change in history] == [
-        ("status", "console", "相談状況：相談なし → 連絡済み"), ("assignee", "console", "担当者：未定 → 佐藤")]
+        ("status", "console", "相談状況：未対応 → 連絡済み"), ("assignee", "console", "担当者：未定 → 佐藤"),
+        ("requested", "お客様", "お客様が相談を申し込みました")]
     assert history[0][1] != history[1][1]  # when: a minute apart, newest first
     # each change audited once, with the opaque id and never the note's text
     assert [(c["who"], c["action"], c["target"], c["detail"]) for c in audited] == [
