@@ -7,6 +7,7 @@ the new requests."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,7 @@ import pytest
 from conversations.analytics import Analytics, lead_id
 from conversations.content import load_script
 from tests.bot.line.helpers import LineUser
-from tests.browser.conftest import Http, Server, eventually, resources, until
+from tests.browser.conftest import Http, Server, eventually, resources, screenshot, until
 
 # Four LINE users: B at Q10 (the point to fix at level B), C at Q10 (level C), all D, one who stopped.
 PEOPLE = {"b": "AAAAAAAAAB", "c": "AAAAAAAAAC", "d": "DDDDDDDDDD", "stop": "AB"}
@@ -94,8 +95,8 @@ def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, peopl
     assert len(lead_pages) == 4 and [u for u in seen if "/console/people/" in u], sorted(seen)
 
 
-def test_note_assignee_and_status_show_in_the_history(console: Any, server: Server,
-                                                      people: dict[str, LineUser]) -> None:
+def test_note_assignee_and_status_show_in_the_history(console: Any, server: Server, people: dict[str, LineUser],
+                                                      tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -122,6 +123,8 @@ def test_note_assignee_and_status_show_in_the_history(console: Any, server: Serv
     assert [(by, change) for _, by, change in history] == [
         ("console", "相談状況：相談なし → 連絡済み"), ("console", "担当者：未定 → 佐藤")]
     assert all(when for when, _, _ in history)
+    console.find_element(By.ID, "lead-work").location_once_scrolled_into_view  # noqa: B018 (scrolls)
+    screenshot(console, "console-lead-work.png", tmp_path)
     # the assignee's name is offered on another lead's page
     open_lead(console, server, "DDDDDDDDDD")
     offered = [o.get_attribute("value") for o in console.find_elements(By.CSS_SELECTOR, "#assignee-names option")]
@@ -140,8 +143,8 @@ def test_the_advice_is_the_one_for_the_answers_level(console: Any, server: Serve
         assert " ".join(shown.text.split()) == " ".join(advice.split()), answers
 
 
-def test_leads_search_count_sort_page_and_the_badge(console: Any, server: Server,
-                                                    people: dict[str, LineUser]) -> None:
+def test_leads_search_count_sort_page_and_the_badge(console: Any, server: Server, people: dict[str, LineUser],
+                                                    tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -166,6 +169,7 @@ def test_leads_search_count_sort_page_and_the_badge(console: Any, server: Server
     until(console, lambda b: "page=2" in b.current_url, "page 2")
     assert len(rows(console)) == total - 50
     assert console.find_element(By.CSS_SELECTOR, "#leads-pager [aria-current=page]").text == "2"
+    screenshot(console, "console-leads-page-2.png", tmp_path)
     assert console.find_element(By.ID, "leads-total").text == f"{total}件"
 
     # search by name
@@ -189,6 +193,9 @@ def test_leads_search_count_sort_page_and_the_badge(console: Any, server: Server
     assert [r.get_attribute("data-tier") for r in rows(console)][-1] == ""  # the one who stopped: last
 
     # the badge: the new requests
+    figures.set_consult_status(figures.person("line", people["c"].user_id)[-1].id, "new", by="console",
+                               now=time.time())
+    console.refresh()
     badge = console.find_element(By.ID, "open-consult-badge")
     assert badge.text == "1"
     badge.click()
