@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 
+from bot.console import audit, auth
 from bot.console.routes.common import page, svc
 from bot.console.texts import texts
 
@@ -28,5 +29,8 @@ def delivery() -> Any:
 def requeue() -> Any:
     job_id = request.form.get("job", "")
     ok = svc().outbox.requeue(job_id)
+    if ok:
+        audit.record(svc().redis, who=auth.operator_name(), action="delivery.requeue", target=f"job:{job_id[:64]}",
+                     now=svc().clock())
     flash(texts()["requeued" if ok else "requeue_failed"], "ok" if ok else "error")
     return redirect(url_for("console.delivery"))

@@ -70,7 +70,8 @@ def lead(ref: str) -> Any:
     return page("console_lead.html", nav="leads", lead=found, L=leads_mod, now=svc().clock(),
                 expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
                 notes=work.notes(found.id), history=_history(found, work), assignees=names,
-                note_form=secrets.token_urlsafe(12), note_max=NOTE_MAX, may_change=auth.may_change())
+                note_form=secrets.token_urlsafe(12), note_max=NOTE_MAX, may_change=auth.may_change(),
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(found.id), 20))
 
 
 def _history(found: Lead, work: LeadWork) -> list[Change]:
@@ -88,9 +89,10 @@ def _changing(ref: str) -> Lead:
     return _found(ref)
 
 
-def _audit(action: str, ref: str, detail: str = "") -> None:
-    audit.record(svc().redis, who=auth.operator_name(), action=action, target=ref, detail=detail,
-                 now=svc().clock())
+def _audit(action: str, found: Lead, detail: str = "") -> None:
+    """One entry of the audit log, naming the lead as the audit does (a hash of its id)."""
+    audit.record(svc().redis, who=auth.operator_name(), action=action, target=audit.lead_target(found.id),
+                 detail=detail, now=svc().clock())
 
 
 def set_consult(ref: str) -> Any:
@@ -100,7 +102,7 @@ def set_consult(ref: str) -> Any:
     if status in STATUSES:
         done = leads_mod.analytics(svc()).set_consult(found.id, status, by=auth.operator_name(), now=svc().clock())
     if done == 1:
-        _audit("lead.status", ref, status)
+        _audit("lead.status", found, status)
     flash(texts()["status_saved" if done else "status_not_saved"], "ok" if done else "error")
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/console/") and not target.startswith("//")
@@ -111,7 +113,7 @@ def assign(ref: str) -> Any:
     found = _changing(ref)
     done = _work().assign(found.id, request.form.get("assignee", ""), by=auth.operator_name())
     if done == 1:
-        _audit("lead.assign", ref, clean_name(request.form.get("assignee", "")))
+        _audit("lead.assign", found, clean_name(request.form.get("assignee", "")))
     flash(texts()["assigned" if done else "assign_not_saved"], "ok" if done else "error")
     return redirect(url_for("console.lead", ref=ref) + "#lead-work")
 
@@ -127,7 +129,7 @@ def add_note(ref: str) -> Any:
         flash(t["note_too_long"].format(n=NOTE_MAX) if text else t["note_empty"], "error")
         return redirect(url_for("console.lead", ref=ref) + "#lead-work")
     if done == 1:
-        _audit("lead.note", ref)  # the note's text stays out of the audit log
+        _audit("lead.note", found)  # the note's text stays out of the audit log
     flash(t["note_added"], "ok")
     return redirect(url_for("console.lead", ref=ref) + "#lead-notes")
 
@@ -140,8 +142,8 @@ def erase_person(ref: str) -> Any:
     if request.form.get("confirm") != "yes" or eraser is None:
         flash(texts()["erase_unconfirmed"], "error")
         return redirect(url_for("console.lead", ref=ref))
-    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by="operator")
-    _audit("person.erase", ref)
+    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by=auth.operator_name())
+    _audit("lead.erase", found)
     flash(texts()["erased"], "ok")
     return redirect(url_for("console.leads"))
 
