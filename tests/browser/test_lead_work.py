@@ -81,8 +81,9 @@ def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, peopl
         assert not [r for r in resources(console) if any(x in r for x in ids)], url
         found = console.execute_script(
             "return Array.from(document.querySelectorAll('a[href], link[href], img[src], script[src], form[action]'))"
-            ".map(function (e) { return [e.tagName, (e.getAttribute('method') || 'get').toLowerCase(),"
-            " e.href || e.src || e.action]; })")
+            ".map(function (e) { var raw = e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action');"
+            " return [e.tagName, (e.getAttribute('method') || 'get').toLowerCase(),"
+            " new URL(raw || '', document.baseURI).href]; })")  # attributes: a form's input may be named "action"
         for tag, method, target in found:
             assert not [x for x in ids if x in target], (url, target)
             parts = urlsplit(target)
