@@ -124,8 +124,12 @@ def test_note_assignee_and_status_show_in_the_history(console: Any, server: Serv
     assert [(by, change) for _, by, change in history] == [
         ("console", "相談状況：相談なし → 連絡済み"), ("console", "担当者：未定 → 佐藤")]
     assert all(when for when, _, _ in history)
-    console.find_element(By.ID, "lead-work").location_once_scrolled_into_view  # noqa: B018 (scrolls)
-    screenshot(console, "console-lead-work.png", tmp_path)
+    console.set_window_size(1280, 1100)
+    try:
+        console.execute_script("document.getElementById('lead-consult').scrollIntoView()")
+        screenshot(console, "console-lead-work.png", tmp_path)
+    finally:
+        console.set_window_size(420, 860)
     # the assignee's name is offered on another lead's page
     open_lead(console, server, "DDDDDDDDDD")
     offered = [o.get_attribute("value") for o in console.find_elements(By.CSS_SELECTOR, "#assignee-names option")]
@@ -170,7 +174,11 @@ def test_leads_search_count_sort_page_and_the_badge(console: Any, server: Server
     until(console, lambda b: "page=2" in b.current_url, "page 2")
     assert len(rows(console)) == total - 50
     assert console.find_element(By.CSS_SELECTOR, "#leads-pager [aria-current=page]").text == "2"
-    screenshot(console, "console-leads-page-2.png", tmp_path)
+    console.set_window_size(1280, 1000)
+    try:
+        screenshot(console, "console-leads.png", tmp_path)
+    finally:
+        console.set_window_size(420, 860)
     assert console.find_element(By.ID, "leads-total").text == f"{total}件"
 
     # search by name
