@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
+from bot.booking_news import BookingHook, nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -22,6 +23,7 @@ from bot.persistence import log_if_cannot_persist
 from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
+from conversations.analytics import PeerFigures
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -47,6 +49,9 @@ class Services:
     kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
+    # who hears of a consultation's change (the console's marks and cancels, the LINE booking flow): the
+    # composed hooks (bot.booking_news.Fanout); nobody until the LINE and Slack parts add theirs
+    booking_news: BookingHook = nobody
 
 
 def build_services(
@@ -74,10 +79,12 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
-    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
+                    ttl=config.dedupe_ttl)
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [])
+              owned_only=[Transport.LINE] if config.line_owned_only else [],
+              peers=PeerFigures(client, clock=clock))  # a result's "N% of shops answer A here"
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
@@ -145,6 +152,7 @@ async def build_worker(
 
     scripts = Scripts(script)
     senders: dict[Transport, Sender] = {Transport.WEB: WebChatTransport(scripts)}
+    chores: list[Callable[[Any], Awaitable[Any]]] = []
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -168,8 +176,11 @@ async def build_worker(
         if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
             tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
                                      config.slack_api_url, timeout=config.api_timeout)
-        senders[Transport.SLACK] = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits,
-                                                  timeout=config.api_timeout)
+        slack = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits, timeout=config.api_timeout)
+        senders[Transport.SLACK] = slack
+        from bot.slack.names import SlackNameFetcher
+
+        chores.append(SlackNameFetcher(slack))  # the console's Slack names (conversations/slack_names.py)
     from bot.analytics_sink import StatsSink
 
     # the operator's figures, applied from their own records; a first consultation request briefs the operator
@@ -181,7 +192,7 @@ async def build_worker(
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
     return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
-                  audit=audit)
+                  audit=audit, chores=chores)
 
 
 async def _keep_line_name(client: Any, user_id: str, name: str) -> None:

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO, assert_never
 
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
     ob.add_argument("--check", action="store_true", help="audit: list messages that are neither due nor parked")
     ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
+    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
+    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
@@ -99,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return remind_cmd(config, args.now, args.dry_run)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
+        if args.command == "demo":
+            return demo_cmd(config, args.remove)
         if args.command == "console":
             if args.console_command == "add-operator":
                 return add_operator_cmd(config, args.email, args.name, args.role)
@@ -384,6 +388,23 @@ def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO |
     return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
+def demo_cmd(config: Config, remove: bool, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
+    """Load the demo sample into the running data (bot/demo.py), or remove it (``clock``: for tests)."""
+    from bot import demo
+    from bot.app import build_services
+
+    svc = build_services(config, slack_app=False, **({"clock": clock} if clock else {}))
+    say = out or sys.stdout
+    if remove:
+        gone = demo.remove(svc.redis)
+        print(f"demo: removed ({gone} diagnoses); the figures are as they were before it", file=say)
+        return 0
+    loaded = demo.load(svc.redis, svc.bot.machine, svc.clock(), expiry=config.conversation_ttl)
+    print(f"demo: loaded {loaded}. Open the console to look around; "
+          "remove it with `crmbot demo --remove` (or the button on the overview)", file=say)
+    return 0
+
+
 def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair: bool = False) -> int:
     from bot.app import build_services
 
@@ -485,8 +506,8 @@ def terminal_text(script: Script, out: Output) -> str:
     )
 
     match out:
-        case Result(answers=answers, prev=prev):
-            return views.result_text(script, answers, prev)
+        case Result(answers=answers, prev=prev, peers=peers):
+            return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return views.plain_text(script, out)

@@ -1,4 +1,5 @@
-"""The console's pages (blueprint ``console``): login, overview, leads, teams, delivery, operators, profile, audit.
+"""The console's pages (blueprint ``console``): login, overview, leads, teams, delivery, operators, profile, audit,
+bookings and availability.
 
 This module makes the blueprint (its guard, headers and error pages); each page's views are in their own
 module under :mod:`bot.console.routes`, which registers them on it.

@@ -90,8 +90,10 @@ def blueprint() -> Blueprint:
     @bp.get("/api/funnel")
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
-        every channel but the try-it page's, or ``channel=line|slack``; exactly
-        :meth:`conversations.analytics.Analytics.funnel`."""
+        every channel but the try-it page's, or ``channel=line|slack``: exactly
+        :meth:`conversations.analytics.Analytics.funnel`, and ``consultations``, the leads that first asked
+        for one in that range by their status now, each counted once (``requested``, ``booked``,
+        ``attended``, ``no_show``, ``cancelled``: :meth:`conversations.booking.Bookings.consultation_counts`)."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -99,7 +101,10 @@ def blueprint() -> Blueprint:
         channel = request.args.get("channel") or None
         if channel is not None and channel not in leads.CHANNELS:
             return _bad_request("channel is line or slack")
-        return jsonify(leads.analytics(svc()).funnel(start, end, channel))
+        from bot.console.consultations import counts
+
+        found = leads.analytics(svc()).funnel(start, end, channel)
+        return jsonify({**found, "consultations": counts(svc(), start, end, channel)})
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:

@@ -71,7 +71,17 @@ def lead(ref: str) -> Any:
                 expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
                 notes=work.notes(found.id), history=_history(found, work), assignees=names,
                 note_form=secrets.token_urlsafe(12), note_max=NOTE_MAX, may_change=auth.may_change(),
-                audit_entries=audit.for_target(svc().redis, audit.lead_target(found.id), 20))
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(found.id), 20), **lead_bookings(found))
+
+
+def lead_bookings(found: Any) -> dict[str, Any]:
+    """What the lead page's bookings section (console_lead_bookings.html) needs: the person's bookings."""
+    from bot.console import consultations as consult
+    from conversations.booking import Bookings
+
+    person = Subject(Transport.parse(found.channel), found.user_id)
+    return {"lead_bookings": consult.rows(svc(), Bookings(svc().redis, clock=svc().clock).bookings_of(person)[::-1]),
+            "can_change": auth.may_change(), "back": request.path, "C": consult}
 
 
 def _history(found: Lead, work: LeadWork) -> list[Change]:
