@@ -191,7 +191,7 @@ def remove(client: Any) -> int:
     r = runner(client)
     leads = sorted(text(x) for x in r.smembers(DEMO_LEADS))
     channels = {lead.partition(":")[0] for lead in leads}
-    families = [analytics.ACTIVE, analytics.CONSULT_OPEN]
+    families = [analytics.ACTIVE, analytics.CONSULT_OPEN, analytics.CONSULT_WORKED]
     for ch in channels:
         families += [analytics.started_key(ch), *(analytics.reached_key(ch, q) for q in range(1, QUESTION_COUNT + 1)),
                      *(analytics.tier_key(ch, t) for t in TIERS),
@@ -200,7 +200,8 @@ def remove(client: Any) -> int:
         with r.pipeline(transaction=False) as p:
             for key in families:
                 p.zrem(key, *chunk)
-            p.delete(*(analytics.lead_key(lead) for lead in chunk))
+            p.delete(*(key for lead in chunk for key in (analytics.lead_key(lead), analytics.notes_key(lead),
+                                                         analytics.history_key(lead))))  # an operator's work too
             p.execute()
     people = sorted(text(x) for x in r.smembers(DEMO_PEOPLE))
     with r.pipeline(transaction=False) as p:

@@ -64,9 +64,10 @@ _GLOB = set("*?[]\\")
 
 # Anonymise one person's leads in the {stats} slot.
 # KEYS[1] person:<ch>:<user>   [2] names   [3] follow   [4] followers   [5] consult:open   [6] active
-# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel, and of
-# the channel's segment of each source the leads were read with)
-# KEYS[7+A ..] the leads' hashes, in the order of ARGV's lead ids
+# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel, then those
+# of the channel's segment of each source the leads were read with)
+# KEYS[7+A .. 6+A+n] the leads' hashes, in the order of ARGV's lead ids
+# KEYS[7+A+n] anon:<ch>, KEYS[8+A+n ..] anon:<ch>:<T> for each tier (counts left out of a leads list's total)
 # ARGV[1] "<ch>:<user>"  [2] A (how many aggregate sets)  [3] n leads  [4 .. 3+n] lead ids
 # [4+n .. 3+2n] a fresh random id for each  [4+2n ..] the sources the leads were read with
 # Returns -1 when the person's index or a lead's source changed since it was read (read again), else the
@@ -90,6 +91,12 @@ for i = 1, n do
       redis.call('ZADD', KEYS[k], score, anon)
     end
   end
+  local started = redis.call('ZSCORE', KEYS[7], anon)
+  if started then redis.call('ZADD', KEYS[7 + a + n], started, anon) end
+  for t = 1, #KEYS - 7 - a - n do
+    local score = redis.call('ZSCORE', KEYS[6 + 11 + t], anon)
+    if score then redis.call('ZADD', KEYS[7 + a + n + t], score, anon) end
+  end
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[6], id)
   redis.call('DEL', KEYS[6 + a + i])
@@ -109,7 +116,8 @@ def person_hash(subject: Subject) -> str:
 
 def _aggregates(channel: str) -> list[str]:
     """Every sorted set of diagnoses of a channel (or of its segment of one source) that counts a lead
-    (conversations.analytics)."""
+    (conversations.analytics): started, reached 1..10, tier A B C (ANONYMISE_LUA counts on this order), the
+    answers."""
     return [
         analytics.started_key(channel),
         *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
@@ -158,6 +166,9 @@ class Eraser:
                 removed[family] = removed.get(family, 0) + 1
         if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
             removed["reminder_index"] = 1
+        worked = self._forget_work(str(subject.transport), subject.user_id)
+        if worked:
+            removed["lead_work"] = worked
         leads = self._anonymise(str(subject.transport), subject.user_id)
         if leads:
             removed["leads"] = len(leads)
@@ -181,6 +192,15 @@ class Eraser:
         for _, node in self.r.nodes():
             found += [text(k) for k in node.scan_iter(match=f"{PREFIX}:{tag}:*", count=SCAN_COUNT)]
         return sorted(set(found))
+
+    def _forget_work(self, channel: str, user_id: str) -> int:
+        """The operator's notes and history on the person's leads (before the leads go: a retry finds them)."""
+        leads = [text(x) for x in self.r.zrange(analytics.person_key(channel, user_id), 0, -1)]
+        if not leads:
+            return 0
+        self.r.zrem(analytics.CONSULT_WORKED, *leads)
+        return int(self.r.delete(*(k for lead in leads for k in (analytics.notes_key(lead),
+                                                                   analytics.history_key(lead)))))
 
     def _drop_forwards(self, subject: Subject) -> int:
         """Drop the forwards (due or parked) whose webhook body names the person; how many went."""
@@ -214,7 +234,8 @@ class Eraser:
                           for key in _aggregates(seg)]
             got = self.r.script(ANONYMISE_LUA)(
                 keys=[person, analytics.NAMES, analytics.FOLLOW, analytics.FOLLOWERS, analytics.CONSULT_OPEN,
-                      analytics.ACTIVE, *aggregates, *(analytics.lead_key(lead) for lead in leads)],
+                      analytics.ACTIVE, *aggregates, *(analytics.lead_key(lead) for lead in leads),
+                      analytics.anon_key(channel), *(analytics.anon_key(channel, t) for t in TIERS)],
                 args=[analytics.person_ref(channel, user_id), len(aggregates), len(leads), *leads, *anon,
                       *sources])
             if int(got) >= 0:

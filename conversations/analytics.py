@@ -33,6 +33,13 @@ Cluster). Every sorted set of diagnoses is scored by the diagnosis' start time:
     crmbot:{stats}:active                    diagnoses in progress (score: last change, not the start);
                                              entries older than the expiry are pruned
     crmbot:{stats}:consult:open              consultations with status "new" (score: when requested)
+    crmbot:{stats}:consult:worked            leads whose status an operator set to another (score: start)
+    crmbot:{stats}:lead:<lead id>:notes      the operator's notes on a lead (conversations/lead_work.py)
+    crmbot:{stats}:lead:<lead id>:history    its status and assignee changes, oldest first (JSON entries)
+    crmbot:{stats}:anon:<ch>[:<T>]           diagnoses of erased people still counted (bot/privacy.py: in
+                                             started:<ch> / tier:<ch>:<T> under a random id), so a list's
+                                             total can leave them out
+    crmbot:{stats}:assignees                 names ever assigned (score: last used), the console's choices
     crmbot:{stats}:followers                 who follows now (set of "<ch>:<user id>")
     crmbot:{stats}:follow                    the latest follow/unfollow applied per person (hash:
                                              "<ch>:<user id>" -> "<time>|1" or "<time>|0")
@@ -50,7 +57,7 @@ The funnel is derived from ``reached`` because questions are shown in order and 
 iff it reached q+1 or more (question 10: iff it finished). Lead hash fields: ch, u, sid, b (start),
 t (last change), n, r (reached), a (answers), f (finished at), tier, rm (reminder 1/0), x (closed: it
 finished, or ended without finishing), test, c (consultation status), ca (requested or first set),
-cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom),
+cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom), as (the assignee),
 mv/mvt (the quarterly reminder asked whether this result's point to fix had moved: "1" yes, "0" not yet;
 when answered: the latest answer is kept), qa (the qualification answers: ``Conv.qual``), src (the source).
 
@@ -88,6 +95,8 @@ TZ = ZoneInfo(DEFAULT_TZ)
 STATS = f"{PREFIX}:{{stats}}"
 ACTIVE = f"{STATS}:active"
 CONSULT_OPEN = f"{STATS}:consult:open"
+CONSULT_WORKED = f"{STATS}:consult:worked"
+HISTORY_MAX = 500  # a lead's status and assignee changes kept (the oldest go first)
 FOLLOWERS = f"{STATS}:followers"
 FOLLOW = f"{STATS}:follow"
 NAMES = f"{STATS}:names"
@@ -100,6 +109,18 @@ MAX_NAME = 100
 
 def lead_key(lead_id: str) -> str:
     return f"{STATS}:lead:{lead_id}"
+
+
+def history_key(lead_id: str) -> str:
+    return f"{STATS}:lead:{lead_id}:history"
+
+
+def notes_key(lead_id: str) -> str:
+    return f"{STATS}:lead:{lead_id}:notes"
+
+
+def anon_key(channel: str, tier: str = "") -> str:
+    return f"{STATS}:anon:{channel}" + (f":{tier}" if tier else "")
 
 
 def started_key(channel: str) -> str:
@@ -166,6 +187,8 @@ class Lead:
     consult_updated: float = 0.0  # when
     moved: bool | None = None  # the reminder's "has the point to fix moved?": yes, not yet, None unanswered
     moved_at: float = 0.0  # when answered
+    assignee: str = ""  # the operator the lead is assigned to ("" nobody)
+    requested: float = 0.0  # when the owner asked for a consultation (0.0 never)
     qual: str = ""  # the qualification answers (Conv.qual: a digit per question; read with Script.qualify)
     source: str = ""  # where the person came from (the first source; "" none)
 
@@ -221,6 +244,8 @@ class Lead:
             consult_updated=float(h.get("cu") or 0.0),
             moved=None if h.get("mv") not in ("0", "1") else h.get("mv") == "1",
             moved_at=float(h.get("mvt") or 0.0),
+            assignee=h.get("as", ""),
+            requested=float(h.get("cr") or 0.0),
             qual=h.get("qa", ""),
             source=h.get("src", ""),
         )
@@ -452,18 +477,30 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cn', 'do
 return 1
 """
 
-# Set a lead's consultation status. KEYS[1] the lead, KEYS[2] consult:open
-# ARGV[1] lead id, [2] status, [3] now, [4] by. Returns 0 when there is no such lead, else 1.
+# Set a lead's consultation status, and append the change to its history (when it changed).
+# KEYS[1] the lead, KEYS[2] consult:open, KEYS[3] consult:worked, KEYS[4] the lead's history (list)
+# ARGV[1] lead id, [2] status, [3] now, [4] by, [5] the history's length kept.
+# Returns 0 when there is no such lead, 1 when the status changed, 2 when it was already that.
 SET_CONSULT_LUA = """
-local s = redis.call('HMGET', KEYS[1], 'ch', 'ca', 'test')
+local s = redis.call('HMGET', KEYS[1], 'ch', 'ca', 'test', 'c', 'b')
 if not s[1] then return 0 end
 local at = s[2] or ARGV[3]
+local before = s[4] or ''
 redis.call('HSET', KEYS[1], 'c', ARGV[2], 'ca', at, 'cu', ARGV[3], 'cby', ARGV[4])
 if ARGV[2] == 'new' and s[3] ~= '1' then
   redis.call('ZADD', KEYS[2], at, ARGV[1])
 else
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
+if ARGV[2] == 'new' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+else
+  redis.call('ZADD', KEYS[3], s[5], ARGV[1])
+end
+if before == ARGV[2] then return 2 end
+redis.call('RPUSH', KEYS[4], cjson.encode({at = tonumber(ARGV[3]), by = ARGV[4], field = 'status',
+                                           from = before, to = ARGV[2]}))
+redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
 return 1
 """
 
@@ -873,8 +910,18 @@ class Analytics:
             raise InvalidInput(f"consultation status must be one of {', '.join(STATUSES)}")
         if not isinstance(lead_id, str) or not lead_id or len(lead_id) > 300:
             return False
-        return bool(self.r.script(SET_CONSULT_LUA)(keys=[lead_key(lead_id), CONSULT_OPEN],
-                                      args=[lead_id, status, repr(now), str(by)[:100]]))
+        return self.set_consult(lead_id, status, by=by, now=now) > 0
+
+    def set_consult(self, lead_id: str, status: str, *, by: str, now: float) -> int:
+        """:meth:`set_consult_status`, saying what happened: 0 no such lead, 1 changed (and written to the
+        lead's history), 2 it already was that status."""
+        if status not in STATUSES:
+            raise InvalidInput(f"consultation status must be one of {', '.join(STATUSES)}")
+        if not isinstance(lead_id, str) or not lead_id or len(lead_id) > 300:
+            return 0
+        return int(self.r.script(SET_CONSULT_LUA)(
+            keys=[lead_key(lead_id), CONSULT_OPEN, CONSULT_WORKED, history_key(lead_id)],
+            args=[lead_id, status, repr(now), str(by)[:100], HISTORY_MAX]))
 
     def set_name(self, channel: str, user_id: str, name: str) -> None:
         """Keep a person's display name (from the profile fetch at follow) while they follow."""

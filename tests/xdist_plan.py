@@ -20,6 +20,7 @@ SLOW_FIRST = (
     "tests/bot/test_embedded_redis.py",
     "tests/bot/console/test_leads_overview.py",
     "tests/bot/console/test_bookings_api.py",
+    "tests/bot/console/test_lead_work.py",
     "tests/conversations/test_booking_race.py",
     "tests/bot/line/test_setup.py",
     "tests/test_isolation.py",

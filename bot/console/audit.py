@@ -33,10 +33,10 @@ PER_TARGET = 200
 SCAN = 2000  # entries read at most for one filtered page
 FIELD_MAX = 200  # characters kept of who, target, detail
 # The actions the console writes (the audit page's filter); other parts may write others (shown as they are).
-ACTIONS = ("login", "logout", "lead.status", "lead.erase", "delivery.requeue", "operator.create", "operator.role",
-           "operator.delete", "operator.password", "operator.totp_on", "operator.totp_off", "operator.totp_reset",
-           "session.revoke", "settings.totp_required", "availability.set", "calendar.rotate", "booking.mark",
-           "booking.cancel")
+ACTIONS = ("login", "logout", "lead.status", "lead.assign", "lead.note", "lead.erase", "delivery.requeue",
+           "operator.create", "operator.role", "operator.delete", "operator.password", "operator.totp_on",
+           "operator.totp_off", "operator.totp_reset", "session.revoke", "settings.totp_required", "availability.set",
+           "calendar.rotate", "booking.mark", "booking.cancel")
 
 # KEYS[1] the stream, KEYS[2] the target's list. ARGV[1] MAXLEN, ARGV[2] the list's length, ARGV[3..] the
 # entry's field/value pairs. Returns the entry's id.

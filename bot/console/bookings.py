@@ -18,9 +18,9 @@ as ``/console/api/funnel``; a write through a session also needs its CSRF token 
 
 Both writes go to the audit log (:func:`bot.console.audit.record`).
 
-``lead`` is ``"<channel>:<user id>"``, the key the console names a person by (``/console/people/<channel>/
-<user id>``): the console has no opaque id for a person (its lead ids, one per diagnosis, contain the same
-user id). Times are ISO 8601 with the offset; ``tier`` and ``a_count`` are the lead's latest finished
+``lead`` is ``"<channel>:<user id>"``, the key the console names a person by inside (its pages' URLs use an
+opaque id instead: bot/console/refs.py; the feed links each booking to the person's page that way).
+Times are ISO 8601 with the offset; ``tier`` and ``a_count`` are the lead's latest finished
 diagnosis' (null without one).
 
 Blueprint ``console_calendar``, no session (calendars cannot log in): ``GET /console/calendar/<token>.ics``
@@ -41,7 +41,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, url
 from flask_wtf.csrf import CSRFError
 
 from bot.calendar_feed import FeedWords, LeadCard, feed
-from bot.console import audit, auth, fmt, keys
+from bot.console import audit, auth, fmt, keys, refs
 from bot.console import leads as leads_mod
 from bot.console.texts import feed_texts
 from conversations.analytics import Lead
@@ -108,10 +108,10 @@ def cards(bookings: Iterable[Booking]) -> dict[str, LeadCard]:
     script = svc().script
     out = {}
     for ref in people:
-        channel, _, user = ref.partition(":")
         lead = latest.get(ref)
-        card = LeadCard(name=names.get(ref, ""), url=url_for("console.person", channel=channel, user_id=user,
-                                                                _external=True))
+        url = (url_for("console.person", ref=refs.ref(lead.id), _external=True) if lead is not None and
+               current_app.secret_key else url_for("console.leads", _external=True))  # never the user ID
+        card = LeadCard(name=names.get(ref, ""), url=url)
         if lead is not None and lead.is_finished and lead.tier is not None:
             tier = script.tiers.get(lead.tier)
             answers = tuple((f"Q{i + 1} {q.topic}", lead.answers[i]) for i, q in enumerate(script.questions)

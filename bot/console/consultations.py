@@ -135,6 +135,13 @@ class Row:
     def id(self) -> str:
         return self.booking.id
 
+    @property
+    def lead_ref(self) -> str:
+        """The lead's id in the console's URLs (bot/console/refs.py: never the LINE user ID)."""
+        from bot.console import refs
+
+        return refs.ref(self.lead_id) if self.lead_id else ""
+
 
 def rows(svc: Any, bookings: Sequence[Booking]) -> list[Row]:
     people = sorted({b.lead for b in bookings})

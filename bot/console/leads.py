@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from bot.console import fmt
+from bot.console import fmt, refs
 from bot.logs import uid
 from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
 from conversations.content import Script
 from conversations.inputs import source_name
+from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query
 from scoring import TIERS
 
 PAGE_SIZE = 50
@@ -35,8 +36,10 @@ class Filters:
     start: date | None = None
     end: date | None = None
     channel: str | None = None
-    source: str | None = None  # where the person came from (「診断 NAME」)
     page: int = 1
+    search: str = ""
+    sort: str = "date"
+    source: str | None = None  # where the person came from (「診断 NAME」)
     error: str = ""
 
     @classmethod
@@ -52,8 +55,10 @@ class Filters:
             page = int(args.get("page") or 1)
             if not 1 <= page <= 10_000:
                 raise ValueError("page")
+            search = " ".join((args.get("q") or "").split())[:SEARCH_MAX]
             return cls(pick("tier", TIERS), pick("progress", LEAD_STATUSES), pick("consult", STATUSES), start, end,
-                       pick("channel", CHANNELS), pick_source(args), page)
+                       pick("channel", CHANNELS), page, search, pick("sort", SORTS) or "date",
+                       source=pick_source(args))
         except ValueError as e:
             return cls(error=str(e) or "filter")
 
@@ -61,9 +66,14 @@ class Filters:
         """The filter as query arguments (for links: the next page, the CSV)."""
         out = {"tier": self.tier, "progress": self.progress, "consult": self.consult,
                "from": self.start.isoformat() if self.start else None, "to": self.end.isoformat() if self.end else None,
-               "channel": self.channel, "source": self.source, "page": str(self.page) if self.page > 1 else None}
+               "channel": self.channel, "source": self.source, "q": self.search,
+               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None}
         out.update(changes)
         return {k: v for k, v in out.items() if v}
+
+    def as_query(self) -> Query:
+        return Query(tier=self.tier, progress=self.progress, consult=self.consult, start=self.start, end=self.end,
+                     channel=self.channel, search=self.search, sort=self.sort, source=self.source)
 
     def kwargs(self) -> dict[str, Any]:
         return {"tier": self.tier, "status": self.progress, "consult": self.consult, "start": self.start,
@@ -76,6 +86,34 @@ def pick_source(args: Mapping[str, str]) -> str | None:
     if value and source_name(value) != value:
         raise ValueError("source")
     return value or None
+
+
+def query(svc: Any) -> LeadQuery:
+    return LeadQuery(analytics(svc), uid)
+
+
+def ref(lead: Lead) -> str:
+    """The lead's id in URLs (never the LINE user ID: bot/console/refs.py)."""
+    return refs.ref(lead.id)
+
+
+def pages(current: int, last: int, around: int = 2) -> list[int | None]:
+    """The page numbers a pager shows: the first, the last, ``around`` either side of the current one, and
+    None for each gap ("...")."""
+    shown = sorted({1, last, *range(max(1, current - around), min(last, current + around) + 1)})
+    out: list[int | None] = []
+    for n in shown:
+        if out and n - (out[-1] or 0) > 1:
+            out.append(None)
+        out.append(n)
+    return out
+
+
+def advice(lead: Lead, script: Script) -> str:
+    """The advice the owner was given for the point to fix: at the level of their answer (B, or C/D)."""
+    if lead.point is None:
+        return ""
+    return script.questions[lead.point].advice_for(lead.answers[lead.point])
 
 
 def who(lead: Lead) -> str:

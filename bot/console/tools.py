@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from bot.console import auth, fmt, leads
 from bot.console.teams import all_reports
 from bot.console.texts import texts
+from conversations.analytics import Lead
 from conversations.errors import StoreUnavailable
 
 BOM = "\ufeff"
@@ -111,16 +113,19 @@ def blueprint() -> Blueprint:
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:
-        """One row per diagnosis, the leads page's columns, filtered as the page (``tier``, ``progress``,
-        ``consult``, ``from``, ``to``, ``channel``, ``source``), newest first."""
+        """One row per diagnosis, the leads page's columns, then the source and the qualification answers,
+        filtered, searched and sorted as the page (``tier``, ``progress``, ``consult``, ``from``, ``to``,
+        ``channel``, ``source``, ``q``, ``sort``), newest first by default (then streamed in chunks; searched or
+        sorted otherwise, the list is read whole first)."""
         f = leads.Filters.parse(request.args)
         if f.error:
             return _bad_request(f"bad filter: {f.error}")
         s = svc()
         t = texts()
         now, expiry = s.clock(), s.config.conversation_ttl
-        rows = (leads.csv_row(lead, t, s.script, now, expiry)
-                for lead in leads.analytics(s).iter_leads(**f.kwargs()))
+        found: Iterable[Lead] = (leads.query(s).page(f.as_query(), offset=0, limit=sys.maxsize).leads
+                                 if f.search or f.sort != "date" else leads.analytics(s).iter_leads(**f.kwargs()))
+        rows = (leads.csv_row(lead, t, s.script, now, expiry) for lead in found)
         return csv_response("leads.csv", csv_bytes(leads.csv_header(t, s.script), rows))
 
     @bp.get("/export/audit.csv")

@@ -49,6 +49,13 @@ class Console:
         token = csrf_of(http.get("/console/login").get_data(as_text=True))
         return http.post("/console/login", data={"password": password, "csrf_token": token})
 
+    def ref(self, lead_id: str) -> str:
+        """The lead's opaque id in the console's URLs (bot/console/refs.py)."""
+        from bot.console import refs
+
+        with self.app.test_request_context():
+            return refs.ref(lead_id)
+
     def add_operator(self, email: str, name: str, role: str = "operator", password: str = ADMIN_PASSWORD) -> Any:
         from bot.console.operators import OperatorStore
 

@@ -106,8 +106,8 @@ def test_two_operators_log_in_as_themselves_and_the_audit_names_who_changed_a_st
     assert lc.login_as("kato@example.jp", "kato password 1", http=kato).status_code == 302
     assert lc.login_as("kato@example.jp", "sato password 1").status_code == 401  # another's password
     assert 'id="nav-profile"' in kato.get("/console/").get_data(as_text=True)
-    res = post(lc, f"/console/leads/{lead.id}/consult", {"status": "contacted"}, page=f"/console/leads/{lead.id}",
-               http=sato)
+    url = f"/console/leads/{lc.ref(lead.id)}"
+    res = post(lc, f"{url}/consult", {"status": "contacted"}, page=url, http=sato)
     assert res.status_code == 302  # type: ignore[attr-defined]
     found = Analytics(lc.r, clock=lc.clock).lead(lead.id)
     assert found is not None and found.consult_by == "佐藤"
@@ -118,7 +118,7 @@ def test_two_operators_log_in_as_themselves_and_the_audit_names_who_changed_a_st
     assert audit_rows(lc, "?who=加藤") == [("login", "加藤", "")]
     assert [r[0] for r in audit_rows(lc, "?action=lead.status")] == ["lead.status"]
     # the lead's own page lists its entries, by the lead's hash (never the LINE user ID)
-    page = lc.http.get(f"/console/leads/{lead.id}").get_data(as_text=True)
+    page = lc.http.get(url).get_data(as_text=True)
     assert re.search(r'id="lead-audit".*佐藤.*contacted', page, re.S)
     [entry] = audit.for_target(lc.r, audit.lead_target(lead.id), 10)
     assert entry.who == "佐藤" and lead.user_id not in entry.target
@@ -132,10 +132,11 @@ def test_a_viewer_changes_nothing(line_console: LineConsole) -> None:
     lc.add_operator(ADMIN_EMAIL, "Admin", "admin")
     lc.add_operator("view@example.jp", "Viewer", "viewer")
     assert lc.login_as("view@example.jp").status_code == 302
-    assert lc.http.get(f"/console/leads/{lead.id}").status_code == 200  # reads every page
+    url = f"/console/leads/{lc.ref(lead.id)}"
+    assert lc.http.get(url).status_code == 200  # reads every page
     before = len(lc.r.xrange(keys.AUDIT))
-    for path, data in [(f"/console/leads/{lead.id}/consult", {"status": "contacted"}),
-                       (f"/console/leads/{lead.id}/erase", {"confirm": "yes"}),
+    for path, data in [(f"{url}/consult", {"status": "contacted"}), (f"{url}/erase", {"confirm": "yes"}),
+                       (f"{url}/assign", {"assignee": "Viewer"}), (f"{url}/note", {"note": "x", "form": "f"}),
                        ("/console/delivery/requeue", {"job": "x"}),
                        ("/console/operators/new", {"name": "X", "email": "x@example.jp", "role": "admin",
                                                    "password": ADMIN_PASSWORD}),

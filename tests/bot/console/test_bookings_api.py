@@ -157,6 +157,14 @@ def test_the_feed_at_its_secret_url(line_console: LineConsole, booked: dict[str,
     assert any(line.startswith("次に整えたい一点: Q10 ") for line in description)
     assert any(line.startswith("Q10 ") and line.endswith(": C") for line in description)
     assert str(got[second.id + "@crmbot"]["status"]) == "CANCELLED"
+    # each event links to the person's page by an opaque id, never the LINE user ID
+    page_url = str(mine["url"])
+    assert page_url.startswith("http://localhost/console/people/")
+    assert booked["shop"].user_id not in page_url and booked["shop"].user_id not in str(mine["description"])
+    assert str(got[second.id + "@crmbot"]["url"]) == "http://localhost/console/leads"  # no diagnosis: the list
+    line_console.login()
+    person_page = http.get(page_url.removeprefix("http://localhost")).get_data(as_text=True)
+    assert 'id="person-diagnoses"' in person_page and "テスト通販" in person_page
     # moved: the same UID, a higher SEQUENCE, the new time
     booked["store"].book(Subject(Transport.LINE, booked["shop"].user_id), jst("2026-01-07T10:00"), "ev-3")
     moved = feed_events(http, path)[first.id + "@crmbot"]

@@ -300,7 +300,7 @@ def test_a_lead_page_shows_its_bookings_with_the_actions(line_console: LineConso
     lc.svc.booking_news = heard.append
     shop = take(lc, "AAAAAAABBC")
     [lead] = Analytics(lc.r).person("line", shop.user_id)
-    lead_id = lead.id
+    lead_id = lc.ref(lead.id)  # the lead's id in URLs
     page = lc.http.get(f"/console/leads/{lead_id}").get_data(as_text=True)
     assert 'id="lead-no-bookings"' in page
     store = Bookings(lc.r, clock=lc.clock)

@@ -11,6 +11,7 @@ from typing import Any
 from bot import demo
 from bot.cli import demo_cmd
 from conversations.analytics import Analytics
+from conversations.lead_work import LeadWork
 from tests.bot.console.conftest import TOKEN, LineConsole
 from tests.bot.line.helpers import LineUser
 
@@ -70,8 +71,14 @@ def test_demo_then_remove_leaves_every_figure_as_it_was(line_console: LineConsol
     retakes = [x for x in Analytics(lc.r).leads(limit=1000) if x.user_id.startswith("Udemo")]
     assert len({x.user_id for x in retakes}) < len(retakes)  # some took it again
     assert all(lc.r.hget(f"crmbot:{{stats}}:lead:{x.id}", "demo") == b"1" for x in retakes)  # marked
+    # an operator works a demo lead: a note, a status (its history); all of it goes with the sample
+    worked = retakes[0].id
+    LeadWork(lc.r, clock=lc.clock).add_note(worked, "試しのメモ", by="console", form_id="demo-note")
+    Analytics(lc.r).set_consult_status(worked, "closed", by="console", now=lc.clock())
 
     assert demo_cmd(lc.svc.config, True, io.StringIO(), clock=lc.clock) == 0
+    assert not [k for k in lc.r.scan_iter(match="crmbot:{stats}:lead:*") if worked.encode() in k]
+    assert lc.r.zscore("crmbot:{stats}:consult:worked", worked) is None
     assert figures(lc) == before
     assert not demo.is_loaded(lc.r)
     assert not [k for k in lc.r.scan_iter() if b"demo" in k.lower()]

@@ -167,24 +167,26 @@ def test_consultation_status_is_set_from_the_lead_page_and_the_badge_counts_new_
     lc = line_console
     lc.login()
     [lead] = analytics(lc).leads(tier="A")
-    page = lc.http.get(f"/console/leads/{lead.id}").get_data(as_text=True)
+    url = f"/console/leads/{lc.ref(lead.id)}"
+    assert lc.http.get(f"/console/leads/{lead.id}").status_code == 404  # a raw id opens nothing
+    page = lc.http.get(url).get_data(as_text=True)
     assert 'id="consult-form"' in page and 'id="open-consult-badge"' not in page
     token = csrf_of(page)
     # without the CSRF token: refused, nothing changes
-    assert lc.http.post(f"/console/leads/{lead.id}/consult", data={"status": "new"}).status_code == 400
+    assert lc.http.post(f"{url}/consult", data={"status": "new"}).status_code == 400
     assert analytics(lc).lead(lead.id).consult == ""  # type: ignore[union-attr]
-    res = lc.http.post(f"/console/leads/{lead.id}/consult", data={"status": "new", "csrf_token": token})
-    assert res.status_code == 302 and res.headers["Location"] == f"/console/leads/{lead.id}"
+    res = lc.http.post(f"{url}/consult", data={"status": "new", "csrf_token": token})
+    assert res.status_code == 302 and res.headers["Location"] == url
     assert analytics(lc).lead(lead.id).consult == "new"  # type: ignore[union-attr]
-    page = lc.http.get(f"/console/leads/{lead.id}").get_data(as_text=True)
+    page = lc.http.get(url).get_data(as_text=True)
     assert re.search(r'id="open-consult-badge"[^>]*>1<', page) and "相談状況を更新しました" in page
-    lc.http.post(f"/console/leads/{lead.id}/consult", data={"status": "contacted", "csrf_token": token})
+    lc.http.post(f"{url}/consult", data={"status": "contacted", "csrf_token": token})
     found = analytics(lc).lead(lead.id)
     assert found is not None and found.consult == "contacted" and found.consult_by == "console"
     page = lc.http.get("/console/leads?consult=contacted").get_data(as_text=True)
     assert 'id="open-consult-badge"' not in page and len(re.findall('class="lead-row"', page)) == 1
     # an unknown status or lead changes nothing
-    res = lc.http.post(f"/console/leads/{lead.id}/consult", data={"status": "lost", "csrf_token": token},
+    res = lc.http.post(f"{url}/consult", data={"status": "lost", "csrf_token": token},
                        follow_redirects=True)
     assert "更新できませんでした" in res.get_data(as_text=True)
     assert analytics(lc).lead(lead.id).consult == "contacted"  # type: ignore[union-attr]
@@ -197,11 +199,13 @@ def test_person_page_compares_retakes(line_console: LineConsole, scripted: dict[
     lc = line_console
     lc.login()
     user = scripted["retaker"]
-    html = lc.http.get(f"/console/people/line/{user.user_id}").get_data(as_text=True)
+    latest = analytics(lc).person("line", user.user_id)[-1]
+    assert lc.http.get(f"/console/people/line/{user.user_id}").status_code == 404  # the old URL
+    html = lc.http.get(f"/console/people/{lc.ref(latest.id)}").get_data(as_text=True)
     assert len(re.findall(r"<th><a href=\"/console/leads/", html)) == 2
     q2 = re.search(r"<th>Q2 [^<]*</th>(.*?)</tr>", html, re.S)
     assert q2 and re.findall(r">([A-D][+-]?)<", q2.group(1)) == ["A", "B-"]  # the retake fell back at Q2
-    assert lc.http.get("/console/people/line/Unobody").status_code == 404
+    assert lc.http.get("/console/people/1-00000000000000000000").status_code == 404
     assert leads_mod.compare([]) == [[] for _ in range(10)]
 
 

@@ -1,0 +1,289 @@
+"""The console's leads list: filters, a search, a sort, a page and the total, answered from the indexes of
+:mod:`conversations.analytics` wherever one can answer.
+
+What each query costs (N: diagnoses started in the date range on the channels asked for; P: the page's
+size; O: its offset; C: leads with a consultation; A: diagnoses in progress):
+
+* **no filter, a tier, "finished"** (sort by date): the total is a ZCOUNT per channel (and tier), the
+  page's ids ZREVRANGEBYSCORE from the sorted sets (O + P ids read, merged across channels), then P
+  hashes. Sort by tier: the same, section by section (A, B, C, then the unfinished, whose part reads
+  the skipped leads' hashes too).
+* **"stopped"**: the total from counts (started - finished - in progress); the page reads O + P hashes.
+* **"in progress"**: the ``active`` set, A hashes.
+* **a consultation status**, and **sort by status**: the ``consult:open`` and ``consult:worked`` sets,
+  C hashes (consultations are few); sort by status then walks the other leads as sort by date does.
+* **a source**: the source's own started sets (:func:`conversations.analytics.segment`), its leads'
+  hashes (sorted, searched and counted here, as a small set).
+* **a search** (part of a display name, of the ID the console shows, or of a user ID): no index can
+  answer a part of a word, so it reads every display name (one HGETALL) and every diagnosis id in the
+  range (ZRANGEBYSCORE per channel), then the matches' hashes. Only when a search is typed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from conversations.analytics import (
+    CHANNELS,
+    CONSULT_OPEN,
+    CONSULT_WORKED,
+    NAMES,
+    STATS,
+    STATUSES,
+    TEST_CHANNELS,
+    Analytics,
+    Lead,
+    _bounds,
+    _in_bounds,
+    anon_key,
+    lead_key,
+    segment,
+    started_key,
+    tier_key,
+)
+from conversations.redis_ops import text
+from scoring import TIERS
+
+SORTS = ("date", "tier", "status")
+SEARCH_MAX = 100
+WORKED_BUILT = f"{STATS}:consult:worked:built"  # set once consult:worked holds every lead set before it existed
+_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    tier: str | None = None
+    progress: str | None = None  # LEAD_STATUSES
+    consult: str | None = None  # STATUSES
+    start: date | None = None
+    end: date | None = None
+    channel: str | None = None
+    search: str = ""
+    sort: str = "date"
+    source: str | None = None  # only the leads from this source (「診断 NAME」)
+
+
+@dataclass(frozen=True)
+class Found:
+    leads: list[Lead]
+    total: int
+
+
+def _tier_rank(lead: Lead) -> int:
+    return TIERS.index(lead.tier) if lead.tier in TIERS else len(TIERS)
+
+
+def _status_rank(lead: Lead) -> int:
+    return STATUSES.index(lead.consult) if lead.consult in STATUSES else len(STATUSES)
+
+
+def _order(leads: Iterable[Lead], sort: str) -> list[Lead]:
+    newest = sorted(leads, key=lambda x: (x.started, x.id), reverse=True)
+    if sort == "tier":
+        return sorted(newest, key=_tier_rank)  # stable: newest first within a tier
+    if sort == "status":
+        return sorted(newest, key=_status_rank)
+    return newest
+
+
+class LeadQuery:
+    """A page of leads and their total (see the module's docstring for what each costs). ``shown_id``: the
+    ID the console shows for a user ID (a search matches a part of it)."""
+
+    def __init__(self, analytics: Analytics, shown_id: Callable[[str], str]) -> None:
+        self.a = analytics
+        self.r = analytics.r
+        self.shown_id = shown_id
+
+    def page(self, q: Query, *, offset: int, limit: int) -> Found:
+        chans = self.a.channels(q.channel)
+        now = self.a.clock()
+
+        def wanted(lead: Lead) -> bool:
+            return (lead.channel in chans and _in_bounds(lead.started, q.start, q.end)
+                    and (q.progress is None or lead.status(now, self.a.expiry) == q.progress)
+                    and (q.tier is None or lead.tier == q.tier) and (q.consult is None or lead.consult == q.consult)
+                    and (q.source is None or lead.source == q.source))
+
+        if q.source is not None:  # the source's own sets: its leads read here (never everyone's)
+            ids = self._all_ids([segment(ch, q.source) for ch in chans], q.start, q.end)
+            return self._small(self._matching(q, ids) if q.search else ids, wanted, q.sort, offset, limit)
+        if q.search:
+            return self._small(self._search(q, chans), wanted, q.sort, offset, limit)
+        if q.progress == "in_progress":
+            return self._small([x.id for x in self.a._active()], wanted, q.sort, offset, limit)
+        indexed = not set(chans) & TEST_CHANNELS  # a test's new consultation is in no index
+        if q.consult is not None and indexed:
+            return self._small(self._consulted(), wanted, q.sort, offset, limit)
+        if q.consult is not None:
+            return self._small(self._all_ids(chans, q.start, q.end), wanted, q.sort, offset, limit)
+        return self._walk(q, chans, wanted, offset, limit)
+
+    # -- a small set: every lead read, sorted here --------------------------------------------------
+
+    def _small(self, ids: Iterable[str], wanted: Callable[[Lead], bool], sort: str, offset: int,
+               limit: int) -> Found:
+        found = _order((x for x in self._fetch(ids) if wanted(x)), sort)
+        return Found(found[offset:offset + limit], len(found))
+
+    def _fetch(self, ids: Iterable[str]) -> list[Lead]:
+        ids = list(dict.fromkeys(ids))
+        out: list[Lead] = []
+        for i in range(0, len(ids), _BATCH):
+            out += self.a._fetch(ids[i:i + _BATCH])
+        return out
+
+    def _consulted(self) -> list[str]:
+        """Every lead with a consultation status (new: consult:open; set by an operator: consult:worked)."""
+        self._build_worked()
+        with self.r.pipeline(transaction=False) as p:
+            p.zrange(CONSULT_OPEN, 0, -1)
+            p.zrange(CONSULT_WORKED, 0, -1)
+            opened, worked = p.execute()
+        return [text(x) for x in [*opened, *worked]]
+
+    def _build_worked(self) -> None:
+        """Once: put the leads whose status was set before consult:worked existed into it (one walk)."""
+        if self.r.exists(WORKED_BUILT):
+            return
+        chans = sorted(text(c) for c in self.r.smembers(CHANNELS))
+        for ids in _chunks(self._all_ids(chans, None, None)):
+            with self.r.pipeline(transaction=False) as p:
+                for lid in ids:
+                    p.hmget(lead_key(lid), "c", "b")
+                got = p.execute()
+            add = {lid: float(b) for lid, (c, b) in zip(ids, got, strict=True) if c and b and text(c) != "new"}
+            if add:
+                self.r.zadd(CONSULT_WORKED, add)
+        self.r.set(WORKED_BUILT, "1")
+
+    def _all_ids(self, chans: Sequence[str], start: date | None, end: date | None) -> list[str]:
+        lo, hi = _bounds(start, end)
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:
+                p.zrangebyscore(started_key(ch), lo, hi)
+            got = p.execute()
+        return [text(x) for ids in got for x in ids]
+
+    def _search(self, q: Query, chans: Sequence[str]) -> list[str]:
+        return self._matching(q, self._all_ids(chans, q.start, q.end))
+
+    def _matching(self, q: Query, ids: Iterable[str]) -> list[str]:
+        """The diagnoses of ``ids`` whose person matches the search (a part of a name or of an ID)."""
+        needle = q.search.strip().casefold()[:SEARCH_MAX]
+        named = {text(ref) for ref, name in self.r.hgetall(NAMES).items() if needle in text(name).casefold()}
+        out = []
+        for lid in ids:
+            ref = lid.rsplit(":", 1)[0]
+            user = ref.split(":", 1)[-1]
+            if ref in named or needle in user.casefold() or needle in self.shown_id(user).casefold():
+                out.append(lid)
+        return out
+
+    # -- the indexes walked, newest first --------------------------------------------------------------
+
+    def _walk(self, q: Query, chans: Sequence[str], wanted: Callable[[Lead], bool], offset: int,
+              limit: int) -> Found:
+        lo, hi = _bounds(q.start, q.end)
+        total = self._count(q, chans, lo, hi)
+        finished_only = q.tier is not None or q.progress == "finished"
+        tiers = [q.tier] if q.tier else list(TIERS)
+        every = [started_key(ch) for ch in chans]
+        # sections: (sorted sets merged newest first, whether a lead needs its hash to be kept, ids to skip)
+        sections: list[tuple[list[str], bool, frozenset[str]]] = []
+        head: list[Lead] = []
+        if q.sort == "status":
+            head = _order((x for x in self._fetch(self._consulted()) if wanted(x)), "status")
+            skip = frozenset(self._consulted())
+        else:
+            skip = frozenset()
+        if q.sort == "tier" and q.progress != "stopped":
+            sections = [([tier_key(ch, t) for ch in chans], False, skip) for t in tiers]
+            if not finished_only:
+                sections.append((every, True, skip))  # the unfinished, after the tiers
+        elif finished_only:
+            sections = [([tier_key(ch, t) for ch in chans for t in tiers], False, skip)]
+        else:
+            sections = [(every, q.progress == "stopped", skip)]
+        out = head[offset:offset + limit]
+        to_skip = max(0, offset - len(head))
+        finished_seen = q.sort == "tier" and not finished_only
+        for keys, needs_hash, excluded in sections:
+            if len(out) >= limit:
+                break
+            only_unfinished = finished_seen and keys is every
+            to_skip = self._take(keys, lo, hi, needs_hash or only_unfinished, excluded,
+                                 (lambda x: wanted(x) and not x.is_finished) if only_unfinished else wanted,
+                                 to_skip, limit, out)
+        return Found(out, total)
+
+    def _take(self, keys: list[str], lo: str, hi: str, needs_hash: bool, excluded: frozenset[str],
+              wanted: Callable[[Lead], bool], to_skip: int, limit: int, out: list[Lead]) -> int:
+        """Append to ``out`` (until it holds ``limit``) the leads of ``keys`` after skipping ``to_skip`` of
+        them; returns how many are still to skip."""
+        ids = (lid for _, lid in heapq.merge(*(self.a._ids_desc(k, lo, hi) for k in keys), reverse=True)
+               if lid not in excluded and not lid.startswith("anon-"))
+        for batch in _chunks(ids):
+            if not needs_hash and to_skip >= len(batch):
+                to_skip -= len(batch)
+                continue
+            if not needs_hash:
+                batch, to_skip = batch[to_skip:], 0
+            for lead in self.a._fetch(batch):
+                if not wanted(lead):
+                    continue
+                if to_skip:
+                    to_skip -= 1
+                    continue
+                out.append(lead)
+                if len(out) >= limit:
+                    return 0
+        return to_skip
+
+    def _count(self, q: Query, chans: Sequence[str], lo: str, hi: str) -> int:
+        tiers = [q.tier] if q.tier else list(TIERS)
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:  # each figure less the erased people's diagnoses it still counts
+                p.zcount(started_key(ch), lo, hi)
+                for t in tiers:
+                    p.zcount(tier_key(ch, t), lo, hi)
+                p.zcount(anon_key(ch), lo, hi)
+                for t in tiers:
+                    p.zcount(anon_key(ch, t), lo, hi)
+            raw = [int(x) for x in p.execute()]
+        per = 1 + len(tiers)
+        got = [raw[i] - raw[i + per] for c in range(len(chans)) for i in range(2 * per * c, 2 * per * c + per)]
+        started = sum(got[i] for i in range(0, len(got), per))
+        finished = sum(got) - started
+        if q.tier is not None or q.progress == "finished":
+            return finished
+        if q.progress == "stopped":
+            active = [x for x in self.a._active() if x.channel in chans and _in_bounds(x.started, q.start, q.end)]
+            return started - finished - len(active)
+        return started
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for lid in ids:
+        batch.append(lid)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def started_at(analytics: Analytics, ms: int) -> list[str]:
+    """The ids of the diagnoses (any channel, tests' too) started at this millisecond: one ZRANGEBYSCORE per
+    channel (how the console finds a lead from its opaque id)."""
+    chans = sorted(text(c) for c in analytics.r.smembers(CHANNELS))
+    lo, hi = repr((ms - 0.5) / 1000), repr((ms + 0.5) / 1000)
+    with analytics.r.pipeline(transaction=False) as p:
+        for ch in chans:
+            p.zrangebyscore(started_key(ch), lo, hi)
+        got = p.execute()
+    return [text(x) for ids in got for x in ids]
