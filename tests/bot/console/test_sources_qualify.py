@@ -93,6 +93,10 @@ def test_leads_page_and_csv_filter_by_source(line_console: LineConsole, sourced:
     assert len(re.findall(r'<tr class="lead-row"', lc.http.get("/console/leads?source=sns").get_data(
         as_text=True))) == 1
     assert 'id="filter-error"' in lc.http.get("/console/leads?source=%21").get_data(as_text=True)
+    for query, count in (("&sort=tier", 2), ("&sort=status", 2), ("&progress=finished", 1), ("&tier=B", 1),
+                         ("&progress=in_progress", 1), ("&q=zzzz", 0)):
+        page = lc.http.get("/console/leads?source=ads" + query).get_data(as_text=True)
+        assert len(re.findall(r'<tr class="lead-row"', page)) == count, query
     rows = csv_rows(lc, "?source=ads")
     assert [(r["流入元"], r["診断回"]) for r in rows] == [("ads", "2"), ("ads", "1")]
     assert [r["流入元"] for r in csv_rows(lc, "?source=ads&progress=finished")] == ["ads"]
@@ -117,7 +121,7 @@ def test_the_lead_page_and_csv_show_the_qualification_answers(line_console: Line
         lc.settle()
     [lead] = Analytics(lc.r, clock=lc.clock).person("line", user.user_id)
     assert lead.qual == "30"
-    html = lc.http.get(f"/console/leads/{lead.id}").get_data(as_text=True)
+    html = lc.http.get(f"/console/leads/{lc.ref(lead.id)}").get_data(as_text=True)  # its opaque id
     assert re.search(r'id="lead-source">ads<', html)
     section = html[html.index('id="lead-qualify"'):html.index('id="lead-consult"')]
     pairs = re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", section)
