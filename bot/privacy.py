@@ -88,6 +88,7 @@ def _aggregates(channel: str) -> list[str]:
     """Every sorted set of diagnoses of a channel that counts a lead (conversations.analytics)."""
     return [
         analytics.started_key(channel),
+        analytics.asked_key(channel),
         *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
         *(analytics.tier_key(channel, t) for t in TIERS),
         *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),
