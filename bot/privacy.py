@@ -10,7 +10,9 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
    jobs and figures records go through the outbox's own path (:meth:`bot.outbox.Outbox.discard`): never
    sent, never applied, the invariant kept (a due mark left behind is cleared by the worker after a lease,
    as for any job gone; a parked ref is removed with its job);
-2. the reminder index's entry;
+2. the reminder index's entry, and their consultation bookings (``{booking}``:
+   :meth:`conversations.booking.Bookings.erase`: each booking of theirs, its place freed and its
+   reminders dropped, their consultation record and its place in the consultation counts);
 3. the operator's figures (``{stats}``, :data:`ANONYMISE_LUA`): each lead hash and the person's index,
    display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
    tier and answer sets under a fresh random id (same score: the start time), so every total, for others
@@ -36,6 +38,7 @@ from typing import Any
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import analytics, keys
+from conversations.booking import Bookings
 from conversations.errors import Contention
 from conversations.keys import PREFIX, Subject
 from conversations.redis_ops import runner, text
@@ -121,6 +124,9 @@ class Eraser:
                 removed[family] = removed.get(family, 0) + 1
         if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
             removed["reminder_index"] = 1
+        booked = Bookings(self.r).erase(subject)  # their consultation record and bookings (places freed)
+        if booked:
+            removed["bookings"] = booked
         leads = self._anonymise(str(subject.transport), subject.user_id)
         if leads:
             removed["leads"] = len(leads)

@@ -248,6 +248,25 @@ for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
 return out
 """
 
+# Forget a lead (its owner asked to delete their data): every booking of theirs goes (its place freed, its
+# reminders dropped), with the lead's record, its bookings and its membership of the consult sets.
+# KEYS[1] bookings   KEYS[2] starts   KEYS[3] held   KEYS[4] the reminder schedule   KEYS[5] the lead's record
+# KEYS[6] the lead's bookings   KEYS[7..11] the lead's channel's consult sets (as BOOK_LUA's 9..13)
+# ARGV[1] the lead. Returns how many bookings went.
+ERASE_LUA = _PRELUDE + """
+local ids = redis.call('ZRANGE', KEYS[6], 0, -1)
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then unschedule(cjson.decode(raw), KEYS[4]) end
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+redis.call('DEL', KEYS[5], KEYS[6])
+for i = 7, 11 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return #ids
+"""
+
 # Hand out due reminders, each with a lease; drop those whose booking is gone, no longer booked, moved
 # since (another seq) or already started.
 # KEYS[1] the reminder schedule   KEYS[2] bookings
@@ -580,6 +599,15 @@ def request_consultation_plan(lead: Subject, now: float | datetime) -> Plan[Cons
     return found
 
 
+def erase_plan(lead: Subject) -> Plan[int]:
+    """Forget a lead entirely (:data:`ERASE_LUA`): how many bookings went."""
+    gone = yield Eval(ERASE_LUA, [
+        keys.BOOKINGS, keys.BOOKING_STARTS, keys.BOOKING_HELD, keys.BOOKING_REMIND, keys.booking_lead(lead),
+        keys.booking_lead_bookings(lead), *_consult_keys(lead),
+    ], [keys.lead_ref(lead)])
+    return int(gone)
+
+
 def consultation_plan(lead: Subject) -> Plan[Consultation | None]:
     fields = yield call("hgetall", keys.booking_lead(lead))
     return Consultation.from_fields(keys.lead_ref(lead), {text(k): text(v) for k, v in fields.items()})
@@ -697,6 +725,11 @@ class Bookings:
 
     def consultation(self, lead: Subject) -> Consultation | None:
         return self.r.run(consultation_plan(lead))
+
+    def erase(self, lead: Subject) -> int:
+        """Forget everything of ``lead`` (a person who deleted their data): their bookings (places freed),
+        their record and their place in the counts; how many bookings went."""
+        return self.r.run(erase_plan(lead))
 
     def consultation_counts(self, start: date | None = None, end: date | None = None,
                             channels: Sequence[str] = ("line",)) -> dict[str, int]:

@@ -279,3 +279,25 @@ def test_consult_mid_diagnosis_keeps_the_diagnosis(booking_line: LineEnv) -> Non
     env.settle()
     assert env.fake.delivered(user.user_id)[-1]["text"].startswith("Q5")
     assert json.loads(json.dumps(slots))  # JSON as sent
+
+
+def test_deleting_my_data_frees_the_place_and_forgets_the_bookings(booking_line: LineEnv, redis_url: str) -> None:
+    env, user = booking_line, booking_line.user()
+    book_first(env, user)
+    assert free_at(env, TUE_10) == 0
+    user.say("データを削除")
+    user.tap("e:1")
+    env.settle()
+    assert free_at(env, TUE_10) == 1
+    assert env.svc.bookings.bookings_of(subject(user)) == []  # type: ignore[union-attr]
+    assert env.svc.bookings.consultation(subject(user)) is None  # type: ignore[union-attr]
+    left = [k for k in env.r.scan_iter(match="crmbot:{booking}:*") if user.user_id.encode() in k]
+    assert left == []
+    me = user.user_id.encode()
+    for key in env.r.scan_iter(match="crmbot:{booking}:*"):  # no booking, index or count names them
+        kind = env.r.type(key)
+        members = (env.r.zrange(key, 0, -1) if kind == b"zset" else env.r.hvals(key) if kind == b"hash" else [])
+        assert not [m for m in members if me in m], key
+    pushes = len(env.fake.recorded(PUSH))
+    remind(env, redis_url, "2026-12-07T18:00+09:00")
+    assert len(env.fake.recorded(PUSH)) == pushes  # no reminder to a person who is gone
