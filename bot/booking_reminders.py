@@ -17,8 +17,10 @@ import logging
 from bot.booking_flow import note
 from bot.logs import uid
 from bot.outbox import Outbox
+from conversations import keys
 from conversations.booking import REMINDER_LEDGER_TTL, Bookings
 from conversations.jobs import Job
+from conversations.redis_ops import text
 from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,11 @@ BATCH = 100  # reminders claimed at once (a pass claims until none is due)
 
 def send_due(bookings: Bookings, outbox: Outbox, now: float, *, dry_run: bool = False) -> list[str]:
     """Queue the pushes of the booking reminders due at ``now``; returns a line per reminder queued (for the
-    pass's summary). ``dry_run``: only says what is due (nothing claimed)."""
+    pass's summary). ``dry_run``: only says what is due (nothing claimed, nothing queued)."""
     if dry_run:
-        return []
+        due = bookings.r.zrangebyscore(keys.BOOKING_REMIND, "-inf", repr(float(now)))
+        return [f"line booking reminder {text(m).split('|')[1]} {text(m).split('|')[0]} (dry run: would queue)"
+                for m in due if text(m).count("|") == 2]
     av = bookings.availability()
     done: list[str] = []
     while True:

@@ -164,6 +164,11 @@ def test_no_diagnosis_consult_pick_confirm_and_one_reminder_the_day_before(
 
     pushes = len(env.fake.recorded(PUSH))
     assert "queued 0" in remind(env, redis_url, "2026-12-07T17:59+09:00")  # not yet
+    dry = io.StringIO()
+    assert remind_cmd(line_config(redis_url, env.fake), "2026-12-07T18:00+09:00", True, out=dry) == 0
+    assert f"line booking reminder day {booking.id} (dry run: would queue)" in dry.getvalue()
+    env.settle()
+    assert len(env.fake.recorded(PUSH)) == pushes  # a dry run sends nothing
     summary = remind(env, redis_url, "2026-12-07T18:00+09:00")
     assert "line booking reminder day" in summary
     [push] = env.fake.recorded(PUSH)[pushes:]
