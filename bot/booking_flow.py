@@ -90,7 +90,8 @@ class BookingFlow:
         record = self.bookings.request_consultation(subject)
         if record.new:
             log.info("booking: consultation requested by %s", uid(subject.user_id))
-        self._tell(REQUESTED, subject, None, f"requested.{keys.lead_ref(subject)}.{record.requested:.3f}")
+        # one news per person's request (letters, digits, '.', '-' only: a hook may key a ledger mark by it)
+        self._tell(REQUESTED, subject, None, f"requested-{subject.transport}-{subject.user_id}-{record.requested:.3f}")
         av = self.bookings.availability()
         if av is None:
             return ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -221,6 +222,8 @@ def test_change_and_cancel_free_the_place_at_once_and_no_reminder_follows(
     assert booking.status == "cancelled" and booking.reminders == ()
     assert [n.kind for n in news] == ["requested", "booked", "changed", "cancelled"]
     assert all(n.by == "owner" for n in news)
+    assert [n.news_id for n in news[1:]] == [f"{booking_id}.0", f"{booking_id}.1", f"{booking_id}.2"]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]{1,128}", n.news_id) for n in news)  # fit for any ledger key
 
     gone = booked_note(tap(env, user, f"bp:{TUE_10}:{booking_id}"))  # an old change button
     assert gone["altText"] == script.text("booking_gone")
