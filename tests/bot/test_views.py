@@ -87,3 +87,22 @@ def test_slots_are_buttons_with_a_page_further() -> None:
     none = Slots((), "Asia/Tokyo", note="none")
     assert views.plain_text(JA, none) == JA.text("booking_none") and views.buttons_for(JA, none) == []
     assert views.plain_text(JA, ConsultAck(sid=0)) == JA.text("consult_ack") + "\n" + JA.text("consult_first")
+
+
+def test_the_try_page_the_terminal_and_slack_render_the_booking_outputs_simply() -> None:
+    from bot import webchat
+    from bot.cli import terminal_text
+    from bot.slack.blocks import diagnosis_message
+    from conversations.outputs import BookingNote, Slots
+
+    slots = Slots(((START, END),), "Asia/Tokyo", "電話", more=START)
+    note = BookingNote("remind_day", "0123456789abcdef", START, END, "Asia/Tokyo", "電話")
+    page = webchat.render(JA, [slots, note])
+    assert [m["kind"] for m in page] == ["slots", "booking"]
+    assert [b["data"] for b in page[0]["buttons"]] == [f"bp:{START}", f"bk:{START}"]
+    assert page[1]["text"].startswith(JA.text("booking_remind_day"))
+    assert terminal_text(JA, note) == views.plain_text(JA, note)
+    text, blocks = diagnosis_message(JA, [slots, note])
+    assert JA.text("booking_slots") in text and "12月8日（火）14:00〜14:30" in text
+    assert [e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]] == [
+        f"bp:{START}", f"bk:{START}", "bk:0:0123456789abcdef", "bx:0123456789abcdef"]
