@@ -309,3 +309,35 @@ def test_deleting_my_data_frees_the_place_and_forgets_the_bookings(booking_line:
     pushes = len(env.fake.recorded(PUSH))
     remind(env, redis_url, "2026-12-07T18:00+09:00")
     assert len(env.fake.recorded(PUSH)) == pushes  # no reminder to a person who is gone
+
+
+def test_a_clock_dying_after_its_claim_or_after_queueing_sends_each_reminder_once(
+        booking_line: LineEnv, redis_url: str) -> None:
+    from bot.outbox import Outbox
+    from conversations.booking import REMINDER_LEDGER_TTL
+    from conversations.jobs import Job
+    from conversations.outputs import BookingNote
+
+    env = booking_line
+    bookings = env.svc.bookings
+    assert bookings is not None
+    claimed_only, queued_only = env.user(), env.user()
+    book_first(env, claimed_only)
+    book_first(env, queued_only)
+    due_at = datetime(2026, 12, 7, 18, 0, tzinfo=JST).timestamp()
+    # a clock claims both, queues the second's push, and dies before acknowledging either
+    claimed = {d.subject.user_id: d for d in bookings.claim_due_reminders(due_at)}
+    assert set(claimed) == {claimed_only.user_id, queued_only.user_id}
+    due = claimed[queued_only.user_id]
+    outbox = Outbox(env.r, [], clock=env.clock)
+    job = Job.new("line", due.subject.user_id, due.subject.tag_name, [BookingNote("remind_day", due.booking.id)],
+                  due_at, job_id=due.job_id)
+    assert outbox.put_once(due.ledger_key, job, ttl=REMINDER_LEDGER_TTL, wake=False)
+    pushes = len(env.fake.recorded(PUSH))
+    remind(env, redis_url, "2026-12-07T18:00:30+09:00")  # inside the dead clock's lease: nothing claimed again
+    env.clock.t = due_at + 61
+    remind(env, redis_url, "2026-12-07T18:01:01+09:00")  # the lease is over: claimed again
+    remind(env, redis_url, "2026-12-07T18:03:00+09:00")
+    env.settle()
+    sent = [r.json["to"] for r in env.fake.recorded(PUSH)[pushes:]]
+    assert sorted(sent) == sorted([claimed_only.user_id, queued_only.user_id])  # one each
