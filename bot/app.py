@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
 from bot.booking_flow import BookingFlow
-from bot.booking_news import BookingHook, Fanout
+from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -24,6 +24,7 @@ from bot.persistence import log_if_cannot_persist
 from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
+from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
@@ -50,8 +51,10 @@ class Services:
     kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
+    # who hears of a consultation's change (the console's marks and cancels, the LINE booking flow): the
+    # composed hooks (bot.booking_news.Fanout, make_booking_news): the owner's LINE chat, the Slack thread
+    booking_news: BookingHook = nobody
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
-    booking_news: BookingHook | None = None  # who hears of a consultation change (make_booking_news)
 
 
 def build_services(
@@ -79,15 +82,17 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
-    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
+                    ttl=config.dedupe_ttl)
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
     bookings = Bookings(client, clock=clock)
     news = make_booking_news(outbox, bookings, clock)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow)
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, bookings=bookings, booking_news=news)
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
+              peers=PeerFigures(client, clock=clock))  # a result's "N% of shops answer A here"
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
 
@@ -165,6 +170,7 @@ async def build_worker(
 
     scripts = Scripts(script)
     senders: dict[Transport, Sender] = {Transport.WEB: WebChatTransport(scripts)}
+    chores: list[Callable[[Any], Awaitable[Any]]] = []
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -188,8 +194,11 @@ async def build_worker(
         if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
             tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
                                      config.slack_api_url, timeout=config.api_timeout)
-        senders[Transport.SLACK] = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits,
-                                                  timeout=config.api_timeout)
+        slack = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits, timeout=config.api_timeout)
+        senders[Transport.SLACK] = slack
+        from bot.slack.names import SlackNameFetcher
+
+        chores.append(SlackNameFetcher(slack))  # the console's Slack names (conversations/slack_names.py)
     from bot.analytics_sink import StatsSink
 
     # the operator's figures, applied from their own records; a first consultation request briefs the operator
@@ -201,7 +210,7 @@ async def build_worker(
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
     return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
-                  audit=audit)
+                  audit=audit, chores=chores)
 
 
 async def _keep_line_name(client: Any, user_id: str, name: str) -> None:

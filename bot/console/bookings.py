@@ -6,13 +6,17 @@ as ``/console/api/funnel``; a write through a session also needs its CSRF token 
     GET  /console/api/availability          the availability as stored (the JSON contract of
                                             conversations.booking.availability); 404 while none is set
     PUT  /console/api/availability          validate, then store: 200 with the stored JSON; 400
-                                            {"error": "<field>: <problem>", "field": "<field>"} changing nothing
+                                            {"error": "<field>: <problem>", "field": "<field>"} changing nothing;
+                                            403 for an operator who may only view
     GET  /console/api/bookings?from=YYYY-MM-DD&to=YYYY-MM-DD[&status=booked|attended|no_show|cancelled]
                                             [{"id", "lead", "start", "end", "status", "tier", "a_count", "created"}]
                                             by start; dates local to the availability (Japan by default, both
                                             included; from defaults to today, to to 30 days later, at most 366)
     GET  /console/api/calendar              {"url": the feed's secret URL} (the token made on first use)
-    POST /console/api/calendar/rotate       a new token: {"url"}; the old URL answers 404 from then on
+    POST /console/api/calendar/rotate       a new token: {"url"}; the old URL answers 404 from then on (403
+                                            for a viewer)
+
+Both writes go to the audit log (:func:`bot.console.audit.record`).
 
 ``lead`` is ``"<channel>:<user id>"``, the key the console names a person by (``/console/people/<channel>/
 <user id>``): the console has no opaque id for a person (its lead ids, one per diagnosis, contain the same
@@ -37,7 +41,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, url
 from flask_wtf.csrf import CSRFError
 
 from bot.calendar_feed import FeedWords, LeadCard, feed
-from bot.console import auth, fmt, keys
+from bot.console import audit, auth, fmt, keys
 from bot.console import leads as leads_mod
 from bot.console.texts import feed_texts
 from conversations.analytics import Lead
@@ -162,12 +166,23 @@ def get_availability() -> Response:
     return jsonify(av.to_json())
 
 
+def _refused() -> Response | None:
+    """403 for an operator who may only view (nothing changes)."""
+    return None if auth.may_change() else _error("this account may view but not change", 403)
+
+
 def put_availability() -> Response:
+    refused = _refused()
+    if refused is not None:
+        return refused
     try:
         av = Availability.loads(request.get_data())
     except AvailabilityError as e:
         return _error(str(e), field=e.field)
-    return jsonify(store().set_availability(av).to_json())
+    stored = store().set_availability(av)
+    audit.record(svc().redis, who=auth.operator_name(), action="availability.set", target="availability",
+                 detail=stored.version, now=svc().clock())
+    return jsonify(stored.to_json())
 
 
 def _day_window(zone: ZoneInfo) -> tuple[date, date]:
@@ -201,7 +216,13 @@ def get_calendar() -> Response:
 
 
 def post_calendar_rotate() -> Response:
-    return jsonify({"url": feed_url(rotate_calendar_token(svc().redis))})
+    refused = _refused()
+    if refused is not None:
+        return refused
+    url = feed_url(rotate_calendar_token(svc().redis))
+    audit.record(svc().redis, who=auth.operator_name(), action="calendar.rotate", target="calendar",
+                 now=svc().clock())
+    return jsonify({"url": url})
 
 
 def api_blueprint() -> Blueprint:

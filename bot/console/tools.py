@@ -88,8 +88,10 @@ def blueprint() -> Blueprint:
     @bp.get("/api/funnel")
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
-        every channel but the try-it page's, or ``channel=line|slack``; exactly
-        :meth:`conversations.analytics.Analytics.funnel`."""
+        every channel but the try-it page's, or ``channel=line|slack``: exactly
+        :meth:`conversations.analytics.Analytics.funnel`, and ``consultations``, the leads that first asked
+        for one in that range by their status now, each counted once (``requested``, ``booked``,
+        ``attended``, ``no_show``, ``cancelled``: :meth:`conversations.booking.Bookings.consultation_counts`)."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -97,7 +99,10 @@ def blueprint() -> Blueprint:
         channel = request.args.get("channel") or None
         if channel is not None and channel not in leads.CHANNELS:
             return _bad_request("channel is line or slack")
-        return jsonify(leads.analytics(svc()).funnel(start, end, channel))
+        from bot.console.consultations import counts
+
+        found = leads.analytics(svc()).funnel(start, end, channel)
+        return jsonify({**found, "consultations": counts(svc(), start, end, channel)})
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:
@@ -112,6 +117,18 @@ def blueprint() -> Blueprint:
         rows = (leads.csv_row(lead, t, s.script, now, expiry)
                 for lead in leads.analytics(s).iter_leads(**f.kwargs()))
         return csv_response("leads.csv", csv_bytes(leads.csv_header(t), rows))
+
+    @bp.get("/export/audit.csv")
+    def export_audit() -> Response:
+        """The audit log, newest first (``who`` and ``action`` filter as the audit page): when (Japan time),
+        who, action, record, detail."""
+        from bot.console import audit
+
+        t = texts()
+        entries = audit.every(svc().redis, who=request.args.get("who", ""), action=request.args.get("action", ""))
+        rows = ([fmt.when(e.at), cell(e.who), e.action, cell(e.target), cell(e.detail)] for e in entries)
+        header = [t["audit_when"], t["audit_who"], t["audit_action"], t["audit_target"], t["audit_detail"]]
+        return csv_response("audit.csv", csv_bytes(header, rows))
 
     @bp.get("/export/kpi.csv")
     def export_kpi() -> Response:

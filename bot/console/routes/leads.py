@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 
+from bot.console import audit, auth
 from bot.console import leads as leads_mod
 from bot.console.routes.common import page, svc
 from bot.console.texts import texts
@@ -44,7 +45,19 @@ def lead(lead_id: str) -> Any:
     if found is None:
         abort(404)
     return page("console_lead.html", nav="leads", lead=found, L=leads_mod, now=svc().clock(),
-                expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES)
+                expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(lead_id), 20), **lead_bookings(found))
+
+
+def lead_bookings(found: Any) -> dict[str, Any]:
+    """What the lead page's bookings section (console_lead_bookings.html) needs: the person's bookings."""
+    from bot.console import auth
+    from bot.console import consultations as consult
+    from conversations.booking import Bookings
+
+    person = Subject(Transport.parse(found.channel), found.user_id)
+    return {"lead_bookings": consult.rows(svc(), Bookings(svc().redis, clock=svc().clock).bookings_of(person)[::-1]),
+            "can_change": auth.may_change(), "back": request.path, "C": consult}
 
 
 def set_consult(lead_id: str) -> Any:
@@ -52,7 +65,11 @@ def set_consult(lead_id: str) -> Any:
     if a.lead(lead_id) is None:
         abort(404)
     status = request.form.get("status", "")
-    ok = status in STATUSES and a.set_consult_status(lead_id, status, by="console", now=svc().clock())
+    who = auth.operator_name()
+    ok = status in STATUSES and a.set_consult_status(lead_id, status, by=who, now=svc().clock())
+    if ok:
+        audit.record(svc().redis, who=who, action="lead.status", target=audit.lead_target(lead_id), detail=status,
+                     now=svc().clock())
     flash(texts()["status_saved" if ok else "status_not_saved"], "ok" if ok else "error")
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/console/") and not target.startswith("//")
@@ -69,7 +86,9 @@ def erase_person(lead_id: str) -> Any:
     if request.form.get("confirm") != "yes" or eraser is None:
         flash(texts()["erase_unconfirmed"], "error")
         return redirect(url_for("console.lead", lead_id=lead_id))
-    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by="operator")
+    who = auth.operator_name()
+    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by=who)
+    audit.record(svc().redis, who=who, action="lead.erase", target=audit.lead_target(lead_id), now=svc().clock())
     flash(texts()["erased"], "ok")
     return redirect(url_for("console.leads"))
 
