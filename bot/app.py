@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Flask
 
-from bot.booking_news import BookingHook, nobody
+from bot.booking_flow import BookingFlow
+from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -24,6 +25,7 @@ from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
+from conversations.booking import Bookings
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -50,8 +52,9 @@ class Services:
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
     # who hears of a consultation's change (the console's marks and cancels, the LINE booking flow): the
-    # composed hooks (bot.booking_news.Fanout); nobody until the LINE and Slack parts add theirs
+    # composed hooks (bot.booking_news.Fanout, make_booking_news): the owner's LINE chat, the Slack thread
     booking_news: BookingHook = nobody
+    bookings: Bookings | None = None  # consultation bookings (conversations/booking)
 
 
 def build_services(
@@ -81,11 +84,15 @@ def build_services(
                     line_push_only=config.line_push_only)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
+    # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
+    bookings = Bookings(client, clock=clock)
+    news = make_booking_news(outbox, bookings, clock)
+    flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [],
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
               peers=PeerFigures(client, clock=clock))  # a result's "N% of shops answer A here"
-    svc = Services(config, client, script, machine, store, outbox, bot, clock)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
 
@@ -122,6 +129,17 @@ def build_services(
             kpi=svc.kpi,
         )
     return svc
+
+
+def make_booking_news(outbox: Outbox, bookings: Bookings, clock: Callable[[], float] = time.time) -> Fanout:
+    """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
+    booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
+    hears of a cancellation the consultancy made (bot/booking_owner.py); the operator's Slack thread is
+    added to ``hooks`` beside it."""
+    from bot.booking_owner import OwnerNews
+
+    hooks: list[BookingHook] = [OwnerNews(outbox, bookings, clock=clock)]
+    return Fanout(hooks)
 
 
 def build_kpi(config: Config, client: Any, clock: Callable[[], float] = time.time) -> KpiCore:
@@ -246,6 +264,7 @@ def build_reminders(svc: Services) -> Any:
         line_quota=svc.line_quota,  # read before LINE reminders are queued (bounded by its timeout)
         installed=installed,
         kpi=svc.kpi,
+        bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
     )
 
 

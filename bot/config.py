@@ -97,6 +97,7 @@ class Config:
     handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
     privacy_url: str | None = None  # CRMBOT_PRIVACY_URL: the consultancy's privacy policy, named by the note
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
+    booking_page: int = 8  # CRMBOT_BOOKING_PAGE: free consultation slots shown at once in LINE (1-10)
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
     console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
@@ -427,9 +428,12 @@ def _consultation(e: _Env) -> dict[str, Any]:
         if not 0 <= handoff <= 24 * 365:
             raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
                               f"0 for none (got {raw_handoff[:20]!r})")
+    page = e.integer("CRMBOT_BOOKING_PAGE", Config.booking_page, 1)
+    if page > 10:
+        raise ConfigError(f"environment: CRMBOT_BOOKING_PAGE must be 1-10 (got {page})")
     return {"consult_url": consult_url, "privacy_url": privacy_url, "operator_slack_channel": operator_channel,
             "handoff_hours": handoff,
-            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True)}
+            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True), "booking_page": page}
 
 
 def _console(e: _Env) -> dict[str, Any]:

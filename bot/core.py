@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from bot import metrics
+from bot.booking_flow import BookingFlow
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -67,6 +68,7 @@ class Bot:
         conversation_ttl: int = 7 * 86400,
         eraser: Eraser | None = None,
         owned_only: Collection[Transport] = (),
+        booking: BookingFlow | None = None,
         peers: PeerFigures | None = None,
     ) -> None:
         self.store = store
@@ -76,6 +78,7 @@ class Bot:
         self.conversation_ttl = conversation_ttl
         self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
         self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
+        self.booking = booking  # 相談する and the booking buttons: done before the step (bot/booking_flow.py)
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
@@ -102,13 +105,18 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, IDLE)
             eraser.erase(ev.subject, by="owner")
+        inp = ev.input
+        if self.booking is not None:
+            # Booked, moved, cancelled or requested first (idempotent by the event's id: a redelivery or a
+            # double tap changes nothing more); the answer rides on the input into the pure step.
+            inp = self.booking.prepare(ev.subject, ev.event_id, inp)
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self.machine.step(snap.conv, ev.input, now)
+            step = self.machine.step(snap.conv, inp, now)
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()

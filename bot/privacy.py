@@ -110,6 +110,7 @@ def _aggregates(channel: str) -> list[str]:
     1..10, tier A B C (ANONYMISE_LUA counts on this order), the answers."""
     return [
         analytics.started_key(channel),
+        analytics.asked_key(channel),
         *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
         *(analytics.tier_key(channel, t) for t in TIERS),
         *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),

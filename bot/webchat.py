@@ -34,6 +34,7 @@ from conversations.content import Script
 from conversations.keys import Subject
 from conversations.outputs import (
     Advice,
+    BookingNote,
     ConfirmRestart,
     ConsultAck,
     Definition,
@@ -50,6 +51,7 @@ from conversations.outputs import (
     Reminder,
     Result,
     Resume,
+    Slots,
     job_output,
 )
 from conversations.redis_ops import async_runner, runner, text
@@ -129,7 +131,8 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | BookingNote()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -380,6 +380,13 @@ def booking_request(request_id: str) -> str:
     return f"{BOOKING}:req:{request_id}"
 
 
+def booking_owner_told(subject: Subject, news_id: str) -> str:
+    """Ledger mark of one piece of booking news pushed to its owner (a cancellation from the console), in
+    the user's slot (Outbox.put_once: queued once)."""
+    digest = hashlib.sha256(str(news_id).encode()).hexdigest()[:32]  # any id the news carries, kept short
+    return f"{PREFIX}:{subject.tag}:bknews:{digest}"
+
+
 def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:
     """Ledger mark of one booking reminder's push, in the user's slot (Outbox.put_once: queued once)."""
     return f"{PREFIX}:{subject.tag}:bkrem:{booking_id}:{kind}:{seq}"

@@ -31,6 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "result": "結果",
         "tier": "{label}（Aの数 {count}/{total}）",
         "unfinished": "診断の途中（Q{reached}まで、Aの数 {count}）",
+        "no_diagnosis": "診断なし（診断の前のお申し込み）",
         "when": "受付",
         "answers": "回答",
         "no_answer": "—（未回答）",
@@ -48,6 +49,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "result": "Result",
         "tier": "{label} ({count}/{total} A answers)",
         "unfinished": "Diagnosis under way (up to Q{reached}, {count} A answers)",
+        "no_diagnosis": "No diagnosis (asked before taking it)",
         "when": "Asked",
         "answers": "Answers",
         "no_answer": "— (not answered)",
@@ -74,6 +76,8 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
     who = escape(lead.name[:100]) if lead.name else _t(locale, "unknown")  # a LINE display name: outside text
     if lead.tier is not None:
         result = _t(locale, "tier", label=script.tiers[lead.tier].label, count=lead.a_count, total=QUESTION_COUNT)
+    elif lead.number == 0:  # a consultation asked for with no diagnosis taken
+        result = _t(locale, "no_diagnosis")
     else:
         result = _t(locale, "unfinished", reached=lead.reached or len(lead.answers), count=lead.a_count)
     asked = datetime.fromtimestamp(lead.consult_at or time.time(), zone(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M")
@@ -95,8 +99,9 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
             _field(_t(locale, "result"), result),
             _field(_t(locale, "when"), asked),
         ]},
-        {"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))},
     ]
+    if lead.number:
+        blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))})
     if lead.is_finished:
         point = lead.point
         if point is None:

@@ -42,6 +42,10 @@ TABLE = [
     ("delete my data? no", POSTBACK, tapped("e:0"), True, True),
     ("the retake reminder: the point moved", POSTBACK, tapped("m:1"), True, True),
     ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
+    ("the free consultation slots (予約する)", POSTBACK, tapped("bk"), True, True),
+    ("a consultation slot picked", POSTBACK, tapped("bp:1796000400"), True, True),
+    ("a booking cancelled", POSTBACK, tapped("bx:0123456789abcdef"), True, True),
+    ("another tool's postback like a booking", POSTBACK, tapped("bx:42"), False, False),
     ("another tool's postback", POSTBACK, tapped("action=buy&item=1"), False, False),
     ("another tool's postback like ours", POSTBACK, tapped("a:b:c"), False, False),
     # 2. typed keywords that mean something at rest; back and continue only mid-diagnosis
