@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Flask
 
+from bot.booking_news import BookingHook, Fanout
+from bot.booking_news import nobody as booking_nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -47,6 +49,9 @@ class Services:
     kpi: KpiCore | None = None  # the KPI method when Slack is configured (its posts rendered for Slack)
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
+    # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
+    handoff: Any = None  # bot.handoff.Handoff
+    booking_news: BookingHook = booking_nobody  # who hears of a booking's news (bot.booking_news.Fanout)
 
 
 def build_services(
@@ -75,10 +80,16 @@ def build_services(
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [])
+              owned_only=[Transport.LINE] if config.line_owned_only else [], relay=relay)
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
+    if relay is not None:
+        from bot.handoff import BookingThread, Handoff
+
+        svc.handoff = Handoff(bot, outbox, relay, team=config.operator_slack_team or "", clock=clock)
+        svc.booking_news = Fanout([BookingThread(outbox, relay, clock=clock)])
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
 
@@ -113,8 +124,28 @@ def build_services(
             post_lease=config.outbox_lease,
             oauth=oauth,
             kpi=svc.kpi,
+            handoff=svc.handoff,
         )
     return svc
+
+
+def operator_workspace(config: Config) -> str:
+    """The operator channel's Slack workspace as jobs name it: CRMBOT_OPERATOR_SLACK_TEAM (with OAuth, the
+    installation whose token sends), else "op" (SLACK_BOT_TOKEN sends everything)."""
+    from bot.operator import WORKSPACE
+
+    return config.operator_slack_team or WORKSPACE
+
+
+def operator_relay(config: Config) -> Any:
+    """The handoff's relay (bot.handoff.Relay) when the operator has a Slack channel, else None. The thread's
+    words and Block Kit are Slack's (bot.slack.thread), injected here."""
+    if not config.operator_slack_channel or not config.slack_enabled:
+        return None
+    from bot.handoff import Relay
+    from bot.slack.thread import ThreadRenderer
+
+    return Relay(ThreadRenderer(config.locale), config.operator_slack_channel, operator_workspace(config))
 
 
 def build_kpi(config: Config, client: Any, clock: Callable[[], float] = time.time) -> KpiCore:
@@ -208,7 +239,8 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
     if client is None:
         client = connect(config)
     outbox = Outbox(client, [Transport.SLACK], clock=clock, lease=config.outbox_lease)
-    return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock)
+    return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock,
+                         workspace=operator_workspace(config))
 
 
 def build_reminders(svc: Services) -> Any:

@@ -49,9 +49,13 @@ DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms 
 ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
 ERASE_YES = "erase_yes"  # yes: every key of this person is removed
 ERASE_NO = "erase_no"  # no: nothing is removed
+# Never typed nor tapped by the owner (no text or button data parses to them): the operator's acts from Slack.
+OPERATOR_REPLY = "operator_reply"  # a person answered in the lead's Slack thread (bot/handoff.py)
+HANDOFF_END = "handoff_end"  # the operator pressed 「対応終了」 in the lead's thread
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, OPERATOR_REPLY,
+         HANDOFF_END)
 
 
 class TermLookup(Protocol):
