@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis
 
 from bot.app import build_services, create_app
 from bot.booking_news import BOOKED, CANCELLED, BookingNews
+from bot.config import Config
 from bot.slack.brief import END_ACTION
 from conversations import keys
 from conversations.booking import Booking
@@ -33,8 +35,8 @@ from tests.bot.line.test_webhook import take
 from tests.bot.slack.conftest import TrackingExecutor
 from tests.conftest import FakeClock
 from tests.fakes.line_api import MARK_AS_READ, PUSH, FakeLineApi
-from tests.fakes.slack_api import FakeSlackApi
-from tests.fakes.slack_signing import block_actions_payload, event_body, interaction_body, signed_headers
+from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, FakeSlackApi
+from tests.fakes.slack_signing import TEAM_ID, block_actions_payload, event_body, interaction_body, signed_headers
 
 OPS = "C0OPERATOR"
 SLACK_TOKEN = "xoxb-handoff-test"
@@ -42,6 +44,8 @@ SLACK_SECRET = "slack-signing-secret"
 ANSWERS = "AABAAADAAC"  # B評価
 HANDOFF_HOURS = 24
 OPERATOR = "U0OPERATOR"
+W1, W2 = "T0OPS1", "T0SHOP2"  # with OAuth: the consultancy's workspace, and a client's
+HTTPS = "https://crmbot.example.com"  # Bolt's state cookie is Secure: the browser talks https
 
 
 @pytest.fixture(scope="module")
@@ -100,24 +104,22 @@ class Desk:
         assert res.status_code == 200, res.get_data(as_text=True)
         self.settle()
 
-    def reply(self, words: str, *, event_id: str | None = None, **extra: Any) -> tuple[dict[str, Any], str]:
+    def reply(self, words: str, *, event_id: str | None = None, team: str = TEAM_ID,
+              **extra: Any) -> tuple[dict[str, Any], str]:
         """A person writes in the lead's thread: Slack stores it, then sends the Events API ``message``."""
         msg = self.slack.post_as_user(OPS, OPERATOR, words, thread_ts=self.brief()["ts"])
         event = {"type": "message", "channel": OPS, "user": OPERATOR, "text": words, "ts": msg["ts"],
                  "thread_ts": msg["thread_ts"], "event_ts": msg["ts"], "channel_type": "channel", **extra}
         event_id = event_id or f"Ev{uuid.uuid4().hex[:10].upper()}"
-        self.slack_post(event_body(event, event_id=event_id))
+        self.slack_post(event_body(event, event_id=event_id, team_id=team))
         return event, event_id
 
     def pushes(self, user: LineUser) -> list[Any]:
         return [r for r in self.env.fake.recorded(PUSH) if r.json and r.json.get("to") == user.user_id]
 
 
-@pytest.fixture
-def desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlackApi,
-         clock: FakeClock) -> Iterator[Desk]:
-    config = line_config(redis_url, fake_line, slack_signing_secret=SLACK_SECRET, slack_bot_token=SLACK_TOKEN,
-                         slack_api_url=slack.base_url, operator_slack_channel=OPS, handoff_hours=HANDOFF_HOURS)
+def make_desk(config: Config, fake_line: FakeLineApi, slack: FakeSlackApi, clock: FakeClock,
+              r: redis.Redis) -> Iterator[Desk]:
     svc = build_services(config, clock=clock)
     worker = start_worker(config, svc, clock)
     executor = TrackingExecutor()
@@ -129,6 +131,24 @@ def desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlac
     finally:
         executor.shutdown(wait=True)
         worker.close()
+
+
+@pytest.fixture
+def desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlackApi,
+         clock: FakeClock) -> Iterator[Desk]:
+    config = line_config(redis_url, fake_line, slack_signing_secret=SLACK_SECRET, slack_bot_token=SLACK_TOKEN,
+                         slack_api_url=slack.base_url, operator_slack_channel=OPS, handoff_hours=HANDOFF_HOURS)
+    yield from make_desk(config, fake_line, slack, clock, r)
+
+
+@pytest.fixture
+def oauth_desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlackApi,
+               clock: FakeClock) -> Iterator[Desk]:
+    """Many workspaces (the OAuth install): the operator's channel is in W1 (CRMBOT_OPERATOR_SLACK_TEAM)."""
+    config = line_config(redis_url, fake_line, slack_signing_secret=SLACK_SECRET, slack_client_id=CLIENT_ID,
+                         slack_client_secret=CLIENT_SECRET, slack_api_url=slack.base_url,
+                         operator_slack_channel=OPS, operator_slack_team=W1, handoff_hours=HANDOFF_HOURS)
+    yield from make_desk(config, fake_line, slack, clock, r)
 
 
 def consulted(desk: Desk) -> LineUser:
@@ -308,3 +328,27 @@ def test_booking_news_goes_into_the_thread_once_per_news_id_after_the_brief(desk
     assert booked["text"] == "📅 予約されました：2026-01-06 10:00–10:30（オンライン（Zoom））（オーナー）"
     assert cancelled["text"] == "✖️ 予約が取り消されました：2026-01-06 10:00–10:30（console）"
     assert cancelled["blocks"][1]["elements"][0]["text"] == "オーナーへのメッセージ：日程を再調整させてください"
+
+
+def install(desk: Desk, team: str) -> str:
+    """The app installed in ``team`` by Slack's OAuth flow; the bot token Slack issued."""
+    res = desk.env.http.get("/slack/install", base_url=HTTPS)
+    assert res.status_code == 302
+    query = desk.slack.approve(res.headers["Location"], team)
+    res = desk.env.http.get("/slack/oauth_redirect?" + urlencode(query), base_url=HTTPS)
+    assert res.status_code == 200, res.get_data(as_text=True)[:200]
+    return desk.slack.tokens_of(team)[-1]
+
+
+def test_with_oauth_installs_the_operator_s_workspace_sends_and_only_its_replies_go_out(oauth_desk: Desk) -> None:
+    desk = oauth_desk
+    token, _ = install(desk, W1), install(desk, W2)
+    user = consulted(desk)
+    user.send(text(user, "よろしくお願いします", "tok-1"))
+    desk.settle()
+    posts = [c for c in desk.slack.calls("chat.postMessage") if c.args.get("channel") == OPS]
+    assert [(c.team, c.headers["authorization"]) for c in posts] == [(W1, f"Bearer {token}")] * 2  # brief, message
+    desk.reply("別のワークスペースからの書き込み", team=W2)  # a channel of that ID in another workspace: not ours
+    assert desk.pushes(user) == []
+    desk.reply("ご相談ありがとうございます", team=W1)
+    assert [p.json["messages"][0]["text"] for p in desk.pushes(user)] == ["ご相談ありがとうございます"]
