@@ -15,7 +15,7 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
    display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
    tier and answer sets under a fresh random id (same score: the start time), so every total, for others
    and overall, is unchanged and nothing points back to the person;
-4. the operator channel's brief marks of those leads;
+4. the operator channel's brief marks of those leads, and its index entry of the person's thread;
 5. one entry in the audit stream ``crmbot:{audit}:erasures``: who (``owner`` or the operator's name),
    when, a hash of the person (never the ID) and how many keys of each family were removed.
 
@@ -114,6 +114,10 @@ class Eraser:
         jobs_gone = self.outbox.discard(subject.tag_name)
         if jobs_gone:
             removed["jobs"] = jobs_gone
+        if self.operator_channel:  # the lead's thread: a reply there finds nobody any more (bot/handoff.py)
+            ts = self.r.hget(keys.operator_thread(subject), "ts")
+            if ts is not None and self.r.hdel(keys.operator_threads(self.operator_channel), text(ts)):
+                removed["operator_thread"] = 1
         for key in self._user_keys(subject):
             family = _family(key, subject.tag)
             if self.r.delete(key):

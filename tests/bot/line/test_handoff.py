@@ -352,3 +352,15 @@ def test_with_oauth_installs_the_operator_s_workspace_sends_and_only_its_replies
     assert desk.pushes(user) == []
     desk.reply("ご相談ありがとうございます", team=W1)
     assert [p.json["messages"][0]["text"] for p in desk.pushes(user)] == ["ご相談ありがとうございます"]
+
+
+def test_after_the_owner_erased_their_data_a_reply_in_their_thread_reaches_nobody(desk: Desk) -> None:
+    user = consulted(desk)
+    user.say("データを削除")
+    user.tap("e:1")
+    desk.settle()
+    subject = Subject(Transport.LINE, user.user_id)
+    assert desk.env.r.hlen(keys.operator_threads(OPS)) == 0
+    assert not desk.env.r.exists(keys.operator_thread(subject))
+    desk.reply("ご連絡ありがとうございます")
+    assert desk.pushes(user) == []
