@@ -9,6 +9,7 @@ workspace, internal notes, which lead, once per message).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -19,6 +20,26 @@ from bot.slack.payload import obj, strings
 from conversations.errors import InvalidInput, StoreUnavailable
 
 log = logging.getLogger(__name__)
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")  # Slack's <url|label>, <mailto:..|..>, <@U..>, <#C..|name>, <!here>
+
+
+def _unlinked(m: re.Match[str]) -> str:
+    target, label = m.group(1), m.group(2)
+    if target.startswith(("http://", "https://")):
+        return f"{label} ({target})" if label and label != target else target
+    if target.startswith("mailto:"):
+        return label or target.removeprefix("mailto:")
+    if target.startswith(("@", "#")):
+        return "@" + label if target.startswith("@") and label else (label or "")
+    return label or ""  # <!here>, <!channel>, a date: its fallback text
+
+
+def plain(words: str) -> str:
+    """A Slack message's text as the owner should read it on LINE: links as their address (after their
+    label), mentions and channel links by name when Slack gave one, special mentions left out, Slack's
+    escapes (&amp; &lt; &gt;) undone."""
+    out = _LINK.sub(_unlinked, words)
+    return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
 def in_a_thread(event: dict[str, Any]) -> bool:
@@ -38,7 +59,8 @@ def thread_reply(event: dict[str, Any], body: dict[str, Any], deps: Deps) -> Non
         log.warning("slack: a thread message without a team, channel, ts, user or text ignored")
         return
     try:
-        done = deps.handoff.reply(team=ids[0], channel=ids[1], thread_ts=ids[2], ts=ids[3], user=ids[4], words=words)
+        done = deps.handoff.reply(team=ids[0], channel=ids[1], thread_ts=ids[2], ts=ids[3], user=ids[4],
+                                  words=plain(words))
     except StoreUnavailable as e:
         log.error("slack: store unavailable (%s); the reply is not sent", e)  # (a PING refused the event first:
         return  # bot/slack/unavailable.py answers 503 and Slack retries it; this is a failure mid-way)
