@@ -51,6 +51,7 @@ from conversations.errors import InvalidInput
 from conversations.inputs import Input
 from conversations.jobs import Job, Once
 from conversations.keys import Subject
+from conversations.ownership import handed_over
 from conversations.redis_ops import async_runner, text
 from conversations.transports import LineState, SlackState, Transport
 
@@ -189,10 +190,12 @@ class Handoff:
         except InvalidInput:
             return "not_a_lead"
         now = self.clock()
+        event_id = f"opend-{action_id}"
+        if not handed_over(self.bot.store.get(person, event_id).conv, now):
+            return "not_open"  # over already (a second click, the hours of silence): nothing to end or say
         note = self.relay.thread_job(person, self.relay.render.ended(by), now)
         once = Once(keys.operator_news(person, f"end-{action_id}"), note, RECEIPT_TTL)
-        handled = self.bot.handle(InboundEvent(person, f"opend-{action_id}", Input(inputs.HANDOFF_END),
-                                               timestamp=now), once=once)
+        handled = self.bot.handle(InboundEvent(person, event_id, Input(inputs.HANDOFF_END), timestamp=now), once=once)
         log.info("handoff: ended for %s: %s", uid(person.user_id), handled.status)
         return "ended" if handled.status == "ok" else "dup"
 

@@ -25,8 +25,10 @@ from bot.app import build_services, create_app
 from bot.booking_news import BOOKED, CANCELLED, BookingNews
 from bot.config import Config
 from bot.slack.brief import END_ACTION
+from bot.worker import Crash, NoFaults, Outcome
 from conversations import keys
 from conversations.booking import Booking
+from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.transports import Transport
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
@@ -46,6 +48,7 @@ HANDOFF_HOURS = 24
 OPERATOR = "U0OPERATOR"
 W1, W2 = "T0OPS1", "T0SHOP2"  # with OAuth: the consultancy's workspace, and a client's
 HTTPS = "https://crmbot.example.com"  # Bolt's state cookie is Secure: the browser talks https
+LEASE = 30
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +122,9 @@ class Desk:
 
 
 def make_desk(config: Config, fake_line: FakeLineApi, slack: FakeSlackApi, clock: FakeClock,
-              r: redis.Redis) -> Iterator[Desk]:
+              r: redis.Redis, faults: Any = None) -> Iterator[Desk]:
     svc = build_services(config, clock=clock)
-    worker = start_worker(config, svc, clock)
+    worker = start_worker(config, svc, clock, faults)
     executor = TrackingExecutor()
     runner = svc.slack.app.listener_runner
     runner.listener_executor = executor
@@ -139,6 +142,29 @@ def desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlac
     config = line_config(redis_url, fake_line, slack_signing_secret=SLACK_SECRET, slack_bot_token=SLACK_TOKEN,
                          slack_api_url=slack.base_url, operator_slack_channel=OPS, handoff_hours=HANDOFF_HOURS)
     yield from make_desk(config, fake_line, slack, clock, r)
+
+
+class CrashAfterPosting(NoFaults):
+    """A worker dies once after each Slack post of the operator's channel was sent, before it recorded it."""
+
+    def __init__(self) -> None:
+        self.crashed: set[str] = set()
+
+    def after_deliver(self, job: Job, outcome: Outcome) -> None:
+        role = job.slack.role if job.transport == Transport.SLACK else ""
+        if role in ("brief", "thread") and role not in self.crashed:
+            self.crashed.add(role)
+            raise Crash(f"after the {role} post")
+
+
+@pytest.fixture
+def crashing_desk(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, slack: FakeSlackApi,
+                  clock: FakeClock) -> Iterator[tuple[Desk, CrashAfterPosting]]:
+    faults = CrashAfterPosting()
+    config = line_config(redis_url, fake_line, slack_signing_secret=SLACK_SECRET, slack_bot_token=SLACK_TOKEN,
+                         slack_api_url=slack.base_url, operator_slack_channel=OPS, outbox_lease=LEASE)
+    for desk in make_desk(config, fake_line, slack, clock, r, faults):
+        yield desk, faults
 
 
 @pytest.fixture
@@ -276,6 +302,9 @@ def test_end_button_ends_the_handoff(desk: Desk) -> None:
     assert desk.thread()[-1]["text"] == ("🔚 対応を終了しました（<@U0OPERATOR>）。これからのメッセージには"
                                          "ボットが答えます。")
     posts = len(desk.thread())
+    again = block_actions_payload(OPERATOR, END_ACTION, f"line:{user.user_id}", message=brief)
+    desk.slack_post(interaction_body(again))  # a second click: nothing more to end, nothing said
+    assert len(desk.thread()) == posts
     user.send(text(user, "ありがとうございました", "tok-9"))
     desk.settle()
     assert desk.env.fake.delivered(user.user_id)[-1]["text"] == script.text("heard")  # the bot answers again
@@ -364,3 +393,27 @@ def test_after_the_owner_erased_their_data_a_reply_in_their_thread_reaches_nobod
     assert not desk.env.r.exists(keys.operator_thread(subject))
     desk.reply("ご連絡ありがとうございます")
     assert desk.pushes(user) == []
+
+
+def test_a_worker_dying_after_a_post_neither_repeats_it_nor_loses_the_thread(
+        crashing_desk: tuple[Desk, CrashAfterPosting]) -> None:
+    """The brief and an owner's message are posted, and each time the worker dies before recording it: the
+    recovery finds the post by its metadata (the channel's history, the thread's replies), posts nothing
+    again, and the brief's ts still becomes the lead's thread."""
+    desk, faults = crashing_desk
+    user = consulted(desk)
+    subject = Subject(Transport.LINE, user.user_id)
+    # as if it had died before it recorded the thread too: the recovery must find the brief's ts itself
+    desk.env.r.delete(keys.operator_thread(subject), keys.operator_threads(OPS))
+    desk.clock.advance(LEASE + 1)  # the dead attempt's claim runs out: recovered
+    desk.settle()
+    user.send(text(user, "予約はできますか", "tok-1"))
+    desk.settle()
+    desk.clock.advance(LEASE + 1)
+    desk.settle()
+    assert faults.crashed == {"brief", "thread"}
+    assert desk.env.r.hget(keys.operator_thread(subject), "ts").decode() == desk.brief()["ts"]
+    [post] = desk.thread()
+    assert owner_lines(post)[1] == "予約はできますか"
+    assert desk.slack.calls("conversations.replies")  # the thread was looked at before posting again
+    assert desk.env.r.hget(keys.operator_threads(OPS), desk.brief()["ts"]).decode() == f"line:{user.user_id}"
