@@ -114,10 +114,11 @@ class Eraser:
         jobs_gone = self.outbox.discard(subject.tag_name)
         if jobs_gone:
             removed["jobs"] = jobs_gone
-        if self.operator_channel:  # the lead's thread: a reply there finds nobody any more (bot/handoff.py)
-            ts = self.r.hget(keys.operator_thread(subject), "ts")
-            if ts is not None and self.r.hdel(keys.operator_threads(self.operator_channel), text(ts)):
-                removed["operator_thread"] = 1
+        if self.operator_channel:  # the lead's threads (one per brief): a reply there finds nobody any more
+            index, ref = keys.operator_threads(self.operator_channel), keys.lead_ref(subject)
+            threads = [text(ts) for ts, who in self.r.hscan_iter(index, count=500) if text(who) == ref]
+            if threads and self.r.hdel(index, *threads):
+                removed["operator_thread"] = len(threads)
         for key in self._user_keys(subject):
             family = _family(key, subject.tag)
             if self.r.delete(key):

@@ -107,10 +107,10 @@ class Desk:
         assert res.status_code == 200, res.get_data(as_text=True)
         self.settle()
 
-    def reply(self, words: str, *, event_id: str | None = None, team: str = TEAM_ID,
+    def reply(self, words: str, *, event_id: str | None = None, team: str = TEAM_ID, thread_ts: str | None = None,
               **extra: Any) -> tuple[dict[str, Any], str]:
         """A person writes in the lead's thread: Slack stores it, then sends the Events API ``message``."""
-        msg = self.slack.post_as_user(OPS, OPERATOR, words, thread_ts=self.brief()["ts"])
+        msg = self.slack.post_as_user(OPS, OPERATOR, words, thread_ts=thread_ts or self.brief()["ts"])
         event = {"type": "message", "channel": OPS, "user": OPERATOR, "text": words, "ts": msg["ts"],
                  "thread_ts": msg["thread_ts"], "event_ts": msg["ts"], "channel_type": "channel", **extra}
         event_id = event_id or f"Ev{uuid.uuid4().hex[:10].upper()}"
@@ -383,15 +383,22 @@ def test_with_oauth_installs_the_operator_s_workspace_sends_and_only_its_replies
     assert [p.json["messages"][0]["text"] for p in desk.pushes(user)] == ["ご相談ありがとうございます"]
 
 
-def test_after_the_owner_erased_their_data_a_reply_in_their_thread_reaches_nobody(desk: Desk) -> None:
+def test_after_the_owner_erased_their_data_a_reply_in_their_threads_reaches_nobody(desk: Desk) -> None:
     user = consulted(desk)
+    result = take(desk.env, user, "AAAAAAAAAB")[-2]  # a retake, and a consultation about it: a second brief
+    user.tap(result["contents"]["footer"]["contents"][0]["action"]["data"])
+    desk.settle()
+    briefs = [m["ts"] for m in desk.slack.messages(OPS) if "thread_ts" not in m]
+    assert len(briefs) == 2 and desk.env.r.hlen(keys.operator_threads(OPS)) == 2
+    other = consulted(desk)  # someone else's thread stays
     user.say("データを削除")
     user.tap("e:1")
     desk.settle()
     subject = Subject(Transport.LINE, user.user_id)
-    assert desk.env.r.hlen(keys.operator_threads(OPS)) == 0
+    assert [v.decode() for v in desk.env.r.hvals(keys.operator_threads(OPS))] == [f"line:{other.user_id}"]
     assert not desk.env.r.exists(keys.operator_thread(subject))
-    desk.reply("ご連絡ありがとうございます")
+    for ts in briefs:
+        desk.reply("ご連絡ありがとうございます", thread_ts=ts)
     assert desk.pushes(user) == []
 
 
