@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from bot.slack.transport import SlackTransport
 
 SENT_REACTION = "white_check_mark"
-WAIT = 1.0  # seconds before a post waiting for its brief, an earlier post or a push looks again
+WAIT = 1.0  # seconds before a post waiting for its brief or an earlier post looks again
+WAIT_PUSH = 3.0  # seconds before a receipt looks at its reply's LINE push again (LINE may be retrying it)
 DEFER_FOR = 600.0  # seconds a post waits for its brief without counting attempts (then retried, and parked)
 MAX_SECTION = 3000  # Slack's limit for a section's text
 
@@ -164,7 +165,7 @@ async def _receipt(transport: SlackTransport, client: AsyncWebClient, attempt: A
     state = await handoff.push_state(attempt.redis, attempt.job, str(out.get("push") or ""),
                                      str(out.get("event") or ""))
     if state == "pending":
-        return Outcome(DEFER, "slack: the reply's LINE push is not done yet", WAIT)
+        return Outcome(DEFER, "slack: the reply's LINE push is not done yet", WAIT_PUSH)
     if state == "done":
         try:
             await client.reactions_add(channel=channel, timestamp=str(out.get("ts") or ""), name=SENT_REACTION)
