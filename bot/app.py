@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from bot.persistence import log_if_cannot_persist
 from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
+from conversations.analytics import PeerFigures
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -79,11 +80,13 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
-    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel)
+    eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
+                    ttl=config.dedupe_ttl)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [], relay=relay)
+              owned_only=[Transport.LINE] if config.line_owned_only else [],
+              peers=PeerFigures(client, clock=clock), relay=relay)  # peers: a result's "N% of shops answer A here"
     svc = Services(config, client, script, machine, store, outbox, bot, clock)
     if relay is not None:
         from bot.handoff import BookingThread, Handoff
@@ -176,6 +179,7 @@ async def build_worker(
 
     scripts = Scripts(script)
     senders: dict[Transport, Sender] = {Transport.WEB: WebChatTransport(scripts)}
+    chores: list[Callable[[Any], Awaitable[Any]]] = []
     if config.line_enabled:
         from bot.line.transport import LineApi, LineBatchTransport, LineTransport
 
@@ -199,8 +203,11 @@ async def build_worker(
         if config.slack_oauth:  # many workspaces: each job's workspace token from its installation
             tokens = InstalledTokens(OAuthOptions(config.slack_client_id or "", config.slack_client_secret or ""),
                                      config.slack_api_url, timeout=config.api_timeout)
-        senders[Transport.SLACK] = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits,
-                                                  timeout=config.api_timeout)
+        slack = SlackTransport(tokens, config.slack_api_url, scripts, limits=limits, timeout=config.api_timeout)
+        senders[Transport.SLACK] = slack
+        from bot.slack.names import SlackNameFetcher
+
+        chores.append(SlackNameFetcher(slack))  # the console's Slack names (conversations/slack_names.py)
     from bot.analytics_sink import StatsSink
 
     # the operator's figures, applied from their own records; a first consultation request briefs the operator
@@ -212,7 +219,7 @@ async def build_worker(
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
     return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
-                  audit=audit)
+                  audit=audit, chores=chores)
 
 
 async def _keep_line_name(client: Any, user_id: str, name: str) -> None:

@@ -151,6 +151,11 @@ def bars(
         return _render(fig, fmt)
 
 
+LINE_STYLES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)))  # one per series, in order
+LINE_MARKERS = ("o", "s", "^", "D", "v")
+LINE_DODGE = 0.05  # sideways nudge between neighbouring lines, in x units (one per label)
+
+
 def lines(
     labels: Sequence[str],
     series: Mapping[str, Sequence[float | None]],
@@ -173,9 +178,14 @@ def lines(
             _empty(ax, empty)
             return _render(fig, fmt)
         xs = list(range(len(labels)))
+        n = len(series)
         for i, (name, vals) in enumerate(series.items()):
             ys = [float("nan") if v is None else float(v) for v in vals]
-            ax.plot(xs, ys, marker="o", label=name, color=_color(name, i, colors), linewidth=2, markersize=4)
+            # each line its own dash and marker, nudged sideways a little: equal scores never hide a line
+            dodge = (i - (n - 1) / 2) * LINE_DODGE if n > 1 else 0.0
+            ax.plot([x + dodge for x in xs], ys, marker=LINE_MARKERS[i % len(LINE_MARKERS)],
+                    linestyle=LINE_STYLES[i % len(LINE_STYLES)], label=name, color=_color(name, i, colors),
+                    linewidth=2, markersize=5, gid=f"series-{i}")
         ax.set_xticks(xs, list(labels))
         if y_range is not None:
             ax.set_ylim(*y_range)

@@ -9,6 +9,9 @@
     crmbot clock              the reminder schedule (Procfile ``clock:``)
     crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
     crmbot line setup [--url URL] [--dry-run]  ready the LINE channel: token, webhook, rich menu
+    crmbot console add-operator EMAIL --name NAME --role admin|operator|viewer   an operator account (the
+                              password from standard input, or asked for on a terminal)
+    crmbot console login-link [--url URL]   a one-time link to the console (only while no operator exists)
 
 Heavy imports (Flask, the LINE SDK) happen inside the commands that need them, so ``chat`` starts fast.
 """
@@ -22,7 +25,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO, assert_never
 
@@ -59,11 +62,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
     ob.add_argument("--check", action="store_true", help="audit: list messages that are neither due nor parked")
     ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
+    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
+    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
     line_setup.add_argument("--url", help="the bot's public https:// address; the webhook becomes URL/line/webhook")
     line_setup.add_argument("--dry-run", action="store_true", help="read only: print what would change")
+    console = sub.add_parser("console", help="console accounts").add_subparsers(dest="console_command",
+                                                                                   required=True)
+    add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
+                                "asked for on a terminal)")
+    add_op.add_argument("email")
+    add_op.add_argument("--name", required=True)
+    add_op.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
+    link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
+                              "it makes the first admin)")
+    link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
     args = parser.parse_args(argv)
 
     from bot.logs import setup
@@ -86,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return remind_cmd(config, args.now, args.dry_run)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
+        if args.command == "demo":
+            return demo_cmd(config, args.remove)
+        if args.command == "console":
+            if args.console_command == "add-operator":
+                return add_operator_cmd(config, args.email, args.name, args.role)
+            return login_link_cmd(config, args.url)
         return outbox_cmd(config, args.requeue, args.check, args.repair)
     except ConfigError as e:
         print(f"crmbot: configuration error: {e}", file=sys.stderr)
@@ -190,10 +211,59 @@ def console_link(client: Any, address: tuple[str, int], password_file: Any = Non
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     shown = f"[{host}]" if ":" in host else host
+    from bot.console.operators import OperatorStore
+
+    if OperatorStore(client, time.time).any():  # the link would open nothing: operators log in as themselves
+        return f"Console: http://{shown}:{port}/console/login"
     lines = [f"Console: http://{shown}:{port}/console/login?token={issue_login_token(client)}",
-             f"  (logs in once, within {ONCE_TTL // 3600} hours"
+             f"  (logs in once, within {ONCE_TTL // 3600} hours, to create the first admin"
              + (f"; the password is in {password_file})" if password_file else ")")]
     return "\n".join(lines)
+
+
+def _read_password(stdin: TextIO) -> str:
+    """The new operator's password: asked for twice on a terminal (not echoed), else standard input's first line."""
+    if stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password (10 characters or more): ")
+        if getpass.getpass("Again: ") != first:
+            raise CrmbotError("console: the passwords do not match")
+        return first
+    return stdin.readline().rstrip("\r\n")
+
+
+def add_operator_cmd(config: Config, email: str, name: str, role: str, stdin: TextIO | None = None) -> int:
+    """``crmbot console add-operator``: an operator account, written to the audit log as "cli"."""
+    from bot.console import audit
+    from bot.console.operators import OperatorError, OperatorStore
+    from bot.redis_conn import connect
+
+    password = _read_password(stdin or sys.stdin)
+    client = connect(config)
+    try:
+        op = OperatorStore(client, time.time).create(email, name, role, password)
+    except OperatorError as e:
+        raise CrmbotError(f"console: cannot add {email}: {e.reason.replace('_', ' ')}") from None
+    audit.record(client, who="cli", action="operator.create", target=f"operator:{op.id}",
+                 detail=f"{op.name} ({op.role})", now=time.time())
+    print(f"crmbot: operator {op.email} added ({op.role})")
+    return 0
+
+
+def login_link_cmd(config: Config, url: str) -> int:
+    """``crmbot console login-link``: a one-time link for the shared account, to make the first admin."""
+    from bot.console.auth import ONCE_TTL, issue_login_token
+    from bot.console.operators import OperatorStore
+    from bot.redis_conn import connect
+
+    client = connect(config)
+    if OperatorStore(client, time.time).any():
+        raise CrmbotError("console: operators exist; log in with your own account "
+                          "(or add one with crmbot console add-operator)")
+    print(f"{url.rstrip('/')}/console/login?token={issue_login_token(client)}")
+    print(f"  (logs in once, within {ONCE_TTL // 3600} hours)")
+    return 0
 
 
 def proxy_settings(config: Config) -> dict[str, Any] | None:
@@ -318,6 +388,23 @@ def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO |
     return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
+def demo_cmd(config: Config, remove: bool, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
+    """Load the demo sample into the running data (bot/demo.py), or remove it (``clock``: for tests)."""
+    from bot import demo
+    from bot.app import build_services
+
+    svc = build_services(config, slack_app=False, **({"clock": clock} if clock else {}))
+    say = out or sys.stdout
+    if remove:
+        gone = demo.remove(svc.redis)
+        print(f"demo: removed ({gone} diagnoses); the figures are as they were before it", file=say)
+        return 0
+    loaded = demo.load(svc.redis, svc.bot.machine, svc.clock(), expiry=config.conversation_ttl)
+    print(f"demo: loaded {loaded}. Open the console to look around; "
+          "remove it with `crmbot demo --remove` (or the button on the overview)", file=say)
+    return 0
+
+
 def outbox_cmd(config: Config, requeue: str | None, check: bool = False, repair: bool = False) -> int:
     from bot.app import build_services
 
@@ -419,8 +506,8 @@ def terminal_text(script: Script, out: Output) -> str:
     )
 
     match out:
-        case Result(answers=answers, prev=prev):
-            return views.result_text(script, answers, prev)
+        case Result(answers=answers, prev=prev, peers=peers):
+            return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard()):
             return views.plain_text(script, out)

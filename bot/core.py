@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot import metrics
@@ -28,14 +28,15 @@ from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
 from conversations import inputs, ownership
-from conversations.analytics import delta_of
-from conversations.errors import Contention
+from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
+from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import HANDOFF, Conv, Machine
-from conversations.outputs import Output
+from conversations.machine import HANDOFF, IDLE, Conv, Machine
+from conversations.outputs import Output, Result
 from conversations.ownership import Origin
+from conversations.results import peer_shares
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
 from conversations.transports import Transport
 
@@ -95,6 +96,7 @@ class Bot:
         conversation_ttl: int = 7 * 86400,
         eraser: Eraser | None = None,
         owned_only: Collection[Transport] = (),
+        peers: PeerFigures | None = None,
         relay: Relay | None = None,
     ) -> None:
         self.store = store
@@ -104,6 +106,7 @@ class Bot:
         self.conversation_ttl = conversation_ttl
         self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
         self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
+        self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
@@ -124,7 +127,11 @@ class Bot:
         eraser = self.eraser if ev.input.kind == inputs.ERASE_YES else None
         if eraser is not None:
             # Everything of theirs goes first (idempotent: a failure is retried by the redelivery), then the
-            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed.
+            # confirmation is committed from an empty record, and its dedupe mark goes once it is committed;
+            # the eraser's own mark of the event (outside their slot) makes a redelivery a duplicate.
+            if eraser.seen(ev.event_id):
+                log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
+                return Handled(DUPLICATE, IDLE)
             eraser.erase(ev.subject, by="owner")
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
@@ -135,7 +142,7 @@ class Bot:
             step = self.machine.step(snap.conv, ev.input, now)
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
-            said = step.outputs if owned else ()
+            said = self._with_peers(ev, step.outputs) if owned else ()
             job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
@@ -158,6 +165,7 @@ class Bot:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
             if result == OK:
                 if eraser is not None:
+                    eraser.remember(ev.event_id)
                     self.store.forget_event(ev.subject, ev.event_id)
                 metrics.committed(ev.subject.transport, snap.conv, conv, step.outputs)  # once: a duplicate never is
                 log.info(
@@ -174,6 +182,20 @@ class Bot:
                 return Handled(DUPLICATE, snap.conv.state, rode=once is not None)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
+
+    def _with_peers(self, ev: InboundEvent, outputs: tuple[Output, ...]) -> tuple[Output, ...]:
+        """The outputs with each result's peer shares (conversations.results.peer_shares), read only when a
+        step shows a result. A diagnosis finishing now is not in the figures yet (a worker applies them after
+        the commit): it is counted, unless its user is a test. Redis not answering leaves the line out."""
+        if self.peers is None or not any(isinstance(out, Result) for out in outputs):
+            return outputs
+        try:
+            counts = self.peers.counts()
+        except StoreUnavailable:
+            return outputs
+        test = ev.subject.transport in TEST_CHANNELS
+        return tuple(replace(out, peers=peer_shares(counts, out.answers, own=not out.again and not test))
+                     if isinstance(out, Result) else out for out in outputs)
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
                 job: Job | None, figures: Figures | None, *, owned: bool = True) -> tuple[Job | None, Figures | None]:

@@ -79,6 +79,14 @@ class Parked:
     parked_at: float
     reason: str
     attempts: int
+    to: str = ""  # the address within the transport (the operator's page names it; never logged)
+    tag: str = ""  # the owner's hash tag ("u:line:U1", "t:T1:C1")
+    kinds: tuple[str, ...] = ()  # what it said: its outputs' kinds ("question", "result", "slack_post" ...)
+
+    @property
+    def is_job(self) -> bool:
+        """A message (which the operator may discard), not a figures record or an unreadable one."""
+        return self.transport not in ("figures", "?")
 
 
 class Outbox:
@@ -242,9 +250,27 @@ class Outbox:
                 except InvalidInput:
                     out.append(Parked(job_id, "?", "?", when, "unreadable record", 0))
                     continue
+                kinds = tuple(_kind_of(o) for o in rec.outputs) if isinstance(rec, Job) else ()
                 out.append(Parked(rec.id, _transport_of(rec), uid(rec.to), when, rec.parked or rec.error,
-                                  rec.attempts))
+                                  rec.attempts, rec.to, tag, kinds))
         return sorted(out, key=lambda p: p.parked_at)
+
+    def discard_parked(self, job_id: str) -> bool:
+        """Drop a parked message for good (the operator chose not to send it): the job and its parked
+        ref. A job requeued meanwhile (no longer parked) is left alone. False when there is none."""
+        job_id = job_id.strip()
+        if not job_id or jobs.SEP in job_id or len(job_id) > 64 or jobs.is_figures(job_id):
+            return False
+        for shard in range(jobs.QUEUE_SHARDS):
+            for raw_ref, _ in self.r.zscan_iter(jobs.parked(shard)):
+                tag, found = jobs.parse_ref(raw_ref)
+                if found != job_id:
+                    continue
+                dropped = self.r.script(jobs.DISCARD_PARKED_LUA)(keys=jobs.record_keys(tag, job_id), args=[job_id])
+                if dropped or self.r.hget(jobs.record_keys(tag, job_id)[0], job_id) is None:
+                    self.r.zrem(jobs.parked(shard), text(raw_ref))  # the job first: never a job without its ref
+                return bool(dropped)
+        return False
 
     def requeue(self, job_id: str) -> bool:
         """Put a parked job back in line (after the operator fixed the cause)."""
@@ -342,6 +368,10 @@ class Outbox:
                     pass
             report.orphans.append(Orphan(jobs.ref(tag, job_id), transport, uid(to) if to else "?",
                                          leases.get(job_id, "")))
+
+
+def _kind_of(output: JobOutput) -> str:
+    return str(output.get("type", "?")) if isinstance(output, dict) else output.kind
 
 
 def _transport_of(rec: Job | Figures) -> str:

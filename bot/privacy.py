@@ -15,9 +15,20 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
    display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
    tier and answer sets under a fresh random id (same score: the start time), so every total, for others
    and overall, is unchanged and nothing points back to the person;
-4. the operator channel's brief marks of those leads, and its index entry of the person's thread;
-5. one entry in the audit stream ``crmbot:{audit}:erasures``: who (``owner`` or the operator's name),
+4. the operator channel's brief marks of those leads, and its index entries of the person's threads;
+5. the booking store (``{booking}``, :meth:`conversations.booking.Bookings.erase`): an active booking is
+   cancelled first (its place frees at once, its reminders never fire), then every booking of the person,
+   its index entries and request outcome, their consultation record and status entries are deleted;
+6. forwards to another LINE tool (bot/line/forward.py) waiting or parked whose webhook body names the person
+   (each its own tag: found through the queue shards' due and parked refs, never a scan of the keyspace),
+   dropped like their jobs: a webhook that also carried others' events is then not relayed either;
+7. one entry in the audit stream ``crmbot:{audit}:erasures``: who (``owner`` or the operator's name),
    when, a hash of the person (never the ID) and how many keys of each family were removed.
+
+A redelivered confirmation finds the person gone and nothing to dedupe against in their slot (their dedupe
+mark went with them): :meth:`Eraser.seen` / :meth:`Eraser.remember` keep a mark of the event outside it,
+``crmbot:{erased}:<hash of the event id>`` (nothing of the person; ``ttl`` seconds, the dedupe marks'), so
+the core answers it as a duplicate and nothing is sent twice.
 
 Not reachable from here: a Slack message already posted in the operator's channel (a brief), and the
 LINE chat itself (LINE's, not ours).
@@ -25,6 +36,7 @@ LINE chat itself (LINE's, not ours).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -35,8 +47,9 @@ from typing import Any
 
 from bot.logs import uid
 from bot.outbox import Outbox
-from conversations import analytics, keys
-from conversations.errors import Contention
+from conversations import analytics, jobs, keys
+from conversations.booking import Bookings
+from conversations.errors import Contention, InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.redis_ops import runner, text
 from scoring import CHOICES, QUESTION_COUNT, TIERS
@@ -44,6 +57,7 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 log = logging.getLogger(__name__)
 AUDIT = f"{PREFIX}:{{audit}}:erasures"  # a stream: one entry per erasure, no personal data
 AUDIT_MAXLEN = 10_000
+ERASED = f"{PREFIX}:{{erased}}"  # + ":<hash of an event id>": a confirmation already carried out
 SCAN_COUNT = 500
 _GLOB = set("*?[]\\")
 
@@ -100,13 +114,27 @@ def _family(key: str, tag: str) -> str:
     return rest.split(":", 1)[0] or "other"
 
 
+def erased_key(event_id: str) -> str:
+    """The mark of an erasure's confirmation event, named by a hash of its id (nothing of the person)."""
+    return f"{ERASED}:{hashlib.sha256(event_id.encode()).hexdigest()[:32]}"
+
+
 class Eraser:
     def __init__(self, client: Any, outbox: Outbox, *, clock: Callable[[], float] = time.time,
-                 operator_channel: str | None = None) -> None:
+                 operator_channel: str | None = None, ttl: int = 86400) -> None:
         self.r = runner(client)
         self.outbox = outbox
+        self.bookings = Bookings(self.r, clock=clock)
         self.clock = clock
         self.operator_channel = operator_channel
+        self.ttl = ttl  # seconds a confirmation's event is remembered (the dedupe marks' TTL)
+
+    def seen(self, event_id: str) -> bool:
+        """This confirmation event was carried out already (a redelivery): nothing is to be done or said."""
+        return bool(self.r.exists(erased_key(event_id)))
+
+    def remember(self, event_id: str) -> None:
+        self.r.set(erased_key(event_id), "1", ex=max(1, int(self.ttl)))
 
     def erase(self, subject: Subject, *, by: str) -> dict[str, int]:
         """Remove every key of the person (see the module's docstring); returns what was removed, by family."""
@@ -130,6 +158,11 @@ class Eraser:
             removed["leads"] = len(leads)
             if self.operator_channel:
                 self.r.delete(*(keys.consult_briefed(self.operator_channel, lead) for lead in leads))
+        booked = self.bookings.erase(subject)
+        removed |= {k: v for k, v in (("bookings", booked.bookings), ("bookings_cancelled", booked.cancelled),
+                                      ("consultation", int(booked.record))) if v}
+        if forwards := self._drop_forwards(subject):
+            removed["forwards"] = forwards
         self.r.xadd(AUDIT, {"by": str(by)[:100] or "?", "at": repr(round(self.clock(), 3)),
                             "who": person_hash(subject), "removed": json.dumps(removed, sort_keys=True)},
                     maxlen=AUDIT_MAXLEN, approximate=True)
@@ -143,6 +176,28 @@ class Eraser:
         for _, node in self.r.nodes():
             found += [text(k) for k in node.scan_iter(match=f"{PREFIX}:{tag}:*", count=SCAN_COUNT)]
         return sorted(set(found))
+
+    def _drop_forwards(self, subject: Subject) -> int:
+        """Drop the forwards (due or parked) whose webhook body names the person; how many went."""
+        needle = subject.user_id.encode()
+        tags: set[str] = set()
+        for shard in range(jobs.QUEUE_SHARDS):
+            for key in (jobs.due(shard), jobs.parked(shard)):
+                for raw_ref, _ in self.r.zscan_iter(key):
+                    tag, job_id = jobs.parse_ref(raw_ref)
+                    if tag.startswith("fwd:") and tag not in tags and self._names(tag, job_id, needle):
+                        tags.add(tag)
+        return sum(self.outbox.discard(tag) for tag in sorted(tags))
+
+    def _names(self, tag: str, job_id: str, needle: bytes) -> bool:
+        raw = self.r.hget(jobs.record_keys(tag, job_id)[0], job_id)
+        if raw is None:
+            return False
+        try:
+            job = jobs.read(job_id, raw)
+            return isinstance(job, jobs.Job) and needle in base64.b64decode(job.forward.body)
+        except (InvalidInput, ValueError):
+            return False
 
     def _anonymise(self, channel: str, user_id: str) -> list[str]:
         person = analytics.person_key(channel, user_id)

@@ -191,6 +191,7 @@ class PlanLine:
     when: str  # "this month", "next month", "this quarter"
     title: str  # "Q3 topic"
     step: str  # one short step at the owner's level
+    peer: str = ""  # the share of shops answering A to this question ("" none shown)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ class ResultView:
     point_heading: str  # "the one point to fix next", or the all-A heading
     point_title: str  # "Q3 topic (your answer: C)"; "" when all ten are A
     point_text: str  # the advice for that answer's level; with ten A's, what to watch and where to go next
+    point_peer: str  # the share of shops answering A to the point's question ("" none shown)
     plan_heading: str  # "" when there is no plan (fewer than two answers below A)
     plan: tuple[PlanLine, ...]
     framing: str  # "" when the file has no framing line
@@ -283,7 +285,16 @@ def _closeness(script: Script, a_count: int) -> str:
     return script.text("closeness", label=label, count=up.missing)
 
 
-def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
+def peer_line(script: Script, share: int | None) -> str:
+    """「この項目でA評価のショップは20%です」 ("" when no share is given; a share rounded to 0: fewer than 5%)."""
+    if share is None:
+        return ""
+    return script.text("peer_share", share=share) if share > 0 else script.text("peer_share_few")
+
+
+def result_view(script: Script, answers: str, prev: str = "", peers: tuple[tuple[int, int], ...] = ()) -> ResultView:
+    """The parts of a result; ``peers``: the shares of shops answering A (Result.peers), by question."""
+    shares = dict(peers)
     built = results.build(script, answers)
     res = built.result
     tier = script.tiers[res.tier]
@@ -293,8 +304,8 @@ def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
                   None if a == "A" else advice_button(script, i, a))
         for i, a in enumerate(res.answers)
     )
-    plan = tuple(PlanLine(script.text(p.when), f"Q{p.q + 1} {script.questions[p.q].topic}", p.text)
-                 for p in built.plan)
+    plan = tuple(PlanLine(script.text(p.when), f"Q{p.q + 1} {script.questions[p.q].topic}", p.text,
+                          peer_line(script, shares.get(p.q))) for p in built.plan)
     return ResultView(
         result=res,
         heading=script.text("result_heading"),
@@ -305,6 +316,7 @@ def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
         point_heading=point_heading,
         point_title=point_title,
         point_text=point_text,
+        point_peer=peer_line(script, None if res.next_point is None else shares.get(res.next_point)),
         plan_heading=script.text("plan_heading") if plan else "",
         plan=plan,
         framing=script.texts.get("framing", ""),
@@ -320,18 +332,20 @@ def result_view(script: Script, answers: str, prev: str = "") -> ResultView:
 
 def plan_lines(v: ResultView) -> list[str]:
     """The plan as plain lines: "this month: Q3 topic" and its step under it."""
-    return [x for p in v.plan for x in (f"{p.when}: {p.title}", p.step)]
+    return [x for p in v.plan for x in (f"{p.when}: {p.title}", p.step, p.peer) if x]
 
 
-def result_text(script: Script, answers: str, prev: str = "") -> str:
+def result_text(script: Script, answers: str, prev: str = "", peers: tuple[tuple[int, int], ...] = ()) -> str:
     """The result as plain text (the terminal, notifications), in the card's order."""
-    v = result_view(script, answers, prev)
+    v = result_view(script, answers, prev, peers)
     lines = [v.heading, f"【{v.label}】 {v.count_line}"]
     if v.closeness:
         lines.append(v.closeness)
     if v.comparison:
         lines += ["", f"■ {v.comparison[0]}", *v.comparison[1:]]
     lines += ["", f"■ {v.point_heading}" + (f": {v.point_title}" if v.point_title else ""), v.point_text]
+    if v.point_peer:
+        lines.append(v.point_peer)
     if v.plan:
         lines += ["", f"■ {v.plan_heading}", *plan_lines(v)]
     if v.framing:
@@ -359,8 +373,8 @@ def plain_text(script: Script, out: Output) -> str:
     match out:
         case Question(q=q):
             return question_text(script, q)
-        case Result(answers=answers, prev=prev):
-            return result_text(script, answers, prev)
+        case Result(answers=answers, prev=prev, peers=peers):
+            return result_text(script, answers, prev, peers)
         case Advice(q=q, choice=choice):
             return advice_text(script, q, choice)
         case ConfirmRestart(q=q):

@@ -117,13 +117,14 @@ def message(script: Script, out: Output) -> dict[str, Any]:
     msg: dict[str, Any] = {"from": "bot", "kind": out.kind, "text": views.plain_text(script, out),
                            "buttons": [_button(b) for b in views.buttons_for(script, out)]}
     match out:
-        case Result(answers=answers, prev=prev):
-            v = views.result_view(script, answers, prev)
+        case Result(answers=answers, prev=prev, peers=peers):
+            v = views.result_view(script, answers, prev, peers)
             msg["card"] = {"tier": v.result.tier, "heading": v.heading, "label": v.label, "count": v.count_line,
                            "closeness": v.closeness, "comparison": list(v.comparison),
                            "point_heading": v.point_heading, "point_title": v.point_title,
-                           "point_text": v.point_text, "plan_heading": v.plan_heading,
-                           "plan": [{"when": p.when, "title": p.title, "step": p.step} for p in v.plan],
+                           "point_text": v.point_text, "point_peer": v.point_peer, "plan_heading": v.plan_heading,
+                           "plan": [{"when": p.when, "title": p.title, "step": p.step, "peer": p.peer}
+                                    for p in v.plan],
                            "framing": v.framing, "summary": v.summary, "theme_heading": v.theme_heading,
                            "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}

@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -60,6 +60,7 @@ SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
 WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
 SWEEP_BATCH = 200
 AUDIT_EVERY = 300.0  # seconds between the worker's audits of the outbox invariant (bot.outbox.Outbox.audit)
+CHORES_EVERY = 2.0  # seconds between runs of the chores (the console's Slack names)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class Worker:
         concurrency: int = 256,
         faults: Faults | None = None,
         audit: Callable[[], Any] | None = None,
+        chores: Sequence[Callable[[Any], Awaitable[Any]]] = (),
     ) -> None:
         self.r = async_runner(client)  # every Redis call of the worker and its senders: errors translated
         self.senders = dict(senders)  # the transport table: each transport's sender
@@ -208,6 +210,7 @@ class Worker:
         self.audit = audit  # sync: the outbox's invariant audit (run in a thread), see bot.outbox.Outbox.audit
         self.outage = Outage()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.chores = list(chores)  # small periodic tasks given the Redis runner (e.g. bot/slack/names.py)
 
     # ---- one attempt ------------------------------------------------------------------------------
 
@@ -473,12 +476,27 @@ class Worker:
                 self.outage.began(e)
             await _wait(stop, AUDIT_EVERY)
 
+    async def _chores(self, stop: asyncio.Event) -> None:
+        """Each chore every CHORES_EVERY seconds (a failing one is logged by its type and tried again)."""
+        if not self.chores:
+            return
+        while not stop.is_set():
+            for chore in self.chores:
+                try:
+                    await chore(self.r)
+                except StoreUnavailable as e:
+                    self.outage.began(e)
+                except Exception as e:
+                    log.warning("worker: chore %s failed: %s", type(chore).__name__, type(e).__name__)
+            await _wait(stop, CHORES_EVERY)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; then let the attempts in flight finish (up to a lease)."""
         log.info("worker: running (%d queue shards)", jobs.QUEUE_SHARDS)
         loops = [asyncio.create_task(self._consume(s, stop)) for s in range(jobs.QUEUE_SHARDS)]
         loops.append(asyncio.create_task(self._sweep(stop)))
         loops.append(asyncio.create_task(self._audit(stop)))
+        loops.append(asyncio.create_task(self._chores(stop)))
         try:
             await stop.wait()
         finally:

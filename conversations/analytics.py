@@ -12,7 +12,9 @@ How figures are kept (no scan of all users, no Redis round trip added to a webho
    diagnosis (a set member is there once however often it is added), the highest question reached
    only ever grows, a finished diagnosis stays finished, and the lead's other fields are overwritten
    only by a delta with a greater change counter ``n`` (the user's record's counter).
-3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates).
+3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates);
+   :class:`PeerFigures` reads the finished diagnoses and the A answers per question (ZCARD) for a result's
+   peer line (conversations.results.peer_shares).
 
 A lead's id is ``"<channel>:<user id>:<diagnosis number>-<start in ms, hex>"``: the diagnosis number
 alone is not unique, since a user's record may expire (or be dropped on unfollow) and numbering
@@ -67,6 +69,7 @@ from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
 from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
+from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
 
@@ -529,15 +532,19 @@ class Analytics:
     def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None) -> dict[str, Any]:
         """Diagnoses started from ``start`` to ``end`` (Japan-time dates, both included; None: open):
 
-            {"started": n, "finished": n, "in_progress": n,
-             "questions": [{"q": 1, "shown": n, "answered": n, "answers": {"A": n, "B": n, "C": n, "D": n},
-                            "dropoff": 0.25 | None}, ... 10 items],
+            {"started": n, "finished": n, "in_progress": n, "stopped": n,
+             "questions": [{"q": 1, "shown": n, "answered": n, "in_progress": n, "stopped": n,
+                            "answers": {"A": n, "B": n, "C": n, "D": n}, "dropoff": 0.25 | None}, ... 10 items],
              "tiers": {"A": n, "B": n, "C": n}}
 
-        ``shown``/``answered``: diagnoses shown / that answered question q at least once; ``answers``:
-        the final answers of finished diagnoses; ``dropoff``: (shown - answered) / shown among the
-        diagnoses no longer in progress (None when none). Every channel but the tests' when ``channel``
-        is None.
+        ``stopped``: diagnoses that ended without finishing (restarted, unfollowed, expired), so
+        started = finished + in_progress + stopped. Per question, ``shown``/``answered``: diagnoses shown /
+        that answered question q at least once; ``in_progress``/``stopped``: those whose highest question
+        is q and that may still go on / that ended there (shown = answered + in_progress + stopped);
+        ``answers``: the final answers of finished diagnoses; ``dropoff``: stopped / (answered + stopped),
+        the share of the diagnoses that went past q or ended there that ended there (those still at q are
+        left out; None when none). Every channel but
+        the tests' when ``channel`` is None.
         """
         chans = self.channels(channel)
         lo, hi = _bounds(start, end)
@@ -575,18 +582,19 @@ class Analytics:
         questions = []
         for q in range(1, QUESTION_COUNT + 1):
             answered = shown[q + 1] if q < QUESTION_COUNT else finished
-            act_answered = act_shown[q + 1] if q < QUESTION_COUNT else 0
-            done_shown = shown[q] - act_shown[q]
-            done_answered = answered - act_answered
+            here = act_shown[q] - act_shown[q + 1]  # in progress with q as their highest question
+            stopped = shown[q] - answered - here  # ended there without answering it
             questions.append({
                 "q": q,
                 "shown": shown[q],
                 "answered": answered,
+                "in_progress": here,
+                "stopped": stopped,
                 "answers": answers[q],
-                "dropoff": round((done_shown - done_answered) / done_shown, 4) if done_shown > 0 else None,
+                "dropoff": round(stopped / (answered + stopped), 4) if answered + stopped > 0 else None,
             })
-        return {"started": started, "finished": finished, "in_progress": len(active), "questions": questions,
-                "tiers": tiers}
+        return {"started": started, "finished": finished, "in_progress": len(active),
+                "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers}
 
     def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None) -> list[dict[str, Any]]:
         """Diagnoses started per day, week (from Monday; labelled by that Monday) or month ("2026-12"),
@@ -847,3 +855,39 @@ async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> 
 
 async def forget_name_async(client: Any, channel: str, user_id: str) -> None:
     await async_runner(client).do(forget_name_step(channel, user_id))
+
+
+class PeerFigures:
+    """How other shops answered, for a result's peer line (conversations.results.peer_shares): the finished
+    diagnoses and their A answers per question, summed over every channel but the tests', read from the
+    tier and answer sets (SMEMBERS of the channels, then one pipeline of ZCARDs: 13 a channel; never a scan)
+    and kept ``max_age`` seconds once they are enough to be shown (29 finished: the 30th, finishing, counts
+    itself), so a busy hour reads them once a minute, only on steps that show a result; below that they are
+    read each time, so the line appears with the 30th finished diagnosis exactly. ``clock``: the core's."""
+
+    def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, max_age: float = 60.0) -> None:
+        self.r = runner(client)
+        self.clock = clock
+        self.max_age = max_age
+        self._kept: tuple[float, PeerCounts] | None = None
+
+    def counts(self) -> PeerCounts:
+        now = self.clock()
+        if self._kept is not None and 0 <= now - self._kept[0] < self.max_age:
+            return self._kept[1]
+        self._kept = None
+        chans = sorted({text(c) for c in self.r.smembers(CHANNELS)} - TEST_CHANNELS)
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:
+                for t in TIERS:
+                    p.zcard(tier_key(ch, t))
+                for q in range(1, QUESTION_COUNT + 1):
+                    p.zcard(answer_key(ch, q, "A"))
+            got = [int(c) for c in p.execute()] if chans else []
+        per = len(TIERS) + QUESTION_COUNT
+        rows = [got[i:i + per] for i in range(0, len(got), per)]
+        found = PeerCounts(sum(sum(row[:len(TIERS)]) for row in rows),
+                           tuple(sum(row[len(TIERS) + q] for row in rows) for q in range(QUESTION_COUNT)))
+        if found.finished >= PEER_MIN - 1:
+            self._kept = (now, found)
+        return found

@@ -121,6 +121,8 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "plan_month": "",
         "plan_next_month": "",
         "plan_quarter": "",
+        "peer_share": "share",
+        "peer_share_few": "",
         "heard": "",
         "stopped_midway": "",
         "no_result_midway": "",

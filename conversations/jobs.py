@@ -461,6 +461,18 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
 
+# Drop a parked job for good (the operator discards it). The caller then removes its parked ref.
+# KEYS[1] the mailbox, KEYS[2] its leases
+# ARGV[1] job id
+# Returns 1 when dropped, 0 when there is no such parked job (gone, or requeued meanwhile).
+DISCARD_PARKED_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= 'inf|' then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
 # Queue a one-off job (a reminder) unless its ledger mark exists, exactly once.
 # KEYS[1] the ledger mark (string)    KEYS[2] the recipient's mailbox (hash)
 # ARGV[1] job id, ARGV[2] job JSON, ARGV[3] TTL of the ledger mark in seconds

@@ -405,3 +405,13 @@ def booking_request(request_id: str) -> str:
 def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:
     """Ledger mark of one booking reminder's push, in the user's slot (Outbox.put_once: queued once)."""
     return f"{PREFIX}:{subject.tag}:bkrem:{booking_id}:{kind}:{seq}"
+
+
+# ---- Slack names (people and channels as Slack names them, for the console: conversations/slack_names.py) ----
+SLACK_NAMES = f"{PREFIX}:{{slacknames}}"
+SLACK_NAMES_WANTED = f"{SLACK_NAMES}:wanted"  # set of "<workspace>:<user or channel id>" the console asked for
+
+
+def slack_name(workspace: str, slack_id: str) -> str:
+    """One cached name (string, with a TTL): a person's display name or a channel's name."""
+    return f"{SLACK_NAMES}:n:{workspace}:{slack_id}"

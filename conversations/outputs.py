@@ -17,7 +17,8 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
     Resume          "continue diagnosis ``sid`` at question ``q``, or start over?"
     ConfirmRestart  "start over?" yes / no, mid-diagnosis (``q`` questions answered so far)
     Result          a result: ``answers`` (ten letters); ``prev``: the result before it, compared with it;
-                    ``again``: the last result shown once more on request
+                    ``again``: the last result shown once more on request; ``peers``: (question, % of shops
+                    answering A) for the point to fix and the plan (conversations.results.peer_shares)
     Advice          question ``q``'s advice for an answer ``choice`` (B-D): a result's row tapped
     DoneHelp        what can be done after a result (take it again)
     Heard           a message typed after a result: a person will read it and reply (``sid``: the
@@ -141,6 +142,7 @@ class Result:
     answers: str
     prev: str = ""  # the result before it ("" none): the card compares the two
     again: bool = False  # the last result shown once more on request (not a diagnosis finishing)
+    peers: tuple[tuple[int, int], ...] = ()  # (0-based question, % of shops answering A); () none shown
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.kind, "sid": self.sid, "answers": self.answers}
@@ -148,11 +150,14 @@ class Result:
             d["prev"] = self.prev
         if self.again:
             d["again"] = True
+        if self.peers:
+            d["peers"] = [[q, share] for q, share in self.peers]
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Result:
-        return cls(int(d.get("sid", 0)), _str(d, "answers"), str(d.get("prev") or ""), bool(d.get("again")))
+        peers = tuple((int(q), int(share)) for q, share in d.get("peers") or ())
+        return cls(int(d.get("sid", 0)), _str(d, "answers"), str(d.get("prev") or ""), bool(d.get("again")), peers)
 
 
 @dataclass(frozen=True)

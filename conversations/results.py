@@ -12,7 +12,12 @@ Every channel draws the same parts (``bot/views.py`` turns them into words and b
   answer comes first (D before C before B); among equals the earlier question, because the questions run
   from the foundations (annual LTV, tenure, second purchase) to refinements, as for the point to fix. So the
   plan's first step is the point to fix. With fewer than two answers below A there is no plan: the point
-  alone is the plan.
+  alone is the plan;
+* **peers** (:func:`peer_shares`): once at least :data:`PEER_MIN` diagnoses have finished (test users left
+  out), the share of shops that answered A to the point to fix and to each of the plan's questions, rounded
+  to :data:`PEER_STEP` % so that no share points to one shop. The counts (:class:`PeerCounts`) are read by
+  the core from the operator's figures (``conversations.analytics.PeerFigures``) and kept in the
+  :class:`conversations.outputs.Result`, so a result says what it said when it was committed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conversations.content import Script, Sentence
-from scoring import DiagnosisResult, score
+from scoring import QUESTION_COUNT, DiagnosisResult, score
 
 PLAN_SLOTS = ("plan_month", "plan_next_month", "plan_quarter")  # the text keys naming each step's time
 PLAN_MIN = 2  # fewer weak answers than this: the point to fix is the whole plan
+PEER_MIN = 30  # finished diagnoses (tests left out) before a result says how other shops answered
+PEER_STEP = 5  # a share is rounded to this many percent
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,32 @@ def plan_of(script: Script, result: DiagnosisResult) -> tuple[PlanStep, ...]:
         PlanStep(when, q, result.answers[q], script.questions[q].step_for(result.answers[q]))
         for when, q in zip(PLAN_SLOTS, picked, strict=False)
     )
+
+
+@dataclass(frozen=True)
+class PeerCounts:
+    """How many diagnoses have finished (test users left out) and, per question (0-based), how many of them
+    answered A."""
+
+    finished: int = 0
+    a: tuple[int, ...] = (0,) * QUESTION_COUNT
+
+
+def rounded_share(count: int, total: int) -> int:
+    """``count / total`` in percent, rounded half up to a multiple of :data:`PEER_STEP` (total > 0)."""
+    steps = 100 // PEER_STEP
+    return PEER_STEP * ((2 * steps * count + total) // (2 * total))
+
+
+def peer_shares(counts: PeerCounts, answers: str, *, own: bool) -> tuple[tuple[int, int], ...]:
+    """(question, share of shops answering A in %) for the point to fix and the plan's questions, in the
+    plan's order; () below :data:`PEER_MIN` finished diagnoses or with ten A's. ``own``: this result is a
+    diagnosis finishing now, not yet in the counts (the figures are applied after the commit), so it is
+    counted here (its answers to these questions are never A)."""
+    total = counts.finished + (1 if own else 0)
+    if total < PEER_MIN or len(answers) != QUESTION_COUNT:
+        return ()
+    return tuple((q, rounded_share(counts.a[q], total)) for q in weakest(score(answers)))
 
 
 def build(script: Script, answers: str) -> Built:

@@ -2,13 +2,16 @@
 the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.create_app`).
 
     pages.py    the pages' blueprint (guard, headers, error pages); each page's views in routes/
-    routes/     one module per page (login, overview, leads, teams, delivery) and its forms
+    routes/     one module per page (login, overview, leads, teams, delivery, operators, profile, audit)
     try_chat.py /console/try/, the diagnosis in a chat page (registered by bot.app.create_app)
     tools.py    /console/api/* and /console/export/* (Bearer token or a logged-in session)
     bookings.py /console/api/availability, /console/api/bookings, /console/api/calendar (the same auth) and
                 the bookings' iCalendar feed at /console/calendar/<token>.ics (its secret token only)
-    auth.py     login, CSRF, the throttle, the token
-    sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes
+    auth.py     login, roles (who acts: operator_name(), may_change()), CSRF, the throttle, the token
+    operators.py operators' accounts: Argon2id passwords, roles, TOTP, the first admin
+    audit.py    the audit log (a Redis stream): record(), the audit page's reads, a record's entries
+    sessions.py sessions kept in Redis (the cookie carries a random id): logout, lifetimes, each
+                operator's sessions listed and revocable
     keys.py     the console's Redis keys
     texts.py    every word shown (the try-it page's too), Japanese and English
     quota.py    LINE's message quota, read at most every 5 minutes

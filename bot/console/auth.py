@@ -1,22 +1,33 @@
-"""Who may use the console: the operator's password login, the one-time link of ``crmbot serve``, the
-tools' Bearer token; and the throttle that slows down password guessing.
+"""Who may use the console: operators' own logins (:mod:`bot.console.operators`), the shared password and the
+one-time link until the first admin exists, the tools' Bearer token; roles; the throttle that slows down
+password guessing.
 
 * Pages (``/console/...``) need a logged-in session. Without ``CRMBOT_CONSOLE_PASSWORD`` the pages
   answer 503 (``crmbot serve`` makes a password of its own first, see :func:`local_password`).
+* **Before any operator exists** the console has one shared account, "console": the password
+  ``CRMBOT_CONSOLE_PASSWORD`` or the one-time link of ``crmbot serve`` / ``crmbot console login-link``
+  logs in as it, with an admin's rights, and its only new task is to create the first admin (the
+  Operators page). **Once an operator exists** that way in is closed: the shared password and the links
+  open nothing, and the shared sessions still open end at their next request. Everyone logs in with their
+  own e-mail and password (and TOTP code, when they enrolled or an admin requires it).
+* Roles: ``admin``, ``operator``, ``viewer``. A viewer's POST answers 403 and changes nothing (every
+  guard here checks :func:`may_change`), except logging out and their own profile (password, second
+  factor, sessions). Only an admin opens the Operators page.
 * ``/console/api/*`` and ``/console/export/*`` take ``Authorization: Bearer <CRMBOT_CONSOLE_TOKEN>``
-  (or a logged-in session, so the pages can link to the CSV files). No credentials: 401; a wrong
-  token: 401.
+  (acting as "api") or a logged-in session, so the pages can link to the CSV files. No credentials: 401;
+  a wrong token: 401.
 * Every POST carries a CSRF token (Flask-WTF's :class:`CSRFProtect`, called by the guards here
   rather than app-wide, so the LINE and Slack webhooks are not touched); a missing or wrong one is 400.
 * Sessions live in Redis (:mod:`bot.console.sessions`): the cookie (HttpOnly, SameSite=Lax, scoped to
   ``/console``, Secure over HTTPS) carries only a random id. Logout deletes the session; a changed
-  password ends every session; a session ends after ``CRMBOT_CONSOLE_IDLE_HOURS`` unused and
-  ``CRMBOT_CONSOLE_SESSION_DAYS`` after its login, whatever happens.
+  ``CRMBOT_CONSOLE_PASSWORD`` ends every session; a session ends after ``CRMBOT_CONSOLE_IDLE_HOURS``
+  unused and ``CRMBOT_CONSOLE_SESSION_DAYS`` after its login, whatever happens; an operator (or an admin)
+  revokes any of theirs; a removed operator's end with them.
 * HTTPS and the client's address are what the WSGI server says: behind a proxy, waitress sets them from
   ``X-Forwarded-Proto`` / ``X-Forwarded-For`` when ``CRMBOT_TRUST_PROXY`` names that proxy (see
   :mod:`bot.web`); the app itself never reads those headers.
-* Failed logins are throttled (:class:`LoginThrottle`) per client address and per account, so that
-  guessing is slowed down but no storm of wrong passwords locks the operator out (the rule is there).
+* Failed logins are throttled (:class:`LoginThrottle`) per client address and per account (the e-mail
+  given), so that guessing is slowed down but no storm of wrong passwords locks the operator out.
 
 Other console blueprints (the try-it page) protect themselves with :func:`guard_pages`.
 """
@@ -34,10 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
 
 from bot.console import keys
+from bot.console.operators import Operator, OperatorStore
 from bot.console.sessions import ConsoleSession, Lifetimes, RedisSessions, SessionStore
 from conversations.errors import ConfigError, StoreUnavailable
 from conversations.redis_ops import runner
@@ -46,7 +58,9 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "crmbot.console"
 SESSION_FIELD = "console"  # the session's proof of login: a fingerprint of the password
-ACCOUNT = "console"  # the one console account (a shared password); operators' own accounts are issue 18's
+ACCOUNT = "console"  # the shared account (the password, the links) until the first operator exists
+API = "api"  # who acts through the Bearer token
+OPERATOR_FIELD = "op"  # an operator's session: their id
 PASSWORD_FILE = "console-password"
 SECRET_FILE = "console-secret-key"
 ONCE_TTL = 86400  # a one-time login link works for a day, once
@@ -134,8 +148,8 @@ class LoginThrottle:
     * A success clears that client's count (not the account's: an attack goes on meanwhile); a day
       without failures forgets either.
 
-    The account is today's one console account (:data:`ACCOUNT`); with operators' own accounts it is
-    the e-mail address given (its key holds only a digest)."""
+    The account is the e-mail address given (its key holds only a digest), or :data:`ACCOUNT` for the
+    shared password."""
 
     def __init__(self, client: Any, clock: Callable[[], float], *, free: int = 5, account_free: int = 10,
                  first: float = 2.0, longest: float = 900.0, forget_after: int = 86400) -> None:
@@ -201,6 +215,7 @@ class Access:
     redis: Any
     csrf: CSRFProtect
     sessions: SessionStore
+    operators: OperatorStore
 
     @property
     def pages_enabled(self) -> bool:
@@ -231,7 +246,7 @@ def install(app: Flask, config: Any, redis_client: Any, clock: Callable[[], floa
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     csrf = CSRFProtect(app)
     access = Access(password, config.console_token, fingerprint, LoginThrottle(redis_client, clock), redis_client,
-                    csrf, store)
+                    csrf, store, OperatorStore(redis_client, clock))
     app.extensions[EXTENSION] = access
     return access
 
@@ -300,29 +315,92 @@ def _session() -> ConsoleSession:
     return session  # type: ignore[return-value]
 
 
-def logged_in() -> bool:
+@dataclass(frozen=True)
+class Actor:
+    """Who acts in a request: an operator, the shared account (before any operator exists) or the API."""
+    name: str
+    role: str
+    operator: Operator | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+SHARED = Actor(ACCOUNT, "admin")
+API_ACTOR = Actor(API, "operator")
+_ACTOR = "crmbot_console_actor"
+
+
+def _actor_of_session() -> Actor | None:
     a = access()
     current = _session()
-    return a.pages_enabled and hmac.compare_digest(str(current.get(SESSION_FIELD, "")), a.fingerprint)
+    if not a.pages_enabled or not hmac.compare_digest(str(current.get(SESSION_FIELD, "")), a.fingerprint):
+        return None
+    operator_id = current.get(OPERATOR_FIELD)
+    if operator_id:
+        op = a.operators.get(str(operator_id))
+        if op is None:  # removed meanwhile: this session ends now
+            current.clear()
+            return None
+        return Actor(op.name, op.role, op)
+    if a.operators.any():  # the shared account's way in closed when the first operator was made
+        current.clear()
+        return None
+    return SHARED
 
 
-def log_in() -> None:
+def current_actor() -> Actor | None:
+    """The request's actor (looked up once per request), None when nobody is logged in."""
+    if _ACTOR not in g:
+        setattr(g, _ACTOR, _actor_of_session())
+    found: Actor | None = g.get(_ACTOR)
+    return found
+
+
+def logged_in() -> bool:
+    return current_actor() is not None
+
+
+def log_in(op: Operator | None = None) -> None:
+    """Log this session in, as ``op`` or (None) as the shared account."""
     current = _session()
     current.clear()  # a fresh session: nothing from before the login is kept
     current[SESSION_FIELD] = access().fingerprint
+    if op is not None:
+        current[OPERATOR_FIELD] = op.id
+        current.meta = {"op": op.id, "addr": client_address()}
     current.regenerate()  # under a new id: one known before the login opens nothing
+    setattr(g, _ACTOR, SHARED if op is None else Actor(op.name, op.role, op))
 
 
 def operator_name() -> str:
-    """Who is acting in this request, as history and the audit log name them. Today the one shared
-    account; issue 18's operator accounts return the logged-in operator's name (the API's bearer token
-    acts as "api")."""
-    return ACCOUNT
+    """Who is acting in this request, as history and the audit log name them: the logged-in operator's
+    name, "api" for the Bearer token, "console" for the shared account (before any operator exists)."""
+    actor = current_actor()
+    return actor.name if actor is not None else ACCOUNT
 
 
 def may_change() -> bool:
-    """Whether this request's operator may change anything (a viewer may not). Today always True."""
-    return True
+    """Whether this request's actor may change anything (a viewer may not; nobody logged in neither)."""
+    actor = current_actor()
+    return actor is not None and actor.role != "viewer"
+
+
+def is_admin() -> bool:
+    actor = current_actor()
+    return actor is not None and actor.is_admin
+
+
+def current_operator() -> Operator | None:
+    actor = current_actor()
+    return actor.operator if actor is not None else None
+
+
+def needs_enrolment(actor: Actor | None) -> bool:
+    """An operator without a second factor while an admin requires one: only their profile opens."""
+    return (actor is not None and actor.operator is not None and not actor.operator.has_totp
+            and access().operators.totp_required())
 
 
 def log_out() -> None:
@@ -335,10 +413,27 @@ def disabled() -> tuple[str, int]:
     return render_template("console_disabled.html", t=texts()), 503
 
 
+# POSTs a viewer may send: logging out and their own profile (password, second factor, sessions)
+SELF_SERVICE = frozenset({"console.login", "console.logout", "console.profile_password", "console.profile_totp",
+                          "console.profile_totp_off", "console.profile_revoke"})
+# what an operator who must enrol a second factor may open meanwhile
+ENROLMENT = frozenset({"console.logout", "console.profile", "console.profile_totp"})
+ADMIN_ONLY = frozenset({"console.operators", "console.operator_create", "console.operator_update",
+                        "console.operator_delete", "console.operators_totp", "console.operator_revoke"})
+
+
+def forbidden() -> tuple[str, int]:
+    from bot.console.texts import texts
+
+    t = texts()
+    return render_template("console_error.html", t=t, title=t["forbidden_title"], body=t["forbidden_body"]), 403
+
+
 def guard_pages(bp: Blueprint, *, open_endpoints: frozenset[str] = frozenset()) -> None:
     """Every view of ``bp``: 503 while the console is disabled; otherwise a logged-in session (or a
     redirect to the login page) and, for a POST, a valid CSRF token (or 400). ``open_endpoints`` need
-    no session (the login page), but still the CSRF token."""
+    no session (the login page), but still the CSRF token. A viewer's POST (but :data:`SELF_SERVICE`)
+    and a non-admin's request to :data:`ADMIN_ONLY` answer 403."""
 
     @bp.before_request
     def _guard() -> Any:
@@ -348,9 +443,19 @@ def guard_pages(bp: Blueprint, *, open_endpoints: frozenset[str] = frozenset()) 
         if not a.pages_enabled:
             return disabled()
         _session()  # Redis did not answer when the session was read: 503
-        if request.endpoint not in open_endpoints and not logged_in():
+        if request.endpoint in open_endpoints:
+            a.csrf.protect()
+            return None
+        actor = current_actor()
+        if actor is None:
             return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
         a.csrf.protect()
+        if request.method == "POST" and not may_change() and request.endpoint not in SELF_SERVICE:
+            return forbidden()
+        if request.endpoint in ADMIN_ONLY and not actor.is_admin:
+            return forbidden()
+        if needs_enrolment(actor) and request.endpoint not in ENROLMENT:
+            return forbidden() if request.method == "POST" else redirect(url_for("console.profile"))
         return None
 
 
@@ -377,8 +482,9 @@ def secure_headers(bp: Blueprint) -> None:
 
 
 def guard_tools(bp: Blueprint) -> None:
-    """Every view of ``bp`` (read-only: api/ and export/): a correct Bearer token, or a logged-in
-    session; 401 otherwise, and 503 when neither a token nor a password is configured."""
+    """Every view of ``bp`` (api/ and export/): a correct Bearer token (acting as "api"), or a logged-in
+    session (a viewer's only for reading: 403 otherwise); 401 otherwise, and 503 when neither a token nor
+    a password is configured."""
 
     @bp.before_request
     def _guard() -> Any:
@@ -390,11 +496,15 @@ def guard_tools(bp: Blueprint) -> None:
         if header:
             scheme, _, given = header.partition(" ")
             if scheme.lower() == "bearer" and a.token is not None and same_secret(given.strip(), a.token):
+                setattr(g, _ACTOR, API_ACTOR)
                 return None
             return _unauthorized("invalid_token")
-        if logged_in():
-            return None
-        return _unauthorized(None)
+        actor = current_actor()
+        if actor is None or needs_enrolment(actor):
+            return _unauthorized(None)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not may_change():
+            return Response('{"error": "forbidden"}\n', 403, mimetype="application/json")
+        return None
 
 
 def _unauthorized(error: str | None) -> Response:

@@ -8,11 +8,18 @@ the client's and the account's counters together; none of them belongs to a user
     crmbot:{console}:account:<sha256 of account>  failed logins against one account, from anywhere (same)
     crmbot:{console}:once:<sha256 of the token>   a one-time login link of ``crmbot serve`` (string, TTL)
     crmbot:{console}:calendar                     the bookings feed's secret token (string; rotatable)
+    crmbot:{console}:operators                    the operators (hash: operator id -> JSON record)
+    crmbot:{console}:operator-emails              e-mail index (hash: sha256 of the address -> operator id)
+    crmbot:{console}:operator-sessions:<id>       an operator's sessions (sorted set: session digest -> login time)
+    crmbot:{console}:settings                     console-wide settings (hash: totp_required)
+    crmbot:{console}:audit                        the audit log (stream, about 100 000 entries kept)
+    crmbot:{console}:audit-target:<sha256>        the audit entries about one record (list of stream ids, newest
+                                                  first, 200 kept)
 
-Session ids, accounts (e-mail addresses, once operators have their own) and login tokens appear only as
-digests: a copy of the database gives no working cookie or link, and no address. The calendar token is
-kept as it is, so the console can show the feed's URL again: it opens only the bookings, which the same
-database holds anyway.
+Session ids, accounts (the e-mail addresses the throttle and the index count by) and login tokens appear
+only as digests (an operator's own record holds their address, for the operators page): a copy of the
+database gives no working cookie or link. The calendar token is kept as it is, so the console can show the
+feed's URL again: it opens only the bookings, which the same database holds anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +35,33 @@ def _digest(text: str) -> str:
 
 def session(session_id: str) -> str:
     return f"{PREFIX}:session:{_digest(session_id)}"
+
+
+def session_digest(session_id: str) -> str:
+    """What an operator's session list names a session by (never the id itself)."""
+    return _digest(session_id)
+
+
+def session_by_digest(digest: str) -> str:
+    return f"{PREFIX}:session:{digest}"
+
+
+OPERATORS = f"{PREFIX}:operators"
+OPERATOR_EMAILS = f"{PREFIX}:operator-emails"
+SETTINGS = f"{PREFIX}:settings"
+AUDIT = f"{PREFIX}:audit"
+
+
+def email_digest(email: str) -> str:
+    return _digest(email.strip().lower())
+
+
+def operator_sessions(operator_id: str) -> str:
+    return f"{PREFIX}:operator-sessions:{operator_id}"
+
+
+def audit_target(target: str) -> str:
+    return f"{PREFIX}:audit-target:{_digest(target)}"
 
 
 def client_throttle(client: str) -> str:

@@ -1,4 +1,4 @@
-"""The console's pages (blueprint ``console``): login, overview, leads, teams, delivery.
+"""The console's pages (blueprint ``console``): login, overview, leads, teams, delivery, operators, profile, audit.
 
 This module makes the blueprint (its guard, headers and error pages); each page's views are in their own
 module under :mod:`bot.console.routes`, which registers them on it.
@@ -27,7 +27,16 @@ def blueprint() -> Blueprint:
     bp.register_error_handler(404, not_found)
     bp.register_error_handler(StoreUnavailable, unavailable)
     routes.register(bp)
+    bp.context_processor(actor_context)
     return bp
+
+
+def actor_context() -> dict[str, object]:
+    """Every page's nav: who is logged in (their profile, the Operators link for an admin)."""
+    try:
+        return {"actor": auth.current_actor()}
+    except StoreUnavailable:
+        return {"actor": None}
 
 
 def csrf_failed(_e: CSRFError) -> tuple[str, int]:

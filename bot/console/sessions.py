@@ -11,6 +11,9 @@ into a new lifetime. Here the record is the session, so:
 * **Absolute lifetime** (``CRMBOT_CONSOLE_SESSION_DAYS``, 7 days) from the login, never extended: after it
   the operator logs in again, however busy the session was.
 * A session that has not logged in (it carries the login form's CSRF token) lives an hour at most.
+* **An operator's sessions** are listed (each record holds its operator's id and the client's address
+  beside its creation and last use; a sorted set per operator names them by digest) and revocable: a
+  revoked record is deleted, so its cookie opens nothing at its next request.
 
 The cookie (``crmbot_console``: HttpOnly, SameSite=Lax, Path=/console, Secure when the request came over
 HTTPS) is set once, when a session is made, with the session's absolute lifetime as Max-Age, and never
@@ -68,6 +71,15 @@ return 1
 
 
 @dataclass(frozen=True)
+class SessionInfo:
+    """One of an operator's sessions, as their list shows it."""
+    digest: str  # names it (revoke by it); never the id
+    created: float
+    seen: float
+    addr: str
+
+
+@dataclass(frozen=True)
 class Lifetimes:
     idle: float  # seconds without use
     absolute: float  # seconds from the login
@@ -87,6 +99,7 @@ class ConsoleSession(SecureCookieSession):
                  created: float = 0.0, unavailable: bool = False, stale_cookie: bool = False) -> None:
         super().__init__(initial)
         self.sid = sid  # None: not stored yet
+        self.meta: dict[str, str] = {}  # written beside a new record: "op" (an operator's id), "addr"
         self.created = created
         self.unavailable = unavailable  # Redis did not answer: the guards answer 503
         self.stale_cookie = stale_cookie  # the browser sent an id that opens nothing: its cookie is removed
@@ -144,19 +157,70 @@ class SessionStore:
             self._write(keys=[key], args=[repr(now), _ms(ends - now), ""])
         return data, created
 
-    def create(self, data: Mapping[str, Any], replacing: str | None = None) -> tuple[str, float]:
-        """Store ``data`` as a new session (dropping ``replacing``); returns its id and lifetime (s)."""
+    def create(self, data: Mapping[str, Any], replacing: str | None = None,
+               meta: Mapping[str, str] | None = None) -> tuple[str, float]:
+        """Store ``data`` as a new session (dropping ``replacing``); returns its id and lifetime (s). ``meta``:
+        ``op`` (the operator it logs in: listed among theirs) and ``addr`` (the client's address)."""
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         idle, absolute = self.lifetimes.of(self._logged_in(data))
+        meta = dict(meta or {})
         with self.r.pipeline(transaction=True) as p:
             p.hset(keys.session(sid), mapping={"data": _serializer.dumps(dict(data)), "created": repr(now),
-                                               "seen": repr(now)})
+                                               "seen": repr(now), **meta})
             p.pexpire(keys.session(sid), _ms(min(idle, absolute)))
             if replacing is not None:
                 p.delete(keys.session(replacing))
+            if meta.get("op"):
+                index = keys.operator_sessions(meta["op"])
+                p.zremrangebyscore(index, "-inf", f"({now - self.lifetimes.absolute!r}")  # ended long ago
+                p.zadd(index, {keys.session_digest(sid): now})
+                p.expire(index, int(self.lifetimes.absolute) + 60)
             p.execute()
         return sid, absolute
+
+    def of_operator(self, operator_id: str) -> list[SessionInfo]:
+        """The operator's sessions still alive, newest first."""
+        index = keys.operator_sessions(operator_id)
+        digests = [text(d) for d in self.r.zrevrange(index, 0, 199)]
+        if not digests:
+            return []
+        with self.r.pipeline(transaction=False) as p:
+            for digest in digests:
+                p.hmget(keys.session_by_digest(digest), "created", "seen", "addr", "op")
+            rows = p.execute()
+        now = self.clock()
+        found, gone = [], []
+        for digest, (created, seen, addr, op) in zip(digests, rows, strict=True):
+            if created is None or seen is None or op is None or text(op) != operator_id:
+                gone.append(digest)
+                continue
+            c, s = float(text(created)), float(text(seen))
+            if now >= min(s + self.lifetimes.idle, c + self.lifetimes.absolute):
+                gone.append(digest)
+                continue
+            found.append(SessionInfo(digest, c, s, text(addr) if addr else ""))
+        if gone:
+            self.r.zrem(index, *gone)
+        return found
+
+    def revoke(self, operator_id: str, digest: str) -> bool:
+        """End one of the operator's sessions (by its digest): True if it was theirs and alive."""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return False
+        index = keys.operator_sessions(operator_id)
+        if self.r.zscore(index, digest) is None:
+            return False
+        with self.r.pipeline(transaction=True) as p:
+            p.delete(keys.session_by_digest(digest))
+            p.zrem(index, digest)
+            deleted, _ = p.execute()
+        return bool(deleted)
+
+    def end_digests(self, digests: list[str]) -> None:
+        """End sessions named by digest (a removed operator's)."""
+        if digests:
+            self.r.delete(*(keys.session_by_digest(d) for d in digests))
 
     def update(self, sid: str, data: Mapping[str, Any]) -> bool:
         """Write the session's data, if the session still exists (False: it has ended meanwhile)."""
@@ -224,7 +288,7 @@ class RedisSessions(SessionInterface):
                 response.delete_cookie(name, **cookie)
             return
         if session.sid is None or session.renew:
-            sid, lifetime = self.store.create(session, replacing=session.sid)
+            sid, lifetime = self.store.create(session, replacing=session.sid, meta=session.meta)
             response.set_cookie(name, sid, max_age=int(lifetime), **cookie)
             return
         if session.modified and not self.store.update(session.sid, session):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.kpi import score_stored
+from bot.kpi.labels import fiscal_label, months_label, period_label, with_unit
 from conversations.keys import TeamRef
 from conversations.kpi_catalog import Catalog
 from conversations.teams import Report, Team, TeamStore
@@ -82,6 +83,52 @@ def all_reports(store: TeamStore, catalog: Catalog) -> list[tuple[Team, QuarterR
                 previous = store.report(team.ref, q.previous())
                 out.append((team, QuarterRow(q, rep, score_stored(catalog, store, rep, team.ref, previous))))
     return out
+
+
+def reporters(report: Report) -> list[str]:
+    """Who reported a quarter (Slack user IDs): the last submitter and each area's reporter."""
+    return list(dict.fromkeys([report.by, *(who for who, _ in report.areas.values())]))
+
+
+def slack_ids(views: list[TeamView]) -> list[tuple[str, str]]:
+    """The ``(workspace, id)`` of every channel and person these views name (for their Slack names)."""
+    out = []
+    for v in views:
+        out.append((v.team.ref.workspace, v.team.ref.channel))
+        out.extend((v.team.ref.workspace, who) for row in v.rows if row.report for who in reporters(row.report))
+    return out
+
+
+@dataclass(frozen=True)
+class Words:
+    """What the teams' pages say of a quarter, a figure and a Slack ID, in the console's locale."""
+
+    locale: str
+    names: dict[tuple[str, str], str]  # (workspace, id) -> the Slack name cached by the worker
+    pending: str  # said while a name is not fetched yet
+    sep: str = "、"  # between names
+
+    def period(self, quarter: Quarter, team: Team) -> str:
+        return period_label(self.locale, quarter, team.fy_start)
+
+    def short(self, quarter: Quarter, team: Team) -> str:
+        return fiscal_label(self.locale, quarter, team.fy_start)
+
+    def months(self, quarter: Quarter) -> str:
+        return months_label(self.locale, quarter)
+
+    def unit(self, value: str, unit: str) -> str:
+        return with_unit(self.locale, value, unit) if value else "–"
+
+    def channel(self, team: Team) -> str:
+        name = self.names.get((team.ref.workspace, team.ref.channel))
+        return f"#{name}" if name else self.pending
+
+    def person(self, team: Team, user: str) -> str:
+        return self.names.get((team.ref.workspace, user)) or self.pending
+
+    def people(self, team: Team, report: Report) -> str:
+        return self.sep.join(dict.fromkeys(self.person(team, u) for u in reporters(report)))
 
 
 def find_team(store: TeamStore, team_id: str) -> Team | None:

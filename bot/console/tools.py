@@ -113,6 +113,18 @@ def blueprint() -> Blueprint:
                 for lead in leads.analytics(s).iter_leads(**f.kwargs()))
         return csv_response("leads.csv", csv_bytes(leads.csv_header(t), rows))
 
+    @bp.get("/export/audit.csv")
+    def export_audit() -> Response:
+        """The audit log, newest first (``who`` and ``action`` filter as the audit page): when (Japan time),
+        who, action, record, detail."""
+        from bot.console import audit
+
+        t = texts()
+        entries = audit.every(svc().redis, who=request.args.get("who", ""), action=request.args.get("action", ""))
+        rows = ([fmt.when(e.at), cell(e.who), e.action, cell(e.target), cell(e.detail)] for e in entries)
+        header = [t["audit_when"], t["audit_who"], t["audit_action"], t["audit_target"], t["audit_detail"]]
+        return csv_response("audit.csv", csv_bytes(header, rows))
+
     @bp.get("/export/kpi.csv")
     def export_kpi() -> Response:
         return csv_response("kpi.csv", kpi_csv(svc().config.locale))

@@ -112,7 +112,7 @@ def blueprint() -> Blueprint:
         svc = _services()
         locale = svc.config.locale
         return render_template("try.html", t=try_texts(locale), locale=locale,
-                               csrf=generate_csrf(), title=svc.script.title)
+                               csrf=generate_csrf(), title=svc.script.title, menu=svc.script.richmenu)
 
     @bp.get("/messages")
     def messages() -> ResponseReturnValue:

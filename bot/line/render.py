@@ -74,8 +74,8 @@ def message(script: Script, out: Output) -> Message:
     """One output as one LINE message: the result a Flex card, a confirmation with a booking page a Flex
     bubble with its button, everything else text with its buttons as quick replies."""
     match out:
-        case Result(sid=sid, answers=answers, prev=prev):
-            return result_message(script, answers, sid, prev)
+        case Result(sid=sid, answers=answers, prev=prev, peers=peers):
+            return result_message(script, answers, sid, prev, peers)
         case ConsultAck(url=url) if url:
             return consult_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
@@ -134,11 +134,13 @@ def _row(script: Script, row: views.AnswerRow) -> dict[str, Any]:
 def _plan_line(p: views.PlanLine) -> dict[str, Any]:
     """One step of the 90-day plan: when and which question, then the step."""
     return {"type": "box", "layout": "vertical", "contents": [
-        _text(f"{p.when}｜{p.title}", bold=True), _text(p.step)]}
+        _text(f"{p.when}｜{p.title}", bold=True), _text(p.step),
+        *([_text(p.peer, size="xs", color=QUIET)] if p.peer else [])]}
 
 
-def result_message(script: Script, answers: str, sid: int, prev: str = "") -> FlexMessage:
-    v = views.result_view(script, answers, prev)
+def result_message(script: Script, answers: str, sid: int, prev: str = "",
+                   peers: tuple[tuple[int, int], ...] = ()) -> FlexMessage:
+    v = views.result_view(script, answers, prev, peers)
     consult = views.consult_button(script, sid)
     retake = views.retake_button(script)
     header = [
@@ -156,6 +158,8 @@ def result_message(script: Script, answers: str, sid: int, prev: str = "") -> Fl
     if v.point_title:
         body.append(_text(v.point_title, size="md", bold=True))
     body.append(_text(v.point_text))
+    if v.point_peer:
+        body.append(_text(v.point_peer, size="xs", color=QUIET))
     if v.plan:
         body += [{"type": "separator"}, _text(v.plan_heading, color=ACCENT, bold=True)]
         body += [_plan_line(p) for p in v.plan]

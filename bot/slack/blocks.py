@@ -696,8 +696,8 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
         match out:
             case OptinOffer():
                 continue  # the quarterly retake reminder is a LINE feature
-            case Result(answers=answers, prev=prev):
-                text, result_blocks = diagnosis_result(script, answers, prev)
+            case Result(answers=answers, prev=prev, peers=peers):
+                text, result_blocks = diagnosis_result(script, answers, prev, peers)
                 texts.append(text)
                 blocks += result_blocks
             case ConsultAck():
@@ -729,22 +729,24 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
     return "\n".join(texts)[:3000], blocks
 
 
-def diagnosis_result(script: Script, answers: str, prev: str = "") -> tuple[str, list[dict[str, Any]]]:
+def diagnosis_result(script: Script, answers: str, prev: str = "",
+                     peers: tuple[tuple[int, int], ...] = ()) -> tuple[str, list[dict[str, Any]]]:
     """The result, the news first: tier, A count and how close the next tier is; the comparison with the
     result before (on a retake); the point to fix with its advice; the 90-day plan; the framing, the tier's
     text and next theme; the ten answers by topic last (each non-A one has an advice button below)."""
-    v = views.result_view(script, answers, prev)
+    v = views.result_view(script, answers, prev, peers)
     marks = {"A": "🟢", "B": "🟡", "C": "🟠", "D": "⚪"}
     head = f"*{v.label}*  {v.count_line}" + (f"\n{v.closeness}" if v.closeness else "")
     point = f"*{v.point_heading}*" + (f"\n*{v.point_title}*" if v.point_title else "") + f"\n{v.point_text}"
+    point += f"\n_{v.point_peer}_" if v.point_peer else ""
+    steps = "\n".join(f"*{p.when}｜{p.title}*\n{p.step}" + (f"\n_{p.peer}_" if p.peer else "") for p in v.plan)
     rows = "\n".join(f"{marks[r.letter]} {r.letter}  Q{r.q + 1} {r.topic}" for r in v.rows)
     blocks = [
         {"type": "header", "text": plain(f"{v.heading}: {v.label}"[:150])},
         section(head),
         *([section(f"*{v.comparison[0]}*\n" + "\n".join(v.comparison[1:]))] if v.comparison else []),
         section(point),
-        *([section(f"*{v.plan_heading}*\n" + "\n".join(f"*{p.when}｜{p.title}*\n{p.step}" for p in v.plan))]
-          if v.plan else []),
+        *([section(f"*{v.plan_heading}*\n{steps}")] if v.plan else []),
         *([{"type": "context", "elements": [mrkdwn(v.framing[:3000])]}] if v.framing else []),
         section(v.summary),
         section(f"*{v.theme_heading}*\n{v.theme}"),

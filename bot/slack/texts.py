@@ -3,14 +3,17 @@
 Periods are named by their months (「2026年7〜9月」, "Jul-Sep 2026"); a team's quarter also by its
 business year (「2026年度 第2四半期（7〜9月）」, "FY2026 Q2 (Jul-Sep 2026)"), or by that alone where room is
 short (a chart's axis: 「2026年度 第2四半期」, "FY2026 Q2"). The arithmetic of periods is in
-:mod:`scoring.periods`; only the words are here.
+:mod:`scoring.periods`; their names, shared with the console, in :mod:`bot.kpi.labels`.
 """
 
 from __future__ import annotations
 
-from scoring.periods import Quarter, fiscal
+from bot.kpi.labels import MONTHS_EN as MONTHS_EN
+from bot.kpi.labels import fiscal_label as fiscal_label
+from bot.kpi.labels import months_label as months_label
+from bot.kpi.labels import period_label as period_label
+from bot.kpi.labels import with_unit as with_unit
 
-MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MONTH_NAMES_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December")
 
@@ -182,11 +185,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_score": "点数",
         "col_change": "前期比",
         "col_coverage": "報告した数値",
-        "col_lowest": "いちばん低い数値（実績／目標）",
+        "col_lowest": "点数を下げている指標（実績／目標）",
         "cell_coverage": "{reported}／{total}",
         "cell_lowest": "{name} {value}（目標 {target}）",
         "cell_lowest_previous": "{name} {value}（前期 {target}）",
-        "cell_none": "ー",
+        "cell_none": "－",
         "chart_radar_title": "{team} {period}",
         "chart_radar_alt": "レーダーチャート（各領域0〜10点）。{series}",
         "chart_lines_title": "{team} のKPI推移",
@@ -380,7 +383,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_score": "Score",
         "col_change": "vs previous",
         "col_coverage": "Figures reported",
-        "col_lowest": "Lowest figure (actual / target)",
+        "col_lowest": "Pulling it down (actual / target)",
         "cell_coverage": "{reported}/{total}",
         "cell_lowest": "{name} {value} (target {target})",
         "cell_lowest_previous": "{name} {value} (last quarter {target})",
@@ -419,55 +422,8 @@ def t(locale: str, key: str, **params: object) -> str:
     return text.format(**params) if params else text
 
 
-def months_label(locale: str, quarter: Quarter) -> str:
-    """The quarter named by its months: 「2026年7〜9月」 / "Jul-Sep 2026"; across a new year
-    「2026年12月〜2027年2月」 / "Dec 2026-Feb 2027"."""
-    first, last = quarter.first_month, quarter.last_month
-    if locale == "en":
-        if quarter.last_year != quarter.year:
-            return f"{MONTHS_EN[first - 1]} {quarter.year}-{MONTHS_EN[last - 1]} {quarter.last_year}"
-        return f"{MONTHS_EN[first - 1]}-{MONTHS_EN[last - 1]} {quarter.year}"
-    if quarter.last_year != quarter.year:
-        return f"{quarter.year}年{first}月〜{quarter.last_year}年{last}月"
-    return f"{quarter.year}年{first}〜{last}月"
-
-
-def fiscal_label(locale: str, quarter: Quarter, fy_start: int) -> str:
-    """The quarter in the team's business year, without its months (where room is short: a chart's
-    axis, a table's column): 「2026年度 第2四半期」 / "FY2026 Q2"."""
-    fq = fiscal(quarter, fy_start)
-    if fq is None:  # not one of this business year's quarters (stored before its start moved): its months
-        return months_label(locale, quarter)
-    return f"FY{fq.year} Q{fq.q}" if locale == "en" else f"{fq.year}年度 第{fq.q}四半期"
-
-
-def period_label(locale: str, quarter: Quarter, fy_start: int) -> str:
-    """The quarter in the team's business year, with its months: 「2026年度 第2四半期（7〜9月）」,
-    「2026年度 第4四半期（2027年1〜3月）」 (the months' year said when it is not the business year's),
-    「2026年度 第4四半期（2026年12月〜2027年2月）」 for a year from March, "FY2026 Q2 (Jul-Sep 2026)".
-    A quarter that is not one of that business year's (stored before the team moved its year's start)
-    is named by its months alone."""
-    fq = fiscal(quarter, fy_start)
-    if fq is None:
-        return months_label(locale, quarter)
-    if locale == "en":
-        return f"{fiscal_label(locale, quarter, fy_start)} ({months_label(locale, quarter)})"
-    if quarter.last_year != quarter.year:
-        months = months_label(locale, quarter)
-    else:
-        months = f"{quarter.first_month}〜{quarter.last_month}月"
-        if quarter.year != fq.year:
-            months = f"{quarter.year}年{months}"
-    return f"{fiscal_label(locale, quarter, fy_start)}（{months}）"
-
-
 def fy_month(locale: str, month: int) -> str:
     """The first month of a business year: 「4」 (the Japanese texts add 月) / "April"."""
     return MONTH_NAMES_EN[month - 1] if locale == "en" else str(month)
 
 
-def with_unit(locale: str, value: str, unit: str) -> str:
-    """A figure with its unit: 「95%」「3.5点」 / "95%", "3.5 of 5"."""
-    if locale == "en" and unit not in ("%", "pt"):
-        return f"{value} {unit}"
-    return f"{value}{unit}"

@@ -23,6 +23,7 @@ The API, for the code that wires it (``now`` is always the injected clock's)::
     store.booking(id), store.bookings_of(lead), store.between(start, end) -> [Booking]
     store.consultation(lead) -> Consultation | None;  store.consultation_counts(from, to, channels)
     store.claim_due_reminders(now, limit) -> [DueReminder]; store.ack_reminder(due)   # see store.py
+    store.erase(lead) -> Erased                       # the person's data erased: every trace of the lead gone
 
 ``lead`` is a :class:`conversations.keys.Subject` (``Subject(Transport.LINE, user_id)``); a booking names it
 as ``"line:<user id>"`` (:func:`conversations.keys.lead_ref`). ``request_id`` is the inbound event's id
@@ -57,6 +58,7 @@ from conversations.booking.store import (
     BookResult,
     Consultation,
     DueReminder,
+    Erased,
     FreeSlot,
     Full,
     Inactive,
@@ -66,6 +68,6 @@ from conversations.booking.store import (
 __all__ = [
     "CONSULT_STATUSES", "DAYS", "MARKS", "NOT_A_SLOT", "REMINDER_LEDGER_TTL", "STATUSES", "TOO_FAR", "TOO_SOON",
     "Availability", "AvailabilityError", "BookResult", "Booked", "Booking", "Bookings", "Consultation", "DueReminder",
-    "FreeSlot", "Full", "Hours", "Inactive", "NotOffered", "Slot", "day_slots", "offered", "refusal",
+    "Erased", "FreeSlot", "Full", "Hours", "Inactive", "NotOffered", "Slot", "day_slots", "offered", "refusal",
     "reminder_times",
 ]

@@ -270,6 +270,40 @@ end
 return out
 """
 
+# Erase a lead (the person's own 「データを削除」, or the operator's): its active booking cancelled first, so
+# its place frees at once and its reminders never fire, then every booking of the lead deleted with its
+# index entries and request outcome, its consultation record and its entry in the channel's status sets.
+# KEYS[1] bookings   KEYS[2] starts   KEYS[3] held   KEYS[4] the reminder schedule   KEYS[5] the lead's record
+# KEYS[6] the lead's bookings   KEYS[7..11] the lead's channel's consult sets (as BOOK_LUA's 9..13)
+# KEYS[12 .. 11+n] the request outcome key of each booking, in the order of ARGV's ids (a booking made
+# without one: any key of the slot that is not an outcome, e.g. KEYS[5]; only an outcome naming it is deleted)
+# ARGV[1] the lead ("<transport>:<user id>")   ARGV[2] n   ARGV[3 .. 2+n] the lead's booking ids, as read
+# Returns -1 when the lead's bookings changed since they were read (read again), else
+# {bookings deleted, active bookings cancelled, 1 if a consultation record was deleted else 0}.
+ERASE_LUA = _PRELUDE + """
+local n = tonumber(ARGV[2])
+if redis.call('ZCARD', KEYS[6]) ~= n then return -1 end
+local cancelled = 0
+for i = 1, n do
+  local id = ARGV[2 + i]
+  if not redis.call('ZSCORE', KEYS[6], id) then return -1 end
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local b = cjson.decode(raw)
+    if b.status == 'booked' then cancelled = cancelled + 1 end
+    unschedule(b, KEYS[4])
+    if redis.call('GET', KEYS[11 + i]) == id then redis.call('DEL', KEYS[11 + i]) end
+  end
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[1], id)
+end
+local record = redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[6])
+for k = 7, 11 do redis.call('ZREM', KEYS[k], ARGV[1]) end
+return {n, cancelled, record}
+"""
+
 # ---- types ----------------------------------------------------------------------------------------------
 
 
@@ -576,6 +610,39 @@ def consultation_plan(lead: Subject) -> Plan[Consultation | None]:
     return Consultation.from_fields(keys.lead_ref(lead), {text(k): text(v) for k, v in fields.items()})
 
 
+@dataclass(frozen=True)
+class Erased:
+    """What :meth:`Bookings.erase` removed of one lead."""
+
+    bookings: int = 0  # bookings deleted (any status)
+    cancelled: int = 0  # of them, active ones: their places freed
+    record: bool = False  # a consultation record was deleted
+
+
+def _request_key_of(raw: str | bytes | None) -> str | None:
+    """The outcome key of the request that made a booking (None: unknown, or not a valid id)."""
+    try:
+        req = json.loads(raw).get("req") if raw else None
+        return keys.booking_request(req) if isinstance(req, str) else None
+    except (ValueError, AttributeError, InvalidInput):
+        return None
+
+
+def erase_lead_plan(lead: Subject) -> Plan[Erased]:
+    """Remove every trace of ``lead`` in the booking store (:data:`ERASE_LUA`); idempotent."""
+    for _ in range(10):
+        ids = [text(x) for x in (yield call("zrange", keys.booking_lead_bookings(lead), 0, -1))]
+        raws = (yield call("hmget", keys.BOOKINGS, ids)) if ids else []
+        outcome_keys = [_request_key_of(raw) or keys.booking_lead(lead) for raw in raws]
+        reply = yield Eval(ERASE_LUA, [
+            keys.BOOKINGS, keys.BOOKING_STARTS, keys.BOOKING_HELD, keys.BOOKING_REMIND, keys.booking_lead(lead),
+            keys.booking_lead_bookings(lead), *_consult_keys(lead), *outcome_keys,
+        ], [keys.lead_ref(lead), str(len(ids)), *ids])
+        if reply != -1:
+            return Erased(int(reply[0]), int(reply[1]), bool(int(reply[2])))
+    raise Contention("the lead's bookings kept changing while they were erased")
+
+
 def claim_due_reminders_plan(now: float | datetime, limit: int = 100, lease: float = LEASE) -> Plan[list[DueReminder]]:
     at = round(instant(now).timestamp(), 3)
     until = round(at + lease, 3)
@@ -692,6 +759,12 @@ class Bookings:
     def consultation_counts(self, start: date | None = None, end: date | None = None,
                             channels: Sequence[str] = ("line",)) -> dict[str, int]:
         return self.r.run(consultation_counts_plan(start, end, channels))
+
+    def erase(self, lead: Subject) -> Erased:
+        """Remove the lead from the booking store (its person's data erased, bot/privacy.py): its active
+        booking cancelled (the place freed, no reminder sent), then its bookings, index entries, request
+        outcomes, consultation record and status entries deleted (:data:`ERASE_LUA`)."""
+        return self.r.run(erase_lead_plan(lead))
 
     # -- reading -------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.fast
 
 JST = ZoneInfo("Asia/Tokyo")
 WORDS = FeedWords(calendar="相談予約", summary="{name}様 ご相談", unknown_name="お名前未取得", format="形式: {format}",
-                  tier="評価: {tier}", a_count="Aの数: {count}/10", point="改善ポイント: {point}", answers="回答:",
+                  tier="評価: {tier}", a_count="Aの数: {count}/10", point="次に整えたい一点: {point}", answers="回答:",
                   outcome={"attended": "結果: ご相談済み", "no_show": "結果: ご欠席"})
 CREATED = datetime(2027, 1, 3, 22, 30, tzinfo=JST).timestamp()
 
@@ -53,7 +53,7 @@ def test_one_event_per_booking_with_what_the_operator_needs() -> None:
     assert str(e["status"]) == "CONFIRMED" and int(e["sequence"]) == 0
     assert e.decoded("dtstamp") == datetime.fromtimestamp(CREATED, UTC)
     assert str(e["description"]).split("\n") == [
-        "形式: オンライン（Zoom）", "評価: B評価", "Aの数: 7/10", "改善ポイント: Q3 2回目購入", "回答:",
+        "形式: オンライン（Zoom）", "評価: B評価", "Aの数: 7/10", "次に整えたい一点: Q3 2回目購入", "回答:",
         "Q1 年間LTV: A", "Q2 継続期間: B", "https://crm.example/console/people/line/Ua"]
     assert str(e["url"]) == CARD.url
     cal = icalendar.Calendar.from_ical(data)

@@ -25,20 +25,23 @@ def _flat(node: Any) -> str:
     return json.dumps(node, ensure_ascii=False)
 
 
-def line_card(script: Script, answers: str, prev: str = "") -> str:
-    return _flat(render.result_message(script, answers, 1, prev).to_dict())
+Peers = tuple[tuple[int, int], ...]
 
 
-def slack_blocks(script: Script, answers: str, prev: str = "") -> str:
-    return _flat(blocks.diagnosis_result(script, answers, prev)[1])
+def line_card(script: Script, answers: str, prev: str = "", peers: Peers = ()) -> str:
+    return _flat(render.message(script, Result(1, answers, prev, peers=peers)).to_dict())
 
 
-def web_card(script: Script, answers: str, prev: str = "") -> str:
-    return _flat(webchat.message(script, Result(1, answers, prev))["card"])
+def slack_blocks(script: Script, answers: str, prev: str = "", peers: Peers = ()) -> str:
+    return _flat(blocks.diagnosis_result(script, answers, prev, peers)[1])
 
 
-def terminal(script: Script, answers: str, prev: str = "") -> str:
-    return cli.terminal_text(script, Result(1, answers, prev))
+def web_card(script: Script, answers: str, prev: str = "", peers: Peers = ()) -> str:
+    return _flat(webchat.message(script, Result(1, answers, prev, peers=peers))["card"])
+
+
+def terminal(script: Script, answers: str, prev: str = "", peers: Peers = ()) -> str:
+    return cli.terminal_text(script, Result(1, answers, prev, peers=peers))
 
 
 RENDERERS = [line_card, slack_blocks, web_card, terminal]
@@ -69,6 +72,22 @@ def test_every_channel_shows_the_news_first_the_plan_and_the_answers_last(draw: 
              *(x for p in v.plan for x in (p.when, p.step)), v.summary.split("\n")[0], v.theme.split("\n")[0],
              v.answers_heading]
     _in_order(shown, parts)
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+@pytest.mark.parametrize("draw", RENDERERS, ids=lambda f: f.__name__)
+def test_every_channel_says_how_many_shops_answer_a_under_the_point_and_each_step(draw: Any, locale: str) -> None:
+    script = load_script(locale)
+    peers = ((4, 20), (2, 0), (7, 55))  # Q5, Q3, Q8 (0: fewer than 5%)
+    v = views.result_view(script, ANSWERS, PREV, peers)
+    assert v.point_peer == script.text("peer_share", share=20)
+    assert [p.peer for p in v.plan] == [script.text("peer_share", share=20), script.text("peer_share_few"),
+                                        script.text("peer_share", share=55)]
+    shown = draw(script, ANSWERS, PREV, peers)
+    _in_order(shown, [v.point_text, v.point_peer, v.plan[0].step, v.plan[0].peer, v.plan[1].step, v.plan[1].peer,
+                      v.plan[2].step, v.plan[2].peer, v.answers_heading])
+    bare = draw(script, ANSWERS, PREV)  # no shares given (fewer than 30 finished): no line
+    assert all(_esc(p) not in bare and p not in bare for p in (v.point_peer, v.plan[1].peer, v.plan[2].peer))
 
 
 @pytest.mark.parametrize("draw", RENDERERS, ids=lambda f: f.__name__)

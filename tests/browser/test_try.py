@@ -3,11 +3,15 @@ result card, back and start over, a new test; the page loads nothing from anywhe
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from conversations import keys
+from conversations.analytics import Analytics, PeerFigures, delta_of
 from conversations.keys import Subject
+from conversations.machine import ASKING, DONE, Conv
+from conversations.outputs import Result
 from tests.browser.chat import bot_texts, open_try, take_diagnosis, tap, wait_question
 from tests.browser.conftest import Server, resources, screenshot, until
 
@@ -39,10 +43,6 @@ def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_pat
     assert users[0] == "診断をはじめる" and users[5] == "ｂ" and users[1].startswith("A: ")
     # the reminder question follows the result, with its two buttons
     until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
-    console.set_window_size(430, 1000)  # the README's picture: the result card from its top
-    console.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
-    screenshot(console, "console-try.png", tmp_path)
-    console.set_window_size(420, 860)
 
     # The same store as LINE: one web user, finished with these answers.
     convs = [k.decode() for k in server.redis.scan_iter(match="crmbot:{u:web:*}:conv")]
@@ -68,8 +68,51 @@ def test_back_start_over_and_a_new_test(console: Any, server: Server) -> None:
     wait_question(console, 1)
     before = len(bot_texts(console))
     assert before > 3
+    # a new test is asked first: "cancel" keeps this one
     console.find_element("id", "reset").click()
+    dialog = until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is not None
+                   and b.find_element("id", "reset-confirm"), "the confirmation")
+    assert "新しいテストを始めますか" in dialog.text
+    console.find_element("id", "reset-no").click()
+    until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is None, "the box closed")
+    assert len(bot_texts(console)) == before  # nothing thrown away (a reset would reload to the greeting)
+    assert server.redis.exists(*server.redis.keys("crmbot:{u:web:*}:conv"))
+    console.find_element("id", "reset").click()
+    until(console, lambda b: b.find_element("id", "reset-confirm").get_attribute("open") is not None, "asked again")
+    console.find_element("id", "reset-yes").click()
     until(console, lambda b: len(bot_texts(b)) == 1 and "友だち追加" in bot_texts(b)[0], "a clean chat for a new test")
+
+
+def test_the_menu_bar_does_what_the_rich_menu_does_and_a_new_result_shows_from_its_top(console: Any,
+                                                                                      server: Server) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_try(console, server)
+    labels = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#menu .try-menu-item")]
+    assert labels == ["診断する", "結果を見る", "相談する"]  # the rich menu's three areas, from the script
+    def said(word: str) -> Any:
+        return lambda b: [e.text for e in b.find_elements(By.CSS_SELECTOR, "#log .msg-user")][-1:] == [word]
+
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='start']").click()
+    until(console, said("診断する"), "the start word sent as the user's message")
+    for i, letter in enumerate("AAAAAAABBC", start=1):
+        wait_question(console, i)
+        tap(console, f"#replies button[data-choice='{letter}']", f"choice {letter} of question {i}")
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder question")
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='result']").click()  # 「結果」: the result again
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .card")) == 2, "the result shown again")
+
+    def headline_at_top(b: Any) -> bool:
+        top = b.execute_script("""
+            var cards = document.querySelectorAll('#log .card');
+            var head = cards[cards.length - 1].querySelector('.card-head').getBoundingClientRect();
+            var log = document.getElementById('log').getBoundingClientRect();
+            return [head.top - log.top, log.bottom - head.bottom];""")
+        return 0 <= top[0] <= 40 and top[1] > 0  # the new card's headline first, not scrolled past
+
+    until(console, headline_at_top, "the new result card's headline at the top of the chat")
+    console.find_element(By.CSS_SELECTOR, "#menu [data-kind='consult']").click()
+    until(console, said("相談する"), "the consult word sent")
 
 
 PHONE = (390, 844)  # a phone's CSS width and height
@@ -115,5 +158,42 @@ def test_on_a_phone_the_one_point_to_fix_is_on_the_first_screen(console: Any, se
         answers = card.find_element(By.CSS_SELECTOR, "details.answers")
         assert answers.get_attribute("open") is None  # folded: the heading shows, the rows do not
         assert not card.find_element(By.CSS_SELECTOR, ".rows").is_displayed()
+    finally:
+        console.set_window_size(420, 860)
+
+
+def finished_elsewhere(server: Server, count: int, answers: list[str]) -> None:
+    """``count`` diagnoses finished on LINE by other shops, counted as the worker counts them (the figures
+    each step commits, applied): the try page's own diagnoses are tests and never count."""
+    figures = Analytics(server.redis)
+    now = time.time()
+    for n in range(count):
+        done = answers[n % len(answers)]
+        before = Conv(state=ASKING, sid=1, q=9, answers=done[:9], updated=now, begun=now, n=10)
+        after = Conv(state=DONE, sid=1, last=done, finished=now, updated=now, begun=now, n=11)
+        delta = delta_of(before, after, (Result(1, done),), Subject("line", f"U{n:032x}"), now)
+        assert delta is not None
+        figures.apply(delta, now=now)
+    assert PeerFigures(server.redis).counts().finished >= count
+
+
+def test_once_thirty_shops_have_finished_the_card_says_how_many_answer_a(console: Any, server: Server,
+                                                                        tmp_path: Path) -> None:
+    """The peer line under the point to fix and each step of the plan (the README's picture of the card)."""
+    from selenium.webdriver.common.by import By
+
+    # of 30 shops, 9 answered A to Q9 (30%) and 16 to Q5 (53%: said 55%)
+    finished_elsewhere(server, 30, ["AAAAAAAAAA"] * 9 + ["AAAAAAAABA"] * 7 + ["AAAABAAABA"] * 14)
+    open_try(console, server)
+    card = take_diagnosis(console, ANSWERS)  # the point: Q9 (C); the plan: Q9, Q5 (B)
+    assert card.find_element(By.CSS_SELECTOR, ".point .peer").text == "この項目でAと答えたショップは30%です。"
+    assert [e.text for e in card.find_elements(By.CSS_SELECTOR, ".plan-steps .peer")] == [
+        "この項目でAと答えたショップは30%です。", "この項目でAと答えたショップは55%です。"]
+    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
+    until(console, lambda b: b.execute_script("return document.getElementById('typing').hidden;"), "the last message")
+    console.set_window_size(430, 1000)  # the README's picture: the result card from its top
+    try:
+        console.execute_script("arguments[0].scrollIntoView({block: 'start'})", card)
+        screenshot(console, "console-try.png", tmp_path)
     finally:
         console.set_window_size(420, 860)

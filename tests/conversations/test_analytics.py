@@ -236,6 +236,7 @@ def test_a_restart_ends_the_first_diagnosis_at_once(stats: Analytics) -> None:
     f = stats.funnel()
     assert (f["started"], f["in_progress"]) == (2, 1)
     assert [x["dropoff"] for x in f["questions"][:3]] == [0.0, 0.0, 1.0]  # the first stopped at Q3
+    assert (f["stopped"], q(f, 3)["stopped"], q(f, 1)["in_progress"]) == (1, 1, 1)  # the second at Q1
     lead = stats.lead(first)
     assert lead is not None and lead.closed and lead.status(T0 + 600) == "stopped"
     assert [x.id for x in stats.leads(status="in_progress")] == [u.lead_id]

@@ -104,6 +104,9 @@ def test_the_booking_flow_on_a_cluster(cluster: RedisClusterServer, client: Redi
         assert outbox.put_once(d.ledger_key, job, ttl=REMINDER_LEDGER_TTL)
         assert store.ack_reminder(d)
         assert client.hexists(jobs.mailbox(d.subject.tag_name), d.job_id)
+    # a person's data erased: their bookings and consultation record go in one script, the place freed
+    gone = store.erase(a)
+    assert (gone.bookings, gone.cancelled, gone.record) == (1, 1, True) and store.bookings_of(a) == []
     # every booking key is in one slot
     slots = {client.keyslot(k) for k in client.keys(f"{keys.BOOKING}:*")}
     assert len(slots) == 1 and len(client.keys(f"{keys.BOOKING}:*")) > 8

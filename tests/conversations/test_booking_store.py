@@ -332,3 +332,48 @@ def test_a_cancelled_or_moved_bookings_reminders_never_fire(store: Bookings, clo
     store.ack_reminder(due)
     clock.t = jst("2027-01-07T11:00").timestamp()
     assert store.claim_due_reminders() == [] and r.zcard(keys.BOOKING_REMIND) == 0
+
+
+# ---- erasure --------------------------------------------------------------------------------------------
+
+
+def booking_store_naming(r: redis.Redis, user_id: str) -> list[str]:
+    """Everything in the {booking} slot that names the user: key names, members, fields, values."""
+    found = []
+    for raw in r.scan_iter(match=f"{keys.BOOKING}:*", count=1000):
+        key = raw.decode()
+        kind = r.type(key).decode()
+        if kind == "zset":
+            items = [m.decode() for m in r.zrange(key, 0, -1)]
+        elif kind == "hash":
+            items = [x.decode() for kv in r.hgetall(key).items() for x in kv]
+        elif kind == "string":
+            items = [(r.get(key) or b"").decode()]
+        else:
+            items = [kind]
+        found += [f"{key} {x[:60]}" for x in [key, *items] if user_id in x]
+    return found
+
+
+def test_erasing_a_lead_frees_its_place_and_leaves_nothing_naming_it(store: Bookings, clock: FakeClock,
+                                                                    r: redis.Redis) -> None:
+    slot = jst("2027-01-04T10:30")
+    old = booked(store.book(ALICE, jst("2027-01-06T10:00"), "ev0")).booking
+    store.cancel(old.id, by="lead", lead=ALICE)
+    b = booked(store.book(ALICE, slot, "ev1")).booking  # active: holds the place, a reminder scheduled
+    other = booked(store.book(BOB, jst("2027-01-04T11:00"), "ev2")).booking
+    store.request_consultation(CAROL)
+    assert isinstance(store.book(CAROL, slot, "ev3"), Full)
+    assert r.zcard(keys.BOOKING_REMIND) == 2 and booking_store_naming(r, ALICE.user_id)
+
+    gone = store.erase(ALICE)
+    assert (gone.bookings, gone.cancelled, gone.record) == (2, 1, True)
+    assert booking_store_naming(r, ALICE.user_id) == []
+    assert store.bookings_of(ALICE) == [] and store.consultation(ALICE) is None and store.booking(b.id) is None
+    assert held(r) == [other.id] and r.zcard(keys.BOOKING_REMIND) == 1  # only Bob's reminder is left
+    assert {s.start: s.free for s in store.free_slots()}[slot] == 1  # the place is free at once
+    assert booked(store.book(CAROL, slot, "ev4")).booking.start == slot
+    assert store.consultation_counts() == {"requested": 0, "booked": 2, "attended": 0, "no_show": 0,
+                                           "cancelled": 0}
+    assert store.erase(ALICE) == type(gone)()  # again: nothing left to remove
+    assert booked(store.book(ALICE, jst("2027-01-06T10:00"), "ev1")).booking.id != b.id  # not the old answer

@@ -50,6 +50,8 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (Result(1, "AABBCCDDAB"), {"type": "result", "sid": 1, "answers": "AABBCCDDAB"}),
     (Result(2, "AAAAAAAAAA", prev="AABBCCDDAB", again=True),
      {"type": "result", "sid": 2, "answers": "AAAAAAAAAA", "prev": "AABBCCDDAB", "again": True}),
+    (Result(3, "AABBCCDDAB", peers=((6, 20), (4, 0))),
+     {"type": "result", "sid": 3, "answers": "AABBCCDDAB", "peers": [[6, 20], [4, 0]]}),
     (Advice(3, "C"), {"type": "advice", "q": 3, "choice": "C"}),
     (DoneHelp(), {"type": "done_help"}),
     (OptinOffer(), {"type": "optin_offer"}),

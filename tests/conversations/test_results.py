@@ -189,3 +189,26 @@ def test_a_question_without_its_plan_step_is_refused(tmp_path: Path, key: str) -
     del data["questions"][3][key]
     write(tmp_path, data)
     refused(tmp_path, f"questions[4].{key}")
+
+
+# ---- peers ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "total", "share"), [
+    (0, 30, 0), (1, 30, 5), (5, 30, 15), (6, 30, 20), (29, 30, 95), (30, 30, 100),
+    (1, 40, 5), (3, 40, 10), (9, 40, 25), (1, 41, 0), (1, 1000, 0), (25, 1000, 5),
+])
+def test_a_share_is_rounded_half_up_to_five_percent(count: int, total: int, share: int) -> None:
+    assert results.rounded_share(count, total) == share
+    assert share % results.PEER_STEP == 0
+
+
+def test_peers_name_the_point_and_the_plan_from_thirty_finished_diagnoses() -> None:
+    counts = results.PeerCounts(29, tuple(range(10)))
+    answers = "AABACCDABA"  # weakest: Q7 (D), then Q5, Q6 (C)
+    assert results.peer_shares(counts, answers, own=False) == ()  # 29: nothing yet
+    assert results.peer_shares(counts, answers, own=True) == ((6, 20), (4, 15), (5, 15))  # 6/30, 4/30, 5/30
+    assert results.peer_shares(results.PeerCounts(30, tuple(range(10))), answers, own=False) == (
+        (6, 20), (4, 15), (5, 15))
+    assert results.peer_shares(counts, "A" * 10, own=True) == ()  # ten A's: no point, no plan
+    assert results.peer_shares(counts, "AAAAAAAAAB", own=True) == ((9, 30),)  # one point, no plan: the point

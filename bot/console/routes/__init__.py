@@ -7,6 +7,9 @@
     leads     /console/leads, a lead (and its consultation status), a person
     teams     /console/teams, a team, its trend chart
     delivery  /console/delivery (parked messages, LINE's quota) and the requeue form
+    operators /console/operators (admins): the operators, adding one, roles, sessions, requiring TOTP
+    profile   /console/profile: one's own password, second factor (TOTP) and sessions
+    audit_log /console/audit: the audit log, filtered, a page at a time
 
 Every view is a module-level function; ``register(bp)`` adds its URL rules, each endpoint named
 ``console.<view>`` (``url_for("console.delivery")``).
@@ -16,9 +19,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from bot.console.routes import delivery, leads, login, overview, teams
+from bot.console.routes import audit_log, delivery, leads, login, operators, overview, profile, teams
 
 
 def register(bp: Blueprint) -> None:
-    for page in (login, overview, leads, teams, delivery):
+    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log):
         page.register(bp)

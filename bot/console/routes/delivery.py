@@ -1,12 +1,14 @@
 """``/console/delivery`` (messages parked after failing, LINE's message quota, replies whose outcome was
-unknown) and the form that puts a parked message back in line."""
+unknown) and the forms that put a parked message back in line or discard it. Each parked message is
+said in words (bot/console/parked.py): who it was for, what it was, what the API answered, what to do."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 
+from bot.console import audit, auth
 from bot.console.routes.common import page, svc
 from bot.console.texts import texts
 
@@ -14,19 +16,42 @@ from bot.console.texts import texts
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/delivery", "delivery", delivery, methods=["GET"])
     bp.add_url_rule("/delivery/requeue", "requeue", requeue, methods=["POST"])
+    bp.add_url_rule("/delivery/discard", "discard", discard, methods=["POST"])
 
 
 def delivery() -> Any:
+    from bot.console.parked import describe
     from bot.console.quota import read_quota, reply_unknown_counts
 
     s = svc()
-    return page("console_delivery.html", nav="delivery", parked=s.outbox.parked(),
+    return page("console_delivery.html", nav="delivery", parked=describe(s.outbox.parked(), s.redis, texts()),
                 quota=read_quota(s.redis, s.line_quota, s.clock),
                 unknown=reply_unknown_counts(s.redis, s.clock()), unknown_policy=s.config.reply_unknown)
 
 
 def requeue() -> Any:
+    if not auth.may_change():
+        abort(403)
     job_id = request.form.get("job", "")
     ok = svc().outbox.requeue(job_id)
+    if ok:
+        _audit("delivery.requeue", job_id)
     flash(texts()["requeued" if ok else "requeue_failed"], "ok" if ok else "error")
     return redirect(url_for("console.delivery"))
+
+
+def discard() -> Any:
+    if not auth.may_change():
+        abort(403)
+    job_id = request.form.get("job", "")
+    ok = svc().outbox.discard_parked(job_id)
+    if ok:
+        _audit("delivery.discard", job_id)
+    flash(texts()["discarded" if ok else "discard_failed"], "ok" if ok else "error")
+    return redirect(url_for("console.delivery"))
+
+
+def _audit(action: str, job_id: str) -> None:
+    s = svc()
+    audit.record(s.redis, who=auth.operator_name(), action=action, target=f"job:{job_id[:64]}", detail="",
+                 now=s.clock())

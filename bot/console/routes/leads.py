@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 
+from bot.console import audit, auth
 from bot.console import leads as leads_mod
 from bot.console.routes.common import page, svc
 from bot.console.texts import texts
@@ -44,7 +45,8 @@ def lead(lead_id: str) -> Any:
     if found is None:
         abort(404)
     return page("console_lead.html", nav="leads", lead=found, L=leads_mod, now=svc().clock(),
-                expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES)
+                expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(lead_id), 20))
 
 
 def set_consult(lead_id: str) -> Any:
@@ -52,7 +54,11 @@ def set_consult(lead_id: str) -> Any:
     if a.lead(lead_id) is None:
         abort(404)
     status = request.form.get("status", "")
-    ok = status in STATUSES and a.set_consult_status(lead_id, status, by="console", now=svc().clock())
+    who = auth.operator_name()
+    ok = status in STATUSES and a.set_consult_status(lead_id, status, by=who, now=svc().clock())
+    if ok:
+        audit.record(svc().redis, who=who, action="lead.status", target=audit.lead_target(lead_id), detail=status,
+                     now=svc().clock())
     flash(texts()["status_saved" if ok else "status_not_saved"], "ok" if ok else "error")
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/console/") and not target.startswith("//")
@@ -69,7 +75,9 @@ def erase_person(lead_id: str) -> Any:
     if request.form.get("confirm") != "yes" or eraser is None:
         flash(texts()["erase_unconfirmed"], "error")
         return redirect(url_for("console.lead", lead_id=lead_id))
-    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by="operator")
+    who = auth.operator_name()
+    eraser.erase(Subject(Transport.parse(found.channel), found.user_id), by=who)
+    audit.record(svc().redis, who=who, action="lead.erase", target=audit.lead_target(lead_id), now=svc().clock())
     flash(texts()["erased"], "ok")
     return redirect(url_for("console.leads"))
 

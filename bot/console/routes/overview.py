@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, flash, redirect, request, url_for
 
-from bot.console import fmt
+from bot import demo
+from bot.console import audit, auth, fmt
 from bot.console import leads as leads_mod
 from bot.console.routes.common import page, svc, svg
 from bot.console.texts import texts
@@ -22,6 +23,8 @@ MAX_DAYS = 3 * 366  # the longest range it draws (a bar per day over years is no
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/", "overview", overview, methods=["GET"])
+    bp.add_url_rule("/demo", "demo_load", demo_load, methods=["POST"])
+    bp.add_url_rule("/demo/remove", "demo_remove", demo_remove, methods=["POST"])
     bp.add_url_rule("/charts/<name>.svg", "chart", chart, methods=["GET"])
 
 
@@ -66,8 +69,11 @@ def overview() -> Any:
         assert f.start is not None and f.end is not None
         funnel = a.funnel(f.start, f.end, f.channel)
         series = a.series(f.start, f.end, f.bucket, f.channel)
-    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series,
-                followers=a.followers(), topics=[q.topic for q in script.questions],
+    followers = a.followers()
+    empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
+    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty,
+                demo_loaded=demo.is_loaded(svc().redis),
+                followers=followers, topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
                 channels=leads_mod.CHANNELS, buckets=BUCKETS)
 
@@ -97,3 +103,27 @@ def chart(name: str) -> Any:
     topics = [f"Q{i + 1} {q.topic}" for i, q in enumerate(svc().script.questions)]
     return svg(charts.bars(topics, {x: [q["answers"][x] for q in questions] for x in CHOICES}, stacked=True,
                            horizontal=True, percent=True, empty=t["none"], size=(8.0, 4.2)))
+
+
+def demo_load() -> Any:
+    """Load the demo sample (bot/demo.py), as ``crmbot demo`` does."""
+    if not auth.may_change():
+        abort(403)
+    s = svc()
+    loaded = demo.load(s.redis, s.bot.machine, s.clock(), expiry=s.config.conversation_ttl)
+    audit.record(s.redis, who=auth.operator_name(), action="demo.load", target="demo", detail=str(loaded.leads),
+                 now=s.clock())
+    flash(texts()["demo_loaded"], "ok")
+    return redirect(url_for("console.overview"))
+
+
+def demo_remove() -> Any:
+    """Remove the demo sample: every figure is as it was before it was loaded."""
+    if not auth.may_change():
+        abort(403)
+    s = svc()
+    gone = demo.remove(s.redis)
+    audit.record(s.redis, who=auth.operator_name(), action="demo.remove", target="demo", detail=str(gone),
+                 now=s.clock())
+    flash(texts()["demo_removed"], "ok")
+    return redirect(url_for("console.overview"))

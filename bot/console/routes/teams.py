@@ -8,8 +8,9 @@ from typing import Any
 from flask import Blueprint, abort
 
 from bot.console.routes.common import catalog, page, svc, svg, team_store
-from bot.console.teams import find_team, recent_quarters, team_view
+from bot.console.teams import TeamView, Words, find_team, recent_quarters, slack_ids, team_view
 from bot.console.texts import texts
+from conversations.slack_names import SlackNames
 
 
 def register(bp: Blueprint) -> None:
@@ -25,7 +26,7 @@ def teams() -> Any:
     quarters = recent_quarters(now, 4)
     views = [team_view(store, kpis, t, now) for t in sorted(store.all_teams(), key=lambda t: (t.name, t.ref.id))]
     return page("console_teams.html", nav="teams", views=views, quarters=quarters, catalog=kpis,
-                locale=svc().config.locale)
+                locale=svc().config.locale, words=words(views))
 
 
 def team(team_id: str) -> Any:
@@ -34,7 +35,15 @@ def team(team_id: str) -> Any:
         abort(404)
     kpis = catalog()
     view = team_view(team_store(), kpis, found, svc().clock())
-    return page("console_team.html", nav="teams", view=view, catalog=kpis, locale=svc().config.locale)
+    return page("console_team.html", nav="teams", view=view, catalog=kpis, locale=svc().config.locale,
+                words=words([view]))
+
+
+def words(views: list[TeamView]) -> Words:
+    """The pages' words, with the Slack names of the channels and people they show (as the worker cached
+    them: a name not cached yet is asked of the worker, never of Slack here)."""
+    return Words(svc().config.locale, SlackNames(svc().redis).get(slack_ids(views)), texts()["name_pending"],
+                 texts()["list_sep"])
 
 
 def team_trend(team_id: str) -> Any:
@@ -47,5 +56,6 @@ def team_trend(team_id: str) -> Any:
     locale = svc().config.locale
     view = team_view(team_store(), kpis, found, svc().clock())
     series = {kpis.name(key, locale): [row.area(key) for row in view.rows] for key in kpis.area_keys}
-    return svg(charts.lines([str(row.quarter) for row in view.rows], series, y_range=(0, 10.5),
+    label = Words(locale, {}, "").short
+    return svg(charts.lines([label(row.quarter, found) for row in view.rows], series, y_range=(0, 10.5),
                             empty=texts()["not_reported"]))

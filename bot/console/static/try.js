@@ -58,6 +58,7 @@
     point.appendChild(el("p", "point-heading", c.point_heading));
     if (c.point_title) { point.appendChild(el("p", "point-title", c.point_title)); }
     point.appendChild(el("p", "point-text", c.point_text));
+    if (c.point_peer) { point.appendChild(el("p", "peer", c.point_peer)); }
     body.appendChild(point);
     if (c.plan && c.plan.length) {
       var plan = el("section", "plan");
@@ -68,6 +69,7 @@
         step.appendChild(el("span", "plan-when", p.when));
         step.appendChild(el("span", "plan-title", p.title));
         step.appendChild(el("span", "plan-step", p.step));
+        if (p.peer) { step.appendChild(el("span", "plan-peer peer", p.peer)); }
         steps.appendChild(step);
       });
       plan.appendChild(steps);
@@ -156,11 +158,16 @@
           showReplies();
           // A result is read from its top (the point to fix comes first), also when the reminder question
           // comes after it; anything else: the newest line.
-          log.scrollTop = readFrom ? readFrom.offsetTop - 8 : log.scrollHeight;  // the log is the offsetParent
+          if (readFrom) { toTop(readFrom); } else { log.scrollTop = log.scrollHeight; }
         }
       })
       .catch(function () { /* the next poll tries again */ })
       .then(schedule);
+  }
+
+  // The log scrolled so that ``item``'s top (a result card's headline) is at the top of what shows.
+  function toTop(item) {
+    log.scrollTop += item.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
   }
 
   function post(url, payload, tries) {
@@ -215,7 +222,16 @@
     send({ text: text });
   });
 
-  resetButton.addEventListener("click", function () {
+  // The rich menu's areas, as on LINE: a tap sends the area's word as the user's message.
+  Array.prototype.forEach.call(document.querySelectorAll("#menu .try-menu-item"), function (item) {
+    item.addEventListener("click", function () { send({ text: item.dataset.text }); });
+  });
+
+  // A new test throws this one away: asked first.
+  var confirmBox = document.getElementById("reset-confirm");
+  resetButton.addEventListener("click", function () { confirmBox.showModal(); });
+  confirmBox.addEventListener("close", function () {
+    if (confirmBox.returnValue !== "yes") { return; }
     post(root.dataset.resetUrl, {}, 2)
       .then(function () { window.location.reload(); })
       .catch(function () { error.hidden = false; });

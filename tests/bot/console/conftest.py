@@ -17,8 +17,10 @@ from bot.app import Services, build_services, create_app
 from bot.config import Config
 from tests.conftest import FakeClock
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # the shared password (CRMBOT_CONSOLE_PASSWORD)
 TOKEN = "tools-token-0123456789abcdef"
+ADMIN_EMAIL = "admin@example.jp"
+ADMIN_PASSWORD = "admin password 1"
 SECRET_KEY = "s" * 40
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -42,9 +44,23 @@ class Console:
         return self.app.test_client()
 
     def login(self, http: FlaskClient | None = None, password: str = PASSWORD) -> Any:
+        """The shared password's login (before any operator exists)."""
         http = http or self.http
         token = csrf_of(http.get("/console/login").get_data(as_text=True))
         return http.post("/console/login", data={"password": password, "csrf_token": token})
+
+    def add_operator(self, email: str, name: str, role: str = "operator", password: str = ADMIN_PASSWORD) -> Any:
+        from bot.console.operators import OperatorStore
+
+        return OperatorStore(self.r, self.clock).create(email, name, role, password)
+
+    def login_as(self, email: str, password: str = ADMIN_PASSWORD, code: str = "",
+                 http: FlaskClient | None = None) -> Any:
+        """An operator's login (e-mail, password, TOTP code)."""
+        http = http or self.http
+        token = csrf_of(http.get("/console/login").get_data(as_text=True))
+        return http.post("/console/login", data={"email": email, "password": password, "code": code,
+                                                  "csrf_token": token})
 
     def csrf(self, path: str = "/console/delivery", http: FlaskClient | None = None) -> str:
         return csrf_of((http or self.http).get(path).get_data(as_text=True))
@@ -61,6 +77,17 @@ def make_console(config: Config, r: redis.Redis, clock: FakeClock) -> Console:
     return Console(svc, app, app.test_client(), clock, r)
 
 
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with the least work (the same code, the same format): a login here costs microseconds, not
+    the 64 MiB pass a real one does (tests/bot/console/test_accounts.py checks the real parameters)."""
+    from argon2 import PasswordHasher
+
+    from bot.console import operators
+
+    monkeypatch.setattr(operators, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
 @pytest.fixture
 def console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) -> Iterator[Console]:
     yield make_console(console_config(redis_url, tmp_path), r, clock)
@@ -68,7 +95,17 @@ def console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path: Path) ->
 
 @pytest.fixture
 def logged_in(console: Console) -> Console:
+    """Logged in with the shared password (no operator exists)."""
     res = console.login()
+    assert res.status_code == 302, res.get_data(as_text=True)
+    return console
+
+
+@pytest.fixture
+def admin(console: Console) -> Console:
+    """An admin (the only operator), logged in with their own e-mail and password."""
+    console.add_operator(ADMIN_EMAIL, "Admin", "admin")
+    res = console.login_as(ADMIN_EMAIL)
     assert res.status_code == 302, res.get_data(as_text=True)
     return console
 

@@ -154,7 +154,7 @@ def test_the_feed_at_its_secret_url(line_console: LineConsole, booked: dict[str,
     assert mine.decoded("dtstart") == jst("2026-01-05T10:00")
     description = str(mine["description"]).split("\n")
     assert {"評価: B評価", "Aの数: 7/10"} <= set(description)
-    assert any(line.startswith("改善ポイント: Q10 ") for line in description)
+    assert any(line.startswith("次に整えたい一点: Q10 ") for line in description)
     assert any(line.startswith("Q10 ") and line.endswith(": C") for line in description)
     assert str(got[second.id + "@crmbot"]["status"]) == "CANCELLED"
     # moved: the same UID, a higher SEQUENCE, the new time

@@ -11,7 +11,7 @@ from bot.console import leads as leads_mod
 from bot.console.texts import JA
 from bot.logs import uid
 from conversations.analytics import Analytics, Lead
-from tests.bot.console.conftest import TOKEN, LineConsole, csrf_of
+from tests.bot.console.conftest import TOKEN, Console, LineConsole, csrf_of
 from tests.bot.line.helpers import LineUser
 
 DAY = 86400.0
@@ -88,9 +88,15 @@ def test_overview_shows_the_figures_and_their_charts(line_console: LineConsole,
     assert re.search(r'id="fig-started">4<', html) and re.search(r'id="fig-finished">2<', html)
     assert re.search(r'id="fig-tier-A">1<', html) and re.search(r'id="fig-tier-B">1<', html)
     assert re.search(r'id="fig-in-progress">1<', html)  # the retake
-    funnel = re.findall(r'<tr data-q="(\d+)"><td[^>]*>[^<]*</td><td class="num">(\d+)</td><td class="num">(\d+)</td>',
-                        html)
-    assert funnel[:4] == [("1", "4", "4"), ("2", "4", "4"), ("3", "4", "3"), ("4", "3", "2")]
+    assert re.search(r'id="fig-stopped">1<', html)  # the old one, ended at Q3 without an answer
+    assert "診断開始 4 ＝ 完了 2 ＋ 回答中 1 ＋ 中断 1" in html
+    cells = r'<td class="num">(\d+)</td>\s*'
+    funnel = re.findall(r'<tr data-q="(\d+)"><td[^>]*>[^<]*</td>' + cells * 4 + r'<td class="num">([^<]+)</td>', html)
+    # shown = answered + in progress + stopped here; the drop-off counts only those no longer in progress
+    assert funnel[:4] == [("1", "4", "4", "0", "0", "0.0%"), ("2", "4", "4", "0", "0", "0.0%"),
+                          ("3", "4", "3", "0", "1", "25.0%"), ("4", "3", "2", "1", "0", "0.0%")]
+    assert "回答中の診断は、離脱に数えません" in html
+    assert 'id="overview-empty"' not in html
     for name in ("tiers", "funnel", "answers"):
         src = re.search(rf'id="chart-{name}" src="([^"]+)"', html)
         assert src, name
@@ -100,17 +106,23 @@ def test_overview_shows_the_figures_and_their_charts(line_console: LineConsole,
     assert 'id="filter-to" value="2026-01-12"' in html and 'id="filter-from" value="2025-12-14"' in html
 
 
+def test_an_empty_overview_says_how_to_see_data(logged_in: Console) -> None:
+    html = logged_in.http.get("/console/").get_data(as_text=True)
+    assert 'id="overview-empty"' in html and "crmbot demo" in html and "crmbot line setup" in html
+    assert 'href="/console/try/"' in html
+
+
 def test_overview_date_range_bucket_and_channel(line_console: LineConsole, scripted: dict[str, LineUser]) -> None:
     lc = line_console
     lc.login()
     html = lc.http.get("/console/?from=2026-01-11&to=2026-01-12&bucket=day").get_data(as_text=True)
     assert re.search(r'id="fig-started">3<', html)  # the ace, the retaker twice; not the old one (1 January)
     rows = re.findall(r"<tr><td>(2026-01-1\d)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>", html)
-    assert rows == [("2026-01-11", "2", "2"), ("2026-01-12", "1", "0")]
+    assert rows == [("2026-01-12", "1", "0"), ("2026-01-11", "2", "2")]  # newest first
     month = lc.http.get("/console/?from=2025-12-01&to=2026-01-31&bucket=month").get_data(as_text=True)
-    assert re.findall(r"<tr><td>(\d{4}-\d\d)</td>", month) == ["2025-12", "2026-01"]
+    assert re.findall(r"<tr><td>(\d{4}-\d\d)</td>", month) == ["2026-01", "2025-12"]
     week = lc.http.get("/console/?from=2026-01-01&to=2026-01-14&bucket=week").get_data(as_text=True)
-    assert re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td>", week) == ["2025-12-29", "2026-01-05", "2026-01-12"]
+    assert re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td>", week) == ["2026-01-12", "2026-01-05", "2025-12-29"]
     slack = lc.http.get("/console/?channel=slack").get_data(as_text=True)
     assert re.search(r'id="fig-started">0<', slack)
     bad = lc.http.get("/console/?from=2026-13-01").get_data(as_text=True)

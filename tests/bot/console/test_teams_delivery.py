@@ -7,8 +7,12 @@ import re
 
 import pytest
 
+from bot.console import parked as parked_mod
 from bot.console import quota
-from conversations.keys import TeamRef
+from bot.console.texts import EN, JA
+from bot.outbox import Parked
+from conversations.analytics import Analytics
+from conversations.keys import SLACK_NAMES_WANTED, TeamRef, slack_name
 from conversations.kpi_catalog import load_catalog
 from conversations.teams import TeamStore
 from scoring.periods import Quarter
@@ -95,6 +99,43 @@ def test_kpi_csv_guards_against_formulas(console: Console) -> None:
     store.submit(SHITEN, Q4_2025, FIGURES, "U0BOB", console.clock())
     res = console.http.get("/console/export/kpi.csv", headers={"Authorization": f"Bearer {TOKEN}"})
     assert ",\"'=HYPERLINK(\"\"x\"\")\",2025-Q4," in res.data.decode("utf-8-sig")
+
+
+def test_team_pages_name_quarters_by_business_year_people_and_channels_by_slack_name(logged_in: Console) -> None:
+    _teams(logged_in)
+    store = TeamStore(logged_in.r)
+    store.register(SHITEN, "=支店", "Asia/Tokyo", "U0BOB", logged_in.clock(), fy_start=3)  # a year from March
+    html = logged_in.http.get("/console/teams/T1:C0CRM1").get_data(as_text=True)
+    periods = re.findall(r'<td class="period">([^<]+)</td>', html)
+    assert periods == ["2025年度 第3四半期（10〜12月）", "2025年度 第2四半期（7〜9月）"]  # April's year, newest first
+    assert "2025-Q4" not in re.sub(r'data-quarter="[^"]*"', "", html)
+    # names not fetched yet: said so, never the raw IDs; asked of the worker
+    assert re.search(r'id="team-channel">（名前を取得中）<', html) and "U0ALICE" not in html and ">C0CRM1<" not in html
+    assert logged_in.r.smembers(SLACK_NAMES_WANTED) == {b"T1:C0CRM1", b"T1:U0ALICE"}
+    logged_in.r.set(slack_name("T1", "C0CRM1"), "crm-honten")
+    logged_in.r.set(slack_name("T1", "U0ALICE"), "Alice Sato")
+    html = logged_in.http.get("/console/teams/T1:C0CRM1").get_data(as_text=True)
+    assert re.search(r'id="team-channel">#crm-honten<', html)
+    assert re.findall(r'<td class="reported-by">([^<]+)</td>', html) == ["Alice Sato", "Alice Sato"]
+    # units on the figures and the targets
+    nps = re.search(r'<tr data-indicator="nps">.*?class="num value">([^<]+)<.*?class="num target">([^<]+)<', html, re.S)
+    assert nps and nps.group(1) == "30pt" and nps.group(2).endswith("pt")
+    rate = re.search(r'<tr data-indicator="complete_records">.*?class="num value">([^<]+)<', html, re.S)
+    assert rate and rate.group(1) == "92.5%"
+    # the list: calendar quarters by their months; each team's latest by its own business year
+    listing = logged_in.http.get("/console/teams").get_data(as_text=True)
+    assert '<th class="num" data-quarter="2025-Q4">2025年10〜12月</th>' in listing
+    assert re.search(r'data-team="T1:C0CRM1">.*?class="latest-period">2025年度 第3四半期（10〜12月）<', listing, re.S)
+
+
+def test_the_trend_chart_names_quarters_by_business_year_and_draws_every_line_apart(logged_in: Console) -> None:
+    store = _teams(logged_in)
+    store.submit(HONTEN, Q4_2025, {k: 0 for k in FIGURES}, "U0ALICE", logged_in.clock())  # equal scores
+    svg = logged_in.http.get("/console/teams/T1:C0CRM1/trend.svg").get_data(as_text=True)
+    lines = {m.group(1): m.group(2) for m in re.finditer(r'<g id="series-(\d)">\s*<path d="([^"]+)"', svg)}
+    assert len(lines) == len(load_catalog().area_keys) and len(set(lines.values())) == len(lines)  # none hidden
+    dashes = re.findall(r'<g id="series-\d">\s*<path d="[^"]+"[^>]*?style="([^"]*)"', svg)
+    assert len({re.sub(r"stroke: #[0-9a-f]+", "", d) for d in dashes}) == len(lines)  # each its own dash
 
 
 def test_no_teams_yet(logged_in: Console) -> None:
@@ -185,3 +226,70 @@ def test_pages_in_english(path: str, r, redis_url: str, clock, tmp_path) -> None
     assert '<html lang="en">' in html and not re.search(r"[\u3040-\u30ff]", html)  # no kana left
     if path != "/console/login":
         assert "Log out" in html
+
+
+def test_a_parked_message_is_said_in_words_and_can_be_discarded(line_console: LineConsole) -> None:
+    lc = line_console
+    user_id = _park_one(lc)
+    Analytics(lc.r).set_name("line", user_id, "山田商店")
+    lc.login()
+    html = lc.http.get("/console/delivery").get_data(as_text=True)
+    [parked] = lc.svc.outbox.parked()
+    card = re.search(rf'<li class="card parked" data-job="{parked.id}" data-cause="http_403">(.*?)</li>', html, re.S)
+    assert card, html
+    body = card.group(1)
+    assert re.search(r'class="parked-who">山田商店 さん（LINE）<', body)
+    assert "診断の質問" in re.search(r'class="parked-what">([^<]*)<', body).group(1)  # type: ignore[union-attr]
+    assert "この送信は許可されていません" in body and "設定やプランを確認してから、再送してください" in body
+    assert user_id not in html
+    token = lc.csrf()
+    assert lc.http.post("/console/delivery/discard", data={"job": parked.id}).status_code == 400  # no CSRF token
+    res = lc.http.post("/console/delivery/discard", data={"job": parked.id, "csrf_token": token},
+                       follow_redirects=True)
+    assert "このメッセージを破棄しました" in res.get_data(as_text=True)
+    assert lc.svc.outbox.parked() == []
+    assert lc.svc.outbox.audit().orphans == []  # nothing left half-removed
+    lc.settle()
+    assert lc.fake.delivered(user_id) == []  # never sent
+    res = lc.http.post("/console/delivery/discard", data={"job": parked.id, "csrf_token": token},
+                       follow_redirects=True)
+    assert "破棄できませんでした" in res.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("reason", "cause", "detail"), [
+    ("push: HTTP 400", "http_400", ""),
+    ("reply: HTTP 401", "http_401", ""),
+    ("push: HTTP 404", "http_404", ""),
+    ("push: HTTP 429", "rate", ""),
+    ("multicast: HTTP 503", "server", ""),
+    ("push: TimeoutError", "network", ""),
+    ("slack: channel_not_found", "slack_gone", ""),
+    ("slack: not_in_channel", "slack_not_in_channel", ""),
+    ("slack: token_revoked: the app is not installed in workspace T1 (uninstalled?)", "slack_auth", ""),
+    ("slack: ratelimited", "rate", ""),
+    ("slack: invalid_blocks", "slack_content", ""),
+    ("TypeError", "bug", "TypeError"),
+    ("reply outcome unknown after the reply window (CRMBOT_REPLY_UNKNOWN=park)", "reply_unknown", ""),
+    ("unreadable record", "unreadable", ""),
+    ("slack: something_new", "other", ""),
+])
+def test_what_the_api_answered_in_words(reason: str, cause: str, detail: str) -> None:
+    assert parked_mod.cause_of(reason) == (cause, detail)
+    for words in (JA, EN):
+        assert words[f"why_{cause}"].format(detail=detail) and words[f"do_{cause}"]
+
+
+def test_a_team_post_is_for_the_team_by_its_name(console: Console) -> None:
+    _teams(console)
+    job = Parked("j1", "slack", "t#1", 1.0, "slack: not_in_channel", 8, "T1.C0CRM1", "t:T1:C0CRM1",
+                 ("slack_post", "slack_chart"))
+    [view] = parked_mod.describe([job], console.r, JA)
+    assert (view.who, view.what, view.cause) == ("チーム「本店CRMチーム」（Slack）", "KPIの投稿、KPIのグラフ",
+                                                 "slack_not_in_channel")
+    dm = Parked("j2", "slack", "u#2", 1.0, "slack: user_not_found", 8, "T1.U0ALICE", "u:slack:T1.U0ALICE",
+                ("question",))
+    [unnamed] = parked_mod.describe([dm], console.r, JA)
+    assert unnamed.who == "Slackの利用者（名前未取得）" and "U0ALICE" not in unnamed.who
+    assert console.r.smembers(SLACK_NAMES_WANTED) == {b"T1:U0ALICE"}  # asked of the worker, never of Slack here
+    console.r.set(slack_name("T1", "U0ALICE"), "Alice")
+    assert parked_mod.describe([dm], console.r, JA)[0].who == "Alice さん（Slack）"

@@ -205,6 +205,29 @@ def test_a_400_from_the_other_tool_is_parked_with_its_status(first: LineEnv, rec
     assert receiver.accepted() == [body]
 
 
+def test_erasing_a_person_drops_the_parked_forwards_that_name_them(first: LineEnv,
+                                                                   receiver: LineWebhookReceiver) -> None:
+    owner, other = first.user(), first.user()
+    receiver.fail(400)
+    owner_body = post_body(first, [owner.text_event("こんにちは")])  # refused: parked, the body names the owner
+    first.settle()
+    receiver.fail(400)
+    other_body = post_body(first, [other.text_event("こんにちは")])  # another shop's, parked too
+    first.settle()
+    assert len(first.svc.outbox.parked()) == 2
+    owner.say("データを削除")
+    first.settle()  # the live webhooks are relayed as usual
+    owner.tap("e:1")
+    first.settle()
+    [left] = first.svc.outbox.parked()  # the other shop's forward is kept for the operator
+    assert first.svc.outbox.requeue(left.id)
+    first.settle()
+    assert other_body in receiver.accepted() and owner_body not in receiver.accepted()
+    assert forward_keys(first.r) == [] and first.svc.outbox.parked() == []
+    [entry] = first.r.xrange("crmbot:{audit}:erasures")
+    assert json.loads(entry[1][b"removed"])["forwards"] == 1
+
+
 def test_the_webhook_answers_without_waiting_for_the_other_tool(first: LineEnv,
                                                                 receiver: LineWebhookReceiver) -> None:
     gate = receiver.stall()

@@ -11,10 +11,18 @@ import redis
 from bot.privacy import AUDIT, person_hash
 from conversations import analytics, jobs, keys
 from conversations.analytics import Analytics
+from conversations.booking import Booked, Bookings
 from conversations.keys import Subject
 from tests.bot.line.conftest import LineEnv
 from tests.bot.line.helpers import last_quick_reply_data, texts
 from tests.bot.line.test_webhook import take
+from tests.conversations.test_booking_store import booking_store_naming
+
+AVAILABILITY = {
+    "timezone": "Asia/Tokyo", "slot_minutes": 30, "capacity": 1, "min_notice_hours": 12, "horizon_days": 14,
+    "weekly": {d: [["10:00", "12:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    "closed_dates": [], "reminder_hour": 18, "reminder_hours_before": 3, "format": "オンライン",
+}
 
 
 def keys_of(r: redis.Redis, user_id: str) -> list[str]:
@@ -51,6 +59,12 @@ def test_delete_my_data_removes_every_key_and_keeps_only_anonymous_counts(line_e
     owner.tap(last_quick_reply_data(env.fake.delivered(owner.user_id))[0])  # ignored or not, any button
     owner.say("相談する")  # a consultation request: an open lead for the operator
     env.settle()
+    bookings = Bookings(r, clock=env.clock)  # and a consultation booked: a place held, a reminder scheduled
+    bookings.set_availability(AVAILABILITY)
+    slot = bookings.next_free(1)[0].start
+    booked = bookings.book(Subject("line", owner.user_id), slot, "ev-book-1")
+    assert isinstance(booked, Booked) and bookings.next_free(1)[0].start != slot
+    bookings.request_consultation(Subject("line", other.user_id))
     figures = Analytics(r, clock=env.clock)
     before = figures.funnel()
     assert keys_of(r, owner.user_id), "the owner has keys before"
@@ -63,13 +77,21 @@ def test_delete_my_data_removes_every_key_and_keeps_only_anonymous_counts(line_e
     assert asked["text"] == env.svc.script.privacy.erase_confirm
     assert last_quick_reply_data([asked]) == ["e:1", "e:0"]
     assert keys_of(r, owner.user_id), "nothing is removed before the owner says yes"
-    owner.tap("e:1")
+    yes = owner.postback_event("e:1")
+    owner.send(yes)
     env.settle()
     assert texts(env.fake.delivered(owner.user_id))[-1] == env.svc.script.privacy.erased
     env.settle()
+    said = len(env.fake.delivered(owner.user_id))
+    owner.send({**yes, "deliveryContext": {"isRedelivery": True}})  # LINE redelivers the confirmation
+    env.settle()
+    assert len(env.fake.delivered(owner.user_id)) == said  # "deleted" is not said twice
 
     assert keys_of(r, owner.user_id) == []
     assert members_naming(r, owner.user_id) == []
+    assert booking_store_naming(r, owner.user_id) == []  # bookings, consultation record, indexes, outcomes
+    assert bookings.next_free(1)[0].start == slot  # the place is free again
+    assert booking_store_naming(r, other.user_id)  # the other shop's consultation record is kept
     assert figures.person("line", owner.user_id) == []
     assert figures.funnel() == before  # every total, the owner's diagnosis now an anonymous count
     assert keys_of(r, other.user_id) and figures.person("line", other.user_id)  # the other shop untouched
@@ -79,6 +101,7 @@ def test_delete_my_data_removes_every_key_and_keeps_only_anonymous_counts(line_e
     assert owner.user_id not in json.dumps(fields)
     removed = json.loads(fields["removed"])
     assert removed["leads"] == 1 and removed["conv"] == 1 and removed["reminder_index"] == 1
+    assert removed["bookings"] == 1 and removed["bookings_cancelled"] == 1 and removed["consultation"] == 1
 
 
 def test_no_keeps_everything_and_shows_the_open_question_again(line_env: LineEnv) -> None:

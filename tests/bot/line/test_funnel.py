@@ -100,12 +100,15 @@ def both(r: redis.Redis, redis_url: str, fake_line: FakeLineApi, fake_slack: Fak
         worker.close()
 
 
-def questions(shown: list[int], answered: list[int], answers: list[str], dropoff: list[float | None]) -> list[dict]:
-    """The ten question rows; ``answers[q]`` as "A B C D" counts."""
+def questions(shown: list[int], answered: list[int], answers: list[str], dropoff: list[float | None],
+              in_progress: dict[int, int] | None = None, stopped: dict[int, int] | None = None) -> list[dict]:
+    """The ten question rows; ``answers[q]`` as "A B C D" counts; ``in_progress``/``stopped``: question
+    number -> how many are still at it / ended there (0 elsewhere)."""
     out = []
     for q in range(10):
         a, b, c, d = (int(x) for x in answers[q].split())
         out.append({"q": q + 1, "shown": shown[q], "answered": answered[q],
+                    "in_progress": (in_progress or {}).get(q + 1, 0), "stopped": (stopped or {}).get(q + 1, 0),
                     "answers": {"A": a, "B": b, "C": c, "D": d}, "dropoff": dropoff[q]})
     return out
 
@@ -171,8 +174,9 @@ def test_the_funnel_of_scripted_users_is_exact(both: Both) -> None:
         "started": 7,
         "finished": 5,
         "in_progress": 2,
+        "stopped": 0,
         "questions": questions([7, 7, 7, 6, 5, 5, 5, 5, 5, 5], [7, 7, 6, 5, 5, 5, 5, 5, 5, 5], expected_answers,
-                               [0.0] * 10),
+                               [0.0] * 10, in_progress={3: 1, 4: 1}),  # BOB at Q3, U2 at Q4
         "tiers": {"A": 2, "B": 1, "C": 2},
     }
     assert w.stats.funnel() == day1
@@ -226,8 +230,9 @@ def test_the_funnel_of_scripted_users_is_exact(both: Both) -> None:
     dropoff = [0.0] * 10
     dropoff[2] = round(1 / 7, 4)  # BOB stopped at Q3
     dropoff[3] = round(1 / 6, 4)  # U2 stopped at Q4
-    assert later == day1 | {"in_progress": 0, "questions": questions(
-        [7, 7, 7, 6, 5, 5, 5, 5, 5, 5], [7, 7, 6, 5, 5, 5, 5, 5, 5, 5], expected_answers, dropoff)}
+    assert later == day1 | {"in_progress": 0, "stopped": 2, "questions": questions(
+        [7, 7, 7, 6, 5, 5, 5, 5, 5, 5], [7, 7, 6, 5, 5, 5, 5, 5, 5, 5], expected_answers, dropoff,
+        stopped={3: 1, 4: 1})}
     assert w.stats.lead(u2.id).status(w.clock()) == "stopped"  # type: ignore[union-attr]
     assert [x.user_id for x in w.stats.leads(status="stopped", start=JAN1, end=JAN1)] == [f"{WS}.{BOB}", u2.user_id]
 

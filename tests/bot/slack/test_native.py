@@ -136,13 +136,13 @@ def test_the_result_post_has_slacks_bar_chart_and_table_of_the_scores() -> None:
     assert series_of(chart) == [("2025年度 第3四半期", [6.5, 8.0, 10.0, 10.0, 5.0]),  # last quarter's bars first
                                 ("2025年度 第4四半期", [7.5, 8.0, 10.0, 5.0, 5.0])]
     assert cells(table) == [
-        ["領域", "点数", "前期比", "報告した数値", "いちばん低い数値（実績／目標）"],
+        ["領域", "点数", "前期比", "報告した数値", "点数を下げている指標（実績／目標）"],
         ["ユーザー参加度", "7.5", "▲1.0", "2／3", "1人あたりの顧客データ更新 10件/週（目標 20件/週）"],
         ["データ品質", "8.0", "±0", "1／2", "必要項目がそろった顧客データ 92%（目標 95%）"],
-        ["顧客満足度", "10.0", "±0", "1／3", "ー"],  # every figure at its target
+        ["顧客満足度", "10.0", "±0", "1／3", "－"],  # every figure at its target
         ["投資収益率（ROI）", "5.0", "▼5.0", "2／6", "リピート売上の伸び（前年同期比） -3%（目標 10%）"],
         ["プロセス効率", "5.0", "±0", "2／2", "月次レポート作成の時間削減 25%（目標 50%）"],
-        ["総合", "7.1", "▼0.8", "8／16", "ー"]]
+        ["総合", "7.1", "▼0.8", "8／16", "－"]]
     assert radar["type"] == "slack_chart" and radar["kind"] == "radar"  # Slack draws no radar: still an image
 
 
@@ -169,7 +169,7 @@ def test_an_area_not_reported_is_left_out_of_the_bar_chart_never_drawn_as_0() ->
     assert "データ品質" not in chart["chart"]["axis_config"]["categories"]
     assert [len(values) for _, values in series_of(chart)] == [4, 4]
     [table] = of_type(post["blocks"], "table")
-    assert cells(table)[2][:4] == ["データ品質", "未報告", "ー", "0／2"]
+    assert cells(table)[2][:4] == ["データ品質", "未報告", "－", "0／2"]
     assert check_message(post) == []
     nothing, _ = post_of(scored({}))
     assert of_type(nothing["blocks"], "data_visualization") == [] and check_message(nothing) == []
