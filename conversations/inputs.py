@@ -57,9 +57,13 @@ BOOK = "book"  # show the free consultation slots (a page of them; or to move bo
 BOOK_PICK = "book_pick"  # book the slot starting at ``at`` (or move booking ``ref`` there)
 BOOK_CANCEL = "book_cancel"  # cancel booking ``ref``
 BOOKING_KINDS = (BOOK, BOOK_PICK, BOOK_CANCEL)
+# Never typed nor tapped by the owner (no text or button data parses to them): the operator's acts from Slack.
+OPERATOR_REPLY = "operator_reply"  # a person answered in the lead's Slack thread (bot/handoff.py)
+HANDOFF_END = "handoff_end"  # the operator pressed 「対応終了」 in the lead's thread
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, *BOOKING_KINDS)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, *BOOKING_KINDS,
+         OPERATOR_REPLY, HANDOFF_END)
 
 
 class TermLookup(Protocol):

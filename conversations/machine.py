@@ -537,8 +537,24 @@ def moved_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def leave_to_person(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """Free text while a consultation request is open: a person answers it, the bot says nothing."""
+    """Free text while a consultation request is open: a person answers it, the bot says nothing (the core
+    relays it to the operator's thread, bot/handoff.py)."""
     return _keep(conv)
+
+
+def operator_reply(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A person answered the owner from the operator's Slack thread (the core pushes their words): the
+    handoff goes on, or opens again, for ``Settings.handoff`` from now; the bot itself says nothing. An
+    expired diagnosis is ended, as any other input would end it."""
+    until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
+    base = _at_rest(conv) if conv.in_progress and ctx.now - conv.updated > ctx.settings.expiry else conv
+    return Step(replace(base, handoff_until=until))
+
+
+def end_handoff(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """The operator ended the conversation (「対応終了」): free text gets the bot's own answers again."""
+    base = _at_rest(conv) if conv.in_progress and ctx.now - conv.updated > ctx.settings.expiry else conv
+    return Step(replace(base, handoff_until=0.0))
 
 
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -666,6 +682,9 @@ ROUTES: tuple[Route, ...] = (
     *(Route(s, (inputs.ERASE_YES,), erase_yes, frozenset({IDLE})) for s in STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
     Route(HANDOFF, (inputs.TEXT, inputs.OTHER), leave_to_person, _ALL),
+    # the operator's acts from the lead's Slack thread, in any state (the state stays; an expired one ends)
+    *(Route(s, (inputs.OPERATOR_REPLY,), operator_reply, _ALL) for s in STATES),
+    *(Route(s, (inputs.HANDOFF_END,), end_handoff, _ALL) for s in STATES),
 )
 
 

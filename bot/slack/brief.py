@@ -39,6 +39,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "all_a": "すべてA：次のテーマへ",
         "footer": "診断 #{number} · {user}",
         "fallback": "相談のお申し込み：{who}（{result}）",
+        "end": "対応終了",
+        "end_hint": "返信はこのスレッドに。`//` か `(メモ)` で始めた書き込みはオーナーに送られません。",
     },
     "en": {
         "title": "Consultation request",
@@ -57,9 +59,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "all_a": "All A: on to the next theme",
         "footer": "Diagnosis #{number} · {user}",
         "fallback": "Consultation request: {who} ({result})",
+        "end": "End conversation",
+        "end_hint": "Reply in this thread. A message starting with `//` or `(メモ)` is a note: not sent to the owner.",
     },
 }
 CHANNEL_NAMES = {"line": "LINE", "slack": "Slack", "web": "Web"}
+END_ACTION = "handoff_end"  # 「対応終了」: bot/slack/listeners/handoff.py
 
 
 def _t(locale: str, key: str, **params: object) -> str:
@@ -111,8 +116,14 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
             letter = lead.answers[point]
             fix = f"Q{point + 1} {question.topic}（{letter}：{question.choices[letter].label}）"
         blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'point')}*\n{fix}")})
-    blocks.append({"type": "context", "elements": [
-        mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]})
+    if lead.channel == "line":  # the lead's thread: the operator answers there and ends the handoff here
+        blocks.append({"type": "actions", "elements": [{
+            "type": "button", "action_id": END_ACTION, "text": {"type": "plain_text", "text": _t(locale, "end")},
+            "value": f"line:{lead.user_id}"[:2000]}]})
+    footer = [mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]
+    if lead.channel == "line":
+        footer.append(mrkdwn(_t(locale, "end_hint")))
+    blocks.append({"type": "context", "elements": footer})
     return _t(locale, "fallback", who=who, result=result), blocks
 
 
