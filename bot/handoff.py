@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from bot.booking_news import BookingNews
+from bot.booking_news import REQUESTED, BookingNews
 from bot.core import Bot, InboundEvent, Said
 from bot.logs import uid
 from bot.outbox import Outbox
@@ -201,7 +201,8 @@ class Handoff:
 
 
 class BookingThread:
-    """A :data:`bot.booking_news.BookingHook`: each booking news as one line in the lead's thread."""
+    """A :data:`bot.booking_news.BookingHook`: each booking news as one line in the lead's thread. A request
+    (``requested``) is not: the brief that opens the thread is its post."""
 
     def __init__(self, outbox: Outbox, relay: Relay, *, clock: Callable[[], float] = time.time) -> None:
         self.outbox = outbox
@@ -209,6 +210,8 @@ class BookingThread:
         self.clock = clock
 
     def __call__(self, news: BookingNews) -> None:
+        if news.kind == REQUESTED:
+            return
         job = self.relay.thread_job(news.lead, self.relay.render.news(news), self.clock())
         if self.outbox.put_once(keys.operator_news(news.lead, news.news_id), job, ttl=NEWS_TTL):
             log.info("handoff: %s news queued for the thread of %s", news.kind, uid(news.lead.user_id))

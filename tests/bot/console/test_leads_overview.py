@@ -290,7 +290,7 @@ def test_a_consultation_asked_for_before_any_diagnosis_is_a_lead_without_answers
     res = lc.http.get("/console/export/leads.csv", headers={"Authorization": f"Bearer {TOKEN}"})
     [row] = res.data.decode("utf-8-sig").split("\r\n")[1:-1]
     assert row.startswith(f"line,{uid(user.user_id)},0,") and f",{JA['progress_asked']}," in row
-    person = lc.http.get(f"/console/people/line/{user.user_id}")
+    person = lc.http.get(f"/console/people/{lc.ref(lead.id)}")
     assert person.status_code == 200
-    lead_page = lc.http.get(f"/console/leads/{lead.id}")
+    lead_page = lc.http.get(f"/console/leads/{lc.ref(lead.id)}")
     assert lead_page.status_code == 200 and JA["progress_asked"] in lead_page.get_data(as_text=True)
