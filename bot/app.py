@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Flask
 
-from bot.booking_news import BookingHook, nobody
+from bot.booking_flow import BookingFlow
+from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
 from bot.kpi import KpiCore
@@ -24,6 +25,7 @@ from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
+from conversations.booking import Bookings
 from conversations.content import Script, load_script
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -50,8 +52,11 @@ class Services:
     slack: Any = None  # bot.slack.app.SlackParts when Slack is configured and the Bolt app is wanted
     line_quota: Callable[[], Any] | None = None  # bot.line.quota's reader when LINE is configured
     # who hears of a consultation's change (the console's marks and cancels, the LINE booking flow): the
-    # composed hooks (bot.booking_news.Fanout); nobody until the LINE and Slack parts add theirs
+    # composed hooks (bot.booking_news.Fanout, make_booking_news): the owner's LINE chat, the Slack thread
     booking_news: BookingHook = nobody
+    bookings: Bookings | None = None  # consultation bookings (conversations/booking)
+    # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
+    handoff: Any = None  # bot.handoff.Handoff
 
 
 def build_services(
@@ -81,11 +86,20 @@ def build_services(
                     line_push_only=config.line_push_only)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
+    # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
+    bookings = Bookings(client, clock=clock)
+    relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
+    news = make_booking_news(outbox, bookings, relay, clock)
+    flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [],
-              peers=PeerFigures(client, clock=clock))  # a result's "N% of shops answer A here"
-    svc = Services(config, client, script, machine, store, outbox, bot, clock)
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
+              peers=PeerFigures(client, clock=clock), relay=relay)  # peers: a result's "N% of shops answer A here"
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
+    if relay is not None:
+        from bot.handoff import Handoff
+
+        svc.handoff = Handoff(bot, outbox, relay, team=config.operator_slack_team or "", clock=clock)
     if config.line_enabled:  # LINE's message quota: read by the clock's reminder pass and the console
         from bot.line.quota import quota_reader
 
@@ -120,8 +134,44 @@ def build_services(
             post_lease=config.outbox_lease,
             oauth=oauth,
             kpi=svc.kpi,
+            handoff=svc.handoff,
         )
     return svc
+
+
+def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
+                      clock: Callable[[], float] = time.time) -> Fanout:
+    """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
+    booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
+    hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
+    (``relay``), the lead's Slack thread hears of every change (bot/handoff.py ``BookingThread``)."""
+    from bot.booking_owner import OwnerNews
+
+    hooks: list[BookingHook] = [OwnerNews(outbox, bookings, clock=clock)]
+    if relay is not None:
+        from bot.handoff import BookingThread
+
+        hooks.append(BookingThread(outbox, relay, clock=clock))
+    return Fanout(hooks)
+
+
+def operator_workspace(config: Config) -> str:
+    """The operator channel's Slack workspace as jobs name it: CRMBOT_OPERATOR_SLACK_TEAM (with OAuth, the
+    installation whose token sends), else "op" (SLACK_BOT_TOKEN sends everything)."""
+    from bot.operator import WORKSPACE
+
+    return config.operator_slack_team or WORKSPACE
+
+
+def operator_relay(config: Config) -> Any:
+    """The handoff's relay (bot.handoff.Relay) when the operator has a Slack channel, else None. The thread's
+    words and Block Kit are Slack's (bot.slack.thread), injected here."""
+    if not config.operator_slack_channel or not config.slack_enabled:
+        return None
+    from bot.handoff import Relay
+    from bot.slack.thread import ThreadRenderer
+
+    return Relay(ThreadRenderer(config.locale), config.operator_slack_channel, operator_workspace(config))
 
 
 def build_kpi(config: Config, client: Any, clock: Callable[[], float] = time.time) -> KpiCore:
@@ -219,7 +269,8 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
     if client is None:
         client = connect(config)
     outbox = Outbox(client, [Transport.SLACK], clock=clock, lease=config.outbox_lease)
-    return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock)
+    return ConsultBriefs(outbox, BriefRenderer(script, config.locale), channel, clock=clock,
+                         workspace=operator_workspace(config))
 
 
 def build_reminders(svc: Services) -> Any:
@@ -246,6 +297,7 @@ def build_reminders(svc: Services) -> Any:
         line_quota=svc.line_quota,  # read before LINE reminders are queued (bounded by its timeout)
         installed=installed,
         kpi=svc.kpi,
+        bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
     )
 
 

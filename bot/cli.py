@@ -502,6 +502,7 @@ def terminal_text(script: Script, out: Output) -> str:
     from bot import views
     from conversations.outputs import (
         Advice,
+        BookingNote,
         ConfirmRestart,
         ConsultAck,
     Definition,
@@ -517,13 +518,15 @@ def terminal_text(script: Script, out: Output) -> str:
         Reminder,
         Result,
         Resume,
+        Slots,
     )
 
     match out:
         case Result(answers=answers, prev=prev, peers=peers):
             return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | BookingNote() | Qualify()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

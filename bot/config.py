@@ -96,9 +96,13 @@ class Config:
     # Consultation (the step after the result)
     consult_url: str | None = None  # CRMBOT_CONSULT_URL: the booking page offered with the confirmation
     operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
+    # CRMBOT_OPERATOR_SLACK_TEAM: the workspace of that channel (needed with the OAuth install: its token sends
+    # the briefs and thread posts, and only its replies reach owners)
+    operator_slack_team: str | None = None
     handoff_hours: float = MachineSettings.handoff / 3600  # CRMBOT_HANDOFF_HOURS: free text left to a person
     privacy_url: str | None = None  # CRMBOT_PRIVACY_URL: the consultancy's privacy policy, named by the note
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
+    booking_page: int = 8  # CRMBOT_BOOKING_PAGE: free consultation slots shown at once in LINE (1-10)
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
     console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
@@ -425,9 +429,18 @@ def _consultation(e: _Env) -> dict[str, Any]:
         if not SLACK_CHANNEL_ID.fullmatch(operator_channel):
             raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL must be a Slack channel ID "
                               f"(like C0123ABCD; got {operator_channel[:20]!r})")
-        if not (e.text("SLACK_SIGNING_SECRET") and e.text("SLACK_BOT_TOKEN")):
+        oauth = bool(e.text("SLACK_CLIENT_ID"))
+        if not (e.text("SLACK_SIGNING_SECRET") and (e.text("SLACK_BOT_TOKEN") or oauth)):
             raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_CHANNEL needs Slack configured "
                               "(SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+        if oauth and not e.text("CRMBOT_OPERATOR_SLACK_TEAM"):
+            raise ConfigError("environment: with the OAuth install (SLACK_CLIENT_ID), CRMBOT_OPERATOR_SLACK_CHANNEL "
+                              "needs CRMBOT_OPERATOR_SLACK_TEAM: the workspace ID of that channel (like T0123ABCD)")
+    operator_team = e.text("CRMBOT_OPERATOR_SLACK_TEAM")
+    if operator_team is not None and not (operator_team.isascii() and operator_team.isalnum()
+                                          and operator_team[:1] in ("T", "E") and len(operator_team) <= 32):
+        raise ConfigError("environment: CRMBOT_OPERATOR_SLACK_TEAM must be a Slack workspace ID "
+                          f"(like T0123ABCD; got {operator_team[:20]!r})")
     raw_handoff = e.text("CRMBOT_HANDOFF_HOURS")
     handoff = Config.handoff_hours
     if raw_handoff is not None:
@@ -438,9 +451,12 @@ def _consultation(e: _Env) -> dict[str, Any]:
         if not 0 <= handoff <= 24 * 365:
             raise ConfigError("environment: CRMBOT_HANDOFF_HOURS must be hours between 0 and 8760, "
                               f"0 for none (got {raw_handoff[:20]!r})")
+    page = e.integer("CRMBOT_BOOKING_PAGE", Config.booking_page, 1)
+    if page > 10:
+        raise ConfigError(f"environment: CRMBOT_BOOKING_PAGE must be 1-10 (got {page})")
     return {"consult_url": consult_url, "privacy_url": privacy_url, "operator_slack_channel": operator_channel,
-            "handoff_hours": handoff,
-            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True)}
+            "operator_slack_team": operator_team, "handoff_hours": handoff,
+            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True), "booking_page": page}
 
 
 def _console(e: _Env) -> dict[str, Any]:

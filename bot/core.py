@@ -7,6 +7,12 @@ On a transport whose account crmbot shares with another tool (``owned_only``: LI
 "Coexistence with another LINE tool"), the step of an event crmbot does not own is committed as usual and
 says nothing: the rule is :func:`conversations.ownership.owns`, decided here on the record the step has
 already read.
+
+**Handoff** (bot/handoff.py): while a person has an owner's consultation in hand (``Conv.handoff_until``
+ahead, the machine's HANDOFF overlay: the bot says nothing to free text), what the owner writes
+(:class:`Said`) is relayed into the lead's thread in the operator's Slack channel, and a person's reply
+there (input ``operator_reply``) is pushed to the owner: the core asks the injected :class:`Relay` for
+the job and commits it with the step, so each is queued exactly once per event.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from bot import metrics
+from bot.booking_flow import BookingFlow
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -26,7 +34,7 @@ from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import IDLE, Conv, Machine
+from conversations.machine import HANDOFF, IDLE, Conv, Machine
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -38,6 +46,18 @@ MAX_CAS_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
+class Said:
+    """What a message said, as it came (the input keeps only what the machine needs): relayed to the
+    operator's thread during a handoff, or an operator's words pushed to the owner."""
+
+    kind: str  # LINE's message type: "text", "sticker", "image", "video", "audio", "file", "location"
+    text: str = ""  # the text as is (a file's name, a location's title; "" none)
+    read_token: str = ""  # LINE's markAsReadToken of the message ("" none)
+    by: str = ""  # an operator's reply: the Slack user who wrote it
+    ref: str = ""  # an operator's reply: "<channel>:<ts>" of their message (the receipt's target)
+
+
+@dataclass(frozen=True)
 class InboundEvent:
     subject: Subject
     event_id: str  # the channel's unique event ID (LINE webhookEventId): the dedupe key
@@ -46,6 +66,16 @@ class InboundEvent:
     timestamp: float | None = None  # when the channel says it happened (seconds)
     redelivery: bool = False
     origin: Origin | None = None  # what kind of event it came from (LINE: for the ownership rule)
+    said: Said | None = None  # the message as it came (a handoff relays it), None for a tap or an event
+
+
+class Relay(Protocol):
+    """The handoff's jobs (bot.handoff.Relay): the owner's message as a post in their lead's thread, and a
+    person's reply as a push to the owner. None: nothing to queue."""
+
+    def owner_post(self, ev: InboundEvent, seq: int, now: float, previous: Job | None) -> Job | None: ...
+
+    def operator_push(self, ev: InboundEvent, now: float) -> Job | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +97,9 @@ class Bot:
         conversation_ttl: int = 7 * 86400,
         eraser: Eraser | None = None,
         owned_only: Collection[Transport] = (),
+        booking: BookingFlow | None = None,
         peers: PeerFigures | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -76,7 +108,9 @@ class Bot:
         self.conversation_ttl = conversation_ttl
         self.eraser = eraser  # deletes every key of a person who confirmed 「データを削除」 (bot/privacy.py)
         self.owned_only = frozenset(owned_only)  # transports shared with another tool: answer only our events
+        self.booking = booking  # 相談する and the booking buttons: done before the step (bot/booking_flow.py)
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
+        self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -102,13 +136,18 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, IDLE)
             eraser.erase(ev.subject, by="owner")
+        inp = ev.input
+        if self.booking is not None:
+            # Booked, moved, cancelled or requested first (idempotent by the event's id: a redelivery or a
+            # double tap changes nothing more); the answer rides on the input into the pure step.
+            inp = self.booking.prepare(ev.subject, ev.event_id, inp)
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self.machine.step(snap.conv, ev.input, now)
+            step = self.machine.step(snap.conv, inp, now)
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
@@ -179,8 +218,23 @@ class Bot:
             new_job: Job | None = self.outbox.job_for(ev, outputs, now, job)
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
+        if new_job is None and self.relay is not None:
+            new_job = self._relayed(ev, before, outputs, now, job)
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
         new_figures = None
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)
         return new_job, new_figures
+
+    def _relayed(self, ev: InboundEvent, before: Conv, outputs: tuple[Output, ...], now: float,
+                 job: Job | None) -> Job | None:
+        """The handoff's job for this step, if any: a person's reply pushed to the owner; or the owner's
+        message, left to a person (the HANDOFF overlay said nothing), posted into the lead's thread when
+        there is one to expect (a consultation was requested)."""
+        assert self.relay is not None
+        if ev.input.kind == inputs.OPERATOR_REPLY:
+            return self.relay.operator_push(ev, now) if ev.said is not None else None
+        if ev.said is None or outputs or not before.consulted or self.machine.overlay(before, now) != HANDOFF:
+            return None
+        seq = int(ev.timestamp * 1000) if ev.timestamp is not None else 0  # LINE's time orders one webhook's events
+        return self.relay.owner_post(ev, seq, now, job)

@@ -23,16 +23,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.handoff import BRIEF
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import keys
 from conversations.analytics import Lead
 from conversations.jobs import Job
+from conversations.keys import Subject
 from conversations.transports import SlackState, Transport
 
 log = logging.getLogger(__name__)
 BRIEF_TTL = 180 * 86400  # seconds a lead's ledger mark is kept (far beyond any retry of its job)
-WORKSPACE = "op"  # the Slack job's workspace part (pacing keys only): the channel ID is the address
+WORKSPACE = "op"  # the Slack job's workspace part with SLACK_BOT_TOKEN (pacing keys only): the channel ID is the
+# address; with OAuth it is the operator's workspace (CRMBOT_OPERATOR_SLACK_TEAM), whose token sends it
 
 ConsultHook = Callable[[Lead], None]
 BriefRender = Callable[[Lead], list[dict[str, Any]]]  # a lead -> the outputs of the operator channel's job
@@ -42,15 +45,19 @@ class ConsultBriefs:
     """Queues the brief of each lead's consultation request, exactly once per lead."""
 
     def __init__(self, outbox: Outbox, render: BriefRender, channel: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, workspace: str = WORKSPACE) -> None:
         self.outbox = outbox
         self.render = render
         self.channel = channel
         self.clock = clock
+        self.workspace = workspace
 
     def __call__(self, lead: Lead) -> None:
-        job = Job.new(Transport.SLACK, f"{WORKSPACE}.{self.channel}", keys.operator_tag(self.channel),
-                      self.render(lead), self.clock(), state=SlackState(lead=lead.id))
+        # once posted, the brief's ts is the lead's thread (bot/handoff.py): its role and person say so
+        person = keys.lead_ref(Subject(Transport.parse(lead.channel), lead.user_id)) if lead.channel == "line" else ""
+        state = SlackState(lead=lead.id, person=person, role=BRIEF if person else "")
+        job = Job.new(Transport.SLACK, f"{self.workspace}.{self.channel}", keys.operator_tag(self.channel),
+                      self.render(lead), self.clock(), state=state)
         if self.outbox.put_once(keys.consult_briefed(self.channel, lead.id), job, ttl=BRIEF_TTL):
             log.info("operator: consultation brief queued for %s", uid(lead.user_id))
         else:

@@ -16,7 +16,7 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
    tier and answer sets (the channel's, and those of its leads' source) under a fresh random id (same
    score: the start time), so every total, for others and overall, is unchanged and nothing points back to
    the person;
-4. the operator channel's brief marks of those leads;
+4. the operator channel's brief marks of those leads, and its index entries of the person's threads;
 5. the booking store (``{booking}``, :meth:`conversations.booking.Bookings.erase`): an active booking is
    cancelled first (its place frees at once, its reminders never fire), then every booking of the person,
    its index entries and request outcome, their consultation record and status entries are deleted;
@@ -120,6 +120,7 @@ def _aggregates(channel: str) -> list[str]:
     answers."""
     return [
         analytics.started_key(channel),
+        analytics.asked_key(channel),
         *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
         *(analytics.tier_key(channel, t) for t in TIERS),
         *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),
@@ -160,6 +161,11 @@ class Eraser:
         jobs_gone = self.outbox.discard(subject.tag_name)
         if jobs_gone:
             removed["jobs"] = jobs_gone
+        if self.operator_channel:  # the lead's threads (one per brief): a reply there finds nobody any more
+            index, ref = keys.operator_threads(self.operator_channel), keys.lead_ref(subject)
+            threads = [text(ts) for ts, who in self.r.hscan_iter(index, count=500) if text(who) == ref]
+            if threads and self.r.hdel(index, *threads):
+                removed["operator_thread"] = len(threads)
         for key in self._user_keys(subject):
             family = _family(key, subject.tag)
             if self.r.delete(key):

@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.booking_reminders import send_due
 from bot.kpi import KpiCore
 from bot.kpi.areas import missing_areas
 from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import keys
+from conversations.booking import Bookings
 from conversations.jobs import Job
 from conversations.keys import Subject
 from conversations.machine import Conv
@@ -114,6 +116,7 @@ class Reminders:
         line_quota: Callable[[], Any] | None = None,  # LINE's quota this month (bot.line.quota), or raises
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
+        bookings: Bookings | None = None,  # consultation bookings: their reminders (bot/booking_reminders.py)
     ) -> None:
         self.r = runner(client)
         self.teams = teams
@@ -123,6 +126,7 @@ class Reminders:
         self.line_quota = line_quota
         self.installed = installed
         self.kpi = kpi
+        self.bookings = bookings
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
@@ -130,6 +134,8 @@ class Reminders:
             self._slack(now, dry_run, self.kpi, summary)
         if self.outbox.handles(Transport.LINEBATCH):
             self._line(now, dry_run, summary)
+        if self.bookings is not None and self.outbox.handles(Transport.LINE):
+            summary.queued += send_due(self.bookings, self.outbox, now, dry_run=dry_run)
         return summary
 
     # ---- Slack ----------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ until it has its words and buttons.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import assert_never
 
 from conversations import inputs, results
 from conversations.content import Script, advice_for
 from conversations.outputs import (
     Advice,
+    BookingNote,
     ConfirmRestart,
     ConsultAck,
     Definition,
@@ -31,8 +33,10 @@ from conversations.outputs import (
     Reminder,
     Result,
     Resume,
+    Slots,
 )
 from scoring import CHOICES, QUESTION_COUNT, Comparison, DiagnosisResult, compare, next_tier
+from scoring.periods import zone
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ class ConsultView:
 
 def consult_view(script: Script, out: ConsultAck) -> ConsultView:
     lines = [script.text("consult_again" if out.again else "consult_ack")]
+    if out.sid == 0:  # no diagnosis taken: it is offered as preparation, never required
+        lines.append(script.text("consult_first"))
     lines += [script.text(f"consult_{part}", value=value) for part, value in script.consult.items()]
     if out.url:
         lines.append(script.text("consult_booking"))
@@ -422,6 +428,10 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("heard")
         case Qualify():
             return qualify_text(script, out)
+        case Slots():
+            return slots_text(script, out)
+        case BookingNote():
+            return booking_text(script, out)
         case _:
             assert_never(out)
 
@@ -453,7 +463,100 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return [consult_button(script, sid)]
         case Qualify():
             return qualify_buttons(script, out)
+        case Slots():
+            return slots_buttons(script, out)
+        case BookingNote():
+            return booking_buttons(script, out)
         case Notice() | Advice() | ConsultAck() | Definition():
             return []
         case _:
             assert_never(out)
+
+
+# ---- booking a consultation -------------------------------------------------------------------------
+
+
+def _local(script: Script, epoch: int, tz: str) -> datetime:
+    return datetime.fromtimestamp(epoch, zone(tz or "Asia/Tokyo"))
+
+
+def _weekday(script: Script, moment: datetime) -> str:
+    names = script.text("booking_weekdays").split()
+    return names[moment.weekday()] if len(names) == 7 else moment.strftime("%a")
+
+
+def booking_date(script: Script, epoch: int, tz: str) -> str:
+    """A slot's local date: 「12月8日（火）」."""
+    at = _local(script, epoch, tz)
+    return script.text("booking_date", month=at.month, day=at.day, weekday=_weekday(script, at))
+
+
+def booking_when(script: Script, start: int, end: int, tz: str) -> str:
+    """A slot's local date and times: 「12月8日（火）14:00〜14:30」."""
+    return script.text("booking_when", date=booking_date(script, start, tz),
+                       start=f"{_local(script, start, tz):%H:%M}", end=f"{_local(script, end, tz):%H:%M}")
+
+
+def slot_button(script: Script, out: Slots, start: int) -> Button:
+    at = _local(script, start, out.tz)
+    label = script.text("booking_slot_button", month=at.month, day=at.day, weekday=_weekday(script, at),
+                        start=f"{at:%H:%M}")[:20]  # a template: its own length is not the label's
+    return Button(label, inputs.button(inputs.BOOK_PICK, at=start, ref=out.moving), label)
+
+
+def more_slots_button(script: Script, out: Slots) -> Button | None:
+    if not out.more:
+        return None
+    label = script.text("booking_more_button")
+    return Button(label, inputs.button(inputs.BOOK, at=out.more, ref=out.moving), label)
+
+
+def slots_heading(script: Script, out: Slots) -> str:
+    """Why the slots are shown (or that none is free) and the meeting format."""
+    lines = []
+    if out.note:
+        lines.append(script.text(f"booking_{out.note}"))
+    if out.note != "none":
+        lines.append(script.text("booking_moving" if out.moving else "booking_slots"))
+    return "\n".join(lines)
+
+
+def slots_text(script: Script, out: Slots) -> str:
+    return slots_heading(script, out)
+
+
+def slots_buttons(script: Script, out: Slots) -> list[Button]:
+    buttons = [slot_button(script, out, start) for start, _ in out.slots]
+    more = more_slots_button(script, out)
+    return buttons + ([more] if more is not None else [])
+
+
+def booking_text(script: Script, out: BookingNote) -> str:
+    """A booking told to its owner: what happened, then when and how (and the consultancy's words)."""
+    lines = [script.text(f"booking_{out.stage}")]
+    if out.start and out.stage != "gone":
+        lines.append(script.text("booking_details", when=booking_when(script, out.start, out.end, out.tz),
+                                 format=out.fmt or "-"))
+    if out.message:
+        lines.append(script.text("booking_op_message", message=out.message))
+    if booking_active(out):
+        lines.append(script.text("booking_change_note"))
+    return "\n".join(lines)
+
+
+def booking_active(out: BookingNote) -> bool:
+    return out.stage not in ("cancelled", "cancelled_op", "gone") and bool(out.booking)
+
+
+def book_button(script: Script) -> Button:
+    label = script.text("booking_book_button")
+    return Button(label, inputs.button(inputs.BOOK), label)
+
+
+def booking_buttons(script: Script, out: BookingNote) -> list[Button]:
+    """Change / cancel while it stands; book again once it is gone."""
+    if not booking_active(out):
+        return [book_button(script)]
+    change, cancel = script.text("booking_change_button"), script.text("booking_cancel_button")
+    return [Button(change, inputs.button(inputs.BOOK, ref=out.booking), change),
+            Button(cancel, inputs.button(inputs.BOOK_CANCEL, ref=out.booking), cancel)]

@@ -34,6 +34,7 @@ from conversations.content import Script
 from conversations.keys import Subject
 from conversations.outputs import (
     Advice,
+    BookingNote,
     ConfirmRestart,
     ConsultAck,
     Definition,
@@ -51,6 +52,7 @@ from conversations.outputs import (
     Reminder,
     Result,
     Resume,
+    Slots,
     job_output,
 )
 from conversations.redis_ops import async_runner, runner, text
@@ -130,7 +132,8 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "theme": v.theme, "answers_heading": v.answers_heading, "answers": v.result.answers,
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | BookingNote() | Qualify()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -25,6 +25,8 @@ Cluster). Every sorted set of diagnoses is scored by the diagnosis' start time:
 
     crmbot:{stats}:lead:<lead id>            the lead (hash; fields below, see :meth:`Lead.from_hash`)
     crmbot:{stats}:started:<ch>              every diagnosis started on channel ch
+    crmbot:{stats}:asked:<ch>                leads of consultations requested with no diagnosis taken (sid 0;
+                                             score: the first request): in the leads, never in the funnel
     crmbot:{stats}:reached:<ch>:<q>          diagnoses whose highest question shown is q (1..10); each is
                                              in exactly one, moved forward as it goes on
     crmbot:{stats}:tier:<ch>:<T>             finished diagnoses of tier T (A/B/C)
@@ -125,6 +127,10 @@ def anon_key(channel: str, tier: str = "") -> str:
 
 def started_key(channel: str) -> str:
     return f"{STATS}:started:{channel}"
+
+
+def asked_key(channel: str) -> str:
+    return f"{STATS}:asked:{channel}"
 
 
 def reached_key(channel: str, q: int) -> str:
@@ -307,6 +313,8 @@ def delta_of(
     # an answer to the reminder's question is about the last finished diagnosis, not one under way
     moved = event in (inputs.MOVED_YES, inputs.MOVED_NO) and not cur.in_progress and bool(cur.last)
     cur_id = lead_id(subject.transport, subject.user_id, cur.sid, _begun(cur)) if cur.sid else ""
+    if not cur.sid and consult and cur.begun:  # asked with no diagnosis: a lead without answers (number 0)
+        cur_id = lead_id(subject.transport, subject.user_id, 0, cur.begun)
     if before.in_progress and before.sid:
         before_id = lead_id(subject.transport, subject.user_id, before.sid, _begun(before))
         if before_id != cur_id:
@@ -543,7 +551,7 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
         raise InvalidInput("stats: a follow or unfollow without the person")
     keys = [
         key1,
-        started_key(ch) if lid else key1,
+        (started_key(ch) if str(lead.get("sid", 0)) != "0" else asked_key(ch)) if lid else key1,
         person_key(ch, user) if lid else key1,
         ACTIVE,
         FOLLOWERS,
@@ -858,8 +866,8 @@ class Analytics:
             sets = [tier_key(seg, tier) for seg in segs]
         elif status == "finished":
             sets = [tier_key(seg, t) for seg in segs for t in TIERS]
-        else:
-            sets = [started_key(seg) for seg in segs]
+        else:  # every diagnosis, and the consultations asked for without one (those have no source)
+            sets = [started_key(seg) for seg in segs] + ([asked_key(ch) for ch in chans] if source is None else [])
         lo, hi = _bounds(start, end)
         batch: list[str] = []
         for lead_ref in heapq.merge(*(self._ids_desc(k, lo, hi) for k in sets), reverse=True):

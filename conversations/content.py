@@ -127,6 +127,30 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "stopped_midway": "",
         "no_result_midway": "",
         **{f"consult_{part}": "value" for part in CONSULT_PARTS},
+        "booking_slots": "",
+        "booking_moving": "",
+        "booking_full": "",
+        "booking_not_offered": "",
+        "booking_none": "",
+        "booking_more_button": "",
+        "booking_weekdays": "",
+        "booking_date": "month day weekday",
+        "booking_when": "date start end",
+        "booking_slot_button": "month day weekday start",
+        "booking_details": "when format",
+        "booking_booked": "",
+        "booking_changed": "",
+        "booking_same": "",
+        "booking_cancelled": "",
+        "booking_cancelled_op": "",
+        "booking_op_message": "message",
+        "booking_gone": "",
+        "booking_remind_day": "",
+        "booking_remind_soon": "",
+        "booking_change_note": "",
+        "booking_change_button": "",
+        "booking_cancel_button": "",
+        "booking_book_button": "",
     }.items()
 }
 # Text keys a file may leave out: ``closeness_one`` is ``closeness`` for exactly one more A (English needs
@@ -135,7 +159,8 @@ OPTIONAL_TEXT_KEYS: dict[str, frozenset[str]] = {"closeness_one": frozenset({"la
 BUTTON_KEYS = (
     "start_button", "back_button", "restart_button", "continue_button", "retake_button", "optin_yes_button",
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
-    "restart_yes_button", "restart_no_button", "moved_yes_button", "moved_no_button",
+    "restart_yes_button", "restart_no_button", "moved_yes_button", "moved_no_button", "booking_more_button",
+    "booking_change_button", "booking_cancel_button", "booking_book_button",
 )
 
 

@@ -16,6 +16,9 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
                     (no diagnosis number: one multicast carries the same buttons to many people)
     g:<q>           list the terms question q (0-based) uses, with their definitions (its 「用語」 button)
     e / e:1 / e:0   delete my data? / yes, delete it / no, keep it
+    bk[:<t>[:<id>]] show the free consultation slots (after epoch second t: the next page; moving booking id)
+    bp:<t>[:<id>]   book the slot starting at epoch second t (or move booking id there)
+    bx:<id>         cancel booking id
     f:<i>:<n>       qualification question i (0-based) answered with its choice n (1-based); n = 0: skipped
 
 Typed 「診断 NAME」 (a start keyword, a space, a source name: the text of a ``crmbot line links`` link) starts
@@ -31,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from conversations.outputs import Output
 from scoring import CHOICES, QUESTION_COUNT
 
 FOLLOW = "follow"
@@ -56,9 +60,17 @@ ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to co
 ERASE_YES = "erase_yes"  # yes: every key of this person is removed
 ERASE_NO = "erase_no"  # no: nothing is removed
 QUALIFY = "qualify"  # a qualification question (after a result) answered or skipped: its ``q``, ``choice`` a digit
+BOOK = "book"  # show the free consultation slots (a page of them; or to move booking ``ref``)
+BOOK_PICK = "book_pick"  # book the slot starting at ``at`` (or move booking ``ref`` there)
+BOOK_CANCEL = "book_cancel"  # cancel booking ``ref``
+BOOKING_KINDS = (BOOK, BOOK_PICK, BOOK_CANCEL)
+# Never typed nor tapped by the owner (no text or button data parses to them): the operator's acts from Slack.
+OPERATOR_REPLY = "operator_reply"  # a person answered in the lead's Slack thread (bot/handoff.py)
+HANDOFF_END = "handoff_end"  # the operator pressed 「対応終了」 in the lead's thread
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, QUALIFY)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, QUALIFY,
+         *BOOKING_KINDS, OPERATOR_REPLY, HANDOFF_END)
 QUALIFY_MAX = 3  # qualification questions a script may ask
 QUALIFY_CHOICES_MAX = 5  # choices of one qualification question
 SOURCE_MAX = 20  # characters of a source name
@@ -78,6 +90,11 @@ class Input:
     q: int | None = None  # None: "the current question" (typed answers)
     sid: int | None = None  # None: "the current diagnosis"
     term: str | None = None  # DEFINE: the term asked about (None: question q's terms)
+    at: int | None = None  # BOOK: show slots after this epoch second; BOOK_PICK: the slot's start
+    ref: str = ""  # BOOK / BOOK_PICK: the booking being moved; BOOK_CANCEL: the booking ("" none)
+    # What the core's side effect before the step answered (the booking flow, bot/booking_flow.py): the
+    # machine places it among the step's outputs; empty when nothing was done (e.g. no availability).
+    reply: tuple[Output, ...] = ()
     source: str = ""  # START typed as 「診断 NAME」: where the person came from ("" none or not a valid name)
 
 
@@ -122,8 +139,11 @@ def source_name(text: str) -> str:
     return name if _SOURCE.fullmatch(name) else ""
 
 
-def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: str | None = None) -> str:
+def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: str | None = None,
+           at: int | None = None, ref: str = "") -> str:
     """Postback data for a button (the inverse of from_button)."""
+    if kind in BOOKING_KINDS:
+        return _booking_button(kind, at, ref)
     if kind == START:
         return "s"
     if kind == RESTART:
@@ -153,10 +173,40 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
     raise ValueError(f"no button for input kind {kind!r}")
 
 
+def _booking_button(kind: str, at: int | None, ref: str) -> str:
+    if kind == BOOK_CANCEL:
+        return f"bx:{ref}"
+    head = "bk" if kind == BOOK else "bp"
+    if kind == BOOK and not at and not ref:
+        return head
+    return f"{head}:{at or 0}:{ref}" if ref else f"{head}:{at or 0}"
+
+
+def _booking_input(parts: list[str]) -> Input | None:
+    """bk, bk:<t>, bk:<t>:<id>, bp:<t>, bp:<t>:<id>, bx:<id> (ids: 16 hex digits); None when not one."""
+    match parts:
+        case ["bk"]:
+            return Input(BOOK)
+        case ["bx", ref] if _is_ref(ref):
+            return Input(BOOK_CANCEL, ref=ref)
+        case ["bk" | "bp" as head, at, *rest] if len(rest) <= 1 and all(_is_ref(r) for r in rest):
+            when = _nat(at, digits=11)  # epoch seconds
+            if head == "bp" and when == 0:
+                return None
+            return Input(BOOK if head == "bk" else BOOK_PICK, at=when or None, ref=rest[0] if rest else "")
+    return None
+
+
+def _is_ref(ref: str) -> bool:
+    return len(ref) == 16 and all(c in "0123456789abcdef" for c in ref)
+
+
 def from_button(data: str) -> Input:
     """Postback data -> Input. Anything malformed is TEXT (re-asked with a hint), never an error."""
     parts = data.split(":") if isinstance(data, str) and len(data) <= 64 else []
     try:
+        if parts and parts[0] in ("bk", "bp", "bx"):
+            return _booking_input(parts) or Input(TEXT)
         match parts:
             case ["s"]:
                 return Input(START)
@@ -197,7 +247,7 @@ def from_button(data: str) -> Input:
     return Input(TEXT)
 
 
-def _nat(s: str) -> int:
-    if not s.isdigit() or len(s) > 9:
+def _nat(s: str, digits: int = 9) -> int:
+    if not s.isascii() or not s.isdigit() or len(s) > digits:
         raise ValueError(s)
     return int(s)

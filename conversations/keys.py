@@ -282,6 +282,28 @@ def consult_briefed(channel: str, lead_id: str) -> str:
     return f"{PREFIX}:{{{operator_tag(channel)}}}:brief:{lead_id}"
 
 
+def operator_threads(channel: str) -> str:
+    """The operator channel's lead threads: the brief's ``ts`` -> the lead ref (:func:`lead_ref`) it is about, so
+    a reply in the thread finds its owner (bot/handoff.py)."""
+    return f"{PREFIX}:{{{operator_tag(channel)}}}:threads"
+
+
+def operator_thread(subject: Subject) -> str:
+    """A person's thread in the operator's channel, in the person's own slot (a hash: ``ch`` the channel, ``ts``
+    the brief's ts, ``read`` the markAsReadToken of their latest message relayed there): bot/handoff.py."""
+    return f"{PREFIX}:{subject.tag}:opthread"
+
+
+def operator_news(subject: Subject, news_id: str) -> str:
+    """Ledger mark of one booking news posted into the person's thread (queued once per news id)."""
+    return f"{PREFIX}:{subject.tag}:opnews:{news_id}"
+
+
+def operator_receipt(subject: Subject, reply_ts: str) -> str:
+    """Ledger mark of the receipt (✓ or why not) of one operator reply pushed to the person."""
+    return f"{PREFIX}:{subject.tag}:oprcpt:{reply_ts}"
+
+
 def slack_id(value: object, name: str = "workspace") -> str:
     """A Slack ID (team, enterprise, user: letters and digits, at most 32), or InvalidInput."""
     if not isinstance(value, str) or not value or len(value) > 32 or not value.isascii() or not value.isalnum():
@@ -378,6 +400,13 @@ def booking_request(request_id: str) -> str:
     if not isinstance(request_id, str) or not _REQUEST.fullmatch(request_id):
         raise InvalidInput("a booking request id is 1-128 letters, digits, '.', '_' or '-'")
     return f"{BOOKING}:req:{request_id}"
+
+
+def booking_owner_told(subject: Subject, news_id: str) -> str:
+    """Ledger mark of one piece of booking news pushed to its owner (a cancellation from the console), in
+    the user's slot (Outbox.put_once: queued once)."""
+    digest = hashlib.sha256(str(news_id).encode()).hexdigest()[:32]  # any id the news carries, kept short
+    return f"{PREFIX}:{subject.tag}:bknews:{digest}"
 
 
 def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:

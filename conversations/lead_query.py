@@ -12,6 +12,8 @@ size; O: its offset; C: leads with a consultation; A: diagnoses in progress):
 * **"in progress"**: the ``active`` set, A hashes.
 * **a consultation status**, and **sort by status**: the ``consult:open`` and ``consult:worked`` sets,
   C hashes (consultations are few); sort by status then walks the other leads as sort by date does.
+* Consultations asked for with no diagnosis (a lead numbered 0) are in their own index, ``asked:<ch>``:
+  listed and counted with every lead when no tier or progress is asked for.
 * **a source**: the source's own started sets (:func:`conversations.analytics.segment`), its leads'
   hashes (sorted, searched and counted here, as a small set).
 * **a search** (part of a display name, of the ID the console shows, or of a user ID): no index can
@@ -39,6 +41,7 @@ from conversations.analytics import (
     _bounds,
     _in_bounds,
     anon_key,
+    asked_key,
     lead_key,
     segment,
     started_key,
@@ -165,6 +168,7 @@ class LeadQuery:
         with self.r.pipeline(transaction=False) as p:
             for ch in chans:
                 p.zrangebyscore(started_key(ch), lo, hi)
+                p.zrangebyscore(asked_key(ch), lo, hi)  # consultations asked for with no diagnosis
             got = p.execute()
         return [text(x) for ids in got for x in ids]
 
@@ -192,6 +196,8 @@ class LeadQuery:
         finished_only = q.tier is not None or q.progress == "finished"
         tiers = [q.tier] if q.tier else list(TIERS)
         every = [started_key(ch) for ch in chans]
+        if q.progress is None:  # and the consultations asked for with no diagnosis (no progress of their own)
+            every += [asked_key(ch) for ch in chans]
         # sections: (sorted sets merged newest first, whether a lead needs its hash to be kept, ids to skip)
         sections: list[tuple[list[str], bool, frozenset[str]]] = []
         head: list[Lead] = []
@@ -253,7 +259,11 @@ class LeadQuery:
                 p.zcount(anon_key(ch), lo, hi)
                 for t in tiers:
                     p.zcount(anon_key(ch, t), lo, hi)
+            for ch in chans:  # the consultations asked for with no diagnosis: leads, never diagnoses
+                p.zcount(asked_key(ch), lo, hi)
             raw = [int(x) for x in p.execute()]
+        asked = sum(raw[len(raw) - len(chans):])
+        raw = raw[:len(raw) - len(chans)]
         per = 1 + len(tiers)
         got = [raw[i] - raw[i + per] for c in range(len(chans)) for i in range(2 * per * c, 2 * per * c + per)]
         started = sum(got[i] for i in range(0, len(got), per))
@@ -263,7 +273,7 @@ class LeadQuery:
         if q.progress == "stopped":
             active = [x for x in self.a._active() if x.channel in chans and _in_bounds(x.started, q.start, q.end)]
             return started - finished - len(active)
-        return started
+        return started + asked
 
 
 def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
@@ -278,12 +288,14 @@ def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
 
 
 def started_at(analytics: Analytics, ms: int) -> list[str]:
-    """The ids of the diagnoses (any channel, tests' too) started at this millisecond: one ZRANGEBYSCORE per
-    channel (how the console finds a lead from its opaque id)."""
+    """The ids of the diagnoses (any channel, tests' too) started at this millisecond, and of the consultations
+    asked for with no diagnosis at it: two ZRANGEBYSCOREs per channel (how the console finds a lead from its
+    opaque id)."""
     chans = sorted(text(c) for c in analytics.r.smembers(CHANNELS))
     lo, hi = repr((ms - 0.5) / 1000), repr((ms + 0.5) / 1000)
     with analytics.r.pipeline(transaction=False) as p:
         for ch in chans:
             p.zrangebyscore(started_key(ch), lo, hi)
+            p.zrangebyscore(asked_key(ch), lo, hi)
         got = p.execute()
     return [text(x) for ids in got for x in ids]

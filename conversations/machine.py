@@ -24,8 +24,9 @@ that each channel renders in its own way: Greeting, Offer, Notice (a text key, w
 number for ``stale``), Question, Resume, ConfirmRestart, Result (``prev``: compared with the result before;
 ``again``: the last result shown once more on request), Advice, DoneHelp, Heard (text typed after a result:
 a person will reply; further text is then left to them, as in the handoff overlay), OptinOffer (the quarterly reminder,
-after a result), ConsultAck (a consultation about the diagnosis was requested; the analytics mark the lead
-the first time; ``again`` when this diagnosis already had one; ``url``: the booking page), Qualify (after a
+after a result), ConsultAck (a consultation was requested, at any time; the analytics mark the lead
+the first time; ``again`` when this diagnosis already had one; ``url``: the booking page), Slots and
+BookingNote (the booking flow's answers, done by the core before the step: ``Input.reply``)), Qualify (after a
 result, the script's optional qualification questions, one at a time: a choice or a skip records it in
 ``Conv.qual`` and asks the next; any other input simply leaves them; asked only while some are unanswered).
 
@@ -65,6 +66,7 @@ from scoring import QUESTION_COUNT, next_point
 
 IDLE, ASKING, RESUME, CONFIRM, DONE, EXPIRED = "idle", "asking", "resume", "confirm", "done", "expired"
 HANDOFF = "handoff"
+NO_DIAGNOSIS = -1  # Conv.consulted: a consultation was requested with no diagnosis taken
 STORED_STATES = (IDLE, ASKING, RESUME, CONFIRM, DONE)
 STATES = (*STORED_STATES, EXPIRED)
 OVERLAYS = (HANDOFF,)  # routes that come first while their condition holds, for the kinds they list
@@ -97,7 +99,8 @@ class Conv:
     remind: bool = False  # opted in to a quarterly reminder to retake the diagnosis
     begun: float = 0.0  # when diagnosis ``sid`` started (0.0: a record stored before this field, see step())
     handoff_until: float = 0.0  # a consultation request is open: free text is left to a person until then
-    consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none)
+    consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none; NO_DIAGNOSIS: asked
+    # with no diagnosis taken)
     prev: str = ""  # answers of the finished diagnosis before ``last`` (a retake is compared with it)
     qual: str = ""  # the qualification questions answered so far: a digit each, its choice (1-based; 0 skipped)
     src: str = ""  # the first source the person came with (「診断 NAME」; "" none)
@@ -510,17 +513,42 @@ def advice_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def consult(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """A consultation request, about the current diagnosis: the latest result, or the one under way
-    (the operator's lead; a button from an earlier result asks about the person's latest too). The
-    state stays; free text is left to a person for ``Settings.handoff`` seconds. A double tap is not
-    confirmed twice."""
+    """A consultation request, taken at any time: about the current diagnosis (the latest result, or the
+    one under way: the operator's lead; a button from an earlier result asks about the person's latest
+    too), or with none taken (``sid`` 0: the diagnosis is then offered as optional preparation, never as
+    a gate). The state and the place stay (mid-diagnosis it goes on); free text is left to a person for
+    ``Settings.handoff`` seconds. A double tap is not confirmed twice. ``inp.reply``: what the booking
+    flow answered (free slots, or the booking already made), shown after the confirmation; without it
+    the confirmation carries the booking page (``Settings.consult_url``), if any."""
     sid = conv.sid
-    again = conv.consulted == sid
+    asked = sid or NO_DIAGNOSIS
+    again = conv.consulted == asked
     if again and ctx.now - conv.updated <= ctx.settings.double_tap:
         return _keep(conv)
-    out = ConsultAck(sid, again, ctx.settings.consult_url)
+    out = ConsultAck(sid, again, "" if inp.reply else ctx.settings.consult_url)
     until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
-    return Step(replace(conv, handoff_until=until, consulted=sid), (out, *place(conv)))  # mid-diagnosis: go on
+    after = replace(conv, handoff_until=until, consulted=asked)
+    if not sid:  # when the first request was made is the start of its lead (conversations.analytics)
+        after = replace(after, begun=conv.begun or round(ctx.now, 3))
+    prepare: tuple[Output, ...] = (Offer(),) if not conv.last and not conv.in_progress else ()
+    return Step(after, (out, *inp.reply, *place(conv), *prepare))  # mid-diagnosis: go on
+
+
+def consult_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A request after the unfinished diagnosis expired: taken all the same, the diagnosis put to rest."""
+    rest = _at_rest(conv)
+    step = consult(rest, inp, ctx)
+    return step if step.changed else Step(rest, step.outputs)
+
+
+def booking(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A booking button (slots, a pick, a cancel): the core's booking flow did it before the step and
+    answered in ``inp.reply``; the state and the place stay."""
+    return _keep(conv, *inp.reply, *place(conv))
+
+
+def booking_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    return Step(_at_rest(conv), inp.reply)
 
 
 def _moved_outputs(conv: Conv, inp: Input) -> tuple[Output, ...]:
@@ -543,14 +571,25 @@ def moved_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     return Step(rest, _moved_outputs(rest, inp))
 
 
-def consult_first(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """A consultation asked for with no diagnosis to talk about: take the diagnosis first."""
-    return _keep(conv, notice("consult_first"), Offer())
-
-
 def leave_to_person(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    """Free text while a consultation request is open: a person answers it, the bot says nothing."""
+    """Free text while a consultation request is open: a person answers it, the bot says nothing (the core
+    relays it to the operator's thread, bot/handoff.py)."""
     return _keep(conv)
+
+
+def operator_reply(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A person answered the owner from the operator's Slack thread (the core pushes their words): the
+    handoff goes on, or opens again, for ``Settings.handoff`` from now; the bot itself says nothing. An
+    expired diagnosis is ended, as any other input would end it."""
+    until = ctx.now + ctx.settings.handoff if ctx.settings.handoff > 0 else 0.0
+    base = _at_rest(conv) if conv.in_progress and ctx.now - conv.updated > ctx.settings.expiry else conv
+    return Step(replace(base, handoff_until=until))
+
+
+def end_handoff(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """The operator ended the conversation (「対応終了」): free text gets the bot's own answers again."""
+    base = _at_rest(conv) if conv.in_progress and ctx.now - conv.updated > ctx.settings.expiry else conv
+    return Step(replace(base, handoff_until=0.0))
 
 
 def expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -611,7 +650,6 @@ ROUTES: tuple[Route, ...] = (
     Route(IDLE, (inputs.FOLLOW,), greet, _STAY[IDLE]),
     Route(IDLE, (inputs.TEXT, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), offer, _STAY[IDLE]),
     Route(IDLE, (inputs.OTHER,), non_text_idle, _STAY[IDLE]),
-    Route(IDLE, (inputs.CONSULT,), consult_first, _STAY[IDLE]),
     Route(IDLE, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
     # asking: question q is open
     Route(ASKING, (inputs.ANSWER,), answer, frozenset({ASKING, DONE})),
@@ -651,14 +689,18 @@ ROUTES: tuple[Route, ...] = (
     Route(EXPIRED, (inputs.ADVICE,), advice_expired, frozenset({IDLE, DONE})),
     Route(EXPIRED, (inputs.FOLLOW,), expired_greet, frozenset({IDLE, DONE})),
     Route(EXPIRED, (inputs.UNFOLLOW,), forget, frozenset({IDLE, DONE})),
-    Route(EXPIRED, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE, inputs.CONSULT), expired,
+    Route(EXPIRED, (inputs.TEXT, inputs.OTHER, inputs.ANSWER, inputs.BACK, inputs.CONTINUE), expired,
           frozenset({IDLE, DONE})),
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
     *(Route(s, (inputs.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.OPT_IN, inputs.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
-    # a consultation request about a diagnosis taken (or under way), in any state (the state stays)
-    *(Route(s, (inputs.CONSULT,), consult, frozenset({s})) for s in (ASKING, RESUME, CONFIRM, DONE)),
+    # a consultation request, in any state, with or without a diagnosis (the state stays)
+    *(Route(s, (inputs.CONSULT,), consult, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.CONSULT,), consult_expired, frozenset({IDLE, DONE})),
+    # booking a consultation slot, moving or cancelling it, in any state (the state and the place stay)
+    *(Route(s, inputs.BOOKING_KINDS, booking, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, inputs.BOOKING_KINDS, booking_expired, frozenset({IDLE, DONE})),
     # the last result again, and a result row's advice, in any state (the state and the place stay)
     *(Route(s, (inputs.RESULT,), show_result, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.ADVICE,), advice, frozenset({s})) for s in STORED_STATES),
@@ -678,6 +720,9 @@ ROUTES: tuple[Route, ...] = (
     *(Route(s, (inputs.ERASE_YES,), erase_yes, frozenset({IDLE})) for s in STATES),
     # handoff: while a request is open, free text and stickers are left to a person (in any state)
     Route(HANDOFF, (inputs.TEXT, inputs.OTHER), leave_to_person, _ALL),
+    # the operator's acts from the lead's Slack thread, in any state (the state stays; an expired one ends)
+    *(Route(s, (inputs.OPERATOR_REPLY,), operator_reply, _ALL) for s in STATES),
+    *(Route(s, (inputs.HANDOFF_END,), end_handoff, _ALL) for s in STATES),
 )
 
 

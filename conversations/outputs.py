@@ -30,6 +30,13 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
     Definition      a term's definition (``term``, typed 「LTVとは」), or every term question ``q`` uses (its
                     「用語」 button)
     Erasure         deleting the person's data: ``ask`` (confirm with a button), ``kept``, ``done``
+    Slots           free consultation slots to pick from (``slots``: (start, end) epoch seconds, read in ``tz``),
+                    ``more``: a page of later ones starts after this epoch second (0 none); ``moving``: the
+                    booking a pick moves; ``note``: why they are shown ("" asked; "full", "not_offered": the
+                    slot picked could not be booked; "none": no slot is free)
+    BookingNote     a booking told to its owner (``stage``: booked, changed, same, cancelled, cancelled_op
+                    (by the consultancy, with its ``message``), gone (no longer active), remind_day,
+                    remind_soon), with its time (epoch seconds, read in ``tz``) and meeting format
     Qualify         after a result, optional qualification question ``q`` (0-based; the script's ``[qualify]``)
                     with its choices and a skip; ``q`` = the number of questions: the thanks after the last
     Reminder        the quarterly invitation: the last result's point to fix, or an A tier's next theme (a
@@ -288,6 +295,69 @@ class Definition:
         return cls(str(d.get("term") or ""), None if q is None else int(q))
 
 
+SLOT_NOTES = ("", "full", "not_offered", "none")
+
+
+@dataclass(frozen=True)
+class Slots:
+    kind: ClassVar[str] = "slots"
+    slots: tuple[tuple[int, int], ...]  # (start, end), epoch seconds
+    tz: str  # the availability's time zone: dates and times are shown in it
+    fmt: str = ""  # the meeting format
+    more: int = 0  # a later page starts after this epoch second (0: none)
+    moving: str = ""  # the booking a pick moves ("" a new booking)
+    note: str = ""  # SLOT_NOTES
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "slots": [list(s) for s in self.slots], "tz": self.tz}
+        for key in ("fmt", "more", "moving", "note"):
+            if value := getattr(self, key):
+                d[key] = value
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Slots:
+        raw = d["slots"]
+        if not isinstance(raw, list):
+            raise ValueError("slots")
+        slots = tuple((int(a), int(b)) for a, b in raw)
+        note = str(d.get("note") or "")
+        if note not in SLOT_NOTES:
+            raise ValueError("note")
+        return cls(slots, _str(d, "tz"), str(d.get("fmt") or ""), int(d.get("more") or 0),
+                   str(d.get("moving") or ""), note)
+
+
+BOOKING_STAGES = ("booked", "changed", "same", "cancelled", "cancelled_op", "gone", "remind_day", "remind_soon")
+
+
+@dataclass(frozen=True)
+class BookingNote:
+    kind: ClassVar[str] = "booking"
+    stage: str  # BOOKING_STAGES
+    booking: str = ""  # its id ("" unknown: gone)
+    start: int = 0  # epoch seconds (0 unknown)
+    end: int = 0
+    tz: str = ""
+    fmt: str = ""  # the meeting format
+    message: str = ""  # the consultancy's words with a cancellation ("" none)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "stage": self.stage}
+        for key in ("booking", "start", "end", "tz", "fmt", "message"):
+            if value := getattr(self, key):
+                d[key] = value
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BookingNote:
+        stage = _str(d, "stage")
+        if stage not in BOOKING_STAGES:
+            raise ValueError("stage")
+        return cls(stage, str(d.get("booking") or ""), int(d.get("start") or 0), int(d.get("end") or 0),
+                   str(d.get("tz") or ""), str(d.get("fmt") or ""), str(d.get("message") or ""))
+
+
 ERASE_STAGES = ("ask", "kept", "done")
 
 
@@ -308,10 +378,11 @@ class Erasure:
 
 
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
-                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard | Qualify)
+                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard | Slots | BookingNote
+                     | Qualify)
 KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
                                                       Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder,
-                                                      Definition, Erasure, Heard, Qualify)}
+                                                      Definition, Erasure, Heard, Slots, BookingNote, Qualify)}
 
 # A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
 # slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.

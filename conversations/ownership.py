@@ -19,8 +19,9 @@ tests/conversations/test_ownership.py):
    they are not crmbot's;
 3. **any message** (text, sticker, image ...) from a user whose diagnosis is **in progress** (asking,
    resume, confirm; an expired one is not) is crmbot's: the user is answering its questions;
-4. a **handoff** from the other tool (it hands a user to crmbot) would make every message of that user
-   crmbot's: no such handoff exists yet; :func:`handed_over` is the hook, always False today.
+4. a user **handed off** to a person (a consultation request is open, ``Conv.handoff_until`` ahead: the
+   operator talks with them from Slack, bot/handoff.py) is crmbot's for every message: it relays them to
+   the operator's thread (:func:`handed_over`).
 
 Not crmbot's: follow and unfollow (the other tool greets), free text and stickers with no diagnosis under
 way, the other tool's postbacks. Slack, the try-it page and the terminal are crmbot's alone: the rule is
@@ -64,7 +65,6 @@ def owns(origin: Origin, inp: Input, *, in_progress: bool, handed_over: bool = F
 
 
 def handed_over(conv: Conv, now: float) -> bool:
-    """Rule 4's hook: whether the other tool has handed this user to crmbot. No such handoff exists yet
-    (neither a signal from the other tool nor a state for it), so it is always False; once one does, it
-    is decided here, from the record the step has already read (no round trip of its own)."""
-    return False
+    """Rule 4: whether this user is handed off to a person now (their messages go to the operator's Slack
+    thread), decided from the record the step has already read (no round trip of its own)."""
+    return conv.handoff_until > now

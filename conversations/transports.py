@@ -105,6 +105,13 @@ class SlackState:
     # the output whose blocks Slack refused (invalid_blocks: a chart or table it does not take), sent in
     # its fallback form instead, once; -1: none. ``step`` then counts in the outputs with it replaced.
     fallback: int = -1
+    # the operator's lead threads (bot/handoff.py): the person (a lead ref, "line:U...") whose thread this
+    # post is about, and its role: "brief" (its ts becomes the thread), "thread" (posted into the thread
+    # once the brief is), "receipt" (an operator reply's ✓ once its LINE push is done); "" none
+    person: str = ""
+    role: str = ""
+    seq: int = 0  # "thread": LINE's time of the event, in ms (posts go out in (received, seq) order)
+    read: str = ""  # "thread": the owner's markAsReadToken, kept for the operator's reply once posted
 
     @property
     def fell_back(self) -> bool:
@@ -122,13 +129,17 @@ class SlackState:
             d["lead"] = self.lead
         if self.fell_back:
             d["fallback"] = self.fallback
+        for name in ("person", "role", "seq", "read"):
+            if getattr(self, name):
+                d[name] = getattr(self, name)
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SlackState:
         fallback = d.get("fallback")
         return cls(str(d.get("dm") or ""), int(d.get("step") or 0), bool(d.get("post_unknown")),
-                   str(d.get("lead") or ""), -1 if fallback is None else int(fallback))
+                   str(d.get("lead") or ""), -1 if fallback is None else int(fallback), str(d.get("person") or ""),
+                   str(d.get("role") or ""), int(d.get("seq") or 0), str(d.get("read") or ""))
 
 
 @dataclass

@@ -127,6 +127,8 @@ def who(lead: Lead) -> str:
 
 
 def progress(lead: Lead, t: Mapping[str, str], now: float, expiry: float) -> str:
+    if lead.number == 0 and not lead.reached and not lead.answers:  # asked before any diagnosis: no answers
+        return t["progress_asked"]
     state = lead.status(now, expiry)
     if state == "finished":
         return t["progress_finished"]

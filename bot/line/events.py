@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from bot.core import InboundEvent
+from bot.core import InboundEvent, Said
 from conversations import inputs
 from conversations.errors import InvalidInput
 from conversations.inputs import Input, TermLookup
@@ -74,7 +74,22 @@ def _event(raw: Any, keywords: Mapping[str, Any], glossary: TermLookup | None = 
         timestamp=_seconds(ts),
         redelivery=bool(ctx.get("isRedelivery")) if isinstance(ctx, dict) else False,
         origin=origin,
+        said=said_of(raw),
     )
+
+
+def said_of(raw: Mapping[str, Any]) -> Said | None:
+    """A message event as it came (relayed to the operator's thread during a handoff): its type, its text
+    (a text's words, a file's name, a location's title or address) and its markAsReadToken."""
+    msg = raw.get("message")
+    if raw.get("type") != "message" or not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        return None
+    kind = str(msg["type"])[:20]
+    words = {"text": msg.get("text"), "file": msg.get("fileName"),
+             "location": msg.get("title") or msg.get("address")}.get(kind)
+    token = msg.get("markAsReadToken")
+    return Said(kind, words[:5000] if isinstance(words, str) else "",
+                read_token=token[:512] if isinstance(token, str) else "")
 
 
 def _seconds(ts: Any) -> float | None:

@@ -28,6 +28,7 @@ from bot import views
 from conversations.content import Script
 from conversations.outputs import (
     Advice,
+    BookingNote,
     ConfirmRestart,
     ConsultAck,
     Definition,
@@ -44,6 +45,7 @@ from conversations.outputs import (
     Reminder,
     Result,
     Resume,
+    Slots,
 )
 
 # Every text on the card meets WCAG AA (4.5:1) against what it is drawn on (tests/bot/line/test_contrast.py).
@@ -81,8 +83,12 @@ def message(script: Script, out: Output) -> Message:
             return consult_message(script, out)
         case Qualify() if views.qualify_buttons(script, out):
             return qualify_message(script, out)
+        case Slots(slots=slots) if slots:
+            return slots_message(script, out)
+        case BookingNote():
+            return booking_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots() | Qualify()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:
@@ -121,6 +127,45 @@ def qualify_message(script: Script, out: Qualify) -> FlexMessage:
             *({"type": "button", "style": "secondary", "height": "sm", "action": _postback(b)} for b in choices),
             {"type": "button", "style": "link", "height": "sm", "action": _postback(skip)},
         ]},
+    }
+    return FlexMessage(altText=text[:1500], contents=FlexContainer.from_dict(bubble))
+
+
+def slots_message(script: Script, out: Slots) -> FlexMessage:
+    """Free slots as a carousel, one bubble a day (its times as buttons, each a postback that books it),
+    the way to later dates in the last bubble. The buttons stay on the card, so a question shown after
+    it (mid-diagnosis) does not hide them as it would hide quick replies."""
+    days: dict[str, list[dict[str, Any]]] = {}
+    for start, _ in out.slots:
+        days.setdefault(views.booking_date(script, start, out.tz), []).append(
+            {"type": "button", "style": "secondary", "height": "sm",
+             "action": _postback(views.slot_button(script, out, start))})
+    heading = views.slots_heading(script, out)
+    bubbles = []
+    for date, buttons in list(days.items())[:11]:
+        bubbles.append({"type": "bubble", "size": "kilo",
+                        "header": {"type": "box", "layout": "vertical",
+                                   "contents": [_text(date, size="md", color=ACCENT, bold=True)]},
+                        "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": buttons[:10]}})
+    more = views.more_slots_button(script, out)
+    if more is not None:
+        bubbles.append({"type": "bubble", "size": "kilo",
+                        "body": {"type": "box", "layout": "vertical", "justifyContent": "center", "contents": [
+                            {"type": "button", "style": "primary", "color": ACCENT, "action": _postback(more)}]}})
+    carousel = {"type": "carousel", "contents": bubbles}
+    return FlexMessage(altText=heading[:1500] or "-", contents=FlexContainer.from_dict(carousel))
+
+
+def booking_message(script: Script, out: BookingNote) -> FlexMessage:
+    """A booking told to its owner, its buttons (change / cancel, or book again) on the bubble."""
+    text = views.booking_text(script, out)
+    bubble = {
+        "type": "bubble",
+        "body": {"type": "box", "layout": "vertical", "contents": [_text(text)]},
+        "footer": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": [
+            {"type": "button", "style": "primary" if i == 0 else "secondary", "height": "sm",
+             **({"color": ACCENT} if i == 0 else {}), "action": _postback(b)}
+            for i, b in enumerate(views.booking_buttons(script, out))]},
     }
     return FlexMessage(altText=text[:1500], contents=FlexContainer.from_dict(bubble))
 

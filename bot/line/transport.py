@@ -51,12 +51,14 @@ from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
     Configuration,
+    MarkMessagesAsReadByTokenRequest,
     MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
     TextMessage,
 )
 
+from bot.handoff import OPERATOR_TEXT
 from bot.line.answers import call
 from bot.line.render import render
 from bot.logs import uid
@@ -159,6 +161,9 @@ class LineTransport:
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         state = job.line
+        first = job.outputs[0] if job.outputs else None
+        if isinstance(first, dict) and first.get("type") == OPERATOR_TEXT:
+            return await self._operator(attempt, first)
         if self.on_profile is None or not state.fetch_profile:
             if state.sent:  # a follow that said nothing (another tool greets): only a name to fetch, not wanted
                 return Outcome(DELIVERED, "nothing to send (display names are not fetched)")
@@ -255,6 +260,33 @@ class LineTransport:
             return failure(e, "push")
         except (TimeoutError, aiohttp.ClientError) as e:
             return Outcome(RETRY, f"push: {type(e).__name__}")
+
+    async def _operator(self, attempt: Attempt, out: dict[str, Any]) -> Outcome:
+        """A person's reply from the operator's Slack thread (bot/handoff.py): pushed (the job id is its
+        retry key), then the owner's messages marked as read with their latest markAsReadToken, once: the
+        push's success is checkpointed first, and a refused or failed mark is logged, not retried."""
+        state = attempt.job.line
+        if not state.sent:
+            words = str(out.get("text") or "")[:5000]
+            if not words:
+                return Outcome(FAILED, "line: an operator's reply without text")
+            outcome = await self._push(attempt, [TextMessage(text=words)])
+            if outcome.kind != DELIVERED:
+                return outcome
+            state.sent = True
+            await attempt.checkpoint()
+        token = str(out.get("read") or "")
+        if not token:
+            return Outcome(DELIVERED, "push; nothing to mark as read")
+        try:
+            await call("markAsRead", self.line.api.mark_messages_as_read_by_token(
+                MarkMessagesAsReadByTokenRequest(markAsReadToken=token), _request_timeout=self.line.timeout()))
+        except ApiException as e:
+            log.info("line: markAsRead for %s refused (HTTP %s)", uid(attempt.job.to), e.status)
+            return Outcome(DELIVERED, f"push; markAsRead: HTTP {e.status}")
+        except (TimeoutError, aiohttp.ClientError) as e:
+            return Outcome(DELIVERED, f"push; markAsRead: {type(e).__name__}")
+        return Outcome(DELIVERED, "push; marked as read")
 
     async def close(self) -> None:
         await self.line.close()

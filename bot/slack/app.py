@@ -84,6 +84,7 @@ def build_slack(
     post_lease: float = LEASE,
     oauth: OAuthOptions | None = None,
     kpi: KpiCore | None = None,
+    handoff: Any = None,
 ) -> SlackParts:
     """The Bolt app. ``client``: with one workspace, carries ``SLACK_BOT_TOKEN``; with ``oauth`` (many
     workspaces) it has no token, and each request gets its workspace's from the installation store.
@@ -124,7 +125,7 @@ def build_slack(
         )
         app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the installation is deleted
     deps = Deps(client=client, redis=redis_client, bot=bot, script=script, catalog=catalog, teams=teams, kpi=kpi,
-                outbox=outbox, locale=locale, clock=clock)
+                outbox=outbox, locale=locale, clock=clock, handoff=handoff)
     # Bolt logs a refused request's body at INFO; request bodies never go to our logs
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
     listeners.register(app, deps)

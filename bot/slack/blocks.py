@@ -21,6 +21,7 @@ from conversations.content import Script
 from conversations.kpi_catalog import Catalog
 from conversations.outputs import (
     Advice,
+    BookingNote,
     ConfirmRestart,
     ConsultAck,
     Definition,
@@ -37,6 +38,7 @@ from conversations.outputs import (
     Reminder,
     Result,
     Resume,
+    Slots,
 )
 from conversations.teams import Action, Team
 from scoring.kpi import MAX_SCORE, Indicator, KpiResult
@@ -711,7 +713,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder() | Definition() | Erasure() | Heard() | Qualify()):
+                  | Reminder() | Definition() | Erasure() | Heard() | Slots() | BookingNote() | Qualify()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))

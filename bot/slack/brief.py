@@ -33,6 +33,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "result": "結果",
         "tier": "{label}（Aの数 {count}/{total}）",
         "unfinished": "診断の途中（Q{reached}まで、Aの数 {count}）",
+        "no_diagnosis": "診断なし（診断の前のお申し込み）",
         "when": "受付",
         "answers": "回答",
         "no_answer": "—（未回答）",
@@ -43,6 +44,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "source": "流入元",
         "qualify": "お店について",
         "skipped": "（答えない）",
+        "end": "対応終了",
+        "end_hint": "返信はこのスレッドに。`//` か `(メモ)` で始めた書き込みはオーナーに送られません。",
     },
     "en": {
         "title": "Consultation request",
@@ -53,6 +56,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "result": "Result",
         "tier": "{label} ({count}/{total} A answers)",
         "unfinished": "Diagnosis under way (up to Q{reached}, {count} A answers)",
+        "no_diagnosis": "No diagnosis (asked before taking it)",
         "when": "Asked",
         "answers": "Answers",
         "no_answer": "— (not answered)",
@@ -63,9 +67,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "source": "Source",
         "qualify": "About the shop",
         "skipped": "(skipped)",
+        "end": "End conversation",
+        "end_hint": "Reply in this thread. A message starting with `//` or `(メモ)` is a note: not sent to the owner.",
     },
 }
 CHANNEL_NAMES = {"line": "LINE", "slack": "Slack", "web": "Web"}
+END_ACTION = "handoff_end"  # 「対応終了」: bot/slack/listeners/handoff.py
 
 
 def _t(locale: str, key: str, **params: object) -> str:
@@ -82,6 +89,8 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
     who = escape(lead.name[:100]) if lead.name else _t(locale, "unknown")  # a LINE display name: outside text
     if lead.tier is not None:
         result = _t(locale, "tier", label=script.tiers[lead.tier].label, count=lead.a_count, total=QUESTION_COUNT)
+    elif lead.number == 0:  # a consultation asked for with no diagnosis taken
+        result = _t(locale, "no_diagnosis")
     else:
         result = _t(locale, "unfinished", reached=lead.reached or len(lead.answers), count=lead.a_count)
     asked = datetime.fromtimestamp(lead.consult_at or time.time(), zone(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M")
@@ -106,8 +115,9 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
         {"type": "section", "fields": fields},
-        {"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))},
     ]
+    if lead.number:
+        blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))})
     if answered := script.qualify.answered(lead.qual):
         shop = [f"{escape(label)}{colon}{escape(choice) if choice else _t(locale, 'skipped')}"
                 for label, choice in answered]
@@ -121,8 +131,14 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
             letter = lead.answers[point]
             fix = f"Q{point + 1} {question.topic}（{letter}：{question.choices[letter].label}）"
         blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'point')}*\n{fix}")})
-    blocks.append({"type": "context", "elements": [
-        mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]})
+    if lead.channel == "line":  # the lead's thread: the operator answers there and ends the handoff here
+        blocks.append({"type": "actions", "elements": [{
+            "type": "button", "action_id": END_ACTION, "text": {"type": "plain_text", "text": _t(locale, "end")},
+            "value": f"line:{lead.user_id}"[:2000]}]})
+    footer = [mrkdwn(_t(locale, "footer", number=lead.number, user=uid(lead.user_id)))]
+    if lead.channel == "line":
+        footer.append(mrkdwn(_t(locale, "end_hint")))
+    blocks.append({"type": "context", "elements": footer})
     return _t(locale, "fallback", who=who, result=result), blocks
 
 

@@ -32,3 +32,4 @@ class Deps:
     outbox: Any  # bot.outbox.Outbox: posts that must not be lost (the setup announcement)
     locale: str  # "ja" or "en"
     clock: Callable[[], float]  # server time, injectable
+    handoff: Any = None  # bot.handoff.Handoff: the operator's replies in a lead's thread (None: no operator channel)

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 # The bot scopes an install asks for: slack-manifest.yml's oauth_config.scopes.bot (a test keeps them equal).
 BOT_SCOPES = ("commands", "chat:write", "im:write", "im:history", "channels:read", "channels:history",
-              "groups:read", "groups:history", "users:read", "files:write")
+              "groups:read", "groups:history", "users:read", "files:write", "reactions:write")
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_TTL = 600  # seconds an install's state is good for (Slack's consent page, then the redirect)

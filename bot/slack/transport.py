@@ -50,9 +50,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import handoff
 from bot.ratelimit import Limit, retry_after
 from bot.scripts import Scripts
-from bot.slack import completion
+from bot.slack import completion, thread
 from bot.slack.blocks import diagnosis_message
 from bot.slack.metered import MeteredWebClient
 from bot.slack.tokens import StaticToken, TokenBusy, TokenSource
@@ -182,14 +183,21 @@ class SlackTransport:
         script = await self.scripts.of(attempt.redis, attempt.job.content)
         return diagnosis_message(script, outputs_of(outputs))
 
-    async def _already_posted(self, client: AsyncWebClient, channel: str, job_id: str) -> bool:
-        res = await client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
+    async def _already_posted(self, client: AsyncWebClient, channel: str, job_id: str,
+                              thread_ts: str = "") -> str | None:
+        """The ts of the post carrying ``job_id`` in its metadata among the recent ones (a thread's
+        replies for a post in a thread), None if there is none."""
+        if thread_ts:
+            res = await client.conversations_replies(channel=channel, ts=thread_ts, limit=200,
+                                                     include_all_metadata=True)
+        else:
+            res = await client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
         messages: list[dict[str, Any]] = res.get("messages") or []
         for msg in messages:
             meta = msg.get("metadata") or {}
             if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("id") == job_id:
-                return True
-        return False
+                return str(msg.get("ts") or "?")
+        return None
 
     async def _already_shared(self, client: AsyncWebClient, channel: str, name: str) -> bool:
         res = await client.conversations_history(channel=channel, limit=50)
@@ -271,6 +279,26 @@ class SlackTransport:
             await asyncio.sleep(wait)
         return None
 
+    async def post(self, client: AsyncWebClient, attempt: Attempt, workspace: str, target: str, text: str,
+                   blocks: list[dict[str, Any]] | None, thread_ts: str = "") -> Outcome:
+        """One message (in a thread with ``thread_ts``), found by its metadata first when an earlier
+        attempt's outcome is unknown; a lead's brief records its ts as the lead's thread once posted."""
+        job = attempt.job
+        dm = target.startswith(("U", "W", "D"))
+        channel = await self._conversation(client, attempt, target)
+        unknown = attempt.recovering or job.slack.post_unknown
+        ts = await self._already_posted(client, channel, job.id, thread_ts) if unknown else None
+        detail = "already posted (found by metadata)"
+        if ts is None:
+            if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
+                return later
+            res = await client.chat_postMessage(channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None,
+                                                metadata={"event_type": EVENT_TYPE, "event_payload": {"id": job.id}})
+            ts, detail = str(res.get("ts") or ""), "posted"
+        if job.slack.role == handoff.BRIEF and job.slack.person and ts:
+            await handoff.record_thread(attempt.redis, job.slack.person, channel, ts)
+        return Outcome(DELIVERED, detail)
+
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         workspace, target = split_to(job.to)
@@ -296,20 +324,13 @@ class SlackTransport:
                 await client.chat_postEphemeral(channel=target, user=first["user"], text=first["text"],
                                                      blocks=first.get("blocks"))
                 return Outcome(DELIVERED, "ephemeral")
+            if job.slack.role in (handoff.THREAD, handoff.RECEIPT_ROLE):
+                return await thread.deliver(self, client, attempt, workspace, target)
             try:
                 text, blocks = await self._render(attempt)
             except InvalidInput as e:
                 return Outcome(FAILED, f"slack: {e}")
-            dm = target.startswith(("U", "W", "D"))
-            channel = await self._conversation(client, attempt, target)
-            unknown = attempt.recovering or job.slack.post_unknown
-            if unknown and await self._already_posted(client, channel, job.id):
-                return Outcome(DELIVERED, "already posted (found by metadata)")
-            if not dm and (later := await self._pace(attempt, workspace, channel)) is not None:
-                return later
-            await client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                               metadata={"event_type": EVENT_TYPE, "event_payload": {"id": job.id}})
-            return Outcome(DELIVERED, "posted")
+            return await self.post(client, attempt, workspace, target, text, blocks)
         except SlackApiError as e:
             status = e.response.status_code
             error = str(e.response.get("error", ""))

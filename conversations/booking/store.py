@@ -64,6 +64,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -430,13 +431,21 @@ class DueReminder:
 
     @property
     def job_id(self) -> str:
-        """The push's job id (and X-Line-Retry-Key): the same for every claim of this reminder."""
-        return f"bkrem-{self.booking.id}-{self.kind}-{self.seq}"
+        """The push's job id (and X-Line-Retry-Key, which LINE takes only as a UUID): a UUID made from
+        ``bkrem-<booking>-<kind>-<seq>``, the same for every claim of this reminder."""
+        return reminder_job_id(self.booking.id, self.kind, self.seq)
 
     @property
     def ledger_key(self) -> str:
         """Its ledger mark in the user's slot, for ``Outbox.put_once``."""
         return keys.booking_reminder_sent(self.subject, self.booking.id, self.kind, self.seq)
+
+
+_REMINDER_NAMESPACE = uuid.UUID("8d3b7c1e-2a4f-4e6b-b0c9-6f1d2e3a4b5c")
+
+
+def reminder_job_id(booking_id: str, kind: str, seq: int) -> str:
+    return str(uuid.uuid5(_REMINDER_NAMESPACE, f"bkrem-{booking_id}-{kind}-{seq}"))
 
 
 # ---- plans ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def test_a_set_variable_overrides_its_default() -> None:
 
 
 SLACK = {"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-t"}
+OAUTH = {"SLACK_SIGNING_SECRET": "s", "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c"}
 
 
 def test_consultation_settings() -> None:
@@ -31,6 +32,10 @@ def test_consultation_settings() -> None:
     default = Config().machine_settings()
     assert (default.handoff, default.consult_url, Config().fetch_profile) == (24 * 3600, "", True)
     assert Config.from_env({"CRMBOT_HANDOFF_HOURS": "0"}).machine_settings().handoff == 0
+    # the OAuth install: the operator's channel is in one of the workspaces, named by its ID
+    oauth = Config.from_env({"CRMBOT_OPERATOR_SLACK_CHANNEL": "C0OPS123", "CRMBOT_OPERATOR_SLACK_TEAM": "T0OPS",
+                             **OAUTH})
+    assert (oauth.operator_slack_channel, oauth.operator_slack_team, oauth.slack_oauth) == ("C0OPS123", "T0OPS", True)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +51,9 @@ def test_consultation_settings() -> None:
         ({"CRMBOT_OPERATOR_SLACK_CHANNEL": "#consultations", **SLACK}, "CRMBOT_OPERATOR_SLACK_CHANNEL"),
         ({"CRMBOT_OPERATOR_SLACK_CHANNEL": "U0ALICE", **SLACK}, "CRMBOT_OPERATOR_SLACK_CHANNEL"),
         ({"CRMBOT_OPERATOR_SLACK_CHANNEL": "C0OPS123"}, "needs Slack configured"),
+        ({"CRMBOT_OPERATOR_SLACK_CHANNEL": "C0OPS123", **OAUTH}, "needs CRMBOT_OPERATOR_SLACK_TEAM"),
+        ({"CRMBOT_OPERATOR_SLACK_CHANNEL": "C0OPS123", "CRMBOT_OPERATOR_SLACK_TEAM": "#ops", **OAUTH},
+         "CRMBOT_OPERATOR_SLACK_TEAM must be a Slack workspace ID"),
     ],
 )
 def test_bad_consultation_settings_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -446,7 +446,9 @@ def test_no_real_keyword_shadows_an_answer_or_another_keyword(locale: str) -> No
 
 
 @pytest.mark.parametrize("key", ["consult_button", "consult_ack", "consult_again", "consult_booking",
-                                 "consult_book_button", "consult_first"])
+                                 "consult_book_button", "consult_first", "booking_slots", "booking_full",
+                                 "booking_when", "booking_details", "booking_booked", "booking_cancelled_op",
+                                 "booking_remind_day", "booking_change_button", "booking_cancel_button"])
 def test_a_file_without_a_consultation_text_is_refused(tmp_path: Path, key: str) -> None:
     data = real_data()
     del data["texts"][key]
@@ -568,3 +570,15 @@ def test_every_tier_has_its_next_theme_and_the_framing_is_there(locale: str) -> 
     themes = [s.tiers[t].next_theme for t in "ABC"]
     assert all(themes) and len(set(themes)) == 3
     assert s.texts["framing"].strip() and "\n" not in s.texts["framing"]  # one line
+
+
+def test_a_booking_date_with_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
+    data = real_data()
+    data["texts"]["booking_date"] = "{month}月{day}日（{weekday}）{year}"
+    write(tmp_path, data)
+    assert refused(tmp_path, "texts.booking_date").problem.startswith("unknown placeholder")
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_the_booking_weekdays_are_seven_names(locale: str) -> None:
+    assert len(load_script(locale).text("booking_weekdays").split()) == 7

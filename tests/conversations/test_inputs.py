@@ -235,3 +235,23 @@ def test_malformed_advice_or_confirmation_is_text(data: str) -> None:
 @pytest.mark.parametrize("word", ["結果", "結果を見る", "result", "ＲＥＳＵＬＴ"])
 def test_result_words_ask_for_the_last_result(word: str) -> None:
     assert from_text(word, load_script("ja").keywords) == Input(inputs.RESULT)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("bk", Input(inputs.BOOK)),
+    ("bk:1796000400", Input(inputs.BOOK, at=1796000400)),
+    ("bk:0:0123456789abcdef", Input(inputs.BOOK, ref="0123456789abcdef")),
+    ("bk:1796000400:0123456789abcdef", Input(inputs.BOOK, at=1796000400, ref="0123456789abcdef")),
+    ("bp:1796000400", Input(inputs.BOOK_PICK, at=1796000400)),
+    ("bp:1796000400:0123456789abcdef", Input(inputs.BOOK_PICK, at=1796000400, ref="0123456789abcdef")),
+    ("bx:0123456789abcdef", Input(inputs.BOOK_CANCEL, ref="0123456789abcdef")),
+])
+def test_booking_buttons_round_trip(data: str, expected: Input) -> None:
+    assert from_button(data) == expected
+    assert button(expected.kind, at=expected.at, ref=expected.ref) == data
+
+
+@pytest.mark.parametrize("data", ["bp", "bp:0", "bx", "bx:42", "bx:0123456789ABCDEF", "bk:x", "bp:1:2:3",
+                                  "bk:123456789012", "bp:１２３", "bk:1:0123456789abcdeg"])
+def test_malformed_booking_buttons_are_free_text(data: str) -> None:
+    assert from_button(data).kind == inputs.TEXT

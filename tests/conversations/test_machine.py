@@ -20,6 +20,7 @@ from conversations.machine import (
     EXPIRED,
     HANDOFF,
     IDLE,
+    NO_DIAGNOSIS,
     QUESTION_COUNT,
     RESUME,
     ROUTES,
@@ -32,7 +33,7 @@ from conversations.machine import (
     build,
     greet,
 )
-from conversations.outputs import Heard, Output, Result
+from conversations.outputs import BookingNote, ConsultAck, Heard, Output, Result, Slots
 
 pytestmark = pytest.mark.fast  # unit tests: no Redis, no process, no server (tests/conftest.py)
 
@@ -1132,16 +1133,51 @@ def test_a_request_at_the_resume_prompt_keeps_the_prompt() -> None:
     assert chat.do(inputs.CONTINUE, sid=1).outputs == (q_out(1, 4),)
 
 
-def test_no_diagnosis_no_consultation_yet() -> None:
+def test_a_request_with_no_diagnosis_is_taken_and_the_diagnosis_offered_as_preparation() -> None:
     step = M.step(Conv(), Input(inputs.CONSULT), T0)
-    assert step.outputs == (notice("consult_first"), OFFER) and not step.changed
+    assert step.outputs == (ConsultAck(0), OFFER)  # the diagnosis offered, never required
+    assert step.conv is not None and step.conv.state == IDLE and step.conv.sid == 0
+    assert step.conv.consulted == NO_DIAGNOSIS and step.conv.handoff_until == T0 + SET.handoff
+    assert step.conv.begun == T0  # when the lead without answers began (conversations.analytics)
+    again = M.step(step.conv, Input(inputs.CONSULT), T0 + 5)
+    assert again.outputs == () and not again.changed  # a double tap
+    later = M.step(step.conv, Input(inputs.CONSULT), T0 + 60)
+    assert later.outputs == (ConsultAck(0, again=True), OFFER) and later.conv is not None
+    assert later.conv.begun == T0  # the same lead
+    first = M.step(later.conv, Input(inputs.START), T0 + 120)
+    assert first.conv is not None and first.conv.sid == 1 and first.conv.begun == T0 + 120
 
 
-def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_first() -> None:
+def test_the_booking_flow_s_answer_follows_the_confirmation_and_replaces_the_booking_page() -> None:
+    slots = Slots(((1796000400, 1796002200),), "Asia/Tokyo", "オンライン")
+    m = build(replace(SET, consult_url="https://book.example/x"))
+    step = m.step(Conv(), Input(inputs.CONSULT, reply=(slots,)), T0)
+    assert step.outputs == (ConsultAck(0), slots, OFFER)
+    assert m.step(Conv(), Input(inputs.CONSULT), T0).outputs[0] == ConsultAck(0, url="https://book.example/x")
+
+
+def test_a_request_mid_diagnosis_shows_the_slots_then_the_open_question() -> None:
+    chat = asking_at(4)
+    slots = Slots(((1796000400, 1796002200),), "Asia/Tokyo")
+    step = chat.send(Input(inputs.CONSULT, reply=(slots,)))
+    assert step.outputs == (ack(1), slots, q_out(1, 4))
+    assert (chat.conv.state, chat.conv.q, chat.conv.answers) == (ASKING, 4, "ABCD")  # the diagnosis is kept
+
+
+@pytest.mark.parametrize("kind", inputs.BOOKING_KINDS)
+def test_a_booking_button_says_the_flow_s_answer_and_keeps_the_place(kind: str) -> None:
+    chat = asking_at(2)
+    told = BookingNote("booked", "0123456789abcdef", 1796000400, 1796002200, "Asia/Tokyo", "電話")
+    step = chat.send(Input(kind, reply=(told,)))
+    assert step.outputs == (told, q_out(1, 2)) and not step.changed
+    assert M.step(Conv(), Input(kind, reply=(told,)), T0).outputs == (told,)
+
+
+def test_a_request_on_an_expired_diagnosis_puts_it_to_rest_and_is_taken() -> None:
     chat = asking_at(3)
     step = chat.do(inputs.CONSULT, dt=SET.expiry + 1)
-    assert step.outputs == (notice("expired"), OFFER)
-    assert chat.conv.handoff_until == 0.0 and chat.conv.state == IDLE
+    assert step.outputs == (ack(1), OFFER)  # no result kept: the diagnosis offered again
+    assert chat.conv.state == IDLE and chat.conv.consulted == 1 and chat.conv.handoff_until > 0
 
 
 def test_no_handoff_when_switched_off() -> None:

@@ -64,6 +64,16 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
     (outputs.Definition(q=0), {"type": "definition", "q": 0}),
     (outputs.Erasure("ask"), {"type": "erasure", "stage": "ask"}),
     (Heard(3), {"type": "heard", "sid": 3}),
+    (outputs.Slots(((1796000400, 1796002200),), "Asia/Tokyo"),
+     {"type": "slots", "slots": [[1796000400, 1796002200]], "tz": "Asia/Tokyo"}),
+    (outputs.Slots(((1796000400, 1796002200),), "Asia/Tokyo", "電話", 1796000400, "0123456789abcdef", "full"),
+     {"type": "slots", "slots": [[1796000400, 1796002200]], "tz": "Asia/Tokyo", "fmt": "電話", "more": 1796000400,
+      "moving": "0123456789abcdef", "note": "full"}),
+    (outputs.BookingNote("gone", tz="Asia/Tokyo"), {"type": "booking", "stage": "gone", "tz": "Asia/Tokyo"}),
+    (outputs.BookingNote("cancelled_op", "0123456789abcdef", 1796000400, 1796002200, "Asia/Tokyo", "電話",
+                         "ごめんなさい"),
+     {"type": "booking", "stage": "cancelled_op", "booking": "0123456789abcdef", "start": 1796000400,
+      "end": 1796002200, "tz": "Asia/Tokyo", "fmt": "電話", "message": "ごめんなさい"}),
     (outputs.Qualify(1), {"type": "qualify", "q": 1}),
 ]
 
@@ -81,7 +91,10 @@ def test_an_output_is_stored_in_the_shape_jobs_always_had(out: outputs.Output, s
 
 
 @pytest.mark.parametrize("bad", [{"type": "question", "sid": 1}, {"type": "question", "sid": "1", "q": 0},
-                                 {"type": "advice", "q": 1}, {"type": "reminder"}, {"type": "nothing"}, {}])
+                                 {"type": "advice", "q": 1}, {"type": "reminder"}, {"type": "nothing"}, {},
+                                 {"type": "slots", "tz": "Asia/Tokyo"}, {"type": "slots", "slots": [[1]], "tz": "x"},
+                                 {"type": "slots", "slots": [], "tz": "Asia/Tokyo", "note": "maybe"},
+                                 {"type": "booking", "stage": "lost"}, {"type": "booking"}])
 def test_a_malformed_output_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput):
         outputs.from_json(bad)

@@ -44,6 +44,10 @@ TABLE = [
     ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
     ("a qualification answer after a result", POSTBACK, tapped("f:0:2"), True, True),
     ("a qualification skipped", POSTBACK, tapped("f:2:0"), True, True),
+    ("the free consultation slots (予約する)", POSTBACK, tapped("bk"), True, True),
+    ("a consultation slot picked", POSTBACK, tapped("bp:1796000400"), True, True),
+    ("a booking cancelled", POSTBACK, tapped("bx:0123456789abcdef"), True, True),
+    ("another tool's postback like a booking", POSTBACK, tapped("bx:42"), False, False),
     ("another tool's postback", POSTBACK, tapped("action=buy&item=1"), False, False),
     ("another tool's postback like ours", POSTBACK, tapped("a:b:c"), False, False),
     # 2. typed keywords that mean something at rest; back and continue only mid-diagnosis
@@ -77,17 +81,20 @@ def test_the_ownership_table(what: str, origin: Origin, inp: Input, at_rest: boo
 def test_the_table_covers_every_keyword_kind() -> None:
     typed_kinds = {typed(w).kind for words in KEYWORDS.values() for w in words} | {typed("LTVとは").kind}
     assert typed_kinds == KEYWORDS_AT_REST | {inputs.BACK, inputs.CONTINUE}
-    assert {t[2].kind for t in TABLE} == set(inputs.KINDS)  # every kind of input has a row
+    # every kind of input a LINE event can carry has a row (the operator's acts come from Slack, never from LINE)
+    assert {t[2].kind for t in TABLE} == set(inputs.KINDS) - {inputs.OPERATOR_REPLY, inputs.HANDOFF_END}
     assert {t[2].kind for t in TABLE if t[1] is TEXT} >= typed_kinds
 
 
-def test_a_handoff_from_the_other_tool_would_make_every_message_ours() -> None:
-    """Rule 4: the hook exists, and is off: no handoff exists yet."""
+def test_a_user_handed_off_to_a_person_is_ours_for_every_message() -> None:
+    """Rule 4: while a consultation request is open (the operator talks with them from Slack)."""
     assert owns(TEXT, typed("こんにちは"), in_progress=False, handed_over=True)
     assert owns(MESSAGE, Input(inputs.OTHER), in_progress=False, handed_over=True)
     assert not owns(POSTBACK, tapped("action=buy"), in_progress=False, handed_over=True)  # still the other tool's
     assert not owns(EVENT, Input(inputs.FOLLOW), in_progress=False, handed_over=True)
     assert not handed_over(Conv(state=ASKING, sid=1), 0.0)
+    assert handed_over(Conv(state=DONE, sid=1, handoff_until=100.0), 99.0)
+    assert not handed_over(Conv(state=DONE, sid=1, handoff_until=100.0), 100.0)  # the hours of silence are over
 
 
 @pytest.mark.parametrize(("state", "under_way"), [(IDLE, False), (DONE, False), (ASKING, True), (RESUME, True),

@@ -35,6 +35,7 @@ from tests.fakes.openapi import messaging_spec_path, require_specs, validate_api
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
 MULTICAST = "/v2/bot/message/multicast"
+MARK_AS_READ = "/v2/bot/chat/markAsRead"  # by the markAsReadToken of a message event
 STALL_MAX = 30.0  # seconds a stalled request is held at most
 QUOTA = "/v2/bot/message/quota"
 CONSUMPTION = "/v2/bot/message/quota/consumption"
@@ -192,6 +193,7 @@ class FakeLineApi(FakeHttpApi):
         self._deliveries: dict[str, list[dict[str, Any]]] = {}
         self._retry_keys: dict[str, tuple[str, list[dict[str, str]]]] = {}
         self._usage = 0
+        self.marked_read: list[str] = []  # markAsReadTokens, as POSTed to /v2/bot/chat/markAsRead
         self._clear_setup()
         self._profiles: dict[str, dict[str, str]] = {}
         self.contract_errors.clear()
@@ -363,6 +365,12 @@ class FakeLineApi(FakeHttpApi):
         setup = self._serve_setup(method, path, headers, data, body)
         if setup is not None:
             return setup
+        if method == "POST" and path == MARK_AS_READ:
+            token = data.get("markAsReadToken") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                return Answer(400, {"message": "The request body has 1 error(s)"})
+            self.marked_read.append(token)
+            return Answer(200, {})
         if method == "GET" and path.startswith(PROFILE):
             profile = self._profiles.get(path[len(PROFILE):])
             return Answer(200, copy.deepcopy(profile)) if profile else Answer(404, {"message": "Not found"})

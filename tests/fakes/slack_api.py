@@ -574,6 +574,8 @@ class FakeSlackApi(FakeHttpApi):
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
+            "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -1230,6 +1232,51 @@ class FakeSlackApi(FakeHttpApi):
             "pin_count": 0,
             "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent, then its replies, oldest first; ``metadata`` only with include_all_metadata."""
+        channel, ts = args.get("channel"), args.get("ts")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        if channel in self._removed:
+            return _error("not_in_channel")
+        if self._find_message(channel, str(ts or "")) is None:
+            return _error("thread_not_found")
+        with_metadata = args.get("include_all_metadata") in (True, 1, "1", "true", "True")
+        thread = [m for m in self._messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
+        thread.sort(key=lambda m: float(m["ts"]))
+        messages = [{k: copy.deepcopy(v) for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
+                    for m in thread]
+        return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts, name = args.get("channel"), args.get("timestamp"), args.get("name")
+        if not isinstance(channel, str) or not isinstance(ts, str) or not isinstance(name, str) or not name:
+            return _error("invalid_arguments")
+        message = self._find_message(channel, ts)
+        if message is None:
+            return _error("message_not_found")
+        me = bot_user_of(self._team)
+        reactions = message.setdefault("reactions", [])
+        found = next((r for r in reactions if r["name"] == name), None)
+        if found is not None and me in found["users"]:
+            return _error("already_reacted")
+        if found is None:
+            reactions.append({"name": name, "users": [me], "count": 1})
+        else:
+            found["users"].append(me)
+            found["count"] += 1
+        return {"ok": True}
+
+    def post_as_user(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person's message in a channel (what Slack stores before it sends the Events API ``message``)."""
+        with self._lock:
+            message: dict[str, Any] = {"type": "message", "channel": channel, "user": user, "team": TEAM_ID,
+                                       "text": text, "ts": self._next_ts()}
+            if thread_ts is not None:
+                message["thread_ts"] = thread_ts
+            self._messages.setdefault(channel, []).append(message)
+            return copy.deepcopy(message)
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = args.get("user")

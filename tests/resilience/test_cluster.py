@@ -475,6 +475,67 @@ def test_every_key_of_one_user_or_team_lives_in_one_slot(
     assert_no_crossslot(cluster, slot_errors, caplog)
 
 
+def booking_flow(backend: Backend, fake: FakeLineApi) -> dict[str, Any]:
+    """相談する with no diagnosis, the first slot picked (the pick redelivered), moved, the reminder pass the
+    day before, then cancelled: what was said and what is stored (booking ids are random: left out)."""
+    from tests.bot.line.test_booking import AVAILABILITY, NOW, postbacks
+
+    fake.reset()
+    clock = FakeClock(NOW.timestamp())
+    config = backend.config(line=fake)
+    svc = build_services(config, clock=clock)
+    assert svc.bookings is not None
+    svc.bookings.set_availability(AVAILABILITY)
+    worker = start_worker(config, svc, clock)
+    env = LineEnv(svc, create_app(services=svc).test_client(), fake, clock, backend.client, worker)
+    try:
+        user = env.user(LINE_USER)
+        user.say("相談する")
+        env.settle()
+        first = postbacks(fake.delivered(LINE_USER)[-2])[0]["data"]  # the carousel, before the diagnosis offer
+        ev = user.postback_event(first)
+        user.send(ev)
+        user.send(dict(ev, deliveryContext={"isRedelivery": True}))
+        env.settle()
+        change, cancel = (p["data"] for p in postbacks(fake.delivered(LINE_USER)[-1]))
+        user.tap(change)
+        env.settle()
+        user.tap(postbacks(fake.delivered(LINE_USER)[-1])[1]["data"])  # the second slot offered
+        env.settle()
+        build_reminders(svc).run(NOW.timestamp() + 9 * 3600)  # 18:00 the day before
+        env.settle()
+        user.tap(cancel)
+        env.settle()
+        fake.assert_contract_ok()
+        [booking] = svc.bookings.bookings_of(Subject("line", LINE_USER))
+        consultation = svc.bookings.consultation(Subject("line", LINE_USER))
+        return {
+            "said": [m.get("altText", m.get("text")) for m in fake.delivered(LINE_USER)],
+            "booking": (booking.status, booking.seq, booking.start, booking.end, booking.format),
+            "consultation": consultation.status if consultation else None,
+            "free": [(s.start, s.free) for s in svc.bookings.free_slots()][:4],
+            "pending": pending(backend.client),
+        }
+    finally:
+        worker.close()
+
+
+def test_line_booking_on_the_cluster_matches_one_server(
+    single: Backend, on_cluster: Backend, cluster: RedisClusterServer, apis: tuple[FakeLineApi, FakeSlackApi],
+    slot_errors: SlotErrors, caplog: pytest.LogCaptureFixture,
+) -> None:
+    line, _ = apis
+    expected = booking_flow(single, line)
+    got = booking_flow(on_cluster, line)
+    assert got == expected
+    said = got["said"]
+    assert [x for x in said if x.startswith("ご予約を承りました")] and [x for x in said if x.startswith("明日は")]
+    assert said[-1].startswith("ご予約をキャンセルしました")
+    assert got["booking"][:2] == ("cancelled", 2) and got["consultation"] == "cancelled"
+    assert all(free == 1 for _, free in got["free"]) and got["pending"] == 0
+    assert_no_crossslot(cluster, slot_errors, caplog)
+
+
 def test_redis_cluster_is_configured_from_the_environment(cluster: RedisClusterServer) -> None:
     config = Config.from_env({"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1"})
     assert config.redis_cluster

@@ -40,7 +40,7 @@ from conversations.content import load_script
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job
 from conversations.keys import Subject
-from conversations.machine import Conv, Settings, build
+from conversations.machine import NO_DIAGNOSIS, Conv, Settings, build
 from conversations.outputs import Output, Result
 from conversations.store import RedisStore
 from tests.conftest import FakeClock
@@ -131,6 +131,18 @@ def _fresh(m: Model) -> dict[str, Any]:
     return {"state": ASKING, "sid": m.sid + 1, "q": 0, "answers": ""}
 
 
+def _consult(m: Model, now: float) -> tuple[Model, list[dict[str, Any]]]:
+    """A consultation request: about the current diagnosis (the latest result, or the one under way), or
+    none taken (sid 0: the diagnosis offered as preparation); a double tap says nothing."""
+    asked = m.sid or NO_DIAGNOSIS
+    again = m.consulted == asked
+    if again and now - m.updated <= SETTINGS.double_tap:
+        return m, []
+    ack: dict[str, Any] = {"type": "consult_ack", "sid": m.sid, **({"again": True} if again else {})}
+    prepare = [OFFER] if not m.last and not m.in_progress else []
+    return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=asked), [ack, *place(m), *prepare]
+
+
 def _double_tap(m: Model, inp: Input, now: float) -> bool:
     """The answer just given, tapped again within the double-tap window: silently ignored."""
     if inp.kind != inputs.ANSWER or inp.sid != m.sid or inp.q is None or now - m.updated > SETTINGS.double_tap:
@@ -167,6 +179,9 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
             return new, [question(new.sid, 0)]
         if k == inputs.FOLLOW:
             return _changed(m, now, **_at_rest(m)), [GREETING]
+        if k == inputs.CONSULT:  # taken all the same, the expired diagnosis put to rest
+            asked, said = _consult(replace(m, **_at_rest(m)), now)
+            return (asked if said else _changed(m, now, **_at_rest(m))), said
         rest = _changed(m, now, **_at_rest(m))
         if k == inputs.RESULT:
             return rest, ([result(m, m.last, m.prev, again=True)] if m.last
@@ -180,15 +195,8 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         return m, [result(m, m.last, m.prev, again=True), *place(m)]
     if k == inputs.ADVICE:
         return m, [{"type": "advice", "q": inp.q, "choice": inp.choice}, *place(m)]
-    if k == inputs.CONSULT:
-        if m.state == IDLE:
-            return m, [notice("consult_first"), OFFER]
-        sid = m.sid  # about the current diagnosis (the latest result, or the one under way)
-        again = m.consulted == sid
-        if again and now - m.updated <= SETTINGS.double_tap:  # a double tap
-            return m, []
-        ack: dict[str, Any] = {"type": "consult_ack", "sid": sid, **({"again": True} if again else {})}
-        return _changed(m, now, handoff_until=now + SETTINGS.handoff, consulted=sid), [ack, *place(m)]
+    if k == inputs.CONSULT:  # taken at any time, with a diagnosis or none (sid 0)
+        return _consult(m, now)
     if m.state in (IDLE, DONE):
         if k in (inputs.START, inputs.RESTART):
             new = _changed(m, now, **_fresh(m))

@@ -273,3 +273,24 @@ def test_lead_progress_words() -> None:
                 answers="ABC")
     assert leads_mod.progress(lead, JA, now=200.0, expiry=1000.0) == "回答中（Q4）"
     assert leads_mod.progress(lead, JA, now=2000.0, expiry=1000.0) == "Q4で中断"
+
+
+def test_a_consultation_asked_for_before_any_diagnosis_is_a_lead_without_answers(line_console: LineConsole) -> None:
+    lc = line_console
+    user = lc.user()
+    user.say("相談する")
+    lc.settle()
+    lc.login()
+    html = lc.http.get("/console/leads").get_data(as_text=True)
+    assert len(re.findall(r'<tr class="lead-row"', html)) == 1
+    assert JA["progress_asked"] in html
+    [lead] = analytics(lc).leads(consult="new")
+    assert (lead.number, lead.answers, lead.user_id) == (0, "", user.user_id)
+    assert analytics(lc).funnel()["started"] == 0  # not a diagnosis
+    res = lc.http.get("/console/export/leads.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    [row] = res.data.decode("utf-8-sig").split("\r\n")[1:-1]
+    assert row.startswith(f"line,{uid(user.user_id)},0,") and f",{JA['progress_asked']}," in row
+    person = lc.http.get(f"/console/people/{lc.ref(lead.id)}")
+    assert person.status_code == 200
+    lead_page = lc.http.get(f"/console/leads/{lc.ref(lead.id)}")
+    assert lead_page.status_code == 200 and JA["progress_asked"] in lead_page.get_data(as_text=True)

@@ -141,11 +141,15 @@ def test_with_a_booking_page_the_confirmation_opens_it(booking_env: LineEnv) -> 
     assert conv_of(booking_env, user).consulted == 1
 
 
-def test_consult_before_any_diagnosis_invites_to_take_it(line_env: LineEnv) -> None:
+def test_consult_before_any_diagnosis_is_taken_and_offers_the_diagnosis_as_preparation(line_env: LineEnv) -> None:
     user = line_env.user()
     user.say("相談したい")
     line_env.settle()
+    script = line_env.svc.script
     first, offer = line_env.fake.delivered(user.user_id)
-    assert first["text"] == line_env.svc.script.text("consult_first")
-    assert last_quick_reply_data([offer]) == ["s"]
-    assert conv_of(line_env, user).handoff_until == 0.0
+    assert first["text"] == script.text("consult_ack") + "\n" + script.text("consult_first")
+    assert last_quick_reply_data([offer]) == ["s"]  # optional: never a gate
+    conv = conv_of(line_env, user)
+    assert conv.sid == 0 and conv.handoff_until == line_env.clock() + 24 * HOUR
+    consultation = line_env.svc.bookings.consultation(Subject("line", user.user_id))
+    assert consultation is not None and consultation.status == "requested"

@@ -223,3 +223,29 @@ def test_the_brief_of_a_test_user_in_english(ops: Ops) -> None:
     assert text == "Consultation request: (not known) (Grade A (10/10 A answers))"
     assert blocks[0]["text"]["text"] == "Consultation request (a test from the try-it page)"
     assert blocks[-2]["text"]["text"] == "*The one point to fix next*\nAll A: on to the next theme"
+
+
+def test_a_request_with_no_diagnosis_is_a_lead_without_answers_briefed_once(ops: Ops) -> None:
+    """No diagnosis, no answers: the request still reaches the operator (a lead numbered 0, in the console's
+    leads, never in the funnel's diagnoses), and a second request does not brief again."""
+    env = ops.env
+    user = env.user()
+    env.fake.set_profile(user.user_id, "佐藤 一郎")
+    user.follow()
+    env.settle()
+    user.say("相談する")
+    env.settle()
+    env.clock.advance(3600)
+    user.say("相談したい")
+    env.settle()
+    [lead] = ops.analytics.person("line", user.user_id)
+    assert (lead.number, lead.answers, lead.consult, lead.tier) == (0, "", "new", None)
+    assert [x.id for x in ops.analytics.leads()] == [lead.id]
+    assert ops.analytics.funnel()["started"] == 0  # a request is not a diagnosis started
+    assert ops.analytics.open_consultations() == 1
+    [post] = ops.posts()
+    assert post["text"] == "相談のお申し込み：佐藤 一郎（診断なし（診断の前のお申し込み））"
+    assert not [t for t in section_texts(post) if t.startswith("*回答*")]  # no empty answers listed
+    user.tap("s")  # the diagnosis taken afterwards is a lead of its own, asked about with its own request
+    env.settle()
+    assert len(ops.analytics.person("line", user.user_id)) == 2
