@@ -69,7 +69,7 @@ def build_services(
     script = load_script(config.locale, config.content_dir)
     client = runner(client if client is not None else connect(config))
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
-    machine = build(config.machine_settings())
+    machine = build(config.machine_settings(script.qualify.counts))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
     transports = [Transport.WEB]

@@ -99,7 +99,7 @@ def test_english_keywords(text: str, kind: str) -> None:
     assert from_text(text, EN) == Input(kind)
 
 
-@pytest.mark.parametrize("text", ["診断しない", "start now", "もどるかも", "hello", "startover"])
+@pytest.mark.parametrize("text", ["診断しない", "start now please", "もどるかも", "hello", "startover"])
 def test_keywords_match_whole_text_only(text: str) -> None:
     assert from_text(text, JA).kind == inputs.TEXT
     assert from_text(text, EN).kind == inputs.TEXT

@@ -42,6 +42,8 @@ TABLE = [
     ("delete my data? no", POSTBACK, tapped("e:0"), True, True),
     ("the retake reminder: the point moved", POSTBACK, tapped("m:1"), True, True),
     ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
+    ("a qualification answer after a result", POSTBACK, tapped("f:0:2"), True, True),
+    ("a qualification skipped", POSTBACK, tapped("f:2:0"), True, True),
     ("the free consultation slots (予約する)", POSTBACK, tapped("bk"), True, True),
     ("a consultation slot picked", POSTBACK, tapped("bp:1796000400"), True, True),
     ("a booking cancelled", POSTBACK, tapped("bx:0123456789abcdef"), True, True),
@@ -51,6 +53,7 @@ TABLE = [
     # 2. typed keywords that mean something at rest; back and continue only mid-diagnosis
     ("診断", TEXT, typed("診断"), True, True),
     ("full-width START", TEXT, typed("ＳＴＡＲＴ"), True, True),
+    ("a source link's text: 診断 ads", TEXT, typed("診断 ads"), True, True),
     ("結果", TEXT, typed("結果"), True, True),
     ("相談する", TEXT, typed("相談する"), True, True),
     ("停止", TEXT, typed("停止"), True, True),
