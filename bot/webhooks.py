@@ -240,7 +240,7 @@ class Webhooks:
             log.info("webhooks: %s queued for %d endpoint(s)", event, queued)
         return queued
 
-    def _name(self, ep: Endpoint, person: str) -> dict[str, str]:
+    def name_for(self, ep: Endpoint, person: str) -> dict[str, str]:
         if not ep.with_name:
             return {}
         return {"display_name": text(self.outbox.r.hget(analytics.NAMES, person) or b"")}
@@ -256,7 +256,7 @@ class Webhooks:
             return {"contact_id": ep.opaque(person), "diagnosis_id": ep.opaque(lead.id), "channel": lead.channel,
                     "finished_at": _iso(lead.finished), "tier": lead.tier, "a_count": lead.a_count,
                     "answers": lead.answers, "point_to_fix": None if point is None else point + 1,
-                    **self._name(ep, person)}
+                    **self.name_for(ep, person)}
 
         return self.emit(DIAGNOSIS_COMPLETED, lead.id, data)
 
@@ -266,7 +266,7 @@ class Webhooks:
 
         def data(ep: Endpoint) -> dict[str, Any]:
             return {"contact_id": ep.opaque(person), "diagnosis_id": ep.opaque(lead.id), "channel": lead.channel,
-                    "change": change, "value": value, "by": by, "tier": lead.tier, **self._name(ep, person)}
+                    "change": change, "value": value, "by": by, "tier": lead.tier, **self.name_for(ep, person)}
 
         return self.emit(LEAD_UPDATED, change_id, data)
 
@@ -292,7 +292,7 @@ class BookingWebhooks:
                 d["booking"] = {"id": booking.id, "start": booking.start.isoformat().replace("+00:00", "Z"),
                                 "end": booking.end.isoformat().replace("+00:00", "Z"), "status": booking.status,
                                 "format": booking.format}
-            return {**d, **self.webhooks._name(ep, person)}
+            return {**d, **self.webhooks.name_for(ep, person)}
 
         self.webhooks.emit(event, f"{news.kind}:{news.news_id}", data)
 
