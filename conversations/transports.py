@@ -35,6 +35,7 @@ class Transport(StrEnum):
     WEB = "web"  # the console's try-it page: a user's inbox in Redis (test users)
     CLI = "cli"  # crmbot chat in a terminal (answered in place, never queued)
     LINEFORWARD = "lineforward"  # a LINE webhook body relayed to another LINE tool (CRMBOT_LINE_FORWARD_URL)
+    WEBHOOK = "webhook"  # a signed event to one of the client's webhook endpoints (bot/webhooks.py)
 
     @classmethod
     def parse(cls, value: object) -> Transport:
@@ -162,6 +163,25 @@ class ForwardState:
 
 
 @dataclass
+class WebhookState:
+    """One event for one of the client's webhook endpoints: the exact body (JSON text, built when the event
+    was queued, so every retry sends the same bytes) and its type. The job's id is the ``webhook-id``."""
+
+    event: str = ""  # "diagnosis.completed" ...
+    body: str = ""  # the JSON body as sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "body": self.body}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> WebhookState:
+        event, body = d.get("event"), d.get("body")
+        if not isinstance(event, str) or not isinstance(body, str):
+            raise ValueError("a webhook's event and body are text")
+        return cls(event, body)
+
+
+@dataclass
 class NoState:
     """The try-it page and the terminal keep nothing in a job."""
 
@@ -173,7 +193,7 @@ class NoState:
         return cls()
 
 
-TransportState: TypeAlias = LineState | LineBatchState | SlackState | ForwardState | NoState
+TransportState: TypeAlias = LineState | LineBatchState | SlackState | ForwardState | WebhookState | NoState
 STATES: dict[Transport, type[TransportState]] = {
     Transport.LINE: LineState,
     Transport.LINEBATCH: LineBatchState,
@@ -181,6 +201,7 @@ STATES: dict[Transport, type[TransportState]] = {
     Transport.WEB: NoState,
     Transport.CLI: NoState,
     Transport.LINEFORWARD: ForwardState,
+    Transport.WEBHOOK: WebhookState,
 }
 
 
