@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot import metrics
-from bot.booking_flow import BookingFlow
+from bot.booking_flow import BookingFlow, as_request, plain_book
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -141,6 +141,8 @@ class Bot:
             # Booked, moved, cancelled or requested first (idempotent by the event's id: a redelivery or a
             # double tap changes nothing more); the answer rides on the input into the pure step.
             inp = self.booking.prepare(ev.subject, ev.event_id, inp)
+        elif plain_book(inp):
+            inp = as_request(inp)  # no booking here (LINE not configured): 「予約」 asks for a consultation
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
