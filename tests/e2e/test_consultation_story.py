@@ -252,3 +252,85 @@ def test_a_user_with_no_diagnosis_books_is_reminded_and_talks_with_the_operator(
     assert told.json["messages"][0]["altText"].startswith(script.text("booking_cancelled_op"))
     assert "担当者より：担当者の都合のため" in told.json["messages"][0]["altText"]
     assert len(env.fake.recorded(MARK_AS_READ)) == 1
+
+
+# ---- the funnel's consultations, for scripted users -----------------------------------------------------------
+
+
+def redelivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The same webhook event, as LINE sends it again (the same webhookEventId)."""
+    return dict(event, deliveryContext={"isRedelivery": True})
+
+
+def consult(desk: Desk, user: LineUser) -> list[dict[str, Any]]:
+    """相談する, and LINE delivering it a second time; the free slots' postbacks."""
+    ev = user.text_event("相談する")
+    asked = said_after(desk, user, lambda: user.send(ev))
+    assert said_after(desk, user, lambda: user.send(redelivered(ev))) == []
+    return postbacks(carousel(asked))
+
+
+def double_tap(desk: Desk, user: LineUser, data: str) -> dict[str, Any]:
+    """A button tapped, LINE redelivering the tap, and the button tapped again (another event)."""
+    ev = user.postback_event(data)
+    [first] = said_after(desk, user, lambda: user.send(ev))
+    assert said_after(desk, user, lambda: user.send(redelivered(ev))) == []
+    said_after(desk, user, lambda: user.tap(data))
+    return first
+
+
+def active_booking(desk: Desk, user: LineUser) -> str:
+    bookings = desk.env.svc.bookings
+    assert bookings is not None
+    [found] = [b.id for b in bookings.bookings_of(Subject(Transport.LINE, user.user_id)) if b.active]
+    return found
+
+
+def test_the_funnel_counts_each_scripted_user_once(desk: Desk) -> None:
+    env, http = desk.env, desk.env.http
+    assert http.put("/console/api/availability", json=AVAILABILITY, headers=AUTH).status_code == 200
+    asked, booked, cancelled, rebooked, moved, came, missed = (env.user() for _ in range(7))
+    for user in (asked, booked, cancelled, rebooked, moved, came, missed):
+        user.follow()
+    consult(desk, asked)
+    said_after(desk, asked, lambda: asked.say("相談したい"))  # asked again in other words: the same request
+
+    double_tap(desk, booked, consult(desk, booked)[0]["data"])
+
+    card = double_tap(desk, cancelled, consult(desk, cancelled)[0]["data"])
+    double_tap(desk, cancelled, postbacks(card)[1]["data"])  # キャンセルする, twice
+
+    card = double_tap(desk, rebooked, consult(desk, rebooked)[0]["data"])
+    double_tap(desk, rebooked, postbacks(card)[1]["data"])
+    slots = said_after(desk, rebooked, lambda: rebooked.say("予約"))  # typed: the free slots again
+    double_tap(desk, rebooked, postbacks(carousel(slots))[0]["data"])
+
+    card = double_tap(desk, moved, consult(desk, moved)[0]["data"])
+    moving = said_after(desk, moved, lambda: moved.tap(postbacks(card)[0]["data"]))  # 変更する
+    double_tap(desk, moved, postbacks(carousel(moving))[-2]["data"])  # a later slot
+
+    for user in (came, missed):
+        double_tap(desk, user, consult(desk, user)[0]["data"])
+    first, second = active_booking(desk, came), active_booking(desk, missed)
+
+    desk.clock.t = jst("2026-12-24T09:00")  # every slot offered has passed: the consultancy marks who came
+    browser = login(desk)
+    for booking_id, status in ((first, "attended"), (second, "no_show"), (second, "no_show")):
+        res = browser.post(f"/console/bookings/{booking_id}/mark",
+                           data={"status": status, "csrf_token": csrf(browser, "/console/bookings?when=past"),
+                                 "next": "/console/bookings?when=past"})
+        assert res.status_code == 302
+    desk.settle()
+
+    bookings = env.svc.bookings
+    assert bookings is not None
+    for user in (booked, rebooked, moved):  # one booking each, however often they tapped
+        assert len([b for b in bookings.bookings_of(Subject(Transport.LINE, user.user_id)) if b.active]) == 1
+    expected = {"requested": 1, "booked": 3, "attended": 1, "no_show": 1, "cancelled": 1}
+    assert http.get("/console/api/funnel", headers=AUTH).get_json()["consultations"] == expected
+    assert http.get("/console/api/funnel?channel=line&from=2026-12-07&to=2026-12-07",
+                    headers=AUTH).get_json()["consultations"] == expected
+    nothing = dict.fromkeys(expected, 0)
+    assert http.get("/console/api/funnel?channel=slack", headers=AUTH).get_json()["consultations"] == nothing
+    assert http.get("/console/api/funnel?from=2026-12-08", headers=AUTH).get_json()["consultations"] == nothing
+    assert len([m for m in desk.slack.messages(OPS) if "thread_ts" not in m]) == 7  # one brief a person
