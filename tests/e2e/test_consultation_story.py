@@ -223,20 +223,16 @@ def test_a_user_with_no_diagnosis_books_is_reminded_and_talks_with_the_operator(
     assert reminder["altText"].startswith(script.text("booking_remind_day"))
     assert "12月8日（火）10:00〜10:30" in reminder["altText"]
 
-    # the user writes while handed off: into the thread, the bot quiet; a person's reply there goes out on LINE
-    # once, though Slack redelivers it, and marks the user's messages read; the user's answer comes back
-    question = "Zoomは初めてですが大丈夫でしょうか。"
-    assert said_after(desk, user, lambda: user.send(text(user, question, "tok-question"))) == []
-    assert owner_lines(desk.thread()[-1]) == ["💬 LINEでのメッセージ", question]
+    # a person replies in the thread: on LINE once, though Slack redelivers it, and the user's messages are marked
+    # read (相談する, answered by the bot itself, included); the user's answer comes back into the thread
     words = "ご予約ありがとうございます。当日はZoomのURLをこちらでお送りします。"
     event_, event_id = desk.reply(words)
     desk.slack_post(event_body(event_, event_id=event_id), retry_num=1)
     assert [p.json["messages"] for p in desk.pushes(user)[1:]] == [[{"type": "text", "text": words}]]
     assert env.fake.delivered(user.user_id)[-1]["text"] == words
-    assert env.fake.marked_read == ["tok-question"]
-    answer = "承知しました。よろしくお願いします。"
-    quiet = said_after(desk, user, lambda: user.send(text(user, answer, "tok-answer")))
-    assert quiet == []  # the bot leaves it to the person
+    assert env.fake.marked_read == ["tok-consult"]
+    answer = "Zoomは初めてですが、よろしくお願いします。"
+    assert said_after(desk, user, lambda: user.send(text(user, answer, "tok-answer"))) == []  # left to the person
     assert owner_lines(desk.thread()[-1]) == ["💬 LINEでのメッセージ", answer]
 
     # the consultancy cancels from the console, with a message: the feed, the thread and the user are told
