@@ -156,7 +156,8 @@ def remind(desk: Desk, redis_url: str, when: str) -> str:
     """The clock's pass at ``when`` (``crmbot remind --now WHEN``, the command's own function), then the worker."""
     desk.clock.t = datetime.fromisoformat(when).timestamp()
     out = io.StringIO()
-    config = story_config(redis_url, desk.env.fake, desk.slack, Path("."))
+    config: Config = desk.env.svc.config  # the clock runs with the app's configuration
+    assert config.redis_url == redis_url
     assert remind_cmd(config, when, False, out=out) == 0
     desk.settle()
     return out.getvalue()
