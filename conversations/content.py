@@ -39,7 +39,8 @@ from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase", "book")
+OPTIONAL_KEYWORD_KINDS = frozenset({"book"})  # a file written before it was added loads without it
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
@@ -541,6 +542,9 @@ def _parse_keywords(r: _Reader, kw_table: Mapping[str, Any]) -> dict[str, tuple[
     seen_words: dict[str, str] = {}
     for kind in KEYWORD_KINDS:
         words = kw_table.get(kind)
+        if words is None and kind in OPTIONAL_KEYWORD_KINDS:
+            keywords[kind] = ()
+            continue
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
             raise r.fail(f"keywords.{kind}", "must be a non-empty list of words")
         for w in words:

@@ -115,9 +115,10 @@ def typed_choice(text: str) -> str | None:
 
 def from_text(text: str, keywords: Mapping[str, Sequence[str]], glossary: TermLookup | None = None) -> Input:
     """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop/
-    erase) and its glossary (「LTVとは」: a term's definition; an unknown term is TEXT as any other text)."""
+    erase/book: 「予約」 opens the free slots as the 「予約する」 button does) and its glossary (「LTVとは」: a
+    term's definition; an unknown term is TEXT as any other text)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE, BOOK):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
     head, _, tail = t.partition(" ")

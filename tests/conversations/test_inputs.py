@@ -73,6 +73,9 @@ def test_normalise() -> None:
         ("相談", inputs.CONSULT),
         ("相談したい", inputs.CONSULT),
         ("　ご相談　", inputs.CONSULT),  # full-width spaces
+        ("予約", inputs.BOOK),  # the free slots, as the 「予約する」 button
+        ("予約する", inputs.BOOK),
+        ("Book", inputs.BOOK),
     ],
 )
 def test_japanese_keywords(text: str, kind: str) -> None:
@@ -93,6 +96,9 @@ def test_japanese_keywords(text: str, kind: str) -> None:
         ("Resume", inputs.CONTINUE),
         ("carry on", inputs.CONTINUE),
         ("Talk to an expert", inputs.CONSULT),
+        ("book", inputs.BOOK),
+        ("Book a call", inputs.BOOK),
+        ("予約", inputs.BOOK),
     ],
 )
 def test_english_keywords(text: str, kind: str) -> None:

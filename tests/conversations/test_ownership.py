@@ -56,6 +56,8 @@ TABLE = [
     ("a source link's text: 診断 ads", TEXT, typed("診断 ads"), True, True),
     ("結果", TEXT, typed("結果"), True, True),
     ("相談する", TEXT, typed("相談する"), True, True),
+    ("予約", TEXT, typed("予約"), True, True),
+    ("book", TEXT, typed("book"), True, True),
     ("停止", TEXT, typed("停止"), True, True),
     ("最初から", TEXT, typed("最初から"), True, True),
     ("データを削除", TEXT, typed("データを削除"), True, True),
