@@ -81,14 +81,17 @@ from bot.config import Config
 from bot.console.operators import OperatorStore
 from bot.console.texts import JA, try_texts
 from conversations.analytics import Analytics
+from conversations.booking import Bookings
 from conversations.content import load_script
-from conversations.keys import TeamRef
+from conversations.keys import Subject, TeamRef
 from conversations.teams import TeamStore
 from tests.bot.line.helpers import LineUser
+from tests.bot.line.test_booking import AVAILABILITY, postbacks
 from tests.browser.conftest import Http, Server, eventually, until
 
 ADMIN = ("pages@example.jp", "pages password 1", "確認 太郎")
 SHOP = "みなと商店"
+ASKER = "はまべ商店"  # asked for a consultation with no diagnosis, and booked
 TEAM = TeamRef("T0PAGES", "C0PAGES")
 
 
@@ -143,8 +146,8 @@ def test_an_unknown_console_address_is_the_consoles_not_found_page(redis_url: st
 
 @pytest.fixture(scope="module")
 def data(server: Server) -> dict[str, str]:
-    """A LINE user who took the diagnosis twice (a retake: two diagnoses on their page), a Slack team, an
-    admin to log in as."""
+    """A LINE user who took the diagnosis twice (a retake: two diagnoses on their page), another who asked
+    for a consultation with no diagnosis and booked it in LINE, a Slack team, an admin to log in as."""
     user = LineUser(Http(server.base), server.fake_line, time.time)
     user.follow()
     user.tap("s")
@@ -159,11 +162,23 @@ def data(server: Server) -> dict[str, str]:
     eventually(lambda: len(figures.person("line", user.user_id)) == 2
                and not list(server.redis.scan_iter(match="crmbot:{u:line:*}:out")), "the retake counted")
     figures.set_name("line", user.user_id, SHOP)
+    # another asks for a consultation with no diagnosis (a lead numbered 0) and books the first free slot
+    Bookings(server.redis, clock=time.time).set_availability(AVAILABILITY)
+    asker = LineUser(Http(server.base), server.fake_line, time.time)
+    asker.follow()
+    asker.say("consult")  # a keyword of both languages' scripts
+    slots = eventually(lambda: [m for m in server.fake_line.delivered(asker.user_id) if m["type"] == "flex"],
+                       "the free slots")[0]
+    asker.tap(postbacks(slots)[0]["data"])
+    eventually(lambda: Bookings(server.redis, clock=time.time).bookings_of(Subject("line", asker.user_id)),
+               "the booking")
+    eventually(lambda: figures.person("line", asker.user_id), "the request counted")
+    figures.set_name("line", asker.user_id, ASKER)
     TeamStore(server.redis).register(TEAM, "ページ確認チーム", "Asia/Tokyo", "U0PAGES", time.time())
     store = OperatorStore(server.redis, time.time)
     if store.by_email(ADMIN[0]) is None:
         store.create(ADMIN[0], ADMIN[2], "admin", ADMIN[1], first=not store.any())
-    return {"user": user.user_id}
+    return {"user": user.user_id, "asker": asker.user_id}
 
 
 def log_in_as_admin(browser: Any, server: Server) -> None:
@@ -177,8 +192,9 @@ def log_in_as_admin(browser: Any, server: Server) -> None:
 
 
 def sweep(browser: Any, server: Server, locale: str) -> None:
-    """Each page in ``locale``: its language, its heading, its nav item marked, the nav in its words; a lead's
-    and a person's page name the shop; the error pages say what went wrong."""
+    """Each page in ``locale``: its language, its heading, its nav item marked, the nav in its words; the
+    booking asked for with no diagnosis leads to its lead page (numbered 0), as its row in the leads list does;
+    a lead's and a person's page name the shop; the error pages say what went wrong."""
     from selenium.webdriver.common.by import By
 
     from bot.console.texts import TEXTS
@@ -214,6 +230,19 @@ def sweep(browser: Any, server: Server, locale: str) -> None:
         assert marked == [f"nav-{item or 'profile'}"], path
         assert [browser.find_element(By.ID, f"nav-{k}").text for k in nav] == [t[v] for v in nav.values()], path
         assert browser.find_element(By.ID, "nav-profile").text == ADMIN[2]
+    # the booking asked for with no diagnosis, on the bookings page; its request a lead numbered 0 in the list
+    browser.get(server.url("/console/bookings"))
+    [booked] = browser.find_elements(By.CSS_SELECTOR, "#bookings-table tr.booking-row")
+    assert ASKER in booked.text and booked.get_attribute("data-status") == "booked"
+    booked.find_element(By.LINK_TEXT, ASKER).click()  # to the request's lead (no diagnosis: no tier)
+    until(browser, lambda b: b.find_elements(By.ID, "lead-work"), "the request's lead page")
+    assert h1() == ASKER
+    browser.get(server.url("/console/leads"))
+    asked = [r for r in browser.find_elements(By.CSS_SELECTOR, "#leads-table tr.lead-row") if ASKER in r.text]
+    assert len(asked) == 1 and asked[0].get_attribute("data-consult") == "new"
+    asked[0].find_element(By.TAG_NAME, "a").click()
+    until(browser, lambda b: b.find_elements(By.ID, "lead-work"), "the request's lead page from the list")
+    assert h1() == ASKER
     # a lead's page, from its row; the person's page from the lead's
     browser.get(server.url("/console/leads"))
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#leads-table tr.lead-row")
