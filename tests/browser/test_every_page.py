@@ -19,6 +19,7 @@ Pages
   test_erase.py::test_the_operator_deletes_a_person_from_the_lead_page,
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
 * ``console.person`` ``/console/people/<ref>``: test_every_page.py::test_a_persons_page_shows_each_diagnosis,
+  test_every_page.py::test_a_crawl_reaches_the_booking_the_request_with_no_diagnosis_and_the_team,
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
 * ``console.bookings`` ``/console/bookings``: test_consultations.py::test_the_bookings_page,
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
@@ -73,6 +74,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -88,6 +90,7 @@ from conversations.teams import TeamStore
 from tests.bot.line.helpers import LineUser
 from tests.bot.line.test_booking import AVAILABILITY, postbacks
 from tests.browser.conftest import Http, Server, eventually, until
+from tests.browser.test_lead_work import crawl
 
 ADMIN = ("pages@example.jp", "pages password 1", "確認 太郎")
 SHOP = "みなと商店"
@@ -178,7 +181,7 @@ def data(server: Server) -> dict[str, str]:
     store = OperatorStore(server.redis, time.time)
     if store.by_email(ADMIN[0]) is None:
         store.create(ADMIN[0], ADMIN[2], "admin", ADMIN[1], first=not store.any())
-    return {"user": user.user_id, "asker": asker.user_id}
+    return {"user": user.user_id, "asker": asker.user_id, "team": TEAM.id}
 
 
 def log_in_as_admin(browser: Any, server: Server) -> None:
@@ -298,3 +301,19 @@ def test_a_persons_page_shows_each_diagnosis(page: Any, server: Server, data: di
     assert q1[0].startswith("A") and q1[1].startswith("D")
     assert f"{JA['retakes']}: 2" in page.find_element(By.TAG_NAME, "main").text
     assert data["user"] not in page.current_url and data["user"] not in page.page_source
+
+
+def test_a_crawl_reaches_the_booking_the_request_with_no_diagnosis_and_the_team(page: Any, server: Server,
+                                                                                data: dict[str, str]) -> None:
+    """Every link from the overview, as tests/browser/test_lead_work.py crawls them, on this module's data: the
+    two diagnoses, the request with no diagnosis (a lead numbered 0, reached from the bookings and the leads
+    list), the Slack team; no address or page names either LINE user."""
+    log_in_as_admin(page, server)
+    seen = crawl(page, server, [data["user"], data["asker"]])
+    paths = {urlsplit(u).path for u in seen}
+    assert len([p for p in paths if p.startswith("/console/leads/")]) == 3, sorted(paths)
+    # a person's page is addressed by one of their leads: the shop who retook has two addresses
+    assert len([p for p in paths if p.startswith("/console/people/")]) == 3, sorted(paths)
+    assert {"/console/bookings", "/console/availability", f"/console/teams/{data['team']}",
+            "/console/operators", "/console/profile",
+            "/console/audit", "/console/try/"} <= paths
