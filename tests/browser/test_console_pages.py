@@ -73,7 +73,8 @@ def test_the_funnel_block_adds_up_in_plain_words(console: Any, server: Server) -
         for q, letter in enumerate(answers):
             user.tap(f"a:1:{q}:{letter}")
     analytics = Analytics(server.redis)
-    eventually(lambda: analytics.funnel()["started"] == 3 and analytics.funnel()["finished"] == 2, "the figures")
+    eventually(lambda: analytics.funnel()["started"] == 3 and analytics.funnel()["finished"] == 2
+               and analytics.funnel()["questions"][3]["shown"] == 3, "the figures, the third user's Q4 too")
     console.get(server.url("/console/"))
     assert [text_of(console, f"#fig-{x}") for x in ("started", "finished", "in-progress", "stopped")] == \
         ["3", "2", "1", "0"]

@@ -46,6 +46,8 @@ Pages
 * ``console_try.page`` ``/console/try/``: test_try.py::test_take_the_diagnosis_in_the_browser,
   test_try.py::test_the_menu_bar_does_what_the_rich_menu_does_and_a_new_result_shows_from_its_top,
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
+* ``console.webhooks`` ``/console/webhooks``:
+  test_console_webhooks.py::test_an_endpoint_is_added_its_secret_shown_once_and_events_arrive_signed
 
 Error pages (no route of their own: the blueprint's handlers)
 * not found (404), any unknown ``/console/...`` address, and a lead whose reference matches no lead:
@@ -62,7 +64,8 @@ Not pages (GETs that answer no HTML)
 * ``console_try.messages`` (JSON): test_try.py::test_take_the_diagnosis_in_the_browser
 * ``console_tools.funnel`` (JSON): test_console.py::test_a_try_it_diagnosis_shows_in_no_figure
 * ``console_tools.export_leads``, ``console_tools.export_audit``, ``console_tools.export_kpi`` (CSV),
-  ``console_bookings.get_availability``, ``console_bookings.bookings``, ``console_bookings.calendar`` (JSON),
+  ``console_bookings.get_availability``, ``console_bookings.bookings``, ``console_bookings.calendar``,
+  ``console_bookings.api_webhooks`` (JSON),
   ``console_calendar.feed`` (iCalendar): Flask's test client (tests/bot/console/)
 * ``console.static``, ``console_try.static``: the pages' style sheets and script
 """
