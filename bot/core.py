@@ -12,7 +12,8 @@ already read.
 ahead, the machine's HANDOFF overlay: the bot says nothing to free text), what the owner writes
 (:class:`Said`) is relayed into the lead's thread in the operator's Slack channel, and a person's reply
 there (input ``operator_reply``) is pushed to the owner: the core asks the injected :class:`Relay` for
-the job and commits it with the step, so each is queued exactly once per event.
+the job and commits it with the step, so each is queued exactly once per event; the same commit appends
+the message to the person's handoff log (conversations.handoff_log), the console's view of the conversation.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bot.booking_flow import BookingFlow, as_request, plain_book
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
-from conversations import inputs, ownership
+from conversations import handoff_log, inputs, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
 from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
@@ -55,6 +56,7 @@ class Said:
     read_token: str = ""  # LINE's markAsReadToken of the message ("" none)
     by: str = ""  # an operator's reply: the Slack user who wrote it
     ref: str = ""  # an operator's reply: "<channel>:<ts>" of their message (the receipt's target)
+    ws: str = ""  # an operator's reply: their Slack workspace ("" one workspace)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ class Bot:
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
-            job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
+            job, figures, relayed = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
+            entry = self._logged(ev, now) if relayed else None
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
                 ttl = int(self.conversation_ttl + 86400)  # garbage-collect abandoned diagnoses
@@ -170,6 +173,7 @@ class Bot:
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
                 content=content,
                 once=once,
+                log=entry,
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
@@ -208,25 +212,39 @@ class Bot:
                      if isinstance(out, Result) else out for out in outputs)
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
-                job: Job | None, figures: Figures | None, *, owned: bool = True) -> tuple[Job | None, Figures | None]:
+                job: Job | None, figures: Figures | None, *,
+                owned: bool = True) -> tuple[Job | None, Figures | None, bool]:
         """What a step commits beside the record: the job that says its outputs (none when it says
         nothing; for an event left to another tool, what the outbox still does for it), and the record of
         what it changed for the operator's figures (conversations.analytics, applied by a worker from its
         own queue entry; none when nothing changed). Their ids survive the compare-and-set retries
-        (``job``, ``figures``: the previous try's)."""
+        (``job``, ``figures``: the previous try's). Last, whether the job is the handoff's relay."""
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
-            return None, None
+            return None, None, False
         if outputs:
             new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now))
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
+        relayed = False
         if new_job is None and self.relay is not None:
             new_job = self._relayed(ev, before, outputs, now, job)
+            relayed = new_job is not None
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
         new_figures = None
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)
-        return new_job, new_figures
+        return new_job, new_figures, relayed
+
+    @staticmethod
+    def _logged(ev: InboundEvent, now: float) -> handoff_log.Entry | None:
+        """The handoff log's entry of a step that relays (conversations.handoff_log): the owner's message
+        posted into the lead's thread, or a person's reply pushed to the owner; written by the step's commit."""
+        said = ev.said
+        if said is None:
+            return None
+        if ev.input.kind == inputs.OPERATOR_REPLY:
+            return handoff_log.operator_entry(said.text, now, by=said.by, ws=said.ws)
+        return handoff_log.owner_entry(said.kind, said.text, ev.timestamp if ev.timestamp is not None else now)
 
     def _read(self, ev: InboundEvent, after: Conv | None, now: float) -> str:
         """The markAsReadToken of an owner's message the bot answers while (or by) handing them off to a

@@ -17,6 +17,9 @@ core (bot/core.py) commits, with the step, a post of what the owner sent into th
 (:meth:`Relay.owner_post`: text as is, anything else as a short note), keeping the
 message's LINE ``markAsReadToken`` (recorded once the post is in the thread).
 
+**The console's view**: the same commit appends what the owner sent, and a person's reply (below), to the
+person's handoff log (conversations.handoff_log), which the console's lead page shows.
+
 **A person's reply** in the thread (:meth:`Handoff.reply`, called by the Slack listener) is an input of the
 owner's conversation (``operator_reply``, its event id the Slack message's ts: Slack's redelivery applies
 once): its step opens the handoff again and commits a LINE push of the words (:meth:`Relay.operator_push`,
@@ -169,7 +172,7 @@ class Handoff:
             return "not_a_lead"
         token = text(self.outbox.r.hget(keys.operator_thread(person), "read") or b"")
         ref = f"{channel}:{ts}"
-        said = Said("text", words, read_token=token, by=user, ref=ref)
+        said = Said("text", words, read_token=token, by=user, ref=ref, ws=team)
         now = self.clock()
         event_id = f"op-{ts}"
         receipt = self.relay.thread_job(person, {"type": RECEIPT, "ts": ts, "push": push_id(ref), "event": event_id,

@@ -5,7 +5,8 @@ confirmation is committed (bot/core.py); the operator erases from the lead page 
 through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the job), in this order:
 
 1. the user's hash slot (``crmbot:{u:<transport>:<id>}:*``: the record, dedupe marks, reminder ledger,
-   the try page's inbox, and whatever else a feature keeps there), found by SCAN MATCH on the slot's tag
+   the try page's inbox, the conversation with the operator during handoffs (``oplog``), and whatever else
+   a feature keeps there), found by SCAN MATCH on the slot's tag
    (an erasure is rare; the scan is bounded by the keyspace, never run on a webhook's hot path). Pending
    jobs and figures records go through the outbox's own path (:meth:`bot.outbox.Outbox.discard`): never
    sent, never applied, the invariant kept (a due mark left behind is cleared by the worker after a lease,

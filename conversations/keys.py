@@ -31,6 +31,8 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<transport>:<user id>}:bkrem:<booking>:<kind>:<seq>
                                                    a booking reminder queued for the user (string, TTL): the
                                                    ledger mark of its push, in the user's slot beside the mailbox
+    crmbot:{u:<transport>:<user id>}:oplog         the owner's conversation with the operator during handoffs
+                                                   (list of JSON, capped, TTL: conversations.handoff_log)
 
 ``<transport>`` is a :class:`conversations.transports.Transport` (line, slack, web, ...), never a Slack
 or LINE channel.
@@ -324,6 +326,12 @@ def operator_news(subject: Subject, news_id: str) -> str:
 def operator_receipt(subject: Subject, reply_ts: str) -> str:
     """Ledger mark of the receipt (✓ or why not) of one operator reply pushed to the person."""
     return f"{PREFIX}:{subject.tag}:oprcpt:{reply_ts}"
+
+
+def handoff_log(subject: Subject) -> str:
+    """The person's conversation with the operator during handoffs, in their own slot (a list of compact JSON
+    entries, oldest first, capped, written by the step's commit): conversations.handoff_log."""
+    return f"{PREFIX}:{subject.tag}:oplog"
 
 
 def slack_id(value: object, name: str = "workspace") -> str:

@@ -16,7 +16,7 @@ import abc
 from dataclasses import dataclass
 from typing import Any
 
-from conversations import jobs, keys
+from conversations import handoff_log, jobs, keys
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
 from conversations.machine import Conv
@@ -32,6 +32,7 @@ SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): a fir
 # KEYS[3] the user's mailbox (hash job id -> job JSON)  crmbot:{u:<t>:<id>}:out
 # KEYS[4] the mailbox's leases (hash)                   crmbot:{u:<t>:<id>}:lease
 # KEYS[5] the user's figures records (hash)             crmbot:{u:<t>:<id>}:figs
+# KEYS[6] the user's handoff log (list of JSON)         crmbot:{u:<t>:<id>}:oplog
 # ARGV[1] the record as it was read ("" when absent): the compare-and-set guard
 # ARGV[2] the new record ("" deletes it)
 # ARGV[3] TTL of the record in seconds ("0": no expiry)
@@ -45,6 +46,9 @@ SET_ASIDE = "x-"  # prefix of a job set aside by an unfollow (COMMIT_LUA): a fir
 #         the set-aside jobs' and deletes them (bot/analytics_sink.py).
 # ARGV[8] figures record id ("" when the step changed nothing the operator counts)
 # ARGV[9] figures JSON
+# ARGV[10] an entry of the handoff log to append (conversations.handoff_log; "" none)
+# ARGV[11] how many entries the log keeps (the latest)
+# ARGV[12] TTL of the log in seconds
 # Returns "dup" (event already applied: nothing changed), "conflict" (record changed since it was
 # read: nothing changed, read again), or "ok".
 COMMIT_LUA = """
@@ -82,6 +86,11 @@ if ARGV[7] == '1' then
 end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[5], ARGV[8], ARGV[9]) end
+if ARGV[10] ~= '' then
+  redis.call('RPUSH', KEYS[6], ARGV[10])
+  redis.call('LTRIM', KEYS[6], -tonumber(ARGV[11]), -1)
+  redis.call('EXPIRE', KEYS[6], ARGV[12])
+end
 return 'ok'
 """
 
@@ -113,6 +122,7 @@ class Persistence(abc.ABC):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        log: handoff_log.Entry | None = None,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -153,6 +163,7 @@ class RedisStore(Persistence):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        log: handoff_log.Entry | None = None,
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
@@ -160,11 +171,13 @@ class RedisStore(Persistence):
         a superset of the users who opted in). ``content``: (key, value) of the script the job is to be
         rendered with, stored if absent (SET NX) before the commit (the first job of a process).
         ``once``: a job of another hash slot queued at most once (a LINE webhook's forward), riding in the
-        same round trip (on a Cluster, a call of its own): queued whatever the commit answers."""
+        same round trip (on a Cluster, a call of its own): queued whatever the commit answers. ``log``: an
+        entry appended to the person's handoff log by the commit itself (never twice for one event)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
-        args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0", "", ""]
+        args = [snap.raw, new_raw, ttl, self.dedupe_ttl, "", "", "1" if drop_outbox else "0", "", "",
+                log.to_json() if log is not None else "", handoff_log.CAP, handoff_log.TTL]
         if job is not None:
             args[4] = job.id
             args[5] = job.to_json()
@@ -189,9 +202,9 @@ class RedisStore(Persistence):
             for x in queued:
                 jobs.wake(p, x)  # a commit that did not happen leaves a hint to nothing: dropped
 
-        result = self.r.write_then_script(COMMIT_LUA, keys=[keys.conv(s), keys.seen(s, event_id),
-                                          jobs.mailbox(s.tag_name), jobs.leases(s.tag_name),
-                                          jobs.figures(s.tag_name)], args=args, before=before, after=after,
+        script_keys = [keys.conv(s), keys.seen(s, event_id), jobs.mailbox(s.tag_name), jobs.leases(s.tag_name),
+                       jobs.figures(s.tag_name), keys.handoff_log(s)]
+        result = self.r.write_then_script(COMMIT_LUA, keys=script_keys, args=args, before=before, after=after,
                                           first=[once.script()] if once is not None else [])
         return text(result)
 

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from conversations import jobs, keys
+from conversations import handoff_log, jobs, keys
 from conversations.errors import StoreUnavailable
 from conversations.jobs import Figures, Job
 from conversations.keys import Subject
@@ -411,3 +411,34 @@ def test_a_refusal_to_write_for_want_of_disk_is_named() -> None:
         raise _redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable")
     with pytest.raises(StoreUnavailable, match=r"^redis: ResponseError$"), translated():
         raise _redis.ResponseError("WRONGTYPE secret value here")
+
+
+def test_a_handoff_log_entry_is_appended_by_the_commit_only(store: RedisStore, r: redis.Redis) -> None:
+    """conversations.handoff_log: written by the step's commit, capped, with a TTL; a duplicate or a stale
+    snapshot writes nothing."""
+    said = handoff_log.owner_entry("text", "料金を教えてください", T0)
+    stale = store.get(ALICE, "ev-2")
+    assert store.update(store.get(ALICE, "ev-1"), asking(0, n=1), "ev-1", ttl=0, log=said) == OK
+    assert store.update(store.get(ALICE, "ev-1"), asking(1, n=2), "ev-1", ttl=0, log=said) == DUPLICATE
+    answer = handoff_log.operator_entry("無料です", T0 + 5, by="U0SATO", ws="T0WS")
+    assert store.update(stale, asking(1, n=2), "ev-2", ttl=0, log=answer) == CONFLICT
+    assert [json.loads(x) for x in r.lrange(keys.handoff_log(ALICE), 0, -1)] == [
+        {"who": "owner", "at": T0, "kind": "text", "text": "料金を教えてください"}]
+    assert 0 < r.ttl(keys.handoff_log(ALICE)) <= handoff_log.TTL
+    assert store.update(store.get(ALICE, "ev-2"), asking(1, n=2), "ev-2", ttl=0, log=answer) == OK
+    later = handoff_log.owner_entry("sticker", "", T0 + 9)
+    assert store.update(store.get(ALICE, "ev-3"), asking(1, n=2), "ev-3", ttl=0, log=later) == OK
+    got = handoff_log.read(r, ALICE)
+    assert [(e.who, e.kind, e.by, e.unread) for e in got] == [
+        ("owner", "text", "", False), ("operator", "text", "U0SATO", False), ("owner", "sticker", "", True)]
+
+
+def test_the_handoff_log_keeps_the_latest_entries(store: RedisStore, r: redis.Redis,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handoff_log, "CAP", 2)
+    conv = asking(0, n=1)
+    for n in range(4):
+        snap = store.get(ALICE, f"ev-{n}")
+        assert store.update(snap, snap.conv if n else conv, f"ev-{n}", ttl=0,
+                            log=handoff_log.owner_entry("text", f"m{n}", T0 + n)) == OK
+    assert [e.text for e in handoff_log.read(r, ALICE)] == ["m2", "m3"]

@@ -71,7 +71,21 @@ def lead(ref: str) -> Any:
                 expiry=svc().config.conversation_ttl, script=svc().script, statuses=STATUSES,
                 notes=work.notes(found.id), history=_history(found, work), assignees=names,
                 note_form=secrets.token_urlsafe(12), note_max=NOTE_MAX, may_change=auth.may_change(),
-                audit_entries=audit.for_target(svc().redis, audit.lead_target(found.id), 20), **lead_bookings(found))
+                audit_entries=audit.for_target(svc().redis, audit.lead_target(found.id), 20), **lead_bookings(found),
+                **lead_handoff(found))
+
+
+def lead_handoff(found: Lead) -> dict[str, Any]:
+    """What the lead page's handoff section (console_lead_handoff.html) needs: the person's conversation with
+    the operator during handoffs (conversations.handoff_log), oldest first, the owner's unread messages
+    marked, each reply with its writer's Slack name as the worker cached it. Looking marks nothing read."""
+    from conversations import handoff_log
+    from conversations.slack_names import SlackNames
+
+    entries = handoff_log.read(svc().redis, Subject(Transport.parse(found.channel), found.user_id))
+    names = SlackNames(svc().redis).get([(e.ws, e.by) for e in entries if e.who == handoff_log.OPERATOR])
+    return {"convo": entries, "convo_unread": sum(e.unread for e in entries),
+            "convo_names": names}
 
 
 def lead_bookings(found: Any) -> dict[str, Any]:
