@@ -113,6 +113,7 @@ class Persistence(abc.ABC):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        nudge: tuple[str, float] | None = None,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -153,6 +154,7 @@ class RedisStore(Persistence):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        nudge: tuple[str, float] | None = None,
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
@@ -160,7 +162,9 @@ class RedisStore(Persistence):
         a superset of the users who opted in). ``content``: (key, value) of the script the job is to be
         rendered with, stored if absent (SET NX) before the commit (the first job of a process).
         ``once``: a job of another hash slot queued at most once (a LINE webhook's forward), riding in the
-        same round trip (on a Cluster, a call of its own): queued whatever the commit answers."""
+        same round trip (on a Cluster, a call of its own): queued whatever the commit answers.
+        ``nudge``: (member, due time) of the diagnosis in the drop-off nudge schedule (conversations/nudges.py),
+        written before the commit as the reminder index is (a superset: the record is read again at send time)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -180,6 +184,8 @@ class RedisStore(Persistence):
                 p.set(content[0], content[1], nx=True)
             if remind_index:
                 p.sadd(keys.REMIND_INDEX, f"{s.transport}:{s.user_id}")
+            if nudge is not None:
+                p.zadd(keys.NUDGE_DUE, {nudge[0]: nudge[1]})
             for x in queued:
                 # The recovery mark first: if this process dies after the commit, a worker still
                 # finds the job (and the figures).

@@ -59,11 +59,14 @@ class LineState:
     redelivery: bool = False  # LINE redelivered the webhook: its token is not to be trusted
     fetch_profile: bool = False  # a follow: the worker fetches the display name once it has replied
     sent: bool = False  # the message went (with fetch_profile): a retry only fetches the profile
+    unit: str = ""  # a push's custom aggregation unit (LINE's statistics per unit: "nudge_q4"; "" none)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         if self.reply_token:
             d["reply_token"] = self.reply_token
+        if self.unit:
+            d["unit"] = self.unit
         if self.via != "reply":
             d["via"] = self.via
         for name in ("reply_unknown", "resent", "redelivery", "fetch_profile", "sent"):
@@ -75,7 +78,8 @@ class LineState:
     def from_json(cls, d: Mapping[str, Any]) -> LineState:
         via: Via = "push" if d.get("via") == "push" else "reply"
         return cls(str(d.get("reply_token") or ""), via, bool(d.get("reply_unknown")), bool(d.get("resent")),
-                   bool(d.get("redelivery")), bool(d.get("fetch_profile")), bool(d.get("sent")))
+                   bool(d.get("redelivery")), bool(d.get("fetch_profile")), bool(d.get("sent")),
+                   str(d.get("unit") or ""))
 
 
 @dataclass
