@@ -202,3 +202,16 @@ def test_a_held_nudge_no_longer_relevant_is_dropped_with_a_reason(nudge_line: Li
     assert len(nudges(env)) == 1
     assert PushBudget(env.r, 1).usage(at("2027-01-01T11:00")).dropped == {"nudge": 1}
     assert env.r.zcard(keys.NUDGE_DUE) == 0 and env.r.hlen(keys.NUDGE_HELD) == 0
+
+
+def test_erasing_ones_data_takes_the_diagnosis_off_the_schedule(nudge_line: LineEnv, redis_url: str) -> None:
+    env, user = nudge_line, nudge_line.user()
+    stop_at_q4(env, user)
+    assert env.r.zcard(keys.NUDGE_DUE) == 1
+    user.say("データを削除")
+    env.settle()
+    user.tap("e:1")
+    env.settle()
+    assert env.r.zcard(keys.NUDGE_DUE) == 0
+    remind(env, redis_url, "2026-12-08T09:00")
+    assert nudges(env) == []
