@@ -215,3 +215,16 @@ def test_erasing_ones_data_takes_the_diagnosis_off_the_schedule(nudge_line: Line
     assert env.r.zcard(keys.NUDGE_DUE) == 0
     remind(env, redis_url, "2026-12-08T09:00")
     assert nudges(env) == []
+
+
+def test_lines_quota_used_up_holds_the_nudge_too(nudge_line: LineEnv, redis_url: str) -> None:
+    env, user = nudge_line, nudge_line.user()
+    env.clock.t = at("2026-12-30T10:00")
+    stop_at_q4(env, user)
+    env.fake.quota = env.fake._usage  # nothing left of the month's messages (no budget of our own)
+    out = remind(env, redis_url, "2026-12-31T10:00")
+    assert "held: LINE's message quota is used up" in out
+    assert nudges(env) == []
+    env.fake.quota = None  # a new month: no limit
+    remind(env, redis_url, "2027-01-01T09:00")
+    assert [p.json["to"] for p in nudges(env)] == [user.user_id]
