@@ -652,7 +652,6 @@ class Analytics:
         reached = [0] * (QUESTION_COUNT + 2)  # reached[q]: diagnoses whose highest question is q
         tiers = dict.fromkeys(TIERS, 0)
         answers = [dict.fromkeys(CHOICES, 0) for _ in range(QUESTION_COUNT + 1)]
-        nudged, resumed, recovered = [0] * (QUESTION_COUNT + 1), [0] * (QUESTION_COUNT + 1), 0
         with self.r.pipeline(transaction=False) as p:
             for ch in chans:
                 p.zcount(started_key(ch), lo, hi)
@@ -663,10 +662,6 @@ class Analytics:
                 for q in range(1, QUESTION_COUNT + 1):
                     for x in CHOICES:
                         p.zcount(answer_key(ch, q, x), lo, hi)
-                for q in range(1, QUESTION_COUNT + 1):
-                    p.zcount(nudged_key(ch, q), lo, hi)
-                    p.zcount(resumed_key(ch, q), lo, hi)
-                p.zcount(recovered_key(ch), lo, hi)
             counts = iter(int(c) for c in p.execute())
         for _ in chans:
             started += next(counts)
@@ -677,11 +672,8 @@ class Analytics:
             for q in range(1, QUESTION_COUNT + 1):
                 for x in CHOICES:
                     answers[q][x] += next(counts)
-            for q in range(1, QUESTION_COUNT + 1):
-                nudged[q] += next(counts)
-                resumed[q] += next(counts)
-            recovered += next(counts)
         finished = sum(tiers.values())
+        nudged, resumed, recovered = self._nudges(chans, lo, hi)
         active = [lead for lead in self._active() if lead.channel in chans and _in_bounds(lead.started, start, end)]
         shown = [0] * (QUESTION_COUNT + 2)
         act_shown = [0] * (QUESTION_COUNT + 2)
@@ -707,6 +699,24 @@ class Analytics:
         return {"started": started, "finished": finished, "in_progress": len(active),
                 "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers,
                 "recovered": recovered}
+
+    def _nudges(self, chans: Sequence[str], lo: str, hi: str) -> tuple[list[int], list[int], int]:
+        """Per question (index 1..10) the diagnoses nudged back to it and those that answered it after, and
+        those that finished after a nudge, among the diagnoses started within ``lo``..``hi``."""
+        nudged, resumed, recovered = [0] * (QUESTION_COUNT + 1), [0] * (QUESTION_COUNT + 1), 0
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:
+                for q in range(1, QUESTION_COUNT + 1):
+                    p.zcount(nudged_key(ch, q), lo, hi)
+                    p.zcount(resumed_key(ch, q), lo, hi)
+                p.zcount(recovered_key(ch), lo, hi)
+            counts = iter(int(c) for c in p.execute())
+        for _ in chans:
+            for q in range(1, QUESTION_COUNT + 1):
+                nudged[q] += next(counts)
+                resumed[q] += next(counts)
+            recovered += next(counts)
+        return nudged, resumed, recovered
 
     def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None) -> list[dict[str, Any]]:
         """Diagnoses started per day, week (from Monday; labelled by that Monday) or month ("2026-12"),
