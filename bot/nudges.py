@@ -74,7 +74,7 @@ class Nudges:
         if self.after <= 0 or not in_hours(now):
             return [], []
         if dry_run:
-            return [f"line nudge {m.split('|')[0].split(':', 1)[-1][:8]} (dry run: would queue)"
+            return [f"line nudge {uid(m.split('|')[0].split(':', 1)[-1])} (dry run: would queue)"
                     for m in self.schedule.due(now)], []
         queued: list[str] = []
         skipped: list[tuple[str, str]] = []

@@ -80,6 +80,11 @@ def test_one_nudge_at_nine_showing_q4_answered_then_counted_in_the_funnel(
     assert "queued 0" in remind(env, redis_url, "2026-12-07T09:00")  # not yet due
     assert "queued 0" in remind(env, redis_url, "2026-12-08T03:00")  # due, but night: it waits
     assert nudges(env) == []
+    dry = io.StringIO()
+    assert remind_cmd(line_config(redis_url, env.fake), "2026-12-08T09:00+09:00", True, out=dry) == 0
+    assert "line nudge u#" in dry.getvalue() and user.user_id not in dry.getvalue()  # said, not sent
+    env.settle()
+    assert nudges(env) == []
     summary = remind(env, redis_url, "2026-12-08T09:00")
     assert "line nudge" in summary
     [push] = nudges(env)
