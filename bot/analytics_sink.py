@@ -16,6 +16,11 @@ unfollow's figures apply its figures and delete it.
 applied to a lead; once it returns the lead is marked notified. A hook that fails is tried again by a
 later attempt; one that ran but whose worker died before marking it may run twice, so it must be
 idempotent itself (bot/operator.py queues its post with a ledger mark).
+
+``on_finished(lead)``: called (in a thread) each time figures of a finished diagnosis are applied (the
+finishing step, and any later one about it, such as a consultation request): it must be idempotent (the
+client's webhooks, bot/webhooks.py, queue ``diagnosis.completed`` once per lead and endpoint with a ledger
+mark). Redis failing in it makes the record be tried again; any other failure is logged.
 """
 
 from __future__ import annotations
@@ -34,15 +39,17 @@ from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
 ConsultHook = Callable[[analytics.Lead], None]
+FinishedHook = Callable[[analytics.Lead], Any]
 
 
 class StatsSink:
     """The worker's figures sink (bot.worker.FiguresSink)."""
 
     def __init__(self, *, expiry: float = 7 * 86400, on_first_consult: ConsultHook | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, on_finished: FinishedHook | None = None) -> None:
         self.expiry = expiry
         self.on_first_consult = on_first_consult
+        self.on_finished = on_finished
         self.clock = clock
 
     async def count(self, client: Any, figures: Figures, now: float) -> None:
@@ -70,12 +77,20 @@ class StatsSink:
         client = async_runner(client)
         if int(await client.do(analytics.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
+        lead = delta.get("lead")
+        if self.on_finished is not None and isinstance(lead, dict) and lead.get("finished") and not delta.get("test"):
+            found = await self._lead(client, str(lead["id"]))
+            if found is not None and found.is_finished:
+                await asyncio.to_thread(self.on_finished, found)
 
-    async def _notify(self, client: Any, lead_id: str, now: float) -> None:
+    async def _lead(self, client: Any, lead_id: str) -> analytics.Lead | None:
         raw = await client.hgetall(analytics.lead_key(lead_id))
         h = {text(k): text(v) for k, v in raw.items()}
         name = text(await client.hget(analytics.NAMES, lead_id.rsplit(":", 1)[0]))
-        lead = analytics.Lead.from_hash(lead_id, h, name)
+        return analytics.Lead.from_hash(lead_id, h, name)
+
+    async def _notify(self, client: Any, lead_id: str, now: float) -> None:
+        lead = await self._lead(client, lead_id)
         if lead is None or self.on_first_consult is None:
             return
         try:

@@ -69,10 +69,10 @@ def build_services(
     script = load_script(config.locale, config.content_dir)
     client = runner(client if client is not None else connect(config))
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
-    machine = build(config.machine_settings())
+    machine = build(config.machine_settings(script.qualify.counts))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
-    transports = [Transport.WEB]
+    transports = [Transport.WEB, Transport.WEBHOOK]  # the client's webhook endpoints (bot/webhooks.py)
     if config.line_enabled:
         transports += [Transport.LINE, Transport.LINEBATCH]
     else:
@@ -147,8 +147,10 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
     (``relay``), the lead's Slack thread hears of every change (bot/handoff.py ``BookingThread``)."""
     from bot.booking_owner import OwnerNews
+    from bot.webhooks import BookingWebhooks, Webhooks
 
-    hooks: list[BookingHook] = [OwnerNews(outbox, bookings, clock=clock)]
+    hooks: list[BookingHook] = [OwnerNews(outbox, bookings, clock=clock),
+                                BookingWebhooks(Webhooks(outbox, clock))]  # the client's webhook endpoints
     if relay is not None:
         from bot.handoff import BookingThread
 
@@ -233,11 +235,16 @@ async def build_worker(
 
         chores.append(SlackNameFetcher(slack))  # the console's Slack names (conversations/slack_names.py)
     from bot.analytics_sink import StatsSink
-
-    # the operator's figures, applied from their own records; a first consultation request briefs the operator
-    sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock))
     from bot.outbox import Outbox
     from bot.redis_conn import connect
+    from bot.webhooks import Webhooks, WebhookTransport
+
+    senders[Transport.WEBHOOK] = WebhookTransport(timeout=config.api_timeout)  # the client's endpoints, signed
+    # the operator's figures, applied from their own records; a first consultation request briefs the operator;
+    # a finished diagnosis: diagnosis.completed queued (once per lead and endpoint) for the client's endpoints
+    webhooks = Webhooks(Outbox(connect(config), [Transport.WEBHOOK], clock=clock, lease=config.outbox_lease), clock)
+    sink = StatsSink(expiry=config.conversation_ttl, on_first_consult=make_consult_hook(config, script, clock=clock),
+                     on_finished=webhooks.diagnosis_completed)
 
     # the outbox invariant's audit, at start and every few minutes (sync: run in a thread, own client)
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit

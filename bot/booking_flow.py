@@ -12,7 +12,8 @@ places that answer among the step's outputs (conversations/machine.py ``consult`
   the booking already made). Without availability nothing is added: the confirmation carries the
   booking page (``CRMBOT_CONSULT_URL``) as before.
 - 「予約する」 / 「ほかの日時を見る」 / 「変更する」 (``BOOK``): a page of free slots (after ``Input.at``;
-  moving ``Input.ref``).
+  moving ``Input.ref``). 「予約」 typed (the script's ``keywords.book``) is the 「予約する」 button; where
+  no slot can be shown (no availability, a channel that does not book) it is 相談する.
 - a slot (``BOOK_PICK``): ``book`` (or ``change`` of ``Input.ref``) with the event's id as the
   request id: a redelivery answers the same booking, a double tap finds it already there; Full and
   NotOffered show the alternatives.
@@ -59,6 +60,17 @@ def note(stage: str, booking: Booking | None, av: Availability | None, message: 
     return BookingNote(stage, booking.id, _epoch(booking.start), _epoch(booking.end), tz, booking.format, message)
 
 
+def plain_book(inp: Input) -> bool:
+    """「予約」 typed, or the 「予約する」 button: the first page of free slots, nothing being moved."""
+    return inp.kind == inputs.BOOK and not inp.at and not inp.ref
+
+
+def as_request(inp: Input) -> Input:
+    """A plain 「予約」 where no slot can be shown (no availability set, or a channel that does not book: the
+    try page, Slack): a consultation request, as 相談する is (the booking page, or a person arranges it)."""
+    return replace(inp, kind=inputs.CONSULT)
+
+
 class BookingFlow:
     """The booking side of an event (see the module's doc). ``channels``: the transports whose people
     book (LINE; the try page and Slack keep the plain request, so a test never takes a real place)."""
@@ -72,6 +84,8 @@ class BookingFlow:
 
     def prepare(self, subject: Subject, event_id: str, inp: Input) -> Input:
         """``inp`` with the flow's answer in ``reply`` (unchanged when it is not the flow's)."""
+        if plain_book(inp) and (subject.transport not in self.channels or self.bookings.availability() is None):
+            inp = as_request(inp)  # 「予約」 where no slot can be shown: the request, as 相談する
         if inp.kind not in KINDS or subject.transport not in self.channels:
             return inp
         if inp.kind == inputs.CONSULT:

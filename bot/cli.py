@@ -9,6 +9,7 @@
     crmbot clock              the reminder schedule (Procfile ``clock:``)
     crmbot remind --now ISO-8601 [--dry-run]   one pass of every reminder due at that instant
     crmbot line setup [--url URL] [--dry-run]  ready the LINE channel: token, webhook, rich menu
+    crmbot line links --source NAME [--qr PNG]  a chat link (and QR code) that records where people came from
     crmbot console add-operator EMAIL --name NAME --role admin|operator|viewer   an operator account (the
                               password from standard input, or asked for on a terminal)
     crmbot console login-link [--url URL]   a one-time link to the console (only while no operator exists)
@@ -69,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "webhook, install the rich menu (run again: changes only what is not right)")
     line_setup.add_argument("--url", help="the bot's public https:// address; the webhook becomes URL/line/webhook")
     line_setup.add_argument("--dry-run", action="store_true", help="read only: print what would change")
+    line_links = line.add_parser("links", help="print a link that opens the chat with 「診断 NAME」 typed in, and "
+                                 "write its QR code: the diagnoses it starts are counted under that source")
+    line_links.add_argument("--source", required=True, help="the source's name: a-z, 0-9, - and _ (e.g. ads)")
+    line_links.add_argument("--qr", metavar="PNG", help="where to write the QR code (default: line-NAME.png)")
     console = sub.add_parser("console", help="console accounts").add_subparsers(dest="console_command",
                                                                                    required=True)
     add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
@@ -99,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return clock_cmd(config)
         if args.command == "remind":
             return remind_cmd(config, args.now, args.dry_run)
+        if args.command == "line" and args.line_command == "links":
+            return line_links_cmd(config, args.source, args.qr)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
         if args.command == "demo":
@@ -388,6 +395,12 @@ def line_setup_cmd(config: Config, url: str | None, dry_run: bool, out: TextIO |
     return setup_cmd(config, url, dry_run, out or sys.stdout, script.richmenu)
 
 
+def line_links_cmd(config: Config, source: str, qr: str | None, out: TextIO | None = None) -> int:
+    """A source's chat link and QR code (see bot.line.links); the text's keyword comes from the script file."""
+    from bot.line.links import links_cmd
+    from conversations.content import load_script
+
+    return links_cmd(config, load_script(config.locale, config.content_dir), source, qr, out or sys.stdout)
 def demo_cmd(config: Config, remove: bool, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
     """Load the demo sample into the running data (bot/demo.py), or remove it (``clock``: for tests)."""
     from bot import demo
@@ -444,7 +457,7 @@ def chat_cmd(config: Config, user: str, stdin: TextIO | None = None, stdout: Tex
     client = connect(config)
     bot = Bot(
         RedisStore(client, dedupe_ttl=config.dedupe_ttl),
-        build(config.machine_settings()),
+        build(config.machine_settings(script.qualify.counts)),
         None,
         conversation_ttl=config.conversation_ttl,
     )
@@ -500,6 +513,7 @@ def terminal_text(script: Script, out: Output) -> str:
         Notice,
         Offer,
         OptinOffer,
+        Qualify,
         Question,
         Reminder,
         Result,
@@ -512,7 +526,7 @@ def terminal_text(script: Script, out: Output) -> str:
             return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
-              | BookingNote()):
+              | BookingNote() | Qualify()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

@@ -47,6 +47,8 @@ class Config:
     # CRMBOT_LINE_COEXIST: "off" (crmbot alone), "first" (the default with a forward URL: answers only its own
     # events, by reply), "second" (behind the other tool's relay: answers only its own events, by push only)
     line_coexist: str = "off"
+    # CRMBOT_LINE_BASIC_ID: the account's basic ID ("@123abcde") for `crmbot line links`; unset: asked of LINE
+    line_basic_id: str = ""
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
     # Many workspaces: Slack's OAuth install (SLACK_CLIENT_ID / SLACK_CLIENT_SECRET), instead of one SLACK_BOT_TOKEN
@@ -163,10 +165,11 @@ class Config:
             missing.append("SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET)")
         return missing
 
-    def machine_settings(self) -> MachineSettings:
+    def machine_settings(self, qualify: tuple[int, ...] = ()) -> MachineSettings:
+        """``qualify``: the script's qualification questions, each one's number of choices (Script.qualify)."""
         return MachineSettings(expiry=self.conversation_ttl, resume_after=self.resume_after,
                                handoff=self.handoff_hours * 3600, consult_url=self.consult_url or "",
-                               privacy_url=self.privacy_url or "")
+                               privacy_url=self.privacy_url or "", qualify=qualify)
 
     def with_(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -298,7 +301,15 @@ def _line(e: _Env) -> dict[str, Any]:
             "line_channel_access_token": e.text("LINE_CHANNEL_ACCESS_TOKEN"),
             "line_api_host": (line_host or DEFAULT_LINE_API_HOST).rstrip("/"),
             "line_api_data_host": (line_data_host or DEFAULT_LINE_API_DATA_HOST).rstrip("/"),
-            "line_forward_url": forward_url, "line_coexist": coexist}
+            "line_forward_url": forward_url, "line_coexist": coexist, "line_basic_id": _basic_id(e)}
+
+
+def _basic_id(e: _Env) -> str:
+    value = e.text("CRMBOT_LINE_BASIC_ID") or ""
+    if value and not re.fullmatch(r"@[A-Za-z0-9._-]{1,40}", value):
+        raise ConfigError("environment: CRMBOT_LINE_BASIC_ID is the account's basic ID as LINE shows it, e.g. "
+                          "@123abcde")
+    return value
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # where a forward may go over plain http (a local receiver)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot import metrics
-from bot.booking_flow import BookingFlow
+from bot.booking_flow import BookingFlow, as_request, plain_book
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
@@ -143,6 +143,8 @@ class Bot:
             # Booked, moved, cancelled or requested first (idempotent by the event's id: a redelivery or a
             # double tap changes nothing more); the answer rides on the input into the pure step.
             inp = self.booking.prepare(ev.subject, ev.event_id, inp)
+        elif plain_book(inp):
+            inp = as_request(inp)  # no booking here (LINE not configured): 「予約」 asks for a consultation
         for _ in range(MAX_CAS_ATTEMPTS):
             snap = self.store.get(ev.subject, ev.event_id)
             if snap.seen:
@@ -226,7 +228,7 @@ class Bot:
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None
         if outputs:
-            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job)
+            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now))
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
         if new_job is None and self.relay is not None:
@@ -236,6 +238,14 @@ class Bot:
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)
         return new_job, new_figures
+
+    def _read(self, ev: InboundEvent, after: Conv | None, now: float) -> str:
+        """The markAsReadToken of an owner's message the bot answers while (or by) handing them off to a
+        person (相談する, a keyword, a booking word): the operator's reply marks it read with the messages
+        relayed to the thread. "" when there is no handoff or no token."""
+        if self.relay is None or ev.said is None or after is None or not ownership.handed_over(after, now):
+            return ""
+        return ev.said.read_token
 
     def _relayed(self, ev: InboundEvent, before: Conv, outputs: tuple[Output, ...], now: float,
                  job: Job | None) -> Job | None:

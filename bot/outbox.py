@@ -145,19 +145,21 @@ class Outbox:
 
     # ---- building jobs ----------------------------------------------------------------------------
 
-    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None) -> Job:
+    def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None, *,
+                read: str = "") -> Job:
         """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
-        and the transport's own facts (LINE: a reply token, a redelivery, a follow) go in its state."""
+        and the transport's own facts (LINE: a reply token, a redelivery, a follow; ``read``, the
+        markAsReadToken of a message answered during a handoff) go in its state."""
         subject: Subject = ev.subject
         state: TransportState | None = None
         if subject.transport == Transport.LINE:
             # a follow: the worker fetches the display name once it has replied
             follow = ev.input.kind == inputs.FOLLOW
             if self.line_push_only:
-                state = LineState(via="push", fetch_profile=follow)
+                state = LineState(via="push", fetch_profile=follow, read=read)
             else:
                 state = LineState(reply_token=ev.reply_token or "", redelivery=bool(ev.redelivery),
-                                  fetch_profile=follow)
+                                  fetch_profile=follow, read=read)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
                        content=self._content(said), job_id=previous.id if previous is not None else None)

@@ -13,8 +13,9 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
 2. the reminder index's entry;
 3. the operator's figures (``{stats}``, :data:`ANONYMISE_LUA`): each lead hash and the person's index,
    display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
-   tier and answer sets under a fresh random id (same score: the start time), so every total, for others
-   and overall, is unchanged and nothing points back to the person;
+   tier and answer sets (the channel's, and those of its leads' source) under a fresh random id (same
+   score: the start time), so every total, for others and overall, is unchanged and nothing points back to
+   the person;
 4. the operator channel's brief marks of those leads, and its index entries of the person's threads;
 5. the booking store (``{booking}``, :meth:`conversations.booking.Bookings.erase`): an active booking is
    cancelled first (its place frees at once, its reminders never fire), then every booking of the person,
@@ -63,15 +64,23 @@ _GLOB = set("*?[]\\")
 
 # Anonymise one person's leads in the {stats} slot.
 # KEYS[1] person:<ch>:<user>   [2] names   [3] follow   [4] followers   [5] consult:open   [6] active
-# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel)
+# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel, then those
+# of the channel's segment of each source the leads were read with)
 # KEYS[7+A .. 6+A+n] the leads' hashes, in the order of ARGV's lead ids
 # KEYS[7+A+n] anon:<ch>, KEYS[8+A+n ..] anon:<ch>:<T> for each tier (counts left out of a leads list's total)
 # ARGV[1] "<ch>:<user>"  [2] A (how many aggregate sets)  [3] n leads  [4 .. 3+n] lead ids
-# [4+n .. 3+2n] a fresh random id for each
-# Returns -1 when the person's index changed since it was read (read again), else the number of leads.
+# [4+n .. 3+2n] a fresh random id for each  [4+2n ..] the sources the leads were read with
+# Returns -1 when the person's index or a lead's source changed since it was read (read again), else the
+# number of leads.
 ANONYMISE_LUA = """
 local a, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('ZCARD', KEYS[1]) ~= n then return -1 end
+local known = {}
+for j = 4 + 2 * n, #ARGV do known[ARGV[j]] = true end
+for i = 1, n do
+  local src = redis.call('HGET', KEYS[6 + a + i], 'src')
+  if src and src ~= '' and not known[src] then return -1 end
+end
 for i = 1, n do
   local id, anon = ARGV[3 + i], ARGV[3 + n + i]
   if not redis.call('ZSCORE', KEYS[1], id) then return -1 end
@@ -106,8 +115,9 @@ def person_hash(subject: Subject) -> str:
 
 
 def _aggregates(channel: str) -> list[str]:
-    """Every sorted set of diagnoses of a channel that counts a lead (conversations.analytics): started, reached
-    1..10, tier A B C (ANONYMISE_LUA counts on this order), the answers."""
+    """Every sorted set of diagnoses of a channel (or of its segment of one source) that counts a lead
+    (conversations.analytics): started, reached 1..10, tier A B C (ANONYMISE_LUA counts on this order), the
+    answers."""
     return [
         analytics.started_key(channel),
         analytics.asked_key(channel),
@@ -239,15 +249,18 @@ class Eraser:
 
     def _anonymise(self, channel: str, user_id: str) -> list[str]:
         person = analytics.person_key(channel, user_id)
-        aggregates = _aggregates(channel)
         for _ in range(10):
             leads = [text(x) for x in self.r.zrange(person, 0, -1)]
             anon = [f"anon-{uuid.uuid4().hex}" for _ in leads]
+            sources = sorted({text(x) for x in (self.r.hget(analytics.lead_key(lead), "src") for lead in leads) if x})
+            aggregates = [key for seg in (channel, *(analytics.segment(channel, src) for src in sources))
+                          for key in _aggregates(seg)]
             got = self.r.script(ANONYMISE_LUA)(
                 keys=[person, analytics.NAMES, analytics.FOLLOW, analytics.FOLLOWERS, analytics.CONSULT_OPEN,
                       analytics.ACTIVE, *aggregates, *(analytics.lead_key(lead) for lead in leads),
                       analytics.anon_key(channel), *(analytics.anon_key(channel, t) for t in TIERS)],
-                args=[analytics.person_ref(channel, user_id), len(aggregates), len(leads), *leads, *anon])
+                args=[analytics.person_ref(channel, user_id), len(aggregates), len(leads), *leads, *anon,
+                      *sources])
             if int(got) >= 0:
                 return leads
         raise Contention("the person's leads kept changing while they were erased")

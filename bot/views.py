@@ -28,6 +28,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -103,6 +104,23 @@ def privacy_text(script: Script, url: str = "") -> str:
     """What is kept, every use, how to delete it; then the policy's address, or that there is none yet."""
     p = script.privacy
     return f"{p.note}\n{p.policy.format(url=url) if url else p.no_policy}"
+
+
+def qualify_text(script: Script, out: Qualify) -> str:
+    """A qualification question, or the thanks after the last one."""
+    asked = script.qualify.questions
+    return asked[out.q].text if out.q < len(asked) else script.qualify.thanks
+
+
+def qualify_buttons(script: Script, out: Qualify) -> list[Button]:
+    """A qualification question's choices, then its skip (none with the thanks)."""
+    asked = script.qualify.questions
+    if out.q >= len(asked):
+        return []
+    buttons = [Button(c, inputs.button(inputs.QUALIFY, q=out.q, choice=str(n)), c)
+               for n, c in enumerate(asked[out.q].choices, start=1)]
+    skip = script.qualify.skip_button
+    return [*buttons, Button(skip, inputs.button(inputs.QUALIFY, q=out.q, choice="0"), skip)]
 
 
 def confirm_restart_buttons(script: Script, sid: int) -> list[Button]:
@@ -408,6 +426,8 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("optin_offer")
         case Heard():
             return script.text("heard")
+        case Qualify():
+            return qualify_text(script, out)
         case Slots():
             return slots_text(script, out)
         case BookingNote():
@@ -441,6 +461,8 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return erasure_buttons(script, out)
         case Heard(sid=sid):
             return [consult_button(script, sid)]
+        case Qualify():
+            return qualify_buttons(script, out)
         case Slots():
             return slots_buttons(script, out)
         case BookingNote():

@@ -47,6 +47,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -132,7 +133,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
-              | BookingNote()):
+              | BookingNote() | Qualify()):
             pass  # text and buttons
         case _:
             assert_never(out)

@@ -382,7 +382,7 @@ class Worker:
             return DEFER
         job.attempts += 1
         job.error = outcome.detail[:200]
-        if outcome.kind == FAILED or job.attempts >= self.max_attempts:
+        if outcome.kind == FAILED or job.attempts >= self._limit(job):
             job.parked = job.error or "failed"
 
             def park(p: Any) -> None:  # parked before unmarked: at no instant is it neither
@@ -401,6 +401,12 @@ class Worker:
         log.warning("worker: attempt %d for %s failed (%s); again in %.0fs", job.attempts, uid(job.to),
                     job.error, at - now)
         return RETRY
+
+    def _limit(self, job: Job | Figures) -> int:
+        """Attempts before a job is parked: its sender's own limit if it has one (a webhook's sender retries
+        for days and parks by age), else the worker's."""
+        sender = self.senders.get(job.transport) if isinstance(job, Job) else None
+        return int(getattr(sender, "max_attempts", 0) or self.max_attempts)
 
     # ---- finding work -----------------------------------------------------------------------------
 

@@ -52,6 +52,11 @@ Cluster). Every sorted set of diagnoses is scored by the diagnosis' start time:
                                              the person follows
     crmbot:{stats}:channels                  channels that have leads (set)
 
+Sources (where a person came from: 「診断 NAME」, ``crmbot line links``): a lead with a source is also in
+``started``, ``reached``, ``tier`` and ``answer`` sets of the *segment* ``"<ch>~<source>"`` (:func:`segment`),
+so the funnel, the series and the leads filtered by a source count those sets exactly as a channel's (no
+scan). A lead keeps the first source it is seen with.
+
 The funnel is derived from ``reached`` because questions are shown in order and answering question q
 (q < 10) shows q+1 in the same step: a diagnosis was shown q iff it reached q or more, and answered q
 iff it reached q+1 or more (question 10: iff it finished). Lead hash fields: ch, u, sid, b (start),
@@ -59,7 +64,8 @@ t (last change), n, r (reached), a (answers), f (finished at), tier, rm (reminde
 finished, or ended without finishing), test, c (consultation status), ca (requested or first set),
 cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom), as (the assignee),
 mv/mvt (the quarterly reminder asked whether this result's point to fix had moved: "1" yes, "0" not yet;
-when answered: the latest answer is kept), ng/ngt (the diagnosis was nudged at question ng, at time ngt: set
+when answered: the latest answer is kept), qa (the qualification answers: ``Conv.qual``), src (the source),
+ng/ngt (the diagnosis was nudged at question ng, at time ngt: set
 once by :data:`NUDGED_LUA`; a later step's figures that answer ng add it to ``resumed``, a finish after ngt to
 ``recovered``: sorted-set members, so each is counted once however often a record is applied).
 
@@ -145,6 +151,11 @@ def answer_key(channel: str, q: int, letter: str) -> str:
     return f"{STATS}:answer:{channel}:{q}:{letter}"
 
 
+def segment(channel: str, source: str | None) -> str:
+    """The sets a figure of ``channel`` counts: the channel's own, or those of its leads from ``source``."""
+    return f"{channel}~{source}" if source else channel
+
+
 def nudged_key(channel: str, q: int) -> str:
     return f"{STATS}:nudged:{channel}:{q}"
 
@@ -202,6 +213,8 @@ class Lead:
     moved_at: float = 0.0  # when answered
     assignee: str = ""  # the operator the lead is assigned to ("" nobody)
     requested: float = 0.0  # when the owner asked for a consultation (0.0 never)
+    qual: str = ""  # the qualification answers (Conv.qual: a digit per question; read with Script.qualify)
+    source: str = ""  # where the person came from (the first source; "" none)
 
     @property
     def is_finished(self) -> bool:
@@ -257,6 +270,8 @@ class Lead:
             moved_at=float(h.get("mvt") or 0.0),
             assignee=h.get("as", ""),
             requested=float(h.get("cr") or 0.0),
+            qual=h.get("qa", ""),
+            source=h.get("src", ""),
         )
 
 
@@ -301,7 +316,8 @@ def delta_of(
          "lead": {"id", "channel", "user", "sid", "n", "begun", "updated", "reached", "remind" 1|0,
                   "open" 1|0 (in progress), "answers" (while open, or the final ten),
                   "finished", "tier" (once finished), "consult": 1 (a ConsultAck output),
-                  "moved": 1 | 0 (the reminder's "has the point moved?" answered about this finished one)}}
+                  "moved": 1 | 0 (the reminder's "has the point moved?" answered about this finished one),
+                  "qual": the qualification answers, "source": where the person came from (each when any)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.transport in TEST_CHANNELS:
@@ -349,6 +365,10 @@ def delta_of(
             lead["consult"] = 1
         if moved:
             lead["moved"] = int(event == inputs.MOVED_YES)
+        if cur.qual:
+            lead["qual"] = cur.qual
+        if cur.src:
+            lead["source"] = cur.src
         d["lead"] = lead
     if len(d.keys() - {"at", "test"}) == 0:
         return None
@@ -362,7 +382,9 @@ def delta_of(
 # KEYS[7] names (hash)                    KEYS[8] consult:open        KEYS[9] the ended lead (hash)
 # KEYS[10] tier:<ch>:<T>                  KEYS[11] channels (set)
 # KEYS[12..21] reached:<ch>:1..10         KEYS[22..31] answer:<ch>:<q>:<X> for q = 1..10
-# KEYS[32..41] resumed:<ch>:1..10         KEYS[42] recovered:<ch> (a lead nudged at q: see NUDGED_LUA)
+# KEYS[32] started:<seg>   KEYS[33] tier:<seg>:<T>   KEYS[34..43] reached:<seg>:1..10
+# KEYS[44..53] answer:<seg>:<q>:<X> for q = 1..10   (<seg>: "<ch>~<source>", see segment())
+# KEYS[54..63] resumed:<ch>:1..10         KEYS[64] recovered:<ch> (a lead nudged at q: see NUDGED_LUA)
 # (a key a delta does not use is given as KEYS[1]; it is then not touched)
 # ARGV[1] lead id ("" none)  [2] channel  [3] user  [4] sid  [5] n  [6] begun  [7] updated
 # [8] reached  [9] "=" .. answers, or "" (unchanged)  [10] finished at ("" not in this step)  [11] tier
@@ -370,6 +392,7 @@ def delta_of(
 # [16] follow "1" / "0" / ""  [17] "<ch>:<user>"  [18] the step's time  [19] consult "1" / ""
 # [20] the hook's lease end  [21] now  [22] active entries changed before this are pruned
 # [23] the reminder's "has the point moved?" answered: "1" / "0" / "" (kept unless a later answer is there)
+# [24] the qualification answers ("" none: unchanged)  [25] the source ("" none)
 # Returns 1 when the operator is to be told of a first consultation request (the caller runs the
 # hook, then calls NOTIFIED_LUA), else 0.
 APPLY_LUA = """
@@ -378,7 +401,7 @@ local id = ARGV[1]
 local test = ARGV[14] == '1'
 local s = {}
 if id ~= '' then
-  s = redis.call('HMGET', KEYS[1], 'n', 'r', 'f', 'x', 'cr', 'cn', 'c')
+  s = redis.call('HMGET', KEYS[1], 'n', 'r', 'f', 'x', 'cr', 'cn', 'c', 'src')
   -- a diagnosis from before the figures began, first seen as it ends (nothing shown, not finished): no lead
   if not s[1] and ARGV[8] == '0' and ARGV[10] == '' and ARGV[19] ~= '1' then id = '' end
 end
@@ -394,6 +417,7 @@ if id ~= '' then
   if newer then
     redis.call('HSET', lead, 'n', ARGV[5], 't', ARGV[7], 'rm', ARGV[12])
     if finished == '' and ARGV[9] ~= '' then redis.call('HSET', lead, 'a', string.sub(ARGV[9], 2)) end
+    if ARGV[24] ~= '' then redis.call('HSET', lead, 'qa', ARGV[24]) end
   end
   local sr = tonumber(s[2]) or 0
   local r = tonumber(ARGV[8])
@@ -415,6 +439,23 @@ if id ~= '' then
     redis.call('ZREM', KEYS[4], id)
   elseif newer and not s[4] then
     redis.call('ZADD', KEYS[4], ARGV[7], id)
+  end
+  local src = s[8]
+  if ARGV[25] ~= '' and (not src or src == '') then
+    redis.call('HSET', lead, 'src', ARGV[25])
+    src = ARGV[25]
+  end
+  if ARGV[25] ~= '' and src == ARGV[25] then
+    -- the source's segment: the same sets as the channel's (reached: only the highest, as there)
+    local top = math.max(sr, r)
+    redis.call('ZADD', KEYS[32], ARGV[6], id)
+    for q = 1, 10 do
+      if q == top then redis.call('ZADD', KEYS[33 + q], ARGV[6], id) else redis.call('ZREM', KEYS[33 + q], id) end
+    end
+    if ARGV[10] ~= '' then
+      redis.call('ZADD', KEYS[33], ARGV[6], id)
+      for i = 1, 10 do redis.call('ZADD', KEYS[43 + i], ARGV[6], id) end
+    end
   end
   if ARGV[23] ~= '' then
     local mvt = redis.call('HGET', lead, 'mvt')
@@ -442,9 +483,9 @@ if id ~= '' then
   local ng = tonumber(g[1])
   if ng and ng >= 1 and ng <= 10 then
     if tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
-      redis.call('ZADD', KEYS[31 + ng], ARGV[6], id)
+      redis.call('ZADD', KEYS[53 + ng], ARGV[6], id)
     end
-    if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[42], ARGV[6], id) end
+    if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[64], ARGV[6], id) end
   end
 end
 if ARGV[15] ~= '' then
@@ -546,6 +587,13 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
     reached = int(lead.get("reached", 0))
     if not 0 <= reached <= QUESTION_COUNT:
         raise InvalidInput(f"stats: reached {reached} out of range")
+    source = str(lead.get("source", "")) if lid else ""
+    if source and inputs.source_name(source) != source:
+        raise InvalidInput("stats: a source that is not a source name")
+    qual = str(lead.get("qual", ""))
+    if not (qual.isdigit() or qual == "") or len(qual) > inputs.QUALIFY_MAX:
+        raise InvalidInput("stats: qualification answers that are not digits")
+    seg = segment(ch, source)
     ended = str(delta.get("ended", ""))
     follow = delta.get("follow")
     fol_ref = str(delta.get("person", ""))
@@ -565,6 +613,10 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
         CHANNELS,
         *(reached_key(ch, q) if lid else key1 for q in range(1, QUESTION_COUNT + 1)),
         *(answer_key(ch, q + 1, answers[q]) if finishing else key1 for q in range(QUESTION_COUNT)),
+        started_key(seg) if source else key1,
+        tier_key(seg, tier) if source and finishing else key1,
+        *(reached_key(seg, q) if source else key1 for q in range(1, QUESTION_COUNT + 1)),
+        *(answer_key(seg, q + 1, answers[q]) if source and finishing else key1 for q in range(QUESTION_COUNT)),
         *(resumed_key(ch, q) if lid else key1 for q in range(1, QUESTION_COUNT + 1)),
         recovered_key(ch) if lid else key1,
     ]
@@ -576,6 +628,7 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
         "" if follow is None else str(int(follow)), fol_ref, repr(float(delta.get("at", now))),
         "1" if lead.get("consult") else "", repr(now + lease), repr(now), repr(now - expiry),
         "" if lead.get("moved") is None else str(int(lead["moved"])),
+        qual, source,
     ]
     return keys, args
 
@@ -625,7 +678,12 @@ class Analytics:
         found = {text(c) for c in self.r.smembers(CHANNELS)}
         return sorted(found - TEST_CHANNELS)
 
-    def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None) -> dict[str, Any]:
+    def segments(self, channel: str | None = None, source: str | None = None) -> list[str]:
+        """The sets a figure sums (:meth:`channels`), narrowed to the leads from ``source`` when given."""
+        return [segment(ch, source) for ch in self.channels(channel)]
+
+    def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None,
+               source: str | None = None) -> dict[str, Any]:
         """Diagnoses started from ``start`` to ``end`` (Japan-time dates, both included; None: open):
 
             {"started": n, "finished": n, "in_progress": n, "stopped": n,
@@ -644,9 +702,9 @@ class Analytics:
         ``answers``: the final answers of finished diagnoses; ``dropoff``: stopped / (answered + stopped),
         the share of the diagnoses that went past q or ended there that ended there (those still at q are
         left out; None when none). Every channel but
-        the tests' when ``channel`` is None.
+        the tests' when ``channel`` is None; only the leads from ``source`` when given.
         """
-        chans = self.channels(channel)
+        chans = self.segments(channel, source)
         lo, hi = _bounds(start, end)
         started = 0
         reached = [0] * (QUESTION_COUNT + 2)  # reached[q]: diagnoses whose highest question is q
@@ -674,7 +732,8 @@ class Analytics:
                     answers[q][x] += next(counts)
         finished = sum(tiers.values())
         nudged, resumed, recovered = self._nudges(chans, lo, hi)
-        active = [lead for lead in self._active() if lead.channel in chans and _in_bounds(lead.started, start, end)]
+        active = [lead for lead in self._active() if segment(lead.channel, source and lead.source) in chans
+                  and _in_bounds(lead.started, start, end)]
         shown = [0] * (QUESTION_COUNT + 2)
         act_shown = [0] * (QUESTION_COUNT + 2)
         for q in range(QUESTION_COUNT, 0, -1):
@@ -718,7 +777,8 @@ class Analytics:
             recovered += next(counts)
         return nudged, resumed, recovered
 
-    def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None) -> list[dict[str, Any]]:
+    def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None,
+               source: str | None = None) -> list[dict[str, Any]]:
         """Diagnoses started per day, week (from Monday; labelled by that Monday) or month ("2026-12"),
         from ``start`` to ``end`` (Japan time, both included; the first and last buckets are clipped):
         ``[{"label": "2026-12-01", "started": n, "finished": n, "tiers": {"A": n, "B": n, "C": n}}]``."""
@@ -740,7 +800,7 @@ class Analytics:
                 label = f"{first.year:04d}-{first.month:02d}"
             spans.append((label, max(first, start), min(last, end)))
             day = last + timedelta(days=1)
-        chans = self.channels(channel)
+        chans = self.segments(channel, source)
         with self.r.pipeline(transaction=False) as p:
             for _, a, b in spans:
                 lo, hi = _bounds(a, b)
@@ -798,6 +858,24 @@ class Analytics:
         return {ref: max([x for x in leads if x.is_finished] or leads, key=lambda x: (x.started, x.id))
                 for ref, leads in by_person.items()}
 
+    def sources_of(self, people: Sequence[str]) -> dict[str, str]:
+        """Where each person (``"<ch>:<user id>"``) came from: the source of their latest diagnosis (a person
+        keeps their first one); those with none are left out. Two round trips, however many people."""
+        refs = list(dict.fromkeys(people))
+        if not refs:
+            return {}
+        with self.r.pipeline(transaction=False) as p:
+            for ref in refs:
+                channel, _, user = ref.partition(":")
+                p.zrange(person_key(channel, user), -1, -1)
+            latest = p.execute()
+        found = {ref: text(ids[0]) for ref, ids in zip(refs, latest, strict=True) if ids}
+        with self.r.pipeline(transaction=False) as p:
+            for lid in found.values():
+                p.hget(lead_key(lid), "src")
+            got = p.execute()
+        return {ref: text(src) for ref, src in zip(found, got, strict=True) if src}
+
     def names(self, people: Sequence[str]) -> dict[str, str]:
         """The display names kept of these people (``"<ch>:<user id>"``), those known only."""
         refs = list(dict.fromkeys(people))
@@ -813,15 +891,17 @@ class Analytics:
         end: date | None = None,
         channel: str | None = None,
         consult: str | None = None,
+        source: str | None = None,
         limit: int | None = 200,
         offset: int = 0,
     ) -> list[Lead]:
         """Leads newest first (by start), filtered: ``tier`` A/B/C (finished only), ``status`` one of
         LEAD_STATUSES, ``start``/``end`` Japan-time dates of the start, ``channel`` (None: every channel
-        but the tests'), ``consult`` a consultation status. ``limit`` None: all of them."""
+        but the tests'), ``consult`` a consultation status, ``source`` where the person came from. ``limit``
+        None: all of them."""
         out: list[Lead] = []
         for i, lead in enumerate(self.iter_leads(tier=tier, status=status, start=start, end=end, channel=channel,
-                                                 consult=consult)):
+                                                 consult=consult, source=source)):
             if i < offset:
                 continue
             if limit is not None and len(out) >= limit:
@@ -838,6 +918,7 @@ class Analytics:
         end: date | None = None,
         channel: str | None = None,
         consult: str | None = None,
+        source: str | None = None,
     ) -> Iterator[Lead]:
         """:meth:`leads` without paging, read in chunks (the CSV export)."""
         if tier is not None and tier not in TIERS:
@@ -851,21 +932,23 @@ class Analytics:
 
         def wanted(lead: Lead) -> bool:
             return (lead.channel in chans and (status is None or lead.status(now, self.expiry) == status)
-                    and (tier is None or lead.tier == tier) and (consult is None or lead.consult == consult))
+                    and (tier is None or lead.tier == tier) and (consult is None or lead.consult == consult)
+                    and (source is None or lead.source == source))
 
         if status == "in_progress":
             active = [x for x in self._active() if _in_bounds(x.started, start, end) and wanted(x)]
             yield from sorted(active, key=lambda x: (x.started, x.id), reverse=True)
             return
+        segs = [segment(ch, source) for ch in chans]
         if tier is not None:
-            sources = [tier_key(ch, tier) for ch in chans]
+            sets = [tier_key(seg, tier) for seg in segs]
         elif status == "finished":
-            sources = [tier_key(ch, t) for ch in chans for t in TIERS]
-        else:  # every diagnosis, and the consultations asked for without one
-            sources = [started_key(ch) for ch in chans] + [asked_key(ch) for ch in chans]
+            sets = [tier_key(seg, t) for seg in segs for t in TIERS]
+        else:  # every diagnosis, and the consultations asked for without one (those have no source)
+            sets = [started_key(seg) for seg in segs] + ([asked_key(ch) for ch in chans] if source is None else [])
         lo, hi = _bounds(start, end)
         batch: list[str] = []
-        for lead_ref in heapq.merge(*(self._ids_desc(k, lo, hi) for k in sources), reverse=True):
+        for lead_ref in heapq.merge(*(self._ids_desc(k, lo, hi) for k in sets), reverse=True):
             batch.append(lead_ref[1])
             if len(batch) >= 200:
                 yield from (x for x in self._fetch(batch) if wanted(x))

@@ -34,12 +34,13 @@ from typing import Any
 
 from conversations import keys
 from conversations.errors import ContentError
-from conversations.inputs import normalise, typed_choice
+from conversations.inputs import QUALIFY_CHOICES_MAX, QUALIFY_MAX, normalise, typed_choice
 from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 LOCALES = ("ja", "en")
-KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase")
+KEYWORD_KINDS = ("start", "back", "restart", "continue", "stop", "consult", "result", "erase", "book")
+OPTIONAL_KEYWORD_KINDS = frozenset({"book"})  # a file written before it was added loads without it
 BUTTON_MAX = 20  # LINE action label limit
 # The rich menu's areas, left to right (``[richmenu]``; drawn and registered by ``crmbot line setup``).
 RICHMENU_AREAS = ("start", "result", "consult")
@@ -315,6 +316,40 @@ class Privacy:
     erase_kept: str = ""
 
 
+@dataclass(frozen=True)
+class QualifyQuestion:
+    label: str  # a short name for the operator (the brief, the lead page, leads.csv): 商材
+    text: str  # the question as the owner reads it
+    choices: tuple[str, ...]  # the buttons (a skip button is added)
+
+
+@dataclass(frozen=True)
+class Qualification:
+    """``[qualify]`` (optional): up to QUALIFY_MAX questions asked after a result, each skippable."""
+
+    questions: tuple[QualifyQuestion, ...] = ()
+    skip_button: str = ""
+    thanks: str = ""  # said after the last one is answered or skipped
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Each question's number of choices (what the machine checks a tap against: Settings.qualify)."""
+        return tuple(len(q.choices) for q in self.questions)
+
+    def answered(self, qual: str) -> list[tuple[str, str]]:
+        """The answers kept (``Conv.qual``, one digit per question: the choice, 1-based; 0 skipped) as
+        (label, choice): "" for a skip; a digit this script no longer has is left out."""
+        out = []
+        for question, digit in zip(self.questions, qual, strict=False):
+            n = int(digit) if digit.isdigit() else -1
+            if 0 <= n <= len(question.choices):
+                out.append((question.label, question.choices[n - 1] if n else ""))
+        return out
+
+
+QUALIFY_TEXT_MAX = 300
+QUALIFY_FIELDS = ("skip_button", "thanks", "questions")
+
 PRIVACY_FIELDS = ("note", "policy", "no_policy", "erase_confirm", "erase_yes_button", "erase_no_button", "erased",
                   "erase_kept")
 
@@ -334,6 +369,7 @@ class Script:
     version: str = ""  # a hash of the locale and the text: the content version jobs record
     glossary: Glossary = field(default_factory=Glossary)
     privacy: Privacy = field(default_factory=Privacy)
+    qualify: Qualification = field(default_factory=Qualification)
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
@@ -457,6 +493,7 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         glossary=_parse_glossary(r, data, keywords),
         privacy=_parse_privacy(r, data),
         consult=_parse_consult(r, data),
+        qualify=_parse_qualify(r, data),
     )
 
 
@@ -506,6 +543,9 @@ def _parse_keywords(r: _Reader, kw_table: Mapping[str, Any]) -> dict[str, tuple[
     seen_words: dict[str, str] = {}
     for kind in KEYWORD_KINDS:
         words = kw_table.get(kind)
+        if words is None and kind in OPTIONAL_KEYWORD_KINDS:
+            keywords[kind] = ()
+            continue
         if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
             raise r.fail(f"keywords.{kind}", "must be a non-empty list of words")
         for w in words:
@@ -696,3 +736,37 @@ def _parse_privacy(r: _Reader, data: Mapping[str, Any]) -> Privacy:
     for extra in set(table) - set(PRIVACY_FIELDS):
         raise r.fail(f"privacy.{extra}", "unknown privacy text")
     return Privacy(**values)
+
+
+def _parse_qualify(r: _Reader, data: Mapping[str, Any]) -> Qualification:
+    """``[qualify]`` (optional): ``skip_button``, ``thanks`` and up to QUALIFY_MAX ``[[qualify.questions]]``,
+    each a ``label`` for the operator, a ``text`` and 2 to QUALIFY_CHOICES_MAX ``choices`` (button labels)."""
+    if "qualify" not in data:
+        return Qualification()
+    table = r.table_at(data, "qualify", "qualify")
+    for extra in set(table) - set(QUALIFY_FIELDS):
+        raise r.fail(f"qualify.{extra}", f"unknown entry; the entries are {', '.join(QUALIFY_FIELDS)}")
+    raw = table.get("questions")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= QUALIFY_MAX:
+        raise r.fail("qualify.questions", f"must list 1 to {QUALIFY_MAX} questions ([[qualify.questions]])")
+    questions = []
+    for i, rq in enumerate(raw, start=1):
+        field = f"qualify.questions[{i}]"
+        if not isinstance(rq, dict):
+            raise r.fail(field, "must be a table with label, text and choices")
+        for extra in set(rq) - {"label", "text", "choices"}:
+            raise r.fail(f"{field}.{extra}", "unknown entry; the entries are label, text, choices")
+        choices = rq.get("choices")
+        if (not isinstance(choices, list) or not 2 <= len(choices) <= QUALIFY_CHOICES_MAX
+                or not all(isinstance(c, str) and c.strip() for c in choices)):
+            raise r.fail(f"{field}.choices", f"must list 2 to {QUALIFY_CHOICES_MAX} texts")
+        for c in choices:
+            if len(c) > BUTTON_MAX:
+                raise r.fail(f"{field}.choices", f"{c!r}: {len(c)} characters; at most {BUTTON_MAX} allowed")
+        if len({normalise(c) for c in choices}) != len(choices):
+            raise r.fail(f"{field}.choices", "lists a choice twice")
+        questions.append(QualifyQuestion(label=r.text_at(rq, "label", f"{field}.label", BUTTON_MAX),
+                                         text=r.text_at(rq, "text", f"{field}.text", QUALIFY_TEXT_MAX),
+                                         choices=tuple(c.strip() for c in choices)))
+    return Qualification(tuple(questions), r.text_at(table, "skip_button", "qualify.skip_button", BUTTON_MAX),
+                         r.text_at(table, "thanks", "qualify.thanks", QUALIFY_TEXT_MAX))

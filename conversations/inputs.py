@@ -19,10 +19,16 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     bk[:<t>[:<id>]] show the free consultation slots (after epoch second t: the next page; moving booking id)
     bp:<t>[:<id>]   book the slot starting at epoch second t (or move booking id there)
     bx:<id>         cancel booking id
+    f:<i>:<n>       qualification question i (0-based) answered with its choice n (1-based); n = 0: skipped
+
+Typed 「診断 NAME」 (a start keyword, a space, a source name: the text of a ``crmbot line links`` link) starts
+the diagnosis like 診断 and names where the person came from (``Input.source``: lower-case letters, digits,
+"-" and "_", at most :data:`SOURCE_MAX` characters; any other name is "" and the diagnosis starts anyway).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +59,7 @@ DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms 
 ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
 ERASE_YES = "erase_yes"  # yes: every key of this person is removed
 ERASE_NO = "erase_no"  # no: nothing is removed
+QUALIFY = "qualify"  # a qualification question (after a result) answered or skipped: its ``q``, ``choice`` a digit
 BOOK = "book"  # show the free consultation slots (a page of them; or to move booking ``ref``)
 BOOK_PICK = "book_pick"  # book the slot starting at ``at`` (or move booking ``ref`` there)
 BOOK_CANCEL = "book_cancel"  # cancel booking ``ref``
@@ -62,8 +69,12 @@ OPERATOR_REPLY = "operator_reply"  # a person answered in the lead's Slack threa
 HANDOFF_END = "handoff_end"  # the operator pressed 「対応終了」 in the lead's thread
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
-         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, *BOOKING_KINDS,
-         OPERATOR_REPLY, HANDOFF_END)
+         RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, QUALIFY,
+         *BOOKING_KINDS, OPERATOR_REPLY, HANDOFF_END)
+QUALIFY_MAX = 3  # qualification questions a script may ask
+QUALIFY_CHOICES_MAX = 5  # choices of one qualification question
+SOURCE_MAX = 20  # characters of a source name
+_SOURCE = re.compile(rf"[a-z0-9_-]{{1,{SOURCE_MAX}}}")
 
 
 class TermLookup(Protocol):
@@ -84,6 +95,7 @@ class Input:
     # What the core's side effect before the step answered (the booking flow, bot/booking_flow.py): the
     # machine places it among the step's outputs; empty when nothing was done (e.g. no availability).
     reply: tuple[Output, ...] = ()
+    source: str = ""  # START typed as 「診断 NAME」: where the person came from ("" none or not a valid name)
 
 
 def normalise(text: str) -> str:
@@ -103,11 +115,15 @@ def typed_choice(text: str) -> str | None:
 
 def from_text(text: str, keywords: Mapping[str, Sequence[str]], glossary: TermLookup | None = None) -> Input:
     """Typed text -> Input, using the script's keyword lists (start/back/restart/continue/consult/result/stop/
-    erase) and its glossary (「LTVとは」: a term's definition; an unknown term is TEXT as any other text)."""
+    erase/book: 「予約」 opens the free slots as the 「予約する」 button does) and its glossary (「LTVとは」: a
+    term's definition; an unknown term is TEXT as any other text)."""
     t = normalise(text)
-    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE):
+    for kind in (START, RESTART, BACK, CONTINUE, CONSULT, RESULT, ERASE, BOOK):
         if t in {normalise(w) for w in keywords.get(kind, ())}:
             return Input(kind)
+    head, _, tail = t.partition(" ")
+    if tail and " " not in tail.strip() and head in {normalise(w) for w in keywords.get(START, ())}:
+        return Input(START, source=source_name(tail))  # 「診断 NAME」: a link's text (crmbot line links)
     if t in {normalise(w) for w in keywords.get("stop", ())}:
         return Input(OPT_OUT)
     letter = typed_choice(text)
@@ -116,6 +132,12 @@ def from_text(text: str, keywords: Mapping[str, Sequence[str]], glossary: TermLo
     if glossary is not None and (term := glossary.lookup(text)):
         return Input(DEFINE, term=term)
     return Input(TEXT)
+
+
+def source_name(text: str) -> str:
+    """A source name as kept (lower-case; letters, digits, "-", "_"; at most SOURCE_MAX), else ""."""
+    name = normalise(text) if isinstance(text, str) else ""
+    return name if _SOURCE.fullmatch(name) else ""
 
 
 def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: str | None = None,
@@ -145,6 +167,8 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return "m:1" if kind == MOVED_YES else "m:0"
     if kind == DEFINE:
         return f"g:{q}"
+    if kind == QUALIFY:
+        return f"f:{q}:{choice or 0}"
     if kind in (ERASE, ERASE_YES, ERASE_NO):
         return {ERASE: "e", ERASE_YES: "e:1", ERASE_NO: "e:0"}[kind]
     raise ValueError(f"no button for input kind {kind!r}")
@@ -205,6 +229,8 @@ def from_button(data: str) -> Input:
                 return Input(ERASE_NO)
             case ["g", q] if _nat(q) < QUESTION_COUNT:
                 return Input(DEFINE, q=_nat(q))
+            case ["f", q, n] if _nat(q) < QUALIFY_MAX and _nat(n) <= QUALIFY_CHOICES_MAX:
+                return Input(QUALIFY, q=_nat(q), choice=str(_nat(n)))
             case ["r", sid]:
                 return Input(RESTART_YES, sid=_nat(sid))
             case ["v", q, choice] if choice in CHOICES[1:] and _nat(q) < QUESTION_COUNT:

@@ -64,6 +64,7 @@ from conversations.transports import (
     SlackState,
     Transport,
     TransportState,
+    WebhookState,
     state_for,
     state_from_json,
 )
@@ -143,10 +144,16 @@ class Job:
         return self.state
 
     @property
+    def webhook(self) -> WebhookState:
+        if not isinstance(self.state, WebhookState):
+            raise InvalidInput(f"a {self.transport} job has no webhook state")
+        return self.state
+
+    @property
     def says_something(self) -> bool:
         """Whether there is anything to deliver: outputs, a forward's body, a LINE follower's display name to
         fetch. A job with none is a figures-only job of the first shape (its figures applied, it is done)."""
-        return (bool(self.outputs) or isinstance(self.state, ForwardState)
+        return (bool(self.outputs) or isinstance(self.state, ForwardState | WebhookState)
                 or (isinstance(self.state, LineState) and self.state.fetch_profile))
 
     @property

@@ -269,6 +269,28 @@ def forwarded(digest: str) -> str:
     return f"{PREFIX}:{{{forward_tag(digest)}}}:forwarded"
 
 
+# ---- the client's webhook endpoints (bot/webhooks.py) ----------------------------------------------------
+
+WEBHOOK_ENDPOINTS = f"{PREFIX}:{{webhooks}}:endpoints"  # hash: endpoint id -> its JSON (URL, events, secret)
+
+
+def webhook_responses(endpoint_id: str) -> str:
+    """An endpoint's last answers (list, newest first, capped), for the console."""
+    return f"{PREFIX}:{{webhooks}}:last:{endpoint_id}"
+
+
+def webhook_tag(endpoint_id: str) -> str:
+    """The hash tag (without braces) of one endpoint's deliveries: its mailbox and ledger marks."""
+    if not endpoint_id or not endpoint_id.isalnum() or len(endpoint_id) > 32:
+        raise InvalidInput("a webhook endpoint's id is hex")
+    return f"wh:{endpoint_id}"
+
+
+def webhook_queued(endpoint_id: str, digest: str) -> str:
+    """Ledger mark of one event queued for one endpoint, in its slot: the same event is never queued twice."""
+    return f"{PREFIX}:{{{webhook_tag(endpoint_id)}}}:queued:{digest}"
+
+
 # ---- the operator's channel (consultation briefs) -----------------------------------------------
 
 

@@ -14,6 +14,8 @@ size; O: its offset; C: leads with a consultation; A: diagnoses in progress):
   C hashes (consultations are few); sort by status then walks the other leads as sort by date does.
 * Consultations asked for with no diagnosis (a lead numbered 0) are in their own index, ``asked:<ch>``:
   listed and counted with every lead when no tier or progress is asked for.
+* **a source**: the source's own started sets (:func:`conversations.analytics.segment`), its leads'
+  hashes (sorted, searched and counted here, as a small set).
 * **a search** (part of a display name, of the ID the console shows, or of a user ID): no index can
   answer a part of a word, so it reads every display name (one HGETALL) and every diagnosis id in the
   range (ZRANGEBYSCORE per channel), then the matches' hashes. Only when a search is typed.
@@ -41,6 +43,7 @@ from conversations.analytics import (
     anon_key,
     asked_key,
     lead_key,
+    segment,
     started_key,
     tier_key,
 )
@@ -63,6 +66,7 @@ class Query:
     channel: str | None = None
     search: str = ""
     sort: str = "date"
+    source: str | None = None  # only the leads from this source (「診断 NAME」)
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,12 @@ class LeadQuery:
         def wanted(lead: Lead) -> bool:
             return (lead.channel in chans and _in_bounds(lead.started, q.start, q.end)
                     and (q.progress is None or lead.status(now, self.a.expiry) == q.progress)
-                    and (q.tier is None or lead.tier == q.tier) and (q.consult is None or lead.consult == q.consult))
+                    and (q.tier is None or lead.tier == q.tier) and (q.consult is None or lead.consult == q.consult)
+                    and (q.source is None or lead.source == q.source))
 
+        if q.source is not None:  # the source's own sets: its leads read here (never everyone's)
+            ids = self._all_ids([segment(ch, q.source) for ch in chans], q.start, q.end)
+            return self._small(self._matching(q, ids) if q.search else ids, wanted, q.sort, offset, limit)
         if q.search:
             return self._small(self._search(q, chans), wanted, q.sort, offset, limit)
         if q.progress == "in_progress":
@@ -165,10 +173,14 @@ class LeadQuery:
         return [text(x) for ids in got for x in ids]
 
     def _search(self, q: Query, chans: Sequence[str]) -> list[str]:
+        return self._matching(q, self._all_ids(chans, q.start, q.end))
+
+    def _matching(self, q: Query, ids: Iterable[str]) -> list[str]:
+        """The diagnoses of ``ids`` whose person matches the search (a part of a name or of an ID)."""
         needle = q.search.strip().casefold()[:SEARCH_MAX]
         named = {text(ref) for ref, name in self.r.hgetall(NAMES).items() if needle in text(name).casefold()}
         out = []
-        for lid in self._all_ids(chans, q.start, q.end):
+        for lid in ids:
             ref = lid.rsplit(":", 1)[0]
             user = ref.split(":", 1)[-1]
             if ref in named or needle in user.casefold() or needle in self.shown_id(user).casefold():

@@ -26,7 +26,12 @@ number for ``stale``), Question, Resume, ConfirmRestart, Result (``prev``: compa
 a person will reply; further text is then left to them, as in the handoff overlay), OptinOffer (the quarterly reminder,
 after a result), ConsultAck (a consultation was requested, at any time; the analytics mark the lead
 the first time; ``again`` when this diagnosis already had one; ``url``: the booking page), Slots and
-BookingNote (the booking flow's answers, done by the core before the step: ``Input.reply``).
+BookingNote (the booking flow's answers, done by the core before the step: ``Input.reply``)), Qualify (after a
+result, the script's optional qualification questions, one at a time: a choice or a skip records it in
+``Conv.qual`` and asks the next; any other input simply leaves them; asked only while some are unanswered).
+
+Where the person came from: typed 「診断 NAME」 (a ``crmbot line links`` link) is a START with a source; the
+record keeps the first one (``Conv.src``), and every lead of the person carries it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Result,
     Resume,
@@ -75,6 +81,7 @@ class Settings:
     handoff: float = 24 * 3600  # after a consultation request, free text is left to a person this long
     consult_url: str = ""  # a booking page offered with the consultation's confirmation ("" none)
     privacy_url: str = ""  # the consultancy's privacy policy, named with the privacy note ("" none yet)
+    qualify: tuple[int, ...] = ()  # the script's qualification questions: each one's number of choices
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Conv:
     consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none; NO_DIAGNOSIS: asked
     # with no diagnosis taken)
     prev: str = ""  # answers of the finished diagnosis before ``last`` (a retake is compared with it)
+    qual: str = ""  # the qualification questions answered so far: a digit each, its choice (1-based; 0 skipped)
+    src: str = ""  # the first source the person came with (「診断 NAME」; "" none)
     quiet: bool = False  # said 停止 (opt-out): no push they did not ask for (a drop-off nudge) until they opt in
 
     def to_json(self) -> str:
@@ -113,6 +122,10 @@ class Conv:
             d["k"] = self.consulted
         if self.prev:
             d["p"] = self.prev
+        if self.qual:
+            d["qa"] = self.qual
+        if self.src:
+            d["src"] = self.src
         if self.quiet:
             d["qt"] = 1
         return json.dumps(d, separators=(",", ":"))
@@ -136,6 +149,8 @@ class Conv:
             handoff_until=d.get("h", 0.0),
             consulted=d.get("k", 0),
             prev=d.get("p", ""),
+            qual=d.get("qa", ""),
+            src=d.get("src", ""),
             quiet=bool(d.get("qt", 0)),
         )
 
@@ -217,6 +232,8 @@ class Machine:
         out = route.handler(conv, inp, Ctx(now, self.settings))
         if out.state not in route.targets:
             raise AssertionError(f"{route.handler.__name__} led to {out.state!r}, not in {sorted(route.targets)}")
+        if inp.source and out.conv is not None and not out.conv.src:  # the first source is kept
+            out = replace(out, conv=replace(out.conv, src=inp.source), changed=True)
         if out.conv is not None and out.changed:
             # A record stored before ``begun`` existed takes its last change as the start of its diagnosis.
             begun = out.conv.begun or (conv.updated if out.conv.sid == conv.sid else 0.0)
@@ -264,7 +281,7 @@ def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
-                consulted=conv.consulted, prev=conv.prev, quiet=conv.quiet)
+                consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src, quiet=conv.quiet)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
@@ -325,9 +342,27 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
         return Step(nxt, (question(nxt),))
     done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last)
     outs: tuple[Output, ...] = (result_output(done),)
+    if len(done.qual) < len(ctx.settings.qualify):
+        outs += (Qualify(len(done.qual)),)  # before the opt-in offer: its buttons ride on the last message
     if not conv.remind:
         outs += (OptinOffer(),)
     return Step(done, outs)
+
+
+def qualify(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A qualification question answered or skipped: recorded, then the next one (or the thanks after the
+    last); the place is kept. A button of a question already answered (a double tap) says nothing."""
+    asked = ctx.settings.qualify
+    q, choice = inp.q, int(inp.choice or 0)
+    if q != len(conv.qual) or q >= len(asked) or choice > asked[q]:
+        return _keep(conv)
+    qual = conv.qual + str(choice)
+    return Step(replace(conv, qual=qual), (Qualify(len(qual)), *place(conv)))
+
+
+def qualify_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    went = qualify(_at_rest(conv), inp, ctx)
+    return Step(went.conv, went.outputs)  # the expired diagnosis is put to rest either way
 
 
 def stale(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -676,6 +711,9 @@ ROUTES: tuple[Route, ...] = (
     # the reminder's "has last time's point moved?" answered, in any state (the state and the place stay)
     *(Route(s, (inputs.MOVED_YES, inputs.MOVED_NO), moved, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.MOVED_YES, inputs.MOVED_NO), moved_expired, frozenset({IDLE, DONE})),
+    # a qualification question answered or skipped, in any state (the state and the place stay)
+    *(Route(s, (inputs.QUALIFY,), qualify, frozenset({s})) for s in STORED_STATES),
+    Route(EXPIRED, (inputs.QUALIFY,), qualify_expired, frozenset({IDLE, DONE})),
     # a term's definition, and deleting the person's data, in any state (the place is shown again)
     *(Route(s, (inputs.DEFINE,), define, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.DEFINE,), define_expired, frozenset({IDLE, DONE})),

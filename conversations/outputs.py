@@ -37,6 +37,8 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
     BookingNote     a booking told to its owner (``stage``: booked, changed, same, cancelled, cancelled_op
                     (by the consultancy, with its ``message``), gone (no longer active), remind_day,
                     remind_soon), with its time (epoch seconds, read in ``tz``) and meeting format
+    Qualify         after a result, optional qualification question ``q`` (0-based; the script's ``[qualify]``)
+                    with its choices and a skip; ``q`` = the number of questions: the thanks after the last
     Reminder        the quarterly invitation: the last result's point to fix, or an A tier's next theme (a
                     LINE multicast, queued by the clock)
 
@@ -239,6 +241,19 @@ class ConsultAck:
 
 
 @dataclass(frozen=True)
+class Qualify:
+    kind: ClassVar[str] = "qualify"
+    q: int  # the qualification question (0-based); the script's number of them: the thanks after the last
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "q": self.q}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Qualify:
+        return cls(_int(d, "q"))
+
+
+@dataclass(frozen=True)
 class Reminder:
     """The quarterly invitation. ``point`` (0-based question, or None): the last result's point to fix,
     named and asked about (has it moved?); an A-tier result is offered its next theme instead. One
@@ -363,10 +378,11 @@ class Erasure:
 
 
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
-                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard | Slots | BookingNote)
+                     | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard | Slots | BookingNote
+                     | Qualify)
 KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
                                                       Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder,
-                                                      Definition, Erasure, Heard, Slots, BookingNote)}
+                                                      Definition, Erasure, Heard, Slots, BookingNote, Qualify)}
 
 # A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
 # slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.

@@ -13,10 +13,10 @@ tests/conversations/test_ownership.py):
 1. a **postback** is crmbot's when its data is one of crmbot's own formats (:mod:`conversations.inputs`:
    ``s``, ``a:<sid>:<q>:<X>`` ...); any other data is the other tool's button, even mid-diagnosis;
 2. a **text message** is crmbot's when it is one of the script's keywords that mean something with no
-   diagnosis under way: start (診断), start over (最初から), result (結果), consult (相談する), stop (停止),
-   delete my data (データを削除), or a question about a term of its glossary (LTVとは). Back and continue
-   (戻る, 続き) only mean something mid-diagnosis, and are common words of other tools' menus: at rest
-   they are not crmbot's;
+   diagnosis under way: start (診断), start over (最初から), result (結果), consult (相談する), book (予約),
+   stop (停止), delete my data (データを削除), or a question about a term of its glossary (LTVとは). Back
+   and continue (戻る, 続き) only mean something mid-diagnosis, and are common words of other tools'
+   menus: at rest they are not crmbot's;
 3. **any message** (text, sticker, image ...) from a user whose diagnosis is **in progress** (asking,
    resume, confirm; an expired one is not) is crmbot's: the user is answering its questions;
 4. a user **handed off** to a person (a consultation request is open, ``Conv.handoff_until`` ahead: the
@@ -48,8 +48,8 @@ class Origin(StrEnum):
 
 
 # Typed keywords that are crmbot's with no diagnosis under way (rule 2).
-KEYWORDS_AT_REST = frozenset({inputs.START, inputs.RESTART, inputs.RESULT, inputs.CONSULT, inputs.OPT_OUT,
-                              inputs.ERASE, inputs.DEFINE})
+KEYWORDS_AT_REST = frozenset({inputs.START, inputs.RESTART, inputs.RESULT, inputs.CONSULT, inputs.BOOK,
+                              inputs.OPT_OUT, inputs.ERASE, inputs.DEFINE})
 
 
 def owns(origin: Origin, inp: Input, *, in_progress: bool, handed_over: bool = False) -> bool:

@@ -35,6 +35,7 @@ class Transport(StrEnum):
     WEB = "web"  # the console's try-it page: a user's inbox in Redis (test users)
     CLI = "cli"  # crmbot chat in a terminal (answered in place, never queued)
     LINEFORWARD = "lineforward"  # a LINE webhook body relayed to another LINE tool (CRMBOT_LINE_FORWARD_URL)
+    WEBHOOK = "webhook"  # a signed event to one of the client's webhook endpoints (bot/webhooks.py)
 
     @classmethod
     def parse(cls, value: object) -> Transport:
@@ -59,12 +60,15 @@ class LineState:
     redelivery: bool = False  # LINE redelivered the webhook: its token is not to be trusted
     fetch_profile: bool = False  # a follow: the worker fetches the display name once it has replied
     sent: bool = False  # the message went (with fetch_profile): a retry only fetches the profile
+    read: str = ""  # the markAsReadToken of the owner's message it answers during a handoff (bot/handoff.py)
     unit: str = ""  # a push's custom aggregation unit (LINE's statistics per unit: "nudge_q4"; "" none)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         if self.reply_token:
             d["reply_token"] = self.reply_token
+        if self.read:
+            d["read"] = self.read
         if self.unit:
             d["unit"] = self.unit
         if self.via != "reply":
@@ -79,7 +83,7 @@ class LineState:
         via: Via = "push" if d.get("via") == "push" else "reply"
         return cls(str(d.get("reply_token") or ""), via, bool(d.get("reply_unknown")), bool(d.get("resent")),
                    bool(d.get("redelivery")), bool(d.get("fetch_profile")), bool(d.get("sent")),
-                   str(d.get("unit") or ""))
+                   str(d.get("read") or ""), str(d.get("unit") or ""))
 
 
 @dataclass
@@ -166,6 +170,25 @@ class ForwardState:
 
 
 @dataclass
+class WebhookState:
+    """One event for one of the client's webhook endpoints: the exact body (JSON text, built when the event
+    was queued, so every retry sends the same bytes) and its type. The job's id is the ``webhook-id``."""
+
+    event: str = ""  # "diagnosis.completed" ...
+    body: str = ""  # the JSON body as sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "body": self.body}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> WebhookState:
+        event, body = d.get("event"), d.get("body")
+        if not isinstance(event, str) or not isinstance(body, str):
+            raise ValueError("a webhook's event and body are text")
+        return cls(event, body)
+
+
+@dataclass
 class NoState:
     """The try-it page and the terminal keep nothing in a job."""
 
@@ -177,7 +200,7 @@ class NoState:
         return cls()
 
 
-TransportState: TypeAlias = LineState | LineBatchState | SlackState | ForwardState | NoState
+TransportState: TypeAlias = LineState | LineBatchState | SlackState | ForwardState | WebhookState | NoState
 STATES: dict[Transport, type[TransportState]] = {
     Transport.LINE: LineState,
     Transport.LINEBATCH: LineBatchState,
@@ -185,6 +208,7 @@ STATES: dict[Transport, type[TransportState]] = {
     Transport.WEB: NoState,
     Transport.CLI: NoState,
     Transport.LINEFORWARD: ForwardState,
+    Transport.WEBHOOK: WebhookState,
 }
 
 

@@ -33,6 +33,7 @@ SLOW_FIRST = (
     "tests/bot/line/test_operator.py",
     "tests/bot/line/test_webhook.py",
     "tests/bot/line/test_consult.py",
+    "tests/e2e/",
     "tests/bot/console/test_serve.py",
     "tests/resilience/test_property.py",
     "tests/resilience/test_cluster.py",

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, redirect
+from flask import Flask, redirect, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 
@@ -44,3 +45,10 @@ def register(app: Flask, svc: Any) -> None:
         return redirect("/console/")
 
     app.add_url_rule("/", "root", root)
+
+    def not_found(e: HTTPException) -> Any:
+        """An unknown address under /console: the console's own page (a blueprint's handler hears only its
+        own views' 404s, never an address that matches no route)."""
+        return pages.not_found(e) if request.path.startswith("/console/") else e
+
+    app.register_error_handler(404, not_found)

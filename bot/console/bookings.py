@@ -244,6 +244,9 @@ def api_blueprint() -> Blueprint:
     def csrf_failed(_e: CSRFError) -> Response:
         return _error("missing or wrong CSRF token (X-CSRFToken)")
 
+    from bot.console.routes import webhooks
+
+    webhooks.register_api(bp)  # /console/api/webhooks: the same auth and CSRF rules
     bp.add_url_rule("/availability", "get_availability", get_availability, methods=["GET"])
     bp.add_url_rule("/availability", "put_availability", put_availability, methods=["PUT"])
     bp.add_url_rule("/bookings", "bookings", get_bookings, methods=["GET"])

@@ -23,9 +23,11 @@ from zoneinfo import ZoneInfo
 from bot.booking_news import ATTENDED, CANCELLED, NO_SHOW, BookingNews
 from bot.console import audit, auth
 from bot.console import leads as leads_mod
-from conversations.analytics import TEST_CHANNELS
-from conversations.booking import DAYS, Availability, Booking, Bookings
+from conversations import keys
+from conversations.analytics import TEST_CHANNELS, day_start
+from conversations.booking import CONSULT_STATUSES, DAYS, Availability, Booking, Bookings
 from conversations.errors import CrmbotError, InvalidInput
+from conversations.redis_ops import text
 from scoring.periods import DEFAULT_TZ
 
 log = logging.getLogger(__name__)
@@ -165,11 +167,36 @@ def day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datet
     return lo, datetime(last.year, last.month, last.day, tzinfo=zone) + timedelta(days=1)
 
 
-def counts(svc: Any, start: date | None, end: date | None, channel: str | None) -> dict[str, int]:
+def counts(svc: Any, start: date | None, end: date | None, channel: str | None,
+           source: str | None = None) -> dict[str, int]:
     """Leads by consultation status, among those that first asked from ``start`` to ``end`` (Japan-time
-    dates, None: open), in ``channel`` or every channel but the try-it page's: the funnel's filters."""
+    dates, None: open), in ``channel`` or every channel but the try-it page's, and from ``source`` when
+    given: the funnel's filters."""
     channels = [channel] if channel else [c for c in leads_mod.CHANNELS if c not in TEST_CHANNELS]
-    return Bookings(svc.redis, clock=svc.clock).consultation_counts(start, end, channels)
+    if source is None:
+        return Bookings(svc.redis, clock=svc.clock).consultation_counts(start, end, channels)
+    return _counts_from(svc, start, end, channels, source)
+
+
+def _counts_from(svc: Any, start: date | None, end: date | None, channels: Sequence[str],
+                 source: str) -> dict[str, int]:
+    """:func:`counts` of the people from ``source`` only: the members of the status sets in the range (the
+    people who asked, never a scan of everyone), each kept when their source is ``source``."""
+    lo = repr(day_start(start)) if start else "-inf"
+    hi = "(" + repr(day_start(end + timedelta(days=1))) if end else "+inf"
+    a = leads_mod.analytics(svc)
+    wanted = [(ch, status) for ch in channels for status in CONSULT_STATUSES]
+    with a.r.pipeline(transaction=False) as p:
+        for ch, status in wanted:
+            p.zrangebyscore(keys.booking_consult(ch, status), lo, hi)
+        found = p.execute()
+    people = {(status, text(ref)) for (_, status), refs in zip(wanted, found, strict=True) for ref in refs}
+    theirs = a.sources_of([ref for _, ref in people])
+    out = dict.fromkeys(CONSULT_STATUSES, 0)
+    for status, ref in people:
+        if theirs.get(ref) == source:
+            out[status] += 1
+    return out
 
 
 # ---- changes -------------------------------------------------------------------------------------------------

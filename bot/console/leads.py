@@ -12,6 +12,7 @@ from bot.console import fmt, refs
 from bot.logs import uid
 from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
 from conversations.content import Script
+from conversations.inputs import source_name
 from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query
 from scoring import TIERS
 
@@ -38,6 +39,7 @@ class Filters:
     page: int = 1
     search: str = ""
     sort: str = "date"
+    source: str | None = None  # where the person came from (「診断 NAME」)
     error: str = ""
 
     @classmethod
@@ -55,7 +57,8 @@ class Filters:
                 raise ValueError("page")
             search = " ".join((args.get("q") or "").split())[:SEARCH_MAX]
             return cls(pick("tier", TIERS), pick("progress", LEAD_STATUSES), pick("consult", STATUSES), start, end,
-                       pick("channel", CHANNELS), page, search, pick("sort", SORTS) or "date")
+                       pick("channel", CHANNELS), page, search, pick("sort", SORTS) or "date",
+                       source=pick_source(args))
         except ValueError as e:
             return cls(error=str(e) or "filter")
 
@@ -63,18 +66,26 @@ class Filters:
         """The filter as query arguments (for links: the next page, the CSV)."""
         out = {"tier": self.tier, "progress": self.progress, "consult": self.consult,
                "from": self.start.isoformat() if self.start else None, "to": self.end.isoformat() if self.end else None,
-               "channel": self.channel, "q": self.search, "sort": self.sort if self.sort != "date" else None,
-               "page": str(self.page) if self.page > 1 else None}
+               "channel": self.channel, "source": self.source, "q": self.search,
+               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None}
         out.update(changes)
         return {k: v for k, v in out.items() if v}
 
     def as_query(self) -> Query:
         return Query(tier=self.tier, progress=self.progress, consult=self.consult, start=self.start, end=self.end,
-                     channel=self.channel, search=self.search, sort=self.sort)
+                     channel=self.channel, search=self.search, sort=self.sort, source=self.source)
 
     def kwargs(self) -> dict[str, Any]:
         return {"tier": self.tier, "status": self.progress, "consult": self.consult, "start": self.start,
-                "end": self.end, "channel": self.channel}
+                "end": self.end, "channel": self.channel, "source": self.source}
+
+
+def pick_source(args: Mapping[str, str]) -> str | None:
+    """``?source=``: a source name (as ``crmbot line links`` names them), else ValueError("source")."""
+    value = (args.get("source") or "").strip()
+    if value and source_name(value) != value:
+        raise ValueError("source")
+    return value or None
 
 
 def query(svc: Any) -> LeadQuery:
@@ -140,12 +151,12 @@ def consult_label(lead: Lead, t: Mapping[str, str]) -> str:
     return t[f"status_{lead.consult}"] if lead.consult else ""
 
 
-def csv_header(t: Mapping[str, str]) -> list[str]:
+def csv_header(t: Mapping[str, str], script: Script) -> list[str]:
     """The leads page's columns, with the person as a hash of the ID (the same in every row of one person)
     and the diagnosis' number for them (1, 2 ...: retakes), but never a raw user ID."""
     return [t["channel"], t["person_id"], t["diagnosis_no"], t["who"], t["started_at"], t["finished_at"],
             t["progress"], t["tier"], t["a_count"], t["answers"], t["point"], t["remind"], t["consult"],
-            t["consult_at"]]
+            t["consult_at"], t["source"], *(q.label for q in script.qualify.questions)]
 
 
 def csv_row(lead: Lead, t: Mapping[str, str], script: Script, now: float, expiry: float) -> list[str]:
@@ -154,7 +165,16 @@ def csv_row(lead: Lead, t: Mapping[str, str], script: Script, now: float, expiry
     return [lead.channel, uid(lead.user_id), str(lead.number), cell(who(lead)), fmt.when(lead.started),
             fmt.when(lead.finished), progress(lead, t, now, expiry), lead.tier or "",
             str(lead.a_count) if lead.is_finished else "", lead.answers, point(lead, script),
-            t["yes"] if lead.remind else t["no"], consult_label(lead, t), fmt.when(lead.consult_at)]
+            t["yes"] if lead.remind else t["no"], consult_label(lead, t), fmt.when(lead.consult_at), lead.source,
+            *(cell(answer) for _, answer in qualification(lead, script, t))]
+
+
+def qualification(lead: Lead, script: Script, t: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The script's qualification questions with the lead's answers, in order: (label, answer), the answer
+    the choice, "skipped", or "" where not answered."""
+    answered = [choice or t["skipped"] for _, choice in script.qualify.answered(lead.qual)]
+    answered += [""] * (len(script.qualify.questions) - len(answered))
+    return [(q.label, a) for q, a in zip(script.qualify.questions, answered, strict=True)]
 
 
 def compare(leads: Sequence[Lead]) -> list[list[str]]:

@@ -106,6 +106,8 @@ def _who(p: Parked, names: Mapping[str, str], slack_names: Mapping[tuple[str, st
         return t["for_linebatch"]
     if p.transport == "lineforward":
         return t["for_lineforward"]
+    if p.transport == "webhook":
+        return t["for_webhook"]
     if p.transport == "web":
         return t["for_web"]
     if p.transport == "slack":

@@ -90,10 +90,11 @@ def blueprint() -> Blueprint:
     @bp.get("/api/funnel")
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
-        every channel but the try-it page's, or ``channel=line|slack``: exactly
-        :meth:`conversations.analytics.Analytics.funnel`, and ``consultations``, the leads that first asked
-        for one in that range by their status now, each counted once (``requested``, ``booked``,
-        ``attended``, ``no_show``, ``cancelled``: :meth:`conversations.booking.Bookings.consultation_counts`)."""
+        every channel but the try-it page's, or ``channel=line|slack``; ``source=NAME``: only the leads from
+        that source (「診断 NAME」): exactly :meth:`conversations.analytics.Analytics.funnel`, and
+        ``consultations``, the leads that first asked for one in that range by their status now, each counted
+        once (``requested``, ``booked``, ``attended``, ``no_show``, ``cancelled``:
+        :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`)."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -101,16 +102,21 @@ def blueprint() -> Blueprint:
         channel = request.args.get("channel") or None
         if channel is not None and channel not in leads.CHANNELS:
             return _bad_request("channel is line or slack")
+        try:
+            source = leads.pick_source(request.args)
+        except ValueError:
+            return _bad_request("source is a source name: letters, digits, - and _")
         from bot.console.consultations import counts
 
-        found = leads.analytics(svc()).funnel(start, end, channel)
-        return jsonify({**found, "consultations": counts(svc(), start, end, channel)})
+        found = leads.analytics(svc()).funnel(start, end, channel, source)
+        return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:
-        """One row per diagnosis, the leads page's columns, filtered, searched and sorted as the page (``tier``,
-        ``progress``, ``consult``, ``from``, ``to``, ``channel``, ``q``, ``sort``), newest first by default
-        (then streamed in chunks; searched or sorted otherwise, the list is read whole first)."""
+        """One row per diagnosis, the leads page's columns, then the source and the qualification answers,
+        filtered, searched and sorted as the page (``tier``, ``progress``, ``consult``, ``from``, ``to``,
+        ``channel``, ``source``, ``q``, ``sort``), newest first by default (then streamed in chunks; searched or
+        sorted otherwise, the list is read whole first)."""
         f = leads.Filters.parse(request.args)
         if f.error:
             return _bad_request(f"bad filter: {f.error}")
@@ -120,7 +126,7 @@ def blueprint() -> Blueprint:
         found: Iterable[Lead] = (leads.query(s).page(f.as_query(), offset=0, limit=sys.maxsize).leads
                                  if f.search or f.sort != "date" else leads.analytics(s).iter_leads(**f.kwargs()))
         rows = (leads.csv_row(lead, t, s.script, now, expiry) for lead in found)
-        return csv_response("leads.csv", csv_bytes(leads.csv_header(t), rows))
+        return csv_response("leads.csv", csv_bytes(leads.csv_header(t, s.script), rows))
 
     @bp.get("/export/audit.csv")
     def export_audit() -> Response:

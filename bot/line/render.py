@@ -40,6 +40,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -80,12 +81,14 @@ def message(script: Script, out: Output) -> Message:
             return result_message(script, answers, sid, prev, peers)
         case ConsultAck(url=url) if url:
             return consult_message(script, out)
+        case Qualify() if views.qualify_buttons(script, out):
+            return qualify_message(script, out)
         case Slots(slots=slots) if slots:
             return slots_message(script, out)
         case BookingNote():
             return booking_message(script, out)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots() | Qualify()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:
@@ -109,6 +112,23 @@ def consult_message(script: Script, out: ConsultAck) -> FlexMessage:
         ]},
     }
     return FlexMessage(altText=v.text[:1500], contents=FlexContainer.from_dict(bubble))
+
+
+def qualify_message(script: Script, out: Qualify) -> FlexMessage:
+    """A qualification question as a bubble with its buttons: they stay tappable under the messages that
+    follow it (the opt-in offer's quick replies ride on the last one)."""
+    text = views.qualify_text(script, out)
+    *choices, skip = views.qualify_buttons(script, out)
+    bubble = {
+        "type": "bubble",
+        "size": "kilo",
+        "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": [
+            _text(text),
+            *({"type": "button", "style": "secondary", "height": "sm", "action": _postback(b)} for b in choices),
+            {"type": "button", "style": "link", "height": "sm", "action": _postback(skip)},
+        ]},
+    }
+    return FlexMessage(altText=text[:1500], contents=FlexContainer.from_dict(bubble))
 
 
 def slots_message(script: Script, out: Slots) -> FlexMessage:

@@ -58,7 +58,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from bot.handoff import OPERATOR_TEXT
+from bot.handoff import OPERATOR_TEXT, record_read
 from bot.line.answers import call
 from bot.line.render import render
 from bot.logs import uid
@@ -167,14 +167,23 @@ class LineTransport:
         if self.on_profile is None or not state.fetch_profile:
             if state.sent:  # a follow that said nothing (another tool greets): only a name to fetch, not wanted
                 return Outcome(DELIVERED, "nothing to send (display names are not fetched)")
-            return await self._send(attempt)
+            return await self._answered(attempt)
         if not state.sent:
-            outcome = await self._send(attempt)
+            outcome = await self._answered(attempt)
             if outcome.kind != DELIVERED:
                 return outcome
             state.sent = True
             await attempt.checkpoint()  # from here on, an attempt only fetches the profile
         return await self._profile(attempt, self.on_profile)
+
+    async def _answered(self, attempt: Attempt) -> Outcome:
+        """The job's messages sent; the owner's message it answered during a handoff is then the latest for
+        the operator's next reply to mark read (bot/handoff.py), as a message relayed to the thread is."""
+        outcome = await self._send(attempt)
+        token = attempt.job.line.read
+        if outcome.kind == DELIVERED and token:
+            await record_read(attempt.redis, keys.lead_ref(Subject(Transport.LINE, attempt.job.to)), token)
+        return outcome
 
     async def _profile(self, attempt: Attempt, sink: ProfileSink) -> Outcome:
         job = attempt.job

@@ -33,6 +33,7 @@ from conversations.outputs import (
     Offer,
     OptinOffer,
     Output,
+    Qualify,
     Question,
     Reminder,
     Result,
@@ -694,6 +695,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
     """All outputs of one step as one Slack message (one post = one delivery to check)."""
     blocks: list[dict[str, Any]] = []
     texts: list[str] = []
+    numbered = 0
     for out in outputs:
         match out:
             case OptinOffer():
@@ -711,7 +713,7 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                         {"type": "button", "action_id": CONSULT_URL_ACTION, "text": plain(v.url_label[:75]),
                          "url": v.url, "style": "primary"}]})
             case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-                  | Reminder() | Definition() | Erasure() | Heard() | Slots() | BookingNote()):
+                  | Reminder() | Definition() | Erasure() | Heard() | Slots() | BookingNote() | Qualify()):
                 body = views.plain_text(script, out)
                 texts.append(body)
                 blocks.append(section(body))
@@ -725,9 +727,10 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
                 "elements": [
                     {"type": "button", "action_id": f"{DIAGNOSIS_ACTION}:{i}", "text": plain(b.label[:75]),
                      "value": b.data}
-                    for i, b in enumerate(buttons)
+                    for i, b in enumerate(buttons, start=numbered)
                 ],
             })
+            numbered += len(buttons)  # action ids are unique in the whole message (the result's, then others)
     return "\n".join(texts)[:3000], blocks
 
 

@@ -2,8 +2,10 @@
 (:class:`bot.operator.ConsultBriefs`) commits for a lead, rendered from the lead's data.
 
 Who (the LINE display name when known), the tier and the number of A answers, the ten answers each
-with its question's topic, the one point to fix, and when it was asked. The display name is outside
-text (anyone who adds the bot on LINE chooses it): it goes into the brief only through
+with its question's topic, the one point to fix, when it was asked, where the person came from (a source)
+and their answers to the script's qualification questions (商材, 月商 ...) when they gave any.
+
+The display name is outside text (anyone who adds the bot on LINE chooses it): it goes into the brief only through
 :func:`bot.mrkdwn.escape`, so a name like ``<!channel>`` pings nobody and a ``<url|label>`` in it is
 no link. The app factory (:func:`bot.app.make_consult_hook`) injects :class:`BriefRenderer`.
 """
@@ -39,6 +41,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "all_a": "すべてA：次のテーマへ",
         "footer": "診断 #{number} · {user}",
         "fallback": "相談のお申し込み：{who}（{result}）",
+        "source": "流入元",
+        "qualify": "お店について",
+        "skipped": "（答えない）",
         "end": "対応終了",
         "end_hint": "返信はこのスレッドに。`//` か `(メモ)` で始めた書き込みはオーナーに送られません。",
     },
@@ -59,6 +64,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "all_a": "All A: on to the next theme",
         "footer": "Diagnosis #{number} · {user}",
         "fallback": "Consultation request: {who} ({result})",
+        "source": "Source",
+        "qualify": "About the shop",
+        "skipped": "(skipped)",
         "end": "End conversation",
         "end_hint": "Reply in this thread. A message starting with `//` or `(メモ)` is a note: not sent to the owner.",
     },
@@ -96,17 +104,24 @@ def brief(script: Script, locale: str, lead: Lead) -> tuple[str, list[dict[str, 
             answer = _t(locale, "no_answer")
         lines.append(f"Q{i + 1} {question.topic}{colon}{answer}")
     title = _t(locale, "title") + (f" {_t(locale, 'test')}" if lead.test else "")
+    fields = [
+        _field(_t(locale, "who"), who),
+        _field(_t(locale, "channel"), CHANNEL_NAMES.get(lead.channel, lead.channel)),
+        _field(_t(locale, "result"), result),
+        _field(_t(locale, "when"), asked),
+    ]
+    if lead.source:  # a source name: letters, digits, - and _ only (conversations.inputs.source_name)
+        fields.append(_field(_t(locale, "source"), lead.source))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
-        {"type": "section", "fields": [
-            _field(_t(locale, "who"), who),
-            _field(_t(locale, "channel"), CHANNEL_NAMES.get(lead.channel, lead.channel)),
-            _field(_t(locale, "result"), result),
-            _field(_t(locale, "when"), asked),
-        ]},
+        {"type": "section", "fields": fields},
     ]
     if lead.number:
         blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'answers')}*\n" + "\n".join(lines))})
+    if answered := script.qualify.answered(lead.qual):
+        shop = [f"{escape(label)}{colon}{escape(choice) if choice else _t(locale, 'skipped')}"
+                for label, choice in answered]
+        blocks.append({"type": "section", "text": mrkdwn(f"*{_t(locale, 'qualify')}*\n" + "\n".join(shop))})
     if lead.is_finished:
         point = lead.point
         if point is None:

@@ -126,7 +126,13 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = WAIT) -
 
 
 @pytest.fixture(scope="module")
-def server(chromium: tuple[str, str], redis_url: str) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """More environment for the module's ``crmbot serve`` (a module overrides it, e.g. ``CRMBOT_LOCALE``)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(chromium: tuple[str, str], redis_url: str, server_env: dict[str, str]) -> Iterator[Server]:
     """``crmbot serve`` (web app + worker in one process), as ./scripts/run starts it."""
     url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
     client = redis.Redis.from_url(url)
@@ -142,7 +148,7 @@ def server(chromium: tuple[str, str], redis_url: str) -> Iterator[Server]:
             "LINE_CHANNEL_SECRET": SECRET,
             "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
             "LINE_API_HOST": fake.base_url,
-        }
+        } | server_env
         proc = subprocess.Popen([str(BIN / "crmbot"), "serve"], env=env, cwd=data_dir, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         track_process(proc, "crmbot serve (browser tests)", group=True)

@@ -1,6 +1,7 @@
 """Operators' accounts and the audit log in a real browser against a real ``crmbot serve``: the first admin made
 from the shared login, a login with an e-mail, the Operators page adding an operator, TOTP enrolment then a
-login with a code, the audit page and its filter, a viewer refused."""
+login with a code, the audit page and its filter, a viewer refused, an operator's work on a lead named in its
+history and the audit page, and a session the admin revoked logged out at its next request."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from typing import Any
 import pyotp
 
 from bot.console.operators import OperatorStore
-from tests.browser.conftest import Server, log_in, screenshot, until
+from conversations.analytics import Analytics
+from tests.bot.line.helpers import LineUser
+from tests.browser.conftest import Http, Server, eventually, log_in, screenshot, until
 
 ADMIN = ("admin@example.jp", "admin password 1", "管理 花子")
 STAFF = ("sato@example.jp", "sato password 1", "佐藤 一郎")
+WORKER = ("kato@example.jp", "kato password 1", "加藤 二郎")  # an operator who works a lead
 
 
 def log_in_as(browser: Any, server: Server, email: str, password: str, code: str = "") -> None:
@@ -138,3 +142,68 @@ def test_totp_enrolment_then_a_login_needs_the_code(page: Any, server: Server) -
     admin = store.by_email(ADMIN[0])
     assert admin is not None and admin.has_totp
     store.set_totp(admin.id, "")
+
+
+def test_an_operators_changes_carry_their_name_and_a_revoked_session_is_logged_out(page: Any, server: Server) -> None:
+    """An operator works a lead (note, assignee, status): the lead's page and the audit page name them; the
+    admin revokes their session on the Operators page, and the operator's next request is the login page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    ensure_admin(server)
+    store = OperatorStore(server.redis, time.time)
+    if store.by_email(WORKER[0]) is None:
+        store.create(WORKER[0], WORKER[2], "operator", WORKER[1])
+    user = LineUser(Http(server.base), server.fake_line, time.time)
+    user.follow()
+    user.tap("s")
+    for q, letter in enumerate("AAAAAAAAAA"):
+        user.tap(f"a:1:{q}:{letter}")
+    figures = Analytics(server.redis)
+    eventually(lambda: [x for x in figures.person("line", user.user_id) if x.finished]
+               and not list(server.redis.scan_iter(match="crmbot:{u:line:*}:out")), "the diagnosis counted")
+    figures.set_name("line", user.user_id, "しおさい商店")
+
+    log_in_as(page, server, WORKER[0], WORKER[1])
+    until(page, lambda b: b.find_elements(By.ID, "nav-profile"), "the operator's nav")
+    page.get(server.url("/console/leads?q=しおさい"))
+    page.find_element(By.CSS_SELECTOR, "#leads-table tr.lead-row a").click()
+    until(page, lambda b: b.find_elements(By.ID, "lead-work"), "the lead's page")
+    page.find_element(By.ID, "note-text").send_keys("火曜にお電話します。")
+    page.find_element(By.ID, "note-save").click()
+    note = until(page, lambda b: b.find_elements(By.CSS_SELECTOR, "#notes-list .lead-note"), "the note")[0]
+    assert note.find_element(By.CLASS_NAME, "note-by").text == WORKER[2]
+    page.find_element(By.ID, "assignee-name").send_keys(WORKER[2])
+    page.find_element(By.ID, "assign-save").click()
+    until(page, lambda b: b.find_element(By.ID, "assignee-current").text == WORKER[2], "the assignee")
+    Select(page.find_element(By.ID, "consult-status")).select_by_value("contacted")
+    page.find_element(By.ID, "consult-save").click()
+    until(page, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#lead-history tr.history-row")) == 2, "the history")
+    whos = [tr.find_elements(By.TAG_NAME, "td")[1].text
+            for tr in page.find_elements(By.CSS_SELECTOR, "#lead-history tr.history-row")]
+    assert whos == [WORKER[2], WORKER[2]]
+    kept = page.get_cookie("crmbot_console")
+    assert kept
+
+    # the admin, in the same browser (the operator's cookie put aside): the audit page names the operator
+    page.delete_all_cookies()
+    log_in_as(page, server, ADMIN[0], ADMIN[1])
+    until(page, lambda b: b.find_elements(By.ID, "nav-audit"), "the admin's nav")[0].click()
+    until(page, lambda b: b.find_elements(By.ID, "audit-table"), "the audit table")
+    done = {(r.get_attribute("data-action"), r.find_element(By.CSS_SELECTOR, "td.who").text)
+            for r in page.find_elements(By.CSS_SELECTOR, "#audit-table tr.audit-row")}
+    assert {("lead.note", WORKER[2]), ("lead.assign", WORKER[2]), ("lead.status", WORKER[2])} <= done
+    # ... and revokes the operator's session
+    page.find_element(By.ID, "nav-operators").click()
+    row = until(page, lambda b: b.find_elements(By.CSS_SELECTOR, f"tr.operator[data-email='{WORKER[0]}']"),
+                "the operator's row")[0]
+    [revoke] = row.find_elements(By.CSS_SELECTOR, "form.session-row button")
+    revoke.click()
+    until(page, lambda b: not b.find_element(By.CSS_SELECTOR, f"tr.operator[data-email='{WORKER[0]}']")
+          .find_elements(By.CSS_SELECTOR, "form.session-row"), "the session gone from the list")
+    # the operator's browser, its cookie back: the next request is the login page
+    page.delete_all_cookies()
+    page.add_cookie({"name": kept["name"], "value": kept["value"], "path": "/console"})
+    page.get(server.url("/console/leads"))
+    until(page, lambda b: "/console/login" in b.current_url, "the login page")
+    assert page.find_elements(By.ID, "nav") == []

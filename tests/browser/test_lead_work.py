@@ -61,12 +61,9 @@ def open_lead(browser: Any, server: Server, text: str) -> None:
     until(browser, lambda b: b.find_elements(By.ID, "lead-work"), "the lead's page")
 
 
-def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, people: dict[str, LineUser]) -> None:
-    """From the overview, every same-origin link of every page reached is opened; no address of a page,
-    a link, a form or anything a page loaded names a scripted user, nor does any page's HTML."""
-    Analytics(server.redis).set_consult_status(
-        Analytics(server.redis).person("line", people["c"].user_id)[-1].id, "new", by="console", now=time.time())
-    ids = [u.user_id for u in people.values()]
+def crawl(browser: Any, server: Server, ids: list[str]) -> set[str]:
+    """From the overview, every same-origin link of every page reached is opened; no address of a page, a link,
+    a form or anything a page loaded names one of ``ids``, nor does any page's HTML. The addresses opened."""
     origin = urlsplit(server.base).netloc
     seen: set[str] = set()
     todo = [server.url("/console/")]
@@ -75,11 +72,11 @@ def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, peopl
         if url in seen:
             continue
         seen.add(url)
-        console.get(url)
-        until(console, lambda b: b.execute_script("return document.readyState") == "complete", f"{url} loaded")
-        assert not [x for x in ids if x in console.current_url or x in console.page_source], url
-        assert not [r for r in resources(console) if any(x in r for x in ids)], url
-        found = console.execute_script(
+        browser.get(url)
+        until(browser, lambda b: b.execute_script("return document.readyState") == "complete", f"{url} loaded")
+        assert not [x for x in ids if x in browser.current_url or x in browser.page_source], url
+        assert not [r for r in resources(browser) if any(x in r for x in ids)], url
+        found = browser.execute_script(
             "return Array.from(document.querySelectorAll('a[href], link[href], img[src], script[src], form[action]'))"
             ".map(function (e) { var raw = e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action');"
             " return [e.tagName, (e.getAttribute('method') || 'get').toLowerCase(),"
@@ -92,6 +89,14 @@ def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, peopl
                 todo.append(target.split("#", 1)[0])
             elif tag == "FORM" and method == "get" and parts.netloc == origin:
                 todo.append(target)
+    return seen
+
+
+def test_no_console_url_holds_a_line_user_id(console: Any, server: Server, people: dict[str, LineUser]) -> None:
+    """A crawl of every link from the overview (:func:`crawl`) finds no scripted user's ID."""
+    Analytics(server.redis).set_consult_status(
+        Analytics(server.redis).person("line", people["c"].user_id)[-1].id, "new", by="console", now=time.time())
+    seen = crawl(console, server, [u.user_id for u in people.values()])
     lead_pages = [u for u in seen if "/console/leads/" in u]
     assert len(lead_pages) == 4 and [u for u in seen if "/console/people/" in u], sorted(seen)
 

@@ -93,7 +93,8 @@ def test_real_scripts_load(locale: str) -> None:
         assert q.advice_b != q.advice_cd
     assert set(s.texts) - set(OPTIONAL_TEXT_KEYS) == set(TEXT_KEYS)
     assert set(s.tiers) == {"A", "B", "C"}
-    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result", "erase"}
+    assert set(s.keywords) == {"start", "back", "restart", "continue", "stop", "consult", "result", "erase", "book"}
+    assert s.keywords["book"]  # 「予約」 / "book": the free consultation slots
 
 
 def test_real_script_texts_format() -> None:
@@ -407,6 +408,21 @@ def test_lengths_at_the_limit_are_accepted(tmp_path: Path) -> None:
     s = load(tmp_path)
     assert s.questions[0].choices["A"].label == "x" * 17
     assert s.texts["retake_button"] == "あ" * 20
+
+
+def test_a_file_without_book_keywords_loads_with_none(tmp_path: Path) -> None:
+    """``keywords.book`` came later: an operator's file written before it still loads (nobody types it)."""
+    data = real_data()
+    del data["keywords"]["book"]
+    write(tmp_path, data)
+    assert load(tmp_path).keywords["book"] == ()
+
+
+def test_a_book_keyword_listed_under_consult_too_is_refused(tmp_path: Path) -> None:
+    data = real_data()
+    data["keywords"]["book"].append("相談")
+    write(tmp_path, data)
+    assert "keywords.consult" in refused(tmp_path, "keywords.book").problem
 
 
 # Keywords are matched after NFKC normalisation (see inputs.from_text and the comment in the script

@@ -73,6 +73,9 @@ def test_normalise() -> None:
         ("相談", inputs.CONSULT),
         ("相談したい", inputs.CONSULT),
         ("　ご相談　", inputs.CONSULT),  # full-width spaces
+        ("予約", inputs.BOOK),  # the free slots, as the 「予約する」 button
+        ("予約する", inputs.BOOK),
+        ("Book", inputs.BOOK),
     ],
 )
 def test_japanese_keywords(text: str, kind: str) -> None:
@@ -93,13 +96,16 @@ def test_japanese_keywords(text: str, kind: str) -> None:
         ("Resume", inputs.CONTINUE),
         ("carry on", inputs.CONTINUE),
         ("Talk to an expert", inputs.CONSULT),
+        ("book", inputs.BOOK),
+        ("Book a call", inputs.BOOK),
+        ("予約", inputs.BOOK),
     ],
 )
 def test_english_keywords(text: str, kind: str) -> None:
     assert from_text(text, EN) == Input(kind)
 
 
-@pytest.mark.parametrize("text", ["診断しない", "start now", "もどるかも", "hello", "startover"])
+@pytest.mark.parametrize("text", ["診断しない", "start now please", "もどるかも", "hello", "startover"])
 def test_keywords_match_whole_text_only(text: str) -> None:
     assert from_text(text, JA).kind == inputs.TEXT
     assert from_text(text, EN).kind == inputs.TEXT

@@ -74,6 +74,7 @@ SHAPES: list[tuple[outputs.Output, dict[str, Any]]] = [
                          "ごめんなさい"),
      {"type": "booking", "stage": "cancelled_op", "booking": "0123456789abcdef", "start": 1796000400,
       "end": 1796002200, "tz": "Asia/Tokyo", "fmt": "電話", "message": "ごめんなさい"}),
+    (outputs.Qualify(1), {"type": "qualify", "q": 1}),
 ]
 
 

@@ -12,6 +12,8 @@
     audit_log /console/audit: the audit log, filtered, a page at a time
     bookings  /console/availability (the editor, the calendar URL), /console/bookings and the forms that
               mark or cancel a booking (a lead's page posts them too)
+    webhooks  /console/webhooks: the client's webhook endpoints (added with a secret shown once, deleted, their
+              last answers) and /console/api/webhooks (GET, POST, DELETE: the same through the Bearer token)
 
 Every view is a module-level function; ``register(bp)`` adds its URL rules, each endpoint named
 ``console.<view>`` (``url_for("console.delivery")``).
@@ -21,9 +23,20 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from bot.console.routes import audit_log, bookings, delivery, leads, login, operators, overview, profile, teams
+from bot.console.routes import (
+    audit_log,
+    bookings,
+    delivery,
+    leads,
+    login,
+    operators,
+    overview,
+    profile,
+    teams,
+    webhooks,
+)
 
 
 def register(bp: Blueprint) -> None:
-    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings):
+    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks):
         page.register(bp)

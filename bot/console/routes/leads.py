@@ -105,6 +105,16 @@ def _audit(action: str, found: Lead, detail: str = "") -> None:
                  detail=detail, now=svc().clock())
 
 
+def _tell_endpoints(found: Lead, change: str, value: str) -> None:
+    """lead.updated for the client's webhook endpoints (bot/webhooks.py), once per change made here."""
+    from bot.webhooks import Webhooks
+
+    s = svc()
+    now = s.clock()
+    Webhooks(s.outbox, s.clock).lead_updated(found, change=change, value=value, by=auth.operator_name(),
+                                             change_id=f"{found.id}:{change}:{value}:{now!r}")
+
+
 def set_consult(ref: str) -> Any:
     found = _changing(ref)
     status = request.form.get("status", "")
@@ -113,6 +123,7 @@ def set_consult(ref: str) -> Any:
         done = leads_mod.analytics(svc()).set_consult(found.id, status, by=auth.operator_name(), now=svc().clock())
     if done == 1:
         _audit("lead.status", found, status)
+        _tell_endpoints(found, "status", status)
     flash(texts()["status_saved" if done else "status_not_saved"], "ok" if done else "error")
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/console/") and not target.startswith("//")
@@ -124,6 +135,7 @@ def assign(ref: str) -> Any:
     done = _work().assign(found.id, request.form.get("assignee", ""), by=auth.operator_name())
     if done == 1:
         _audit("lead.assign", found, clean_name(request.form.get("assignee", "")))
+        _tell_endpoints(found, "assignee", clean_name(request.form.get("assignee", "")))
     flash(texts()["assigned" if done else "assign_not_saved"], "ok" if done else "error")
     return redirect(url_for("console.lead", ref=ref) + "#lead-work")
 

@@ -36,15 +36,16 @@ class OverviewFilter:
     bucket: str
     channel: str | None
     error: str = ""
+    source: str | None = None  # only the leads from this source (「診断 NAME」)
 
     def query(self) -> dict[str, str]:
         out = {"from": self.start.isoformat() if self.start else "", "to": self.end.isoformat() if self.end else "",
-               "bucket": self.bucket, "channel": self.channel or ""}
+               "bucket": self.bucket, "channel": self.channel or "", "source": self.source or ""}
         return {k: v for k, v in out.items() if v}
 
 
 def overview_filter() -> OverviewFilter:
-    """The overview's dates (Japan time; the last 30 days by default), bucket and channel."""
+    """The overview's dates (Japan time; the last 30 days by default), bucket, channel and source."""
     args = request.args
     bucket = args.get("bucket") or "day"
     channel = args.get("channel") or None
@@ -54,9 +55,10 @@ def overview_filter() -> OverviewFilter:
             raise ValueError("filter")
         if start and end and (end - start).days > MAX_DAYS:
             raise ValueError("range")
+        source = leads_mod.pick_source(args)
     except ValueError as e:
         return OverviewFilter(None, None, "day", None, str(e) or "filter")
-    return OverviewFilter(start, end, bucket, channel)
+    return OverviewFilter(start, end, bucket, channel, source=source)
 
 
 def overview() -> Any:
@@ -68,11 +70,11 @@ def overview() -> Any:
         funnel, series = None, []
     else:
         assert f.start is not None and f.end is not None
-        funnel = a.funnel(f.start, f.end, f.channel)
-        series = a.series(f.start, f.end, f.bucket, f.channel)
+        funnel = a.funnel(f.start, f.end, f.channel, f.source)
+        series = a.series(f.start, f.end, f.bucket, f.channel, f.source)
     followers = a.followers()
     empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
-    consults = None if f.error else counts(svc(), f.start, f.end, f.channel)
+    consults = None if f.error else counts(svc(), f.start, f.end, f.channel, f.source)
     return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty,
                 demo_loaded=demo.is_loaded(svc().redis), consults=consults,
                 followers=followers, topics=[q.topic for q in script.questions],
@@ -91,12 +93,12 @@ def chart(name: str) -> Any:
     t = texts()
     labels = {k: v.label for k, v in svc().script.tiers.items()}
     if name == "tiers":
-        rows = a.series(f.start, f.end, f.bucket, f.channel)
+        rows = a.series(f.start, f.end, f.bucket, f.channel, f.source)
         return svg(charts.bars([r["label"] for r in rows],
                                {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
                                stacked=True, empty=t["none"],
                                colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS}))
-    funnel = a.funnel(f.start, f.end, f.channel)
+    funnel = a.funnel(f.start, f.end, f.channel, f.source)
     questions = funnel["questions"]
     names = [f"Q{q['q']}" for q in questions]
     if name == "funnel":

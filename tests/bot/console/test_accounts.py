@@ -125,6 +125,39 @@ def test_two_operators_log_in_as_themselves_and_the_audit_names_who_changed_a_st
     assert not any(lead.user_id.encode() in v for _, f in lc.r.xrange(keys.AUDIT) for v in f.values())
 
 
+def test_each_operators_note_assignment_and_status_change_carry_their_name(line_console: LineConsole) -> None:
+    """The lead's notes and history, and the audit page, name the operator who made each change."""
+    lc = line_console
+    take(lc, "AAAAAAAAAA")
+    [lead] = Analytics(lc.r, clock=lc.clock).leads()
+    lc.add_operator(ADMIN_EMAIL, "Admin", "admin")
+    lc.add_operator("sato@example.jp", "佐藤", "operator", "sato password 1")
+    lc.add_operator("kato@example.jp", "加藤", "operator", "kato password 1")
+    sato, kato = lc.client(), lc.client()
+    assert lc.login_as("sato@example.jp", "sato password 1", http=sato).status_code == 302
+    assert lc.login_as("kato@example.jp", "kato password 1", http=kato).status_code == 302
+    url = f"/console/leads/{lc.ref(lead.id)}"
+    form = re.search(r'name="form" value="([^"]+)"', sato.get(url).get_data(as_text=True))
+    assert form
+    assert post(lc, f"{url}/note", {"note": "月曜に電話", "form": form.group(1)}, page=url,
+                http=sato).status_code == 302  # type: ignore[attr-defined]
+    lc.clock.advance(60)
+    assert post(lc, f"{url}/assign", {"assignee": "佐藤"}, page=url,
+                http=kato).status_code == 302  # type: ignore[attr-defined]
+    lc.clock.advance(60)
+    assert post(lc, f"{url}/consult", {"status": "contacted"}, page=url,
+                http=sato).status_code == 302  # type: ignore[attr-defined]
+    page = kato.get(url).get_data(as_text=True)
+    notes = re.findall(r'class="note-by">([^<]*)<.*?class="note-text">([^<]*)<', page, re.S)
+    assert notes == [("佐藤", "月曜に電話")]
+    history = re.findall(r'<tr class="history-row" data-field="(\w+)"><td>[^<]+</td><td class="history-by">([^<]*)<',
+                         page)
+    assert history == [("status", "佐藤"), ("assignee", "加藤")]  # newest first
+    assert lc.login_as(ADMIN_EMAIL).status_code == 302
+    rows = [r for r in audit_rows(lc) if r[0].startswith("lead.")]
+    assert rows == [("lead.status", "佐藤", "contacted"), ("lead.assign", "加藤", "佐藤"), ("lead.note", "佐藤", "")]
+
+
 def test_a_viewer_changes_nothing(line_console: LineConsole) -> None:
     lc = line_console
     take(lc, "AAAAAAAAAA")

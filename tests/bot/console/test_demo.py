@@ -1,6 +1,7 @@
 """``crmbot demo``: a sample loaded into the running data by stepping the real machine (figures that
 agree with each other), every record marked, sending nothing; and removed, from the command or the
-overview's button, leaving every figure exactly as it was (the funnel API's JSON compared)."""
+overview's button, leaving every figure exactly as it was (the funnel API's JSON, the leads list, the bookings,
+the teams compared) with real data beside it: diagnoses, a consultation booked with no diagnosis, a team."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from typing import Any
 from bot import demo
 from bot.cli import demo_cmd
 from conversations.analytics import Analytics
+from conversations.keys import TeamRef
+from conversations.lead_query import LeadQuery, Query
 from conversations.lead_work import LeadWork
+from conversations.teams import TeamStore
+from scoring.periods import Quarter
 from tests.bot.console.conftest import TOKEN, LineConsole
+from tests.bot.console.test_lead_work import book_in_line
 from tests.bot.line.helpers import LineUser
+from tests.bot.line.test_booking import AVAILABILITY
 
 QUERIES = ("", "?channel=line", "?from=2025-10-01&to=2025-12-31", "?from=2026-01-01")
 
@@ -41,6 +48,8 @@ def figures(lc: LineConsole) -> dict[str, Any]:
         "stats_keys": sorted(k.decode() for k in lc.r.scan_iter(match="crmbot:{stats}:*")),
         "teams": sorted(m.decode() for m in lc.r.smembers("crmbot:{teams}:all")),
         "kpi_csv": lc.http.get("/console/export/kpi.csv", headers=auth).data,
+        "bookings": lc.http.get("/console/api/bookings?from=2025-12-01&to=2026-02-28", headers=auth).get_json(),
+        "leads_list": [(x.id, x.consult) for x in LeadQuery(a, str).page(Query(), offset=0, limit=1000).leads],
     }
 
 
@@ -55,7 +64,20 @@ def test_demo_then_remove_leaves_every_figure_as_it_was(line_console: LineConsol
     lc = line_console
     take(lc, "AAAAAAAABC")  # real data before the sample: one finished, one in progress
     take(lc, "AB")
+    # ... a consultation booked in LINE with no diagnosis (a lead numbered 0), and a Slack team's quarter
+    assert lc.svc.bookings is not None
+    lc.svc.bookings.set_availability(AVAILABILITY)
+    asker = lc.user()
+    asker.follow()
+    lc.settle()
+    book_in_line(lc, asker)
+    team = TeamRef("T0REAL", "C0REAL")
+    TeamStore(lc.r).register(team, "実データチーム", "Asia/Tokyo", "U0REAL", lc.clock() - 100 * 86400)
+    TeamStore(lc.r).submit(team, Quarter(2025, 4), {"active_members": 80, "nps": 15}, "U0REAL", lc.clock())
     before = figures(lc)
+    assert len(before["bookings"]) == 1 and before["funnel"][""]["consultations"]["booked"] == 1
+    assert [n for n, _ in before["leads_list"] if n.startswith(f"line:{asker.user_id}:0-")]
+    assert before["teams"] and before["kpi_csv"].count(b"\r\n") == 2
     sent = len(lc.fake.recorded())
     out = io.StringIO()
     assert demo_cmd(lc.svc.config, False, out, clock=lc.clock) == 0

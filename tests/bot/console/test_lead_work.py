@@ -14,10 +14,14 @@ import pytest
 from bot.console import audit, auth, keys
 from bot.console import leads as leads_mod
 from conversations import analytics as analytics_mod
+from conversations.keys import Subject, TeamRef
 from conversations.lead_work import NOTE_MAX, LeadWork
+from conversations.teams import TeamStore
+from scoring.periods import Quarter
 from tests.bot.console.conftest import LineConsole, csrf_of
-from tests.bot.console.test_leads_overview import analytics, take
+from tests.bot.console.test_leads_overview import DAY, analytics, take
 from tests.bot.line.helpers import LineUser
+from tests.bot.line.test_booking import AVAILABILITY, postbacks
 
 
 @pytest.fixture
@@ -206,13 +210,40 @@ class _Links(HTMLParser):
                 (self.posts if posts else self.urls).append(value)
 
 
+def book_in_line(lc: LineConsole, user: LineUser) -> None:
+    """相談する in LINE, then the first free slot offered."""
+    before = len(lc.fake.delivered(user.user_id))
+    user.say("相談する")
+    lc.settle()
+    slots = next(m for m in lc.fake.delivered(user.user_id)[before:] if m["type"] == "flex")
+    user.tap(postbacks(slots)[0]["data"])
+    lc.settle()
+
+
 def test_no_console_url_holds_a_line_user_id(line_console: LineConsole, people: dict[str, LineUser]) -> None:
     """Crawl: from the overview, every same-origin link, image, script, style and form target of every page
-    reached; none names a scripted user, nor does any page's HTML."""
+    reached; none names a scripted user, nor does any page's HTML. Besides the diagnoses: a consultation
+    booked in LINE after a diagnosis, one asked for and booked with no diagnosis (a lead numbered 0), and a
+    Slack team with a reported quarter."""
     lc = line_console
     analytics(lc).set_consult_status(lead_of(lc, people["b"]).id, "new", by="console", now=lc.clock())
+    assert lc.svc.bookings is not None
+    lc.svc.bookings.set_availability(AVAILABILITY)
+    book_in_line(lc, people["c"])
+    asker = lc.user()
+    asker.follow()
+    lc.settle()
+    book_in_line(lc, asker)
+    [asked] = analytics(lc).person("line", asker.user_id)
+    assert asked.number == 0 and asked.consult == "new"  # a request; the booking is beside it
+    booked = [b for u in (people["c"], asker) for b in lc.svc.bookings.bookings_of(Subject("line", u.user_id))]
+    assert len(booked) == 2 and all(b.active for b in booked)
+    teams = TeamStore(lc.r)
+    team = TeamRef("T0CRAWL", "C0CRAWL")
+    teams.register(team, "巡回チーム", "Asia/Tokyo", "U0CRAWL", lc.clock() - 100 * DAY)
+    teams.submit(team, Quarter(2025, 4), {"active_members": 80, "nps": 15}, "U0CRAWL", lc.clock())
     lc.login()
-    ids = [u.user_id for u in people.values()]
+    ids = [u.user_id for u in [*people.values(), asker]]
     seen: set[str] = set()
     todo = ["/console/"]
     pages = 0
@@ -239,4 +270,7 @@ def test_no_console_url_holds_a_line_user_id(line_console: LineConsole, people: 
                 todo.append(full.path + (f"?{full.query}" if full.query else ""))
     leads_seen = [p for p in seen if re.match(r"^/console/leads/[0-9a-f]+-[0-9a-f]{20}$", p)]
     people_seen = [p for p in seen if p.startswith("/console/people/")]
-    assert len(leads_seen) == 5 and people_seen and pages > 10, sorted(seen)
+    assert len(leads_seen) == 6 and people_seen and pages > 10, sorted(seen)  # five diagnoses, one asked with none
+    assert lc.ref(asked.id) in " ".join(leads_seen)
+    assert f"/console/teams/{team.id}" in seen and f"/console/teams/{team.id}/trend.svg" in seen
+    assert "/console/bookings" in seen and "/console/availability" in seen

@@ -219,16 +219,16 @@ def test_leads_csv_bytes(line_console: LineConsole, scripted: dict[str, LineUser
     text = data[3:].decode("utf-8")
     lines = text.split("\r\n")
     assert lines[0] == ("チャネル,個人ID（ハッシュ）,診断回,お名前,開始日時,完了日時,進捗,評価,A の数,回答,"
-                        "次に整えたい一点,リマインド,相談,相談日時")
+                        "次に整えたい一点,リマインド,相談,相談日時,流入元,商材,月商,カート")
     assert lines[-1] == "" and len(lines) == 6  # header, four diagnoses, the final CRLF
     script = lc.svc.script
     ace = next(x for x in analytics(lc).leads(tier="A"))
     row = (f"line,{uid(scripted['ace'].user_id)},1,{uid(scripted['ace'].user_id)},{_when(ace.started)},"
-           f"{_when(ace.finished)},完了,A,10,AAAAAAAAAA,{script.tiers['A'].next_theme.splitlines()[0]},なし,,")
+           f"{_when(ace.finished)},完了,A,10,AAAAAAAAAA,{script.tiers['A'].next_theme.splitlines()[0]},なし,,,,,,")
     assert row in lines
     retake = next(x for x in analytics(lc).leads(status="in_progress"))
     assert (f"line,{uid(retake.user_id)},2,{uid(retake.user_id)},{_when(retake.started)},,回答中（Q4）,,,ABA,,なし,,"
-            in lines)
+            ",,,," in lines)  # no source, no qualification answers
     only_a = lc.http.get("/console/export/leads.csv?tier=A", headers={"Authorization": f"Bearer {TOKEN}"})
     assert only_a.data.decode("utf-8-sig").split("\r\n")[1:] == [row, ""]
     assert lc.http.get("/console/export/leads.csv?tier=Z",

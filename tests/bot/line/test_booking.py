@@ -345,3 +345,21 @@ def test_a_clock_dying_after_its_claim_or_after_queueing_sends_each_reminder_onc
     env.settle()
     sent = [r.json["to"] for r in env.fake.recorded(PUSH)[pushes:]]
     assert sorted(sent) == sorted([claimed_only.user_id, queued_only.user_id])  # one each
+
+
+@pytest.mark.parametrize("word", ["予約", "book"])
+def test_typed_book_word_opens_the_free_slots_like_the_button(booking_line: LineEnv, word: str) -> None:
+    env, user = booking_line, booking_line.user()
+    [typed] = ask(env, user, word)  # no diagnosis, nothing said before: the slots alone
+    [tapped] = tap(env, user, "bk")
+    assert typed["contents"]["type"] == "carousel" and typed == tapped
+    assert postbacks(typed)[0]["data"] == f"bp:{TUE_10}"
+    booked_note(tap(env, user, postbacks(typed)[0]["data"]))
+    assert [b.status for b in env.svc.bookings.bookings_of(subject(user))] == ["booked"]  # type: ignore[union-attr]
+
+
+def test_typed_book_word_without_availability_asks_for_a_consultation(line_env: LineEnv) -> None:
+    env, user = line_env, line_env.user()
+    messages = ask(env, user, "予約")
+    assert messages[0]["text"].startswith(env.svc.script.text("consult_ack"))  # as 相談する: recorded, answered
+    assert env.svc.bookings.consultation(subject(user)) is not None  # type: ignore[union-attr]

@@ -140,3 +140,32 @@ def test_pending_jobs_are_discarded_through_the_outbox(line_env: LineEnv) -> Non
     assert keys_of(r, owner.user_id) == []
     assert not any(owner.user_id in m.decode() for m in r.zrange(jobs.due(jobs.shard_of(subject.tag_name)), 0, -1))
     assert not r.hexists(analytics.NAMES, f"line:{owner.user_id}")
+
+
+def test_a_person_from_a_source_leaves_no_trace_in_its_figures(line_env: LineEnv) -> None:
+    env, r = line_env, line_env.r
+    owner = env.user()
+    owner.say("診断 ads")  # a source link's text: the diagnosis starts, counted under "ads"
+    env.settle()
+    for letter in "AABBCCDDAA":
+        owner.say(letter)
+        env.settle()
+    owner.say("診断")  # a retake, left at Q1: a second lead under "ads"
+    env.settle()
+    figures = Analytics(r, clock=env.clock)
+    before = figures.funnel(source="ads")
+    assert (before["started"], before["finished"]) == (2, 1)
+    assert any("~ads" in m for m in members_naming(r, owner.user_id))
+    owner.say("データを削除")
+    env.settle()
+    owner.tap("e:1")
+    env.settle()
+    assert members_naming(r, owner.user_id) == [] and keys_of(r, owner.user_id) == []
+    after = figures.funnel(source="ads")  # counted still, anonymously (the retake under way no longer is)
+    assert after["in_progress"] == before["in_progress"] - 1 == 0
+
+    def counts(f: dict) -> tuple:
+        return (f["started"], f["finished"], f["tiers"],
+                [(q["shown"], q["answered"], q["answers"]) for q in f["questions"]])
+
+    assert counts(after) == counts(before)

@@ -91,13 +91,17 @@ def test_clicking_through_all_ten_questions_reaches_each_tier(
     answers_block = next(t for t in texts if t.startswith(f"*{script.text('answers_heading')}*"))
     for i, letter in enumerate(answers):  # each answer beside its question's topic
         assert f"{letter}  Q{i + 1} {script.questions[i].topic}" in answers_block
+    first = script.qualify.questions[0]  # the first optional question follows the result in the same message
     if tier == "A":
-        assert result["text"] == script.text("result_alt_all_a", label=label, count=count, total=10)
+        alt = script.text("result_alt_all_a", label=label, count=count, total=10)
     else:
-        assert result["text"] == script.text("result_alt", label=label, count=count, total=10, number=weakest + 1,
-                                             topic=script.questions[weakest].topic)
+        alt = script.text("result_alt", label=label, count=count, total=10, number=weakest + 1,
+                          topic=script.questions[weakest].topic)
+    assert result["text"] == f"{alt}\n{first.text}"
     advice = [f"v:{i}:{x}" for i, x in enumerate(answers) if x != "A"]
-    assert [b["value"] for b in buttons(result)] == [*advice, "k:1", "s"]  # advice per non-A answer, then next steps
+    qualify = [f"f:0:{n}" for n in range(1, len(first.choices) + 1)] + ["f:0:0"]
+    # advice per non-A answer, then next steps; then the question's choices and its skip
+    assert [b["value"] for b in buttons(result)] == [*advice, "k:1", "s", *qualify]
 
     raw = slack_env.r.get(keys.conv(Subject("slack", f"{WS}.{ALICE}")))
     assert raw is not None
