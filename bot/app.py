@@ -94,7 +94,8 @@ def build_services(
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay)  # peers: a result's "N% of shops answer A here"
+              peers=PeerFigures(client, clock=clock), relay=relay,
+              nudge_after=config.nudge_after_hours * 3600)  # peers: a result's "N% of shops answer A here"
     svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
     if relay is not None:
         from bot.handoff import Handoff
@@ -283,10 +284,13 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
 def build_reminders(svc: Services) -> Any:
     """The quarterly reminder engine over the app's services (bot.reminders.Reminders): the KPI core
     says what a team's reminder says; no Bolt app is needed (the clock builds none)."""
+    from bot.nudges import Nudges
+    from bot.push_budget import PushBudget
     from bot.reminders import Reminders, ReminderSettings
     from conversations.teams import TeamStore
 
     cfg = svc.config
+    budget = PushBudget(svc.redis, cfg.push_budget_month)
     installed = None
     if svc.kpi is not None and cfg.slack_oauth:  # many workspaces: an uninstalled one's teams are skipped
         from conversations.installations import Installations
@@ -305,6 +309,9 @@ def build_reminders(svc: Services) -> Any:
         installed=installed,
         kpi=svc.kpi,
         bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
+        budget=budget,  # CRMBOT_PUSH_BUDGET_MONTH: the asked-for reminders count, nudges may be held
+        nudges=Nudges(svc.redis, svc.outbox, budget, after=cfg.nudge_after_hours * 3600,
+                      expiry=cfg.conversation_ttl, quota=svc.line_quota) if cfg.line_enabled else None,
     )
 
 

@@ -17,6 +17,7 @@ import logging
 from bot.booking_flow import note
 from bot.logs import uid
 from bot.outbox import Outbox
+from bot.push_budget import PushBudget
 from conversations import keys
 from conversations.booking import REMINDER_LEDGER_TTL, Bookings
 from conversations.jobs import Job
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 BATCH = 100  # reminders claimed at once (a pass claims until none is due)
 
 
-def send_due(bookings: Bookings, outbox: Outbox, now: float, *, dry_run: bool = False) -> list[str]:
+def send_due(bookings: Bookings, outbox: Outbox, now: float, *, dry_run: bool = False,
+             budget: PushBudget | None = None) -> list[str]:
     """Queue the pushes of the booking reminders due at ``now``; returns a line per reminder queued (for the
     pass's summary). ``dry_run``: only says what is due (nothing claimed, nothing queued)."""
     if dry_run:
@@ -45,6 +47,8 @@ def send_due(bookings: Bookings, outbox: Outbox, now: float, *, dry_run: bool = 
                 continue
             said = note("remind_day" if due.kind == "day" else "remind_soon", due.booking, av)
             job = Job.new(Transport.LINE, lead.user_id, lead.tag_name, [said], now, job_id=due.job_id)
+            if budget is not None:
+                budget.reserve(job.id, "booking_reminder", now, must=True)  # once by its job id
             queued = outbox.put_once(due.ledger_key, job, ttl=REMINDER_LEDGER_TTL)
             bookings.ack_reminder(due)
             if queued:

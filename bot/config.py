@@ -93,6 +93,8 @@ class Config:
     remind_nudges: tuple[int, ...] = (7, 14)  # CRMBOT_REMIND_NUDGES: days after it, for teams yet to report
     remind_cadence: str = "quarterly"  # CRMBOT_REMIND_CADENCE: quarterly | half-yearly
     remind_grace: int = 3 * 86400  # CRMBOT_REMIND_GRACE: a missed reminder is still sent this long after
+    nudge_after_hours: float = 24.0  # CRMBOT_NUDGE_AFTER_HOURS: a LINE diagnosis left mid-way is nudged once (0: never)
+    push_budget_month: int | None = None  # CRMBOT_PUSH_BUDGET_MONTH: pushes a calendar month (Japan time; None: any)
     # Consultation (the step after the result)
     consult_url: str | None = None  # CRMBOT_CONSULT_URL: the booking page offered with the confirmation
     operator_slack_channel: str | None = None  # CRMBOT_OPERATOR_SLACK_CHANNEL: where the operator's briefs go
@@ -399,7 +401,7 @@ def _delivery(e: _Env) -> dict[str, Any]:
 
 
 def _reminders(e: _Env) -> dict[str, Any]:
-    """The quarterly reminders: hour, nudges, cadence, grace."""
+    """The quarterly reminders: hour, nudges, cadence, grace; the drop-off nudge and the push budget."""
     cadence = e.choice("CRMBOT_REMIND_CADENCE", Config.remind_cadence, ("quarterly", "half-yearly"),
                        "quarterly or half-yearly")
     raw_nudges = e.text("CRMBOT_REMIND_NUDGES")
@@ -412,8 +414,12 @@ def _reminders(e: _Env) -> dict[str, Any]:
     hour = e.integer("CRMBOT_REMIND_HOUR", Config.remind_hour, 0)
     if hour > 23:
         raise ConfigError("environment: CRMBOT_REMIND_HOUR must be 0-23")
+    budget = e.text("CRMBOT_PUSH_BUDGET_MONTH")
     return {"remind_hour": hour, "remind_nudges": nudges, "remind_cadence": cadence,
-            "remind_grace": e.integer("CRMBOT_REMIND_GRACE", Config.remind_grace, 0)}
+            "remind_grace": e.integer("CRMBOT_REMIND_GRACE", Config.remind_grace, 0),
+            "nudge_after_hours": e.number("CRMBOT_NUDGE_AFTER_HOURS", Config.nudge_after_hours, 0, 24 * 30,
+                                          "hours between 0 (never) and 720"),
+            "push_budget_month": None if budget is None else e.integer("CRMBOT_PUSH_BUDGET_MONTH", 0, 0)}
 
 
 def _consultation(e: _Env) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from bot.booking_flow import BookingFlow, as_request, plain_book
 from bot.logs import uid
 from bot.outbox import Outbox
 from bot.privacy import Eraser
-from conversations import handoff_log, inputs, ownership
+from conversations import handoff_log, inputs, keys, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
 from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
@@ -102,6 +102,7 @@ class Bot:
         booking: BookingFlow | None = None,
         peers: PeerFigures | None = None,
         relay: Relay | None = None,
+        nudge_after: float = 0.0,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -113,6 +114,7 @@ class Bot:
         self.booking = booking  # 相談する and the booking buttons: done before the step (bot/booking_flow.py)
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
+        self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -174,6 +176,7 @@ class Bot:
                 content=content,
                 once=once,
                 log=entry,
+                nudge=self._nudge(ev.subject, conv) if step.changed else None,
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
@@ -196,6 +199,14 @@ class Bot:
                 return Handled(DUPLICATE, snap.conv.state, rode=once is not None)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
+
+    def _nudge(self, subject: Subject, conv: Conv | None) -> tuple[str, float] | None:
+        """A LINE diagnosis this step leaves in progress: (its member, when due) in the nudge schedule."""
+        if (self.nudge_after <= 0 or conv is None or not conv.in_progress or conv.quiet
+                or subject.transport != Transport.LINE
+                or self.outbox is None or not self.outbox.handles(subject.transport)):
+            return None
+        return keys.nudge_member(subject, conv.sid, conv.begun or conv.updated), conv.updated + self.nudge_after
 
     def _with_peers(self, ev: InboundEvent, outputs: tuple[Output, ...]) -> tuple[Output, ...]:
         """The outputs with each result's peer shares (conversations.results.peer_shares), read only when a

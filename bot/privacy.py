@@ -125,6 +125,9 @@ def _aggregates(channel: str) -> list[str]:
         *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
         *(analytics.tier_key(channel, t) for t in TIERS),
         *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),
+        *(analytics.nudged_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
+        *(analytics.resumed_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
+        analytics.recovered_key(channel),
     ]
 
 
@@ -173,6 +176,8 @@ class Eraser:
                 removed[family] = removed.get(family, 0) + 1
         if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
             removed["reminder_index"] = 1
+        if nudges := self._drop_nudges(subject):
+            removed["nudge_schedule"] = nudges
         worked = self._forget_work(str(subject.transport), subject.user_id)
         if worked:
             removed["lead_work"] = worked
@@ -192,6 +197,18 @@ class Eraser:
         log.info("erased %s by %s: %s", uid(subject.user_id), "owner" if by == "owner" else "operator",
                  json.dumps(removed, sort_keys=True))
         return removed
+
+    def _drop_nudges(self, subject: Subject) -> int:
+        """The person's diagnoses in the drop-off nudge schedule (conversations/nudges.py), held ones too."""
+        ref = "".join("\\" + c if c in _GLOB else c for c in f"{subject.transport}:{subject.user_id}|")
+        members = [text(m) for m, _ in self.r.zscan_iter(keys.NUDGE_DUE, match=ref + "*", count=SCAN_COUNT)]
+        if not members:
+            return 0
+        with self.r.pipeline(transaction=False) as p:
+            p.zrem(keys.NUDGE_DUE, *members)
+            p.hdel(keys.NUDGE_HELD, *members)
+            gone = p.execute()
+        return int(gone[0])
 
     def _user_keys(self, subject: Subject) -> list[str]:
         tag = "".join("\\" + c if c in _GLOB else c for c in subject.tag)

@@ -42,7 +42,9 @@ from bot.booking_reminders import send_due
 from bot.kpi import KpiCore
 from bot.kpi.areas import missing_areas
 from bot.logs import uid
+from bot.nudges import Nudges
 from bot.outbox import Outbox
+from bot.push_budget import PushBudget
 from conversations import keys
 from conversations.booking import Bookings
 from conversations.jobs import Job
@@ -117,6 +119,8 @@ class Reminders:
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
         bookings: Bookings | None = None,  # consultation bookings: their reminders (bot/booking_reminders.py)
+        budget: PushBudget | None = None,  # the month's push budget: the reminders asked for count against it
+        nudges: Nudges | None = None,  # drop-off nudges (bot/nudges.py): after the reminders asked for
     ) -> None:
         self.r = runner(client)
         self.teams = teams
@@ -127,6 +131,8 @@ class Reminders:
         self.installed = installed
         self.kpi = kpi
         self.bookings = bookings
+        self.budget = budget
+        self.nudges = nudges
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
@@ -135,7 +141,11 @@ class Reminders:
         if self.outbox.handles(Transport.LINEBATCH):
             self._line(now, dry_run, summary)
         if self.bookings is not None and self.outbox.handles(Transport.LINE):
-            summary.queued += send_due(self.bookings, self.outbox, now, dry_run=dry_run)
+            summary.queued += send_due(self.bookings, self.outbox, now, dry_run=dry_run, budget=self.budget)
+        if self.nudges is not None and self.outbox.handles(Transport.LINE):
+            queued, skipped = self.nudges.run(now, dry_run=dry_run)
+            summary.queued += queued
+            summary.skipped += skipped
         return summary
 
     # ---- Slack ----------------------------------------------------------------------------------
@@ -296,6 +306,8 @@ class Reminders:
             claimed = p.execute()
         job.batch.rcpt = [u for u, ok in zip(users, claimed, strict=True) if ok]
         self.outbox.update(job)
+        if self.budget is not None and job.batch.rcpt:  # asked for: never held, counted (once, by its job id)
+            self.budget.reserve(job.id, "retake", job.received, n=len(job.batch.rcpt), must=True)
         return job
 
 

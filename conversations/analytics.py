@@ -32,6 +32,9 @@ Cluster). Every sorted set of diagnoses is scored by the diagnosis' start time:
     crmbot:{stats}:tier:<ch>:<T>             finished diagnoses of tier T (A/B/C)
     crmbot:{stats}:answer:<ch>:<q>:<X>       finished diagnoses whose final answer to question q is X
     crmbot:{stats}:person:<ch>:<user id>     one person's diagnoses
+    crmbot:{stats}:nudged:<ch>:<q>           diagnoses nudged back to question q after a drop-off (bot/nudges.py)
+    crmbot:{stats}:resumed:<ch>:<q>          of those, the ones that answered q after the nudge
+    crmbot:{stats}:recovered:<ch>            diagnoses that finished after a nudge
     crmbot:{stats}:active                    diagnoses in progress (score: last change, not the start);
                                              entries older than the expiry are pruned
     crmbot:{stats}:consult:open              consultations with status "new" (score: when requested)
@@ -61,7 +64,10 @@ t (last change), n, r (reached), a (answers), f (finished at), tier, rm (reminde
 finished, or ended without finishing), test, c (consultation status), ca (requested or first set),
 cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom), as (the assignee),
 mv/mvt (the quarterly reminder asked whether this result's point to fix had moved: "1" yes, "0" not yet;
-when answered: the latest answer is kept), qa (the qualification answers: ``Conv.qual``), src (the source).
+when answered: the latest answer is kept), qa (the qualification answers: ``Conv.qual``), src (the source),
+ng/ngt (the diagnosis was nudged at question ng, at time ngt: set
+once by :data:`NUDGED_LUA`; a later step's figures that answer ng add it to ``resumed``, a finish after ngt to
+``recovered``: sorted-set members, so each is counted once however often a record is applied).
 
 Users of the try-it channel ("web") are tests: their leads are kept (channel "web") but never in a
 figure summed over channels.
@@ -148,6 +154,18 @@ def answer_key(channel: str, q: int, letter: str) -> str:
 def segment(channel: str, source: str | None) -> str:
     """The sets a figure of ``channel`` counts: the channel's own, or those of its leads from ``source``."""
     return f"{channel}~{source}" if source else channel
+
+
+def nudged_key(channel: str, q: int) -> str:
+    return f"{STATS}:nudged:{channel}:{q}"
+
+
+def resumed_key(channel: str, q: int) -> str:
+    return f"{STATS}:resumed:{channel}:{q}"
+
+
+def recovered_key(channel: str) -> str:
+    return f"{STATS}:recovered:{channel}"
 
 
 def person_key(channel: str, user_id: str) -> str:
@@ -366,6 +384,7 @@ def delta_of(
 # KEYS[12..21] reached:<ch>:1..10         KEYS[22..31] answer:<ch>:<q>:<X> for q = 1..10
 # KEYS[32] started:<seg>   KEYS[33] tier:<seg>:<T>   KEYS[34..43] reached:<seg>:1..10
 # KEYS[44..53] answer:<seg>:<q>:<X> for q = 1..10   (<seg>: "<ch>~<source>", see segment())
+# KEYS[54..63] resumed:<ch>:1..10         KEYS[64] recovered:<ch> (a lead nudged at q: see NUDGED_LUA)
 # (a key a delta does not use is given as KEYS[1]; it is then not touched)
 # ARGV[1] lead id ("" none)  [2] channel  [3] user  [4] sid  [5] n  [6] begun  [7] updated
 # [8] reached  [9] "=" .. answers, or "" (unchanged)  [10] finished at ("" not in this step)  [11] tier
@@ -459,6 +478,16 @@ if id ~= '' then
     end
   end
 end
+if id ~= '' then
+  local g = redis.call('HMGET', KEYS[1], 'ng', 'ngt', 'a', 'f', 't')
+  local ng = tonumber(g[1])
+  if ng and ng >= 1 and ng <= 10 then
+    if tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
+      redis.call('ZADD', KEYS[53 + ng], ARGV[6], id)
+    end
+    if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[64], ARGV[6], id) end
+  end
+end
 if ARGV[15] ~= '' then
   redis.call('HSET', KEYS[9], 'x', '1')
   redis.call('ZREM', KEYS[4], ARGV[15])
@@ -483,6 +512,27 @@ return notify
 NOTIFIED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'cn', 'done') end
 return 1
+"""
+
+# A diagnosis was nudged back to question q (bot/nudges.py, after its push is queued): marked once on its
+# lead, counted in nudged:<ch>:<q>; a lead already past q since the nudge (its figures applied first) is
+# counted as resumed / recovered here, as APPLY_LUA does for a later step.
+# KEYS[1] the lead  KEYS[2] nudged:<ch>:<q>  KEYS[3] resumed:<ch>:<q>  KEYS[4] recovered:<ch>
+# ARGV[1] lead id  ARGV[2] q (1-based)  ARGV[3] the nudge's time  ARGV[4] the diagnosis' start (its score)
+# Returns 1 when marked now, 0 when it was already.
+NUDGED_LUA = """
+local first = redis.call('HSETNX', KEYS[1], 'ng', ARGV[2])
+if first == 1 then redis.call('HSET', KEYS[1], 'ngt', ARGV[3]) end
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+local g = redis.call('HMGET', KEYS[1], 'ng', 'ngt', 'a', 'f', 't')
+local ng = tonumber(g[1])
+if ng == tonumber(ARGV[2]) then
+  if tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
+    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  end
+  if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
+end
+return first
 """
 
 # Set a lead's consultation status, and append the change to its history (when it changed).
@@ -567,6 +617,8 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
         tier_key(seg, tier) if source and finishing else key1,
         *(reached_key(seg, q) if source else key1 for q in range(1, QUESTION_COUNT + 1)),
         *(answer_key(seg, q + 1, answers[q]) if source and finishing else key1 for q in range(QUESTION_COUNT)),
+        *(resumed_key(ch, q) if lid else key1 for q in range(1, QUESTION_COUNT + 1)),
+        recovered_key(ch) if lid else key1,
     ]
     args = [
         lid, ch, user, str(lead.get("sid", 0)), str(lead.get("n", 0)), repr(float(lead.get("begun", 0.0))),
@@ -637,7 +689,11 @@ class Analytics:
             {"started": n, "finished": n, "in_progress": n, "stopped": n,
              "questions": [{"q": 1, "shown": n, "answered": n, "in_progress": n, "stopped": n,
                             "answers": {"A": n, "B": n, "C": n, "D": n}, "dropoff": 0.25 | None}, ... 10 items],
-             "tiers": {"A": n, "B": n, "C": n}}
+             "tiers": {"A": n, "B": n, "C": n}, "recovered": n}
+
+        Per question ``nudged``: diagnoses left at q that got the drop-off nudge (bot/nudges.py);
+        ``resumed``: of those, the ones that answered q after it. ``recovered``: diagnoses that finished
+        after a nudge.
 
         ``stopped``: diagnoses that ended without finishing (restarted, unfollowed, expired), so
         started = finished + in_progress + stopped. Per question, ``shown``/``answered``: diagnoses shown /
@@ -675,6 +731,7 @@ class Analytics:
                 for x in CHOICES:
                     answers[q][x] += next(counts)
         finished = sum(tiers.values())
+        nudged, resumed, recovered = self._nudges(chans, lo, hi)
         active = [lead for lead in self._active() if segment(lead.channel, source and lead.source) in chans
                   and _in_bounds(lead.started, start, end)]
         shown = [0] * (QUESTION_COUNT + 2)
@@ -695,9 +752,30 @@ class Analytics:
                 "stopped": stopped,
                 "answers": answers[q],
                 "dropoff": round(stopped / (answered + stopped), 4) if answered + stopped > 0 else None,
+                "nudged": nudged[q],
+                "resumed": resumed[q],
             })
         return {"started": started, "finished": finished, "in_progress": len(active),
-                "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers}
+                "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers,
+                "recovered": recovered}
+
+    def _nudges(self, chans: Sequence[str], lo: str, hi: str) -> tuple[list[int], list[int], int]:
+        """Per question (index 1..10) the diagnoses nudged back to it and those that answered it after, and
+        those that finished after a nudge, among the diagnoses started within ``lo``..``hi``."""
+        nudged, resumed, recovered = [0] * (QUESTION_COUNT + 1), [0] * (QUESTION_COUNT + 1), 0
+        with self.r.pipeline(transaction=False) as p:
+            for ch in chans:
+                for q in range(1, QUESTION_COUNT + 1):
+                    p.zcount(nudged_key(ch, q), lo, hi)
+                    p.zcount(resumed_key(ch, q), lo, hi)
+                p.zcount(recovered_key(ch), lo, hi)
+            counts = iter(int(c) for c in p.execute())
+        for _ in chans:
+            for q in range(1, QUESTION_COUNT + 1):
+                nudged[q] += next(counts)
+                resumed[q] += next(counts)
+            recovered += next(counts)
+        return nudged, resumed, recovered
 
     def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None,
                source: str | None = None) -> list[dict[str, Any]]:
@@ -966,6 +1044,14 @@ def apply_step(delta: Mapping[str, Any], now: float, expiry: float) -> Eval:
     consultation request."""
     keys, args = apply_call(delta, now, expiry)
     return Eval(APPLY_LUA, keys, args)
+
+
+def nudged_step(channel: str, user_id: str, sid: int, begun: float, q: int, at: float) -> Eval:
+    """Mark diagnosis ``sid`` (started at ``begun``) nudged back to question ``q`` (1-based) at ``at``
+    (:data:`NUDGED_LUA`; idempotent)."""
+    lid = lead_id(channel, user_id, sid, begun)
+    return Eval(NUDGED_LUA, [lead_key(lid), nudged_key(channel, q), resumed_key(channel, q), recovered_key(channel)],
+                [lid, str(q), repr(float(at)), repr(round(begun, 3))])
 
 
 def notified_step(lead_id: str) -> Eval:

@@ -127,6 +127,7 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "heard": "",
         "stopped_midway": "",
         "no_result_midway": "",
+        "nudge": "number",
         **{f"consult_{part}": "value" for part in CONSULT_PARTS},
         "booking_slots": "",
         "booking_moving": "",

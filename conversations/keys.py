@@ -452,3 +452,31 @@ SLACK_NAMES_WANTED = f"{SLACK_NAMES}:wanted"  # set of "<workspace>:<user or cha
 def slack_name(workspace: str, slack_id: str) -> str:
     """One cached name (string, with a TTL): a person's display name or a channel's name."""
     return f"{SLACK_NAMES}:n:{workspace}:{slack_id}"
+
+
+# ---- drop-off nudges and the push budget (conversations/nudges.py, bot/nudges.py, bot/push_budget.py) ----
+#    crmbot:{nudge}:due                         diagnoses left mid-way, to nudge (sorted set: "<ref>|<sid>|<begun
+#                                               ms>" -> when due; while claimed, the lease's end)
+#    crmbot:{nudge}:held                        nudges held by the push budget (hash: member -> the month held)
+#    crmbot:{u:<transport>:<user id>}:nudge:<sid>-<begun ms>
+#                                               the diagnosis' nudge queued (string, TTL): its ledger mark
+#    crmbot:{budget}:<YYYY-MM>                  one month's pushes (hash: "n" total, "k:<kind>" per kind,
+#                                               "j:<job id>" each push counted, "held:<kind>", "dropped:<kind>")
+NUDGE = f"{PREFIX}:{{nudge}}"
+NUDGE_DUE = f"{NUDGE}:due"
+NUDGE_HELD = f"{NUDGE}:held"
+
+
+def nudge_member(subject: Subject, sid: int, begun: float) -> str:
+    """A diagnosis in the nudge schedule: its user, number and start (ms), so a later one is another member."""
+    return f"{subject.transport}:{subject.user_id}|{sid}|{round(begun * 1000)}"
+
+
+def nudge_sent(subject: Subject, sid: int, begun: float) -> str:
+    """Ledger mark of one diagnosis' drop-off nudge, in the user's slot (Outbox.put_once: queued once)."""
+    return f"{PREFIX}:{subject.tag}:nudge:{sid}-{round(begun * 1000)}"
+
+
+def push_budget(month: str) -> str:
+    """One calendar month's pushes (Japan time, "2026-12"), all in one hash (bot/push_budget.py)."""
+    return f"{PREFIX}:{{budget}}:{month}"

@@ -104,6 +104,7 @@ class Conv:
     prev: str = ""  # answers of the finished diagnosis before ``last`` (a retake is compared with it)
     qual: str = ""  # the qualification questions answered so far: a digit each, its choice (1-based; 0 skipped)
     src: str = ""  # the first source the person came with (「診断 NAME」; "" none)
+    quiet: bool = False  # said 停止 (opt-out): no push they did not ask for (a drop-off nudge) until they opt in
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -125,6 +126,8 @@ class Conv:
             d["qa"] = self.qual
         if self.src:
             d["src"] = self.src
+        if self.quiet:
+            d["qt"] = 1
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -148,6 +151,7 @@ class Conv:
             prev=d.get("p", ""),
             qual=d.get("qa", ""),
             src=d.get("src", ""),
+            quiet=bool(d.get("qt", 0)),
         )
 
     @property
@@ -277,7 +281,7 @@ def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
-                consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src)
+                consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src, quiet=conv.quiet)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
@@ -424,9 +428,9 @@ def heard(conv: Conv, inp: Input, ctx: Ctx) -> Step:
 
 
 def opt_in(conv: Conv, inp: Input, ctx: Ctx) -> Step:
-    if conv.remind:
+    if conv.remind and not conv.quiet:
         return _keep(conv, notice("optin_on"))
-    return Step(replace(conv, remind=True), (notice("optin_on"),))
+    return Step(replace(conv, remind=True, quiet=False), (notice("optin_on"),))
 
 
 def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -434,16 +438,16 @@ def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     its own words: notices are off, the diagnosis stays where it is, and the open question (or prompt)
     is shown again to carry on."""
     said = notice("stopped_midway" if conv.in_progress else "optin_off")
-    if not conv.remind:
+    if not conv.remind and conv.quiet:
         return _keep(conv, said, *place(conv))
-    return Step(replace(conv, remind=False), (said, *place(conv)))
+    return Step(replace(conv, remind=False, quiet=True), (said, *place(conv)))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Opting in or out while an unfinished diagnosis has expired: the answer is recorded and the
     expired diagnosis is put to rest (not revived by the change)."""
     on = inp.kind == inputs.OPT_IN
-    return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
+    return Step(replace(_at_rest(conv), remind=on, quiet=not on), (notice("optin_on" if on else "optin_off"),))
 
 
 def ask_restart(conv: Conv, inp: Input, ctx: Ctx) -> Step:

@@ -123,6 +123,7 @@ class Persistence(abc.ABC):
         content: tuple[str, str] | None = None,
         once: Once | None = None,
         log: handoff_log.Entry | None = None,
+        nudge: tuple[str, float] | None = None,
     ) -> str: ...
 
     @abc.abstractmethod
@@ -164,6 +165,7 @@ class RedisStore(Persistence):
         content: tuple[str, str] | None = None,
         once: Once | None = None,
         log: handoff_log.Entry | None = None,
+        nudge: tuple[str, float] | None = None,
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
@@ -172,7 +174,9 @@ class RedisStore(Persistence):
         rendered with, stored if absent (SET NX) before the commit (the first job of a process).
         ``once``: a job of another hash slot queued at most once (a LINE webhook's forward), riding in the
         same round trip (on a Cluster, a call of its own): queued whatever the commit answers. ``log``: an
-        entry appended to the person's handoff log by the commit itself (never twice for one event)."""
+        entry appended to the person's handoff log by the commit itself (never twice for one event).
+        ``nudge``: (member, due time) of the diagnosis in the drop-off nudge schedule (conversations/nudges.py),
+        written before the commit as the reminder index is (a superset: the record is read again at send time)."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -193,6 +197,8 @@ class RedisStore(Persistence):
                 p.set(content[0], content[1], nx=True)
             if remind_index:
                 p.sadd(keys.REMIND_INDEX, f"{s.transport}:{s.user_id}")
+            if nudge is not None:
+                p.zadd(keys.NUDGE_DUE, {nudge[0]: nudge[1]})
             for x in queued:
                 # The recovery mark first: if this process dies after the commit, a worker still
                 # finds the job (and the figures).

@@ -61,6 +61,7 @@ class LineState:
     fetch_profile: bool = False  # a follow: the worker fetches the display name once it has replied
     sent: bool = False  # the message went (with fetch_profile): a retry only fetches the profile
     read: str = ""  # the markAsReadToken of the owner's message it answers during a handoff (bot/handoff.py)
+    unit: str = ""  # a push's custom aggregation unit (LINE's statistics per unit: "nudge_q4"; "" none)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -68,6 +69,8 @@ class LineState:
             d["reply_token"] = self.reply_token
         if self.read:
             d["read"] = self.read
+        if self.unit:
+            d["unit"] = self.unit
         if self.via != "reply":
             d["via"] = self.via
         for name in ("reply_unknown", "resent", "redelivery", "fetch_profile", "sent"):
@@ -80,7 +83,7 @@ class LineState:
         via: Via = "push" if d.get("via") == "push" else "reply"
         return cls(str(d.get("reply_token") or ""), via, bool(d.get("reply_unknown")), bool(d.get("resent")),
                    bool(d.get("redelivery")), bool(d.get("fetch_profile")), bool(d.get("sent")),
-                   str(d.get("read") or ""))
+                   str(d.get("read") or ""), str(d.get("unit") or ""))
 
 
 @dataclass

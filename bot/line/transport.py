@@ -257,8 +257,9 @@ class LineTransport:
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            await call("push", self.line.api.push_message(PushMessageRequest(to=job.to, messages=messages),
-                                                          x_line_retry_key=job.id,
+            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (e.g. nudge_q4)
+            request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
+            await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
                                                           _request_timeout=self.line.timeout()))
             return Outcome(DELIVERED, "push")
         except ApiException as e:

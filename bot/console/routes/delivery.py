@@ -1,6 +1,7 @@
-"""``/console/delivery`` (messages parked after failing, LINE's message quota, replies whose outcome was
-unknown) and the forms that put a parked message back in line or discard it. Each parked message is
-said in words (bot/console/parked.py): who it was for, what it was, what the API answered, what to do."""
+"""``/console/delivery`` (messages parked after failing, LINE's message quota, this month's pushes by kind
+against the push budget (bot/push_budget.py), replies whose outcome was unknown) and the forms that put a
+parked message back in line or discard it. Each parked message is said in words (bot/console/parked.py):
+who it was for, what it was, what the API answered, what to do."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ def register(bp: Blueprint) -> None:
 def delivery() -> Any:
     from bot.console.parked import describe
     from bot.console.quota import read_quota, reply_unknown_counts
+    from bot.push_budget import PushBudget
 
     s = svc()
+    budget = PushBudget(s.redis, s.config.push_budget_month).usage(s.clock())
     return page("console_delivery.html", nav="delivery", parked=describe(s.outbox.parked(), s.redis, texts()),
-                quota=read_quota(s.redis, s.line_quota, s.clock),
+                quota=read_quota(s.redis, s.line_quota, s.clock), budget=budget,
                 unknown=reply_unknown_counts(s.redis, s.clock()), unknown_policy=s.config.reply_unknown)
 
 

@@ -181,6 +181,10 @@ def test_no_diagnosis_consult_pick_confirm_and_one_reminder_the_day_before(
     remind(env, redis_url, "2026-12-07T18:05+09:00")  # a second pass, and a second clock, send nothing
     remind(env, redis_url, "2026-12-07T18:00+09:00")
     assert len(env.fake.recorded(PUSH)) == pushes + 1
+    from bot.push_budget import PushBudget
+
+    usage = PushBudget(env.r, None).usage(NOW.timestamp())  # asked for: never held, counted once
+    assert (usage.used, usage.by_kind, usage.held) == (1, {"booking_reminder": 1}, {})
 
 
 def test_a_double_tap_and_a_redelivery_book_once(booking_line: LineEnv, news: list[BookingNews]) -> None:

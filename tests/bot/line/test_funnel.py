@@ -109,7 +109,8 @@ def questions(shown: list[int], answered: list[int], answers: list[str], dropoff
         a, b, c, d = (int(x) for x in answers[q].split())
         out.append({"q": q + 1, "shown": shown[q], "answered": answered[q],
                     "in_progress": (in_progress or {}).get(q + 1, 0), "stopped": (stopped or {}).get(q + 1, 0),
-                    "answers": {"A": a, "B": b, "C": c, "D": d}, "dropoff": dropoff[q]})
+                    "answers": {"A": a, "B": b, "C": c, "D": d}, "dropoff": dropoff[q],
+                    "nudged": 0, "resumed": 0})  # no drop-off nudge here (tests/bot/line/test_nudges.py)
     return out
 
 
@@ -178,6 +179,7 @@ def test_the_funnel_of_scripted_users_is_exact(both: Both) -> None:
         "questions": questions([7, 7, 7, 6, 5, 5, 5, 5, 5, 5], [7, 7, 6, 5, 5, 5, 5, 5, 5, 5], expected_answers,
                                [0.0] * 10, in_progress={3: 1, 4: 1}),  # BOB at Q3, U2 at Q4
         "tiers": {"A": 2, "B": 1, "C": 2},
+        "recovered": 0,
     }
     assert w.stats.funnel() == day1
     line = w.stats.funnel(channel="line")
