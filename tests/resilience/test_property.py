@@ -104,6 +104,7 @@ class Model:
     handoff_until: float = 0.0  # a consultation request is open: free text gets no answer until then
     consulted: int = 0  # the diagnosis of the latest consultation request
     prev: str = ""  # the finished result before ``last`` (a retake's result is compared with it)
+    quiet: bool = False  # said 停止: no push they did not ask for (a drop-off nudge) until they opt in
 
     def in_handoff(self, now: float) -> bool:
         return self.handoff_until > now
@@ -166,11 +167,12 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
         on = k == inputs.OPT_IN
         out = [notice("optin_on" if on else "optin_off")]
         if m.expired(now):  # the expired diagnosis is put to rest, not revived
-            return _changed(m, now, **_at_rest(m), remind=on), out
+            return _changed(m, now, **_at_rest(m), remind=on, quiet=not on), out
         if not on and m.in_progress:  # a stop word mid-diagnosis: its own words, the place kept
             out = [notice("stopped_midway")]
         shown = [] if on else place(m)  # a stop word mid-diagnosis: where the user is, again
-        return (m if m.remind == on else _changed(m, now, remind=on)), out + shown
+        same = m.remind == on and m.quiet == (not on)  # 停止 is kept (quiet) even with no reminder to stop
+        return (m if same else _changed(m, now, remind=on, quiet=not on)), out + shown
     if k == inputs.UNFOLLOW:  # anything unfinished and the reminder go; a finished result is kept
         return (_changed(m, now, **_at_rest(m), remind=False, handoff_until=0.0) if m.last else Model()), []
     if m.expired(now):
@@ -611,9 +613,9 @@ class BotAgainstModel(RuleBasedStateMachine):
             assert raw is not None, u.subject
             conv = Conv.from_json(raw)
             got = (conv.state, conv.sid, conv.q, conv.answers, conv.last, conv.prev, conv.remind, conv.n,
-                   conv.updated, conv.handoff_until, conv.consulted)
+                   conv.updated, conv.handoff_until, conv.consulted, conv.quiet)
             assert got == (m.state, m.sid, m.q, m.answers, m.last, m.prev, m.remind, m.n, m.updated,
-                           m.handoff_until, m.consulted), (got, m)
+                           m.handoff_until, m.consulted, m.quiet), (got, m)
             assert (len(conv.answers) == conv.q) if conv.in_progress else (conv.answers == "")
             ttl = self.r.ttl(key)
             if m.in_progress and not m.last:
