@@ -5,6 +5,7 @@ who it was for, what it was, what the API answered, what to do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
@@ -33,24 +34,22 @@ def delivery() -> Any:
 
 
 def requeue() -> Any:
-    if not auth.may_change():
-        abort(403)
-    job_id = request.form.get("job", "")
-    ok = svc().outbox.requeue(job_id)
-    if ok:
-        _audit("delivery.requeue", job_id)
-    flash(texts()["requeued" if ok else "requeue_failed"], "ok" if ok else "error")
-    return redirect(url_for("console.delivery"))
+    return _act(svc().outbox.requeue, "delivery.requeue", "requeued", "requeue_failed")
 
 
 def discard() -> Any:
+    return _act(svc().outbox.discard_parked, "delivery.discard", "discarded", "discard_failed")
+
+
+def _act(operation: Callable[[str], bool], action: str, done: str, failed: str) -> Any:
+    """One parked job's requeue or discard: refused for a viewer, audited when done, said in a flash."""
     if not auth.may_change():
         abort(403)
     job_id = request.form.get("job", "")
-    ok = svc().outbox.discard_parked(job_id)
+    ok = operation(job_id)
     if ok:
-        _audit("delivery.discard", job_id)
-    flash(texts()["discarded" if ok else "discard_failed"], "ok" if ok else "error")
+        _audit(action, job_id)
+    flash(texts()[done if ok else failed], "ok" if ok else "error")
     return redirect(url_for("console.delivery"))
 
 
