@@ -1,6 +1,8 @@
 """Load LINE's official OpenAPI specs (read in place, never copied) and validate against them.
 
-The spec directory is ``$LINE_OPENAPI_DIR`` if set, else ``<repo root>/../shared/line-openapi``. Every
+The spec directory is ``$LINE_OPENAPI_DIR`` if set, else ``<repo root>/../shared/line-openapi``, else (a
+clone made elsewhere, e.g. CI's ``git clone . /tmp/...``) the same place beside the local repository it was
+cloned from (its ``origin``). Every
 end-to-end test validates LINE's requests against it (:func:`require_specs`): where it is missing, such a
 test fails under CI (``CI=true``) and is skipped, saying why, elsewhere; it never passes unchecked.
 
@@ -19,8 +21,10 @@ Two adjustments are made to the parsed spec, in memory only:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +48,25 @@ _cache: dict[Path, tuple[OpenAPI, str]] = {}
 
 def spec_dir() -> Path:
     env = os.environ.get(SPEC_DIR_ENV)
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "line-openapi"
+    if env:
+        return Path(env)
+    beside = REPO_ROOT.parent / "shared" / "line-openapi"
+    origin = _origin_checkout()
+    if not beside.is_dir() and origin is not None and (origin.parent / "shared" / "line-openapi").is_dir():
+        return origin.parent / "shared" / "line-openapi"
+    return beside
+
+
+@functools.cache
+def _origin_checkout() -> Path | None:
+    """The local repository this checkout was cloned from (``remote.origin.url`` naming a directory), or None."""
+    try:
+        url = subprocess.run(["git", "-C", str(REPO_ROOT), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.removeprefix("file://")) if url.startswith(("/", "file://")) else None
+    return path.resolve() if path is not None and path.is_dir() else None
 
 
 def _spec_file(name: str) -> Path | None:
