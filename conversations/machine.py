@@ -105,6 +105,9 @@ class Conv:
     qual: str = ""  # the qualification questions answered so far: a digit each, its choice (1-based; 0 skipped)
     src: str = ""  # the first source the person came with (「診断 NAME」; "" none)
     quiet: bool = False  # said 停止 (opt-out): no push they did not ask for (a drop-off nudge) until they opt in
+    var: str = ""  # the content experiments' variants of diagnosis ``sid``: "exp:variant" pairs joined by ","
+    # (conversations/segments.py); assigned when it starts, kept for the whole diagnosis
+    ver: str = ""  # the content version diagnosis ``sid`` runs ("" the file deployed with the code)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -128,6 +131,10 @@ class Conv:
             d["src"] = self.src
         if self.quiet:
             d["qt"] = 1
+        if self.var:
+            d["var"] = self.var
+        if self.ver:
+            d["ver"] = self.ver
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -152,6 +159,8 @@ class Conv:
             qual=d.get("qa", ""),
             src=d.get("src", ""),
             quiet=bool(d.get("qt", 0)),
+            var=d.get("var", ""),
+            ver=d.get("ver", ""),
         )
 
     @property
@@ -281,7 +290,8 @@ def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
-                consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src, quiet=conv.quiet)
+                consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src, quiet=conv.quiet,
+                var=conv.var, ver=conv.ver)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
