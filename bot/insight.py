@@ -83,7 +83,8 @@ for _, day in ipairs(redis.call('HKEYS', KEYS[1])) do
   if day < ARGV[3] then redis.call('HDEL', KEYS[1], day) end
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-if not redis.call('ZSCORE', KEYS[2], ARGV[5]) then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5]) end
+local seen = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[5]) or '0')
+if tonumber(ARGV[6]) > seen then redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5]) end
 return 1
 """
 
@@ -265,7 +266,8 @@ class UnitFigures:
 
 
 def period_figures(client: Any, start: date, end: date) -> list[UnitFigures]:
-    """Every unit followed in ``start``..``end`` (Japan time, inclusive): delivered, opened, clicked, by name."""
+    """Every unit sent or counted in ``start``..``end`` (Japan time, inclusive): delivered, opened, clicked, by name
+    (the units followed since ``start`` looked at: one last listed, sent or stored before has nothing then)."""
     r = runner(client)
     since, until = day_start(start), day_start(end + timedelta(days=1))
     units = [text(u) for u in r.zrangebyscore(keys.INSIGHT_UNITS, since, "+inf")]
@@ -281,6 +283,8 @@ def period_figures(client: Any, start: date, end: date) -> list[UnitFigures]:
     out = []
     for i, unit in enumerate(units):
         days = [DayFigures.from_json(v) for k, v in answers[2 * i].items() if first <= text(k) <= last]
+        if not days and not int(answers[2 * i + 1]):
+            continue  # neither sent nor counted in the period
         out.append(UnitFigures(unit, int(answers[2 * i + 1]), _total(d.opened for d in days),
                                _total(d.clicked for d in days), len(days)))
     return out
