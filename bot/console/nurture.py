@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask import Response, current_app, jsonify, request
+
+from bot.console import fmt
+from bot.console.texts import texts
 from bot.insight import UnitFigures, period_figures
 
 WITHHELD = "—"
@@ -77,3 +81,19 @@ def groups(figures: list[UnitFigures], t: Mapping[str, str]) -> list[Group]:
 
 def read(client: Any, start: date, end: date, t: Mapping[str, str]) -> list[Group]:
     return groups(period_figures(client, start, end), t)
+
+
+def api() -> Response:
+    """``GET /console/api/nurture``: the page's figures from ``from`` to ``to`` (Japan-time dates; the last 30 days
+    by default): per group, each unit's ``delivered``, ``opened`` and ``clicked`` (null: withheld by LINE, or no
+    figures yet) and ``has_figures`` (false: LINE's figures not in yet). Registered on ``console_tools``."""
+    s = current_app.extensions["crmbot"]
+    try:
+        start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), s.clock(), 30)
+    except ValueError:
+        return Response('{"error": "from and to are dates, YYYY-MM-DD, from not after to"}\n', 400,
+                        mimetype="application/json")
+    assert start is not None and end is not None
+    found = read(s.redis, start, end, texts())
+    return jsonify({"from": start.isoformat(), "to": end.isoformat(),
+                    "groups": {g.key: [row.as_json() for row in g.rows] for g in found}})

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bot.console import auth, fmt, leads
+from bot.console import auth, fmt, leads, nurture
 from bot.console.teams import all_reports
 from bot.console.texts import texts
 from conversations.analytics import Lead
@@ -111,21 +111,7 @@ def blueprint() -> Blueprint:
         found = leads.analytics(svc()).funnel(start, end, channel, source)
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
-    @bp.get("/api/nurture")
-    def nurture() -> Response:
-        """The nurture page's figures from ``from`` to ``to`` (Japan-time dates; the last 30 days by default):
-        per group, each unit's ``delivered``, ``opened`` and ``clicked`` (null: withheld by LINE) and
-        ``has_figures`` (false: LINE's figures not in yet) (:mod:`bot.console.nurture`)."""
-        from bot.console import nurture as nurture_mod
-
-        try:
-            start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), svc().clock(), 30)
-        except ValueError:
-            return _bad_request("from and to are dates, YYYY-MM-DD, from not after to")
-        assert start is not None and end is not None
-        found = nurture_mod.read(svc().redis, start, end, texts())
-        return jsonify({"from": start.isoformat(), "to": end.isoformat(),
-                        "groups": {g.key: [row.as_json() for row in g.rows] for g in found}})
+    bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:
