@@ -216,6 +216,10 @@ async def build_worker(
         senders[Transport.LINE] = LineTransport(api, scripts, push_limit=push, unknown_policy=config.reply_unknown,
                                                 on_profile=_keep_line_name if config.fetch_profile else None)
         senders[Transport.LINEBATCH] = LineBatchTransport(api, scripts, limit=multi)
+        from bot.insight import InsightChore
+        from bot.line.insight import LineInsight
+
+        chores.append(InsightChore(LineInsight(api), clock=clock))  # LINE's statistics per unit, once a day
         if config.line_forward_url:  # LINE's webhooks relayed to the other LINE tool (bot/line/forward.py)
             from bot.line.forward import ForwardTransport
 

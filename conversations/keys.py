@@ -480,3 +480,34 @@ def nudge_sent(subject: Subject, sid: int, begun: float) -> str:
 def push_budget(month: str) -> str:
     """One calendar month's pushes (Japan time, "2026-12"), all in one hash (bot/push_budget.py)."""
     return f"{PREFIX}:{{budget}}:{month}"
+
+
+# ---- LINE's statistics per aggregation unit (bot/insight.py, read by the console's nurture page) ----
+#    crmbot:{insight}:run                       the daily fetch: "next" (Unix time it is due), "owner" and "until"
+#                                               (the worker running it and its lease's end) (hash)
+#    crmbot:{insight}:units                     the units followed (sorted set: unit -> when last listed or sent)
+#    crmbot:{insight}:day:<unit>                one unit's figures per Japan-time day (hash: "YYYYMMDD" -> JSON,
+#                                               days older than bot.insight.KEEP_DAYS trimmed, TTL as long)
+#    crmbot:{insight}:sent:<unit>               the unit's pushes LINE accepted (sorted set: job id -> when; trimmed)
+INSIGHT = f"{PREFIX}:{{insight}}"
+INSIGHT_RUN = f"{INSIGHT}:run"
+INSIGHT_UNITS = f"{INSIGHT}:units"
+_UNIT_RE = re.compile(r"^[a-zA-Z0-9_]{1,30}$")  # LINE's rule for a custom aggregation unit's name
+
+
+def valid_unit(unit: str) -> bool:
+    return bool(_UNIT_RE.match(unit))
+
+
+def insight_days(unit: str) -> str:
+    """One aggregation unit's figures from LINE, per day (bot/insight.py)."""
+    if not valid_unit(unit):
+        raise InvalidInput(f"not an aggregation unit name: {unit[:40]!r}")
+    return f"{INSIGHT}:day:{unit}"
+
+
+def insight_sent(unit: str) -> str:
+    """One aggregation unit's pushes LINE accepted, by job id (bot/insight.py)."""
+    if not valid_unit(unit):
+        raise InvalidInput(f"not an aggregation unit name: {unit[:40]!r}")
+    return f"{INSIGHT}:sent:{unit}"

@@ -1204,6 +1204,55 @@ _WORK_EN: dict[str, str] = {
 JA.update(_WORK_JA)
 EN.update(_WORK_EN)
 
+# The nurture page (bot/console/nurture.py, templates/console_nurture.html): LINE's figures per follow-up step
+# and per nudge.
+_NURTURE_JA: dict[str, str] = {
+    "nav_nurture": "配信の効果",
+    "nurture_title": "配信の効果",
+    "nurture_intro": "フォローアップと中断した診断へのお知らせが、どれだけ読まれ、リンクが開かれたかです。"
+                     "数字はLINEの統計から1日1回取り込みます。",
+    "nurture_followups": "フォローアップ",
+    "nurture_nudges": "中断した診断へのお知らせ",
+    "nurture_other": "その他の配信",
+    "nurture_message": "メッセージ",
+    "nurture_step": "Q{q}・{step}通目",
+    "nurture_nudge": "Q{q}で止まった方へ",
+    "nurture_delivered": "配信数",
+    "nurture_opened": "開封した人",
+    "nurture_clicked": "リンクを開いた人",
+    "nurture_opened_rate": "開封率",
+    "nurture_clicked_rate": "クリック率",
+    "nurture_not_yet": "LINEの統計はまだ届いていません。",
+    "nurture_none": "この期間に配信したフォローアップやお知らせはありません。",
+    "nurture_withheld": "「—」は人数が少ないため、LINEが数を公開していないことを示します（0ではありません）。",
+    "nurture_note": "開封とクリックは日ごとの人数の合計です。同じ方が2日に分けて開くと2人と数えます。"
+                    "率は配信数に対する割合です。直近数日の数字は、LINEの集計が確定すると更新されます。",
+}
+_NURTURE_EN: dict[str, str] = {
+    "nav_nurture": "Message results",
+    "nurture_title": "Message results",
+    "nurture_intro": "How many people opened the follow-ups and the nudges, and opened their links. "
+                     "The figures come from LINE's statistics once a day.",
+    "nurture_followups": "Follow-ups",
+    "nurture_nudges": "Nudges to finish a diagnosis",
+    "nurture_other": "Other messages",
+    "nurture_message": "Message",
+    "nurture_step": "Q{q}, message {step}",
+    "nurture_nudge": "Stopped at Q{q}",
+    "nurture_delivered": "Delivered",
+    "nurture_opened": "Opened",
+    "nurture_clicked": "Opened a link",
+    "nurture_opened_rate": "Open rate",
+    "nurture_clicked_rate": "Click rate",
+    "nurture_not_yet": "LINE's figures are not in yet.",
+    "nurture_none": "No follow-up or nudge was sent in this period.",
+    "nurture_withheld": "\"—\" means LINE does not show the count because too few people are in it (it is not 0).",
+    "nurture_note": "Opened and clicked add up each day's people: someone who opens on two days counts twice. "
+                    "Rates are per message delivered. The last few days are updated once LINE's figures settle.",
+}
+JA.update(_NURTURE_JA)
+EN.update(_NURTURE_EN)
+
 TEXTS: Mapping[str, Mapping[str, str]] = {"ja": JA, "en": EN}
 
 

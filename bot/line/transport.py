@@ -59,6 +59,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.handoff import OPERATOR_TEXT, record_read
+from bot.insight import record_sent
 from bot.line.answers import call
 from bot.line.render import render
 from bot.logs import uid
@@ -261,9 +262,11 @@ class LineTransport:
             request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
             await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
                                                           _request_timeout=self.line.timeout()))
+            await _count_sent(attempt)
             return Outcome(DELIVERED, "push")
         except ApiException as e:
             if e.status == 409:
+                await _count_sent(attempt)
                 return Outcome(DELIVERED, "push already accepted (retry key)")
             if e.status == 429:
                 await attempt.limiter.hold("line:push", self.push_limit, attempt.clock(), _retry_after(e) or 1.0)
@@ -300,6 +303,12 @@ class LineTransport:
 
     async def close(self) -> None:
         await self.line.close()
+
+
+async def _count_sent(attempt: Attempt) -> None:
+    """A push with an aggregation unit that LINE accepted: counted once per job for the nurture page."""
+    if attempt.job.line.unit:
+        await record_sent(attempt.redis, attempt.job.line.unit, attempt.job.id, attempt.clock())
 
 
 async def _count_unknown(attempt: Attempt, outcome: str) -> None:

@@ -48,6 +48,8 @@ Pages
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
 * ``console.webhooks`` ``/console/webhooks``:
   test_console_webhooks.py::test_an_endpoint_is_added_its_secret_shown_once_and_events_arrive_signed
+* ``console.nurture`` ``/console/nurture``:
+  test_console_nurture.py::test_the_nurture_page_shows_each_step_and_nudge_with_withheld_counts_as_a_dash
 
 Error pages (no route of their own: the blueprint's handlers)
 * not found (404), any unknown ``/console/...`` address, and a lead whose reference matches no lead:
@@ -65,7 +67,7 @@ Not pages (GETs that answer no HTML)
 * ``console_tools.funnel`` (JSON): test_console.py::test_a_try_it_diagnosis_shows_in_no_figure
 * ``console_tools.export_leads``, ``console_tools.export_audit``, ``console_tools.export_kpi`` (CSV),
   ``console_bookings.get_availability``, ``console_bookings.bookings``, ``console_bookings.calendar``,
-  ``console_bookings.api_webhooks`` (JSON),
+  ``console_bookings.api_webhooks``, ``console_tools.nurture`` (JSON),
   ``console_calendar.feed`` (iCalendar): Flask's test client (tests/bot/console/)
 * ``console.static``, ``console_try.static``: the pages' style sheets and script
 """

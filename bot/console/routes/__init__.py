@@ -14,6 +14,7 @@
               mark or cancel a booking (a lead's page posts them too)
     webhooks  /console/webhooks: the client's webhook endpoints (added with a secret shown once, deleted, their
               last answers) and /console/api/webhooks (GET, POST, DELETE: the same through the Bearer token)
+    nurture   /console/nurture: LINE's figures per follow-up step and per nudge over a period (bot/insight.py)
 
 Every view is a module-level function; ``register(bp)`` adds its URL rules, each endpoint named
 ``console.<view>`` (``url_for("console.delivery")``).
@@ -29,6 +30,7 @@ from bot.console.routes import (
     delivery,
     leads,
     login,
+    nurture,
     operators,
     overview,
     profile,
@@ -38,5 +40,5 @@ from bot.console.routes import (
 
 
 def register(bp: Blueprint) -> None:
-    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks):
+    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks, nurture):
         page.register(bp)
