@@ -17,6 +17,7 @@ from bot.booking_flow import BookingFlow
 from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
+from bot.followups import Followups
 from bot.kpi import KpiCore
 from bot.operator import ConsultHook
 from bot.outbox import Outbox
@@ -57,6 +58,7 @@ class Services:
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
     # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
     handoff: Any = None  # bot.handoff.Handoff
+    followups: Any = None  # bot.followups.Followups: tips on the owner's point to fix, sent by the clock
 
 
 def build_services(
@@ -89,13 +91,16 @@ def build_services(
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
     bookings = Bookings(client, clock=clock)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
-    news = make_booking_news(outbox, bookings, relay, clock)
+    followups = Followups(client, script, resources_url=config.resources_url or "", clock=clock)
+    news = make_booking_news(outbox, bookings, relay, clock, followups=followups)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay)  # peers: a result's "N% of shops answer A here"
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
+              peers=PeerFigures(client, clock=clock), relay=relay,  # peers: a result's "N% of shops answer A here"
+              followups=followups.schedule)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
+                   followups=followups)
     if relay is not None:
         from bot.handoff import Handoff
 
@@ -140,7 +145,7 @@ def build_services(
 
 
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
-                      clock: Callable[[], float] = time.time) -> Fanout:
+                      clock: Callable[[], float] = time.time, *, followups: Followups | None = None) -> Fanout:
     """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
     booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
@@ -152,6 +157,8 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
         from bot.handoff import BookingThread
 
         hooks.append(BookingThread(outbox, relay, clock=clock))
+    if followups is not None:  # a consultation booked stops the follow-ups on the point to fix
+        hooks.append(followups.on_booking_news)
     return Fanout(hooks)
 
 
@@ -298,6 +305,7 @@ def build_reminders(svc: Services) -> Any:
         installed=installed,
         kpi=svc.kpi,
         bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
+        followups=svc.followups,  # tips on the owner's point to fix, 9:00-20:00, once each
     )
 
 

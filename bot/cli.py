@@ -492,9 +492,11 @@ def terminal_text(script: Script, out: Output) -> str:
         BookingNote,
         ConfirmRestart,
         ConsultAck,
-    Definition,
+        Definition,
         DoneHelp,
-    Erasure,
+        Erasure,
+        FollowOffer,
+        FollowStep,
         Greeting,
         Heard,
         Notice,
@@ -512,6 +514,7 @@ def terminal_text(script: Script, out: Output) -> str:
             return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | FollowOffer() | FollowStep()
               | BookingNote()):
             return views.plain_text(script, out)
         case _:

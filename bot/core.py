@@ -100,6 +100,7 @@ class Bot:
         booking: BookingFlow | None = None,
         peers: PeerFigures | None = None,
         relay: Relay | None = None,
+        followups: Callable[[Subject, Conv], list[tuple[str, float]]] | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -111,6 +112,7 @@ class Bot:
         self.booking = booking  # 相談する and the booking buttons: done before the step (bot/booking_flow.py)
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
+        self.followups = followups  # the follow-ups a record's opt-in schedules (bot/followups.py)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -168,6 +170,8 @@ class Bot:
                 remind_index=bool(conv is not None and conv.remind and not snap.conv.remind),
                 content=content,
                 once=once,
+                follow=self.followups(ev.subject, conv) if (
+                    self.followups is not None and conv is not None and conv.fu != snap.conv.fu) else (),
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered

@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.booking_reminders import send_due
+from bot.followups import Followups
 from bot.kpi import KpiCore
 from bot.kpi.areas import missing_areas
 from bot.logs import uid
@@ -117,6 +118,7 @@ class Reminders:
         installed: Callable[[str], bool] | None = None,  # many workspaces: is the app installed in it?
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
         bookings: Bookings | None = None,  # consultation bookings: their reminders (bot/booking_reminders.py)
+        followups: Followups | None = None,  # follow-ups on a point to fix (bot/followups.py)
     ) -> None:
         self.r = runner(client)
         self.teams = teams
@@ -127,6 +129,7 @@ class Reminders:
         self.installed = installed
         self.kpi = kpi
         self.bookings = bookings
+        self.followups = followups
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
         summary = Summary()
@@ -136,6 +139,8 @@ class Reminders:
             self._line(now, dry_run, summary)
         if self.bookings is not None and self.outbox.handles(Transport.LINE):
             summary.queued += send_due(self.bookings, self.outbox, now, dry_run=dry_run)
+        if self.followups is not None and self.outbox.handles(Transport.LINE):
+            summary.queued += self.followups.send_due(self.outbox, now, dry_run=dry_run)
         return summary
 
     # ---- Slack ----------------------------------------------------------------------------------

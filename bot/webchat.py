@@ -40,6 +40,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     JobOutput,
@@ -132,6 +134,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | FollowOffer() | FollowStep()
               | BookingNote()):
             pass  # text and buttons
         case _:

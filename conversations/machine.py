@@ -46,6 +46,7 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
     Greeting,
     Heard,
     Notice,
@@ -95,6 +96,8 @@ class Conv:
     consulted: int = 0  # the diagnosis (sid) of the latest consultation request (0: none; NO_DIAGNOSIS: asked
     # with no diagnosis taken)
     prev: str = ""  # answers of the finished diagnosis before ``last`` (a retake is compared with it)
+    fu: float = 0.0  # follow-ups on the point to fix of diagnosis ``sid`` run from this time (0: none; a retake
+    # starts them over from its own point; bot/followups.py)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -112,6 +115,8 @@ class Conv:
             d["k"] = self.consulted
         if self.prev:
             d["p"] = self.prev
+        if self.fu:
+            d["fu"] = round(self.fu, 3)
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -133,6 +138,7 @@ class Conv:
             handoff_until=d.get("h", 0.0),
             consulted=d.get("k", 0),
             prev=d.get("p", ""),
+            fu=d.get("fu", 0.0),
         )
 
     @property
@@ -260,7 +266,7 @@ def _at_rest(conv: Conv) -> Conv:
     """The record with no diagnosis under way: done if a result is kept, else idle."""
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
-                consulted=conv.consulted, prev=conv.prev)
+                consulted=conv.consulted, prev=conv.prev, fu=conv.fu)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
@@ -296,7 +302,7 @@ def forget(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Unfollow: drop anything in progress, the reminder and an open handoff; a finished result is kept."""
     if not conv.last:
         return Step(None)
-    return Step(replace(_at_rest(conv), remind=False, handoff_until=0.0))
+    return Step(replace(_at_rest(conv), remind=False, handoff_until=0.0, fu=0.0))
 
 
 def _is_current(conv: Conv, inp: Input) -> bool:
@@ -319,8 +325,12 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last)
+    # Follow-ups opted in to start over from this result's point (none with ten A's).
+    fu = round(ctx.now, 3) if conv.fu and next_point(answers) is not None else 0.0
+    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last, fu=fu)
     outs: tuple[Output, ...] = (result_output(done),)
+    if not fu and next_point(answers) is not None:
+        outs += (FollowOffer(done.sid),)  # before the quarterly offer: its buttons are on its own card
     if not conv.remind:
         outs += (OptinOffer(),)
     return Step(done, outs)
@@ -399,16 +409,34 @@ def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     its own words: notices are off, the diagnosis stays where it is, and the open question (or prompt)
     is shown again to carry on."""
     said = notice("stopped_midway" if conv.in_progress else "optin_off")
-    if not conv.remind:
+    if not conv.remind and not conv.fu:
         return _keep(conv, said, *place(conv))
-    return Step(replace(conv, remind=False), (said, *place(conv)))
+    return Step(replace(conv, remind=False, fu=0.0), (said, *place(conv)))
+
+
+def follow_choice(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Yes or no to the follow-ups on the point to fix of the result shown (an older result's button, or
+    one with nothing to fix: only what can be done now). A yes while they run changes nothing."""
+    if inp.sid != conv.sid or not conv.last or next_point(conv.last) is None:
+        return _keep(conv, notice("follow_stale"), *place(conv))
+    if inp.kind == inputs.FOLLOW_NO:
+        return Step(replace(conv, fu=0.0), (notice("follow_off"),)) if conv.fu else _keep(conv, notice("follow_off"))
+    if conv.fu:
+        return _keep(conv, notice("follow_on"))
+    return Step(replace(conv, fu=round(ctx.now, 3)), (notice("follow_on"),))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Opting in or out while an unfinished diagnosis has expired: the answer is recorded and the
     expired diagnosis is put to rest (not revived by the change)."""
     on = inp.kind == inputs.OPT_IN
-    return Step(replace(_at_rest(conv), remind=on), (notice("optin_on" if on else "optin_off"),))
+    return Step(replace(_at_rest(conv), remind=on, fu=conv.fu if on else 0.0),
+                (notice("optin_on" if on else "optin_off"),))
+
+
+def follow_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A follow-up offer's button while an unfinished diagnosis has expired: it is about an older result."""
+    return Step(_at_rest(conv), (notice("follow_stale"),))
 
 
 def ask_restart(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -658,8 +686,10 @@ ROUTES: tuple[Route, ...] = (
           frozenset({IDLE, DONE})),
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
     *(Route(s, (inputs.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.FOLLOW_IN, inputs.FOLLOW_NO), follow_choice, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.OPT_IN, inputs.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.FOLLOW_IN, inputs.FOLLOW_NO), follow_expired, frozenset({IDLE, DONE})),
     # a consultation request, in any state, with or without a diagnosis (the state stays)
     *(Route(s, (inputs.CONSULT,), consult, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.CONSULT,), consult_expired, frozenset({IDLE, DONE})),

@@ -13,6 +13,7 @@ on a Redis Cluster the marks and the hints live in another slot and go before an
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,7 @@ class Persistence(abc.ABC):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        follow: Sequence[tuple[str, float]] = (),
     ) -> str: ...
 
     @abc.abstractmethod
@@ -153,6 +155,7 @@ class RedisStore(Persistence):
         remind_index: bool = False,
         content: tuple[str, str] | None = None,
         once: Once | None = None,
+        follow: Sequence[tuple[str, float]] = (),
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
@@ -160,7 +163,8 @@ class RedisStore(Persistence):
         a superset of the users who opted in). ``content``: (key, value) of the script the job is to be
         rendered with, stored if absent (SET NX) before the commit (the first job of a process).
         ``once``: a job of another hash slot queued at most once (a LINE webhook's forward), riding in the
-        same round trip (on a Cluster, a call of its own): queued whatever the commit answers."""
+        same round trip (on a Cluster, a call of its own): queued whatever the commit answers. ``follow``:
+        follow-ups to schedule, (member, due) (bot/followups.py), added before the commit as the index is."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -180,6 +184,8 @@ class RedisStore(Persistence):
                 p.set(content[0], content[1], nx=True)
             if remind_index:
                 p.sadd(keys.REMIND_INDEX, f"{s.transport}:{s.user_id}")
+            if follow:
+                p.zadd(keys.FOLLOWUPS, dict(follow))
             for x in queued:
                 # The recovery mark first: if this process dies after the commit, a worker still
                 # finds the job (and the figures).

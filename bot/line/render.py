@@ -34,6 +34,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     Notice,
@@ -84,8 +86,11 @@ def message(script: Script, out: Output) -> Message:
             return slots_message(script, out)
         case BookingNote():
             return booking_message(script, out)
+        case FollowOffer():
+            return card_message(views.plain_text(script, out), views.buttons_for(script, out))
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
+              | FollowStep()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:
@@ -94,6 +99,26 @@ def message(script: Script, out: Output) -> Message:
 
 def _postback(b: views.Button) -> dict[str, Any]:
     return {"type": "postback", "label": b.label, "data": b.data, "displayText": b.echo[:300]}
+
+
+def card_message(words: str, buttons: Sequence[views.Button]) -> FlexMessage:
+    """A question with its buttons on its own bubble: quick replies show only under a reply's last message,
+    so a question followed by another (the follow-up offer, then the quarterly one) keeps its buttons."""
+    bubble = {
+        "type": "bubble",
+        "body": {"type": "box", "layout": "vertical",
+                 "contents": [{"type": "text", "text": words, "size": "sm", "wrap": True, "color": INK}]},
+        "footer": {"type": "box", "layout": "horizontal", "spacing": "sm", "contents": [
+            {"type": "button", "style": "primary" if i == 0 else "secondary", "height": "sm",
+             **({"color": ACCENT} if i == 0 else {}), "action": _postback(b)}
+            for i, b in enumerate(buttons)]},
+    }
+    return FlexMessage(altText=words[:1500], contents=FlexContainer.from_dict(bubble))
+
+
+def aggregation_units(outputs: Sequence[Output]) -> list[str]:
+    """The LINE aggregation unit a push is counted under (a follow-up's step; at most one, LINE's rule)."""
+    return [out.unit for out in outputs if isinstance(out, FollowStep)][:1]
 
 
 def consult_message(script: Script, out: ConsultAck) -> FlexMessage:

@@ -60,7 +60,7 @@ from linebot.v3.messaging import (
 
 from bot.handoff import OPERATOR_TEXT
 from bot.line.answers import call
-from bot.line.render import render
+from bot.line.render import aggregation_units, render
 from bot.logs import uid
 from bot.ratelimit import Limit, retry_after
 from bot.scripts import Scripts
@@ -241,15 +241,16 @@ class LineTransport:
             await attempt.checkpoint()
         if state.resent and len(messages) < 5:
             messages = [TextMessage(text=script.text("resent_note")), *messages]
-        return await self._push(attempt, messages)
+        return await self._push(attempt, messages, aggregation_units(outputs_of(job.outputs)))
 
-    async def _push(self, attempt: Attempt, messages: list[Any]) -> Outcome:
+    async def _push(self, attempt: Attempt, messages: list[Any], units: list[str] | None = None) -> Outcome:
+        """Push ``messages``; ``units``: the LINE aggregation unit its statistics count under (a follow-up's)."""
         job = attempt.job
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            await call("push", self.line.api.push_message(PushMessageRequest(to=job.to, messages=messages),
-                                                          x_line_retry_key=job.id,
+            request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units or None)
+            await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
                                                           _request_timeout=self.line.timeout()))
             return Outcome(DELIVERED, "push")
         except ApiException as e:

@@ -42,6 +42,8 @@ TABLE = [
     ("delete my data? no", POSTBACK, tapped("e:0"), True, True),
     ("the retake reminder: the point moved", POSTBACK, tapped("m:1"), True, True),
     ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
+    ("the follow-ups on the point to fix: yes", POSTBACK, tapped("f:1:1"), True, True),
+    ("the follow-ups on the point to fix: no", POSTBACK, tapped("f:1:0"), True, True),
     ("the free consultation slots (予約する)", POSTBACK, tapped("bk"), True, True),
     ("a consultation slot picked", POSTBACK, tapped("bp:1796000400"), True, True),
     ("a booking cancelled", POSTBACK, tapped("bx:0123456789abcdef"), True, True),
