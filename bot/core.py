@@ -35,7 +35,7 @@ from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
 from conversations.machine import HANDOFF, IDLE, Conv, Machine
-from conversations.outputs import Output, Result
+from conversations.outputs import FollowOffer, Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
 from conversations.store import CONFLICT, DUPLICATE, OK, Persistence
@@ -153,6 +153,8 @@ class Bot:
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
+            if ev.subject.transport != Transport.LINE:  # tips on the point to fix are pushed in LINE only
+                said = tuple(out for out in said if not isinstance(out, FollowOffer))
             job, figures = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from typing import Any, assert_never
 
 from linebot.v3.messaging import (
+    ConfirmTemplate,
     FlexContainer,
     FlexMessage,
     Message,
     PostbackAction,
     QuickReply,
     QuickReplyItem,
+    TemplateMessage,
     TextMessage,
 )
 
@@ -87,7 +89,7 @@ def message(script: Script, out: Output) -> Message:
         case BookingNote():
             return booking_message(script, out)
         case FollowOffer():
-            return card_message(views.plain_text(script, out), views.buttons_for(script, out))
+            return confirm_message(views.plain_text(script, out), views.buttons_for(script, out))
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
               | FollowStep()):
@@ -101,19 +103,13 @@ def _postback(b: views.Button) -> dict[str, Any]:
     return {"type": "postback", "label": b.label, "data": b.data, "displayText": b.echo[:300]}
 
 
-def card_message(words: str, buttons: Sequence[views.Button]) -> FlexMessage:
-    """A question with its buttons on its own bubble: quick replies show only under a reply's last message,
-    so a question followed by another (the follow-up offer, then the quarterly one) keeps its buttons."""
-    bubble = {
-        "type": "bubble",
-        "body": {"type": "box", "layout": "vertical",
-                 "contents": [{"type": "text", "text": words, "size": "sm", "wrap": True, "color": INK}]},
-        "footer": {"type": "box", "layout": "horizontal", "spacing": "sm", "contents": [
-            {"type": "button", "style": "primary" if i == 0 else "secondary", "height": "sm",
-             **({"color": ACCENT} if i == 0 else {}), "action": _postback(b)}
-            for i, b in enumerate(buttons)]},
-    }
-    return FlexMessage(altText=words[:1500], contents=FlexContainer.from_dict(bubble))
+def confirm_message(words: str, buttons: Sequence[views.Button]) -> TemplateMessage:
+    """A yes / no question with its two buttons on the message itself (LINE's confirm template): quick replies
+    show only under a reply's last message, so a question followed by another (the follow-ups' offer, then the
+    quarterly one) keeps its buttons."""
+    yes, no = buttons
+    return TemplateMessage(altText=words[:400], template=ConfirmTemplate(text=words[:240], actions=[
+        PostbackAction(label=b.label, data=b.data, displayText=b.echo[:300]) for b in (yes, no)]))
 
 
 def aggregation_units(outputs: Sequence[Output]) -> list[str]:

@@ -103,7 +103,8 @@ def test_an_opted_in_owner_whose_point_is_q3_gets_exactly_the_q3_steps_on_their_
     result = take(env, user, Q3_POINT)
     # the result, then the follow-ups' own offer (its buttons on its card), then the quarterly one (quick replies)
     card, offer, quarterly = result
-    assert card["type"] == "flex" and offer["type"] == "flex" and offer["altText"] == script.text("follow_offer")
+    assert card["type"] == "flex" and offer["type"] == "template" and offer["template"]["type"] == "confirm"
+    assert offer["template"]["text"] == script.text("follow_offer")
     assert [p["data"] for p in postbacks(offer)] == ["f:1:1", "f:1:0"]
     assert quarterly["text"] == script.text("optin_offer") and last_quick_reply_data([quarterly]) == ["o:1", "o:0"]
     [said] = opt_in(env, user)
@@ -163,7 +164,7 @@ def test_a_retake_starts_over_from_the_new_point(env: LineEnv, redis_url: str) -
     assert units(env, user) == ["fu_q3_1"]
     env.clock.t = at("2026-12-10T10:00")
     result = take(env, user, Q5_POINT, follow=False)
-    assert not any(m.get("altText") == env.svc.script.text("follow_offer") for m in result)  # already on
+    assert not any(m["type"] == "template" for m in result)  # already on: no offer
     for when in ("2026-12-12T10:00", "2026-12-14T10:00", "2026-12-17T10:00", "2026-12-23T10:00"):
         remind(env, redis_url, when)
     assert units(env, user) == ["fu_q3_1", "fu_q5_1", "fu_q5_2", "fu_q5_3"]

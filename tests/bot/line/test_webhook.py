@@ -54,11 +54,12 @@ def take(env: LineEnv, user: LineUser, answers: str) -> list[dict]:
 def test_full_diagnosis_reaches_each_tier(line_env: LineEnv, answers: str, label: str, count: int) -> None:
     user = line_env.user()
     delivered = take(line_env, user, answers)
-    # greeting, Q1..Q10, then the result with the reminder offer: all by reply (no push quota used)
-    assert len(delivered) == 13
+    # greeting, Q1..Q10, then the result with the offers (the follow-ups' with a point to fix, the quarterly
+    # reminder's): all by reply (no push quota used)
+    assert len(delivered) == 13 + (answers != "AAAAAAAAAA")
     assert {r.path for r in line_env.fake.recorded() if r.method == "POST"} == {REPLY}  # (the profile is a GET)
     assert "Q3/10" in delivered[3]["text"]
-    result, offer = delivered[-2:]
+    result, offer = delivered[-3 if answers != "AAAAAAAAAA" else -2], delivered[-1]
     assert offer["text"] == line_env.svc.script.text("optin_offer")
     assert last_quick_reply_data([offer]) == ["o:1", "o:0"]
     assert result["type"] == "flex"
@@ -73,7 +74,7 @@ def test_full_diagnosis_reaches_each_tier(line_env: LineEnv, answers: str, label
 def test_result_names_the_weakest_question_as_the_point_to_fix(line_env: LineEnv) -> None:
     user = line_env.user()
     delivered = take(line_env, user, "AACAAADAAB")  # the D at Q7 is the weakest
-    body = json.dumps(delivered[-2]["contents"], ensure_ascii=False)
+    body = json.dumps(delivered[-3]["contents"], ensure_ascii=False)
     assert "Q7 " in body
     assert line_env.svc.script.questions[6].advice in body
 
