@@ -96,9 +96,8 @@ def build_services(
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay,  # peers: a result's "N% of shops answer A here"
-              followups=followups.schedule)
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow, relay=relay,
+              peers=PeerFigures(client, clock=clock), followups=followups.schedule)  # peers: "N% answer A here"
     svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
                    followups=followups)
     if relay is not None:
