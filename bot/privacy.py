@@ -162,6 +162,9 @@ class Eraser:
                 removed[family] = removed.get(family, 0) + 1
         if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
             removed["reminder_index"] = 1
+        steps = [m for m, _ in self.r.zscan_iter(keys.FOLLOWUPS, match=f"{subject.transport}:{subject.user_id}|*")]
+        if steps and self.r.zrem(keys.FOLLOWUPS, *steps):  # follow-ups still scheduled (bot/followups.py)
+            removed["followups"] = len(steps)
         worked = self._forget_work(str(subject.transport), subject.user_id)
         if worked:
             removed["lead_work"] = worked

@@ -138,15 +138,20 @@ def test_an_opted_in_owner_whose_point_is_q3_gets_exactly_the_q3_steps_on_their_
     assert env.r.zcard(keys.FOLLOWUPS) == 0  # and is off the schedule
 
 
-def test_none_after_stop_or_unfollow_and_none_without_opting_in(env: LineEnv, redis_url: str) -> None:
+def test_none_after_stop_unfollow_or_erasure_and_none_without_opting_in(env: LineEnv, redis_url: str) -> None:
     env.clock.t = at("2026-12-07T10:00")
-    stopped, gone, declined, silent = env.user(), env.user(), env.user(), env.user()
-    for user in (stopped, gone, declined, silent):
+    stopped, gone, erased, declined, silent = env.user(), env.user(), env.user(), env.user(), env.user()
+    for user in (stopped, gone, erased, declined, silent):
         take(env, user, Q3_POINT)
-    for user in (stopped, gone):
+    for user in (stopped, gone, erased):
         opt_in(env, user)
+    assert env.r.zcard(keys.FOLLOWUPS) == 9  # three steps each
     stopped.say("停止")
     gone.send(gone.event("unfollow", reply=False))
+    erased.say("データを削除")
+    erased.tap("e:1")
+    env.settle()
+    assert not [m for m in env.r.zrange(keys.FOLLOWUPS, 0, -1) if erased.user_id in m.decode()]  # nothing of theirs
     declined.tap("f:1:0")
     declined.tap("o:1")  # the quarterly reminder is a separate opt-in: yes to it is no yes to the tips
     env.settle()
