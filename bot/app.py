@@ -17,6 +17,7 @@ from bot.booking_flow import BookingFlow
 from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
+from bot.followups import Followups
 from bot.kpi import KpiCore
 from bot.operator import ConsultHook
 from bot.outbox import Outbox
@@ -57,6 +58,7 @@ class Services:
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
     # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
     handoff: Any = None  # bot.handoff.Handoff
+    followups: Any = None  # bot.followups.Followups: tips on the owner's point to fix, sent by the clock
 
 
 def build_services(
@@ -89,14 +91,16 @@ def build_services(
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
     bookings = Bookings(client, clock=clock)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
-    news = make_booking_news(outbox, bookings, relay, clock)
+    followups = Followups(client, script, resources_url=config.resources_url or "", clock=clock)
+    news = make_booking_news(outbox, bookings, relay, clock, followups=followups)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay,
-              nudge_after=config.nudge_after_hours * 3600)  # peers: a result's "N% of shops answer A here"
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow, relay=relay,
+              peers=PeerFigures(client, clock=clock), nudge_after=config.nudge_after_hours * 3600,
+              followups=followups.schedule)  # peers: a result's "N% of shops answer A here"
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
+                   followups=followups)
     if relay is not None:
         from bot.handoff import Handoff
 
@@ -141,7 +145,7 @@ def build_services(
 
 
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
-                      clock: Callable[[], float] = time.time) -> Fanout:
+                      clock: Callable[[], float] = time.time, *, followups: Followups | None = None) -> Fanout:
     """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
     booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
@@ -155,6 +159,8 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
         from bot.handoff import BookingThread
 
         hooks.append(BookingThread(outbox, relay, clock=clock))
+    if followups is not None:  # a consultation booked stops the follow-ups on the point to fix
+        hooks.append(followups.on_booking_news)
     return Fanout(hooks)
 
 
@@ -284,6 +290,7 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
 def build_reminders(svc: Services) -> Any:
     """The quarterly reminder engine over the app's services (bot.reminders.Reminders): the KPI core
     says what a team's reminder says; no Bolt app is needed (the clock builds none)."""
+    from bot.followups import PassQuota
     from bot.nudges import Nudges
     from bot.push_budget import PushBudget
     from bot.reminders import Reminders, ReminderSettings
@@ -291,6 +298,7 @@ def build_reminders(svc: Services) -> Any:
 
     cfg = svc.config
     budget = PushBudget(svc.redis, cfg.push_budget_month)
+    quota = PassQuota(svc.line_quota) if svc.line_quota is not None else None  # shared by follow-ups and nudges
     installed = None
     if svc.kpi is not None and cfg.slack_oauth:  # many workspaces: an uninstalled one's teams are skipped
         from conversations.installations import Installations
@@ -309,9 +317,11 @@ def build_reminders(svc: Services) -> Any:
         installed=installed,
         kpi=svc.kpi,
         bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
-        budget=budget,  # CRMBOT_PUSH_BUDGET_MONTH: the asked-for reminders count, nudges may be held
+        budget=budget,  # CRMBOT_PUSH_BUDGET_MONTH: the asked-for reminders count, follow-ups and nudges may be held
+        # tips on the owner's point to fix (9:00-20:00, once each), then the nudges: LINE's quota read once a pass
+        followups=svc.followups.sender(svc.outbox, budget, quota) if cfg.line_enabled and svc.followups else None,
         nudges=Nudges(svc.redis, svc.outbox, budget, after=cfg.nudge_after_hours * 3600,
-                      expiry=cfg.conversation_ttl, quota=svc.line_quota) if cfg.line_enabled else None,
+                      expiry=cfg.conversation_ttl, quota=quota) if cfg.line_enabled else None,
     )
 
 
