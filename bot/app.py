@@ -73,18 +73,8 @@ def build_services(
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
     machine = build(config.machine_settings(script.qualify.counts))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
-    # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
-    transports = [Transport.WEB, Transport.WEBHOOK]  # the client's webhook endpoints (bot/webhooks.py)
-    if config.line_enabled:
-        transports += [Transport.LINE, Transport.LINEBATCH]
-    else:
-        log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
-    if config.slack_enabled:
-        transports.append(Transport.SLACK)
-    else:
-        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
-    outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
+    outbox = Outbox(client, _transports(config), clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
@@ -142,6 +132,21 @@ def build_services(
             handoff=svc.handoff,
         )
     return svc
+
+
+def _transports(config: Config) -> list[Transport]:
+    """What the web tier's outbox queues for: the channels configured (each one missing said once)."""
+    # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
+    transports = [Transport.WEB, Transport.WEBHOOK]  # the client's webhook endpoints (bot/webhooks.py)
+    if config.line_enabled:
+        transports += [Transport.LINE, Transport.LINEBATCH]
+    else:
+        log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
+    if config.slack_enabled:
+        transports.append(Transport.SLACK)
+    else:
+        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
+    return transports
 
 
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
