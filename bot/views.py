@@ -393,8 +393,9 @@ def greeting_text(script: Script, privacy_url: str = "") -> str:
 def follow_step_text(script: Script, out: FollowStep) -> str:
     """A follow-up on the point to fix: its question's topic, which step of how many, the tip, its link."""
     question = script.questions[out.q]
-    said = script.text("follow_step", topic=question.topic, number=out.step + 1, total=len(question.followups),
-                       tip=question.followups[out.step].tip)
+    steps = question.followups  # (a content edited since the step was queued may have fewer: no tip then)
+    said = script.text("follow_step", topic=question.topic, number=out.step + 1, total=max(len(steps), out.step + 1),
+                       tip=steps[out.step].tip if out.step < len(steps) else "")
     return f"{said}\n{script.text('follow_link', url=out.url)}" if out.url else said
 
 
