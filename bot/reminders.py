@@ -121,8 +121,8 @@ class Reminders:
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
         bookings: Bookings | None = None,  # consultation bookings: their reminders (bot/booking_reminders.py)
         budget: PushBudget | None = None,  # the month's push budget: the reminders asked for count against it
-        followups: FollowupSender | None = None,  # follow-ups on a point to fix (bot/followups.py): then
-        nudges: Nudges | None = None,  # drop-off nudges (bot/nudges.py): after the reminders asked for
+        followups: FollowupSender | None = None,  # follow-ups on a point to fix (bot/followups.py): first
+        nudges: Nudges | None = None,  # drop-off nudges (bot/nudges.py): after the reminders and follow-ups
     ) -> None:
         self.r = runner(client)
         self.teams = teams
