@@ -103,6 +103,7 @@ class Bot:
         peers: PeerFigures | None = None,
         relay: Relay | None = None,
         nudge_after: float = 0.0,
+        followups: Callable[[Subject, Conv], list[tuple[str, float]]] | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -115,6 +116,7 @@ class Bot:
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
         self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
+        self.followups = followups  # the follow-ups a record's opt-in schedules (bot/followups.py)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -177,6 +179,8 @@ class Bot:
                 once=once,
                 log=entry,
                 nudge=self._nudge(ev.subject, conv) if step.changed else None,
+                follow=self.followups(ev.subject, conv) if (
+                    self.followups is not None and conv is not None and conv.fu != snap.conv.fu) else (),
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered

@@ -52,6 +52,11 @@ CONSULT_PARTS = ("firm", "timeframe", "format", "length", "price")
 CONSULT_PART_MAX = 80
 ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
 STEP_MAX = 120  # each level of a question's step in a result's 90-day plan (step_b, step_cd)
+FOLLOWUPS_MAX = 3  # follow-ups on a point to fix: at most this many steps a question ...
+FOLLOWUP_DAYS = 14  # ... within this many days of the opt-in
+TIP_MAX = 200  # each follow-up's tip
+LINK_MAX = 100  # each follow-up's link path (under CRMBOT_RESOURCES_URL)
+_LINK_CHARS = frozenset(string.ascii_letters + string.digits + "/_.-")
 
 # text key -> placeholders it may use
 TEXT_KEYS: dict[str, frozenset[str]] = {
@@ -149,6 +154,15 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "booking_gone": "",
         "booking_remind_day": "",
         "booking_remind_soon": "",
+        "follow_offer": "",
+        "follow_yes_button": "",
+        "follow_no_button": "",
+        "follow_on": "",
+        "follow_off": "",
+        "follow_stale": "",
+        "follow_restart": "",
+        "follow_step": "topic number total tip",
+        "follow_link": "url",
         "booking_change_note": "",
         "booking_change_button": "",
         "booking_cancel_button": "",
@@ -163,6 +177,7 @@ BUTTON_KEYS = (
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
     "restart_yes_button", "restart_no_button", "moved_yes_button", "moved_no_button", "booking_more_button",
     "booking_change_button", "booking_cancel_button", "booking_book_button",
+    "follow_yes_button", "follow_no_button",
 )
 
 
@@ -170,6 +185,15 @@ BUTTON_KEYS = (
 class Choice:
     text: str
     label: str
+
+
+@dataclass(frozen=True)
+class Followup:
+    """One follow-up on a point to fix: sent ``day`` days after the opt-in (bot/followups.py)."""
+
+    day: int
+    tip: str
+    link: str = ""  # a path under CRMBOT_RESOURCES_URL ("" none)
 
 
 @dataclass(frozen=True)
@@ -181,6 +205,8 @@ class Question:
     choices: Mapping[str, Choice]
     step_b: str = ""  # the 90-day plan's one short step for a B answer (from advice_b)
     step_cd: str = ""  # and for a C or D answer (from advice_cd)
+    followups: tuple[Followup, ...] = ()  # the follow-ups when this question is the point to fix
+
 
     @property
     def advice(self) -> str:
@@ -610,11 +636,38 @@ def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
         choices=choices,
         step_b=r.text_at(rq, "step_b", f"{field}.step_b", STEP_MAX),
         step_cd=r.text_at(rq, "step_cd", f"{field}.step_cd", STEP_MAX),
+        followups=_parse_followups(r, rq, f"{field}.followups"),
     )
     if normalise(question.advice_b) == normalise(question.advice_cd):
         raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
                      "(make the practice a routine, measured)")
     return question
+
+
+def _parse_followups(r: _Reader, rq: Mapping[str, Any], field: str) -> tuple[Followup, ...]:
+    """``[[questions.followups]]``: one to three steps, each a day (0-14, later than the one before), a tip and
+    an optional link path (letters, digits, / _ . -; no scheme: it goes under CRMBOT_RESOURCES_URL)."""
+    raw = rq.get("followups")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= FOLLOWUPS_MAX:
+        raise r.fail(field, f"must list 1 to {FOLLOWUPS_MAX} steps ([[questions.followups]])")
+    steps: list[Followup] = []
+    for i, rs in enumerate(raw, start=1):
+        sf = f"{field}[{i}]"
+        if not isinstance(rs, dict):
+            raise r.fail(sf, "must be a table with day, tip and an optional link")
+        day = rs.get("day")
+        if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= FOLLOWUP_DAYS:
+            raise r.fail(f"{sf}.day", f"must be a whole number of days from 0 to {FOLLOWUP_DAYS}")
+        if steps and day <= steps[-1].day:
+            raise r.fail(f"{sf}.day", "must come after the step before")
+        link = rs.get("link", "")
+        if not isinstance(link, str) or len(link) > LINK_MAX or set(link) - _LINK_CHARS or "//" in link:
+            raise r.fail(f"{sf}.link", f"must be a path under CRMBOT_RESOURCES_URL (letters, digits, / _ . -; "
+                         f"at most {LINK_MAX})")
+        for extra in set(rs) - {"day", "tip", "link"}:
+            raise r.fail(f"{sf}.{extra}", "unknown field")
+        steps.append(Followup(day, r.text_at(rs, "tip", f"{sf}.tip", TIP_MAX), link.strip("/")))
+    return tuple(steps)
 
 
 def _parse_consult(r: _Reader, data: Mapping[str, Any]) -> dict[str, str]:

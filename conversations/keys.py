@@ -33,6 +33,13 @@ touch it atomically. Global indexes carry their own tag.
                                                    ledger mark of its push, in the user's slot beside the mailbox
     crmbot:{u:<transport>:<user id>}:oplog         the owner's conversation with the operator during handoffs
                                                    (list of JSON, capped, TTL: conversations.handoff_log)
+    crmbot:{followups}:due                         follow-ups on a point to fix, scheduled (sorted set: member
+                                                   "<transport>:<user>|<sid>|<q>|<step>", score the time due)
+    crmbot:{followups}:held                        those the push budget held (hash: member -> the month held in)
+    crmbot:{u:<transport>:<user id>}:fu:<sid>:<step>
+                                                   a follow-up queued for the user (string, TTL): its ledger mark
+    crmbot:{u:<transport>:<user id>}:fu:booked     when the user last booked a consultation (string): follow-ups
+                                                   started before it stop (bot/followups.py)
 
 ``<transport>`` is a :class:`conversations.transports.Transport` (line, slack, web, ...), never a Slack
 or LINE channel.
@@ -50,6 +57,9 @@ from conversations.transports import Transport
 PREFIX = "crmbot"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
+# Follow-ups on a point to fix that may be due (sorted set, score the time due; the user's record is the truth).
+FOLLOWUPS = f"{PREFIX}:{{followups}}:due"
+FOLLOWUPS_HELD = f"{PREFIX}:{{followups}}:held"  # the ones the push budget held: member -> the month held in
 # Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
 CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
 # When the clock last finished a pass (Unix time, a string): one SET per pass, read by the web's /metrics.
@@ -437,6 +447,16 @@ def booking_owner_told(subject: Subject, news_id: str) -> str:
     the user's slot (Outbox.put_once: queued once)."""
     digest = hashlib.sha256(str(news_id).encode()).hexdigest()[:32]  # any id the news carries, kept short
     return f"{PREFIX}:{subject.tag}:bknews:{digest}"
+
+
+def followup_sent(subject: Subject, sid: int, step: int) -> str:
+    """Ledger mark of one follow-up's push (step ``step`` of diagnosis ``sid``), in the user's slot."""
+    return f"{PREFIX}:{subject.tag}:fu:{sid}:{step}"
+
+
+def followup_booked(subject: Subject) -> str:
+    """When the user last booked a consultation: the follow-ups started before it stop."""
+    return f"{PREFIX}:{subject.tag}:fu:booked"
 
 
 def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:

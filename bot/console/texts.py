@@ -258,6 +258,8 @@ JA: dict[str, str] = {
     "kind_done_help": "診断後のご案内",
     "kind_heard": "受け付けのお返事",
     "kind_optin_offer": "リマインドのご案内",
+    "kind_follow_offer": "改善ヒントのご案内",
+    "kind_follow_step": "改善ヒント",
     "kind_consult_ack": "相談受付のお返事",
     "kind_reminder": "リマインダー",
     "kind_definition": "用語の説明",
@@ -327,7 +329,9 @@ JA: dict[str, str] = {
     "budget_dropped": "見送り",
     "budget_none": "今月はまだプッシュ送信がありません。",
     "budget_note": "ご本人が希望したお知らせ（再診断のご案内・相談予約のリマインド）は、予算を超えても送ります。"
-                   "中断した診断へのお知らせは予算を超えると保留し、翌月に送ります。不要になったものは見送ります。",
+                   "改善ポイントのヒントと中断した診断へのお知らせは、予算を超えると保留し、翌月に送ります。"
+                   "不要になったものは見送ります。",
+    "push_kind_followup": "改善ポイントのヒント",
     "push_kind_nudge": "中断した診断へのお知らせ",
     "push_kind_retake": "再診断のご案内",
     "push_kind_booking_reminder": "相談予約のリマインド",
@@ -818,6 +822,8 @@ EN: dict[str, str] = {
     "kind_done_help": "after-diagnosis help",
     "kind_heard": "acknowledgement",
     "kind_optin_offer": "reminder offer",
+    "kind_follow_offer": "follow-up offer",
+    "kind_follow_step": "follow-up tip",
     "kind_consult_ack": "consultation acknowledgement",
     "kind_reminder": "reminder",
     "kind_definition": "term explained",
@@ -887,8 +893,9 @@ EN: dict[str, str] = {
     "budget_dropped": "Dropped",
     "budget_none": "No pushes sent this month yet.",
     "budget_note": "Reminders the owner asked for (the retake, booking reminders) go even over the budget. "
-                   "Nudges to finish a diagnosis are held over it and sent next month; "
-                   "those no longer needed are dropped.",
+                   "Tips on the point to fix and nudges to finish a diagnosis are held over it and sent next "
+                   "month; those no longer needed are dropped.",
+    "push_kind_followup": "Tips on the point to fix",
     "push_kind_nudge": "Nudges to finish a diagnosis",
     "push_kind_retake": "Retake reminders",
     "push_kind_booking_reminder": "Booking reminders",

@@ -258,7 +258,7 @@ class LineTransport:
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (e.g. nudge_q4)
+            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (nudge_q4, fu_q3_1)
             request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
             await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
                                                           _request_timeout=self.line.timeout()))
