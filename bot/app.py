@@ -27,6 +27,7 @@ from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
+from conversations.experiments import Assigner, BookedCounter
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
@@ -89,13 +90,14 @@ def build_services(
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
     bookings = Bookings(client, clock=clock)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
-    news = make_booking_news(outbox, bookings, relay, clock)
+    news = make_booking_news(outbox, bookings, relay, clock, client=client)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
               peers=PeerFigures(client, clock=clock), relay=relay,
-              nudge_after=config.nudge_after_hours * 3600)  # peers: a result's "N% of shops answer A here"
+              nudge_after=config.nudge_after_hours * 3600,  # peers: a result's "N% of shops answer A here"
+              assigner=Assigner(client, script))  # content experiments: each new diagnosis' variants
     svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
     if relay is not None:
         from bot.handoff import Handoff
@@ -141,7 +143,7 @@ def build_services(
 
 
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
-                      clock: Callable[[], float] = time.time) -> Fanout:
+                      clock: Callable[[], float] = time.time, *, client: Any = None) -> Fanout:
     """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
     booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
@@ -155,6 +157,8 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
         from bot.handoff import BookingThread
 
         hooks.append(BookingThread(outbox, relay, clock=clock))
+    if client is not None:  # a booking counts for the content experiments' variants (conversations.experiments)
+        hooks.append(BookedCounter(client))
     return Fanout(hooks)
 
 
