@@ -1238,6 +1238,7 @@ JA.update({
     "exp_end_note": "終了すると、これから始まる診断では全員にこの案を表示します。数はその時点のまま残ります。",
     "exp_ended": "テスト「{name}」を終了しました。これからは全員に案「{variant}」を表示します。",
     "exp_already_ended": "テスト「{name}」はすでに終了しています（案「{variant}」）。",
+    "act_experiment_end": "文面テストを終了",
 })
 EN.update({
     "nav_experiments": "Experiments",
@@ -1275,6 +1276,7 @@ EN.update({
     "exp_end_note": "From then on, every new diagnosis shows this variant. The counts are kept as they are.",
     "exp_ended": "Experiment \"{name}\" ended: everyone is shown variant \"{variant}\" from now on.",
     "exp_already_ended": "Experiment \"{name}\" had already ended (variant \"{variant}\").",
+    "act_experiment_end": "Experiment ended",
 })
 
 TEXTS: Mapping[str, Mapping[str, str]] = {"ja": JA, "en": EN}
