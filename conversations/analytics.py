@@ -317,8 +317,7 @@ def delta_of(
                   "open" 1|0 (in progress), "answers" (while open, or the final ten),
                   "finished", "tier" (once finished), "consult": 1 (a ConsultAck output),
                   "moved": 1 | 0 (the reminder's "has the point moved?" answered about this finished one),
-                  "qual": the qualification answers, "source": where the person came from, "var": the
-                  experiments' variants (conversations.experiments; each when any)}}
+                  "qual": the qualification answers, "source": where the person came from (each when any)}}
     """
     d: dict[str, Any] = {"at": round(now, 3)}
     if subject.transport in TEST_CHANNELS:
@@ -370,8 +369,6 @@ def delta_of(
             lead["qual"] = cur.qual
         if cur.src:
             lead["source"] = cur.src
-        if cur.var:
-            lead["var"] = cur.var
         d["lead"] = lead
     if len(d.keys() - {"at", "test"}) == 0:
         return None
