@@ -5,15 +5,19 @@ an experiment shows its winner to a new diagnosis that the hash would have given
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 from bot.app import build_services, create_app
 from bot.booking_news import BookingNews
+from bot.cli import remind_cmd
 from conversations import experiments, keys
 from conversations.content import Experiment
 from conversations.keys import Subject
@@ -125,3 +129,18 @@ def test_ending_shows_the_winner_to_a_new_diagnosis_and_keeps_a_snapshot(env: Li
     assert parse_variants(record(env, after).var)["q1"] == "short"
     assert Q1_SHORT["ja"] in shown(env, after)
     assert experiments.read(env.svc.redis, q1) == snapshot  # nothing counts into an ended experiment
+
+
+def test_a_drop_off_nudge_asks_the_question_in_the_diagnosis_variants_wording(env: LineEnv, redis_url: str) -> None:
+    _, q1 = env.svc.script.experiments
+    uid = users_with(q1, "short", 1)[0]
+    start(env, uid)  # 2026-01-01 09:00 in Japan; Q1 left open
+    before = len(env.fake.delivered(uid))
+    env.clock.t += 86400 + 1800  # the next day, 09:30: due, and within the hours pushes are sent
+    out = io.StringIO()
+    when = datetime.fromtimestamp(env.clock.t, ZoneInfo("Asia/Tokyo")).isoformat()
+    assert remind_cmd(env.svc.config, when, False, out=out) == 0
+    assert "line nudge" in out.getvalue()
+    env.settle()
+    pushed = json.dumps(env.fake.delivered(uid)[before:], ensure_ascii=False)
+    assert Q1_SHORT["ja"] in pushed and env.svc.script.questions[0].text not in pushed
