@@ -28,6 +28,7 @@ from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
+from conversations.experiments import Assigner, BookedCounter
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
@@ -82,13 +83,14 @@ def build_services(
     bookings = Bookings(client, clock=clock)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
     followups = Followups(client, script, resources_url=config.resources_url or "", clock=clock)
-    news = make_booking_news(outbox, bookings, relay, clock, followups=followups)
+    news = make_booking_news(outbox, bookings, relay, clock, followups=followups, client=client)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow, relay=relay,
               peers=PeerFigures(client, clock=clock), nudge_after=config.nudge_after_hours * 3600,
-              followups=followups.schedule)  # peers: a result's "N% of shops answer A here"
+              followups=followups.schedule,  # peers: a result's "N% of shops answer A here"
+              assigner=Assigner(client, script))  # content experiments: each new diagnosis' variants
     svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
                    followups=followups)
     if relay is not None:
@@ -150,7 +152,8 @@ def _transports(config: Config) -> list[Transport]:
 
 
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
-                      clock: Callable[[], float] = time.time, *, followups: Followups | None = None) -> Fanout:
+                      clock: Callable[[], float] = time.time, *, followups: Followups | None = None,
+                      client: Any = None) -> Fanout:
     """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
     booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
@@ -166,6 +169,8 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
         hooks.append(BookingThread(outbox, relay, clock=clock))
     if followups is not None:  # a consultation booked stops the follow-ups on the point to fix
         hooks.append(followups.on_booking_news)
+    if client is not None:  # a booking counts for the content experiments' variants (conversations.experiments)
+        hooks.append(BookedCounter(client))
     return Fanout(hooks)
 
 

@@ -32,10 +32,11 @@ from bot.privacy import Eraser
 from conversations import handoff_log, inputs, keys, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
 from conversations.errors import Contention, StoreUnavailable
+from conversations.experiments import Assigner
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import HANDOFF, IDLE, Conv, Machine
+from conversations.machine import HANDOFF, IDLE, Conv, Machine, Step
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -104,6 +105,7 @@ class Bot:
         relay: Relay | None = None,
         nudge_after: float = 0.0,
         followups: Callable[[Subject, Conv], list[tuple[str, float]]] | None = None,
+        assigner: Assigner | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -117,6 +119,7 @@ class Bot:
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
         self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
         self.followups = followups  # the follow-ups a record's opt-in schedules (bot/followups.py)
+        self.assigner = assigner  # a diagnosis that starts gets its experiments' variants (conversations.experiments)
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -155,7 +158,7 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self.machine.step(snap.conv, inp, now)
+            step = self._assigned(ev.subject, snap.conv, self.machine.step(snap.conv, inp, now))
             conv = step.conv if step.changed else snap.conv
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
@@ -204,6 +207,15 @@ class Bot:
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
+    def _assigned(self, subject: Subject, before: Conv, step: Step) -> Step:
+        """A step that starts a diagnosis: its record with the diagnosis' experiment variants (``Conv.var``),
+        picked by its identity, or an ended experiment's winner (conversations.experiments)."""
+        conv = step.conv
+        if self.assigner is None or conv is None or not step.changed or conv.sid == before.sid or not conv.in_progress:
+            return step
+        return replace(step, conv=replace(conv, var=self.assigner.var_for(str(subject.transport), subject.user_id,
+                                                                          conv.sid)))
+
     def _nudge(self, subject: Subject, conv: Conv | None) -> tuple[str, float] | None:
         """A LINE diagnosis this step leaves in progress: (its member, when due) in the nudge schedule."""
         if (self.nudge_after <= 0 or conv is None or not conv.in_progress or conv.quiet
@@ -237,7 +249,8 @@ class Bot:
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None, False
         if outputs:
-            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now))
+            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now),
+                                                      var=after.var if after is not None else "")
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
         relayed = False
@@ -245,6 +258,9 @@ class Bot:
             new_job = self._relayed(ev, before, outputs, now, job)
             relayed = new_job is not None
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
+        var = (after if after is not None else before).var
+        if delta is not None and isinstance(delta.get("lead"), dict) and var:
+            delta["lead"]["var"] = var  # its experiments' variants: counted per variant (conversations.experiments)
         new_figures = None
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)

@@ -173,7 +173,7 @@ class WebChatTransport:
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         who = subject(job.to)
-        messages = render(await self.scripts.of(attempt.redis, job.content), job.outputs)
+        messages = render(await self.scripts.of(attempt.redis, job.content, job.var), job.outputs)
         if not messages:
             return Outcome(DELIVERED, "nothing to show")
         last = await async_runner(attempt.redis).script(APPEND_LUA)(

@@ -31,6 +31,10 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<transport>:<user id>}:bkrem:<booking>:<kind>:<seq>
                                                    a booking reminder queued for the user (string, TTL): the
                                                    ledger mark of its push, in the user's slot beside the mailbox
+    crmbot:{x:<experiment>}:<variant>:<stage>      a content experiment's diagnoses per variant and stage (set of
+                                                   "<channel>:<user>:<sid>"; conversations.experiments)
+    crmbot:{x:<experiment>}:ended                  an ended experiment: its winner and its counts' snapshot (hash)
+    crmbot:{experiments}:winners                   ended experiments -> the variant everyone is shown (hash)
     crmbot:{u:<transport>:<user id>}:oplog         the owner's conversation with the operator during handoffs
                                                    (list of JSON, capped, TTL: conversations.handoff_log)
     crmbot:{followups}:due                         follow-ups on a point to fix, scheduled (sorted set: member
@@ -531,3 +535,18 @@ def insight_sent(unit: str) -> str:
     if not valid_unit(unit):
         raise InvalidInput(f"not an aggregation unit name: {unit[:40]!r}")
     return f"{INSIGHT}:sent:{unit}"
+
+
+# Ended content experiments -> the variant every new diagnosis is shown (hash; conversations.experiments).
+EXPERIMENT_WINNERS = f"{PREFIX}:{{experiments}}:winners"
+
+
+def experiment_stage(name: str, variant: str, stage: str) -> str:
+    """One experiment's diagnoses that reached ``stage`` with ``variant`` (set): every key of an experiment in
+    its own slot, so one script counts or ends it."""
+    return f"{PREFIX}:{{x:{name}}}:{variant}:{stage}"
+
+
+def experiment_ended(name: str) -> str:
+    """An ended experiment: its winner, when and by whom, and the counts' snapshot (hash)."""
+    return f"{PREFIX}:{{x:{name}}}:ended"

@@ -318,7 +318,8 @@ def _at_rest(conv: Conv) -> Conv:
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
     """Diagnosis ``sid + 1`` starts now (``begun`` is stored to the millisecond, as read back)."""
-    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3))
+    # var: its experiments' variants are assigned by the core on this step (bot/core.py, conversations.experiments)
+    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3), var="")
 
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:

@@ -1259,6 +1259,80 @@ _NURTURE_EN: dict[str, str] = {
 }
 JA.update(_NURTURE_JA)
 EN.update(_NURTURE_EN)
+# /console/experiments (bot/console/experiments.py)
+JA.update({
+    "nav_experiments": "文面テスト",
+    "exp_title": "文面のテスト（A/Bテスト）",
+    "exp_note": "診断の文面の案ごとに、始めた人・終えた人・相談を申し込んだ人・予約した人を数えています。"
+                "同じ診断は何度届いても1回と数えます。お試しページの診断は数えません。",
+    "exp_none": "テスト中の文面はありません。診断の内容ファイルに [[experiments]] を書くと、ここに出ます。",
+    "exp_effect": "見分けたい差",
+    "exp_effect_option": "{effect}ポイント",
+    "exp_effect_apply": "計算する",
+    "exp_varies": "変えている文面：{path}",
+    "exp_ended_on": "終了済み：{when}に{by}が案「{variant}」に決めました。今は全員にこの案を表示しています。",
+    "exp_variant": "案",
+    "exp_text": "文面",
+    "exp_control": "基準",
+    "exp_started": "開始",
+    "exp_finished": "完了",
+    "exp_requested": "相談申込",
+    "exp_booked": "予約",
+    "exp_finish_rate": "完了率",
+    "exp_request_rate": "相談率（完了した人のうち）",
+    "exp_test_heading": "差は偶然ではないか",
+    "exp_test_note": "診断を終えた人のうち相談を申し込んだ人の割合を、基準の案と比べています（2つの割合の検定）。",
+    "exp_p_none": "まだ比べられません。どの案にも、診断を終えた人と相談した人がそろうまでお待ちください。",
+    "exp_p_significant": "案「{variant}」と「{control}」の相談率の差は、偶然だけでは説明しにくい大きさです"
+                         "（p値 {p}：本当は差がないとき、これほどの差が出る確率）。",
+    "exp_p_chance": "案「{variant}」と「{control}」の今の差は、偶然でも出る程度です（p値 {p}）。まだ結論は出せません。",
+    "exp_needed": "{effect}ポイントの差を見分けるには、各案であと{n}件の完了が必要です。",
+    "exp_needed_none": "{effect}ポイントの差を見分けるのに十分な件数があります。",
+    "exp_end_pick": "全員に表示する案",
+    "exp_end": "テストを終了する",
+    "exp_end_note": "終了すると、これから始まる診断では全員にこの案を表示します。数はその時点のまま残ります。",
+    "exp_ended": "テスト「{name}」を終了しました。これからは全員に案「{variant}」を表示します。",
+    "exp_already_ended": "テスト「{name}」はすでに終了しています（案「{variant}」）。",
+    "act_experiment_end": "文面テストを終了",
+})
+EN.update({
+    "nav_experiments": "Experiments",
+    "exp_title": "Wording experiments (A/B tests)",
+    "exp_note": "For each variant of the diagnosis' wording: who started, finished, asked for a consultation and "
+                "booked one. A diagnosis counts once, however often it arrives. The try page's diagnoses are not "
+                "counted.",
+    "exp_none": "No wording is being tested. Add [[experiments]] to the diagnosis content file and they show here.",
+    "exp_effect": "Difference to detect",
+    "exp_effect_option": "{effect} points",
+    "exp_effect_apply": "Compute",
+    "exp_varies": "Wording tested: {path}",
+    "exp_ended_on": "Ended: {by} chose variant \"{variant}\" on {when}. Everyone is shown it now.",
+    "exp_variant": "Variant",
+    "exp_text": "Wording",
+    "exp_control": "baseline",
+    "exp_started": "Started",
+    "exp_finished": "Finished",
+    "exp_requested": "Asked to talk",
+    "exp_booked": "Booked",
+    "exp_finish_rate": "Finish rate",
+    "exp_request_rate": "Consultation rate (of those who finished)",
+    "exp_test_heading": "Is the difference more than chance?",
+    "exp_test_note": "Compares, with the baseline, the share of people who finished and then asked for a "
+                     "consultation (a test of two proportions).",
+    "exp_p_none": "Not comparable yet: wait until every variant has people who finished and people who asked.",
+    "exp_p_significant": "The consultation rates of \"{variant}\" and \"{control}\" differ by more than chance "
+                         "alone would easily give (p-value {p}: how likely so large a gap is if there is none).",
+    "exp_p_chance": "The gap between \"{variant}\" and \"{control}\" is within what chance gives (p-value {p}). "
+                    "No conclusion yet.",
+    "exp_needed": "To detect a difference of {effect} points, each variant needs {n} more finished diagnoses.",
+    "exp_needed_none": "There are enough finished diagnoses to detect a difference of {effect} points.",
+    "exp_end_pick": "Variant to show everyone",
+    "exp_end": "End the experiment",
+    "exp_end_note": "From then on, every new diagnosis shows this variant. The counts are kept as they are.",
+    "exp_ended": "Experiment \"{name}\" ended: everyone is shown variant \"{variant}\" from now on.",
+    "exp_already_ended": "Experiment \"{name}\" had already ended (variant \"{variant}\").",
+    "act_experiment_end": "Experiment ended",
+})
 
 TEXTS: Mapping[str, Mapping[str, str]] = {"ja": JA, "en": EN}
 

@@ -207,7 +207,7 @@ class LineTransport:
     async def _send(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         state = job.line
-        script = await self.scripts.of(attempt.redis, job.content)
+        script = await self.scripts.of(attempt.redis, job.content, job.var)
         try:
             messages = render(script, outputs_of(job.outputs))
         except InvalidInput as e:
@@ -346,7 +346,7 @@ class LineBatchTransport:
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
         try:
-            messages = render(await self.scripts.of(attempt.redis, job.content), outputs_of(job.outputs))
+            messages = render(await self.scripts.of(attempt.redis, job.content, job.var), outputs_of(job.outputs))
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
         if (later := await paced(attempt, "line:multicast", self.limit)) is not None:

@@ -50,6 +50,9 @@ Pages
   test_console_webhooks.py::test_an_endpoint_is_added_its_secret_shown_once_and_events_arrive_signed
 * ``console.nurture`` ``/console/nurture``:
   test_console_nurture.py::test_the_nurture_page_shows_each_step_and_nudge_with_withheld_counts_as_a_dash
+* ``console.experiments`` ``/console/experiments``:
+  test_console_experiments.py::test_the_page_counts_each_variant_and_ending_shows_the_winner,
+  test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
 
 Error pages (no route of their own: the blueprint's handlers)
 * not found (404), any unknown ``/console/...`` address, and a lead whose reference matches no lead:
@@ -223,14 +226,15 @@ def sweep(browser: Any, server: Server, locale: str) -> None:
     log_in_as_admin(browser, server)
     nav = {"overview": "nav_overview", "leads": "nav_leads", "bookings": "nav_bookings",
            "availability": "nav_availability", "teams": "nav_teams", "delivery": "nav_delivery", "audit": "nav_audit",
-           "operators": "nav_operators"}
+           "operators": "nav_operators", "experiments": "nav_experiments"}
     for path, item, heading in [
             ("/console/", "overview", t["overview_title"]), ("/console/leads", "leads", t["leads_title"]),
             ("/console/bookings", "bookings", t["bookings_title"]),
             ("/console/availability", "availability", t["availability_title"]),
             ("/console/teams", "teams", t["teams_title"]), (f"/console/teams/{TEAM.id}", "teams", "ページ確認チーム"),
             ("/console/delivery", "delivery", t["delivery_title"]), ("/console/audit", "audit", t["audit_title"]),
-            ("/console/operators", "operators", t["operators_title"]), ("/console/profile", "", t["profile_title"])]:
+            ("/console/operators", "operators", t["operators_title"]), ("/console/profile", "", t["profile_title"]),
+            ("/console/experiments", "experiments", t["exp_title"])]:
         browser.get(server.url(path))
         assert (lang(), h1()) == (locale, heading), path
         marked = [e.get_attribute("id")

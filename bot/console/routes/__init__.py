@@ -42,3 +42,6 @@ from bot.console.routes import (
 def register(bp: Blueprint) -> None:
     for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks, nurture):
         page.register(bp)
+    from bot.console import experiments  # /console/experiments (bot/console/experiments.py)
+
+    experiments.register(bp)
