@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.report import MISS, Row, table
 
-SECTIONS = ("webhook", "redis", "memory", "fanout")
+SECTIONS = ("webhook", "redis", "memory", "fanout", "isolation")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +58,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "1 is the product's default and adds ~95 s)")
     p.add_argument("--line-rate", type=float, default=200, help="the fake LINE multicast limit, req/s (200)")
     p.add_argument("--line-burst", type=float, default=20, help="the fake LINE multicast limit's burst (20)")
+    p.add_argument("--iso-users", type=int, default=60,
+                   help="console isolation: open-loop users sending webhooks (60)")
+    p.add_argument("--iso-pace", type=float, default=1.0,
+                   help="console isolation: seconds between one user's events (1.0: 60 users offer 60 events/s)")
+    p.add_argument("--iso-rounds", type=int, default=3,
+                   help="console isolation: rounds of (idle, with readers), alternating (3)")
+    p.add_argument("--iso-finished", type=int, default=2_000,
+                   help="console isolation: finished diagnoses seeded (2,000)")
+    p.add_argument("--iso-in-progress", type=int, default=2_000,
+                   help="console isolation: diagnoses in progress seeded (2,000)")
     p.add_argument("--out", type=Path, default=procs.RESULTS / "latest.json", help="where to write the figures")
     opts = p.parse_args(argv)
     if opts.quick:
@@ -71,6 +81,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         # 2,000 users are 4 multicasts, within LINE's burst of 20: a smaller limit makes it bind
         opts.line_rate, opts.line_burst = min(opts.line_rate, 20.0), min(opts.line_burst, 2.0)
         opts.drain_timeout = min(opts.drain_timeout, 60)
+        opts.iso_users, opts.iso_pace = min(opts.iso_users, 40), min(opts.iso_pace, 0.5)
+        opts.iso_rounds = min(opts.iso_rounds, 2)
+        opts.iso_finished, opts.iso_in_progress = min(opts.iso_finished, 500), min(opts.iso_in_progress, 500)
     opts.delay /= 1000
     opts.slow_delay /= 1000
     opts.timeout_delay /= 1000
@@ -119,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 got, figures, seeded = memory.run(opts, keep=("fanout" in sections),
                                                   webhook=data["sections"].get("webhook"))
+            elif name == "isolation":
+                from benchmarks import isolation
+
+                got, figures = isolation.run(opts, fakes)
             else:
                 from benchmarks import fanout
 
