@@ -30,7 +30,7 @@ import aiohttp
 
 from benchmarks import procs, seed
 from benchmarks.load import EVENTS_PER_USER, diagnosis, percentile, run_load
-from benchmarks.report import INFO, Row, ms, num, ratio, verdict
+from benchmarks.report import INFO, Row, ms, num, ratio, target_row
 from benchmarks.webhook import Server, drain
 
 READERS = 20
@@ -101,6 +101,14 @@ def _cpu(server: Server, redis_pid: int) -> dict[str, float]:
         "redis": procs.cpu_seconds(redis_pid)}
 
 
+REDIS_STATS = ("total_commands_processed", "total_net_input_bytes", "total_net_output_bytes")
+
+
+def _redis_stats(client: Any) -> dict[str, int]:
+    stats = client.info("stats")
+    return {k: int(stats[k]) for k in REDIS_STATS}
+
+
 def _phase(server: Server, secret: str, fakes: procs.Fakes, opts: Any, label: str) -> dict[str, Any]:
     """One paced open loop (every user sends an event every ``iso_pace`` s); its webhook times, and the
     replies drained after it (so that the next phase starts on empty queues)."""
@@ -123,10 +131,12 @@ def _measure(server: Server, secret: str, fakes: procs.Fakes, opts: Any, console
             print(f"  round {r + 1}/{opts.iso_rounds}, {label}: {opts.iso_users} users, an event every "
                   f"{opts.iso_pace:g} s each, API delay {opts.delay * 1000:.0f} ms", flush=True)
             rd = Readers(f"{console_url}/console/api/funnel", token, READERS).start() if label == "readers" else None
-            cpu0 = _cpu(server, redis_pid)
+            cpu0, stats0 = _cpu(server, redis_pid), _redis_stats(server.redis)
             got = _phase(server, secret, fakes, opts, label)
-            cpu1 = _cpu(server, redis_pid)
+            cpu1, stats1 = _cpu(server, redis_pid), _redis_stats(server.redis)
             into = pooled[label]
+            for k in REDIS_STATS:
+                into[k] = into.get(k, 0) + stats1[k] - stats0[k]
             if rd is not None:
                 into["reads"].append(rd.stop())
             into["times"] += got["times"]
@@ -209,14 +219,23 @@ def _rows(opts: Any, runs: dict[str, Any], apart: bool) -> list[Row]:
     load = f"{opts.iso_users / opts.iso_pace:.0f} ev/s offered, API {opts.delay * 1000:.0f} ms"
     where = "the console: process" if apart else "the web process's console lane"
     return [
-        Row("5", f"webhook response p50 / p99 with {READERS} funnel-API readers ({where}), {load}, "
-            f"{opts.iso_rounds} rounds alternating",
-            f"{ms(busy['webhook_p50_s'])} / {ms(busy['webhook_p99_s'])} ({busy['errors']} errors)",
-            f"idle: {ms(idle['webhook_p50_s'])} / {ms(idle['webhook_p99_s'])}",
-            f"p99 {x:.2f}x idle", f"p99 <= {TARGET}x idle", verdict(x <= TARGET and busy["errors"] == 0)),
+        target_row("isolation-p99",
+                   f"{ms(busy['webhook_p50_s'])} / {ms(busy['webhook_p99_s'])} ({busy['errors']} errors)",
+                   f"idle: {ms(idle['webhook_p50_s'])} / {ms(idle['webhook_p99_s'])}", f"p99 {x:.2f}x idle",
+                   x <= TARGET and busy["errors"] == 0,
+                   f"webhook response p50 / p99 with {READERS} funnel-API readers ({where}), {load}, "
+                   f"{opts.iso_rounds} rounds alternating"),
         Row("5", f"funnel API reads meanwhile ({READERS} clients, back to back)",
             f"{num(busy['reads_per_second'], 1)}/s, p50 {ms(busy['read_p50_s'])}, p99 {ms(busy['read_p99_s'])}",
             f"{busy['read_errors']} errors", "", "(none)", INFO),
+        Row("5", "per webhook event while idle (every process; capacity model): CPU ms web / worker / Redis, "
+            "Redis commands, bytes in / out",
+            " / ".join(f"{idle['cpu_s_by_role'].get(r, float('nan')) * 1000 / max(1, idle['ok']):.2f}"
+                       for r in ("web", "worker", "redis"))
+            + f"; {idle.get('total_commands_processed', 0) / max(1, idle['ok']):.1f} commands, "
+            f"{num(idle.get('total_net_input_bytes', 0) / max(1, idle['ok']))} / "
+            f"{num(idle.get('total_net_output_bytes', 0) / max(1, idle['ok']))} B",
+            f"{idle['ok']} events", "", "(none)", INFO),
         Row("5", "CPU seconds by process, idle / with readers",
             " / ".join(", ".join(f"{r} {v:.1f}" for r, v in f["cpu_s_by_role"].items()) for f in (idle, busy)),
             "", "", "(none)", INFO),
