@@ -1,6 +1,7 @@
 """The benchmark command: ``./scripts/bench`` (``python -m benchmarks.run``).
 
-Runs the sections (webhook load, Redis cost per answer, memory and start-up, reminder fan-out), prints
+Runs the sections (webhook load, Redis cost per answer, memory and start-up, reminder fan-out, console reads
+against webhooks), prints
 one table with each figure, its same-run baseline or ratio and its target, and writes every figure to
 ``benchmarks/results/latest.json``. Not part of the test suite; nothing here is asserted.
 """
