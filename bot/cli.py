@@ -80,23 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "write its QR code: the diagnoses it starts are counted under that source")
     line_links.add_argument("--source", required=True, help="the source's name: a-z, 0-9, - and _ (e.g. ads)")
     line_links.add_argument("--qr", metavar="PNG", help="where to write the QR code (default: line-NAME.png)")
-    console = sub.add_parser("console", help="console accounts").add_subparsers(dest="console_command",
-                                                                                   required=True)
-    con_serve = console.add_parser("serve", help="serve the console and its API in a process of their own "
-                                   "(Procfile console:), at a lower CPU priority than the webhooks")
-    con_serve.add_argument("--host", default="127.0.0.1")
-    con_serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    con_serve.add_argument("--threads", type=_positive, default=8, help="request threads (default: 8)")
-    con_serve.add_argument("--nice", type=int, default=CONSOLE_NICE,
-                           help=f"added to the process's nice value (default: {CONSOLE_NICE}; 0 leaves it)")
-    add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
-                                "asked for on a terminal)")
-    add_op.add_argument("email")
-    add_op.add_argument("--name", required=True)
-    add_op.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
-    link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
-                              "it makes the first admin)")
-    link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
+    _console_parser(sub)
     args = parser.parse_args(argv)
 
     from bot.logs import setup
@@ -136,6 +120,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrmbotError as e:
         print(f"crmbot: {e}", file=sys.stderr)
         return 1
+
+
+def _console_parser(sub: Any) -> None:
+    """``crmbot console ...``: serve, add-operator, login-link."""
+    console = sub.add_parser("console", help="the console: its own server, its accounts").add_subparsers(
+        dest="console_command", required=True)
+    con_serve = console.add_parser("serve", help="serve the console and its API in a process of their own "
+                                   "(Procfile console:), at a lower CPU priority than the webhooks")
+    con_serve.add_argument("--host", default="127.0.0.1")
+    con_serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    con_serve.add_argument("--threads", type=_positive, default=8, help="request threads (default: 8)")
+    con_serve.add_argument("--nice", type=int, default=CONSOLE_NICE,
+                           help=f"added to the process's nice value (default: {CONSOLE_NICE}; 0 leaves it)")
+    add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
+                                "asked for on a terminal)")
+    add_op.add_argument("email")
+    add_op.add_argument("--name", required=True)
+    add_op.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
+    link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
+                              "it makes the first admin)")
+    link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
 
 
 def _observe(config: Config, level: str) -> None:
