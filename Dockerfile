@@ -1,4 +1,4 @@
-# crmbot: one image for the Procfile's three processes (web, worker, clock); compose.yaml runs them.
+# crmbot: one image for the Procfile's processes (web, console, worker, clock); compose.yaml runs them.
 #   docker build -t crmbot .
 #   docker run --init -p 8000:8000 --env-file .env -e REDIS_URL=redis://... crmbot   (web, the default command)
 # Without REDIS_URL a process starts the embedded Redis in $CRMBOT_DATA_DIR (/data, a volume).

@@ -2,6 +2,7 @@
 
     crmbot serve              web app + worker in one process (local use)
     crmbot web [--threads N]  the web app alone (Procfile ``web:``): verifies, commits, answers
+    crmbot console serve      the console and its API in a process of their own (Procfile ``console:``)
     crmbot worker             the worker: delivers every message (Procfile ``worker:``)
     crmbot chat [--user ID]   take the diagnosis in this terminal (same machine, same store)
     crmbot outbox [--requeue ID]   list parked messages, or put one back in line
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
 import time
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from conversations.outputs import Output
 
 log = logging.getLogger("crmbot")
+CONSOLE_NICE = 19  # crmbot console serve: the scheduler prefers webhooks and the worker to a console read
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     web = sub.add_parser("web", help="run the web app alone (Procfile web:)")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    web.add_argument("--threads", type=_positive, default=16, help="request threads (default: 16)")
+    web.add_argument("--threads", type=_positive, default=16,
+                     help="request threads for webhooks and probes (default: 16)")
+    web.add_argument("--console-threads", type=_positive, default=4,
+                     help="request threads of the console's own lane (default: 4)")
     sub.add_parser("worker", help="run the worker: delivers every reply, post and reminder")
     sub.add_parser("clock", help="run the quarterly reminder schedule")
     remind = sub.add_parser("remind", help="one pass of every reminder due at an instant, then exit")
@@ -74,16 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "write its QR code: the diagnoses it starts are counted under that source")
     line_links.add_argument("--source", required=True, help="the source's name: a-z, 0-9, - and _ (e.g. ads)")
     line_links.add_argument("--qr", metavar="PNG", help="where to write the QR code (default: line-NAME.png)")
-    console = sub.add_parser("console", help="console accounts").add_subparsers(dest="console_command",
-                                                                                   required=True)
-    add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
-                                "asked for on a terminal)")
-    add_op.add_argument("email")
-    add_op.add_argument("--name", required=True)
-    add_op.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
-    link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
-                              "it makes the first admin)")
-    link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
+    _console_parser(sub)
     args = parser.parse_args(argv)
 
     from bot.logs import setup
@@ -95,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve_cmd(config, args.host, args.port or config.port)
         if args.command == "web":
-            return web_cmd(config, args.host, args.port or config.port, args.threads)
+            return web_cmd(config, args.host, args.port or config.port, args.threads, args.console_threads)
         if args.command == "worker":
             return worker_cmd(config)
         if args.command == "chat":
@@ -111,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return demo_cmd(config, args.remove)
         if args.command == "console":
+            if args.console_command == "serve":
+                return console_serve_cmd(config, args.host, args.port or config.port, args.threads, args.nice)
             if args.console_command == "add-operator":
                 return add_operator_cmd(config, args.email, args.name, args.role)
             return login_link_cmd(config, args.url)
@@ -121,6 +120,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrmbotError as e:
         print(f"crmbot: {e}", file=sys.stderr)
         return 1
+
+
+def _console_parser(sub: Any) -> None:
+    """``crmbot console ...``: serve, add-operator, login-link."""
+    console = sub.add_parser("console", help="the console: its own server, its accounts").add_subparsers(
+        dest="console_command", required=True)
+    con_serve = console.add_parser("serve", help="serve the console and its API in a process of their own "
+                                   "(Procfile console:), at a lower CPU priority than the webhooks")
+    con_serve.add_argument("--host", default="127.0.0.1")
+    con_serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    con_serve.add_argument("--threads", type=_positive, default=8, help="request threads (default: 8)")
+    con_serve.add_argument("--nice", type=int, default=CONSOLE_NICE,
+                           help=f"added to the process's nice value (default: {CONSOLE_NICE}; 0 leaves it)")
+    add_op = console.add_parser("add-operator", help="add an operator (the password from standard input, or "
+                                "asked for on a terminal)")
+    add_op.add_argument("email")
+    add_op.add_argument("--name", required=True)
+    add_op.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
+    link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
+                              "it makes the first admin)")
+    link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
 
 
 def _observe(config: Config, level: str) -> None:
@@ -284,7 +304,8 @@ def proxy_settings(config: Config) -> dict[str, Any] | None:
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"}}
 
 
-def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
+def web_cmd(config: Config, host: str, port: int, threads: int = 16, console_threads: int = 4,
+            what: str = "web") -> int:
     """The web app alone (Procfile ``web:``), served by waitress (bot.web); SIGTERM stops it cleanly."""
     from bot.app import build_services, create_app
     from bot.web import ClientLimits, serve_web
@@ -292,13 +313,24 @@ def web_cmd(config: Config, host: str, port: int, threads: int = 16) -> int:
     svc = build_services(config)
     app = create_app(services=svc)
     try:
-        serve_web(app, host, port, threads=threads, limits=ClientLimits.from_config(config),
+        serve_web(app, host, port, threads=threads, console_threads=console_threads,
+                  limits=ClientLimits.from_config(config),
                   proxy=proxy_settings(config))
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
-        raise CrmbotError(f"web: cannot listen on {host}:{port}: {e.strerror}") from e
+        raise CrmbotError(f"{what}: cannot listen on {host}:{port}: {e.strerror}") from e
     return 0
+
+
+def console_serve_cmd(config: Config, host: str, port: int, threads: int = 8, nice: int = CONSOLE_NICE) -> int:
+    """The console and its API in a process of their own (Procfile ``console:``): the same app as
+    ``crmbot web``, reached for ``/console`` (the proxy routes it there). Niced, so on a shared machine
+    the scheduler prefers the webhooks and the worker to a console read; its probes get 2 threads of
+    their own (bot.web.Lanes)."""
+    if nice:
+        os.nice(nice)
+    return web_cmd(config, host, port, threads=2, console_threads=threads, what="console")
 
 
 def worker_cmd(config: Config) -> int:

@@ -27,6 +27,13 @@ tracks its client and its request's start) replaces the listeners' ``channel_cla
 :meth:`WebServer.run` sweeps the deadlines between two turns of the event loop (waitress's own
 ``maintenance`` runs at whole seconds only).
 
+Two lanes (:class:`Lanes`): the console's requests (``/console`` and below, and ``/``, which leads
+there) are served by threads of their own (``console_threads``, 4) from a queue of their own; the
+webhooks, the probes and everything else by the other ``threads`` (16). Twenty people reading the
+console's API at once wait for each other, never hold a webhook's thread, and a webhook never waits
+behind them in a queue. A request goes to its lane when it has come in whole (waitress hands a worker
+thread only complete requests), by its path.
+
 Stopping: :meth:`WebServer.stop` may be called from any thread or from a signal handler (it only sets
 a flag and writes one byte to a pipe); :meth:`WebServer.run` then stops accepting, lets the requests
 in progress finish (at most ``grace`` seconds), closes every connection and returns. :func:`serve_web`
@@ -35,6 +42,7 @@ does this on SIGTERM and SIGINT when it runs in the main thread.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
@@ -47,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ThreadedTaskDispatcher
 from waitress.trigger import trigger
 
 from bot.config import Config
@@ -57,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THREADS = 16
+CONSOLE_THREADS = 4  # the console's own lane (see Lanes)
 CONNECTION_LIMIT = 1000  # open connections per process; past it, new ones wait in the listen backlog
 CHANNEL_TIMEOUT = 30  # seconds: a connection that sends nothing for this long is closed
 MAX_HEADER_BYTES = 64 * 1024  # LINE's and Slack's headers are far smaller
@@ -211,6 +221,42 @@ class _GuardedChannel(HTTPChannel):
         self.guard.release(self)
 
 
+def console_path(path: str) -> bool:
+    """Whether a request for ``path`` is the console's (its pages, API, exports; ``/`` leads there)."""
+    return path in ("/", "/console") or path.startswith("/console/")
+
+
+class Lanes:
+    """waitress's task dispatcher, twice: the console's requests in one lane (its own threads and queue),
+    every other request (webhooks, probes) in the other. waitress hands :meth:`add_task` a connection
+    whose first waiting request has come in whole; its path picks the lane."""
+
+    def __init__(self, threads: int, console_threads: int) -> None:
+        self.hooks = ThreadedTaskDispatcher()
+        self.console = ThreadedTaskDispatcher()
+        self.hooks.set_thread_count(threads)
+        self.console.set_thread_count(console_threads)
+
+    def lane(self, channel: Any) -> ThreadedTaskDispatcher:
+        requests = getattr(channel, "requests", None)
+        path = getattr(requests[0], "path", None) if requests else None
+        return self.console if isinstance(path, str) and console_path(path) else self.hooks
+
+    def add_task(self, channel: Any) -> None:
+        self.lane(channel).add_task(channel)
+
+    def busy(self) -> bool:
+        for tasks in (self.hooks, self.console):
+            with tasks.lock:
+                if tasks.queue or tasks.active_count > 0:
+                    return True
+        return False
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        hooks = self.hooks.shutdown(cancel_pending=cancel_pending, timeout=timeout)
+        return self.console.shutdown(cancel_pending=cancel_pending, timeout=timeout) and hooks
+
+
 class WebServer:
     """One waitress server; :meth:`run` blocks until :meth:`stop`."""
 
@@ -221,6 +267,7 @@ class WebServer:
         port: int = 8000,
         *,
         threads: int = THREADS,
+        console_threads: int = CONSOLE_THREADS,
         connection_limit: int = CONNECTION_LIMIT,
         channel_timeout: int = CHANNEL_TIMEOUT,
         max_body: int = MAX_BODY_BYTES,
@@ -228,20 +275,24 @@ class WebServer:
         limits: ClientLimits | None = None,
         proxy: dict[str, Any] | None = None,
     ) -> None:
-        if threads < 1:
-            raise ValueError("threads must be at least 1")
+        if threads < 1 or console_threads < 1:
+            raise ValueError("threads and console_threads must be at least 1")
         self.threads = threads
+        self.console_threads = console_threads
         self.grace = grace
         self._proxy = dict(proxy or {})  # waitress' trusted-proxy settings (see bot.cli.proxy_settings)
         self._map: dict[int, Any] = {}
         self._guard = _Guard(limits or ClientLimits(), connection_limit)
         try:
+            self._lanes = Lanes(threads, console_threads)
             self._server = self._create(app, host, port, threads, connection_limit, channel_timeout, max_body)
             for listener in self._listeners():  # nothing is accepted before run(): no connection predates this
                 listener.crmbot_guard = self._guard
                 listener.channel_class = _GuardedChannel
         except BaseException:
             wasyncore.close_all(self._map, ignore_all=True)  # e.g. the port is taken: no pipe or socket left open
+            if hasattr(self, "_lanes"):
+                self._lanes.shutdown(timeout=2)
             raise
         self._wake = trigger(self._map)  # stop() writes a byte here to wake the loop at once
         self._stopping = threading.Event()
@@ -253,6 +304,7 @@ class WebServer:
         return create_server(
             app,
             map=self._map,
+            _dispatcher=self._lanes,  # (waitress's parameter for its own tests: the one way to hand it a dispatcher)
             host=host,
             port=port,
             threads=threads,
@@ -302,10 +354,8 @@ class WebServer:
         return [obj for obj in list(self._map.values()) if isinstance(obj, BaseWSGIServer)]
 
     def _busy(self) -> bool:
-        tasks = self._server.task_dispatcher
-        with tasks.lock:
-            if tasks.queue or tasks.active_count > 0:
-                return True
+        if self._lanes.busy():
+            return True
         return any(getattr(ch, "requests", None) or getattr(ch, "total_outbufs_len", 0)
                    for ch in list(self._map.values()))
 
@@ -324,8 +374,20 @@ class WebServer:
         with self._closing:
             self._closed = True
             self._wake.close()
-        self._server.task_dispatcher.shutdown(timeout=2)
+        self._lanes.shutdown(timeout=2)
         wasyncore.close_all(self._map, ignore_all=True)
+
+
+def settle_heap() -> None:
+    """Once the app is built, before the first request: collect, then freeze what is left (the imported
+    modules, the app, the content, the SDK's models: about 200,000 objects) into the collector's permanent
+    generation, so that no later collection walks it. Measured under the closed loop (benchmarks/README.md,
+    "The webhook's tail"): a full collection of that heap took 290-450 ms and stopped every request thread
+    (the GIL is held throughout), the webhook's p99 tail; after the freeze a collection sees only the
+    objects made since. Python frees almost everything a request makes by reference counting, so the
+    frozen heap is never garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve_web(
@@ -334,6 +396,7 @@ def serve_web(
     port: int,
     *,
     threads: int = THREADS,
+    console_threads: int = CONSOLE_THREADS,
     connection_limit: int = CONNECTION_LIMIT,
     channel_timeout: int = CHANNEL_TIMEOUT,
     max_body: int = MAX_BODY_BYTES,
@@ -344,16 +407,19 @@ def serve_web(
 ) -> None:
     """Serve ``app`` until stopped: SIGTERM or SIGINT (when called in the main thread), or
     ``server.stop()`` on the :class:`WebServer` handed to ``ready`` once it listens."""
-    server = WebServer(app, host, port, threads=threads, connection_limit=connection_limit,
+    server = WebServer(app, host, port, threads=threads, console_threads=console_threads,
+                       connection_limit=connection_limit,
                        channel_timeout=channel_timeout, max_body=max_body, grace=grace, limits=limits,
                        proxy=proxy)
+    settle_heap()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda _signo, _frame: server.stop())
     try:
         for h, p in server.addresses:
-            log.info("listening on http://%s:%d (%d threads)", h, p, threads)
+            log.info("listening on http://%s:%d (%d threads, and %d for the console)", h, p, threads,
+                     console_threads)
         if ready is not None:
             try:
                 ready(server)

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DOCKERFILE = ROOT / "Dockerfile"
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
-CRMBOT_SERVICES = ("web", "worker", "clock")
+CRMBOT_SERVICES = ("web", "console", "worker", "clock")
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|KEY")
 
 
@@ -340,16 +340,18 @@ def test_compose_redis_persists_and_answers_its_healthcheck() -> None:
     assert redis["restart"] == "unless-stopped" and "ports" not in redis, "reached by the services only"
 
 
-def test_only_web_keeps_the_image_healthcheck_and_it_probes_the_published_port() -> None:
+def test_only_web_and_console_keep_the_image_healthcheck_and_it_probes_their_ports() -> None:
     services = compose()["services"]
     for name in ("worker", "clock"):
         assert services[name]["healthcheck"] == {"disable": True}, f"{name} serves no HTTP: its probe would fail"
-    web = services["web"]
-    assert "healthcheck" not in web
-    port = web["environment"]["PORT"]
-    assert f"--port {port}" in web["command"], "the probe asks $PORT, where web listens"
-    assert web["ports"] == [f"{port}:{port}"]
-    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
+    for name in ("web", "console"):
+        service = services[name]
+        assert "healthcheck" not in service
+        port = service["environment"]["PORT"]
+        assert f"--port {port}" in service["command"], f"the probe asks $PORT, where {name} listens"
+        assert service["ports"][0].endswith(f"{port}:{port}"), name
+        assert services["proxy"]["depends_on"][name]["condition"] == "service_healthy"
+    assert services["console"]["ports"][0].startswith("127.0.0.1:"), "the console reaches others through the proxy"
 
 
 def test_the_proxy_is_optional_and_web_trusts_its_address_alone() -> None:
@@ -361,6 +363,7 @@ def test_the_proxy_is_optional_and_web_trusts_its_address_alone() -> None:
     assert address in ipaddress.ip_network(pool["subnet"])
     assert address not in ipaddress.ip_network(pool["ip_range"]), "docker could hand the address to another"
     assert interpolate(web["environment"]["CRMBOT_TRUST_PROXY"], {}) == str(address)
+    assert interpolate(data["services"]["console"]["environment"]["CRMBOT_TRUST_PROXY"], {}) == str(address)
     for name in CRMBOT_SERVICES:
         assert data["services"][name]["networks"] == ["crmbot"], name
 
@@ -384,6 +387,13 @@ def test_the_proxy_uses_the_readmes_nginx_settings() -> None:
     assert "proxy_pass http://web:${CRMBOT_WEB_PORT};" in template
     assert compose()["services"]["proxy"]["environment"]["CRMBOT_WEB_PORT"] == \
         compose()["services"]["web"]["environment"]["PORT"]
+    # the console (/console and /) goes to its own service, the rest (webhooks, probes) to web
+    routes = re.findall(r"location\s+(=\s+)?(\S+)\s*\{\s*proxy_pass http://(\w+):",
+                        (ROOT / template_path).read_text())
+    assert {(exact.strip(), path, upstream) for exact, path, upstream in routes} == {
+        ("", "/", "web"), ("", "/console", "console"), ("=", "/", "console")}
+    assert compose()["services"]["proxy"]["environment"]["CRMBOT_CONSOLE_PORT"] == \
+        compose()["services"]["console"]["environment"]["PORT"]
 
 
 @pytest.mark.parametrize("service", CRMBOT_SERVICES)
@@ -396,8 +406,8 @@ def test_each_services_settings_are_valid_with_the_example_env(service: str) -> 
     env["CRMBOT_DATA_DIR"] = "/data"  # the image's ENV
     config = Config.from_env(env)
     assert config.redis_url == "redis://redis:6379/0"
-    if service == "web":
-        assert config.port == 8000
+    if service in ("web", "console"):
+        assert config.port == (8000 if service == "web" else 8001)
         assert config.trusted_proxy == data["services"]["proxy"]["networks"]["crmbot"]["ipv4_address"]
 
 

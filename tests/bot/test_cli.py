@@ -145,6 +145,32 @@ def test_procfile_web_answers_and_only_the_worker_sends(redis_url: str, r, tmp_p
     assert SECRET not in output and TOKEN not in output and not any(u in output for u in users)
 
 
+def test_procfile_console_serves_the_console_niced_on_its_own_port(redis_url: str, tmp_path: Path) -> None:
+    """The Procfile's console: line listens on $CONSOLE_PORT, answers the probe and the funnel API (Bearer
+    token), runs at the lower CPU priority (nice 19), and stops cleanly on SIGTERM."""
+    port = free_port()
+    token = "console-test-token-0123456789"
+    env = os.environ | {"CONSOLE_PORT": str(port), "REDIS_URL": redis_url, "CRMBOT_CONSOLE_TOKEN": token,
+                        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PORT", None)
+    proc = subprocess.Popen(["bash", "-c", "exec " + _procfile("console")], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    track_process(proc, "the Procfile's console process", group=True)
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=60) == 200
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/console/api/funnel",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as res:
+            assert res.status == 200 and "consultations" in json.loads(res.read())
+        nice = int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == 19
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, output
+    assert token not in output
+
+
 def test_bad_content_file_stops_start_up_naming_file_and_field(tmp_path: Path, capsys, monkeypatch) -> None:
     src = (ROOT / "conversations/scripts/diagnosis.ja.toml").read_text(encoding="utf-8")
     (tmp_path / "diagnosis.ja.toml").write_text(src.replace('stale = "', 'stale = "{oops} '), encoding="utf-8")

@@ -31,7 +31,7 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from bot.web import WebServer
+from bot.web import WebServer, console_path
 from tests.bot.line.helpers import SECRET, TOKEN, sign
 from tests.fakes.line_api import FakeLineApi
 from tests.isolation import track_process
@@ -237,7 +237,7 @@ def test_slow_clients_do_not_starve_healthz_or_the_webhook(
         code, output = web.stop()
     assert code == 0, output
     fake_line.assert_contract_ok()
-    assert f"listening on http://127.0.0.1:{web.port} ({threads} threads)" in output
+    assert f"listening on http://127.0.0.1:{web.port} ({threads} threads, and 4 for the console)" in output
 
 
 def test_the_probe_catches_a_server_whose_threads_slow_clients_hold(fake_line: FakeLineApi) -> None:
@@ -323,6 +323,83 @@ def test_web_server_stops_from_another_thread_and_closes_its_sockets() -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=5).close()
     server.stop()  # stopping again does nothing
+
+
+@contextmanager
+def blocking_server(threads: int, console_threads: int) -> Iterator[tuple[int, threading.Event, list[str]]]:
+    """A WebServer whose app holds every request for ``/console...`` or ``/slow`` until the event is set;
+    yields its port, the event and the paths the app began serving, in order."""
+    release, began = threading.Event(), []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        began.append(path)
+        if path.startswith("/console") or path == "/slow":
+            release.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = WebServer(app, "127.0.0.1", 0, threads=threads, console_threads=console_threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server.addresses[0][1], release, began
+    finally:
+        release.set()
+        server.stop()
+        thread.join(timeout=15)
+    assert not thread.is_alive()
+
+
+def _hold(port: int, path: str) -> socket.socket:
+    """A request for ``path`` sent whole and left waiting for its answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+def _wait_began(began: list[str], count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(began) < count:
+        assert time.monotonic() < deadline, f"the app began {began}, not {count} requests"
+        time.sleep(0.01)
+
+
+def test_console_requests_have_their_own_threads_and_never_hold_a_webhooks() -> None:
+    """The console lane's only thread held (and more console requests queued behind it): /healthz and a
+    webhook path are answered within the probe's timeout by the other lane's thread; the queued console
+    requests are served once the first is released."""
+    with blocking_server(threads=1, console_threads=1) as (port, release, began):
+        held = [_hold(port, "/console/api/funnel")]
+        _wait_began(began, 1)
+        held += [_hold(port, "/console/"), _hold(port, "/")]  # queued in the console's lane
+        assert _request(port, "GET", "/healthz") == 200
+        assert _request(port, "POST", "/line/webhook", b"{}") == 200
+        assert began == ["/console/api/funnel", "/healthz", "/line/webhook"]  # the queued ones still wait
+        release.set()
+        for sock in held:
+            assert sock.recv(12) == b"HTTP/1.1 200"
+            sock.close()
+        assert sorted(began[3:]) == ["/", "/console/"]
+
+
+def test_the_probe_catches_a_lane_whose_only_thread_is_held() -> None:
+    """The same probe fails where one lane's thread is held (here a slow non-console request): what
+    the test above would see if console requests shared the webhooks' threads."""
+    with blocking_server(threads=1, console_threads=1) as (port, _release, began):
+        sock = _hold(port, "/slow")
+        _wait_began(began, 1)
+        with pytest.raises(TimeoutError):
+            _request(port, "GET", "/healthz")
+        sock.close()
+
+
+@pytest.mark.parametrize(("path", "console"), [
+    ("/", True), ("/console", True), ("/console/", True), ("/console/api/funnel", True),
+    ("/consoles", False), ("/healthz", False), ("/line/webhook", False), ("/slack/events", False),
+    ("/metrics", False), ("/readyz", False)])
+def test_the_console_lane_takes_the_console_paths_alone(path: str, console: bool) -> None:
+    assert console_path(path) is console
 
 
 def test_crmbot_web_on_a_taken_port_says_so(r: redis.Redis, redis_url: str, monkeypatch, capsys) -> None:
