@@ -29,21 +29,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from conversations.analytics import (
-    CHANNELS,
-    CONSULT_OPEN,
-    CONSULT_WORKED,
-    NAMES,
-    STATS,
+    SHARDS,
     STATUSES,
     TEST_CHANNELS,
     Analytics,
     Lead,
     _bounds,
     _in_bounds,
-    anon_key,
     asked_key,
-    lead_key,
-    segment,
+    channels_key,
+    consult_open_key,
+    consult_worked_key,
+    names_key,
+    source_segment,
     started_key,
     tier_key,
 )
@@ -52,7 +50,6 @@ from scoring import TIERS
 
 SORTS = ("date", "tier", "status")
 SEARCH_MAX = 100
-WORKED_BUILT = f"{STATS}:consult:worked:built"  # set once consult:worked holds every lead set before it existed
 _BATCH = 200
 
 
@@ -112,7 +109,7 @@ class LeadQuery:
                     and (q.source is None or lead.source == q.source))
 
         if q.source is not None:  # the source's own sets: its leads read here (never everyone's)
-            ids = self._all_ids([segment(ch, q.source) for ch in chans], q.start, q.end)
+            ids = self._all_ids([source_segment(ch, q.source) for ch in chans], q.start, q.end)
             return self._small(self._matching(q, ids) if q.search else ids, wanted, q.sort, offset, limit)
         if q.search:
             return self._small(self._search(q, chans), wanted, q.sort, offset, limit)
@@ -141,34 +138,20 @@ class LeadQuery:
 
     def _consulted(self) -> list[str]:
         """Every lead with a consultation status (new: consult:open; set by an operator: consult:worked)."""
-        self._build_worked()
         with self.r.pipeline(transaction=False) as p:
-            p.zrange(CONSULT_OPEN, 0, -1)
-            p.zrange(CONSULT_WORKED, 0, -1)
-            opened, worked = p.execute()
-        return [text(x) for x in [*opened, *worked]]
-
-    def _build_worked(self) -> None:
-        """Once: put the leads whose status was set before consult:worked existed into it (one walk)."""
-        if self.r.exists(WORKED_BUILT):
-            return
-        chans = sorted(text(c) for c in self.r.smembers(CHANNELS))
-        for ids in _chunks(self._all_ids(chans, None, None)):
-            with self.r.pipeline(transaction=False) as p:
-                for lid in ids:
-                    p.hmget(lead_key(lid), "c", "b")
-                got = p.execute()
-            add = {lid: float(b) for lid, (c, b) in zip(ids, got, strict=True) if c and b and text(c) != "new"}
-            if add:
-                self.r.zadd(CONSULT_WORKED, add)
-        self.r.set(WORKED_BUILT, "1")
+            for k in range(SHARDS):
+                p.zrange(consult_open_key(k), 0, -1)
+                p.zrange(consult_worked_key(k), 0, -1)
+            got = p.execute()
+        return [text(x) for ids in got for x in ids]
 
     def _all_ids(self, chans: Sequence[str], start: date | None, end: date | None) -> list[str]:
         lo, hi = _bounds(start, end)
         with self.r.pipeline(transaction=False) as p:
             for ch in chans:
-                p.zrangebyscore(started_key(ch), lo, hi)
-                p.zrangebyscore(asked_key(ch), lo, hi)  # consultations asked for with no diagnosis
+                for k in range(SHARDS):
+                    p.zrangebyscore(started_key(ch, k), lo, hi)
+                    p.zrangebyscore(asked_key(ch, k), lo, hi)  # consultations asked for with no diagnosis
             got = p.execute()
         return [text(x) for ids in got for x in ids]
 
@@ -178,7 +161,11 @@ class LeadQuery:
     def _matching(self, q: Query, ids: Iterable[str]) -> list[str]:
         """The diagnoses of ``ids`` whose person matches the search (a part of a name or of an ID)."""
         needle = q.search.strip().casefold()[:SEARCH_MAX]
-        named = {text(ref) for ref, name in self.r.hgetall(NAMES).items() if needle in text(name).casefold()}
+        with self.r.pipeline(transaction=False) as p:
+            for k in range(SHARDS):
+                p.hgetall(names_key(k))
+            every = p.execute()
+        named = {text(ref) for names in every for ref, name in names.items() if needle in text(name).casefold()}
         out = []
         for lid in ids:
             ref = lid.rsplit(":", 1)[0]
@@ -195,9 +182,9 @@ class LeadQuery:
         total = self._count(q, chans, lo, hi)
         finished_only = q.tier is not None or q.progress == "finished"
         tiers = [q.tier] if q.tier else list(TIERS)
-        every = [started_key(ch) for ch in chans]
+        every = [started_key(ch, k) for ch in chans for k in range(SHARDS)]
         if q.progress is None:  # and the consultations asked for with no diagnosis (no progress of their own)
-            every += [asked_key(ch) for ch in chans]
+            every += [asked_key(ch, k) for ch in chans for k in range(SHARDS)]
         # sections: (sorted sets merged newest first, whether a lead needs its hash to be kept, ids to skip)
         sections: list[tuple[list[str], bool, frozenset[str]]] = []
         head: list[Lead] = []
@@ -207,11 +194,11 @@ class LeadQuery:
         else:
             skip = frozenset()
         if q.sort == "tier" and q.progress != "stopped":
-            sections = [([tier_key(ch, t) for ch in chans], False, skip) for t in tiers]
+            sections = [([tier_key(ch, t, k) for ch in chans for k in range(SHARDS)], False, skip) for t in tiers]
             if not finished_only:
                 sections.append((every, True, skip))  # the unfinished, after the tiers
         elif finished_only:
-            sections = [([tier_key(ch, t) for ch in chans for t in tiers], False, skip)]
+            sections = [([tier_key(ch, t, k) for ch in chans for t in tiers for k in range(SHARDS)], False, skip)]
         else:
             sections = [(every, q.progress == "stopped", skip)]
         out = head[offset:offset + limit]
@@ -231,7 +218,7 @@ class LeadQuery:
         """Append to ``out`` (until it holds ``limit``) the leads of ``keys`` after skipping ``to_skip`` of
         them; returns how many are still to skip."""
         ids = (lid for _, lid in heapq.merge(*(self.a._ids_desc(k, lo, hi) for k in keys), reverse=True)
-               if lid not in excluded and not lid.startswith("anon-"))
+               if lid not in excluded)
         for batch in _chunks(ids):
             if not needs_hash and to_skip >= len(batch):
                 to_skip -= len(batch)
@@ -252,22 +239,18 @@ class LeadQuery:
     def _count(self, q: Query, chans: Sequence[str], lo: str, hi: str) -> int:
         tiers = [q.tier] if q.tier else list(TIERS)
         with self.r.pipeline(transaction=False) as p:
-            for ch in chans:  # each figure less the erased people's diagnoses it still counts
-                p.zcount(started_key(ch), lo, hi)
-                for t in tiers:
-                    p.zcount(tier_key(ch, t), lo, hi)
-                p.zcount(anon_key(ch), lo, hi)
-                for t in tiers:
-                    p.zcount(anon_key(ch, t), lo, hi)
-            for ch in chans:  # the consultations asked for with no diagnosis: leads, never diagnoses
-                p.zcount(asked_key(ch), lo, hi)
-            raw = [int(x) for x in p.execute()]
-        asked = sum(raw[len(raw) - len(chans):])
-        raw = raw[:len(raw) - len(chans)]
-        per = 1 + len(tiers)
-        got = [raw[i] - raw[i + per] for c in range(len(chans)) for i in range(2 * per * c, 2 * per * c + per)]
-        started = sum(got[i] for i in range(0, len(got), per))
-        finished = sum(got) - started
+            for ch in chans:
+                for k in range(SHARDS):
+                    p.zcount(started_key(ch, k), lo, hi)
+                    for t in tiers:
+                        p.zcount(tier_key(ch, t, k), lo, hi)
+                    p.zcount(asked_key(ch, k), lo, hi)  # consultations asked for with no diagnosis: leads only
+            raw = iter(int(x) for x in p.execute())
+        started = finished = asked = 0
+        for _ in range(len(chans) * SHARDS):
+            started += next(raw)
+            finished += sum(next(raw) for _ in tiers)
+            asked += next(raw)
         if q.tier is not None or q.progress == "finished":
             return finished
         if q.progress == "stopped":
@@ -291,11 +274,15 @@ def started_at(analytics: Analytics, ms: int) -> list[str]:
     """The ids of the diagnoses (any channel, tests' too) started at this millisecond, and of the consultations
     asked for with no diagnosis at it: two ZRANGEBYSCOREs per channel (how the console finds a lead from its
     opaque id)."""
-    chans = sorted(text(c) for c in analytics.r.smembers(CHANNELS))
+    with analytics.r.pipeline(transaction=False) as p:
+        for k in range(SHARDS):
+            p.smembers(channels_key(k))
+        chans = sorted({text(c) for got in p.execute() for c in got})
     lo, hi = repr((ms - 0.5) / 1000), repr((ms + 0.5) / 1000)
     with analytics.r.pipeline(transaction=False) as p:
         for ch in chans:
-            p.zrangebyscore(started_key(ch), lo, hi)
-            p.zrangebyscore(asked_key(ch), lo, hi)
+            for k in range(SHARDS):
+                p.zrangebyscore(started_key(ch, k), lo, hi)
+                p.zrangebyscore(asked_key(ch, k), lo, hi)
         got = p.execute()
     return [text(x) for ids in got for x in ids]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask import g, has_request_context
+
 from bot.console import fmt, refs
 from bot.logs import uid
 from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
@@ -23,7 +25,15 @@ CHANNELS = ("line", "slack", "web")
 
 
 def analytics(svc: Any) -> Analytics:
-    return Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl)
+    """The request's figures reader: one per request (kept in ``flask.g``), so a page reads each figures
+    shard once however many of its parts show a figure; a new one outside a request."""
+    if not has_request_context():
+        return Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl)
+    found = g.get("crmbot_analytics")
+    if found is None:
+        found = g.crmbot_analytics = Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl,
+                                               keep=True)
+    return found
 
 
 @dataclass(frozen=True)

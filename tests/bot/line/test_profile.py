@@ -12,7 +12,7 @@ import redis
 
 from bot import views
 from bot.app import build_services, create_app
-from conversations.analytics import NAMES, Analytics, person_ref
+from conversations.analytics import Analytics, names_key, person_ref, shard_of
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser
 from tests.conftest import FakeClock
@@ -24,7 +24,7 @@ def profile_calls(env: LineEnv, user: LineUser) -> int:
 
 
 def name_of(env: LineEnv, user: LineUser) -> str:
-    name = env.r.hget(NAMES, person_ref("line", user.user_id))
+    name = env.r.hget(names_key(shard_of("line", user.user_id)), person_ref("line", user.user_id))
     return name.decode() if name else ""
 
 
