@@ -98,6 +98,19 @@ def pick_source(args: Mapping[str, str]) -> str | None:
     return value or None
 
 
+def pick_segment(args: Mapping[str, str], name: str) -> str | None:
+    """``?variant=EXPERIMENT:VARIANT`` or ``?version=V``: the value, None when not given; ValueError(name)
+    when it is not one (a separator in it, too long, or a variant without its experiment)."""
+    value = (args.get(name) or "").strip()
+    if not value:
+        return None
+    if len(value) > 100 or any(c in value for c in "|,~") or not value.isprintable():
+        raise ValueError(name)
+    if name == "variant" and not all(value.partition(":")[::2]):
+        raise ValueError(name)
+    return value
+
+
 def query(svc: Any) -> LeadQuery:
     return LeadQuery(analytics(svc), uid)
 
