@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
     demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
     demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
+    migrate = sub.add_parser("migrate", help="move stored data to this version's storage (idempotent)")
+    migrate.add_argument("what", choices=("figures",), help="figures: the operator's figures and leads, from the "
+                         "one {stats} slot to the sharded day counters")
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
@@ -110,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return line_setup_cmd(config, args.url, args.dry_run)
         if args.command == "demo":
             return demo_cmd(config, args.remove)
+        if args.command == "migrate":
+            return migrate_cmd(config)
         if args.command == "console":
             if args.console_command == "add-operator":
                 return add_operator_cmd(config, args.email, args.name, args.role)
@@ -310,6 +315,7 @@ def worker_cmd(config: Config) -> int:
 
     script = load_script(config.locale, config.content_dir)
     _say_if_cannot_persist(config)
+    _migrate_figures(config)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -401,6 +407,37 @@ def line_links_cmd(config: Config, source: str, qr: str | None, out: TextIO | No
     from conversations.content import load_script
 
     return links_cmd(config, load_script(config.locale, config.content_dir), source, qr, out or sys.stdout)
+def _migrate_figures(config: Config) -> None:
+    """At a worker's start: move the figures from before the sharded counters when there are (one EXISTS
+    otherwise), before any record is applied, so none is counted in the old storage."""
+    from bot.redis_conn import connect
+    from conversations import figures_migration
+
+    client = connect(config)
+    try:
+        if figures_migration.pending(client):
+            done = figures_migration.migrate(client, now=time.time(), expiry=config.conversation_ttl)
+            log.info("figures moved to the sharded counters: %d leads, %d erased diagnoses", done.leads, done.erased)
+    finally:
+        client.close()
+
+
+def migrate_cmd(config: Config, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
+    """Move the figures kept before the sharded counters (conversations/figures_migration.py); idempotent."""
+    from bot.app import build_services
+    from conversations import figures_migration
+
+    svc = build_services(config, slack_app=False, **({"clock": clock} if clock else {}))
+    done = figures_migration.migrate(svc.redis, now=svc.clock(), expiry=config.conversation_ttl)
+    say = out or sys.stdout
+    if done.already:
+        print("migrate figures: nothing to move (done before, or no figures from before)", file=say)
+    else:
+        print(f"migrate figures: {done.leads} leads moved, {done.erased} erased people's diagnoses counted, "
+              f"{done.skipped} already there", file=say)
+    return 0
+
+
 def demo_cmd(config: Config, remove: bool, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
     """Load the demo sample into the running data (bot/demo.py), or remove it (``clock``: for tests)."""
     from bot import demo
