@@ -88,7 +88,8 @@ class StatsSink:
         raw = await client.hgetall(analytics.lead_key(lead_id))
         h = {text(k): text(v) for k, v in raw.items()}
         person = lead_id.rsplit(":", 1)[0]
-        name = text(await client.hget(analytics.names_key(analytics.shard_of_person(person)), person))
+        name = analytics.parse_person(await client.hget(analytics.people_key(analytics.shard_of_person(person)),
+                                                        person)).name
         return analytics.Lead.from_hash(lead_id, h, name)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:

@@ -153,7 +153,7 @@ class Eraser:
 
     def _forget_work(self, channel: str, user_id: str) -> int:
         """The operator's notes and history on the person's leads (before the leads go: a retry finds them)."""
-        leads = [text(x) for x in self.r.zrange(analytics.person_key(channel, user_id), 0, -1)]
+        leads = analytics.Analytics(self.r).person_ids(channel, user_id)
         if not leads:
             return 0
         return int(self.r.delete(*(k for lead in leads for k in (analytics.notes_key(lead),
@@ -184,7 +184,7 @@ class Eraser:
     def _anonymise(self, channel: str, user_id: str) -> list[str]:
         """The person's leads out of every index, deleted (:data:`conversations.analytics.ERASE_LUA`); the day
         counters keep counting them (no id in them). Returns the leads' ids."""
-        leads = [text(x) for x in self.r.zrange(analytics.person_key(channel, user_id), 0, -1)]
+        leads = analytics.Analytics(self.r).person_ids(channel, user_id)
         self.r.do(analytics.erase_step(channel, user_id, self.clock(), 0.0))
         return leads
 

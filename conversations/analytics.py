@@ -98,7 +98,7 @@ from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
-from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
+from conversations.redis_ops import Eval, async_runner, runner, text
 from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
@@ -174,16 +174,13 @@ def consult_worked_key(shard: int) -> str:
     return f"{base(shard)}:consult:worked"
 
 
-def follow_key(shard: int) -> str:
-    return f"{base(shard)}:follow"
-
-
 def followers_key(shard: int) -> str:
     return f"{base(shard)}:followers"
 
 
-def names_key(shard: int) -> str:
-    return f"{base(shard)}:names"
+def people_key(shard: int) -> str:
+    """One field per person of the shard (``"<ch>:<user id>"``): :func:`parse_person`'s four parts."""
+    return f"{base(shard)}:people"
 
 
 def channels_key(shard: int) -> str:
@@ -215,8 +212,27 @@ def source_segment(channel: str, source: str | None) -> str:
     return segment(channel, segments.source_tag(source) if source else None)
 
 
-def person_key(channel: str, user_id: str) -> str:
-    return f"{base(shard_of(channel, user_id))}:person:{channel}:{user_id}"
+@dataclass(frozen=True)
+class Person:
+    """A person's field in the shard's ``people`` hash: "<follow time>|<1 follows, 0 not, '' unknown>|<their
+    leads' id suffixes, ','>|<display name>" (one field: a person costs one hash entry, not four keys)."""
+
+    follow_at: str = ""
+    follows: str = ""
+    leads: tuple[str, ...] = ()  # "<sid>-<start in ms, hex>": the lead id is "<ch>:<user id>:" + this
+    name: str = ""
+
+
+def parse_person(raw: Any) -> Person:
+    if not raw:
+        return Person()
+    at, follows, leads, name = [*text(raw).split("|", 3), "", "", "", ""][:4]
+    return Person(at, follows, tuple(x for x in leads.split(",") if x), name)
+
+
+def person_leads(ref: str, person: Person) -> list[str]:
+    """The person's lead ids, oldest first."""
+    return [f"{ref}:{x}" for x in sorted(person.leads, key=lambda x: int(x.rpartition("-")[2], 16))]
 
 
 def person_ref(channel: str, user_id: str) -> str:
@@ -445,11 +461,31 @@ def delta_of(
 #   counted(lead, ss, by)      add (1) or take away (-1) all a lead is counted for, in the segments ``ss``
 #   place(lead) / unplace(lead)  keep the lead's one in-progress count in the bucket of its last change
 #                              ("pb": "<hour>|<highest question>"; none once closed, finished or expired)
+#   person_get / person_put / person_lead  a person's field of the shard's "people" hash (analytics.Person)
 #   prune()                    delete the in-progress buckets older than the expiry window (listed in "hours":
 #                              the scripts' clock, not Redis's, decides, so tests may set the time)
 _LUA_LIB = """
 local P = ARGV[1]
 local NOW, EXPIRY = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function person_get(key, ref)
+  local v = redis.call('HGET', key, ref)
+  if not v then return {'', '', '', ''} end
+  local a, b, c, d = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {a or '', b or '', c or '', d or ''}
+end
+local function person_put(key, ref, p)
+  if p[1] == '' and p[2] == '' and p[3] == '' and p[4] == '' then redis.call('HDEL', key, ref)
+  else redis.call('HSET', key, ref, table.concat(p, '|')) end
+end
+local function person_lead(p, suffix, keep)
+  local out, found = {}, false
+  for x in string.gmatch(p[3], '[^,]+') do
+    if x == suffix then found = true end
+    if x ~= suffix or keep then out[#out + 1] = x end
+  end
+  if keep and not found then out[#out + 1] = suffix end
+  p[3] = table.concat(out, ',')
+end
 local function segs(ch, tg)
   local out = {ch}
   for t in string.gmatch(tg or '', '[^\\t]+') do out[#out + 1] = ch .. '~' .. t end
@@ -529,8 +565,8 @@ end
 """
 
 # Apply one delta. All keys in the person's shard ({stats:<k>}).
-# KEYS[1] the lead (hash)        [2] started:<ch> (asked:<ch> for a lead numbered 0)   [3] person:<ch>:<user>
-# [4] active                     [5] follow (hash)          [6] followers (a count)     [7] names (hash)
+# KEYS[1] the lead (hash)        [2] started:<ch> (asked:<ch> for a lead numbered 0)   [3] people (hash)
+# [4] active                     [5] people (again)         [6] followers (a count)     [7] people (again)
 # [8] consult:open               [9] the ended lead (hash)  [10] tier:<ch>:<T>          [11] channels (set)
 # [12] days (set)                [13] started:<ch>~s=<source> (the source's leads index)
 # (a key a delta does not use is given as KEYS[1]; it is then not touched)
@@ -559,8 +595,9 @@ if id ~= '' then
   local counts = ARGV[7] ~= '0'
   redis.call('HSET', lead, 'ch', ARGV[5], 'u', ARGV[6], 'sid', ARGV[7], 'b', ARGV[9])
   if test then redis.call('HSET', lead, 'test', '1') end
-  redis.call('ZADD', KEYS[2], ARGV[9], id)
-  redis.call('ZADD', KEYS[3], ARGV[9], id)
+  local pp = person_get(KEYS[3], ARGV[5] .. ':' .. ARGV[6])
+  person_lead(pp, string.sub(id, #ARGV[5] + #ARGV[6] + 3), true)
+  person_put(KEYS[3], ARGV[5] .. ':' .. ARGV[6], pp)
   redis.call('SADD', KEYS[11], ARGV[5])
   if newer then
     redis.call('HSET', lead, 'n', ARGV[8], 't', ARGV[10], 'rm', ARGV[15])
@@ -620,6 +657,8 @@ if id ~= '' then
     end
     redis.call('ZADD', KEYS[10], ARGV[9], id)
   end
+  -- the started index holds the unfinished diagnoses, the tier indexes the finished ones
+  if finished == '' then redis.call('ZADD', KEYS[2], ARGV[9], id) else redis.call('ZREM', KEYS[2], id) end
   if ARGV[16] == '0' or finished ~= '' then
     redis.call('HSET', lead, 'x', '1')
     redis.call('ZREM', KEYS[4], id)
@@ -657,16 +696,17 @@ if ARGV[18] ~= '' then
   place(KEYS[9])
 end
 if ARGV[19] ~= '' and not test then
-  local prev = redis.call('HGET', KEYS[5], ARGV[20])
-  if not prev or tonumber(ARGV[21]) >= tonumber(string.match(prev, '^[^|]+')) then
-    local was = prev and string.sub(prev, -2) == '|1'
-    redis.call('HSET', KEYS[5], ARGV[20], ARGV[21] .. '|' .. ARGV[19])
+  local pp = person_get(KEYS[5], ARGV[20])
+  if pp[1] == '' or tonumber(ARGV[21]) >= tonumber(pp[1]) then
+    local was = pp[2] == '1'
+    pp[1], pp[2] = ARGV[21], ARGV[19]
     if ARGV[19] == '1' then
       if not was then redis.call('INCR', KEYS[6]) end
     else
       if was and redis.call('DECR', KEYS[6]) <= 0 then redis.call('DEL', KEYS[6]) end
-      redis.call('HDEL', KEYS[7], ARGV[20])
+      pp[4] = ''
     end
+    person_put(KEYS[5], ARGV[20], pp)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (NOW - EXPIRY))
@@ -713,9 +753,13 @@ if day and redis.call('EXISTS', P .. 'd:' .. day) == 0 then redis.call('SREM', P
 local id = ARGV[4]
 for _, k in ipairs({'started:' .. g[1], 'asked:' .. g[1], 'tier:' .. g[1] .. ':A', 'tier:' .. g[1] .. ':B',
                     'tier:' .. g[1] .. ':C', 'started:' .. g[1] .. '~s=' .. (g[3] or ''), 'active',
-                    'consult:open', 'consult:worked', 'person:' .. g[1] .. ':' .. (g[4] or '')}) do
+                    'consult:open', 'consult:worked'}) do
   redis.call('ZREM', P .. k, id)
 end
+local ref = g[1] .. ':' .. (g[4] or '')
+local pp = person_get(P .. 'people', ref)
+person_lead(pp, string.sub(id, #ref + 2), false)
+person_put(P .. 'people', ref, pp)
 redis.call('DEL', KEYS[1], KEYS[1] .. ':notes', KEYS[1] .. ':history')
 return 1
 """
@@ -723,10 +767,12 @@ return 1
 # Erase one person's leads (bot/privacy.py): each lead leaves every index and the in-progress counters, and
 # is deleted with the operator's notes and history on it; the person's index, display name and follow
 # mark go too. The day counters keep counting the diagnoses: they hold no id, nothing points back.
-# KEYS[1] person:<ch>:<user>  [2] names  [3] follow  [4] followers (a count)
+# KEYS[1] people (hash)  [2] followers (a count)
 # ARGV[1..3] as _LUA_LIB  [4] "<ch>:<user>". Returns how many leads went.
 ERASE_LUA = _LUA_LIB + """
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local pp = person_get(KEYS[1], ARGV[4])
+local ids = {}
+for x in string.gmatch(pp[3], '[^,]+') do ids[#ids + 1] = ARGV[4] .. ':' .. x end
 for _, id in ipairs(ids) do
   local lead = P .. 'lead:' .. id
   local g = redis.call('HMGET', lead, 'ch', 'src')
@@ -739,11 +785,8 @@ for _, id in ipairs(ids) do
   end
   redis.call('DEL', lead, lead .. ':notes', lead .. ':history')
 end
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], ARGV[4])
-local f = redis.call('HGET', KEYS[3], ARGV[4])
-if f and string.sub(f, -2) == '|1' and redis.call('DECR', KEYS[4]) <= 0 then redis.call('DEL', KEYS[4]) end
-redis.call('HDEL', KEYS[3], ARGV[4])
+if pp[2] == '1' and redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+redis.call('HDEL', KEYS[1], ARGV[4])
 return #ids
 """
 
@@ -774,12 +817,13 @@ redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
 return 1
 """
 
-# Keep a display name unless the person's latest follow event is an unfollow.
-# KEYS[1] names, KEYS[2] follow; ARGV[1] "<ch>:<user>", ARGV[2] name. Returns 1 when kept.
-SET_NAME_LUA = """
-local f = redis.call('HGET', KEYS[2], ARGV[1])
-if f and string.sub(f, -2) == '|0' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+# Keep a display name unless the person's latest follow event is an unfollow ("" forgets it).
+# KEYS[1] people; ARGV[1..3] as _LUA_LIB  [4] "<ch>:<user>"  [5] the name. Returns 1 when kept.
+SET_NAME_LUA = _LUA_LIB + """
+local pp = person_get(KEYS[1], ARGV[4])
+if pp[2] == '0' and ARGV[5] ~= '' then return 0 end
+pp[4] = ARGV[5]
+person_put(KEYS[1], ARGV[4], pp)
 return 1
 """
 
@@ -878,8 +922,8 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
     keys = [
         key1,
         (started_key(ch, k) if str(lead.get("sid", 0)) != "0" else asked_key(ch, k)) if lid else key1,
-        person_key(ch, user) if lid else key1,
-        active_key(k), follow_key(k), followers_key(k), names_key(k), consult_open_key(k),
+        people_key(k) if lid else key1,
+        active_key(k), people_key(k), followers_key(k), people_key(k), consult_open_key(k),
         lead_key(ended) if ended else key1,
         tier_key(ch, tier, k) if finishing else key1,
         channels_key(k), days_key(k),
@@ -1104,8 +1148,25 @@ class Analytics:
 
     def person(self, channel: str, user_id: str) -> list[Lead]:
         """Every diagnosis of one person, oldest first."""
-        ids = [text(x) for x in self.r.zrange(person_key(channel, user_id), 0, -1)]
-        return self._fetch(ids)
+        return self._fetch(self.person_ids(channel, user_id))
+
+    def person_ids(self, channel: str, user_id: str) -> list[str]:
+        ref = person_ref(channel, user_id)
+        return person_leads(ref, parse_person(self.r.hget(people_key(shard_of_person(ref)), ref)))
+
+    def _people(self, refs: Sequence[str]) -> dict[str, Person]:
+        """Each person's field (one pipeline, an HMGET per shard)."""
+        by_shard: dict[int, list[str]] = {}
+        for ref in refs:
+            by_shard.setdefault(shard_of_person(ref), []).append(ref)
+        if not by_shard:
+            return {}
+        with self.r.pipeline(transaction=False) as p:
+            for shard, group in by_shard.items():
+                p.hmget(people_key(shard), group)
+            got = p.execute()
+        return {ref: parse_person(raw) for group, raws in zip(by_shard.values(), got, strict=True)
+                for ref, raw in zip(group, raws, strict=True)}
 
     def latest(self, people: Sequence[str]) -> dict[str, Lead]:
         """Each person's (``"<ch>:<user id>"``) latest finished diagnosis, else their latest one; a person
@@ -1113,13 +1174,9 @@ class Analytics:
         refs = list(dict.fromkeys(people))
         if not refs:
             return {}
-        with self.r.pipeline(transaction=False) as p:
-            for ref in refs:
-                channel, _, user = ref.partition(":")
-                p.zrange(person_key(channel, user), 0, -1)
-            found = p.execute()
+        found = [person_leads(ref, person) for ref, person in self._people(refs).items()]
         by_person: dict[str, list[Lead]] = {}
-        for lead in self._fetch(text(x) for ids in found for x in ids):
+        for lead in self._fetch(x for ids in found for x in ids):
             by_person.setdefault(person_ref(lead.channel, lead.user_id), []).append(lead)
         return {ref: max([x for x in leads if x.is_finished] or leads, key=lambda x: (x.started, x.id))
                 for ref, leads in by_person.items()}
@@ -1130,12 +1187,7 @@ class Analytics:
         refs = list(dict.fromkeys(people))
         if not refs:
             return {}
-        with self.r.pipeline(transaction=False) as p:
-            for ref in refs:
-                channel, _, user = ref.partition(":")
-                p.zrange(person_key(channel, user), -1, -1)
-            latest = p.execute()
-        found = {ref: text(ids[0]) for ref, ids in zip(refs, latest, strict=True) if ids}
+        found = {ref: ids[-1] for ref, person in self._people(refs).items() if (ids := person_leads(ref, person))}
         with self.r.pipeline(transaction=False) as p:
             for lid in found.values():
                 p.hget(lead_key(lid), "src")
@@ -1144,18 +1196,7 @@ class Analytics:
 
     def names(self, people: Sequence[str]) -> dict[str, str]:
         """The display names kept of these people (``"<ch>:<user id>"``), those known only."""
-        refs = list(dict.fromkeys(people))
-        if not refs:
-            return {}
-        by_shard: dict[int, list[str]] = {}
-        for ref in refs:
-            by_shard.setdefault(shard_of_person(ref), []).append(ref)
-        with self.r.pipeline(transaction=False) as p:
-            for shard, group in by_shard.items():
-                p.hmget(names_key(shard), group)
-            got = p.execute()
-        return {ref: text(name) for group, names in zip(by_shard.values(), got, strict=True)
-                for ref, name in zip(group, names, strict=True) if name}
+        return {ref: person.name for ref, person in self._people(list(dict.fromkeys(people))).items() if person.name}
 
     def leads(
         self,
@@ -1219,10 +1260,11 @@ class Analytics:
             sets = [tier_key(ch, tier, k) for ch in chans for k in range(SHARDS)]
         elif status == "finished":
             sets = [tier_key(ch, t, k) for ch in chans for t in TIERS for k in range(SHARDS)]
-        else:  # every diagnosis, and the consultations asked for without one (those have no source)
+        elif source is not None:  # the source's index holds all its diagnoses
             sets = [started_key(seg, k) for seg in segs for k in range(SHARDS)]
-            if source is None:
-                sets += [asked_key(ch, k) for ch in chans for k in range(SHARDS)]
+        else:  # the unfinished, the finished, and the consultations asked for without a diagnosis
+            sets = [key for ch in chans for k in range(SHARDS)
+                    for key in (started_key(ch, k), *(tier_key(ch, t, k) for t in TIERS), asked_key(ch, k))]
         lo, hi = _bounds(start, end)
         batch: list[str] = []
         for lead_ref in heapq.merge(*(self._ids_desc(k, lo, hi) for k in sets), reverse=True):
@@ -1354,7 +1396,7 @@ def nudged_step(channel: str, user_id: str, sid: int, begun: float, q: int, at: 
 
 def erase_step(channel: str, user_id: str, now: float, expiry: float) -> Eval:
     k = shard_of(channel, user_id)
-    return Eval(ERASE_LUA, [person_key(channel, user_id), names_key(k), follow_key(k), followers_key(k)],
+    return Eval(ERASE_LUA, [people_key(k), followers_key(k)],
                 [f"{base(k)}:", repr(now), repr(float(expiry)), person_ref(channel, user_id)])
 
 
@@ -1366,12 +1408,21 @@ def notified_step(lead_id: str) -> Eval:
 def set_name_step(channel: str, user_id: str, name: str) -> Eval | None:
     """Keep a follower's display name (:data:`SET_NAME_LUA`); None when nothing is left of it once cleaned."""
     clean = clean_name(name)
+    return _name_step(channel, user_id, clean) if clean else None
+
+
+def _name_step(channel: str, user_id: str, name: str) -> Eval:
     k = shard_of(channel, user_id)
-    return Eval(SET_NAME_LUA, [names_key(k), follow_key(k)], [person_ref(channel, user_id), clean]) if clean else None
+    return Eval(SET_NAME_LUA, [people_key(k)], [f"{base(k)}:", "0", "0", person_ref(channel, user_id), name])
 
 
-def forget_name_step(channel: str, user_id: str) -> Call:
-    return call("hdel", names_key(shard_of(channel, user_id)), person_ref(channel, user_id))
+def forget_name_step(channel: str, user_id: str) -> Eval:
+    return _name_step(channel, user_id, "")
+
+
+def name_of(r: Any, ref: str) -> str:
+    """One person's display name kept ("" none)."""
+    return parse_person(r.hget(people_key(shard_of_person(ref)), ref)).name
 
 
 async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> None:

@@ -33,11 +33,10 @@ from conversations.analytics import (
     STATS,
     base,
     day_of,
-    follow_key,
     followers_key,
     history_key,
-    names_key,
     notes_key,
+    people_key,
     shard_of_lead,
     shard_of_person,
 )
@@ -61,8 +60,12 @@ local g = redis.call('HMGET', lead, 'ch', 'tg', 'src', 'u', 'b', 'sid', 'tier', 
 local ch = g[1]
 counted(lead, segs(ch, g[2]), 1)
 place(lead)
-redis.call('ZADD', P .. 'person:' .. ch .. ':' .. g[4], g[5], id)
-redis.call('ZADD', P .. (g[6] ~= '0' and 'started:' or 'asked:') .. ch, g[5], id)
+local ref = ch .. ':' .. g[4]
+local pp = person_get(P .. 'people', ref)
+person_lead(pp, string.sub(id, #ref + 2), true)
+person_put(P .. 'people', ref, pp)
+if g[6] == '0' then redis.call('ZADD', P .. 'asked:' .. ch, g[5], id)
+elseif not g[9] then redis.call('ZADD', P .. 'started:' .. ch, g[5], id) end
 if g[3] and g[3] ~= '' and g[6] ~= '0' then redis.call('ZADD', P .. 'started:' .. ch .. '~s=' .. g[3], g[5], id) end
 if g[7] and g[9] then redis.call('ZADD', P .. 'tier:' .. ch .. ':' .. g[7], g[5], id) end
 if not g[8] and not g[9] then redis.call('ZADD', P .. 'active', g[10] or g[5], id) end
@@ -72,6 +75,16 @@ elseif g[11] and g[11] ~= '' and g[11] ~= 'new' then redis.call('ZADD', P .. 'co
 if g[14] and g[14] ~= '' then redis.call('ZADD', P .. 'assignees', g[10] or g[5], g[14]) end
 redis.call('SADD', P .. 'channels', ch)
 if g[13] then redis.call('SADD', P .. 'days', g[13]) end
+return 1
+"""
+
+# A person's follow mark and display name. KEYS[1] people; ARGV[1..3] as analytics._LUA_LIB  [4] "<ch>:<user>"
+# [5] the follow mark's time ("" none)  [6] 1 / 0  [7] the name ("" none). Returns 1.
+MIGRATE_PERSON_LUA = _LUA_LIB + """
+local pp = person_get(KEYS[1], ARGV[4])
+if ARGV[5] ~= '' then pp[1], pp[2] = ARGV[5], ARGV[6] end
+if ARGV[7] ~= '' then pp[4] = ARGV[7] end
+person_put(KEYS[1], ARGV[4], pp)
 return 1
 """
 
@@ -216,11 +229,12 @@ def _people(r: Any) -> None:
     counts = [0] * SHARDS
     for ref in following:
         counts[shard_of_person(ref)] += 1
+    for ref in sorted(set(follow) | set(names)):
+        at, _, follows = follow.get(ref, "").partition("|")
+        k = shard_of_person(ref)
+        r.do(Eval(MIGRATE_PERSON_LUA, [people_key(k)], [f"{base(k)}:", "0", "0", ref, at, follows,
+                                                        names.get(ref, "")]))
     with r.pipeline(transaction=False) as p:
-        for ref, mark in follow.items():
-            p.hset(follow_key(shard_of_person(ref)), ref, mark)
-        for ref, name in names.items():
-            p.hset(names_key(shard_of_person(ref)), ref, name)
         for k, n in enumerate(counts):
             if n:
                 p.set(followers_key(k), n)

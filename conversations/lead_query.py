@@ -40,7 +40,8 @@ from conversations.analytics import (
     channels_key,
     consult_open_key,
     consult_worked_key,
-    names_key,
+    parse_person,
+    people_key,
     source_segment,
     started_key,
     tier_key,
@@ -150,8 +151,8 @@ class LeadQuery:
         with self.r.pipeline(transaction=False) as p:
             for ch in chans:
                 for k in range(SHARDS):
-                    p.zrangebyscore(started_key(ch, k), lo, hi)
-                    p.zrangebyscore(asked_key(ch, k), lo, hi)  # consultations asked for with no diagnosis
+                    for key in _every(ch, k):
+                        p.zrangebyscore(key, lo, hi)
             got = p.execute()
         return [text(x) for ids in got for x in ids]
 
@@ -163,9 +164,10 @@ class LeadQuery:
         needle = q.search.strip().casefold()[:SEARCH_MAX]
         with self.r.pipeline(transaction=False) as p:
             for k in range(SHARDS):
-                p.hgetall(names_key(k))
+                p.hgetall(people_key(k))
             every = p.execute()
-        named = {text(ref) for names in every for ref, name in names.items() if needle in text(name).casefold()}
+        named = {text(ref) for people in every for ref, raw in people.items()
+                 if needle in parse_person(raw).name.casefold()}
         out = []
         for lid in ids:
             ref = lid.rsplit(":", 1)[0]
@@ -182,7 +184,8 @@ class LeadQuery:
         total = self._count(q, chans, lo, hi)
         finished_only = q.tier is not None or q.progress == "finished"
         tiers = [q.tier] if q.tier else list(TIERS)
-        every = [started_key(ch, k) for ch in chans for k in range(SHARDS)]
+        every = [key for ch in chans for k in range(SHARDS)
+                 for key in (started_key(ch, k), *(tier_key(ch, t, k) for t in TIERS))]
         if q.progress is None:  # and the consultations asked for with no diagnosis (no progress of their own)
             every += [asked_key(ch, k) for ch in chans for k in range(SHARDS)]
         # sections: (sorted sets merged newest first, whether a lead needs its hash to be kept, ids to skip)
@@ -246,17 +249,24 @@ class LeadQuery:
                         p.zcount(tier_key(ch, t, k), lo, hi)
                     p.zcount(asked_key(ch, k), lo, hi)  # consultations asked for with no diagnosis: leads only
             raw = iter(int(x) for x in p.execute())
-        started = finished = asked = 0
+        unfinished = finished = asked = 0
         for _ in range(len(chans) * SHARDS):
-            started += next(raw)
+            unfinished += next(raw)
             finished += sum(next(raw) for _ in tiers)
             asked += next(raw)
+        started = unfinished + finished  # (a tier asked for returns before it is used)
         if q.tier is not None or q.progress == "finished":
             return finished
         if q.progress == "stopped":
             active = [x for x in self.a._active() if x.channel in chans and _in_bounds(x.started, q.start, q.end)]
             return started - finished - len(active)
         return started + asked
+
+
+def _every(ch: str, k: int) -> tuple[str, ...]:
+    """The indexes that hold every lead of a channel in one shard: the unfinished, the finished by tier, the
+    consultations asked for with no diagnosis."""
+    return (started_key(ch, k), *(tier_key(ch, t, k) for t in TIERS), asked_key(ch, k))
 
 
 def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
@@ -282,7 +292,7 @@ def started_at(analytics: Analytics, ms: int) -> list[str]:
     with analytics.r.pipeline(transaction=False) as p:
         for ch in chans:
             for k in range(SHARDS):
-                p.zrangebyscore(started_key(ch, k), lo, hi)
-                p.zrangebyscore(asked_key(ch, k), lo, hi)
+                for key in _every(ch, k):
+                    p.zrangebyscore(key, lo, hi)
         got = p.execute()
     return [text(x) for ids in got for x in ids]
