@@ -63,11 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
     ob.add_argument("--check", action="store_true", help="audit: list messages that are neither due nor parked")
     ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
-    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
-    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
-    migrate = sub.add_parser("migrate", help="move stored data to this version's storage (idempotent)")
-    migrate.add_argument("what", choices=("figures",), help="figures: the operator's figures and leads, from the "
-                         "one {stats} slot to the sharded day counters")
+    _data_commands(sub)
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
@@ -111,10 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return line_links_cmd(config, args.source, args.qr)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
-        if args.command == "demo":
-            return demo_cmd(config, args.remove)
-        if args.command == "migrate":
-            return migrate_cmd(config)
+        if args.command in ("demo", "migrate"):
+            return demo_cmd(config, args.remove) if args.command == "demo" else migrate_cmd(config)
         if args.command == "console":
             if args.console_command == "add-operator":
                 return add_operator_cmd(config, args.email, args.name, args.role)
@@ -126,6 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CrmbotError as e:
         print(f"crmbot: {e}", file=sys.stderr)
         return 1
+
+
+def _data_commands(sub: Any) -> None:
+    """``crmbot demo`` and ``crmbot migrate``'s arguments."""
+    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
+    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
+    migrate = sub.add_parser("migrate", help="move stored data to this version's storage (idempotent)")
+    migrate.add_argument("what", choices=("figures",), help="figures: the operator's figures and leads, from the "
+                         "one {stats} slot to the sharded day counters")
 
 
 def _observe(config: Config, level: str) -> None:

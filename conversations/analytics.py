@@ -437,14 +437,7 @@ def delta_of(
             lead["consult"] = 1
         if moved:
             lead["moved"] = int(event == inputs.MOVED_YES)
-        if cur.qual:
-            lead["qual"] = cur.qual
-        if cur.src:
-            lead["source"] = cur.src
-        if cur.var:
-            lead["var"] = cur.var
-        if cur.ver:
-            lead["ver"] = cur.ver
+        lead |= {k: v for k, v in (("qual", cur.qual), ("source", cur.src), ("var", cur.var), ("ver", cur.ver)) if v}
         d["lead"] = lead
     if len(d.keys() - {"at", "test"}) == 0:
         return None
