@@ -1,12 +1,16 @@
 """The console's leads list: filters, a search, a sort, a page and the total, answered from the indexes of
 :mod:`conversations.analytics` wherever one can answer.
 
-What each query costs (N: diagnoses started in the date range on the channels asked for; P: the page's
-size; O: its offset; C: leads with a consultation; A: diagnoses in progress):
+The indexes are per figures shard (:mod:`conversations.analytics`: ``started:<ch>`` the unfinished,
+``tier:<ch>:<T>`` the finished, ``asked:<ch>``), merged newest first across the 8 shards. What each query
+costs (N: diagnoses started in the date range on the channels asked for; P: the page's size; O: its
+offset; C: leads with a consultation; A: diagnoses in progress):
 
-* **no filter, a tier, "finished"** (sort by date): the total is a ZCOUNT per channel (and tier), the
-  page's ids ZREVRANGEBYSCORE from the sorted sets (O + P ids read, merged across channels), then P
-  hashes. Sort by tier: the same, section by section (A, B, C, then the unfinished, whose part reads
+* **no filter, a tier, "finished"** (sort by date): the total is a ZCOUNT per index, the page's ids
+  ZREVRANGEBYSCORE from the indexes (O + P ids read, merged), then P hashes; the next page's link
+  carries a **cursor** (:attr:`Query.after`: the last lead's start and how many leads started then were
+  shown), read from there: a page reached by the next links costs what the second costs, whatever its
+  number. Sort by tier: the same, section by section (A, B, C, then the unfinished, whose part reads
   the skipped leads' hashes too).
 * **"stopped"**: the total from counts (started - finished - in progress); the page reads O + P hashes.
 * **"in progress"**: the ``active`` set, A hashes.
@@ -65,12 +69,24 @@ class Query:
     search: str = ""
     sort: str = "date"
     source: str | None = None  # only the leads from this source (「診断 NAME」)
+    after: str = ""  # a cursor (Found.cursor of the page before): the page after it, whatever its number
 
 
 @dataclass(frozen=True)
 class Found:
     leads: list[Lead]
     total: int
+    cursor: str = ""  # where the next page starts ("<start>:<how many leads started then were shown>"), or ""
+
+
+def parse_cursor(cursor: str) -> tuple[float, int] | None:
+    """A page's cursor, None when it is none (a malformed one is none: the page is read by its number)."""
+    score, _, seen = cursor.partition(":")
+    try:
+        found = float(score), int(seen)
+    except ValueError:
+        return None
+    return found if found[1] >= 0 and found[0] == found[0] else None
 
 
 def _tier_rank(lead: Lead) -> int:
@@ -121,7 +137,8 @@ class LeadQuery:
             return self._small(self._consulted(), wanted, q.sort, offset, limit)
         if q.consult is not None:
             return self._small(self._all_ids(chans, q.start, q.end), wanted, q.sort, offset, limit)
-        return self._walk(q, chans, wanted, offset, limit)
+        at = parse_cursor(q.after) if q.sort == "date" else None
+        return self._walk(q, chans, wanted, 0 if at else offset, limit, at)
 
     # -- a small set: every lead read, sorted here --------------------------------------------------
 
@@ -179,9 +196,11 @@ class LeadQuery:
     # -- the indexes walked, newest first --------------------------------------------------------------
 
     def _walk(self, q: Query, chans: Sequence[str], wanted: Callable[[Lead], bool], offset: int,
-              limit: int) -> Found:
+              limit: int, at: tuple[float, int] | None = None) -> Found:
         lo, hi = _bounds(q.start, q.end)
         total = self._count(q, chans, lo, hi)
+        if at is not None and (hi == "+inf" or at[0] < float(hi.lstrip("("))):
+            hi = repr(at[0])  # a cursor: from where the page before ended (as cheap as the first page)
         finished_only = q.tier is not None or q.progress == "finished"
         tiers = [q.tier] if q.tier else list(TIERS)
         every = [key for ch in chans for k in range(SHARDS)
@@ -213,15 +232,17 @@ class LeadQuery:
             only_unfinished = finished_seen and keys is every
             to_skip = self._take(keys, lo, hi, needs_hash or only_unfinished, excluded,
                                  (lambda x: wanted(x) and not x.is_finished) if only_unfinished else wanted,
-                                 to_skip, limit, out)
-        return Found(out, total)
+                                 to_skip, limit, out, at)
+        return Found(out, total, _cursor(out, at) if q.sort == "date" and len(out) >= limit else "")
 
     def _take(self, keys: list[str], lo: str, hi: str, needs_hash: bool, excluded: frozenset[str],
-              wanted: Callable[[Lead], bool], to_skip: int, limit: int, out: list[Lead]) -> int:
+              wanted: Callable[[Lead], bool], to_skip: int, limit: int, out: list[Lead],
+              at: tuple[float, int] | None = None) -> int:
         """Append to ``out`` (until it holds ``limit``) the leads of ``keys`` after skipping ``to_skip`` of
-        them; returns how many are still to skip."""
-        ids = (lid for _, lid in heapq.merge(*(self.a._ids_desc(k, lo, hi) for k in keys), reverse=True)
-               if lid not in excluded)
+        them (and, after a cursor, the leads started at its instant that were shown); returns how many are
+        still to skip."""
+        merged = heapq.merge(*(self.a._ids_desc(k, lo, hi) for k in keys), reverse=True)
+        ids = (lid for _, lid in _after(merged, at) if lid not in excluded)
         for batch in _chunks(ids):
             if not needs_hash and to_skip >= len(batch):
                 to_skip -= len(batch)
@@ -261,6 +282,23 @@ class LeadQuery:
             active = [x for x in self.a._active() if x.channel in chans and _in_bounds(x.started, q.start, q.end)]
             return started - finished - len(active)
         return started + asked
+
+
+def _after(merged: Iterable[tuple[float, str]], at: tuple[float, int] | None) -> Iterator[tuple[float, str]]:
+    """The merged (start, id) pairs past a cursor: those started at its instant already shown are left out."""
+    seen = 0
+    for score, lid in merged:
+        if at is not None and score == at[0] and seen < at[1]:
+            seen += 1
+            continue
+        yield score, lid
+
+
+def _cursor(shown: Sequence[Lead], at: tuple[float, int] | None) -> str:
+    """The cursor after a page: its last lead's start, and how many leads started then were shown so far."""
+    last = shown[-1].started
+    same = sum(1 for x in shown if x.started == last) + (at[1] if at is not None and at[0] == last else 0)
+    return f"{last!r}:{same}"
 
 
 def _every(ch: str, k: int) -> tuple[str, ...]:

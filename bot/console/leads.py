@@ -15,7 +15,7 @@ from bot.logs import uid
 from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
 from conversations.content import Script
 from conversations.inputs import source_name
-from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query
+from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query, parse_cursor
 from scoring import TIERS
 
 PAGE_SIZE = 50
@@ -51,6 +51,7 @@ class Filters:
     sort: str = "date"
     source: str | None = None  # where the person came from (「診断 NAME」)
     error: str = ""
+    after: str = ""  # the cursor of the page before (the next page's link): read from there, not by its number
 
     @classmethod
     def parse(cls, args: Mapping[str, str]) -> Filters:
@@ -66,9 +67,10 @@ class Filters:
             if not 1 <= page <= 10_000:
                 raise ValueError("page")
             search = " ".join((args.get("q") or "").split())[:SEARCH_MAX]
+            after = (args.get("after") or "")[:60]
             return cls(pick("tier", TIERS), pick("progress", LEAD_STATUSES), pick("consult", STATUSES), start, end,
                        pick("channel", CHANNELS), page, search, pick("sort", SORTS) or "date",
-                       source=pick_source(args))
+                       source=pick_source(args), after=after if parse_cursor(after) else "")
         except ValueError as e:
             return cls(error=str(e) or "filter")
 
@@ -77,13 +79,14 @@ class Filters:
         out = {"tier": self.tier, "progress": self.progress, "consult": self.consult,
                "from": self.start.isoformat() if self.start else None, "to": self.end.isoformat() if self.end else None,
                "channel": self.channel, "source": self.source, "q": self.search,
-               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None}
+               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None,
+               "after": self.after or None}
         out.update(changes)
         return {k: v for k, v in out.items() if v}
 
     def as_query(self) -> Query:
         return Query(tier=self.tier, progress=self.progress, consult=self.consult, start=self.start, end=self.end,
-                     channel=self.channel, search=self.search, sort=self.sort, source=self.source)
+                     channel=self.channel, search=self.search, sort=self.sort, source=self.source, after=self.after)
 
     def kwargs(self) -> dict[str, Any]:
         return {"tier": self.tier, "status": self.progress, "consult": self.consult, "start": self.start,

@@ -4,6 +4,7 @@ Redis: the commands clients send, a script's own calls left out)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,36 +23,48 @@ LIMIT = 30  # commands of one overview view, its charts included (issue 16)
 
 @contextmanager
 def counting(r: redis.Redis) -> Iterator[list[str]]:
-    """The commands clients sent while inside (MONITOR's lines, those run by a script left out)."""
+    """The commands clients sent while inside (MONITOR's lines, those run by a script left out). MONITOR is on
+    once it shows a marker we sent: what came before that marker is not counted."""
+    lines: list[str] = []
     seen: list[str] = []
-    ready, done = threading.Event(), threading.Event()
+    changed = threading.Condition()
 
     def watch() -> None:
         with r.monitor() as m:
-            ready.set()
+            with changed:
+                lines.append("")  # the monitor is connected
+                changed.notify_all()
             while True:
                 cmd = m.next_command()
+                if cmd.get("client_type") == "lua" or "lua" in str(cmd.get("client_address", "")):
+                    continue
+                with changed:
+                    lines.append(cmd["command"])
+                    changed.notify_all()
                 if cmd["command"] == "ECHO crmbot-count-end":
-                    done.set()
                     return
-                if cmd.get("client_type") != "lua" and "lua" not in str(cmd.get("client_address", "")):
-                    seen.append(cmd["command"])
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
-    assert ready.wait(10)
     probe = redis.Redis(connection_pool=r.connection_pool)
-    while not seen or seen[-1] != "ECHO crmbot-count-start":  # MONITOR is on once it shows our own command
-        probe.echo("crmbot-count-start")
-        if seen and seen[-1] != "ECHO crmbot-count-start":
-            seen.clear()
-    seen.clear()
+    with changed:
+        assert changed.wait_for(lambda: lines, 10)
+    for n in range(100):
+        marker = f"crmbot-count-start-{n}"
+        probe.echo(marker)
+        with changed:
+            if changed.wait_for(lambda marker=marker: f"ECHO {marker}" in lines, 1):
+                break
+    else:
+        raise AssertionError("MONITOR never showed our marker")
     try:
         yield seen
     finally:
         probe.echo("crmbot-count-end")
-        assert done.wait(10)
         t.join(10)
+        assert not t.is_alive()
+        start = lines.index(f"ECHO {marker}") + 1
+        seen += lines[start:lines.index("ECHO crmbot-count-end")]
 
 
 def seed(r: redis.Redis, count: int, now: float) -> None:
@@ -118,3 +131,32 @@ def test_the_overview_costs_the_same_at_10_and_10000_leads(logged_in: Console) -
     f = analytics.Analytics(logged_in.r, clock=logged_in.clock).funnel()
     assert (f["started"], f["finished"], f["in_progress"]) == (10_000, 6666, 1002)  # i % 3 == 0 and i % 30 in (0, 3, 6)
     assert costs(logged_in) == few
+
+
+def lead_rows(html: str) -> list[str]:
+    return re.findall(r'<tr class="lead-row"[^>]*>.*?</tr>', html, flags=re.S)
+
+
+def test_a_leads_page_deep_in_the_list_costs_what_the_second_costs(logged_in: Console) -> None:
+    seed(logged_in.r, 10_000, logged_in.clock())
+    http = logged_in.http
+    html = http.get("/console/leads").get_data(as_text=True)
+    nxt = re.search(r'<a href="([^"]+)" id="page-next"', html).group(1).replace("&amp;", "&")
+    assert "after=" in nxt and "page=2" in nxt
+    with counting(logged_in.r) as seen:
+        second = http.get(nxt).get_data(as_text=True)
+    cost = len(seen)
+    assert lead_rows(second) == lead_rows(http.get("/console/leads?page=2").get_data(as_text=True))
+    for _ in range(3):  # on by the next links: each page from the cursor of the one before
+        nxt = re.search(r'<a href="([^"]+)" id="page-next"', second).group(1).replace("&amp;", "&")
+        with counting(logged_in.r) as seen:
+            second = http.get(nxt).get_data(as_text=True)
+        assert len(seen) == cost, "a later page cost more"
+    assert "page=5" in nxt
+    assert lead_rows(second) == lead_rows(http.get("/console/leads?page=5").get_data(as_text=True))
+    deep = analytics.Analytics(logged_in.r, clock=logged_in.clock).leads(limit=150 * 50)[-1]  # page 150's last
+    same = sum(1 for x in analytics.Analytics(logged_in.r).leads(limit=150 * 50) if x.started == deep.started)
+    with counting(logged_in.r) as seen:
+        page151 = http.get(f"/console/leads?page=151&after={deep.started!r}:{same}").get_data(as_text=True)
+    assert len(seen) == cost
+    assert lead_rows(page151) == lead_rows(http.get("/console/leads?page=151").get_data(as_text=True))
