@@ -45,22 +45,26 @@ several of them on a Redis Cluster, and the shards spread over its nodes):
     crmbot:{stats:<k>}:lead:<lead id>            the lead (hash; fields below, see :meth:`Lead.from_hash`)
     crmbot:{stats:<k>}:lead:<lead id>:notes      the operator's notes on a lead (conversations/lead_work.py)
     crmbot:{stats:<k>}:lead:<lead id>:history    its status and assignee changes, oldest first (JSON entries)
-    crmbot:{stats:<k>}:started:<ch>              index: every diagnosis started on ch (score: its start)
-    crmbot:{stats:<k>}:started:<ch>~s=<source>   index: those from a source (the leads filter)
+    crmbot:{stats:<k>}:started:<ch>              index: the unfinished diagnoses started on ch (score: start)
+    crmbot:{stats:<k>}:started:<ch>~s=<source>   index: every diagnosis from a source (the leads filter)
     crmbot:{stats:<k>}:asked:<ch>                index: consultations requested with no diagnosis taken (sid 0;
                                                  score: the first request): in the leads, never in the funnel
     crmbot:{stats:<k>}:tier:<ch>:<T>             index: finished diagnoses of tier T (A/B/C)
-    crmbot:{stats:<k>}:person:<ch>:<user id>     index: one person's diagnoses
     crmbot:{stats:<k>}:active                    index: diagnoses in progress (score: last change; pruned)
     crmbot:{stats:<k>}:consult:open              index: consultations with status "new" (score: when requested)
     crmbot:{stats:<k>}:consult:worked            index: leads an operator set to another status (score: start)
-    crmbot:{stats:<k>}:follow                    the latest follow/unfollow applied per person (hash:
-                                                 "<ch>:<user id>" -> "<time>|1" or "<time>|0")
+    crmbot:{stats:<k>}:people                    one field per person, "<ch>:<user id>" -> "<time of the latest
+                                                 follow/unfollow applied>|<1 follows, 0 not>|<their leads' id
+                                                 suffixes, ",">|<display name, kept while they follow>"
+                                                 (:class:`Person`: one hash entry a person, not four keys)
     crmbot:{stats:<k>}:followers                 how many follow now (a count, moved by follow changes)
-    crmbot:{stats:<k>}:names                     display names (hash: "<ch>:<user id>" -> name), kept while
-                                                 the person follows
     crmbot:{stats:<k>}:channels                  channels that have leads (set)
-    crmbot:{stats}:assignees                     names ever assigned (conversations/lead_work.py)
+    crmbot:{stats:<k>}:assignees                 names assigned to the shard's leads (conversations/lead_work.py)
+
+Permanent memory: 970 B per finished user over every key family, their conversation record included
+(benchmarks/memory.py: 5,000 users, ``MEMORY USAGE``; the dedupe marks apart: they expire).
+Before these shards, every figure and lead was in the one slot ``{stats}`` as sorted sets of diagnosis ids:
+conversations/figures_migration.py moves such data here (``crmbot migrate figures``).
 
 **Segments** (conversations/segments.py): a diagnosis also counts in ``"<ch>~<tag>"`` (:func:`segment`)
 for each tag of its source (``s=``), experiment variants (``x=``) and content version (``v=``), in the same
