@@ -186,6 +186,7 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     try:
         config, password_file = _local_console(config)
         svc = build_services(config)
+        _migrate_figures(config, svc.redis)
         app = create_app(services=svc)
         worker = WorkerThread(lambda: build_worker(config, svc.script))
         worker.start()
@@ -410,19 +411,21 @@ def line_links_cmd(config: Config, source: str, qr: str | None, out: TextIO | No
     from conversations.content import load_script
 
     return links_cmd(config, load_script(config.locale, config.content_dir), source, qr, out or sys.stdout)
-def _migrate_figures(config: Config) -> None:
+def _migrate_figures(config: Config, client: Any = None) -> None:
     """At a worker's start: move the figures from before the sharded counters when there are (one EXISTS
     otherwise), before any record is applied, so none is counted in the old storage."""
     from bot.redis_conn import connect
     from conversations import figures_migration
 
-    client = connect(config)
+    own = client is None
+    client = connect(config) if own else client
     try:
         if figures_migration.pending(client):
             done = figures_migration.migrate(client, now=time.time(), expiry=config.conversation_ttl)
             log.info("figures moved to the sharded counters: %d leads, %d erased diagnoses", done.leads, done.erased)
     finally:
-        client.close()
+        if own:
+            client.close()
 
 
 def migrate_cmd(config: Config, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:

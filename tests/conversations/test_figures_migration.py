@@ -130,3 +130,14 @@ def test_crmbot_migrate_figures_moves_them_once(r: redis.Redis, redis_url: str) 
     assert migrate_cmd(Config(redis_url=redis_url), out, clock=lambda: NOW) == 0
     assert "nothing to move" in out.getvalue()
     assert Analytics(r, clock=lambda: NOW).funnel()["started"] == 15
+
+
+def test_a_worker_moves_old_figures_as_it_starts(r: redis.Redis, redis_url: str) -> None:
+    from bot.cli import _migrate_figures
+    from bot.config import Config
+
+    story(r, legacy=True)
+    _migrate_figures(Config(redis_url=redis_url))
+    assert not mig.pending(r) and Analytics(r, clock=lambda: NOW).funnel()["finished"] == 9
+    _migrate_figures(Config(redis_url=redis_url))  # nothing left to move: one EXISTS
+    assert Analytics(r, clock=lambda: NOW).funnel()["finished"] == 9
