@@ -3,6 +3,10 @@
 - Redis bytes per user: ``used_memory`` before and after committing 100,000 finished diagnoses (opted
   in to the reminder), then 10,000 in progress, each time after the dedupe window has run out (the
   marks are deleted, as their TTL would), on a redis-server of its own. See benchmarks/seed.py.
+- Permanent memory per finished user, every key family: 5,000 finished users (their record, and the
+  operator's figures and lead as the worker applies them: a follower with a display name, a fifth from
+  a source) on a redis-server of its own; ``MEMORY USAGE`` of every key summed by family
+  (:func:`figures_memory`), the dedupe marks reported apart (they expire).
 - The resident memory (VmRSS) of the largest process of the web role after the webhook load (section
   1's runs; a gunicorn worker today), next to the echo bot's largest after the same load.
 - ``crmbot chat``'s start-up: from spawning the command until it prints the first question ("Q1/10";
@@ -13,6 +17,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import sys
@@ -83,11 +88,82 @@ def chat_startup(redis_url: str, runs: int = 5) -> dict[str, Any]:
     }
 
 
+FIGURES_USERS = 5000
+
+
+def _family(key: str) -> str:
+    """A key's family for the memory table: its hash tag and the ids in it generalised."""
+    rest = re.sub(r"^crmbot:\{u:[^}]*\}", "{user}", key)
+    rest = re.sub(r"^crmbot:\{stats:\d+\}", "{stats:k}", rest)
+    rest = re.sub(r"^crmbot:\{q:?\d*\}", "{queue}", rest)
+    for part in ("lead", "person", "d", "p"):
+        rest = re.sub(rf"(:{part}):[^:]+(:[^:]+)*$",
+                      lambda m: m.group(1) + (":<id>" + (":notes" if key.endswith(":notes") else "")), rest)
+    return re.sub(r"(:seen):.*$", r"\1", rest)
+
+
+def figures_memory(client: Any, count: int = FIGURES_USERS) -> dict[str, Any]:
+    """Seed ``count`` finished users (record, figures, lead) and sum ``MEMORY USAGE`` by key family."""
+    from conversations import analytics
+
+    seed.seed(client, "fig", count, finished=True, at=FINISHED_AT)
+    script = client.register_script(analytics.APPLY_LUA)
+    answers = seed.ANSWERS
+    with client.pipeline(transaction=False) as p:
+        for n in range(count):
+            user = seed.line_user("fig", n)
+            begun = FINISHED_AT + (n % 86400) * 0.001
+            a = answers[n % len(answers)]
+            lead = {"id": analytics.lead_id("line", user, 1, begun), "channel": "line", "user": user, "sid": 1,
+                    "n": 13, "begun": begun, "updated": begun + 40, "remind": 1, "open": 0, "reached": 10,
+                    "answers": a, "finished": begun + 40, "tier": analytics.tier_for(a.count("A")),
+                    **({"source": "ads"} if n % 5 == 0 else {})}
+            keys, args = analytics.apply_call({"at": begun + 40, "lead": lead, "follow": 1, "person": f"line:{user}"},
+                                              REMINDER_NOW, 7 * 86400)
+            script(keys=keys, args=args, client=p)
+            step = analytics.set_name_step("line", user, f"ショップ{n}")
+            assert step is not None
+            p.eval(step.lua, len(step.keys), *step.keys, *step.args)
+            if n % 500 == 499:
+                p.execute()
+        p.execute()
+    families: dict[str, list[int]] = {}
+    for raw in client.scan_iter(count=5000):
+        key = raw.decode()
+        families.setdefault(_family(key), [0, 0])
+        families[_family(key)][0] += 1
+        families[_family(key)][1] += int(client.memory_usage(key, samples=0) or 0)
+    dedupe = {k: v for k, v in families.items() if k.endswith(":seen")}
+    kept = {k: v for k, v in families.items() if k not in dedupe}
+    return {
+        "users": count,
+        "families": {k: {"keys": v[0], "bytes": v[1], "per_user": v[1] / count} for k, v in sorted(kept.items())},
+        "dedupe_families": {k: {"keys": v[0], "bytes": v[1], "per_user": v[1] / count} for k, v in dedupe.items()},
+        "bytes_per_finished_user": sum(v[1] for v in kept.values()) / count,
+        "dedupe_bytes_per_user": sum(v[1] for v in dedupe.values()) / count,
+    }
+
+
+def figures_rows(data: dict[str, Any]) -> list[Row]:
+    rows = [Row("3", f"permanent bytes per finished user, every family ({data['users']:,}, MEMORY USAGE)",
+                num(data["bytes_per_finished_user"]), f"dedupe marks apart: {num(data['dedupe_bytes_per_user'])} B",
+                "", "<= 1 KB", verdict(data["bytes_per_finished_user"] <= 1024))]
+    for name, f in data["families"].items():
+        rows.append(Row("3", f"  {name} ({f['keys']:,} keys)", num(f["per_user"]), "", "", "(per user)", "info"))
+    return rows
+
+
 def run(opts: Any, keep: bool = False, webhook: dict[str, Any] | None = None
         ) -> tuple[list[Row], dict[str, Any], procs.RedisServer | None]:
+    own = procs.RedisServer("memory-figures").start()
+    try:
+        print(f"  {FIGURES_USERS:,} finished users with their figures: MEMORY USAGE by key family ...", flush=True)
+        figures = figures_memory(own.client())
+    finally:
+        own.stop()
     server = procs.RedisServer("memory").start()
     client = server.client()
-    data: dict[str, Any] = {"finished": opts.finished, "in_progress": opts.in_progress}
+    data: dict[str, Any] = {"finished": opts.finished, "in_progress": opts.in_progress, "figures": figures}
     try:
         base = used_memory(client)
         print(f"  committing {opts.finished:,} finished diagnoses through RedisStore.update ...", flush=True)
@@ -132,6 +208,7 @@ def run(opts: Any, keep: bool = False, webhook: dict[str, Any] | None = None
             f"record alone: {data['memory_usage_record_in_progress']} B", "", "<= 1 KB",
             verdict(data["bytes_per_user_in_progress"] <= 1024)),
     ]
+    rows += figures_rows(figures)
     if webhook:
         ours, echo = webhook.get("crmbot_worker_rss_bytes") or [0], webhook.get("echo_worker_rss_bytes") or [0]
         rows.append(Row("3", "RSS of the largest web process after the load", f"{max(ours) / 2**20:.0f} MiB",

@@ -3,9 +3,10 @@
 The core commits what each step changed for the operator (:func:`conversations.analytics.delta_of`) as a
 figures record in the user's hash slot, by the same Lua script as the step (never inside a message: a
 step with nothing to say commits its figures alone). The worker claims a record like a job and hands it
-to :meth:`StatsSink.count`, which applies it with the worker's Redis runner (one Lua script in
-the ``{stats}`` slot, idempotent: a retried or recovered record applies again and nothing counts twice);
-then the record is gone.
+to :meth:`StatsSink.count`, which applies it with the worker's Redis runner (one Lua script in the
+person's figures shard ``{stats:<k>}``, idempotent: the lead's hash says what the diagnosis was counted
+for already, so a retried or recovered record applies again and nothing counts twice); then the record
+is gone.
 
 Jobs of the first shape (committed before figures had records of their own) carry their step's figures
 in them: :meth:`StatsSink.count_legacy` applies them before the job is delivered, as it always was. Such
@@ -88,7 +89,9 @@ class StatsSink:
     async def _lead(self, client: Any, lead_id: str) -> analytics.Lead | None:
         raw = await client.hgetall(analytics.lead_key(lead_id))
         h = {text(k): text(v) for k, v in raw.items()}
-        name = text(await client.hget(analytics.NAMES, lead_id.rsplit(":", 1)[0]))
+        person = lead_id.rsplit(":", 1)[0]
+        name = analytics.parse_person(await client.hget(analytics.people_key(analytics.shard_of_person(person)),
+                                                        person)).name
         return analytics.Lead.from_hash(lead_id, h, name)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:

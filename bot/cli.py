@@ -69,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ob.add_argument("--requeue", metavar="ID", help="put a parked message back in line")
     ob.add_argument("--check", action="store_true", help="audit: list messages that are neither due nor parked")
     ob.add_argument("--repair", action="store_true", help="with --check: mark each one found due now")
-    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
-    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
+    _data_commands(sub)
     line = sub.add_parser("line", help="LINE channel tasks").add_subparsers(dest="line_command", required=True)
     line_setup = line.add_parser("setup", help="ready the LINE channel: check the token, set and test the "
                                  "webhook, install the rich menu (run again: changes only what is not right)")
@@ -105,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return line_links_cmd(config, args.source, args.qr)
         if args.command == "line":
             return line_setup_cmd(config, args.url, args.dry_run)
-        if args.command == "demo":
-            return demo_cmd(config, args.remove)
+        if args.command in ("demo", "migrate"):
+            return demo_cmd(config, args.remove) if args.command == "demo" else migrate_cmd(config)
         if args.command == "console":
             if args.console_command == "serve":
                 return console_serve_cmd(config, args.host, args.port or config.port, args.threads, args.nice)
@@ -141,6 +140,15 @@ def _console_parser(sub: Any) -> None:
     link = console.add_parser("login-link", help="print a one-time login link (only while no operator exists: "
                               "it makes the first admin)")
     link.add_argument("--url", default="http://127.0.0.1:8000", help="the console's address (default: %(default)s)")
+
+
+def _data_commands(sub: Any) -> None:
+    """``crmbot demo`` and ``crmbot migrate``'s arguments."""
+    demo = sub.add_parser("demo", help="load a sample to look around the console with (marked as demo)")
+    demo.add_argument("--remove", action="store_true", help="remove the sample: the figures are as before it")
+    migrate = sub.add_parser("migrate", help="move stored data to this version's storage (idempotent)")
+    migrate.add_argument("what", choices=("figures",), help="figures: the operator's figures and leads, from the "
+                         "one {stats} slot to the sharded day counters")
 
 
 def _observe(config: Config, level: str) -> None:
@@ -198,6 +206,7 @@ def serve_cmd(config: Config, host: str, port: int) -> int:
     try:
         config, password_file = _local_console(config)
         svc = build_services(config)
+        _migrate_figures(config, svc.redis)
         app = create_app(services=svc)
         worker = WorkerThread(lambda: build_worker(config, svc.script))
         worker.start()
@@ -342,6 +351,7 @@ def worker_cmd(config: Config) -> int:
 
     script = load_script(config.locale, config.content_dir)
     _say_if_cannot_persist(config)
+    _migrate_figures(config)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -433,6 +443,39 @@ def line_links_cmd(config: Config, source: str, qr: str | None, out: TextIO | No
     from conversations.content import load_script
 
     return links_cmd(config, load_script(config.locale, config.content_dir), source, qr, out or sys.stdout)
+def _migrate_figures(config: Config, client: Any = None) -> None:
+    """At a worker's start: move the figures from before the sharded counters when there are (one EXISTS
+    otherwise), before any record is applied, so none is counted in the old storage."""
+    from bot.redis_conn import connect
+    from conversations import figures_migration
+
+    own = client is None
+    client = connect(config) if own else client
+    try:
+        if figures_migration.pending(client):
+            done = figures_migration.migrate(client, now=time.time(), expiry=config.conversation_ttl)
+            log.info("figures moved to the sharded counters: %d leads, %d erased diagnoses", done.leads, done.erased)
+    finally:
+        if own:
+            client.close()
+
+
+def migrate_cmd(config: Config, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
+    """Move the figures kept before the sharded counters (conversations/figures_migration.py); idempotent."""
+    from bot.app import build_services
+    from conversations import figures_migration
+
+    svc = build_services(config, slack_app=False, **({"clock": clock} if clock else {}))
+    done = figures_migration.migrate(svc.redis, now=svc.clock(), expiry=config.conversation_ttl)
+    say = out or sys.stdout
+    if done.already:
+        print("migrate figures: nothing to move (done before, or no figures from before)", file=say)
+    else:
+        print(f"migrate figures: {done.leads} leads moved, {done.erased} erased people's diagnoses counted, "
+              f"{done.skipped} already there", file=say)
+    return 0
+
+
 def demo_cmd(config: Config, remove: bool, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> int:
     """Load the demo sample into the running data (bot/demo.py), or remove it (``clock``: for tests)."""
     from bot import demo

@@ -258,9 +258,6 @@ class Bot:
             new_job = self._relayed(ev, before, outputs, now, job)
             relayed = new_job is not None
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
-        var = (after if after is not None else before).var
-        if delta is not None and isinstance(delta.get("lead"), dict) and var:
-            delta["lead"]["var"] = var  # its experiments' variants: counted per variant (conversations.experiments)
         new_figures = None
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)

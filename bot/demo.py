@@ -14,7 +14,7 @@ removal takes out exactly what the load put in: the figures are then what they w
 
     crmbot:{stats}:demo:leads      every demo lead id (set)
     crmbot:{stats}:demo:people     every demo person, "<ch>:<user id>" (set)
-    crmbot:{stats}:demo:channels   channels the demo added to the channels set (set)
+    crmbot:{stats}:demo:channels   "<shard>|<channel>": channels the demo added to a shard's channels set (set)
     crmbot:{stats}:demo:teams      the demo teams' ids (set)
 """
 
@@ -33,7 +33,7 @@ from conversations.redis_ops import runner, text
 from conversations.slack_names import NAME_TTL
 from conversations.teams import TeamStore
 from conversations.transports import Transport
-from scoring import CHOICES, QUESTION_COUNT, TIERS
+from scoring import CHOICES, QUESTION_COUNT
 from scoring.periods import last_ended
 
 DEMO_LEADS = f"{STATS}:demo:leads"
@@ -129,7 +129,7 @@ def load(client: Any, machine: Machine, now: float, *, people: int = 36, expiry:
     r = runner(client)
     stats = Analytics(client, clock=lambda: now, expiry=expiry)
     rng = random.Random(seed)
-    before = {text(c) for c in r.smembers(analytics.CHANNELS)}
+    before = _channels(r)
     out = Loaded()
     for i in range(people):
         user_id = f"Udemo{i:04d}" + "0" * 23
@@ -155,7 +155,7 @@ def load(client: Any, machine: Machine, now: float, *, people: int = 36, expiry:
         out.people += 1
         out.leads += len(p.leads)
         out.consultations += p.consulted
-    added = {text(c) for c in r.smembers(analytics.CHANNELS)} - before
+    added = _channels(r) - before
     if added:
         r.sadd(DEMO_CHANNELS, *added)
     out.teams = _load_teams(client, now)
@@ -185,36 +185,32 @@ def _load_teams(client: Any, now: float) -> int:
     return len(TEAMS)
 
 
-def remove(client: Any) -> int:
-    """Remove everything :func:`load` put in: the demo's leads from every figure, its people, names and
-    follows, the channels it added, its teams. Returns how many leads went."""
-    r = runner(client)
-    leads = sorted(text(x) for x in r.smembers(DEMO_LEADS))
-    channels = {lead.partition(":")[0] for lead in leads}
-    families = [analytics.ACTIVE, analytics.CONSULT_OPEN, analytics.CONSULT_WORKED]
-    for ch in channels:
-        families += [analytics.started_key(ch), *(analytics.reached_key(ch, q) for q in range(1, QUESTION_COUNT + 1)),
-                     *(analytics.tier_key(ch, t) for t in TIERS),
-                     *(analytics.answer_key(ch, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES)]
-    for chunk in (leads[i:i + 500] for i in range(0, len(leads), 500)):
-        with r.pipeline(transaction=False) as p:
-            for key in families:
-                p.zrem(key, *chunk)
-            p.delete(*(key for lead in chunk for key in (analytics.lead_key(lead), analytics.notes_key(lead),
-                                                         analytics.history_key(lead))))  # an operator's work too
-            p.execute()
-    people = sorted(text(x) for x in r.smembers(DEMO_PEOPLE))
+def _channels(r: Any) -> set[str]:
+    """Every "<shard>|<channel>" pair with leads (the channels set of each figures shard)."""
     with r.pipeline(transaction=False) as p:
-        for person in people:
-            ch, _, user = person.partition(":")
-            p.delete(analytics.person_key(ch, user))
-        if people:
-            p.srem(analytics.FOLLOWERS, *people)
-            p.hdel(analytics.FOLLOW, *people)
-            p.hdel(analytics.NAMES, *people)
-        added = [text(c) for c in r.smembers(DEMO_CHANNELS)]
-        if added:
-            p.srem(analytics.CHANNELS, *added)
+        for k in range(analytics.SHARDS):
+            p.smembers(analytics.channels_key(k))
+        got = p.execute()
+    return {f"{k}|{text(c)}" for k, chans in enumerate(got) for c in chans}
+
+
+def remove(client: Any) -> int:
+    """Remove everything :func:`load` put in: the demo's leads from every figure (each taken out of the day
+    counters it was counted in), its people, names and follows, the channels it added, its teams. Returns
+    how many leads went."""
+    r = runner(client)
+    stats = Analytics(client)
+    leads = sorted(text(x) for x in r.smembers(DEMO_LEADS))
+    for lead in leads:
+        stats.uncount(lead)
+    for person in sorted(text(x) for x in r.smembers(DEMO_PEOPLE)):
+        ch, _, user = person.partition(":")
+        stats.erase(ch, user)
+    with r.pipeline(transaction=False) as p:
+        for pair in sorted(text(c) for c in r.smembers(DEMO_CHANNELS)):
+            k, _, ch = pair.partition("|")
+            if k.isdigit():
+                p.srem(analytics.channels_key(int(k)), ch)
         p.delete(DEMO_LEADS, DEMO_PEOPLE, DEMO_CHANNELS)
         p.execute()
     _remove_teams(client)

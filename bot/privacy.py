@@ -12,11 +12,10 @@ through :meth:`Eraser.erase`, idempotent (a retry after a failure finishes the j
    sent, never applied, the invariant kept (a due mark left behind is cleared by the worker after a lease,
    as for any job gone; a parked ref is removed with its job);
 2. the reminder index's entry;
-3. the operator's figures (``{stats}``, :data:`ANONYMISE_LUA`): each lead hash and the person's index,
-   display name, follow mark and follower entry are deleted; the diagnoses stay *counted* in the funnel,
-   tier and answer sets (the channel's, and those of its leads' source) under a fresh random id (same
-   score: the start time), so every total, for others and overall, is unchanged and nothing points back to
-   the person;
+3. the operator's figures (the person's shard ``{stats:<k>}``, :data:`conversations.analytics.ERASE_LUA`):
+   each lead hash, its index entries, the person's index, display name, follow mark and follower count are
+   deleted; the diagnoses stay *counted* in the day counters (which hold no id), so every total, for
+   others and overall, is unchanged and nothing points back to the person;
 4. the operator channel's brief marks of those leads, and its index entries of the person's threads;
 5. the booking store (``{booking}``, :meth:`conversations.booking.Bookings.erase`): an active booking is
    cancelled first (its place frees at once, its reminders never fire), then every booking of the person,
@@ -43,7 +42,6 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -51,10 +49,9 @@ from bot.logs import uid
 from bot.outbox import Outbox
 from conversations import analytics, jobs, keys
 from conversations.booking import Bookings
-from conversations.errors import Contention, InvalidInput
+from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.redis_ops import runner, text
-from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 log = logging.getLogger(__name__)
 AUDIT = f"{PREFIX}:{{audit}}:erasures"  # a stream: one entry per erasure, no personal data
@@ -63,72 +60,9 @@ ERASED = f"{PREFIX}:{{erased}}"  # + ":<hash of an event id>": a confirmation al
 SCAN_COUNT = 500
 _GLOB = set("*?[]\\")
 
-# Anonymise one person's leads in the {stats} slot.
-# KEYS[1] person:<ch>:<user>   [2] names   [3] follow   [4] followers   [5] consult:open   [6] active
-# KEYS[7 .. 6+A] the aggregate sets a lead may be in (started, reached, tier, answer of its channel, then those
-# of the channel's segment of each source the leads were read with)
-# KEYS[7+A .. 6+A+n] the leads' hashes, in the order of ARGV's lead ids
-# KEYS[7+A+n] anon:<ch>, KEYS[8+A+n ..] anon:<ch>:<T> for each tier (counts left out of a leads list's total)
-# ARGV[1] "<ch>:<user>"  [2] A (how many aggregate sets)  [3] n leads  [4 .. 3+n] lead ids
-# [4+n .. 3+2n] a fresh random id for each  [4+2n ..] the sources the leads were read with
-# Returns -1 when the person's index or a lead's source changed since it was read (read again), else the
-# number of leads.
-ANONYMISE_LUA = """
-local a, n = tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('ZCARD', KEYS[1]) ~= n then return -1 end
-local known = {}
-for j = 4 + 2 * n, #ARGV do known[ARGV[j]] = true end
-for i = 1, n do
-  local src = redis.call('HGET', KEYS[6 + a + i], 'src')
-  if src and src ~= '' and not known[src] then return -1 end
-end
-for i = 1, n do
-  local id, anon = ARGV[3 + i], ARGV[3 + n + i]
-  if not redis.call('ZSCORE', KEYS[1], id) then return -1 end
-  for k = 7, 6 + a do
-    local score = redis.call('ZSCORE', KEYS[k], id)
-    if score then
-      redis.call('ZREM', KEYS[k], id)
-      redis.call('ZADD', KEYS[k], score, anon)
-    end
-  end
-  local started = redis.call('ZSCORE', KEYS[7], anon)
-  if started then redis.call('ZADD', KEYS[7 + a + n], started, anon) end
-  for t = 1, #KEYS - 7 - a - n do
-    local score = redis.call('ZSCORE', KEYS[6 + 11 + t], anon)
-    if score then redis.call('ZADD', KEYS[7 + a + n + t], score, anon) end
-  end
-  redis.call('ZREM', KEYS[5], id)
-  redis.call('ZREM', KEYS[6], id)
-  redis.call('DEL', KEYS[6 + a + i])
-end
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('SREM', KEYS[4], ARGV[1])
-return n
-"""
-
-
 def person_hash(subject: Subject) -> str:
     """Who an audit entry is about, without who: a hash of the transport and the user ID."""
     return hashlib.sha256(f"{subject.transport}:{subject.user_id}".encode()).hexdigest()[:16]
-
-
-def _aggregates(channel: str) -> list[str]:
-    """Every sorted set of diagnoses of a channel (or of its segment of one source) that counts a lead
-    (conversations.analytics): started, reached 1..10, tier A B C (ANONYMISE_LUA counts on this order), the
-    answers."""
-    return [
-        analytics.started_key(channel),
-        analytics.asked_key(channel),
-        *(analytics.reached_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
-        *(analytics.tier_key(channel, t) for t in TIERS),
-        *(analytics.answer_key(channel, q, x) for q in range(1, QUESTION_COUNT + 1) for x in CHOICES),
-        *(analytics.nudged_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
-        *(analytics.resumed_key(channel, q) for q in range(1, QUESTION_COUNT + 1)),
-        analytics.recovered_key(channel),
-    ]
 
 
 def _family(key: str, tag: str) -> str:
@@ -222,10 +156,9 @@ class Eraser:
 
     def _forget_work(self, channel: str, user_id: str) -> int:
         """The operator's notes and history on the person's leads (before the leads go: a retry finds them)."""
-        leads = [text(x) for x in self.r.zrange(analytics.person_key(channel, user_id), 0, -1)]
+        leads = analytics.Analytics(self.r).person_ids(channel, user_id)
         if not leads:
             return 0
-        self.r.zrem(analytics.CONSULT_WORKED, *leads)
         return int(self.r.delete(*(k for lead in leads for k in (analytics.notes_key(lead),
                                                                    analytics.history_key(lead)))))
 
@@ -252,22 +185,11 @@ class Eraser:
             return False
 
     def _anonymise(self, channel: str, user_id: str) -> list[str]:
-        person = analytics.person_key(channel, user_id)
-        for _ in range(10):
-            leads = [text(x) for x in self.r.zrange(person, 0, -1)]
-            anon = [f"anon-{uuid.uuid4().hex}" for _ in leads]
-            sources = sorted({text(x) for x in (self.r.hget(analytics.lead_key(lead), "src") for lead in leads) if x})
-            aggregates = [key for seg in (channel, *(analytics.segment(channel, src) for src in sources))
-                          for key in _aggregates(seg)]
-            got = self.r.script(ANONYMISE_LUA)(
-                keys=[person, analytics.NAMES, analytics.FOLLOW, analytics.FOLLOWERS, analytics.CONSULT_OPEN,
-                      analytics.ACTIVE, *aggregates, *(analytics.lead_key(lead) for lead in leads),
-                      analytics.anon_key(channel), *(analytics.anon_key(channel, t) for t in TIERS)],
-                args=[analytics.person_ref(channel, user_id), len(aggregates), len(leads), *leads, *anon,
-                      *sources])
-            if int(got) >= 0:
-                return leads
-        raise Contention("the person's leads kept changing while they were erased")
+        """The person's leads out of every index, deleted (:data:`conversations.analytics.ERASE_LUA`); the day
+        counters keep counting them (no id in them). Returns the leads' ids."""
+        leads = analytics.Analytics(self.r).person_ids(channel, user_id)
+        self.r.do(analytics.erase_step(channel, user_id, self.clock(), 0.0))
+        return leads
 
     def audit_log(self, count: int = 50) -> list[dict[str, str]]:
         """The newest erasures first (the console's view of the audit stream)."""

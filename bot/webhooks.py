@@ -243,7 +243,7 @@ class Webhooks:
     def name_for(self, ep: Endpoint, person: str) -> dict[str, str]:
         if not ep.with_name:
             return {}
-        return {"display_name": text(self.outbox.r.hget(analytics.NAMES, person) or b"")}
+        return {"display_name": analytics.name_of(self.outbox.r, person)}
 
     def diagnosis_completed(self, lead: analytics.Lead) -> int:
         """A diagnosis finished (called by the worker's figures sink; queued once per lead)."""

@@ -1,73 +1,86 @@
-"""The operator's figures: one *lead* per diagnosis, and the funnel, tiers and answers counted per diagnosis.
+"""The operator's figures: one *lead* per diagnosis, and the funnel, tiers and answers counted per day.
 
 How figures are kept (no scan of all users, no Redis round trip added to a webhook):
 
 1. The core (bot/core.py) computes :func:`delta_of` for each step it commits: a small dict of what
-   the step changed that the operator counts. It is committed by the same Lua script as the state
-   change, as a figures record of its own in the user's hash slot (:class:`conversations.jobs.Figures`,
-   queued like a job but never sent: not inside a message): a step is counted exactly when it is stored.
-2. A worker applies each record from its own queue entry (bot/analytics_sink.py) with :data:`APPLY_LUA`,
-   then deletes it. Applying is idempotent and order-free, so a retried or recovered record, or an older
-   record applied after a newer one, never counts twice nor undoes anything: membership of sorted sets keyed by the
-   diagnosis (a set member is there once however often it is added), the highest question reached
-   only ever grows, a finished diagnosis stays finished, and the lead's other fields are overwritten
-   only by a delta with a greater change counter ``n`` (the user's record's counter).
-3. :class:`Analytics` reads them: ZCOUNT over the diagnoses' start times (Japan-time dates);
-   :class:`PeerFigures` reads the finished diagnoses and the A answers per question (ZCARD) for a result's
-   peer line (conversations.results.peer_shares).
+   the step changed that the operator counts (absolute values: as of the step). It is committed by the
+   same Lua script as the state change, as a figures record of its own in the user's hash slot
+   (:class:`conversations.jobs.Figures`, queued like a job but never sent): a step is counted exactly
+   when it is stored.
+2. A worker applies each record from its own queue entry (bot/analytics_sink.py) with :data:`APPLY_LUA`
+   in the person's **figures shard** (``{stats:<k>}``, k = crc32("<ch>:<user id>") mod :data:`SHARDS`),
+   then deletes it. The lead's hash is the bookkeeping of what the diagnosis has been counted for
+   (started ``k``, highest question ``r``, finished ``f`` with its tier and final answers, nudged ``nc``,
+   resumed ``ns``, recovered ``nr``, the segments ``tg``, the in-progress bucket ``pb``): the script adds
+   to the day counters only what the lead has not been counted for yet, in the same script as it marks it.
+   So applying is idempotent and order-free: a retried or recovered record, an older record applied after
+   a newer one, a double tap, going back or changing an answer never counts twice nor undoes anything,
+   and no dedupe mark is needed (the lead itself says what was counted).
+3. :class:`Analytics` reads the counters: one script call per shard (:data:`FIGURES_LUA`) sums the days of
+   a range, whatever the number of diagnoses; :class:`PeerFigures` reads the finished diagnoses and the
+   A answers per question the same way, for a result's peer line (conversations.results.peer_shares).
+
+**What counts** (each at most once per diagnosis, on the Japan-time day it *started*): ``started``;
+``r<q>``: shown question q at least once (the highest question shown only ever grows: going back to
+change an answer never lowers it); when it finishes, ``t<T>`` its tier and ``a<q><X>`` its *final* answers
+(answers changed before the end count as they end; a finished diagnosis is never counted again);
+``n<q>`` nudged back to q after a drop-off (bot/nudges.py), ``s<q>`` answered q after that nudge, ``rec``
+finished after it. **In progress** is kept apart, by the hour of the last change: each open diagnosis
+counts once in ``p:<hour>`` at its highest question (moved as it goes on, taken out when it ends), and
+a read sums the hours of the expiry window, so "in progress" is exact to the hour; stopped = started -
+finished - in progress.
 
 A lead's id is ``"<channel>:<user id>:<diagnosis number>-<start in ms, hex>"``: the diagnosis number
 alone is not unique, since a user's record may expire (or be dropped on unfollow) and numbering
 starts again from 1. Treat ids as opaque; :class:`Lead` carries the parts.
 
-Storage, all in the one hash slot ``{stats}`` (so one Lua script may touch several keys on a Redis
-Cluster). Every sorted set of diagnoses is scored by the diagnosis' start time:
+Storage: per shard k (every key of a shard shares the hash tag ``{stats:<k>}``, so one script touches
+several of them on a Redis Cluster, and the shards spread over its nodes):
 
-    crmbot:{stats}:lead:<lead id>            the lead (hash; fields below, see :meth:`Lead.from_hash`)
-    crmbot:{stats}:started:<ch>              every diagnosis started on channel ch
-    crmbot:{stats}:asked:<ch>                leads of consultations requested with no diagnosis taken (sid 0;
-                                             score: the first request): in the leads, never in the funnel
-    crmbot:{stats}:reached:<ch>:<q>          diagnoses whose highest question shown is q (1..10); each is
-                                             in exactly one, moved forward as it goes on
-    crmbot:{stats}:tier:<ch>:<T>             finished diagnoses of tier T (A/B/C)
-    crmbot:{stats}:answer:<ch>:<q>:<X>       finished diagnoses whose final answer to question q is X
-    crmbot:{stats}:person:<ch>:<user id>     one person's diagnoses
-    crmbot:{stats}:nudged:<ch>:<q>           diagnoses nudged back to question q after a drop-off (bot/nudges.py)
-    crmbot:{stats}:resumed:<ch>:<q>          of those, the ones that answered q after the nudge
-    crmbot:{stats}:recovered:<ch>            diagnoses that finished after a nudge
-    crmbot:{stats}:active                    diagnoses in progress (score: last change, not the start);
-                                             entries older than the expiry are pruned
-    crmbot:{stats}:consult:open              consultations with status "new" (score: when requested)
-    crmbot:{stats}:consult:worked            leads whose status an operator set to another (score: start)
-    crmbot:{stats}:lead:<lead id>:notes      the operator's notes on a lead (conversations/lead_work.py)
-    crmbot:{stats}:lead:<lead id>:history    its status and assignee changes, oldest first (JSON entries)
-    crmbot:{stats}:anon:<ch>[:<T>]           diagnoses of erased people still counted (bot/privacy.py: in
-                                             started:<ch> / tier:<ch>:<T> under a random id), so a list's
-                                             total can leave them out
-    crmbot:{stats}:assignees                 names ever assigned (score: last used), the console's choices
-    crmbot:{stats}:followers                 who follows now (set of "<ch>:<user id>")
-    crmbot:{stats}:follow                    the latest follow/unfollow applied per person (hash:
-                                             "<ch>:<user id>" -> "<time>|1" or "<time>|0")
-    crmbot:{stats}:names                     display names (hash: "<ch>:<user id>" -> name), kept while
-                                             the person follows
-    crmbot:{stats}:channels                  channels that have leads (set)
+    crmbot:{stats:<k>}:d:<YYYYMMDD>              the day's counters (hash: "<seg>|<figure>" -> n, figures above)
+    crmbot:{stats:<k>}:days                      the days that have counters (set)
+    crmbot:{stats:<k>}:p:<hour>                  in progress, last changed in that hour (hash: "<day>|<seg>|<q>"
+                                                 -> n; deleted once past the expiry window)
+    crmbot:{stats:<k>}:hours                     the hours that have such a bucket (sorted set)
+    crmbot:{stats:<k>}:lead:<lead id>            the lead (hash; fields below, see :meth:`Lead.from_hash`)
+    crmbot:{stats:<k>}:lead:<lead id>:notes      the operator's notes on a lead (conversations/lead_work.py)
+    crmbot:{stats:<k>}:lead:<lead id>:history    its status and assignee changes, oldest first (JSON entries)
+    crmbot:{stats:<k>}:started:<ch>              index: the unfinished diagnoses started on ch (score: start)
+    crmbot:{stats:<k>}:started:<ch>~s=<source>   index: every diagnosis from a source (the leads filter)
+    crmbot:{stats:<k>}:asked:<ch>                index: consultations requested with no diagnosis taken (sid 0;
+                                                 score: the first request): in the leads, never in the funnel
+    crmbot:{stats:<k>}:tier:<ch>:<T>             index: finished diagnoses of tier T (A/B/C)
+    crmbot:{stats:<k>}:active                    index: diagnoses in progress (score: last change; pruned)
+    crmbot:{stats:<k>}:consult:open              index: consultations with status "new" (score: when requested)
+    crmbot:{stats:<k>}:consult:worked            index: leads an operator set to another status (score: start)
+    crmbot:{stats:<k>}:people                    one field per person, "<ch>:<user id>" -> "<time of the latest
+                                                 follow/unfollow applied>|<1 follows, 0 not>|<their leads' id
+                                                 suffixes, ",">|<display name, kept while they follow>"
+                                                 (:class:`Person`: one hash entry a person, not four keys)
+    crmbot:{stats:<k>}:followers                 how many follow now (a count, moved by follow changes)
+    crmbot:{stats:<k>}:channels                  channels that have leads (set)
+    crmbot:{stats:<k>}:assignees                 names assigned to the shard's leads (conversations/lead_work.py)
 
-Sources (where a person came from: 「診断 NAME」, ``crmbot line links``): a lead with a source is also in
-``started``, ``reached``, ``tier`` and ``answer`` sets of the *segment* ``"<ch>~<source>"`` (:func:`segment`),
-so the funnel, the series and the leads filtered by a source count those sets exactly as a channel's (no
-scan). A lead keeps the first source it is seen with.
+Permanent memory: 970 B per finished user over every key family, their conversation record included
+(benchmarks/memory.py: 5,000 users, ``MEMORY USAGE``; the dedupe marks apart: they expire).
+Before these shards, every figure and lead was in the one slot ``{stats}`` as sorted sets of diagnosis ids:
+conversations/figures_migration.py moves such data here (``crmbot migrate figures``).
 
-The funnel is derived from ``reached`` because questions are shown in order and answering question q
-(q < 10) shows q+1 in the same step: a diagnosis was shown q iff it reached q or more, and answered q
-iff it reached q+1 or more (question 10: iff it finished). Lead hash fields: ch, u, sid, b (start),
-t (last change), n, r (reached), a (answers), f (finished at), tier, rm (reminder 1/0), x (closed: it
-finished, or ended without finishing), test, c (consultation status), ca (requested or first set),
-cr (requested at), cn (operator notified: "done" or a lease end), cu/cby (status last set, by whom), as (the assignee),
-mv/mvt (the quarterly reminder asked whether this result's point to fix had moved: "1" yes, "0" not yet;
-when answered: the latest answer is kept), qa (the qualification answers: ``Conv.qual``), src (the source),
-ng/ngt (the diagnosis was nudged at question ng, at time ngt: set
-once by :data:`NUDGED_LUA`; a later step's figures that answer ng add it to ``resumed``, a finish after ngt to
-``recovered``: sorted-set members, so each is counted once however often a record is applied).
+**Segments** (conversations/segments.py): a diagnosis also counts in ``"<ch>~<tag>"`` (:func:`segment`)
+for each tag of its source (``s=``), experiment variants (``x=``) and content version (``v=``), in the same
+counters, so the funnel and the series of one segment cost what the channel's cost. A lead keeps the first
+source it is seen with; a tag first seen later counts all the lead was counted for so far in that segment.
+
+Lead hash fields: ch, u, sid, b (start), t (last change), n, r (reached), a (answers), f (finished at),
+tier, rm (reminder 1/0), x (closed: it finished, or ended without finishing), test, c (consultation
+status), ca (requested or first set), cr (requested at), cn (operator notified: "done" or a lease end),
+cu/cby (status last set, by whom), as (the assignee), mv/mvt (the quarterly reminder asked whether this
+result's point to fix had moved: "1" yes, "0" not yet; when answered: the latest answer is kept), qa (the
+qualification answers: ``Conv.qual``), src (the source), ng/ngt (nudged at question ng, at time ngt: set
+once by :data:`NUDGED_LUA`), and the bookkeeping: k, d (the start's day), tg, pb, nc, ns, nr.
+
+Erasing a person (bot/privacy.py, :data:`ERASE_LUA`) deletes their leads and index entries; the day
+counters hold no id, so the totals stay as they were and nothing points back to the person.
 
 Users of the try-it channel ("web") are tests: their leads are kept (channel "web") but never in a
 figure summed over channels.
@@ -77,18 +90,19 @@ from __future__ import annotations
 
 import heapq
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from conversations import inputs
+from conversations import inputs, segments
 from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
-from conversations.redis_ops import Call, Eval, async_runner, call, runner, text
+from conversations.redis_ops import Eval, async_runner, runner, text
 from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
@@ -100,76 +114,129 @@ BUCKETS = ("day", "week", "month")
 NOTIFY_LEASE = 60.0  # seconds one worker has to run the first-consultation hook before another may
 
 TZ = ZoneInfo(DEFAULT_TZ)
-STATS = f"{PREFIX}:{{stats}}"
-ACTIVE = f"{STATS}:active"
-CONSULT_OPEN = f"{STATS}:consult:open"
-CONSULT_WORKED = f"{STATS}:consult:worked"
+STATS = f"{PREFIX}:{{stats}}"  # the few keys that do not grow with people (assignees, the demo's lists)
+SHARDS = 8  # the figures' shards, each its own hash slot: a person's leads and figures are in one
 HISTORY_MAX = 500  # a lead's status and assignee changes kept (the oldest go first)
-FOLLOWERS = f"{STATS}:followers"
-FOLLOW = f"{STATS}:follow"
-NAMES = f"{STATS}:names"
-CHANNELS = f"{STATS}:channels"
 MAX_NAME = 100
 
 
 # ---- keys -----------------------------------------------------------------------------------------
 
 
+def shard_of_person(ref: str) -> int:
+    """The figures shard of a person (``"<ch>:<user id>"``): their leads and their figures share its slot."""
+    return zlib.crc32(ref.encode("utf-8", "surrogatepass")) % SHARDS
+
+
+def shard_of(channel: str, user_id: str) -> int:
+    return shard_of_person(person_ref(channel, user_id))
+
+
+def base(shard: int) -> str:
+    """The prefix of every key of one figures shard (its own hash slot)."""
+    return f"{PREFIX}:{{stats:{shard}}}"
+
+
+def _lead_base(lead_id: str) -> str:
+    return base(shard_of_person(_person_of(lead_id)))
+
+
 def lead_key(lead_id: str) -> str:
-    return f"{STATS}:lead:{lead_id}"
+    return f"{_lead_base(lead_id)}:lead:{lead_id}"
 
 
 def history_key(lead_id: str) -> str:
-    return f"{STATS}:lead:{lead_id}:history"
+    return f"{_lead_base(lead_id)}:lead:{lead_id}:history"
 
 
 def notes_key(lead_id: str) -> str:
-    return f"{STATS}:lead:{lead_id}:notes"
+    return f"{_lead_base(lead_id)}:lead:{lead_id}:notes"
 
 
-def anon_key(channel: str, tier: str = "") -> str:
-    return f"{STATS}:anon:{channel}" + (f":{tier}" if tier else "")
+def started_key(channel: str, shard: int) -> str:
+    """Every diagnosis started on ``channel`` (or in a segment: :func:`segment`) of one shard (score: start)."""
+    return f"{base(shard)}:started:{channel}"
 
 
-def started_key(channel: str) -> str:
-    return f"{STATS}:started:{channel}"
+def asked_key(channel: str, shard: int) -> str:
+    return f"{base(shard)}:asked:{channel}"
 
 
-def asked_key(channel: str) -> str:
-    return f"{STATS}:asked:{channel}"
+def tier_key(channel: str, tier: str, shard: int) -> str:
+    return f"{base(shard)}:tier:{channel}:{tier}"
 
 
-def reached_key(channel: str, q: int) -> str:
-    return f"{STATS}:reached:{channel}:{q}"
+def active_key(shard: int) -> str:
+    return f"{base(shard)}:active"
 
 
-def tier_key(channel: str, tier: str) -> str:
-    return f"{STATS}:tier:{channel}:{tier}"
+def consult_open_key(shard: int) -> str:
+    return f"{base(shard)}:consult:open"
 
 
-def answer_key(channel: str, q: int, letter: str) -> str:
-    return f"{STATS}:answer:{channel}:{q}:{letter}"
+def consult_worked_key(shard: int) -> str:
+    return f"{base(shard)}:consult:worked"
 
 
-def segment(channel: str, source: str | None) -> str:
-    """The sets a figure of ``channel`` counts: the channel's own, or those of its leads from ``source``."""
-    return f"{channel}~{source}" if source else channel
+def followers_key(shard: int) -> str:
+    return f"{base(shard)}:followers"
 
 
-def nudged_key(channel: str, q: int) -> str:
-    return f"{STATS}:nudged:{channel}:{q}"
+def people_key(shard: int) -> str:
+    """One field per person of the shard (``"<ch>:<user id>"``): :func:`parse_person`'s four parts."""
+    return f"{base(shard)}:people"
 
 
-def resumed_key(channel: str, q: int) -> str:
-    return f"{STATS}:resumed:{channel}:{q}"
+def channels_key(shard: int) -> str:
+    return f"{base(shard)}:channels"
 
 
-def recovered_key(channel: str) -> str:
-    return f"{STATS}:recovered:{channel}"
+def days_key(shard: int) -> str:
+    return f"{base(shard)}:days"
 
 
-def person_key(channel: str, user_id: str) -> str:
-    return f"{STATS}:person:{channel}:{user_id}"
+def day_key(shard: int, day: str) -> str:
+    """The counters of the diagnoses started on ``day`` ("YYYYMMDD", Japan time) in one shard."""
+    return f"{base(shard)}:d:{day}"
+
+
+def hour_key(shard: int, hour: int) -> str:
+    """The in-progress counters of the diagnoses last changed in ``hour`` (hours since the epoch)."""
+    return f"{base(shard)}:p:{hour}"
+
+
+def segment(channel: str, tag: str | None) -> str:
+    """The counters a figure of ``channel`` sums: the channel's own, or those of its diagnoses in segment
+    ``tag`` (conversations/segments.py: ``s=<source>``, ``x=<exp>:<variant>``, ``v=<version>``)."""
+    return f"{channel}~{tag}" if tag else channel
+
+
+def source_segment(channel: str, source: str | None) -> str:
+    """The segment of a channel's diagnoses from ``source`` (its leads' index: the leads filter)."""
+    return segment(channel, segments.source_tag(source) if source else None)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person's field in the shard's ``people`` hash: "<follow time>|<1 follows, 0 not, '' unknown>|<their
+    leads' id suffixes, ','>|<display name>" (one field: a person costs one hash entry, not four keys)."""
+
+    follow_at: str = ""
+    follows: str = ""
+    leads: tuple[str, ...] = ()  # "<sid>-<start in ms, hex>": the lead id is "<ch>:<user id>:" + this
+    name: str = ""
+
+
+def parse_person(raw: Any) -> Person:
+    if not raw:
+        return Person()
+    at, follows, leads, name = [*text(raw).split("|", 3), "", "", "", ""][:4]
+    return Person(at, follows, tuple(x for x in leads.split(",") if x), name)
+
+
+def person_leads(ref: str, person: Person) -> list[str]:
+    """The person's lead ids, oldest first."""
+    return [f"{ref}:{x}" for x in sorted(person.leads, key=lambda x: int(x.rpartition("-")[2], 16))]
 
 
 def person_ref(channel: str, user_id: str) -> str:
@@ -183,6 +250,15 @@ def lead_id(channel: str, user_id: str, sid: int, begun: float) -> str:
 
 def _person_of(lead: str) -> str:
     return lead.rsplit(":", 1)[0]
+
+
+def shard_of_lead(lead: str) -> int:
+    return shard_of_person(_person_of(lead))
+
+
+def day_of(ts: float) -> str:
+    """The Japan-time date of ``ts`` as a day key's suffix ("YYYYMMDD")."""
+    return japan_date(ts).strftime("%Y%m%d")
 
 
 # ---- the lead -------------------------------------------------------------------------------------
@@ -365,146 +441,273 @@ def delta_of(
             lead["consult"] = 1
         if moved:
             lead["moved"] = int(event == inputs.MOVED_YES)
-        if cur.qual:
-            lead["qual"] = cur.qual
-        if cur.src:
-            lead["source"] = cur.src
+        lead |= {k: v for k, v in (("qual", cur.qual), ("source", cur.src), ("var", cur.var), ("ver", cur.ver)) if v}
         d["lead"] = lead
     if len(d.keys() - {"at", "test"}) == 0:
         return None
     return d
 
 
-# ---- applying a delta (Lua, in the {stats} slot) -------------------------------------------------
+# ---- applying a delta (Lua, in the person's figures shard) ----------------------------------------
 
-# KEYS[1] the lead (hash)                 KEYS[2] started:<ch>        KEYS[3] person:<ch>:<user>
-# KEYS[4] active                          KEYS[5] followers (set)     KEYS[6] follow (hash)
-# KEYS[7] names (hash)                    KEYS[8] consult:open        KEYS[9] the ended lead (hash)
-# KEYS[10] tier:<ch>:<T>                  KEYS[11] channels (set)
-# KEYS[12..21] reached:<ch>:1..10         KEYS[22..31] answer:<ch>:<q>:<X> for q = 1..10
-# KEYS[32] started:<seg>   KEYS[33] tier:<seg>:<T>   KEYS[34..43] reached:<seg>:1..10
-# KEYS[44..53] answer:<seg>:<q>:<X> for q = 1..10   (<seg>: "<ch>~<source>", see segment())
-# KEYS[54..63] resumed:<ch>:1..10         KEYS[64] recovered:<ch> (a lead nudged at q: see NUDGED_LUA)
+# Shared by the scripts below (each sets P, its shard's key prefix "crmbot:{stats:<k>}:", first). They build
+# the names of the shard's counter hashes (d:<day>, p:<hour>) and of a lead's indexes themselves: every such
+# key shares the shard's hash tag, so on a Redis Cluster they are in the slot of the script's declared keys.
+#   segs(ch, tg)               the segments a lead counts in: its channel, and "<ch>~<tag>" for each tag
+#   bump(day, ss, fig, by)     add ``by`` to figure ``fig`` of day ``day`` in each segment of ``ss``
+#   counted(lead, ss, by)      add (1) or take away (-1) all a lead is counted for, in the segments ``ss``
+#   place(lead) / unplace(lead)  keep the lead's one in-progress count in the bucket of its last change
+#                              ("pb": "<hour>|<highest question>"; none once closed, finished or expired)
+#   person_get / person_put / person_lead  a person's field of the shard's "people" hash (analytics.Person)
+#   prune()                    delete the in-progress buckets older than the expiry window (listed in "hours":
+#                              the scripts' clock, not Redis's, decides, so tests may set the time)
+_LUA_LIB = """
+local P = ARGV[1]
+local NOW, EXPIRY = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function person_get(key, ref)
+  local v = redis.call('HGET', key, ref)
+  if not v then return {'', '', '', ''} end
+  local a, b, c, d = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {a or '', b or '', c or '', d or ''}
+end
+local function person_put(key, ref, p)
+  if p[1] == '' and p[2] == '' and p[3] == '' and p[4] == '' then redis.call('HDEL', key, ref)
+  else redis.call('HSET', key, ref, table.concat(p, '|')) end
+end
+local function person_lead(p, suffix, keep)
+  local out, found = {}, false
+  for x in string.gmatch(p[3], '[^,]+') do
+    if x == suffix then found = true end
+    if x ~= suffix or keep then out[#out + 1] = x end
+  end
+  if keep and not found then out[#out + 1] = suffix end
+  p[3] = table.concat(out, ',')
+end
+local function segs(ch, tg)
+  local out = {ch}
+  for t in string.gmatch(tg or '', '[^\\t]+') do out[#out + 1] = ch .. '~' .. t end
+  return out
+end
+local function bump(day, ss, fig, by)
+  local key = P .. 'd:' .. day
+  for _, s in ipairs(ss) do
+    if redis.call('HINCRBY', key, s .. '|' .. fig, by) == 0 and by < 0 then redis.call('HDEL', key, s .. '|' .. fig) end
+  end
+end
+local function counted(lead, ss, by)
+  local g = redis.call('HMGET', lead, 'k', 'r', 'f', 'a', 'tier', 'ng', 'nc', 'ns', 'nr', 'd')
+  local day = g[10]
+  if not day then return end
+  if g[1] then
+    bump(day, ss, 'started', by)
+    for q = 1, tonumber(g[2] or '0') do bump(day, ss, 'r' .. q, by) end
+    if g[3] and g[5] then
+      bump(day, ss, 't' .. g[5], by)
+      for q = 1, 10 do bump(day, ss, 'a' .. q .. string.sub(g[4], q, q), by) end
+    end
+  end
+  if g[7] then bump(day, ss, 'n' .. g[6], by) end
+  if g[8] then bump(day, ss, 's' .. g[6], by) end
+  if g[9] then bump(day, ss, 'rec', by) end
+end
+local function unplace(lead)
+  local g = redis.call('HMGET', lead, 'pb', 'd', 'ch', 'tg')
+  if not g[1] then return end
+  local h, q = string.match(g[1], '^(%d+)|(%d+)$')
+  local key = P .. 'p:' .. h
+  if redis.call('EXISTS', key) == 1 then
+    for _, s in ipairs(segs(g[3], g[4])) do
+      local f = g[2] .. '|' .. s .. '|' .. q
+      if redis.call('HINCRBY', key, f, -1) <= 0 then redis.call('HDEL', key, f) end
+    end
+    if redis.call('EXISTS', key) == 0 then redis.call('ZREM', P .. 'hours', h) end
+  end
+  redis.call('HDEL', lead, 'pb')
+end
+local function place(lead)
+  local g = redis.call('HMGET', lead, 'x', 'f', 't', 'r', 'd', 'ch', 'tg', 'k', 'pb')
+  local want = nil
+  local h = math.floor(tonumber(g[3] or '0') / 3600)
+  if g[8] and not g[1] and not g[2] and tonumber(g[3] or '0') >= NOW - EXPIRY then
+    want = h .. '|' .. (g[4] or '0')
+  end
+  if want == g[9] then return end
+  unplace(lead)
+  if want then
+    local key = P .. 'p:' .. h
+    for _, s in ipairs(segs(g[6], g[7])) do redis.call('HINCRBY', key, g[5] .. '|' .. s .. '|' .. (g[4] or '0'), 1) end
+    redis.call('ZADD', P .. 'hours', h, h)
+    redis.call('HSET', lead, 'pb', want)
+  end
+end
+local function prune()
+  local before = '(' .. math.floor((NOW - EXPIRY) / 3600)
+  for _, h in ipairs(redis.call('ZRANGEBYSCORE', P .. 'hours', '-inf', before)) do redis.call('DEL', P .. 'p:' .. h) end
+  redis.call('ZREMRANGEBYSCORE', P .. 'hours', '-inf', before)
+end
+local function followup(lead)
+  local g = redis.call('HMGET', lead, 'ng', 'ngt', 'a', 'f', 't', 'ns', 'nr', 'd', 'ch', 'tg')
+  local ng = tonumber(g[1])
+  if not ng or ng < 1 or ng > 10 or not g[8] or not g[9] then return end
+  local ss = segs(g[9], g[10])
+  if not g[6] and tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
+    bump(g[8], ss, 's' .. ng, 1)
+    redis.call('HSET', lead, 'ns', '1')
+  end
+  if not g[7] and g[4] and tonumber(g[4]) >= tonumber(g[2]) then
+    bump(g[8], ss, 'rec', 1)
+    redis.call('HSET', lead, 'nr', '1')
+  end
+end
+"""
+
+# Apply one delta. All keys in the person's shard ({stats:<k>}).
+# KEYS[1] the lead (hash)        [2] started:<ch> (asked:<ch> for a lead numbered 0)   [3] people (hash)
+# [4] active                     [5] people (again)         [6] followers (a count)     [7] people (again)
+# [8] consult:open               [9] the ended lead (hash)  [10] tier:<ch>:<T>          [11] channels (set)
+# [12] days (set)                [13] started:<ch>~s=<source> (the source's leads index)
 # (a key a delta does not use is given as KEYS[1]; it is then not touched)
-# ARGV[1] lead id ("" none)  [2] channel  [3] user  [4] sid  [5] n  [6] begun  [7] updated
-# [8] reached  [9] "=" .. answers, or "" (unchanged)  [10] finished at ("" not in this step)  [11] tier
-# [12] remind 1/0  [13] open 1/0  [14] test 1/0  [15] ended lead id ("" none)
-# [16] follow "1" / "0" / ""  [17] "<ch>:<user>"  [18] the step's time  [19] consult "1" / ""
-# [20] the hook's lease end  [21] now  [22] active entries changed before this are pruned
-# [23] the reminder's "has the point moved?" answered: "1" / "0" / "" (kept unless a later answer is there)
-# [24] the qualification answers ("" none: unchanged)  [25] the source ("" none)
-# Returns 1 when the operator is to be told of a first consultation request (the caller runs the
-# hook, then calls NOTIFIED_LUA), else 0.
-APPLY_LUA = """
+# ARGV[1] the shard's key prefix  [2] now  [3] the expiry (seconds)  [4] lead id ("" none)  [5] channel
+# [6] user  [7] sid  [8] n  [9] begun  [10] updated  [11] reached  [12] "=" .. answers, or "" (unchanged)
+# [13] finished at ("" not in this step)  [14] tier  [15] remind 1/0  [16] open 1/0  [17] test 1/0
+# [18] ended lead id ("" none)  [19] follow "1" / "0" / ""  [20] "<ch>:<user>"  [21] the step's time
+# [22] consult "1" / ""  [23] the hook's lease end  [24] moved "1" / "0" / ""  [25] qualification answers
+# [26] the source ("" none)  [27] the start's day (YYYYMMDD, Japan time)  [28] the diagnosis' tags ("\t")
+# Returns 1 when the operator is to be told of a first consultation request (the caller runs the hook,
+# then calls NOTIFIED_LUA), else 0.
+APPLY_LUA = _LUA_LIB + """
 local notify = 0
-local id = ARGV[1]
-local test = ARGV[14] == '1'
+local id = ARGV[4]
+local test = ARGV[17] == '1'
 local s = {}
 if id ~= '' then
-  s = redis.call('HMGET', KEYS[1], 'n', 'r', 'f', 'x', 'cr', 'cn', 'c', 'src')
+  s = redis.call('HMGET', KEYS[1], 'n', 'r', 'f', 'x', 'cr', 'cn', 'c', 'src', 'k', 'tg')
   -- a diagnosis from before the figures began, first seen as it ends (nothing shown, not finished): no lead
-  if not s[1] and ARGV[8] == '0' and ARGV[10] == '' and ARGV[19] ~= '1' then id = '' end
+  if not s[1] and ARGV[11] == '0' and ARGV[13] == '' and ARGV[22] ~= '1' then id = '' end
 end
 if id ~= '' then
   local lead = KEYS[1]
-  local newer = tonumber(ARGV[5]) > (tonumber(s[1]) or -1)
+  local newer = tonumber(ARGV[8]) > (tonumber(s[1]) or -1)
   local finished = s[3] or ''
-  redis.call('HSET', lead, 'ch', ARGV[2], 'u', ARGV[3], 'sid', ARGV[4], 'b', ARGV[6])
+  local counts = ARGV[7] ~= '0'
+  redis.call('HSET', lead, 'ch', ARGV[5], 'u', ARGV[6], 'sid', ARGV[7], 'b', ARGV[9])
   if test then redis.call('HSET', lead, 'test', '1') end
-  redis.call('ZADD', KEYS[2], ARGV[6], id)
-  redis.call('ZADD', KEYS[3], ARGV[6], id)
-  redis.call('SADD', KEYS[11], ARGV[2])
+  local pp = person_get(KEYS[3], ARGV[5] .. ':' .. ARGV[6])
+  person_lead(pp, string.sub(id, #ARGV[5] + #ARGV[6] + 3), true)
+  person_put(KEYS[3], ARGV[5] .. ':' .. ARGV[6], pp)
+  redis.call('SADD', KEYS[11], ARGV[5])
   if newer then
-    redis.call('HSET', lead, 'n', ARGV[5], 't', ARGV[7], 'rm', ARGV[12])
-    if finished == '' and ARGV[9] ~= '' then redis.call('HSET', lead, 'a', string.sub(ARGV[9], 2)) end
-    if ARGV[24] ~= '' then redis.call('HSET', lead, 'qa', ARGV[24]) end
+    redis.call('HSET', lead, 'n', ARGV[8], 't', ARGV[10], 'rm', ARGV[15])
+    if finished == '' and ARGV[12] ~= '' then redis.call('HSET', lead, 'a', string.sub(ARGV[12], 2)) end
+    if ARGV[25] ~= '' then redis.call('HSET', lead, 'qa', ARGV[25]) end
   end
-  local sr = tonumber(s[2]) or 0
-  local r = tonumber(ARGV[8])
-  if r > sr then
-    if sr > 0 then redis.call('ZREM', KEYS[11 + sr], id) end
-    redis.call('ZADD', KEYS[11 + r], ARGV[6], id)
-    redis.call('HSET', lead, 'r', r)
+  local src = s[8] or ''
+  if ARGV[26] ~= '' and src == '' then
+    redis.call('HSET', lead, 'src', ARGV[26])
+    src = ARGV[26]
   end
-  if ARGV[10] ~= '' then
-    if finished == '' then
-      redis.call('HSET', lead, 'f', ARGV[10], 'a', string.sub(ARGV[9], 2), 'tier', ARGV[11])
-      finished = ARGV[10]
+  if counts then
+    -- the segments: the delta's tags not counted yet (a source: only the lead's own) count all it has so far
+    redis.call('HSETNX', lead, 'd', ARGV[27])
+    redis.call('SADD', KEYS[12], ARGV[27])
+    local tg = s[10] or ''
+    local have, add = {}, {}
+    for t in string.gmatch(tg, '[^\\t]+') do have[t] = true end
+    for t in string.gmatch(ARGV[28], '[^\\t]+') do
+      if not have[t] and (string.sub(t, 1, 2) ~= 's=' or t == 's=' .. src) then
+        add[#add + 1] = t
+        have[t] = true
+      end
     end
-    redis.call('ZADD', KEYS[10], ARGV[6], id)
-    for i = 1, 10 do redis.call('ZADD', KEYS[21 + i], ARGV[6], id) end
+    if #add > 0 then
+      unplace(lead)
+      local ss = {}
+      for _, t in ipairs(add) do ss[#ss + 1] = ARGV[5] .. '~' .. t end
+      counted(lead, ss, 1)
+      tg = tg .. (tg == '' and '' or '\\t') .. table.concat(add, '\\t')
+      redis.call('HSET', lead, 'tg', tg)
+    end
+    local day = redis.call('HGET', lead, 'd')
+    local ss = segs(ARGV[5], tg)
+    if not s[9] then
+      redis.call('HSET', lead, 'k', '1')
+      bump(day, ss, 'started', 1)
+    end
+    local sr = tonumber(s[2]) or 0
+    local r = tonumber(ARGV[11])
+    if r > sr then
+      for q = sr + 1, r do bump(day, ss, 'r' .. q, 1) end
+      redis.call('HSET', lead, 'r', r)
+    end
+    if ARGV[13] ~= '' and finished == '' then
+      bump(day, ss, 't' .. ARGV[14], 1)
+      for q = 1, 10 do bump(day, ss, 'a' .. q .. string.sub(ARGV[12], q + 1, q + 1), 1) end
+    end
+    if src ~= '' and src == ARGV[26] then redis.call('ZADD', KEYS[13], ARGV[9], id) end
+  elseif tonumber(ARGV[11]) > (tonumber(s[2]) or 0) then
+    redis.call('HSET', lead, 'r', ARGV[11])
   end
-  if ARGV[13] == '0' or finished ~= '' then
+  if ARGV[13] ~= '' then
+    if finished == '' then
+      redis.call('HSET', lead, 'f', ARGV[13], 'a', string.sub(ARGV[12], 2), 'tier', ARGV[14])
+      finished = ARGV[13]
+    end
+    redis.call('ZADD', KEYS[10], ARGV[9], id)
+  end
+  -- the started index holds the unfinished diagnoses, the tier indexes the finished ones
+  if finished == '' then redis.call('ZADD', KEYS[2], ARGV[9], id) else redis.call('ZREM', KEYS[2], id) end
+  if ARGV[16] == '0' or finished ~= '' then
     redis.call('HSET', lead, 'x', '1')
     redis.call('ZREM', KEYS[4], id)
   elseif newer and not s[4] then
-    redis.call('ZADD', KEYS[4], ARGV[7], id)
+    redis.call('ZADD', KEYS[4], ARGV[10], id)
   end
-  local src = s[8]
-  if ARGV[25] ~= '' and (not src or src == '') then
-    redis.call('HSET', lead, 'src', ARGV[25])
-    src = ARGV[25]
-  end
-  if ARGV[25] ~= '' and src == ARGV[25] then
-    -- the source's segment: the same sets as the channel's (reached: only the highest, as there)
-    local top = math.max(sr, r)
-    redis.call('ZADD', KEYS[32], ARGV[6], id)
-    for q = 1, 10 do
-      if q == top then redis.call('ZADD', KEYS[33 + q], ARGV[6], id) else redis.call('ZREM', KEYS[33 + q], id) end
-    end
-    if ARGV[10] ~= '' then
-      redis.call('ZADD', KEYS[33], ARGV[6], id)
-      for i = 1, 10 do redis.call('ZADD', KEYS[43 + i], ARGV[6], id) end
-    end
-  end
-  if ARGV[23] ~= '' then
+  if ARGV[24] ~= '' then
     local mvt = redis.call('HGET', lead, 'mvt')
-    if not mvt or tonumber(ARGV[18]) >= tonumber(mvt) then
-      redis.call('HSET', lead, 'mv', ARGV[23], 'mvt', ARGV[18])
+    if not mvt or tonumber(ARGV[21]) >= tonumber(mvt) then
+      redis.call('HSET', lead, 'mv', ARGV[24], 'mvt', ARGV[21])
     end
   end
-  if ARGV[19] == '1' then
+  if ARGV[22] == '1' then
     if not s[5] then
-      redis.call('HSET', lead, 'cr', ARGV[18])
+      redis.call('HSET', lead, 'cr', ARGV[21])
       if not s[7] or s[7] == '' then
-        redis.call('HSET', lead, 'c', 'new', 'ca', ARGV[18])
-        if not test then redis.call('ZADD', KEYS[8], ARGV[18], id) end
+        redis.call('HSET', lead, 'c', 'new', 'ca', ARGV[21])
+        if not test then redis.call('ZADD', KEYS[8], ARGV[21], id) end
       end
     end
     local cn = s[6]
-    if not cn or (cn ~= 'done' and tonumber(cn) < tonumber(ARGV[21])) then
-      redis.call('HSET', lead, 'cn', ARGV[20])
+    if not cn or (cn ~= 'done' and tonumber(cn) < NOW) then
+      redis.call('HSET', lead, 'cn', ARGV[23])
       notify = 1
     end
   end
-end
-if id ~= '' then
-  local g = redis.call('HMGET', KEYS[1], 'ng', 'ngt', 'a', 'f', 't')
-  local ng = tonumber(g[1])
-  if ng and ng >= 1 and ng <= 10 then
-    if tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
-      redis.call('ZADD', KEYS[53 + ng], ARGV[6], id)
-    end
-    if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[64], ARGV[6], id) end
+  if counts then
+    followup(lead)
+    place(lead)
   end
 end
-if ARGV[15] ~= '' then
+if ARGV[18] ~= '' then
   redis.call('HSET', KEYS[9], 'x', '1')
-  redis.call('ZREM', KEYS[4], ARGV[15])
+  redis.call('ZREM', KEYS[4], ARGV[18])
+  place(KEYS[9])
 end
-if ARGV[16] ~= '' and not test then
-  local prev = redis.call('HGET', KEYS[6], ARGV[17])
-  if not prev or tonumber(ARGV[18]) >= tonumber(string.match(prev, '^[^|]+')) then
-    redis.call('HSET', KEYS[6], ARGV[17], ARGV[18] .. '|' .. ARGV[16])
-    if ARGV[16] == '1' then
-      redis.call('SADD', KEYS[5], ARGV[17])
+if ARGV[19] ~= '' and not test then
+  local pp = person_get(KEYS[5], ARGV[20])
+  if pp[1] == '' or tonumber(ARGV[21]) >= tonumber(pp[1]) then
+    local was = pp[2] == '1'
+    pp[1], pp[2] = ARGV[21], ARGV[19]
+    if ARGV[19] == '1' then
+      if not was then redis.call('INCR', KEYS[6]) end
     else
-      redis.call('SREM', KEYS[5], ARGV[17])
-      redis.call('HDEL', KEYS[7], ARGV[17])
+      if was and redis.call('DECR', KEYS[6]) <= 0 then redis.call('DEL', KEYS[6]) end
+      pp[4] = ''
     end
+    person_put(KEYS[5], ARGV[20], pp)
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[22])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (NOW - EXPIRY))
+prune()
 return notify
 """
 
@@ -515,24 +718,73 @@ return 1
 """
 
 # A diagnosis was nudged back to question q (bot/nudges.py, after its push is queued): marked once on its
-# lead, counted in nudged:<ch>:<q>; a lead already past q since the nudge (its figures applied first) is
-# counted as resumed / recovered here, as APPLY_LUA does for a later step.
-# KEYS[1] the lead  KEYS[2] nudged:<ch>:<q>  KEYS[3] resumed:<ch>:<q>  KEYS[4] recovered:<ch>
-# ARGV[1] lead id  ARGV[2] q (1-based)  ARGV[3] the nudge's time  ARGV[4] the diagnosis' start (its score)
+# lead ("ng", "ngt") and counted then in "n<q>" of its start's day; a lead already past q since the nudge (its
+# figures applied first) is counted as resumed ("s<q>") / recovered ("rec") here, as APPLY_LUA does later.
+# KEYS[1] the lead  KEYS[2] days (set)
+# ARGV[1..3] as _LUA_LIB  [4] q (1-based)  [5] the nudge's time  [6] the start's day  [7] the channel
 # Returns 1 when marked now, 0 when it was already.
-NUDGED_LUA = """
-local first = redis.call('HSETNX', KEYS[1], 'ng', ARGV[2])
-if first == 1 then redis.call('HSET', KEYS[1], 'ngt', ARGV[3]) end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-local g = redis.call('HMGET', KEYS[1], 'ng', 'ngt', 'a', 'f', 't')
-local ng = tonumber(g[1])
-if ng == tonumber(ARGV[2]) then
-  if tonumber(g[5] or '0') >= tonumber(g[2]) and (#(g[3] or '') >= ng or g[4]) then
-    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-  end
-  if g[4] and tonumber(g[4]) >= tonumber(g[2]) then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1]) end
+NUDGED_LUA = _LUA_LIB + """
+local first = redis.call('HSETNX', KEYS[1], 'ng', ARGV[4])
+if first == 1 then
+  redis.call('HSET', KEYS[1], 'ngt', ARGV[5], 'nc', '1')
+  redis.call('HSETNX', KEYS[1], 'd', ARGV[6])
+  redis.call('HSETNX', KEYS[1], 'ch', ARGV[7])
+  local g = redis.call('HMGET', KEYS[1], 'd', 'ch', 'tg')
+  redis.call('SADD', KEYS[2], g[1])
+  bump(g[1], segs(g[2], g[3]), 'n' .. ARGV[4], 1)
 end
+followup(KEYS[1])
 return first
+"""
+
+# Take a lead out of every figure and index of its shard, and delete it with the operator's notes and
+# history on it (the demo's removal: bot/demo.py). KEYS[1] the lead; ARGV[1..3] as _LUA_LIB, [4] its id.
+# Returns 1 when it was there.
+UNCOUNT_LUA = _LUA_LIB + """
+local g = redis.call('HMGET', KEYS[1], 'ch', 'tg', 'src', 'u')
+if not g[1] then return 0 end
+unplace(KEYS[1])
+counted(KEYS[1], segs(g[1], g[2]), -1)
+local day = redis.call('HGET', KEYS[1], 'd')
+if day and redis.call('EXISTS', P .. 'd:' .. day) == 0 then redis.call('SREM', P .. 'days', day) end
+local id = ARGV[4]
+for _, k in ipairs({'started:' .. g[1], 'asked:' .. g[1], 'tier:' .. g[1] .. ':A', 'tier:' .. g[1] .. ':B',
+                    'tier:' .. g[1] .. ':C', 'started:' .. g[1] .. '~s=' .. (g[3] or ''), 'active',
+                    'consult:open', 'consult:worked'}) do
+  redis.call('ZREM', P .. k, id)
+end
+local ref = g[1] .. ':' .. (g[4] or '')
+local pp = person_get(P .. 'people', ref)
+person_lead(pp, string.sub(id, #ref + 2), false)
+person_put(P .. 'people', ref, pp)
+redis.call('DEL', KEYS[1], KEYS[1] .. ':notes', KEYS[1] .. ':history')
+return 1
+"""
+
+# Erase one person's leads (bot/privacy.py): each lead leaves every index and the in-progress counters, and
+# is deleted with the operator's notes and history on it; the person's index, display name and follow
+# mark go too. The day counters keep counting the diagnoses: they hold no id, nothing points back.
+# KEYS[1] people (hash)  [2] followers (a count)
+# ARGV[1..3] as _LUA_LIB  [4] "<ch>:<user>". Returns how many leads went.
+ERASE_LUA = _LUA_LIB + """
+local pp = person_get(KEYS[1], ARGV[4])
+local ids = {}
+for x in string.gmatch(pp[3], '[^,]+') do ids[#ids + 1] = ARGV[4] .. ':' .. x end
+for _, id in ipairs(ids) do
+  local lead = P .. 'lead:' .. id
+  local g = redis.call('HMGET', lead, 'ch', 'src')
+  unplace(lead)
+  local ch = g[1] or ''
+  for _, k in ipairs({'started:' .. ch, 'asked:' .. ch, 'tier:' .. ch .. ':A', 'tier:' .. ch .. ':B',
+                      'tier:' .. ch .. ':C', 'started:' .. ch .. '~s=' .. (g[2] or ''), 'active',
+                      'consult:open', 'consult:worked'}) do
+    redis.call('ZREM', P .. k, id)
+  end
+  redis.call('DEL', lead, lead .. ':notes', lead .. ':history')
+end
+if pp[2] == '1' and redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+redis.call('HDEL', KEYS[1], ARGV[4])
+return #ids
 """
 
 # Set a lead's consultation status, and append the change to its history (when it changed).
@@ -562,13 +814,68 @@ redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
 return 1
 """
 
-# Keep a display name unless the person's latest follow event is an unfollow.
-# KEYS[1] names, KEYS[2] follow; ARGV[1] "<ch>:<user>", ARGV[2] name. Returns 1 when kept.
-SET_NAME_LUA = """
-local f = redis.call('HGET', KEYS[2], ARGV[1])
-if f and string.sub(f, -2) == '|0' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+# Keep a display name unless the person's latest follow event is an unfollow ("" forgets it).
+# KEYS[1] people; ARGV[1..3] as _LUA_LIB  [4] "<ch>:<user>"  [5] the name. Returns 1 when kept.
+SET_NAME_LUA = _LUA_LIB + """
+local pp = person_get(KEYS[1], ARGV[4])
+if pp[2] == '0' and ARGV[5] ~= '' then return 0 end
+pp[4] = ARGV[5]
+person_put(KEYS[1], ARGV[4], pp)
 return 1
+"""
+
+# Sum one shard's figures (the console's and the API's reads: one call per shard, whatever the data).
+# KEYS[1] days (set)  [2] channels (set)  [3] followers (a count)  [4] consult:open
+# ARGV[1] the shard's key prefix  [2] first day ("" open)  [3] last day ("" open)  [4] the channel ("" every
+# channel but the tests')  [5] the segment's tag ("" the channels' own figures)  [6] the test channels ("\\t")
+# [7] the first hour of the in-progress window  [8] the last  [9] "1": per-day started and tiers too
+# Returns a flat list: name, value, ...: each figure summed ("started", "r<q>", "t<T>", "a<q><X>", "n<q>",
+# "s<q>", "rec"), "p<q>" in progress with q the highest question, "<day>|started" and "<day>|t<T>" (ARGV[9]),
+# "channel:<ch>" for each channel with leads, "followers" and "open".
+FIGURES_LUA = """
+local P = ARGV[1]
+local lo, hi = ARGV[2], ARGV[3]
+local chans = {}
+local out = {}
+local skip = {}
+for c in string.gmatch(ARGV[6], '[^\\t]+') do skip[c] = true end
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  out['channel:' .. c] = 1
+  if (ARGV[4] == '' and not skip[c]) or c == ARGV[4] then chans[#chans + 1] = c end
+end
+if ARGV[4] ~= '' then chans = {ARGV[4]} end
+local want = {}
+for _, c in ipairs(chans) do want[ARGV[5] == '' and c or (c .. '~' .. ARGV[5])] = true end
+local function add(k, n) out[k] = (out[k] or 0) + n end
+local function inrange(day) return (lo == '' or day >= lo) and (hi == '' or day <= hi) end
+for _, day in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if inrange(day) then
+    local h = redis.call('HGETALL', P .. 'd:' .. day)
+    for i = 1, #h, 2 do
+      local seg, fig = string.match(h[i], '^(.*)|([^|]+)$')
+      if seg and want[seg] then
+        local n = tonumber(h[i + 1])
+        add(fig, n)
+        if ARGV[9] == '1' and (fig == 'started' or string.sub(fig, 1, 1) == 't') then add(day .. '|' .. fig, n) end
+      end
+    end
+  end
+end
+for hour = tonumber(ARGV[7]), tonumber(ARGV[8]) do
+  local h = redis.call('HGETALL', P .. 'p:' .. hour)
+  for i = 1, #h, 2 do
+    local day, seg, q = string.match(h[i], '^(%d+)|(.*)|(%d+)$')
+    if day and want[seg] and inrange(day) then add('p' .. q, tonumber(h[i + 1])) end
+  end
+end
+add('followers', tonumber(redis.call('GET', KEYS[3]) or '0'))
+add('open', redis.call('ZCARD', KEYS[4]))
+local flat = {}
+for k, v in pairs(out) do
+  flat[#flat + 1] = k
+  flat[#flat + 1] = tostring(v)
+end
+return flat
 """
 
 
@@ -577,8 +884,17 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
     """KEYS and ARGV of :data:`APPLY_LUA` for one delta (as made by :func:`delta_of`)."""
     lead: Mapping[str, Any] = delta.get("lead") or {}
     lid = str(lead.get("id", ""))
-    key1 = lead_key(lid) if lid else f"{STATS}:none"
     ch, user = str(lead.get("channel", "")), str(lead.get("user", ""))
+    follow = delta.get("follow")
+    fol_ref = str(delta.get("person", ""))
+    if follow is not None and not fol_ref:
+        raise InvalidInput("stats: a follow or unfollow without the person")
+    if lid and _person_of(lid) != person_ref(ch, user):
+        raise InvalidInput("stats: a lead id that is not the lead's person's")
+    if lid and fol_ref and fol_ref != person_ref(ch, user):
+        raise InvalidInput("stats: a follow of another person than the lead's")
+    k = shard_of_person(fol_ref or _person_of(lid)) if (lid or fol_ref) else 0
+    key1 = lead_key(lid) if lid else f"{base(k)}:none"
     finishing = bool(lead.get("finished"))
     tier = str(lead.get("tier", ""))
     answers = str(lead.get("answers", ""))
@@ -593,42 +909,33 @@ def apply_call(delta: Mapping[str, Any], now: float, expiry: float,
     qual = str(lead.get("qual", ""))
     if not (qual.isdigit() or qual == "") or len(qual) > inputs.QUALIFY_MAX:
         raise InvalidInput("stats: qualification answers that are not digits")
-    seg = segment(ch, source)
+    tags = segments.tags(source, str(lead.get("var", "")), str(lead.get("ver", ""))) if lid else ()
+    if any(set(t) & {"|", "\t", "\n"} for t in tags):
+        raise InvalidInput("stats: a tag with a separator in it")
     ended = str(delta.get("ended", ""))
-    follow = delta.get("follow")
-    fol_ref = str(delta.get("person", ""))
-    if follow is not None and not fol_ref:
-        raise InvalidInput("stats: a follow or unfollow without the person")
+    if ended and shard_of_lead(ended) != k:
+        raise InvalidInput("stats: an ended lead of another person")
+    begun = float(lead.get("begun", 0.0))
     keys = [
         key1,
-        (started_key(ch) if str(lead.get("sid", 0)) != "0" else asked_key(ch)) if lid else key1,
-        person_key(ch, user) if lid else key1,
-        ACTIVE,
-        FOLLOWERS,
-        FOLLOW,
-        NAMES,
-        CONSULT_OPEN,
+        (started_key(ch, k) if str(lead.get("sid", 0)) != "0" else asked_key(ch, k)) if lid else key1,
+        people_key(k) if lid else key1,
+        active_key(k), people_key(k), followers_key(k), people_key(k), consult_open_key(k),
         lead_key(ended) if ended else key1,
-        tier_key(ch, tier) if finishing else key1,
-        CHANNELS,
-        *(reached_key(ch, q) if lid else key1 for q in range(1, QUESTION_COUNT + 1)),
-        *(answer_key(ch, q + 1, answers[q]) if finishing else key1 for q in range(QUESTION_COUNT)),
-        started_key(seg) if source else key1,
-        tier_key(seg, tier) if source and finishing else key1,
-        *(reached_key(seg, q) if source else key1 for q in range(1, QUESTION_COUNT + 1)),
-        *(answer_key(seg, q + 1, answers[q]) if source and finishing else key1 for q in range(QUESTION_COUNT)),
-        *(resumed_key(ch, q) if lid else key1 for q in range(1, QUESTION_COUNT + 1)),
-        recovered_key(ch) if lid else key1,
+        tier_key(ch, tier, k) if finishing else key1,
+        channels_key(k), days_key(k),
+        started_key(source_segment(ch, source), k) if source else key1,
     ]
     args = [
-        lid, ch, user, str(lead.get("sid", 0)), str(lead.get("n", 0)), repr(float(lead.get("begun", 0.0))),
+        f"{base(k)}:", repr(now), repr(float(expiry)),
+        lid, ch, user, str(lead.get("sid", 0)), str(lead.get("n", 0)), repr(begun),
         repr(float(lead.get("updated", 0.0))), str(reached), ("=" + answers) if "answers" in lead else "",
         repr(float(lead["finished"])) if finishing else "", tier, str(lead.get("remind", 0)),
         str(lead.get("open", 0)), "1" if delta.get("test") else "0", ended,
         "" if follow is None else str(int(follow)), fol_ref, repr(float(delta.get("at", now))),
-        "1" if lead.get("consult") else "", repr(now + lease), repr(now), repr(now - expiry),
+        "1" if lead.get("consult") else "", repr(now + lease),
         "" if lead.get("moved") is None else str(int(lead["moved"])),
-        qual, source,
+        qual, source, day_of(begun) if lid else "", "\t".join(tags),
     ]
     return keys, args
 
@@ -660,35 +967,90 @@ def _decode(h: Mapping[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in h.items()}
 
 
+def figures_step(shard: int, start: date | None, end: date | None, channel: str | None, tag: str | None,
+                 now: float, expiry: float, rows: bool) -> Eval:
+    """One shard's figures summed (:data:`FIGURES_LUA`)."""
+    return Eval(FIGURES_LUA, [days_key(shard), channels_key(shard), followers_key(shard), consult_open_key(shard)],
+                [f"{base(shard)}:", start.strftime("%Y%m%d") if start else "", end.strftime("%Y%m%d") if end else "",
+                 channel or "", tag or "", "\t".join(sorted(TEST_CHANNELS)), str(int((now - expiry) // 3600)),
+                 str(int(now // 3600)), "1" if rows else ""])
+
+
+def read_figures(r: Any, start: date | None, end: date | None, channel: str | None, tag: str | None,
+                 now: float, expiry: float, rows: bool = False) -> dict[str, int]:
+    """Every shard's figures summed: one script call per shard (:data:`FIGURES_LUA`'s names)."""
+    out: dict[str, int] = {}
+    for shard in range(SHARDS):
+        flat = r.do(figures_step(shard, start, end, channel, tag, now, expiry, rows))
+        for i in range(0, len(flat), 2):
+            name = text(flat[i])
+            out[name] = out.get(name, 0) + int(text(flat[i + 1]))
+    return out
+
+
+def pick_tag(source: str | None = None, variant: str | None = None, version: str | None = None) -> str | None:
+    """The one segment a figure is narrowed to (None: the channels' own); at most one may be given."""
+    given = [t for t in (source and segments.source_tag(source), variant and _variant_tag(variant),
+                         version and segments.version_tag(version)) if t]
+    if len(given) > 1:
+        raise InvalidInput("give one of source, variant and version")
+    return given[0] if given else None
+
+
+def _variant_tag(variant: str) -> str:
+    exp, _, name = str(variant).partition(":")
+    if not exp or not name:
+        raise InvalidInput("variant must be <experiment>:<variant>")
+    return segments.variant_tag(exp, name)
+
+
 class Analytics:
     """The operator's figures and leads (sync: redis-py, plain or Cluster). ``expiry``: the seconds after
-    which an unfinished diagnosis no longer counts as in progress (CRMBOT_CONVERSATION_TTL)."""
+    which an unfinished diagnosis no longer counts as in progress (CRMBOT_CONVERSATION_TTL). ``keep``: the
+    figures read are kept for the instance's life (the console makes one per request: a page that shows
+    the funnel, its series and the followers reads each shard once); else each call reads them."""
 
-    def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, expiry: float = 7 * 86400) -> None:
+    def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, expiry: float = 7 * 86400,
+                 keep: bool = False) -> None:
         self.r = runner(client)
         self.clock = clock
         self.expiry = expiry
+        self.keep = keep
+        self._read: dict[tuple[Any, ...], dict[str, int]] = {}
 
     # -- figures ---------------------------------------------------------------------------------
+
+    def figures(self, start: date | None = None, end: date | None = None, channel: str | None = None,
+                tag: str | None = None) -> dict[str, int]:
+        """The summed figures (:data:`FIGURES_LUA`), per-day rows included; read once per instance."""
+        key = (start, end, channel, tag)
+        if key in self._read:
+            return self._read[key]
+        found = read_figures(self.r, start, end, channel, tag, self.clock(), self.expiry, rows=True)
+        if self.keep:
+            self._read[key] = found
+        return found
+
+    def _any(self) -> dict[str, int]:
+        """Whichever figures were read already (the totals that do not depend on a range), else a fresh read."""
+        return next(iter(self._read.values())) if self._read else self.figures(date.max, date.min)
 
     def channels(self, channel: str | None = None) -> list[str]:
         """The channels a figure sums: the one asked for, else every channel with leads but the tests'."""
         if channel is not None:
             return [channel]
-        found = {text(c) for c in self.r.smembers(CHANNELS)}
+        found = {name[len("channel:"):] for name in self._any() if name.startswith("channel:")}
         return sorted(found - TEST_CHANNELS)
 
-    def segments(self, channel: str | None = None, source: str | None = None) -> list[str]:
-        """The sets a figure sums (:meth:`channels`), narrowed to the leads from ``source`` when given."""
-        return [segment(ch, source) for ch in self.channels(channel)]
-
     def funnel(self, start: date | None = None, end: date | None = None, channel: str | None = None,
-               source: str | None = None) -> dict[str, Any]:
+               source: str | None = None, *, variant: str | None = None, version: str | None = None
+               ) -> dict[str, Any]:
         """Diagnoses started from ``start`` to ``end`` (Japan-time dates, both included; None: open):
 
             {"started": n, "finished": n, "in_progress": n, "stopped": n,
              "questions": [{"q": 1, "shown": n, "answered": n, "in_progress": n, "stopped": n,
-                            "answers": {"A": n, "B": n, "C": n, "D": n}, "dropoff": 0.25 | None}, ... 10 items],
+                            "answers": {"A": n, "B": n, "C": n, "D": n}, "dropoff": 0.25 | None,
+                            "nudged": n, "resumed": n}, ... 10 items],
              "tiers": {"A": n, "B": n, "C": n}, "recovered": n}
 
         Per question ``nudged``: diagnoses left at q that got the drop-off nudge (bot/nudges.py);
@@ -701,84 +1063,39 @@ class Analytics:
         is q and that may still go on / that ended there (shown = answered + in_progress + stopped);
         ``answers``: the final answers of finished diagnoses; ``dropoff``: stopped / (answered + stopped),
         the share of the diagnoses that went past q or ended there that ended there (those still at q are
-        left out; None when none). Every channel but
-        the tests' when ``channel`` is None; only the leads from ``source`` when given.
+        left out; None when none). Every channel but the tests' when ``channel`` is None; only one segment's
+        diagnoses when ``source``, ``variant`` ("<experiment>:<variant>") or ``version`` is given (one of them).
+        In progress: changed within the expiry, to the hour (the counters' buckets).
         """
-        chans = self.segments(channel, source)
-        lo, hi = _bounds(start, end)
-        started = 0
-        reached = [0] * (QUESTION_COUNT + 2)  # reached[q]: diagnoses whose highest question is q
-        tiers = dict.fromkeys(TIERS, 0)
-        answers = [dict.fromkeys(CHOICES, 0) for _ in range(QUESTION_COUNT + 1)]
-        with self.r.pipeline(transaction=False) as p:
-            for ch in chans:
-                p.zcount(started_key(ch), lo, hi)
-                for q in range(1, QUESTION_COUNT + 1):
-                    p.zcount(reached_key(ch, q), lo, hi)
-                for t in TIERS:
-                    p.zcount(tier_key(ch, t), lo, hi)
-                for q in range(1, QUESTION_COUNT + 1):
-                    for x in CHOICES:
-                        p.zcount(answer_key(ch, q, x), lo, hi)
-            counts = iter(int(c) for c in p.execute())
-        for _ in chans:
-            started += next(counts)
-            for q in range(1, QUESTION_COUNT + 1):
-                reached[q] += next(counts)
-            for t in TIERS:
-                tiers[t] += next(counts)
-            for q in range(1, QUESTION_COUNT + 1):
-                for x in CHOICES:
-                    answers[q][x] += next(counts)
+        f = self.figures(start, end, channel, pick_tag(source, variant, version))
+        tiers = {t: f.get(f"t{t}", 0) for t in TIERS}
         finished = sum(tiers.values())
-        nudged, resumed, recovered = self._nudges(chans, lo, hi)
-        active = [lead for lead in self._active() if segment(lead.channel, source and lead.source) in chans
-                  and _in_bounds(lead.started, start, end)]
-        shown = [0] * (QUESTION_COUNT + 2)
-        act_shown = [0] * (QUESTION_COUNT + 2)
-        for q in range(QUESTION_COUNT, 0, -1):
-            shown[q] = shown[q + 1] + reached[q]
-            act_shown[q] = act_shown[q + 1] + sum(1 for lead in active if lead.reached == q)
+        shown = [f.get(f"r{q}", 0) for q in range(QUESTION_COUNT + 1)] + [0]
+        here = [f.get(f"p{q}", 0) for q in range(QUESTION_COUNT + 1)]
+        in_progress = sum(here)
         questions = []
         for q in range(1, QUESTION_COUNT + 1):
             answered = shown[q + 1] if q < QUESTION_COUNT else finished
-            here = act_shown[q] - act_shown[q + 1]  # in progress with q as their highest question
-            stopped = shown[q] - answered - here  # ended there without answering it
+            stopped = shown[q] - answered - here[q]
             questions.append({
                 "q": q,
                 "shown": shown[q],
                 "answered": answered,
-                "in_progress": here,
+                "in_progress": here[q],
                 "stopped": stopped,
-                "answers": answers[q],
+                "answers": {x: f.get(f"a{q}{x}", 0) for x in CHOICES},
                 "dropoff": round(stopped / (answered + stopped), 4) if answered + stopped > 0 else None,
-                "nudged": nudged[q],
-                "resumed": resumed[q],
+                "nudged": f.get(f"n{q}", 0),
+                "resumed": f.get(f"s{q}", 0),
             })
-        return {"started": started, "finished": finished, "in_progress": len(active),
-                "stopped": max(0, started - finished - len(active)), "questions": questions, "tiers": tiers,
-                "recovered": recovered}
-
-    def _nudges(self, chans: Sequence[str], lo: str, hi: str) -> tuple[list[int], list[int], int]:
-        """Per question (index 1..10) the diagnoses nudged back to it and those that answered it after, and
-        those that finished after a nudge, among the diagnoses started within ``lo``..``hi``."""
-        nudged, resumed, recovered = [0] * (QUESTION_COUNT + 1), [0] * (QUESTION_COUNT + 1), 0
-        with self.r.pipeline(transaction=False) as p:
-            for ch in chans:
-                for q in range(1, QUESTION_COUNT + 1):
-                    p.zcount(nudged_key(ch, q), lo, hi)
-                    p.zcount(resumed_key(ch, q), lo, hi)
-                p.zcount(recovered_key(ch), lo, hi)
-            counts = iter(int(c) for c in p.execute())
-        for _ in chans:
-            for q in range(1, QUESTION_COUNT + 1):
-                nudged[q] += next(counts)
-                resumed[q] += next(counts)
-            recovered += next(counts)
-        return nudged, resumed, recovered
+        started = f.get("started", 0)
+        return {"started": started, "finished": finished, "in_progress": in_progress,
+                "stopped": max(0, started - finished - in_progress), "questions": questions, "tiers": tiers,
+                "recovered": f.get("rec", 0)}
 
     def series(self, start: date, end: date, bucket: str = "day", channel: str | None = None,
-               source: str | None = None) -> list[dict[str, Any]]:
+               source: str | None = None, *, variant: str | None = None, version: str | None = None
+               ) -> list[dict[str, Any]]:
         """Diagnoses started per day, week (from Monday; labelled by that Monday) or month ("2026-12"),
         from ``start`` to ``end`` (Japan time, both included; the first and last buckets are clipped):
         ``[{"label": "2026-12-01", "started": n, "finished": n, "tiers": {"A": n, "B": n, "C": n}}]``."""
@@ -786,11 +1103,12 @@ class Analytics:
             raise InvalidInput(f"bucket must be one of {', '.join(BUCKETS)}, not {str(bucket)[:10]!r}")
         if end < start:
             return []
-        spans: list[tuple[str, date, date]] = []
+        f = self.figures(start, end, channel, pick_tag(source, variant, version))
+        out: list[dict[str, Any]] = []
         day = start
         while day <= end:
             if bucket == "day":
-                first, last, label = day, day, day.isoformat()
+                last, label = day, day.isoformat()
             elif bucket == "week":
                 first = day - timedelta(days=day.weekday())
                 last, label = first + timedelta(days=6), first.isoformat()
@@ -798,35 +1116,24 @@ class Analytics:
                 first = day.replace(day=1)
                 last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
                 label = f"{first.year:04d}-{first.month:02d}"
-            spans.append((label, max(first, start), min(last, end)))
-            day = last + timedelta(days=1)
-        chans = self.segments(channel, source)
-        with self.r.pipeline(transaction=False) as p:
-            for _, a, b in spans:
-                lo, hi = _bounds(a, b)
-                for ch in chans:
-                    p.zcount(started_key(ch), lo, hi)
-                    for t in TIERS:
-                        p.zcount(tier_key(ch, t), lo, hi)
-            counts = iter(int(c) for c in p.execute())
-        out = []
-        for label, _, _ in spans:
             row: dict[str, Any] = {"label": label, "started": 0, "finished": 0, "tiers": dict.fromkeys(TIERS, 0)}
-            for _ in chans:
-                row["started"] += next(counts)
+            while day <= min(last, end):
+                d = day.strftime("%Y%m%d")
+                row["started"] += f.get(f"{d}|started", 0)
                 for t in TIERS:
-                    row["tiers"][t] += next(counts)
+                    row["tiers"][t] += f.get(f"{d}|t{t}", 0)
+                day += timedelta(days=1)
             row["finished"] = sum(row["tiers"].values())
             out.append(row)
         return out
 
     def followers(self) -> int:
         """People following now (LINE follow events applied since the figures began; tests not counted)."""
-        return int(self.r.scard(FOLLOWERS))
+        return self._any().get("followers", 0)
 
     def open_consultations(self) -> int:
         """Leads whose consultation status is "new" (tests not counted)."""
-        return int(self.r.zcard(CONSULT_OPEN))
+        return self._any().get("open", 0)
 
     # -- leads -----------------------------------------------------------------------------------
 
@@ -838,8 +1145,25 @@ class Analytics:
 
     def person(self, channel: str, user_id: str) -> list[Lead]:
         """Every diagnosis of one person, oldest first."""
-        ids = [text(x) for x in self.r.zrange(person_key(channel, user_id), 0, -1)]
-        return self._fetch(ids)
+        return self._fetch(self.person_ids(channel, user_id))
+
+    def person_ids(self, channel: str, user_id: str) -> list[str]:
+        ref = person_ref(channel, user_id)
+        return person_leads(ref, parse_person(self.r.hget(people_key(shard_of_person(ref)), ref)))
+
+    def _people(self, refs: Sequence[str]) -> dict[str, Person]:
+        """Each person's field (one pipeline, an HMGET per shard)."""
+        by_shard: dict[int, list[str]] = {}
+        for ref in refs:
+            by_shard.setdefault(shard_of_person(ref), []).append(ref)
+        if not by_shard:
+            return {}
+        with self.r.pipeline(transaction=False) as p:
+            for shard, group in by_shard.items():
+                p.hmget(people_key(shard), group)
+            got = p.execute()
+        return {ref: parse_person(raw) for group, raws in zip(by_shard.values(), got, strict=True)
+                for ref, raw in zip(group, raws, strict=True)}
 
     def latest(self, people: Sequence[str]) -> dict[str, Lead]:
         """Each person's (``"<ch>:<user id>"``) latest finished diagnosis, else their latest one; a person
@@ -847,13 +1171,9 @@ class Analytics:
         refs = list(dict.fromkeys(people))
         if not refs:
             return {}
-        with self.r.pipeline(transaction=False) as p:
-            for ref in refs:
-                channel, _, user = ref.partition(":")
-                p.zrange(person_key(channel, user), 0, -1)
-            found = p.execute()
+        found = [person_leads(ref, person) for ref, person in self._people(refs).items()]
         by_person: dict[str, list[Lead]] = {}
-        for lead in self._fetch(text(x) for ids in found for x in ids):
+        for lead in self._fetch(x for ids in found for x in ids):
             by_person.setdefault(person_ref(lead.channel, lead.user_id), []).append(lead)
         return {ref: max([x for x in leads if x.is_finished] or leads, key=lambda x: (x.started, x.id))
                 for ref, leads in by_person.items()}
@@ -864,12 +1184,7 @@ class Analytics:
         refs = list(dict.fromkeys(people))
         if not refs:
             return {}
-        with self.r.pipeline(transaction=False) as p:
-            for ref in refs:
-                channel, _, user = ref.partition(":")
-                p.zrange(person_key(channel, user), -1, -1)
-            latest = p.execute()
-        found = {ref: text(ids[0]) for ref, ids in zip(refs, latest, strict=True) if ids}
+        found = {ref: ids[-1] for ref, person in self._people(refs).items() if (ids := person_leads(ref, person))}
         with self.r.pipeline(transaction=False) as p:
             for lid in found.values():
                 p.hget(lead_key(lid), "src")
@@ -878,9 +1193,7 @@ class Analytics:
 
     def names(self, people: Sequence[str]) -> dict[str, str]:
         """The display names kept of these people (``"<ch>:<user id>"``), those known only."""
-        refs = list(dict.fromkeys(people))
-        got = self.r.hmget(NAMES, refs) if refs else []
-        return {ref: text(name) for ref, name in zip(refs, got, strict=True) if name}
+        return {ref: person.name for ref, person in self._people(list(dict.fromkeys(people))).items() if person.name}
 
     def leads(
         self,
@@ -920,7 +1233,7 @@ class Analytics:
         consult: str | None = None,
         source: str | None = None,
     ) -> Iterator[Lead]:
-        """:meth:`leads` without paging, read in chunks (the CSV export)."""
+        """:meth:`leads` without paging, read in chunks from the shards' indexes, merged (the CSV export)."""
         if tier is not None and tier not in TIERS:
             raise InvalidInput(f"tier must be one of {', '.join(TIERS)}")
         if status is not None and status not in LEAD_STATUSES:
@@ -939,13 +1252,16 @@ class Analytics:
             active = [x for x in self._active() if _in_bounds(x.started, start, end) and wanted(x)]
             yield from sorted(active, key=lambda x: (x.started, x.id), reverse=True)
             return
-        segs = [segment(ch, source) for ch in chans]
+        segs = [source_segment(ch, source) for ch in chans]
         if tier is not None:
-            sets = [tier_key(seg, tier) for seg in segs]
+            sets = [tier_key(ch, tier, k) for ch in chans for k in range(SHARDS)]
         elif status == "finished":
-            sets = [tier_key(seg, t) for seg in segs for t in TIERS]
-        else:  # every diagnosis, and the consultations asked for without one (those have no source)
-            sets = [started_key(seg) for seg in segs] + ([asked_key(ch) for ch in chans] if source is None else [])
+            sets = [tier_key(ch, t, k) for ch in chans for t in TIERS for k in range(SHARDS)]
+        elif source is not None:  # the source's index holds all its diagnoses
+            sets = [started_key(seg, k) for seg in segs for k in range(SHARDS)]
+        else:  # the unfinished, the finished, and the consultations asked for without a diagnosis
+            sets = [key for ch in chans for k in range(SHARDS)
+                    for key in (started_key(ch, k), *(tier_key(ch, t, k) for t in TIERS), asked_key(ch, k))]
         lo, hi = _bounds(start, end)
         batch: list[str] = []
         for lead_ref in heapq.merge(*(self._ids_desc(k, lo, hi) for k in sets), reverse=True):
@@ -969,7 +1285,11 @@ class Analytics:
     def _active(self) -> list[Lead]:
         """The diagnoses in progress now (changed within the expiry and not closed)."""
         now = self.clock()
-        ids = [text(x) for x in self.r.zrangebyscore(ACTIVE, now - self.expiry, "+inf")]
+        with self.r.pipeline(transaction=False) as p:
+            for k in range(SHARDS):
+                p.zrangebyscore(active_key(k), now - self.expiry, "+inf")
+            found = p.execute()
+        ids = [text(x) for got in found for x in got]
         return [x for x in self._fetch(ids) if x.status(now, self.expiry) == "in_progress"]
 
     def _fetch(self, ids: Iterable[str]) -> list[Lead]:
@@ -979,11 +1299,11 @@ class Analytics:
         with self.r.pipeline(transaction=False) as p:
             for lid in ids:
                 p.hgetall(lead_key(lid))
-            p.hmget(NAMES, [_person_of(lid) for lid in ids])
-            *hashes, names = p.execute()
+            hashes = p.execute()
+        names = self.names([_person_of(lid) for lid in ids])
         out = []
-        for lid, h, name in zip(ids, hashes, names, strict=True):
-            lead = Lead.from_hash(lid, _decode(h), text(name))
+        for lid, h in zip(ids, hashes, strict=True):
+            lead = Lead.from_hash(lid, _decode(h), names.get(_person_of(lid), ""))
             if lead is not None:
                 out.append(lead)
         return out
@@ -1005,8 +1325,10 @@ class Analytics:
             raise InvalidInput(f"consultation status must be one of {', '.join(STATUSES)}")
         if not isinstance(lead_id, str) or not lead_id or len(lead_id) > 300:
             return 0
+        k = shard_of_lead(lead_id)
+        self._read.clear()
         return int(self.r.script(SET_CONSULT_LUA)(
-            keys=[lead_key(lead_id), CONSULT_OPEN, CONSULT_WORKED, history_key(lead_id)],
+            keys=[lead_key(lead_id), consult_open_key(k), consult_worked_key(k), history_key(lead_id)],
             args=[lead_id, status, repr(now), str(by)[:100], HISTORY_MAX]))
 
     def set_name(self, channel: str, user_id: str, name: str) -> None:
@@ -1023,10 +1345,23 @@ class Analytics:
     def apply(self, delta: Mapping[str, Any], *, now: float | None = None) -> bool:
         """Apply one delta; True when the operator is to be told of a first consultation request
         (then call :meth:`notified` once told)."""
+        self._read.clear()
         return bool(self.r.do(apply_step(delta, self.clock() if now is None else now, self.expiry)))
 
     def notified(self, lead_id: str) -> None:
         self.r.do(notified_step(lead_id))
+
+    def erase(self, channel: str, user_id: str) -> int:
+        """Erase one person's leads (:data:`ERASE_LUA`); how many went."""
+        self._read.clear()
+        return int(self.r.do(erase_step(channel, user_id, self.clock(), self.expiry)))
+
+    def uncount(self, lead_id: str) -> bool:
+        """Take one lead out of every figure and delete it (:data:`UNCOUNT_LUA`; the demo's removal)."""
+        self._read.clear()
+        k = shard_of_lead(lead_id)
+        return bool(self.r.do(Eval(UNCOUNT_LUA, [lead_key(lead_id)],
+                                   [f"{base(k)}:", repr(self.clock()), repr(float(self.expiry)), lead_id])))
 
 
 def clean_name(name: str) -> str:
@@ -1046,12 +1381,20 @@ def apply_step(delta: Mapping[str, Any], now: float, expiry: float) -> Eval:
     return Eval(APPLY_LUA, keys, args)
 
 
-def nudged_step(channel: str, user_id: str, sid: int, begun: float, q: int, at: float) -> Eval:
+def nudged_step(channel: str, user_id: str, sid: int, begun: float, q: int, at: float,
+                expiry: float = 7 * 86400) -> Eval:
     """Mark diagnosis ``sid`` (started at ``begun``) nudged back to question ``q`` (1-based) at ``at``
     (:data:`NUDGED_LUA`; idempotent)."""
     lid = lead_id(channel, user_id, sid, begun)
-    return Eval(NUDGED_LUA, [lead_key(lid), nudged_key(channel, q), resumed_key(channel, q), recovered_key(channel)],
-                [lid, str(q), repr(float(at)), repr(round(begun, 3))])
+    k = shard_of(channel, user_id)
+    return Eval(NUDGED_LUA, [lead_key(lid), days_key(k)],
+                [f"{base(k)}:", repr(float(at)), repr(float(expiry)), str(q), repr(float(at)), day_of(begun), channel])
+
+
+def erase_step(channel: str, user_id: str, now: float, expiry: float) -> Eval:
+    k = shard_of(channel, user_id)
+    return Eval(ERASE_LUA, [people_key(k), followers_key(k)],
+                [f"{base(k)}:", repr(now), repr(float(expiry)), person_ref(channel, user_id)])
 
 
 def notified_step(lead_id: str) -> Eval:
@@ -1062,11 +1405,21 @@ def notified_step(lead_id: str) -> Eval:
 def set_name_step(channel: str, user_id: str, name: str) -> Eval | None:
     """Keep a follower's display name (:data:`SET_NAME_LUA`); None when nothing is left of it once cleaned."""
     clean = clean_name(name)
-    return Eval(SET_NAME_LUA, [NAMES, FOLLOW], [person_ref(channel, user_id), clean]) if clean else None
+    return _name_step(channel, user_id, clean) if clean else None
 
 
-def forget_name_step(channel: str, user_id: str) -> Call:
-    return call("hdel", NAMES, person_ref(channel, user_id))
+def _name_step(channel: str, user_id: str, name: str) -> Eval:
+    k = shard_of(channel, user_id)
+    return Eval(SET_NAME_LUA, [people_key(k)], [f"{base(k)}:", "0", "0", person_ref(channel, user_id), name])
+
+
+def forget_name_step(channel: str, user_id: str) -> Eval:
+    return _name_step(channel, user_id, "")
+
+
+def name_of(r: Any, ref: str) -> str:
+    """One person's display name kept ("" none)."""
+    return parse_person(r.hget(people_key(shard_of_person(ref)), ref)).name
 
 
 async def set_name_async(client: Any, channel: str, user_id: str, name: str) -> None:
@@ -1082,11 +1435,11 @@ async def forget_name_async(client: Any, channel: str, user_id: str) -> None:
 
 class PeerFigures:
     """How other shops answered, for a result's peer line (conversations.results.peer_shares): the finished
-    diagnoses and their A answers per question, summed over every channel but the tests', read from the
-    tier and answer sets (SMEMBERS of the channels, then one pipeline of ZCARDs: 13 a channel; never a scan)
-    and kept ``max_age`` seconds once they are enough to be shown (29 finished: the 30th, finishing, counts
-    itself), so a busy hour reads them once a minute, only on steps that show a result; below that they are
-    read each time, so the line appears with the 30th finished diagnosis exactly. ``clock``: the core's."""
+    diagnoses and their A answers per question, summed over every channel but the tests' from the day
+    counters (one script call per shard: :data:`FIGURES_LUA`; never a scan) and kept ``max_age`` seconds
+    once they are enough to be shown (29 finished: the 30th, finishing, counts itself), so a busy hour
+    reads them once a minute, only on steps that show a result; below that they are read each time, so the
+    line appears with the 30th finished diagnosis exactly. ``clock``: the core's."""
 
     def __init__(self, client: Any, *, clock: Callable[[], float] = time.time, max_age: float = 60.0) -> None:
         self.r = runner(client)
@@ -1099,18 +1452,9 @@ class PeerFigures:
         if self._kept is not None and 0 <= now - self._kept[0] < self.max_age:
             return self._kept[1]
         self._kept = None
-        chans = sorted({text(c) for c in self.r.smembers(CHANNELS)} - TEST_CHANNELS)
-        with self.r.pipeline(transaction=False) as p:
-            for ch in chans:
-                for t in TIERS:
-                    p.zcard(tier_key(ch, t))
-                for q in range(1, QUESTION_COUNT + 1):
-                    p.zcard(answer_key(ch, q, "A"))
-            got = [int(c) for c in p.execute()] if chans else []
-        per = len(TIERS) + QUESTION_COUNT
-        rows = [got[i:i + per] for i in range(0, len(got), per)]
-        found = PeerCounts(sum(sum(row[:len(TIERS)]) for row in rows),
-                           tuple(sum(row[len(TIERS) + q] for row in rows) for q in range(QUESTION_COUNT)))
+        f = read_figures(self.r, None, None, None, None, now, 0.0)
+        found = PeerCounts(sum(f.get(f"t{t}", 0) for t in TIERS),
+                           tuple(f.get(f"a{q}A", 0) for q in range(1, QUESTION_COUNT + 1)))
         if found.finished >= PEER_MIN - 1:
             self._kept = (now, found)
         return found

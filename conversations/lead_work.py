@@ -1,16 +1,18 @@
 """An operator's work on a lead: notes (who, when, what), an assignee, and the history of its status and
 assignee changes.
 
-Kept in the lead's record family, in the ``{stats}`` slot beside the lead's hash (so each change is one
-Lua script on a Redis Cluster too, and an erasure finds it by the lead's id: bot/privacy.py)::
+Kept in the lead's record family, in its figures shard's slot ``{stats:<k>}`` beside the lead's hash (so
+each change is one Lua script on a Redis Cluster too, and an erasure finds it by the lead's id:
+bot/privacy.py)::
 
-    crmbot:{stats}:lead:<lead id>            field ``as``: the assignee ("" nobody)
-    crmbot:{stats}:lead:<lead id>:notes      list of JSON {"id", "at", "by", "text"}, oldest first; at most
-                                             NOTES_MAX kept, each at most NOTE_MAX characters
-    crmbot:{stats}:lead:<lead id>:history    list of JSON {"at", "by", "field": "status" | "assignee",
-                                             "from", "to"}, oldest first (status changes are appended by
-                                             conversations.analytics.SET_CONSULT_LUA)
-    crmbot:{stats}:assignees                 every name assigned (score: last used): the form's choices
+    crmbot:{stats:<k>}:lead:<lead id>          field ``as``: the assignee ("" nobody)
+    crmbot:{stats:<k>}:lead:<lead id>:notes    list of JSON {"id", "at", "by", "text"}, oldest first; at most
+                                               NOTES_MAX kept, each at most NOTE_MAX characters
+    crmbot:{stats:<k>}:lead:<lead id>:history  list of JSON {"at", "by", "field": "status" | "assignee",
+                                               "from", "to"}, oldest first (status changes are appended by
+                                               conversations.analytics.SET_CONSULT_LUA)
+    crmbot:{stats:<k>}:assignees               names assigned to the shard's leads (score: last used): the
+                                               form's choices are the union of the shards' (one pipeline)
 
 A note carries the id of the form it was written in: the same form sent twice (a double tap, a resent
 POST) adds one note. Setting the assignee to the one already set changes nothing and adds no history.
@@ -23,14 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conversations.analytics import HISTORY_MAX, STATS, history_key, lead_key, notes_key
+from conversations.analytics import HISTORY_MAX, SHARDS, base, history_key, lead_key, notes_key, shard_of_lead
 from conversations.errors import InvalidInput
 from conversations.redis_ops import runner, text
 
 NOTE_MAX = 2000  # characters in one note
 NOTES_MAX = 200  # notes kept per lead (the oldest go first)
 NAME_MAX = 100  # characters of an assignee's name
-ASSIGNEES = f"{STATS}:assignees"
+
+
+def assignees_key(shard: int) -> str:
+    """Names assigned in one figures shard (score: last used): beside the leads, so assigning is one script."""
+    return f"{base(shard)}:assignees"
+
+
 ASSIGNEES_SHOWN = 50
 
 # Add a note. KEYS[1] the lead, KEYS[2] its notes. ARGV[1] the form's id, [2] the note (JSON), [3] NOTES_MAX.
@@ -113,7 +121,7 @@ class LeadWork:
 
     def assign(self, lead_id: str, name: str, *, by: str) -> int:
         """0 no such lead, 1 changed (history written), 2 already so. ``name`` "": nobody."""
-        return int(self._assign(keys=[lead_key(lead_id), history_key(lead_id), ASSIGNEES],
+        return int(self._assign(keys=[lead_key(lead_id), history_key(lead_id), assignees_key(shard_of_lead(lead_id))],
                                 args=[clean_name(name), repr(round(self.clock(), 3)), str(by)[:NAME_MAX],
                                       HISTORY_MAX]))
 
@@ -138,7 +146,14 @@ class LeadWork:
 
     def assignees(self) -> list[str]:
         """The names assigned so far, most recently used first."""
-        return [text(x) for x in self.r.zrevrange(ASSIGNEES, 0, ASSIGNEES_SHOWN - 1)]
+        with self.r.pipeline(transaction=False) as p:
+            for k in range(SHARDS):
+                p.zrevrange(assignees_key(k), 0, ASSIGNEES_SHOWN - 1, withscores=True)
+            got = p.execute()
+        latest: dict[str, float] = {}
+        for name, score in (pair for rows in got for pair in rows):
+            latest[text(name)] = max(latest.get(text(name), 0.0), float(score))
+        return sorted(latest, key=lambda n: (-latest[n], n))[:ASSIGNEES_SHOWN]
 
 
 def _entry(raw: Any) -> dict[str, Any] | None:

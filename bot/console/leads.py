@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask import g, has_request_context
+
 from bot.console import fmt, refs
 from bot.logs import uid
 from conversations.analytics import LEAD_STATUSES, STATUSES, Analytics, Lead
 from conversations.content import Script
 from conversations.inputs import source_name
-from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query
+from conversations.lead_query import SEARCH_MAX, SORTS, LeadQuery, Query, parse_cursor
 from scoring import TIERS
 
 PAGE_SIZE = 50
@@ -23,7 +25,15 @@ CHANNELS = ("line", "slack", "web")
 
 
 def analytics(svc: Any) -> Analytics:
-    return Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl)
+    """The request's figures reader: one per request (kept in ``flask.g``), so a page reads each figures
+    shard once however many of its parts show a figure; a new one outside a request."""
+    if not has_request_context():
+        return Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl)
+    found = g.get("crmbot_analytics")
+    if found is None:
+        found = g.crmbot_analytics = Analytics(svc.redis, clock=svc.clock, expiry=svc.config.conversation_ttl,
+                                               keep=True)
+    return found
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Filters:
     sort: str = "date"
     source: str | None = None  # where the person came from (「診断 NAME」)
     error: str = ""
+    after: str = ""  # the cursor of the page before (the next page's link): read from there, not by its number
 
     @classmethod
     def parse(cls, args: Mapping[str, str]) -> Filters:
@@ -56,9 +67,10 @@ class Filters:
             if not 1 <= page <= 10_000:
                 raise ValueError("page")
             search = " ".join((args.get("q") or "").split())[:SEARCH_MAX]
+            after = (args.get("after") or "")[:60]
             return cls(pick("tier", TIERS), pick("progress", LEAD_STATUSES), pick("consult", STATUSES), start, end,
                        pick("channel", CHANNELS), page, search, pick("sort", SORTS) or "date",
-                       source=pick_source(args))
+                       source=pick_source(args), after=after if parse_cursor(after) else "")
         except ValueError as e:
             return cls(error=str(e) or "filter")
 
@@ -67,13 +79,14 @@ class Filters:
         out = {"tier": self.tier, "progress": self.progress, "consult": self.consult,
                "from": self.start.isoformat() if self.start else None, "to": self.end.isoformat() if self.end else None,
                "channel": self.channel, "source": self.source, "q": self.search,
-               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None}
+               "sort": self.sort if self.sort != "date" else None, "page": str(self.page) if self.page > 1 else None,
+               "after": self.after or None}
         out.update(changes)
         return {k: v for k, v in out.items() if v}
 
     def as_query(self) -> Query:
         return Query(tier=self.tier, progress=self.progress, consult=self.consult, start=self.start, end=self.end,
-                     channel=self.channel, search=self.search, sort=self.sort, source=self.source)
+                     channel=self.channel, search=self.search, sort=self.sort, source=self.source, after=self.after)
 
     def kwargs(self) -> dict[str, Any]:
         return {"tier": self.tier, "status": self.progress, "consult": self.consult, "start": self.start,
@@ -86,6 +99,19 @@ def pick_source(args: Mapping[str, str]) -> str | None:
     if value and source_name(value) != value:
         raise ValueError("source")
     return value or None
+
+
+def pick_segment(args: Mapping[str, str], name: str) -> str | None:
+    """``?variant=EXPERIMENT:VARIANT`` or ``?version=V``: the value, None when not given; ValueError(name)
+    when it is not one (a separator in it, too long, or a variant without its experiment)."""
+    value = (args.get(name) or "").strip()
+    if not value:
+        return None
+    if len(value) > 100 or any(c in value for c in "|,~") or not value.isprintable():
+        raise ValueError(name)
+    if name == "variant" and not all(value.partition(":")[::2]):
+        raise ValueError(name)
+    return value
 
 
 def query(svc: Any) -> LeadQuery:

@@ -91,10 +91,13 @@ def blueprint() -> Blueprint:
     def funnel() -> Response:
         """The funnel of diagnoses started from ``from`` to ``to`` (Japan-time dates, both optional),
         every channel but the try-it page's, or ``channel=line|slack``; ``source=NAME``: only the leads from
-        that source (「診断 NAME」): exactly :meth:`conversations.analytics.Analytics.funnel`, and
+        that source (「診断 NAME」), ``variant=EXPERIMENT:VARIANT`` only the diagnoses assigned that content
+        experiment's variant, ``version=V`` only those that ran content version V (at most one of the three):
+        exactly :meth:`conversations.analytics.Analytics.funnel`, and
         ``consultations``, the leads that first asked for one in that range by their status now, each counted
         once (``requested``, ``booked``, ``attended``, ``no_show``, ``cancelled``:
-        :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`)."""
+        :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`;
+        a variant or a version does not narrow them)."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -106,9 +109,16 @@ def blueprint() -> Blueprint:
             source = leads.pick_source(request.args)
         except ValueError:
             return _bad_request("source is a source name: letters, digits, - and _")
+        try:
+            variant = leads.pick_segment(request.args, "variant")
+            version = leads.pick_segment(request.args, "version")
+        except ValueError:
+            return _bad_request("variant is EXPERIMENT:VARIANT, version a version's name")
+        if sum(x is not None for x in (source, variant, version)) > 1:
+            return _bad_request("give one of source, variant and version")
         from bot.console.consultations import counts
 
-        found = leads.analytics(svc()).funnel(start, end, channel, source)
+        found = leads.analytics(svc()).funnel(start, end, channel, source, variant=variant, version=version)
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])

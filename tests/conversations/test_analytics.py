@@ -257,7 +257,7 @@ def test_an_unfollow_mid_diagnosis_stops_it_and_forgets_the_name(stats: Analytic
     assert (lead.name, lead.status(T0 + 600), lead.reached, lead.answers) == ("", "stopped", 2, "A")
     assert stats.followers() == 0 and stats.funnel()["in_progress"] == 0
     stats.set_name("line", LINE_A.user_id, "late profile")  # a profile fetch that lost the race
-    assert r.hlen(analytics.NAMES) == 0
+    assert analytics.name_of(r, f"line:{LINE_A.user_id}") == ""
     u.do(inputs.FOLLOW)
     assert stats.followers() == 1
 

@@ -121,14 +121,6 @@ def test_a_lead_is_found_by_its_start_millisecond(stats: Analytics) -> None:
     assert started_at(stats, round(lead.started * 1000) + 1) == []
 
 
-def test_status_set_before_the_worked_index_existed_is_found(stats: Analytics, r: redis.Redis) -> None:
-    before = LeadQuery(stats, shown).page(Query(consult="closed"), offset=0, limit=500)
-    assert before.total > 0
-    r.delete(analytics.CONSULT_WORKED, "crmbot:{stats}:consult:worked:built")  # as a store from before
-    again = LeadQuery(stats, shown).page(Query(consult="closed"), offset=0, limit=500)
-    assert [x.id for x in again.leads] == [x.id for x in before.leads]
-
-
 def test_status_changes_are_kept_in_order_and_only_when_they_change(stats: Analytics) -> None:
     lead = stats.leads(tier="A", limit=1)[0]
     work = LeadWork(stats.r, clock=lambda: NOW)

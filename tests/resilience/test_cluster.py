@@ -345,7 +345,9 @@ def test_cluster_has_three_masters_and_the_flows_keys_land_on_different_ones(
     shard = jobs.shard_of(user.tag_name)
     assert node_of(client, keys.conv(user)) != node_of(client, jobs.due(shard))
     assert node_of(client, keys.conv(user)) != node_of(client, keys.REMIND_INDEX)
-    assert node_of(client, keys.conv(user)) != node_of(client, analytics.ACTIVE)  # the figures' {stats} slot
+    figures_shard = analytics.shard_of("line", LINE_USER)
+    assert node_of(client, keys.conv(user)) != node_of(client, analytics.active_key(figures_shard))
+    assert len({node_of(client, analytics.base(k)) for k in range(analytics.SHARDS)}) == 3  # figures spread out
     assert node_of(client, keys.team(TeamRef(WS, CH))) != node_of(client, keys.ALL_TEAMS)
     assert len({node_of(client, keys.conv(Subject("line", u))) for u in RECIPIENTS}) == 3
 
@@ -374,7 +376,7 @@ def test_line_diagnosis_on_the_cluster_matches_one_server(
     assert questions == [f"Q{i}/10" for i in (1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 10)]  # Q6 again after the stale tap
     assert got["state"] == ("done", 1, "AAAAAAABCD", True)
     assert got["pending"] == 0
-    # the operator's figures, applied by the worker in the {stats} slot: the same on both
+    # the operator's figures, applied by the worker in the person's {stats:<k>} slot: the same on both
     funnel = got["funnel"]
     assert (funnel["started"], funnel["finished"], funnel["tiers"]) == (1, 1, {"A": 0, "B": 1, "C": 0})
     assert [(x["shown"], x["answered"]) for x in funnel["questions"]] == [(1, 1)] * 10

@@ -405,11 +405,13 @@ def figures_of(subject: Subject) -> Any:
     """The operator's figures of a diagnosis step of ``subject`` (conversations.analytics): its own
     lead and person index, its channel's counts, the shared sets."""
     ch = subject.transport
-    own = (analytics.lead_key(f"{ch}:{subject.user_id}:"), analytics.person_key(ch, subject.user_id))
-    counts = (analytics.started_key(ch), f"{analytics.STATS}:reached:{ch}:", f"{analytics.STATS}:tier:{ch}:",
-              f"{analytics.STATS}:answer:{ch}:")
-    shared = (analytics.ACTIVE, analytics.CHANNELS, analytics.CONSULT_OPEN, analytics.FOLLOWERS, analytics.FOLLOW,
-              analytics.NAMES)
+    k = analytics.shard_of(ch, subject.user_id)
+    own = (analytics.lead_key(f"{ch}:{subject.user_id}:"),)
+    counts = (analytics.started_key(ch, k), f"{analytics.base(k)}:d:", f"{analytics.base(k)}:p:",
+              f"{analytics.base(k)}:tier:{ch}:")
+    shared = (analytics.active_key(k), analytics.channels_key(k), analytics.consult_open_key(k),
+              analytics.followers_key(k), analytics.people_key(k), analytics.days_key(k),
+              f"{analytics.base(k)}:hours")
     return lambda key: key.startswith(own) or key == counts[0] or key.startswith(counts[1:]) or key in shared
 
 

@@ -36,13 +36,13 @@ def register(bp: Blueprint) -> None:
 def leads() -> Any:
     f = leads_mod.Filters.parse(request.args)
     found: list[Any] = []
-    total = 0
+    total, cursor = 0, ""
     if not f.error:
         got = leads_mod.query(svc()).page(f.as_query(), offset=(f.page - 1) * leads_mod.PAGE_SIZE,
                                           limit=leads_mod.PAGE_SIZE)
-        found, total = got.leads, got.total
+        found, total, cursor = got.leads, got.total, got.cursor
     last = max(1, -(-total // leads_mod.PAGE_SIZE))
-    return page("console_leads.html", nav="leads", f=f, leads=found, total=total, last=last,
+    return page("console_leads.html", nav="leads", f=f, leads=found, total=total, last=last, cursor=cursor,
                 pages=leads_mod.pages(f.page, last), L=leads_mod, now=svc().clock(),
                 expiry=svc().config.conversation_ttl, script=svc().script,
                 error=texts()["bad_date"] if f.error else "", statuses=STATUSES, progresses=LEAD_STATUSES,

@@ -3,6 +3,7 @@ and its charts, ``/console/charts/<name>.svg``."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -66,16 +67,18 @@ def overview() -> Any:
     a = leads_mod.analytics(svc())
     t = texts()
     script = svc().script
+    drawn: dict[str, str] = {}
     if f.error:
         funnel, series = None, []
     else:
         assert f.start is not None and f.end is not None
         funnel = a.funnel(f.start, f.end, f.channel, f.source)
         series = a.series(f.start, f.end, f.bucket, f.channel, f.source)
+        drawn = {name: _data_uri(chart_svg(name, f)) for name in CHARTS}  # the same figures: no more reads
     followers = a.followers()
     empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
     consults = None if f.error else counts(svc(), f.start, f.end, f.channel, f.source)
-    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty,
+    return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty, charts=drawn,
                 demo_loaded=demo.is_loaded(svc().redis), consults=consults,
                 followers=followers, topics=[q.topic for q in script.questions],
                 tier_labels={k: v.label for k, v in script.tiers.items()}, error=t["bad_date"] if f.error else "",
@@ -83,30 +86,43 @@ def overview() -> Any:
 
 
 def chart(name: str) -> Any:
+    """One chart alone (a link to it; the overview draws its charts in the page)."""
+    f = overview_filter()
+    if f.error or name not in CHARTS:
+        abort(404)
+    return svg(chart_svg(name, f))
+
+
+CHARTS = ("tiers", "funnel", "answers")
+
+
+def chart_svg(name: str, f: OverviewFilter) -> bytes:
+    """A chart of the overview (SVG), from the request's figures (read once per request)."""
     from bot import charts
 
-    f = overview_filter()
-    if f.error or name not in ("tiers", "funnel", "answers"):
-        abort(404)
     assert f.start is not None and f.end is not None
     a = leads_mod.analytics(svc())
     t = texts()
     labels = {k: v.label for k, v in svc().script.tiers.items()}
     if name == "tiers":
         rows = a.series(f.start, f.end, f.bucket, f.channel, f.source)
-        return svg(charts.bars([r["label"] for r in rows],
-                               {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
-                               stacked=True, empty=t["none"],
-                               colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS}))
+        return charts.bars([r["label"] for r in rows],
+                           {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
+                           stacked=True, empty=t["none"],
+                           colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS})
     funnel = a.funnel(f.start, f.end, f.channel, f.source)
     questions = funnel["questions"]
     names = [f"Q{q['q']}" for q in questions]
     if name == "funnel":
-        return svg(charts.bars(names, {t["shown"]: [q["shown"] for q in questions],
-                                       t["answered"]: [q["answered"] for q in questions]}, empty=t["none"]))
+        return charts.bars(names, {t["shown"]: [q["shown"] for q in questions],
+                                   t["answered"]: [q["answered"] for q in questions]}, empty=t["none"])
     topics = [f"Q{i + 1} {q.topic}" for i, q in enumerate(svc().script.questions)]
-    return svg(charts.bars(topics, {x: [q["answers"][x] for q in questions] for x in CHOICES}, stacked=True,
-                           horizontal=True, percent=True, empty=t["none"], size=(8.0, 4.2)))
+    return charts.bars(topics, {x: [q["answers"][x] for q in questions] for x in CHOICES}, stacked=True,
+                       horizontal=True, percent=True, empty=t["none"], size=(8.0, 4.2))
+
+
+def _data_uri(data: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii")
 
 
 def demo_load() -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import demo
 from bot.cli import demo_cmd
+from conversations import analytics
 from conversations.analytics import Analytics
 from conversations.keys import TeamRef
 from conversations.lead_query import LeadQuery, Query
@@ -45,7 +46,7 @@ def figures(lc: LineConsole) -> dict[str, Any]:
         "followers": a.followers(),
         "open": a.open_consultations(),
         "leads": sorted(x.id for x in a.leads(limit=1000)),
-        "stats_keys": sorted(k.decode() for k in lc.r.scan_iter(match="crmbot:{stats}:*")),
+        "stats_keys": sorted(k.decode() for k in lc.r.scan_iter(match="crmbot:{stats*")),
         "teams": sorted(m.decode() for m in lc.r.smembers("crmbot:{teams}:all")),
         "kpi_csv": lc.http.get("/console/export/kpi.csv", headers=auth).data,
         "bookings": lc.http.get("/console/api/bookings?from=2025-12-01&to=2026-02-28", headers=auth).get_json(),
@@ -92,15 +93,15 @@ def test_demo_then_remove_leaves_every_figure_as_it_was(line_console: LineConsol
     assert lc.settle() == 0 and len(lc.fake.recorded()) == sent  # nothing queued, nothing sent
     retakes = [x for x in Analytics(lc.r).leads(limit=1000) if x.user_id.startswith("Udemo")]
     assert len({x.user_id for x in retakes}) < len(retakes)  # some took it again
-    assert all(lc.r.hget(f"crmbot:{{stats}}:lead:{x.id}", "demo") == b"1" for x in retakes)  # marked
+    assert all(lc.r.hget(analytics.lead_key(x.id), "demo") == b"1" for x in retakes)  # marked
     # an operator works a demo lead: a note, a status (its history); all of it goes with the sample
     worked = retakes[0].id
     LeadWork(lc.r, clock=lc.clock).add_note(worked, "試しのメモ", by="console", form_id="demo-note")
     Analytics(lc.r).set_consult_status(worked, "closed", by="console", now=lc.clock())
 
     assert demo_cmd(lc.svc.config, True, io.StringIO(), clock=lc.clock) == 0
-    assert not [k for k in lc.r.scan_iter(match="crmbot:{stats}:lead:*") if worked.encode() in k]
-    assert lc.r.zscore("crmbot:{stats}:consult:worked", worked) is None
+    assert not [k for k in lc.r.scan_iter(match="crmbot:{stats*:lead:*") if worked.encode() in k]
+    assert lc.r.zscore(analytics.consult_worked_key(analytics.shard_of_lead(worked)), worked) is None
     assert figures(lc) == before
     assert not demo.is_loaded(lc.r)
     assert not [k for k in lc.r.scan_iter() if b"demo" in k.lower()]

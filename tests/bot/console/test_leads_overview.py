@@ -3,6 +3,7 @@ by scripted LINE users through signed webhooks and the worker (which applies the
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -100,11 +101,12 @@ def test_overview_shows_the_figures_and_their_charts(line_console: LineConsole,
                           ("3", "4", "3", "0", "1", "25.0%"), ("4", "3", "2", "1", "0", "0.0%")]
     assert "回答中の診断は、離脱に数えません" in html
     assert 'id="overview-empty"' not in html
-    for name in ("tiers", "funnel", "answers"):
-        src = re.search(rf'id="chart-{name}" src="([^"]+)"', html)
-        assert src, name
-        res = lc.http.get(src.group(1).replace("&amp;", "&"))
-        assert res.status_code == 200 and res.mimetype == "image/svg+xml" and b"<svg" in res.data, name
+    for name in ("tiers", "funnel", "answers"):  # drawn in the page (no request more), and alone at their address
+        src = re.search(rf'id="chart-{name}" src="data:image/svg\+xml;base64,([^"]+)"', html)
+        assert src and b"<svg" in base64.b64decode(src.group(1)), name
+        res = lc.http.get(f"/console/charts/{name}.svg?from=2025-12-14&to=2026-01-12")
+        assert res.status_code == 200 and res.mimetype == "image/svg+xml", name
+        assert res.data == base64.b64decode(src.group(1)), name
     # the default range is the last 30 days, Japan time
     assert 'id="filter-to" value="2026-01-12"' in html and 'id="filter-from" value="2025-12-14"' in html
 

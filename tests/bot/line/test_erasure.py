@@ -139,7 +139,8 @@ def test_pending_jobs_are_discarded_through_the_outbox(line_env: LineEnv) -> Non
     env.settle()
     assert keys_of(r, owner.user_id) == []
     assert not any(owner.user_id in m.decode() for m in r.zrange(jobs.due(jobs.shard_of(subject.tag_name)), 0, -1))
-    assert not r.hexists(analytics.NAMES, f"line:{owner.user_id}")
+    people = analytics.people_key(analytics.shard_of("line", owner.user_id))
+    assert not r.hexists(people, f"line:{owner.user_id}")  # the person's field: leads, follow mark, name
 
 
 def test_a_person_from_a_source_leaves_no_trace_in_its_figures(line_env: LineEnv) -> None:
@@ -155,7 +156,7 @@ def test_a_person_from_a_source_leaves_no_trace_in_its_figures(line_env: LineEnv
     figures = Analytics(r, clock=env.clock)
     before = figures.funnel(source="ads")
     assert (before["started"], before["finished"]) == (2, 1)
-    assert any("~ads" in m for m in members_naming(r, owner.user_id))
+    assert any("~s=ads" in m for m in members_naming(r, owner.user_id))
     owner.say("データを削除")
     env.settle()
     owner.tap("e:1")

@@ -12,7 +12,8 @@ import redis
 
 from bot import views
 from bot.app import build_services, create_app
-from conversations.analytics import NAMES, Analytics, person_ref
+from conversations.analytics import Analytics, person_ref
+from conversations.analytics import name_of as analytics_name_of
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser
 from tests.conftest import FakeClock
@@ -24,8 +25,7 @@ def profile_calls(env: LineEnv, user: LineUser) -> int:
 
 
 def name_of(env: LineEnv, user: LineUser) -> str:
-    name = env.r.hget(NAMES, person_ref("line", user.user_id))
-    return name.decode() if name else ""
+    return analytics_name_of(env.r, person_ref("line", user.user_id))
 
 
 def env_with(r: redis.Redis, redis_url: str, fake: FakeLineApi, clock: FakeClock, **changes: Any) -> LineEnv:
