@@ -27,6 +27,7 @@ from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
+from conversations.content_versions import ContentVersions
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
@@ -57,6 +58,13 @@ class Services:
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
     # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
     handoff: Any = None  # bot.handoff.Handoff
+    # content versions published from the console (conversations/content_versions.py); ``script`` is the
+    # deployed file, :meth:`content` the one in use
+    versions: ContentVersions | None = None
+
+    def content(self) -> Script:
+        """The diagnosis script in use now (published from the console, else the deployed file)."""
+        return self.versions.active()[1] if self.versions is not None else self.script
 
 
 def build_services(
@@ -84,6 +92,8 @@ def build_services(
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only)
+    versions = ContentVersions(client, script)  # the version in use: read every few seconds, not per webhook
+    outbox.versions = versions
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
@@ -95,8 +105,10 @@ def build_services(
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
               peers=PeerFigures(client, clock=clock), relay=relay,
-              nudge_after=config.nudge_after_hours * 3600)  # peers: a result's "N% of shops answer A here"
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
+              nudge_after=config.nudge_after_hours * 3600,  # peers: a result's "N% of shops answer A here"
+              versions=versions)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
+                   versions=versions)
     if relay is not None:
         from bot.handoff import Handoff
 

@@ -31,11 +31,12 @@ from bot.outbox import Outbox
 from bot.privacy import Eraser
 from conversations import handoff_log, inputs, keys, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
+from conversations.content_versions import ContentVersions, step_label
 from conversations.errors import Contention, StoreUnavailable
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import HANDOFF, IDLE, Conv, Machine
+from conversations.machine import HANDOFF, IDLE, Conv, Machine, build
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -69,6 +70,8 @@ class InboundEvent:
     redelivery: bool = False
     origin: Origin | None = None  # what kind of event it came from (LINE: for the ownership rule)
     said: Said | None = None  # the message as it came (a handoff relays it), None for a tap or an event
+    # the content version a diagnosis it begins runs ("d:<id>": the try page's draft; "" the one in use)
+    content: str = ""
 
 
 class Relay(Protocol):
@@ -103,6 +106,7 @@ class Bot:
         peers: PeerFigures | None = None,
         relay: Relay | None = None,
         nudge_after: float = 0.0,
+        versions: ContentVersions | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -115,6 +119,9 @@ class Bot:
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
         self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
+        # the content versions published from the console (None: the deployed file only); see _versioned
+        self.versions = versions
+        self._machines: dict[tuple[int, ...], Machine] = {}
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -153,11 +160,12 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self.machine.step(snap.conv, inp, now)
-            conv = step.conv if step.changed else snap.conv
+            step = self._machine_for(ev, snap.conv, now).step(snap.conv, inp, now)
+            conv, content_version = self._versioned(ev, snap.conv, step.conv if step.changed else snap.conv, now)
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
-            job, figures, relayed = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
+            job, figures, relayed = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned,
+                                                 content=content_version)
             entry = self._logged(ev, now) if relayed else None
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
@@ -200,6 +208,31 @@ class Bot:
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
+    def _start_label(self, ev: InboundEvent) -> str:
+        """The content version a diagnosis begun by ``ev`` runs: the try page's draft, else the one in use."""
+        return ev.content or (self.versions.active()[0] if self.versions is not None else "")
+
+    def _versioned(self, ev: InboundEvent, before: Conv, after: Conv | None, now: float) -> tuple[Conv | None, str]:
+        """The record to store, with ``ver`` set when the step began a diagnosis (kept to its end, whatever is
+        published meanwhile), and the content version (hash) its outputs are rendered with: the diagnosis'
+        own while one is under way or finishing, else the one in use ("" : the outbox's own script)."""
+        after, label = step_label(before, after, ongoing=self.machine.in_progress(before, now),
+                                  start=self._start_label(ev))
+        return after, self.versions.script_of(label).version if self.versions is not None else ""
+
+    def _machine_for(self, ev: InboundEvent, before: Conv, now: float) -> Machine:
+        """The machine for a step: the app's, or one with the qualification questions of the version the
+        step speaks (a published version may ask other ones)."""
+        if self.versions is None:
+            return self.machine
+        label = before.ver if self.machine.in_progress(before, now) else self._start_label(ev)
+        counts = self.versions.script_of(label).qualify.counts
+        if counts == self.machine.settings.qualify:
+            return self.machine
+        if counts not in self._machines:
+            self._machines[counts] = build(replace(self.machine.settings, qualify=counts))
+        return self._machines[counts]
+
     def _nudge(self, subject: Subject, conv: Conv | None) -> tuple[str, float] | None:
         """A LINE diagnosis this step leaves in progress: (its member, when due) in the nudge schedule."""
         if (self.nudge_after <= 0 or conv is None or not conv.in_progress or conv.quiet
@@ -224,7 +257,7 @@ class Bot:
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
                 job: Job | None, figures: Figures | None, *,
-                owned: bool = True) -> tuple[Job | None, Figures | None, bool]:
+                owned: bool = True, content: str = "") -> tuple[Job | None, Figures | None, bool]:
         """What a step commits beside the record: the job that says its outputs (none when it says
         nothing; for an event left to another tool, what the outbox still does for it), and the record of
         what it changed for the operator's figures (conversations.analytics, applied by a worker from its
@@ -233,7 +266,8 @@ class Bot:
         if self.outbox is None or not self.outbox.handles(ev.subject.transport):
             return None, None, False
         if outputs:
-            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now))
+            new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now),
+                                                      content=content)
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
         relayed = False
