@@ -58,9 +58,11 @@ class Services:
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
     # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
     handoff: Any = None  # bot.handoff.Handoff
-    # content versions published from the console (conversations/content_versions.py); ``script`` is the
-    # deployed file, :meth:`content` the one in use
-    versions: ContentVersions | None = None
+    @property
+    def versions(self) -> ContentVersions | None:
+        """The content versions published from the console (conversations/content_versions.py): ``script``
+        is the deployed file, :meth:`content` the one in use."""
+        return self.bot.versions
 
     def content(self) -> Script:
         """The diagnosis script in use now (published from the console, else the deployed file)."""
@@ -90,10 +92,9 @@ def build_services(
     else:
         log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
+    versions = ContentVersions(client, script)  # the content version in use: read every few seconds, not per webhook
     outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
-                    line_push_only=config.line_push_only)
-    versions = ContentVersions(client, script)  # the version in use: read every few seconds, not per webhook
-    outbox.versions = versions
+                    line_push_only=config.line_push_only, versions=versions)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
@@ -104,11 +105,9 @@ def build_services(
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay,
-              nudge_after=config.nudge_after_hours * 3600,  # peers: a result's "N% of shops answer A here"
-              versions=versions)
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
-                   versions=versions)
+              peers=PeerFigures(client, clock=clock), relay=relay,  # peers: a result's "N% of shops answer A here"
+              nudge_after=config.nudge_after_hours * 3600, versions=versions)
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
     if relay is not None:
         from bot.handoff import Handoff
 

@@ -100,6 +100,7 @@ class Outbox:
         lease: float = LEASE,
         script: Script | None = None,
         line_push_only: bool = False,
+        versions: ContentVersions | None = None,
     ) -> None:
         self.r = runner(client)
         # CRMBOT_LINE_COEXIST=second: another tool relays LINE's webhooks and may have used a reply token,
@@ -110,7 +111,7 @@ class Outbox:
         self.lease = lease
         self.script = script  # its version is recorded in each job of machine outputs (see content_for)
         self._stored = script is None  # its text is in Redis (stored with this process's first such job)
-        self.versions: ContentVersions | None = None  # set by the app: the version in use (content_versions)
+        self.versions = versions  # the content version in use (conversations.content_versions), None: ``script``
         self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
     def handles(self, transport: Transport | str) -> bool:
