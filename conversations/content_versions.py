@@ -239,12 +239,16 @@ class ContentVersions:
     # ---- in use
 
     def active(self) -> tuple[str, Script]:
-        """The label in use ("" the deployed file) and its script; the pointer is read at most every ``ttl``."""
+        """The label in use ("" the deployed file, also when the one published cannot be used) and its script;
+        the pointer is read at most every ``ttl``."""
         now = self.ticker()
         if self._active is None or now - self._active[0] >= self.ttl:
             self._active = (now, self._read_active().label)
         label = self._active[1]
-        return label, self.script_of(label)
+        script = self.script_of(label)
+        if script is self.deployed:  # a version Redis lacks or this code refuses: new diagnoses say so ("")
+            return "", script
+        return label, script
 
     def _read_active(self) -> Active:
         raw = self.r.get(keys.CONTENT_ACTIVE)
