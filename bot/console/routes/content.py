@@ -70,6 +70,8 @@ def content_file(label: str) -> Response:
         script = versions.deployed
     elif label in {p.label for p in versions.published()}:
         script = versions.script_of(label)
+        if script is versions.deployed:  # its text is gone, or this code refuses it: not this version's file
+            abort(404)
     else:
         abort(404)
     name = f"diagnosis.{script.locale}.{label}.toml"
