@@ -11,7 +11,7 @@ from typing import Any
 from conversations.content import SCRIPTS_DIR
 from tests.bot.line.helpers import LineUser
 from tests.browser.chat import bot_texts, tap, wait_question
-from tests.browser.conftest import Http, Server, eventually, until
+from tests.browser.conftest import Http, Server, eventually, screenshot, until
 
 JA = (SCRIPTS_DIR / "diagnosis.ja.toml").read_text(encoding="utf-8")
 OLD_Q1 = "売上の合計ではなく、"
@@ -78,6 +78,7 @@ def test_a_bad_upload_then_a_draft_tried_published_and_rolled_back(console: Any,
     until(console, lambda b: b.find_elements(By.ID, "draft-publish"), "the second draft")[0].click()
     until(console, lambda b: b.find_element(By.ID, "active-label").text == "v2", "v2 in use")
     assert "（第2版）" in first_question(server, LineUser(Http(server.base), server.fake_line, time.time))
+    screenshot(console, "console-content.png", tmp_path)
 
     console.find_element(By.CSS_SELECTOR, "tr[data-label='v1'] .content-rollback button").click()
     until(console, lambda b: b.find_element(By.ID, "active-label").text == "v1", "back to v1")
