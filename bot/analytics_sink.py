@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.logs import uid
-from conversations import analytics, jobs
+from conversations import analytics, experiments, jobs
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.jobs import Figures, Job
 from conversations.redis_ops import async_runner, text
@@ -77,6 +77,8 @@ class StatsSink:
         client = async_runner(client)
         if int(await client.do(analytics.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
+        for counted in experiments.count_steps(delta):  # the experiment page's exact counts (idempotent sets)
+            await client.do(counted)
         lead = delta.get("lead")
         if self.on_finished is not None and isinstance(lead, dict) and lead.get("finished") and not delta.get("test"):
             found = await self._lead(client, str(lead["id"]))

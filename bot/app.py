@@ -17,6 +17,7 @@ from bot.booking_flow import BookingFlow
 from bot.booking_news import BookingHook, Fanout, nobody
 from bot.config import Config
 from bot.core import Bot
+from bot.followups import Followups
 from bot.kpi import KpiCore
 from bot.operator import ConsultHook
 from bot.outbox import Outbox
@@ -28,6 +29,7 @@ from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
 from conversations.content_versions import ContentVersions
+from conversations.experiments import Assigner, BookedCounter
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
 from conversations.store import RedisStore
@@ -58,6 +60,8 @@ class Services:
     bookings: Bookings | None = None  # consultation bookings (conversations/booking)
     # the operator's conversation in the lead's Slack thread (bot/handoff.py), with CRMBOT_OPERATOR_SLACK_CHANNEL
     handoff: Any = None  # bot.handoff.Handoff
+    followups: Any = None  # bot.followups.Followups: tips on the owner's point to fix, sent by the clock
+
     @property
     def versions(self) -> ContentVersions | None:
         """The content versions published from the console (conversations/content_versions.py): ``script``
@@ -81,33 +85,26 @@ def build_services(
     log_if_cannot_persist(client, config)  # a full disk, said plainly at start-up (and on /healthz)
     machine = build(config.machine_settings(script.qualify.counts))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
-    # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
-    transports = [Transport.WEB, Transport.WEBHOOK]  # the client's webhook endpoints (bot/webhooks.py)
-    if config.line_enabled:
-        transports += [Transport.LINE, Transport.LINEBATCH]
-    else:
-        log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
-    if config.slack_enabled:
-        transports.append(Transport.SLACK)
-    else:
-        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
     versions = ContentVersions(client, script)  # the content version in use: read every few seconds, not per webhook
-    outbox = Outbox(client, transports, clock=clock, lease=config.outbox_lease, script=script,
+    outbox = Outbox(client, _transports(config), clock=clock, lease=config.outbox_lease, script=script,
                     line_push_only=config.line_push_only, versions=versions)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
     bookings = Bookings(client, clock=clock)
     relay = operator_relay(config)  # the owner's messages into the lead's Slack thread, replies back
-    news = make_booking_news(outbox, bookings, relay, clock)
+    followups = Followups(client, script, resources_url=config.resources_url or "", clock=clock)
+    news = make_booking_news(outbox, bookings, relay, clock, followups=followups, client=client)
     flow = BookingFlow(bookings, news, page=config.booking_page) if config.line_enabled else None
     # LINE shared with another tool (CRMBOT_LINE_COEXIST): only crmbot's own events are answered
     bot = Bot(store, machine, outbox, clock=clock, conversation_ttl=config.conversation_ttl, eraser=eraser,
-              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow,
-              peers=PeerFigures(client, clock=clock), relay=relay,  # peers: a result's "N% of shops answer A here"
-              nudge_after=config.nudge_after_hours * 3600, versions=versions)
-    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings)
+              owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow, relay=relay,
+              peers=PeerFigures(client, clock=clock), nudge_after=config.nudge_after_hours * 3600,
+              followups=followups.schedule,  # peers: a result's "N% of shops answer A here"
+              assigner=Assigner(client, script), versions=versions)  # content experiments, content versions
+    svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
+                   followups=followups)
     if relay is not None:
         from bot.handoff import Handoff
 
@@ -151,8 +148,24 @@ def build_services(
     return svc
 
 
+def _transports(config: Config) -> list[Transport]:
+    """What the web tier's outbox queues for: the channels configured (each one missing said once)."""
+    # the try-it page (bot/webchat.py): always on, delivered by the worker like the others
+    transports = [Transport.WEB, Transport.WEBHOOK]  # the client's webhook endpoints (bot/webhooks.py)
+    if config.line_enabled:
+        transports += [Transport.LINE, Transport.LINEBATCH]
+    else:
+        log.warning("LINE disabled: %s not set; /line/webhook answers 503", " and ".join(config.line_missing))
+    if config.slack_enabled:
+        transports.append(Transport.SLACK)
+    else:
+        log.warning("Slack disabled: %s not set; /slack/events answers 503", " and ".join(config.slack_missing))
+    return transports
+
+
 def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
-                      clock: Callable[[], float] = time.time) -> Fanout:
+                      clock: Callable[[], float] = time.time, *, followups: Followups | None = None,
+                      client: Any = None) -> Fanout:
     """The app's booking-news hook (bot/booking_news.py): every part that changes a consultation (the LINE
     booking flow, the console) calls it; each listener queues what it tells, once. The owner's LINE chat
     hears of a cancellation the consultancy made (bot/booking_owner.py); with an operator Slack channel
@@ -166,6 +179,10 @@ def make_booking_news(outbox: Outbox, bookings: Bookings, relay: Any = None,
         from bot.handoff import BookingThread
 
         hooks.append(BookingThread(outbox, relay, clock=clock))
+    if followups is not None:  # a consultation booked stops the follow-ups on the point to fix
+        hooks.append(followups.on_booking_news)
+    if client is not None:  # a booking counts for the content experiments' variants (conversations.experiments)
+        hooks.append(BookedCounter(client))
     return Fanout(hooks)
 
 
@@ -227,6 +244,10 @@ async def build_worker(
         senders[Transport.LINE] = LineTransport(api, scripts, push_limit=push, unknown_policy=config.reply_unknown,
                                                 on_profile=_keep_line_name if config.fetch_profile else None)
         senders[Transport.LINEBATCH] = LineBatchTransport(api, scripts, limit=multi)
+        from bot.insight import InsightChore
+        from bot.line.insight import LineInsight
+
+        chores.append(InsightChore(LineInsight(api), clock=clock))  # LINE's statistics per unit, once a day
         if config.line_forward_url:  # LINE's webhooks relayed to the other LINE tool (bot/line/forward.py)
             from bot.line.forward import ForwardTransport
 
@@ -295,6 +316,7 @@ def make_consult_hook(config: Config, script: Script, *, client: Any = None,
 def build_reminders(svc: Services) -> Any:
     """The quarterly reminder engine over the app's services (bot.reminders.Reminders): the KPI core
     says what a team's reminder says; no Bolt app is needed (the clock builds none)."""
+    from bot.followups import PassQuota
     from bot.nudges import Nudges
     from bot.push_budget import PushBudget
     from bot.reminders import Reminders, ReminderSettings
@@ -302,6 +324,7 @@ def build_reminders(svc: Services) -> Any:
 
     cfg = svc.config
     budget = PushBudget(svc.redis, cfg.push_budget_month)
+    quota = PassQuota(svc.line_quota) if svc.line_quota is not None else None  # shared by follow-ups and nudges
     installed = None
     if svc.kpi is not None and cfg.slack_oauth:  # many workspaces: an uninstalled one's teams are skipped
         from conversations.installations import Installations
@@ -320,9 +343,11 @@ def build_reminders(svc: Services) -> Any:
         installed=installed,
         kpi=svc.kpi,
         bookings=svc.bookings,  # consultation reminders, the day before (and hours before), once each
-        budget=budget,  # CRMBOT_PUSH_BUDGET_MONTH: the asked-for reminders count, nudges may be held
+        budget=budget,  # CRMBOT_PUSH_BUDGET_MONTH: the asked-for reminders count, follow-ups and nudges may be held
+        # tips on the owner's point to fix (9:00-20:00, once each), then the nudges: LINE's quota read once a pass
+        followups=svc.followups.sender(svc.outbox, budget, quota) if cfg.line_enabled and svc.followups else None,
         nudges=Nudges(svc.redis, svc.outbox, budget, after=cfg.nudge_after_hours * 3600,
-                      expiry=cfg.conversation_ttl, quota=svc.line_quota) if cfg.line_enabled else None,
+                      expiry=cfg.conversation_ttl, quota=quota) if cfg.line_enabled else None,
     )
 
 

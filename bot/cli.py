@@ -505,9 +505,11 @@ def terminal_text(script: Script, out: Output) -> str:
         BookingNote,
         ConfirmRestart,
         ConsultAck,
-    Definition,
+        Definition,
         DoneHelp,
-    Erasure,
+        Erasure,
+        FollowOffer,
+        FollowStep,
         Greeting,
         Heard,
         Notice,
@@ -526,7 +528,7 @@ def terminal_text(script: Script, out: Output) -> str:
             return views.result_text(script, answers, prev, peers)
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
-              | BookingNote() | Qualify()):
+              | BookingNote() | Qualify() | FollowOffer() | FollowStep()):
             return views.plain_text(script, out)
         case _:
             assert_never(out)

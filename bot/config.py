@@ -105,6 +105,7 @@ class Config:
     privacy_url: str | None = None  # CRMBOT_PRIVACY_URL: the consultancy's privacy policy, named by the note
     fetch_profile: bool = True  # CRMBOT_FETCH_PROFILE: LINE display name fetched at follow (0: hashed ID only)
     booking_page: int = 8  # CRMBOT_BOOKING_PAGE: free consultation slots shown at once in LINE (1-10)
+    resources_url: str | None = None  # CRMBOT_RESOURCES_URL: where a follow-up's link path goes (bot/followups.py)
     # The operator console (bot.console)
     console_password: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_PASSWORD: enables the login
     console_token: str | None = field(default=None, repr=False)  # CRMBOT_CONSOLE_TOKEN: Bearer for api/ and export/
@@ -425,7 +426,9 @@ def _reminders(e: _Env) -> dict[str, Any]:
 def _consultation(e: _Env) -> dict[str, Any]:
     """The step after the result: the booking page, the operator's channel, the hand-off, the LINE name."""
     consult_url, privacy_url = e.text("CRMBOT_CONSULT_URL"), e.text("CRMBOT_PRIVACY_URL")
-    for name, url in (("CRMBOT_CONSULT_URL", consult_url), ("CRMBOT_PRIVACY_URL", privacy_url)):
+    resources_url = e.text("CRMBOT_RESOURCES_URL")
+    for name, url in (("CRMBOT_CONSULT_URL", consult_url), ("CRMBOT_PRIVACY_URL", privacy_url),
+                      ("CRMBOT_RESOURCES_URL", resources_url)):
         if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 1000
                                 or any(c.isspace() for c in url)):
             raise ConfigError(f"environment: {name} must be a web page address (https://...), "
@@ -462,7 +465,8 @@ def _consultation(e: _Env) -> dict[str, Any]:
         raise ConfigError(f"environment: CRMBOT_BOOKING_PAGE must be 1-10 (got {page})")
     return {"consult_url": consult_url, "privacy_url": privacy_url, "operator_slack_channel": operator_channel,
             "operator_slack_team": operator_team, "handoff_hours": handoff,
-            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True), "booking_page": page}
+            "fetch_profile": e.flag("CRMBOT_FETCH_PROFILE", True), "booking_page": page,
+            "resources_url": resources_url}
 
 
 def _console(e: _Env) -> dict[str, Any]:

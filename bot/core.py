@@ -33,10 +33,11 @@ from conversations import handoff_log, inputs, keys, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
 from conversations.content_versions import ContentVersions, step_label
 from conversations.errors import Contention, StoreUnavailable
+from conversations.experiments import Assigner
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import HANDOFF, IDLE, Conv, Machine, build
+from conversations.machine import HANDOFF, IDLE, Conv, Machine, Step, build
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -106,6 +107,8 @@ class Bot:
         peers: PeerFigures | None = None,
         relay: Relay | None = None,
         nudge_after: float = 0.0,
+        followups: Callable[[Subject, Conv], list[tuple[str, float]]] | None = None,
+        assigner: Assigner | None = None,
         versions: ContentVersions | None = None,
     ) -> None:
         self.store = store
@@ -119,6 +122,8 @@ class Bot:
         self.peers = peers  # how other shops answered, for a result's peer line (None: never said)
         self.relay = relay  # the handoff's relay between the owner and the operator's thread (bot/handoff.py)
         self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
+        self.followups = followups  # the follow-ups a record's opt-in schedules (bot/followups.py)
+        self.assigner = assigner  # a diagnosis that starts gets its experiments' variants (conversations.experiments)
         # the content versions published from the console (None: the deployed file only); see _versioned
         self.versions = versions
         self._machines: dict[tuple[int, ...], Machine] = {}
@@ -160,7 +165,8 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self._machine_for(ev, snap.conv, now).step(snap.conv, inp, now)
+            machine = self._machine_for(ev, snap.conv, now)  # with the qualification questions of its version
+            step = self._assigned(ev.subject, snap.conv, machine.step(snap.conv, inp, now))
             conv, content_version = self._versioned(ev, snap.conv, step.conv if step.changed else snap.conv, now)
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
@@ -185,6 +191,8 @@ class Bot:
                 once=once,
                 log=entry,
                 nudge=self._nudge(ev.subject, conv) if step.changed else None,
+                follow=self.followups(ev.subject, conv) if (
+                    self.followups is not None and conv is not None and conv.fu != snap.conv.fu) else (),
             )
             if content is not None and self.outbox is not None:
                 self.outbox.content_stored()  # written before the script, whatever the script answered
@@ -207,6 +215,15 @@ class Bot:
                 return Handled(DUPLICATE, snap.conv.state, rode=once is not None)
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
+
+    def _assigned(self, subject: Subject, before: Conv, step: Step) -> Step:
+        """A step that starts a diagnosis: its record with the diagnosis' experiment variants (``Conv.var``),
+        picked by its identity, or an ended experiment's winner (conversations.experiments)."""
+        conv = step.conv
+        if self.assigner is None or conv is None or not step.changed or conv.sid == before.sid or not conv.in_progress:
+            return step
+        return replace(step, conv=replace(conv, var=self.assigner.var_for(str(subject.transport), subject.user_id,
+                                                                          conv.sid)))
 
     def _start_label(self, ev: InboundEvent) -> str:
         """The content version a diagnosis begun by ``ev`` runs: the try page's draft, else the one in use."""
@@ -267,7 +284,7 @@ class Bot:
             return None, None, False
         if outputs:
             new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now),
-                                                      content=content)
+                                                      var=after.var if after is not None else "", content=content)
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
         relayed = False
@@ -275,6 +292,9 @@ class Bot:
             new_job = self._relayed(ev, before, outputs, now, job)
             relayed = new_job is not None
         delta = delta_of(before, after, outputs, ev.subject, now, event=ev.input.kind)
+        var = (after if after is not None else before).var
+        if delta is not None and isinstance(delta.get("lead"), dict) and var:
+            delta["lead"]["var"] = var  # its experiments' variants: counted per variant (conversations.experiments)
         new_figures = None
         if delta is not None:
             new_figures = Figures.new(ev.subject.tag_name, delta, record_id=figures.id if figures else None)

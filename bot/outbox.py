@@ -155,7 +155,7 @@ class Outbox:
     # ---- building jobs ----------------------------------------------------------------------------
 
     def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None, *,
-                read: str = "", content: str = "") -> Job:
+                read: str = "", var: str = "", content: str = "") -> Job:
         """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
         and the transport's own facts (LINE: a reply token, a redelivery, a follow; ``read``, the
         markAsReadToken of a message answered during a handoff) go in its state. ``content``: the content
@@ -172,7 +172,8 @@ class Outbox:
                                   fetch_profile=follow, read=read)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
-                       content=content or self._content(said), job_id=previous.id if previous is not None else None)
+                       content=content or self._content(said), job_id=previous.id if previous is not None else None,
+                       var=var)
 
     def silent_job(self, ev: Any, now: float, previous: Job | None) -> Job | None:
         """The job of an event left to another tool (the ownership rule: nothing is said): a LINE follow

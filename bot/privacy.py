@@ -176,8 +176,10 @@ class Eraser:
                 removed[family] = removed.get(family, 0) + 1
         if self.r.srem(keys.REMIND_INDEX, f"{subject.transport}:{subject.user_id}"):
             removed["reminder_index"] = 1
-        if nudges := self._drop_nudges(subject):
+        if nudges := self._drop_scheduled(subject, keys.NUDGE_DUE, keys.NUDGE_HELD):
             removed["nudge_schedule"] = nudges
+        if steps := self._drop_scheduled(subject, keys.FOLLOWUPS, keys.FOLLOWUPS_HELD):  # bot/followups.py
+            removed["followups"] = steps
         worked = self._forget_work(str(subject.transport), subject.user_id)
         if worked:
             removed["lead_work"] = worked
@@ -198,15 +200,16 @@ class Eraser:
                  json.dumps(removed, sort_keys=True))
         return removed
 
-    def _drop_nudges(self, subject: Subject) -> int:
-        """The person's diagnoses in the drop-off nudge schedule (conversations/nudges.py), held ones too."""
+    def _drop_scheduled(self, subject: Subject, due: str, held: str) -> int:
+        """The person's entries in a push schedule (the drop-off nudges' of conversations/nudges.py, the
+        follow-ups' of bot/followups.py: members "<transport>:<user>|..."), held ones too."""
         ref = "".join("\\" + c if c in _GLOB else c for c in f"{subject.transport}:{subject.user_id}|")
-        members = [text(m) for m, _ in self.r.zscan_iter(keys.NUDGE_DUE, match=ref + "*", count=SCAN_COUNT)]
+        members = [text(m) for m, _ in self.r.zscan_iter(due, match=ref + "*", count=SCAN_COUNT)]
         if not members:
             return 0
         with self.r.pipeline(transaction=False) as p:
-            p.zrem(keys.NUDGE_DUE, *members)
-            p.hdel(keys.NUDGE_HELD, *members)
+            p.zrem(due, *members)
+            p.hdel(held, *members)
             gone = p.execute()
         return int(gone[0])
 

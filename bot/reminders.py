@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.booking_reminders import send_due
+from bot.followups import FollowupSender
 from bot.kpi import KpiCore
 from bot.kpi.areas import missing_areas
 from bot.logs import uid
@@ -120,7 +121,8 @@ class Reminders:
         kpi: KpiCore | None = None,  # the KPI core: what a team's reminder says, the last nudge's result
         bookings: Bookings | None = None,  # consultation bookings: their reminders (bot/booking_reminders.py)
         budget: PushBudget | None = None,  # the month's push budget: the reminders asked for count against it
-        nudges: Nudges | None = None,  # drop-off nudges (bot/nudges.py): after the reminders asked for
+        followups: FollowupSender | None = None,  # follow-ups on a point to fix (bot/followups.py): first
+        nudges: Nudges | None = None,  # drop-off nudges (bot/nudges.py): after the reminders and follow-ups
     ) -> None:
         self.r = runner(client)
         self.teams = teams
@@ -132,6 +134,7 @@ class Reminders:
         self.kpi = kpi
         self.bookings = bookings
         self.budget = budget
+        self.followups = followups
         self.nudges = nudges
 
     def run(self, now: float, *, dry_run: bool = False) -> Summary:
@@ -142,10 +145,12 @@ class Reminders:
             self._line(now, dry_run, summary)
         if self.bookings is not None and self.outbox.handles(Transport.LINE):
             summary.queued += send_due(self.bookings, self.outbox, now, dry_run=dry_run, budget=self.budget)
-        if self.nudges is not None and self.outbox.handles(Transport.LINE):
-            queued, skipped = self.nudges.run(now, dry_run=dry_run)
-            summary.queued += queued
-            summary.skipped += skipped
+        # what the owner did not ask for after what they did: the follow-ups they opted in to, then the nudges
+        for pushes in (self.followups, self.nudges):
+            if pushes is not None and self.outbox.handles(Transport.LINE):
+                queued, skipped = pushes.run(now, dry_run=dry_run)
+                summary.queued += queued
+                summary.skipped += skipped
         return summary
 
     # ---- Slack ----------------------------------------------------------------------------------

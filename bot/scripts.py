@@ -33,9 +33,14 @@ class Scripts:
         self._others: OrderedDict[str, Script] = OrderedDict()
         self._missing: set[str] = set()  # versions already said to be missing (logged once)
 
-    async def of(self, client: Any, version: str) -> Script:
+    async def of(self, client: Any, version: str, var: str = "") -> Script:
         """The script of ``version`` (read with the worker's Redis runner, or a redis.asyncio client, when it
-        is not at hand). Raises StoreUnavailable when Redis does not answer (the job is tried again)."""
+        is not at hand), as a diagnosis with the experiments' variants ``var`` reads it (Job.var). Raises
+        StoreUnavailable when Redis does not answer (the job is tried again)."""
+        found = await self._of(client, version)
+        return found.varied(var) if var else found
+
+    async def _of(self, client: Any, version: str) -> Script:
         if not version or version == self.own.version:
             return self.own
         found = self._others.get(version)

@@ -22,6 +22,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     Notice,
@@ -388,6 +390,15 @@ def greeting_text(script: Script, privacy_url: str = "") -> str:
     return f"{script.text('greeting')}\n\n{privacy_text(script, privacy_url)}"
 
 
+def follow_step_text(script: Script, out: FollowStep) -> str:
+    """A follow-up on the point to fix: its question's topic, which step of how many, the tip, its link."""
+    question = script.questions[out.q]
+    steps = question.followups  # (a content edited since the step was queued may have fewer: no tip then)
+    said = script.text("follow_step", topic=question.topic, number=out.step + 1, total=max(len(steps), out.step + 1),
+                       tip=steps[out.step].tip if out.step < len(steps) else "")
+    return f"{said}\n{script.text('follow_link', url=out.url)}" if out.url else said
+
+
 def notice_text(script: Script, out: Notice) -> str:
     return script.text(out.key) if out.number is None else script.text(out.key, number=out.number)
 
@@ -424,6 +435,10 @@ def plain_text(script: Script, out: Output) -> str:
             return script.text("done_help")
         case OptinOffer():
             return script.text("optin_offer")
+        case FollowOffer():
+            return script.text("follow_offer")
+        case FollowStep():
+            return follow_step_text(script, out)
         case Heard():
             return script.text("heard")
         case Qualify():
@@ -457,6 +472,10 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return [retake_button(script)]
         case OptinOffer():
             return optin_buttons(script)
+        case FollowOffer(sid=sid):
+            yes, no = script.text("follow_yes_button"), script.text("follow_no_button")
+            return [Button(yes, inputs.button(inputs.FOLLOW_IN, sid=sid), yes),
+                    Button(no, inputs.button(inputs.FOLLOW_NO, sid=sid), no)]
         case Erasure():
             return erasure_buttons(script, out)
         case Heard(sid=sid):
@@ -467,7 +486,7 @@ def buttons_for(script: Script, out: Output) -> list[Button]:
             return slots_buttons(script, out)
         case BookingNote():
             return booking_buttons(script, out)
-        case Notice() | Advice() | ConsultAck() | Definition():
+        case Notice() | Advice() | ConsultAck() | Definition() | FollowStep():
             return []
         case _:
             assert_never(out)

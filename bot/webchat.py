@@ -40,6 +40,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     JobOutput,
@@ -133,7 +135,7 @@ def message(script: Script, out: Output) -> dict[str, Any]:
                            "rows": [{"q": r.q + 1, "topic": r.topic, "letter": r.letter} for r in v.rows]}
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
               | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots()
-              | BookingNote() | Qualify()):
+              | BookingNote() | Qualify() | FollowOffer() | FollowStep()):
             pass  # text and buttons
         case _:
             assert_never(out)
@@ -171,7 +173,7 @@ class WebChatTransport:
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         who = subject(job.to)
-        messages = render(await self.scripts.of(attempt.redis, job.content), job.outputs)
+        messages = render(await self.scripts.of(attempt.redis, job.content, job.var), job.outputs)
         if not messages:
             return Outcome(DELIVERED, "nothing to show")
         last = await async_runner(attempt.redis).script(APPEND_LUA)(

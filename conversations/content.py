@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from typing import Any
 from conversations import keys
 from conversations.errors import ContentError
 from conversations.inputs import QUALIFY_CHOICES_MAX, QUALIFY_MAX, normalise, typed_choice
+from conversations.segments import parse_variants
 from scoring import CHOICES, QUESTION_COUNT, TIERS
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
@@ -52,6 +54,11 @@ CONSULT_PARTS = ("firm", "timeframe", "format", "length", "price")
 CONSULT_PART_MAX = 80
 ADVICE_MAX = 400  # each level of a question's advice (advice_b, advice_cd)
 STEP_MAX = 120  # each level of a question's step in a result's 90-day plan (step_b, step_cd)
+FOLLOWUPS_MAX = 3  # follow-ups on a point to fix: at most this many steps a question ...
+FOLLOWUP_DAYS = 14  # ... within this many days of the opt-in
+TIP_MAX = 200  # each follow-up's tip
+LINK_MAX = 100  # each follow-up's link path (under CRMBOT_RESOURCES_URL)
+_LINK_CHARS = frozenset(string.ascii_letters + string.digits + "/_.-")
 
 # text key -> placeholders it may use
 TEXT_KEYS: dict[str, frozenset[str]] = {
@@ -149,6 +156,15 @@ TEXT_KEYS: dict[str, frozenset[str]] = {
         "booking_gone": "",
         "booking_remind_day": "",
         "booking_remind_soon": "",
+        "follow_offer": "",
+        "follow_yes_button": "",
+        "follow_no_button": "",
+        "follow_on": "",
+        "follow_off": "",
+        "follow_stale": "",
+        "follow_restart": "",
+        "follow_step": "topic number total tip",
+        "follow_link": "url",
         "booking_change_note": "",
         "booking_change_button": "",
         "booking_cancel_button": "",
@@ -163,6 +179,7 @@ BUTTON_KEYS = (
     "optin_no_button", "consult_button", "consult_book_button", "advice_button", "restart_ask_button",
     "restart_yes_button", "restart_no_button", "moved_yes_button", "moved_no_button", "booking_more_button",
     "booking_change_button", "booking_cancel_button", "booking_book_button",
+    "follow_yes_button", "follow_no_button",
 )
 
 
@@ -170,6 +187,15 @@ BUTTON_KEYS = (
 class Choice:
     text: str
     label: str
+
+
+@dataclass(frozen=True)
+class Followup:
+    """One follow-up on a point to fix: sent ``day`` days after the opt-in (bot/followups.py)."""
+
+    day: int
+    tip: str
+    link: str = ""  # a path under CRMBOT_RESOURCES_URL ("" none)
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,8 @@ class Question:
     choices: Mapping[str, Choice]
     step_b: str = ""  # the 90-day plan's one short step for a B answer (from advice_b)
     step_cd: str = ""  # and for a C or D answer (from advice_cd)
+    followups: tuple[Followup, ...] = ()  # the follow-ups when this question is the point to fix
+
 
     @property
     def advice(self) -> str:
@@ -347,6 +375,32 @@ class Qualification:
         return out
 
 
+# [[experiments]]: a text with variants. ``text`` names it: "texts.<key>" (any text: the call to action
+# ``texts.consult_button``, a result's ``texts.framing``...) or "questions[N].<field>" (N 1-10).
+EXPERIMENT_QUESTION_FIELDS = {"text": 400, "advice_b": ADVICE_MAX, "advice_cd": ADVICE_MAX, "step_b": STEP_MAX,
+                              "step_cd": STEP_MAX}
+EXPERIMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,29}")  # never ":" "," "|" (a segment tag holds it)
+EXPERIMENT_WEIGHT_MAX = 1000
+EXPERIMENT_VARIANTS_MAX = 5
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    text: str  # what is shown (the file's own text where the variant gives none)
+    weight: int = 1  # its share of new diagnoses: weight / the experiment's total
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: str  # the text it varies: "texts.<key>" or "questions[N].<field>"
+    variants: tuple[Variant, ...]
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
 QUALIFY_TEXT_MAX = 300
 QUALIFY_FIELDS = ("skip_button", "thanks", "questions")
 
@@ -370,9 +424,32 @@ class Script:
     glossary: Glossary = field(default_factory=Glossary)
     privacy: Privacy = field(default_factory=Privacy)
     qualify: Qualification = field(default_factory=Qualification)
+    experiments: tuple[Experiment, ...] = ()  # [[experiments]]: texts with variants (conversations.experiments)
 
     def text(self, key: str, **params: object) -> str:
         return self.texts[key].format(**params) if params else self.texts[key]
+
+    def experiment(self, name: str) -> Experiment | None:
+        return next((e for e in self.experiments if e.name == name), None)
+
+    def varied(self, var: str) -> Script:
+        """This script as a diagnosis with these variants (``Conv.var``, "exp:variant" pairs) reads it: each
+        experiment's text is its variant's. A variant or experiment this script does not have is left as is."""
+        chosen = parse_variants(var)
+        texts, questions = dict(self.texts), list(self.questions)
+        changed = False
+        for exp in self.experiments:
+            variant = exp.variant(chosen.get(exp.name, ""))
+            if variant is None:
+                continue
+            changed = True
+            if exp.path.startswith("texts."):
+                texts[exp.path[len("texts."):]] = variant.text
+            else:
+                q, name = _question_path(exp.path)
+                changes: dict[str, Any] = {name: variant.text}
+                questions[q] = replace(questions[q], **changes)
+        return replace(self, texts=texts, questions=tuple(questions)) if changed else self
 
 
 def advice_for(question: Question, letter: str) -> str:
@@ -481,6 +558,7 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
     if not isinstance(raw_questions, list) or len(raw_questions) != QUESTION_COUNT:
         raise r.fail("questions", f"must list exactly {QUESTION_COUNT} questions")
     questions = tuple(_parse_question(r, f"questions[{i}]", rq) for i, rq in enumerate(raw_questions, start=1))
+    experiments = _parse_experiments(r, data, texts, questions)
     return Script(
         path=where,
         locale=locale,
@@ -494,6 +572,7 @@ def _parse(where: str, locale: str, data: dict[str, Any]) -> Script:
         privacy=_parse_privacy(r, data),
         consult=_parse_consult(r, data),
         qualify=_parse_qualify(r, data),
+        experiments=experiments,
     )
 
 
@@ -568,18 +647,23 @@ def _parse_texts(r: _Reader, texts_table: Mapping[str, Any]) -> dict[str, str]:
     for key, allowed in {**OPTIONAL_TEXT_KEYS, **TEXT_KEYS}.items():
         if key not in TEXT_KEYS and key not in texts_table:
             continue
-        value = r.text_at(texts_table, key, f"texts.{key}", BUTTON_MAX if key in BUTTON_KEYS else 1000)
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as e:
-            raise r.fail(f"texts.{key}", f"bad placeholder: {e}") from None
-        if names - allowed:
-            allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
-            raise r.fail(f"texts.{key}", f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
-        texts[key] = value
+        texts[key] = _text_value(r, key, texts_table, f"texts.{key}", allowed)
     for extra in set(texts_table) - set(TEXT_KEYS) - set(OPTIONAL_TEXT_KEYS):
         raise r.fail(f"texts.{extra}", "unknown text key")
     return texts
+
+
+def _text_value(r: _Reader, key: str, table: Mapping[str, Any], field: str, allowed: frozenset[str]) -> str:
+    """Text ``key`` of ``table`` (reported as ``field``): present, within its length, only allowed placeholders."""
+    value = r.text_at(table, key, field, BUTTON_MAX if key in BUTTON_KEYS else 1000)
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError as e:
+        raise r.fail(field, f"bad placeholder: {e}") from None
+    if names - allowed:
+        allowed_s = ", ".join(sorted(f"{{{a}}}" for a in allowed)) or "none"
+        raise r.fail(field, f"unknown placeholder {sorted(names - allowed)}; allowed: {allowed_s}")
+    return value
 
 
 def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
@@ -610,11 +694,38 @@ def _parse_question(r: _Reader, field: str, rq: Any) -> Question:
         choices=choices,
         step_b=r.text_at(rq, "step_b", f"{field}.step_b", STEP_MAX),
         step_cd=r.text_at(rq, "step_cd", f"{field}.step_cd", STEP_MAX),
+        followups=_parse_followups(r, rq, f"{field}.followups"),
     )
     if normalise(question.advice_b) == normalise(question.advice_cd):
         raise r.fail(f"{field}.advice_b", "the same as advice_cd; a B answer needs its own advice "
                      "(make the practice a routine, measured)")
     return question
+
+
+def _parse_followups(r: _Reader, rq: Mapping[str, Any], field: str) -> tuple[Followup, ...]:
+    """``[[questions.followups]]``: one to three steps, each a day (0-14, later than the one before), a tip and
+    an optional link path (letters, digits, / _ . -; no scheme: it goes under CRMBOT_RESOURCES_URL)."""
+    raw = rq.get("followups")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= FOLLOWUPS_MAX:
+        raise r.fail(field, f"must list 1 to {FOLLOWUPS_MAX} steps ([[questions.followups]])")
+    steps: list[Followup] = []
+    for i, rs in enumerate(raw, start=1):
+        sf = f"{field}[{i}]"
+        if not isinstance(rs, dict):
+            raise r.fail(sf, "must be a table with day, tip and an optional link")
+        day = rs.get("day")
+        if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= FOLLOWUP_DAYS:
+            raise r.fail(f"{sf}.day", f"must be a whole number of days from 0 to {FOLLOWUP_DAYS}")
+        if steps and day <= steps[-1].day:
+            raise r.fail(f"{sf}.day", "must come after the step before")
+        link = rs.get("link", "")
+        if not isinstance(link, str) or len(link) > LINK_MAX or set(link) - _LINK_CHARS or "//" in link:
+            raise r.fail(f"{sf}.link", f"must be a path under CRMBOT_RESOURCES_URL (letters, digits, / _ . -; "
+                         f"at most {LINK_MAX})")
+        for extra in set(rs) - {"day", "tip", "link"}:
+            raise r.fail(f"{sf}.{extra}", "unknown field")
+        steps.append(Followup(day, r.text_at(rs, "tip", f"{sf}.tip", TIP_MAX), link.strip("/")))
+    return tuple(steps)
 
 
 def _parse_consult(r: _Reader, data: Mapping[str, Any]) -> dict[str, str]:
@@ -770,3 +881,87 @@ def _parse_qualify(r: _Reader, data: Mapping[str, Any]) -> Qualification:
                                          choices=tuple(c.strip() for c in choices)))
     return Qualification(tuple(questions), r.text_at(table, "skip_button", "qualify.skip_button", BUTTON_MAX),
                          r.text_at(table, "thanks", "qualify.thanks", QUALIFY_TEXT_MAX))
+
+
+_QUESTION_PATH = re.compile(r"questions\[(\d+)\]\.(\w+)")
+
+
+def _question_path(path: str) -> tuple[int, str]:
+    """"questions[N].<field>" as (0-based question, field); ValueError when it is not one this file may vary."""
+    m = _QUESTION_PATH.fullmatch(path)
+    if m is None or not 1 <= int(m[1]) <= QUESTION_COUNT or m[2] not in EXPERIMENT_QUESTION_FIELDS:
+        raise ValueError(path)
+    return int(m[1]) - 1, m[2]
+
+
+def _original(r: _Reader, path: Any, field: str, texts: Mapping[str, str], questions: tuple[Question, ...]) -> str:
+    """The file's own text at an experiment's ``text`` path (the variants replace it)."""
+    if isinstance(path, str) and path.startswith("texts.") and path[len("texts."):] in texts:
+        return texts[path[len("texts."):]]
+    try:
+        q, name = _question_path(path if isinstance(path, str) else "")
+    except ValueError:
+        raise r.fail(field, f"{str(path)[:60]!r} is not a text of this file; write texts.<key> or "
+                     f"questions[N].<{'|'.join(EXPERIMENT_QUESTION_FIELDS)}> (N 1-{QUESTION_COUNT})") from None
+    return str(getattr(questions[q], name))
+
+
+def _variant_text(r: _Reader, path: str, raw: Mapping[str, Any], field: str) -> str:
+    """A variant's text, checked as the text it replaces is (its length, its placeholders)."""
+    if path.startswith("texts."):
+        key = path[len("texts."):]
+        return _text_value(r, key, {key: raw.get("text")}, field, {**OPTIONAL_TEXT_KEYS, **TEXT_KEYS}[key])
+    return r.text_at(raw, "text", field, EXPERIMENT_QUESTION_FIELDS[_question_path(path)[1]])
+
+
+def _parse_variants(r: _Reader, path: str, own: str, raw: Any, field: str) -> tuple[Variant, ...]:
+    if not isinstance(raw, list) or not 2 <= len(raw) <= EXPERIMENT_VARIANTS_MAX:
+        raise r.fail(field, f"must list 2 to {EXPERIMENT_VARIANTS_MAX} variants ([[{field}]] with name and text)")
+    variants: list[Variant] = []
+    for i, rv in enumerate(raw, start=1):
+        vf = f"{field}[{i}]"
+        if not isinstance(rv, dict):
+            raise r.fail(vf, "must be a table with name, text (leave it out for the file's own) and weight")
+        for extra in set(rv) - {"name", "text", "weight"}:
+            raise r.fail(f"{vf}.{extra}", "unknown entry; a variant has name, text and weight")
+        name = rv.get("name")
+        if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
+            raise r.fail(f"{vf}.name", "must be 1-30 of a-z, 0-9, _ and -, starting with a letter or digit")
+        if any(v.name == name for v in variants):
+            raise r.fail(f"{vf}.name", f"{name!r} is listed twice")
+        text = _variant_text(r, path, rv, f"{vf}.text") if "text" in rv else own
+        if any(v.text == text for v in variants):
+            raise r.fail(f"{vf}.text", "the same text as another variant: nothing would be compared")
+        weight = rv.get("weight", 1)
+        if type(weight) is not int or not 1 <= weight <= EXPERIMENT_WEIGHT_MAX:
+            raise r.fail(f"{vf}.weight", f"must be a whole number 1-{EXPERIMENT_WEIGHT_MAX}")
+        variants.append(Variant(name, text, weight))
+    return tuple(variants)
+
+
+def _parse_experiments(r: _Reader, data: Mapping[str, Any], texts: Mapping[str, str],
+                       questions: tuple[Question, ...]) -> tuple[Experiment, ...]:
+    """``[[experiments]]`` (optional): each a ``name``, the ``text`` it varies (a path) and its ``variants``
+    (``[[experiments.variants]]``: ``name``, ``text``, optional ``weight``; a variant without ``text`` shows the
+    file's own). One experiment per text; names unique."""
+    raw = data.get("experiments", [])
+    if not isinstance(raw, list):
+        raise r.fail("experiments", "must be [[experiments]] entries")
+    found: list[Experiment] = []
+    for i, re_ in enumerate(raw, start=1):
+        field = f"experiments[{i}]"
+        if not isinstance(re_, dict):
+            raise r.fail(field, "must be a table with name, text and variants")
+        for extra in set(re_) - {"name", "text", "variants"}:
+            raise r.fail(f"{field}.{extra}", "unknown entry; an experiment has name, text and variants")
+        name = re_.get("name")
+        if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
+            raise r.fail(f"{field}.name", "must be 1-30 of a-z, 0-9, _ and -, starting with a letter or digit")
+        if any(e.name == name for e in found):
+            raise r.fail(f"{field}.name", f"{name!r} is listed twice")
+        own = _original(r, re_.get("text"), f"{field}.text", texts, questions)
+        path = str(re_["text"])
+        if other := next((e.name for e in found if e.path == path), None):
+            raise r.fail(f"{field}.text", f"{path} is already varied by the experiment {other!r}")
+        found.append(Experiment(name, path, _parse_variants(r, path, own, re_.get("variants"), f"{field}.variants")))
+    return tuple(found)

@@ -10,6 +10,7 @@ index, so a tap on a button from an earlier question or an earlier diagnosis is 
     a:<sid>:<q>:<X> answer X (A-D) to question q (0-based) of diagnosis sid
     b:<sid>:<q>     go back from question q
     o:1 / o:0       opt in to / out of the quarterly reminder to retake the diagnosis
+    t:<sid>:1 / :0  yes / no to the follow-ups (tips) on diagnosis sid's point to fix (bot/followups.py)
     k:<sid>         ask for a consultation (the button on the result of diagnosis sid)
     v:<q>:<X>       show the advice for question q (0-based) at answer level X (B-D): a row of a result
     m:1 / m:0       the quarterly reminder's question "has last time's point to fix moved?": yes / not yet
@@ -54,6 +55,8 @@ RESULT = "result"  # show the last result again (a result word, or the rich menu
 ADVICE = "advice"  # show one question's advice for an answer level (a row of a result)
 MOVED_YES = "moved_yes"  # the reminder asked whether last time's point to fix moved: yes
 MOVED_NO = "moved_no"  # ... not yet
+FOLLOW_IN = "follow_in"  # yes to the follow-ups on the point to fix (a few tips over two weeks)
+FOLLOW_NO = "follow_no"  # no thanks to them
 
 DEFINE = "define"  # a term's definition (typed: 「LTVとは」), or the terms of question q (its 「用語」 button)
 ERASE = "erase"  # delete my data? (typed: 「データを削除」): asks to confirm
@@ -70,7 +73,7 @@ HANDOFF_END = "handoff_end"  # the operator pressed 「対応終了」 in the le
 
 KINDS = (FOLLOW, UNFOLLOW, START, RESTART, CONTINUE, ANSWER, BACK, TEXT, OTHER, OPT_IN, OPT_OUT, CONSULT,
          RESTART_YES, RESULT, ADVICE, DEFINE, ERASE, ERASE_YES, ERASE_NO, MOVED_YES, MOVED_NO, QUALIFY,
-         *BOOKING_KINDS, OPERATOR_REPLY, HANDOFF_END)
+         *BOOKING_KINDS, FOLLOW_IN, FOLLOW_NO, OPERATOR_REPLY, HANDOFF_END)
 QUALIFY_MAX = 3  # qualification questions a script may ask
 QUALIFY_CHOICES_MAX = 5  # choices of one qualification question
 SOURCE_MAX = 20  # characters of a source name
@@ -163,6 +166,8 @@ def button(kind: str, *, sid: int | None = None, q: int | None = None, choice: s
         return "o:1" if kind == OPT_IN else "o:0"
     if kind == CONSULT:
         return f"k:{sid}"
+    if kind in (FOLLOW_IN, FOLLOW_NO):
+        return f"t:{sid}:{1 if kind == FOLLOW_IN else 0}"
     if kind in (MOVED_YES, MOVED_NO):
         return "m:1" if kind == MOVED_YES else "m:0"
     if kind == DEFINE:
@@ -217,6 +222,8 @@ def from_button(data: str) -> Input:
                 return Input(OPT_IN)
             case ["o", "0"]:
                 return Input(OPT_OUT)
+            case ["t", sid, "1" | "0" as yes]:
+                return Input(FOLLOW_IN if yes == "1" else FOLLOW_NO, sid=_nat(sid))
             case ["m", "1"]:
                 return Input(MOVED_YES)
             case ["m", "0"]:

@@ -92,6 +92,7 @@ class Job:
     attempts: int = 0  # failed attempts so far
     state: TransportState = field(default_factory=NoState)  # the transport's own (see conversations.transports)
     content: str = ""  # the script version its outputs are rendered with ("" the worker's own)
+    var: str = ""  # the content experiments' variants its outputs are rendered with (Conv.var; "" none)
     error: str = ""  # the last failure, short, no message text
     parked: str = ""  # why it was parked (set: no further attempts until requeued)
     legacy_figures: dict[str, Any] | None = None  # a job of the first shape: the figures that rode in it
@@ -108,6 +109,7 @@ class Job:
         state: TransportState | None = None,
         content: str = "",
         job_id: str | None = None,
+        var: str = "",
     ) -> Job:
         if not tag or "{" in tag or "}" in tag or SEP in tag:
             raise InvalidInput(f"job tag {tag[:20]!r} is not a hash tag")
@@ -117,7 +119,7 @@ class Job:
         elif not isinstance(state, type(state_for(t))):
             raise InvalidInput(f"a {type(state).__name__} is not the state of a {t} job")
         return cls(job_id or str(uuid.uuid4()), t, to, tag, [typed_outputs.job_output(o) for o in outputs], received,
-                   state=state, content=content)
+                   state=state, content=content, var=var)
 
     @property
     def ref(self) -> str:
@@ -171,6 +173,8 @@ class Job:
             "attempts": self.attempts,
             "state": self.state.to_json(), "content": self.content, "error": self.error, "parked": self.parked,
         }
+        if self.var:
+            d["var"] = self.var
         if self.legacy_figures is not None:
             d["stats"] = self.legacy_figures
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
@@ -192,6 +196,7 @@ class Job:
                 id=str(d["id"]), transport=transport, to=str(d["to"]), tag=str(d["tag"]),
                 outputs=[typed_outputs.job_output(o) for o in d.get("outputs") or []], received=float(d["received"]),
                 attempts=int(d.get("attempts") or 0), state=state, content=str(d.get("content") or ""),
+                var=str(d.get("var") or ""),
                 error=str(d.get("error") or ""), parked=str(d.get("parked") or ""),
                 legacy_figures=figures if isinstance(figures, dict) else None,
             )

@@ -36,8 +36,19 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{u:<transport>:<user id>}:bkrem:<booking>:<kind>:<seq>
                                                    a booking reminder queued for the user (string, TTL): the
                                                    ledger mark of its push, in the user's slot beside the mailbox
+    crmbot:{x:<experiment>}:<variant>:<stage>      a content experiment's diagnoses per variant and stage (set of
+                                                   "<channel>:<user>:<sid>"; conversations.experiments)
+    crmbot:{x:<experiment>}:ended                  an ended experiment: its winner and its counts' snapshot (hash)
+    crmbot:{experiments}:winners                   ended experiments -> the variant everyone is shown (hash)
     crmbot:{u:<transport>:<user id>}:oplog         the owner's conversation with the operator during handoffs
                                                    (list of JSON, capped, TTL: conversations.handoff_log)
+    crmbot:{followups}:due                         follow-ups on a point to fix, scheduled (sorted set: member
+                                                   "<transport>:<user>|<sid>|<q>|<step>", score the time due)
+    crmbot:{followups}:held                        those the push budget held (hash: member -> the month held in)
+    crmbot:{u:<transport>:<user id>}:fu:<sid>:<step>
+                                                   a follow-up queued for the user (string, TTL): its ledger mark
+    crmbot:{u:<transport>:<user id>}:fu:booked     when the user last booked a consultation (string): follow-ups
+                                                   started before it stop (bot/followups.py)
 
 ``<transport>`` is a :class:`conversations.transports.Transport` (line, slack, web, ...), never a Slack
 or LINE channel.
@@ -55,6 +66,9 @@ from conversations.transports import Transport
 PREFIX = "crmbot"
 # Users who may have opted in to the quarterly reminder (set; the user's record is the truth).
 REMIND_INDEX = f"{PREFIX}:{{reminders}}:optin"
+# Follow-ups on a point to fix that may be due (sorted set, score the time due; the user's record is the truth).
+FOLLOWUPS = f"{PREFIX}:{{followups}}:due"
+FOLLOWUPS_HELD = f"{PREFIX}:{{followups}}:held"  # the ones the push budget held: member -> the month held in
 # Held by the one clock running a pass (see bot.clock): its owner token, with a short renewed expiry.
 CLOCK_LOCK = f"{PREFIX}:{{clock}}:lock"
 # When the clock last finished a pass (Unix time, a string): one SET per pass, read by the web's /metrics.
@@ -459,6 +473,16 @@ def booking_owner_told(subject: Subject, news_id: str) -> str:
     return f"{PREFIX}:{subject.tag}:bknews:{digest}"
 
 
+def followup_sent(subject: Subject, sid: int, step: int) -> str:
+    """Ledger mark of one follow-up's push (step ``step`` of diagnosis ``sid``), in the user's slot."""
+    return f"{PREFIX}:{subject.tag}:fu:{sid}:{step}"
+
+
+def followup_booked(subject: Subject) -> str:
+    """When the user last booked a consultation: the follow-ups started before it stop."""
+    return f"{PREFIX}:{subject.tag}:fu:booked"
+
+
 def booking_reminder_sent(subject: Subject, booking_id: str, kind: str, seq: int) -> str:
     """Ledger mark of one booking reminder's push, in the user's slot (Outbox.put_once: queued once)."""
     return f"{PREFIX}:{subject.tag}:bkrem:{booking_id}:{kind}:{seq}"
@@ -500,3 +524,49 @@ def nudge_sent(subject: Subject, sid: int, begun: float) -> str:
 def push_budget(month: str) -> str:
     """One calendar month's pushes (Japan time, "2026-12"), all in one hash (bot/push_budget.py)."""
     return f"{PREFIX}:{{budget}}:{month}"
+
+
+# ---- LINE's statistics per aggregation unit (bot/insight.py, read by the console's nurture page) ----
+#    crmbot:{insight}:run                       the daily fetch: "next" (Unix time it is due), "owner" and "until"
+#                                               (the worker running it and its lease's end) (hash)
+#    crmbot:{insight}:units                     the units followed (sorted set: unit -> when last listed or sent)
+#    crmbot:{insight}:day:<unit>                one unit's figures per Japan-time day (hash: "YYYYMMDD" -> JSON,
+#                                               days older than bot.insight.KEEP_DAYS trimmed, TTL as long)
+#    crmbot:{insight}:sent:<unit>               the unit's pushes LINE accepted (sorted set: job id -> when; trimmed)
+INSIGHT = f"{PREFIX}:{{insight}}"
+INSIGHT_RUN = f"{INSIGHT}:run"
+INSIGHT_UNITS = f"{INSIGHT}:units"
+_UNIT_RE = re.compile(r"^[a-zA-Z0-9_]{1,30}$")  # LINE's rule for a custom aggregation unit's name
+
+
+def valid_unit(unit: str) -> bool:
+    return bool(_UNIT_RE.match(unit))
+
+
+def insight_days(unit: str) -> str:
+    """One aggregation unit's figures from LINE, per day (bot/insight.py)."""
+    if not valid_unit(unit):
+        raise InvalidInput(f"not an aggregation unit name: {unit[:40]!r}")
+    return f"{INSIGHT}:day:{unit}"
+
+
+def insight_sent(unit: str) -> str:
+    """One aggregation unit's pushes LINE accepted, by job id (bot/insight.py)."""
+    if not valid_unit(unit):
+        raise InvalidInput(f"not an aggregation unit name: {unit[:40]!r}")
+    return f"{INSIGHT}:sent:{unit}"
+
+
+# Ended content experiments -> the variant every new diagnosis is shown (hash; conversations.experiments).
+EXPERIMENT_WINNERS = f"{PREFIX}:{{experiments}}:winners"
+
+
+def experiment_stage(name: str, variant: str, stage: str) -> str:
+    """One experiment's diagnoses that reached ``stage`` with ``variant`` (set): every key of an experiment in
+    its own slot, so one script counts or ends it."""
+    return f"{PREFIX}:{{x:{name}}}:{variant}:{stage}"
+
+
+def experiment_ended(name: str) -> str:
+    """An ended experiment: its winner, when and by whom, and the counts' snapshot (hash)."""
+    return f"{PREFIX}:{{x:{name}}}:ended"

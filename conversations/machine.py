@@ -28,7 +28,13 @@ after a result), ConsultAck (a consultation was requested, at any time; the anal
 the first time; ``again`` when this diagnosis already had one; ``url``: the booking page), Slots and
 BookingNote (the booking flow's answers, done by the core before the step: ``Input.reply``)), Qualify (after a
 result, the script's optional qualification questions, one at a time: a choice or a skip records it in
-``Conv.qual`` and asks the next; any other input simply leaves them; asked only while some are unanswered).
+``Conv.qual`` and asks the next; any other input simply leaves them; asked only while some are unanswered),
+FollowOffer (the follow-ups on the result's point to fix, bot/followups.py: ``Conv.fu``).
+
+After a result the offers come one a reply, so that each reply is short (and within LINE's five messages):
+the result, then the qualification questions one at a time; with the last one's thanks (or with the result
+when none is left to ask) the follow-ups' offer while they do not run (:func:`offers`), else the quarterly
+reminder's; the follow-ups' answer brings the quarterly reminder's offer (while not opted in).
 
 Where the person came from: typed 「診断 NAME」 (a ``crmbot line links`` link) is a START with a source; the
 record keeps the first one (``Conv.src``), and every lead of the person carries it.
@@ -51,6 +57,7 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
     Greeting,
     Heard,
     Notice,
@@ -108,6 +115,8 @@ class Conv:
     var: str = ""  # the content experiments' variants of diagnosis ``sid``: "exp:variant" pairs joined by ","
     # (conversations/segments.py); assigned when it starts, kept for the whole diagnosis
     ver: str = ""  # the content version diagnosis ``sid`` runs ("" the file deployed with the code)
+    fu: float = 0.0  # follow-ups on the point to fix of diagnosis ``sid`` run from this time (0: none; a retake
+    # starts them over from its own point; bot/followups.py)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {"s": self.state, "sid": self.sid, "t": round(self.updated, 3), "n": self.n}
@@ -135,6 +144,8 @@ class Conv:
             d["var"] = self.var
         if self.ver:
             d["ver"] = self.ver
+        if self.fu:
+            d["fu"] = round(self.fu, 3)
         return json.dumps(d, separators=(",", ":"))
 
     @classmethod
@@ -161,6 +172,7 @@ class Conv:
             quiet=bool(d.get("qt", 0)),
             var=d.get("var", ""),
             ver=d.get("ver", ""),
+            fu=d.get("fu", 0.0),
         )
 
     @property
@@ -279,6 +291,16 @@ def place(conv: Conv) -> tuple[Output, ...]:
     return ()
 
 
+def offers(conv: Conv) -> tuple[Output, ...]:
+    """What a finished result offers next, one thing a reply: the follow-ups on its point to fix while they
+    do not run, else the quarterly reminder while not opted in (it also follows the follow-ups' answer)."""
+    if conv.in_progress or not conv.last:
+        return ()
+    if not conv.fu and next_point(conv.last) is not None:
+        return (FollowOffer(conv.sid),)
+    return () if conv.remind else (OptinOffer(),)
+
+
 # ---- handlers ---------------------------------------------------------------------------------------
 
 
@@ -291,12 +313,13 @@ def _at_rest(conv: Conv) -> Conv:
     return Conv(state=DONE if conv.last else IDLE, sid=conv.sid, last=conv.last, finished=conv.finished, n=conv.n,
                 remind=conv.remind, begun=conv.begun, handoff_until=conv.handoff_until,
                 consulted=conv.consulted, prev=conv.prev, qual=conv.qual, src=conv.src, quiet=conv.quiet,
-                var=conv.var, ver=conv.ver)
+                var=conv.var, ver=conv.ver, fu=conv.fu)
 
 
 def _begin(conv: Conv, ctx: Ctx) -> Conv:
     """Diagnosis ``sid + 1`` starts now (``begun`` is stored to the millisecond, as read back)."""
-    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3))
+    # var: its experiments' variants are assigned by the core on this step (bot/core.py, conversations.experiments)
+    return replace(_at_rest(conv), state=ASKING, sid=conv.sid + 1, q=0, answers="", begun=round(ctx.now, 3), var="")
 
 
 def start(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -327,7 +350,7 @@ def forget(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Unfollow: drop anything in progress, the reminder and an open handoff; a finished result is kept."""
     if not conv.last:
         return Step(None)
-    return Step(replace(_at_rest(conv), remind=False, handoff_until=0.0))
+    return Step(replace(_at_rest(conv), remind=False, handoff_until=0.0, fu=0.0))
 
 
 def _is_current(conv: Conv, inp: Input) -> bool:
@@ -350,12 +373,16 @@ def answer(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if len(answers) < QUESTION_COUNT:
         nxt = replace(conv, state=ASKING, q=conv.q + 1, answers=answers)
         return Step(nxt, (question(nxt),))
-    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last)
+    # Follow-ups opted in to start over from this result's point (none with ten A's).
+    fu = round(ctx.now, 3) if conv.fu and next_point(answers) is not None else 0.0
+    done = replace(_at_rest(conv), state=DONE, last=answers, finished=ctx.now, prev=conv.last, fu=fu)
     outs: tuple[Output, ...] = (result_output(done),)
+    if fu:
+        outs += (notice("follow_restart"),)  # the follow-ups start over from this result's point
     if len(done.qual) < len(ctx.settings.qualify):
-        outs += (Qualify(len(done.qual)),)  # before the opt-in offer: its buttons ride on the last message
-    if not conv.remind:
-        outs += (OptinOffer(),)
+        outs += (Qualify(len(done.qual)),)  # one at a time; the next offer comes with the last one's thanks
+    else:
+        outs += offers(done)
     return Step(done, outs)
 
 
@@ -367,7 +394,9 @@ def qualify(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     if q != len(conv.qual) or q >= len(asked) or choice > asked[q]:
         return _keep(conv)
     qual = conv.qual + str(choice)
-    return Step(replace(conv, qual=qual), (Qualify(len(qual)), *place(conv)))
+    nxt = replace(conv, qual=qual)
+    after = offers(nxt) if len(qual) == len(asked) else ()  # with the thanks after the last one
+    return Step(nxt, (Qualify(len(qual)), *after, *place(conv)))
 
 
 def qualify_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -448,16 +477,37 @@ def opt_out(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     its own words: notices are off, the diagnosis stays where it is, and the open question (or prompt)
     is shown again to carry on."""
     said = notice("stopped_midway" if conv.in_progress else "optin_off")
-    if not conv.remind and conv.quiet:
+    if not conv.remind and conv.quiet and not conv.fu:
         return _keep(conv, said, *place(conv))
-    return Step(replace(conv, remind=False, quiet=True), (said, *place(conv)))
+    return Step(replace(conv, remind=False, quiet=True, fu=0.0), (said, *place(conv)))
+
+
+def follow_choice(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """Yes or no to the follow-ups on the point to fix of the result shown (an older result's button, or
+    one with nothing to fix: only what can be done now), answered with the quarterly reminder's offer while
+    not opted in (the result's offers come one a reply). A yes while they run changes nothing."""
+    if inp.sid != conv.sid or not conv.last or next_point(conv.last) is None or conv.in_progress:
+        return _keep(conv, notice("follow_stale"), *place(conv))
+    then: tuple[Output, ...] = () if conv.remind else (OptinOffer(),)
+    if inp.kind == inputs.FOLLOW_NO:
+        return Step(replace(conv, fu=0.0), (notice("follow_off"), *then)) if conv.fu else _keep(
+            conv, notice("follow_off"), *then)
+    if conv.fu:
+        return _keep(conv, notice("follow_on"))
+    return Step(replace(conv, fu=round(ctx.now, 3)), (notice("follow_on"), *then))
 
 
 def opt_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
     """Opting in or out while an unfinished diagnosis has expired: the answer is recorded and the
     expired diagnosis is put to rest (not revived by the change)."""
     on = inp.kind == inputs.OPT_IN
-    return Step(replace(_at_rest(conv), remind=on, quiet=not on), (notice("optin_on" if on else "optin_off"),))
+    return Step(replace(_at_rest(conv), remind=on, quiet=not on, fu=conv.fu if on else 0.0),
+                (notice("optin_on" if on else "optin_off"),))
+
+
+def follow_expired(conv: Conv, inp: Input, ctx: Ctx) -> Step:
+    """A follow-up offer's button while an unfinished diagnosis has expired: it is about an older result."""
+    return Step(_at_rest(conv), (notice("follow_stale"),))
 
 
 def ask_restart(conv: Conv, inp: Input, ctx: Ctx) -> Step:
@@ -707,8 +757,10 @@ ROUTES: tuple[Route, ...] = (
           frozenset({IDLE, DONE})),
     # the quarterly reminder: yes/no after a result, or a stop word, in any state (the state stays)
     *(Route(s, (inputs.OPT_IN,), opt_in, frozenset({s})) for s in STORED_STATES),
+    *(Route(s, (inputs.FOLLOW_IN, inputs.FOLLOW_NO), follow_choice, frozenset({s})) for s in STORED_STATES),
     *(Route(s, (inputs.OPT_OUT,), opt_out, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.OPT_IN, inputs.OPT_OUT), opt_expired, frozenset({IDLE, DONE})),
+    Route(EXPIRED, (inputs.FOLLOW_IN, inputs.FOLLOW_NO), follow_expired, frozenset({IDLE, DONE})),
     # a consultation request, in any state, with or without a diagnosis (the state stays)
     *(Route(s, (inputs.CONSULT,), consult, frozenset({s})) for s in STORED_STATES),
     Route(EXPIRED, (inputs.CONSULT,), consult_expired, frozenset({IDLE, DONE})),

@@ -25,6 +25,8 @@ Jobs keep them as JSON in Redis (:mod:`conversations.jobs`): ``to_json`` gives t
                     diagnosis it follows; offers 相談する). The hook for telling the operator: a
                     committed Heard is where a forward of the message to the operator belongs
     OptinOffer      "remind me to retake it next quarter?" yes / no
+    FollowOffer     "a few short tips on your point to fix over two weeks?" yes / no (diagnosis ``sid``)
+    FollowStep      one of those tips (question ``q``, step ``step``), pushed by the clock (bot/followups.py)
     ConsultAck      a consultation about diagnosis ``sid`` was requested (``again``: not the first time;
                     ``url``: a booking page to offer)
     Definition      a term's definition (``term``, typed 「LTVとは」), or every term question ``q`` uses (its
@@ -221,6 +223,46 @@ class OptinOffer:
 
 
 @dataclass(frozen=True)
+class FollowOffer:
+    """Follow-ups on diagnosis ``sid``'s point to fix (a few short tips over two weeks)? yes / no"""
+
+    kind: ClassVar[str] = "follow_offer"
+    sid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "sid": self.sid}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FollowOffer:
+        return cls(_int(d, "sid"))
+
+
+@dataclass(frozen=True)
+class FollowStep:
+    """One follow-up pushed by the clock: step ``step`` (0-based) of question ``q``'s tips (bot/followups.py)."""
+
+    kind: ClassVar[str] = "follow_step"
+    q: int
+    step: int
+    url: str = ""  # its page under CRMBOT_RESOURCES_URL ("" none)
+
+    @property
+    def unit(self) -> str:
+        """Its LINE aggregation unit (letters, digits, _; at most 30): fu_q<number>_<step number>."""
+        return f"fu_q{self.q + 1}_{self.step + 1}"
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.kind, "q": self.q, "step": self.step}
+        if self.url:
+            d["url"] = self.url
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FollowStep:
+        return cls(_int(d, "q"), _int(d, "step"), str(d.get("url") or ""))
+
+
+@dataclass(frozen=True)
 class ConsultAck:
     kind: ClassVar[str] = "consult_ack"
     sid: int
@@ -379,10 +421,11 @@ class Erasure:
 
 Output: TypeAlias = (Greeting | Offer | Notice | Question | Resume | ConfirmRestart | Result | Advice | DoneHelp
                      | OptinOffer | ConsultAck | Reminder | Definition | Erasure | Heard | Slots | BookingNote
-                     | Qualify)
+                     | Qualify | FollowOffer | FollowStep)
 KINDS: dict[str, type[Output]] = {c.kind: c for c in (Greeting, Offer, Notice, Question, Resume, ConfirmRestart,
                                                       Result, Advice, DoneHelp, OptinOffer, ConsultAck, Reminder,
-                                                      Definition, Erasure, Heard, Slots, BookingNote, Qualify)}
+                                                      Definition, Erasure, Heard, Slots, BookingNote, Qualify,
+                                                      FollowOffer, FollowStep)}
 
 # A Slack KPI message, rendered when it was committed (slack_post, slack_ephemeral, slack_chart, slack_file,
 # slack_home: see bot/slack/transport.py): a plain dict with its "type", as jobs have always stored it.

@@ -13,6 +13,7 @@ on a Redis Cluster the marks and the hints live in another slot and go before an
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,7 @@ class Persistence(abc.ABC):
         once: Once | None = None,
         log: handoff_log.Entry | None = None,
         nudge: tuple[str, float] | None = None,
+        follow: Sequence[tuple[str, float]] = (),
     ) -> str: ...
 
     @abc.abstractmethod
@@ -166,6 +168,7 @@ class RedisStore(Persistence):
         once: Once | None = None,
         log: handoff_log.Entry | None = None,
         nudge: tuple[str, float] | None = None,
+        follow: Sequence[tuple[str, float]] = (),
     ) -> str:
         """Commit a transition, with the job that delivers its outputs and the record of its figures for
         the operator (each looked at by a worker at ``look_at`` if nothing took it by then).
@@ -176,7 +179,8 @@ class RedisStore(Persistence):
         same round trip (on a Cluster, a call of its own): queued whatever the commit answers. ``log``: an
         entry appended to the person's handoff log by the commit itself (never twice for one event).
         ``nudge``: (member, due time) of the diagnosis in the drop-off nudge schedule (conversations/nudges.py),
-        written before the commit as the reminder index is (a superset: the record is read again at send time)."""
+        written before the commit as the reminder index is (a superset: the record is read again at send time).
+        ``follow``: follow-ups to schedule, (member, due) (bot/followups.py), added before the commit likewise."""
         s = snap.subject
         # An unchanged record keeps its stored bytes as they are.
         new_raw = snap.raw if conv is snap.conv else (conv.to_json() if conv is not None else "")
@@ -199,6 +203,8 @@ class RedisStore(Persistence):
                 p.sadd(keys.REMIND_INDEX, f"{s.transport}:{s.user_id}")
             if nudge is not None:
                 p.zadd(keys.NUDGE_DUE, {nudge[0]: nudge[1]})
+            if follow:
+                p.zadd(keys.FOLLOWUPS, dict(follow))
             for x in queued:
                 # The recovery mark first: if this process dies after the commit, a worker still
                 # finds the job (and the figures).

@@ -260,6 +260,8 @@ JA: dict[str, str] = {
     "kind_done_help": "診断後のご案内",
     "kind_heard": "受け付けのお返事",
     "kind_optin_offer": "リマインドのご案内",
+    "kind_follow_offer": "改善ヒントのご案内",
+    "kind_follow_step": "改善ヒント",
     "kind_consult_ack": "相談受付のお返事",
     "kind_reminder": "リマインダー",
     "kind_definition": "用語の説明",
@@ -329,7 +331,9 @@ JA: dict[str, str] = {
     "budget_dropped": "見送り",
     "budget_none": "今月はまだプッシュ送信がありません。",
     "budget_note": "ご本人が希望したお知らせ（再診断のご案内・相談予約のリマインド）は、予算を超えても送ります。"
-                   "中断した診断へのお知らせは予算を超えると保留し、翌月に送ります。不要になったものは見送ります。",
+                   "改善ポイントのヒントと中断した診断へのお知らせは、予算を超えると保留し、翌月に送ります。"
+                   "不要になったものは見送ります。",
+    "push_kind_followup": "改善ポイントのヒント",
     "push_kind_nudge": "中断した診断へのお知らせ",
     "push_kind_retake": "再診断のご案内",
     "push_kind_booking_reminder": "相談予約のリマインド",
@@ -820,6 +824,8 @@ EN: dict[str, str] = {
     "kind_done_help": "after-diagnosis help",
     "kind_heard": "acknowledgement",
     "kind_optin_offer": "reminder offer",
+    "kind_follow_offer": "follow-up offer",
+    "kind_follow_step": "follow-up tip",
     "kind_consult_ack": "consultation acknowledgement",
     "kind_reminder": "reminder",
     "kind_definition": "term explained",
@@ -889,8 +895,9 @@ EN: dict[str, str] = {
     "budget_dropped": "Dropped",
     "budget_none": "No pushes sent this month yet.",
     "budget_note": "Reminders the owner asked for (the retake, booking reminders) go even over the budget. "
-                   "Nudges to finish a diagnosis are held over it and sent next month; "
-                   "those no longer needed are dropped.",
+                   "Tips on the point to fix and nudges to finish a diagnosis are held over it and sent next "
+                   "month; those no longer needed are dropped.",
+    "push_kind_followup": "Tips on the point to fix",
     "push_kind_nudge": "Nudges to finish a diagnosis",
     "push_kind_retake": "Retake reminders",
     "push_kind_booking_reminder": "Booking reminders",
@@ -1207,6 +1214,129 @@ JA.update(_WORK_JA)
 EN.update(_WORK_EN)
 JA.update(CONTENT_TEXTS["ja"])  # the content page's (bot/console/content_texts.py)
 EN.update(CONTENT_TEXTS["en"])
+
+# The nurture page (bot/console/nurture.py, templates/console_nurture.html): LINE's figures per follow-up step
+# and per nudge.
+_NURTURE_JA: dict[str, str] = {
+    "nav_nurture": "配信の効果",
+    "nurture_title": "配信の効果",
+    "nurture_intro": "フォローアップと中断した診断へのお知らせが、どれだけ読まれ、リンクが開かれたかです。"
+                     "数字はLINEの統計から1日1回取り込みます。",
+    "nurture_followups": "フォローアップ",
+    "nurture_nudges": "中断した診断へのお知らせ",
+    "nurture_other": "その他の配信",
+    "nurture_message": "メッセージ",
+    "nurture_step": "Q{q}・{step}通目",
+    "nurture_nudge": "Q{q}で止まった方へ",
+    "nurture_delivered": "配信数",
+    "nurture_opened": "開封した人",
+    "nurture_clicked": "リンクを開いた人",
+    "nurture_opened_rate": "開封率",
+    "nurture_clicked_rate": "クリック率",
+    "nurture_not_yet": "LINEの統計はまだ届いていません。",
+    "nurture_none": "この期間に配信したフォローアップやお知らせはありません。",
+    "nurture_withheld": "「—」は人数が少ないため、LINEが数を公開していないことを示します（0ではありません）。",
+    "nurture_note": "開封とクリックは日ごとの人数の合計です。同じ方が2日に分けて開くと2人と数えます。"
+                    "率は配信数に対する割合です。直近数日の数字は、LINEの集計が確定すると更新されます。",
+}
+_NURTURE_EN: dict[str, str] = {
+    "nav_nurture": "Message results",
+    "nurture_title": "Message results",
+    "nurture_intro": "How many people opened the follow-ups and the nudges, and opened their links. "
+                     "The figures come from LINE's statistics once a day.",
+    "nurture_followups": "Follow-ups",
+    "nurture_nudges": "Nudges to finish a diagnosis",
+    "nurture_other": "Other messages",
+    "nurture_message": "Message",
+    "nurture_step": "Q{q}, message {step}",
+    "nurture_nudge": "Stopped at Q{q}",
+    "nurture_delivered": "Delivered",
+    "nurture_opened": "Opened",
+    "nurture_clicked": "Opened a link",
+    "nurture_opened_rate": "Open rate",
+    "nurture_clicked_rate": "Click rate",
+    "nurture_not_yet": "LINE's figures are not in yet.",
+    "nurture_none": "No follow-up or nudge was sent in this period.",
+    "nurture_withheld": "\"—\" means LINE does not show the count because too few people are in it (it is not 0).",
+    "nurture_note": "Opened and clicked add up each day's people: someone who opens on two days counts twice. "
+                    "Rates are per message delivered. The last few days are updated once LINE's figures settle.",
+}
+JA.update(_NURTURE_JA)
+EN.update(_NURTURE_EN)
+# /console/experiments (bot/console/experiments.py)
+JA.update({
+    "nav_experiments": "文面テスト",
+    "exp_title": "文面のテスト（A/Bテスト）",
+    "exp_note": "診断の文面の案ごとに、始めた人・終えた人・相談を申し込んだ人・予約した人を数えています。"
+                "同じ診断は何度届いても1回と数えます。お試しページの診断は数えません。",
+    "exp_none": "テスト中の文面はありません。診断の内容ファイルに [[experiments]] を書くと、ここに出ます。",
+    "exp_effect": "見分けたい差",
+    "exp_effect_option": "{effect}ポイント",
+    "exp_effect_apply": "計算する",
+    "exp_varies": "変えている文面：{path}",
+    "exp_ended_on": "終了済み：{when}に{by}が案「{variant}」に決めました。今は全員にこの案を表示しています。",
+    "exp_variant": "案",
+    "exp_text": "文面",
+    "exp_control": "基準",
+    "exp_started": "開始",
+    "exp_finished": "完了",
+    "exp_requested": "相談申込",
+    "exp_booked": "予約",
+    "exp_finish_rate": "完了率",
+    "exp_request_rate": "相談率（完了した人のうち）",
+    "exp_test_heading": "差は偶然ではないか",
+    "exp_test_note": "診断を終えた人のうち相談を申し込んだ人の割合を、基準の案と比べています（2つの割合の検定）。",
+    "exp_p_none": "まだ比べられません。どの案にも、診断を終えた人と相談した人がそろうまでお待ちください。",
+    "exp_p_significant": "案「{variant}」と「{control}」の相談率の差は、偶然だけでは説明しにくい大きさです"
+                         "（p値 {p}：本当は差がないとき、これほどの差が出る確率）。",
+    "exp_p_chance": "案「{variant}」と「{control}」の今の差は、偶然でも出る程度です（p値 {p}）。まだ結論は出せません。",
+    "exp_needed": "{effect}ポイントの差を見分けるには、各案であと{n}件の完了が必要です。",
+    "exp_needed_none": "{effect}ポイントの差を見分けるのに十分な件数があります。",
+    "exp_end_pick": "全員に表示する案",
+    "exp_end": "テストを終了する",
+    "exp_end_note": "終了すると、これから始まる診断では全員にこの案を表示します。数はその時点のまま残ります。",
+    "exp_ended": "テスト「{name}」を終了しました。これからは全員に案「{variant}」を表示します。",
+    "exp_already_ended": "テスト「{name}」はすでに終了しています（案「{variant}」）。",
+    "act_experiment_end": "文面テストを終了",
+})
+EN.update({
+    "nav_experiments": "Experiments",
+    "exp_title": "Wording experiments (A/B tests)",
+    "exp_note": "For each variant of the diagnosis' wording: who started, finished, asked for a consultation and "
+                "booked one. A diagnosis counts once, however often it arrives. The try page's diagnoses are not "
+                "counted.",
+    "exp_none": "No wording is being tested. Add [[experiments]] to the diagnosis content file and they show here.",
+    "exp_effect": "Difference to detect",
+    "exp_effect_option": "{effect} points",
+    "exp_effect_apply": "Compute",
+    "exp_varies": "Wording tested: {path}",
+    "exp_ended_on": "Ended: {by} chose variant \"{variant}\" on {when}. Everyone is shown it now.",
+    "exp_variant": "Variant",
+    "exp_text": "Wording",
+    "exp_control": "baseline",
+    "exp_started": "Started",
+    "exp_finished": "Finished",
+    "exp_requested": "Asked to talk",
+    "exp_booked": "Booked",
+    "exp_finish_rate": "Finish rate",
+    "exp_request_rate": "Consultation rate (of those who finished)",
+    "exp_test_heading": "Is the difference more than chance?",
+    "exp_test_note": "Compares, with the baseline, the share of people who finished and then asked for a "
+                     "consultation (a test of two proportions).",
+    "exp_p_none": "Not comparable yet: wait until every variant has people who finished and people who asked.",
+    "exp_p_significant": "The consultation rates of \"{variant}\" and \"{control}\" differ by more than chance "
+                         "alone would easily give (p-value {p}: how likely so large a gap is if there is none).",
+    "exp_p_chance": "The gap between \"{variant}\" and \"{control}\" is within what chance gives (p-value {p}). "
+                    "No conclusion yet.",
+    "exp_needed": "To detect a difference of {effect} points, each variant needs {n} more finished diagnoses.",
+    "exp_needed_none": "There are enough finished diagnoses to detect a difference of {effect} points.",
+    "exp_end_pick": "Variant to show everyone",
+    "exp_end": "End the experiment",
+    "exp_end_note": "From then on, every new diagnosis shows this variant. The counts are kept as they are.",
+    "exp_ended": "Experiment \"{name}\" ended: everyone is shown variant \"{variant}\" from now on.",
+    "exp_already_ended": "Experiment \"{name}\" had already ended (variant \"{variant}\").",
+    "act_experiment_end": "Experiment ended",
+})
 
 TEXTS: Mapping[str, Mapping[str, str]] = {"ja": JA, "en": EN}
 

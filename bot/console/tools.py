@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from bot.console import auth, fmt, leads
+from bot.console import auth, fmt, leads, nurture
 from bot.console.teams import all_reports
 from bot.console.texts import texts
 from conversations.analytics import Lead
@@ -110,6 +110,8 @@ def blueprint() -> Blueprint:
 
         found = leads.analytics(svc()).funnel(start, end, channel, source)
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
+
+    bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])
 
     @bp.get("/export/leads.csv")
     def export_leads() -> Response:

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from typing import Any, assert_never
 
 from linebot.v3.messaging import (
+    ConfirmTemplate,
     FlexContainer,
     FlexMessage,
     Message,
     PostbackAction,
     QuickReply,
     QuickReplyItem,
+    TemplateMessage,
     TextMessage,
 )
 
@@ -34,6 +36,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     Notice,
@@ -87,8 +91,11 @@ def message(script: Script, out: Output) -> Message:
             return slots_message(script, out)
         case BookingNote():
             return booking_message(script, out)
+        case FollowOffer():
+            return confirm_message(views.plain_text(script, out), views.buttons_for(script, out))
         case (Greeting() | Offer() | Notice() | Question() | Resume() | ConfirmRestart() | Advice() | DoneHelp()
-              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots() | Qualify()):
+              | OptinOffer() | ConsultAck() | Reminder() | Definition() | Erasure() | Heard() | Slots() | Qualify()
+              | FollowStep()):
             return TextMessage(text=views.plain_text(script, out)[:5000],
                                quickReply=quick_reply(views.buttons_for(script, out)))
         case _:
@@ -97,6 +104,15 @@ def message(script: Script, out: Output) -> Message:
 
 def _postback(b: views.Button) -> dict[str, Any]:
     return {"type": "postback", "label": b.label, "data": b.data, "displayText": b.echo[:300]}
+
+
+def confirm_message(words: str, buttons: Sequence[views.Button]) -> TemplateMessage:
+    """A yes / no question with its two buttons on the message itself (LINE's confirm template): unlike quick
+    replies, which go once anything else is sent, they stay in the chat, so the follow-ups' offer can still be
+    answered after the owner did something else."""
+    yes, no = buttons
+    return TemplateMessage(altText=words[:400], template=ConfirmTemplate(text=words[:240], actions=[
+        PostbackAction(label=b.label, data=b.data, displayText=b.echo[:300]) for b in (yes, no)]))
 
 
 def consult_message(script: Script, out: ConsultAck) -> FlexMessage:

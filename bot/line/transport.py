@@ -59,6 +59,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.handoff import OPERATOR_TEXT, record_read
+from bot.insight import record_sent
 from bot.line.answers import call
 from bot.line.render import render
 from bot.logs import uid
@@ -206,7 +207,7 @@ class LineTransport:
     async def _send(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         state = job.line
-        script = await self.scripts.of(attempt.redis, job.content)
+        script = await self.scripts.of(attempt.redis, job.content, job.var)
         try:
             messages = render(script, outputs_of(job.outputs))
         except InvalidInput as e:
@@ -257,13 +258,15 @@ class LineTransport:
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (e.g. nudge_q4)
+            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (nudge_q4, fu_q3_1)
             request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
             await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
                                                           _request_timeout=self.line.timeout()))
+            await _count_sent(attempt)
             return Outcome(DELIVERED, "push")
         except ApiException as e:
             if e.status == 409:
+                await _count_sent(attempt)
                 return Outcome(DELIVERED, "push already accepted (retry key)")
             if e.status == 429:
                 await attempt.limiter.hold("line:push", self.push_limit, attempt.clock(), _retry_after(e) or 1.0)
@@ -302,6 +305,12 @@ class LineTransport:
         await self.line.close()
 
 
+async def _count_sent(attempt: Attempt) -> None:
+    """A push with an aggregation unit that LINE accepted: counted once per job for the nurture page."""
+    if attempt.job.line.unit:
+        await record_sent(attempt.redis, attempt.job.line.unit, attempt.job.id, attempt.clock())
+
+
 async def _count_unknown(attempt: Attempt, outcome: str) -> None:
     """Record a reply-unknown case once per job (a sorted set by job id; older than UNKNOWN_KEPT trimmed)."""
     now = attempt.clock()
@@ -337,7 +346,7 @@ class LineBatchTransport:
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
         try:
-            messages = render(await self.scripts.of(attempt.redis, job.content), outputs_of(job.outputs))
+            messages = render(await self.scripts.of(attempt.redis, job.content, job.var), outputs_of(job.outputs))
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
         if (later := await paced(attempt, "line:multicast", self.limit)) is not None:

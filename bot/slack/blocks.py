@@ -27,6 +27,8 @@ from conversations.outputs import (
     Definition,
     DoneHelp,
     Erasure,
+    FollowOffer,
+    FollowStep,
     Greeting,
     Heard,
     Notice,
@@ -698,8 +700,8 @@ def diagnosis_message(script: Script, outputs: Sequence[Output]) -> tuple[str, l
     numbered = 0
     for out in outputs:
         match out:
-            case OptinOffer():
-                continue  # the quarterly retake reminder is a LINE feature
+            case OptinOffer() | FollowOffer() | FollowStep():
+                continue  # the quarterly retake reminder and the follow-ups are LINE features
             case Result(answers=answers, prev=prev, peers=peers):
                 text, result_blocks = diagnosis_result(script, answers, prev, peers)
                 texts.append(text)

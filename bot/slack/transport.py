@@ -180,7 +180,7 @@ class SlackTransport:
         outputs = attempt.job.outputs
         if len(outputs) == 1 and isinstance(post := outputs[0], dict) and post["type"] == "slack_post":
             return post["text"], post["blocks"]
-        script = await self.scripts.of(attempt.redis, attempt.job.content)
+        script = await self.scripts.of(attempt.redis, attempt.job.content, attempt.job.var)
         return diagnosis_message(script, outputs_of(outputs))
 
     async def _already_posted(self, client: AsyncWebClient, channel: str, job_id: str,

@@ -16,7 +16,7 @@ from tests.browser.chat import bot_texts, open_try, take_diagnosis, tap, wait_qu
 from tests.browser.conftest import Server, resources, screenshot, until
 
 ANSWERS = "AAAABAAACA"  # 8 A's: B評価; the weakest answer is the C at Q9
-
+FIRST_QUESTION_SKIP = "#replies button[data-data='f:0:0']"  # the first qualification question's 答えない
 
 def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -41,8 +41,13 @@ def test_take_the_diagnosis_in_the_browser(console: Any, server: Server, tmp_pat
     assert "Q1 " in card.find_element(By.CSS_SELECTOR, ".rows").get_attribute("textContent")  # beside its topic
     users = [e.text for e in console.find_elements(By.CSS_SELECTOR, "#log .msg-user")]
     assert users[0] == "診断をはじめる" and users[5] == "ｂ" and users[1].startswith("A: ")
-    # the reminder question follows the result, with its two buttons
-    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
+    # the first qualification question follows the result, with its buttons (its skip last); the offers come
+    # one a reply after the questions (tests/conversations/test_qualify_sources.py)
+    until(console, lambda b: b.find_elements(By.CSS_SELECTOR, FIRST_QUESTION_SKIP), "the first question's buttons")
+    for q in range(3):  # skipped: the last one's thanks brings the follow-ups' offer, its answer the reminder's
+        tap(console, f"#replies button[data-data='f:{q}:0']", f"skip of qualification question {q + 1}")
+    tap(console, "#replies button[data-data='t:1:1']", "the follow-ups' yes")
+    tap(console, "#replies button[data-data='o:1']", "the reminder's yes")
 
     # The same store as LINE: one web user, finished with these answers.
     convs = [k.decode() for k in server.redis.scan_iter(match="crmbot:{u:web:*}:conv")]
@@ -98,7 +103,7 @@ def test_the_menu_bar_does_what_the_rich_menu_does_and_a_new_result_shows_from_i
     for i, letter in enumerate("AAAAAAABBC", start=1):
         wait_question(console, i)
         tap(console, f"#replies button[data-choice='{letter}']", f"choice {letter} of question {i}")
-    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder question")
+    until(console, lambda b: b.find_elements(By.CSS_SELECTOR, FIRST_QUESTION_SKIP), "the first question")
     console.find_element(By.CSS_SELECTOR, "#menu [data-kind='result']").click()  # 「結果」: the result again
     until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#log .card")) == 2, "the result shown again")
 
@@ -120,7 +125,7 @@ PHONE = (390, 844)  # a phone's CSS width and height
 
 def test_on_a_phone_the_one_point_to_fix_is_on_the_first_screen(console: Any, server: Server) -> None:
     """At 390 px the result card is shown from its top, and the point to fix (its title and the start of
-    its advice) lies within the first screen, also once the reminder question has come after it; the
+    its advice) lies within the first screen, also once the first qualification question has come after it; the
     plan follows it and the answers come last, folded."""
     from selenium.webdriver.common.by import By
 
@@ -130,8 +135,8 @@ def test_on_a_phone_the_one_point_to_fix_is_on_the_first_screen(console: Any, se
         assert width <= PHONE[0]
         open_try(console, server)
         card = take_diagnosis(console, "CAAABAADAA")  # 7 A: B評価; the point is Q8 (D), the plan Q8, Q1, Q5
-        # the reminder question comes after the card, with its two buttons
-        until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder")
+        # the first qualification question comes after the card, with its buttons
+        until(console, lambda b: b.find_elements(By.CSS_SELECTOR, FIRST_QUESTION_SKIP), "the first question")
         until(console, lambda b: b.execute_script("return document.getElementById('typing').hidden;"),
               "the last message")
 
@@ -189,7 +194,7 @@ def test_once_thirty_shops_have_finished_the_card_says_how_many_answer_a(console
     assert card.find_element(By.CSS_SELECTOR, ".point .peer").text == "この項目でAと答えたショップは30%です。"
     assert [e.text for e in card.find_elements(By.CSS_SELECTOR, ".plan-steps .peer")] == [
         "この項目でAと答えたショップは30%です。", "この項目でAと答えたショップは55%です。"]
-    until(console, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#replies button")) == 2, "the reminder buttons")
+    until(console, lambda b: b.find_elements(By.CSS_SELECTOR, FIRST_QUESTION_SKIP), "the first question's buttons")
     until(console, lambda b: b.execute_script("return document.getElementById('typing').hidden;"), "the last message")
     console.set_window_size(430, 1000)  # the README's picture: the result card from its top
     try:

@@ -598,3 +598,44 @@ def test_a_booking_date_with_an_unknown_placeholder_is_refused(tmp_path: Path) -
 @pytest.mark.parametrize("locale", ["ja", "en"])
 def test_the_booking_weekdays_are_seven_names(locale: str) -> None:
     assert len(load_script(locale).text("booking_weekdays").split()) == 7
+
+
+# --- follow-ups on the point to fix ([[questions.followups]]) ------------------------------------------
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_every_question_has_one_to_three_follow_ups_within_two_weeks(locale: str) -> None:
+    script = load_script(locale)
+    for question in script.questions:
+        days = [f.day for f in question.followups]
+        assert 1 <= len(days) <= 3 and days == sorted(set(days)) and days[-1] <= 14
+        assert all(f.tip and "//" not in f.link and not f.link.startswith("/") for f in question.followups)
+
+
+def _followups(d: dict[str, Any], steps: Any) -> None:
+    d["questions"][2]["followups"] = steps
+
+
+@pytest.mark.parametrize(
+    ("steps", "field"),
+    [
+        (None, "questions[3].followups"),
+        ([], "questions[3].followups"),
+        ([{"day": d, "tip": "t"} for d in (1, 2, 3, 4)], "questions[3].followups"),
+        ([{"day": 15, "tip": "t"}], "questions[3].followups[1].day"),
+        ([{"day": "2", "tip": "t"}], "questions[3].followups[1].day"),
+        ([{"day": 5, "tip": "t"}, {"day": 5, "tip": "u"}], "questions[3].followups[2].day"),
+        ([{"day": 2}], "questions[3].followups[1].tip"),
+        ([{"day": 2, "tip": "x" * 201}], "questions[3].followups[1].tip"),
+        ([{"day": 2, "tip": "t", "link": "https://evil.example.com"}], "questions[3].followups[1].link"),
+        ([{"day": 2, "tip": "t", "when": 3}], "questions[3].followups[1].when"),
+    ],
+)
+def test_a_bad_follow_up_is_refused_naming_its_field(tmp_path: Path, steps: Any, field: str) -> None:
+    data = real_data()
+    if steps is None:
+        del data["questions"][2]["followups"]
+    else:
+        _followups(data, steps)
+    write(tmp_path, data)
+    refused(tmp_path, field)

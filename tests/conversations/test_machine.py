@@ -67,6 +67,10 @@ DONE_HELP = typed({"type": "done_help"})
 OPTIN_OFFER = typed({"type": "optin_offer"})
 
 
+def follow_offer(sid: int) -> object:
+    return typed({"type": "follow_offer", "sid": sid})
+
+
 class Chat:
     """One user talking to the machine; time is explicit and checks hold on every step."""
 
@@ -238,7 +242,7 @@ def test_ten_answers_finish_with_the_result() -> None:
         if i < QUESTION_COUNT - 1:
             assert step.outputs == (q_out(1, i + 1),)
             assert chat.conv.answers == answers[: i + 1]
-    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": answers}), OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": answers}), follow_offer(1))
     assert chat.conv.state == DONE
     assert chat.conv.last == answers
     assert chat.conv.finished == chat.now
@@ -256,7 +260,7 @@ def test_typed_answers_apply_to_the_current_question() -> None:
 def test_typed_answer_finishes_too() -> None:
     chat = asking_at(9)
     step = chat.type("A")
-    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAA"}), OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAA"}), follow_offer(1))
 
 
 def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
@@ -267,7 +271,7 @@ def test_a_new_diagnosis_keeps_the_last_result_until_it_finishes() -> None:
     for letter in "DDDDDDDDDD":
         step = chat.tap(letter)
     assert step.outputs == (typed({"type": "result", "sid": 2, "answers": "DDDDDDDDDD", "prev": "AAAAAAAAAA"}),
-                            OPTIN_OFFER)
+                            follow_offer(2))
     assert (chat.conv.last, chat.conv.prev) == ("DDDDDDDDDD", "AAAAAAAAAA")
 
 
@@ -459,7 +463,7 @@ def test_typed_answer_from_the_resume_prompt_is_accepted() -> None:
 def test_last_answer_from_the_resume_prompt_finishes() -> None:
     chat = in_resume(9, "ABCDABCDA")
     step = chat.tap("D")
-    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAD"}), OPTIN_OFFER)
+    assert step.outputs == (typed({"type": "result", "sid": 1, "answers": "ABCDABCDAD"}), follow_offer(1))
     assert chat.conv.state == DONE
 
 
@@ -994,8 +998,8 @@ def test_result_offers_the_reminder_until_the_user_opted_in() -> None:
     for letter in "ABCDABCDA":
         chat.tap(letter)
     step = chat.tap("A")
-    assert step.outputs == (  # no second offer
-        typed({"type": "result", "sid": 2, "answers": "ABCDABCDAA", "prev": "AABBCCDDAB"}),)
+    assert step.outputs == (  # no second offer (the follow-ups' own offer still comes)
+        typed({"type": "result", "sid": 2, "answers": "ABCDABCDAA", "prev": "AABBCCDDAB"}), follow_offer(2))
     assert chat.conv.remind  # kept across the retake
 
 
@@ -1222,3 +1226,33 @@ def test_overlay_routes_are_checked_but_need_not_cover_every_kind() -> None:
         Machine((*ROUTES, Route(HANDOFF, ("wave",), greet, frozenset({IDLE}))))
     with pytest.raises(ConfigError, match=r"duplicate route for \(handoff, text\)"):
         Machine((*ROUTES, Route(HANDOFF, (inputs.TEXT,), greet, frozenset({IDLE}))))
+
+
+def test_follow_ups_are_their_own_opt_in_and_stop_on_stop_unfollow_or_start_over_on_a_retake() -> None:
+    chat = finished()
+    step = chat.send(Input(inputs.FOLLOW_IN, sid=1))
+    # the answer brings the quarterly reminder's offer (the result's offers come one a reply)
+    assert step.outputs == (notice("follow_on"), OPTIN_OFFER) and chat.conv.fu and not chat.conv.remind
+    started = chat.conv.fu
+    assert chat.send(Input(inputs.FOLLOW_IN, sid=1)).outputs == (notice("follow_on"),) and chat.conv.fu == started
+    chat.send(Input(inputs.OPT_OUT))  # 停止
+    assert not chat.conv.fu
+    chat.send(Input(inputs.FOLLOW_IN, sid=1))
+    chat.do(inputs.START)
+    assert chat.send(Input(inputs.FOLLOW_IN, sid=1)).outputs[0] == notice("follow_stale")  # an older result's
+    for letter in "ABCDABCDAB":
+        step = chat.tap(letter)
+    assert chat.conv.sid == 2 and chat.conv.fu > started  # starts over from the retake's point: no new offer
+    assert step.outputs[1:] == (notice("follow_restart"), OPTIN_OFFER)  # said so; the next offer instead
+    chat.send(Input(inputs.UNFOLLOW))
+    assert not chat.conv.fu
+    chat.send(Input(inputs.FOLLOW_IN, sid=2))
+    assert chat.send(Input(inputs.FOLLOW_NO, sid=2)).outputs == (notice("follow_off"), OPTIN_OFFER)
+    assert not chat.conv.fu
+
+
+def test_ten_a_answers_offer_no_follow_ups() -> None:
+    chat = asking_at(9, "AAAAAAAAA")
+    step = chat.tap("A")
+    assert step.outputs[1:] == (OPTIN_OFFER,)  # nothing to fix: the quarterly offer at once
+    assert chat.send(Input(inputs.FOLLOW_IN, sid=1)).outputs == (notice("follow_stale"),) and not chat.conv.fu

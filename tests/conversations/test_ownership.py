@@ -44,6 +44,8 @@ TABLE = [
     ("the retake reminder: not yet", POSTBACK, tapped("m:0"), True, True),
     ("a qualification answer after a result", POSTBACK, tapped("f:0:2"), True, True),
     ("a qualification skipped", POSTBACK, tapped("f:2:0"), True, True),
+    ("the follow-ups on the point to fix: yes", POSTBACK, tapped("t:1:1"), True, True),
+    ("the follow-ups on the point to fix: no", POSTBACK, tapped("t:1:0"), True, True),
     ("the free consultation slots (予約する)", POSTBACK, tapped("bk"), True, True),
     ("a consultation slot picked", POSTBACK, tapped("bp:1796000400"), True, True),
     ("a booking cancelled", POSTBACK, tapped("bx:0123456789abcdef"), True, True),

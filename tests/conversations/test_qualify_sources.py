@@ -12,7 +12,7 @@ from conversations.content import load_script, parse_script, script_path
 from conversations.errors import ContentError
 from conversations.inputs import Input, button, from_button, from_text, source_name
 from conversations.machine import ASKING, DONE, RESUME, Conv, Settings, build
-from conversations.outputs import OptinOffer, Qualify, Question, Result
+from conversations.outputs import FollowOffer, OptinOffer, Qualify, Question, Result
 from tests.conversations.test_machine import Chat
 
 pytestmark = pytest.mark.fast
@@ -44,10 +44,10 @@ def test_the_shipped_scripts_ask_three_questions() -> None:
         assert all(2 <= n <= inputs.QUALIFY_CHOICES_MAX for n in q.counts)
 
 
-def test_the_first_question_follows_the_result_card_before_the_optin_offer() -> None:
+def test_the_first_question_follows_the_result_card_alone() -> None:
     chat = Chat(machine=M)
     outs = finish(chat)
-    assert [type(o) for o in outs] == [Result, Qualify, OptinOffer]
+    assert [type(o) for o in outs] == [Result, Qualify]  # the offers come with the last one's thanks
     assert outs[1] == Qualify(0)
 
 
@@ -58,7 +58,7 @@ def test_answers_and_skips_are_kept_one_at_a_time_then_thanks() -> None:
     assert chat.conv.qual == "2"
     assert chat.send(qualify(1, 0)).outputs == (Qualify(2),)  # skipped
     last = chat.send(qualify(2, 5))
-    assert last.outputs == (Qualify(3),)  # the thanks
+    assert last.outputs == (Qualify(3), FollowOffer(1))  # the thanks, with the follow-ups' offer
     assert chat.conv.qual == "205" and chat.conv.state == DONE
     assert JA.qualify.answered(chat.conv.qual) == [("商材", "食品・飲料"), ("月商", ""), ("カート", "その他")]
     assert Conv.from_json(chat.conv.to_json()) == chat.conv
@@ -98,6 +98,27 @@ def test_an_answer_mid_diagnosis_keeps_the_place() -> None:
     chat.do(inputs.START)
     step = chat.send(qualify(0, 1))
     assert step.outputs == (Qualify(1), Question(2, 0)) and chat.conv.state == ASKING
+    chat.send(qualify(1, 1))
+    step = chat.send(qualify(2, 1))  # the last one's thanks: no offer about a result mid-diagnosis
+    assert step.outputs == (Qualify(3), Question(2, 0))
+
+
+def test_after_a_result_each_reply_offers_one_thing_at_most() -> None:
+    """The result, the questions one at a time, the follow-ups' offer with the thanks, the quarterly offer
+    with the follow-ups' answer: never more than LINE's five messages, each offer reachable."""
+    chat = Chat(machine=M)
+    replies = [finish(chat)] + [chat.send(qualify(q, 1)).outputs for q in range(3)]
+    replies.append(chat.send(Input(inputs.FOLLOW_NO, sid=1)).outputs)
+    assert [[type(o).__name__ for o in r] for r in replies] == [
+        ["Result", "Qualify"], ["Qualify"], ["Qualify"], ["Qualify", "FollowOffer"], ["Notice", "OptinOffer"]]
+    assert all(len(r) <= 5 for r in replies)
+    # ten A's: no point to fix, so the quarterly offer comes with the thanks
+    chat = Chat(machine=M)
+    finish(chat, "AAAAAAAAAA")
+    assert [type(o) for o in [chat.send(qualify(q, 0)) for q in range(3)][-1].outputs] == [Qualify, OptinOffer]
+    # without qualification questions: the follow-ups' offer right after the result
+    chat = Chat(machine=build())
+    assert [type(o) for o in finish(chat)] == [Result, FollowOffer]
 
 
 def test_without_questions_nothing_is_asked() -> None:

@@ -23,14 +23,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from linebot.v3.messaging import Message, MulticastRequest, PushMessageRequest, ReplyMessageRequest
 
 from tests.fakes.http_fake import Answer, Failure, FakeHttpApi
-from tests.fakes.openapi import messaging_spec_path, require_specs, validate_api_request
+from tests.fakes.openapi import insight_spec_path, messaging_spec_path, require_specs, validate_api_request
 
 REPLY = "/v2/bot/message/reply"
 PUSH = "/v2/bot/message/push"
@@ -45,6 +46,9 @@ WEBHOOK_TEST = "/v2/bot/channel/webhook/test"
 RICHMENU = "/v2/bot/richmenu"
 RICHMENU_LIST = "/v2/bot/richmenu/list"
 DEFAULT_RICHMENU = "/v2/bot/user/all/richmenu"
+AGGREGATION_LIST = "/v2/bot/message/aggregation/list"  # the aggregation units used this month
+INSIGHT_UNIT = "/v2/bot/insight/message/event/aggregation"  # one unit's statistics over a period (insight.yml)
+MAX_INSIGHT_DAYS = 31  # from .. to: "up to 30 days later"
 
 
 def richmenu_path(menu_id: str) -> str:
@@ -95,6 +99,7 @@ class Recorded:
     body: bytes
     json: Any
     status: int
+    query: str = ""  # the query string, as sent
 
 
 def _utf16_len(text: str) -> int:
@@ -164,7 +169,9 @@ class FakeLineApi(FakeHttpApi):
         self.access_token = access_token
         if spec_path is None:
             require_specs("messaging-api.yml")  # fails under CI, skips elsewhere, when the spec is missing
+            require_specs("insight.yml")  # the statistics (GET /v2/bot/insight/...)
         self.spec_path = spec_path if spec_path is not None else messaging_spec_path()
+        self.insight_spec_path = insight_spec_path() if spec_path is None else None
         self.quota: int | None = 200
         self._message_ids = iter(range(500_000_000_000_000_000, 10**19))
         self._clear()
@@ -196,11 +203,16 @@ class FakeLineApi(FakeHttpApi):
         self.marked_read: list[str] = []  # markAsReadTokens, as POSTed to /v2/bot/chat/markAsRead
         self._clear_setup()
         self._profiles: dict[str, dict[str, str]] = {}
+        self.units_used: list[str] = []  # aggregation units named by pushes, or set by a test (in order)
+        # (unit, "YYYYMMDD") -> (uniqueImpression, uniqueClick), None withheld; a day not set: 0 and 0
+        self._unit_figures: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self.contract_errors.clear()
 
     def _warm_up(self) -> None:
         if self.spec_path is not None:  # build the (slow, cached) spec up front, not on the first request
             validate_api_request(self.spec_path, "GET", QUOTA, {"authorization": "Bearer warm-up"})
+        if self.insight_spec_path is not None:
+            validate_api_request(self.insight_spec_path, "GET", INSIGHT_UNIT, {"authorization": "Bearer warm-up"})
 
     @property
     def base_url(self) -> str:
@@ -257,6 +269,14 @@ class FakeLineApi(FakeHttpApi):
         with self._lock:
             self._profiles[user_id] = {"displayName": display_name, "userId": user_id, **extra}
 
+    def set_unit_figures(self, unit: str, day: str, opened: int | None, clicked: int | None) -> None:
+        """What LINE's statistics per unit say for ``unit`` on ``day`` (YYYYMMDD, Japan time): people who opened
+        it and who opened a link (None: withheld, as LINE does for small counts). The unit is listed as used."""
+        with self._lock:
+            self._unit_figures[(unit, day)] = (opened, clicked)
+            if unit not in self.units_used:
+                self.units_used.append(unit)
+
     def reset(self) -> None:
         with self._lock:
             self._clear()
@@ -298,8 +318,9 @@ class FakeLineApi(FakeHttpApi):
             if bool(_DATA_HOST_RE.match(path)) != on_data_host:
                 want = "the data host (api-data.line.me)" if not on_data_host else "the API host (api.line.me)"
                 errors.append(f"sent to {headers.get('host')!r}: LINE serves this path only on {want}")
-        if self.spec_path is not None:
-            errors += [f"spec: {e}" for e in validate_api_request(self.spec_path, method, path, headers, body, query)]
+        spec = self.insight_spec_path if path.startswith("/v2/bot/insight/") else self.spec_path
+        if spec is not None:
+            errors += [f"spec: {e}" for e in validate_api_request(spec, method, path, headers, body, query)]
         model = _SDK_MODELS.get(path) if method == "POST" else None
         if model is not None:
             try:
@@ -338,12 +359,13 @@ class FakeLineApi(FakeHttpApi):
         except ValueError:
             data = None
         with self._lock:
-            answer = self._route(method, path, headers, data, body)
+            answer = self._route(method, path, headers, data, body, query)
             answer.headers.setdefault("x-line-request-id", str(uuid.uuid4()))
-            self._records.append(Recorded(method, path, dict(headers), body, data, answer.status))
+            self._records.append(Recorded(method, path, dict(headers), body, data, answer.status, query))
             return answer
 
-    def _route(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"") -> Answer:
+    def _route(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"",
+               query: str = "") -> Answer:
         queue = self._failures.get(path)
         if queue:
             failure = queue[0]
@@ -351,17 +373,21 @@ class FakeLineApi(FakeHttpApi):
             if failure.remaining <= 0:
                 queue.pop(0)
             if failure.after_serving:
-                self._serve(method, path, headers, data, body)
+                self._serve(method, path, headers, data, body, query)
             return Answer(failure.status, copy.deepcopy(failure.body), dict(failure.headers))
-        return self._serve(method, path, headers, data, body)
+        return self._serve(method, path, headers, data, body, query)
 
-    def _serve(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"") -> Answer:
+    def _serve(self, method: str, path: str, headers: dict[str, str], data: Any, body: bytes = b"",
+               query: str = "") -> Answer:
         if headers.get("authorization") != f"Bearer {self.access_token}":
             return Answer(401, {"message": AUTH_FAILED})
         if method == "GET" and path == QUOTA:
             return Answer(200, {"type": "none"} if self.quota is None else {"type": "limited", "value": self.quota})
         if method == "GET" and path == CONSUMPTION:
             return Answer(200, {"totalUsage": self._usage})
+        if method == "GET" and path in (AGGREGATION_LIST, INSIGHT_UNIT):
+            args = {k: v[-1] for k, v in parse_qs(query).items()}
+            return self._unit_list(args) if path == AGGREGATION_LIST else self._unit_stats(args)
         setup = self._serve_setup(method, path, headers, data, body)
         if setup is not None:
             return setup
@@ -521,10 +547,48 @@ class FakeLineApi(FakeHttpApi):
                 return Answer(409, conflict, {"x-line-accepted-request-id": request_id})
         sent = self._deliver(recipients, messages)
         self._usage += len(messages) * len(recipients)
+        for unit in data.get("customAggregationUnits") or []:
+            if unit not in self.units_used:
+                self.units_used.append(unit)
         request_id = str(uuid.uuid4())
         if key is not None:
             self._retry_keys[key] = (request_id, sent)
         return Answer(200, {"sentMessages": sent} if path == PUSH else {}, {"x-line-request-id": request_id})
+
+    # -- statistics per aggregation unit ---------------------------------------------------------------------
+    def _unit_list(self, args: dict[str, str]) -> Answer:
+        """The units used, a page of ``limit`` at a time; ``next`` is where the next page starts."""
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("start") or 0)
+        page: dict[str, Any] = {"customAggregationUnits": self.units_used[start:start + limit]}
+        if start + limit < len(self.units_used):
+            page["next"] = str(start + limit)
+        return Answer(200, page)
+
+    def _unit_stats(self, args: dict[str, str]) -> Answer:
+        """One unit's figures over ``from``..``to`` (the days' sum; withheld on any day: withheld)."""
+        try:
+            first = datetime.strptime(args.get("from", ""), "%Y%m%d").date()
+            last = datetime.strptime(args.get("to", ""), "%Y%m%d").date()
+        except ValueError:
+            return Answer(400, {"message": "The request parameter 'from' or 'to' is invalid"})
+        if last < first or (last - first).days >= MAX_INSIGHT_DAYS:
+            self.contract_errors.append(f"GET {INSIGHT_UNIT}: from {first} to {last}: not within 30 days")
+            return Answer(400, {"message": "The period is invalid"})
+        days = [(first + timedelta(days=i)).strftime("%Y%m%d") for i in range((last - first).days + 1)]
+        figures = [self._unit_figures.get((args.get("customAggregationUnit", ""), d), (0, 0)) for d in days]
+
+        def total(i: int) -> int | None:
+            values = [f[i] for f in figures]
+            return None if any(v is None for v in values) else sum(v or 0 for v in values)
+
+        opened, clicked = total(0), total(1)
+        return Answer(200, {
+            "overview": {"uniqueImpression": opened, "uniqueClick": clicked, "uniqueMediaPlayed": None,
+                         "uniqueMediaPlayed100Percent": None},
+            "messages": [{"seq": 1, "impression": opened, "uniqueImpression": opened}],
+            "clicks": [],
+        })
 
     def _deliver(self, recipients: list[str], messages: list[dict[str, Any]]) -> list[dict[str, str]]:
         for user_id in recipients:

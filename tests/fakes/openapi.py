@@ -79,6 +79,11 @@ def messaging_spec_path() -> Path | None:
     return _spec_file("messaging-api.yml")
 
 
+def insight_spec_path() -> Path | None:
+    """Path of insight.yml (statistics), or None if the spec checkout is absent."""
+    return _spec_file("insight.yml")
+
+
 def webhook_spec_path() -> Path | None:
     """Path of webhook.yml, or None if the spec checkout is absent."""
     return _spec_file("webhook.yml")

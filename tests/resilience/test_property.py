@@ -43,6 +43,7 @@ from conversations.keys import Subject
 from conversations.machine import NO_DIAGNOSIS, Conv, Settings, build
 from conversations.outputs import Output, Result
 from conversations.store import RedisStore
+from scoring import next_point
 from tests.conftest import FakeClock
 
 CHANNEL = "web"  # a transport no other test here uses (the try-it page's: its users are tests)
@@ -252,6 +253,9 @@ def _expect(m: Model, inp: Input, now: float) -> tuple[Model, list[dict[str, Any
     if len(answers) < QUESTIONS:
         return _changed(m, now, state=ASKING, q=m.q + 1, answers=answers), [question(m.sid, m.q + 1)]
     done = _changed(m, now, state=DONE, q=0, answers="", last=answers, prev=m.last)
+    # one offer with the result: the follow-ups' with a point to fix (never opted in here), else the quarterly one
+    if next_point(answers) is not None:
+        return done, [result(m, answers, m.last), {"type": "follow_offer", "sid": m.sid}]
     return done, [result(m, answers, m.last), *([] if m.remind else [OPTIN_OFFER])]
 
 

@@ -15,6 +15,7 @@
     content   /console/content: the diagnosis content's versions (upload, draft, publish, go back)
     webhooks  /console/webhooks: the client's webhook endpoints (added with a secret shown once, deleted, their
               last answers) and /console/api/webhooks (GET, POST, DELETE: the same through the Bearer token)
+    nurture   /console/nurture: LINE's figures per follow-up step and per nudge over a period (bot/insight.py)
 
 Every view is a module-level function; ``register(bp)`` adds its URL rules, each endpoint named
 ``console.<view>`` (``url_for("console.delivery")``).
@@ -31,6 +32,7 @@ from bot.console.routes import (
     delivery,
     leads,
     login,
+    nurture,
     operators,
     overview,
     profile,
@@ -40,6 +42,9 @@ from bot.console.routes import (
 
 
 def register(bp: Blueprint) -> None:
-    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks,
+    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks, nurture,
                  content):
         page.register(bp)
+    from bot.console import experiments  # /console/experiments (bot/console/experiments.py)
+
+    experiments.register(bp)

@@ -39,7 +39,7 @@ def sent(env: LineEnv) -> int:
 def finished_user(env: LineEnv, answers: str = "AABACAADAB") -> tuple[LineUser, dict[str, Any]]:
     user = env.user()
     delivered = take(env, user, answers)
-    return user, delivered[-3]
+    return user, delivered[-2]  # the result, then the first qualification question
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def consulted(desk: Desk) -> LineUser:
     env = desk.env
     user = env.user()
     env.fake.set_profile(user.user_id, "山田 花子")
-    result = take(env, user, ANSWERS)[-3]  # the card, the first optional question, the offer
+    result = take(env, user, ANSWERS)[-2]  # the card, then the first optional question
     user.tap(result["contents"]["footer"]["contents"][0]["action"]["data"])
     desk.settle()
     return user
@@ -339,7 +339,7 @@ def booking(user: LineUser) -> Booking:
 def test_booking_news_goes_into_the_thread_once_per_news_id_after_the_brief(desk: Desk) -> None:
     env = desk.env
     user = env.user()
-    result = take(env, user, ANSWERS)[-3]
+    result = take(env, user, ANSWERS)[-2]
     env.worker.drain()
     user.tap(result["contents"]["footer"]["contents"][0]["action"]["data"])  # the request: the brief not posted
     subject = Subject(Transport.LINE, user.user_id)
@@ -385,7 +385,7 @@ def test_with_oauth_installs_the_operator_s_workspace_sends_and_only_its_replies
 
 def test_after_the_owner_erased_their_data_a_reply_in_their_threads_reaches_nobody(desk: Desk) -> None:
     user = consulted(desk)
-    result = take(desk.env, user, "AAAAAAAAAB")[-3]  # a retake, and a consultation about it: a second brief
+    result = take(desk.env, user, "AAAAAAAAAB")[-2]  # a retake, and a consultation about it: a second brief
     user.tap(result["contents"]["footer"]["contents"][0]["action"]["data"])
     desk.settle()
     briefs = [m["ts"] for m in desk.slack.messages(OPS) if "thread_ts" not in m]

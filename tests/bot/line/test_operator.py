@@ -98,7 +98,7 @@ def consult(ops: Ops, name: str | None = "山田 花子") -> LineUser:
     user = env.user()
     if name is not None:
         env.fake.set_profile(user.user_id, name)
-    result = take(env, user, ANSWERS)[-3]
+    result = take(env, user, ANSWERS)[-2]  # the card, then the first qualification question
     consult_action = result["contents"]["footer"]["contents"][0]["action"]
     user.tap(consult_action["data"])
     env.settle()

@@ -57,8 +57,8 @@ def test_asked_after_the_result_answered_skipped_and_briefed(ops: Ops) -> None:
     asked = script.qualify.questions
     user: LineUser = env.user()
     env.fake.set_profile(user.user_id, "山田 花子")
-    result, first, offer = take(env, user, ANSWERS)[-3:]
-    assert result["type"] == "flex" and offer["text"] == script.text("optin_offer")  # the offer's quick replies last
+    result, first = take(env, user, ANSWERS)[-2:]  # the offers come with the last one's thanks
+    assert result["type"] == "flex" and "footer" in result["contents"]
     assert bubble_text(first) == asked[0].text
     assert bubble_buttons(first) == [*((c, f"f:0:{n}") for n, c in enumerate(asked[0].choices, start=1)),
                                      (script.qualify.skip_button, "f:0:0")]
@@ -71,7 +71,8 @@ def test_asked_after_the_result_answered_skipped_and_briefed(ops: Ops) -> None:
     env.settle()
     user.tap("f:2:1")  # Shopify
     env.settle()
-    assert env.fake.delivered(user.user_id)[-1]["text"] == script.qualify.thanks
+    thanks, offer = env.fake.delivered(user.user_id)[-2:]
+    assert thanks["text"] == script.qualify.thanks and offer["template"]["text"] == script.text("follow_offer")
     count = len(env.fake.delivered(user.user_id))
     user.tap("f:2:1")  # a double tap: nothing more is said
     env.settle()
@@ -90,7 +91,7 @@ def test_other_input_leaves_the_questions_and_the_brief_says_only_what_was_answe
     env = ops.env
     user = env.user()
     env.fake.set_profile(user.user_id, "佐藤")
-    result = take(env, user, ANSWERS)[-3]
+    result = take(env, user, ANSWERS)[-2]  # the result, then the first question
     user.tap("f:0:1")
     env.settle()
     user.say("結果")  # not an answer: the result again, the questions are left

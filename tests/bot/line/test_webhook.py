@@ -54,15 +54,14 @@ def take(env: LineEnv, user: LineUser, answers: str) -> list[dict]:
 def test_full_diagnosis_reaches_each_tier(line_env: LineEnv, answers: str, label: str, count: int) -> None:
     user = line_env.user()
     delivered = take(line_env, user, answers)
-    # greeting, Q1..Q10, then the result, the first qualification question and the reminder offer: all by
-    # reply (no push quota used)
-    assert len(delivered) == 14
+    # greeting, Q1..Q10, then the result and the first qualification question (the offers come one a reply
+    # after it: tests/bot/line/test_followups.py): all by reply (no push quota used)
+    assert len(delivered) == 13
     assert {r.path for r in line_env.fake.recorded() if r.method == "POST"} == {REPLY}  # (the profile is a GET)
     assert "Q3/10" in delivered[3]["text"]
-    result, qualify, offer = delivered[-3:]
+    result, qualify = delivered[-2:]
     assert qualify["type"] == "flex"  # the first qualification question, its buttons in the bubble
-    assert offer["text"] == line_env.svc.script.text("optin_offer")
-    assert last_quick_reply_data([offer]) == ["o:1", "o:0"]
+    assert '"data": "f:0:0"' in json.dumps(qualify)  # with its skip button
     assert result["type"] == "flex"
     assert label in result["altText"] and f"{count}/10" in result["altText"]
     body = json.dumps(result["contents"], ensure_ascii=False)
@@ -75,7 +74,7 @@ def test_full_diagnosis_reaches_each_tier(line_env: LineEnv, answers: str, label
 def test_result_names_the_weakest_question_as_the_point_to_fix(line_env: LineEnv) -> None:
     user = line_env.user()
     delivered = take(line_env, user, "AACAAADAAB")  # the D at Q7 is the weakest
-    body = json.dumps(delivered[-3]["contents"], ensure_ascii=False)
+    body = json.dumps(delivered[-2]["contents"], ensure_ascii=False)  # the result, then the first question
     assert "Q7 " in body
     assert line_env.svc.script.questions[6].advice in body
 

@@ -325,7 +325,7 @@ def test_a_hostile_display_name_in_the_operator_s_brief_pings_nobody(
         env = LineEnv(svc, create_app(services=svc).test_client(), line_fake, clock, r, worker)
         user = env.user()
         line_fake.set_profile(user.user_id, DISPLAY_NAME)
-        result = take(env, user, "AABAAADAAC")[-3]  # the card, the qualification question, the opt-in offer
+        result = take(env, user, "AABAAADAAC")[-2]  # the card, then the qualification question
         user.tap(result["contents"]["footer"]["contents"][0]["action"]["data"])  # 「相談する」
         env.settle()
         [brief] = fake_slack.messages(ops)
