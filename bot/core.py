@@ -166,7 +166,7 @@ class Bot:
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
             machine = self._machine_for(ev, snap.conv, now)  # with the qualification questions of its version
-            step = self._assigned(ev.subject, snap.conv, machine.step(snap.conv, inp, now))
+            step = self._assigned(ev, snap.conv, machine.step(snap.conv, inp, now))
             conv, content_version = self._versioned(ev, snap.conv, step.conv if step.changed else snap.conv, now)
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
@@ -216,14 +216,16 @@ class Bot:
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
-    def _assigned(self, subject: Subject, before: Conv, step: Step) -> Step:
+    def _assigned(self, ev: InboundEvent, before: Conv, step: Step) -> Step:
         """A step that starts a diagnosis: its record with the diagnosis' experiment variants (``Conv.var``),
-        picked by its identity, or an ended experiment's winner (conversations.experiments)."""
-        conv = step.conv
+        picked by its identity, or an ended experiment's winner (conversations.experiments), among the
+        experiments of the content version it starts in."""
+        conv, subject = step.conv, ev.subject
         if self.assigner is None or conv is None or not step.changed or conv.sid == before.sid or not conv.in_progress:
             return step
+        experiments = self.versions.script_of(self._start_label(ev)).experiments if self.versions is not None else None
         return replace(step, conv=replace(conv, var=self.assigner.var_for(str(subject.transport), subject.user_id,
-                                                                          conv.sid)))
+                                                                          conv.sid, experiments)))
 
     def _start_label(self, ev: InboundEvent) -> str:
         """The content version a diagnosis begun by ``ev`` runs: the try page's draft, else the one in use."""

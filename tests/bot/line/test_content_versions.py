@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.app import build_services, create_app
+from conversations import keys
 from conversations.content import SCRIPTS_DIR
 from conversations.content_versions import Draft
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
@@ -47,3 +48,20 @@ def test_a_nudge_speaks_the_version_its_diagnosis_started_in(env: LineEnv, redis
     got = {p.json["to"]: p.json["messages"][0]["text"] for p in nudges(env)}
     assert got[in_v1.user_id].startswith("（第1版）診断の続きは")
     assert got[in_file.user_id].startswith("診断の続きは")
+
+
+def test_a_published_versions_experiments_are_assigned_to_its_new_diagnoses(env: LineEnv) -> None:
+    from conversations.keys import Subject
+    from conversations.machine import Conv
+    from tests.conversations.experiment_content import source
+
+    versions = env.svc.versions
+    assert versions is not None and not env.svc.script.experiments  # the deployed file has none
+    draft = versions.upload(source("ja").encode(), by="Admin", now=env.clock())
+    assert isinstance(draft, Draft) and draft.script.experiments
+    versions.publish(draft, by="Admin", now=env.clock())
+    user = env.user()
+    user.tap("s")
+    conv = Conv.from_json(env.r.get(keys.conv(Subject("line", user.user_id))))
+    assert conv.ver == "v1"
+    assert {pair.split(":")[0] for pair in conv.var.split(",")} == {e.name for e in draft.script.experiments}
