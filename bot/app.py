@@ -28,6 +28,7 @@ from bot.worker import Faults, Sender, Worker
 from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
+from conversations.content_versions import ContentVersions
 from conversations.experiments import Assigner, BookedCounter
 from conversations.machine import Machine, build
 from conversations.redis_ops import Runner, runner
@@ -61,6 +62,16 @@ class Services:
     handoff: Any = None  # bot.handoff.Handoff
     followups: Any = None  # bot.followups.Followups: tips on the owner's point to fix, sent by the clock
 
+    @property
+    def versions(self) -> ContentVersions | None:
+        """The content versions published from the console (conversations/content_versions.py): ``script``
+        is the deployed file, :meth:`content` the one in use."""
+        return self.bot.versions
+
+    def content(self) -> Script:
+        """The diagnosis script in use now (published from the console, else the deployed file)."""
+        return self.versions.active()[1] if self.versions is not None else self.script
+
 
 def build_services(
     config: Config, *, client: Any = None, clock: Callable[[], float] = time.time,
@@ -75,8 +86,9 @@ def build_services(
     machine = build(config.machine_settings(script.qualify.counts))
     store = RedisStore(client, dedupe_ttl=config.dedupe_ttl)
     # jobs record the script's content version; the first one's commit stores its text (for the worker)
+    versions = ContentVersions(client, script)  # the content version in use: read every few seconds, not per webhook
     outbox = Outbox(client, _transports(config), clock=clock, lease=config.outbox_lease, script=script,
-                    line_push_only=config.line_push_only)
+                    line_push_only=config.line_push_only, versions=versions)
     eraser = Eraser(client, outbox, clock=clock, operator_channel=config.operator_slack_channel,
                     ttl=config.dedupe_ttl)
     # consultations: requested and booked in the LINE chat; every change heard by the booking-news hooks
@@ -90,7 +102,7 @@ def build_services(
               owned_only=[Transport.LINE] if config.line_owned_only else [], booking=flow, relay=relay,
               peers=PeerFigures(client, clock=clock), nudge_after=config.nudge_after_hours * 3600,
               followups=followups.schedule,  # peers: a result's "N% of shops answer A here"
-              assigner=Assigner(client, script))  # content experiments: each new diagnosis' variants
+              assigner=Assigner(client, script), versions=versions)  # content experiments, content versions
     svc = Services(config, client, script, machine, store, outbox, bot, clock, booking_news=news, bookings=bookings,
                    followups=followups)
     if relay is not None:

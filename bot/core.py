@@ -31,12 +31,13 @@ from bot.outbox import Outbox
 from bot.privacy import Eraser
 from conversations import handoff_log, inputs, keys, ownership
 from conversations.analytics import TEST_CHANNELS, PeerFigures, delta_of
+from conversations.content_versions import ContentVersions, step_label
 from conversations.errors import Contention, StoreUnavailable
 from conversations.experiments import Assigner
 from conversations.inputs import Input
 from conversations.jobs import Figures, Job, Once
 from conversations.keys import Subject
-from conversations.machine import HANDOFF, IDLE, Conv, Machine, Step
+from conversations.machine import HANDOFF, IDLE, Conv, Machine, Step, build
 from conversations.outputs import Output, Result
 from conversations.ownership import Origin
 from conversations.results import peer_shares
@@ -70,6 +71,8 @@ class InboundEvent:
     redelivery: bool = False
     origin: Origin | None = None  # what kind of event it came from (LINE: for the ownership rule)
     said: Said | None = None  # the message as it came (a handoff relays it), None for a tap or an event
+    # the content version a diagnosis it begins runs ("d:<id>": the try page's draft; "" the one in use)
+    content: str = ""
 
 
 class Relay(Protocol):
@@ -106,6 +109,7 @@ class Bot:
         nudge_after: float = 0.0,
         followups: Callable[[Subject, Conv], list[tuple[str, float]]] | None = None,
         assigner: Assigner | None = None,
+        versions: ContentVersions | None = None,
     ) -> None:
         self.store = store
         self.machine = machine
@@ -120,6 +124,9 @@ class Bot:
         self.nudge_after = nudge_after  # seconds a LINE diagnosis left mid-way waits for its nudge (0: never)
         self.followups = followups  # the follow-ups a record's opt-in schedules (bot/followups.py)
         self.assigner = assigner  # a diagnosis that starts gets its experiments' variants (conversations.experiments)
+        # the content versions published from the console (None: the deployed file only); see _versioned
+        self.versions = versions
+        self._machines: dict[tuple[int, ...], Machine] = {}
 
     def owns(self, ev: InboundEvent, conv: Conv, now: float) -> bool:
         """Whether the bot answers ``ev`` (always, unless its transport is shared with another tool)."""
@@ -158,11 +165,13 @@ class Bot:
                 log.info("duplicate event %s from %s ignored", ev.event_id[:12], uid(ev.subject.user_id))
                 return Handled(DUPLICATE, snap.conv.state)
             now = self.clock()
-            step = self._assigned(ev.subject, snap.conv, self.machine.step(snap.conv, inp, now))
-            conv = step.conv if step.changed else snap.conv
+            machine = self._machine_for(ev, snap.conv, now)  # with the qualification questions of its version
+            step = self._assigned(ev, snap.conv, machine.step(snap.conv, inp, now))
+            conv, content_version = self._versioned(ev, snap.conv, step.conv if step.changed else snap.conv, now)
             owned = self.owns(ev, snap.conv, now)
             said = self._with_peers(ev, step.outputs) if owned else ()
-            job, figures, relayed = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned)
+            job, figures, relayed = self._queued(ev, snap.conv, conv, said, now, job, figures, owned=owned,
+                                                 content=content_version)
             entry = self._logged(ev, now) if relayed else None
             ttl = 0
             if conv is not None and conv.in_progress and not conv.last:
@@ -207,14 +216,41 @@ class Bot:
             assert result == CONFLICT
         raise Contention("conversation record kept changing; giving up for now")
 
-    def _assigned(self, subject: Subject, before: Conv, step: Step) -> Step:
+    def _assigned(self, ev: InboundEvent, before: Conv, step: Step) -> Step:
         """A step that starts a diagnosis: its record with the diagnosis' experiment variants (``Conv.var``),
-        picked by its identity, or an ended experiment's winner (conversations.experiments)."""
-        conv = step.conv
+        picked by its identity, or an ended experiment's winner (conversations.experiments), among the
+        experiments of the content version it starts in."""
+        conv, subject = step.conv, ev.subject
         if self.assigner is None or conv is None or not step.changed or conv.sid == before.sid or not conv.in_progress:
             return step
+        experiments = self.versions.script_of(self._start_label(ev)).experiments if self.versions is not None else None
         return replace(step, conv=replace(conv, var=self.assigner.var_for(str(subject.transport), subject.user_id,
-                                                                          conv.sid)))
+                                                                          conv.sid, experiments)))
+
+    def _start_label(self, ev: InboundEvent) -> str:
+        """The content version a diagnosis begun by ``ev`` runs: the try page's draft, else the one in use."""
+        return ev.content or (self.versions.active()[0] if self.versions is not None else "")
+
+    def _versioned(self, ev: InboundEvent, before: Conv, after: Conv | None, now: float) -> tuple[Conv | None, str]:
+        """The record to store, with ``ver`` set when the step began a diagnosis (kept to its end, whatever is
+        published meanwhile), and the content version (hash) its outputs are rendered with: the diagnosis'
+        own while one is under way or finishing, else the one in use ("" : the outbox's own script)."""
+        after, label = step_label(before, after, ongoing=self.machine.in_progress(before, now),
+                                  start=self._start_label(ev))
+        return after, self.versions.script_of(label).version if self.versions is not None else ""
+
+    def _machine_for(self, ev: InboundEvent, before: Conv, now: float) -> Machine:
+        """The machine for a step: the app's, or one with the qualification questions of the version the
+        step speaks (a published version may ask other ones)."""
+        if self.versions is None:
+            return self.machine
+        label = before.ver if self.machine.in_progress(before, now) else self._start_label(ev)
+        counts = self.versions.script_of(label).qualify.counts
+        if counts == self.machine.settings.qualify:
+            return self.machine
+        if counts not in self._machines:
+            self._machines[counts] = build(replace(self.machine.settings, qualify=counts))
+        return self._machines[counts]
 
     def _nudge(self, subject: Subject, conv: Conv | None) -> tuple[str, float] | None:
         """A LINE diagnosis this step leaves in progress: (its member, when due) in the nudge schedule."""
@@ -240,7 +276,7 @@ class Bot:
 
     def _queued(self, ev: InboundEvent, before: Conv, after: Conv | None, outputs: tuple[Output, ...], now: float,
                 job: Job | None, figures: Figures | None, *,
-                owned: bool = True) -> tuple[Job | None, Figures | None, bool]:
+                owned: bool = True, content: str = "") -> tuple[Job | None, Figures | None, bool]:
         """What a step commits beside the record: the job that says its outputs (none when it says
         nothing; for an event left to another tool, what the outbox still does for it), and the record of
         what it changed for the operator's figures (conversations.analytics, applied by a worker from its
@@ -250,7 +286,7 @@ class Bot:
             return None, None, False
         if outputs:
             new_job: Job | None = self.outbox.job_for(ev, outputs, now, job, read=self._read(ev, after, now),
-                                                      var=after.var if after is not None else "")
+                                                      var=after.var if after is not None else "", content=content)
         else:
             new_job = None if owned else self.outbox.silent_job(ev, now, job)
         relayed = False

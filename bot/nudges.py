@@ -137,7 +137,8 @@ class Nudges:
         s = due.subject
         job = Job.new(Transport.LINE, s.user_id, s.tag_name, [Notice("nudge", conv.q + 1), Question(conv.sid, conv.q)],
                       now, job_id=job_id(due.member), state=LineState(via="push", unit=f"nudge_q{conv.q + 1}"),
-                      var=conv.var)  # the question in its experiment variant's wording, as the diagnosis saw it
+                      var=conv.var,  # the question in its experiment variant's wording, as the diagnosis saw it
+                      content=self.outbox.content_of(conv.ver))  # and in the diagnosis' own content version
         queued = self.outbox.put_once(due.ledger_key, job, ttl=LEDGER_TTL)
         self.r.do(nudged_step(str(s.transport), s.user_id, due.sid, due.begun, conv.q + 1, now))
         return queued

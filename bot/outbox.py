@@ -29,6 +29,7 @@ from bot.logs import uid
 from conversations import inputs, jobs, keys
 from conversations import outputs as typed_outputs
 from conversations.content import Script, stored
+from conversations.content_versions import ContentVersions
 from conversations.errors import InvalidInput
 from conversations.jobs import LEASE, Figures, Job
 from conversations.keys import PREFIX, Subject
@@ -99,6 +100,7 @@ class Outbox:
         lease: float = LEASE,
         script: Script | None = None,
         line_push_only: bool = False,
+        versions: ContentVersions | None = None,
     ) -> None:
         self.r = runner(client)
         # CRMBOT_LINE_COEXIST=second: another tool relays LINE's webhooks and may have used a reply token,
@@ -109,6 +111,7 @@ class Outbox:
         self.lease = lease
         self.script = script  # its version is recorded in each job of machine outputs (see content_for)
         self._stored = script is None  # its text is in Redis (stored with this process's first such job)
+        self.versions = versions  # the content version in use (conversations.content_versions), None: ``script``
         self._cursors: dict[str, int] = {}  # the audit's place per node, kept between runs
 
     def handles(self, transport: Transport | str) -> bool:
@@ -119,7 +122,13 @@ class Outbox:
         to render (Slack KPI payloads are rendered already)."""
         if self.script is None or all(isinstance(o, dict) for o in outputs):
             return ""
+        if self.versions is not None:  # published from the console (conversations.content_versions)
+            return self.versions.active()[1].version
         return self.script.version
+
+    def content_of(self, label: str) -> str:
+        """The content version (hash) of a diagnosis' ``Conv.ver`` label, "" when versions are not in use."""
+        return self.versions.script_of(label).version if self.versions is not None else ""
 
     def content_for(self, job: Job | None) -> tuple[str, str] | None:
         """(key, value) of this process's script, to store (SET NX) before ``job`` is committed, while no
@@ -146,10 +155,11 @@ class Outbox:
     # ---- building jobs ----------------------------------------------------------------------------
 
     def job_for(self, ev: Any, outputs: Iterable[Output], now: float, previous: Job | None, *,
-                read: str = "", var: str = "") -> Job:
+                read: str = "", var: str = "", content: str = "") -> Job:
         """The job for an inbound event's outputs. Its id survives the core's compare-and-set retries,
         and the transport's own facts (LINE: a reply token, a redelivery, a follow; ``read``, the
-        markAsReadToken of a message answered during a handoff) go in its state."""
+        markAsReadToken of a message answered during a handoff) go in its state. ``content``: the content
+        version to render it with (the step's diagnosis', bot.core), "" the one :meth:`_content` gives."""
         subject: Subject = ev.subject
         state: TransportState | None = None
         if subject.transport == Transport.LINE:
@@ -162,7 +172,8 @@ class Outbox:
                                   fetch_profile=follow, read=read)
         said = list(outputs)
         return Job.new(subject.transport, subject.user_id, subject.tag_name, said, now, state=state,
-                       content=self._content(said), job_id=previous.id if previous is not None else None, var=var)
+                       content=content or self._content(said), job_id=previous.id if previous is not None else None,
+                       var=var)
 
     def silent_job(self, ev: Any, now: float, previous: Job | None) -> Job | None:
         """The job of an event left to another tool (the ownership rule: nothing is said): a LINE follow

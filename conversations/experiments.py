@@ -74,10 +74,12 @@ class Assigner:
         self.client = client
         self.experiments = script.experiments
 
-    def var_for(self, channel: str, user_id: str, sid: int) -> str:
-        if not self.experiments:
+    def var_for(self, channel: str, user_id: str, sid: int, experiments: Sequence[Experiment] | None = None) -> str:
+        """``experiments``: those of the content version the diagnosis starts in (None: the deployed file's)."""
+        chosen = self.experiments if experiments is None else experiments
+        if not chosen:
             return ""
-        return assign(self.experiments, identity(channel, user_id, sid), winners(self.client))
+        return assign(chosen, identity(channel, user_id, sid), winners(self.client))
 
 
 # ---- counting ------------------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ touch it atomically. Global indexes carry their own tag.
     crmbot:{content}:<version>                     a diagnosis script as a process loaded it (string: JSON with
                                                    its locale and TOML text), under its content version: a job
                                                    is rendered with the script it was committed with
+    crmbot:{content}:published, :labels, :seq      the content versions published from the console (hash label
+                                                   -> JSON; hash version -> label; the last label's number)
+    crmbot:{content}:active                        the published version in use (JSON: label, by, at; absent:
+                                                   the deployed file): conversations.content_versions
+    crmbot:{content}:draft:<id>                    an uploaded file not yet published (string: JSON, TTL)
 
     crmbot:{booking}:...                           consultation bookings, every key in one hash slot: see below
     crmbot:{u:<transport>:<user id>}:bkrem:<booking>:<kind>:<seq>
@@ -263,6 +268,21 @@ def reply_unknown(outcome: str) -> str:
 def content(version: str) -> str:
     """A diagnosis script by its content version (conversations.content.Script.version)."""
     return f"{PREFIX}:{{content}}:{version}"
+
+
+# Content versions published from the console (conversations.content_versions): in the {content} slot with
+# the stored texts, so one Lua script stores a version's text, names it and makes it the one in use.
+CONTENT_PUBLISHED = f"{PREFIX}:{{content}}:published"
+CONTENT_LABELS = f"{PREFIX}:{{content}}:labels"
+CONTENT_SEQ = f"{PREFIX}:{{content}}:seq"
+CONTENT_ACTIVE = f"{PREFIX}:{{content}}:active"
+
+
+def content_draft(draft_id: str) -> str:
+    """An uploaded content file waiting to be published (conversations.content_versions)."""
+    if not re.fullmatch(r"[0-9a-f]{8,32}", draft_id):
+        raise InvalidInput("not a draft id")
+    return f"{PREFIX}:{{content}}:draft:{draft_id}"
 
 
 def slack_seen(event_id: str) -> str:

@@ -36,7 +36,8 @@ FIELD_MAX = 200  # characters kept of who, target, detail
 ACTIONS = ("login", "logout", "lead.status", "lead.assign", "lead.note", "lead.erase", "delivery.requeue",
            "operator.create", "operator.role", "operator.delete", "operator.password", "operator.totp_on",
            "operator.totp_off", "operator.totp_reset", "session.revoke", "settings.totp_required", "availability.set",
-           "calendar.rotate", "booking.mark", "booking.cancel", "webhook.create", "webhook.delete", "experiment.end")
+           "calendar.rotate", "booking.mark", "booking.cancel", "webhook.create", "webhook.delete", "experiment.end",
+           "content.upload", "content.publish", "content.rollback")
 
 # KEYS[1] the stream, KEYS[2] the target's list. ARGV[1] MAXLEN, ARGV[2] the list's length, ARGV[3..] the
 # entry's field/value pairs. Returns the entry's id.

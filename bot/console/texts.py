@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from flask import current_app
 
+from bot.console.content_texts import CONTENT_TEXTS
+
 JA: dict[str, str] = {
     "lang": "ja",
     "title": "CRM診断・KPI コンソール",
@@ -1210,6 +1212,8 @@ _WORK_EN: dict[str, str] = {
 }
 JA.update(_WORK_JA)
 EN.update(_WORK_EN)
+JA.update(CONTENT_TEXTS["ja"])  # the content page's (bot/console/content_texts.py)
+EN.update(CONTENT_TEXTS["en"])
 
 # The nurture page (bot/console/nurture.py, templates/console_nurture.html): LINE's figures per follow-up step
 # and per nudge.
@@ -1360,6 +1364,9 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
         "reset_confirm_body": "いまのテストの会話は消えて、最初からになります。",
         "reset_yes": "新しく始める",
         "reset_no": "やめる",
+        "draft_badge": "下書き",
+        "draft_note": "下書き（アップロードした文面）で試しています。ほかの方には届きません。",
+        "draft_leave": "公開中の文面に戻る",
     },
     "en": {
         "title": "Try it in the browser",
@@ -1376,6 +1383,9 @@ TRY_TEXTS: Mapping[str, Mapping[str, str]] = {
         "reset_confirm_body": "This test's conversation is cleared and it starts from the beginning.",
         "reset_yes": "Start anew",
         "reset_no": "Cancel",
+        "draft_badge": "draft",
+        "draft_note": "Trying the draft (the uploaded content). Nobody else sees it.",
+        "draft_leave": "Back to the published content",
     },
 }
 

@@ -34,12 +34,14 @@ from bot.core import Bot, Handled, InboundEvent
 from bot.logs import uid
 from bot.webchat import Inbox, subject
 from conversations import inputs
+from conversations.content_versions import DRAFT_PREFIX
 from conversations.errors import Contention, InvalidInput, StoreUnavailable
 from conversations.keys import Subject
 
 log = logging.getLogger(__name__)
 
 SESSION_USER = "try_user"  # the test user's id (channel "web")
+SESSION_DRAFT = "try_draft"  # a content draft this browser previews (conversations.content_versions), if any
 HELLO = "hello"  # the event id of a new test user's first event (a follow): greeted once
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 MAX_TEXT = 2000  # longest typed message taken
@@ -73,9 +75,33 @@ def _new_user() -> Subject:
     return who
 
 
+def _draft_label() -> str:
+    """The content label this browser's diagnoses run: its draft's ("d:<id>"), "" the one in use."""
+    draft = session.get(SESSION_DRAFT)
+    return DRAFT_PREFIX + draft if isinstance(draft, str) and draft else ""
+
+
+def _script() -> Any:
+    """The script this browser's chat speaks: its draft's, else the one in use."""
+    svc = _services()
+    label = _draft_label()
+    return svc.versions.script_of(label) if label and svc.versions is not None else svc.content()
+
+
+def _preview(draft_id: str) -> None:
+    """``?draft=<id>``: this browser tries that draft (a clean chat); ``?draft=`` leaves it. Only this
+    browser's test user runs it: LINE and every other user keep the version in use."""
+    svc = _services()
+    if draft_id and (svc.versions is None or svc.versions.draft(draft_id) is None):
+        draft_id = ""
+    if draft_id != (session.get(SESSION_DRAFT) or ""):
+        session[SESSION_DRAFT] = draft_id
+        session.pop(SESSION_USER, None)  # a new test user: the chat starts over in the chosen text
+
+
 def _handle(who: Subject, event_id: str, inp: inputs.Input) -> Handled:
     bot: Bot = _services().bot
-    return bot.handle(InboundEvent(who, event_id, inp, timestamp=time.time()))
+    return bot.handle(InboundEvent(who, event_id, inp, timestamp=time.time(), content=_draft_label()))
 
 
 def _unavailable(e: Exception) -> ResponseReturnValue:
@@ -102,6 +128,8 @@ def blueprint() -> Blueprint:
 
     @bp.get("/")
     def page() -> ResponseReturnValue:
+        if "draft" in request.args:
+            _preview(request.args.get("draft", ""))
         who = _user()
         if who is None:
             who = _new_user()
@@ -111,8 +139,9 @@ def blueprint() -> Blueprint:
                 log.warning("try: greeting not committed (%s)", type(e).__name__)
         svc = _services()
         locale = svc.config.locale
-        return render_template("try.html", t=try_texts(locale), locale=locale,
-                               csrf=generate_csrf(), title=svc.script.title, menu=svc.script.richmenu)
+        script = _script()
+        return render_template("try.html", t=try_texts(locale), locale=locale, draft=bool(_draft_label()),
+                               csrf=generate_csrf(), title=script.title, menu=script.richmenu)
 
     @bp.get("/messages")
     def messages() -> ResponseReturnValue:
@@ -142,7 +171,8 @@ def blueprint() -> Blueprint:
             inp = inputs.from_button(data)
             said = (echo if isinstance(echo, str) and echo.strip() else data).strip()[:MAX_ECHO]
         elif isinstance(typed, str) and typed.strip() and len(typed) <= MAX_TEXT:
-            inp = inputs.from_text(typed, _services().script.keywords, _services().script.glossary)
+            script = _script()
+            inp = inputs.from_text(typed, script.keywords, script.glossary)
             said = typed.strip()
         else:
             return jsonify(error=f"give data (a button) or text (1-{MAX_TEXT} characters)"), 400

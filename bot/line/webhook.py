@@ -32,11 +32,16 @@ def blueprint() -> Blueprint:
             log.warning("line webhook: bad or missing signature (%d bytes)", len(body))
             return "bad signature", 400
         try:
+            script = svc.content()  # the content version in use: its keywords (read every few seconds)
+        except StoreUnavailable as e:
+            log.error("line webhook: store unavailable (%s); LINE will redeliver", e)
+            return "store unavailable", 503
+        try:
             payload = json.loads(body)
             # Lone surrogates ("\ud800" escapes) are valid JSON but not text: nothing made of them can
             # be stored or sent (UnicodeEncodeError, a ValueError). Deep nesting: RecursionError.
             json.dumps(payload, ensure_ascii=False).encode()
-            inbound = list(events.parse(payload, svc.script.keywords, svc.script.glossary))
+            inbound = list(events.parse(payload, script.keywords, script.glossary))
         except (ValueError, RecursionError, InvalidInput) as e:  # JSONDecodeError is a ValueError
             # the reason in its own words: a "body: ..." part of a message is cut by the log cleaner (bot.logs)
             log.warning("line webhook: malformed body (%s), refused", type(e).__name__)

@@ -53,6 +53,9 @@ Pages
 * ``console.experiments`` ``/console/experiments``:
   test_console_experiments.py::test_the_page_counts_each_variant_and_ending_shows_the_winner,
   test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
+* ``console.content`` ``/console/content``:
+  test_console_content.py::test_a_bad_upload_then_a_draft_tried_published_and_rolled_back,
+  test_every_page.py::test_every_page_names_itself_in_japanese, test_every_page_en.py::test_every_page_in_english
 
 Error pages (no route of their own: the blueprint's handlers)
 * not found (404), any unknown ``/console/...`` address, and a lead whose reference matches no lead:
@@ -72,6 +75,7 @@ Not pages (GETs that answer no HTML)
   ``console_bookings.get_availability``, ``console_bookings.bookings``, ``console_bookings.calendar``,
   ``console_bookings.api_webhooks``, ``console_tools.nurture`` (JSON),
   ``console_calendar.feed`` (iCalendar): Flask's test client (tests/bot/console/)
+* ``console.content_file`` (a version's TOML file): Flask's test client (tests/bot/console/test_content_page.py)
 * ``console.static``, ``console_try.static``: the pages' style sheets and script
 """
 
@@ -226,7 +230,7 @@ def sweep(browser: Any, server: Server, locale: str) -> None:
     log_in_as_admin(browser, server)
     nav = {"overview": "nav_overview", "leads": "nav_leads", "bookings": "nav_bookings",
            "availability": "nav_availability", "teams": "nav_teams", "delivery": "nav_delivery", "audit": "nav_audit",
-           "operators": "nav_operators", "experiments": "nav_experiments"}
+           "operators": "nav_operators", "experiments": "nav_experiments", "content": "nav_content"}
     for path, item, heading in [
             ("/console/", "overview", t["overview_title"]), ("/console/leads", "leads", t["leads_title"]),
             ("/console/bookings", "bookings", t["bookings_title"]),
@@ -234,7 +238,8 @@ def sweep(browser: Any, server: Server, locale: str) -> None:
             ("/console/teams", "teams", t["teams_title"]), (f"/console/teams/{TEAM.id}", "teams", "ページ確認チーム"),
             ("/console/delivery", "delivery", t["delivery_title"]), ("/console/audit", "audit", t["audit_title"]),
             ("/console/operators", "operators", t["operators_title"]), ("/console/profile", "", t["profile_title"]),
-            ("/console/experiments", "experiments", t["exp_title"])]:
+            ("/console/experiments", "experiments", t["exp_title"]),
+            ("/console/content", "content", t["content_title"])]:
         browser.get(server.url(path))
         assert (lang(), h1()) == (locale, heading), path
         marked = [e.get_attribute("id")

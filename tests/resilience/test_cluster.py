@@ -743,3 +743,22 @@ def test_a_commit_with_a_rider_adds_no_round_trip_on_one_server(
         assert backend.client.hget(jobs.mailbox(rider.tag), rider.id) == rider.to_json().encode()  # queued once
     assert seen == {"single": ["pipeline"],
                     "cluster": ["cluster pipeline", "cluster command EVAL", "cluster command EVAL", "cluster pipeline"]}
+
+
+def test_content_versions_on_the_cluster_as_on_one_server(on_cluster: Backend, cluster: RedisClusterServer,
+                                                          slot_errors: SlotErrors,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Every content-version key is in the {content} slot: a draft, a publish and a rollback are one script each."""
+    from conversations.content import SCRIPTS_DIR, load_script
+    from conversations.content_versions import ContentVersions, Draft
+
+    text = (SCRIPTS_DIR / "diagnosis.ja.toml").read_text(encoding="utf-8")
+    text = text.replace("売上の合計ではなく、", "（版）売上の合計ではなく、")
+    cv = ContentVersions(on_cluster.client, load_script("ja"))
+    draft = cv.upload(text.encode(), by="Admin", now=1.0)
+    assert isinstance(draft, Draft)
+    assert cv.publish(draft, by="Admin", now=2.0) == ("v1", True)
+    assert cv.activate("", by="Admin", now=3.0) and cv.activate("v1", by="Admin", now=4.0)
+    other = ContentVersions(on_cluster.client, load_script("ja"))
+    assert other.active()[0] == "v1" and "（版）" in other.active()[1].questions[0].text
+    assert_no_crossslot(cluster, slot_errors, caplog)

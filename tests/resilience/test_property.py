@@ -278,7 +278,7 @@ class RecordingOutbox:
         return transport == CHANNEL
 
     def job_for(self, ev: InboundEvent, outputs: Any, now: float, previous: Job | None, *,
-                read: str = "") -> Job:
+                read: str = "", var: str = "", content: str = "") -> Job:
         job = Job.new(ev.subject.transport, ev.subject.user_id, ev.subject.tag_name, list(outputs), now,
                       job_id=previous.id if previous is not None else None)
         with self._lock:

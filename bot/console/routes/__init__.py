@@ -12,6 +12,7 @@
     audit_log /console/audit: the audit log, filtered, a page at a time
     bookings  /console/availability (the editor, the calendar URL), /console/bookings and the forms that
               mark or cancel a booking (a lead's page posts them too)
+    content   /console/content: the diagnosis content's versions (upload, draft, publish, go back)
     webhooks  /console/webhooks: the client's webhook endpoints (added with a secret shown once, deleted, their
               last answers) and /console/api/webhooks (GET, POST, DELETE: the same through the Bearer token)
     nurture   /console/nurture: LINE's figures per follow-up step and per nudge over a period (bot/insight.py)
@@ -27,6 +28,7 @@ from flask import Blueprint
 from bot.console.routes import (
     audit_log,
     bookings,
+    content,
     delivery,
     leads,
     login,
@@ -40,7 +42,8 @@ from bot.console.routes import (
 
 
 def register(bp: Blueprint) -> None:
-    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks, nurture):
+    for page in (login, overview, leads, teams, delivery, operators, profile, audit_log, bookings, webhooks, nurture,
+                 content):
         page.register(bp)
     from bot.console import experiments  # /console/experiments (bot/console/experiments.py)
 
