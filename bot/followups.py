@@ -219,7 +219,7 @@ class FollowupSender:
         subject, sid, q, i = parsed
         label = f"line follow-up {uid(subject.user_id)} Q{q + 1} step {i + 1}"
         step = self.followups.step(q, i)
-        why = self._why_not(subject, sid, q) if step is not None else "no such step in the content"
+        why, ver = self._why_not(subject, sid, q) if step is not None else ("no such step in the content", "")
         if not why and due.held and later[_series(due.raw)] > i:
             why = "a later step is due: it goes instead"  # a held tip does not arrive with the next one
         if why or step is None:
@@ -240,18 +240,20 @@ class FollowupSender:
         if self.quota is not None:
             self.quota.take()
         job = Job.new(Transport.LINE, subject.user_id, subject.tag_name, [step], now, job_id=key,
-                      state=LineState(via="push", unit=step.unit))
+                      state=LineState(via="push", unit=step.unit),
+                      content=self.outbox.content_of(ver))  # in the diagnosis' own content version, as a nudge
         if self.outbox.put_once(keys.followup_sent(subject, sid, i), job, ttl=LEDGER_TTL):
             queued.append(label)
         self._done(due)
 
-    def _why_not(self, subject: Subject, sid: int, q: int) -> str:
+    def _why_not(self, subject: Subject, sid: int, q: int) -> tuple[str, str]:
+        """Why the step is no longer wanted ("" it is), and the owner's diagnosis' content version label."""
         with self.r.pipeline(transaction=False) as p:
             p.get(keys.conv(subject))
             p.get(keys.followup_booked(subject))
             conv_raw, booked_raw = p.execute()
         conv = Conv.from_json(text(conv_raw) if conv_raw else None)
-        return why_not(conv, float(text(booked_raw)) if booked_raw else 0.0, sid, q)
+        return why_not(conv, float(text(booked_raw)) if booked_raw else 0.0, sid, q), conv.ver
 
     def _done(self, due: _Due) -> None:
         self._ack(keys=[keys.FOLLOWUPS, keys.FOLLOWUPS_HELD], args=[due.raw, repr(due.lease)])

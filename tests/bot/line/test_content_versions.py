@@ -65,3 +65,35 @@ def test_a_published_versions_experiments_are_assigned_to_its_new_diagnoses(env:
     conv = Conv.from_json(env.r.get(keys.conv(Subject("line", user.user_id))))
     assert conv.ver == "v1"
     assert {pair.split(":")[0] for pair in conv.var.split(",")} == {e.name for e in draft.script.experiments}
+
+
+def test_a_follow_up_speaks_the_version_its_diagnosis_ran(r: Any, redis_url: str, fake_line: FakeLineApi) -> None:
+    from tests.bot.line import test_followups as fu
+
+    clock = FakeClock(fu.at("2026-12-07T10:00"))
+    config = line_config(redis_url, fake_line, resources_url=fu.RESOURCES)
+    svc = build_services(config, clock=clock)
+    worker = start_worker(config, svc, clock)
+    try:
+        env = LineEnv(svc, create_app(services=svc).test_client(), fake_line, clock, r, worker)
+        versions = svc.versions
+        tip = svc.script.questions[2].followups[0].tip.split("\n")[0]
+        assert versions is not None and JA.count(tip) == 1
+        draft = versions.upload(JA.replace(tip, "（第1版）" + tip).encode(), by="Admin", now=clock())
+        assert isinstance(draft, Draft) and versions.publish(draft, by="Admin", now=clock()) == ("v1", True)
+        in_v1 = env.user()
+        fu.take(env, in_v1, fu.Q3_POINT)
+        fu.qualified(env, in_v1)
+        fu.opt_in(env, in_v1)
+        assert versions.activate("", by="Admin", now=clock())  # back to the deployed file before the tip is due
+        in_file = env.user()
+        fu.take(env, in_file, fu.Q3_POINT)
+        fu.qualified(env, in_file)
+        fu.opt_in(env, in_file)
+
+        fu.remind(env, redis_url, "2026-12-09T10:30")  # day 2 after the opt-in
+        got = {p.json["to"]: p.json["messages"][0]["text"] for p in fu.follow_ups(env)}
+        assert "（第1版）" + tip in got[in_v1.user_id]
+        assert "（第1版）" not in got[in_file.user_id] and tip in got[in_file.user_id]
+    finally:
+        worker.close()
