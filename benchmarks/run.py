@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.report import MISS, Row, table
 
-SECTIONS = ("webhook", "redis", "memory", "fanout")
+SECTIONS = ("webhook", "redis", "memory", "fanout", "workers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "1 is the product's default and adds ~95 s)")
     p.add_argument("--line-rate", type=float, default=200, help="the fake LINE multicast limit, req/s (200)")
     p.add_argument("--line-burst", type=float, default=20, help="the fake LINE multicast limit's burst (20)")
+    p.add_argument("--profile-worker", action="store_true",
+                   help="workers section: run the one worker under cProfile and print its top functions")
     p.add_argument("--out", type=Path, default=procs.RESULTS / "latest.json", help="where to write the figures")
     opts = p.parse_args(argv)
     if opts.quick:
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 got, figures, seeded = memory.run(opts, keep=("fanout" in sections),
                                                   webhook=data["sections"].get("webhook"))
+            elif name == "workers":
+                from benchmarks import workers
+
+                got, figures = workers.run(opts, fakes)
             else:
                 from benchmarks import fanout
 

@@ -41,20 +41,20 @@ Redis (LINE's per-channel limits: 2,000/s for push, 200/s for multicast); replie
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from linebot.__about__ import __version__ as SDK_VERSION
 from linebot.v3.messaging import (
     ApiException,
     AsyncApiClient,
     AsyncMessagingApi,
     Configuration,
     MarkMessagesAsReadByTokenRequest,
-    MulticastRequest,
-    PushMessageRequest,
-    ReplyMessageRequest,
     TextMessage,
 )
 
@@ -79,12 +79,19 @@ CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
 MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
 # job waiting for its slot holds a worker slot meanwhile, and must not starve the others
 PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
+RENDERED_KEPT = 512  # distinct rendered message lists kept as JSON text (Rendered)
+REPLY, PUSH, MULTICAST = "/v2/bot/message/reply", "/v2/bot/message/push", "/v2/bot/message/multicast"
 # Keeps a follower's display name: (the worker's redis.asyncio client, LINE user ID, display name).
 ProfileSink = Callable[[Any, str, str], Awaitable[None]]
 
 
 class LineApi:
-    """The async Messaging API client, made on first use inside the worker's event loop."""
+    """LINE's Messaging API from the worker's event loop, made on first use inside it.
+
+    The sends of every delivery (reply, push, multicast) post a ready JSON body with aiohttp to the same
+    base URL the SDK uses (``LINE_API_HOST``), with the SDK's headers; an answer outside 2xx raises the
+    SDK's :class:`ApiException` (status, body, headers), so one error handling serves both. The rarer
+    calls (a follower's profile, markAsRead) go through the SDK's async client (:attr:`api`)."""
 
     def __init__(self, host: str, access_token: str, *, connections: int = 100,
                  read_timeout: float = READ_TIMEOUT) -> None:
@@ -94,6 +101,9 @@ class LineApi:
         self.read_timeout = read_timeout
         self._client: AsyncApiClient | None = None
         self._api: AsyncMessagingApi | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json",
+                         "User-Agent": f"line-bot-sdk-python/{SDK_VERSION}"}
 
     @property
     def api(self) -> AsyncMessagingApi:
@@ -105,15 +115,63 @@ class LineApi:
             self._api = AsyncMessagingApi(self._client)
         return self._api
 
+    def to_json(self, model: Any) -> Any:
+        """An SDK model as the SDK itself would send it (its own serialisation)."""
+        return self.api.api_client.sanitize_for_serialization(model)
+
     def timeout(self, at_least: float = 0.0) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=max(self.read_timeout, at_least))
+
+    async def post(self, path: str, body: bytes, *, timeout: aiohttp.ClientTimeout, retry_key: str = "") -> None:
+        """POST a ready JSON body to ``path``; ApiException when LINE answers outside 2xx."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.connections),
+                                                  trust_env=True)
+        headers = self._headers if not retry_key else {**self._headers, "X-Line-Retry-Key": retry_key}
+        async with self._session.post(self.host + path, data=body, headers=headers, timeout=timeout) as res:
+            data = await res.read()
+            if not 200 <= res.status <= 299:
+                error = ApiException(status=res.status, reason=res.reason)
+                error.body, error.headers = data, dict(res.headers)
+                raise error
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = self._api = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
+class Rendered:
+    """Rendered messages as JSON text, by (script version, outputs): most replies are the same few
+    questions, so a job's messages are rendered and serialised once, not once per job (bounded, LRU)."""
+
+    def __init__(self, size: int = RENDERED_KEPT) -> None:
+        self.size = size
+        self._kept: OrderedDict[Any, tuple[int, str]] = OrderedDict()
+
+    def get(self, key: Any, make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+        """(how many messages, their JSON array) for ``key``, made by ``make`` unless kept."""
+        try:
+            found = self._kept.get(key)
+        except TypeError:  # an output with a list in it: not hashable, rendered every time
+            return make()
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        made = self._kept[key] = make()
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return made
+
+
+def body(fields: dict[str, Any], messages: str) -> bytes:
+    """A request's JSON body: ``fields`` then the messages' JSON text (already serialised), then the
+    SDK's default ``notificationDisabled`` (false), as the SDK's own request models send it."""
+    head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
+    return f'{head},"messages":{messages},"notificationDisabled":false}}'.encode()
 
 
 def _is_invalid_reply_token(e: ApiException) -> bool:
@@ -157,6 +215,11 @@ class LineTransport:
         self.reply_window = reply_window
         self.on_profile = on_profile
         self.unknown_policy = unknown_policy
+        self.rendered = Rendered()
+
+    def messages(self, script: Any, outputs: list[Any]) -> tuple[int, str]:
+        """The job's messages rendered with ``script``, as JSON text (InvalidInput when they cannot be)."""
+        return _rendered(self.line, self.rendered, script, outputs)
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -208,7 +271,7 @@ class LineTransport:
         state = job.line
         script = await self.scripts.of(attempt.redis, job.content)
         try:
-            messages = render(script, outputs_of(job.outputs))
+            count, messages = self.messages(script, job.outputs)
         except InvalidInput as e:
             return Outcome(FAILED, f"line: {e}")
         token = state.reply_token
@@ -220,9 +283,8 @@ class LineTransport:
         if replying and in_window:
             unknown = attempt.recovering or state.reply_unknown
             try:
-                await call("reply", self.line.api.reply_message(
-                    ReplyMessageRequest(replyToken=token, messages=messages),
-                    _request_timeout=self.line.timeout(window_end - attempt.now)))
+                await call("reply", self.line.post(REPLY, body({"replyToken": token}, messages),
+                                                   timeout=self.line.timeout(window_end - attempt.now)))
                 return Outcome(DELIVERED, "reply")
             except ApiException as e:
                 if _is_invalid_reply_token(e):
@@ -248,19 +310,23 @@ class LineTransport:
             await _count_unknown(attempt, "pushed")  # before the checkpoint: a crash between counts once (NX)
             state.via, state.resent = "push", True
             await attempt.checkpoint()
-        if state.resent and len(messages) < 5:
-            messages = [TextMessage(text=script.text("resent_note")), *messages]
+        if state.resent and count < 5:
+            note = json.dumps(self.line.to_json(TextMessage(text=script.text("resent_note"))), ensure_ascii=False,
+                              separators=(",", ":"))
+            messages = f"[{note},{messages[1:]}" if count else f"[{note}]"
         return await self._push(attempt, messages)
 
-    async def _push(self, attempt: Attempt, messages: list[Any]) -> Outcome:
+    async def _push(self, attempt: Attempt, messages: str) -> Outcome:
+        """Push ``messages`` (a JSON array) to the job's user, with the job id as retry key."""
         job = attempt.job
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (e.g. nudge_q4)
-            request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
-            await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
-                                                          _request_timeout=self.line.timeout()))
+            fields: dict[str, Any] = {"to": job.to}
+            request = body(fields, messages)
+            if job.line.unit:  # LINE's statistics per unit (e.g. nudge_q4)
+                request = request[:-1] + b',"customAggregationUnits":' + json.dumps([job.line.unit]).encode() + b"}"
+            await call("push", self.line.post(PUSH, request, retry_key=job.id, timeout=self.line.timeout()))
             return Outcome(DELIVERED, "push")
         except ApiException as e:
             if e.status == 409:
@@ -280,7 +346,8 @@ class LineTransport:
             words = str(out.get("text") or "")[:5000]
             if not words:
                 return Outcome(FAILED, "line: an operator's reply without text")
-            outcome = await self._push(attempt, [TextMessage(text=words)])
+            text_json = json.dumps([self.line.to_json(TextMessage(text=words))], ensure_ascii=False)
+            outcome = await self._push(attempt, text_json)
             if outcome.kind != DELIVERED:
                 return outcome
             state.sent = True
@@ -325,6 +392,7 @@ class LineBatchTransport:
         self.line = api
         self.scripts = scripts
         self.limit = limit
+        self.rendered = Rendered()
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -337,15 +405,15 @@ class LineBatchTransport:
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
         try:
-            messages = render(await self.scripts.of(attempt.redis, job.content), outputs_of(job.outputs))
+            _, messages = _rendered(self.line, self.rendered, await self.scripts.of(attempt.redis, job.content),
+                                    job.outputs)
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
         if (later := await paced(attempt, "line:multicast", self.limit)) is not None:
             return later
         try:
-            request = MulticastRequest(to=mine, messages=messages)
-            await call("multicast", self.line.api.multicast(request, x_line_retry_key=job.id,
-                                                            _request_timeout=self.line.timeout()))
+            await call("multicast", self.line.post(MULTICAST, body({"to": mine}, messages), retry_key=job.id,
+                                                   timeout=self.line.timeout()))
             return Outcome(DELIVERED, f"multicast to {len(mine)}")
         except ApiException as e:
             if e.status == 409:
@@ -358,3 +426,15 @@ class LineBatchTransport:
 
     async def close(self) -> None:
         await self.line.close()
+
+
+def _rendered(api: LineApi, kept: Rendered, script: Any, outputs: list[Any]) -> tuple[int, str]:
+    """A job's outputs rendered with ``script`` (at most five messages), as the SDK serialises them."""
+
+    def make() -> tuple[int, str]:
+        messages = render(script, outputs_of(outputs))
+        return len(messages), json.dumps(api.to_json(messages), ensure_ascii=False, separators=(",", ":"))
+
+    if not script.version:  # a script without a version (made in a test): nothing to key it by
+        return make()
+    return kept.get((script.version, tuple(outputs)), make)
