@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -125,8 +126,10 @@ class LineApi:
     async def post(self, path: str, body: bytes, *, timeout: aiohttp.ClientTimeout, retry_key: str = "") -> None:
         """POST a ready JSON body to ``path``; ApiException when LINE answers outside 2xx."""
         if self._session is None:
+            # trust_env (the environment's proxy settings) costs a thread hop per request in aiohttp: only
+            # when a proxy is configured (the SDK's own client always trusts it)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.connections),
-                                                  trust_env=True)
+                                                  trust_env=_proxy_configured())
         headers = self._headers if not retry_key else {**self._headers, "X-Line-Retry-Key": retry_key}
         async with self._session.post(self.host + path, data=body, headers=headers, timeout=timeout) as res:
             data = await res.read()
@@ -165,6 +168,10 @@ class Rendered:
         if len(self._kept) > self.size:
             self._kept.popitem(last=False)
         return made
+
+
+def _proxy_configured() -> bool:
+    return any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ)
 
 
 def body(fields: dict[str, Any], messages: str) -> bytes:
