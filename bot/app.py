@@ -24,6 +24,7 @@ from bot.persistence import log_if_cannot_persist
 from bot.privacy import Eraser
 from bot.redis_conn import connect
 from bot.worker import Faults, Sender, Worker
+from conversations import jobs
 from conversations.analytics import PeerFigures
 from conversations.booking import Bookings
 from conversations.content import Script, load_script
@@ -248,7 +249,9 @@ async def build_worker(
 
     # the outbox invariant's audit, at start and every few minutes (sync: run in a thread, own client)
     audit = Outbox(connect(config), (), clock=clock, lease=config.outbox_lease).audit
-    return Worker(connect_async(config), senders, figures=sink, clock=clock, lease=config.outbox_lease,
+    # one connection per attempt in flight, one per queue shard's blocked BRPOP, a few for the loops' chores
+    client = connect_async(config, connections=config.worker_concurrency + jobs.QUEUE_SHARDS + 16)
+    return Worker(client, senders, figures=sink, clock=clock, lease=config.outbox_lease,
                   max_attempts=config.outbox_max_attempts, concurrency=config.worker_concurrency, faults=faults,
                   audit=audit, chores=chores)
 
