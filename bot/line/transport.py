@@ -208,6 +208,18 @@ async def paced(attempt: Attempt, name: str, limit: Limit | None) -> Outcome | N
     return None
 
 
+async def refused(attempt: Attempt, e: ApiException, name: str, limit: Limit | None) -> Outcome:
+    """A paced send refused with 429 (nothing was sent): the shared limit is held for everyone. With a
+    Retry-After it is pacing, as our own limiter's: deferred to then, no failed attempt counted (a
+    counted one would back off 2, 4, 8 s: the fan-out's multicasts spread over seconds for a few 429s
+    of a bunched burst). Without one (e.g. a quota) it is a failed attempt, retried with backoff."""
+    after = _retry_after(e)
+    await attempt.limiter.hold(name, limit, attempt.clock(), after or 1.0)
+    if after is None:
+        return failure(e, name)
+    return Outcome(DEFER, f"{name}: HTTP 429, Retry-After {after:g} s", after)
+
+
 class LineTransport:
     transport = Transport.LINE
 
@@ -339,7 +351,7 @@ class LineTransport:
             if e.status == 409:
                 return Outcome(DELIVERED, "push already accepted (retry key)")
             if e.status == 429:
-                await attempt.limiter.hold("line:push", self.push_limit, attempt.clock(), _retry_after(e) or 1.0)
+                return await refused(attempt, e, "line:push", self.push_limit)
             return failure(e, "push")
         except (TimeoutError, aiohttp.ClientError) as e:
             return Outcome(RETRY, f"push: {type(e).__name__}")
@@ -426,7 +438,7 @@ class LineBatchTransport:
             if e.status == 409:
                 return Outcome(DELIVERED, "multicast already accepted (retry key)")
             if e.status == 429:
-                await attempt.limiter.hold("line:multicast", self.limit, attempt.clock(), _retry_after(e) or 1.0)
+                return await refused(attempt, e, "line:multicast", self.limit)
             return failure(e, "multicast")
         except (TimeoutError, aiohttp.ClientError) as e:
             return Outcome(RETRY, f"multicast: {type(e).__name__}")
