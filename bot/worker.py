@@ -57,7 +57,7 @@ DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 # Not attempted: the transport asks to come back after ``retry_after`` (pacing). No failure is counted.
 DEFER = "defer"
 COUNTED = "counted"  # what process() answers for a figures record applied (not a delivery attempt)
-SWEEP_EVERY = 1.0  # seconds between sweeps of the due sets
+SWEEP_EVERY = 0.5  # seconds between sweeps of the due sets (one round trip for all shards)
 WAIT_TIMEOUT = 1  # seconds a BRPOP waits before the loop checks whether to stop
 SWEEP_BATCH = 200
 AUDIT_EVERY = 300.0  # seconds between the worker's audits of the outbox invariant (bot.outbox.Outbox.audit)
