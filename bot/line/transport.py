@@ -79,6 +79,8 @@ UNKNOWN_KEPT = 90 * 86400  # seconds a reply-unknown case is counted on the deli
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
 MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
 # job waiting for its slot holds a worker slot meanwhile, and must not starve the others
+MULTICAST_MAX_WAIT = 2.0  # a multicast may wait longer: a pass wakes its ~200 batches together, and at
+# LINE's 200/s the last slots are ~1 s away; deferred, they would come back only with a later sweep
 PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
 RENDERED_KEPT = 512  # distinct rendered message lists kept as JSON text (Rendered)
 REPLY, PUSH, MULTICAST = "/v2/bot/message/reply", "/v2/bot/message/push", "/v2/bot/message/multicast"
@@ -198,11 +200,12 @@ def failure(e: ApiException, via: str) -> Outcome:
     return Outcome(FAILED, f"{via}: HTTP {status}")
 
 
-async def paced(attempt: Attempt, name: str, limit: Limit | None) -> Outcome | None:
+async def paced(attempt: Attempt, name: str, limit: Limit | None,
+                max_wait: float = MAX_WAIT_IN_ATTEMPT) -> Outcome | None:
     """Wait for a slot of a shared limit; an Outcome (retry later) when the wait is too long."""
-    taken, wait = await attempt.limiter.reserve(name, limit, attempt.clock(), MAX_WAIT_IN_ATTEMPT)
+    taken, wait = await attempt.limiter.reserve(name, limit, attempt.clock(), max_wait)
     if not taken:
-        return Outcome(DEFER, f"{name}: paced", wait - MAX_WAIT_IN_ATTEMPT / 2)
+        return Outcome(DEFER, f"{name}: paced", wait - max_wait / 2)
     if wait > 0:
         await asyncio.sleep(wait)
     return None
@@ -425,7 +428,7 @@ class LineBatchTransport:
                                     job.outputs)
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
-        if (later := await paced(attempt, "line:multicast", self.limit)) is not None:
+        if (later := await paced(attempt, "line:multicast", self.limit, MULTICAST_MAX_WAIT)) is not None:
             return later
         try:
             await call("multicast", self.line.post(MULTICAST, body({"to": mine}, messages), retry_key=job.id,
