@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import sys
 import time
 from typing import Any
 
@@ -37,6 +38,21 @@ from benchmarks.report import Row, num, ratio, verdict
 SLACK_CHANNEL = (1.0, 1.0)  # Slack: about 1 message per second per channel
 SLACK_WORKSPACE_BURST = 10.0
 MULTICAST = "/v2/bot/message/multicast"
+
+
+def _start_worker(env: dict[str, str], *, offset: float) -> procs.Started:
+    """The Procfile's ``worker:`` line (``crmbot worker``) on the pass's clock (benchmarks/shifted.py)."""
+    line = procs.procfile().get("worker", "")
+    if line.split() != ["crmbot", "worker"]:
+        raise RuntimeError(f"the Procfile's worker: line is {line!r}, not 'crmbot worker'")
+    args = [sys.executable, "-m", "benchmarks.shifted", repr(offset), "worker"]
+    proc = procs.spawn("worker-fanout", args, env)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)  # as procs.start_line: it must still run after its start-up
+    if proc.poll() is not None:
+        raise RuntimeError(f"{args!r} exited with {proc.returncode}; see {procs.LOGS}")
+    return procs.Started("worker", line, " ".join(args), proc)
 
 
 def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tuple[list[Row], dict[str, Any]]:
@@ -78,7 +94,7 @@ def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tupl
         reminders = build_reminders(svc)
         # The worker as production runs it: the Procfile's worker: line, a process of its own (the pass
         # runs here, as `crmbot clock` would; sharing one interpreter, its 100,000-record read would
-        # starve the worker's event loop of the GIL).
+        # starve the worker's event loop of the GIL), on the pass's clock (benchmarks/shifted.py).
         env = procs.venv_env(REDIS_URL=server.url, LINE_CHANNEL_SECRET=config.line_channel_secret or "",
                              LINE_CHANNEL_ACCESS_TOKEN=fakes.line_token, LINE_API_HOST=fakes.base_url,
                              SLACK_SIGNING_SECRET=config.slack_signing_secret or "", SLACK_BOT_TOKEN=fakes.slack_token,
@@ -100,7 +116,7 @@ def run(opts: Any, fakes: procs.Fakes, seeded: procs.RedisServer | None) -> tupl
         print(f"  one reminder pass: {len(refs)} Slack teams, {len(users):,} LINE users; Slack "
               f"{slack_rate:g} msg/s workspace-wide, LINE multicast {opts.line_rate:g}/s, API delay "
               f"{opts.delay * 1000:.0f} ms", flush=True)
-        worker = procs.start_line("worker", "worker-fanout", env)
+        worker = _start_worker(env, offset=REMINDER_NOW - started)
         t0 = time.time()
         summary = reminders.run(clock())
         pass_seconds = time.time() - t0

@@ -22,7 +22,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.report import MISS, UNMEASURED, Row, scoreboard, table
 
-SECTIONS = ("webhook", "redis", "memory", "fanout", "isolation")
+SECTIONS = ("webhook", "redis", "memory", "fanout", "isolation", "workers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +69,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="console isolation: finished diagnoses seeded (2,000)")
     p.add_argument("--iso-in-progress", type=int, default=2_000,
                    help="console isolation: diagnoses in progress seeded (2,000)")
+    p.add_argument("--profile-worker", action="store_true",
+                   help="workers section: run the one worker under cProfile and print its top functions")
     p.add_argument("--out", type=Path, default=procs.RESULTS / "latest.json", help="where to write the figures")
     opts = p.parse_args(argv)
     if opts.quick:
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import isolation
 
                 got, figures = isolation.run(opts, fakes)
+            elif name == "workers":
+                from benchmarks import workers
+
+                got, figures = workers.run(opts, fakes)
             else:
                 from benchmarks import fanout
 

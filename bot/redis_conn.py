@@ -59,12 +59,21 @@ def connect_cluster(url: str) -> Any:
     return client
 
 
-def connect_async(config: Config) -> Any:
-    """A redis.asyncio client (the worker's) for the same server as :func:`connect`."""
+def connect_async(config: Config, connections: int | None = None) -> Any:
+    """A redis.asyncio client (the worker's) for the same server as :func:`connect`. ``connections``: the
+    most connections it opens (per node on a Cluster); a call finding them all busy waits for one (up to
+    the socket timeout) instead of failing. redis-py's own default (100) is below what a worker's
+    concurrent attempts use at once (CRMBOT_WORKER_CONCURRENCY, 256, plus one blocked BRPOP per queue
+    shard): 200 multicasts woken together failed with MaxConnectionsError and were retried seconds apart."""
     import redis.asyncio as aredis
     from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
     if config.redis_url and config.redis_cluster:
-        return AsyncRedisCluster.from_url(config.redis_url, **_TIMEOUTS)
+        pool = {} if connections is None else {"max_connections": connections}  # per node
+        return AsyncRedisCluster.from_url(config.redis_url, **_TIMEOUTS, **pool)
     # A connection the server closed (a restart) is made again once before the call fails.
-    return aredis.Redis.from_url(redis_url_of(config), **_TIMEOUTS, **reconnect_once())
+    if connections is None:
+        return aredis.Redis.from_url(redis_url_of(config), **_TIMEOUTS, **reconnect_once())
+    blocking = aredis.BlockingConnectionPool.from_url(redis_url_of(config), **_TIMEOUTS, **reconnect_once(),
+                                                      max_connections=connections, timeout=_TIMEOUTS["socket_timeout"])
+    return aredis.Redis.from_pool(blocking)

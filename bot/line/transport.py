@@ -41,20 +41,21 @@ Redis (LINE's per-channel limits: 2,000/s for push, 200/s for multicast); replie
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from linebot.__about__ import __version__ as SDK_VERSION
 from linebot.v3.messaging import (
     ApiException,
     AsyncApiClient,
     AsyncMessagingApi,
     Configuration,
     MarkMessagesAsReadByTokenRequest,
-    MulticastRequest,
-    PushMessageRequest,
-    ReplyMessageRequest,
     TextMessage,
 )
 
@@ -79,13 +80,22 @@ UNKNOWN_KEPT = 90 * 86400  # seconds a reply-unknown case is counted on the deli
 CONNECT_TIMEOUT, READ_TIMEOUT = 3.0, 10.0
 MAX_WAIT_IN_ATTEMPT = 1.0  # a longer pacing wait is left to a later attempt (deferred, not failed): a
 # job waiting for its slot holds a worker slot meanwhile, and must not starve the others
+MULTICAST_MAX_WAIT = 2.0  # a multicast may wait longer: a pass wakes its ~200 batches together, and at
+# LINE's 200/s the last slots are ~1 s away; deferred, they would come back only with a later sweep
 PROFILE_TRIES = 3  # attempts at a follower's profile after a 429/5xx/timeout, then it is done without
+RENDERED_KEPT = 512  # distinct rendered message lists kept as JSON text (Rendered)
+REPLY, PUSH, MULTICAST = "/v2/bot/message/reply", "/v2/bot/message/push", "/v2/bot/message/multicast"
 # Keeps a follower's display name: (the worker's redis.asyncio client, LINE user ID, display name).
 ProfileSink = Callable[[Any, str, str], Awaitable[None]]
 
 
 class LineApi:
-    """The async Messaging API client, made on first use inside the worker's event loop."""
+    """LINE's Messaging API from the worker's event loop, made on first use inside it.
+
+    The sends of every delivery (reply, push, multicast) post a ready JSON body with aiohttp to the same
+    base URL the SDK uses (``LINE_API_HOST``), with the SDK's headers; an answer outside 2xx raises the
+    SDK's :class:`ApiException` (status, body, headers), so one error handling serves both. The rarer
+    calls (a follower's profile, markAsRead) go through the SDK's async client (:attr:`api`)."""
 
     def __init__(self, host: str, access_token: str, *, connections: int = 100,
                  read_timeout: float = READ_TIMEOUT) -> None:
@@ -95,6 +105,9 @@ class LineApi:
         self.read_timeout = read_timeout
         self._client: AsyncApiClient | None = None
         self._api: AsyncMessagingApi | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json",
+                         "User-Agent": f"line-bot-sdk-python/{SDK_VERSION}"}
 
     @property
     def api(self) -> AsyncMessagingApi:
@@ -106,15 +119,69 @@ class LineApi:
             self._api = AsyncMessagingApi(self._client)
         return self._api
 
+    def to_json(self, model: Any) -> Any:
+        """An SDK model as the SDK itself would send it (its own serialisation)."""
+        return self.api.api_client.sanitize_for_serialization(model)
+
     def timeout(self, at_least: float = 0.0) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=max(self.read_timeout, at_least))
+
+    async def post(self, path: str, body: bytes, *, timeout: aiohttp.ClientTimeout, retry_key: str = "") -> None:
+        """POST a ready JSON body to ``path``; ApiException when LINE answers outside 2xx."""
+        if self._session is None:
+            # trust_env (the environment's proxy settings) costs a thread hop per request in aiohttp: only
+            # when a proxy is configured (the SDK's own client always trusts it)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.connections),
+                                                  trust_env=_proxy_configured())
+        headers = self._headers if not retry_key else {**self._headers, "X-Line-Retry-Key": retry_key}
+        async with self._session.post(self.host + path, data=body, headers=headers, timeout=timeout) as res:
+            data = await res.read()
+            if not 200 <= res.status <= 299:
+                error = ApiException(status=res.status, reason=res.reason)
+                error.body, error.headers = data, dict(res.headers)
+                raise error
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = self._api = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
+class Rendered:
+    """Rendered messages as JSON text, by (script version, outputs): most replies are the same few
+    questions, so a job's messages are rendered and serialised once, not once per job (bounded, LRU)."""
+
+    def __init__(self, size: int = RENDERED_KEPT) -> None:
+        self.size = size
+        self._kept: OrderedDict[Any, tuple[int, str]] = OrderedDict()
+
+    def get(self, key: Any, make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+        """(how many messages, their JSON array) for ``key``, made by ``make`` unless kept."""
+        try:
+            found = self._kept.get(key)
+        except TypeError:  # an output with a list in it: not hashable, rendered every time
+            return make()
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        made = self._kept[key] = make()
+        if len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return made
+
+
+def _proxy_configured() -> bool:
+    return any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ)
+
+
+def body(fields: dict[str, Any], messages: str) -> bytes:
+    """A request's JSON body: ``fields`` then the messages' JSON text (already serialised), then the
+    SDK's default ``notificationDisabled`` (false), as the SDK's own request models send it."""
+    head = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1]
+    return f'{head},"messages":{messages},"notificationDisabled":false}}'.encode()
 
 
 def _is_invalid_reply_token(e: ApiException) -> bool:
@@ -134,14 +201,27 @@ def failure(e: ApiException, via: str) -> Outcome:
     return Outcome(FAILED, f"{via}: HTTP {status}")
 
 
-async def paced(attempt: Attempt, name: str, limit: Limit | None) -> Outcome | None:
+async def paced(attempt: Attempt, name: str, limit: Limit | None,
+                max_wait: float = MAX_WAIT_IN_ATTEMPT) -> Outcome | None:
     """Wait for a slot of a shared limit; an Outcome (retry later) when the wait is too long."""
-    taken, wait = await attempt.limiter.reserve(name, limit, attempt.clock(), MAX_WAIT_IN_ATTEMPT)
+    taken, wait = await attempt.limiter.reserve(name, limit, attempt.clock(), max_wait)
     if not taken:
-        return Outcome(DEFER, f"{name}: paced", wait - MAX_WAIT_IN_ATTEMPT / 2)
+        return Outcome(DEFER, f"{name}: paced", wait - max_wait / 2)
     if wait > 0:
         await asyncio.sleep(wait)
     return None
+
+
+async def refused(attempt: Attempt, e: ApiException, name: str, limit: Limit | None) -> Outcome:
+    """A paced send refused with 429 (nothing was sent): the shared limit is held for everyone. With a
+    Retry-After it is pacing, as our own limiter's: deferred to then, no failed attempt counted (a
+    counted one would back off 2, 4, 8 s: the fan-out's multicasts spread over seconds for a few 429s
+    of a bunched burst). Without one (e.g. a quota) it is a failed attempt, retried with backoff."""
+    after = _retry_after(e)
+    await attempt.limiter.hold(name, limit, attempt.clock(), after or 1.0)
+    if after is None:
+        return failure(e, name)
+    return Outcome(DEFER, f"{name}: HTTP 429, Retry-After {after:g} s", after)
 
 
 class LineTransport:
@@ -158,6 +238,12 @@ class LineTransport:
         self.reply_window = reply_window
         self.on_profile = on_profile
         self.unknown_policy = unknown_policy
+        self.rendered = Rendered()
+
+    def messages(self, script: Any, outputs: list[Any], var: str = "") -> tuple[int, str]:
+        """The job's messages rendered with ``script`` (varied by ``var``), as JSON text (InvalidInput when they
+        cannot be)."""
+        return _rendered(self.line, self.rendered, script, outputs, var)
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -209,7 +295,7 @@ class LineTransport:
         state = job.line
         script = await self.scripts.of(attempt.redis, job.content, job.var)
         try:
-            messages = render(script, outputs_of(job.outputs))
+            count, messages = self.messages(script, job.outputs, job.var)
         except InvalidInput as e:
             return Outcome(FAILED, f"line: {e}")
         token = state.reply_token
@@ -221,9 +307,8 @@ class LineTransport:
         if replying and in_window:
             unknown = attempt.recovering or state.reply_unknown
             try:
-                await call("reply", self.line.api.reply_message(
-                    ReplyMessageRequest(replyToken=token, messages=messages),
-                    _request_timeout=self.line.timeout(window_end - attempt.now)))
+                await call("reply", self.line.post(REPLY, body({"replyToken": token}, messages),
+                                                   timeout=self.line.timeout(window_end - attempt.now)))
                 return Outcome(DELIVERED, "reply")
             except ApiException as e:
                 if _is_invalid_reply_token(e):
@@ -249,19 +334,23 @@ class LineTransport:
             await _count_unknown(attempt, "pushed")  # before the checkpoint: a crash between counts once (NX)
             state.via, state.resent = "push", True
             await attempt.checkpoint()
-        if state.resent and len(messages) < 5:
-            messages = [TextMessage(text=script.text("resent_note")), *messages]
+        if state.resent and count < 5:
+            note = json.dumps(self.line.to_json(TextMessage(text=script.text("resent_note"))), ensure_ascii=False,
+                              separators=(",", ":"))
+            messages = f"[{note},{messages[1:]}" if count else f"[{note}]"
         return await self._push(attempt, messages)
 
-    async def _push(self, attempt: Attempt, messages: list[Any]) -> Outcome:
+    async def _push(self, attempt: Attempt, messages: str) -> Outcome:
+        """Push ``messages`` (a JSON array) to the job's user, with the job id as retry key."""
         job = attempt.job
         if (later := await paced(attempt, "line:push", self.push_limit)) is not None:
             return later
         try:
-            units = [job.line.unit] if job.line.unit else None  # LINE's statistics per unit (nudge_q4, fu_q3_1)
-            request = PushMessageRequest(to=job.to, messages=messages, customAggregationUnits=units)
-            await call("push", self.line.api.push_message(request, x_line_retry_key=job.id,
-                                                          _request_timeout=self.line.timeout()))
+            fields: dict[str, Any] = {"to": job.to}
+            request = body(fields, messages)
+            if job.line.unit:  # LINE's statistics per unit (nudge_q4, fu_q3_1)
+                request = request[:-1] + b',"customAggregationUnits":' + json.dumps([job.line.unit]).encode() + b"}"
+            await call("push", self.line.post(PUSH, request, retry_key=job.id, timeout=self.line.timeout()))
             await _count_sent(attempt)
             return Outcome(DELIVERED, "push")
         except ApiException as e:
@@ -269,7 +358,7 @@ class LineTransport:
                 await _count_sent(attempt)
                 return Outcome(DELIVERED, "push already accepted (retry key)")
             if e.status == 429:
-                await attempt.limiter.hold("line:push", self.push_limit, attempt.clock(), _retry_after(e) or 1.0)
+                return await refused(attempt, e, "line:push", self.push_limit)
             return failure(e, "push")
         except (TimeoutError, aiohttp.ClientError) as e:
             return Outcome(RETRY, f"push: {type(e).__name__}")
@@ -283,7 +372,8 @@ class LineTransport:
             words = str(out.get("text") or "")[:5000]
             if not words:
                 return Outcome(FAILED, "line: an operator's reply without text")
-            outcome = await self._push(attempt, [TextMessage(text=words)])
+            text_json = json.dumps([self.line.to_json(TextMessage(text=words))], ensure_ascii=False)
+            outcome = await self._push(attempt, text_json)
             if outcome.kind != DELIVERED:
                 return outcome
             state.sent = True
@@ -334,36 +424,61 @@ class LineBatchTransport:
         self.line = api
         self.scripts = scripts
         self.limit = limit
+        self.rendered = Rendered()
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
         users, period = list(job.batch.rcpt), job.batch.period
-        async with attempt.redis.pipeline(transaction=False) as p:  # one GET a user: marks live in their slots
-            for u in users:
-                p.get(keys.reminder_sent(Subject(Transport.LINE, u), period))
-            marks = await p.execute() if users else []
+        marks = await _marks(attempt.redis, [keys.reminder_sent(Subject(Transport.LINE, u), period) for u in users])
         mine = [u for u, m in zip(users, marks, strict=True) if text(m) == job.id]
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
         try:
-            messages = render(await self.scripts.of(attempt.redis, job.content, job.var), outputs_of(job.outputs))
+            _, messages = _rendered(self.line, self.rendered, await self.scripts.of(attempt.redis, job.content, job.var),
+                                    job.outputs, job.var)
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
-        if (later := await paced(attempt, "line:multicast", self.limit)) is not None:
+        if (later := await paced(attempt, "line:multicast", self.limit, MULTICAST_MAX_WAIT)) is not None:
             return later
         try:
-            request = MulticastRequest(to=mine, messages=messages)
-            await call("multicast", self.line.api.multicast(request, x_line_retry_key=job.id,
-                                                            _request_timeout=self.line.timeout()))
+            await call("multicast", self.line.post(MULTICAST, body({"to": mine}, messages), retry_key=job.id,
+                                                   timeout=self.line.timeout()))
             return Outcome(DELIVERED, f"multicast to {len(mine)}")
         except ApiException as e:
             if e.status == 409:
                 return Outcome(DELIVERED, "multicast already accepted (retry key)")
             if e.status == 429:
-                await attempt.limiter.hold("line:multicast", self.limit, attempt.clock(), _retry_after(e) or 1.0)
+                return await refused(attempt, e, "line:multicast", self.limit)
             return failure(e, "multicast")
         except (TimeoutError, aiohttp.ClientError) as e:
             return Outcome(RETRY, f"multicast: {type(e).__name__}")
 
     async def close(self) -> None:
         await self.line.close()
+
+
+def _rendered(api: LineApi, kept: Rendered, script: Any, outputs: list[Any], var: str = "") -> tuple[int, str]:
+    """A job's outputs rendered with ``script`` (at most five messages), as the SDK serialises them. Kept by
+    content version, experiment variants (``var``: a varied script keeps its file's version) and outputs."""
+
+    def make() -> tuple[int, str]:
+        messages = render(script, outputs_of(outputs))
+        return len(messages), json.dumps(api.to_json(messages), ensure_ascii=False, separators=(",", ":"))
+
+    if not script.version:  # a script without a version (made in a test): nothing to key it by
+        return make()
+    return kept.get((script.version, var, tuple(outputs)), make)
+
+
+async def _marks(redis: Any, names: list[str]) -> list[Any]:
+    """The values of ``names`` (a batch's ledger marks, each in its user's hash slot): one MGET on one
+    server (500 GETs in a pipeline cost the worker 20-30x the CPU: redis-py handles each command in
+    Python), one GET a key in a pipeline on a Cluster, where the keys live in different slots."""
+    if not names:
+        return []
+    if not redis.cluster:
+        return list(await redis.mget(names))
+    async with redis.pipeline(transaction=False) as p:
+        for name in names:
+            p.get(name)
+        return list(await p.execute())

@@ -169,3 +169,74 @@ def test_a_deferred_send_is_not_a_failed_attempt(line_env: LineEnv) -> None:
         assert not list(line_env.r.scan_iter(match="crmbot:{u:line:*}:out"))  # delivered, never parked
     finally:
         worker.close()
+
+
+def test_two_crmbot_worker_processes_share_the_queue_and_deliver_each_reply_once(
+        r: redis.Redis, redis_url: str, fake_line: FakeLineApi, clock, tmp_path: Path) -> None:
+    """N workers scale out: two `crmbot worker` processes (the Procfile's line, run twice) on one Redis.
+    Every reply is delivered, by exactly one of them (each logs, at DEBUG, the jobs it delivered: no job
+    id in both logs), and LINE receives each once."""
+    config = line_config(redis_url, fake_line)
+    svc = build_services(config, clock=clock)
+    http = create_app(services=svc).test_client()
+    env = os.environ | {"REDIS_URL": redis_url, "LINE_CHANNEL_SECRET": SECRET, "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+                        "LINE_API_HOST": fake_line.base_url}
+    procs = []
+    for n in range(2):
+        proc = subprocess.Popen([BIN / "crmbot", "--log-level", "DEBUG", "worker"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        track_process(proc, f"crmbot worker {n}", group=True)
+        procs.append(proc)
+    outputs = []
+    try:
+        users = [LineUser(http, fake_line, clock) for _ in range(40)]
+        for u in users:
+            u.say("診断")
+        for u in users:
+            fake_line.wait_delivered(u.user_id, 1, timeout=60)
+        fake_line.wait_for(lambda f: not list(r.scan_iter(match="crmbot:{*}:out")), timeout=60)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        outputs = [proc.communicate(timeout=60)[0].decode() for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    delivered = [{line.split("worker: delivered ")[1].split()[0] for line in out.splitlines()
+                  if "worker: delivered " in line} for out in outputs]
+    assert len(delivered[0]) + len(delivered[1]) == 40  # every reply job, each delivered by one process
+    assert not delivered[0] & delivered[1]
+    assert all(len(fake_line.delivered(u.user_id)) == 1 for u in users)
+    assert len(fake_line.recorded()) == 40  # one request a reply (a push: the processes' clock is not the test's)
+
+
+def test_the_worker_s_redis_client_waits_for_a_free_connection_rather_than_failing(
+        redis_url: str, fake_line: FakeLineApi) -> None:
+    """The fan-out's spread: 200 multicasts woken together, each an attempt with Redis calls in flight,
+    found redis-py's default pool (100 connections) full and failed with MaxConnectionsError, to be
+    retried seconds later. The worker's client now holds a connection per attempt in flight (and per
+    queue shard's BRPOP), and a call finding every connection busy waits for one."""
+    import asyncio
+
+    from redis.asyncio import BlockingConnectionPool
+
+    from bot.app import build_worker
+    from bot.redis_conn import connect_async
+    from conversations.content import load_script
+
+    config = line_config(redis_url, fake_line)
+
+    async def check() -> None:
+        worker = await build_worker(config, load_script())
+        small = connect_async(config, connections=4)
+        try:
+            pool = worker.r.raw.connection_pool
+            assert isinstance(pool, BlockingConnectionPool)
+            assert pool.max_connections >= config.worker_concurrency + jobs.QUEUE_SHARDS
+            # 50 calls at once on 4 connections: each waits its turn, none fails
+            assert sorted(await asyncio.gather(*(small.incr("crmbot:test:pool") for _ in range(50)))) == list(
+                range(1, 51))
+        finally:
+            await worker.close()
+            await worker.r.raw.aclose()
+            await small.aclose()
+
+    asyncio.run(check())
