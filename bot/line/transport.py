@@ -434,8 +434,8 @@ class LineBatchTransport:
         if not mine:
             return Outcome(DELIVERED, "no recipients left")
         try:
-            _, messages = _rendered(self.line, self.rendered, await self.scripts.of(attempt.redis, job.content, job.var),
-                                    job.outputs, job.var)
+            script = await self.scripts.of(attempt.redis, job.content, job.var)
+            _, messages = _rendered(self.line, self.rendered, script, job.outputs, job.var)
         except InvalidInput as e:
             return Outcome(FAILED, f"multicast: {e}")
         if (later := await paced(attempt, "line:multicast", self.limit, MULTICAST_MAX_WAIT)) is not None:
