@@ -3,6 +3,7 @@ from it on a real Redis (applied as the worker applies them, minus the worker)."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -32,11 +33,14 @@ class User:
         self.now = now
         self.stats = stats
         self.deltas: list[dict[str, Any]] = []
+        self.var = ""  # the experiments' variants each new diagnosis gets, as the core's assigner gives them
 
     def send(self, inp: Input, dt: float = 20.0) -> dict[str, Any] | None:
         self.now += dt
         step = M.step(self.conv, inp, self.now)
         after = step.conv if step.changed else self.conv
+        if self.var and after is not None and after.sid != self.conv.sid:  # a diagnosis begins (bot/core.py)
+            after = replace(after, var=self.var)
         delta = delta_of(self.conv, after, step.outputs, self.subject, self.now, event=inp.kind)
         self.conv = after if after is not None else Conv()
         if delta is not None:

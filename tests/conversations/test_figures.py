@@ -25,8 +25,8 @@ def people() -> list[User]:
     out = []
     for i in range(12):
         u = User(Subject("line", f"U{i:032x}"), now=T0 + i * 600)
-        u.conv = Conv(src="ads" if i % 3 == 0 else "", var="hero:b" if i % 2 else "hero:a",
-                      ver="v2" if i < 6 else "")
+        u.conv = Conv(src="ads" if i % 3 == 0 else "", ver="v2" if i < 6 else "")
+        u.var = "hero:b" if i % 2 else "hero:a"  # assigned as each diagnosis begins
         u.do(inputs.FOLLOW)
         u.do(inputs.START)
         u.answer("ABCA")
