@@ -22,7 +22,7 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.report import MISS, UNMEASURED, Row, scoreboard, table
 
-SECTIONS = ("webhook", "redis", "memory", "fanout", "isolation", "workers")
+SECTIONS = ("webhook", "redis", "memory", "fanout", "isolation", "workers", "console")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import workers
 
                 got, figures = workers.run(opts, fakes)
+            elif name == "console":
+                from benchmarks import consolecost
+
+                got, figures = consolecost.run(opts)
             else:
                 from benchmarks import fanout
 

@@ -1,95 +1,21 @@
 """What the console costs Redis: one overview view (with its charts) and the funnel API cost the same number
 of commands at 10 and 10,000 leads (counted with MONITOR on the suite's real
-Redis: the commands clients send, a script's own calls left out)."""
+Redis: the commands clients send, a script's own calls left out). ``./scripts/bench --only console`` prints
+the same counts (benchmarks/consolecost.py, whose counting and seeding this test uses)."""
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import redis
-
+from benchmarks.consolecost import LIMIT, counting, seed
 from conversations import analytics
-from conversations.analytics import apply_call, japan_date
+from conversations.analytics import japan_date
 from tests.bot.console.conftest import TOKEN, Console
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-LIMIT = 30  # commands of one overview view, its charts included (issue 16)
-
-
-@contextmanager
-def counting(r: redis.Redis) -> Iterator[list[str]]:
-    """The commands clients sent while inside (MONITOR's lines, those run by a script left out). MONITOR is on
-    once it shows a marker we sent: what came before that marker is not counted."""
-    lines: list[str] = []
-    seen: list[str] = []
-    changed = threading.Condition()
-
-    def watch() -> None:
-        with r.monitor() as m:
-            with changed:
-                lines.append("")  # the monitor is connected
-                changed.notify_all()
-            while True:
-                cmd = m.next_command()
-                if cmd.get("client_type") == "lua" or "lua" in str(cmd.get("client_address", "")):
-                    continue
-                with changed:
-                    lines.append(cmd["command"])
-                    changed.notify_all()
-                if cmd["command"] == "ECHO crmbot-count-end":
-                    return
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    probe = redis.Redis(connection_pool=r.connection_pool)
-    with changed:
-        assert changed.wait_for(lambda: lines, 10)
-    for n in range(100):
-        marker = f"crmbot-count-start-{n}"
-        probe.echo(marker)
-        with changed:
-            if changed.wait_for(lambda marker=marker: f"ECHO {marker}" in lines, 1):
-                break
-    else:
-        raise AssertionError("MONITOR never showed our marker")
-    try:
-        yield seen
-    finally:
-        probe.echo("crmbot-count-end")
-        t.join(10)
-        assert not t.is_alive()
-        start = lines.index(f"ECHO {marker}") + 1
-        seen += lines[start:lines.index("ECHO crmbot-count-end")]
-
-
-def seed(r: redis.Redis, count: int, now: float) -> None:
-    """``count`` leads over the last 30 days, written as figures records are applied (pipelined scripts)."""
-    script = r.register_script(analytics.APPLY_LUA)
-    with r.pipeline(transaction=False) as p:
-        for i in range(count):
-            begun = now - (i % 30) * 86400 - 7200 - i % 1000  # never in the hour the expiry falls in
-            user = f"U{i:032x}"
-            lid = analytics.lead_id("line", user, 1, begun)
-            finished = i % 3 != 0
-            lead: dict[str, Any] = {"id": lid, "channel": "line", "user": user, "sid": 1, "n": 12, "begun": begun,
-                                    "updated": begun + 300, "remind": 0, "open": int(not finished),
-                                    "reached": 10 if finished else 4, "answers": "ABCDABCDAB" if finished else "ABC",
-                                    "source": "ads" if i % 5 == 0 else "", "ver": "v1"}
-            if finished:
-                lead |= {"finished": begun + 300, "tier": "B"}
-            if i % 7 == 0:
-                lead["consult"] = 1
-            keys, args = apply_call({"at": begun + 300, "lead": lead, "follow": 1, "person": f"line:{user}"},
-                                    now, 7 * 86400)
-            script(keys=keys, args=args, client=p)
-            if i % 500 == 499:
-                p.execute()
-        p.execute()
 
 
 def views(console: Console) -> dict[str, Callable[[], Any]]:
