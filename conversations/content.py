@@ -914,6 +914,15 @@ def _variant_text(r: _Reader, path: str, raw: Mapping[str, Any], field: str) -> 
     return r.text_at(raw, "text", field, EXPERIMENT_QUESTION_FIELDS[_question_path(path)[1]])
 
 
+def _unique_name(r: _Reader, name: Any, field: str, taken: list[str]) -> str:
+    """An experiment's or a variant's name: its form (it goes into segment tags), and not one already used."""
+    if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
+        raise r.fail(field, "must be 1-30 of a-z, 0-9, _ and -, starting with a letter or digit")
+    if name in taken:
+        raise r.fail(field, f"{name!r} is listed twice")
+    return name
+
+
 def _parse_variants(r: _Reader, path: str, own: str, raw: Any, field: str) -> tuple[Variant, ...]:
     if not isinstance(raw, list) or not 2 <= len(raw) <= EXPERIMENT_VARIANTS_MAX:
         raise r.fail(field, f"must list 2 to {EXPERIMENT_VARIANTS_MAX} variants ([[{field}]] with name and text)")
@@ -924,11 +933,7 @@ def _parse_variants(r: _Reader, path: str, own: str, raw: Any, field: str) -> tu
             raise r.fail(vf, "must be a table with name, text (leave it out for the file's own) and weight")
         for extra in set(rv) - {"name", "text", "weight"}:
             raise r.fail(f"{vf}.{extra}", "unknown entry; a variant has name, text and weight")
-        name = rv.get("name")
-        if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
-            raise r.fail(f"{vf}.name", "must be 1-30 of a-z, 0-9, _ and -, starting with a letter or digit")
-        if any(v.name == name for v in variants):
-            raise r.fail(f"{vf}.name", f"{name!r} is listed twice")
+        name = _unique_name(r, rv.get("name"), f"{vf}.name", [v.name for v in variants])
         text = _variant_text(r, path, rv, f"{vf}.text") if "text" in rv else own
         if any(v.text == text for v in variants):
             raise r.fail(f"{vf}.text", "the same text as another variant: nothing would be compared")
@@ -954,11 +959,7 @@ def _parse_experiments(r: _Reader, data: Mapping[str, Any], texts: Mapping[str, 
             raise r.fail(field, "must be a table with name, text and variants")
         for extra in set(re_) - {"name", "text", "variants"}:
             raise r.fail(f"{field}.{extra}", "unknown entry; an experiment has name, text and variants")
-        name = re_.get("name")
-        if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
-            raise r.fail(f"{field}.name", "must be 1-30 of a-z, 0-9, _ and -, starting with a letter or digit")
-        if any(e.name == name for e in found):
-            raise r.fail(f"{field}.name", f"{name!r} is listed twice")
+        name = _unique_name(r, re_.get("name"), f"{field}.name", [e.name for e in found])
         own = _original(r, re_.get("text"), f"{field}.text", texts, questions)
         path = str(re_["text"])
         if other := next((e.name for e in found if e.path == path), None):

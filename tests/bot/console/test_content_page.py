@@ -17,7 +17,6 @@ import redis
 
 from bot.console import audit
 from conversations import keys
-from conversations.content import SCRIPTS_DIR
 from conversations.keys import Subject
 from conversations.machine import Conv
 from conversations.transports import Transport
@@ -25,19 +24,8 @@ from tests.bot.console.conftest import ADMIN_EMAIL, LineConsole, csrf_of, make_l
 from tests.bot.line.helpers import LineUser
 from tests.bot.test_webchat import TryPage
 from tests.conftest import FakeClock
+from tests.conversations.test_content_versions import JA, OLD_Q1, edited, line_of
 from tests.fakes.line_api import FakeLineApi
-
-JA = (SCRIPTS_DIR / "diagnosis.ja.toml").read_text(encoding="utf-8")
-OLD_Q1 = "売上の合計ではなく、"
-
-
-def edited(mark: str) -> str:
-    assert JA.count(OLD_Q1) == 1
-    return JA.replace(OLD_Q1, f"（{mark}）{OLD_Q1}")
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
 
 
 @pytest.fixture
