@@ -87,7 +87,7 @@ TARGETS: tuple[Target, ...] = (
     Target("dup-500ms", "1", "duplicate replies, API 500 ms", "0", "webhook.py"),
     Target("dup-12s", "1", "duplicate replies, API 12 s", "0", "webhook.py"),
     Target("fanout-spread", "4", "fan-out, LINE part: multicasts first to last", "<= 1.5x LINE's minimum",
-           "fanout.py", match="fan-out, LINE part"),
+           "fanout.py"),
     Target("cpu-per-delivery-workers", "6", "CPU per delivery, 1 -> 2 workers",
            "flat (2 workers <= 1.2x 1, the noise of a shared machine)", "workers.py"),
     Target("memory-per-finished-user", "3", "Redis bytes per finished user, every key family", "<= 1 KB",
