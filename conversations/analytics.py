@@ -102,7 +102,7 @@ from conversations.errors import InvalidInput
 from conversations.keys import PREFIX, Subject
 from conversations.machine import DONE, Conv
 from conversations.outputs import ConsultAck, Output, Question, Result
-from conversations.redis_ops import Eval, async_runner, runner, text
+from conversations.redis_ops import Batch, Eval, async_runner, runner, text
 from conversations.results import PEER_MIN, PeerCounts
 from scoring import CHOICES, QUESTION_COUNT, TIERS, next_point, tier_for
 from scoring.periods import DEFAULT_TZ
@@ -978,10 +978,18 @@ def figures_step(shard: int, start: date | None, end: date | None, channel: str 
 
 def read_figures(r: Any, start: date | None, end: date | None, channel: str | None, tag: str | None,
                  now: float, expiry: float, rows: bool = False) -> dict[str, int]:
-    """Every shard's figures summed: one script call per shard (:data:`FIGURES_LUA`'s names)."""
+    """Every shard's figures summed: one script call per shard (:data:`FIGURES_LUA`'s names), all sent in one
+    pipelined round trip on one server (a result's peer line reads them in the webhook); a Cluster's shards
+    live on several nodes, so there each is a call of its own."""
+    steps = [figures_step(shard, start, end, channel, tag, now, expiry, rows) for shard in range(SHARDS)]
+
+    def fill(pipe: Any) -> None:
+        for step in steps:
+            pipe.eval(step.lua, len(step.keys), *step.keys, *step.args)
+
+    replies = [r.do(step) for step in steps] if r.cluster else r.do(Batch(fill))
     out: dict[str, int] = {}
-    for shard in range(SHARDS):
-        flat = r.do(figures_step(shard, start, end, channel, tag, now, expiry, rows))
+    for flat in replies:
         for i in range(0, len(flat), 2):
             name = text(flat[i])
             out[name] = out.get(name, 0) + int(text(flat[i + 1]))
