@@ -9,10 +9,11 @@ from typing import Any
 import redis
 
 from conversations import inputs
-from conversations.analytics import Analytics, japan_date, nudged_step
+from conversations.analytics import SHARDS, Analytics, japan_date, nudged_step
 from conversations.inputs import Input
 from conversations.keys import Subject
 from conversations.machine import Conv
+from conversations.redis_ops import Batch
 from tests.conversations.test_analytics import DAY, T0, User
 
 NOW = T0 + 2 * DAY
@@ -116,7 +117,7 @@ def test_a_nudge_counts_once_and_its_resumption_once(r: redis.Redis) -> None:
         assert (q5["nudged"], q5["resumed"]) == (1, 1), kw
 
 
-def test_a_funnel_costs_one_script_call_per_shard_whatever_the_leads(r: redis.Redis) -> None:
+def test_a_funnel_costs_one_round_trip_of_one_script_call_per_shard_whatever_the_leads(r: redis.Redis) -> None:
     stats = Analytics(r, clock=lambda: NOW)
     calls: list[Any] = []
     do = stats.r.do
@@ -127,4 +128,7 @@ def test_a_funnel_costs_one_script_call_per_shard_whatever_the_leads(r: redis.Re
         stats.apply(d, now=NOW)
     calls.clear()
     stats.funnel()
-    assert len(calls) == empty == 8
+    assert len(calls) == empty == 1 and isinstance(calls[0], Batch)  # one pipelined round trip
+    with r.pipeline(transaction=False) as pipe:
+        calls[0].fill(pipe)
+        assert len(pipe.command_stack) == SHARDS  # of one script call per shard
