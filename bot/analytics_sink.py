@@ -76,23 +76,33 @@ class StatsSink:
 
     async def apply(self, client: Any, delta: Mapping[str, Any], now: float) -> None:
         client = async_runner(client)
-        if int(await client.do(analytics.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
+        if int(await self._applied(client, delta, now)) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
-        for counted in experiments.count_steps(delta):  # the experiment page's exact counts (idempotent sets)
-            await client.do(counted)
         lead = delta.get("lead")
         if self.on_finished is not None and isinstance(lead, dict) and lead.get("finished") and not delta.get("test"):
             found = await self._lead(client, str(lead["id"]))
             if found is not None and found.is_finished:
                 await asyncio.to_thread(self.on_finished, found)
 
+    async def _applied(self, client: Any, delta: Mapping[str, Any], now: float) -> Any:
+        """The record's :data:`APPLY_LUA` and the experiments' counts it adds (idempotent sets, in their own
+        slots) in one round trip (on a Cluster, one per node); the script's reply. Only a record with variants
+        has counts."""
+        step = analytics.apply_step(delta, now, self.expiry)
+        counted = experiments.count_steps(delta)
+        if not counted:
+            return await client.do(step)
+        return await client.write_then_script(step.lua, keys=step.keys, args=step.args, first=counted)
+
     async def _lead(self, client: Any, lead_id: str) -> analytics.Lead | None:
-        raw = await client.hgetall(analytics.lead_key(lead_id))
-        h = {text(k): text(v) for k, v in raw.items()}
+        """The lead and its person's display name (one slot: one round trip)."""
         person = lead_id.rsplit(":", 1)[0]
-        name = analytics.parse_person(await client.hget(analytics.people_key(analytics.shard_of_person(person)),
-                                                        person)).name
-        return analytics.Lead.from_hash(lead_id, h, name)
+        async with client.pipeline(transaction=False) as p:
+            p.hgetall(analytics.lead_key(lead_id))
+            p.hget(analytics.people_key(analytics.shard_of_person(person)), person)
+            raw, kept = await p.execute()
+        h = {text(k): text(v) for k, v in raw.items()}
+        return analytics.Lead.from_hash(lead_id, h, analytics.parse_person(kept).name)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:
         lead = await self._lead(client, lead_id)
