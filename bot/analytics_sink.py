@@ -6,7 +6,8 @@ step with nothing to say commits its figures alone). The worker claims a record 
 to :meth:`StatsSink.count`, which applies it with the worker's Redis runner (one Lua script in the
 person's figures shard ``{stats:<k>}``, idempotent: the lead's hash says what the diagnosis was counted
 for already, so a retried or recovered record applies again and nothing counts twice); then the record
-is gone.
+is gone. Round trips: one for the apply script, with the experiments' counts of a record that has variants
+in the same pipeline; a finished diagnosis' lead and display name for ``on_finished`` are read in one more.
 
 Jobs of the first shape (committed before figures had records of their own) carry their step's figures
 in them: :meth:`StatsSink.count_legacy` applies them before the job is delivered, as it always was. Such
