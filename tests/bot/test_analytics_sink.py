@@ -62,3 +62,26 @@ def test_a_record_without_variants_counts_no_experiment(
     loop.run_until_complete(StatsSink().count(client, record, NOW))
     assert analytics.Analytics(r, clock=lambda: NOW).lead(str(record.delta["lead"]["id"])) is not None
     assert r.keys("crmbot:{x:*") == []
+
+
+def test_a_record_with_no_hook_to_call_is_applied_in_the_round_trip_that_deletes_it(r: redis.Redis) -> None:
+    """The worker sends :meth:`StatsSink.steps` before the record's deletion, in one pipeline: the experiments'
+    counts, then the apply script. A record that needs a hook (or an unfollow's set-aside jobs) has none."""
+    plain = finished_record("cta:b")
+    steps = StatsSink().steps(plain, NOW)
+    assert steps is not None and [s.lua for s in steps][-1] == analytics.APPLY_LUA and len(steps) == 2
+    assert StatsSink(on_finished=print).steps(plain, NOW) is None  # the hook reads the lead once applied
+    assert StatsSink(on_finished=print).steps(finished_record(""), NOW) is None
+    asking = Figures.new(plain.tag, {**plain.delta, "lead": {**plain.delta["lead"], "consult": 1}})
+    assert StatsSink(on_first_consult=print).steps(asking, NOW) is None
+    assert StatsSink().steps(asking, NOW) is not None
+    unfollow = Figures.new(plain.tag, {"at": NOW, "follow": 0, "person": f"line:{USER}"})
+    assert StatsSink().steps(unfollow, NOW) is None
+    bad = Figures.new(plain.tag, {"at": NOW, "lead": {**plain.delta["lead"], "reached": 99}})
+    assert StatsSink().steps(bad, NOW) == []  # dropped (logged), as count() drops it
+    for step in steps * 2:  # sent twice (a deletion lost): counted once
+        r.eval(step.lua, len(step.keys), *step.keys, *step.args)
+    lead = analytics.Analytics(r, clock=lambda: NOW).lead(str(plain.delta["lead"]["id"]))
+    assert lead is not None and lead.is_finished
+    assert r.smembers("crmbot:{x:cta}:b:finished") == {f"line:{USER}:1".encode()}
+    assert analytics.Analytics(r, clock=lambda: NOW).funnel(channel="line")["finished"] == 1
