@@ -6,7 +6,10 @@ step with nothing to say commits its figures alone). The worker claims a record 
 to :meth:`StatsSink.count`, which applies it with the worker's Redis runner (one Lua script in the
 person's figures shard ``{stats:<k>}``, idempotent: the lead's hash says what the diagnosis was counted
 for already, so a retried or recovered record applies again and nothing counts twice); then the record
-is gone.
+is gone. Round trips: a record with no hook to call is applied in the worker's round trip that deletes
+it (:meth:`StatsSink.steps`, before the deletion); else one for the apply script, with the experiments'
+counts of a record that has variants in the same pipeline; a finished diagnosis' lead and display name
+for ``on_finished`` are read in one more.
 
 Jobs of the first shape (committed before figures had records of their own) carry their step's figures
 in them: :meth:`StatsSink.count_legacy` applies them before the job is delivered, as it always was. Such
@@ -35,7 +38,7 @@ from bot.logs import uid
 from conversations import analytics, experiments, jobs
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.jobs import Figures, Job
-from conversations.redis_ops import async_runner, text
+from conversations.redis_ops import Eval, async_runner, text
 from conversations.store import SET_ASIDE
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,27 @@ class StatsSink:
         """Apply one figures record (and, for an unfollow, the first-shape jobs it set aside)."""
         await self._counted(client, figures.tag, figures.id, figures.delta, now)
 
+    def steps(self, figures: Figures, now: float) -> list[Eval] | None:
+        """The Redis steps that apply ``figures`` when nothing is to be done after them: the worker sends
+        them in the round trip that deletes the record, before the deletion (one round trip fewer; applying
+        is idempotent, so a record whose deletion is lost applies again harmlessly). None: a record that
+        needs :meth:`count` (an unfollow's set-aside jobs, a hook to call: a consultation request with
+        ``on_first_consult``, a finished diagnosis with ``on_finished``). [] for a bad record (logged,
+        dropped, as :meth:`count` drops it)."""
+        delta = figures.delta
+        lead = delta.get("lead")
+        if delta.get("follow") == 0:
+            return None
+        if isinstance(lead, Mapping) and ((lead.get("consult") and self.on_first_consult is not None) or (
+                lead.get("finished") and self.on_finished is not None and not delta.get("test"))):
+            return None
+        now = self.clock() if self.clock is not None else now
+        try:
+            return [*experiments.count_steps(delta), analytics.apply_step(delta, now, self.expiry)]
+        except Exception:  # a bad delta is dropped (and never costs the user a reply)
+            log.exception("stats: could not apply the figures of %s for %s", figures.id[:10], uid(figures.to))
+            return []
+
     async def count_legacy(self, client: Any, job: Job, now: float) -> None:
         """Apply the figures a first-shape job carries, before it is delivered."""
         if job.legacy_figures is not None:
@@ -76,23 +100,33 @@ class StatsSink:
 
     async def apply(self, client: Any, delta: Mapping[str, Any], now: float) -> None:
         client = async_runner(client)
-        if int(await client.do(analytics.apply_step(delta, now, self.expiry))) and self.on_first_consult is not None:
+        if int(await self._applied(client, delta, now)) and self.on_first_consult is not None:
             await self._notify(client, str(delta["lead"]["id"]), now)
-        for counted in experiments.count_steps(delta):  # the experiment page's exact counts (idempotent sets)
-            await client.do(counted)
         lead = delta.get("lead")
         if self.on_finished is not None and isinstance(lead, dict) and lead.get("finished") and not delta.get("test"):
             found = await self._lead(client, str(lead["id"]))
             if found is not None and found.is_finished:
                 await asyncio.to_thread(self.on_finished, found)
 
+    async def _applied(self, client: Any, delta: Mapping[str, Any], now: float) -> Any:
+        """The record's :data:`APPLY_LUA` and the experiments' counts it adds (idempotent sets, in their own
+        slots) in one round trip (on a Cluster, one per node); the script's reply. Only a record with variants
+        has counts."""
+        step = analytics.apply_step(delta, now, self.expiry)
+        counted = experiments.count_steps(delta)
+        if not counted:
+            return await client.do(step)
+        return await client.write_then_script(step.lua, keys=step.keys, args=step.args, first=counted)
+
     async def _lead(self, client: Any, lead_id: str) -> analytics.Lead | None:
-        raw = await client.hgetall(analytics.lead_key(lead_id))
-        h = {text(k): text(v) for k, v in raw.items()}
+        """The lead and its person's display name (one slot: one round trip)."""
         person = lead_id.rsplit(":", 1)[0]
-        name = analytics.parse_person(await client.hget(analytics.people_key(analytics.shard_of_person(person)),
-                                                        person)).name
-        return analytics.Lead.from_hash(lead_id, h, name)
+        async with client.pipeline(transaction=False) as p:
+            p.hgetall(analytics.lead_key(lead_id))
+            p.hget(analytics.people_key(analytics.shard_of_person(person)), person)
+            raw, kept = await p.execute()
+        h = {text(k): text(v) for k, v in raw.items()}
+        return analytics.Lead.from_hash(lead_id, h, analytics.parse_person(kept).name)
 
     async def _notify(self, client: Any, lead_id: str, now: float) -> None:
         lead = await self._lead(client, lead_id)

@@ -47,7 +47,7 @@ from bot.ratelimit import SharedLimiter
 from conversations import jobs
 from conversations.errors import InvalidInput, StoreUnavailable
 from conversations.jobs import LEASE, Figures, Job
-from conversations.redis_ops import AsyncRunner, async_runner, text
+from conversations.redis_ops import AsyncRunner, Eval, async_runner, text
 from conversations.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,10 @@ class FiguresSink(Protocol):
 
     async def count_legacy(self, client: Any, job: Job, now: float) -> None:
         """The figures a job of the first shape carries (``job.legacy_figures``), before it is sent."""
+
+    def steps(self, figures: Figures, now: float) -> Sequence[Eval] | None:
+        """The steps applying ``figures``, sent in the round trip that deletes it (before the deletion), or
+        None: :meth:`count` applies it first."""
 
 
 def backoff(attempts: int, retry_after: float | None = None, base: float = 2.0, cap: float = 300.0) -> float:
@@ -325,9 +329,12 @@ class Worker:
     async def _count(self, claim: FiguresClaim) -> str:
         """Apply a figures record (never sent): done, or retried after a backoff when Redis failed."""
         record = claim.figures
+        first: Sequence[Eval] = ()  # applied in the round trip that deletes the record, before the deletion
         try:
             if self.figures is None:
                 outcome = Outcome(DELIVERED, "figures dropped: this worker has no figures sink")
+            elif (steps := self.figures.steps(record, self.clock())) is not None:
+                first, outcome = steps, Outcome(DELIVERED, "figures applied")
             else:
                 await self.figures.count(self.r, record, self.clock())
                 outcome = Outcome(DELIVERED, "figures applied")
@@ -337,7 +344,7 @@ class Worker:
         except Exception as e:  # the sink handles a bad record itself: this is a bug, retried
             log.exception("worker: figures %s for %s failed", record.id[:10], uid(record.to))
             outcome = Outcome(RETRY, type(e).__name__)
-        result = await self._finish(record, claim.token, claim.shard, outcome)
+        result = await self._finish(record, claim.token, claim.shard, outcome, first)
         metrics.delivery("figures", result)
         return COUNTED if result == DELIVERED else result
 
@@ -367,13 +374,15 @@ class Worker:
             self.faults.after_deliver(job, outcome)
         return outcome
 
-    async def _finish(self, job: Job | Figures, token: str, shard: int, outcome: Outcome) -> str:
+    async def _finish(self, job: Job | Figures, token: str, shard: int, outcome: Outcome,
+                      first: Sequence[Eval] = ()) -> str:
+        """Record the outcome; ``first``: a figures record's steps, run before it is deleted (same round trip)."""
         ref = job.ref
         now = self.clock()
         keys = jobs.record_keys(job.tag, job.id)
         if outcome.kind == DELIVERED:
             await self.r.write_then_script(jobs.RECORD_LUA, keys=keys, args=[job.id, token, "done", "", ""],
-                                           after=lambda p: p.zrem(jobs.due(shard), ref))
+                                           after=lambda p: p.zrem(jobs.due(shard), ref), first=first)
             if log.isEnabledFor(logging.DEBUG):  # one line a delivery is a cost at hundreds a second: DEBUG only
                 log.debug("worker: %s %s for %s (%s)", "applied" if isinstance(job, Figures) else "delivered",
                           job.id[:8], uid(job.to), outcome.detail)
