@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.console import auth, fmt, leads, nurture
+from bot.console.figures_cache import figures
 from bot.console.teams import all_reports
 from bot.console.texts import texts
 from conversations.analytics import Lead
@@ -97,7 +98,8 @@ def blueprint() -> Blueprint:
         ``consultations``, the leads that first asked for one in that range by their status now, each counted
         once (``requested``, ``booked``, ``attended``, ``no_show``, ``cancelled``:
         :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`;
-        a variant or a version does not narrow them)."""
+        a variant or a version does not narrow them). The funnel's figures may be a few seconds old
+        (:mod:`bot.console.figures_cache`); the consultations' counts are read each time."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -118,7 +120,9 @@ def blueprint() -> Blueprint:
             return _bad_request("give one of source, variant and version")
         from bot.console.consultations import counts
 
-        found = leads.analytics(svc()).funnel(start, end, channel, source, variant=variant, version=version)
+        found = figures(("funnel", start, end, channel, source, variant, version),
+                        lambda: leads.analytics(svc()).funnel(start, end, channel, source, variant=variant,
+                                                              version=version))
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])

@@ -74,8 +74,10 @@ class Console:
 
 
 def console_config(redis_url: str, data_dir: Path, **changes: Any) -> Config:
+    """The console's test config. Its clock stands still, so the figures' cache is off (every figure read
+    when asked): tests/bot/console/test_figures_cache.py turns it on to test it."""
     return Config(redis_url=redis_url, console_password=PASSWORD, console_token=TOKEN, secret_key=SECRET_KEY,
-                  data_dir=data_dir).with_(**changes)
+                  data_dir=data_dir, console_figures_seconds=0.0).with_(**changes)
 
 
 def make_console(config: Config, r: redis.Redis, clock: FakeClock) -> Console:
