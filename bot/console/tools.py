@@ -14,6 +14,7 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -79,6 +80,13 @@ def _bad_request(why: str) -> Response:
     return Response(json.dumps({"error": why}) + "\n", 400, mimetype="application/json")
 
 
+def _funnel(start: date | None, end: date | None, channel: str | None, source: str | None, variant: str | None,
+            version: str | None) -> dict[str, Any]:
+    """The funnel's figures, kept a few seconds per query (bot/console/figures_cache.py)."""
+    return figures(("funnel", start, end, channel, source, variant, version),
+                   lambda: leads.analytics(svc()).funnel(start, end, channel, source, variant=variant, version=version))
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("console_tools", __name__, url_prefix="/console")
     auth.guard_tools(bp)
@@ -120,9 +128,7 @@ def blueprint() -> Blueprint:
             return _bad_request("give one of source, variant and version")
         from bot.console.consultations import counts
 
-        found = figures(("funnel", start, end, channel, source, variant, version),
-                        lambda: leads.analytics(svc()).funnel(start, end, channel, source, variant=variant,
-                                                              version=version))
+        found = _funnel(start, end, channel, source, variant, version)
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])
