@@ -151,7 +151,8 @@ def make_line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path
     """The console over a LINE-enabled app and a worker (``changes``: configuration to differ)."""
     fake_line.reset()
     config = line_config(redis_url, fake_line).with_(console_password=PASSWORD, console_token=TOKEN,
-                                                     secret_key=SECRET_KEY, data_dir=tmp_path, **changes)
+                                                     secret_key=SECRET_KEY, data_dir=tmp_path,
+                                                     **{"console_figures_seconds": 0.0, **changes})  # as console_config
     svc = build_services(config, clock=clock)
     app = create_app(services=svc)
     worker = start_worker(config, svc, clock)
