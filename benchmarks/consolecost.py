@@ -139,8 +139,9 @@ def measure(url: str, data_dir: Path) -> dict[str, Any]:
     from bot.config import Config
 
     password, token = "bench console password", "bench-console-token-0123456789"
+    # the figures' cache off: each view's cost is a first read's (bot/console/figures_cache.py)
     config = Config(redis_url=url, console_password=password, console_token=token, secret_key="b" * 40,
-                    data_dir=data_dir)
+                    data_dir=data_dir, console_figures_seconds=0)
     svc = build_services(config)
     http = create_app(services=svc).test_client()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/console/login").get_data(as_text=True))

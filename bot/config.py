@@ -112,6 +112,8 @@ class Config:
     secret_key: str | None = field(default=None, repr=False)  # CRMBOT_SECRET_KEY: signs the forms' CSRF tokens
     console_idle_hours: float = 12.0  # CRMBOT_CONSOLE_IDLE_HOURS: a console session unused this long has ended
     console_session_days: float = 7.0  # CRMBOT_CONSOLE_SESSION_DAYS: and this long after its login, whatever
+    # CRMBOT_CONSOLE_FIGURES_SECONDS: the funnel's and the overview's figures kept this long per query (0: never)
+    console_figures_seconds: float = 5.0
     # CRMBOT_TRUST_PROXY: the address of the proxy in front (waitress believes its X-Forwarded-For / -Proto),
     # "*" for any peer; None: no proxy, those headers are dropped
     trusted_proxy: str | None = None
@@ -470,14 +472,16 @@ def _consultation(e: _Env) -> dict[str, Any]:
 
 
 def _console(e: _Env) -> dict[str, Any]:
-    """The operator console: its password, token, CSRF key and session lifetimes."""
+    """The operator console: its password, token, CSRF key, session lifetimes and its figures' cache."""
     return {"console_password": e.secret("CRMBOT_CONSOLE_PASSWORD", 8),
             "console_token": e.secret("CRMBOT_CONSOLE_TOKEN", 16),
             "secret_key": e.secret("CRMBOT_SECRET_KEY", 16),
             "console_idle_hours": e.number("CRMBOT_CONSOLE_IDLE_HOURS", Config.console_idle_hours, 0.1, 720,
                                            "hours between 0.1 and 720"),
             "console_session_days": e.number("CRMBOT_CONSOLE_SESSION_DAYS", Config.console_session_days, 0.1, 365,
-                                             "days between 0.1 and 365")}
+                                             "days between 0.1 and 365"),
+            "console_figures_seconds": e.number("CRMBOT_CONSOLE_FIGURES_SECONDS", Config.console_figures_seconds,
+                                                0, 300, "seconds between 0 and 300")}
 
 
 def _observe(e: _Env) -> dict[str, Any]:

@@ -19,6 +19,8 @@ the CSV exports. :func:`register` adds it to the app (called by :func:`bot.app.c
     texts.py    every word shown (the try-it page's too), Japanese and English
     quota.py    LINE's message quota, read at most every 5 minutes
     fmt.py      dates in Japan time, numbers
+    figures_cache.py  the funnel's and the overview's figures kept a few seconds per query (one Redis read
+                for many dashboards), emptied by any change made in the console
 Charts are drawn by :mod:`bot.charts` (matplotlib, SVG).
 """
 
@@ -33,9 +35,10 @@ from werkzeug.wrappers import Response
 
 def register(app: Flask, svc: Any) -> None:
     """The console's blueprints, sessions and CSRF on ``app``; ``svc`` is the app's Services."""
-    from bot.console import auth, bookings, pages, tools
+    from bot.console import auth, bookings, figures_cache, pages, tools
 
     auth.install(app, svc.config, svc.redis, svc.clock)
+    figures_cache.install(app, svc.config.console_figures_seconds, svc.clock)
     app.register_blueprint(pages.blueprint())
     app.register_blueprint(tools.blueprint())
     app.register_blueprint(bookings.api_blueprint())

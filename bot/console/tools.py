@@ -14,11 +14,13 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.console import auth, fmt, leads, nurture
+from bot.console.figures_cache import figures
 from bot.console.teams import all_reports
 from bot.console.texts import texts
 from conversations.analytics import Lead
@@ -78,6 +80,13 @@ def _bad_request(why: str) -> Response:
     return Response(json.dumps({"error": why}) + "\n", 400, mimetype="application/json")
 
 
+def _funnel(start: date | None, end: date | None, channel: str | None, source: str | None, variant: str | None,
+            version: str | None) -> dict[str, Any]:
+    """The funnel's figures, kept a few seconds per query (bot/console/figures_cache.py)."""
+    return figures(("funnel", start, end, channel, source, variant, version),
+                   lambda: leads.analytics(svc()).funnel(start, end, channel, source, variant=variant, version=version))
+
+
 def blueprint() -> Blueprint:
     bp = Blueprint("console_tools", __name__, url_prefix="/console")
     auth.guard_tools(bp)
@@ -97,7 +106,8 @@ def blueprint() -> Blueprint:
         ``consultations``, the leads that first asked for one in that range by their status now, each counted
         once (``requested``, ``booked``, ``attended``, ``no_show``, ``cancelled``:
         :meth:`conversations.booking.Bookings.consultation_counts`; with a source, :func:`consultations.counts`;
-        a variant or a version does not narrow them)."""
+        a variant or a version does not narrow them). The funnel's figures may be a few seconds old
+        (:mod:`bot.console.figures_cache`); the consultations' counts are read each time."""
         try:
             start, end = fmt.day_range(request.args.get("from"), request.args.get("to"), 0, None)
         except ValueError:
@@ -118,7 +128,7 @@ def blueprint() -> Blueprint:
             return _bad_request("give one of source, variant and version")
         from bot.console.consultations import counts
 
-        found = leads.analytics(svc()).funnel(start, end, channel, source, variant=variant, version=version)
+        found = _funnel(start, end, channel, source, variant, version)
         return jsonify({**found, "consultations": counts(svc(), start, end, channel, source)})
 
     bp.add_url_rule("/api/nurture", "nurture", nurture.api, methods=["GET"])

@@ -14,6 +14,7 @@ from bot import demo
 from bot.console import audit, auth, fmt
 from bot.console import leads as leads_mod
 from bot.console.consultations import counts
+from bot.console.figures_cache import figures
 from bot.console.routes.common import page, svc, svg
 from bot.console.texts import texts
 from conversations.analytics import BUCKETS
@@ -72,11 +73,11 @@ def overview() -> Any:
         funnel, series = None, []
     else:
         assert f.start is not None and f.end is not None
-        funnel = a.funnel(f.start, f.end, f.channel, f.source)
-        series = a.series(f.start, f.end, f.bucket, f.channel, f.source)
+        funnel = funnel_of(f)
+        series = series_of(f)
         drawn = {name: _data_uri(chart_svg(name, f)) for name in CHARTS}  # the same figures: no more reads
-    followers = a.followers()
-    empty = followers == 0 and not a.channels()  # nothing counted yet, ever: say how to see something
+    followers, channels = figures(("followers",), lambda: (a.followers(), a.channels()))
+    empty = followers == 0 and not channels  # nothing counted yet, ever: say how to see something
     consults = None if f.error else counts(svc(), f.start, f.end, f.channel, f.source)
     return page("console_overview.html", nav="overview", f=f, funnel=funnel, series=series, empty=empty, charts=drawn,
                 demo_loaded=demo.is_loaded(svc().redis), consults=consults,
@@ -101,16 +102,15 @@ def chart_svg(name: str, f: OverviewFilter) -> bytes:
     from bot import charts
 
     assert f.start is not None and f.end is not None
-    a = leads_mod.analytics(svc())
     t = texts()
     labels = {k: v.label for k, v in svc().script.tiers.items()}
     if name == "tiers":
-        rows = a.series(f.start, f.end, f.bucket, f.channel, f.source)
+        rows = series_of(f)
         return charts.bars([r["label"] for r in rows],
                            {labels.get(k, k): [r["tiers"][k] for r in rows] for k in TIERS},
                            stacked=True, empty=t["none"],
                            colors={labels.get(k, k): charts.TIER_COLORS[k] for k in TIERS})
-    funnel = a.funnel(f.start, f.end, f.channel, f.source)
+    funnel = funnel_of(f)
     questions = funnel["questions"]
     names = [f"Q{q['q']}" for q in questions]
     if name == "funnel":
@@ -119,6 +119,22 @@ def chart_svg(name: str, f: OverviewFilter) -> bytes:
     topics = [f"Q{i + 1} {q.topic}" for i, q in enumerate(svc().script.questions)]
     return charts.bars(topics, {x: [q["answers"][x] for q in questions] for x in CHOICES}, stacked=True,
                        horizontal=True, percent=True, empty=t["none"], size=(8.0, 4.2))
+
+
+def funnel_of(f: OverviewFilter) -> dict[str, Any]:
+    """The funnel of ``f``, kept a few seconds per query (the funnel API's too: bot/console/figures_cache.py)."""
+    assert f.start is not None and f.end is not None
+    start, end = f.start, f.end
+    return figures(("funnel", start, end, f.channel, f.source, None, None),
+                   lambda: leads_mod.analytics(svc()).funnel(start, end, f.channel, f.source))
+
+
+def series_of(f: OverviewFilter) -> list[dict[str, Any]]:
+    """The tiers over time of ``f``, kept as :func:`funnel_of`."""
+    assert f.start is not None and f.end is not None
+    start, end = f.start, f.end
+    return figures(("series", start, end, f.bucket, f.channel, f.source),
+                   lambda: leads_mod.analytics(svc()).series(start, end, f.bucket, f.channel, f.source))
 
 
 def _data_uri(data: bytes) -> str:

@@ -74,8 +74,10 @@ class Console:
 
 
 def console_config(redis_url: str, data_dir: Path, **changes: Any) -> Config:
+    """The console's test config. Its clock stands still, so the figures' cache is off (every figure read
+    when asked): tests/bot/console/test_figures_cache.py turns it on to test it."""
     return Config(redis_url=redis_url, console_password=PASSWORD, console_token=TOKEN, secret_key=SECRET_KEY,
-                  data_dir=data_dir).with_(**changes)
+                  data_dir=data_dir, console_figures_seconds=0.0).with_(**changes)
 
 
 def make_console(config: Config, r: redis.Redis, clock: FakeClock) -> Console:
@@ -149,7 +151,8 @@ def make_line_console(r: redis.Redis, redis_url: str, clock: FakeClock, tmp_path
     """The console over a LINE-enabled app and a worker (``changes``: configuration to differ)."""
     fake_line.reset()
     config = line_config(redis_url, fake_line).with_(console_password=PASSWORD, console_token=TOKEN,
-                                                     secret_key=SECRET_KEY, data_dir=tmp_path, **changes)
+                                                     secret_key=SECRET_KEY, data_dir=tmp_path,
+                                                     **{"console_figures_seconds": 0.0, **changes})  # as console_config
     svc = build_services(config, clock=clock)
     app = create_app(services=svc)
     worker = start_worker(config, svc, clock)
