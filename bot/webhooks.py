@@ -49,6 +49,7 @@ import aiohttp
 from standardwebhooks import Webhook
 
 from bot.booking_news import BOOKED, CANCELLED, REQUESTED, BookingNews
+from bot.http_session import LazySession
 from bot.ratelimit import retry_after
 from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations import analytics, keys
@@ -312,13 +313,7 @@ class WebhookTransport:
     max_attempts = MAX_ATTEMPTS
 
     def __init__(self, *, timeout: float = 15.0) -> None:
-        self.timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        self.session = LazySession(connect=CONNECT_TIMEOUT, sock_read=timeout)  # made in the worker's loop
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         job = attempt.job
@@ -357,6 +352,4 @@ class WebhookTransport:
             await p.execute()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.session.close()

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.http_session import LazySession
 from bot.ratelimit import retry_after
 from bot.worker import DELIVERED, FAILED, RETRY, Attempt, Outcome
 from conversations import keys
@@ -70,14 +71,7 @@ class ForwardTransport:
 
     def __init__(self, url: str, *, timeout: float = 20.0) -> None:
         self.url = url  # never logged: a tool's webhook URL may carry its account's secret
-        self.timeout = aiohttp.ClientTimeout(connect=CONNECT_TIMEOUT, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        """The HTTP client, made on first use inside the worker's event loop (no proxy from the environment)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        return self._session
+        self.session = LazySession(connect=CONNECT_TIMEOUT, sock_read=timeout)  # made in the worker's loop
 
     async def deliver(self, attempt: Attempt) -> Outcome:
         state = attempt.job.forward
@@ -99,6 +93,4 @@ class ForwardTransport:
         return Outcome(FAILED, f"forward: HTTP {status}")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.session.close()
