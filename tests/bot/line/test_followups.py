@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -30,18 +28,14 @@ from conversations.transports import LineState
 from tests.bot.line.conftest import LineEnv, line_config, start_worker
 from tests.bot.line.helpers import LineUser, last_quick_reply_data
 from tests.bot.line.test_booking import AVAILABILITY, book_first, postbacks
+from tests.bot.line.test_nudges import at
 from tests.bot.line.test_webhook import answer_button
 from tests.conftest import FakeClock
 from tests.fakes.line_api import PUSH, FakeLineApi
 
-JST = ZoneInfo("Asia/Tokyo")
 RESOURCES = "https://crm.example.com/tips"
 Q3_POINT = "AACBAAAAAA"  # the weakest answer (C) is question 3's
 Q5_POINT = "AAAACAAAAA"
-
-
-def at(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=JST).timestamp()
 
 
 @pytest.fixture

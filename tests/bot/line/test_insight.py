@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,15 +22,9 @@ from bot.line.transport import LineApi
 from conversations import keys
 from tests.bot.line.conftest import LineEnv
 from tests.bot.line.helpers import TOKEN
-from tests.bot.line.test_nudges import nudge_line, nudges, remind, stop_at_q4  # noqa: F401 (a fixture)
+from tests.bot.line.test_nudges import at, nudge_line, nudges, remind, stop_at_q4  # noqa: F401 (a fixture)
 from tests.conftest import FakeClock
 from tests.fakes.line_api import AGGREGATION_LIST, INSIGHT_UNIT, FakeLineApi
-
-JST = ZoneInfo("Asia/Tokyo")
-
-
-def at(text: str) -> float:
-    return datetime.fromisoformat(text).replace(tzinfo=JST).timestamp()
 
 
 @pytest.fixture
